@@ -1,0 +1,124 @@
+#include "codec/codec.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace agentfleet {
+namespace {
+
+constexpr size_t kMaxIdBytes = 256;
+
+absl::Status CheckId(absl::string_view field, absl::string_view value) {
+  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
+  if (value.size() > kMaxIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", value.size(), " bytes; the limit is ", kMaxIdBytes));
+  }
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(field, " contains a control character"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckUsage(absl::string_view field, const v1::Usage& u) {
+  if (u.input_tokens() < 0 || u.output_tokens() < 0 || u.calls() < 0 ||
+      !(u.cost_usd() >= 0) || !std::isfinite(u.cost_usd())) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " has a negative or non-finite value"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAttempt(int attempt, int fan_index) {
+  if (attempt < 1) return absl::InvalidArgumentError(absl::StrCat("attempt is ", attempt, "; must be >= 1"));
+  if (fan_index < -1) return absl::InvalidArgumentError(absl::StrCat("fan_index is ", fan_index, "; must be >= -1"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Encoded Encode(const google::protobuf::Message& message, absl::string_view traceparent) {
+  Encoded out;
+  message.SerializeToString(&out.payload);
+  out.headers.emplace_back(kSchemaHeader, message.GetDescriptor()->full_name());
+  out.headers.emplace_back(kSchemaVersionHeader, kSchemaVersion);
+  if (!traceparent.empty()) out.headers.emplace_back(kTraceparentHeader, std::string(traceparent));
+  return out;
+}
+
+absl::Status CheckSchemaHeaders(const Headers& headers, absl::string_view expected_schema) {
+  if (auto schema = FindHeader(headers, kSchemaHeader); schema && *schema != expected_schema) {
+    return absl::InvalidArgumentError(absl::StrCat("schema header says ", *schema,
+                                                   " but this topic carries ", expected_schema));
+  }
+  if (auto version = FindHeader(headers, kSchemaVersionHeader);
+      version && *version != kSchemaVersion) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported schema version ", *version, " of ",
+                                                   expected_schema, " (this build reads version ",
+                                                   kSchemaVersion, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const v1::TaskSubmission& m) {
+  if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
+  if (auto s = CheckId("workflow", m.workflow()); !s.ok()) return s;
+  if (m.tenant().size() > kMaxIdBytes) return absl::InvalidArgumentError("tenant is too long");
+  const auto& b = m.budget();
+  if (b.max_tokens() < 0) return absl::InvalidArgumentError("budget.max_tokens is negative");
+  if (!(b.max_cost_usd() >= 0) || !std::isfinite(b.max_cost_usd())) {
+    return absl::InvalidArgumentError("budget.max_cost_usd is negative or not finite");
+  }
+  if (b.max_steps() < 0) return absl::InvalidArgumentError("budget.max_steps is negative");
+  if (b.max_fanout_depth() < 0) return absl::InvalidArgumentError("budget.max_fanout_depth is negative");
+  if (!v1::Priority_IsValid(m.priority())) return absl::InvalidArgumentError("priority is unknown");
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const v1::WorkItem& m) {
+  if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
+  if (auto s = CheckId("step", m.step()); !s.ok()) return s;
+  if (auto s = CheckId("agent", m.agent()); !s.ok()) return s;
+  if (auto s = CheckAttempt(m.attempt(), m.fan_index()); !s.ok()) return s;
+  if (m.max_tokens() < 0) return absl::InvalidArgumentError("max_tokens is negative");
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const v1::WorkEvent& m) {
+  if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
+  if (auto s = CheckId("step", m.step()); !s.ok()) return s;
+  if (auto s = CheckAttempt(m.attempt(), m.fan_index()); !s.ok()) return s;
+  switch (m.kind_case()) {
+    case v1::WorkEvent::kReceipt:
+    case v1::WorkEvent::kHeartbeat:
+      return absl::OkStatus();
+    case v1::WorkEvent::kResult: {
+      const auto& r = m.result();
+      if (r.status() != v1::RESULT_STATUS_OK && r.status() != v1::RESULT_STATUS_ERROR) {
+        return absl::InvalidArgumentError("result.status is unspecified or unknown");
+      }
+      return CheckUsage("result.usage", r.usage());
+    }
+    default:
+      return absl::InvalidArgumentError("event has no receipt, heartbeat or result");
+  }
+}
+
+absl::Status Validate(const v1::TaskResult& m) {
+  if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
+  if (m.status() == v1::TASK_STATUS_UNSPECIFIED || !v1::TaskStatus_IsValid(m.status())) {
+    return absl::InvalidArgumentError("status is unspecified or unknown");
+  }
+  return CheckUsage("usage", m.usage());
+}
+
+absl::Status Validate(const v1::TaskState& m) { return Validate(m.submission()); }
+
+std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
+                           int attempt) {
+  return absl::StrCat(task_id, "/", step, "/", fan_index, "/", attempt);
+}
+
+}  // namespace agentfleet

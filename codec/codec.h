@@ -1,0 +1,81 @@
+// The codec: the one place that turns agentfleet.v1 messages into Kafka
+// payloads and headers and back. Every reader decodes through Decode<T>(),
+// which checks the schema headers, parses and validates, so a message that
+// fails any check is never worked with (its Status message is the DLQ reason).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "agentfleet/v1/state.pb.h"
+#include "agentfleet/v1/task.pb.h"
+#include "agentfleet/v1/work.pb.h"
+#include "common/headers.h"
+
+namespace agentfleet {
+
+inline constexpr char kSchemaHeader[] = "agentfleet.schema";
+inline constexpr char kSchemaVersionHeader[] = "agentfleet.schema.version";
+inline constexpr char kTraceparentHeader[] = "traceparent";
+// The only version of the agentfleet.v1 package so far.
+inline constexpr char kSchemaVersion[] = "1";
+
+// Default cap on one message's payload; the fleet config can change it.
+inline constexpr size_t kDefaultMaxPayloadBytes = 1 << 20;
+
+struct Encoded {
+  std::string payload;
+  Headers headers;
+};
+
+// Serializes `message` with the schema name, version and (if non-empty)
+// traceparent headers.
+Encoded Encode(const google::protobuf::Message& message, absl::string_view traceparent);
+
+// Semantic checks after a successful parse. Each returns InvalidArgument
+// naming the offending field.
+absl::Status Validate(const v1::TaskSubmission& m);
+absl::Status Validate(const v1::WorkItem& m);
+absl::Status Validate(const v1::WorkEvent& m);
+absl::Status Validate(const v1::TaskResult& m);
+absl::Status Validate(const v1::TaskState& m);
+
+// Checks the schema headers against `expected_schema`: a header that is
+// present must name that schema and a known version. Absent headers are
+// accepted (clients in other languages may not set them).
+absl::Status CheckSchemaHeaders(const Headers& headers, absl::string_view expected_schema);
+
+// Parses and validates. Errors are InvalidArgument with a reason fit for the
+// DLQ, e.g. "payload is not a valid agentfleet.v1.WorkItem (protobuf parse failed)".
+template <typename T>
+absl::StatusOr<T> Decode(absl::string_view payload, const Headers& headers,
+                         size_t max_payload_bytes = kDefaultMaxPayloadBytes) {
+  const std::string& name = T::descriptor()->full_name();
+  if (payload.size() > max_payload_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("payload of ", payload.size(),
+                                                   " bytes exceeds the limit of ",
+                                                   max_payload_bytes, " bytes"));
+  }
+  absl::Status headers_ok = CheckSchemaHeaders(headers, name);
+  if (!headers_ok.ok()) return headers_ok;
+  T message;
+  if (!message.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("payload is not a valid ", name, " (protobuf parse failed)"));
+  }
+  absl::Status valid = Validate(message);
+  if (!valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid ", name, ": ", valid.message()));
+  }
+  return message;
+}
+
+// "<task_id>/<step>/<fan_index>/<attempt>": unique per work attempt.
+std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
+                           int attempt);
+
+}  // namespace agentfleet

@@ -1,0 +1,10 @@
+#include "common/clock.h"
+
+namespace agentfleet {
+
+SystemClock* SystemClock::Get() {
+  static SystemClock* clock = new SystemClock();
+  return clock;
+}
+
+}  // namespace agentfleet

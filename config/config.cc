@@ -1,0 +1,569 @@
+#include "config/config.h"
+
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "yaml-cpp/yaml.h"
+
+namespace agentfleet {
+
+const StepConfig* WorkflowConfig::FindStep(const std::string& id) const {
+  for (const auto& s : steps) {
+    if (s.id == id) return &s;
+  }
+  return nullptr;
+}
+
+const AgentConfig* FleetConfig::FindAgent(const std::string& name) const {
+  auto it = agents.find(name);
+  return it == agents.end() ? nullptr : &it->second;
+}
+
+const WorkflowConfig* FleetConfig::FindWorkflow(const std::string& name) const {
+  auto it = workflows.find(name);
+  return it == workflows.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+using Json = nlohmann::json;
+
+const std::regex& NameRegex() {
+  static const std::regex re("^[a-z][a-z0-9_-]{0,62}$");
+  return re;
+}
+
+// Collects every problem with its position, so one run reports them all.
+class Loader {
+ public:
+  explicit Loader(std::string source) : source_(std::move(source)) {}
+
+  void Error(const YAML::Mark& mark, const std::string& field, const std::string& message) {
+    if (mark.is_null()) {
+      errors_.push_back(absl::StrCat(source_, ": ", field, ": ", message));
+    } else {
+      errors_.push_back(
+          absl::StrCat(source_, ":", mark.line + 1, ":", mark.column + 1, ": ", field, ": ", message));
+    }
+  }
+  void Error(const YAML::Node& node, const std::string& field, const std::string& message) {
+    Error(node.Mark(), field, message);
+  }
+  bool ok() const { return errors_.empty(); }
+  std::string Report() const { return absl::StrJoin(errors_, "\n"); }
+
+  // True if `node` is a map whose keys are all in `allowed`; reports otherwise.
+  bool Map(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
+    if (!node.IsMap()) {
+      Error(node, field, "expected a mapping");
+      return false;
+    }
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      std::string key = it->first.Scalar();
+      if (!allowed.empty() && allowed.count(key) == 0) {
+        Error(it->first, Join(field, key),
+              absl::StrCat("unknown key (expected one of: ", absl::StrJoin(allowed, ", "), ")"));
+      }
+    }
+    return true;
+  }
+
+  static std::string Join(const std::string& field, const std::string& key) {
+    return field.empty() ? key : absl::StrCat(field, ".", key);
+  }
+
+  bool String(const YAML::Node& parent, const char* key, const std::string& field, std::string* out,
+              bool required = false) {
+    YAML::Node n = parent[key];
+    if (!n) {
+      if (required) Error(parent, Join(field, key), "is required");
+      return false;
+    }
+    if (!n.IsScalar()) {
+      Error(n, Join(field, key), "expected a string");
+      return false;
+    }
+    *out = n.Scalar();
+    return true;
+  }
+
+  template <typename T>
+  bool Number(const YAML::Node& parent, const char* key, const std::string& field, T* out,
+              std::optional<T> min = std::nullopt, std::optional<T> max = std::nullopt) {
+    YAML::Node n = parent[key];
+    if (!n) return false;
+    T value{};
+    if (!n.IsScalar() || !YAML::convert<T>::decode(n, value)) {
+      Error(n, Join(field, key),
+            absl::StrCat("expected ", std::is_integral_v<T> ? "an integer" : "a number", ", got '",
+                         n.IsScalar() ? n.Scalar() : "a collection", "'"));
+      return false;
+    }
+    if ((min && value < *min) || (max && value > *max)) {
+      Error(n, Join(field, key),
+            absl::StrCat("must be ", min ? absl::StrCat(">= ", *min) : "",
+                         min && max ? " and " : "", max ? absl::StrCat("<= ", *max) : ""));
+      return false;
+    }
+    *out = value;
+    return true;
+  }
+
+  bool Bool(const YAML::Node& parent, const char* key, const std::string& field, bool* out) {
+    YAML::Node n = parent[key];
+    if (!n) return false;
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, *out)) {
+      Error(n, Join(field, key), "expected true or false");
+      return false;
+    }
+    return true;
+  }
+
+  bool Duration(const YAML::Node& parent, const char* key, const std::string& field,
+                absl::Duration* out) {
+    YAML::Node n = parent[key];
+    if (!n) return false;
+    absl::Duration d;
+    if (!n.IsScalar() || !absl::ParseDuration(n.Scalar(), &d) || d <= absl::ZeroDuration()) {
+      Error(n, Join(field, key), "expected a positive duration such as 500ms, 30s or 2m");
+      return false;
+    }
+    *out = d;
+    return true;
+  }
+
+  void StringMap(const YAML::Node& parent, const char* key, const std::string& field,
+                 std::map<std::string, std::string>* out) {
+    YAML::Node n = parent[key];
+    if (!n) return;
+    if (!n.IsMap()) {
+      Error(n, Join(field, key), "expected a mapping of names to values");
+      return;
+    }
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->second.IsScalar()) {
+        Error(it->second, Join(Join(field, key), it->first.Scalar()), "expected a scalar value");
+        continue;
+      }
+      (*out)[it->first.Scalar()] = it->second.Scalar();
+    }
+  }
+
+  // YAML -> JSON with YAML's scalar typing: quoted scalars stay strings.
+  Json ToJson(const YAML::Node& n) {
+    if (n.IsMap()) {
+      Json obj = Json::object();
+      for (auto it = n.begin(); it != n.end(); ++it) obj[it->first.Scalar()] = ToJson(it->second);
+      return obj;
+    }
+    if (n.IsSequence()) {
+      Json arr = Json::array();
+      for (const auto& e : n) arr.push_back(ToJson(e));
+      return arr;
+    }
+    if (n.IsNull() || !n.IsDefined()) return nullptr;
+    const std::string& s = n.Scalar();
+    if (n.Tag() == "!") return s;  // quoted
+    if (s == "true" || s == "True") return true;
+    if (s == "false" || s == "False") return false;
+    if (s == "null" || s == "~") return nullptr;
+    int64_t i;
+    if (YAML::convert<int64_t>::decode(n, i)) return i;
+    double d;
+    if (YAML::convert<double>::decode(n, d)) return d;
+    return s;
+  }
+
+ private:
+  std::string source_;
+  std::vector<std::string> errors_;
+};
+
+// ---- sections ----
+
+void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
+  const std::string f = "kafka";
+  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor",
+                    "create_topics", "properties", "producer", "consumer"})) {
+    return;
+  }
+  L.String(n, "topic_prefix", f, &k->topic_prefix);
+  L.Number<int>(n, "partitions", f, &k->partitions, 1, 10000);
+  L.Number<int>(n, "work_partitions", f, &k->work_partitions, 1, 10000);
+  L.Number<int>(n, "replication_factor", f, &k->replication_factor, 1, 32);
+  L.Bool(n, "create_topics", f, &k->create_topics);
+  L.StringMap(n, "properties", f, &k->properties);
+  L.StringMap(n, "producer", f, &k->producer);
+  L.StringMap(n, "consumer", f, &k->consumer);
+}
+
+void LoadLatency(Loader& L, const YAML::Node& n, const std::string& f, LatencyConfig* lat) {
+  if (!L.Map(n, f, {"distribution", "mean_ms", "min_ms", "max_ms", "p50_ms", "p99_ms"})) return;
+  std::string dist = "fixed";
+  L.String(n, "distribution", f, &dist);
+  using D = LatencyConfig::Distribution;
+  if (dist == "fixed") {
+    lat->distribution = D::kFixed;
+  } else if (dist == "uniform") {
+    lat->distribution = D::kUniform;
+  } else if (dist == "exponential") {
+    lat->distribution = D::kExponential;
+  } else if (dist == "lognormal") {
+    lat->distribution = D::kLogNormal;
+  } else {
+    L.Error(n["distribution"], f + ".distribution",
+            "expected fixed, uniform, exponential or lognormal, got '" + dist + "'");
+  }
+  L.Number<double>(n, "mean_ms", f, &lat->mean_ms, 0.0);
+  L.Number<double>(n, "min_ms", f, &lat->min_ms, 0.0);
+  L.Number<double>(n, "max_ms", f, &lat->max_ms, 0.0);
+  L.Number<double>(n, "p50_ms", f, &lat->p50_ms, 0.0);
+  L.Number<double>(n, "p99_ms", f, &lat->p99_ms, 0.0);
+  if (lat->distribution == D::kUniform && lat->max_ms < lat->min_ms) {
+    L.Error(n, f + ".max_ms", "must be >= min_ms");
+  }
+  if (lat->distribution == D::kLogNormal && (lat->p50_ms <= 0 || lat->p99_ms < lat->p50_ms)) {
+    L.Error(n, f, "lognormal needs p50_ms > 0 and p99_ms >= p50_ms");
+  }
+}
+
+void LoadProvider(Loader& L, const YAML::Node& n, const std::string& f, ProviderConfig* p) {
+  if (!L.Map(n, f, {"type", "latency", "failure_rate", "seed"})) return;
+  L.String(n, "type", f, &p->type, /*required=*/true);
+  if (!p->type.empty() && p->type != "simulated") {
+    L.Error(n["type"], f + ".type", "unknown provider type '" + p->type + "' (supported: simulated)");
+  }
+  if (n["latency"]) LoadLatency(L, n["latency"], f + ".latency", &p->latency);
+  L.Number<double>(n, "failure_rate", f, &p->failure_rate, 0.0, 1.0);
+  L.Number<uint64_t>(n, "seed", f, &p->seed);
+}
+
+std::optional<JsonSchema> LoadSchema(Loader& L, const YAML::Node& n, const std::string& f) {
+  if (!L.Map(n, f, {"type", "properties", "required", "additionalProperties", "enum", "items",
+                    "minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum",
+                    "description"})) {
+    return std::nullopt;
+  }
+  JsonSchema s;
+  std::string type;
+  if (L.String(n, "type", f, &type)) {
+    static const std::map<std::string, JsonSchema::Type> kTypes = {
+        {"object", JsonSchema::Type::kObject},   {"array", JsonSchema::Type::kArray},
+        {"string", JsonSchema::Type::kString},   {"number", JsonSchema::Type::kNumber},
+        {"integer", JsonSchema::Type::kInteger}, {"boolean", JsonSchema::Type::kBoolean},
+        {"null", JsonSchema::Type::kNull}};
+    auto it = kTypes.find(type);
+    if (it == kTypes.end()) {
+      L.Error(n["type"], f + ".type", "unknown type '" + type + "'");
+    } else {
+      s.type = it->second;
+    }
+  }
+  if (YAML::Node props = n["properties"]) {
+    if (L.Map(props, f + ".properties", {})) {
+      for (auto it = props.begin(); it != props.end(); ++it) {
+        std::string name = it->first.Scalar();
+        if (auto sub = LoadSchema(L, it->second, f + ".properties." + name)) s.properties[name] = *sub;
+      }
+    }
+  }
+  if (YAML::Node req = n["required"]) {
+    if (!req.IsSequence()) {
+      L.Error(req, f + ".required", "expected a list of property names");
+    } else {
+      for (const auto& r : req) {
+        s.required.push_back(r.Scalar());
+        if (s.properties.count(r.Scalar()) == 0) {
+          L.Error(r, f + ".required", "'" + r.Scalar() + "' is not among the properties");
+        }
+      }
+    }
+  }
+  L.Bool(n, "additionalProperties", f, &s.additional_properties);
+  if (YAML::Node e = n["enum"]) {
+    if (!e.IsSequence() || e.size() == 0) {
+      L.Error(e, f + ".enum", "expected a non-empty list");
+    } else {
+      for (const auto& v : e) s.enum_values.push_back(L.ToJson(v));
+    }
+  }
+  if (YAML::Node items = n["items"]) {
+    if (auto sub = LoadSchema(L, items, f + ".items")) s.items = std::make_shared<JsonSchema>(*sub);
+  }
+  size_t v;
+  if (L.Number<size_t>(n, "minItems", f, &v)) s.min_items = v;
+  if (L.Number<size_t>(n, "maxItems", f, &v)) s.max_items = v;
+  if (L.Number<size_t>(n, "minLength", f, &v)) s.min_length = v;
+  if (L.Number<size_t>(n, "maxLength", f, &v)) s.max_length = v;
+  double d;
+  if (L.Number<double>(n, "minimum", f, &d)) s.minimum = d;
+  if (L.Number<double>(n, "maximum", f, &d)) s.maximum = d;
+  return s;
+}
+
+void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
+               AgentConfig* a) {
+  if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
+                    "max_attempts"})) {
+    return;
+  }
+  L.String(n, "description", f, &a->description);
+  if (L.String(n, "provider", f, &a->provider, true) && cfg.providers.count(a->provider) == 0) {
+    L.Error(n["provider"], f + ".provider", "unknown provider '" + a->provider + "'");
+  }
+  L.StringMap(n, "models", f, &a->models);
+  if (!n["models"]) {
+    L.Error(n, f + ".models", "is required (a model name per tier; 'default' at least)");
+  } else if (a->models.count("default") == 0) {
+    L.Error(n["models"], f + ".models", "needs a 'default' tier");
+  }
+  for (const auto& [tier, model] : a->models) {
+    if (cfg.pricing.count(model) == 0) {
+      L.Error(n["models"][tier], f + ".models." + tier,
+              "model '" + model + "' has no entry in pricing (every model needs a price)");
+    }
+  }
+  if (YAML::Node s = n["output_schema"]) a->output_schema = LoadSchema(L, s, f + ".output_schema");
+  L.Duration(n, "timeout", f, &a->timeout);
+  L.Number<int>(n, "max_tokens", f, &a->max_tokens, 1, 1'000'000);
+  L.Number<int>(n, "max_attempts", f, &a->max_attempts, 1, 100);
+}
+
+// Checks the references in an input template, collecting the steps it reads.
+void CheckTemplate(Loader& L, const YAML::Node& n, const std::string& f, bool fanned_out,
+                   std::vector<std::string>* refs) {
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      CheckTemplate(L, it->second, f + "." + it->first.Scalar(), fanned_out, refs);
+    }
+  } else if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) CheckTemplate(L, n[i], absl::StrCat(f, "[", i, "]"), fanned_out, refs);
+  } else if (n.IsScalar() && IsReference(n.Scalar())) {
+    auto ref = ParseReference(n.Scalar());
+    if (!ref.ok()) {
+      L.Error(n, f, std::string(ref.status().message()));
+      return;
+    }
+    if (ref->root == Reference::Root::kItem && !fanned_out) {
+      L.Error(n, f, "$item is only defined in a step with for_each");
+    }
+    if (ref->root == Reference::Root::kStep) refs->push_back(ref->step);
+  }
+}
+
+void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
+                  WorkflowConfig* w) {
+  if (!L.Map(n, f, {"description", "steps", "output"})) return;
+  YAML::Node steps = n["steps"];
+  if (!steps || !steps.IsSequence() || steps.size() == 0) {
+    L.Error(steps ? steps : n, f + ".steps", "expected a non-empty list of steps");
+    return;
+  }
+  std::map<std::string, YAML::Node> step_nodes;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const YAML::Node& s = steps[i];
+    std::string sf = absl::StrCat(f, ".steps[", i, "]");
+    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier"})) continue;
+    StepConfig step;
+    if (L.String(s, "id", sf, &step.id, true)) {
+      if (!std::regex_match(step.id, NameRegex())) {
+        L.Error(s["id"], sf + ".id", "must match [a-z][a-z0-9_-]* (at most 63 characters)");
+      }
+      if (step_nodes.count(step.id)) L.Error(s["id"], sf + ".id", "duplicate step id '" + step.id + "'");
+      step_nodes[step.id] = s;
+    }
+    if (L.String(s, "agent", sf, &step.agent, true) && cfg.agents.count(step.agent) == 0) {
+      L.Error(s["agent"], sf + ".agent", "unknown agent '" + step.agent + "'");
+    }
+    std::vector<std::string> refs;
+    if (YAML::Node fe = s["for_each"]) {
+      if (!fe.IsScalar() || !IsReference(fe.Scalar())) {
+        L.Error(fe, sf + ".for_each", "expected a reference to a list, such as $task.sources");
+      } else if (auto ref = ParseReference(fe.Scalar()); !ref.ok()) {
+        L.Error(fe, sf + ".for_each", std::string(ref.status().message()));
+      } else if (ref->root == Reference::Root::kItem) {
+        L.Error(fe, sf + ".for_each", "cannot fan out over $item");
+      } else {
+        step.for_each = *ref;
+        if (ref->root == Reference::Root::kStep) refs.push_back(ref->step);
+      }
+    }
+    if (YAML::Node in = s["input"]) {
+      CheckTemplate(L, in, sf + ".input", step.for_each.has_value(), &refs);
+      step.input = L.ToJson(in);
+    }
+    L.String(s, "model_tier", sf, &step.model_tier);
+    if (const AgentConfig* agent = cfg.FindAgent(step.agent);
+        agent != nullptr && agent->models.count(step.model_tier) == 0) {
+      L.Error(s["model_tier"] ? s["model_tier"] : s, sf + ".model_tier",
+              "agent '" + step.agent + "' has no model tier '" + step.model_tier + "'");
+    }
+    if (YAML::Node after = s["after"]) {
+      if (!after.IsSequence()) {
+        L.Error(after, sf + ".after", "expected a list of step ids");
+      } else {
+        for (const auto& a : after) refs.push_back(a.Scalar());
+      }
+    }
+    std::set<std::string> seen;
+    for (const auto& r : refs) {
+      if (seen.insert(r).second) step.depends_on.push_back(r);
+    }
+    w->steps.push_back(std::move(step));
+  }
+  // Dependencies name real steps, not the step itself.
+  for (size_t i = 0; i < w->steps.size(); ++i) {
+    for (const auto& d : w->steps[i].depends_on) {
+      std::string sf = absl::StrCat(f, ".steps[", i, "]");
+      if (d == w->steps[i].id) {
+        L.Error(steps[i], sf, "step '" + d + "' depends on itself");
+      } else if (step_nodes.count(d) == 0) {
+        L.Error(steps[i], sf, "references unknown step '" + d + "'");
+      }
+    }
+  }
+  // Cycles: depth-first search, reporting the path of the first cycle found.
+  std::map<std::string, int> color;  // 0 white, 1 on stack, 2 done
+  std::vector<std::string> stack;
+  bool reported = false;
+  std::function<void(const std::string&)> visit = [&](const std::string& id) {
+    color[id] = 1;
+    stack.push_back(id);
+    const StepConfig* s = w->FindStep(id);
+    for (const auto& d : s ? s->depends_on : std::vector<std::string>{}) {
+      if (!w->FindStep(d)) continue;
+      if (color[d] == 1 && !reported) {
+        auto from = std::find(stack.begin(), stack.end(), d);
+        std::vector<std::string> cycle(from, stack.end());
+        cycle.push_back(d);
+        L.Error(step_nodes[id], f + ".steps", "dependency cycle: " + absl::StrJoin(cycle, " -> "));
+        reported = true;
+      } else if (color[d] == 0) {
+        visit(d);
+      }
+    }
+    stack.pop_back();
+    color[id] = 2;
+  };
+  for (const auto& s : w->steps) {
+    if (color[s.id] == 0) visit(s.id);
+  }
+  // The output step: explicit, or the one step nothing depends on.
+  if (L.String(n, "output", f, &w->output_step)) {
+    if (!w->FindStep(w->output_step)) L.Error(n["output"], f + ".output", "unknown step '" + w->output_step + "'");
+  } else {
+    std::set<std::string> used;
+    for (const auto& s : w->steps) used.insert(s.depends_on.begin(), s.depends_on.end());
+    std::vector<std::string> sinks;
+    for (const auto& s : w->steps) {
+      if (!used.count(s.id)) sinks.push_back(s.id);
+    }
+    if (sinks.size() == 1) {
+      w->output_step = sinks[0];
+    } else if (sinks.size() > 1) {
+      L.Error(n, f + ".output", "several final steps (" + absl::StrJoin(sinks, ", ") + "); name the one whose output is the task's");
+    }
+  }
+}
+
+void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
+  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker"})) return;
+  if (root["kafka"]) LoadKafka(L, root["kafka"], &cfg->kafka);
+  if (YAML::Node providers = root["providers"]; providers && L.Map(providers, "providers", {})) {
+    for (auto it = providers.begin(); it != providers.end(); ++it) {
+      ProviderConfig p;
+      p.name = it->first.Scalar();
+      LoadProvider(L, it->second, "providers." + p.name, &p);
+      cfg->providers[p.name] = p;
+    }
+  }
+  if (YAML::Node pricing = root["pricing"]; pricing && L.Map(pricing, "pricing", {})) {
+    for (auto it = pricing.begin(); it != pricing.end(); ++it) {
+      std::string f = "pricing." + it->first.Scalar();
+      ModelPrice price;
+      if (L.Map(it->second, f, {"input_per_mtok", "output_per_mtok"})) {
+        if (!it->second["input_per_mtok"] || !it->second["output_per_mtok"]) {
+          L.Error(it->second, f, "needs input_per_mtok and output_per_mtok (USD per million tokens)");
+        }
+        L.Number<double>(it->second, "input_per_mtok", f, &price.input_per_mtok, 0.0);
+        L.Number<double>(it->second, "output_per_mtok", f, &price.output_per_mtok, 0.0);
+      }
+      cfg->pricing[it->first.Scalar()] = price;
+    }
+  }
+  YAML::Node agents = root["agents"];
+  if (!agents) {
+    L.Error(root, "agents", "is required");
+  } else if (L.Map(agents, "agents", {})) {
+    for (auto it = agents.begin(); it != agents.end(); ++it) {
+      AgentConfig a;
+      a.name = it->first.Scalar();
+      if (!std::regex_match(a.name, NameRegex())) {
+        L.Error(it->first, "agents." + a.name, "agent names must match [a-z][a-z0-9_-]* (they name topics)");
+      }
+      LoadAgent(L, it->second, "agents." + a.name, *cfg, &a);
+      cfg->agents[a.name] = std::move(a);
+    }
+  }
+  YAML::Node workflows = root["workflows"];
+  if (!workflows) {
+    L.Error(root, "workflows", "is required");
+  } else if (L.Map(workflows, "workflows", {})) {
+    for (auto it = workflows.begin(); it != workflows.end(); ++it) {
+      WorkflowConfig w;
+      w.name = it->first.Scalar();
+      LoadWorkflow(L, it->second, "workflows." + w.name, *cfg, &w);
+      cfg->workflows[w.name] = std::move(w);
+    }
+  }
+  if (YAML::Node c = root["coordinator"]; c && L.Map(c, "coordinator", {"group_id", "max_payload_bytes"})) {
+    L.String(c, "group_id", "coordinator", &cfg->coordinator.group_id);
+    L.Number<size_t>(c, "max_payload_bytes", "coordinator", &cfg->coordinator.max_payload_bytes, 1024);
+  }
+  if (YAML::Node w = root["worker"]; w && L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes"})) {
+    L.String(w, "group_prefix", "worker", &cfg->worker.group_prefix);
+    L.Number<int>(w, "max_in_flight", "worker", &cfg->worker.max_in_flight, 1, 100000);
+    L.Number<size_t>(w, "max_payload_bytes", "worker", &cfg->worker.max_payload_bytes, 1024);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text, const std::string& source) {
+  Loader loader(source);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    loader.Error(e.mark, "(syntax)", e.msg);
+    return absl::InvalidArgumentError(loader.Report());
+  }
+  FleetConfig cfg;
+  cfg.source = source;
+  if (!root || root.IsNull()) {
+    return absl::InvalidArgumentError(source + ": the file is empty");
+  }
+  // yaml-cpp throws on some malformed accesses; keep them as config errors.
+  try {
+    LoadRoot(loader, root, &cfg);
+  } catch (const YAML::Exception& e) {
+    loader.Error(e.mark, "(structure)", e.msg);
+  }
+  if (!loader.ok()) return absl::InvalidArgumentError(loader.Report());
+  return cfg;
+}
+
+absl::StatusOr<FleetConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError("cannot read config file " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return LoadConfigString(buf.str(), path);
+}
+
+}  // namespace agentfleet

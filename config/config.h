@@ -1,0 +1,126 @@
+// The fleet configuration: one YAML file with Kafka settings, providers,
+// pricing, agents and workflows. LoadConfigFile() validates strictly — unknown
+// keys, wrong types, unknown agents, bad references, cycles — and its errors
+// read "FILE:LINE:COLUMN: FIELD: what is wrong". docs/configuration.md is the
+// reference for every key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "config/expression.h"
+#include "config/json_schema.h"
+#include "nlohmann/json.hpp"
+
+namespace agentfleet {
+
+struct KafkaConfig {
+  std::string topic_prefix = "agentfleet.";
+  // Partitions of tasks, events, results, state and dlq (tasks/events/state
+  // must be equal: they are co-partitioned by task_id).
+  int partitions = 8;
+  // Partitions of each work.<agent> topic.
+  int work_partitions = 8;
+  int replication_factor = 1;
+  // Whether the coordinator creates missing topics at start (Admin API).
+  bool create_topics = true;
+  // librdkafka properties for every client, then per role.
+  std::map<std::string, std::string> properties;
+  std::map<std::string, std::string> producer;
+  std::map<std::string, std::string> consumer;
+};
+
+// How long the simulated provider takes per call.
+struct LatencyConfig {
+  enum class Distribution { kFixed, kUniform, kExponential, kLogNormal };
+  Distribution distribution = Distribution::kFixed;
+  double mean_ms = 0;  // fixed, exponential
+  double min_ms = 0;   // uniform
+  double max_ms = 0;   // uniform
+  double p50_ms = 0;   // lognormal
+  double p99_ms = 0;   // lognormal
+};
+
+struct ProviderConfig {
+  std::string name;
+  std::string type;  // "simulated"
+  // simulated:
+  LatencyConfig latency;
+  double failure_rate = 0;
+  uint64_t seed = 1;
+};
+
+struct ModelPrice {
+  double input_per_mtok = 0;   // USD per million input tokens
+  double output_per_mtok = 0;  // USD per million output tokens
+};
+
+struct AgentConfig {
+  std::string name;
+  std::string description;
+  std::string provider;
+  // Model name per tier; "default" is required.
+  std::map<std::string, std::string> models;
+  std::optional<JsonSchema> output_schema;
+  absl::Duration timeout = absl::Seconds(60);
+  int max_tokens = 1024;
+  int max_attempts = 3;
+};
+
+struct StepConfig {
+  std::string id;
+  std::string agent;
+  // Template whose "$..." strings are references (config/expression.h).
+  nlohmann::json input = nlohmann::json::object();
+  // When set, the step runs once per element of this list.
+  std::optional<Reference> for_each;
+  std::string model_tier = "default";
+  // Steps this one waits for: those its input references, plus `after`.
+  std::vector<std::string> depends_on;
+};
+
+struct WorkflowConfig {
+  std::string name;
+  std::vector<StepConfig> steps;  // in file order
+  std::string output_step;
+  const StepConfig* FindStep(const std::string& id) const;
+};
+
+struct CoordinatorConfig {
+  std::string group_id = "agentfleet-coordinator";
+  size_t max_payload_bytes = 1 << 20;
+};
+
+struct WorkerConfig {
+  std::string group_prefix = "agentfleet-workers";
+  int max_in_flight = 256;
+  size_t max_payload_bytes = 1 << 20;
+};
+
+struct FleetConfig {
+  std::string source;  // file the config came from
+  KafkaConfig kafka;
+  std::map<std::string, ProviderConfig> providers;
+  std::map<std::string, ModelPrice> pricing;
+  std::map<std::string, AgentConfig> agents;
+  std::map<std::string, WorkflowConfig> workflows;
+  CoordinatorConfig coordinator;
+  WorkerConfig worker;
+
+  const AgentConfig* FindAgent(const std::string& name) const;
+  const WorkflowConfig* FindWorkflow(const std::string& name) const;
+};
+
+// Reads and validates a config file. InvalidArgument carries every problem
+// found, one per line, each "FILE:LINE:COL: FIELD: message".
+absl::StatusOr<FleetConfig> LoadConfigFile(const std::string& path);
+
+// Same, from text; `source` names it in error messages.
+absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text, const std::string& source);
+
+}  // namespace agentfleet

@@ -1,0 +1,137 @@
+// The Kafka seam: the producer and consumer interfaces the rest of agentfleet
+// uses. The only implementation over librdkafka is in rdkafka_client.cc, the
+// one file (with mock_cluster.cc) that includes librdkafka's headers; tests of
+// logic use in-memory fakes of these interfaces.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/headers.h"
+
+namespace agentfleet {
+
+// librdkafka configuration properties, name -> value.
+using Properties = std::map<std::string, std::string>;
+
+struct Message {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string payload;
+  Headers headers;
+  int64_t timestamp_ms = 0;
+};
+
+struct OutboundMessage {
+  std::string topic;
+  std::string key;
+  std::string payload;
+  Headers headers;
+};
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = -1001;  // librdkafka's "invalid/stored" sentinel
+  bool operator<(const TopicPartition& o) const {
+    return topic != o.topic ? topic < o.topic : partition < o.partition;
+  }
+  bool operator==(const TopicPartition& o) const {
+    return topic == o.topic && partition == o.partition;
+  }
+};
+
+// Called once the broker acknowledged (OK) or finally failed a message.
+using DeliveryCallback = std::function<void(const absl::Status&)>;
+
+// Thread-safe: Produce and Flush may be called from any thread. Delivery
+// callbacks run on the producer's own polling thread; keep them short.
+class Producer {
+ public:
+  virtual ~Producer() = default;
+  // Queues a message (keyed partitioning, murmur2 like the Java client). Blocks
+  // only while the local queue is full, at most `queue.buffering.max.ms`-ish
+  // bounded time; returns Unavailable if it still cannot queue.
+  virtual absl::Status Produce(OutboundMessage message, DeliveryCallback on_delivery = nullptr) = 0;
+  // Blocks until everything queued so far is delivered or failed.
+  virtual absl::Status Flush(absl::Duration timeout) = 0;
+};
+
+// Partition assignment changes, reported from inside Consumer::Poll on the
+// consumer's thread.
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  virtual void OnAssigned(const std::vector<TopicPartition>& partitions) = 0;
+  virtual void OnRevoked(const std::vector<TopicPartition>& partitions) = 0;
+};
+
+// Not thread-safe except where noted: one thread polls it.
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+  // Joins the consumer group on these topics.
+  virtual absl::Status Subscribe(const std::vector<std::string>& topics) = 0;
+  // Reads these partitions from the given offsets, without a group.
+  virtual absl::Status Assign(const std::vector<TopicPartition>& partitions) = 0;
+  // Waits up to `timeout` for the first message, then takes what is already
+  // fetched, up to `max_messages`. Transient errors are logged, not returned.
+  virtual std::vector<Message> Poll(absl::Duration timeout, size_t max_messages) = 0;
+  // Marks everything below `next_offset` processed; committed in the
+  // background. Thread-safe. Fails for a partition no longer assigned.
+  virtual absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
+  // Commits stored offsets now (synchronously).
+  virtual absl::Status CommitStored() = 0;
+  virtual absl::Status Pause(const std::vector<TopicPartition>& partitions) = 0;
+  virtual absl::Status Resume(const std::vector<TopicPartition>& partitions) = 0;
+  virtual std::vector<TopicPartition> Assignment() = 0;
+  // Commits stored offsets and leaves the group. Call before destruction.
+  virtual void Close() = 0;
+};
+
+struct TopicSpec {
+  std::string name;
+  int partitions = 1;
+  int replication_factor = 1;
+  std::map<std::string, std::string> configs;
+};
+
+struct Watermarks {
+  int64_t low = 0;
+  int64_t high = 0;
+};
+
+absl::StatusOr<std::unique_ptr<Producer>> NewProducer(const Properties& properties);
+// `listener` may be null; it must outlive the consumer.
+absl::StatusOr<std::unique_ptr<Consumer>> NewConsumer(const Properties& properties,
+                                                      RebalanceListener* listener = nullptr);
+
+// Creates the topics that do not exist (existing ones are left as they are).
+absl::Status CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
+                          absl::Duration timeout);
+
+// Partition count of `topic` from cluster metadata.
+absl::StatusOr<int> PartitionCount(const Properties& properties, const std::string& topic,
+                                   absl::Duration timeout);
+
+// Low and high watermark of each partition of `topic`, by partition number.
+absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& properties,
+                                                        const std::string& topic,
+                                                        absl::Duration timeout);
+
+// Committed offsets of `group` for each partition of `topic` (-1 = none).
+absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,
+                                                      const std::string& group,
+                                                      const std::string& topic,
+                                                      absl::Duration timeout);
+
+}  // namespace agentfleet

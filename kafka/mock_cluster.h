@@ -1,0 +1,33 @@
+// The development broker: librdkafka's mock cluster hosted in this process.
+// Clients in other processes reach it over TCP at bootstrap(). It is not a
+// faithful broker (see docs/brokers.md): use it for the demo and quick
+// tests, never to prove delivery guarantees.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kafka/kafka.h"
+
+namespace agentfleet {
+
+class MockCluster {
+ public:
+  // Starts `brokers` mock brokers and creates `topics` (the mock cluster has
+  // no working Admin API, so topics must exist before clients start).
+  static absl::StatusOr<std::unique_ptr<MockCluster>> Start(int brokers,
+                                                            const std::vector<TopicSpec>& topics);
+  ~MockCluster();
+  // "127.0.0.1:port,..." — listen ports are random.
+  std::string bootstrap() const { return bootstrap_; }
+
+ private:
+  struct Impl;
+  explicit MockCluster(std::unique_ptr<Impl> impl, std::string bootstrap);
+  std::unique_ptr<Impl> impl_;
+  std::string bootstrap_;
+};
+
+}  // namespace agentfleet

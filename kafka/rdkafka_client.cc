@@ -1,0 +1,454 @@
+// Producer, Consumer and admin helpers over librdkafka's C++ API (and its C
+// admin API where the C++ one has none).
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "kafka/kafka.h"
+
+namespace agentfleet {
+namespace {
+
+constexpr char kComponent[] = "kafka";
+
+int Ms(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+
+// librdkafka's log lines and errors become our structured logs.
+class LogBridge : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& event) override {
+    switch (event.type()) {
+      case RdKafka::Event::EVENT_ERROR:
+        Log(event.fatal() ? LogLevel::kError : LogLevel::kWarning, kComponent, event.str(),
+            {{"error", RdKafka::err2str(event.err())}});
+        break;
+      case RdKafka::Event::EVENT_LOG:
+        Log(event.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR ? LogLevel::kWarning
+                                                                    : LogLevel::kDebug,
+            kComponent, event.str(), {{"facility", event.fac()}});
+        break;
+      default:
+        break;
+    }
+  }
+};
+
+LogBridge* SharedLogBridge() {
+  static LogBridge* bridge = new LogBridge();
+  return bridge;
+}
+
+absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(const Properties& properties) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  for (const auto& [name, value] : properties) {
+    if (conf->set(name, value, err) != RdKafka::Conf::CONF_OK) {
+      return absl::InvalidArgumentError(absl::StrCat("Kafka property ", name, ": ", err));
+    }
+  }
+  if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(SharedLogBridge()), err) !=
+      RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(err);
+  }
+  return conf;
+}
+
+absl::Status FromErr(RdKafka::ErrorCode code, absl::string_view what) {
+  if (code == RdKafka::ERR_NO_ERROR) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", RdKafka::err2str(code));
+  switch (code) {
+    case RdKafka::ERR__TIMED_OUT:
+    case RdKafka::ERR_REQUEST_TIMED_OUT:
+      return absl::DeadlineExceededError(msg);
+    case RdKafka::ERR__QUEUE_FULL:
+    case RdKafka::ERR__TRANSPORT:
+    case RdKafka::ERR__ALL_BROKERS_DOWN:
+    case RdKafka::ERR_NOT_LEADER_FOR_PARTITION:
+      return absl::UnavailableError(msg);
+    case RdKafka::ERR__STATE:
+    case RdKafka::ERR__UNKNOWN_PARTITION:
+      return absl::FailedPreconditionError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+class DeliveryBridge : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& message) override {
+    auto* cb = static_cast<DeliveryCallback*>(message.msg_opaque());
+    if (message.err() != RdKafka::ERR_NO_ERROR) {
+      Log(LogLevel::kWarning, kComponent, "delivery failed",
+          {{"topic", message.topic_name()}, {"error", message.errstr()}});
+    }
+    if (cb == nullptr) return;
+    (*cb)(FromErr(message.err(), "delivery"));
+    delete cb;
+  }
+};
+
+class RdProducer : public Producer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Producer>> Create(const Properties& properties) {
+    auto self = std::unique_ptr<RdProducer>(new RdProducer());
+    auto conf = MakeConf(properties);
+    if (!conf.ok()) return conf.status();
+    std::string err;
+    if ((*conf)->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&self->delivery_), err) !=
+        RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(err);
+    }
+    self->producer_.reset(RdKafka::Producer::create(conf->get(), err));
+    if (!self->producer_) return absl::InvalidArgumentError(absl::StrCat("producer: ", err));
+    self->poller_ = std::thread([p = self.get()] {
+      while (!p->stop_.load()) p->producer_->poll(50);
+    });
+    return std::unique_ptr<Producer>(std::move(self));
+  }
+
+  ~RdProducer() override {
+    stop_.store(true);
+    if (poller_.joinable()) poller_.join();
+    if (producer_) producer_->flush(10'000);
+  }
+
+  absl::Status Produce(OutboundMessage m, DeliveryCallback on_delivery) override {
+    auto* cb = on_delivery ? new DeliveryCallback(std::move(on_delivery)) : nullptr;
+    absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (true) {
+      RdKafka::Headers* headers = RdKafka::Headers::create();
+      for (const auto& [k, v] : m.headers) headers->add(k, v.data(), v.size());
+      RdKafka::ErrorCode code = producer_->produce(
+          m.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+          m.payload.data(), m.payload.size(), m.key.data(), m.key.size(), 0, headers, cb);
+      if (code == RdKafka::ERR_NO_ERROR) return absl::OkStatus();
+      delete headers;  // ownership passes to librdkafka only on success
+      if (code != RdKafka::ERR__QUEUE_FULL || absl::Now() > give_up) {
+        delete cb;
+        return FromErr(code, absl::StrCat("produce to ", m.topic));
+      }
+      // Back-pressure: the local queue drains as the poller delivers.
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+
+  absl::Status Flush(absl::Duration timeout) override {
+    return FromErr(producer_->flush(Ms(timeout)), "flush");
+  }
+
+ private:
+  RdProducer() = default;
+  DeliveryBridge delivery_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::atomic<bool> stop_{false};
+  std::thread poller_;
+};
+
+std::vector<RdKafka::TopicPartition*> ToRd(const std::vector<TopicPartition>& tps) {
+  std::vector<RdKafka::TopicPartition*> out;
+  for (const auto& tp : tps) out.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition, tp.offset));
+  return out;
+}
+
+std::vector<TopicPartition> FromRd(const std::vector<RdKafka::TopicPartition*>& tps) {
+  std::vector<TopicPartition> out;
+  for (const auto* tp : tps) out.push_back(TopicPartition{tp->topic(), tp->partition(), tp->offset()});
+  return out;
+}
+
+class RebalanceBridge : public RdKafka::RebalanceCb {
+ public:
+  explicit RebalanceBridge(RebalanceListener* listener) : listener_(listener) {}
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    auto tps = FromRd(partitions);
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      if (cooperative) {
+        if (RdKafka::Error* e = consumer->incremental_assign(partitions)) {
+          Log(LogLevel::kError, kComponent, "incremental_assign failed", {{"error", e->str()}});
+          delete e;
+        }
+      } else {
+        consumer->assign(partitions);
+      }
+      if (listener_) listener_->OnAssigned(tps);
+    } else {
+      if (listener_) listener_->OnRevoked(tps);
+      if (cooperative) {
+        if (RdKafka::Error* e = consumer->incremental_unassign(partitions)) {
+          Log(LogLevel::kError, kComponent, "incremental_unassign failed", {{"error", e->str()}});
+          delete e;
+        }
+      } else {
+        consumer->unassign();
+      }
+    }
+  }
+
+ private:
+  RebalanceListener* listener_;
+};
+
+class RdConsumer : public Consumer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Consumer>> Create(const Properties& properties,
+                                                          RebalanceListener* listener) {
+    auto self = std::unique_ptr<RdConsumer>(new RdConsumer(listener));
+    auto conf = MakeConf(properties);
+    if (!conf.ok()) return conf.status();
+    std::string err;
+    if ((*conf)->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(&self->rebalance_), err) !=
+        RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(err);
+    }
+    if (properties.count("group.id") == 0 && (*conf)->set("group.id", "agentfleet-reader", err) != RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(err);
+    }
+    self->consumer_.reset(RdKafka::KafkaConsumer::create(conf->get(), err));
+    if (!self->consumer_) return absl::InvalidArgumentError(absl::StrCat("consumer: ", err));
+    return std::unique_ptr<Consumer>(std::move(self));
+  }
+
+  ~RdConsumer() override { Close(); }
+
+  absl::Status Subscribe(const std::vector<std::string>& topics) override {
+    return FromErr(consumer_->subscribe(topics), "subscribe");
+  }
+
+  absl::Status Assign(const std::vector<TopicPartition>& partitions) override {
+    auto rd = ToRd(partitions);
+    auto code = consumer_->assign(rd);
+    RdKafka::TopicPartition::destroy(rd);
+    return FromErr(code, "assign");
+  }
+
+  std::vector<Message> Poll(absl::Duration timeout, size_t max_messages) override {
+    std::vector<Message> out;
+    int wait_ms = Ms(timeout);
+    while (out.size() < max_messages) {
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(out.empty() ? wait_ms : 0));
+      switch (m->err()) {
+        case RdKafka::ERR_NO_ERROR: {
+          Message msg;
+          msg.topic = m->topic_name();
+          msg.partition = m->partition();
+          msg.offset = m->offset();
+          if (m->key_pointer()) msg.key.assign(static_cast<const char*>(m->key_pointer()), m->key_len());
+          if (m->payload()) msg.payload.assign(static_cast<const char*>(m->payload()), m->len());
+          if (RdKafka::Headers* h = m->headers()) {
+            for (const auto& header : h->get_all()) {
+              msg.headers.emplace_back(header.key(),
+                                       std::string(static_cast<const char*>(header.value()),
+                                                   header.value_size()));
+            }
+          }
+          msg.timestamp_ms = m->timestamp().timestamp;
+          out.push_back(std::move(msg));
+          break;
+        }
+        case RdKafka::ERR__TIMED_OUT:
+          return out;
+        case RdKafka::ERR__PARTITION_EOF:
+          break;
+        default:
+          Log(LogLevel::kWarning, kComponent, "consume error", {{"error", m->errstr()}});
+          return out;
+      }
+    }
+    return out;
+  }
+
+  absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next_offset) override {
+    std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition, next_offset)};
+    auto code = consumer_->offsets_store(tps);
+    RdKafka::TopicPartition::destroy(tps);
+    return FromErr(code, "offsets_store");
+  }
+
+  absl::Status CommitStored() override {
+    auto code = consumer_->commitSync();
+    // Nothing stored since the last commit is not an error.
+    if (code == RdKafka::ERR__NO_OFFSET) return absl::OkStatus();
+    return FromErr(code, "commit");
+  }
+
+  absl::Status Pause(const std::vector<TopicPartition>& partitions) override {
+    auto rd = ToRd(partitions);
+    auto code = consumer_->pause(rd);
+    RdKafka::TopicPartition::destroy(rd);
+    return FromErr(code, "pause");
+  }
+
+  absl::Status Resume(const std::vector<TopicPartition>& partitions) override {
+    auto rd = ToRd(partitions);
+    auto code = consumer_->resume(rd);
+    RdKafka::TopicPartition::destroy(rd);
+    return FromErr(code, "resume");
+  }
+
+  std::vector<TopicPartition> Assignment() override {
+    std::vector<RdKafka::TopicPartition*> rd;
+    consumer_->assignment(rd);
+    auto out = FromRd(rd);
+    RdKafka::TopicPartition::destroy(rd);
+    return out;
+  }
+
+  void Close() override {
+    if (consumer_ && !closed_) {
+      closed_ = true;
+      consumer_->close();
+    }
+  }
+
+  RdKafka::KafkaConsumer* raw() { return consumer_.get(); }
+
+ private:
+  explicit RdConsumer(RebalanceListener* listener) : rebalance_(listener) {}
+  RebalanceBridge rebalance_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  bool closed_ = false;
+};
+
+// A short-lived producer handle for metadata and admin calls.
+absl::StatusOr<std::unique_ptr<RdKafka::Producer>> AdminHandle(const Properties& properties) {
+  Properties props = properties;
+  for (const char* consumer_only : {"group.id", "enable.auto.commit", "enable.auto.offset.store",
+                                    "auto.offset.reset", "partition.assignment.strategy",
+                                    "session.timeout.ms", "heartbeat.interval.ms",
+                                    "fetch.wait.max.ms", "isolation.level", "max.poll.interval.ms"}) {
+    props.erase(consumer_only);
+  }
+  auto conf = MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  std::string err;
+  std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf->get(), err));
+  if (!p) return absl::InvalidArgumentError(absl::StrCat("admin client: ", err));
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Producer>> NewProducer(const Properties& properties) {
+  return RdProducer::Create(properties);
+}
+
+absl::StatusOr<std::unique_ptr<Consumer>> NewConsumer(const Properties& properties,
+                                                      RebalanceListener* listener) {
+  return RdConsumer::Create(properties, listener);
+}
+
+absl::Status CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
+                          absl::Duration timeout) {
+  auto handle = AdminHandle(properties);
+  if (!handle.ok()) return handle.status();
+  rd_kafka_t* rk = (*handle)->c_ptr();
+  char errstr[512];
+  std::vector<rd_kafka_NewTopic_t*> new_topics;
+  for (const auto& t : topics) {
+    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions,
+                                                    t.replication_factor, errstr, sizeof errstr);
+    if (nt == nullptr) {
+      rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
+      return absl::InvalidArgumentError(absl::StrCat("topic ", t.name, ": ", errstr));
+    }
+    for (const auto& [k, v] : t.configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+    new_topics.push_back(nt);
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, Ms(timeout), errstr, sizeof errstr);
+  rd_kafka_AdminOptions_set_request_timeout(options, Ms(timeout), errstr, sizeof errstr);
+  rd_kafka_CreateTopics(rk, new_topics.data(), new_topics.size(), options, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, Ms(timeout) + 2000);
+  absl::Status status;
+  if (event == nullptr) {
+    status = absl::DeadlineExceededError("CreateTopics timed out");
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    status = absl::UnavailableError(absl::StrCat("CreateTopics: ", rd_kafka_event_error_string(event)));
+  } else {
+    size_t count = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    for (size_t i = 0; i < count; ++i) {
+      rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        status = absl::InternalError(absl::StrCat("create topic ", rd_kafka_topic_result_name(results[i]),
+                                                  ": ", rd_kafka_topic_result_error_string(results[i])));
+        break;
+      }
+    }
+  }
+  if (event) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
+  return status;
+}
+
+absl::StatusOr<int> PartitionCount(const Properties& properties, const std::string& topic,
+                                   absl::Duration timeout) {
+  auto handle = AdminHandle(properties);
+  if (!handle.ok()) return handle.status();
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(handle->get(), topic, nullptr, err));
+  if (!t) return absl::InvalidArgumentError(err);
+  RdKafka::Metadata* md = nullptr;
+  auto code = (*handle)->metadata(false, t.get(), &md, Ms(timeout));
+  std::unique_ptr<RdKafka::Metadata> owner(md);
+  if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "metadata " + topic);
+  for (const auto* tm : *md->topics()) {
+    if (tm->topic() == topic) {
+      if (tm->err() != RdKafka::ERR_NO_ERROR) return FromErr(tm->err(), "topic " + topic);
+      return static_cast<int>(tm->partitions()->size());
+    }
+  }
+  return absl::NotFoundError("topic " + topic + " not found");
+}
+
+absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& properties,
+                                                        const std::string& topic,
+                                                        absl::Duration timeout) {
+  auto count = PartitionCount(properties, topic, timeout);
+  if (!count.ok()) return count.status();
+  auto handle = AdminHandle(properties);
+  if (!handle.ok()) return handle.status();
+  std::vector<Watermarks> out(*count);
+  for (int p = 0; p < *count; ++p) {
+    auto code = (*handle)->query_watermark_offsets(topic, p, &out[p].low, &out[p].high, Ms(timeout));
+    if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, absl::StrCat("watermarks ", topic, "/", p));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,
+                                                      const std::string& group,
+                                                      const std::string& topic,
+                                                      absl::Duration timeout) {
+  auto count = PartitionCount(properties, topic, timeout);
+  if (!count.ok()) return count.status();
+  Properties props = properties;
+  props["group.id"] = group;
+  auto consumer = RdConsumer::Create(props, nullptr);
+  if (!consumer.ok()) return consumer.status();
+  auto* rd = static_cast<RdConsumer*>(consumer->get());
+  std::vector<TopicPartition> tps;
+  for (int p = 0; p < *count; ++p) tps.push_back({topic, p});
+  auto rdtps = ToRd(tps);
+  auto code = rd->raw()->committed(rdtps, Ms(timeout));
+  std::vector<int64_t> out;
+  for (auto* tp : rdtps) out.push_back(tp->offset() < 0 ? -1 : tp->offset());
+  RdKafka::TopicPartition::destroy(rdtps);
+  // Never joined the group, so closing leaves nothing behind.
+  (*consumer)->Close();
+  if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "committed offsets");
+  return out;
+}
+
+}  // namespace agentfleet

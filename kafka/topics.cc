@@ -1,0 +1,79 @@
+#include "kafka/topics.h"
+
+namespace agentfleet {
+namespace {
+
+const char* const kProducerOnly[] = {"enable.idempotence", "linger.ms", "partitioner", "acks",
+                                     "compression.type", "batch.num.messages",
+                                     "queue.buffering.max.messages", "queue.buffering.max.ms",
+                                     "message.send.max.retries", "retries", "transactional.id"};
+const char* const kConsumerOnly[] = {"enable.auto.commit", "enable.auto.offset.store",
+                                     "auto.offset.reset", "partition.assignment.strategy",
+                                     "session.timeout.ms", "heartbeat.interval.ms",
+                                     "fetch.wait.max.ms", "isolation.level", "max.poll.interval.ms",
+                                     "auto.commit.interval.ms", "group.instance.id",
+                                     "fetch.min.bytes", "enable.partition.eof"};
+
+Properties Merge(Properties base, const std::map<std::string, std::string>& over) {
+  for (const auto& [k, v] : over) base[k] = v;
+  return base;
+}
+
+}  // namespace
+
+std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
+  const KafkaConfig& k = config.kafka;
+  Topics t(k.topic_prefix);
+  std::vector<TopicSpec> specs = {
+      {t.tasks, k.partitions, k.replication_factor, {}},
+      {t.events, k.partitions, k.replication_factor, {}},
+      {t.results, k.partitions, k.replication_factor, {}},
+      {t.state, k.partitions, k.replication_factor, {{"cleanup.policy", "compact"}}},
+      {t.dlq, k.partitions, k.replication_factor, {}},
+  };
+  for (const auto& [name, agent] : config.agents) {
+    specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, {}});
+  }
+  return specs;
+}
+
+Properties ProducerProperties(const KafkaConfig& kafka) {
+  Properties p = {
+      {"enable.idempotence", "true"},
+      // Same partitioner as the Java client: tasks produced from any language
+      // land on the partition the events for that task_id will use.
+      {"partitioner", "murmur2_random"},
+      {"linger.ms", "2"},
+      {"log.connection.close", "false"},
+  };
+  p = Merge(p, kafka.properties);
+  // Shared properties meant for consumers do not belong in a producer.
+  for (const char* name : kConsumerOnly) p.erase(name);
+  return Merge(p, kafka.producer);
+}
+
+Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group_id) {
+  Properties p = {
+      // Offsets are stored by agentfleet code only after the work is done, and
+      // committed in the background: at-least-once.
+      {"enable.auto.commit", "true"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.commit.interval.ms", "500"},
+      {"auto.offset.reset", "earliest"},
+      // Co-partitioned topics need the same partition numbers per member.
+      {"partition.assignment.strategy", "range"},
+      {"fetch.wait.max.ms", "50"},
+      {"log.connection.close", "false"},
+  };
+  p = Merge(p, kafka.properties);
+  for (const char* name : kProducerOnly) p.erase(name);
+  p = Merge(p, kafka.consumer);
+  p["group.id"] = group_id;
+  return p;
+}
+
+std::string WorkerGroup(const FleetConfig& config, const std::string& pool) {
+  return config.worker.group_prefix + "." + pool;
+}
+
+}  // namespace agentfleet

@@ -1,0 +1,38 @@
+// Names and shapes of the fleet's topics, and the client properties every
+// agentfleet process starts from.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "config/config.h"
+#include "kafka/kafka.h"
+
+namespace agentfleet {
+
+struct Topics {
+  explicit Topics(const std::string& prefix)
+      : tasks(prefix + "tasks"),
+        events(prefix + "events"),
+        results(prefix + "results"),
+        state(prefix + "state"),
+        dlq(prefix + "dlq"),
+        work_prefix(prefix + "work.") {}
+  std::string tasks, events, results, state, dlq, work_prefix;
+  std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
+};
+
+// Every topic the fleet configured in `config` uses, with partitions and
+// configs (state is compacted).
+std::vector<TopicSpec> FleetTopics(const FleetConfig& config);
+
+// Defaults, then kafka.properties, then kafka.producer.
+Properties ProducerProperties(const KafkaConfig& kafka);
+// Defaults, then kafka.properties, then kafka.consumer, then group.id.
+Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group_id);
+
+// Consumer group of the workers serving `pool`.
+std::string WorkerGroup(const FleetConfig& config, const std::string& pool);
+
+}  // namespace agentfleet

@@ -1,0 +1,54 @@
+// The model-provider seam: how a worker calls a model. Implementations:
+// SimulatedProvider (development, tests, benchmarks); HTTP providers
+// (OpenAI-compatible, Anthropic) arrive with the workers issue.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "config/json_schema.h"
+#include "nlohmann/json.hpp"
+
+namespace agentfleet {
+
+struct ModelRequest {
+  std::string agent;
+  std::string model;
+  nlohmann::json input;
+  int max_tokens = 0;
+  absl::Duration timeout = absl::Seconds(60);
+  // Unique per attempt; providers that support it pass it on.
+  std::string idempotency_key;
+  // The agent's declared output schema, or null.
+  const JsonSchema* output_schema = nullptr;
+};
+
+struct ProviderError {
+  // "timeout", "provider_unavailable", "rate_limited", "max_tokens_exceeded",
+  // "invalid_response", "schema_violation", ...
+  std::string code;
+  std::string message;
+  bool retryable = false;
+};
+
+struct ModelResponse {
+  bool ok = false;
+  nlohmann::json output;  // when ok
+  ProviderError error;    // when !ok
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  std::string model;
+  absl::Duration latency;
+};
+
+// Thread-safe. Call() never blocks on the model: `done` runs later on a
+// provider-owned thread, exactly once per call.
+class ModelProvider {
+ public:
+  virtual ~ModelProvider() = default;
+  virtual void Call(ModelRequest request, std::function<void(ModelResponse)> done) = 0;
+};
+
+}  // namespace agentfleet

@@ -1,0 +1,165 @@
+#include "provider/simulated_provider.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "codec/json_value.h"
+
+namespace agentfleet {
+namespace {
+
+using Json = nlohmann::json;
+
+uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Uniform in [0, 1) from a hash state; advances the state.
+double NextUnit(uint64_t* state) {
+  *state = Mix(*state);
+  return static_cast<double>(*state >> 11) * (1.0 / 9007199254740992.0);
+}
+
+constexpr const char* kWords[] = {"alpha", "bravo", "delta", "echo",  "gamma", "kappa",
+                                  "lima",  "omega", "sigma", "tango", "zulu",  "vector"};
+
+Json Generate(const JsonSchema* s, uint64_t* state, int depth) {
+  double u = NextUnit(state);
+  if (s != nullptr && !s->enum_values.empty()) {
+    return s->enum_values[static_cast<size_t>(u * s->enum_values.size())];
+  }
+  JsonSchema::Type type = s ? s->type : JsonSchema::Type::kAny;
+  switch (type) {
+    case JsonSchema::Type::kObject: {
+      Json obj = Json::object();
+      for (const auto& [name, sub] : s->properties) obj[name] = Generate(&sub, state, depth + 1);
+      return obj;
+    }
+    case JsonSchema::Type::kArray: {
+      size_t lo = s->min_items.value_or(1), hi = s->max_items.value_or(std::max<size_t>(lo, 3));
+      size_t n = lo + static_cast<size_t>(u * (hi - lo + 1));
+      Json arr = Json::array();
+      for (size_t i = 0; i < n && depth < 8; ++i) arr.push_back(Generate(s->items.get(), state, depth + 1));
+      return arr;
+    }
+    case JsonSchema::Type::kInteger: {
+      double lo = s->minimum.value_or(0), hi = s->maximum.value_or(100);
+      return static_cast<int64_t>(std::ceil(lo) + std::floor(u * (std::floor(hi) - std::ceil(lo) + 1)));
+    }
+    case JsonSchema::Type::kNumber: {
+      double lo = s->minimum.value_or(0), hi = s->maximum.value_or(1);
+      return std::round((lo + u * (hi - lo)) * 1000) / 1000;
+    }
+    case JsonSchema::Type::kBoolean:
+      return u < 0.5;
+    case JsonSchema::Type::kNull:
+      return nullptr;
+    case JsonSchema::Type::kString:
+    case JsonSchema::Type::kAny: {
+      std::string text;
+      int words = 3 + static_cast<int>(u * 5);
+      for (int i = 0; i < words; ++i) {
+        if (!text.empty()) text += ' ';
+        text += kWords[static_cast<size_t>(NextUnit(state) * std::size(kWords))];
+      }
+      text += absl::StrCat(" #", *state % 100000);
+      if (s && s->max_length && text.size() > *s->max_length) text.resize(*s->max_length);
+      while (s && s->min_length && text.size() < *s->min_length) text += '.';
+      if (type == JsonSchema::Type::kAny) return Json{{"text", text}};
+      return text;
+    }
+  }
+  return nullptr;
+}
+
+double DrawLatencyMs(const LatencyConfig& lat, uint64_t state) {
+  using D = LatencyConfig::Distribution;
+  double u = NextUnit(&state);
+  switch (lat.distribution) {
+    case D::kFixed:
+      return lat.mean_ms;
+    case D::kUniform:
+      return lat.min_ms + u * (lat.max_ms - lat.min_ms);
+    case D::kExponential:
+      return -lat.mean_ms * std::log(1 - u);
+    case D::kLogNormal: {
+      // p99 = p50 * exp(2.326 sigma); Box-Muller for the normal draw.
+      double sigma = std::log(lat.p99_ms / lat.p50_ms) / 2.3263478740408408;
+      double u2 = NextUnit(&state);
+      double z = std::sqrt(-2 * std::log(1 - u)) * std::cos(2 * M_PI * u2);
+      return lat.p50_ms * std::exp(sigma * z);
+    }
+  }
+  return 0;
+}
+
+int64_t Tokens(size_t bytes) { return std::max<int64_t>(1, static_cast<int64_t>((bytes + 3) / 4)); }
+
+}  // namespace
+
+uint64_t StableHash(absl::string_view data, uint64_t seed) {
+  uint64_t h = 1469598103934665603ULL ^ Mix(seed);
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return Mix(h);
+}
+
+Json GenerateFromSchema(const JsonSchema* schema, uint64_t seed) {
+  uint64_t state = seed;
+  return Generate(schema, &state, 0);
+}
+
+SimulatedProvider::SimulatedProvider(const ProviderConfig& config, Scheduler* scheduler)
+    : config_(config), scheduler_(scheduler) {}
+
+ModelResponse SimulatedProvider::Respond(const ModelRequest& request) const {
+  ModelResponse r;
+  r.model = request.model;
+  std::string input = CanonicalJson(request.input);
+  r.input_tokens = Tokens(input.size());
+  uint64_t attempt_hash = StableHash(request.idempotency_key, config_.seed);
+  r.latency = absl::Milliseconds(std::max(0.0, DrawLatencyMs(config_.latency, attempt_hash ^ 0x1a7e)));
+  if (config_.failure_rate > 0) {
+    uint64_t state = attempt_hash ^ 0xfa11;
+    if (NextUnit(&state) < config_.failure_rate) {
+      r.error = {"provider_unavailable", "simulated provider failure", true};
+      r.output_tokens = 0;
+      return r;
+    }
+  }
+  uint64_t content_seed =
+      StableHash(absl::StrCat(request.agent, "\x1f", request.model, "\x1f", input), config_.seed);
+  r.output = GenerateFromSchema(request.output_schema, content_seed);
+  r.output_tokens = Tokens(CanonicalJson(r.output).size());
+  if (request.max_tokens > 0 && r.output_tokens > request.max_tokens) {
+    r.output_tokens = request.max_tokens;
+    r.output = nullptr;
+    r.error = {"max_tokens_exceeded",
+               absl::StrCat("output needs more than max_tokens=", request.max_tokens), false};
+    return r;
+  }
+  if (r.latency > request.timeout) {
+    r.latency = request.timeout;
+    r.output = nullptr;
+    r.error = {"timeout", "simulated call exceeded the agent's timeout", true};
+    return r;
+  }
+  r.ok = true;
+  return r;
+}
+
+void SimulatedProvider::Call(ModelRequest request, std::function<void(ModelResponse)> done) {
+  ModelResponse response = Respond(request);
+  absl::Duration delay = response.latency;
+  scheduler_->RunAfter(delay, [done = std::move(done), response = std::move(response)]() mutable {
+    done(std::move(response));
+  });
+}
+
+}  // namespace agentfleet
