@@ -29,6 +29,13 @@ const WorkflowConfig* FleetConfig::FindWorkflow(const std::string& name) const {
   return it == workflows.end() ? nullptr : &it->second;
 }
 
+double FleetConfig::Cost(const std::string& model, int64_t input_tokens,
+                        int64_t output_tokens) const {
+  auto it = pricing.find(model);
+  if (it == pricing.end()) return 0;
+  return (input_tokens * it->second.input_per_mtok + output_tokens * it->second.output_per_mtok) / 1e6;
+}
+
 namespace {
 
 using Json = nlohmann::json;

@@ -114,6 +114,8 @@ struct FleetConfig {
 
   const AgentConfig* FindAgent(const std::string& name) const;
   const WorkflowConfig* FindWorkflow(const std::string& name) const;
+  // USD for these tokens on `model` by the pricing table (0 for an unpriced model).
+  double Cost(const std::string& model, int64_t input_tokens, int64_t output_tokens) const;
 };
 
 // Reads and validates a config file. InvalidArgument carries every problem

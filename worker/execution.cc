@@ -1,0 +1,104 @@
+#include "worker/execution.h"
+
+#include "absl/strings/str_cat.h"
+#include "codec/json_value.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace agentfleet {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+v1::WorkEvent EventFor(const v1::WorkItem& item) {
+  v1::WorkEvent e;
+  e.set_task_id(item.task_id());
+  e.set_step(item.step());
+  e.set_fan_index(item.fan_index());
+  e.set_attempt(item.attempt());
+  e.set_idempotency_key(item.idempotency_key());
+  *e.mutable_at() = TimeUtil::GetCurrentTime();
+  return e;
+}
+
+}  // namespace
+
+absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::WorkItem& item) {
+  const AgentConfig* agent = config.FindAgent(item.agent());
+  if (agent == nullptr) return absl::FailedPreconditionError(absl::StrCat("unknown agent '", item.agent(), "'"));
+  std::string tier = item.model_tier().empty() ? "default" : item.model_tier();
+  auto model = agent->models.find(tier);
+  if (model == agent->models.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("agent '", item.agent(), "' has no model tier '", tier, "'"));
+  }
+  ModelRequest r;
+  r.agent = agent->name;
+  r.model = model->second;
+  r.input = FromStruct(item.input());
+  r.max_tokens = item.max_tokens() > 0 ? std::min(item.max_tokens(), agent->max_tokens) : agent->max_tokens;
+  r.timeout = agent->timeout;
+  r.idempotency_key = item.idempotency_key();
+  r.output_schema = agent->output_schema ? &*agent->output_schema : nullptr;
+  return r;
+}
+
+v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker) {
+  v1::WorkEvent e = EventFor(item);
+  e.mutable_receipt()->set_worker(worker);
+  return e;
+}
+
+v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
+                         const ModelResponse& response, const std::string& worker) {
+  v1::WorkEvent e = EventFor(item);
+  v1::WorkResult* r = e.mutable_result();
+  r->set_model(response.model);
+  r->set_latency_ms(absl::ToInt64Milliseconds(response.latency));
+  r->set_worker(worker);
+  v1::Usage* u = r->mutable_usage();
+  u->set_input_tokens(response.input_tokens);
+  u->set_output_tokens(response.output_tokens);
+  u->set_calls(1);
+  u->set_cost_usd(config.Cost(response.model, response.input_tokens, response.output_tokens));
+  ProviderError error = response.error;
+  bool ok = response.ok;
+  if (ok) {
+    const AgentConfig* agent = config.FindAgent(item.agent());
+    if (agent && agent->output_schema) {
+      absl::Status valid = ValidateJson(*agent->output_schema, response.output);
+      if (!valid.ok()) {
+        ok = false;
+        error = {"schema_violation", absl::StrCat("output does not match the schema of agent '",
+                                                  item.agent(), "': ", valid.message()),
+                 true};
+      }
+    }
+    if (ok && !response.output.is_object()) {
+      ok = false;
+      error = {"schema_violation", "output is not a JSON object", true};
+    }
+  }
+  if (ok) {
+    r->set_status(v1::RESULT_STATUS_OK);
+    *r->mutable_output() = ToStruct(response.output);
+  } else {
+    r->set_status(v1::RESULT_STATUS_ERROR);
+    r->mutable_error()->set_code(error.code);
+    r->mutable_error()->set_message(error.message);
+    r->mutable_error()->set_retryable(error.retryable);
+  }
+  return e;
+}
+
+v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code,
+                          const std::string& message, bool retryable, const std::string& worker) {
+  v1::WorkEvent e = EventFor(item);
+  v1::WorkResult* r = e.mutable_result();
+  r->set_status(v1::RESULT_STATUS_ERROR);
+  r->set_worker(worker);
+  r->mutable_error()->set_code(code);
+  r->mutable_error()->set_message(message);
+  r->mutable_error()->set_retryable(retryable);
+  return e;
+}
+
+}  // namespace agentfleet

@@ -1,0 +1,32 @@
+// What a worker does with one work item, as pure functions: the model request
+// it makes, and the result event it reports (output validated against the
+// agent's schema first, so garbage never leaves the worker).
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agentfleet/v1/work.pb.h"
+#include "config/config.h"
+#include "provider/model_provider.h"
+
+namespace agentfleet {
+
+// The request for `item`, or FailedPrecondition if the worker cannot run it
+// (unknown agent or model tier) — a non-retryable error for the item.
+absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::WorkItem& item);
+
+// A receipt event for `item`.
+v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker);
+
+// The result event for `item` given the provider's response. An OK response
+// whose output fails the agent's schema becomes a retryable
+// "schema_violation" error. Cost comes from the pricing table.
+v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
+                         const ModelResponse& response, const std::string& worker);
+
+// A result event reporting that `item` could not run at all.
+v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code,
+                          const std::string& message, bool retryable, const std::string& worker);
+
+}  // namespace agentfleet

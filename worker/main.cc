@@ -1,0 +1,93 @@
+// agentfleet-worker: parse flags, wire Kafka clients and model providers, run.
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/log.h"
+#include "common/scheduler.h"
+#include "common/signals.h"
+#include "config/config.h"
+#include "kafka/topics.h"
+#include "provider/simulated_provider.h"
+#include "worker/worker.h"
+
+ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
+ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides kafka.properties");
+ABSL_FLAG(std::string, agents, "", "Comma-separated agents to serve (default: all in the config)");
+ABSL_FLAG(std::string, pool, "default", "Worker pool name; the consumer group is <group_prefix>.<pool>");
+ABSL_FLAG(int, max_in_flight, 0, "Items run at once (default: worker.max_in_flight from the config)");
+ABSL_FLAG(std::string, id, "", "Worker id reported in events (default: hostname-pid)");
+
+int main(int argc, char** argv) {
+  using namespace agentfleet;
+  absl::SetProgramUsageMessage("Runs a worker: agentfleet-worker --config FILE [--agents a,b]");
+  absl::ParseCommandLine(argc, argv);
+  InstallShutdownHandlers();
+  auto config = LoadConfigFile(absl::GetFlag(FLAGS_config));
+  if (!config.ok()) {
+    std::cerr << config.status().message() << "\n";
+    return 2;
+  }
+  if (!absl::GetFlag(FLAGS_bootstrap).empty()) {
+    config->kafka.properties["bootstrap.servers"] = absl::GetFlag(FLAGS_bootstrap);
+  }
+  WorkerOptions options;
+  char host[256] = "worker";
+  gethostname(host, sizeof host - 1);
+  options.worker_id = absl::GetFlag(FLAGS_id).empty() ? absl::StrCat(host, "-", getpid()) : absl::GetFlag(FLAGS_id);
+  options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight) > 0 ? absl::GetFlag(FLAGS_max_in_flight)
+                                                                  : config->worker.max_in_flight;
+  if (absl::GetFlag(FLAGS_agents).empty()) {
+    for (const auto& [name, agent] : config->agents) options.agents.push_back(name);
+  } else {
+    options.agents = absl::StrSplit(absl::GetFlag(FLAGS_agents), ',', absl::SkipEmpty());
+  }
+  ThreadScheduler scheduler;
+  std::vector<std::unique_ptr<ModelProvider>> owned;
+  std::map<std::string, ModelProvider*> providers;
+  for (const auto& [name, p] : config->providers) {
+    if (p.type == "simulated") owned.push_back(std::make_unique<SimulatedProvider>(p, &scheduler));
+    providers[name] = owned.back().get();
+  }
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  if (!producer.ok()) {
+    std::cerr << producer.status().message() << "\n";
+    return 2;
+  }
+  std::unique_ptr<Worker> worker;
+  std::unique_ptr<Consumer> consumer;
+  // The worker is the consumer's rebalance listener, so build the consumer after it.
+  struct Relay : RebalanceListener {
+    Worker* target = nullptr;
+    void OnAssigned(const std::vector<TopicPartition>& p) override { if (target) target->OnAssigned(p); }
+    void OnRevoked(const std::vector<TopicPartition>& p) override { if (target) target->OnRevoked(p); }
+  } relay;
+  auto made = NewConsumer(ConsumerProperties(config->kafka, WorkerGroup(*config, absl::GetFlag(FLAGS_pool))), &relay);
+  if (!made.ok()) {
+    std::cerr << made.status().message() << "\n";
+    return 2;
+  }
+  consumer = std::move(*made);
+  worker = std::make_unique<Worker>(&*config, consumer.get(), producer->get(), providers, options);
+  relay.target = worker.get();
+  absl::Status status = worker->Start();
+  if (!status.ok()) {
+    std::cerr << status.message() << "\n";
+    return 2;
+  }
+  Log(LogLevel::kInfo, "worker", "started", {{"worker", options.worker_id}});
+  status = worker->Run([] { return ShutdownRequested(); });
+  consumer->Close();
+  if (!status.ok()) {
+    Log(LogLevel::kError, "worker", "stopped on error", {{"error", status.message()}});
+    return 1;
+  }
+  Log(LogLevel::kInfo, "worker", "stopped");
+  return 0;
+}

@@ -1,0 +1,167 @@
+#include "worker/worker.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "codec/codec.h"
+#include "codec/trace.h"
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+#include "kafka/dead_letter.h"
+#include "worker/execution.h"
+
+namespace agentfleet {
+namespace {
+constexpr char kComponent[] = "worker";
+using google::protobuf::util::TimeUtil;
+}  // namespace
+
+Worker::Worker(const FleetConfig* config, Consumer* consumer, Producer* producer,
+               std::map<std::string, ModelProvider*> providers, WorkerOptions options)
+    : config_(config),
+      consumer_(consumer),
+      producer_(producer),
+      providers_(std::move(providers)),
+      options_(std::move(options)),
+      topics_(config->kafka.topic_prefix) {}
+
+absl::Status Worker::Start() {
+  if (options_.agents.empty()) return absl::InvalidArgumentError("the worker serves no agents");
+  std::vector<std::string> topics;
+  for (const auto& name : options_.agents) {
+    const AgentConfig* agent = config_->FindAgent(name);
+    if (agent == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown agent '", name, "'"));
+    if (providers_.count(agent->provider) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("no provider '", agent->provider, "' for agent '", name, "'"));
+    }
+    topics.push_back(topics_.Work(name));
+  }
+  return consumer_->Subscribe(topics);
+}
+
+void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
+  paused_ = false;  // new assignments start fetching; Run() re-pauses if full
+  Log(LogLevel::kInfo, kComponent, "partitions assigned", {{"count", absl::StrCat(partitions.size())}});
+}
+
+void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {
+  std::vector<OffsetTracker::Partition> ps;
+  for (const auto& tp : partitions) ps.emplace_back(tp.topic, tp.partition);
+  // Items still running on these partitions finish and report, but their
+  // offsets are no longer ours to commit; the new owner may redo them
+  // (at-least-once; the coordinator ignores the duplicate result).
+  tracker_.Revoke(ps);
+  Log(LogLevel::kInfo, kComponent, "partitions revoked", {{"count", absl::StrCat(partitions.size())}});
+}
+
+void Worker::SetPaused(bool paused) {
+  if (paused == paused_) return;
+  auto assignment = consumer_->Assignment();
+  absl::Status s = paused ? consumer_->Pause(assignment) : consumer_->Resume(assignment);
+  if (!s.ok()) Log(LogLevel::kWarning, kComponent, "pause/resume failed", {{"error", s.message()}});
+  paused_ = paused;
+}
+
+absl::Status Worker::Run(const std::function<bool()>& stop) {
+  const size_t limit = static_cast<size_t>(options_.max_in_flight);
+  while (!stop() && !delivery_failed_.load()) {
+    size_t running = tracker_.in_flight();
+    SetPaused(running >= limit);
+    size_t room = running >= limit ? 1 : limit - running;
+    for (const Message& m : consumer_->Poll(options_.poll_timeout, room)) Handle(m);
+  }
+  // Drain: stop fetching, let in-flight items finish within the grace period.
+  SetPaused(true);
+  absl::Time deadline = absl::Now() + options_.shutdown_grace;
+  while (tracker_.in_flight() > 0 && absl::Now() < deadline && !delivery_failed_.load()) {
+    consumer_->Poll(absl::Milliseconds(20), 0);
+  }
+  producer_->Flush(absl::Seconds(10)).IgnoreError();
+  if (tracker_.in_flight() > 0) {
+    Log(LogLevel::kWarning, kComponent, "stopping with unfinished items; they will be redone",
+        {{"in_flight", absl::StrCat(tracker_.in_flight())}});
+  }
+  if (delivery_failed_.load()) {
+    absl::MutexLock lock(&error_mu_);
+    return absl::UnavailableError(absl::StrCat("result delivery failed: ", delivery_error_));
+  }
+  return absl::OkStatus();
+}
+
+void Worker::Handle(const Message& m) {
+  OffsetTracker::Partition partition{m.topic, m.partition};
+  uint64_t generation = tracker_.Begin(partition, m.offset);
+  auto item = Decode<v1::WorkItem>(m.payload, m.headers, config_->worker.max_payload_bytes);
+  if (!item.ok()) {
+    ++stats_.dead_letters;
+    absl::Status s = SendToDeadLetter(*producer_, topics_.dlq, m, item.status().message(), kComponent,
+                                      [this, partition, offset = m.offset, generation](const absl::Status& st) {
+                                        if (st.ok()) MarkDone(partition, offset, generation);
+                                      });
+    if (!s.ok()) Log(LogLevel::kError, kComponent, "cannot dead-letter", {{"error", s.message()}});
+    return;
+  }
+  auto tp = FindHeader(m.headers, kTraceparentHeader);
+  std::string traceparent = tp && IsValidTraceparent(*tp) ? ChildTraceparent(*tp) : NewTraceparent();
+  auto request = MakeRequest(*config_, *item);
+  if (!request.ok() || topics_.Work(item->agent()) != m.topic) {
+    std::string why = request.ok() ? absl::StrCat("item for agent '", item->agent(), "' arrived on ", m.topic)
+                                   : std::string(request.status().message());
+    ++stats_.dead_letters;
+    SendToDeadLetter(*producer_, topics_.dlq, m, why, kComponent).IgnoreError();
+    ++stats_.failed;
+    Report(MakeFailure(*item, "invalid_work_item", why, false, options_.worker_id), traceparent,
+           partition, m.offset, generation);
+    return;
+  }
+  ++stats_.started;
+  Encoded receipt = Encode(MakeReceipt(*item, options_.worker_id), traceparent);
+  producer_->Produce({topics_.events, item->task_id(), std::move(receipt.payload), std::move(receipt.headers)})
+      .IgnoreError();  // a lost receipt only delays the coordinator's view
+  if (item->has_deadline() && TimeUtil::TimestampToNanoseconds(item->deadline()) < absl::ToUnixNanos(absl::Now())) {
+    ++stats_.failed;
+    Report(MakeFailure(*item, "timeout", "the item's deadline passed before it started", true,
+                       options_.worker_id),
+           traceparent, partition, m.offset, generation);
+    return;
+  }
+  ModelProvider* provider = providers_.at(config_->FindAgent(item->agent())->provider);
+  provider->Call(std::move(*request), [this, item = *item, traceparent, partition, offset = m.offset,
+                                       generation](ModelResponse response) {
+    v1::WorkEvent result = MakeResult(*config_, item, response, options_.worker_id);
+    if (result.result().status() == v1::RESULT_STATUS_OK) {
+      ++stats_.succeeded;
+    } else {
+      ++stats_.failed;
+    }
+    Report(result, traceparent, partition, offset, generation);
+  });
+}
+
+void Worker::Report(const v1::WorkEvent& event, const std::string& traceparent,
+                    const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation) {
+  Encoded e = Encode(event, traceparent);
+  absl::Status s = producer_->Produce(
+      {topics_.events, event.task_id(), std::move(e.payload), std::move(e.headers)},
+      [this, partition, offset, generation](const absl::Status& delivered) {
+        if (delivered.ok()) {
+          MarkDone(partition, offset, generation);
+          return;
+        }
+        absl::MutexLock lock(&error_mu_);
+        delivery_error_ = std::string(delivered.message());
+        delivery_failed_.store(true);
+      });
+  if (!s.ok()) {
+    absl::MutexLock lock(&error_mu_);
+    delivery_error_ = std::string(s.message());
+    delivery_failed_.store(true);
+  }
+}
+
+void Worker::MarkDone(const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation) {
+  if (auto next = tracker_.Finish(partition, offset, generation)) {
+    consumer_->StoreOffset(partition.first, partition.second, *next).IgnoreError();
+  }
+}
+
+}  // namespace agentfleet

@@ -1,0 +1,91 @@
+// Worker: the Kafka loop of agentfleet-worker. Consumes the work topics of the
+// agents it serves and keeps up to max_in_flight items running at once (LLM
+// calls take seconds; one at a time per partition would be useless). For each
+// item it emits a receipt, calls the model through the agent's provider,
+// validates the output, and emits a result. An item's offset becomes
+// committable only when it and every item below it are finished and their
+// results acknowledged by Kafka (OffsetTracker). When full, it pauses fetching
+// instead of buffering.
+//
+// Threading: Run() on one thread (consumer, pause/resume, rebalance).
+// Provider callbacks and producer delivery callbacks run on their own threads
+// and touch only the OffsetTracker, the consumer's thread-safe StoreOffset,
+// and atomics.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agentfleet/v1/work.pb.h"
+#include "config/config.h"
+#include "kafka/kafka.h"
+#include "kafka/topics.h"
+#include "provider/model_provider.h"
+#include "worker/offset_tracker.h"
+
+namespace agentfleet {
+
+struct WorkerOptions {
+  std::string worker_id;
+  std::vector<std::string> agents;  // served agents; all must exist in the config
+  int max_in_flight = 256;
+  absl::Duration poll_timeout = absl::Milliseconds(20);
+  // On shutdown, how long in-flight items may take to finish.
+  absl::Duration shutdown_grace = absl::Seconds(30);
+};
+
+struct WorkerStats {
+  std::atomic<int64_t> started{0};
+  std::atomic<int64_t> succeeded{0};
+  std::atomic<int64_t> failed{0};
+  std::atomic<int64_t> dead_letters{0};
+};
+
+class Worker : public RebalanceListener {
+ public:
+  // `providers` maps provider names (config) to implementations. All pointers
+  // must outlive the worker.
+  Worker(const FleetConfig* config, Consumer* consumer, Producer* producer,
+         std::map<std::string, ModelProvider*> providers, WorkerOptions options);
+
+  absl::Status Start();  // checks the agents, subscribes
+  // Loops until `stop()`; then stops fetching, waits for in-flight items up to
+  // the grace period and returns. Returns an error if a result could not be
+  // delivered (the process should exit; uncommitted items are redone).
+  absl::Status Run(const std::function<bool()>& stop);
+
+  size_t in_flight() const { return tracker_.in_flight(); }
+  const WorkerStats& stats() const { return stats_; }
+
+  void OnAssigned(const std::vector<TopicPartition>& partitions) override;
+  void OnRevoked(const std::vector<TopicPartition>& partitions) override;
+
+ private:
+  void Handle(const Message& m);
+  // Sends `event` and, once Kafka acknowledged it, marks the offset finished.
+  void Report(const v1::WorkEvent& event, const std::string& traceparent,
+              const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
+  void MarkDone(const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
+  void SetPaused(bool paused);
+
+  const FleetConfig* config_;
+  Consumer* consumer_;
+  Producer* producer_;
+  std::map<std::string, ModelProvider*> providers_;
+  WorkerOptions options_;
+  Topics topics_;
+  OffsetTracker tracker_;
+  WorkerStats stats_;
+  bool paused_ = false;
+  std::atomic<bool> delivery_failed_{false};
+  absl::Mutex error_mu_;
+  std::string delivery_error_ ABSL_GUARDED_BY(error_mu_);
+};
+
+}  // namespace agentfleet
