@@ -15,6 +15,7 @@
 
 ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides kafka.properties");
+ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker (agentfleet broker)");
 
 int main(int argc, char** argv) {
   using namespace agentfleet;
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_bootstrap).empty()) {
     config->kafka.properties["bootstrap.servers"] = absl::GetFlag(FLAGS_bootstrap);
   }
+  if (absl::GetFlag(FLAGS_dev_broker)) ApplyDevBrokerSettings(&config->kafka);
   if (config->kafka.create_topics) {
     absl::Status created = CreateTopics(ProducerProperties(config->kafka), FleetTopics(*config), absl::Seconds(30));
     if (!created.ok()) {

@@ -64,6 +64,9 @@ class Producer {
   virtual absl::Status Produce(OutboundMessage message, DeliveryCallback on_delivery = nullptr) = 0;
   // Blocks until everything queued so far is delivered or failed.
   virtual absl::Status Flush(absl::Duration timeout) = 0;
+  // Blocks until the producer knows `topic`'s partition leaders, so the first
+  // Produce() does not pay for metadata and connection setup.
+  virtual absl::Status Warm(const std::string& topic, absl::Duration timeout) = 0;
 };
 
 // Partition assignment changes, reported from inside Consumer::Poll on the

@@ -141,6 +141,17 @@ class RdProducer : public Producer {
     return FromErr(producer_->flush(Ms(timeout)), "flush");
   }
 
+  absl::Status Warm(const std::string& topic, absl::Duration timeout) override {
+    std::string err;
+    std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(producer_.get(), topic, nullptr, err));
+    if (!t) return absl::InvalidArgumentError(err);
+    RdKafka::Metadata* md = nullptr;
+    auto code = producer_->metadata(false, t.get(), &md, Ms(timeout));
+    delete md;
+    if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "metadata " + topic);
+    return absl::OkStatus();
+  }
+
  private:
   RdProducer() = default;
   DeliveryBridge delivery_;

@@ -44,6 +44,8 @@ Properties ProducerProperties(const KafkaConfig& kafka) {
       // land on the partition the events for that task_id will use.
       {"partitioner", "murmur2_random"},
       {"linger.ms", "2"},
+      // Small requests must not wait for Nagle's algorithm (~40 ms per ack).
+      {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
   };
   p = Merge(p, kafka.properties);
@@ -63,6 +65,7 @@ Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group
       // Co-partitioned topics need the same partition numbers per member.
       {"partition.assignment.strategy", "range"},
       {"fetch.wait.max.ms", "50"},
+      {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
   };
   p = Merge(p, kafka.properties);
@@ -70,6 +73,13 @@ Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group
   p = Merge(p, kafka.consumer);
   p["group.id"] = group_id;
   return p;
+}
+
+void ApplyDevBrokerSettings(KafkaConfig* kafka) {
+  kafka->create_topics = false;
+  kafka->consumer["fetch.wait.max.ms"] = "5";
+  kafka->consumer["session.timeout.ms"] = "6000";
+  kafka->consumer["heartbeat.interval.ms"] = "500";
 }
 
 std::string WorkerGroup(const FleetConfig& config, const std::string& pool) {

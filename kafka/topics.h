@@ -32,6 +32,12 @@ Properties ProducerProperties(const KafkaConfig& kafka);
 // Defaults, then kafka.properties, then kafka.consumer, then group.id.
 Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group_id);
 
+// Client settings for the development broker (librdkafka's mock cluster):
+// its empty fetches always wait fetch.wait.max.ms, group changes wait about
+// session.timeout.ms, and its Admin API does not answer, so topics are
+// created by the broker process, not by the coordinator.
+void ApplyDevBrokerSettings(KafkaConfig* kafka);
+
 // Consumer group of the workers serving `pool`.
 std::string WorkerGroup(const FleetConfig& config, const std::string& pool);
 

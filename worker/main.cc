@@ -19,6 +19,7 @@
 
 ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides kafka.properties");
+ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker (agentfleet broker)");
 ABSL_FLAG(std::string, agents, "", "Comma-separated agents to serve (default: all in the config)");
 ABSL_FLAG(std::string, pool, "default", "Worker pool name; the consumer group is <group_prefix>.<pool>");
 ABSL_FLAG(int, max_in_flight, 0, "Items run at once (default: worker.max_in_flight from the config)");
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_bootstrap).empty()) {
     config->kafka.properties["bootstrap.servers"] = absl::GetFlag(FLAGS_bootstrap);
   }
+  if (absl::GetFlag(FLAGS_dev_broker)) ApplyDevBrokerSettings(&config->kafka);
   WorkerOptions options;
   char host[256] = "worker";
   gethostname(host, sizeof host - 1);

@@ -35,6 +35,10 @@ absl::Status Worker::Start() {
     }
     topics.push_back(topics_.Work(name));
   }
+  // Learn the output topics' leaders now, not on the first result.
+  for (const std::string& out : {topics_.events, topics_.dlq}) {
+    if (absl::Status s = producer_->Warm(out, absl::Seconds(30)); !s.ok()) return s;
+  }
   return consumer_->Subscribe(topics);
 }
 
@@ -50,6 +54,11 @@ void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {
   // offsets are no longer ours to commit; the new owner may redo them
   // (at-least-once; the coordinator ignores the duplicate result).
   tracker_.Revoke(ps);
+  if (held_) {
+    for (const auto& tp : partitions) {
+      if (held_ && held_->topic == tp.topic && held_->partition == tp.partition) held_.reset();
+    }
+  }
   Log(LogLevel::kInfo, kComponent, "partitions revoked", {{"count", absl::StrCat(partitions.size())}});
 }
 
@@ -61,13 +70,44 @@ void Worker::SetPaused(bool paused) {
   paused_ = paused;
 }
 
+void Worker::AwaitSlot(size_t limit, absl::Duration timeout) {
+  absl::MutexLock lock(&slot_mu_);
+  uint64_t seen = completions_;
+  auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(slot_mu_) { return completions_ != seen; };
+  if (tracker_.in_flight() >= limit) slot_mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+}
+
 absl::Status Worker::Run(const std::function<bool()>& stop) {
   const size_t limit = static_cast<size_t>(options_.max_in_flight);
+  absl::Time full_since = absl::InfiniteFuture();
   while (!stop() && !delivery_failed_.load()) {
     size_t running = tracker_.in_flight();
-    SetPaused(running >= limit);
-    size_t room = running >= limit ? 1 : limit - running;
-    for (const Message& m : consumer_->Poll(options_.poll_timeout, room)) Handle(m);
+    if (running < limit) {
+      full_since = absl::InfiniteFuture();
+      SetPaused(false);
+      if (held_) {
+        Handle(*held_);
+        held_.reset();
+        continue;
+      }
+      for (const Message& m : consumer_->Poll(options_.poll_timeout, limit - running)) Handle(m);
+      continue;
+    }
+    absl::Time now = absl::Now();
+    full_since = std::min(full_since, now);
+    if (now - full_since >= options_.pause_after) SetPaused(true);
+    if (paused_ || !held_) {
+      // Keeps the group session and rebalances served; at most one message
+      // is taken and held while full.
+      for (Message& m : consumer_->Poll(paused_ ? options_.poll_timeout : absl::ZeroDuration(), 1)) {
+        if (held_) {
+          Handle(m);  // only if fetched before the pause took effect
+        } else {
+          held_ = std::move(m);
+        }
+      }
+    }
+    AwaitSlot(limit, options_.poll_timeout);
   }
   // Drain: stop fetching, let in-flight items finish within the grace period.
   SetPaused(true);
@@ -114,6 +154,12 @@ void Worker::Handle(const Message& m) {
     return;
   }
   ++stats_.started;
+  if (LogEnabled(LogLevel::kDebug) && item->has_dispatched_at()) {
+    int64_t waited_us = (absl::ToUnixNanos(absl::Now()) - TimeUtil::TimestampToNanoseconds(item->dispatched_at())) / 1000;
+    Log(LogLevel::kDebug, kComponent, "item started",
+        {{"task_id", item->task_id()}, {"step", item->step()}, {"queued_us", absl::StrCat(waited_us)},
+         {"in_flight", absl::StrCat(tracker_.in_flight())}});
+  }
   Encoded receipt = Encode(MakeReceipt(*item, options_.worker_id), traceparent);
   producer_->Produce({topics_.events, item->task_id(), std::move(receipt.payload), std::move(receipt.headers)})
       .IgnoreError();  // a lost receipt only delays the coordinator's view
@@ -162,6 +208,8 @@ void Worker::MarkDone(const OffsetTracker::Partition& partition, int64_t offset,
   if (auto next = tracker_.Finish(partition, offset, generation)) {
     consumer_->StoreOffset(partition.first, partition.second, *next).IgnoreError();
   }
+  absl::MutexLock lock(&slot_mu_);
+  ++completions_;
 }
 
 }  // namespace agentfleet

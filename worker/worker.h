@@ -4,8 +4,15 @@
 // item it emits a receipt, calls the model through the agent's provider,
 // validates the output, and emits a result. An item's offset becomes
 // committable only when it and every item below it are finished and their
-// results acknowledged by Kafka (OffsetTracker). When full, it pauses fetching
-// instead of buffering.
+// results acknowledged by Kafka (OffsetTracker).
+//
+// Flow control: when max_in_flight items run, the worker holds at most one
+// more consumed message and waits for a slot. If it stays full longer than
+// `pause_after` (slow model calls), it pauses its partitions so it can keep
+// polling (group membership, rebalances) without fetching. It does not pause
+// at every brief saturation: librdkafka's pause() drops the prefetched
+// messages and resume() restarts fetching only after a delay (~1 s measured
+// on the development broker), which would throttle fast agents.
 //
 // Threading: Run() on one thread (consumer, pause/resume, rebalance).
 // Provider callbacks and producer delivery callbacks run on their own threads
@@ -16,6 +23,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +46,8 @@ struct WorkerOptions {
   absl::Duration poll_timeout = absl::Milliseconds(20);
   // On shutdown, how long in-flight items may take to finish.
   absl::Duration shutdown_grace = absl::Seconds(30);
+  // Pause fetching after being full this long.
+  absl::Duration pause_after = absl::Seconds(1);
 };
 
 struct WorkerStats {
@@ -73,6 +83,8 @@ class Worker : public RebalanceListener {
               const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
   void MarkDone(const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
   void SetPaused(bool paused);
+  // Waits until fewer than `limit` items run, or `timeout`.
+  void AwaitSlot(size_t limit, absl::Duration timeout);
 
   const FleetConfig* config_;
   Consumer* consumer_;
@@ -83,6 +95,10 @@ class Worker : public RebalanceListener {
   OffsetTracker tracker_;
   WorkerStats stats_;
   bool paused_ = false;
+  // A message consumed while full, handled when a slot frees.
+  std::optional<Message> held_;
+  absl::Mutex slot_mu_;
+  uint64_t completions_ ABSL_GUARDED_BY(slot_mu_) = 0;
   std::atomic<bool> delivery_failed_{false};
   absl::Mutex error_mu_;
   std::string delivery_error_ ABSL_GUARDED_BY(error_mu_);

@@ -1,0 +1,282 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli/run_summary.h"
+#include "cli/tasks_input.h"
+#include "codec/codec.h"
+#include "codec/trace.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "common/subprocess.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "kafka/kafka.h"
+#include "kafka/mock_cluster.h"
+#include "kafka/topics.h"
+
+namespace agentfleet {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+std::string ReadAll(std::istream& in) {
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+// Produces `tasks`, and with `wait` collects their results (progress bar on
+// stderr) until all arrived or `timeout`. Returns the summary.
+absl::StatusOr<RunSummary> SubmitAndCollect(const FleetConfig& config,
+                                            std::vector<v1::TaskSubmission> tasks, bool wait,
+                                            absl::Duration timeout) {
+  Topics topics(config.kafka.topic_prefix);
+  auto producer = NewProducer(ProducerProperties(config.kafka));
+  if (!producer.ok()) return producer.status();
+  if (absl::Status warm = (*producer)->Warm(topics.tasks, absl::Seconds(15)); !warm.ok()) return warm;
+  std::unique_ptr<ResultCollector> collector;
+  if (wait) {
+    auto c = ResultCollector::Start(config, producer->get());
+    if (!c.ok()) return c.status();
+    collector = std::move(*c);
+  }
+  for (auto& t : tasks) {
+    absl::Time now = absl::Now();
+    *t.mutable_submitted_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+    if (collector) collector->Expect(t.task_id(), now);
+    Encoded e = Encode(t, NewTraceparent());
+    absl::Status s = (*producer)->Produce({topics.tasks, t.task_id(), std::move(e.payload), std::move(e.headers)});
+    if (!s.ok()) return s;
+    if (collector) collector->Poll(absl::ZeroDuration());
+  }
+  absl::Status flushed = (*producer)->Flush(absl::Seconds(30));
+  if (!flushed.ok()) return flushed;
+  RunSummary summary;
+  summary.submitted = tasks.size();
+  if (!collector) return summary;
+  ProgressBar bar("results", collector->expected());
+  absl::Time deadline = absl::Now() + timeout;
+  while (!collector->Done() && absl::Now() < deadline && !ShutdownRequested()) {
+    collector->Poll(absl::Milliseconds(100));
+    bar.Update(collector->received());
+  }
+  // Linger briefly so a duplicate result right behind the last one is counted.
+  collector->Poll(absl::Milliseconds(500));
+  bar.Update(collector->received());
+  bar.Finish();
+  return collector->Summary();
+}
+
+}  // namespace
+
+std::string DefaultConfigPath() {
+  std::vector<std::string> candidates = {
+      ExecutableDir() + "/../share/agentfleet/examples/support.yaml",
+#ifdef AGENTFLEET_SOURCE_DIR
+      std::string(AGENTFLEET_SOURCE_DIR) + "/examples/support.yaml",
+#endif
+  };
+  for (const auto& c : candidates) {
+    if (std::filesystem::exists(c)) return c;
+  }
+  return "examples/support.yaml";
+}
+
+int RunBroker(const FleetConfig& config, const CliOptions& options) {
+  auto cluster = MockCluster::Start(options.brokers, FleetTopics(config));
+  if (!cluster.ok()) {
+    std::cerr << "agentfleet broker: " << cluster.status().message() << "\n";
+    return 1;
+  }
+  std::string bootstrap = (*cluster)->bootstrap();
+  std::cout << "agentfleet broker: development broker (librdkafka mock cluster) at " << bootstrap
+            << "\n" << std::flush;
+  if (!options.bootstrap_file.empty()) {
+    // Write then rename, so a reader never sees a half-written file.
+    std::string tmp = options.bootstrap_file + ".tmp";
+    std::ofstream(tmp) << bootstrap << "\n";
+    std::filesystem::rename(tmp, options.bootstrap_file);
+  }
+  while (!ShutdownRequested()) absl::SleepFor(absl::Milliseconds(100));
+  return 0;
+}
+
+int RunTopicsCreate(const FleetConfig& config) {
+  auto specs = FleetTopics(config);
+  absl::Status s = CreateTopics(ProducerProperties(config.kafka), specs, absl::Seconds(30));
+  if (!s.ok()) {
+    std::cerr << "agentfleet topics create: " << s.message() << "\n";
+    return 1;
+  }
+  for (const auto& t : specs) std::cout << t.name << " (" << t.partitions << " partitions)\n";
+  return 0;
+}
+
+int RunSubmit(const FleetConfig& config, const std::string& path, const CliOptions& options) {
+  std::string text;
+  if (path.empty() || path == "-") {
+    text = ReadAll(std::cin);
+  } else {
+    std::ifstream in(path);
+    if (!in) {
+      std::cerr << "agentfleet submit: cannot read " << path << "\n";
+      return 2;
+    }
+    text = ReadAll(in);
+  }
+  auto tasks = ParseTasks(text, path.empty() ? "-" : path);
+  if (!tasks.ok()) {
+    std::cerr << tasks.status().message() << "\n";
+    return 2;
+  }
+  auto summary = SubmitAndCollect(config, std::move(*tasks), options.wait, options.timeout);
+  if (!summary.ok()) {
+    std::cerr << "agentfleet submit: " << summary.status().message() << "\n";
+    return 1;
+  }
+  if (!options.wait) {
+    std::cout << "submitted " << summary->submitted << " tasks\n";
+    return 0;
+  }
+  std::cout << (options.json ? summary->Json() + "\n" : summary->Text());
+  return summary->lost == 0 && summary->duplicates == 0 ? 0 : 1;
+}
+
+int RunResults(const FleetConfig& config, const CliOptions& options) {
+  Topics topics(config.kafka.topic_prefix);
+  Properties props = ConsumerProperties(config.kafka, "agentfleet-cli");
+  auto marks = QueryWatermarks(props, topics.results, absl::Seconds(15));
+  auto consumer = marks.ok() ? NewConsumer(props) : marks.status();
+  if (!consumer.ok()) {
+    std::cerr << "agentfleet results: " << consumer.status().message() << "\n";
+    return 1;
+  }
+  std::vector<TopicPartition> assignment;
+  for (size_t p = 0; p < marks->size(); ++p) {
+    assignment.push_back({topics.results, static_cast<int32_t>(p),
+                          options.from_beginning ? (*marks)[p].low : (*marks)[p].high});
+  }
+  if (absl::Status s = (*consumer)->Assign(assignment); !s.ok()) {
+    std::cerr << "agentfleet results: " << s.message() << "\n";
+    return 1;
+  }
+  int shown = 0;
+  absl::Time deadline = absl::Now() + options.timeout;
+  while (!ShutdownRequested() && (options.count == 0 || shown < options.count) && absl::Now() < deadline) {
+    for (const Message& m : (*consumer)->Poll(absl::Milliseconds(200), 1000)) {
+      auto r = Decode<v1::TaskResult>(m.payload, m.headers);
+      if (!r.ok()) {
+        std::cerr << "skipping undecodable result at " << m.topic << "/" << m.partition << "@" << m.offset
+                  << ": " << r.status().message() << "\n";
+        continue;
+      }
+      if (options.json) {
+        std::string json;
+        google::protobuf::util::JsonPrintOptions print;
+        print.preserve_proto_field_names = true;
+        (void)google::protobuf::util::MessageToJsonString(*r, &json, print);
+        std::cout << json << "\n";
+      } else {
+        std::cout << r->task_id() << "\t" << v1::TaskStatus_Name(r->status()).substr(12) << "\t"
+                  << r->usage().input_tokens() + r->usage().output_tokens() << " tokens\t$"
+                  << r->usage().cost_usd() << (r->has_error() ? "\t" + r->error().message() : "") << "\n";
+      }
+      std::cout.flush();
+      if (options.count > 0 && ++shown >= options.count) break;
+    }
+  }
+  (*consumer)->Close();
+  return 0;
+}
+
+int RunDemo(const CliOptions& options) {
+  std::string config_path = options.config_path.empty() ? DefaultConfigPath() : options.config_path;
+  auto config = LoadConfigFile(config_path);
+  if (!config.ok()) {
+    std::cerr << config.status().message() << "\n";
+    return 2;
+  }
+  char dir_template[] = "/tmp/agentfleet-demo.XXXXXX";
+  std::string dir = mkdtemp(dir_template);
+  std::string bin = ExecutableDir();
+  std::string bootstrap_file = dir + "/bootstrap";
+  std::vector<pid_t> started;
+  auto stop_all = [&started]() {
+    // Workers and coordinator first, the broker last.
+    for (auto it = started.rbegin(); it != started.rend(); ++it) Stop(*it, absl::Seconds(15));
+    started.clear();
+  };
+  auto fail = [&](const std::string& why) {
+    std::cerr << "agentfleet demo: " << why << " (logs in " << dir << ")\n";
+    stop_all();
+    return 1;
+  };
+  std::cerr << "agentfleet demo: config " << config_path << ", logs in " << dir << "\n";
+  auto broker = Spawn({bin + "/agentfleet", "broker", "--config", config_path, "--bootstrap_file", bootstrap_file},
+                      {.log_file = dir + "/broker.log"});
+  if (!broker.ok()) return fail(std::string(broker.status().message()));
+  started.push_back(*broker);
+  std::string bootstrap;
+  for (absl::Time until = absl::Now() + absl::Seconds(15); bootstrap.empty() && absl::Now() < until;) {
+    std::ifstream in(bootstrap_file);
+    if (!(in >> bootstrap)) absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (bootstrap.empty()) return fail("the development broker did not start");
+  std::vector<std::string> common = {"--config", config_path, "--bootstrap", bootstrap, "--dev_broker"};
+  auto with = [&](std::string binary, std::vector<std::string> extra) {
+    std::vector<std::string> argv = {bin + "/" + binary};
+    argv.insert(argv.end(), common.begin(), common.end());
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  };
+  auto coordinator = Spawn(with("agentfleet-coordinator", {}), {.log_file = dir + "/coordinator.log"});
+  if (!coordinator.ok()) return fail(std::string(coordinator.status().message()));
+  started.push_back(*coordinator);
+  for (int i = 1; i <= options.workers; ++i) {
+    auto worker = Spawn(with("agentfleet-worker", {"--id", absl::StrCat("worker-", i)}),
+                        {.log_file = absl::StrCat(dir, "/worker-", i, ".log")});
+    if (!worker.ok()) return fail(std::string(worker.status().message()));
+    started.push_back(*worker);
+  }
+  std::cerr << "agentfleet demo: broker " << bootstrap << ", 1 coordinator, " << options.workers
+            << " workers started (pids";
+  for (pid_t p : started) std::cerr << " " << p;
+  std::cerr << ")\n";
+
+  config->kafka.properties["bootstrap.servers"] = bootstrap;
+  ApplyDevBrokerSettings(&config->kafka);
+  // One task through the whole pipeline first: the fleet is ready when it
+  // returns (consumer groups joined), so the measured run starts warm.
+  std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  auto warm = SubmitAndCollect(*config, SampleTasks(1, "warmup-" + run, 1), true, absl::Seconds(90));
+  if (!warm.ok()) return fail(std::string(warm.status().message()));
+  if (warm->received != 1) return fail("the fleet did not answer a warm-up task within 90 s");
+  for (pid_t p : started) {
+    if (!IsRunning(p)) return fail(absl::StrCat("process ", p, " exited"));
+  }
+  std::cerr << "agentfleet demo: fleet ready; submitting " << options.tasks << " tasks\n";
+  auto summary = SubmitAndCollect(*config, SampleTasks(options.tasks, "demo-" + run, 42), true, options.timeout);
+  bool all_alive = true;
+  for (pid_t p : started) all_alive = all_alive && IsRunning(p);
+  stop_all();
+  if (!summary.ok()) return fail(std::string(summary.status().message()));
+  std::cout << summary->Text();
+  if (!all_alive) std::cout << "warning: a fleet process exited during the run (logs in " << dir << ")\n";
+  std::cout << "stopped the broker, the coordinator and " << options.workers << " workers\n";
+  if (options.json) std::cout << summary->Json() << "\n";
+  bool ok = summary->lost == 0 && summary->duplicates == 0 && all_alive &&
+            summary->count(v1::TASK_STATUS_COMPLETED) == summary->submitted;
+  if (ok) std::filesystem::remove_all(dir);
+  return ok ? 0 : 1;
+}
+
+}  // namespace agentfleet

@@ -1,0 +1,37 @@
+// The `agentfleet` subcommands. Each returns the process exit code:
+// 0 success, 1 the run went wrong (lost or failed tasks, Kafka errors),
+// 2 bad usage or bad input.
+#pragma once
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "config/config.h"
+
+namespace agentfleet {
+
+struct CliOptions {
+  std::string config_path;
+  std::string bootstrap;
+  bool dev_broker = false;
+  bool json = false;
+  bool wait = false;
+  int tasks = 1000;
+  int workers = 2;
+  int brokers = 1;
+  int count = 0;
+  bool from_beginning = false;
+  std::string bootstrap_file;
+  absl::Duration timeout = absl::Minutes(5);
+};
+
+int RunBroker(const FleetConfig& config, const CliOptions& options);
+int RunTopicsCreate(const FleetConfig& config);
+int RunSubmit(const FleetConfig& config, const std::string& path, const CliOptions& options);
+int RunResults(const FleetConfig& config, const CliOptions& options);
+int RunDemo(const CliOptions& options);
+
+// The example config shipped with agentfleet (installed or in the source tree).
+std::string DefaultConfigPath();
+
+}  // namespace agentfleet

@@ -1,0 +1,86 @@
+// agentfleet: the command line. Parses the subcommand and flags, loads the
+// config, and hands over to cli/commands.cc.
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "cli/commands.h"
+#include "common/signals.h"
+#include "kafka/topics.h"
+
+ABSL_FLAG(std::string, config, "", "Fleet config YAML (default: the shipped examples/support.yaml)");
+ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides the config");
+ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker");
+ABSL_FLAG(bool, json, false, "Machine-readable output (JSON)");
+ABSL_FLAG(bool, wait, false, "submit: wait for every result, with a progress bar");
+ABSL_FLAG(int, tasks, 1000, "demo: number of sample tasks");
+ABSL_FLAG(int, workers, 2, "demo: number of worker processes");
+ABSL_FLAG(int, brokers, 1, "broker: number of mock brokers");
+ABSL_FLAG(int, count, 0, "results: stop after this many results (0 = follow)");
+ABSL_FLAG(bool, from_beginning, false, "results: read from the start of the topic");
+ABSL_FLAG(std::string, bootstrap_file, "", "broker: also write the bootstrap address to this file");
+ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5), "submit --wait, demo, results: give up after this long");
+
+namespace {
+
+constexpr char kUsage[] = R"(agentfleet — multi-agent workflows on Kafka
+
+usage: agentfleet COMMAND [flags]
+
+commands:
+  demo [--tasks N] [--workers N] [--json]   start a development broker, a coordinator and workers,
+                                            run N sample tasks, print a summary, stop everything
+  broker [--bootstrap_file F]               host the development broker (librdkafka mock cluster)
+  topics create                             create the fleet's topics on --bootstrap
+  submit FILE|- [--wait] [--json]           submit tasks (JSON array or JSON Lines)
+  results [--json] [--from_beginning] [--count N]   print results as they arrive
+
+common flags: --config FILE, --bootstrap HOST:PORT, --dev_broker; --helpfull lists all.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace agentfleet;
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  InstallShutdownHandlers();
+  if (positional.size() < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::string command = positional[1];
+  CliOptions options;
+  options.config_path = absl::GetFlag(FLAGS_config);
+  options.bootstrap = absl::GetFlag(FLAGS_bootstrap);
+  options.dev_broker = absl::GetFlag(FLAGS_dev_broker);
+  options.json = absl::GetFlag(FLAGS_json);
+  options.wait = absl::GetFlag(FLAGS_wait);
+  options.tasks = absl::GetFlag(FLAGS_tasks);
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.brokers = absl::GetFlag(FLAGS_brokers);
+  options.count = absl::GetFlag(FLAGS_count);
+  options.from_beginning = absl::GetFlag(FLAGS_from_beginning);
+  options.bootstrap_file = absl::GetFlag(FLAGS_bootstrap_file);
+  options.timeout = absl::GetFlag(FLAGS_timeout);
+  if (command == "demo") return RunDemo(options);
+
+  std::string config_path = options.config_path.empty() ? DefaultConfigPath() : options.config_path;
+  auto config = LoadConfigFile(config_path);
+  if (!config.ok()) {
+    std::cerr << config.status().message() << "\n";
+    return 2;
+  }
+  if (!options.bootstrap.empty()) config->kafka.properties["bootstrap.servers"] = options.bootstrap;
+  if (options.dev_broker) ApplyDevBrokerSettings(&config->kafka);
+  if (command == "broker") return RunBroker(*config, options);
+  if (command == "topics" && positional.size() > 2 && std::string(positional[2]) == "create") {
+    return RunTopicsCreate(*config);
+  }
+  if (command == "submit") return RunSubmit(*config, positional.size() > 2 ? positional[2] : "-", options);
+  if (command == "results") return RunResults(*config, options);
+  std::cerr << "agentfleet: unknown command '" << command << "'\n\n" << kUsage;
+  return 2;
+}
