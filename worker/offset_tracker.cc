@@ -6,7 +6,11 @@ uint64_t OffsetTracker::Begin(const Partition& partition, int64_t offset) {
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = partitions_.try_emplace(partition);
   State& s = it->second;
-  if (inserted) s.generation = next_generation_++;
+  if (inserted) {
+    s.generation = next_generation_++;
+    // Nothing below the first offset we see is ours to commit.
+    s.committable = offset;
+  }
   if (s.pending.insert(offset).second) ++in_flight_;
   if (offset > s.highest_begun) s.highest_begun = offset;
   return s.generation;

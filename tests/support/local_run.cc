@@ -1,0 +1,36 @@
+#include "tests/support/local_run.h"
+
+#include <deque>
+
+#include "common/clock.h"
+#include "coordinator/task_engine.h"
+#include "provider/simulated_provider.h"
+#include "worker/execution.h"
+
+namespace agentfleet::testing {
+
+v1::TaskResult RunLocally(const FleetConfig& config, const v1::TaskSubmission& submission) {
+  FakeClock clock;
+  TaskEngine engine(&config, &clock);
+  Outbox out;
+  engine.Submit(submission, "", &out).IgnoreError();
+  std::deque<v1::WorkItem> queue;
+  while (out.results.empty()) {
+    for (auto& w : out.work) queue.push_back(std::move(w.item));
+    out.work.clear();
+    if (queue.empty()) break;
+    v1::WorkItem item = std::move(queue.front());
+    queue.pop_front();
+    auto request = MakeRequest(config, item);
+    if (!request.ok()) {
+      engine.OnEvent(MakeFailure(item, "invalid_work_item", std::string(request.status().message()), false, "local"), &out);
+      continue;
+    }
+    const ProviderConfig& provider = config.providers.at(config.FindAgent(item.agent())->provider);
+    SimulatedProvider sim(provider, nullptr);
+    engine.OnEvent(MakeResult(config, item, sim.Respond(*request), "local"), &out);
+  }
+  return out.results.empty() ? v1::TaskResult() : out.results.front().result;
+}
+
+}  // namespace agentfleet::testing

@@ -1,0 +1,124 @@
+#include "codec/codec.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "codec/json_value.h"
+#include "codec/trace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace agentfleet {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string ReadGolden(const std::string& name) {
+  std::ifstream in(std::string(AGENTFLEET_SOURCE_DIR) + "/tests/golden/" + name, std::ios::binary);
+  EXPECT_TRUE(in.good()) << name;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+v1::TaskSubmission Submission() {
+  v1::TaskSubmission s;
+  s.set_task_id("t-1");
+  s.set_workflow("support");
+  *s.mutable_input() = ToStruct(nlohmann::json{{"q", "why"}, {"n", 2}});
+  return s;
+}
+
+TEST(CodecTest, RoundTripsWithSchemaHeaders) {
+  Encoded e = Encode(Submission(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  EXPECT_EQ(FindHeader(e.headers, kSchemaHeader), "agentfleet.v1.TaskSubmission");
+  EXPECT_EQ(FindHeader(e.headers, kSchemaVersionHeader), "1");
+  EXPECT_EQ(FindHeader(e.headers, kTraceparentHeader), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  auto decoded = Decode<v1::TaskSubmission>(e.payload, e.headers);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->task_id(), "t-1");
+  EXPECT_EQ(FromStruct(decoded->input()), (nlohmann::json{{"q", "why"}, {"n", 2}}));
+}
+
+TEST(CodecTest, RejectsGarbageWrongSchemaUnknownVersionAndOversize) {
+  EXPECT_THAT(Decode<v1::TaskSubmission>("\xff\xff\xff garbage", {}).status().message(),
+              HasSubstr("not a valid agentfleet.v1.TaskSubmission"));
+  Encoded e = Encode(Submission(), "");
+  EXPECT_THAT(Decode<v1::WorkEvent>(e.payload, e.headers).status().message(),
+              HasSubstr("schema header says agentfleet.v1.TaskSubmission but this topic carries agentfleet.v1.WorkEvent"));
+  Headers v2 = {{kSchemaVersionHeader, "2"}};
+  EXPECT_THAT(Decode<v1::TaskSubmission>(e.payload, v2).status().message(),
+              HasSubstr("unsupported schema version 2"));
+  EXPECT_THAT(Decode<v1::TaskSubmission>(e.payload, {}, 4).status().message(),
+              HasSubstr("exceeds the limit of 4 bytes"));
+}
+
+TEST(CodecTest, ValidationNamesTheField) {
+  v1::TaskSubmission s = Submission();
+  s.set_task_id("");
+  Encoded e = Encode(s, "");
+  EXPECT_THAT(Decode<v1::TaskSubmission>(e.payload, e.headers).status().message(), HasSubstr("task_id is empty"));
+  s = Submission();
+  s.mutable_budget()->set_max_cost_usd(-1);
+  e = Encode(s, "");
+  EXPECT_THAT(Decode<v1::TaskSubmission>(e.payload, e.headers).status().message(),
+              HasSubstr("budget.max_cost_usd is negative"));
+  v1::WorkEvent ev;
+  ev.set_task_id("t");
+  ev.set_step("s");
+  ev.set_attempt(1);
+  e = Encode(ev, "");
+  EXPECT_THAT(Decode<v1::WorkEvent>(e.payload, e.headers).status().message(), HasSubstr("no receipt, heartbeat or result"));
+}
+
+TEST(CodecTest, InvalidUtf8InAStringFieldIsRejected) {
+  // Field 1 (task_id), length 2, bytes 0xC3 0x28: not UTF-8.
+  std::string payload = std::string("\x0a\x02\xc3\x28", 4) + "\x1a\x01w";
+  EXPECT_FALSE(Decode<v1::TaskSubmission>(payload, {}).ok());
+}
+
+TEST(GoldenTest, CurrentFixtureDecodesAndReencodesByteForByte) {
+  std::string bytes = ReadGolden("task_submission_v1.bin");
+  auto s = Decode<v1::TaskSubmission>(bytes, {});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->task_id(), "golden-1");
+  EXPECT_EQ(s->tenant(), "acme");
+  EXPECT_EQ(s->budget().max_tokens(), 5000);
+  EXPECT_DOUBLE_EQ(s->budget().max_cost_usd(), 0.25);
+  EXPECT_EQ(s->priority(), v1::PRIORITY_INTERACTIVE);
+  EXPECT_EQ(s->labels().at("team"), "support");
+  EXPECT_EQ(Encode(*s, "").payload, bytes);
+}
+
+TEST(GoldenTest, ReaderKeepsFieldsItDoesNotKnow) {
+  std::string bytes = ReadGolden("task_submission_v1_future.bin");
+  auto s = Decode<v1::TaskSubmission>(bytes, {});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->task_id(), "golden-2");
+  EXPECT_EQ(s->priority(), v1::PRIORITY_BATCH);
+  // Fields 20-22 are unknown here but kept...
+  EXPECT_FALSE(s->GetReflection()->GetUnknownFields(*s).empty());
+  // ...through a copy (as the coordinator keeps the submission)...
+  v1::TaskSubmission copy = *s;
+  // ...and written back unchanged.
+  EXPECT_EQ(Encode(copy, "").payload, bytes);
+  EXPECT_NE(Encode(copy, "").payload.find("from a newer client"), std::string::npos);
+}
+
+TEST(TraceTest, ParsesAndDerivesTraceparents) {
+  std::string tp = NewTraceparent();
+  EXPECT_TRUE(IsValidTraceparent(tp));
+  std::string child = ChildTraceparent(tp);
+  EXPECT_EQ(TraceId(child), TraceId(tp));
+  EXPECT_NE(child, tp);
+  EXPECT_FALSE(IsValidTraceparent("00-00000000000000000000000000000000-b7ad6b7169203331-01"));
+  EXPECT_FALSE(IsValidTraceparent("garbage"));
+}
+
+TEST(JsonValueTest, CanonicalJsonSortsKeysAndKeepsIntegers) {
+  nlohmann::json j = FromStruct(ToStruct(nlohmann::json{{"b", 1}, {"a", {{"z", true}, {"y", 2.5}}}}));
+  EXPECT_EQ(CanonicalJson(j), R"({"a":{"y":2.5,"z":true},"b":1})");
+}
+
+}  // namespace
+}  // namespace agentfleet

@@ -1,0 +1,159 @@
+#include "config/config.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace agentfleet {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kValid[] = R"(kafka:
+  topic_prefix: t.
+  partitions: 4
+providers:
+  sim: {type: simulated, latency: {distribution: fixed, mean_ms: 5}}
+pricing:
+  m1: {input_per_mtok: 1, output_per_mtok: 2}
+agents:
+  a:
+    provider: sim
+    models: {default: m1}
+    output_schema: {type: object, required: [x], properties: {x: {type: string}}}
+  b:
+    provider: sim
+    models: {default: m1}
+workflows:
+  w:
+    steps:
+      - id: first
+        agent: a
+        input: {q: $task.question}
+      - id: fan
+        agent: b
+        for_each: $task.items
+        input: {item: $item, prior: $steps.first.x}
+      - id: last
+        agent: a
+        input: {all: $steps.fan}
+)";
+
+// Replaces the first occurrence of `from` in kValid with `to`.
+std::string Variant(const std::string& from, const std::string& to) {
+  std::string text = kValid;
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return text.replace(at, from.size(), to);
+}
+
+std::string ErrorOf(const std::string& text) {
+  auto config = LoadConfigString(text, "fleet.yaml");
+  EXPECT_FALSE(config.ok());
+  return config.ok() ? "" : std::string(config.status().message());
+}
+
+TEST(ConfigTest, LoadsValidConfigWithDerivedDependenciesAndOutputStep) {
+  auto config = LoadConfigString(kValid, "fleet.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const WorkflowConfig* w = config->FindWorkflow("w");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->output_step, "last");
+  EXPECT_THAT(w->FindStep("fan")->depends_on, ::testing::ElementsAre("first"));
+  EXPECT_THAT(w->FindStep("last")->depends_on, ::testing::ElementsAre("fan"));
+  EXPECT_TRUE(w->FindStep("fan")->for_each.has_value());
+  EXPECT_EQ(config->kafka.partitions, 4);
+  EXPECT_EQ(config->agents.at("a").max_attempts, 3);  // default
+  EXPECT_DOUBLE_EQ(config->Cost("m1", 1'000'000, 500'000), 2.0);
+}
+
+TEST(ConfigTest, UnknownKeyNamesFileLineAndField) {
+  std::string err = ErrorOf(Variant("  partitions: 4", "  partitions: 4\n  partitons: 9"));
+  EXPECT_THAT(err, HasSubstr("fleet.yaml:4:3: kafka.partitons: unknown key"));
+}
+
+TEST(ConfigTest, WrongTypeNamesTheField) {
+  std::string err = ErrorOf(Variant("partitions: 4", "partitions: four"));
+  EXPECT_THAT(err, HasSubstr("fleet.yaml:3:15: kafka.partitions: expected an integer, got 'four'"));
+}
+
+TEST(ConfigTest, UnknownAgentInStep) {
+  std::string err = ErrorOf(Variant("agent: b", "agent: nobody"));
+  EXPECT_THAT(err, HasSubstr("workflows.w.steps[1].agent: unknown agent 'nobody'"));
+  EXPECT_THAT(err, HasSubstr("fleet.yaml:23:16"));
+}
+
+TEST(ConfigTest, DependencyCycleIsReportedWithItsPath) {
+  std::string err = ErrorOf(Variant("input: {q: $task.question}", "input: {q: $steps.last.x}"));
+  EXPECT_THAT(err, HasSubstr("dependency cycle: first -> last -> fan -> first"));
+}
+
+TEST(ConfigTest, ReferenceToUnknownStep) {
+  std::string err = ErrorOf(Variant("prior: $steps.first.x", "prior: $steps.frist.x"));
+  EXPECT_THAT(err, HasSubstr("workflows.w.steps[1]: references unknown step 'frist'"));
+}
+
+TEST(ConfigTest, ItemOutsideFanOutIsAnError) {
+  std::string err = ErrorOf(Variant("input: {q: $task.question}", "input: {q: $item}"));
+  EXPECT_THAT(err, HasSubstr("workflows.w.steps[0].input.q: $item is only defined in a step with for_each"));
+}
+
+TEST(ConfigTest, ModelWithoutPriceIsAnError) {
+  std::string err = ErrorOf(Variant("models: {default: m1}", "models: {default: m2}"));
+  EXPECT_THAT(err, HasSubstr("agents.a.models.default: model 'm2' has no entry in pricing"));
+}
+
+TEST(ConfigTest, SeveralFinalStepsNeedAnOutput) {
+  std::string err = ErrorOf(Variant("input: {all: $steps.fan}", "input: {all: $task}"));
+  EXPECT_THAT(err, HasSubstr("workflows.w.output: several final steps (fan, last)"));
+}
+
+TEST(ConfigTest, DuplicateStepIds) {
+  std::string err = ErrorOf(Variant("- id: last", "- id: first"));
+  EXPECT_THAT(err, HasSubstr("duplicate step id 'first'"));
+}
+
+TEST(ConfigTest, SchemaRequiredMustBeAProperty) {
+  std::string err = ErrorOf(Variant("required: [x]", "required: [y]"));
+  EXPECT_THAT(err, HasSubstr("agents.a.output_schema.required: 'y' is not among the properties"));
+}
+
+TEST(ConfigTest, BadDurationAndRange) {
+  std::string err = ErrorOf(Variant("    models: {default: m1}\n    output_schema",
+                                    "    models: {default: m1}\n    timeout: soon\n    max_attempts: 0\n    output_schema"));
+  EXPECT_THAT(err, HasSubstr("agents.a.timeout: expected a positive duration"));
+  EXPECT_THAT(err, HasSubstr("agents.a.max_attempts: must be >= 1"));
+}
+
+TEST(ConfigTest, YamlSyntaxErrorHasAPosition) {
+  std::string err = ErrorOf("kafka: {partitions: [1,\n");
+  EXPECT_THAT(err, HasSubstr("fleet.yaml:"));
+  EXPECT_THAT(err, HasSubstr("(syntax)"));
+}
+
+TEST(ConfigTest, ReportsAllErrorsAtOnce) {
+  std::string text = Variant("agent: b", "agent: nobody");
+  size_t at = text.find("partitions: 4");
+  text.replace(at, 13, "partitions: -1");
+  std::string err = ErrorOf(text);
+  EXPECT_THAT(err, HasSubstr("kafka.partitions: must be >= 1"));
+  EXPECT_THAT(err, HasSubstr("unknown agent 'nobody'"));
+}
+
+TEST(ConfigTest, MissingFileIsNotFound) {
+  auto config = LoadConfigFile("/nonexistent/fleet.yaml");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ConfigTest, ShippedExampleLoads) {
+  auto config = LoadConfigFile(std::string(AGENTFLEET_SOURCE_DIR) + "/examples/support.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const WorkflowConfig* w = config->FindWorkflow("support");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->output_step, "review");
+  EXPECT_THAT(w->FindStep("respond")->depends_on, ::testing::UnorderedElementsAre("classify", "research"));
+}
+
+}  // namespace
+}  // namespace agentfleet

@@ -1,0 +1,135 @@
+// The worker's pure pieces: requests from items, results from responses
+// (schema validation before anything leaves the worker), and the
+// coordinator's BatchCommitter ordering of offset commits.
+#include "coordinator/batch_committer.h"
+#include "codec/json_value.h"
+#include "config/config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/execution.h"
+
+namespace agentfleet {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+
+FleetConfig Config() {
+  auto c = LoadConfigString(R"(
+providers: {sim: {type: simulated}}
+pricing: {big: {input_per_mtok: 3, output_per_mtok: 15}, small: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a:
+    provider: sim
+    models: {default: big, cheap: small}
+    max_tokens: 100
+    output_schema: {type: object, required: [label], properties: {label: {type: string}}}
+workflows: {w: {steps: [{id: s, agent: a}]}}
+)", "w.yaml");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+v1::WorkItem Item(const std::string& tier = "default", int max_tokens = 0) {
+  v1::WorkItem w;
+  w.set_task_id("t");
+  w.set_step("s");
+  w.set_fan_index(-1);
+  w.set_attempt(2);
+  w.set_agent("a");
+  w.set_model_tier(tier);
+  w.set_max_tokens(max_tokens);
+  w.set_idempotency_key("t/s/-1/2");
+  *w.mutable_input() = ToStruct(Json{{"q", "x"}});
+  return w;
+}
+
+TEST(ExecutionTest, RequestUsesTheTierModelAndCapsMaxTokens) {
+  FleetConfig c = Config();
+  auto r = MakeRequest(c, Item("cheap", 500));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->model, "small");
+  EXPECT_EQ(r->max_tokens, 100);  // never above the agent's cap
+  EXPECT_EQ(MakeRequest(c, Item("default", 40))->max_tokens, 40);
+  EXPECT_THAT(MakeRequest(c, Item("premium")).status().message(), HasSubstr("no model tier 'premium'"));
+}
+
+TEST(ExecutionTest, ValidOutputBecomesAnOkResultWithCost) {
+  FleetConfig c = Config();
+  ModelResponse resp{true, Json{{"label", "a"}}, {}, 1000, 200, "big", absl::Milliseconds(30)};
+  v1::WorkEvent e = MakeResult(c, Item(), resp, "w9");
+  ASSERT_TRUE(e.has_result());
+  EXPECT_EQ(e.attempt(), 2);
+  EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_OK);
+  EXPECT_EQ(FromStruct(e.result().output()), (Json{{"label", "a"}}));
+  EXPECT_DOUBLE_EQ(e.result().usage().cost_usd(), (1000 * 3 + 200 * 15) / 1e6);
+  EXPECT_EQ(e.result().worker(), "w9");
+  EXPECT_EQ(e.result().latency_ms(), 30);
+}
+
+TEST(ExecutionTest, OutputViolatingTheSchemaNeverLeavesTheWorker) {
+  FleetConfig c = Config();
+  ModelResponse resp{true, Json{{"label", 7}}, {}, 10, 10, "big", absl::Milliseconds(1)};
+  v1::WorkEvent e = MakeResult(c, Item(), resp, "w");
+  EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_ERROR);
+  EXPECT_EQ(e.result().error().code(), "schema_violation");
+  EXPECT_THAT(e.result().error().message(), HasSubstr("$.label: expected string, got integer"));
+  EXPECT_FALSE(e.result().has_output());
+  EXPECT_EQ(e.result().usage().output_tokens(), 10);  // the call was still paid for
+}
+
+class RecordingConsumer : public Consumer {
+ public:
+  absl::Status Subscribe(const std::vector<std::string>&) override { return absl::OkStatus(); }
+  absl::Status Assign(const std::vector<TopicPartition>&) override { return absl::OkStatus(); }
+  std::vector<Message> Poll(absl::Duration, size_t) override { return {}; }
+  absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next) override {
+    stored[{topic, partition}] = next;
+    return absl::OkStatus();
+  }
+  absl::Status CommitStored() override { return absl::OkStatus(); }
+  absl::Status Pause(const std::vector<TopicPartition>&) override { return absl::OkStatus(); }
+  absl::Status Resume(const std::vector<TopicPartition>&) override { return absl::OkStatus(); }
+  std::vector<TopicPartition> Assignment() override { return {}; }
+  void Close() override {}
+  std::map<std::pair<std::string, int32_t>, int64_t> stored;
+};
+
+TEST(BatchCommitterTest, StoresOffsetsOnlyForTheAcknowledgedPrefixOfBatches) {
+  RecordingConsumer consumer;
+  BatchCommitter c(&consumer);
+  uint64_t b1 = c.Begin();
+  DeliveryCallback b1_out = c.Track(b1);
+  c.Seal(b1, {{{"tasks", 0}, 10}});
+  uint64_t b2 = c.Begin();
+  DeliveryCallback b2_out = c.Track(b2);
+  c.Seal(b2, {{{"tasks", 0}, 20}});
+  uint64_t b3 = c.Begin();  // produced nothing
+  c.Seal(b3, {{{"events", 1}, 5}});
+  EXPECT_TRUE(consumer.stored.empty());
+  // Batch 2 is acknowledged first: batch 1 still blocks everything.
+  b2_out(absl::OkStatus());
+  EXPECT_TRUE(consumer.stored.empty());
+  b1_out(absl::OkStatus());
+  EXPECT_EQ((consumer.stored[{"tasks", 0}]), 20);
+  EXPECT_EQ((consumer.stored[{"events", 1}]), 5);
+  EXPECT_EQ(c.open_batches(), 0u);
+  EXPECT_TRUE(c.WaitIdle(absl::ZeroDuration()));
+}
+
+TEST(BatchCommitterTest, AFailedDeliveryStopsAllLaterCommits) {
+  RecordingConsumer consumer;
+  BatchCommitter c(&consumer);
+  uint64_t b1 = c.Begin();
+  DeliveryCallback out = c.Track(b1);
+  c.Seal(b1, {{{"tasks", 0}, 10}});
+  out(absl::UnavailableError("broker gone"));
+  uint64_t b2 = c.Begin();
+  c.Seal(b2, {{{"tasks", 0}, 11}});
+  EXPECT_TRUE(consumer.stored.empty());
+  EXPECT_FALSE(c.error().ok());
+  EXPECT_FALSE(c.WaitIdle(absl::ZeroDuration()));
+}
+
+}  // namespace
+}  // namespace agentfleet
