@@ -34,48 +34,6 @@ std::string ReadAll(std::istream& in) {
   return buf.str();
 }
 
-// Produces `tasks`, and with `wait` collects their results (progress bar on
-// stderr) until all arrived or `timeout`. Returns the summary.
-absl::StatusOr<RunSummary> SubmitAndCollect(const FleetConfig& config,
-                                            std::vector<v1::TaskSubmission> tasks, bool wait,
-                                            absl::Duration timeout) {
-  Topics topics(config.kafka.topic_prefix);
-  auto producer = NewProducer(ProducerProperties(config.kafka));
-  if (!producer.ok()) return producer.status();
-  if (absl::Status warm = (*producer)->Warm(topics.tasks, absl::Seconds(15)); !warm.ok()) return warm;
-  std::unique_ptr<ResultCollector> collector;
-  if (wait) {
-    auto c = ResultCollector::Start(config, producer->get());
-    if (!c.ok()) return c.status();
-    collector = std::move(*c);
-  }
-  for (auto& t : tasks) {
-    absl::Time now = absl::Now();
-    *t.mutable_submitted_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
-    if (collector) collector->Expect(t.task_id(), now);
-    Encoded e = Encode(t, NewTraceparent());
-    absl::Status s = (*producer)->Produce({topics.tasks, t.task_id(), std::move(e.payload), std::move(e.headers)});
-    if (!s.ok()) return s;
-    if (collector) collector->Poll(absl::ZeroDuration());
-  }
-  absl::Status flushed = (*producer)->Flush(absl::Seconds(30));
-  if (!flushed.ok()) return flushed;
-  RunSummary summary;
-  summary.submitted = tasks.size();
-  if (!collector) return summary;
-  ProgressBar bar("results", collector->expected());
-  absl::Time deadline = absl::Now() + timeout;
-  while (!collector->Done() && absl::Now() < deadline && !ShutdownRequested()) {
-    collector->Poll(absl::Milliseconds(100));
-    bar.Update(collector->received());
-  }
-  // Linger briefly so a duplicate result right behind the last one is counted.
-  collector->Poll(absl::Milliseconds(500));
-  bar.Update(collector->received());
-  bar.Finish();
-  return collector->Summary();
-}
-
 }  // namespace
 
 std::string DefaultConfigPath() {
@@ -138,11 +96,12 @@ int RunSubmit(const FleetConfig& config, const std::string& path, const CliOptio
     std::cerr << tasks.status().message() << "\n";
     return 2;
   }
-  auto summary = SubmitAndCollect(config, std::move(*tasks), options.wait, options.timeout);
-  if (!summary.ok()) {
-    std::cerr << "agentfleet submit: " << summary.status().message() << "\n";
+  auto outcome = SubmitAndCollect(config, std::move(*tasks), options.wait, options.timeout);
+  if (!outcome.ok()) {
+    std::cerr << "agentfleet submit: " << outcome.status().message() << "\n";
     return 1;
   }
+  const RunSummary* summary = &outcome->summary;
   if (!options.wait) {
     std::cout << "submitted " << summary->submitted << " tasks\n";
     return 0;
@@ -259,16 +218,17 @@ int RunDemo(const CliOptions& options) {
   std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
   auto warm = SubmitAndCollect(*config, SampleTasks(1, "warmup-" + run, 1), true, absl::Seconds(90));
   if (!warm.ok()) return fail(std::string(warm.status().message()));
-  if (warm->received != 1) return fail("the fleet did not answer a warm-up task within 90 s");
+  if (warm->summary.received != 1) return fail("the fleet did not answer a warm-up task within 90 s");
   for (pid_t p : started) {
     if (!IsRunning(p)) return fail(absl::StrCat("process ", p, " exited"));
   }
   std::cerr << "agentfleet demo: fleet ready; submitting " << options.tasks << " tasks\n";
-  auto summary = SubmitAndCollect(*config, SampleTasks(options.tasks, "demo-" + run, 42), true, options.timeout);
+  auto outcome = SubmitAndCollect(*config, SampleTasks(options.tasks, "demo-" + run, 42), true, options.timeout);
   bool all_alive = true;
   for (pid_t p : started) all_alive = all_alive && IsRunning(p);
   stop_all();
-  if (!summary.ok()) return fail(std::string(summary.status().message()));
+  if (!outcome.ok()) return fail(std::string(outcome.status().message()));
+  const RunSummary* summary = &outcome->summary;
   std::cout << summary->Text();
   if (!all_alive) std::cout << "warning: a fleet process exited during the run (logs in " << dir << ")\n";
   std::cout << "stopped the broker, the coordinator and " << options.workers << " workers\n";

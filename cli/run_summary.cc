@@ -9,10 +9,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "codec/codec.h"
+#include "codec/trace.h"
+#include "common/signals.h"
+#include "google/protobuf/util/time_util.h"
 #include "kafka/dead_letter.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
+
+using google::protobuf::util::TimeUtil;
 
 namespace {
 
@@ -149,5 +154,48 @@ void ProgressBar::Update(size_t done) {
 void ProgressBar::Finish() {
   if (tty_) std::fprintf(stderr, "\n");
 }
+
+absl::StatusOr<RunOutcome> SubmitAndCollect(const FleetConfig& config,
+                                            std::vector<v1::TaskSubmission> tasks, bool wait,
+                                            absl::Duration timeout) {
+  Topics topics(config.kafka.topic_prefix);
+  auto producer = NewProducer(ProducerProperties(config.kafka));
+  if (!producer.ok()) return producer.status();
+  if (absl::Status warm = (*producer)->Warm(topics.tasks, absl::Seconds(15)); !warm.ok()) return warm;
+  std::unique_ptr<ResultCollector> collector;
+  if (wait) {
+    auto c = ResultCollector::Start(config, producer->get());
+    if (!c.ok()) return c.status();
+    collector = std::move(*c);
+  }
+  for (auto& t : tasks) {
+    absl::Time now = absl::Now();
+    *t.mutable_submitted_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+    if (collector) collector->Expect(t.task_id(), now);
+    Encoded e = Encode(t, NewTraceparent());
+    absl::Status s = (*producer)->Produce({topics.tasks, t.task_id(), std::move(e.payload), std::move(e.headers)});
+    if (!s.ok()) return s;
+    if (collector) collector->Poll(absl::ZeroDuration());
+  }
+  absl::Status flushed = (*producer)->Flush(absl::Seconds(30));
+  if (!flushed.ok()) return flushed;
+  RunOutcome outcome;
+  outcome.summary.submitted = tasks.size();
+  if (!collector) return outcome;
+  ProgressBar bar("results", collector->expected());
+  absl::Time deadline = absl::Now() + timeout;
+  while (!collector->Done() && absl::Now() < deadline && !ShutdownRequested()) {
+    collector->Poll(absl::Milliseconds(100));
+    bar.Update(collector->received());
+  }
+  // Linger briefly so a duplicate result right behind the last one is counted.
+  collector->Poll(absl::Milliseconds(500));
+  bar.Update(collector->received());
+  bar.Finish();
+  outcome.summary = collector->Summary();
+  outcome.results = collector->results();
+  return outcome;
+}
+
 
 }  // namespace agentfleet

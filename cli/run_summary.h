@@ -89,4 +89,16 @@ class ProgressBar {
   absl::Time last_draw_ = absl::InfinitePast();
 };
 
+struct RunOutcome {
+  RunSummary summary;
+  std::vector<v1::TaskResult> results;  // first result per task, arrival order
+};
+
+// Produces `tasks` (stamping submitted_at, a new traceparent each) and, with
+// `wait`, collects their results — progress bar on stderr — until all arrived
+// or `timeout`. Without `wait` only `summary.submitted` is set.
+absl::StatusOr<RunOutcome> SubmitAndCollect(const FleetConfig& config,
+                                            std::vector<v1::TaskSubmission> tasks, bool wait,
+                                            absl::Duration timeout);
+
 }  // namespace agentfleet

@@ -344,6 +344,40 @@ absl::StatusOr<std::unique_ptr<RdKafka::Producer>> AdminHandle(const Properties&
   return p;
 }
 
+// Partition count of `topic`, once every partition has a leader; retries
+// transient errors (topic not yet propagated, leader elections) until `timeout`.
+absl::StatusOr<int> ReadyPartitionCount(RdKafka::Handle* handle, const std::string& topic,
+                                        absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(handle, topic, nullptr, err));
+  if (!t) return absl::InvalidArgumentError(err);
+  absl::Status last;
+  do {
+    RdKafka::Metadata* md = nullptr;
+    int wait_ms = std::max(1, Ms(std::min(deadline - absl::Now(), absl::Seconds(5))));
+    auto code = handle->metadata(false, t.get(), &md, wait_ms);
+    std::unique_ptr<RdKafka::Metadata> owner(md);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      last = FromErr(code, "metadata " + topic);
+    } else {
+      for (const auto* tm : *md->topics()) {
+        if (tm->topic() != topic) continue;
+        if (tm->err() != RdKafka::ERR_NO_ERROR) {
+          last = FromErr(tm->err(), "topic " + topic);
+          break;
+        }
+        bool leaders = !tm->partitions()->empty();
+        for (const auto* pm : *tm->partitions()) leaders = leaders && pm->leader() >= 0 && pm->err() == RdKafka::ERR_NO_ERROR;
+        if (leaders) return static_cast<int>(tm->partitions()->size());
+        last = absl::UnavailableError("topic " + topic + " has partitions without a leader");
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  return last.ok() ? absl::DeadlineExceededError("metadata " + topic) : last;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Producer>> NewProducer(const Properties& properties) {
@@ -400,27 +434,20 @@ absl::Status CreateTopics(const Properties& properties, const std::vector<TopicS
   rd_kafka_AdminOptions_destroy(options);
   rd_kafka_queue_destroy(queue);
   rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
-  return status;
+  if (!status.ok()) return status;
+  // Created is not yet usable: wait until every partition has a leader.
+  for (const auto& t : topics) {
+    auto ready = ReadyPartitionCount(handle->get(), t.name, timeout);
+    if (!ready.ok()) return ready.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> PartitionCount(const Properties& properties, const std::string& topic,
                                    absl::Duration timeout) {
   auto handle = AdminHandle(properties);
   if (!handle.ok()) return handle.status();
-  std::string err;
-  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(handle->get(), topic, nullptr, err));
-  if (!t) return absl::InvalidArgumentError(err);
-  RdKafka::Metadata* md = nullptr;
-  auto code = (*handle)->metadata(false, t.get(), &md, Ms(timeout));
-  std::unique_ptr<RdKafka::Metadata> owner(md);
-  if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "metadata " + topic);
-  for (const auto* tm : *md->topics()) {
-    if (tm->topic() == topic) {
-      if (tm->err() != RdKafka::ERR_NO_ERROR) return FromErr(tm->err(), "topic " + topic);
-      return static_cast<int>(tm->partitions()->size());
-    }
-  }
-  return absl::NotFoundError("topic " + topic + " not found");
+  return ReadyPartitionCount(handle->get(), topic, timeout);
 }
 
 absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& properties,
@@ -431,9 +458,16 @@ absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& proper
   auto handle = AdminHandle(properties);
   if (!handle.ok()) return handle.status();
   std::vector<Watermarks> out(*count);
+  absl::Time deadline = absl::Now() + timeout;
   for (int p = 0; p < *count; ++p) {
-    auto code = (*handle)->query_watermark_offsets(topic, p, &out[p].low, &out[p].high, Ms(timeout));
-    if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, absl::StrCat("watermarks ", topic, "/", p));
+    while (true) {
+      auto code = (*handle)->query_watermark_offsets(topic, p, &out[p].low, &out[p].high, Ms(timeout));
+      if (code == RdKafka::ERR_NO_ERROR) break;
+      absl::Status s = FromErr(code, absl::StrCat("watermarks ", topic, "/", p));
+      // Leadership moves (and fresh topics) answer NOT_LEADER for a moment.
+      if (!absl::IsUnavailable(s) || absl::Now() >= deadline) return s;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
   }
   return out;
 }

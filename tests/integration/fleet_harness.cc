@@ -1,0 +1,173 @@
+#include "tests/integration/fleet_harness.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/subprocess.h"
+#include "gtest/gtest.h"
+
+namespace agentfleet::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::string Tail(const std::string& text, size_t lines) {
+  if (text.empty()) return text;
+  size_t pos = text.size();
+  for (size_t n = 0; n <= lines && pos > 0; ++n) {
+    pos = text.rfind('\n', pos - 1);
+    if (pos == std::string::npos) return text;
+  }
+  return pos + 1 < text.size() ? text.substr(pos + 1) : text;
+}
+
+void ReplaceFirst(std::string* text, const std::string& from, const std::string& to) {
+  size_t at = text->find(from);
+  if (at != std::string::npos) text->replace(at, from.size(), to);
+}
+
+}  // namespace
+
+std::string KafkaBootstrap() {
+  if (const char* env = std::getenv("AGENTFLEET_TEST_BOOTSTRAP"); env && *env) return env;
+  if (const char* file = std::getenv("AGENTFLEET_TEST_BOOTSTRAP_FILE"); file && *file) {
+    std::string s = ReadFile(file);
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  }
+  return "";
+}
+
+std::string BinDir() {
+  const char* env = std::getenv("AGENTFLEET_BIN_DIR");
+  return env ? env : ExecutableDir();
+}
+
+Fleet::Fleet(const std::string& name) : name_(name) {
+  absl::BitGen gen;
+  std::string tag = absl::StrCat(name, "-", getpid(), "-", absl::Uniform<uint32_t>(gen));
+  dir_ = (std::filesystem::temp_directory_path() / ("agentfleet-it-" + tag)).string();
+  std::filesystem::create_directories(dir_);
+  prefix_ = "it." + tag + ".";
+}
+
+Fleet::~Fleet() {
+  for (auto it = pids_.rbegin(); it != pids_.rend(); ++it) Stop(*it, absl::Seconds(10));
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
+}
+
+std::string Fleet::WriteConfig(const std::string& bootstrap,
+                               const std::vector<std::pair<std::string, std::string>>& edits) {
+  bootstrap_ = bootstrap;
+  std::string text = ReadFile(std::string(AGENTFLEET_SOURCE_DIR) + "/examples/support.yaml");
+  ReplaceFirst(&text, "topic_prefix: agentfleet.", "topic_prefix: " + prefix_);
+  ReplaceFirst(&text, "bootstrap.servers: 127.0.0.1:9092", "bootstrap.servers: " + bootstrap);
+  for (const auto& [from, to] : edits) ReplaceFirst(&text, from, to);
+  text += absl::StrCat("\ncoordinator: {group_id: ", prefix_, "coordinator}\nworker: {group_prefix: ",
+                       prefix_, "workers}\n");
+  config_path_ = dir_ + "/fleet.yaml";
+  std::ofstream(config_path_) << text;
+  return config_path_;
+}
+
+absl::StatusOr<FleetConfig> Fleet::LoadConfig() const { return LoadConfigFile(config_path_); }
+
+pid_t Fleet::Start(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> argv = {BinDir() + "/" + binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string log_path = dir_ + "/" + log + ".log";
+  auto pid = Spawn(argv, {.log_file = log_path});
+  if (!pid.ok()) return -1;
+  pids_.push_back(*pid);
+  logs_.push_back(log_path);
+  return *pid;
+}
+
+absl::StatusOr<std::string> Fleet::StartDevBroker() {
+  std::string file = dir_ + "/bootstrap";
+  // The broker needs a config for the topic list; the bootstrap is not known yet.
+  if (config_path_.empty()) WriteConfig("127.0.0.1:1");
+  if (Start("agentfleet", {"broker", "--config", config_path_, "--bootstrap_file", file}, "broker") < 0) {
+    return absl::InternalError("cannot start agentfleet broker");
+  }
+  for (absl::Time until = absl::Now() + absl::Seconds(15); absl::Now() < until;) {
+    std::string s = ReadFile(file);
+    if (!s.empty()) {
+      while (!s.empty() && s.back() == '\n') s.pop_back();
+      dev_broker_ = true;
+      return s;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError("the development broker did not write its bootstrap");
+}
+
+absl::Status Fleet::CreateTopics() {
+  auto r = Run({"agentfleet", "topics", "create", "--config", config_path_}, absl::Seconds(60));
+  if (!r.ok()) return r.status();
+  if (r->first != 0) return absl::InternalError("topics create failed: " + r->second);
+  return absl::OkStatus();
+}
+
+pid_t Fleet::StartCoordinator(const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--config", config_path_};
+  if (dev_broker_) args.push_back("--dev_broker");
+  args.insert(args.end(), extra.begin(), extra.end());
+  return Start("agentfleet-coordinator", args, absl::StrCat("coordinator-", pids_.size()));
+}
+
+pid_t Fleet::StartWorker(const std::string& id, const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--config", config_path_, "--id", id};
+  if (dev_broker_) args.push_back("--dev_broker");
+  args.insert(args.end(), extra.begin(), extra.end());
+  return Start("agentfleet-worker", args, id);
+}
+
+absl::StatusOr<std::pair<int, std::string>> Fleet::Run(const std::vector<std::string>& argv,
+                                                       absl::Duration timeout) {
+  std::vector<std::string> full = argv;
+  full[0] = BinDir() + "/" + argv[0];
+  std::string log = absl::StrCat(dir_, "/run-", logs_.size(), ".log");
+  auto pid = Spawn(full, {.log_file = log});
+  if (!pid.ok()) return pid.status();
+  logs_.push_back(log);
+  auto code = WaitExit(*pid, timeout);
+  if (!code.ok()) {
+    Stop(*pid, absl::Seconds(5));
+    return absl::DeadlineExceededError(absl::StrCat(argv[0], " did not finish: ", Tail(ReadFile(log), 20)));
+  }
+  return std::make_pair(*code, ReadFile(log));
+}
+
+bool Fleet::AllRunning() const {
+  for (pid_t p : pids_) {
+    if (!IsRunning(p)) return false;
+  }
+  return true;
+}
+
+int Fleet::StopProcess(pid_t pid, absl::Duration grace) {
+  int code = Stop(pid, grace);
+  pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end());
+  return code;
+}
+
+std::string Fleet::LogTails() const {
+  std::string out;
+  for (const auto& log : logs_) out += "==> " + log + "\n" + Tail(ReadFile(log), 15) + "\n";
+  return out;
+}
+
+}  // namespace agentfleet::testing

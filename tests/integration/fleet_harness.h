@@ -1,0 +1,69 @@
+// Test harness for integration tests: real agentfleet processes on
+// 127.0.0.1, each with a log file, every one stopped by PID when the Fleet is
+// destroyed. Each Fleet gets its own topic prefix and consumer groups, so
+// tests share one Kafka broker without seeing each other's messages.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "config/config.h"
+
+namespace agentfleet::testing {
+
+// The Kafka cluster the tests use: $AGENTFLEET_TEST_BOOTSTRAP, or the address
+// the CTest fixture (tests/kafka/kafka.sh) wrote to
+// $AGENTFLEET_TEST_BOOTSTRAP_FILE. Empty if neither is available.
+std::string KafkaBootstrap();
+
+// Directory of the agentfleet binaries ($AGENTFLEET_BIN_DIR).
+std::string BinDir();
+
+class Fleet {
+ public:
+  explicit Fleet(const std::string& name);
+  ~Fleet();  // stops every process it started
+
+  // Writes the example config with this fleet's topic prefix, consumer groups
+  // and `bootstrap`, applying `edits` (from -> to text replacements).
+  std::string WriteConfig(const std::string& bootstrap,
+                          const std::vector<std::pair<std::string, std::string>>& edits = {});
+  const std::string& config_path() const { return config_path_; }
+  absl::StatusOr<FleetConfig> LoadConfig() const;
+
+  // Starts `agentfleet broker` and returns its bootstrap address.
+  absl::StatusOr<std::string> StartDevBroker();
+  // Runs `agentfleet topics create` to completion.
+  absl::Status CreateTopics();
+  pid_t StartCoordinator(const std::vector<std::string>& extra = {});
+  pid_t StartWorker(const std::string& id, const std::vector<std::string>& extra = {});
+  // Runs a binary from BinDir() to completion; returns exit code and output.
+  absl::StatusOr<std::pair<int, std::string>> Run(const std::vector<std::string>& argv,
+                                                  absl::Duration timeout);
+
+  bool AllRunning() const;
+  // Stops one process (SIGTERM, then SIGKILL after `grace`); returns its exit code.
+  int StopProcess(pid_t pid, absl::Duration grace = absl::Seconds(20));
+  // The last lines of every process log, for failure messages.
+  std::string LogTails() const;
+  const std::string& dir() const { return dir_; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  pid_t Start(const std::string& binary, const std::vector<std::string>& args, const std::string& log);
+
+  std::string name_;
+  std::string dir_;
+  std::string prefix_;
+  std::string bootstrap_;
+  std::string config_path_;
+  bool dev_broker_ = false;
+  std::vector<pid_t> pids_;
+  std::vector<std::string> logs_;
+};
+
+}  // namespace agentfleet::testing

@@ -1,0 +1,197 @@
+// End-to-end tests: a coordinator and workers as real processes, on the real
+// Kafka broker (tests/kafka/kafka.sh) and on the development broker.
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli/run_summary.h"
+#include "cli/tasks_input.h"
+#include "codec/codec.h"
+#include "codec/json_value.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kafka/dead_letter.h"
+#include "kafka/kafka.h"
+#include "kafka/topics.h"
+#include "tests/integration/fleet_harness.h"
+#include "tests/support/local_run.h"
+
+namespace agentfleet::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Submits `count` sample tasks, waits for their results, and checks what a
+// user would: one result per task, all COMPLETED, each output exactly what
+// the workflow computes for that task's input.
+void RunAndVerify(Fleet& fleet, const FleetConfig& config, int count) {
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(count, fleet.prefix() + "task", 1234);
+  std::map<std::string, v1::TaskSubmission> by_id;
+  for (const auto& t : tasks) by_id[t.task_id()] = t;
+  auto outcome = SubmitAndCollect(config, tasks, /*wait=*/true, absl::Seconds(180));
+  ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+  const RunSummary& s = outcome->summary;
+  EXPECT_EQ(s.submitted, count);
+  EXPECT_EQ(s.received, count) << fleet.LogTails();
+  EXPECT_EQ(s.lost, 0);
+  EXPECT_EQ(s.duplicates, 0);
+  EXPECT_EQ(s.count(v1::TASK_STATUS_COMPLETED), count) << fleet.LogTails();
+  std::set<std::string> seen;
+  int checked = 0;
+  for (const v1::TaskResult& r : outcome->results) {
+    ASSERT_TRUE(seen.insert(r.task_id()).second) << "two results for " << r.task_id();
+    ASSERT_TRUE(by_id.count(r.task_id())) << r.task_id();
+    v1::TaskResult expected = RunLocally(config, by_id[r.task_id()]);
+    ASSERT_EQ(expected.status(), v1::TASK_STATUS_COMPLETED);
+    EXPECT_EQ(FromValue(r.output()), FromValue(expected.output())) << r.task_id();
+    EXPECT_EQ(r.steps_size(), expected.steps_size()) << r.task_id();
+    EXPECT_EQ(r.usage().input_tokens(), expected.usage().input_tokens()) << r.task_id();
+    EXPECT_NEAR(r.usage().cost_usd(), expected.usage().cost_usd(), 1e-9) << r.task_id();
+    ++checked;
+  }
+  EXPECT_EQ(checked, count);
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+}
+
+class RealKafkaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bootstrap_ = KafkaBootstrap();
+    if (bootstrap_.empty()) GTEST_SKIP() << "no Kafka: set AGENTFLEET_TEST_BOOTSTRAP or run through ctest";
+  }
+  std::string bootstrap_;
+};
+
+TEST_F(RealKafkaTest, FiveHundredTasksThroughOneCoordinatorAndTwoWorkers) {
+  Fleet fleet("e2e");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t coordinator = fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  fleet.StartWorker("worker-2");
+  RunAndVerify(fleet, *config, 500);
+  // SIGTERM is a clean stop for every process.
+  EXPECT_EQ(fleet.StopProcess(coordinator), 0) << fleet.LogTails();
+}
+
+TEST_F(RealKafkaTest, GarbageOnEveryTopicGoesToTheDlqWithAReasonAndNothingCrashes) {
+  Fleet fleet("garbage");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok());
+  Topics topics(config->kafka.topic_prefix);
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok());
+  auto collector = ResultCollector::Start(*config, producer->get());
+  ASSERT_TRUE(collector.ok()) << collector.status();
+
+  const std::string garbage = "\xde\xad\xbe\xef not protobuf";
+  // tasks: unreadable bytes under a usable key, and a valid message naming no known workflow.
+  ASSERT_TRUE((*producer)->Produce({topics.tasks, "bad-task-1", garbage, {}}).ok());
+  v1::TaskSubmission unknown = SampleTasks(1, "unknown-workflow", 1)[0];
+  unknown.set_workflow("no-such-workflow");
+  Encoded e = Encode(unknown, "");
+  ASSERT_TRUE((*producer)->Produce({topics.tasks, unknown.task_id(), e.payload, e.headers}).ok());
+  // A valid message of the wrong type on the events topic, garbage on a work topic and on results.
+  Encoded wrong_type = Encode(unknown, "");
+  ASSERT_TRUE((*producer)->Produce({topics.events, "x", wrong_type.payload, wrong_type.headers}).ok());
+  ASSERT_TRUE((*producer)->Produce({topics.Work("classifier"), "y", garbage, {}}).ok());
+  ASSERT_TRUE((*producer)->Produce({topics.results, "z", garbage, {}}).ok());
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(10)).ok());
+  collector->get()->Expect("bad-task-1", absl::Now());
+  collector->get()->Expect(unknown.task_id(), absl::Now());
+  for (absl::Time until = absl::Now() + absl::Seconds(60); !collector->get()->Done() && absl::Now() < until;) {
+    collector->get()->Poll(absl::Milliseconds(200));
+  }
+  // Both bad submissions got a REJECTED result saying why.
+  std::map<std::string, v1::TaskResult> results;
+  for (const auto& r : collector->get()->results()) results[r.task_id()] = r;
+  ASSERT_EQ(results.size(), 2u) << fleet.LogTails();
+  EXPECT_EQ(results["bad-task-1"].status(), v1::TASK_STATUS_REJECTED);
+  EXPECT_THAT(results["bad-task-1"].error().message(), HasSubstr("not a valid agentfleet.v1.TaskSubmission"));
+  EXPECT_EQ(results[unknown.task_id()].status(), v1::TASK_STATUS_REJECTED);
+  EXPECT_THAT(results[unknown.task_id()].error().message(), HasSubstr("unknown workflow 'no-such-workflow'"));
+
+  // Every bad message is in the DLQ, byte for byte, with its reason and origin.
+  auto dlq = NewConsumer(ConsumerProperties(config->kafka, fleet.prefix() + "dlq-reader"));
+  ASSERT_TRUE(dlq.ok());
+  ASSERT_TRUE((*dlq)->Subscribe({topics.dlq}).ok());
+  std::map<std::string, Message> by_source;
+  for (absl::Time until = absl::Now() + absl::Seconds(60); by_source.size() < 5 && absl::Now() < until;) {
+    for (Message& m : (*dlq)->Poll(absl::Milliseconds(200), 100)) {
+      by_source[*FindHeader(m.headers, kDlqTopicHeader) + "|" + m.key] = std::move(m);
+    }
+  }
+  (*dlq)->Close();
+  ASSERT_EQ(by_source.size(), 5u) << fleet.LogTails();
+  auto reason = [&](const std::string& key) { return *FindHeader(by_source[key].headers, kDlqReasonHeader); };
+  EXPECT_THAT(reason(topics.tasks + "|bad-task-1"), HasSubstr("not a valid agentfleet.v1.TaskSubmission"));
+  EXPECT_EQ(by_source[topics.tasks + "|bad-task-1"].payload, garbage);
+  EXPECT_THAT(reason(topics.tasks + "|" + unknown.task_id()), HasSubstr("unknown workflow"));
+  EXPECT_THAT(reason(topics.events + "|x"),
+              HasSubstr("schema header says agentfleet.v1.TaskSubmission but this topic carries agentfleet.v1.WorkEvent"));
+  EXPECT_THAT(reason(topics.Work("classifier") + "|y"), HasSubstr("not a valid agentfleet.v1.WorkItem"));
+  EXPECT_EQ(*FindHeader(by_source[topics.Work("classifier") + "|y"].headers, kDlqComponentHeader), "worker");
+  EXPECT_THAT(reason(topics.results + "|z"), HasSubstr("not a valid agentfleet.v1.TaskResult"));
+
+  // Nothing crashed, and the fleet still works.
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+  RunAndVerify(fleet, *config, 20);
+}
+
+TEST(DevBrokerTest, FiveHundredTasksOnTheDevelopmentBroker) {
+  Fleet fleet("dev");
+  auto bootstrap = fleet.StartDevBroker();
+  ASSERT_TRUE(bootstrap.ok()) << bootstrap.status();
+  fleet.WriteConfig(*bootstrap);
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok());
+  ApplyDevBrokerSettings(&config->kafka);
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  fleet.StartWorker("worker-2");
+  RunAndVerify(fleet, *config, 500);
+}
+
+TEST(StartupTest, BadConfigFailsAtStartNamingFileLineAndField) {
+  Fleet fleet("badconfig");
+  std::string path = fleet.WriteConfig("127.0.0.1:1", {{"max_tokens: 256", "max_tokens: lots"}});
+  for (const char* binary : {"agentfleet-coordinator", "agentfleet-worker"}) {
+    auto r = fleet.Run({binary, "--config", path}, absl::Seconds(30));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->first, 2) << binary;
+    EXPECT_THAT(r->second, HasSubstr(path + ":"));
+    EXPECT_THAT(r->second, HasSubstr(": agents.classifier.max_tokens: expected an integer, got 'lots'"));
+  }
+}
+
+TEST(DemoTest, DemoRunsTheSampleWorkloadAndPrintsAJsonSummary) {
+  Fleet fleet("demo");
+  auto r = fleet.Run({"agentfleet", "demo", "--tasks", "100", "--json",
+                      "--config", std::string(AGENTFLEET_SOURCE_DIR) + "/examples/support.yaml"},
+                     absl::Seconds(240));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->first, 0) << r->second;
+  std::string out = r->second;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  std::string last = out.substr(out.rfind('\n') + 1);
+  nlohmann::json summary = nlohmann::json::parse(last, nullptr, false);
+  ASSERT_TRUE(summary.is_object()) << last;
+  for (const char* key : {"submitted", "completed", "failed", "duplicates", "p50_ms", "p99_ms", "tasks_per_s"}) {
+    EXPECT_TRUE(summary.contains(key)) << key;
+  }
+  EXPECT_EQ(summary["submitted"], 100);
+  EXPECT_EQ(summary["completed"], 100);
+  EXPECT_EQ(summary["duplicates"], 0);
+  EXPECT_GT(summary["p50_ms"].get<double>(), 0);
+  EXPECT_LE(summary["p50_ms"].get<double>(), summary["p99_ms"].get<double>());
+  EXPECT_THAT(out, HasSubstr("stopped the broker, the coordinator and 2 workers"));
+}
+
+}  // namespace
+}  // namespace agentfleet::testing
