@@ -140,8 +140,11 @@ ProgressBar::ProgressBar(std::string label, size_t total)
 
 void ProgressBar::Update(size_t done) {
   absl::Time now = absl::Now();
-  if (now - last_draw_ < (tty_ ? absl::Milliseconds(100) : absl::Seconds(2)) && done < total_) return;
+  bool final_draw = done >= total_ && drawn_ < total_;
+  if (!final_draw && now - last_draw_ < (tty_ ? absl::Milliseconds(100) : absl::Seconds(2))) return;
+  if (done == drawn_ && !final_draw && last_draw_ != absl::InfinitePast()) return;
   last_draw_ = now;
+  drawn_ = done;
   double frac = total_ ? static_cast<double>(done) / total_ : 1;
   int width = 30, filled = static_cast<int>(frac * width);
   double rate = done / std::max(1e-3, absl::ToDoubleSeconds(now - start_));
@@ -188,10 +191,10 @@ absl::StatusOr<RunOutcome> SubmitAndCollect(const FleetConfig& config,
     collector->Poll(absl::Milliseconds(100));
     bar.Update(collector->received());
   }
-  // Linger briefly so a duplicate result right behind the last one is counted.
-  collector->Poll(absl::Milliseconds(500));
   bar.Update(collector->received());
   bar.Finish();
+  // Linger briefly so a duplicate result right behind the last one is counted.
+  collector->Poll(absl::Milliseconds(500));
   outcome.summary = collector->Summary();
   outcome.results = collector->results();
   return outcome;

@@ -87,6 +87,7 @@ class ProgressBar {
   bool tty_;
   absl::Time start_;
   absl::Time last_draw_ = absl::InfinitePast();
+  size_t drawn_ = 0;  // `done` at the last draw
 };
 
 struct RunOutcome {

@@ -443,7 +443,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
     stack.push_back(id);
     const StepConfig* s = w->FindStep(id);
     for (const auto& d : s ? s->depends_on : std::vector<std::string>{}) {
-      if (!w->FindStep(d)) continue;
+      if (d == id || !w->FindStep(d)) continue;  // self-references are reported above
       if (color[d] == 1 && !reported) {
         auto from = std::find(stack.begin(), stack.end(), d);
         std::vector<std::string> cycle(from, stack.end());
