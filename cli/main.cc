@@ -68,13 +68,11 @@ int main(int argc, char** argv) {
   if (command == "demo") return RunDemo(options);
 
   std::string config_path = options.config_path.empty() ? DefaultConfigPath() : options.config_path;
-  auto config = LoadConfigFile(config_path);
+  auto config = LoadProcessConfig(config_path, options.bootstrap, options.dev_broker);
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";
     return 2;
   }
-  if (!options.bootstrap.empty()) config->kafka.properties["bootstrap.servers"] = options.bootstrap;
-  if (options.dev_broker) ApplyDevBrokerSettings(&config->kafka);
   if (command == "broker") return RunBroker(*config, options);
   if (command == "topics" && positional.size() > 2 && std::string(positional[2]) == "create") {
     return RunTopicsCreate(*config);

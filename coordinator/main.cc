@@ -22,15 +22,12 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Runs a coordinator replica: agentfleet-coordinator --config FILE");
   absl::ParseCommandLine(argc, argv);
   InstallShutdownHandlers();
-  auto config = LoadConfigFile(absl::GetFlag(FLAGS_config));
+  auto config = LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_bootstrap),
+                                  absl::GetFlag(FLAGS_dev_broker));
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";
     return 2;
   }
-  if (!absl::GetFlag(FLAGS_bootstrap).empty()) {
-    config->kafka.properties["bootstrap.servers"] = absl::GetFlag(FLAGS_bootstrap);
-  }
-  if (absl::GetFlag(FLAGS_dev_broker)) ApplyDevBrokerSettings(&config->kafka);
   if (config->kafka.create_topics) {
     absl::Status created = CreateTopics(ProducerProperties(config->kafka), FleetTopics(*config), absl::Seconds(30));
     if (!created.ok()) {

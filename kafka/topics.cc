@@ -82,6 +82,15 @@ void ApplyDevBrokerSettings(KafkaConfig* kafka) {
   kafka->consumer["heartbeat.interval.ms"] = "500";
 }
 
+absl::StatusOr<FleetConfig> LoadProcessConfig(const std::string& path, const std::string& bootstrap,
+                                              bool dev_broker) {
+  auto config = LoadConfigFile(path);
+  if (!config.ok()) return config.status();
+  if (!bootstrap.empty()) config->kafka.properties["bootstrap.servers"] = bootstrap;
+  if (dev_broker) ApplyDevBrokerSettings(&config->kafka);
+  return config;
+}
+
 std::string WorkerGroup(const FleetConfig& config, const std::string& pool) {
   return config.worker.group_prefix + "." + pool;
 }

@@ -38,6 +38,12 @@ Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group
 // created by the broker process, not by the coordinator.
 void ApplyDevBrokerSettings(KafkaConfig* kafka);
 
+// Loads the config for a fleet process and applies the command line's
+// overrides: `bootstrap` (if non-empty) replaces bootstrap.servers, and
+// `dev_broker` applies ApplyDevBrokerSettings().
+absl::StatusOr<FleetConfig> LoadProcessConfig(const std::string& path, const std::string& bootstrap,
+                                              bool dev_broker);
+
 // Consumer group of the workers serving `pool`.
 std::string WorkerGroup(const FleetConfig& config, const std::string& pool);
 

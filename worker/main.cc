@@ -30,15 +30,12 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Runs a worker: agentfleet-worker --config FILE [--agents a,b]");
   absl::ParseCommandLine(argc, argv);
   InstallShutdownHandlers();
-  auto config = LoadConfigFile(absl::GetFlag(FLAGS_config));
+  auto config = LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_bootstrap),
+                                  absl::GetFlag(FLAGS_dev_broker));
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";
     return 2;
   }
-  if (!absl::GetFlag(FLAGS_bootstrap).empty()) {
-    config->kafka.properties["bootstrap.servers"] = absl::GetFlag(FLAGS_bootstrap);
-  }
-  if (absl::GetFlag(FLAGS_dev_broker)) ApplyDevBrokerSettings(&config->kafka);
   WorkerOptions options;
   char host[256] = "worker";
   gethostname(host, sizeof host - 1);
