@@ -181,7 +181,7 @@ int RunDemo(const CliOptions& options) {
   };
   std::cerr << "agentfleet demo: config " << config_path << ", logs in " << dir << "\n";
   auto broker = Spawn({bin + "/agentfleet", "broker", "--config", config_path, "--bootstrap_file", bootstrap_file},
-                      {.log_file = dir + "/broker.log"});
+                      SpawnOptions::LogTo(dir + "/broker.log"));
   if (!broker.ok()) return fail(std::string(broker.status().message()));
   started.push_back(*broker);
   std::string bootstrap;
@@ -197,12 +197,12 @@ int RunDemo(const CliOptions& options) {
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
   };
-  auto coordinator = Spawn(with("agentfleet-coordinator", {}), {.log_file = dir + "/coordinator.log"});
+  auto coordinator = Spawn(with("agentfleet-coordinator", {}), SpawnOptions::LogTo(dir + "/coordinator.log"));
   if (!coordinator.ok()) return fail(std::string(coordinator.status().message()));
   started.push_back(*coordinator);
   for (int i = 1; i <= options.workers; ++i) {
     auto worker = Spawn(with("agentfleet-worker", {"--id", absl::StrCat("worker-", i)}),
-                        {.log_file = absl::StrCat(dir, "/worker-", i, ".log")});
+                        SpawnOptions::LogTo(absl::StrCat(dir, "/worker-", i, ".log")));
     if (!worker.ok()) return fail(std::string(worker.status().message()));
     started.push_back(*worker);
   }

@@ -14,6 +14,12 @@
 namespace agentfleet {
 
 struct SpawnOptions {
+  // Output of the child to `log_file`, everything else default.
+  static SpawnOptions LogTo(std::string log_file) {
+    SpawnOptions o;
+    o.log_file = std::move(log_file);
+    return o;
+  }
   // stdout and stderr of the child go to this file (appended); empty = inherit.
   std::string log_file;
   // Extra environment entries "NAME=value", added to the parent's.

@@ -51,8 +51,10 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<ModelProvider>> owned;
   std::map<std::string, ModelProvider*> providers;
   for (const auto& [name, p] : config->providers) {
-    if (p.type == "simulated") owned.push_back(std::make_unique<SimulatedProvider>(p, &scheduler));
-    providers[name] = owned.back().get();
+    if (p.type == "simulated") {
+      owned.push_back(std::make_unique<SimulatedProvider>(p, &scheduler));
+      providers[name] = owned.back().get();
+    }
   }
   auto producer = NewProducer(ProducerProperties(config->kafka));
   if (!producer.ok()) {

@@ -88,7 +88,7 @@ pid_t Fleet::Start(const std::string& binary, const std::vector<std::string>& ar
   std::vector<std::string> argv = {BinDir() + "/" + binary};
   argv.insert(argv.end(), args.begin(), args.end());
   std::string log_path = dir_ + "/" + log + ".log";
-  auto pid = Spawn(argv, {.log_file = log_path});
+  auto pid = Spawn(argv, SpawnOptions::LogTo(log_path));
   if (!pid.ok()) return -1;
   pids_.push_back(*pid);
   logs_.push_back(log_path);
@@ -140,7 +140,7 @@ absl::StatusOr<std::pair<int, std::string>> Fleet::Run(const std::vector<std::st
   std::vector<std::string> full = argv;
   full[0] = BinDir() + "/" + argv[0];
   std::string log = absl::StrCat(dir_, "/run-", logs_.size(), ".log");
-  auto pid = Spawn(full, {.log_file = log});
+  auto pid = Spawn(full, SpawnOptions::LogTo(log));
   if (!pid.ok()) return pid.status();
   logs_.push_back(log);
   auto code = WaitExit(*pid, timeout);

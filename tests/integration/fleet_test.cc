@@ -69,10 +69,12 @@ TEST_F(RealKafkaTest, FiveHundredTasksThroughOneCoordinatorAndTwoWorkers) {
   auto config = fleet.LoadConfig();
   ASSERT_TRUE(config.ok()) << config.status();
   pid_t coordinator = fleet.StartCoordinator();
-  fleet.StartWorker("worker-1");
-  fleet.StartWorker("worker-2");
+  pid_t worker1 = fleet.StartWorker("worker-1");
+  pid_t worker2 = fleet.StartWorker("worker-2");
   RunAndVerify(fleet, *config, 500);
   // SIGTERM is a clean stop for every process.
+  EXPECT_EQ(fleet.StopProcess(worker1), 0) << fleet.LogTails();
+  EXPECT_EQ(fleet.StopProcess(worker2), 0) << fleet.LogTails();
   EXPECT_EQ(fleet.StopProcess(coordinator), 0) << fleet.LogTails();
 }
 
