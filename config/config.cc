@@ -316,7 +316,7 @@ std::optional<JsonSchema> LoadSchema(Loader& L, const YAML::Node& n, const std::
 void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                AgentConfig* a) {
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
-                    "max_attempts"})) {
+                    "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry"})) {
     return;
   }
   L.String(n, "description", f, &a->description);
@@ -337,8 +337,16 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   }
   if (YAML::Node s = n["output_schema"]) a->output_schema = LoadSchema(L, s, f + ".output_schema");
   L.Duration(n, "timeout", f, &a->timeout);
+  L.Duration(n, "schedule_to_start_timeout", f, &a->schedule_to_start_timeout);
+  L.Duration(n, "heartbeat_timeout", f, &a->heartbeat_timeout);
   L.Number<int>(n, "max_tokens", f, &a->max_tokens, 1, 1'000'000);
   L.Number<int>(n, "max_attempts", f, &a->max_attempts, 1, 100);
+  if (YAML::Node r = n["retry"]; r && L.Map(r, f + ".retry", {"initial_backoff", "max_backoff", "multiplier", "jitter"})) {
+    L.Duration(r, "initial_backoff", f + ".retry", &a->retry.initial_backoff);
+    L.Duration(r, "max_backoff", f + ".retry", &a->retry.max_backoff);
+    L.Number<double>(r, "multiplier", f + ".retry", &a->retry.multiplier, 1.0, 100.0);
+    L.Number<double>(r, "jitter", f + ".retry", &a->retry.jitter, 0.0, 1.0);
+  }
 }
 
 // Checks the references in an input template, collecting the steps it reads.
@@ -365,7 +373,8 @@ void CheckTemplate(Loader& L, const YAML::Node& n, const std::string& f, bool fa
 
 void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                   WorkflowConfig* w) {
-  if (!L.Map(n, f, {"description", "steps", "output"})) return;
+  if (!L.Map(n, f, {"description", "steps", "output", "deadline"})) return;
+  L.Duration(n, "deadline", f, &w->deadline);
   YAML::Node steps = n["steps"];
   if (!steps || !steps.IsSequence() || steps.size() == 0) {
     L.Error(steps ? steps : n, f + ".steps", "expected a non-empty list of steps");
@@ -528,14 +537,42 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
       cfg->workflows[w.name] = std::move(w);
     }
   }
-  if (YAML::Node c = root["coordinator"]; c && L.Map(c, "coordinator", {"group_id", "max_payload_bytes"})) {
-    L.String(c, "group_id", "coordinator", &cfg->coordinator.group_id);
-    L.Number<size_t>(c, "max_payload_bytes", "coordinator", &cfg->coordinator.max_payload_bytes, 1024);
+  if (YAML::Node c = root["coordinator"];
+      c && L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_interval",
+                                    "finished_retention", "transaction_timeout"})) {
+    CoordinatorConfig& cc = cfg->coordinator;
+    L.String(c, "group_id", "coordinator", &cc.group_id);
+    L.Number<size_t>(c, "max_payload_bytes", "coordinator", &cc.max_payload_bytes, 1024);
+    std::string processing;
+    if (L.String(c, "processing", "coordinator", &processing)) {
+      if (processing == "exactly_once") {
+        cc.processing = CoordinatorConfig::Processing::kExactlyOnce;
+      } else if (processing == "at_least_once") {
+        cc.processing = CoordinatorConfig::Processing::kAtLeastOnce;
+      } else {
+        L.Error(c["processing"], "coordinator.processing", "expected exactly_once or at_least_once, got '" + processing + "'");
+      }
+    }
+    L.Duration(c, "commit_interval", "coordinator", &cc.commit_interval);
+    L.Duration(c, "finished_retention", "coordinator", &cc.finished_retention);
+    L.Duration(c, "transaction_timeout", "coordinator", &cc.transaction_timeout);
   }
-  if (YAML::Node w = root["worker"]; w && L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes"})) {
+  if (YAML::Node w = root["worker"];
+      w && L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes", "heartbeat_interval",
+                               "shutdown_grace"})) {
     L.String(w, "group_prefix", "worker", &cfg->worker.group_prefix);
     L.Number<int>(w, "max_in_flight", "worker", &cfg->worker.max_in_flight, 1, 100000);
     L.Number<size_t>(w, "max_payload_bytes", "worker", &cfg->worker.max_payload_bytes, 1024);
+    L.Duration(w, "heartbeat_interval", "worker", &cfg->worker.heartbeat_interval);
+    L.Duration(w, "shutdown_grace", "worker", &cfg->worker.shutdown_grace);
+  }
+  // A heartbeat timeout shorter than the interval would time out healthy work.
+  for (const auto& [name, agent] : cfg->agents) {
+    if (agent.heartbeat_timeout <= cfg->worker.heartbeat_interval) {
+      L.Error(root["agents"][name], "agents." + name + ".heartbeat_timeout",
+              "must be longer than worker.heartbeat_interval (" +
+                  absl::FormatDuration(cfg->worker.heartbeat_interval) + ")");
+    }
   }
 }
 

@@ -60,6 +60,14 @@ struct ModelPrice {
   double output_per_mtok = 0;  // USD per million output tokens
 };
 
+// Exponential backoff with jitter between attempts.
+struct RetryPolicy {
+  absl::Duration initial_backoff = absl::Milliseconds(200);
+  absl::Duration max_backoff = absl::Seconds(30);
+  double multiplier = 2.0;
+  double jitter = 0.2;  // +/- this share of the backoff, drawn uniformly
+};
+
 struct AgentConfig {
   std::string name;
   std::string description;
@@ -67,9 +75,16 @@ struct AgentConfig {
   // Model name per tier; "default" is required.
   std::map<std::string, std::string> models;
   std::optional<JsonSchema> output_schema;
+  // Start-to-close: how long one attempt may run once a worker took it.
   absl::Duration timeout = absl::Seconds(60);
+  // Schedule-to-start: how long an attempt may wait for a worker to take it
+  // (no receipt); zero means no limit (a backlog is not a failure).
+  absl::Duration schedule_to_start_timeout = absl::ZeroDuration();
+  // How long a running attempt may go without a heartbeat (or receipt).
+  absl::Duration heartbeat_timeout = absl::Seconds(30);
   int max_tokens = 1024;
   int max_attempts = 3;
+  RetryPolicy retry;
 };
 
 struct StepConfig {
@@ -88,18 +103,36 @@ struct WorkflowConfig {
   std::string name;
   std::vector<StepConfig> steps;  // in file order
   std::string output_step;
+  // A task of this workflow fails when its deadline passes: the submission's
+  // deadline if earlier, else accepted time + this.
+  absl::Duration deadline = absl::Hours(1);
   const StepConfig* FindStep(const std::string& id) const;
 };
 
 struct CoordinatorConfig {
+  enum class Processing { kExactlyOnce, kAtLeastOnce };
   std::string group_id = "agentfleet-coordinator";
   size_t max_payload_bytes = 1 << 20;
+  // exactly_once: consume -> process -> produce -> commit offsets in one Kafka
+  // transaction per commit interval. at_least_once: no transactions.
+  Processing processing = Processing::kExactlyOnce;
+  absl::Duration commit_interval = absl::Milliseconds(100);
+  // How long a finished task's id is kept (to recognise resubmissions)
+  // before its state is tombstoned.
+  absl::Duration finished_retention = absl::Hours(24);
+  // Kafka transaction timeout: how long a crashed replica's open transaction
+  // can hold back read_committed readers.
+  absl::Duration transaction_timeout = absl::Seconds(10);
 };
 
 struct WorkerConfig {
   std::string group_prefix = "agentfleet-workers";
   int max_in_flight = 256;
   size_t max_payload_bytes = 1 << 20;
+  // Items running longer than this send a heartbeat this often.
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  // On SIGTERM, how long in-flight items may take to finish.
+  absl::Duration shutdown_grace = absl::Seconds(30);
 };
 
 struct FleetConfig {

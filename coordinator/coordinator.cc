@@ -1,12 +1,11 @@
 #include "coordinator/coordinator.h"
 
-#include <map>
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "codec/codec.h"
 #include "codec/trace.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "kafka/dead_letter.h"
 
 namespace agentfleet {
@@ -17,25 +16,30 @@ std::string TraceparentOf(const Message& m) {
   auto tp = FindHeader(m.headers, kTraceparentHeader);
   return tp && IsValidTraceparent(*tp) ? ChildTraceparent(*tp) : NewTraceparent();
 }
+
+absl::Duration NonNegative(absl::Duration d) { return std::max(d, absl::ZeroDuration()); }
 }  // namespace
 
 Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer* producer,
-                         const Clock* clock, CoordinatorOptions options)
+                         const Clock* clock, StateReader state_reader, CoordinatorOptions options)
     : config_(config),
       consumer_(consumer),
       producer_(producer),
+      clock_(clock),
+      state_reader_(std::move(state_reader)),
       options_(options),
       topics_(config->kafka.topic_prefix),
-      engine_(config, clock),
+      engine_(config, clock, static_cast<uint64_t>(absl::ToUnixNanos(clock->Now()))),
       committer_(consumer) {}
 
 absl::Status Coordinator::Start() {
+  // Fences a previous incarnation with the same transactional.id and aborts
+  // its open transaction, so read_committed readers are not held back.
+  if (exactly_once()) RETURN_IF_ERROR(producer_->InitTransactions(options_.kafka_timeout));
   // Learn the output topics' leaders now, not on the first task.
-  std::vector<std::string> outputs = {topics_.results, topics_.dlq};
+  std::vector<std::string> outputs = {topics_.results, topics_.dlq, topics_.state};
   for (const auto& [name, agent] : config_->agents) outputs.push_back(topics_.Work(name));
-  for (const auto& topic : outputs) {
-    if (absl::Status s = producer_->Warm(topic, absl::Seconds(30)); !s.ok()) return s;
-  }
+  for (const auto& topic : outputs) RETURN_IF_ERROR(producer_->Warm(topic, options_.kafka_timeout));
   return consumer_->Subscribe({topics_.tasks, topics_.events});
 }
 
@@ -44,54 +48,156 @@ absl::Status Coordinator::Run(const std::function<bool()>& stop) {
     auto n = RunOnce();
     if (!n.ok()) return n.status();
   }
-  if (!committer_.WaitIdle(options_.drain_timeout)) {
-    return committer_.error().ok() ? absl::DeadlineExceededError("outputs not acknowledged in time")
-                                   : committer_.error();
-  }
+  return CommitNow();
+}
+
+absl::Status Coordinator::EnsureTransaction() {
+  if (in_transaction_) return absl::OkStatus();
+  RETURN_IF_ERROR(producer_->BeginTransaction());
+  in_transaction_ = true;
+  transaction_started_ = clock_->Now();
   return absl::OkStatus();
 }
 
 absl::StatusOr<size_t> Coordinator::RunOnce() {
-  if (absl::Status failed = committer_.error(); !failed.ok()) return failed;
-  std::vector<Message> batch = consumer_->Poll(options_.poll_timeout, options_.max_batch);
-  if (batch.empty()) return 0;
-  uint64_t id = committer_.Begin();
-  Outbox out;
-  BatchCommitter::Offsets next_offsets;
-  for (const Message& m : batch) {
-    if (m.topic == topics_.tasks) {
-      HandleSubmission(m, id, &out);
-    } else if (m.topic == topics_.events) {
-      HandleEvent(m, id, &out);
-    }
-    next_offsets[{m.topic, m.partition}] = m.offset + 1;
+  if (!failure_.ok()) return failure_;
+  if (!exactly_once() && !committer_.error().ok()) return committer_.error();
+  absl::Time now = clock_->Now();
+  absl::Duration wait = std::min(options_.poll_timeout, NonNegative(engine_.NextTimer() - now));
+  if (in_transaction_) {
+    wait = std::min(wait, NonNegative(transaction_started_ + config_->coordinator.commit_interval - now));
   }
-  absl::Status published = Publish(out, id);
-  if (!published.ok()) return published;
-  committer_.Seal(id, std::move(next_offsets));
-  if (LogEnabled(LogLevel::kDebug)) {
-    Log(LogLevel::kDebug, kComponent, "batch",
-        {{"consumed", absl::StrCat(batch.size())},
-         {"produced", absl::StrCat(out.work.size() + out.results.size())},
-         {"open_batches", absl::StrCat(committer_.open_batches())}});
+  std::vector<Message> batch = consumer_->Poll(wait, options_.max_batch);
+  if (!failure_.ok()) return failure_;  // a rebalance callback could not commit
+  bool timers_due = engine_.NextTimer() <= clock_->Now();
+  if (!batch.empty() || timers_due) {
+    if (exactly_once()) {
+      RETURN_IF_ERROR(EnsureTransaction());
+    } else {
+      batch_ = committer_.Begin();
+    }
+    Outbox out;
+    BatchCommitter::Offsets offsets;
+    for (const Message& m : batch) {
+      if (m.topic == topics_.tasks) {
+        HandleSubmission(m, &out);
+      } else if (m.topic == topics_.events) {
+        HandleEvent(m, &out);
+      }
+      offsets[{m.topic, m.partition}] = m.offset + 1;
+    }
+    engine_.Tick(&out);
+    RETURN_IF_ERROR(Publish(out));
+    if (exactly_once()) {
+      for (const auto& [tp, next] : offsets) pending_offsets_[tp] = next;
+    } else {
+      committer_.Seal(batch_, std::move(offsets));
+    }
+  }
+  if (in_transaction_ && clock_->Now() - transaction_started_ >= config_->coordinator.commit_interval) {
+    RETURN_IF_ERROR(CommitNow());
   }
   return batch.size();
 }
 
-void Coordinator::DeadLetter(const Message& m, absl::string_view reason, uint64_t batch) {
-  ++dead_letters_;
-  DeliveryCallback delivered = committer_.Track(batch);
-  absl::Status s = SendToDeadLetter(*producer_, topics_.dlq, m, reason, kComponent, delivered);
-  if (!s.ok()) delivered(s);  // could not even queue it: a failed delivery
+absl::Status Coordinator::CommitNow() {
+  if (!exactly_once()) {
+    if (!committer_.WaitIdle(options_.kafka_timeout)) {
+      return committer_.error().ok() ? absl::DeadlineExceededError("outputs not acknowledged in time")
+                                     : committer_.error();
+    }
+    return consumer_->CommitStored();
+  }
+  if (!in_transaction_) return absl::OkStatus();
+  absl::Status status;
+  if (!pending_offsets_.empty()) {
+    std::vector<TopicPartition> offsets;
+    for (const auto& [tp, next] : pending_offsets_) offsets.push_back({tp.first, tp.second, next});
+    status = producer_->SendOffsetsToTransaction(offsets, *consumer_, options_.kafka_timeout);
+  }
+  if (status.ok()) status = producer_->CommitTransaction(options_.kafka_timeout);
+  in_transaction_ = false;
+  pending_offsets_.clear();
+  if (!status.ok()) {
+    // Nothing of this transaction is visible; the restart redoes it from the
+    // last committed offsets and state.
+    if (absl::IsAborted(status)) producer_->AbortTransaction(options_.kafka_timeout).IgnoreError();
+    Log(LogLevel::kError, kComponent, "transaction failed", {{"error", status.message()}});
+  }
+  return status;
 }
 
-void Coordinator::HandleSubmission(const Message& m, uint64_t batch, Outbox* out) {
+void Coordinator::OnRevoked(const std::vector<TopicPartition>& partitions) {
+  // The group generation is still ours during the revocation: commit first.
+  absl::Status committed = CommitNow();
+  if (!committed.ok() && failure_.ok()) failure_ = committed;
+  std::set<int32_t> lost;
+  for (const auto& tp : partitions) {
+    if (tp.topic == topics_.tasks) lost.insert(tp.partition);
+  }
+  engine_.DropPartitions(lost);
+  for (int32_t p : lost) owned_.erase(p);
+  Log(LogLevel::kInfo, kComponent, "partitions revoked",
+      {{"partitions", absl::StrCat(lost.size())}, {"active_tasks", absl::StrCat(engine_.active_tasks())}});
+}
+
+void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
+  std::vector<int32_t> gained;
+  for (const auto& tp : partitions) {
+    if (tp.topic == topics_.tasks && !owned_.count(tp.partition)) gained.push_back(tp.partition);
+  }
+  absl::Time start = absl::Now();
+  auto records = state_reader_(gained);
+  if (!records.ok()) {
+    if (failure_.ok()) failure_ = records.status();
+    Log(LogLevel::kError, kComponent, "cannot restore state", {{"error", records.status().message()}});
+    return;
+  }
+  size_t restored_before = engine_.stats().restored;
+  for (const Message& m : *records) {
+    if (m.payload.empty()) {
+      engine_.Restore(m.key, std::nullopt, m.partition);
+      continue;
+    }
+    auto state = Decode<v1::TaskState>(m.payload, m.headers, SIZE_MAX);
+    if (!state.ok()) {
+      Log(LogLevel::kError, kComponent, "skipping an unreadable state record",
+          {{"task_id", m.key}, {"error", state.status().message()}});
+      continue;
+    }
+    engine_.Restore(m.key, *state, m.partition);
+  }
+  owned_.insert(gained.begin(), gained.end());
+  Log(LogLevel::kInfo, kComponent, "partitions assigned",
+      {{"gained", absl::StrCat(gained.size())},
+       {"state_records", absl::StrCat(records->size())},
+       {"restored", absl::StrCat(engine_.stats().restored - restored_before)},
+       {"active_tasks", absl::StrCat(engine_.active_tasks())},
+       {"restore_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
+}
+
+absl::Status Coordinator::Produce(OutboundMessage message) {
+  if (exactly_once()) return producer_->Produce(std::move(message));
+  DeliveryCallback delivered = committer_.Track(batch_);
+  absl::Status s = producer_->Produce(std::move(message), delivered);
+  if (!s.ok()) delivered(s);  // could not even queue it: a failed delivery
+  return s;
+}
+
+void Coordinator::DeadLetter(const Message& m, absl::string_view reason) {
+  ++dead_letters_;
+  // Through Produce(), so the copy is part of the transaction / batch.
+  OutboundMessage dead = DeadLetterMessage(topics_.dlq, m, reason, kComponent);
+  Produce(std::move(dead)).IgnoreError();
+}
+
+void Coordinator::HandleSubmission(const Message& m, Outbox* out) {
   auto sub = Decode<v1::TaskSubmission>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
   std::string traceparent = TraceparentOf(m);
   absl::Status status = sub.status();
-  if (sub.ok()) status = engine_.Submit(*sub, traceparent, out);  // adds REJECTED itself
+  if (sub.ok()) status = engine_.Submit(*sub, traceparent, m.partition, out);  // adds REJECTED itself
   if (status.ok()) return;
-  DeadLetter(m, status.message(), batch);
+  DeadLetter(m, status.message());
   if (sub.ok()) return;
   // Unparseable: reject by the key when it is a usable task id.
   v1::TaskResult r;
@@ -102,32 +208,38 @@ void Coordinator::HandleSubmission(const Message& m, uint64_t batch, Outbox* out
   if (Validate(r).ok()) out->results.push_back({std::move(r), traceparent});
 }
 
-void Coordinator::HandleEvent(const Message& m, uint64_t batch, Outbox* out) {
+void Coordinator::HandleEvent(const Message& m, Outbox* out) {
   auto event = Decode<v1::WorkEvent>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
   if (!event.ok()) {
-    DeadLetter(m, event.status().message(), batch);
+    DeadLetter(m, event.status().message());
     return;
   }
   engine_.OnEvent(*event, out);
 }
 
-absl::Status Coordinator::Publish(const Outbox& out, uint64_t batch) {
+absl::Status Coordinator::Publish(const Outbox& out) {
   for (const auto& w : out.work) {
     Encoded e = Encode(w.item, w.traceparent);
-    absl::Status s = producer_->Produce({topics_.Work(w.topic_agent), w.item.task_id(), std::move(e.payload), std::move(e.headers)},
-                                        committer_.Track(batch));
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(Produce({topics_.Work(w.topic_agent), w.item.task_id(), std::move(e.payload), std::move(e.headers)}));
   }
   for (const auto& r : out.results) {
     Encoded e = Encode(r.result, r.traceparent);
-    absl::Status s = producer_->Produce(
-        {topics_.results, r.result.task_id(), std::move(e.payload), std::move(e.headers)},
-        committer_.Track(batch));
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(Produce({topics_.results, r.result.task_id(), std::move(e.payload), std::move(e.headers)}));
     Log(LogLevel::kDebug, kComponent, "task finished",
         {{"task_id", r.result.task_id()},
          {"trace_id", TraceId(r.traceparent)},
          {"status", v1::TaskStatus_Name(r.result.status())}});
+  }
+  std::vector<StateChange> changes;
+  engine_.TakeStateChanges(&changes);
+  for (auto& change : changes) {
+    OutboundMessage m{topics_.state, change.task_id, "", {}, change.partition};
+    if (change.state) {
+      Encoded e = Encode(*change.state, change.state->traceparent());
+      m.payload = std::move(e.payload);
+      m.headers = std::move(e.headers);
+    }
+    RETURN_IF_ERROR(Produce(std::move(m)));
   }
   return absl::OkStatus();
 }

@@ -1,17 +1,37 @@
 // Coordinator: the Kafka loop around TaskEngine. Consumes the tasks and events
 // topics (co-partitioned, so this replica sees all of a task's messages),
-// feeds the engine, publishes its work items and results, and stores a
-// batch's input offsets only after everything it (and every earlier batch)
-// produced was acknowledged (at-least-once) — without waiting for those
-// acknowledgements in the loop (BatchCommitter). Bad input never stops it: it goes to the DLQ with a
+// feeds the engine, fires its timers, and publishes its work items, results
+// and state changes. Bad input never stops it: it goes to the DLQ with a
 // reason, and a submission whose task_id can be read gets a REJECTED result.
 //
-// Threading: Run()/RunOnce() on one thread; the producer's delivery
-// callbacks touch nothing here.
+// Processing guarantee (coordinator.processing):
+// - exactly_once: everything one commit interval consumed and produced —
+//   work items, results, DLQ copies, state snapshots — and the input offsets
+//   are one Kafka transaction. Offsets go through send_offsets_to_transaction
+//   with the consumer's group metadata, so a zombie replica of an older group
+//   generation is fenced; a restarted replica with the same transactional.id
+//   aborts its predecessor's open transaction.
+// - at_least_once: no transactions; a batch's input offsets are stored once
+//   everything it produced was acknowledged (BatchCommitter). After a crash
+//   some work may be redone; duplicate results are avoided by the restored
+//   state (a finished task stays finished), and stale attempts are ignored.
+//
+// Ownership: it is the consumer's RebalanceListener. On revocation it
+// commits what it has, then forgets the partitions' tasks; on assignment it
+// restores the new partitions' tasks from the state topic before it
+// processes their input. Any transaction or delivery failure ends Run() with
+// an error: the process exits and a restart resumes from committed state.
+//
+// Threading: everything on the loop thread (rebalance callbacks run inside
+// Consumer::Poll); the producer's delivery thread only touches BatchCommitter.
 #pragma once
 
 #include <functional>
+#include <map>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -25,43 +45,67 @@
 namespace agentfleet {
 
 struct CoordinatorOptions {
-  absl::Duration poll_timeout = absl::Milliseconds(50);
+  absl::Duration poll_timeout = absl::Milliseconds(20);
   size_t max_batch = 5000;
-  // On shutdown, how long to wait for outstanding acknowledgements.
-  absl::Duration drain_timeout = absl::Seconds(30);
+  // Timeout of transactional calls and of the final drain on shutdown.
+  absl::Duration kafka_timeout = absl::Seconds(30);
 };
 
-class Coordinator {
- public:
-  // All pointers must outlive the coordinator. The consumer must not be
-  // subscribed yet.
-  Coordinator(const FleetConfig* config, Consumer* consumer, Producer* producer, const Clock* clock,
-              CoordinatorOptions options = {});
+// Reads the state topic's given partitions from the beginning to their end.
+using StateReader = std::function<absl::StatusOr<std::vector<Message>>(const std::vector<int32_t>&)>;
 
-  absl::Status Start();  // subscribes
-  // Loops until `stop()` is true or publishing fails (then returns the error,
-  // with the input offsets of the failed batch not stored). On stop, waits for
-  // outstanding acknowledgements so their offsets are committed.
+class Coordinator : public RebalanceListener {
+ public:
+  // All pointers must outlive the coordinator; `consumer` must not be
+  // subscribed yet, and must have this coordinator as its rebalance listener.
+  // In exactly_once mode `producer` must be transactional.
+  Coordinator(const FleetConfig* config, Consumer* consumer, Producer* producer, const Clock* clock,
+              StateReader state_reader, CoordinatorOptions options = {});
+
+  // Initialises transactions (exactly_once), warms the producer, subscribes.
+  absl::Status Start();
+  // Loops until `stop()` or a failure; on stop commits what it has.
   absl::Status Run(const std::function<bool()>& stop);
-  // One poll-process-publish-store cycle; returns messages consumed.
+  // One poll-process-publish cycle; returns messages consumed.
   absl::StatusOr<size_t> RunOnce();
+
+  void OnAssigned(const std::vector<TopicPartition>& partitions) override;
+  void OnRevoked(const std::vector<TopicPartition>& partitions) override;
 
   const TaskEngine& engine() const { return engine_; }
   int64_t dead_letters() const { return dead_letters_; }
 
  private:
-  void HandleSubmission(const Message& m, uint64_t batch, Outbox* out);
-  void HandleEvent(const Message& m, uint64_t batch, Outbox* out);
-  void DeadLetter(const Message& m, absl::string_view reason, uint64_t batch);
-  absl::Status Publish(const Outbox& out, uint64_t batch);
+  bool exactly_once() const {
+    return config_->coordinator.processing == CoordinatorConfig::Processing::kExactlyOnce;
+  }
+  void HandleSubmission(const Message& m, Outbox* out);
+  void HandleEvent(const Message& m, Outbox* out);
+  void DeadLetter(const Message& m, absl::string_view reason);
+  // Produces the outbox and the engine's state changes.
+  absl::Status Publish(const Outbox& out);
+  absl::Status Produce(OutboundMessage message);
+  // Makes everything so far durable: commits the transaction (exactly_once),
+  // or waits for acknowledgements and commits offsets (at_least_once).
+  absl::Status CommitNow();
+  absl::Status EnsureTransaction();
 
   const FleetConfig* config_;
   Consumer* consumer_;
   Producer* producer_;
+  const Clock* clock_;
+  StateReader state_reader_;
   CoordinatorOptions options_;
   Topics topics_;
   TaskEngine engine_;
-  BatchCommitter committer_;
+  BatchCommitter committer_;  // at_least_once
+  uint64_t batch_ = 0;        // at_least_once: the batch being built
+  bool in_transaction_ = false;
+  absl::Time transaction_started_;
+  // exactly_once: next offsets consumed in the open transaction.
+  std::map<std::pair<std::string, int32_t>, int64_t> pending_offsets_;
+  std::set<int32_t> owned_;  // tasks/events/state partition numbers
+  absl::Status failure_;     // set by a rebalance callback that could not commit
   int64_t dead_letters_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -16,6 +17,9 @@
 ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides kafka.properties");
 ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker (agentfleet broker)");
+ABSL_FLAG(std::string, instance, "",
+          "Stable name of this replica (default: the hostname). A restart with the same name fences "
+          "and aborts its predecessor's open transaction at once.");
 
 int main(int argc, char** argv) {
   using namespace agentfleet;
@@ -28,6 +32,12 @@ int main(int argc, char** argv) {
     std::cerr << config.status().message() << "\n";
     return 2;
   }
+  std::string instance = absl::GetFlag(FLAGS_instance);
+  if (instance.empty()) {
+    char host[256] = "coordinator";
+    gethostname(host, sizeof host - 1);
+    instance = host;
+  }
   if (config->kafka.create_topics) {
     absl::Status created = CreateTopics(ProducerProperties(config->kafka), FleetTopics(*config), absl::Seconds(30));
     if (!created.ok()) {
@@ -35,18 +45,39 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  auto producer = NewProducer(ProducerProperties(config->kafka));
-  auto consumer = NewConsumer(ConsumerProperties(config->kafka, config->coordinator.group_id));
+  const CoordinatorConfig& cc = config->coordinator;
+  bool exactly_once = cc.processing == CoordinatorConfig::Processing::kExactlyOnce;
+  Properties producer_props = ProducerProperties(config->kafka);
+  Properties consumer_props = ConsumerProperties(config->kafka, cc.group_id);
+  if (exactly_once) {
+    producer_props["transactional.id"] = absl::StrCat(cc.group_id, "-", instance);
+    producer_props["transaction.timeout.ms"] = absl::StrCat(absl::ToInt64Milliseconds(cc.transaction_timeout));
+    // Offsets are committed inside the transactions.
+    consumer_props["enable.auto.commit"] = "false";
+    consumer_props["isolation.level"] = "read_committed";
+  }
+  auto producer = NewProducer(producer_props);
+  RebalanceRelay relay;
+  auto consumer = NewConsumer(consumer_props, &relay);
   if (!producer.ok() || !consumer.ok()) {
     std::cerr << (producer.ok() ? consumer.status() : producer.status()).message() << "\n";
     return 2;
   }
-  Coordinator coordinator(&*config, consumer->get(), producer->get(), SystemClock::Get());
+  Topics topics(config->kafka.topic_prefix);
+  Properties reader_props = ConsumerProperties(config->kafka, cc.group_id + "-restore");
+  StateReader state_reader = [reader_props, topic = topics.state](const std::vector<int32_t>& partitions) {
+    return ReadPartitionsToEnd(reader_props, topic, partitions, absl::Minutes(2));
+  };
+  Coordinator coordinator(&*config, consumer->get(), producer->get(), SystemClock::Get(), state_reader);
+  relay.set_target(&coordinator);
   absl::Status status = coordinator.Start();
-  Log(LogLevel::kInfo, "coordinator", "started", {{"pid", std::to_string(getpid())}});
+  Log(LogLevel::kInfo, "coordinator", "started",
+      {{"pid", std::to_string(getpid())},
+       {"instance", instance},
+       {"processing", exactly_once ? "exactly_once" : "at_least_once"}});
   if (status.ok()) status = coordinator.Run([] { return ShutdownRequested(); });
-  (*producer)->Flush(absl::Seconds(10)).IgnoreError();
   (*consumer)->Close();
+  relay.set_target(nullptr);
   if (!status.ok()) {
     Log(LogLevel::kError, "coordinator", "stopped on error", {{"error", status.message()}});
     return 1;

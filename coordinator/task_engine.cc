@@ -1,6 +1,7 @@
 #include "coordinator/task_engine.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "codec/codec.h"
@@ -18,6 +19,20 @@ google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
 }
 
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+}
+
+// Unset timers are InfiniteFuture in memory and absent on the wire.
+void SetTimer(google::protobuf::Timestamp* out, absl::Time t, bool* has) {
+  *has = t != absl::InfiniteFuture();
+  if (*has) *out = ToProto(t);
+}
+
+// Time a finished result may still arrive after an attempt's own timeout
+// (the worker enforces the timeout; this covers delivery).
+constexpr absl::Duration kCloseGrace = absl::Seconds(5);
+
 }  // namespace
 
 struct TaskEngine::Instance {
@@ -29,6 +44,20 @@ struct TaskEngine::Instance {
   std::string worker;
   int64_t latency_ms = 0;
   v1::Error error;
+  absl::Time dispatched_at = absl::InfinitePast();
+  absl::Time schedule_deadline = absl::InfiniteFuture();
+  absl::Time heartbeat_deadline = absl::InfiniteFuture();
+  absl::Time close_deadline = absl::InfiniteFuture();
+  absl::Time retry_at = absl::InfiniteFuture();
+
+  bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
+  void DisarmAttempt() {
+    schedule_deadline = heartbeat_deadline = close_deadline = absl::InfiniteFuture();
+  }
+  absl::Time NextTimer() const {
+    if (done() || attempt == 0) return absl::InfiniteFuture();
+    return std::min({schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
+  }
 };
 
 struct TaskEngine::StepRun {
@@ -36,6 +65,7 @@ struct TaskEngine::StepRun {
   const AgentConfig* agent = nullptr;
   size_t waiting_on = 0;  // unfinished dependencies
   bool started = false;
+  bool complete = false;
   bool fanned_out = false;
   std::vector<Instance> instances;
   size_t succeeded = 0;
@@ -46,20 +76,49 @@ struct TaskEngine::StepRun {
 struct TaskEngine::Task {
   v1::TaskSubmission submission;
   std::string traceparent;
+  int32_t partition = 0;
   const WorkflowConfig* workflow = nullptr;
   Json input;
   std::vector<StepRun> steps;
   absl::flat_hash_map<std::string, size_t> step_index;
   size_t steps_done = 0;
   absl::Time accepted_at;
+  absl::Time deadline = absl::InfiniteFuture();
   v1::Usage usage;
+  absl::Time armed = absl::InfiniteFuture();  // the entry in timers_
+  bool kick = false;  // restored with ready steps not started: start them at the next Tick
+
+  const std::string& id() const { return submission.task_id(); }
 };
 
-TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock) : config_(config), clock_(clock) {}
+TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
+    : config_(config), clock_(clock), rng_(seed) {}
 TaskEngine::~TaskEngine() = default;
 
+std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& submission,
+                                                      const WorkflowConfig* wf,
+                                                      const std::string& traceparent,
+                                                      int32_t partition) {
+  auto task = std::make_unique<Task>();
+  task->submission = submission;
+  task->traceparent = traceparent;
+  task->partition = partition;
+  task->workflow = wf;
+  task->input = FromStruct(submission.input());
+  task->steps.resize(wf->steps.size());
+  for (size_t i = 0; i < wf->steps.size(); ++i) task->step_index[wf->steps[i].id] = i;
+  for (size_t i = 0; i < wf->steps.size(); ++i) {
+    StepRun& s = task->steps[i];
+    s.config = &wf->steps[i];
+    s.agent = config_->FindAgent(s.config->agent);
+    s.waiting_on = s.config->depends_on.size();
+    for (const auto& dep : s.config->depends_on) task->steps[task->step_index[dep]].dependents.push_back(i);
+  }
+  return task;
+}
+
 absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std::string& traceparent,
-                                Outbox* out) {
+                                int32_t partition, Outbox* out) {
   const std::string& id = submission.task_id();
   if (active_.contains(id) || finished_.contains(id)) {
     ++stats_.duplicate_submissions;
@@ -83,31 +142,22 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
     return absl::InvalidArgumentError(reason);
   }
   ++stats_.accepted;
-  auto task = std::make_unique<Task>();
-  task->submission = submission;
-  task->traceparent = traceparent;
-  task->workflow = wf;
-  task->input = FromStruct(submission.input());
-  task->accepted_at = clock_->Now();
-  task->steps.resize(wf->steps.size());
-  for (size_t i = 0; i < wf->steps.size(); ++i) task->step_index[wf->steps[i].id] = i;
-  for (size_t i = 0; i < wf->steps.size(); ++i) {
-    StepRun& s = task->steps[i];
-    s.config = &wf->steps[i];
-    s.agent = config_->FindAgent(s.config->agent);
-    s.waiting_on = s.config->depends_on.size();
-    for (const auto& dep : s.config->depends_on) task->steps[task->step_index[dep]].dependents.push_back(i);
-  }
+  std::unique_ptr<Task> task = NewTask(submission, wf, traceparent, partition);
+  absl::Time now = clock_->Now();
+  task->accepted_at = now;
+  task->deadline = now + wf->deadline;
+  if (submission.has_deadline()) task->deadline = std::min(task->deadline, FromProto(submission.deadline()));
   Task& t = *task;
   active_[id] = std::move(task);
   StartReadySteps(t, out);
+  if (active_.contains(id)) Touch(t);
   return absl::OkStatus();
 }
 
 void TaskEngine::StartReadySteps(Task& task, Outbox* out) {
-  // Iterating by index: StartStep may finish the task (an empty fan-out), which
-  // is checked through active_ after each call.
-  std::string id = task.submission.task_id();
+  // Iterating by index: StartStep may finish the task (an empty fan-out, a bad
+  // input), which is checked through active_ before each step.
+  std::string id = task.id();
   for (size_t i = 0; active_.contains(id) && i < task.steps.size(); ++i) {
     StepRun& s = task.steps[i];
     if (!s.started && s.waiting_on == 0) StartStep(task, i, out);
@@ -142,10 +192,8 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
     CompleteStep(task, step, out);
     return;
   }
-  for (size_t i = 0; i < list->size(); ++i) {
-    Dispatch(task, step, static_cast<int>(i), out);
-    if (!active_.contains(task.submission.task_id())) return;
-  }
+  std::string id = task.id();
+  for (size_t i = 0; i < list->size() && active_.contains(id); ++i) Dispatch(task, step, static_cast<int>(i), out);
 }
 
 void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
@@ -160,6 +208,10 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   Json item;
   if (fan_index >= 0) {
     auto list = Resolve(*s.config->for_each, ctx);
+    if (!list.ok() || !list->is_array() || static_cast<size_t>(fan_index) >= list->size()) {
+      FailTask(task, "invalid_input", absl::StrCat("step '", s.config->id, "': for_each list changed"), out);
+      return;
+    }
     item = (*list)[fan_index];
     ctx.item = &item;
   }
@@ -168,24 +220,38 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     FailTask(task, "invalid_input", absl::StrCat("step '", s.config->id, "': ", input.status().message()), out);
     return;
   }
-  ++inst.attempt;
-  inst.status = v1::STEP_STATUS_PENDING;
-  ++stats_.dispatched;
   absl::Time now = clock_->Now();
+  ++inst.attempt;
+  if (inst.attempt > 1) ++stats_.retries;
+  inst.status = v1::STEP_STATUS_PENDING;
+  inst.dispatched_at = now;
+  inst.retry_at = absl::InfiniteFuture();
+  inst.DisarmAttempt();
+  const AgentConfig& agent = *s.agent;
+  if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
+    inst.schedule_deadline = now + agent.schedule_to_start_timeout;
+  }
+  ++stats_.dispatched;
   v1::WorkItem w;
-  w.set_task_id(task.submission.task_id());
+  w.set_task_id(task.id());
   w.set_step(s.config->id);
   w.set_fan_index(fan_index);
   w.set_attempt(inst.attempt);
-  w.set_agent(s.agent->name);
+  w.set_agent(agent.name);
   w.set_model_tier(s.config->model_tier);
   *w.mutable_input() = ToStruct(*input);
-  *w.mutable_deadline() = ToProto(now + s.agent->timeout);
-  w.set_max_tokens(s.agent->max_tokens);
+  // Past this the worker does not start the attempt: it would only be retried.
+  absl::Time item_deadline = task.deadline;
+  if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
+    item_deadline = std::min(item_deadline, now + agent.schedule_to_start_timeout + agent.timeout);
+  }
+  if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToProto(item_deadline);
+  w.set_max_tokens(agent.max_tokens);
   w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), fan_index, inst.attempt));
   w.set_tenant(task.submission.tenant());
   *w.mutable_dispatched_at() = ToProto(now);
-  out->work.push_back({s.agent->name, std::move(w), task.traceparent});
+  w.set_event_partition(task.partition);
+  out->work.push_back({agent.name, std::move(w), task.traceparent});
 }
 
 void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
@@ -208,17 +274,26 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     return;
   }
   Instance& inst = s.instances[std::max(fan, 0)];
-  bool finished = inst.status == v1::STEP_STATUS_SUCCEEDED || inst.status == v1::STEP_STATUS_FAILED;
-  if (event.attempt() != inst.attempt || finished) {
+  // One result per attempt: a later attempt's dispatch, or an earlier
+  // result, makes the event stale.
+  if (event.attempt() != inst.attempt || inst.done()) {
     ++stats_.stale_events;
     return;
   }
+  bool backing_off = inst.retry_at != absl::InfiniteFuture();
+  absl::Time now = clock_->Now();
   switch (event.kind_case()) {
     case v1::WorkEvent::kReceipt:
-      inst.status = v1::STEP_STATUS_RUNNING;
-      inst.worker = event.receipt().worker();
-      return;
     case v1::WorkEvent::kHeartbeat:
+      if (backing_off) return;  // this attempt already timed out
+      if (event.has_receipt()) {
+        inst.status = v1::STEP_STATUS_RUNNING;
+        inst.worker = event.receipt().worker();
+        inst.schedule_deadline = absl::InfiniteFuture();
+        inst.close_deadline = now + s.agent->timeout + kCloseGrace;
+      }
+      inst.heartbeat_deadline = now + s.agent->heartbeat_timeout;
+      Touch(task);
       return;
     case v1::WorkEvent::kResult:
       break;
@@ -227,6 +302,9 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
       return;
   }
   const v1::WorkResult& r = event.result();
+  // A timed-out attempt's late success is still a good result; its late
+  // failure changes nothing (the retry is already scheduled).
+  if (backing_off && r.status() != v1::RESULT_STATUS_OK) return;
   double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
   for (v1::Usage* u : {&inst.usage, &task.usage}) {
     u->set_input_tokens(u->input_tokens() + r.usage().input_tokens());
@@ -237,28 +315,48 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   inst.model = r.model();
   inst.worker = r.worker();
   inst.latency_ms = r.latency_ms();
+  inst.DisarmAttempt();
+  inst.retry_at = absl::InfiniteFuture();
+  std::string id = task.id();
   if (r.status() == v1::RESULT_STATUS_OK) {
     inst.status = v1::STEP_STATUS_SUCCEEDED;
     inst.output = FromStruct(r.output());
     inst.error.Clear();
     if (++s.succeeded == s.instances.size()) CompleteStep(task, step, out);
-    return;
+  } else {
+    AttemptFailed(task, step, fan, r.error(), out);
   }
-  inst.error = r.error();
-  if (r.error().retryable() && inst.attempt < s.agent->max_attempts) {
-    ++stats_.retries;
-    Dispatch(task, step, fan, out);
+  if (active_.contains(id)) Touch(task);
+}
+
+void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error& error, Outbox* out) {
+  StepRun& s = task.steps[step];
+  Instance& inst = s.instances[std::max(fan, 0)];
+  inst.error = error;
+  inst.DisarmAttempt();
+  if (error.retryable() && inst.attempt < s.agent->max_attempts) {
+    inst.status = v1::STEP_STATUS_PENDING;
+    inst.retry_at = clock_->Now() + Backoff(*s.agent, inst.attempt);
     return;
   }
   inst.status = v1::STEP_STATUS_FAILED;
-  FailTask(task, r.error().code().empty() ? "step_failed" : r.error().code(),
+  FailTask(task, error.code().empty() ? "step_failed" : error.code(),
            absl::StrCat("step '", s.config->id, "'", fan >= 0 ? absl::StrCat("[", fan, "]") : "",
-                        " failed after ", inst.attempt, " attempt(s): ", r.error().message()),
+                        " failed after ", inst.attempt, " attempt(s): ", error.message()),
            out);
+}
+
+absl::Duration TaskEngine::Backoff(const AgentConfig& agent, int attempt) {
+  const RetryPolicy& p = agent.retry;
+  double base = absl::ToDoubleSeconds(p.initial_backoff) * std::pow(p.multiplier, attempt - 1);
+  base = std::min(base, absl::ToDoubleSeconds(p.max_backoff));
+  std::uniform_real_distribution<double> jitter(1 - p.jitter, 1 + p.jitter);
+  return absl::Seconds(base * jitter(rng_));
 }
 
 void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {
   StepRun& s = task.steps[step];
+  s.complete = true;
   if (s.fanned_out) {
     s.output = Json::array();
     for (auto& inst : s.instances) s.output.push_back(inst.output);
@@ -274,6 +372,94 @@ void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {
   StartReadySteps(task, out);
 }
 
+void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
+  std::string id = task.id();
+  if (task.deadline <= now) {
+    FailTask(task, "deadline_exceeded",
+             absl::StrCat("the task's deadline passed after ",
+                          absl::FormatDuration(now - task.accepted_at), " with ", task.steps_done, " of ",
+                          task.steps.size(), " steps done"),
+             out);
+    return;
+  }
+  if (task.kick) {
+    task.kick = false;
+    StartReadySteps(task, out);
+  }
+  for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
+    StepRun& s = task.steps[step];
+    for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
+      Instance& inst = s.instances[i];
+      if (inst.done() || inst.attempt == 0) continue;
+      int fan = s.fanned_out ? static_cast<int>(i) : -1;
+      if (inst.retry_at <= now) {
+        Dispatch(task, step, fan, out);
+        continue;
+      }
+      const char* kind = nullptr;
+      if (inst.schedule_deadline <= now) {
+        kind = "schedule_to_start";
+      } else if (inst.heartbeat_deadline <= now) {
+        kind = "heartbeat";
+      } else if (inst.close_deadline <= now) {
+        kind = "start_to_close";
+      }
+      if (kind == nullptr) continue;
+      ++stats_.timeouts;
+      v1::Error error;
+      error.set_code("timeout");
+      error.set_message(absl::StrCat(kind, " timeout of attempt ", inst.attempt,
+                                     inst.worker.empty() ? "" : absl::StrCat(" on ", inst.worker)));
+      error.set_retryable(true);
+      AttemptFailed(task, step, fan, error, out);
+    }
+  }
+}
+
+void TaskEngine::Tick(Outbox* out) {
+  absl::Time now = clock_->Now();
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    std::string id = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    auto it = active_.find(id);
+    if (it == active_.end()) continue;
+    Task& task = *it->second;
+    task.armed = absl::InfiniteFuture();
+    FireTimers(task, now, out);
+    if (active_.contains(id)) Touch(task);
+  }
+  while (!expiries_.empty() && expiries_.begin()->first <= now) {
+    std::string id = expiries_.begin()->second;
+    expiries_.erase(expiries_.begin());
+    auto it = finished_.find(id);
+    if (it == finished_.end()) continue;
+    dirty_.insert(id);
+    dirty_partition_[id] = it->second.partition;
+    finished_.erase(it);  // tombstone: the id may be used again
+  }
+}
+
+absl::Time TaskEngine::NextTimer() const {
+  absl::Time next = absl::InfiniteFuture();
+  if (!timers_.empty()) next = timers_.begin()->first;
+  if (!expiries_.empty()) next = std::min(next, expiries_.begin()->first);
+  return next;
+}
+
+void TaskEngine::Touch(Task& task) {
+  absl::Time next = task.kick ? absl::InfinitePast() : task.deadline;
+  for (const StepRun& s : task.steps) {
+    for (const Instance& inst : s.instances) next = std::min(next, inst.NextTimer());
+  }
+  if (next != task.armed) {
+    if (task.armed != absl::InfiniteFuture()) timers_.erase({task.armed, task.id()});
+    if (next != absl::InfiniteFuture()) timers_.insert({next, task.id()});
+    task.armed = next;
+  }
+  dirty_.insert(task.id());
+  dirty_partition_[task.id()] = task.partition;
+}
+
 void TaskEngine::FailTask(Task& task, const std::string& code, const std::string& message,
                           Outbox* out) {
   v1::Error error;
@@ -283,8 +469,9 @@ void TaskEngine::FailTask(Task& task, const std::string& code, const std::string
 }
 
 void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* error, Outbox* out) {
+  absl::Time now = clock_->Now();
   v1::TaskResult r;
-  r.set_task_id(task.submission.task_id());
+  r.set_task_id(task.id());
   r.set_tenant(task.submission.tenant());
   r.set_workflow(task.submission.workflow());
   r.set_status(status);
@@ -304,20 +491,194 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
       sum->set_attempts(inst.attempt);
       *sum->mutable_usage() = inst.usage;
       sum->set_latency_ms(inst.latency_ms);
-      if (inst.status == v1::STEP_STATUS_FAILED) *sum->mutable_error() = inst.error;
+      if (inst.status != v1::STEP_STATUS_SUCCEEDED && inst.error.code().size()) *sum->mutable_error() = inst.error;
       sum->set_worker(inst.worker);
     }
   }
   *r.mutable_usage() = task.usage;
   *r.mutable_submitted_at() = task.submission.submitted_at();
   *r.mutable_accepted_at() = ToProto(task.accepted_at);
-  *r.mutable_finished_at() = ToProto(clock_->Now());
+  *r.mutable_finished_at() = ToProto(now);
   *r.mutable_labels() = task.submission.labels();
   out->results.push_back({std::move(r), task.traceparent});
   ++stats_.finished;
-  std::string id = task.submission.task_id();
-  finished_.insert(id);
+  std::string id = task.id();
+  int32_t partition = task.partition;
+  if (task.armed != absl::InfiniteFuture()) timers_.erase({task.armed, id});
   active_.erase(id);  // destroys `task`
+  Remember(id, now, partition);
+}
+
+void TaskEngine::Remember(const std::string& id, absl::Time finished_at, int32_t partition) {
+  auto old = finished_.find(id);
+  if (old != finished_.end()) expiries_.erase({old->second.at + config_->coordinator.finished_retention, id});
+  finished_[id] = Finished{finished_at, partition};
+  expiries_.insert({finished_at + config_->coordinator.finished_retention, id});
+  dirty_.insert(id);
+  dirty_partition_[id] = partition;
+}
+
+v1::TaskState TaskEngine::Snapshot(const Task& task) const {
+  v1::TaskState st;
+  *st.mutable_submission() = task.submission;
+  *st.mutable_accepted_at() = ToProto(task.accepted_at);
+  if (task.deadline != absl::InfiniteFuture()) *st.mutable_deadline() = ToProto(task.deadline);
+  *st.mutable_usage() = task.usage;
+  st.set_traceparent(task.traceparent);
+  for (const StepRun& s : task.steps) {
+    if (!s.started) continue;
+    if (s.fanned_out) (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
+    for (size_t i = 0; i < s.instances.size(); ++i) {
+      const Instance& inst = s.instances[i];
+      v1::StepState* ss = st.add_steps();
+      ss->set_step(s.config->id);
+      ss->set_fan_index(s.fanned_out ? static_cast<int>(i) : -1);
+      ss->set_status(inst.status);
+      ss->set_attempt(inst.attempt);
+      ss->set_model_tier(s.config->model_tier);
+      if (inst.status == v1::STEP_STATUS_SUCCEEDED) *ss->mutable_output() = ToStruct(inst.output);
+      if (!inst.error.code().empty()) *ss->mutable_error() = inst.error;
+      *ss->mutable_usage() = inst.usage;
+      ss->set_latency_ms(inst.latency_ms);
+      ss->set_worker(inst.worker);
+      ss->set_model(inst.model);
+      if (inst.dispatched_at != absl::InfinitePast()) *ss->mutable_dispatched_at() = ToProto(inst.dispatched_at);
+      bool has = false;
+      SetTimer(ss->mutable_schedule_deadline(), inst.schedule_deadline, &has);
+      if (!has) ss->clear_schedule_deadline();
+      SetTimer(ss->mutable_heartbeat_deadline(), inst.heartbeat_deadline, &has);
+      if (!has) ss->clear_heartbeat_deadline();
+      SetTimer(ss->mutable_close_deadline(), inst.close_deadline, &has);
+      if (!has) ss->clear_close_deadline();
+      SetTimer(ss->mutable_retry_at(), inst.retry_at, &has);
+      if (!has) ss->clear_retry_at();
+    }
+  }
+  return st;
+}
+
+void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
+  for (const std::string& id : dirty_) {
+    StateChange change;
+    change.task_id = id;
+    change.partition = dirty_partition_[id];
+    if (auto it = active_.find(id); it != active_.end()) {
+      change.state = Snapshot(*it->second);
+    } else if (auto f = finished_.find(id); f != finished_.end()) {
+      // Compact: enough to recognise a resubmission until the retention ends.
+      v1::TaskState st;
+      st.mutable_submission()->set_task_id(id);
+      st.set_finished(true);
+      *st.mutable_finished_at() = ToProto(f->second.at);
+      change.state = std::move(st);
+    }  // else: tombstone
+    changes->push_back(std::move(change));
+  }
+  dirty_.clear();
+  dirty_partition_.clear();
+}
+
+void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::TaskState>& state,
+                         int32_t partition) {
+  // Replace whatever the engine had for this id.
+  if (auto it = active_.find(task_id); it != active_.end()) {
+    if (it->second->armed != absl::InfiniteFuture()) timers_.erase({it->second->armed, task_id});
+    active_.erase(it);
+  }
+  if (auto f = finished_.find(task_id); f != finished_.end()) {
+    expiries_.erase({f->second.at + config_->coordinator.finished_retention, task_id});
+    finished_.erase(f);
+  }
+  dirty_.erase(task_id);
+  if (!state) return;
+  ++stats_.restored;
+  if (state->finished()) {
+    Remember(task_id, FromProto(state->finished_at()), partition);
+    dirty_.erase(task_id);  // already durable
+    return;
+  }
+  const WorkflowConfig* wf = config_->FindWorkflow(state->submission().workflow());
+  if (wf == nullptr) return;  // the workflow left the config; nothing can run it
+  std::unique_ptr<Task> task = NewTask(state->submission(), wf, state->traceparent(), partition);
+  task->accepted_at = FromProto(state->accepted_at());
+  task->deadline = state->has_deadline() ? FromProto(state->deadline()) : absl::InfiniteFuture();
+  task->usage = state->usage();
+  for (const auto& [step, count] : state->fan_out()) {
+    auto it = task->step_index.find(step);
+    if (it == task->step_index.end()) continue;
+    StepRun& s = task->steps[it->second];
+    s.started = s.fanned_out = true;
+    s.instances.resize(count);
+  }
+  auto timer = [](bool has, const google::protobuf::Timestamp& t) {
+    return has ? FromProto(t) : absl::InfiniteFuture();
+  };
+  for (const v1::StepState& ss : state->steps()) {
+    auto it = task->step_index.find(ss.step());
+    if (it == task->step_index.end()) continue;
+    StepRun& s = task->steps[it->second];
+    s.started = true;
+    size_t index = std::max(ss.fan_index(), 0);
+    if (s.instances.size() <= index) s.instances.resize(index + 1);
+    Instance& inst = s.instances[index];
+    inst.attempt = ss.attempt();
+    inst.status = ss.status();
+    if (ss.has_output()) inst.output = FromStruct(ss.output());
+    inst.error = ss.error();
+    inst.usage = ss.usage();
+    inst.latency_ms = ss.latency_ms();
+    inst.worker = ss.worker();
+    inst.model = ss.model();
+    if (ss.has_dispatched_at()) inst.dispatched_at = FromProto(ss.dispatched_at());
+    inst.schedule_deadline = timer(ss.has_schedule_deadline(), ss.schedule_deadline());
+    inst.heartbeat_deadline = timer(ss.has_heartbeat_deadline(), ss.heartbeat_deadline());
+    inst.close_deadline = timer(ss.has_close_deadline(), ss.close_deadline());
+    inst.retry_at = timer(ss.has_retry_at(), ss.retry_at());
+  }
+  // Derive completion, outputs and readiness from the instances.
+  Task& t = *task;
+  for (size_t i = 0; i < t.steps.size(); ++i) {
+    StepRun& s = t.steps[i];
+    if (!s.started) continue;
+    s.succeeded = 0;
+    for (const Instance& inst : s.instances) s.succeeded += inst.status == v1::STEP_STATUS_SUCCEEDED;
+    if (s.succeeded == s.instances.size()) {
+      s.complete = true;
+      ++t.steps_done;
+      if (s.fanned_out) {
+        s.output = Json::array();
+        for (const Instance& inst : s.instances) s.output.push_back(inst.output);
+      } else {
+        s.output = s.instances[0].output;
+      }
+      for (size_t d : s.dependents) --t.steps[d].waiting_on;
+    }
+  }
+  for (const StepRun& s : t.steps) t.kick = t.kick || (!s.started && s.waiting_on == 0);
+  active_[task_id] = std::move(task);
+  Touch(t);
+  dirty_.erase(task_id);  // restored state is already durable
+}
+
+void TaskEngine::DropPartitions(const std::set<int32_t>& partitions) {
+  for (auto it = active_.begin(); it != active_.end();) {
+    if (partitions.count(it->second->partition)) {
+      if (it->second->armed != absl::InfiniteFuture()) timers_.erase({it->second->armed, it->first});
+      dirty_.erase(it->first);
+      active_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = finished_.begin(); it != finished_.end();) {
+    if (partitions.count(it->second.partition)) {
+      expiries_.erase({it->second.at + config_->coordinator.finished_retention, it->first});
+      dirty_.erase(it->first);
+      finished_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
 }
 
 }  // namespace agentfleet

@@ -1,22 +1,38 @@
 // TaskEngine: the coordinator's logic, free of Kafka and threads. It owns the
 // state machine of every active task: it plans the workflow DAG, dispatches
 // each ready step (or each element of a fan-out) as a WorkItem, accepts
-// exactly one result per attempt, retries retryable failures up to the
-// agent's max_attempts, and emits exactly one TaskResult per task.
+// exactly one result per attempt, and emits exactly one TaskResult per task.
+//
+// Timeouts and retries follow Temporal's model, per agent: schedule-to-start
+// (no receipt in time), heartbeat (a running attempt went quiet),
+// start-to-close (an attempt ran too long), and the task's deadline across
+// all attempts. Retryable failures and timeouts are retried after an
+// exponential backoff with jitter, up to max_attempts.
+//
+// Durability: every change to a task is reported by TakeStateChanges() as a
+// TaskState snapshot (timers included) for the compacted state topic; a
+// replica that gains a partition Restore()s its tasks from those snapshots.
+// Finished tasks shrink to a compact snapshot that keeps the id known (a
+// resubmission is not run) until finished_retention, then a tombstone.
 //
 // Inputs arrive in order per task (all of a task's messages share a
 // partition); outputs are appended to an Outbox that the caller publishes.
+// Time comes from the Clock, jitter from a seeded generator: tests never sleep.
 // Not thread-safe: one coordinator thread drives it.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
 #include "common/clock.h"
@@ -51,27 +67,54 @@ struct EngineStats {
   int64_t stale_events = 0;
   int64_t dispatched = 0;
   int64_t retries = 0;
+  int64_t timeouts = 0;
   int64_t finished = 0;
+  int64_t restored = 0;
+};
+
+// A change to the state topic: a snapshot, or a tombstone (no state).
+struct StateChange {
+  std::string task_id;
+  int32_t partition = 0;
+  std::optional<v1::TaskState> state;
 };
 
 class TaskEngine {
  public:
-  // `config` and `clock` must outlive the engine.
-  TaskEngine(const FleetConfig* config, const Clock* clock);
+  // `config` and `clock` must outlive the engine. `seed` seeds the backoff jitter.
+  TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed = 1);
   ~TaskEngine();
 
-  // Accepts a decoded submission. A task_id seen before is ignored (OK, no
-  // output). An invalid submission (unknown workflow) gets a REJECTED result
-  // in `out` and returns InvalidArgument with the reason.
+  // Accepts a decoded submission read from tasks partition `partition`. A
+  // task_id seen before (running, or finished within the retention) is
+  // ignored (OK, no output). An invalid submission (unknown workflow) gets a
+  // REJECTED result in `out` and returns InvalidArgument with the reason.
   absl::Status Submit(const v1::TaskSubmission& submission, const std::string& traceparent,
-                      Outbox* out);
+                      int32_t partition, Outbox* out);
 
   // Applies a worker's receipt, heartbeat or result. Events for unknown or
   // finished tasks, and for attempts other than the current one, are stale
   // and ignored.
   void OnEvent(const v1::WorkEvent& event, Outbox* out);
 
+  // Fires every timer due at the clock's now: timeouts, backoffs, task
+  // deadlines, and the retention of finished ids.
+  void Tick(Outbox* out);
+  // When Tick() next has something to do (InfiniteFuture if nothing).
+  absl::Time NextTimer() const;
+
+  // Moves the state changes since the last call into `changes`, one per
+  // changed task (its latest snapshot or a tombstone).
+  void TakeStateChanges(std::vector<StateChange>* changes);
+  // Loads a task from its snapshot, replacing what the engine had for that
+  // id; `state` == nullopt (a tombstone) forgets the id. No output: timers
+  // that are already due fire at the next Tick().
+  void Restore(const std::string& task_id, const std::optional<v1::TaskState>& state, int32_t partition);
+  // Forgets every task (active or finished) of these partitions.
+  void DropPartitions(const std::set<int32_t>& partitions);
+
   size_t active_tasks() const { return active_.size(); }
+  size_t finished_tasks() const { return finished_.size(); }
   const EngineStats& stats() const { return stats_; }
 
  private:
@@ -79,20 +122,40 @@ class TaskEngine {
   struct StepRun;
   struct Task;
 
+  struct Finished {
+    absl::Time at;
+    int32_t partition = 0;
+  };
+
+  std::unique_ptr<Task> NewTask(const v1::TaskSubmission& submission, const WorkflowConfig* wf,
+                                const std::string& traceparent, int32_t partition);
   void StartReadySteps(Task& task, Outbox* out);
   void StartStep(Task& task, size_t step, Outbox* out);
   void Dispatch(Task& task, size_t step, int fan_index, Outbox* out);
   void CompleteStep(Task& task, size_t step, Outbox* out);
+  // A failed or timed-out attempt: retry after a backoff, or fail the task.
+  void AttemptFailed(Task& task, size_t step, int fan_index, const v1::Error& error, Outbox* out);
+  void FireTimers(Task& task, absl::Time now, Outbox* out);
   void Finish(Task& task, v1::TaskStatus status, const v1::Error* error, Outbox* out);
   void FailTask(Task& task, const std::string& code, const std::string& message, Outbox* out);
+  absl::Duration Backoff(const AgentConfig& agent, int attempt);
+  // Re-registers the task's earliest timer and marks its state changed.
+  void Touch(Task& task);
+  v1::TaskState Snapshot(const Task& task) const;
+  void Remember(const std::string& id, absl::Time finished_at, int32_t partition);
 
   const FleetConfig* config_;
   const Clock* clock_;
+  std::mt19937_64 rng_;
   absl::flat_hash_map<std::string, std::unique_ptr<Task>> active_;
-  // Ids of finished tasks, so a resubmission is not run twice. Unbounded in
-  // memory for now; the durable coordinator keeps them in the state topic
-  // with a retention.
-  absl::flat_hash_set<std::string> finished_;
+  // Finished task ids (resubmissions are ignored) until their retention ends.
+  absl::flat_hash_map<std::string, Finished> finished_;
+  // (due, task id): each active task's earliest timer; each finished id's expiry.
+  std::set<std::pair<absl::Time, std::string>> timers_;
+  std::set<std::pair<absl::Time, std::string>> expiries_;
+  // Tasks whose state changed since TakeStateChanges().
+  absl::flat_hash_set<std::string> dirty_;
+  absl::flat_hash_map<std::string, int32_t> dirty_partition_;
   EngineStats stats_;
 };
 

@@ -5,9 +5,8 @@
 
 namespace agentfleet {
 
-absl::Status SendToDeadLetter(Producer& producer, const std::string& dlq_topic,
-                              const Message& original, absl::string_view reason,
-                              absl::string_view component, DeliveryCallback on_delivery) {
+OutboundMessage DeadLetterMessage(const std::string& dlq_topic, const Message& original,
+                                  absl::string_view reason, absl::string_view component) {
   OutboundMessage dead{dlq_topic, original.key, original.payload, original.headers};
   dead.headers.emplace_back(kDlqReasonHeader, std::string(reason));
   dead.headers.emplace_back(kDlqTopicHeader, original.topic);
@@ -19,7 +18,13 @@ absl::Status SendToDeadLetter(Producer& producer, const std::string& dlq_topic,
        {"topic", original.topic},
        {"partition", absl::StrCat(original.partition)},
        {"offset", absl::StrCat(original.offset)}});
-  return producer.Produce(std::move(dead), std::move(on_delivery));
+  return dead;
+}
+
+absl::Status SendToDeadLetter(Producer& producer, const std::string& dlq_topic,
+                              const Message& original, absl::string_view reason,
+                              absl::string_view component, DeliveryCallback on_delivery) {
+  return producer.Produce(DeadLetterMessage(dlq_topic, original, reason, component), std::move(on_delivery));
 }
 
 }  // namespace agentfleet

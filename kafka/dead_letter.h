@@ -15,6 +15,11 @@ inline constexpr char kDlqPartitionHeader[] = "agentfleet.dlq.partition";
 inline constexpr char kDlqOffsetHeader[] = "agentfleet.dlq.offset";
 inline constexpr char kDlqComponentHeader[] = "agentfleet.dlq.component";
 
+// The dead letter for `original`: same key, payload and headers, plus the
+// reason and origin headers.
+OutboundMessage DeadLetterMessage(const std::string& dlq_topic, const Message& original,
+                                  absl::string_view reason, absl::string_view component);
+
 // Queues the dead letter; `on_delivery` as for Producer::Produce.
 absl::Status SendToDeadLetter(Producer& producer, const std::string& dlq_topic,
                               const Message& original, absl::string_view reason,

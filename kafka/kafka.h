@@ -34,8 +34,9 @@ struct Message {
 struct OutboundMessage {
   std::string topic;
   std::string key;
-  std::string payload;
+  std::string payload;  // empty is sent as a null value: a tombstone
   Headers headers;
+  int32_t partition = -1;  // -1: chosen from the key (murmur2, like the Java client)
 };
 
 struct TopicPartition {
@@ -49,6 +50,8 @@ struct TopicPartition {
     return topic == o.topic && partition == o.partition;
   }
 };
+
+class Consumer;
 
 // Called once the broker acknowledged (OK) or finally failed a message.
 using DeliveryCallback = std::function<void(const absl::Status&)>;
@@ -67,6 +70,18 @@ class Producer {
   // Blocks until the producer knows `topic`'s partition leaders, so the first
   // Produce() does not pay for metadata and connection setup.
   virtual absl::Status Warm(const std::string& topic, absl::Duration timeout) = 0;
+
+  // Transactions (producers created with a transactional.id). A failed call
+  // leaves the transaction unusable: the caller aborts it or, if
+  // FailedPrecondition says this producer was fenced, stops.
+  virtual absl::Status InitTransactions(absl::Duration timeout) = 0;
+  virtual absl::Status BeginTransaction() = 0;
+  // Adds `consumer`'s consumed positions (next offsets) to the transaction,
+  // with its group metadata, so a zombie of an older generation is fenced.
+  virtual absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets,
+                                                Consumer& consumer, absl::Duration timeout) = 0;
+  virtual absl::Status CommitTransaction(absl::Duration timeout) = 0;
+  virtual absl::Status AbortTransaction(absl::Duration timeout) = 0;
 };
 
 // Partition assignment changes, reported from inside Consumer::Poll on the
@@ -101,6 +116,23 @@ class Consumer {
   virtual void Close() = 0;
 };
 
+// Forwards rebalance callbacks to a listener set later: the consumer needs its
+// listener when it is created, and the listener (a Coordinator or Worker)
+// needs the consumer when it is created.
+class RebalanceRelay : public RebalanceListener {
+ public:
+  void set_target(RebalanceListener* target) { target_ = target; }
+  void OnAssigned(const std::vector<TopicPartition>& p) override {
+    if (target_) target_->OnAssigned(p);
+  }
+  void OnRevoked(const std::vector<TopicPartition>& p) override {
+    if (target_) target_->OnRevoked(p);
+  }
+
+ private:
+  RebalanceListener* target_ = nullptr;
+};
+
 struct TopicSpec {
   std::string name;
   int partitions = 1;
@@ -130,6 +162,14 @@ absl::StatusOr<int> PartitionCount(const Properties& properties, const std::stri
 absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& properties,
                                                         const std::string& topic,
                                                         absl::Duration timeout);
+
+// Every committed message of these partitions of `topic`, from the beginning
+// to the end as it is when the read starts (read_committed). Used to restore
+// state from a compacted topic.
+absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& properties,
+                                                         const std::string& topic,
+                                                         const std::vector<int32_t>& partitions,
+                                                         absl::Duration timeout);
 
 // Committed offsets of `group` for each partition of `topic` (-1 = none).
 absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,

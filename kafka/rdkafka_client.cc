@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -78,6 +79,21 @@ absl::Status FromErr(RdKafka::ErrorCode code, absl::string_view what) {
   }
 }
 
+// Transactional API errors: fatal (fenced) -> FailedPrecondition, "abort the
+// transaction" -> Aborted, retriable -> Unavailable.
+absl::Status FromTxnError(RdKafka::Error* error, absl::string_view what) {
+  if (error == nullptr) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", error->str());
+  absl::Status status = error->is_fatal()             ? absl::FailedPreconditionError(msg)
+                        : error->txn_requires_abort() ? absl::AbortedError(msg)
+                        : error->is_retriable()       ? absl::UnavailableError(msg)
+                                                      : absl::InternalError(msg);
+  delete error;
+  return status;
+}
+
+std::vector<RdKafka::TopicPartition*> ToRd(const std::vector<TopicPartition>& tps);
+
 class DeliveryBridge : public RdKafka::DeliveryReportCb {
  public:
   void dr_cb(RdKafka::Message& message) override {
@@ -123,9 +139,10 @@ class RdProducer : public Producer {
     while (true) {
       RdKafka::Headers* headers = RdKafka::Headers::create();
       for (const auto& [k, v] : m.headers) headers->add(k, v.data(), v.size());
+      void* value = m.payload.empty() ? nullptr : m.payload.data();  // null = tombstone
       RdKafka::ErrorCode code = producer_->produce(
-          m.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-          m.payload.data(), m.payload.size(), m.key.data(), m.key.size(), 0, headers, cb);
+          m.topic, m.partition >= 0 ? m.partition : RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+          value, m.payload.size(), m.key.data(), m.key.size(), 0, headers, cb);
       if (code == RdKafka::ERR_NO_ERROR) return absl::OkStatus();
       delete headers;  // ownership passes to librdkafka only on success
       if (code != RdKafka::ERR__QUEUE_FULL || absl::Now() > give_up) {
@@ -139,6 +156,21 @@ class RdProducer : public Producer {
 
   absl::Status Flush(absl::Duration timeout) override {
     return FromErr(producer_->flush(Ms(timeout)), "flush");
+  }
+
+  absl::Status InitTransactions(absl::Duration timeout) override {
+    return FromTxnError(producer_->init_transactions(Ms(timeout)), "init_transactions");
+  }
+  absl::Status BeginTransaction() override {
+    return FromTxnError(producer_->begin_transaction(), "begin_transaction");
+  }
+  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets, Consumer& consumer,
+                                        absl::Duration timeout) override;
+  absl::Status CommitTransaction(absl::Duration timeout) override {
+    return FromTxnError(producer_->commit_transaction(Ms(timeout)), "commit_transaction");
+  }
+  absl::Status AbortTransaction(absl::Duration timeout) override {
+    return FromTxnError(producer_->abort_transaction(Ms(timeout)), "abort_transaction");
   }
 
   absl::Status Warm(const std::string& topic, absl::Duration timeout) override {
@@ -327,6 +359,17 @@ class RdConsumer : public Consumer {
   bool closed_ = false;
 };
 
+absl::Status RdProducer::SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets,
+                                                  Consumer& consumer, absl::Duration timeout) {
+  RdKafka::KafkaConsumer* raw = static_cast<RdConsumer&>(consumer).raw();
+  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(raw->groupMetadata());
+  auto rd = ToRd(offsets);
+  absl::Status s = FromTxnError(producer_->send_offsets_to_transaction(rd, group.get(), Ms(timeout)),
+                                "send_offsets_to_transaction");
+  RdKafka::TopicPartition::destroy(rd);
+  return s;
+}
+
 // A short-lived producer handle for metadata and admin calls.
 absl::StatusOr<std::unique_ptr<RdKafka::Producer>> AdminHandle(const Properties& properties) {
   Properties props = properties;
@@ -469,6 +512,55 @@ absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& proper
       absl::SleepFor(absl::Milliseconds(100));
     }
   }
+  return out;
+}
+
+absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& properties,
+                                                         const std::string& topic,
+                                                         const std::vector<int32_t>& partitions,
+                                                         absl::Duration timeout) {
+  std::vector<Message> out;
+  if (partitions.empty()) return out;
+  Properties props = properties;
+  props["enable.partition.eof"] = "true";
+  props["isolation.level"] = "read_committed";
+  props["enable.auto.commit"] = "false";
+  props.erase("group.instance.id");
+  auto conf = MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
+  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("state reader: ", err));
+  std::vector<TopicPartition> tps;
+  for (int32_t p : partitions) tps.push_back({topic, p, RdKafka::Topic::OFFSET_BEGINNING});
+  auto rd = ToRd(tps);
+  RdKafka::ErrorCode code = consumer->assign(rd);
+  RdKafka::TopicPartition::destroy(rd);
+  if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "assign " + topic);
+  std::set<int32_t> open(partitions.begin(), partitions.end());
+  absl::Time deadline = absl::Now() + timeout;
+  while (!open.empty()) {
+    if (absl::Now() > deadline) {
+      consumer->close();
+      return absl::DeadlineExceededError(absl::StrCat("reading ", topic, ": ", open.size(),
+                                                      " partition(s) did not reach their end"));
+    }
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(100));
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+      open.erase(m->partition());
+    } else if (m->err() == RdKafka::ERR_NO_ERROR) {
+      Message msg;
+      msg.topic = m->topic_name();
+      msg.partition = m->partition();
+      msg.offset = m->offset();
+      if (m->key_pointer()) msg.key.assign(static_cast<const char*>(m->key_pointer()), m->key_len());
+      if (m->payload()) msg.payload.assign(static_cast<const char*>(m->payload()), m->len());
+      out.push_back(std::move(msg));
+    } else if (m->err() != RdKafka::ERR__TIMED_OUT) {
+      Log(LogLevel::kWarning, kComponent, "state read error", {{"error", m->errstr()}});
+    }
+  }
+  consumer->close();
   return out;
 }
 

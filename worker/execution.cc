@@ -47,6 +47,12 @@ v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker) {
   return e;
 }
 
+v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker) {
+  v1::WorkEvent e = EventFor(item);
+  e.mutable_heartbeat()->set_worker(worker);
+  return e;
+}
+
 v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
                          const ModelResponse& response, const std::string& worker) {
   v1::WorkEvent e = EventFor(item);

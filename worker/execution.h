@@ -25,6 +25,14 @@ v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker);
 v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
                          const ModelResponse& response, const std::string& worker);
 
+// A heartbeat event for `item`.
+v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker);
+
+// The events partition the item's events go to (-1: by key).
+inline int32_t EventPartition(const v1::WorkItem& item) {
+  return item.has_event_partition() ? item.event_partition() : -1;
+}
+
 // A result event reporting that `item` could not run at all.
 v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code,
                           const std::string& message, bool retryable, const std::string& worker);

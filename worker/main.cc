@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   char host[256] = "worker";
   gethostname(host, sizeof host - 1);
   options.worker_id = absl::GetFlag(FLAGS_id).empty() ? absl::StrCat(host, "-", getpid()) : absl::GetFlag(FLAGS_id);
+  options.heartbeat_interval = config->worker.heartbeat_interval;
+  options.shutdown_grace = config->worker.shutdown_grace;
   options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight) > 0 ? absl::GetFlag(FLAGS_max_in_flight)
                                                                   : config->worker.max_in_flight;
   if (absl::GetFlag(FLAGS_agents).empty()) {
@@ -61,22 +63,15 @@ int main(int argc, char** argv) {
     std::cerr << producer.status().message() << "\n";
     return 2;
   }
-  std::unique_ptr<Worker> worker;
-  std::unique_ptr<Consumer> consumer;
-  // The worker is the consumer's rebalance listener, so build the consumer after it.
-  struct Relay : RebalanceListener {
-    Worker* target = nullptr;
-    void OnAssigned(const std::vector<TopicPartition>& p) override { if (target) target->OnAssigned(p); }
-    void OnRevoked(const std::vector<TopicPartition>& p) override { if (target) target->OnRevoked(p); }
-  } relay;
+  RebalanceRelay relay;
   auto made = NewConsumer(ConsumerProperties(config->kafka, WorkerGroup(*config, absl::GetFlag(FLAGS_pool))), &relay);
   if (!made.ok()) {
     std::cerr << made.status().message() << "\n";
     return 2;
   }
-  consumer = std::move(*made);
-  worker = std::make_unique<Worker>(&*config, consumer.get(), producer->get(), providers, options);
-  relay.target = worker.get();
+  std::unique_ptr<Consumer> consumer = std::move(*made);
+  auto worker = std::make_unique<Worker>(&*config, consumer.get(), producer->get(), providers, options);
+  relay.set_target(worker.get());
   absl::Status status = worker->Start();
   if (!status.ok()) {
     std::cerr << status.message() << "\n";
@@ -85,6 +80,7 @@ int main(int argc, char** argv) {
   Log(LogLevel::kInfo, "worker", "started", {{"worker", options.worker_id}});
   status = worker->Run([] { return ShutdownRequested(); });
   consumer->Close();
+  relay.set_target(nullptr);
   if (!status.ok()) {
     Log(LogLevel::kError, "worker", "stopped on error", {{"error", status.message()}});
     return 1;

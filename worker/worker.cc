@@ -81,6 +81,7 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
   const size_t limit = static_cast<size_t>(options_.max_in_flight);
   absl::Time full_since = absl::InfiniteFuture();
   while (!stop() && !delivery_failed_.load()) {
+    Heartbeat();
     size_t running = tracker_.in_flight();
     if (running < limit) {
       full_since = absl::InfiniteFuture();
@@ -113,6 +114,7 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
   SetPaused(true);
   absl::Time deadline = absl::Now() + options_.shutdown_grace;
   while (tracker_.in_flight() > 0 && absl::Now() < deadline && !delivery_failed_.load()) {
+    Heartbeat();
     consumer_->Poll(absl::Milliseconds(20), 0);
   }
   producer_->Flush(absl::Seconds(10)).IgnoreError();
@@ -150,7 +152,7 @@ void Worker::Handle(const Message& m) {
     SendToDeadLetter(*producer_, topics_.dlq, m, why, kComponent).IgnoreError();
     ++stats_.failed;
     Report(MakeFailure(*item, "invalid_work_item", why, false, options_.worker_id), traceparent,
-           partition, m.offset, generation);
+           EventPartition(*item), partition, m.offset, generation);
     return;
   }
   ++stats_.started;
@@ -161,14 +163,21 @@ void Worker::Handle(const Message& m) {
          {"in_flight", absl::StrCat(tracker_.in_flight())}});
   }
   Encoded receipt = Encode(MakeReceipt(*item, options_.worker_id), traceparent);
-  producer_->Produce({topics_.events, item->task_id(), std::move(receipt.payload), std::move(receipt.headers)})
+  producer_->Produce({topics_.events, item->task_id(), std::move(receipt.payload), std::move(receipt.headers),
+                      EventPartition(*item)})
       .IgnoreError();  // a lost receipt only delays the coordinator's view
   if (item->has_deadline() && TimeUtil::TimestampToNanoseconds(item->deadline()) < absl::ToUnixNanos(absl::Now())) {
     ++stats_.failed;
     Report(MakeFailure(*item, "timeout", "the item's deadline passed before it started", true,
                        options_.worker_id),
-           traceparent, partition, m.offset, generation);
+           traceparent, EventPartition(*item), partition, m.offset, generation);
     return;
+  }
+  {
+    Running running{*item, traceparent, absl::Now()};
+    running.item.clear_input();
+    absl::MutexLock lock(&running_mu_);
+    running_[item->idempotency_key()] = std::move(running);
   }
   ModelProvider* provider = providers_.at(config_->FindAgent(item->agent())->provider);
   provider->Call(std::move(*request), [this, item = *item, traceparent, partition, offset = m.offset,
@@ -179,15 +188,40 @@ void Worker::Handle(const Message& m) {
     } else {
       ++stats_.failed;
     }
-    Report(result, traceparent, partition, offset, generation);
+    {
+      absl::MutexLock lock(&running_mu_);
+      running_.erase(item.idempotency_key());
+    }
+    Report(result, traceparent, EventPartition(item), partition, offset, generation);
   });
 }
 
-void Worker::Report(const v1::WorkEvent& event, const std::string& traceparent,
+void Worker::Heartbeat() {
+  absl::Time now = absl::Now();
+  if (now < next_heartbeat_scan_) return;
+  next_heartbeat_scan_ = now + options_.heartbeat_interval / 4;
+  std::vector<std::pair<v1::WorkEvent, std::pair<std::string, int32_t>>> beats;
+  {
+    absl::MutexLock lock(&running_mu_);
+    for (auto& [key, r] : running_) {
+      if (now - r.last_beat < options_.heartbeat_interval) continue;
+      r.last_beat = now;
+      beats.push_back({MakeHeartbeat(r.item, options_.worker_id), {r.traceparent, EventPartition(r.item)}});
+    }
+  }
+  for (auto& [event, where] : beats) {
+    Encoded e = Encode(event, where.first);
+    ++stats_.heartbeats;
+    producer_->Produce({topics_.events, event.task_id(), std::move(e.payload), std::move(e.headers), where.second})
+        .IgnoreError();  // a lost heartbeat is covered by the next one
+  }
+}
+
+void Worker::Report(const v1::WorkEvent& event, const std::string& traceparent, int32_t event_partition,
                     const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation) {
   Encoded e = Encode(event, traceparent);
   absl::Status s = producer_->Produce(
-      {topics_.events, event.task_id(), std::move(e.payload), std::move(e.headers)},
+      {topics_.events, event.task_id(), std::move(e.payload), std::move(e.headers), event_partition},
       [this, partition, offset, generation](const absl::Status& delivered) {
         if (delivered.ok()) {
           MarkDone(partition, offset, generation);

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -48,6 +49,8 @@ struct WorkerOptions {
   absl::Duration shutdown_grace = absl::Seconds(30);
   // Pause fetching after being full this long.
   absl::Duration pause_after = absl::Seconds(1);
+  // Items running longer than this send a heartbeat this often.
+  absl::Duration heartbeat_interval = absl::Seconds(5);
 };
 
 struct WorkerStats {
@@ -55,6 +58,7 @@ struct WorkerStats {
   std::atomic<int64_t> succeeded{0};
   std::atomic<int64_t> failed{0};
   std::atomic<int64_t> dead_letters{0};
+  std::atomic<int64_t> heartbeats{0};
 };
 
 class Worker : public RebalanceListener {
@@ -77,10 +81,20 @@ class Worker : public RebalanceListener {
   void OnRevoked(const std::vector<TopicPartition>& partitions) override;
 
  private:
+  // An item between its receipt and its result, for heartbeats.
+  struct Running {
+    v1::WorkItem item;  // without its input
+    std::string traceparent;
+    absl::Time last_beat;
+  };
+
   void Handle(const Message& m);
-  // Sends `event` and, once Kafka acknowledged it, marks the offset finished.
-  void Report(const v1::WorkEvent& event, const std::string& traceparent,
+  // Sends `event` to `event_partition` (-1: by key) and, once Kafka
+  // acknowledged it, marks the offset finished.
+  void Report(const v1::WorkEvent& event, const std::string& traceparent, int32_t event_partition,
               const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
+  // Heartbeats every running item that has not sent one for an interval.
+  void Heartbeat();
   void MarkDone(const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
   void SetPaused(bool paused);
   // Waits until fewer than `limit` items run, or `timeout`.
@@ -99,6 +113,9 @@ class Worker : public RebalanceListener {
   std::optional<Message> held_;
   absl::Mutex slot_mu_;
   uint64_t completions_ ABSL_GUARDED_BY(slot_mu_) = 0;
+  absl::Mutex running_mu_;
+  absl::flat_hash_map<std::string, Running> running_ ABSL_GUARDED_BY(running_mu_);
+  absl::Time next_heartbeat_scan_ = absl::InfinitePast();
   std::atomic<bool> delivery_failed_{false};
   absl::Mutex error_mu_;
   std::string delivery_error_ ABSL_GUARDED_BY(error_mu_);

@@ -13,12 +13,19 @@ v1::TaskResult RunLocally(const FleetConfig& config, const v1::TaskSubmission& s
   FakeClock clock;
   TaskEngine engine(&config, &clock);
   Outbox out;
-  engine.Submit(submission, "", &out).IgnoreError();
+  engine.Submit(submission, "", 0, &out).IgnoreError();
   std::deque<v1::WorkItem> queue;
   while (out.results.empty()) {
     for (auto& w : out.work) queue.push_back(std::move(w.item));
     out.work.clear();
-    if (queue.empty()) break;
+    if (queue.empty()) {
+      // Waiting on a backoff or a timeout: move time to it.
+      absl::Time next = engine.NextTimer();
+      if (next == absl::InfiniteFuture()) break;
+      clock.Advance(std::max(next - clock.Now(), absl::ZeroDuration()));
+      engine.Tick(&out);
+      continue;
+    }
     v1::WorkItem item = std::move(queue.front());
     queue.pop_front();
     auto request = MakeRequest(config, item);

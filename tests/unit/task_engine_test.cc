@@ -20,9 +20,18 @@ providers: {sim: {type: simulated}}
 pricing: {m: {input_per_mtok: 1000000, output_per_mtok: 2000000}}
 agents:
   a: {provider: sim, models: {default: m}, max_attempts: 2}
-  b: {provider: sim, models: {default: m}}
+  b:
+    provider: sim
+    models: {default: m}
+    max_attempts: 4
+    timeout: 60s
+    schedule_to_start_timeout: 20s
+    heartbeat_timeout: 10s
+    retry: {initial_backoff: 1s, max_backoff: 3s, multiplier: 2, jitter: 0.2}
+coordinator: {finished_retention: 1h}
 workflows:
   w:
+    deadline: 5m
     steps:
       - {id: classify, agent: a, input: {q: $task.q}}
       - {id: research, agent: b, for_each: $task.sources, input: {src: $item, cat: $steps.classify.cat}}
@@ -79,7 +88,7 @@ class TaskEngineTest : public ::testing::Test {
 
 TEST_F(TaskEngineTest, RunsIndependentStepsInParallelAndFansOut) {
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 0, &out).ok());
   // classify and other have no dependency on each other: both start at once.
   EXPECT_THAT(Steps(out), UnorderedElementsAre("classify", "other"));
   const v1::WorkItem classify = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
@@ -120,9 +129,9 @@ TEST_F(TaskEngineTest, RunsIndependentStepsInParallelAndFansOut) {
 
 TEST_F(TaskEngineTest, ResubmittedTaskIdIsNotRunTwice) {
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(Task("t1"), "", &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
   Outbox again;
-  ASSERT_TRUE(engine_->Submit(Task("t1"), "", &again).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &again).ok());
   EXPECT_TRUE(again.empty());
   EXPECT_EQ(engine_->stats().duplicate_submissions, 1);
 }
@@ -131,40 +140,214 @@ TEST_F(TaskEngineTest, UnknownWorkflowIsRejectedWithAReason) {
   v1::TaskSubmission s = Task("t1");
   s.set_workflow("nope");
   Outbox out;
-  absl::Status st = engine_->Submit(s, "", &out);
+  absl::Status st = engine_->Submit(s, "", 0, &out);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   ASSERT_EQ(out.results.size(), 1u);
   EXPECT_EQ(out.results[0].result.status(), v1::TASK_STATUS_REJECTED);
   EXPECT_THAT(out.results[0].result.error().message(), HasSubstr("unknown workflow 'nope'"));
 }
 
-TEST_F(TaskEngineTest, RetriesRetryableFailuresAndIgnoresStaleAttempts) {
+TEST_F(TaskEngineTest, RetriesAfterAnExponentialBackoffAndIgnoresTheReplacedAttempt) {
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(Task("t1"), "", &out).ok());
-  v1::WorkItem first = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
-  Outbox retry = Fail(first, /*retryable=*/true);
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
+  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  // Agent b: backoff 1s x 2^(attempt-1), +/-20% jitter, at most 3s.
+  EXPECT_TRUE(Fail(other, /*retryable=*/true).empty());
+  clock_.Advance(absl::Milliseconds(790));
+  Outbox early;
+  engine_->Tick(&early);
+  EXPECT_TRUE(early.empty());
+  clock_.Advance(absl::Milliseconds(420));  // 1.21 s: past 1 s + 20%
+  Outbox retry;
+  engine_->Tick(&retry);
   ASSERT_EQ(retry.work.size(), 1u);
   EXPECT_EQ(retry.work[0].item.attempt(), 2);
-  EXPECT_EQ(retry.work[0].item.idempotency_key(), "t1/classify/-1/2");
-  // A late answer for attempt 1 is stale: ignored, nothing dispatched.
-  EXPECT_TRUE(Answer(first, {{"cat", "x"}}).empty());
-  EXPECT_EQ(engine_->stats().stale_events, 1);
-  // Attempt 2 counts.
-  EXPECT_EQ(Answer(retry.work[0].item, {{"cat", "x"}}).work.size(), 3u);
+  EXPECT_EQ(retry.work[0].item.idempotency_key(), "t1/other/-1/2");
+  // The second backoff is about 2 s.
+  EXPECT_TRUE(Fail(retry.work[0].item, true).empty());
+  absl::Time failed_at = clock_.Now();
+  EXPECT_GE(engine_->NextTimer() - failed_at, absl::Milliseconds(1600));
+  EXPECT_LE(engine_->NextTimer() - failed_at, absl::Milliseconds(2400));
+  clock_.Advance(absl::Seconds(3));
+  Outbox third;
+  engine_->Tick(&third);
+  ASSERT_EQ(third.work.size(), 1u);
+  // Once attempt 3 is out, answers for attempts 1 and 2 are stale.
+  EXPECT_TRUE(Answer(other, {{"o", 1}}).empty());
+  EXPECT_TRUE(Answer(retry.work[0].item, {{"o", 1}}).empty());
+  EXPECT_EQ(engine_->stats().stale_events, 2);
+  EXPECT_TRUE(Answer(third.work[0].item, {{"o", 1}}).empty());  // counts; task waits for classify
+  EXPECT_EQ(engine_->stats().stale_events, 2);
+}
+
+TEST_F(TaskEngineTest, ALateSuccessDuringBackoffIsStillAccepted) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
+  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  clock_.Advance(absl::Seconds(21));  // schedule-to-start of agent b is 20 s
+  Outbox timed_out;
+  engine_->Tick(&timed_out);
+  EXPECT_EQ(engine_->stats().timeouts, 1);
+  EXPECT_TRUE(timed_out.work.empty());  // backing off
+  Answer(other, {{"o", 1}});            // attempt 1 answers after all
+  clock_.Advance(absl::Seconds(5));
+  Outbox later;
+  engine_->Tick(&later);
+  EXPECT_TRUE(later.work.empty());  // no retry: the step succeeded
+}
+
+TEST_F(TaskEngineTest, HeartbeatTimeoutRetriesAnAttemptThatWentQuiet) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
+  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  Outbox ignored;
+  engine_->OnEvent(MakeReceipt(other, "w1"), &ignored);
+  clock_.Advance(absl::Seconds(8));
+  v1::WorkEvent beat = MakeReceipt(other, "w1");
+  beat.mutable_heartbeat()->set_worker("w1");  // replaces the receipt in the oneof
+  engine_->OnEvent(beat, &ignored);
+  clock_.Advance(absl::Seconds(8));  // 16 s after the receipt, 8 s after the heartbeat
+  engine_->Tick(&ignored);
+  EXPECT_EQ(engine_->stats().timeouts, 0);
+  clock_.Advance(absl::Seconds(3));  // 11 s without a heartbeat
+  engine_->Tick(&ignored);
+  EXPECT_EQ(engine_->stats().timeouts, 1);
+  clock_.Advance(absl::Seconds(2));
+  Outbox retry;
+  engine_->Tick(&retry);
+  ASSERT_EQ(retry.work.size(), 1u);
+  EXPECT_EQ(retry.work[0].item.attempt(), 2);
+}
+
+TEST_F(TaskEngineTest, StartToCloseTimeoutEndsAnAttemptThatRunsTooLong) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
+  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  Outbox ignored;
+  engine_->OnEvent(MakeReceipt(other, "w1"), &ignored);
+  v1::WorkEvent beat = MakeReceipt(other, "w1");
+  beat.mutable_heartbeat()->set_worker("w1");
+  for (int i = 0; i < 13; ++i) {  // heartbeats every 5 s keep it alive...
+    clock_.Advance(absl::Seconds(5));
+    engine_->OnEvent(beat, &ignored);
+    engine_->Tick(&ignored);
+  }
+  // ...but 65 s after the receipt it is past timeout (60 s) + grace (5 s).
+  clock_.Advance(absl::Seconds(1));
+  engine_->Tick(&ignored);
+  EXPECT_EQ(engine_->stats().timeouts, 1);
+}
+
+TEST_F(TaskEngineTest, TheTaskDeadlineFailsTheTask) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
+  clock_.Advance(absl::Minutes(5) + absl::Seconds(1));
+  Outbox done;
+  engine_->Tick(&done);
+  ASSERT_EQ(done.results.size(), 1u);
+  EXPECT_EQ(done.results[0].result.status(), v1::TASK_STATUS_FAILED);
+  EXPECT_EQ(done.results[0].result.error().code(), "deadline_exceeded");
+}
+
+TEST_F(TaskEngineTest, AnotherEngineResumesATaskFromItsSnapshot) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 3, &out).ok());
+  v1::WorkItem classify = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  Outbox fan = Answer(classify, {{"cat", "billing"}});
+  Outbox ignored;
+  engine_->OnEvent(MakeReceipt(fan.work[0].item, "w1"), &ignored);
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].partition, 3);
+  ASSERT_TRUE(changes[0].state.has_value());
+  // The snapshot goes through the wire format, as it does through the state topic.
+  v1::TaskState wire;
+  ASSERT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+
+  TaskEngine other_engine(&config_, &clock_);
+  other_engine.Restore("t1", wire, 3);
+  EXPECT_EQ(other_engine.active_tasks(), 1u);
+  Outbox none;
+  other_engine.OnEvent(MakeResult(config_, other, ModelResponse{true, {{"o", 1}}, {}, 1, 1, "m", {}}, "w1"), &none);
+  other_engine.OnEvent(MakeResult(config_, fan.work[1].item, ModelResponse{true, {{"r", 1}}, {}, 1, 1, "m", {}}, "w1"), &none);
+  other_engine.OnEvent(MakeResult(config_, fan.work[2].item, ModelResponse{true, {{"r", 2}}, {}, 1, 1, "m", {}}, "w1"), &none);
+  EXPECT_TRUE(none.empty());
+  // research[0] had a receipt and then went quiet: its heartbeat timer survived the move.
+  clock_.Advance(absl::Seconds(11));
+  other_engine.Tick(&none);
+  EXPECT_EQ(other_engine.stats().timeouts, 1);
+  clock_.Advance(absl::Seconds(2));
+  Outbox retry;
+  other_engine.Tick(&retry);
+  ASSERT_EQ(retry.work.size(), 1u);
+  EXPECT_EQ(retry.work[0].item.step(), "research");
+  EXPECT_EQ(retry.work[0].item.attempt(), 2);
+  EXPECT_EQ(retry.work[0].traceparent, "tp");
+  Outbox respond;
+  other_engine.OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse{true, {{"r", 0}}, {}, 1, 1, "m", {}}, "w2"), &respond);
+  ASSERT_EQ(respond.work.size(), 1u);
+  EXPECT_EQ(FromStruct(respond.work[0].item.input())["found"], (Json{{{"r", 0}}, {{"r", 1}}, {{"r", 2}}}));
+  EXPECT_EQ(FromStruct(respond.work[0].item.input())["cat"], "billing");
+}
+
+TEST_F(TaskEngineTest, FinishedIdsAreKeptForTheRetentionThenTombstoned) {
+  Outbox out;
+  v1::TaskSubmission s = Task("t1");
+  *s.mutable_input() = ToStruct(Json{{"sources", Json::array()}});  // fails at once: no "q"
+  ASSERT_TRUE(engine_->Submit(s, "", 2, &out).ok());
+  ASSERT_EQ(out.results.size(), 1u);
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  ASSERT_TRUE(changes[0].state && changes[0].state->finished());
+  EXPECT_FALSE(changes[0].state->submission().has_input());  // compact
+  // A new replica that restores the compact snapshot still refuses the id.
+  TaskEngine replica(&config_, &clock_);
+  replica.Restore("t1", changes[0].state, 2);
+  Outbox dup;
+  ASSERT_TRUE(replica.Submit(Task("t1"), "", 2, &dup).ok());
+  EXPECT_TRUE(dup.empty());
+  // After the retention the id is tombstoned and may be used again.
+  clock_.Advance(absl::Hours(1) + absl::Seconds(1));
+  replica.Tick(&dup);
+  changes.clear();
+  replica.TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_FALSE(changes[0].state.has_value());
+  ASSERT_TRUE(replica.Submit(Task("t1"), "", 2, &dup).ok());
+  EXPECT_EQ(replica.active_tasks(), 1u);
+}
+
+TEST_F(TaskEngineTest, DroppingAPartitionForgetsItsTasks) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 1, &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t2"), "", 2, &out).ok());
+  engine_->DropPartitions({1});
+  EXPECT_EQ(engine_->active_tasks(), 1u);
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].task_id, "t2");
 }
 
 TEST_F(TaskEngineTest, FailsTheTaskWhenAttemptsRunOutOrTheErrorIsFinal) {
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(Task("t1"), "", &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
   v1::WorkItem first = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
-  Outbox retry = Fail(first, true);
+  EXPECT_TRUE(Fail(first, true).empty());
+  clock_.Advance(absl::Seconds(1));
+  Outbox retry;
+  engine_->Tick(&retry);
+  ASSERT_EQ(retry.work.size(), 1u);
   Outbox done = Fail(retry.work[0].item, true);  // max_attempts = 2 for agent a
   ASSERT_EQ(done.results.size(), 1u);
   EXPECT_EQ(done.results[0].result.status(), v1::TASK_STATUS_FAILED);
   EXPECT_THAT(done.results[0].result.error().message(), HasSubstr("step 'classify' failed after 2 attempt(s): boom"));
 
   Outbox out2;
-  ASSERT_TRUE(engine_->Submit(Task("t2"), "", &out2).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t2"), "", 0, &out2).ok());
   v1::WorkItem other = out2.work[0].item.step() == "other" ? out2.work[0].item : out2.work[1].item;
   Outbox final_error = Fail(other, /*retryable=*/false);
   ASSERT_EQ(final_error.results.size(), 1u);
@@ -176,7 +359,7 @@ TEST_F(TaskEngineTest, FailsTheTaskWhenAttemptsRunOutOrTheErrorIsFinal) {
 
 TEST_F(TaskEngineTest, EmptyFanOutCompletesTheStepWithAnEmptyList) {
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(Task("t1", Json::array()), "", &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t1", Json::array()), "", 0, &out).ok());
   v1::WorkItem classify = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
   v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
   EXPECT_TRUE(Answer(other, {{"o", 1}}).empty());
@@ -189,7 +372,7 @@ TEST_F(TaskEngineTest, MissingInputFieldFailsTheTaskWithTheReference) {
   v1::TaskSubmission s = Task("t1");
   *s.mutable_input() = ToStruct(Json{{"sources", Json::array()}});  // no "q"
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(s, "", &out).ok());
+  ASSERT_TRUE(engine_->Submit(s, "", 0, &out).ok());
   ASSERT_EQ(out.results.size(), 1u);
   EXPECT_EQ(out.results[0].result.status(), v1::TASK_STATUS_FAILED);
   EXPECT_THAT(out.results[0].result.error().message(), HasSubstr("$task: no field 'q'"));
@@ -199,7 +382,7 @@ TEST_F(TaskEngineTest, ForEachOverANonListFails) {
   v1::TaskSubmission s = Task("t1");
   *s.mutable_input() = ToStruct(Json{{"q", "x"}, {"sources", "not a list"}});
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(s, "", &out).ok());
+  ASSERT_TRUE(engine_->Submit(s, "", 0, &out).ok());
   v1::WorkItem classify = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
   Outbox next = Answer(classify, {{"cat", "c"}});
   ASSERT_EQ(next.results.size(), 1u);
