@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/audit.h"
 #include "cli/run_summary.h"
 #include "cli/tasks_input.h"
 #include "codec/codec.h"
@@ -237,6 +238,20 @@ int RunDemo(const CliOptions& options) {
             summary->count(v1::TASK_STATUS_COMPLETED) == summary->submitted;
   if (ok) std::filesystem::remove_all(dir);
   return ok ? 0 : 1;
+}
+
+}  // namespace agentfleet
+
+namespace agentfleet {
+
+int RunAudit(const FleetConfig& config, const CliOptions& options) {
+  auto report = Audit(config, options.verify, options.timeout);
+  if (!report.ok()) {
+    std::cerr << "agentfleet audit: " << report.status().message() << "\n";
+    return 1;
+  }
+  std::cout << (options.json ? report->Json() + "\n" : report->Text());
+  return report->clean() ? 0 : 1;
 }
 
 }  // namespace agentfleet

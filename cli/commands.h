@@ -21,6 +21,7 @@ struct CliOptions {
   int brokers = 1;
   int count = 0;
   bool from_beginning = false;
+  bool verify = false;
   std::string bootstrap_file;
   absl::Duration timeout = absl::Minutes(5);
 };
@@ -30,6 +31,7 @@ int RunTopicsCreate(const FleetConfig& config);
 int RunSubmit(const FleetConfig& config, const std::string& path, const CliOptions& options);
 int RunResults(const FleetConfig& config, const CliOptions& options);
 int RunDemo(const CliOptions& options);
+int RunAudit(const FleetConfig& config, const CliOptions& options);
 
 // The example config shipped with agentfleet (installed or in the source tree).
 std::string DefaultConfigPath();

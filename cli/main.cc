@@ -20,6 +20,7 @@ ABSL_FLAG(int, workers, 2, "demo: number of worker processes");
 ABSL_FLAG(int, brokers, 1, "broker: number of mock brokers");
 ABSL_FLAG(int, count, 0, "results: stop after this many results (0 = follow)");
 ABSL_FLAG(bool, from_beginning, false, "results: read from the start of the topic");
+ABSL_FLAG(bool, verify, false, "audit: recompute outputs of simulated workflows and compare");
 ABSL_FLAG(std::string, bootstrap_file, "", "broker: also write the bootstrap address to this file");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5), "submit --wait, demo, results: give up after this long");
 
@@ -36,6 +37,8 @@ commands:
   topics create                             create the fleet's topics on --bootstrap
   submit FILE|- [--wait] [--json]           submit tasks (JSON array or JSON Lines)
   results [--json] [--from_beginning] [--count N]   print results as they arrive
+  audit [--verify] [--json]                 every submitted task against every result: lost,
+                                            duplicated, unexpected, mismatched (exit 1 if any)
 
 common flags: --config FILE, --bootstrap HOST:PORT, --dev_broker; --helpfull lists all.
 )";
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   options.brokers = absl::GetFlag(FLAGS_brokers);
   options.count = absl::GetFlag(FLAGS_count);
   options.from_beginning = absl::GetFlag(FLAGS_from_beginning);
+  options.verify = absl::GetFlag(FLAGS_verify);
   options.bootstrap_file = absl::GetFlag(FLAGS_bootstrap_file);
   options.timeout = absl::GetFlag(FLAGS_timeout);
   if (command == "demo") return RunDemo(options);
@@ -79,6 +83,7 @@ int main(int argc, char** argv) {
   }
   if (command == "submit") return RunSubmit(*config, positional.size() > 2 ? positional[2] : "-", options);
   if (command == "results") return RunResults(*config, options);
+  if (command == "audit") return RunAudit(*config, options);
   std::cerr << "agentfleet: unknown command '" << command << "'\n\n" << kUsage;
   return 2;
 }

@@ -114,7 +114,11 @@ absl::Status Validate(const v1::TaskResult& m) {
   return CheckUsage("usage", m.usage());
 }
 
-absl::Status Validate(const v1::TaskState& m) { return Validate(m.submission()); }
+absl::Status Validate(const v1::TaskState& m) {
+  // A finished task's compact snapshot keeps only the id.
+  if (m.finished()) return CheckId("submission.task_id", m.submission().task_id());
+  return Validate(m.submission());
+}
 
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
                            int attempt) {

@@ -1,5 +1,6 @@
 #include "tests/integration/fleet_harness.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -38,6 +39,12 @@ void ReplaceFirst(std::string* text, const std::string& from, const std::string&
   if (at != std::string::npos) text->replace(at, from.size(), to);
 }
 
+void ReplaceAll(std::string* text, const std::string& from, const std::string& to) {
+  for (size_t at = text->find(from); at != std::string::npos; at = text->find(from, at + to.size())) {
+    text->replace(at, from.size(), to);
+  }
+}
+
 }  // namespace
 
 std::string KafkaBootstrap() {
@@ -69,14 +76,16 @@ Fleet::~Fleet() {
 }
 
 std::string Fleet::WriteConfig(const std::string& bootstrap,
-                               const std::vector<std::pair<std::string, std::string>>& edits) {
+                               const std::vector<std::pair<std::string, std::string>>& edits,
+                               const std::string& coordinator_yaml, const std::string& worker_yaml) {
   bootstrap_ = bootstrap;
   std::string text = ReadFile(std::string(AGENTFLEET_SOURCE_DIR) + "/examples/support.yaml");
   ReplaceFirst(&text, "topic_prefix: agentfleet.", "topic_prefix: " + prefix_);
   ReplaceFirst(&text, "bootstrap.servers: 127.0.0.1:9092", "bootstrap.servers: " + bootstrap);
-  for (const auto& [from, to] : edits) ReplaceFirst(&text, from, to);
-  text += absl::StrCat("\ncoordinator: {group_id: ", prefix_, "coordinator}\nworker: {group_prefix: ",
-                       prefix_, "workers}\n");
+  for (const auto& [from, to] : edits) ReplaceAll(&text, from, to);
+  text += absl::StrCat("\ncoordinator: {group_id: ", prefix_, "coordinator",
+                       coordinator_yaml.empty() ? "" : ", " + coordinator_yaml, "}\nworker: {group_prefix: ",
+                       prefix_, "workers", worker_yaml.empty() ? "" : ", " + worker_yaml, "}\n");
   config_path_ = dir_ + "/fleet.yaml";
   std::ofstream(config_path_) << text;
   return config_path_;
@@ -157,6 +166,16 @@ bool Fleet::AllRunning() const {
   }
   return true;
 }
+
+bool Fleet::IsAlive(pid_t pid) const { return IsRunning(pid); }
+
+void Fleet::Kill(pid_t pid) {
+  agentfleet::Signal(pid, SIGKILL);
+  WaitExit(pid, absl::Seconds(10)).IgnoreError();
+  pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end());
+}
+
+void Fleet::Signal(pid_t pid, int signal) { agentfleet::Signal(pid, signal); }
 
 int Fleet::StopProcess(pid_t pid, absl::Duration grace) {
   int code = Stop(pid, grace);

@@ -29,9 +29,12 @@ class Fleet {
   ~Fleet();  // stops every process it started
 
   // Writes the example config with this fleet's topic prefix, consumer groups
-  // and `bootstrap`, applying `edits` (from -> to text replacements).
+  // and `bootstrap`, applying `edits` (from -> to, every occurrence). The
+  // optional `coordinator_yaml` / `worker_yaml` add keys to those sections
+  // ("processing: at_least_once, commit_interval: 50ms").
   std::string WriteConfig(const std::string& bootstrap,
-                          const std::vector<std::pair<std::string, std::string>>& edits = {});
+                          const std::vector<std::pair<std::string, std::string>>& edits = {},
+                          const std::string& coordinator_yaml = "", const std::string& worker_yaml = "");
   const std::string& config_path() const { return config_path_; }
   absl::StatusOr<FleetConfig> LoadConfig() const;
 
@@ -46,6 +49,11 @@ class Fleet {
                                                   absl::Duration timeout);
 
   bool AllRunning() const;
+  bool IsAlive(pid_t pid) const;
+  // SIGKILL, reaped; the process is no longer the fleet's.
+  void Kill(pid_t pid);
+  // Sends a signal (SIGSTOP, SIGCONT, ...).
+  void Signal(pid_t pid, int signal);
   // Stops one process (SIGTERM, then SIGKILL after `grace`); returns its exit code.
   int StopProcess(pid_t pid, absl::Duration grace = absl::Seconds(20));
   // The last lines of every process log, for failure messages.

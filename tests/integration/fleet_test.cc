@@ -14,7 +14,7 @@
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
 #include "tests/integration/fleet_harness.h"
-#include "tests/support/local_run.h"
+#include "cli/reference_run.h"
 
 namespace agentfleet::testing {
 namespace {
@@ -41,7 +41,9 @@ void RunAndVerify(Fleet& fleet, const FleetConfig& config, int count) {
   for (const v1::TaskResult& r : outcome->results) {
     ASSERT_TRUE(seen.insert(r.task_id()).second) << "two results for " << r.task_id();
     ASSERT_TRUE(by_id.count(r.task_id())) << r.task_id();
-    v1::TaskResult expected = RunLocally(config, by_id[r.task_id()]);
+    std::optional<v1::TaskResult> reference = RunLocally(config, by_id[r.task_id()]);
+    ASSERT_TRUE(reference.has_value());
+    const v1::TaskResult& expected = *reference;
     ASSERT_EQ(expected.status(), v1::TASK_STATUS_COMPLETED);
     EXPECT_EQ(FromValue(r.output()), FromValue(expected.output())) << r.task_id();
     EXPECT_EQ(r.steps_size(), expected.steps_size()) << r.task_id();
@@ -72,6 +74,14 @@ TEST_F(RealKafkaTest, FiveHundredTasksThroughOneCoordinatorAndTwoWorkers) {
   pid_t worker1 = fleet.StartWorker("worker-1");
   pid_t worker2 = fleet.StartWorker("worker-2");
   RunAndVerify(fleet, *config, 500);
+  // The audit a user would run agrees: nothing lost or duplicated, every output verified.
+  auto audit = fleet.Run({"agentfleet", "audit", "--verify", "--json", "--config", fleet.config_path()},
+                         absl::Seconds(120));
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->first, 0) << audit->second;
+  EXPECT_THAT(audit->second, HasSubstr(R"("clean":true)"));
+  EXPECT_THAT(audit->second, HasSubstr(R"("verified":500)"));
+  EXPECT_THAT(audit->second, HasSubstr(R"("submitted":500)"));
   // SIGTERM is a clean stop for every process.
   EXPECT_EQ(fleet.StopProcess(worker1), 0) << fleet.LogTails();
   EXPECT_EQ(fleet.StopProcess(worker2), 0) << fleet.LogTails();

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "codec/codec.h"
 #include "codec/json_value.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -303,6 +304,9 @@ TEST_F(TaskEngineTest, FinishedIdsAreKeptForTheRetentionThenTombstoned) {
   ASSERT_EQ(changes.size(), 1u);
   ASSERT_TRUE(changes[0].state && changes[0].state->finished());
   EXPECT_FALSE(changes[0].state->submission().has_input());  // compact
+  // The compact snapshot passes the codec, as the restoring replica reads it.
+  Encoded wire = Encode(*changes[0].state, "");
+  ASSERT_TRUE(Decode<v1::TaskState>(wire.payload, wire.headers).ok());
   // A new replica that restores the compact snapshot still refuses the id.
   TaskEngine replica(&config_, &clock_);
   replica.Restore("t1", changes[0].state, 2);

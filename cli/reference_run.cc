@@ -1,4 +1,4 @@
-#include "tests/support/local_run.h"
+#include "cli/reference_run.h"
 
 #include <deque>
 
@@ -7,9 +7,15 @@
 #include "provider/simulated_provider.h"
 #include "worker/execution.h"
 
-namespace agentfleet::testing {
+namespace agentfleet {
 
-v1::TaskResult RunLocally(const FleetConfig& config, const v1::TaskSubmission& submission) {
+std::optional<v1::TaskResult> RunLocally(const FleetConfig& config, const v1::TaskSubmission& submission) {
+  if (const WorkflowConfig* wf = config.FindWorkflow(submission.workflow())) {
+    for (const StepConfig& step : wf->steps) {
+      const AgentConfig* agent = config.FindAgent(step.agent);
+      if (agent == nullptr || config.providers.at(agent->provider).type != "simulated") return std::nullopt;
+    }
+  }
   FakeClock clock;
   TaskEngine engine(&config, &clock);
   Outbox out;
@@ -37,7 +43,8 @@ v1::TaskResult RunLocally(const FleetConfig& config, const v1::TaskSubmission& s
     SimulatedProvider sim(provider, nullptr);
     engine.OnEvent(MakeResult(config, item, sim.Respond(*request), "local"), &out);
   }
-  return out.results.empty() ? v1::TaskResult() : out.results.front().result;
+  if (out.results.empty()) return std::nullopt;
+  return out.results.front().result;
 }
 
-}  // namespace agentfleet::testing
+}  // namespace agentfleet

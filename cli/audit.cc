@@ -1,0 +1,101 @@
+#include "cli/audit.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/reference_run.h"
+#include "codec/codec.h"
+#include "codec/json_value.h"
+#include "kafka/kafka.h"
+#include "kafka/topics.h"
+#include "nlohmann/json.hpp"
+
+namespace agentfleet {
+namespace {
+
+constexpr size_t kExamples = 5;
+
+absl::StatusOr<std::vector<Message>> ReadAll(const FleetConfig& config, const std::string& topic,
+                                             absl::Duration timeout) {
+  Properties props = ConsumerProperties(config.kafka, "agentfleet-audit");
+  auto count = PartitionCount(props, topic, timeout);
+  if (!count.ok()) return count.status();
+  std::vector<int32_t> partitions;
+  for (int32_t p = 0; p < *count; ++p) partitions.push_back(p);
+  return ReadPartitionsToEnd(props, topic, partitions, timeout);
+}
+
+}  // namespace
+
+std::string AuditReport::Text() const {
+  std::string out = absl::StrCat("submitted ", submitted, " | results ", results, " | lost ", lost,
+                                 " | duplicated ", duplicated, " | unexpected ", unexpected);
+  if (verified > 0 || mismatched > 0) absl::StrAppend(&out, " | verified ", verified, ", mismatched ", mismatched);
+  absl::StrAppend(&out, "\n");
+  for (const auto& e : examples) absl::StrAppend(&out, "  ", e, "\n");
+  absl::StrAppend(&out, clean() ? "audit: clean\n" : "audit: PROBLEMS FOUND\n");
+  return out;
+}
+
+std::string AuditReport::Json() const {
+  return nlohmann::json{{"submitted", submitted}, {"results", results},     {"lost", lost},
+                        {"duplicated", duplicated}, {"unexpected", unexpected}, {"verified", verified},
+                        {"mismatched", mismatched}, {"clean", clean()}}
+      .dump();
+}
+
+absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify, absl::Duration timeout) {
+  Topics topics(config.kafka.topic_prefix);
+  // Results first: a task submitted while the audit runs is then not "lost".
+  auto result_msgs = ReadAll(config, topics.results, timeout);
+  if (!result_msgs.ok()) return result_msgs.status();
+  auto task_msgs = ReadAll(config, topics.tasks, timeout);
+  if (!task_msgs.ok()) return task_msgs.status();
+
+  AuditReport report;
+  absl::flat_hash_map<std::string, v1::TaskSubmission> submitted;  // empty when unreadable
+  for (const Message& m : *task_msgs) {
+    auto s = Decode<v1::TaskSubmission>(m.payload, m.headers, SIZE_MAX);
+    std::string id = s.ok() ? s->task_id() : m.key;
+    if (id.empty()) continue;
+    if (!submitted.contains(id)) submitted[id] = s.ok() ? *s : v1::TaskSubmission();
+  }
+  absl::flat_hash_map<std::string, int> result_count;
+  absl::flat_hash_map<std::string, v1::TaskResult> first_result;
+  for (const Message& m : *result_msgs) {
+    auto r = Decode<v1::TaskResult>(m.payload, m.headers, SIZE_MAX);
+    if (!r.ok()) continue;  // garbage on the results topic is not a result
+    ++report.results;
+    if (++result_count[r->task_id()] == 1) first_result[r->task_id()] = *r;
+  }
+  report.submitted = submitted.size();
+  auto example = [&report](int64_t n, const std::string& what) {
+    if (n <= static_cast<int64_t>(kExamples)) report.examples.push_back(what);
+  };
+  for (const auto& [id, sub] : submitted) {
+    auto it = result_count.find(id);
+    if (it == result_count.end()) {
+      example(++report.lost, "lost: " + id);
+    } else if (it->second > 1) {
+      example(++report.duplicated, absl::StrCat("duplicated: ", id, " (", it->second, " results)"));
+    }
+  }
+  for (const auto& [id, n] : result_count) {
+    if (!submitted.contains(id)) example(++report.unexpected, "unexpected: " + id);
+  }
+  if (verify) {
+    for (const auto& [id, result] : first_result) {
+      auto sub = submitted.find(id);
+      if (sub == submitted.end() || result.status() != v1::TASK_STATUS_COMPLETED) continue;
+      std::optional<v1::TaskResult> expected = RunLocally(config, sub->second);
+      if (!expected) continue;
+      ++report.verified;
+      if (FromValue(expected->output()) != FromValue(result.output())) {
+        example(++report.mismatched, "mismatched output: " + id);
+      }
+    }
+  }
+  return report;
+}
+
+}  // namespace agentfleet

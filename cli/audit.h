@@ -1,0 +1,35 @@
+// Auditing a fleet's topics: every task submitted to the tasks topic against
+// every result on the results topic. What users (and the chaos tests) check
+// after an incident: nothing lost, nothing duplicated, every output right.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "config/config.h"
+
+namespace agentfleet {
+
+struct AuditReport {
+  int64_t submitted = 0;       // distinct task ids on the tasks topic (readable or by key)
+  int64_t results = 0;         // result messages
+  int64_t lost = 0;            // submitted, no result
+  int64_t duplicated = 0;      // tasks with more than one result
+  int64_t unexpected = 0;      // results for task ids never submitted
+  int64_t verified = 0;        // outputs recomputed with the reference run
+  int64_t mismatched = 0;      // ... that differ from the result
+  std::vector<std::string> examples;  // a few task ids per problem, for the report
+
+  bool clean() const { return lost == 0 && duplicated == 0 && unexpected == 0 && mismatched == 0; }
+  std::string Text() const;
+  std::string Json() const;
+};
+
+// Reads both topics from the beginning to their current end (read_committed).
+// With `verify`, COMPLETED results of workflows that run only on simulated
+// providers are compared with RunLocally().
+absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify, absl::Duration timeout);
+
+}  // namespace agentfleet

@@ -1,0 +1,208 @@
+// Chaos tests (CTest label `chaos`): processes really killed with SIGKILL or
+// frozen with SIGSTOP while tasks run, on the real Kafka broker. Each ends
+// with the audit a user would run: every task has exactly one result, and
+// every output equals the reference run's.
+#include <signal.h>
+
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli/audit.h"
+#include "cli/run_summary.h"
+#include "cli/tasks_input.h"
+#include "codec/codec.h"
+#include "codec/trace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kafka/topics.h"
+#include "tests/integration/fleet_harness.h"
+
+namespace agentfleet::testing {
+namespace {
+
+// Fast group failover for the tests: a dead member's partitions move after 6 s.
+const std::pair<std::string, std::string> kFastFailover = {
+    "  properties:            # any librdkafka property, for every client",
+    "  consumer: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\"}\n"
+    "  properties:"};
+
+std::pair<std::string, std::string> Latency(const std::string& yaml) {
+  return {"latency: {distribution: lognormal, p50_ms: 20, p99_ms: 80}", "latency: " + yaml};
+}
+
+// Agents: heartbeats must arrive every `timeout`; the worker beats every 1 s.
+std::pair<std::string, std::string> HeartbeatTimeout(const std::string& timeout) {
+  return {"    provider: sim\n", "    provider: sim\n    heartbeat_timeout: " + timeout + "\n"};
+}
+
+class ChaosTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bootstrap_ = KafkaBootstrap();
+    if (bootstrap_.empty()) GTEST_SKIP() << "no Kafka: set AGENTFLEET_TEST_BOOTSTRAP or run through ctest";
+  }
+
+  // Submits `count` tasks and polls for their results; `at_progress(received)`
+  // runs after each poll (it injects the faults). Returns the results.
+  std::vector<v1::TaskResult> RunWithFaults(Fleet& fleet, const FleetConfig& config, int count,
+                                            const std::function<void(size_t)>& at_progress,
+                                            const std::string& batch = "task",
+                                            absl::Duration timeout = absl::Seconds(240)) {
+    auto producer = NewProducer(ProducerProperties(config.kafka));
+    EXPECT_TRUE(producer.ok());
+    auto collector = ResultCollector::Start(config, nullptr);
+    EXPECT_TRUE(collector.ok()) << collector.status();
+    if (!producer.ok() || !collector.ok()) return {};
+    Topics topics(config.kafka.topic_prefix);
+    for (auto& t : SampleTasks(count, fleet.prefix() + batch, 99)) {
+      (*collector)->Expect(t.task_id(), absl::Now());
+      Encoded e = Encode(t, NewTraceparent());
+      EXPECT_TRUE((*producer)->Produce({topics.tasks, t.task_id(), e.payload, e.headers}).ok());
+    }
+    EXPECT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+    absl::Time deadline = absl::Now() + timeout;
+    while (!(*collector)->Done() && absl::Now() < deadline) {
+      (*collector)->Poll(absl::Milliseconds(100));
+      at_progress((*collector)->received());
+    }
+    (*collector)->Poll(absl::Seconds(2));  // a duplicate would arrive right behind
+    RunSummary s = (*collector)->Summary();
+    EXPECT_EQ(s.received, count) << fleet.LogTails();
+    EXPECT_EQ(s.duplicates, 0);
+    EXPECT_EQ(s.count(v1::TASK_STATUS_COMPLETED), count) << fleet.LogTails();
+    return (*collector)->results();
+  }
+
+  // The topics, audited from the beginning, agree.
+  void ExpectCleanAudit(const FleetConfig& config, int count) {
+    auto report = Audit(config, /*verify=*/true, absl::Seconds(120));
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_TRUE(report->clean()) << report->Text();
+    EXPECT_EQ(report->submitted, count);
+    EXPECT_EQ(report->results, count);
+    EXPECT_EQ(report->verified, count);
+  }
+
+  std::string bootstrap_;
+};
+
+TEST_F(ChaosTest, CoordinatorKilledThreeTimesLosesAndDuplicatesNothing) {
+  Fleet fleet("kill-coordinator");
+  fleet.WriteConfig(bootstrap_, {kFastFailover, Latency("{distribution: lognormal, p50_ms: 100, p99_ms: 300}")});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t coordinator = fleet.StartCoordinator({"--instance", "c1"});
+  fleet.StartWorker("worker-1", {"--max_in_flight", "100"});
+  fleet.StartWorker("worker-2", {"--max_in_flight", "100"});
+  const int kTasks = 2000;
+  int kills = 0;
+  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+    // Kill at 15%, 40% and 65% of the results, restart at once (same instance).
+    if (kills < 3 && received >= kTasks * (15 + 25 * kills) / 100) {
+      fleet.Kill(coordinator);
+      coordinator = fleet.StartCoordinator({"--instance", "c1"});
+      ++kills;
+    }
+  });
+  EXPECT_EQ(kills, 3);
+  ExpectCleanAudit(*config, kTasks);
+}
+
+TEST_F(ChaosTest, TheSurvivingReplicaTakesOverAKilledReplicasTasks) {
+  Fleet fleet("two-replicas");
+  fleet.WriteConfig(bootstrap_, {kFastFailover, Latency("{distribution: lognormal, p50_ms: 100, p99_ms: 300}")});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok());
+  pid_t survivor = fleet.StartCoordinator({"--instance", "c1"});
+  pid_t victim = fleet.StartCoordinator({"--instance", "c2"});
+  fleet.StartWorker("worker-1", {"--max_in_flight", "100"});
+  fleet.StartWorker("worker-2", {"--max_in_flight", "100"});
+  const int kTasks = 1000;
+  bool killed = false;
+  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+    if (!killed && received >= kTasks * 3 / 10) {
+      fleet.Kill(victim);
+      killed = true;
+    }
+  });
+  EXPECT_TRUE(killed);
+  EXPECT_TRUE(fleet.IsAlive(survivor));
+  ExpectCleanAudit(*config, kTasks);
+}
+
+TEST_F(ChaosTest, AKilledWorkersItemsAreRetriedAndEveryTaskCompletes) {
+  Fleet fleet("kill-worker");
+  fleet.WriteConfig(bootstrap_,
+                    {kFastFailover, Latency("{distribution: lognormal, p50_ms: 300, p99_ms: 900}"),
+                     HeartbeatTimeout("3s")},
+                    "", "heartbeat_interval: 1s");
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator({"--instance", "c1"});
+  pid_t victim = fleet.StartWorker("worker-1");
+  fleet.StartWorker("worker-2");
+  const int kTasks = 600;
+  bool killed = false;
+  auto results = RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+    if (!killed && received >= kTasks * 3 / 10) {
+      fleet.Kill(victim);
+      killed = true;
+    }
+  });
+  EXPECT_TRUE(killed);
+  int retried = 0;
+  for (const auto& r : results) {
+    for (const auto& s : r.steps()) retried += s.attempts() > 1;
+  }
+  EXPECT_GT(retried, 0) << "the killed worker's running attempts should have timed out and been retried";
+  ExpectCleanAudit(*config, kTasks);
+}
+
+TEST_F(ChaosTest, HeartbeatsKeepLongCallsAliveAndTheirSilenceRetriesThem) {
+  Fleet fleet("heartbeat");
+  // Every call takes 2.5 s, longer than the 2 s heartbeat timeout: only
+  // heartbeats (every 1 s) keep an attempt from timing out.
+  fleet.WriteConfig(bootstrap_,
+                    {kFastFailover, Latency("{distribution: fixed, mean_ms: 2500}"), HeartbeatTimeout("2s")},
+                    "", "heartbeat_interval: 1s");
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator({"--instance", "c1"});
+  pid_t frozen = fleet.StartWorker("worker-1");
+  fleet.StartWorker("worker-2");
+
+  // 1. A healthy run: no attempt times out.
+  auto healthy = RunWithFaults(fleet, *config, 50, [](size_t) {});
+  for (const auto& r : healthy) {
+    for (const auto& s : r.steps()) EXPECT_EQ(s.attempts(), 1) << r.task_id() << " " << s.step();
+  }
+
+  // 2. A worker that took items (receipts sent) and then goes silent
+  // (SIGSTOP, a frozen process): its attempts miss their heartbeats and are
+  // retried on the other worker once the group moves its partitions.
+  absl::Time start = absl::Now();
+  bool stopped = false;
+  auto results = RunWithFaults(fleet, *config, 50, [&](size_t) {
+    // Half a call in: receipts are out, results are not.
+    if (!stopped && absl::Now() - start > absl::Milliseconds(1200)) {
+      fleet.Signal(frozen, SIGSTOP);
+      stopped = true;
+    }
+  }, "frozen");
+  EXPECT_TRUE(stopped);
+  int retried = 0;
+  for (const auto& r : results) {
+    for (const auto& s : r.steps()) retried += s.attempts() > 1;
+  }
+  EXPECT_GT(retried, 0) << fleet.LogTails();
+  ExpectCleanAudit(*config, 100);
+  fleet.Signal(frozen, SIGCONT);
+}
+
+}  // namespace
+}  // namespace agentfleet::testing
