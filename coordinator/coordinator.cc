@@ -69,6 +69,8 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
   }
   std::vector<Message> batch = consumer_->Poll(wait, options_.max_batch);
   if (!failure_.ok()) return failure_;  // a rebalance callback could not commit
+  consumed_ += batch.size();
+  LogProgress();
   bool timers_due = engine_.NextTimer() <= clock_->Now();
   if (!batch.empty() || timers_due) {
     if (exactly_once()) {
@@ -98,6 +100,25 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
     RETURN_IF_ERROR(CommitNow());
   }
   return batch.size();
+}
+
+void Coordinator::LogProgress() {
+  absl::Time now = absl::Now();
+  if (now < next_progress_log_) return;
+  next_progress_log_ = now + absl::Seconds(10);
+  const EngineStats& s = engine_.stats();
+  Log(LogLevel::kInfo, kComponent, "progress",
+      {{"consumed", absl::StrCat(consumed_)},
+       {"partitions", absl::StrCat(owned_.size())},
+       {"active_tasks", absl::StrCat(engine_.active_tasks())},
+       {"accepted", absl::StrCat(s.accepted)},
+       {"finished", absl::StrCat(s.finished)},
+       {"dispatched", absl::StrCat(s.dispatched)},
+       {"retries", absl::StrCat(s.retries)},
+       {"timeouts", absl::StrCat(s.timeouts)},
+       {"stale_events", absl::StrCat(s.stale_events)},
+       {"duplicate_submissions", absl::StrCat(s.duplicate_submissions)},
+       {"dead_letters", absl::StrCat(dead_letters_)}});
 }
 
 absl::Status Coordinator::CommitNow() {

@@ -89,6 +89,8 @@ class Coordinator : public RebalanceListener {
   // or waits for acknowledgements and commits offsets (at_least_once).
   absl::Status CommitNow();
   absl::Status EnsureTransaction();
+  // Every 10 s, one log line with the engine's counters.
+  void LogProgress();
 
   const FleetConfig* config_;
   Consumer* consumer_;
@@ -107,6 +109,8 @@ class Coordinator : public RebalanceListener {
   std::set<int32_t> owned_;  // tasks/events/state partition numbers
   absl::Status failure_;     // set by a rebalance callback that could not commit
   int64_t dead_letters_ = 0;
+  int64_t consumed_ = 0;
+  absl::Time next_progress_log_ = absl::InfinitePast();
 };
 
 }  // namespace agentfleet

@@ -80,8 +80,19 @@ void Worker::AwaitSlot(size_t limit, absl::Duration timeout) {
 absl::Status Worker::Run(const std::function<bool()>& stop) {
   const size_t limit = static_cast<size_t>(options_.max_in_flight);
   absl::Time full_since = absl::InfiniteFuture();
+  absl::Time next_progress_log = absl::InfinitePast();
   while (!stop() && !delivery_failed_.load()) {
     Heartbeat();
+    if (absl::Now() >= next_progress_log) {
+      next_progress_log = absl::Now() + absl::Seconds(10);
+      Log(LogLevel::kInfo, kComponent, "progress",
+          {{"in_flight", absl::StrCat(tracker_.in_flight())},
+           {"started", absl::StrCat(stats_.started.load())},
+           {"succeeded", absl::StrCat(stats_.succeeded.load())},
+           {"failed", absl::StrCat(stats_.failed.load())},
+           {"heartbeats", absl::StrCat(stats_.heartbeats.load())},
+           {"paused", paused_ ? "true" : "false"}});
+    }
     size_t running = tracker_.in_flight();
     if (running < limit) {
       full_since = absl::InfiniteFuture();

@@ -185,7 +185,7 @@ int Fleet::StopProcess(pid_t pid, absl::Duration grace) {
 
 std::string Fleet::LogTails() const {
   std::string out;
-  for (const auto& log : logs_) out += "==> " + log + "\n" + Tail(ReadFile(log), 15) + "\n";
+  for (const auto& log : logs_) out += "==> " + log + "\n" + Tail(ReadFile(log), 40) + "\n";
   return out;
 }
 
