@@ -98,11 +98,16 @@ TEST_F(ChaosTest, CoordinatorKilledThreeTimesLosesAndDuplicatesNothing) {
   fleet.StartWorker("worker-2", {"--max_in_flight", "100"});
   const int kTasks = 2000;
   int kills = 0;
+  size_t at_last_start = 0;
   RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
-    // Kill at 15%, 40% and 65% of the results, restart at once (same instance).
-    if (kills < 3 && received >= kTasks * (15 + 25 * kills) / 100) {
+    // Kill once every restarted coordinator has produced 150 results (the
+    // first at 300), restart at once under the same instance name. Progress
+    // since the last restart, not absolute thresholds: after a restart the
+    // backlog can finish in one burst.
+    if (kills < 3 && received >= at_last_start + (kills == 0 ? 300 : 150)) {
       fleet.Kill(coordinator);
       coordinator = fleet.StartCoordinator({"--instance", "c1"});
+      at_last_start = received;
       ++kills;
     }
   });
@@ -184,16 +189,31 @@ TEST_F(ChaosTest, HeartbeatsKeepLongCallsAliveAndTheirSilenceRetriesThem) {
 
   // 2. A worker that took items (receipts sent) and then goes silent
   // (SIGSTOP, a frozen process): its attempts miss their heartbeats and are
-  // retried on the other worker once the group moves its partitions.
-  absl::Time start = absl::Now();
+  // retried on the other worker once the group moves its partitions. The
+  // freeze follows the events topic: as soon as worker-1 has sent a receipt
+  // for this batch, it is mid-call.
+  Topics topics(config->kafka.topic_prefix);
+  auto watcher = NewConsumer(ConsumerProperties(config->kafka, fleet.prefix() + "watcher"));
+  ASSERT_TRUE(watcher.ok());
+  auto marks = QueryWatermarks(ProducerProperties(config->kafka), topics.events, absl::Seconds(30));
+  ASSERT_TRUE(marks.ok());
+  std::vector<TopicPartition> from_end;
+  for (size_t p = 0; p < marks->size(); ++p) from_end.push_back({topics.events, static_cast<int32_t>(p), (*marks)[p].high});
+  ASSERT_TRUE((*watcher)->Assign(from_end).ok());
   bool stopped = false;
   auto results = RunWithFaults(fleet, *config, 50, [&](size_t) {
-    // Half a call in: receipts are out, results are not.
-    if (!stopped && absl::Now() - start > absl::Milliseconds(1200)) {
-      fleet.Signal(frozen, SIGSTOP);
-      stopped = true;
+    if (stopped) return;
+    for (const Message& m : (*watcher)->Poll(absl::ZeroDuration(), 1000)) {
+      auto event = Decode<v1::WorkEvent>(m.payload, m.headers);
+      if (event.ok() && event->has_receipt() && event->receipt().worker() == "worker-1" &&
+          event->task_id().find("frozen") != std::string::npos) {
+        fleet.Signal(frozen, SIGSTOP);
+        stopped = true;
+        break;
+      }
     }
   }, "frozen");
+  (*watcher)->Close();
   EXPECT_TRUE(stopped);
   int retried = 0;
   for (const auto& r : results) {
