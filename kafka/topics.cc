@@ -87,7 +87,12 @@ absl::StatusOr<FleetConfig> LoadProcessConfig(const std::string& path, const std
   auto config = LoadConfigFile(path);
   if (!config.ok()) return config.status();
   if (!bootstrap.empty()) config->kafka.properties["bootstrap.servers"] = bootstrap;
-  if (dev_broker) ApplyDevBrokerSettings(&config->kafka);
+  if (dev_broker) {
+    ApplyDevBrokerSettings(&config->kafka);
+    // The mock cluster accepts transactions but guarantees nothing with them
+    // (docs/brokers.md): run the mode it supports honestly.
+    config->coordinator.processing = CoordinatorConfig::Processing::kAtLeastOnce;
+  }
   return config;
 }
 
