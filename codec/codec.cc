@@ -3,9 +3,20 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "google/protobuf/stubs/logging.h"
 
 namespace agentfleet {
 namespace {
+
+// Protobuf reports parse problems (e.g. invalid UTF-8) on stderr in its own
+// format; the codec turns them into Status, so route protobuf's lines into the
+// JSON log at debug level to keep every process's stderr one JSON object per line.
+void ProtobufLog(google::protobuf::LogLevel, const char* file, int line, const std::string& message) {
+  Log(LogLevel::kDebug, "protobuf", message,
+      {{"file", file}, {"line", absl::StrCat(line)}});
+}
+[[maybe_unused]] const bool kProtobufLogRouted = (google::protobuf::SetLogHandler(&ProtobufLog), true);
 
 constexpr size_t kMaxIdBytes = 256;
 

@@ -238,6 +238,24 @@ class RebalanceBridge : public RdKafka::RebalanceCb {
   RebalanceListener* listener_;
 };
 
+// A consumed message, copied out of librdkafka's buffers.
+Message FromRdMessage(RdKafka::Message& m) {
+  Message msg;
+  msg.topic = m.topic_name();
+  msg.partition = m.partition();
+  msg.offset = m.offset();
+  if (m.key_pointer()) msg.key.assign(static_cast<const char*>(m.key_pointer()), m.key_len());
+  if (m.payload()) msg.payload.assign(static_cast<const char*>(m.payload()), m.len());
+  if (RdKafka::Headers* h = m.headers()) {
+    for (const auto& header : h->get_all()) {
+      msg.headers.emplace_back(header.key(),
+                               std::string(static_cast<const char*>(header.value()), header.value_size()));
+    }
+  }
+  msg.timestamp_ms = m.timestamp().timestamp;
+  return msg;
+}
+
 class RdConsumer : public Consumer {
  public:
   static absl::StatusOr<std::unique_ptr<Consumer>> Create(const Properties& properties,
@@ -277,24 +295,9 @@ class RdConsumer : public Consumer {
     while (out.size() < max_messages) {
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(out.empty() ? wait_ms : 0));
       switch (m->err()) {
-        case RdKafka::ERR_NO_ERROR: {
-          Message msg;
-          msg.topic = m->topic_name();
-          msg.partition = m->partition();
-          msg.offset = m->offset();
-          if (m->key_pointer()) msg.key.assign(static_cast<const char*>(m->key_pointer()), m->key_len());
-          if (m->payload()) msg.payload.assign(static_cast<const char*>(m->payload()), m->len());
-          if (RdKafka::Headers* h = m->headers()) {
-            for (const auto& header : h->get_all()) {
-              msg.headers.emplace_back(header.key(),
-                                       std::string(static_cast<const char*>(header.value()),
-                                                   header.value_size()));
-            }
-          }
-          msg.timestamp_ms = m->timestamp().timestamp;
-          out.push_back(std::move(msg));
+        case RdKafka::ERR_NO_ERROR:
+          out.push_back(FromRdMessage(*m));
           break;
-        }
         case RdKafka::ERR__TIMED_OUT:
           return out;
         case RdKafka::ERR__PARTITION_EOF:
@@ -549,13 +552,7 @@ absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& prope
     if (m->err() == RdKafka::ERR__PARTITION_EOF) {
       open.erase(m->partition());
     } else if (m->err() == RdKafka::ERR_NO_ERROR) {
-      Message msg;
-      msg.topic = m->topic_name();
-      msg.partition = m->partition();
-      msg.offset = m->offset();
-      if (m->key_pointer()) msg.key.assign(static_cast<const char*>(m->key_pointer()), m->key_len());
-      if (m->payload()) msg.payload.assign(static_cast<const char*>(m->payload()), m->len());
-      out.push_back(std::move(msg));
+      out.push_back(FromRdMessage(*m));
     } else if (m->err() != RdKafka::ERR__TIMED_OUT) {
       Log(LogLevel::kWarning, kComponent, "state read error", {{"error", m->errstr()}});
     }

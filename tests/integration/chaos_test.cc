@@ -36,6 +36,15 @@ std::pair<std::string, std::string> HeartbeatTimeout(const std::string& timeout)
   return {"    provider: sim\n", "    provider: sim\n    heartbeat_timeout: " + timeout + "\n"};
 }
 
+// Step instances that needed more than one attempt.
+int RetriedSteps(const std::vector<v1::TaskResult>& results) {
+  int retried = 0;
+  for (const auto& r : results) {
+    for (const auto& s : r.steps()) retried += s.attempts() > 1;
+  }
+  return retried;
+}
+
 class ChaosTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -159,11 +168,7 @@ TEST_F(ChaosTest, AKilledWorkersItemsAreRetriedAndEveryTaskCompletes) {
     }
   });
   EXPECT_TRUE(killed);
-  int retried = 0;
-  for (const auto& r : results) {
-    for (const auto& s : r.steps()) retried += s.attempts() > 1;
-  }
-  EXPECT_GT(retried, 0) << "the killed worker's running attempts should have timed out and been retried";
+  EXPECT_GT(RetriedSteps(results), 0) << "the killed worker's running attempts should have timed out and been retried";
   ExpectCleanAudit(*config, kTasks);
 }
 
@@ -215,11 +220,7 @@ TEST_F(ChaosTest, HeartbeatsKeepLongCallsAliveAndTheirSilenceRetriesThem) {
   }, "frozen");
   (*watcher)->Close();
   EXPECT_TRUE(stopped);
-  int retried = 0;
-  for (const auto& r : results) {
-    for (const auto& s : r.steps()) retried += s.attempts() > 1;
-  }
-  EXPECT_GT(retried, 0) << fleet.LogTails();
+  EXPECT_GT(RetriedSteps(results), 0) << fleet.LogTails();
   ExpectCleanAudit(*config, 100);
   fleet.Signal(frozen, SIGCONT);
 }
