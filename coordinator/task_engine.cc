@@ -418,6 +418,26 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
 
 void TaskEngine::Tick(Outbox* out) {
   absl::Time now = clock_->Now();
+  for (auto& [state, partition] : orphans_) {
+    const v1::TaskSubmission& sub = state.submission();
+    v1::TaskResult r;
+    r.set_task_id(sub.task_id());
+    r.set_tenant(sub.tenant());
+    r.set_workflow(sub.workflow());
+    r.set_status(v1::TASK_STATUS_FAILED);
+    r.mutable_error()->set_code("workflow_removed");
+    r.mutable_error()->set_message(
+        absl::StrCat("workflow '", sub.workflow(), "' is no longer in the fleet config"));
+    *r.mutable_usage() = state.usage();
+    *r.mutable_submitted_at() = sub.submitted_at();
+    *r.mutable_accepted_at() = state.accepted_at();
+    *r.mutable_finished_at() = ToProto(now);
+    *r.mutable_labels() = sub.labels();
+    out->results.push_back({std::move(r), state.traceparent()});
+    ++stats_.finished;
+    Remember(sub.task_id(), now, partition);
+  }
+  orphans_.clear();
   while (!timers_.empty() && timers_.begin()->first <= now) {
     std::string id = timers_.begin()->second;
     timers_.erase(timers_.begin());
@@ -440,6 +460,7 @@ void TaskEngine::Tick(Outbox* out) {
 }
 
 absl::Time TaskEngine::NextTimer() const {
+  if (!orphans_.empty()) return absl::InfinitePast();
   absl::Time next = absl::InfiniteFuture();
   if (!timers_.empty()) next = timers_.begin()->first;
   if (!expiries_.empty()) next = std::min(next, expiries_.begin()->first);
@@ -598,7 +619,10 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     return;
   }
   const WorkflowConfig* wf = config_->FindWorkflow(state->submission().workflow());
-  if (wf == nullptr) return;  // the workflow left the config; nothing can run it
+  if (wf == nullptr) {
+    orphans_.push_back({*state, partition});
+    return;
+  }
   std::unique_ptr<Task> task = NewTask(state->submission(), wf, state->traceparent(), partition);
   task->accepted_at = FromProto(state->accepted_at());
   task->deadline = state->has_deadline() ? FromProto(state->deadline()) : absl::InfiniteFuture();
@@ -661,6 +685,9 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
 }
 
 void TaskEngine::DropPartitions(const std::set<int32_t>& partitions) {
+  orphans_.erase(std::remove_if(orphans_.begin(), orphans_.end(),
+                                [&](const auto& o) { return partitions.count(o.second) > 0; }),
+                 orphans_.end());
   for (auto it = active_.begin(); it != active_.end();) {
     if (partitions.count(it->second->partition)) {
       if (it->second->armed != absl::InfiniteFuture()) timers_.erase({it->second->armed, it->first});

@@ -153,6 +153,9 @@ class TaskEngine {
   // (due, task id): each active task's earliest timer; each finished id's expiry.
   std::set<std::pair<absl::Time, std::string>> timers_;
   std::set<std::pair<absl::Time, std::string>> expiries_;
+  // Restored tasks whose workflow is no longer in the config: failed at the
+  // next Tick() (a task never disappears without a result).
+  std::vector<std::pair<v1::TaskState, int32_t>> orphans_;
   // Tasks whose state changed since TakeStateChanges().
   absl::flat_hash_set<std::string> dirty_;
   absl::flat_hash_map<std::string, int32_t> dirty_partition_;

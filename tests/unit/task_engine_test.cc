@@ -324,6 +324,38 @@ TEST_F(TaskEngineTest, FinishedIdsAreKeptForTheRetentionThenTombstoned) {
   EXPECT_EQ(replica.active_tasks(), 1u);
 }
 
+TEST_F(TaskEngineTest, ARestoredTaskWhoseWorkflowWasRemovedFailsWithTheReason) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 5, &out).ok());
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  // A new config without workflow "w" (a rolling update that dropped it).
+  auto smaller = LoadConfigString(R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents: {a: {provider: sim, models: {default: m}}}
+workflows: {other: {steps: [{id: s, agent: a}]}}
+)", "new.yaml");
+  ASSERT_TRUE(smaller.ok()) << smaller.status();
+  TaskEngine replica(&*smaller, &clock_);
+  replica.Restore("t1", changes[0].state, 5);
+  EXPECT_EQ(replica.active_tasks(), 0u);
+  EXPECT_LE(replica.NextTimer(), clock_.Now());
+  Outbox failed;
+  replica.Tick(&failed);
+  ASSERT_EQ(failed.results.size(), 1u);
+  EXPECT_EQ(failed.results[0].result.status(), v1::TASK_STATUS_FAILED);
+  EXPECT_EQ(failed.results[0].result.error().code(), "workflow_removed");
+  EXPECT_EQ(failed.results[0].traceparent, "tp");
+  // It is now a finished id: a resubmission is not run, and the snapshot says so.
+  changes.clear();
+  replica.TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_TRUE(changes[0].state->finished());
+  EXPECT_EQ(changes[0].partition, 5);
+}
+
 TEST_F(TaskEngineTest, DroppingAPartitionForgetsItsTasks) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 1, &out).ok());
