@@ -101,6 +101,7 @@ pid_t Fleet::Start(const std::string& binary, const std::vector<std::string>& ar
   if (!pid.ok()) return -1;
   pids_.push_back(*pid);
   logs_.push_back(log_path);
+  log_of_[*pid] = log_path;
   return *pid;
 }
 
@@ -181,6 +182,11 @@ int Fleet::StopProcess(pid_t pid, absl::Duration grace) {
   int code = Stop(pid, grace);
   pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end());
   return code;
+}
+
+std::string Fleet::LogTailOf(pid_t pid, size_t lines) const {
+  auto it = log_of_.find(pid);
+  return it == log_of_.end() ? "" : Tail(ReadFile(it->second), lines);
 }
 
 std::string Fleet::LogTails() const {

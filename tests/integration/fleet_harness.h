@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,8 @@ class Fleet {
   int StopProcess(pid_t pid, absl::Duration grace = absl::Seconds(20));
   // The last lines of every process log, for failure messages.
   std::string LogTails() const;
+  // The last `lines` lines of one process's log.
+  std::string LogTailOf(pid_t pid, size_t lines = 5) const;
   const std::string& dir() const { return dir_; }
   const std::string& prefix() const { return prefix_; }
 
@@ -72,6 +75,7 @@ class Fleet {
   bool dev_broker_ = false;
   std::vector<pid_t> pids_;
   std::vector<std::string> logs_;
+  std::map<pid_t, std::string> log_of_;
 };
 
 }  // namespace agentfleet::testing
