@@ -19,15 +19,12 @@
 #include "common/signals.h"
 #include "common/subprocess.h"
 #include "google/protobuf/util/json_util.h"
-#include "google/protobuf/util/time_util.h"
 #include "kafka/kafka.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/topics.h"
 
 namespace agentfleet {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 std::string ReadAll(std::istream& in) {
   std::stringstream buf;

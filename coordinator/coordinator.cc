@@ -182,8 +182,9 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
     }
     auto state = Decode<v1::TaskState>(m.payload, m.headers, SIZE_MAX);
     if (!state.ok()) {
-      Log(LogLevel::kError, kComponent, "skipping an unreadable state record",
+      Log(LogLevel::kError, kComponent, "unreadable state record: the task will fail",
           {{"task_id", m.key}, {"error", state.status().message()}});
+      engine_.RestoreUnreadable(m.key, std::string(state.status().message()), m.partition);
       continue;
     }
     engine_.Restore(m.key, *state, m.partition);

@@ -23,12 +23,6 @@ absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
 }
 
-// Unset timers are InfiniteFuture in memory and absent on the wire.
-void SetTimer(google::protobuf::Timestamp* out, absl::Time t, bool* has) {
-  *has = t != absl::InfiniteFuture();
-  if (*has) *out = ToProto(t);
-}
-
 // Time a finished result may still arrive after an attempt's own timeout
 // (the worker enforces the timeout; this covers delivery).
 constexpr absl::Duration kCloseGrace = absl::Seconds(5);
@@ -418,16 +412,15 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
 
 void TaskEngine::Tick(Outbox* out) {
   absl::Time now = clock_->Now();
-  for (auto& [state, partition] : orphans_) {
+  for (auto& [state, partition, code, message] : orphans_) {
     const v1::TaskSubmission& sub = state.submission();
     v1::TaskResult r;
     r.set_task_id(sub.task_id());
     r.set_tenant(sub.tenant());
     r.set_workflow(sub.workflow());
     r.set_status(v1::TASK_STATUS_FAILED);
-    r.mutable_error()->set_code("workflow_removed");
-    r.mutable_error()->set_message(
-        absl::StrCat("workflow '", sub.workflow(), "' is no longer in the fleet config"));
+    r.mutable_error()->set_code(code);
+    r.mutable_error()->set_message(message);
     *r.mutable_usage() = state.usage();
     *r.mutable_submitted_at() = sub.submitted_at();
     *r.mutable_accepted_at() = state.accepted_at();
@@ -564,15 +557,12 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_worker(inst.worker);
       ss->set_model(inst.model);
       if (inst.dispatched_at != absl::InfinitePast()) *ss->mutable_dispatched_at() = ToProto(inst.dispatched_at);
-      bool has = false;
-      SetTimer(ss->mutable_schedule_deadline(), inst.schedule_deadline, &has);
-      if (!has) ss->clear_schedule_deadline();
-      SetTimer(ss->mutable_heartbeat_deadline(), inst.heartbeat_deadline, &has);
-      if (!has) ss->clear_heartbeat_deadline();
-      SetTimer(ss->mutable_close_deadline(), inst.close_deadline, &has);
-      if (!has) ss->clear_close_deadline();
-      SetTimer(ss->mutable_retry_at(), inst.retry_at, &has);
-      if (!has) ss->clear_retry_at();
+      // Unset timers are InfiniteFuture in memory and absent on the wire.
+      constexpr absl::Time kUnset = absl::InfiniteFuture();
+      if (inst.schedule_deadline != kUnset) *ss->mutable_schedule_deadline() = ToProto(inst.schedule_deadline);
+      if (inst.heartbeat_deadline != kUnset) *ss->mutable_heartbeat_deadline() = ToProto(inst.heartbeat_deadline);
+      if (inst.close_deadline != kUnset) *ss->mutable_close_deadline() = ToProto(inst.close_deadline);
+      if (inst.retry_at != kUnset) *ss->mutable_retry_at() = ToProto(inst.retry_at);
     }
   }
   return st;
@@ -601,7 +591,10 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
 
 void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::TaskState>& state,
                          int32_t partition) {
-  // Replace whatever the engine had for this id.
+  // Replace whatever the engine had for this id (a pending failure included).
+  orphans_.erase(std::remove_if(orphans_.begin(), orphans_.end(),
+                                [&](const Orphan& o) { return o.state.submission().task_id() == task_id; }),
+                 orphans_.end());
   if (auto it = active_.find(task_id); it != active_.end()) {
     if (it->second->armed != absl::InfiniteFuture()) timers_.erase({it->second->armed, task_id});
     active_.erase(it);
@@ -620,7 +613,9 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   }
   const WorkflowConfig* wf = config_->FindWorkflow(state->submission().workflow());
   if (wf == nullptr) {
-    orphans_.push_back({*state, partition});
+    orphans_.push_back({*state, partition, "workflow_removed",
+                        absl::StrCat("workflow '", state->submission().workflow(),
+                                     "' is no longer in the fleet config")});
     return;
   }
   std::unique_ptr<Task> task = NewTask(state->submission(), wf, state->traceparent(), partition);
@@ -684,9 +679,20 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   dirty_.erase(task_id);  // restored state is already durable
 }
 
+void TaskEngine::RestoreUnreadable(const std::string& task_id, const std::string& reason,
+                                   int32_t partition) {
+  // Whatever older snapshot was restored is not the task's state: do not run
+  // from it (that would redo finished work). Fail the task, saying why.
+  Restore(task_id, std::nullopt, partition);
+  v1::TaskState state;
+  state.mutable_submission()->set_task_id(task_id);
+  orphans_.push_back({std::move(state), partition, "state_unreadable",
+                      absl::StrCat("the coordinator's saved state of this task is unreadable: ", reason)});
+}
+
 void TaskEngine::DropPartitions(const std::set<int32_t>& partitions) {
   orphans_.erase(std::remove_if(orphans_.begin(), orphans_.end(),
-                                [&](const auto& o) { return partitions.count(o.second) > 0; }),
+                                [&](const Orphan& o) { return partitions.count(o.partition) > 0; }),
                  orphans_.end());
   for (auto it = active_.begin(); it != active_.end();) {
     if (partitions.count(it->second->partition)) {

@@ -110,6 +110,9 @@ class TaskEngine {
   // id; `state` == nullopt (a tombstone) forgets the id. No output: timers
   // that are already due fire at the next Tick().
   void Restore(const std::string& task_id, const std::optional<v1::TaskState>& state, int32_t partition);
+  // The task's latest snapshot could not be decoded: forget what was restored
+  // for it and fail it (FAILED, "state_unreadable") at the next Tick().
+  void RestoreUnreadable(const std::string& task_id, const std::string& reason, int32_t partition);
   // Forgets every task (active or finished) of these partitions.
   void DropPartitions(const std::set<int32_t>& partitions);
 
@@ -153,9 +156,16 @@ class TaskEngine {
   // (due, task id): each active task's earliest timer; each finished id's expiry.
   std::set<std::pair<absl::Time, std::string>> timers_;
   std::set<std::pair<absl::Time, std::string>> expiries_;
-  // Restored tasks whose workflow is no longer in the config: failed at the
-  // next Tick() (a task never disappears without a result).
-  std::vector<std::pair<v1::TaskState, int32_t>> orphans_;
+  // Restored tasks that cannot run (workflow removed from the config, state
+  // unreadable): failed at the next Tick(), since a task never disappears
+  // without a result.
+  struct Orphan {
+    v1::TaskState state;
+    int32_t partition;
+    std::string code;
+    std::string message;
+  };
+  std::vector<Orphan> orphans_;
   // Tasks whose state changed since TakeStateChanges().
   absl::flat_hash_set<std::string> dirty_;
   absl::flat_hash_map<std::string, int32_t> dirty_partition_;

@@ -356,6 +356,31 @@ workflows: {other: {steps: [{id: s, agent: a}]}}
   EXPECT_EQ(changes[0].partition, 5);
 }
 
+TEST_F(TaskEngineTest, AnUnreadableSnapshotFailsTheTaskInsteadOfRunningAnOlderOne) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 2, &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t2"), "", 2, &out).ok());
+  std::vector<StateChange> older;
+  engine_->TakeStateChanges(&older);
+  ASSERT_EQ(older.size(), 2u);
+  TaskEngine replica(&config_, &clock_);
+  // The state partition holds an older readable snapshot of each task, then
+  // t1's latest record is garbage, while t2 gets a readable newer one after an unreadable one.
+  for (const auto& c : older) replica.Restore(c.task_id, c.state, 2);
+  replica.RestoreUnreadable("t1", "payload is not a valid agentfleet.v1.TaskState", 2);
+  replica.RestoreUnreadable("t2", "truncated", 2);
+  replica.Restore("t2", older[0].task_id == "t2" ? older[0].state : older[1].state, 2);
+  EXPECT_EQ(replica.active_tasks(), 1u);  // t2 only: t1 is not run from its stale snapshot
+  Outbox failed;
+  replica.Tick(&failed);
+  ASSERT_EQ(failed.results.size(), 1u);
+  EXPECT_EQ(failed.results[0].result.task_id(), "t1");
+  EXPECT_EQ(failed.results[0].result.status(), v1::TASK_STATUS_FAILED);
+  EXPECT_EQ(failed.results[0].result.error().code(), "state_unreadable");
+  EXPECT_THAT(failed.results[0].result.error().message(), HasSubstr("not a valid agentfleet.v1.TaskState"));
+  EXPECT_TRUE(failed.work.empty());
+}
+
 TEST_F(TaskEngineTest, DroppingAPartitionForgetsItsTasks) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 1, &out).ok());
