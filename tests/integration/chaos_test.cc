@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <functional>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -84,6 +85,23 @@ class ChaosTest : public ::testing::Test {
     return (*collector)->results();
   }
 
+  // Writes the fleet's config (fast group failover, simulated `latency`, plus
+  // `edits`), creates its topics and loads the config. Null on failure (the
+  // test has already failed then).
+  std::optional<FleetConfig> Prepare(Fleet& fleet, const std::string& latency,
+                                     std::vector<std::pair<std::string, std::string>> edits = {},
+                                     const std::string& worker_yaml = "") {
+    edits.push_back(kFastFailover);
+    edits.push_back(Latency(latency));
+    fleet.WriteConfig(bootstrap_, edits, "", worker_yaml);
+    absl::Status created = fleet.CreateTopics();
+    EXPECT_TRUE(created.ok()) << created << fleet.LogTails();
+    auto config = fleet.LoadConfig();
+    EXPECT_TRUE(config.ok()) << config.status();
+    if (!created.ok() || !config.ok()) return std::nullopt;
+    return *config;
+  }
+
   // The topics, audited from the beginning, agree.
   void ExpectCleanAudit(const FleetConfig& config, int count) {
     auto report = Audit(config, /*verify=*/true, absl::Seconds(120));
@@ -99,10 +117,8 @@ class ChaosTest : public ::testing::Test {
 
 TEST_F(ChaosTest, CoordinatorKilledThreeTimesLosesAndDuplicatesNothing) {
   Fleet fleet("kill-coordinator");
-  fleet.WriteConfig(bootstrap_, {kFastFailover, Latency("{distribution: lognormal, p50_ms: 100, p99_ms: 300}")});
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok()) << config.status();
+  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 100, p99_ms: 300}");
+  ASSERT_TRUE(config.has_value());
   pid_t coordinator = fleet.StartCoordinator({"--instance", "c1"});
   fleet.StartWorker("worker-1", {"--max_in_flight", "100"});
   fleet.StartWorker("worker-2", {"--max_in_flight", "100"});
@@ -127,10 +143,8 @@ TEST_F(ChaosTest, CoordinatorKilledThreeTimesLosesAndDuplicatesNothing) {
 
 TEST_F(ChaosTest, TheSurvivingReplicaTakesOverAKilledReplicasTasks) {
   Fleet fleet("two-replicas");
-  fleet.WriteConfig(bootstrap_, {kFastFailover, Latency("{distribution: lognormal, p50_ms: 100, p99_ms: 300}")});
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok());
+  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 100, p99_ms: 300}");
+  ASSERT_TRUE(config.has_value());
   pid_t survivor = fleet.StartCoordinator({"--instance", "c1"});
   pid_t victim = fleet.StartCoordinator({"--instance", "c2"});
   fleet.StartWorker("worker-1", {"--max_in_flight", "100"});
@@ -150,10 +164,8 @@ TEST_F(ChaosTest, TheSurvivingReplicaTakesOverAKilledReplicasTasks) {
 
 TEST_F(ChaosTest, AZombieReplicaThatWakesUpAfterItsPartitionsMovedIsFenced) {
   Fleet fleet("zombie");
-  fleet.WriteConfig(bootstrap_, {kFastFailover, Latency("{distribution: lognormal, p50_ms: 100, p99_ms: 300}")});
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok());
+  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 100, p99_ms: 300}");
+  ASSERT_TRUE(config.has_value());
   fleet.StartCoordinator({"--instance", "c1"});
   pid_t zombie = fleet.StartCoordinator({"--instance", "c2"});
   fleet.StartWorker("worker-1", {"--max_in_flight", "100"});
@@ -182,13 +194,9 @@ TEST_F(ChaosTest, AZombieReplicaThatWakesUpAfterItsPartitionsMovedIsFenced) {
 
 TEST_F(ChaosTest, AKilledWorkersItemsAreRetriedAndEveryTaskCompletes) {
   Fleet fleet("kill-worker");
-  fleet.WriteConfig(bootstrap_,
-                    {kFastFailover, Latency("{distribution: lognormal, p50_ms: 300, p99_ms: 900}"),
-                     HeartbeatTimeout("3s")},
-                    "", "heartbeat_interval: 1s");
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok()) << config.status();
+  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 300, p99_ms: 900}", {HeartbeatTimeout("3s")},
+                        "heartbeat_interval: 1s");
+  ASSERT_TRUE(config.has_value());
   fleet.StartCoordinator({"--instance", "c1"});
   pid_t victim = fleet.StartWorker("worker-1");
   fleet.StartWorker("worker-2");
@@ -209,12 +217,9 @@ TEST_F(ChaosTest, HeartbeatsKeepLongCallsAliveAndTheirSilenceRetriesThem) {
   Fleet fleet("heartbeat");
   // Every call takes 2.5 s, longer than the 2 s heartbeat timeout: only
   // heartbeats (every 1 s) keep an attempt from timing out.
-  fleet.WriteConfig(bootstrap_,
-                    {kFastFailover, Latency("{distribution: fixed, mean_ms: 2500}"), HeartbeatTimeout("2s")},
-                    "", "heartbeat_interval: 1s");
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok()) << config.status();
+  auto config = Prepare(fleet, "{distribution: fixed, mean_ms: 2500}", {HeartbeatTimeout("2s")},
+                        "heartbeat_interval: 1s");
+  ASSERT_TRUE(config.has_value());
   fleet.StartCoordinator({"--instance", "c1"});
   pid_t frozen = fleet.StartWorker("worker-1");
   fleet.StartWorker("worker-2");

@@ -76,6 +76,15 @@ class TaskEngineTest : public ::testing::Test {
     return out;
   }
 
+  // The work item `out` dispatched for `step` (the first, for a fan-out).
+  static v1::WorkItem ItemFor(const Outbox& out, const std::string& step) {
+    for (const auto& w : out.work) {
+      if (w.item.step() == step) return w.item;
+    }
+    ADD_FAILURE() << "no work item for step " << step;
+    return v1::WorkItem();
+  }
+
   static std::vector<std::string> Steps(const Outbox& out) {
     std::vector<std::string> steps;
     for (const auto& w : out.work) steps.push_back(w.item.step() + (w.item.fan_index() >= 0 ? "[" + std::to_string(w.item.fan_index()) + "]" : ""));
@@ -92,8 +101,8 @@ TEST_F(TaskEngineTest, RunsIndependentStepsInParallelAndFansOut) {
   ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 0, &out).ok());
   // classify and other have no dependency on each other: both start at once.
   EXPECT_THAT(Steps(out), UnorderedElementsAre("classify", "other"));
-  const v1::WorkItem classify = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
-  const v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  const v1::WorkItem classify = ItemFor(out, "classify");
+  const v1::WorkItem other = ItemFor(out, "other");
   EXPECT_EQ(FromStruct(classify.input()), (Json{{"q", "why"}}));
   EXPECT_EQ(classify.idempotency_key(), "t1/classify/-1/1");
   EXPECT_EQ(out.work[0].traceparent, "tp");
@@ -151,7 +160,7 @@ TEST_F(TaskEngineTest, UnknownWorkflowIsRejectedWithAReason) {
 TEST_F(TaskEngineTest, RetriesAfterAnExponentialBackoffAndIgnoresTheReplacedAttempt) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
-  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem other = ItemFor(out, "other");
   // Agent b: backoff 1s x 2^(attempt-1), +/-20% jitter, at most 3s.
   EXPECT_TRUE(Fail(other, /*retryable=*/true).empty());
   clock_.Advance(absl::Milliseconds(790));
@@ -184,7 +193,7 @@ TEST_F(TaskEngineTest, RetriesAfterAnExponentialBackoffAndIgnoresTheReplacedAtte
 TEST_F(TaskEngineTest, ALateSuccessDuringBackoffIsStillAccepted) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
-  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem other = ItemFor(out, "other");
   clock_.Advance(absl::Seconds(21));  // schedule-to-start of agent b is 20 s
   Outbox timed_out;
   engine_->Tick(&timed_out);
@@ -200,7 +209,7 @@ TEST_F(TaskEngineTest, ALateSuccessDuringBackoffIsStillAccepted) {
 TEST_F(TaskEngineTest, HeartbeatTimeoutRetriesAnAttemptThatWentQuiet) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
-  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem other = ItemFor(out, "other");
   Outbox ignored;
   engine_->OnEvent(MakeReceipt(other, "w1"), &ignored);
   clock_.Advance(absl::Seconds(8));
@@ -223,7 +232,7 @@ TEST_F(TaskEngineTest, HeartbeatTimeoutRetriesAnAttemptThatWentQuiet) {
 TEST_F(TaskEngineTest, StartToCloseTimeoutEndsAnAttemptThatRunsTooLong) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
-  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem other = ItemFor(out, "other");
   Outbox ignored;
   engine_->OnEvent(MakeReceipt(other, "w1"), &ignored);
   v1::WorkEvent beat = MakeReceipt(other, "w1");
@@ -253,8 +262,8 @@ TEST_F(TaskEngineTest, TheTaskDeadlineFailsTheTask) {
 TEST_F(TaskEngineTest, AnotherEngineResumesATaskFromItsSnapshot) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 3, &out).ok());
-  v1::WorkItem classify = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
-  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem classify = ItemFor(out, "classify");
+  v1::WorkItem other = ItemFor(out, "other");
   Outbox fan = Answer(classify, {{"cat", "billing"}});
   Outbox ignored;
   engine_->OnEvent(MakeReceipt(fan.work[0].item, "w1"), &ignored);
@@ -396,7 +405,7 @@ TEST_F(TaskEngineTest, DroppingAPartitionForgetsItsTasks) {
 TEST_F(TaskEngineTest, FailsTheTaskWhenAttemptsRunOutOrTheErrorIsFinal) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
-  v1::WorkItem first = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem first = ItemFor(out, "classify");
   EXPECT_TRUE(Fail(first, true).empty());
   clock_.Advance(absl::Seconds(1));
   Outbox retry;
@@ -409,7 +418,7 @@ TEST_F(TaskEngineTest, FailsTheTaskWhenAttemptsRunOutOrTheErrorIsFinal) {
 
   Outbox out2;
   ASSERT_TRUE(engine_->Submit(Task("t2"), "", 0, &out2).ok());
-  v1::WorkItem other = out2.work[0].item.step() == "other" ? out2.work[0].item : out2.work[1].item;
+  v1::WorkItem other = ItemFor(out2, "other");
   Outbox final_error = Fail(other, /*retryable=*/false);
   ASSERT_EQ(final_error.results.size(), 1u);
   EXPECT_EQ(final_error.results[0].result.status(), v1::TASK_STATUS_FAILED);
@@ -421,8 +430,8 @@ TEST_F(TaskEngineTest, FailsTheTaskWhenAttemptsRunOutOrTheErrorIsFinal) {
 TEST_F(TaskEngineTest, EmptyFanOutCompletesTheStepWithAnEmptyList) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1", Json::array()), "", 0, &out).ok());
-  v1::WorkItem classify = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
-  v1::WorkItem other = out.work[0].item.step() == "other" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem classify = ItemFor(out, "classify");
+  v1::WorkItem other = ItemFor(out, "other");
   EXPECT_TRUE(Answer(other, {{"o", 1}}).empty());
   Outbox next = Answer(classify, {{"cat", "c"}});
   ASSERT_THAT(Steps(next), ElementsAre("respond"));
@@ -444,7 +453,7 @@ TEST_F(TaskEngineTest, ForEachOverANonListFails) {
   *s.mutable_input() = ToStruct(Json{{"q", "x"}, {"sources", "not a list"}});
   Outbox out;
   ASSERT_TRUE(engine_->Submit(s, "", 0, &out).ok());
-  v1::WorkItem classify = out.work[0].item.step() == "classify" ? out.work[0].item : out.work[1].item;
+  v1::WorkItem classify = ItemFor(out, "classify");
   Outbox next = Answer(classify, {{"cat", "c"}});
   ASSERT_EQ(next.results.size(), 1u);
   EXPECT_THAT(next.results[0].result.error().message(), HasSubstr("for_each is not a list"));
