@@ -77,6 +77,8 @@ PROPS
   cat > "$state/log4j.properties" <<'PROPS'
 log4j.rootLogger=WARN, stdout
 log4j.logger.kafka.server.KafkaRaftServer=INFO
+# Transaction aborts and fencing: the evidence for takeover problems.
+log4j.logger.kafka.coordinator.transaction=INFO
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
