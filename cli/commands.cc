@@ -188,7 +188,9 @@ int RunDemo(const CliOptions& options) {
     if (!(in >> bootstrap)) absl::SleepFor(absl::Milliseconds(20));
   }
   if (bootstrap.empty()) return fail("the development broker did not start");
-  std::vector<std::string> common = {"--config", config_path, "--bootstrap", bootstrap, "--dev_broker"};
+  // Health endpoints on free ports: several processes share this host.
+  std::vector<std::string> common = {"--config", config_path, "--bootstrap", bootstrap, "--dev_broker",
+                                     "--http_address", "127.0.0.1:0"};
   auto with = [&](std::string binary, std::vector<std::string> extra) {
     std::vector<std::string> argv = {bin + "/" + binary};
     argv.insert(argv.end(), common.begin(), common.end());

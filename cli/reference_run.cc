@@ -3,6 +3,7 @@
 #include <deque>
 
 #include "common/clock.h"
+#include "common/error_codes.h"
 #include "coordinator/task_engine.h"
 #include "provider/simulated_provider.h"
 #include "worker/execution.h"
@@ -13,7 +14,7 @@ std::optional<v1::TaskResult> RunLocally(const FleetConfig& config, const v1::Ta
   if (const WorkflowConfig* wf = config.FindWorkflow(submission.workflow())) {
     for (const StepConfig& step : wf->steps) {
       const AgentConfig* agent = config.FindAgent(step.agent);
-      if (agent == nullptr || config.providers.at(agent->provider).type != "simulated") return std::nullopt;
+      if (agent == nullptr || config.providers.at(agent->provider).is_http()) return std::nullopt;
     }
   }
   FakeClock clock;
@@ -36,7 +37,7 @@ std::optional<v1::TaskResult> RunLocally(const FleetConfig& config, const v1::Ta
     queue.pop_front();
     auto request = MakeRequest(config, item);
     if (!request.ok()) {
-      engine.OnEvent(MakeFailure(item, "invalid_work_item", std::string(request.status().message()), false, "local"), &out);
+      engine.OnEvent(MakeFailure(item, kInvalidWorkItem, std::string(request.status().message()), false, "local"), &out);
       continue;
     }
     const ProviderConfig& provider = config.providers.at(config.FindAgent(item.agent())->provider);

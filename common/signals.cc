@@ -1,6 +1,7 @@
 #include "common/signals.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 
@@ -22,5 +23,16 @@ void InstallShutdownHandlers() {
 bool ShutdownRequested() { return g_shutdown.load(); }
 
 void RequestShutdown() { g_shutdown.store(true); }
+
+}  // namespace agentfleet
+
+namespace agentfleet {
+
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
 
 }  // namespace agentfleet

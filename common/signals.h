@@ -1,4 +1,4 @@
-// Process-wide shutdown request: SIGTERM and SIGINT set a flag that service
+// Process setup. Shutdown request: SIGTERM and SIGINT set a flag that service
 // loops poll. The flag is the one piece of global state the project has; a
 // signal handler cannot reach anything else.
 #pragma once
@@ -12,5 +12,9 @@ void InstallShutdownHandlers();
 bool ShutdownRequested();
 
 void RequestShutdown();
+
+// Raises the soft limit on open files to the hard limit: a worker holds one
+// socket per HTTP call in flight, more than the usual soft limit of 1024.
+void RaiseOpenFileLimit();
 
 }  // namespace agentfleet

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "yaml-cpp/yaml.h"
@@ -240,14 +241,63 @@ void LoadLatency(Loader& L, const YAML::Node& n, const std::string& f, LatencyCo
 }
 
 void LoadProvider(Loader& L, const YAML::Node& n, const std::string& f, ProviderConfig* p) {
-  if (!L.Map(n, f, {"type", "latency", "failure_rate", "seed"})) return;
-  L.String(n, "type", f, &p->type, /*required=*/true);
-  if (!p->type.empty() && p->type != "simulated") {
-    L.Error(n["type"], f + ".type", "unknown provider type '" + p->type + "' (supported: simulated)");
+  if (!L.Map(n, f, {"type", "latency", "failure_rate", "seed", "base_url", "api_key_env", "api_key_file",
+                    "headers", "connect_timeout", "max_connections", "json_mode", "anthropic_version"})) {
+    return;
   }
-  if (n["latency"]) LoadLatency(L, n["latency"], f + ".latency", &p->latency);
-  L.Number<double>(n, "failure_rate", f, &p->failure_rate, 0.0, 1.0);
-  L.Number<uint64_t>(n, "seed", f, &p->seed);
+  std::string type;
+  L.String(n, "type", f, &type, /*required=*/true);
+  using T = ProviderConfig::Type;
+  static const std::map<std::string, T> kTypes = {
+      {"simulated", T::kSimulated}, {"openai", T::kOpenAi}, {"anthropic", T::kAnthropic}};
+  if (auto it = kTypes.find(type); it != kTypes.end()) {
+    p->type = it->second;
+  } else if (!type.empty()) {
+    L.Error(n["type"], f + ".type", "unknown provider type '" + type + "' (supported: simulated, openai, anthropic)");
+    return;
+  }
+  // Each key belongs to one kind of provider; a key of the other kind is a mistake.
+  const std::set<std::string> sim_only = {"latency", "failure_rate", "seed"};
+  const std::set<std::string> http_only = {"base_url", "api_key_env", "api_key_file", "headers",
+                                           "connect_timeout", "max_connections", "json_mode", "anthropic_version"};
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    std::string key = it->first.Scalar();
+    if ((p->is_http() && sim_only.count(key)) || (!p->is_http() && http_only.count(key)) ||
+        (key == "json_mode" && p->type != T::kOpenAi) || (key == "anthropic_version" && p->type != T::kAnthropic)) {
+      L.Error(it->first, f + "." + key, "does not apply to a provider of type '" + type + "'");
+    }
+  }
+  if (!p->is_http()) {
+    if (n["latency"]) LoadLatency(L, n["latency"], f + ".latency", &p->latency);
+    L.Number<double>(n, "failure_rate", f, &p->failure_rate, 0.0, 1.0);
+    L.Number<uint64_t>(n, "seed", f, &p->seed);
+    return;
+  }
+  if (L.String(n, "base_url", f, &p->base_url, /*required=*/true) &&
+      !std::regex_match(p->base_url, std::regex("^https?://[^/\\s]+(/\\S*)?$"))) {
+    L.Error(n["base_url"], f + ".base_url", "expected an http:// or https:// URL, got '" + p->base_url + "'");
+  }
+  while (!p->base_url.empty() && p->base_url.back() == '/') p->base_url.pop_back();
+  L.String(n, "api_key_env", f, &p->api_key_env);
+  L.String(n, "api_key_file", f, &p->api_key_file);
+  if (!p->api_key_env.empty() && !p->api_key_file.empty()) {
+    L.Error(n["api_key_file"], f + ".api_key_file", "give api_key_env or api_key_file, not both");
+  }
+  L.StringMap(n, "headers", f, &p->headers);
+  for (const auto& [name, value] : p->headers) {
+    std::string lower = absl::AsciiStrToLower(name);
+    if (lower == "authorization" || lower == "x-api-key") {
+      L.Error(n["headers"][name], f + ".headers." + name,
+              "credentials do not belong in the config file; use api_key_env or api_key_file");
+    }
+  }
+  L.Duration(n, "connect_timeout", f, &p->connect_timeout);
+  L.Number<int>(n, "max_connections", f, &p->max_connections, 0, 100000);
+  if (L.String(n, "json_mode", f, &p->json_mode) && p->json_mode != "json_schema" &&
+      p->json_mode != "json_object" && p->json_mode != "none") {
+    L.Error(n["json_mode"], f + ".json_mode", "expected json_schema, json_object or none, got '" + p->json_mode + "'");
+  }
+  L.String(n, "anthropic_version", f, &p->anthropic_version);
 }
 
 std::optional<JsonSchema> LoadSchema(Loader& L, const YAML::Node& n, const std::string& f) {
@@ -316,7 +366,8 @@ std::optional<JsonSchema> LoadSchema(Loader& L, const YAML::Node& n, const std::
 void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                AgentConfig* a) {
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
-                    "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry"})) {
+                    "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
+                    "system_prompt", "prompt", "temperature"})) {
     return;
   }
   L.String(n, "description", f, &a->description);
@@ -335,7 +386,22 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
               "model '" + model + "' has no entry in pricing (every model needs a price)");
     }
   }
-  if (YAML::Node s = n["output_schema"]) a->output_schema = LoadSchema(L, s, f + ".output_schema");
+  if (YAML::Node s = n["output_schema"]) {
+    a->output_schema = LoadSchema(L, s, f + ".output_schema");
+    a->output_schema_json = L.ToJson(s);
+  }
+  for (const char* key : {"system_prompt", "prompt"}) {
+    std::string text;
+    if (!L.String(n, key, f, &text)) continue;
+    auto parsed = PromptTemplate::Parse(text);
+    if (!parsed.ok()) {
+      L.Error(n[key], L.Join(f, key), std::string(parsed.status().message()));
+    } else {
+      (std::string(key) == "prompt" ? a->prompt : a->system_prompt) = *parsed;
+    }
+  }
+  double temperature;
+  if (L.Number<double>(n, "temperature", f, &temperature, 0.0, 2.0)) a->temperature = temperature;
   L.Duration(n, "timeout", f, &a->timeout);
   L.Duration(n, "schedule_to_start_timeout", f, &a->schedule_to_start_timeout);
   L.Duration(n, "heartbeat_timeout", f, &a->heartbeat_timeout);
@@ -368,6 +434,28 @@ void CheckTemplate(Loader& L, const YAML::Node& n, const std::string& f, bool fa
       L.Error(n, f, "$item is only defined in a step with for_each");
     }
     if (ref->root == Reference::Root::kStep) refs->push_back(ref->step);
+  }
+}
+
+// The fields an agent's prompts read must be in the step's input. Where the
+// input template holds a reference ("$steps.x") the shape is known only at run
+// time, so the check stops there.
+void CheckPromptFields(Loader& L, const AgentConfig& agent, const YAML::Node& where, const std::string& f,
+                       const Json& input) {
+  for (const auto* t : {&agent.system_prompt, &agent.prompt}) {
+    if (!*t) continue;
+    for (const auto& path : (*t)->Fields()) {
+      const Json* v = &input;
+      for (const std::string& key : path) {
+        if (v->is_string() && IsReference(v->get<std::string>())) break;
+        if (!v->is_object() || !v->contains(key)) {
+          L.Error(where, f, absl::StrCat("agent '", agent.name, "' has a prompt that reads {{",
+                                         absl::StrJoin(path, "."), "}}, which this input does not have"));
+          break;
+        }
+        v = &(*v)[key];
+      }
+    }
   }
 }
 
@@ -412,6 +500,9 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
     if (YAML::Node in = s["input"]) {
       CheckTemplate(L, in, sf + ".input", step.for_each.has_value(), &refs);
       step.input = L.ToJson(in);
+    }
+    if (const AgentConfig* agent = cfg.FindAgent(step.agent)) {
+      CheckPromptFields(L, *agent, s["input"] ? s["input"] : s, sf + ".input", step.input);
     }
     L.String(s, "model_tier", sf, &step.model_tier);
     if (const AgentConfig* agent = cfg.FindAgent(step.agent);

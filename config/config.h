@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "config/expression.h"
 #include "config/json_schema.h"
+#include "config/prompt_template.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
@@ -47,12 +48,28 @@ struct LatencyConfig {
 };
 
 struct ProviderConfig {
+  enum class Type { kSimulated, kOpenAi, kAnthropic };
   std::string name;
-  std::string type;  // "simulated"
+  Type type = Type::kSimulated;
   // simulated:
   LatencyConfig latency;
   double failure_rate = 0;
   uint64_t seed = 1;
+  // openai (OpenAI-compatible chat completions) and anthropic (Messages API):
+  std::string base_url;  // e.g. https://api.openai.com/v1, http://vllm:8000/v1
+  // The API key comes from one of these, never from the YAML itself.
+  std::string api_key_env;   // name of an environment variable
+  std::string api_key_file;  // path of a mounted secret file
+  std::map<std::string, std::string> headers;  // extra request headers
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // Connections per host; 0: as many as there are calls in flight (HTTP/2
+  // multiplexes them over few connections where the server speaks it).
+  int max_connections = 0;
+  // openai: how the agent's output schema is asked for: "json_schema"
+  // (response_format json_schema), "json_object", or "none".
+  std::string json_mode = "json_schema";
+  std::string anthropic_version = "2023-06-01";
+  bool is_http() const { return type != Type::kSimulated; }
 };
 
 struct ModelPrice {
@@ -75,6 +92,13 @@ struct AgentConfig {
   // Model name per tier; "default" is required.
   std::map<std::string, std::string> models;
   std::optional<JsonSchema> output_schema;
+  // The schema as written, sent to providers that take one.
+  nlohmann::json output_schema_json;
+  // Prompts for the HTTP providers, filled from the item's input. Without a
+  // user prompt the input itself is sent, as JSON.
+  std::optional<PromptTemplate> system_prompt;
+  std::optional<PromptTemplate> prompt;
+  std::optional<double> temperature;
   // Start-to-close: how long one attempt may run once a worker took it.
   absl::Duration timeout = absl::Seconds(60);
   // Schedule-to-start: how long an attempt may wait for a worker to take it

@@ -163,6 +163,7 @@ void Coordinator::OnRevoked(const std::vector<TopicPartition>& partitions) {
 }
 
 void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
+  joined_.store(true);
   std::vector<int32_t> gained;
   for (const auto& tp : partitions) {
     if (tp.topic == topics_.tasks && !owned_.count(tp.partition)) gained.push_back(tp.partition);

@@ -26,6 +26,7 @@
 // Consumer::Poll); the producer's delivery thread only touches BatchCommitter.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <set>
@@ -73,6 +74,8 @@ class Coordinator : public RebalanceListener {
   void OnRevoked(const std::vector<TopicPartition>& partitions) override;
 
   const TaskEngine& engine() const { return engine_; }
+  // Joined the group (an assignment, possibly empty, arrived); thread-safe.
+  bool joined() const { return joined_.load(); }
   int64_t dead_letters() const { return dead_letters_; }
 
  private:
@@ -107,6 +110,7 @@ class Coordinator : public RebalanceListener {
   // exactly_once: next offsets consumed in the open transaction.
   std::map<std::pair<std::string, int32_t>, int64_t> pending_offsets_;
   std::set<int32_t> owned_;  // tasks/events/state partition numbers
+  std::atomic<bool> joined_{false};
   absl::Status failure_;     // set by a rebalance callback that could not commit
   int64_t dead_letters_ = 0;
   int64_t consumed_ = 0;

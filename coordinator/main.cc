@@ -12,11 +12,14 @@
 #include "common/signals.h"
 #include "config/config.h"
 #include "coordinator/coordinator.h"
+#include "http/http_server.h"
 #include "kafka/topics.h"
 
 ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides kafka.properties");
 ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker (agentfleet broker)");
+ABSL_FLAG(std::string, http_address, "0.0.0.0:9091",
+          "HOST:PORT of /healthz and /readyz (port 0: any free port; empty: off)");
 ABSL_FLAG(std::string, instance, "",
           "Stable name of this replica (default: the hostname). A restart with the same name fences "
           "and aborts its predecessor's open transaction at once.");
@@ -75,6 +78,12 @@ int main(int argc, char** argv) {
       {{"pid", std::to_string(getpid())},
        {"instance", instance},
        {"processing", exactly_once ? "exactly_once" : "at_least_once"}});
+  auto http = StartHealthServer(absl::GetFlag(FLAGS_http_address), "coordinator", [&]() -> absl::Status {
+    if (ShutdownRequested()) return absl::UnavailableError("shutting down");
+    if (!coordinator.joined()) return absl::UnavailableError("not in the consumer group yet");
+    return (*consumer)->Ping(absl::Seconds(2));
+  });
+  if (!http.ok()) status = http.status();
   if (status.ok()) status = coordinator.Run([] { return ShutdownRequested(); });
   (*consumer)->Close();
   relay.set_target(nullptr);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "codec/codec.h"
+#include "common/error_codes.h"
 #include "codec/json_value.h"
 #include "google/protobuf/util/time_util.h"
 #include "workflow/input.h"
@@ -330,7 +331,11 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
   inst.DisarmAttempt();
   if (error.retryable() && inst.attempt < s.agent->max_attempts) {
     inst.status = v1::STEP_STATUS_PENDING;
-    inst.retry_at = clock_->Now() + Backoff(*s.agent, inst.attempt);
+    // The provider's Retry-After is a floor; a worker that shut down before
+    // finishing the item is no reason to wait.
+    absl::Duration wait = std::max(Backoff(*s.agent, inst.attempt), absl::Milliseconds(error.retry_after_ms()));
+    if (error.code() == kWorkerShutdown) wait = absl::ZeroDuration();
+    inst.retry_at = clock_->Now() + wait;
     return;
   }
   inst.status = v1::STEP_STATUS_FAILED;
@@ -401,7 +406,7 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
       if (kind == nullptr) continue;
       ++stats_.timeouts;
       v1::Error error;
-      error.set_code("timeout");
+      error.set_code(kTimeout);
       error.set_message(absl::StrCat(kind, " timeout of attempt ", inst.attempt,
                                      inst.worker.empty() ? "" : absl::StrCat(" on ", inst.worker)));
       error.set_retryable(true);

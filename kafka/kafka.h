@@ -112,6 +112,9 @@ class Consumer {
   virtual absl::Status Pause(const std::vector<TopicPartition>& partitions) = 0;
   virtual absl::Status Resume(const std::vector<TopicPartition>& partitions) = 0;
   virtual std::vector<TopicPartition> Assignment() = 0;
+  // OK if a broker answers a metadata request within `timeout` (readiness
+  // probes). Thread-safe. In-memory fakes are always connected.
+  virtual absl::Status Ping(absl::Duration timeout) { return absl::OkStatus(); }
   // Commits stored offsets and leaves the group. Call before destruction.
   virtual void Close() = 0;
 };

@@ -346,6 +346,13 @@ class RdConsumer : public Consumer {
     return out;
   }
 
+  absl::Status Ping(absl::Duration timeout) override {
+    RdKafka::Metadata* md = nullptr;
+    auto code = consumer_->metadata(/*all_topics=*/false, nullptr, &md, Ms(timeout));
+    delete md;
+    return FromErr(code, "metadata");
+  }
+
   void Close() override {
     if (consumer_ && !closed_) {
       closed_ = true;

@@ -1,10 +1,11 @@
 // The model-provider seam: how a worker calls a model. Implementations:
-// SimulatedProvider (development, tests, benchmarks); HTTP providers
-// (OpenAI-compatible, Anthropic) arrive with the workers issue.
+// SimulatedProvider (development, tests, benchmarks) and HttpProvider
+// (OpenAI-compatible chat completions, Anthropic Messages).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -21,8 +22,14 @@ struct ModelRequest {
   absl::Duration timeout = absl::Seconds(60);
   // Unique per attempt; providers that support it pass it on.
   std::string idempotency_key;
-  // The agent's declared output schema, or null.
+  // The agent's declared output schema, or null; and as written, for
+  // providers that take a schema (null when there is none).
   const JsonSchema* output_schema = nullptr;
+  const nlohmann::json* output_schema_json = nullptr;
+  // The prompts, rendered from the agent's templates and the input.
+  std::string system_prompt;
+  std::string user_prompt;
+  std::optional<double> temperature;
 };
 
 struct ProviderError {
@@ -31,6 +38,8 @@ struct ProviderError {
   std::string code;
   std::string message;
   bool retryable = false;
+  absl::Duration retry_after = absl::ZeroDuration();  // the provider's ask
+  int http_status = 0;
 };
 
 struct ModelResponse {

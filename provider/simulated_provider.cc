@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "codec/json_value.h"
+#include "common/error_codes.h"
 
 namespace agentfleet {
 namespace {
@@ -128,7 +129,7 @@ ModelResponse SimulatedProvider::Respond(const ModelRequest& request) const {
   if (config_.failure_rate > 0) {
     uint64_t state = attempt_hash ^ 0xfa11;
     if (NextUnit(&state) < config_.failure_rate) {
-      r.error = {"provider_unavailable", "simulated provider failure", true};
+      r.error = {kProviderUnavailable, "simulated provider failure", true};
       r.output_tokens = 0;
       return r;
     }
@@ -140,14 +141,14 @@ ModelResponse SimulatedProvider::Respond(const ModelRequest& request) const {
   if (request.max_tokens > 0 && r.output_tokens > request.max_tokens) {
     r.output_tokens = request.max_tokens;
     r.output = nullptr;
-    r.error = {"max_tokens_exceeded",
+    r.error = {kMaxTokensExceeded,
                absl::StrCat("output needs more than max_tokens=", request.max_tokens), false};
     return r;
   }
   if (r.latency > request.timeout) {
     r.latency = request.timeout;
     r.output = nullptr;
-    r.error = {"timeout", "simulated call exceeded the agent's timeout", true};
+    r.error = {kTimeout, "simulated call exceeded the agent's timeout", true};
     return r;
   }
   r.ok = true;

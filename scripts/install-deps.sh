@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agentfleet needs, only those missing.
 #   install-deps.sh build   compilers, CMake, and the C++ libraries
-#   install-deps.sh test    the above, plus a JDK and Maven for the test Kafka broker
+#   install-deps.sh test    the above, plus a JDK and Maven for the test Kafka broker and
+#                           python3-aiohttp for the local model-provider server
 set -euo pipefail
 
 build_packages=(
   cmake ninja-build g++ pkg-config ccache protobuf-compiler
   librdkafka-dev libprotobuf-dev libabsl-dev libyaml-cpp-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libcurl4-openssl-dev libcivetweb-dev
 )
-test_packages=(openjdk-17-jre-headless maven)
+# The test Kafka broker (JDK, Maven) and the local model-provider server
+# (Debian's python3 with aiohttp, tests/fake_llm/).
+test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-build}" = "test" ]; then wanted+=("${test_packages[@]}"); fi

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "codec/json_value.h"
+#include "common/error_codes.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace agentfleet {
@@ -38,6 +39,18 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
   r.timeout = agent->timeout;
   r.idempotency_key = item.idempotency_key();
   r.output_schema = agent->output_schema ? &*agent->output_schema : nullptr;
+  r.output_schema_json = agent->output_schema ? &agent->output_schema_json : nullptr;
+  r.temperature = agent->temperature;
+  if (agent->system_prompt) {
+    auto text = agent->system_prompt->Render(r.input);
+    if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("system_prompt: ", text.status().message()));
+    r.system_prompt = *std::move(text);
+  }
+  if (agent->prompt) {
+    auto text = agent->prompt->Render(r.input);
+    if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("prompt: ", text.status().message()));
+    r.user_prompt = *std::move(text);
+  }
   return r;
 }
 
@@ -73,14 +86,14 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
       absl::Status valid = ValidateJson(*agent->output_schema, response.output);
       if (!valid.ok()) {
         ok = false;
-        error = {"schema_violation", absl::StrCat("output does not match the schema of agent '",
+        error = {kSchemaViolation, absl::StrCat("output does not match the schema of agent '",
                                                   item.agent(), "': ", valid.message()),
                  true};
       }
     }
     if (ok && !response.output.is_object()) {
       ok = false;
-      error = {"schema_violation", "output is not a JSON object", true};
+      error = {kSchemaViolation, "output is not a JSON object", true};
     }
   }
   if (ok) {
@@ -91,6 +104,8 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
     r->mutable_error()->set_code(error.code);
     r->mutable_error()->set_message(error.message);
     r->mutable_error()->set_retryable(error.retryable);
+    r->mutable_error()->set_retry_after_ms(absl::ToInt64Milliseconds(error.retry_after));
+    r->mutable_error()->set_http_status(error.http_status);
   }
   return e;
 }

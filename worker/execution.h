@@ -12,8 +12,10 @@
 
 namespace agentfleet {
 
-// The request for `item`, or FailedPrecondition if the worker cannot run it
-// (unknown agent or model tier) — a non-retryable error for the item.
+// The request for `item`, with its prompts rendered. FailedPrecondition if
+// the worker cannot run it (unknown agent or model tier: the item is
+// misrouted); InvalidArgument if the input cannot fill the agent's prompts.
+// Both are non-retryable errors for the item.
 absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::WorkItem& item);
 
 // A receipt event for `item`.

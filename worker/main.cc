@@ -10,11 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
-#include "common/scheduler.h"
 #include "common/signals.h"
 #include "config/config.h"
 #include "kafka/topics.h"
-#include "provider/simulated_provider.h"
+#include "http/http_server.h"
+#include "provider/providers.h"
 #include "worker/worker.h"
 
 ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
@@ -24,6 +24,8 @@ ABSL_FLAG(std::string, agents, "", "Comma-separated agents to serve (default: al
 ABSL_FLAG(std::string, pool, "default", "Worker pool name; the consumer group is <group_prefix>.<pool>");
 ABSL_FLAG(int, max_in_flight, 0, "Items run at once (default: worker.max_in_flight from the config)");
 ABSL_FLAG(std::string, id, "", "Worker id reported in events (default: hostname-pid)");
+ABSL_FLAG(std::string, http_address, "0.0.0.0:9090",
+          "HOST:PORT of /healthz and /readyz (port 0: any free port; empty: off)");
 
 int main(int argc, char** argv) {
   using namespace agentfleet;
@@ -49,15 +51,12 @@ int main(int argc, char** argv) {
   } else {
     options.agents = absl::StrSplit(absl::GetFlag(FLAGS_agents), ',', absl::SkipEmpty());
   }
-  ThreadScheduler scheduler;
-  std::vector<std::unique_ptr<ModelProvider>> owned;
-  std::map<std::string, ModelProvider*> providers;
-  for (const auto& [name, p] : config->providers) {
-    if (p.type == "simulated") {
-      owned.push_back(std::make_unique<SimulatedProvider>(p, &scheduler));
-      providers[name] = owned.back().get();
-    }
+  auto providers = ProviderSet::Create(*config, options.agents);
+  if (!providers.ok()) {
+    std::cerr << providers.status().message() << "\n";
+    return 2;
   }
+  RaiseOpenFileLimit();  // one socket per HTTP call in flight
   auto producer = NewProducer(ProducerProperties(config->kafka));
   if (!producer.ok()) {
     std::cerr << producer.status().message() << "\n";
@@ -70,16 +69,26 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::unique_ptr<Consumer> consumer = std::move(*made);
-  auto worker = std::make_unique<Worker>(&*config, consumer.get(), producer->get(), providers, options);
+  auto worker = std::make_unique<Worker>(&*config, consumer.get(), producer->get(), (*providers)->providers(), options);
   relay.set_target(worker.get());
   absl::Status status = worker->Start();
   if (!status.ok()) {
     std::cerr << status.message() << "\n";
     return 2;
   }
+  auto http = StartHealthServer(absl::GetFlag(FLAGS_http_address), "worker", [&]() -> absl::Status {
+    if (!worker->ready()) return absl::UnavailableError("not in the consumer group yet, or draining");
+    return consumer->Ping(absl::Seconds(2));
+  });
+  if (!http.ok()) {
+    std::cerr << http.status().message() << "\n";
+    return 2;
+  }
   Log(LogLevel::kInfo, "worker", "started", {{"worker", options.worker_id}});
   status = worker->Run([] { return ShutdownRequested(); });
-  consumer->Close();
+  providers->reset();  // calls still running are abandoned (already reported)
+  consumer->Close();   // leaves the group
+  http->reset();
   relay.set_target(nullptr);
   if (!status.ok()) {
     Log(LogLevel::kError, "worker", "stopped on error", {{"error", status.message()}});

@@ -4,6 +4,7 @@
 #include "absl/time/clock.h"
 #include "codec/codec.h"
 #include "codec/trace.h"
+#include "common/error_codes.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
 #include "kafka/dead_letter.h"
@@ -44,6 +45,7 @@ absl::Status Worker::Start() {
 
 void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
   paused_ = false;  // new assignments start fetching; Run() re-pauses if full
+  assigned_.store(true);
   Log(LogLevel::kInfo, kComponent, "partitions assigned", {{"count", absl::StrCat(partitions.size())}});
 }
 
@@ -122,15 +124,28 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
     AwaitSlot(limit, options_.poll_timeout);
   }
   // Drain: stop fetching, let in-flight items finish within the grace period.
+  draining_.store(true);
   SetPaused(true);
+  held_.reset();  // never started; its offset is not committed, so it is redone
   absl::Time deadline = absl::Now() + options_.shutdown_grace;
-  while (tracker_.in_flight() > 0 && absl::Now() < deadline && !delivery_failed_.load()) {
-    Heartbeat();
-    consumer_->Poll(absl::Milliseconds(20), 0);
+  auto wait_for_results = [&](absl::Time until) {
+    while (tracker_.in_flight() > 0 && absl::Now() < until && !delivery_failed_.load()) {
+      Heartbeat();
+      consumer_->Poll(absl::Milliseconds(20), 0);
+    }
+  };
+  wait_for_results(deadline);
+  if (tracker_.in_flight() > 0 && !delivery_failed_.load()) {
+    AbandonRunning();
+    wait_for_results(absl::Now() + absl::Seconds(30));  // their acknowledgements
   }
   producer_->Flush(absl::Seconds(10)).IgnoreError();
+  if (absl::Status s = consumer_->CommitStored(); !s.ok()) {
+    Log(LogLevel::kWarning, kComponent, "final commit failed; uncommitted items will be redone",
+        {{"error", s.message()}});
+  }
   if (tracker_.in_flight() > 0) {
-    Log(LogLevel::kWarning, kComponent, "stopping with unfinished items; they will be redone",
+    Log(LogLevel::kWarning, kComponent, "stopping with unacknowledged items; they will be redone",
         {{"in_flight", absl::StrCat(tracker_.in_flight())}});
   }
   if (delivery_failed_.load()) {
@@ -156,13 +171,19 @@ void Worker::Handle(const Message& m) {
   auto tp = FindHeader(m.headers, kTraceparentHeader);
   std::string traceparent = tp && IsValidTraceparent(*tp) ? ChildTraceparent(*tp) : NewTraceparent();
   auto request = MakeRequest(*config_, *item);
+  if (!request.ok() && absl::IsInvalidArgument(request.status())) {
+    ++stats_.failed;  // a sound message whose input does not fit the prompt
+    Report(MakeFailure(*item, kInvalidInput, std::string(request.status().message()), false, options_.worker_id),
+           traceparent, EventPartition(*item), partition, m.offset, generation);
+    return;
+  }
   if (!request.ok() || topics_.Work(item->agent()) != m.topic) {
     std::string why = request.ok() ? absl::StrCat("item for agent '", item->agent(), "' arrived on ", m.topic)
                                    : std::string(request.status().message());
     ++stats_.dead_letters;
     SendToDeadLetter(*producer_, topics_.dlq, m, why, kComponent).IgnoreError();
     ++stats_.failed;
-    Report(MakeFailure(*item, "invalid_work_item", why, false, options_.worker_id), traceparent,
+    Report(MakeFailure(*item, kInvalidWorkItem, why, false, options_.worker_id), traceparent,
            EventPartition(*item), partition, m.offset, generation);
     return;
   }
@@ -179,32 +200,51 @@ void Worker::Handle(const Message& m) {
       .IgnoreError();  // a lost receipt only delays the coordinator's view
   if (item->has_deadline() && TimeUtil::TimestampToNanoseconds(item->deadline()) < absl::ToUnixNanos(absl::Now())) {
     ++stats_.failed;
-    Report(MakeFailure(*item, "timeout", "the item's deadline passed before it started", true,
+    Report(MakeFailure(*item, kTimeout, "the item's deadline passed before it started", true,
                        options_.worker_id),
            traceparent, EventPartition(*item), partition, m.offset, generation);
     return;
   }
+  // One key per consumed message: a redelivered item runs under its own.
+  std::string key = absl::StrCat(m.topic, "/", m.partition, "@", m.offset, "#", generation);
   {
-    Running running{*item, traceparent, absl::Now()};
+    Running running{*item, traceparent, absl::Now(), partition, m.offset, generation};
     running.item.clear_input();
     absl::MutexLock lock(&running_mu_);
-    running_[item->idempotency_key()] = std::move(running);
+    running_[key] = std::move(running);
   }
   ModelProvider* provider = providers_.at(config_->FindAgent(item->agent())->provider);
-  provider->Call(std::move(*request), [this, item = *item, traceparent, partition, offset = m.offset,
+  provider->Call(std::move(*request), [this, item = *item, key, traceparent, partition, offset = m.offset,
                                        generation](ModelResponse response) {
+    {
+      absl::MutexLock lock(&running_mu_);
+      if (running_.erase(key) == 0) return;  // already reported by the drain
+    }
     v1::WorkEvent result = MakeResult(*config_, item, response, options_.worker_id);
     if (result.result().status() == v1::RESULT_STATUS_OK) {
       ++stats_.succeeded;
     } else {
       ++stats_.failed;
     }
-    {
-      absl::MutexLock lock(&running_mu_);
-      running_.erase(item.idempotency_key());
-    }
     Report(result, traceparent, EventPartition(item), partition, offset, generation);
   });
+}
+
+void Worker::AbandonRunning() {
+  std::vector<Running> left;
+  {
+    absl::MutexLock lock(&running_mu_);
+    for (auto& [key, r] : running_) left.push_back(std::move(r));
+    running_.clear();
+  }
+  Log(LogLevel::kWarning, kComponent, "grace period over; reporting unfinished items as retryable",
+      {{"count", absl::StrCat(left.size())}, {"grace", absl::FormatDuration(options_.shutdown_grace)}});
+  for (const Running& r : left) {
+    ++stats_.abandoned;
+    Report(MakeFailure(r.item, kWorkerShutdown, "the worker shut down before the call finished", true,
+                       options_.worker_id),
+           r.traceparent, EventPartition(r.item), r.partition, r.offset, r.generation);
+  }
 }
 
 void Worker::Heartbeat() {

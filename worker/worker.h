@@ -59,6 +59,7 @@ struct WorkerStats {
   std::atomic<int64_t> failed{0};
   std::atomic<int64_t> dead_letters{0};
   std::atomic<int64_t> heartbeats{0};
+  std::atomic<int64_t> abandoned{0};  // reported worker_shutdown at the end of the drain
 };
 
 class Worker : public RebalanceListener {
@@ -69,12 +70,17 @@ class Worker : public RebalanceListener {
          std::map<std::string, ModelProvider*> providers, WorkerOptions options);
 
   absl::Status Start();  // checks the agents, subscribes
-  // Loops until `stop()`; then stops fetching, waits for in-flight items up to
-  // the grace period and returns. Returns an error if a result could not be
-  // delivered (the process should exit; uncommitted items are redone).
+  // Loops until `stop()`; then drains: stops fetching, lets in-flight items
+  // finish within the grace period, reports those still running as retryable
+  // "worker_shutdown" failures (the coordinator retries them at once), waits
+  // for Kafka to acknowledge every result and commits. Returns an error if a
+  // result could not be delivered (the process should exit; uncommitted items
+  // are redone).
   absl::Status Run(const std::function<bool()>& stop);
 
   size_t in_flight() const { return tracker_.in_flight(); }
+  // Joined the group (an assignment, possibly empty, arrived) and not draining.
+  bool ready() const { return assigned_.load() && !draining_.load(); }
   const WorkerStats& stats() const { return stats_; }
 
   void OnAssigned(const std::vector<TopicPartition>& partitions) override;
@@ -82,11 +88,18 @@ class Worker : public RebalanceListener {
 
  private:
   // An item between its receipt and its result, for heartbeats.
+  // Whoever removes it from running_ (the provider's callback, or the drain
+  // at the end of the grace period) reports its result, exactly once.
   struct Running {
     v1::WorkItem item;  // without its input
     std::string traceparent;
     absl::Time last_beat;
+    OffsetTracker::Partition partition;
+    int64_t offset = 0;
+    uint64_t generation = 0;
   };
+  // Reports every item still running as a retryable worker_shutdown failure.
+  void AbandonRunning();
 
   void Handle(const Message& m);
   // Sends `event` to `event_partition` (-1: by key) and, once Kafka
@@ -117,6 +130,8 @@ class Worker : public RebalanceListener {
   absl::flat_hash_map<std::string, Running> running_ ABSL_GUARDED_BY(running_mu_);
   absl::Time next_heartbeat_scan_ = absl::InfinitePast();
   std::atomic<bool> delivery_failed_{false};
+  std::atomic<bool> assigned_{false};
+  std::atomic<bool> draining_{false};
   absl::Mutex error_mu_;
   std::string delivery_error_ ABSL_GUARDED_BY(error_mu_);
 };

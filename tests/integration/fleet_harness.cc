@@ -132,14 +132,15 @@ absl::Status Fleet::CreateTopics() {
 }
 
 pid_t Fleet::StartCoordinator(const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {"--config", config_path_};
+  // Free ports for the health endpoints; a test's own --http_address wins.
+  std::vector<std::string> args = {"--config", config_path_, "--http_address", "127.0.0.1:0"};
   if (dev_broker_) args.push_back("--dev_broker");
   args.insert(args.end(), extra.begin(), extra.end());
   return Start("agentfleet-coordinator", args, absl::StrCat("coordinator-", pids_.size()));
 }
 
 pid_t Fleet::StartWorker(const std::string& id, const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {"--config", config_path_, "--id", id};
+  std::vector<std::string> args = {"--config", config_path_, "--id", id, "--http_address", "127.0.0.1:0"};
   if (dev_broker_) args.push_back("--dev_broker");
   args.insert(args.end(), extra.begin(), extra.end());
   return Start("agentfleet-worker", args, id);

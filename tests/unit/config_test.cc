@@ -155,5 +155,55 @@ TEST(ConfigTest, ShippedExampleLoads) {
   EXPECT_THAT(w->FindStep("respond")->depends_on, ::testing::UnorderedElementsAre("classify", "research"));
 }
 
+TEST(ConfigTest, ShippedLlmExampleLoadsWithHttpProvidersAndPrompts) {
+  auto config = LoadConfigFile(std::string(AGENTFLEET_SOURCE_DIR) + "/examples/llm.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const ProviderConfig& local = config->providers.at("local");
+  EXPECT_EQ(local.type, ProviderConfig::Type::kOpenAi);
+  EXPECT_EQ(local.base_url, "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(config->providers.at("claude").type, ProviderConfig::Type::kAnthropic);
+  EXPECT_EQ(config->providers.at("claude").api_key_env, "ANTHROPIC_API_KEY");
+  const AgentConfig& classifier = config->agents.at("classifier");
+  ASSERT_TRUE(classifier.prompt.has_value());
+  EXPECT_EQ(classifier.output_schema_json["required"], nlohmann::json({"category", "urgency"}));
+  EXPECT_EQ(classifier.temperature, 0.0);
+}
+
+constexpr char kHttpProvider[] = "  sim: {type: simulated, latency: {distribution: fixed, mean_ms: 5}}";
+
+TEST(ConfigTest, HttpProviderNeedsAUrlAndRejectsKeysOfOtherKinds) {
+  std::string err = ErrorOf(Variant(kHttpProvider, "  sim: {type: openai, failure_rate: 0.1, anthropic_version: x}"));
+  EXPECT_THAT(err, HasSubstr("providers.sim.base_url: is required"));
+  EXPECT_THAT(err, HasSubstr("providers.sim.failure_rate: does not apply to a provider of type 'openai'"));
+  EXPECT_THAT(err, HasSubstr("providers.sim.anthropic_version: does not apply"));
+  err = ErrorOf(Variant(kHttpProvider, "  sim: {type: openai, base_url: 'ftp://x'}"));
+  EXPECT_THAT(err, HasSubstr("fleet.yaml:5:33: providers.sim.base_url: expected an http:// or https:// URL"));
+  err = ErrorOf(Variant(kHttpProvider, "  sim: {type: grpc}"));
+  EXPECT_THAT(err, HasSubstr("unknown provider type 'grpc' (supported: simulated, openai, anthropic)"));
+}
+
+TEST(ConfigTest, CredentialsInTheConfigFileAreRefused) {
+  std::string err = ErrorOf(Variant(
+      kHttpProvider, "  sim: {type: anthropic, base_url: 'https://x', headers: {X-Api-Key: sk-secret}}"));
+  EXPECT_THAT(err, HasSubstr("providers.sim.headers.X-Api-Key: credentials do not belong in the config file"));
+  err = ErrorOf(Variant(kHttpProvider,
+                        "  sim: {type: openai, base_url: 'https://x', api_key_env: K, api_key_file: /k}"));
+  EXPECT_THAT(err, HasSubstr("give api_key_env or api_key_file, not both"));
+}
+
+TEST(ConfigTest, PromptFieldsMustBeInEveryStepInput) {
+  // Agent a reads {{q}}: step "first" gives q, step "last" does not.
+  std::string err = ErrorOf(Variant("    models: {default: m1}\n    output_schema",
+                                    "    models: {default: m1}\n    prompt: 'Q: {{q}}'\n    output_schema"));
+  EXPECT_THAT(err, HasSubstr("workflows.w.steps[2].input: agent 'a' has a prompt that reads {{q}}"));
+  EXPECT_THAT(err, ::testing::Not(HasSubstr("steps[0]")));
+  // A placeholder under a reference is known only at run time: no error.
+  auto ok = LoadConfigString(Variant("  b:\n    provider: sim\n", "  b:\n    provider: sim\n    prompt: '{{prior.deep}}'\n"),
+                             "fleet.yaml");
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  err = ErrorOf(Variant("  b:\n    provider: sim\n", "  b:\n    provider: sim\n    system_prompt: 'x {{item'\n"));
+  EXPECT_THAT(err, HasSubstr("agents.b.system_prompt: unclosed '{{' at character 3"));
+}
+
 }  // namespace
 }  // namespace agentfleet

@@ -1,0 +1,23 @@
+// The stable error classes carried in v1.Error.code. Users alert and filter on
+// them, so they never change meaning; docs/protocol.md lists them.
+#pragma once
+
+namespace agentfleet {
+
+// Retryable: the same attempt may succeed later.
+inline constexpr char kTimeout[] = "timeout";                         // the call took too long
+inline constexpr char kRateLimited[] = "rate_limited";                // HTTP 429
+inline constexpr char kProviderUnavailable[] = "provider_unavailable";  // HTTP 5xx, 529
+inline constexpr char kConnectionFailed[] = "connection_failed";      // refused, reset, DNS
+inline constexpr char kTruncatedResponse[] = "truncated_response";    // body shorter than announced
+inline constexpr char kInvalidResponse[] = "invalid_response";        // not JSON, or not the wire format
+inline constexpr char kSchemaViolation[] = "schema_violation";        // output fails the agent's schema
+inline constexpr char kWorkerShutdown[] = "worker_shutdown";          // the worker stopped before finishing
+
+// Not retryable: trying again gives the same answer.
+inline constexpr char kProviderRejected[] = "provider_rejected";      // HTTP 4xx other than 429
+inline constexpr char kMaxTokensExceeded[] = "max_tokens_exceeded";   // output cut at max_tokens
+inline constexpr char kInvalidInput[] = "invalid_input";              // the item cannot make a prompt
+inline constexpr char kInvalidWorkItem[] = "invalid_work_item";       // unknown agent or tier
+
+}  // namespace agentfleet

@@ -1,0 +1,56 @@
+// HttpServer: the small HTTP endpoint every agentfleet process serves for
+// Kubernetes probes (and, later, Prometheus scrapes), on civetweb. Handlers
+// run on the server's own threads.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct mg_connection;
+struct mg_context;
+
+namespace agentfleet {
+
+struct HttpReply {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+using HttpHandler = std::function<HttpReply()>;
+
+class HttpServer {
+ public:
+  // Serves `routes` (exact paths) on `address`, "HOST:PORT" ("0.0.0.0:9090";
+  // port 0 picks a free one). Fails with a clear message if it cannot listen.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address,
+                                                           std::map<std::string, HttpHandler> routes);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const { return port_; }
+
+ private:
+  HttpServer() = default;
+  static int Dispatch(mg_connection* conn, void* handler);
+  mg_context* ctx_ = nullptr;
+  std::map<std::string, HttpHandler> routes_;
+  int port_ = 0;
+};
+
+// /healthz: 200 while the process serves at all. /readyz: 200 when `ready`
+// returns OK, else 503 with its message.
+std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> ready);
+
+// Starts the health endpoint of a process on `address` and logs where it
+// listens; returns null when `address` is empty (turned off).
+absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(const std::string& address, const std::string& component,
+                                                              std::function<absl::Status()> ready);
+
+}  // namespace agentfleet

@@ -1,0 +1,51 @@
+#include "provider/providers.h"
+
+#include "absl/strings/str_cat.h"
+#include "provider/http_provider.h"
+#include "provider/simulated_provider.h"
+
+namespace agentfleet {
+
+absl::StatusOr<std::unique_ptr<ProviderSet>> ProviderSet::Create(const FleetConfig& config,
+                                                                 const std::vector<std::string>& agents) {
+  std::unique_ptr<ProviderSet> set(new ProviderSet());
+  for (const std::string& name : agents) {
+    const AgentConfig* agent = config.FindAgent(name);
+    if (agent == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown agent '", name, "'"));
+    if (set->providers_.count(agent->provider)) continue;
+    const ProviderConfig& p = config.providers.at(agent->provider);
+    if (!p.is_http()) {
+      if (!set->scheduler_) set->scheduler_ = std::make_unique<ThreadScheduler>();
+      set->providers_[p.name] = std::make_unique<SimulatedProvider>(p, set->scheduler_.get());
+      continue;
+    }
+    if (!set->http_) {
+      HttpClient::Options options;
+      for (const auto& [_, other] : config.providers) {
+        if (other.is_http() && other.max_connections > 0) {
+          options.max_host_connections = std::max(options.max_host_connections, other.max_connections);
+        }
+      }
+      set->http_ = std::make_unique<HttpClient>(options);
+    }
+    auto provider = HttpProvider::Create(p, set->http_.get());
+    if (!provider.ok()) return provider.status();
+    set->providers_[p.name] = std::move(*provider);
+  }
+  return set;
+}
+
+ProviderSet::~ProviderSet() {
+  // Stop the drivers first, so no callback runs into a destroyed provider.
+  http_.reset();
+  scheduler_.reset();
+  providers_.clear();
+}
+
+std::map<std::string, ModelProvider*> ProviderSet::providers() const {
+  std::map<std::string, ModelProvider*> out;
+  for (const auto& [name, p] : providers_) out[name] = p.get();
+  return out;
+}
+
+}  // namespace agentfleet

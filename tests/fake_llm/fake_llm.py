@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""A local model-provider server for tests and benchmarks: speaks the OpenAI
+chat-completions and the Anthropic Messages wire formats on 127.0.0.1.
+
+It answers with an output that satisfies the schema sent in the request
+(response_format.json_schema.schema, or the forced tool's input_schema), and
+misbehaves on request: a directive anywhere in the prompt text,
+"fake:NAME" or "fake:NAME=VALUE", picks the behaviour:
+
+  fake:delay=SECONDS   answer after this long (default: --delay)
+  fake:status=CODE     answer with this HTTP status and an error body
+  fake:retry_after=S   add a Retry-After header (with fake:status)
+  fake:reset           reset the connection (RST) without answering
+  fake:truncate        announce a longer body than is sent, then close
+  fake:invalid_json    a 200 whose body is not JSON
+  fake:not_json        a 200 whose message content is not JSON
+  fake:bad_output      a 200 whose output violates the schema ({})
+  fake:length          a 200 cut at max_tokens (finish/stop reason)
+
+GET /_requests returns the requests received (method, path, headers, body);
+GET /_stats returns {"requests", "in_flight", "max_in_flight"}.
+Usage: fake_llm.py --port-file FILE [--port N] [--delay S]
+"""
+import argparse
+import asyncio
+import json
+import re
+import resource
+import socket
+import struct
+
+from aiohttp import web
+
+DIRECTIVE = re.compile(r"fake:([a-z_]+)(?:=([0-9.]+))?")
+
+
+def example(schema):
+    """A small value satisfying a JSON Schema subset."""
+    if not isinstance(schema, dict):
+        return "x"
+    if "enum" in schema:
+        return schema["enum"][0]
+    t = schema.get("type")
+    if t == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {k: example(props[k]) for k in schema.get("required", list(props))}
+    if t == "array":
+        return [example(schema.get("items", {})) for _ in range(max(1, schema.get("minItems", 1)))]
+    if t == "string":
+        return "a" * max(4, schema.get("minLength", 0))
+    if t == "integer":
+        return int(schema.get("minimum", 1))
+    if t == "number":
+        return float(schema.get("minimum", 0.5))
+    if t == "boolean":
+        return True
+    if t == "null":
+        return None
+    return "x"
+
+
+class Server:
+    def __init__(self, delay):
+        self.delay = delay
+        self.requests = []
+        self.count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def stats(self, request):
+        return web.json_response({"requests": self.count, "in_flight": self.in_flight,
+                                  "max_in_flight": self.max_in_flight})
+
+    async def recorded(self, request):
+        return web.json_response(self.requests)
+
+    async def call(self, request):
+        self.count += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self.answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def answer(self, request):
+        raw = await request.read()
+        anthropic = request.path.endswith("/messages")
+        if len(self.requests) < 1000:
+            self.requests.append({"method": request.method, "path": request.path,
+                                  "headers": dict(request.headers), "body": raw.decode("utf-8", "replace")})
+        body = json.loads(raw)
+        texts = [body.get("system", "")] + [m.get("content", "") for m in body.get("messages", [])]
+        text = " ".join(t if isinstance(t, str) else json.dumps(t) for t in texts)
+        d = {m.group(1): m.group(2) for m in DIRECTIVE.finditer(text)}
+        await asyncio.sleep(float(d.get("delay") or self.delay))
+
+        if "status" in d:
+            headers = {"Retry-After": d["retry_after"]} if "retry_after" in d else {}
+            return web.json_response({"error": {"type": "fake", "message": "fake status " + d["status"]}},
+                                     status=int(d["status"]), headers=headers)
+        if "reset" in d:
+            sock = request.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            request.transport.abort()
+            return web.Response()
+        if "truncate" in d:
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.content_length = 1000
+            await response.prepare(request)
+            await response.write(b'{"id": "cut", "choices": [')
+            await asyncio.sleep(0.05)
+            request.transport.close()
+            return response
+        if "invalid_json" in d:
+            return web.Response(text="<html>502 upstream</html>", content_type="application/json")
+
+        schema = (body.get("response_format", {}).get("json_schema", {}).get("schema")
+                  if not anthropic else (body.get("tools") or [{}])[0].get("input_schema"))
+        output = {} if "bad_output" in d else (example(schema) if schema else None)
+        content = "not json at all" if "not_json" in d else (
+            json.dumps(output) if output is not None else "plain text answer")
+        cut = "length" in d
+        input_tokens = max(1, len(text) // 4)
+        output_tokens = body.get("max_tokens", 0) if cut else max(1, len(content) // 4)
+        model = body.get("model", "")
+        if anthropic:
+            blocks = ([{"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"], "input": output}]
+                      if schema and not cut and "not_json" not in d else [{"type": "text", "text": content}])
+            return web.json_response({
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": blocks,
+                "stop_reason": "max_tokens" if cut else ("tool_use" if schema else "end_turn"),
+                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
+        return web.json_response({
+            "id": "chatcmpl-fake", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": "length" if cut else "stop"}],
+            "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                      "total_tokens": input_tokens + output_tokens}})
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", required=True)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    server = Server(args.delay)
+    app = web.Application(client_max_size=16 << 20)
+    app.router.add_get("/_stats", server.stats)
+    app.router.add_get("/_requests", server.recorded)
+    app.router.add_post("/{tail:.*}", server.call)
+    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(port))
+    import os
+    os.rename(args.port_file + ".tmp", args.port_file)
+    print("fake_llm listening on 127.0.0.1:%d" % port, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

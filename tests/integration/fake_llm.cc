@@ -1,0 +1,66 @@
+#include "tests/integration/fake_llm.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/subprocess.h"
+
+namespace agentfleet::testing {
+
+absl::StatusOr<std::unique_ptr<FakeLlm>> FakeLlm::Start(const std::string& dir, double delay_s) {
+  std::string port_file = dir + "/fake_llm.port";
+  std::remove(port_file.c_str());
+  auto pid = Spawn({"/usr/bin/python3", std::string(AGENTFLEET_SOURCE_DIR) + "/tests/fake_llm/fake_llm.py",
+                    "--port-file", port_file, "--delay", absl::StrCat(delay_s)},
+                   SpawnOptions::LogTo(dir + "/fake_llm.log"));
+  if (!pid.ok()) return pid.status();
+  std::unique_ptr<FakeLlm> fake(new FakeLlm());
+  fake->pid_ = *pid;
+  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until; absl::SleepFor(absl::Milliseconds(20))) {
+    std::ifstream in(port_file);
+    if (in >> fake->port_) return fake;
+    if (!IsRunning(*pid)) break;
+  }
+  return absl::UnavailableError("the fake LLM server did not start; see " + dir + "/fake_llm.log");
+}
+
+FakeLlm::~FakeLlm() {
+  if (pid_ > 0) Stop(pid_, absl::Seconds(5));
+}
+
+std::string FakeLlm::base_url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+
+nlohmann::json FakeLlm::Stats() const {
+  return nlohmann::json::parse(HttpGet(base_url() + "/_stats").second, nullptr, false);
+}
+
+nlohmann::json FakeLlm::Requests() const {
+  return nlohmann::json::parse(HttpGet(base_url() + "/_requests").second, nullptr, false);
+}
+
+namespace {
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+}  // namespace
+
+std::pair<long, std::string> HttpGet(const std::string& url) {
+  CURL* c = curl_easy_init();
+  std::string body;
+  long status = 0;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &Append);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  return {status, body};
+}
+
+}  // namespace agentfleet::testing

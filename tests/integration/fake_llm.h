@@ -1,0 +1,38 @@
+// FakeLlm: the local model-provider server (tests/fake_llm/fake_llm.py, on
+// Debian's python3-aiohttp) as a process on 127.0.0.1 with a free port,
+// stopped by PID when destroyed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace agentfleet::testing {
+
+class FakeLlm {
+ public:
+  // Starts the server; every call answers after `delay_s` unless the prompt
+  // says otherwise (see fake_llm.py).
+  static absl::StatusOr<std::unique_ptr<FakeLlm>> Start(const std::string& dir, double delay_s = 0);
+  ~FakeLlm();
+
+  int port() const { return port_; }
+  std::string base_url() const;  // http://127.0.0.1:PORT
+  // GET /_stats: {"requests", "in_flight", "max_in_flight"}.
+  nlohmann::json Stats() const;
+  // GET /_requests: what the server received.
+  nlohmann::json Requests() const;
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// A blocking GET on 127.0.0.1 for tests: {HTTP status, body}; status 0 when
+// nothing answered.
+std::pair<long, std::string> HttpGet(const std::string& url);
+
+}  // namespace agentfleet::testing
