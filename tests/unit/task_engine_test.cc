@@ -4,6 +4,7 @@
 
 #include "codec/codec.h"
 #include "codec/json_value.h"
+#include "common/error_codes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/execution.h"
@@ -188,6 +189,28 @@ TEST_F(TaskEngineTest, RetriesAfterAnExponentialBackoffAndIgnoresTheReplacedAtte
   EXPECT_EQ(engine_->stats().stale_events, 2);
   EXPECT_TRUE(Answer(third.work[0].item, {{"o", 1}}).empty());  // counts; task waits for classify
   EXPECT_EQ(engine_->stats().stale_events, 2);
+}
+
+TEST_F(TaskEngineTest, TheProvidersRetryAfterIsAFloorAndAWorkerShutdownRetriesAtOnce) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
+  v1::WorkItem other = ItemFor(out, "other");
+  // A 429 asking for 7 s: longer than the 1 s backoff, so it decides.
+  v1::WorkEvent limited = MakeFailure(other, kRateLimited, "HTTP 429", true, "w1");
+  limited.mutable_result()->mutable_error()->set_retry_after_ms(7000);
+  Outbox none;
+  engine_->OnEvent(limited, &none);
+  EXPECT_EQ(engine_->NextTimer() - clock_.Now(), absl::Seconds(7));
+  clock_.Advance(absl::Seconds(7));
+  Outbox retry;
+  engine_->Tick(&retry);
+  ASSERT_EQ(retry.work.size(), 1u);
+  // The worker running attempt 2 shut down before finishing it: no backoff.
+  engine_->OnEvent(MakeFailure(retry.work[0].item, kWorkerShutdown, "drained", true, "w1"), &none);
+  Outbox again;
+  engine_->Tick(&again);
+  ASSERT_EQ(again.work.size(), 1u);
+  EXPECT_EQ(again.work[0].item.attempt(), 3);
 }
 
 TEST_F(TaskEngineTest, ALateSuccessDuringBackoffIsStillAccepted) {
