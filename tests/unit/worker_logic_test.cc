@@ -54,6 +54,39 @@ TEST(ExecutionTest, RequestUsesTheTierModelAndCapsMaxTokens) {
   EXPECT_THAT(MakeRequest(c, Item("premium")).status().message(), HasSubstr("no model tier 'premium'"));
 }
 
+TEST(ExecutionTest, RequestRendersThePromptsAndAnInputThatCannotFillThemIsInvalid) {
+  FleetConfig c = Config();
+  AgentConfig& a = c.agents.at("a");
+  a.system_prompt = *PromptTemplate::Parse("Label {{kind}} items.");
+  a.prompt = *PromptTemplate::Parse("Text: {{doc.text}}");
+  v1::WorkItem item = Item();
+  *item.mutable_input() = ToStruct({{"kind", "news"}, {"doc", {{"text", "hello"}}}});
+  auto r = MakeRequest(c, item);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->system_prompt, "Label news items.");
+  EXPECT_EQ(r->user_prompt, "Text: hello");
+  ASSERT_NE(r->output_schema_json, nullptr);
+  EXPECT_EQ((*r->output_schema_json)["required"], Json({"label"}));
+  *item.mutable_input() = ToStruct({{"kind", "news"}});
+  auto bad = MakeRequest(c, item);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << "the worker reports invalid_input, not a misrouted item";
+  EXPECT_THAT(bad.status().message(), HasSubstr("prompt: the prompt reads {{doc.text}}"));
+}
+
+TEST(ExecutionTest, AProviderErrorKeepsItsClassStatusAndRetryAfter) {
+  ModelResponse response;
+  response.model = "big";
+  response.error = {"rate_limited", "HTTP 429: slow down", true, absl::Seconds(7), 429};
+  v1::WorkEvent e = MakeResult(Config(), Item(), response, "w1");
+  EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_ERROR);
+  EXPECT_EQ(e.result().error().code(), "rate_limited");
+  EXPECT_TRUE(e.result().error().retryable());
+  EXPECT_EQ(e.result().error().retry_after_ms(), 7000);
+  EXPECT_EQ(e.result().error().http_status(), 429);
+  EXPECT_FALSE(e.result().has_output());
+}
+
 TEST(ExecutionTest, ValidOutputBecomesAnOkResultWithCost) {
   FleetConfig c = Config();
   ModelResponse resp{true, Json{{"label", "a"}}, {}, 1000, 200, "big", absl::Milliseconds(30)};
