@@ -3,6 +3,7 @@
 // SIGTERM under load that loses nothing.
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -109,6 +110,16 @@ TEST_F(HttpWorkerTest, OneWorkerHoldsTwoThousandCallsAndLosesNone) {
   EXPECT_EQ(HttpGet(absl::StrCat("http://127.0.0.1:", port, "/healthz")).first, 200);
   EXPECT_EQ(HttpGet(absl::StrCat("http://127.0.0.1:", port, "/readyz")).first, 200);
   EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+  // The keys reached the server (it checks nothing, but records the headers) ...
+  Json seen = (*fake)->Requests();
+  ASSERT_FALSE(seen.empty());
+  // ... and appear in no process's log.
+  for (const auto& entry : std::filesystem::directory_iterator(fleet.dir())) {
+    std::ifstream in(entry.path());
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(text.find("sk-ant-test"), std::string::npos) << entry.path();
+    EXPECT_EQ(text.find("sk-local-test"), std::string::npos) << entry.path();
+  }
 }
 
 TEST_F(HttpWorkerTest, SigtermUnderLoadFinishesOrHandsBackEveryItem) {
