@@ -124,16 +124,17 @@ TEST_F(ChaosTest, CoordinatorKilledThreeTimesLosesAndDuplicatesNothing) {
   fleet.StartWorker("worker-2", {"--max_in_flight", "100"});
   const int kTasks = 2000;
   int kills = 0;
-  size_t at_last_start = 0;
+  absl::Time last_start = absl::InfinitePast();
   RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
-    // Kill once every restarted coordinator has produced 50 results (the
-    // first at 200), restart at once under the same instance name. Small
-    // steps since the last restart: after a restart the backlog's results
-    // become visible together, in one committed transaction.
-    if (kills < 3 && received >= at_last_start + (kills == 0 ? 200 : 50)) {
+    // Kill once 200 results are in, then whenever the restarted coordinator
+    // has run for 2 s, and restart at once under the same instance name.
+    // Time, not result counts, spaces the kills: after a restart the
+    // backlog's results become visible together, in one committed
+    // transaction, so counts jump.
+    if (kills < 3 && received >= 200 && absl::Now() - last_start >= absl::Seconds(2)) {
       fleet.Kill(coordinator);
       coordinator = fleet.StartCoordinator({"--instance", "c1"});
-      at_last_start = received;
+      last_start = absl::Now();
       ++kills;
     }
   });
