@@ -5,90 +5,72 @@
 #include <memory>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "config/config.h"
 #include "kafka/topics.h"
-#include "http/http_server.h"
 #include "provider/providers.h"
+#include "service/service.h"
 #include "worker/worker.h"
 
-ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
-ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides kafka.properties");
-ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker (agentfleet broker)");
 ABSL_FLAG(std::string, agents, "", "Comma-separated agents to serve (default: all in the config)");
 ABSL_FLAG(std::string, pool, "default", "Worker pool name; the consumer group is <group_prefix>.<pool>");
 ABSL_FLAG(int, max_in_flight, 0, "Items run at once (default: worker.max_in_flight from the config)");
 ABSL_FLAG(std::string, id, "", "Worker id reported in events (default: hostname-pid)");
-ABSL_FLAG(std::string, http_address, "0.0.0.0:9090",
-          "HOST:PORT of /healthz and /readyz (port 0: any free port; empty: off)");
 
 int main(int argc, char** argv) {
   using namespace agentfleet;
-  absl::SetProgramUsageMessage("Runs a worker: agentfleet-worker --config FILE [--agents a,b]");
-  absl::ParseCommandLine(argc, argv);
-  InstallShutdownHandlers();
-  auto config = LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_bootstrap),
-                                  absl::GetFlag(FLAGS_dev_broker));
-  if (!config.ok()) {
-    std::cerr << config.status().message() << "\n";
-    return 2;
-  }
+  FleetConfig config =
+      StartService(argc, argv, "Runs a worker: agentfleet-worker --config FILE [--agents a,b]", "0.0.0.0:9090");
   WorkerOptions options;
   char host[256] = "worker";
   gethostname(host, sizeof host - 1);
   options.worker_id = absl::GetFlag(FLAGS_id).empty() ? absl::StrCat(host, "-", getpid()) : absl::GetFlag(FLAGS_id);
-  options.heartbeat_interval = config->worker.heartbeat_interval;
-  options.shutdown_grace = config->worker.shutdown_grace;
+  options.heartbeat_interval = config.worker.heartbeat_interval;
+  options.shutdown_grace = config.worker.shutdown_grace;
   options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight) > 0 ? absl::GetFlag(FLAGS_max_in_flight)
-                                                                  : config->worker.max_in_flight;
+                                                                  : config.worker.max_in_flight;
   if (absl::GetFlag(FLAGS_agents).empty()) {
-    for (const auto& [name, agent] : config->agents) options.agents.push_back(name);
+    for (const auto& [name, agent] : config.agents) options.agents.push_back(name);
   } else {
     options.agents = absl::StrSplit(absl::GetFlag(FLAGS_agents), ',', absl::SkipEmpty());
   }
-  auto providers = ProviderSet::Create(*config, options.agents);
+  auto providers = ProviderSet::Create(config, options.agents);
   if (!providers.ok()) {
     std::cerr << providers.status().message() << "\n";
     return 2;
   }
   RaiseOpenFileLimit();  // one socket per HTTP call in flight
-  auto producer = NewProducer(ProducerProperties(config->kafka));
+  auto producer = NewProducer(ProducerProperties(config.kafka));
   if (!producer.ok()) {
     std::cerr << producer.status().message() << "\n";
     return 2;
   }
   RebalanceRelay relay;
-  auto made = NewConsumer(ConsumerProperties(config->kafka, WorkerGroup(*config, absl::GetFlag(FLAGS_pool))), &relay);
+  auto made = NewConsumer(ConsumerProperties(config.kafka, WorkerGroup(config, absl::GetFlag(FLAGS_pool))), &relay);
   if (!made.ok()) {
     std::cerr << made.status().message() << "\n";
     return 2;
   }
   std::unique_ptr<Consumer> consumer = std::move(*made);
-  auto worker = std::make_unique<Worker>(&*config, consumer.get(), producer->get(), (*providers)->providers(), options);
+  auto worker = std::make_unique<Worker>(&config, consumer.get(), producer->get(), (*providers)->providers(), options);
   relay.set_target(worker.get());
   absl::Status status = worker->Start();
   if (!status.ok()) {
     std::cerr << status.message() << "\n";
     return 2;
   }
-  auto http = StartHealthServer(absl::GetFlag(FLAGS_http_address), "worker", [&]() -> absl::Status {
+  auto http = ServeHealth("worker", [&]() -> absl::Status {
     if (!worker->ready()) return absl::UnavailableError("not in the consumer group yet, or draining");
     return consumer->Ping(absl::Seconds(2));
   });
-  if (!http.ok()) {
-    std::cerr << http.status().message() << "\n";
-    return 2;
-  }
   Log(LogLevel::kInfo, "worker", "started", {{"worker", options.worker_id}});
   status = worker->Run([] { return ShutdownRequested(); });
   providers->reset();  // calls still running are abandoned (already reported)
   consumer->Close();   // leaves the group
-  http->reset();
+  http.reset();
   relay.set_target(nullptr);
   if (!status.ok()) {
     Log(LogLevel::kError, "worker", "stopped on error", {{"error", status.message()}});

@@ -1,0 +1,44 @@
+#include "service/service.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "common/signals.h"
+#include "kafka/topics.h"
+
+ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
+ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides kafka.properties");
+ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker (agentfleet broker)");
+ABSL_FLAG(std::string, http_address, "",
+          "HOST:PORT of /healthz and /readyz (workers 0.0.0.0:9090, coordinators 0.0.0.0:9091; "
+          "port 0: any free port; empty: off)");
+
+namespace agentfleet {
+
+FleetConfig StartService(int argc, char** argv, const char* usage, const std::string& default_http_address) {
+  absl::SetProgramUsageMessage(usage);
+  absl::SetFlag(&FLAGS_http_address, default_http_address);  // the command line overrides it
+  absl::ParseCommandLine(argc, argv);
+  InstallShutdownHandlers();
+  auto config = LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_bootstrap),
+                                  absl::GetFlag(FLAGS_dev_broker));
+  if (!config.ok()) {
+    std::cerr << config.status().message() << "\n";
+    std::exit(2);
+  }
+  return *std::move(config);
+}
+
+std::unique_ptr<HttpServer> ServeHealth(const std::string& component, std::function<absl::Status()> ready) {
+  auto server = StartHealthServer(absl::GetFlag(FLAGS_http_address), component, std::move(ready));
+  if (!server.ok()) {
+    std::cerr << server.status().message() << "\n";
+    std::exit(2);
+  }
+  return *std::move(server);
+}
+
+}  // namespace agentfleet

@@ -1,0 +1,28 @@
+// What every agentfleet service process (coordinator, worker) does before its
+// own work: the shared flags (--config, --bootstrap, --dev_broker,
+// --http_address), shutdown handlers, the validated config, and the health
+// endpoint. Keeps each main() to its own wiring.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "config/config.h"
+#include "http/http_server.h"
+
+namespace agentfleet {
+
+// Parses the command line (the service's own flags too), installs the SIGTERM
+// and SIGINT handlers, and loads the config named by --config with
+// --bootstrap and --dev_broker applied. On a bad config it prints every
+// problem (FILE:LINE:COL: field: message) and exits with status 2.
+// `default_http_address` is --http_address's value when the flag is not given.
+FleetConfig StartService(int argc, char** argv, const char* usage, const std::string& default_http_address);
+
+// Serves /healthz and /readyz on --http_address (off when it is empty); `ready`
+// runs on the server's threads. Exits with status 2 if it cannot listen.
+std::unique_ptr<HttpServer> ServeHealth(const std::string& component, std::function<absl::Status()> ready);
+
+}  // namespace agentfleet
