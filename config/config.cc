@@ -37,6 +37,11 @@ double FleetConfig::Cost(const std::string& model, int64_t input_tokens,
   return (input_tokens * it->second.input_per_mtok + output_tokens * it->second.output_per_mtok) / 1e6;
 }
 
+ModelPrice FleetConfig::Price(const std::string& model) const {
+  auto it = pricing.find(model);
+  return it == pricing.end() ? ModelPrice{} : it->second;
+}
+
 namespace {
 
 using Json = nlohmann::json;
@@ -461,8 +466,15 @@ void CheckPromptFields(Loader& L, const AgentConfig& agent, const YAML::Node& wh
 
 void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                   WorkflowConfig* w) {
-  if (!L.Map(n, f, {"description", "steps", "output", "deadline"})) return;
+  if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget"})) return;
   L.Duration(n, "deadline", f, &w->deadline);
+  if (YAML::Node b = n["budget"];
+      b && L.Map(b, f + ".budget", {"max_tokens", "max_cost_usd", "max_steps", "downgrade_at"})) {
+    L.Number<int64_t>(b, "max_tokens", f + ".budget", &w->budget.max_tokens, 0);
+    L.Number<double>(b, "max_cost_usd", f + ".budget", &w->budget.max_cost_usd, 0.0);
+    L.Number<int64_t>(b, "max_steps", f + ".budget", &w->budget.max_steps, 0);
+    L.Number<double>(b, "downgrade_at", f + ".budget", &w->budget.downgrade_at, 0.0, 1.0);
+  }
   YAML::Node steps = n["steps"];
   if (!steps || !steps.IsSequence() || steps.size() == 0) {
     L.Error(steps ? steps : n, f + ".steps", "expected a non-empty list of steps");

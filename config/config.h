@@ -123,8 +123,20 @@ struct StepConfig {
   std::vector<std::string> depends_on;
 };
 
+// Hard limits for one task; zero means no limit of that kind. A submission's
+// own budget applies where it is stricter.
+struct BudgetConfig {
+  int64_t max_tokens = 0;    // input + output tokens, every attempt included
+  double max_cost_usd = 0;   // by the pricing table
+  int64_t max_steps = 0;     // step instances started (each fan-out element counts)
+  // Once this share of a token or cost limit is spent, steps run on the
+  // agent's cheapest model tier.
+  double downgrade_at = 0.8;
+};
+
 struct WorkflowConfig {
   std::string name;
+  BudgetConfig budget;
   std::vector<StepConfig> steps;  // in file order
   std::string output_step;
   // A task of this workflow fails when its deadline passes: the submission's
@@ -173,6 +185,8 @@ struct FleetConfig {
   const WorkflowConfig* FindWorkflow(const std::string& name) const;
   // USD for these tokens on `model` by the pricing table (0 for an unpriced model).
   double Cost(const std::string& model, int64_t input_tokens, int64_t output_tokens) const;
+  // The model's price, or a zero price for an unpriced model.
+  ModelPrice Price(const std::string& model) const;
 };
 
 // Reads and validates a config file. InvalidArgument carries every problem

@@ -44,14 +44,32 @@ struct TaskEngine::Instance {
   absl::Time heartbeat_deadline = absl::InfiniteFuture();
   absl::Time close_deadline = absl::InfiniteFuture();
   absl::Time retry_at = absl::InfiniteFuture();
+  std::string tier;  // of the latest attempt (a budget may move it to a cheaper one)
+  struct Reservation {
+    int attempt = 0;
+    Spend spend;
+    absl::Time expires = absl::InfiniteFuture();
+  };
+  std::vector<Reservation> reservations;  // attempts that may still spend
+  bool budget_wait = false;  // waiting for budget to be released before dispatch
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
   void DisarmAttempt() {
     schedule_deadline = heartbeat_deadline = close_deadline = absl::InfiniteFuture();
   }
   absl::Time NextTimer() const {
-    if (done() || attempt == 0) return absl::InfiniteFuture();
-    return std::min({schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
+    absl::Time next = absl::InfiniteFuture();
+    for (const Reservation& r : reservations) next = std::min(next, r.expires);
+    if (done() || attempt == 0) return next;
+    return std::min({next, schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
+  }
+  // Removes the reservation of `attempt_number`; false if there was none.
+  bool Release(int attempt_number) {
+    auto it = std::find_if(reservations.begin(), reservations.end(),
+                           [&](const Reservation& r) { return r.attempt == attempt_number; });
+    if (it == reservations.end()) return false;
+    reservations.erase(it);
+    return true;
   }
 };
 
@@ -80,8 +98,10 @@ struct TaskEngine::Task {
   absl::Time accepted_at;
   absl::Time deadline = absl::InfiniteFuture();
   v1::Usage usage;
+  Limits limits;
   absl::Time armed = absl::InfiniteFuture();  // the entry in timers_
   bool kick = false;  // restored with ready steps not started: start them at the next Tick
+  bool kick_budget = false;  // restored with instances waiting for budget: retry them at the next Tick
 
   const std::string& id() const { return submission.task_id(); }
 };
@@ -100,6 +120,7 @@ std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& 
   task->partition = partition;
   task->workflow = wf;
   task->input = FromStruct(submission.input());
+  task->limits = Limits::For(wf->budget, submission.budget());
   task->steps.resize(wf->steps.size());
   for (size_t i = 0; i < wf->steps.size(); ++i) task->step_index[wf->steps[i].id] = i;
   for (size_t i = 0; i < wf->steps.size(); ++i) {
@@ -215,6 +236,33 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     FailTask(task, "invalid_input", absl::StrCat("step '", s.config->id, "': ", input.status().message()), out);
     return;
   }
+  // The budget: a new step instance must fit max_steps; every attempt must
+  // be affordable, its worst case reserved, its max_tokens capped.
+  const Limits& limits = task.limits;
+  if (inst.attempt == 0 && !inst.budget_wait && limits.max_steps > 0 && StepsStarted(task) >= limits.max_steps) {
+    ExhaustBudget(task, absl::StrCat("max_steps ", limits.max_steps, ": step '", s.config->id, "'",
+                                     fan_index >= 0 ? absl::StrCat("[", fan_index, "]") : "",
+                                     " would be one more"),
+                  out);
+    return;
+  }
+  std::string tier = inst.tier.empty() ? s.config->model_tier : inst.tier;
+  AttemptPlan plan = PlanAttempt(*config_, *s.agent, s.config->model_tier, input->dump().size(), limits,
+                                 Spent(task), Committed(task));
+  if (!plan.affordable) {
+    if (HasReservations(task)) {
+      // Outstanding attempts may settle for less than their worst case.
+      inst.budget_wait = true;
+      inst.retry_at = absl::InfiniteFuture();
+      inst.DisarmAttempt();
+      return;
+    }
+    ExhaustBudget(task, plan.why_not, out);
+    return;
+  }
+  inst.budget_wait = false;
+  if (plan.tier != tier) ++stats_.downgrades;
+  inst.tier = plan.tier;
   absl::Time now = clock_->Now();
   ++inst.attempt;
   if (inst.attempt > 1) ++stats_.retries;
@@ -233,7 +281,7 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   w.set_fan_index(fan_index);
   w.set_attempt(inst.attempt);
   w.set_agent(agent.name);
-  w.set_model_tier(s.config->model_tier);
+  w.set_model_tier(plan.tier);
   *w.mutable_input() = ToStruct(*input);
   // Past this the worker does not start the attempt: it would only be retried.
   absl::Time item_deadline = task.deadline;
@@ -241,7 +289,13 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     item_deadline = std::min(item_deadline, now + agent.schedule_to_start_timeout + agent.timeout);
   }
   if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToProto(item_deadline);
-  w.set_max_tokens(agent.max_tokens);
+  w.set_max_tokens(plan.max_tokens);
+  // After the item's deadline no worker starts it, and a started call is
+  // cut at the agent's timeout: it can spend no more.
+  absl::Time spend_until = item_deadline == absl::InfiniteFuture()
+                               ? absl::InfiniteFuture()
+                               : std::max(item_deadline, now + agent.timeout) + kCloseGrace;
+  inst.reservations.push_back({inst.attempt, plan.reserve, spend_until});
   w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), fan_index, inst.attempt));
   w.set_tenant(task.submission.tenant());
   *w.mutable_dispatched_at() = ToProto(now);
@@ -270,9 +324,16 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   }
   Instance& inst = s.instances[std::max(fan, 0)];
   // One result per attempt: a later attempt's dispatch, or an earlier
-  // result, makes the event stale.
+  // result, makes the event stale. A stale result still settles what its
+  // attempt spent, if that attempt's reservation is held.
   if (event.attempt() != inst.attempt || inst.done()) {
     ++stats_.stale_events;
+    if (event.has_result() && inst.Release(event.attempt())) {
+      CountUsage(task, inst, event.result());
+      std::string id = task.id();
+      ResumeBudgetWaits(task, out);
+      if (active_.contains(id)) Touch(task);
+    }
     return;
   }
   bool backing_off = inst.retry_at != absl::InfiniteFuture();
@@ -299,13 +360,13 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   const v1::WorkResult& r = event.result();
   // A timed-out attempt's late success is still a good result; its late
   // failure changes nothing (the retry is already scheduled).
-  if (backing_off && r.status() != v1::RESULT_STATUS_OK) return;
-  double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
-  for (v1::Usage* u : {&inst.usage, &task.usage}) {
-    u->set_input_tokens(u->input_tokens() + r.usage().input_tokens());
-    u->set_output_tokens(u->output_tokens() + r.usage().output_tokens());
-    u->set_cost_usd(u->cost_usd() + cost);
-    u->set_calls(u->calls() + 1);
+  inst.Release(event.attempt());
+  CountUsage(task, inst, r);
+  if (backing_off && r.status() != v1::RESULT_STATUS_OK) {
+    std::string id = task.id();
+    ResumeBudgetWaits(task, out);
+    if (active_.contains(id)) Touch(task);
+    return;
   }
   inst.model = r.model();
   inst.worker = r.worker();
@@ -321,7 +382,70 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   } else {
     AttemptFailed(task, step, fan, r.error(), out);
   }
+  if (active_.contains(id)) ResumeBudgetWaits(task, out);
   if (active_.contains(id)) Touch(task);
+}
+
+void TaskEngine::CountUsage(Task& task, Instance& inst, const v1::WorkResult& r) {
+  double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
+  for (v1::Usage* u : {&inst.usage, &task.usage}) {
+    u->set_input_tokens(u->input_tokens() + r.usage().input_tokens());
+    u->set_output_tokens(u->output_tokens() + r.usage().output_tokens());
+    u->set_cost_usd(u->cost_usd() + cost);
+    u->set_calls(u->calls() + 1);
+  }
+}
+
+Spend TaskEngine::Spent(const Task& task) {
+  return {task.usage.input_tokens() + task.usage.output_tokens(), task.usage.cost_usd()};
+}
+
+Spend TaskEngine::Committed(const Task& task) {
+  Spend c = Spent(task);
+  for (const StepRun& s : task.steps) {
+    for (const Instance& inst : s.instances) {
+      for (const auto& r : inst.reservations) {
+        c.tokens += r.spend.tokens;
+        c.cost_usd += r.spend.cost_usd;
+      }
+    }
+  }
+  return c;
+}
+
+bool TaskEngine::HasReservations(const Task& task) {
+  for (const StepRun& s : task.steps) {
+    for (const Instance& inst : s.instances) {
+      if (!inst.reservations.empty()) return true;
+    }
+  }
+  return false;
+}
+
+int64_t TaskEngine::StepsStarted(const Task& task) {
+  int64_t n = 0;
+  for (const StepRun& s : task.steps) {
+    for (const Instance& inst : s.instances) n += inst.attempt > 0 || inst.budget_wait;
+  }
+  return n;
+}
+
+void TaskEngine::ResumeBudgetWaits(Task& task, Outbox* out) {
+  std::string id = task.id();
+  for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
+    StepRun& s = task.steps[step];
+    for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
+      if (s.instances[i].budget_wait) Dispatch(task, step, s.fanned_out ? static_cast<int>(i) : -1, out);
+    }
+  }
+}
+
+void TaskEngine::ExhaustBudget(Task& task, const std::string& why, Outbox* out) {
+  ++stats_.budget_exhausted;
+  v1::Error error;
+  error.set_code("budget_exhausted");
+  error.set_message(absl::StrCat("the task's budget cannot pay for the next call: ", why));
+  Finish(task, v1::TASK_STATUS_BUDGET_EXHAUSTED, &error, out);
 }
 
 void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error& error, Outbox* out) {
@@ -385,11 +509,26 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
     task.kick = false;
     StartReadySteps(task, out);
   }
+  // Attempts past their spending window free their reservations.
+  bool released = false;
+  for (StepRun& s : task.steps) {
+    for (Instance& inst : s.instances) {
+      auto expired = [now](const Instance::Reservation& r) { return r.expires <= now; };
+      size_t before = inst.reservations.size();
+      inst.reservations.erase(std::remove_if(inst.reservations.begin(), inst.reservations.end(), expired),
+                              inst.reservations.end());
+      released = released || inst.reservations.size() != before;
+    }
+  }
+  if (released || task.kick_budget) {
+    task.kick_budget = false;
+    ResumeBudgetWaits(task, out);
+  }
   for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
     StepRun& s = task.steps[step];
     for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
       Instance& inst = s.instances[i];
-      if (inst.done() || inst.attempt == 0) continue;
+      if (inst.done() || inst.attempt == 0 || inst.budget_wait) continue;
       int fan = s.fanned_out ? static_cast<int>(i) : -1;
       if (inst.retry_at <= now) {
         Dispatch(task, step, fan, out);
@@ -466,7 +605,7 @@ absl::Time TaskEngine::NextTimer() const {
 }
 
 void TaskEngine::Touch(Task& task) {
-  absl::Time next = task.kick ? absl::InfinitePast() : task.deadline;
+  absl::Time next = task.kick || task.kick_budget ? absl::InfinitePast() : task.deadline;
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) next = std::min(next, inst.NextTimer());
   }
@@ -494,8 +633,14 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
   r.set_tenant(task.submission.tenant());
   r.set_workflow(task.submission.workflow());
   r.set_status(status);
-  if (status == v1::TASK_STATUS_COMPLETED) {
-    *r.mutable_output() = ToValue(task.steps[task.step_index[task.workflow->output_step]].output);
+  if (status == v1::TASK_STATUS_COMPLETED || status == v1::TASK_STATUS_BUDGET_EXHAUSTED) {
+    // The output step's output; when the budget stopped the task first, the
+    // best result so far: the last completed step's, in workflow order.
+    const StepRun* best = &task.steps[task.step_index[task.workflow->output_step]];
+    for (size_t i = task.steps.size(); !best->complete && i-- > 0;) {
+      if (task.steps[i].complete) best = &task.steps[i];
+    }
+    if (best->complete) *r.mutable_output() = ToValue(best->output);
   }
   if (error) *r.mutable_error() = *error;
   for (const StepRun& s : task.steps) {
@@ -554,7 +699,15 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_fan_index(s.fanned_out ? static_cast<int>(i) : -1);
       ss->set_status(inst.status);
       ss->set_attempt(inst.attempt);
-      ss->set_model_tier(s.config->model_tier);
+      ss->set_model_tier(inst.tier.empty() ? s.config->model_tier : inst.tier);
+      ss->set_budget_wait(inst.budget_wait);
+      for (const auto& res : inst.reservations) {
+        v1::Reservation* rp = ss->add_reservations();
+        rp->set_attempt(res.attempt);
+        rp->set_tokens(res.spend.tokens);
+        rp->set_cost_usd(res.spend.cost_usd);
+        if (res.expires != absl::InfiniteFuture()) *rp->mutable_expires() = ToProto(res.expires);
+      }
       if (inst.status == v1::STEP_STATUS_SUCCEEDED) *ss->mutable_output() = ToStruct(inst.output);
       if (!inst.error.code().empty()) *ss->mutable_error() = inst.error;
       *ss->mutable_usage() = inst.usage;
@@ -658,6 +811,13 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.heartbeat_deadline = timer(ss.has_heartbeat_deadline(), ss.heartbeat_deadline());
     inst.close_deadline = timer(ss.has_close_deadline(), ss.close_deadline());
     inst.retry_at = timer(ss.has_retry_at(), ss.retry_at());
+    inst.tier = ss.model_tier();
+    inst.budget_wait = ss.budget_wait();
+    task->kick_budget = task->kick_budget || inst.budget_wait;
+    for (const v1::Reservation& rp : ss.reservations()) {
+      inst.reservations.push_back(
+          {rp.attempt(), {rp.tokens(), rp.cost_usd()}, timer(rp.has_expires(), rp.expires())});
+    }
   }
   // Derive completion, outputs and readiness from the instances.
   Task& t = *task;

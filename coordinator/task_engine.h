@@ -37,6 +37,7 @@
 #include "agentfleet/v1/work.pb.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "coordinator/budget.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
@@ -70,6 +71,8 @@ struct EngineStats {
   int64_t timeouts = 0;
   int64_t finished = 0;
   int64_t restored = 0;
+  int64_t budget_exhausted = 0;
+  int64_t downgrades = 0;  // attempts moved to a cheaper model tier by the budget
 };
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
@@ -142,6 +145,16 @@ class TaskEngine {
   void Finish(Task& task, v1::TaskStatus status, const v1::Error* error, Outbox* out);
   void FailTask(Task& task, const std::string& code, const std::string& message, Outbox* out);
   absl::Duration Backoff(const AgentConfig& agent, int attempt);
+  // Budgets (coordinator/budget.h).
+  void CountUsage(Task& task, Instance& inst, const v1::WorkResult& result);
+  static Spend Spent(const Task& task);
+  static Spend Committed(const Task& task);  // spent plus reserved
+  static bool HasReservations(const Task& task);
+  static int64_t StepsStarted(const Task& task);
+  // Dispatches the instances that waited for budget (again waiting, or
+  // exhausting the budget, where it still cannot pay).
+  void ResumeBudgetWaits(Task& task, Outbox* out);
+  void ExhaustBudget(Task& task, const std::string& why, Outbox* out);
   // Re-registers the task's earliest timer and marks its state changed.
   void Touch(Task& task);
   v1::TaskState Snapshot(const Task& task) const;
