@@ -6,6 +6,7 @@
 #include "cli/reference_run.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
+#include "coordinator/budget.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
@@ -29,7 +30,8 @@ absl::StatusOr<std::vector<Message>> ReadAll(const FleetConfig& config, const st
 
 std::string AuditReport::Text() const {
   std::string out = absl::StrCat("submitted ", submitted, " | results ", results, " | lost ", lost,
-                                 " | duplicated ", duplicated, " | unexpected ", unexpected);
+                                 " | duplicated ", duplicated, " | unexpected ", unexpected, " | overspent ",
+                                 overspent);
   if (verified > 0 || mismatched > 0) absl::StrAppend(&out, " | verified ", verified, ", mismatched ", mismatched);
   absl::StrAppend(&out, "\n");
   for (const auto& e : examples) absl::StrAppend(&out, "  ", e, "\n");
@@ -40,7 +42,7 @@ std::string AuditReport::Text() const {
 std::string AuditReport::Json() const {
   return nlohmann::json{{"submitted", submitted}, {"results", results},     {"lost", lost},
                         {"duplicated", duplicated}, {"unexpected", unexpected}, {"verified", verified},
-                        {"mismatched", mismatched}, {"clean", clean()}}
+                        {"mismatched", mismatched}, {"overspent", overspent}, {"clean", clean()}}
       .dump();
 }
 
@@ -83,10 +85,30 @@ absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify, absl::
   for (const auto& [id, n] : result_count) {
     if (!submitted.contains(id)) example(++report.unexpected, "unexpected: " + id);
   }
+  auto limits_of = [&](const v1::TaskSubmission& sub) -> std::optional<Limits> {
+    const WorkflowConfig* wf = config.FindWorkflow(sub.workflow());
+    if (wf == nullptr) return std::nullopt;
+    Limits l = Limits::For(wf->budget, sub.budget());
+    if (l.max_tokens == 0 && l.max_cost_usd == 0 && l.max_steps == 0) return std::nullopt;
+    return l;
+  };
+  for (const auto& [id, result] : first_result) {
+    auto sub = submitted.find(id);
+    if (sub == submitted.end()) continue;
+    std::optional<Limits> l = limits_of(sub->second);
+    if (!l) continue;
+    const v1::Usage& u = result.usage();
+    if ((l->max_tokens > 0 && u.input_tokens() + u.output_tokens() > l->max_tokens) ||
+        (l->max_cost_usd > 0 && u.cost_usd() > l->max_cost_usd * (1 + 1e-9))) {
+      example(++report.overspent, absl::StrCat("overspent: ", id, " (", u.input_tokens() + u.output_tokens(),
+                                               " tokens, $", u.cost_usd(), ")"));
+    }
+  }
   if (verify) {
     for (const auto& [id, result] : first_result) {
       auto sub = submitted.find(id);
       if (sub == submitted.end() || result.status() != v1::TASK_STATUS_COMPLETED) continue;
+      if (limits_of(sub->second)) continue;
       std::optional<v1::TaskResult> expected = RunLocally(config, sub->second);
       if (!expected) continue;
       ++report.verified;

@@ -20,16 +20,23 @@ struct AuditReport {
   int64_t unexpected = 0;      // results for task ids never submitted
   int64_t verified = 0;        // outputs recomputed with the reference run
   int64_t mismatched = 0;      // ... that differ from the result
+  int64_t overspent = 0;       // results whose usage passed the task's token or cost limit
   std::vector<std::string> examples;  // a few task ids per problem, for the report
 
-  bool clean() const { return lost == 0 && duplicated == 0 && unexpected == 0 && mismatched == 0; }
+  bool clean() const {
+    return lost == 0 && duplicated == 0 && unexpected == 0 && mismatched == 0 && overspent == 0;
+  }
   std::string Text() const;
   std::string Json() const;
 };
 
 // Reads both topics from the beginning to their current end (read_committed).
-// With `verify`, COMPLETED results of workflows that run only on simulated
-// providers are compared with RunLocally().
+// Every result's usage is checked against its task's budget (the workflow's,
+// tightened by the submission's). With `verify`, COMPLETED results of
+// workflows that run only on simulated providers are compared with
+// RunLocally(); tasks with a budget are left out of that comparison, since
+// which parallel attempt settles first can move a later step to a cheaper
+// model tier.
 absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify, absl::Duration timeout);
 
 }  // namespace agentfleet

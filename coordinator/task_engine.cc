@@ -44,7 +44,8 @@ struct TaskEngine::Instance {
   absl::Time heartbeat_deadline = absl::InfiniteFuture();
   absl::Time close_deadline = absl::InfiniteFuture();
   absl::Time retry_at = absl::InfiniteFuture();
-  std::string tier;  // of the latest attempt (a budget may move it to a cheaper one)
+  std::string tier;     // of the latest attempt (a budget may move it to a cheaper one)
+  int max_tokens = 0;   // the latest attempt's cap (a budget may lower it)
   struct Reservation {
     int attempt = 0;
     Spend spend;
@@ -263,6 +264,7 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   inst.budget_wait = false;
   if (plan.tier != tier) ++stats_.downgrades;
   inst.tier = plan.tier;
+  inst.max_tokens = plan.max_tokens;
   absl::Time now = clock_->Now();
   ++inst.attempt;
   if (inst.attempt > 1) ++stats_.retries;
@@ -453,6 +455,15 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
   Instance& inst = s.instances[std::max(fan, 0)];
   inst.error = error;
   inst.DisarmAttempt();
+  if (error.code() == kMaxTokensExceeded && inst.max_tokens > 0 && inst.max_tokens < s.agent->max_tokens) {
+    // The answer needed more than the budget could pay for.
+    inst.status = v1::STEP_STATUS_FAILED;
+    ExhaustBudget(task,
+                  absl::StrCat("step '", s.config->id, "'", fan >= 0 ? absl::StrCat("[", fan, "]") : "",
+                               " needed more than the ", inst.max_tokens, " output tokens it could pay for"),
+                  out);
+    return;
+  }
   if (error.retryable() && inst.attempt < s.agent->max_attempts) {
     inst.status = v1::STEP_STATUS_PENDING;
     // The provider's Retry-After is a floor; a worker that shut down before
@@ -701,6 +712,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_attempt(inst.attempt);
       ss->set_model_tier(inst.tier.empty() ? s.config->model_tier : inst.tier);
       ss->set_budget_wait(inst.budget_wait);
+      ss->set_max_tokens(inst.max_tokens);
       for (const auto& res : inst.reservations) {
         v1::Reservation* rp = ss->add_reservations();
         rp->set_attempt(res.attempt);
@@ -813,6 +825,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.retry_at = timer(ss.has_retry_at(), ss.retry_at());
     inst.tier = ss.model_tier();
     inst.budget_wait = ss.budget_wait();
+    inst.max_tokens = ss.max_tokens();
     task->kick_budget = task->kick_budget || inst.budget_wait;
     for (const v1::Reservation& rp : ss.reservations()) {
       inst.reservations.push_back(

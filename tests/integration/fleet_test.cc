@@ -156,6 +156,51 @@ TEST_F(RealKafkaTest, GarbageOnEveryTopicGoesToTheDlqWithAReasonAndNothingCrashe
   RunAndVerify(fleet, *config, 20);
 }
 
+TEST_F(RealKafkaTest, BudgetsAreNeverPassedEndToEnd) {
+  Fleet fleet("budget");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  fleet.StartWorker("worker-2");
+  // A task of the example costs about $0.001 unbudgeted; the responder's
+  // worst case alone is $0.0154. Tight limits stop tasks or cap their calls.
+  const double kLimits[] = {0.0003, 0.0008, 0.002, 0.05};
+  constexpr int kTasks = 400;
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(kTasks, fleet.prefix() + "task", 555);
+  std::map<std::string, double> limit_of;
+  for (int i = 0; i < kTasks; ++i) {
+    tasks[i].mutable_budget()->set_max_cost_usd(kLimits[i % 4]);
+    limit_of[tasks[i].task_id()] = kLimits[i % 4];
+  }
+  auto outcome = SubmitAndCollect(*config, tasks, /*wait=*/true, absl::Seconds(180));
+  ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+  EXPECT_EQ(outcome->summary.received, kTasks);
+  EXPECT_EQ(outcome->summary.lost, 0);
+  EXPECT_EQ(outcome->summary.duplicates, 0);
+  std::map<v1::TaskStatus, int> by_status;
+  for (const v1::TaskResult& r : outcome->results) {
+    ++by_status[r.status()];
+    EXPECT_LE(r.usage().cost_usd(), limit_of[r.task_id()] * (1 + 1e-9)) << r.task_id();
+    ASSERT_TRUE(r.status() == v1::TASK_STATUS_COMPLETED || r.status() == v1::TASK_STATUS_BUDGET_EXHAUSTED)
+        << r.task_id() << ": " << r.error().message();
+    if (r.status() == v1::TASK_STATUS_BUDGET_EXHAUSTED) {
+      EXPECT_EQ(r.error().code(), "budget_exhausted");
+    }
+  }
+  EXPECT_GT(by_status[v1::TASK_STATUS_COMPLETED], 0);
+  EXPECT_GT(by_status[v1::TASK_STATUS_BUDGET_EXHAUSTED], 0);
+  // The audit a user runs checks the same.
+  auto audit = fleet.Run({"agentfleet", "audit", "--json", "--config", fleet.config_path()}, absl::Seconds(120));
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_THAT(audit->second, HasSubstr("\"overspent\":0"));
+  EXPECT_EQ(audit->first, 0) << audit->second;
+  std::cout << "budgets: " << by_status[v1::TASK_STATUS_COMPLETED] << " completed, "
+            << by_status[v1::TASK_STATUS_BUDGET_EXHAUSTED] << " budget_exhausted of " << kTasks << "\n";
+}
+
 TEST(DevBrokerTest, FiveHundredTasksOnTheDevelopmentBroker) {
   Fleet fleet("dev");
   auto bootstrap = fleet.StartDevBroker();

@@ -141,9 +141,15 @@ TEST_P(ProviderTest, EveryMisbehaviourBecomesAStructuredError) {
     EXPECT_EQ(r.error.retryable, m.retryable);
     EXPECT_EQ(r.error.http_status, m.http_status);
     EXPECT_THAT(r.error.message, ::testing::Not(HasSubstr("sk-test-4242")));
-    if (m.directive.find("retry_after=7") != std::string::npos) EXPECT_EQ(r.error.retry_after, absl::Seconds(7));
-    if (m.directive.find("retry_after=2") != std::string::npos) EXPECT_EQ(r.error.retry_after, absl::Seconds(2));
-    if (m.code == kMaxTokensExceeded) EXPECT_EQ(r.output_tokens, 64) << "tokens of a cut answer are still billed";
+    if (m.directive.find("retry_after=7") != std::string::npos) {
+      EXPECT_EQ(r.error.retry_after, absl::Seconds(7));
+    }
+    if (m.directive.find("retry_after=2") != std::string::npos) {
+      EXPECT_EQ(r.error.retry_after, absl::Seconds(2));
+    }
+    if (m.code == kMaxTokensExceeded) {
+      EXPECT_EQ(r.output_tokens, 64) << "tokens of a cut answer are still billed";
+    }
   }
 }
 

@@ -180,6 +180,26 @@ TEST_F(BudgetEngineTest, ACostLimitIsNeverPassed) {
   EXPECT_GT(r.usage().cost_usd(), 0.049);
 }
 
+TEST_F(BudgetEngineTest, AnAnswerLongerThanTheCapTheBudgetSetExhaustsTheBudget) {
+  v1::Budget budget;
+  budget.set_max_tokens(700);
+  Outbox out = Submit("chain", {{"q", "why"}}, budget);
+  const v1::WorkItem& item = out.work[0].item;
+  ASSERT_LT(item.max_tokens(), 1000);
+  ModelResponse cut;
+  cut.model = "big";
+  cut.input_tokens = 10;
+  cut.output_tokens = item.max_tokens();
+  cut.error = {"max_tokens_exceeded", "cut", false};
+  Outbox end;
+  engine_->OnEvent(MakeResult(config_, item, cut, "w1"), &end);
+  ASSERT_EQ(end.results.size(), 1u);
+  EXPECT_EQ(end.results[0].result.status(), v1::TASK_STATUS_BUDGET_EXHAUSTED);
+  EXPECT_THAT(end.results[0].result.error().message(), HasSubstr("needed more than the"));
+  EXPECT_FALSE(end.results[0].result.has_output()) << "no step completed: there is no result so far";
+  EXPECT_LE(end.results[0].result.usage().input_tokens() + end.results[0].result.usage().output_tokens(), 700);
+}
+
 TEST_F(BudgetEngineTest, MaxStepsStopsBeforeTheStepTooMany) {
   v1::Budget budget;
   budget.set_max_steps(2);
