@@ -372,7 +372,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
                AgentConfig* a) {
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
-                    "system_prompt", "prompt", "temperature"})) {
+                    "system_prompt", "prompt", "temperature", "fallback"})) {
     return;
   }
   L.String(n, "description", f, &a->description);
@@ -407,6 +407,19 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   }
   double temperature;
   if (L.Number<double>(n, "temperature", f, &temperature, 0.0, 2.0)) a->temperature = temperature;
+  if (YAML::Node fb = n["fallback"]; fb && L.Map(fb, f + ".fallback", {"agent", "model_tier"})) {
+    FallbackConfig fallback;
+    L.String(fb, "agent", f + ".fallback", &fallback.agent);
+    L.String(fb, "model_tier", f + ".fallback", &fallback.model_tier);
+    if (fallback.agent.empty() == fallback.model_tier.empty()) {
+      L.Error(fb, f + ".fallback", "give either agent (another agent) or model_tier (one of this agent's tiers)");
+    } else if (!fallback.model_tier.empty() && a->models.count(fallback.model_tier) == 0) {
+      L.Error(fb["model_tier"], f + ".fallback.model_tier", "agent '" + a->name + "' has no model tier '" + fallback.model_tier + "'");
+    } else if (fallback.agent == a->name) {
+      L.Error(fb["agent"], f + ".fallback.agent", "an agent cannot be its own fallback");
+    }
+    a->fallback = fallback;
+  }
   L.Duration(n, "timeout", f, &a->timeout);
   L.Duration(n, "schedule_to_start_timeout", f, &a->schedule_to_start_timeout);
   L.Duration(n, "heartbeat_timeout", f, &a->heartbeat_timeout);
@@ -484,7 +497,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   for (size_t i = 0; i < steps.size(); ++i) {
     const YAML::Node& s = steps[i];
     std::string sf = absl::StrCat(f, ".steps[", i, "]");
-    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier"})) continue;
+    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional"})) continue;
     StepConfig step;
     if (L.String(s, "id", sf, &step.id, true)) {
       if (!std::regex_match(step.id, NameRegex())) {
@@ -513,8 +526,15 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       CheckTemplate(L, in, sf + ".input", step.for_each.has_value(), &refs);
       step.input = L.ToJson(in);
     }
+    L.Bool(s, "optional", sf, &step.optional);
     if (const AgentConfig* agent = cfg.FindAgent(step.agent)) {
       CheckPromptFields(L, *agent, s["input"] ? s["input"] : s, sf + ".input", step.input);
+      // The fallback agent gets the same input.
+      if (agent->fallback && !agent->fallback->agent.empty()) {
+        if (const AgentConfig* fb = cfg.FindAgent(agent->fallback->agent)) {
+          CheckPromptFields(L, *fb, s["input"] ? s["input"] : s, sf + ".input", step.input);
+        }
+      }
     }
     L.String(s, "model_tier", sf, &step.model_tier);
     if (const AgentConfig* agent = cfg.FindAgent(step.agent);
@@ -627,6 +647,12 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
       }
       LoadAgent(L, it->second, "agents." + a.name, *cfg, &a);
       cfg->agents[a.name] = std::move(a);
+    }
+  }
+  for (const auto& [name, agent] : cfg->agents) {
+    if (agent.fallback && !agent.fallback->agent.empty() && cfg->agents.count(agent.fallback->agent) == 0) {
+      L.Error(root["agents"][name]["fallback"]["agent"], "agents." + name + ".fallback.agent",
+              "unknown agent '" + agent.fallback->agent + "'");
     }
   }
   YAML::Node workflows = root["workflows"];

@@ -85,6 +85,14 @@ struct RetryPolicy {
   double jitter = 0.2;  // +/- this share of the backoff, drawn uniformly
 };
 
+// Where an agent's work goes when the agent cannot serve it (its attempts
+// ran out, or its circuit breaker is open): another agent, or another of its
+// own model tiers. Exactly one is set.
+struct FallbackConfig {
+  std::string agent;
+  std::string model_tier;
+};
+
 struct AgentConfig {
   std::string name;
   std::string description;
@@ -109,6 +117,7 @@ struct AgentConfig {
   int max_tokens = 1024;
   int max_attempts = 3;
   RetryPolicy retry;
+  std::optional<FallbackConfig> fallback;
 };
 
 struct StepConfig {
@@ -119,6 +128,9 @@ struct StepConfig {
   // When set, the step runs once per element of this list.
   std::optional<Reference> for_each;
   std::string model_tier = "default";
+  // An optional step that fails (after its retries and fallback) does not
+  // fail the task: its output is null and the task ends PARTIAL.
+  bool optional = false;
   // Steps this one waits for: those its input references, plus `after`.
   std::vector<std::string> depends_on;
 };

@@ -53,6 +53,11 @@ struct TaskEngine::Instance {
   };
   std::vector<Reservation> reservations;  // attempts that may still spend
   bool budget_wait = false;  // waiting for budget to be released before dispatch
+  // The fallback, once the instance moved to it (at attempt fallback_from).
+  int fallback_from = 0;
+  const AgentConfig* fallback_agent = nullptr;  // another agent
+  std::string fallback_tier;                    // or another tier of the step's agent
+  std::string note;                             // why the instance is degraded
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
   void DisarmAttempt() {
@@ -83,6 +88,7 @@ struct TaskEngine::StepRun {
   bool fanned_out = false;
   std::vector<Instance> instances;
   size_t succeeded = 0;
+  size_t failed = 0;  // instances of an optional step that failed for good
   Json output;  // set when the step is complete
   std::vector<size_t> dependents;
 };
@@ -103,6 +109,7 @@ struct TaskEngine::Task {
   absl::Time armed = absl::InfiniteFuture();  // the entry in timers_
   bool kick = false;  // restored with ready steps not started: start them at the next Tick
   bool kick_budget = false;  // restored with instances waiting for budget: retry them at the next Tick
+  bool degraded = false;  // an optional step failed or a fallback served: the task ends PARTIAL
 
   const std::string& id() const { return submission.task_id(); }
 };
@@ -196,7 +203,12 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
     auto it = task.step_index.find(id);
     return it == task.step_index.end() ? nullptr : &task.steps[it->second].output;
   };
+  ctx.step_failed = [&task](const std::string& id) {
+    auto it = task.step_index.find(id);
+    return it != task.step_index.end() && !task.steps[it->second].fanned_out && task.steps[it->second].failed > 0;
+  };
   auto list = Resolve(*s.config->for_each, ctx);
+  if (list.ok() && list->is_null()) *list = Json::array();  // over a failed optional step: nothing to do
   if (!list.ok() || !list->is_array()) {
     FailTask(task, "invalid_input",
              absl::StrCat("step '", s.config->id, "': for_each ",
@@ -221,6 +233,10 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   ctx.step_output = [&task](const std::string& id) -> const Json* {
     auto it = task.step_index.find(id);
     return it == task.step_index.end() ? nullptr : &task.steps[it->second].output;
+  };
+  ctx.step_failed = [&task](const std::string& id) {
+    auto it = task.step_index.find(id);
+    return it != task.step_index.end() && !task.steps[it->second].fanned_out && task.steps[it->second].failed > 0;
   };
   Json item;
   if (fan_index >= 0) {
@@ -247,9 +263,12 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
                   out);
     return;
   }
-  std::string tier = inst.tier.empty() ? s.config->model_tier : inst.tier;
-  AttemptPlan plan = PlanAttempt(*config_, *s.agent, s.config->model_tier, input->dump().size(), limits,
-                                 Spent(task), Committed(task));
+  const AgentConfig& agent = AgentOf(s, inst);
+  std::string base_tier = inst.fallback_from == 0       ? s.config->model_tier
+                          : inst.fallback_tier.empty() ? std::string("default")
+                                                       : inst.fallback_tier;
+  std::string tier = inst.tier.empty() ? base_tier : inst.tier;
+  AttemptPlan plan = PlanAttempt(*config_, agent, base_tier, input->dump().size(), limits, Spent(task), Committed(task));
   if (!plan.affordable) {
     if (HasReservations(task)) {
       // Outstanding attempts may settle for less than their worst case.
@@ -272,7 +291,6 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   inst.dispatched_at = now;
   inst.retry_at = absl::InfiniteFuture();
   inst.DisarmAttempt();
-  const AgentConfig& agent = *s.agent;
   if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
     inst.schedule_deadline = now + agent.schedule_to_start_timeout;
   }
@@ -348,9 +366,9 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
         inst.status = v1::STEP_STATUS_RUNNING;
         inst.worker = event.receipt().worker();
         inst.schedule_deadline = absl::InfiniteFuture();
-        inst.close_deadline = now + s.agent->timeout + kCloseGrace;
+        inst.close_deadline = now + AgentOf(s, inst).timeout + kCloseGrace;
       }
-      inst.heartbeat_deadline = now + s.agent->heartbeat_timeout;
+      inst.heartbeat_deadline = now + AgentOf(s, inst).heartbeat_timeout;
       Touch(task);
       return;
     case v1::WorkEvent::kResult:
@@ -380,7 +398,9 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     inst.status = v1::STEP_STATUS_SUCCEEDED;
     inst.output = FromStruct(r.output());
     inst.error.Clear();
-    if (++s.succeeded == s.instances.size()) CompleteStep(task, step, out);
+    ++s.succeeded;
+    if (inst.fallback_from > 0) task.degraded = true;
+    if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
   } else {
     AttemptFailed(task, step, fan, r.error(), out);
   }
@@ -455,7 +475,8 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
   Instance& inst = s.instances[std::max(fan, 0)];
   inst.error = error;
   inst.DisarmAttempt();
-  if (error.code() == kMaxTokensExceeded && inst.max_tokens > 0 && inst.max_tokens < s.agent->max_tokens) {
+  const AgentConfig& agent = AgentOf(s, inst);
+  if (error.code() == kMaxTokensExceeded && inst.max_tokens > 0 && inst.max_tokens < agent.max_tokens) {
     // The answer needed more than the budget could pay for.
     inst.status = v1::STEP_STATUS_FAILED;
     ExhaustBudget(task,
@@ -464,20 +485,67 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
                   out);
     return;
   }
-  if (error.retryable() && inst.attempt < s.agent->max_attempts) {
+  int attempts_here = inst.attempt - inst.fallback_from;  // on the current agent or tier
+  if (error.retryable() && attempts_here < agent.max_attempts) {
     inst.status = v1::STEP_STATUS_PENDING;
     // The provider's Retry-After is a floor; a worker that shut down before
     // finishing the item is no reason to wait.
-    absl::Duration wait = std::max(Backoff(*s.agent, inst.attempt), absl::Milliseconds(error.retry_after_ms()));
+    absl::Duration wait = std::max(Backoff(agent, attempts_here), absl::Milliseconds(error.retry_after_ms()));
     if (error.code() == kWorkerShutdown) wait = absl::ZeroDuration();
     inst.retry_at = clock_->Now() + wait;
     return;
   }
+  std::string where = absl::StrCat("step '", s.config->id, "'", fan >= 0 ? absl::StrCat("[", fan, "]") : "");
+  std::string why = absl::StrCat(where, " failed after ", inst.attempt, " attempt(s): ", error.message());
+  // The agent cannot serve it: its fallback may (input errors are the input's fault).
+  if (inst.fallback_from == 0 && agent.fallback && error.code() != kInvalidInput) {
+    StartFallback(task, step, fan, absl::StrCat("agent '", agent.name, "' failed (", error.code(), ": ",
+                                                error.message(), ")"),
+                  out);
+    return;
+  }
   inst.status = v1::STEP_STATUS_FAILED;
-  FailTask(task, error.code().empty() ? "step_failed" : error.code(),
-           absl::StrCat("step '", s.config->id, "'", fan >= 0 ? absl::StrCat("[", fan, "]") : "",
-                        " failed after ", inst.attempt, " attempt(s): ", error.message()),
-           out);
+  if (s.config->optional) {
+    // Degrade: the task goes on without this output.
+    ++s.failed;
+    task.degraded = true;
+    inst.note = absl::StrCat("optional ", why);
+    if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
+    return;
+  }
+  FailTask(task, error.code().empty() ? "step_failed" : error.code(), why, out);
+}
+
+Json TaskEngine::StepOutput(const StepRun& s) {
+  // A failed optional instance contributes null.
+  auto output_of = [](const Instance& inst) { return inst.status == v1::STEP_STATUS_SUCCEEDED ? inst.output : Json(); };
+  if (!s.fanned_out) return output_of(s.instances[0]);
+  Json list = Json::array();
+  for (const Instance& inst : s.instances) list.push_back(output_of(inst));
+  return list;
+}
+
+const AgentConfig& TaskEngine::AgentOf(const StepRun& s, const Instance& inst) {
+  return inst.fallback_agent ? *inst.fallback_agent : *s.agent;
+}
+
+void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::string& reason, Outbox* out) {
+  StepRun& s = task.steps[step];
+  Instance& inst = s.instances[std::max(fan, 0)];
+  const FallbackConfig& fb = *s.agent->fallback;
+  ++stats_.fallbacks;
+  inst.fallback_from = inst.attempt;
+  inst.fallback_agent = fb.agent.empty() ? nullptr : config_->FindAgent(fb.agent);
+  inst.fallback_tier = fb.model_tier;
+  inst.tier.clear();
+  inst.status = v1::STEP_STATUS_PENDING;
+  inst.retry_at = absl::InfiniteFuture();
+  inst.DisarmAttempt();
+  inst.note = absl::StrCat("served by the fallback ",
+                           fb.agent.empty() ? absl::StrCat("model tier '", fb.model_tier, "'")
+                                            : absl::StrCat("agent '", fb.agent, "'"),
+                           ": ", reason);
+  Dispatch(task, step, fan, out);
 }
 
 absl::Duration TaskEngine::Backoff(const AgentConfig& agent, int attempt) {
@@ -491,15 +559,10 @@ absl::Duration TaskEngine::Backoff(const AgentConfig& agent, int attempt) {
 void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {
   StepRun& s = task.steps[step];
   s.complete = true;
-  if (s.fanned_out) {
-    s.output = Json::array();
-    for (auto& inst : s.instances) s.output.push_back(inst.output);
-  } else {
-    s.output = s.instances[0].output;
-  }
+  s.output = StepOutput(s);
   ++task.steps_done;
   if (task.steps_done == task.steps.size()) {
-    Finish(task, v1::TASK_STATUS_COMPLETED, nullptr, out);
+    Finish(task, task.degraded ? v1::TASK_STATUS_PARTIAL : v1::TASK_STATUS_COMPLETED, nullptr, out);
     return;
   }
   for (size_t d : s.dependents) --task.steps[d].waiting_on;
@@ -644,7 +707,8 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
   r.set_tenant(task.submission.tenant());
   r.set_workflow(task.submission.workflow());
   r.set_status(status);
-  if (status == v1::TASK_STATUS_COMPLETED || status == v1::TASK_STATUS_BUDGET_EXHAUSTED) {
+  if (status == v1::TASK_STATUS_COMPLETED || status == v1::TASK_STATUS_PARTIAL ||
+      status == v1::TASK_STATUS_BUDGET_EXHAUSTED) {
     // The output step's output; when the budget stopped the task first, the
     // best result so far: the last completed step's, in workflow order.
     const StepRun* best = &task.steps[task.step_index[task.workflow->output_step]];
@@ -660,7 +724,8 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
       v1::StepSummary* sum = r.add_steps();
       sum->set_step(s.config->id);
       sum->set_fan_index(s.fanned_out ? static_cast<int>(i) : -1);
-      sum->set_agent(s.agent->name);
+      sum->set_agent(AgentOf(s, inst).name);
+      sum->set_explanation(inst.note);
       sum->set_model(inst.model);
       sum->set_status(inst.attempt == 0 ? v1::STEP_STATUS_SKIPPED : inst.status);
       sum->set_attempts(inst.attempt);
@@ -713,6 +778,10 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_model_tier(inst.tier.empty() ? s.config->model_tier : inst.tier);
       ss->set_budget_wait(inst.budget_wait);
       ss->set_max_tokens(inst.max_tokens);
+      ss->set_fallback_from(inst.fallback_from);
+      if (inst.fallback_agent) ss->set_fallback_agent(inst.fallback_agent->name);
+      ss->set_fallback_tier(inst.fallback_tier);
+      ss->set_note(inst.note);
       for (const auto& res : inst.reservations) {
         v1::Reservation* rp = ss->add_reservations();
         rp->set_attempt(res.attempt);
@@ -826,6 +895,10 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.tier = ss.model_tier();
     inst.budget_wait = ss.budget_wait();
     inst.max_tokens = ss.max_tokens();
+    inst.fallback_from = ss.fallback_from();
+    inst.fallback_agent = ss.fallback_agent().empty() ? nullptr : config_->FindAgent(ss.fallback_agent());
+    inst.fallback_tier = ss.fallback_tier();
+    inst.note = ss.note();
     task->kick_budget = task->kick_budget || inst.budget_wait;
     for (const v1::Reservation& rp : ss.reservations()) {
       inst.reservations.push_back(
@@ -837,17 +910,17 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   for (size_t i = 0; i < t.steps.size(); ++i) {
     StepRun& s = t.steps[i];
     if (!s.started) continue;
-    s.succeeded = 0;
-    for (const Instance& inst : s.instances) s.succeeded += inst.status == v1::STEP_STATUS_SUCCEEDED;
-    if (s.succeeded == s.instances.size()) {
+    s.succeeded = s.failed = 0;
+    for (const Instance& inst : s.instances) {
+      s.succeeded += inst.status == v1::STEP_STATUS_SUCCEEDED;
+      s.failed += inst.status == v1::STEP_STATUS_FAILED && s.config->optional;
+      t.degraded = t.degraded || (inst.status == v1::STEP_STATUS_SUCCEEDED && inst.fallback_from > 0) ||
+                   (inst.status == v1::STEP_STATUS_FAILED && s.config->optional);
+    }
+    if (s.succeeded + s.failed == s.instances.size()) {
       s.complete = true;
       ++t.steps_done;
-      if (s.fanned_out) {
-        s.output = Json::array();
-        for (const Instance& inst : s.instances) s.output.push_back(inst.output);
-      } else {
-        s.output = s.instances[0].output;
-      }
+      s.output = StepOutput(s);
       for (size_t d : s.dependents) --t.steps[d].waiting_on;
     }
   }

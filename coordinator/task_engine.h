@@ -73,6 +73,7 @@ struct EngineStats {
   int64_t restored = 0;
   int64_t budget_exhausted = 0;
   int64_t downgrades = 0;  // attempts moved to a cheaper model tier by the budget
+  int64_t fallbacks = 0;   // instances moved to their agent's fallback
 };
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
@@ -155,6 +156,13 @@ class TaskEngine {
   // exhausting the budget, where it still cannot pay).
   void ResumeBudgetWaits(Task& task, Outbox* out);
   void ExhaustBudget(Task& task, const std::string& why, Outbox* out);
+  // A complete step's output: its instance's, or the list of its instances'
+  // in fan-out order (null for a failed optional instance).
+  static nlohmann::json StepOutput(const StepRun& s);
+  // The agent serving an instance: the step's, or its fallback agent.
+  static const AgentConfig& AgentOf(const StepRun& s, const Instance& inst);
+  // Moves the instance to its agent's fallback and dispatches it.
+  void StartFallback(Task& task, size_t step, int fan, const std::string& reason, Outbox* out);
   // Re-registers the task's earliest timer and marks its state changed.
   void Touch(Task& task);
   v1::TaskState Snapshot(const Task& task) const;

@@ -20,6 +20,7 @@ absl::StatusOr<Json> Resolve(const Reference& ref, const InputContext& context) 
       where = "$item";
       break;
     case Reference::Root::kStep:
+      if (context.step_failed && context.step_failed(ref.step)) return Json();
       node = context.step_output ? context.step_output(ref.step) : nullptr;
       where = "$steps." + ref.step;
       break;

@@ -16,6 +16,9 @@ struct InputContext {
   // The output of a finished step (a list, in fan-out order, for a fanned-out
   // step), or null if it has none.
   std::function<const nlohmann::json*(const std::string& step)> step_output;
+  // Whether a step is an optional one that failed: a reference into it (any
+  // path) is null.
+  std::function<bool(const std::string& step)> step_failed;
   // The current fan-out element; null outside a fan-out.
   const nlohmann::json* item = nullptr;
 };
