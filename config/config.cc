@@ -245,11 +245,43 @@ void LoadLatency(Loader& L, const YAML::Node& n, const std::string& f, LatencyCo
   }
 }
 
+std::optional<BreakerConfig> LoadBreaker(Loader& L, const YAML::Node& n, const std::string& f) {
+  if (!L.Map(n, f, {"window", "window_calls", "window_time", "failure_rate", "slow_call_rate", "slow_call_duration",
+                    "minimum_calls", "wait_in_open", "half_open_calls", "max_half_open_wait"})) {
+    return std::nullopt;
+  }
+  BreakerConfig b;
+  std::string window = "count";
+  if (L.String(n, "window", f, &window)) {
+    if (window == "count") {
+      b.window = BreakerConfig::Window::kCount;
+    } else if (window == "time") {
+      b.window = BreakerConfig::Window::kTime;
+    } else {
+      L.Error(n["window"], f + ".window", "expected count or time, got '" + window + "'");
+    }
+  }
+  L.Number<int>(n, "window_calls", f, &b.window_calls, 1, 100000);
+  L.Duration(n, "window_time", f, &b.window_time);
+  L.Number<double>(n, "failure_rate", f, &b.failure_rate, 0.0, 1.0);
+  L.Number<double>(n, "slow_call_rate", f, &b.slow_call_rate, 0.0, 1.0);
+  L.Duration(n, "slow_call_duration", f, &b.slow_call_duration);
+  L.Number<int>(n, "minimum_calls", f, &b.minimum_calls, 1, 100000);
+  L.Duration(n, "wait_in_open", f, &b.wait_in_open);
+  L.Number<int>(n, "half_open_calls", f, &b.half_open_calls, 1, 10000);
+  L.Duration(n, "max_half_open_wait", f, &b.max_half_open_wait);
+  if (b.window == BreakerConfig::Window::kCount && b.minimum_calls > b.window_calls) {
+    b.minimum_calls = b.window_calls;  // resilience4j: the window caps it
+  }
+  return b;
+}
+
 void LoadProvider(Loader& L, const YAML::Node& n, const std::string& f, ProviderConfig* p) {
   if (!L.Map(n, f, {"type", "latency", "failure_rate", "seed", "base_url", "api_key_env", "api_key_file",
-                    "headers", "connect_timeout", "max_connections", "json_mode", "anthropic_version"})) {
+                    "headers", "connect_timeout", "max_connections", "json_mode", "anthropic_version", "breaker"})) {
     return;
   }
+  if (YAML::Node b = n["breaker"]) p->breaker = LoadBreaker(L, b, f + ".breaker");
   std::string type;
   L.String(n, "type", f, &type, /*required=*/true);
   using T = ProviderConfig::Type;
@@ -372,7 +404,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
                AgentConfig* a) {
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
-                    "system_prompt", "prompt", "temperature", "fallback"})) {
+                    "system_prompt", "prompt", "temperature", "fallback", "breaker"})) {
     return;
   }
   L.String(n, "description", f, &a->description);
@@ -407,6 +439,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   }
   double temperature;
   if (L.Number<double>(n, "temperature", f, &temperature, 0.0, 2.0)) a->temperature = temperature;
+  if (YAML::Node b = n["breaker"]) a->breaker = LoadBreaker(L, b, f + ".breaker");
   if (YAML::Node fb = n["fallback"]; fb && L.Map(fb, f + ".fallback", {"agent", "model_tier"})) {
     FallbackConfig fallback;
     L.String(fb, "agent", f + ".fallback", &fallback.agent);

@@ -47,6 +47,22 @@ struct LatencyConfig {
   double p99_ms = 0;   // lognormal
 };
 
+// A circuit breaker (coordinator/circuit_breaker.h), with resilience4j's
+// settings and defaults.
+struct BreakerConfig {
+  enum class Window { kCount, kTime };
+  Window window = Window::kCount;
+  int window_calls = 100;                         // count window: the last N calls
+  absl::Duration window_time = absl::Seconds(60);  // time window: the calls of the last T
+  double failure_rate = 0.5;                       // opens at >= this share of failed calls
+  double slow_call_rate = 1.0;                     // ... or at >= this share of slow calls
+  absl::Duration slow_call_duration = absl::Seconds(60);
+  int minimum_calls = 100;                         // no decision on fewer calls
+  absl::Duration wait_in_open = absl::Seconds(60);
+  int half_open_calls = 10;                        // probe calls in HALF_OPEN
+  absl::Duration max_half_open_wait = absl::ZeroDuration();  // zero: wait for the probes forever
+};
+
 struct ProviderConfig {
   enum class Type { kSimulated, kOpenAi, kAnthropic };
   std::string name;
@@ -69,6 +85,8 @@ struct ProviderConfig {
   // (response_format json_schema), "json_object", or "none".
   std::string json_mode = "json_schema";
   std::string anthropic_version = "2023-06-01";
+  // One breaker per model of this provider, when set.
+  std::optional<BreakerConfig> breaker;
   bool is_http() const { return type != Type::kSimulated; }
 };
 
@@ -118,6 +136,8 @@ struct AgentConfig {
   int max_attempts = 3;
   RetryPolicy retry;
   std::optional<FallbackConfig> fallback;
+  // A breaker for the agent, when set.
+  std::optional<BreakerConfig> breaker;
 };
 
 struct StepConfig {

@@ -58,6 +58,7 @@ struct TaskEngine::Instance {
   const AgentConfig* fallback_agent = nullptr;  // another agent
   std::string fallback_tier;                    // or another tier of the step's agent
   std::string note;                             // why the instance is degraded
+  bool in_fallback() const { return fallback_agent != nullptr || !fallback_tier.empty(); }
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
   void DisarmAttempt() {
@@ -115,7 +116,7 @@ struct TaskEngine::Task {
 };
 
 TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
-    : config_(config), clock_(clock), rng_(seed) {}
+    : config_(config), clock_(clock), rng_(seed), breakers_(config, "") {}
 TaskEngine::~TaskEngine() = default;
 
 std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& submission,
@@ -264,7 +265,7 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     return;
   }
   const AgentConfig& agent = AgentOf(s, inst);
-  std::string base_tier = inst.fallback_from == 0       ? s.config->model_tier
+  std::string base_tier = !inst.in_fallback()          ? s.config->model_tier
                           : inst.fallback_tier.empty() ? std::string("default")
                                                        : inst.fallback_tier;
   std::string tier = inst.tier.empty() ? base_tier : inst.tier;
@@ -281,6 +282,16 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     return;
   }
   inst.budget_wait = false;
+  // An open circuit breaker: the fallback, or fail fast.
+  std::string open;
+  if (!breakers_.Allow(agent, plan.model, clock_->Now(), &open)) {
+    ++stats_.breaker_rejections;
+    v1::Error error;
+    error.set_code("circuit_open");
+    error.set_message(absl::StrCat("circuit breaker '", open, "' is open"));
+    AttemptFailed(task, step, fan_index, error, out);
+    return;
+  }
   if (plan.tier != tier) ++stats_.downgrades;
   inst.tier = plan.tier;
   inst.max_tokens = plan.max_tokens;
@@ -382,6 +393,11 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   // failure changes nothing (the retry is already scheduled).
   inst.Release(event.attempt());
   CountUsage(task, inst, r);
+  {
+    const AgentConfig& agent = AgentOf(s, inst);
+    bool failed = r.status() != v1::RESULT_STATUS_OK && CountsAsBreakerFailure(r.error().code());
+    breakers_.Record(agent, ModelOf(agent, inst), now, failed, absl::Milliseconds(r.latency_ms()));
+  }
   if (backing_off && r.status() != v1::RESULT_STATUS_OK) {
     std::string id = task.id();
     ResumeBudgetWaits(task, out);
@@ -399,7 +415,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     inst.output = FromStruct(r.output());
     inst.error.Clear();
     ++s.succeeded;
-    if (inst.fallback_from > 0) task.degraded = true;
+    if (inst.in_fallback()) task.degraded = true;
     if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
   } else {
     AttemptFailed(task, step, fan, r.error(), out);
@@ -498,7 +514,7 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
   std::string where = absl::StrCat("step '", s.config->id, "'", fan >= 0 ? absl::StrCat("[", fan, "]") : "");
   std::string why = absl::StrCat(where, " failed after ", inst.attempt, " attempt(s): ", error.message());
   // The agent cannot serve it: its fallback may (input errors are the input's fault).
-  if (inst.fallback_from == 0 && agent.fallback && error.code() != kInvalidInput) {
+  if (!inst.in_fallback() && agent.fallback && error.code() != kInvalidInput) {
     StartFallback(task, step, fan, absl::StrCat("agent '", agent.name, "' failed (", error.code(), ": ",
                                                 error.message(), ")"),
                   out);
@@ -523,6 +539,11 @@ Json TaskEngine::StepOutput(const StepRun& s) {
   Json list = Json::array();
   for (const Instance& inst : s.instances) list.push_back(output_of(inst));
   return list;
+}
+
+std::string TaskEngine::ModelOf(const AgentConfig& agent, const Instance& inst) {
+  auto it = agent.models.find(inst.tier.empty() ? "default" : inst.tier);
+  return it == agent.models.end() ? std::string() : it->second;
 }
 
 const AgentConfig& TaskEngine::AgentOf(const StepRun& s, const Instance& inst) {
@@ -618,6 +639,8 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
       }
       if (kind == nullptr) continue;
       ++stats_.timeouts;
+      breakers_.Record(AgentOf(s, inst), ModelOf(AgentOf(s, inst), inst), now, /*failure=*/true,
+                       now - inst.dispatched_at);
       v1::Error error;
       error.set_code(kTimeout);
       error.set_message(absl::StrCat(kind, " timeout of attempt ", inst.attempt,
@@ -914,7 +937,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     for (const Instance& inst : s.instances) {
       s.succeeded += inst.status == v1::STEP_STATUS_SUCCEEDED;
       s.failed += inst.status == v1::STEP_STATUS_FAILED && s.config->optional;
-      t.degraded = t.degraded || (inst.status == v1::STEP_STATUS_SUCCEEDED && inst.fallback_from > 0) ||
+      t.degraded = t.degraded || (inst.status == v1::STEP_STATUS_SUCCEEDED && inst.in_fallback()) ||
                    (inst.status == v1::STEP_STATUS_FAILED && s.config->optional);
     }
     if (s.succeeded + s.failed == s.instances.size()) {

@@ -38,6 +38,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "coordinator/budget.h"
+#include "coordinator/circuit_breaker.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
@@ -74,6 +75,7 @@ struct EngineStats {
   int64_t budget_exhausted = 0;
   int64_t downgrades = 0;  // attempts moved to a cheaper model tier by the budget
   int64_t fallbacks = 0;   // instances moved to their agent's fallback
+  int64_t breaker_rejections = 0;  // dispatches refused by an open circuit breaker
 };
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
@@ -120,6 +122,14 @@ class TaskEngine {
   // Forgets every task (active or finished) of these partitions.
   void DropPartitions(const std::set<int32_t>& partitions);
 
+  // Circuit breakers: this replica's name in the transitions it publishes;
+  // the transitions made since the last call (for the breakers topic); a
+  // transition another replica published.
+  void SetReplicaName(const std::string& replica) { breakers_.set_replica(replica); }
+  std::vector<v1::BreakerState> TakeBreakerTransitions() { return breakers_.TakeTransitions(); }
+  void ApplyBreaker(const v1::BreakerState& state) { breakers_.Apply(state); }
+  v1::BreakerStatus BreakerStatus(const std::string& name) { return breakers_.Status(name, clock_->Now()); }
+
   size_t active_tasks() const { return active_.size(); }
   size_t finished_tasks() const { return finished_.size(); }
   const EngineStats& stats() const { return stats_; }
@@ -161,6 +171,8 @@ class TaskEngine {
   static nlohmann::json StepOutput(const StepRun& s);
   // The agent serving an instance: the step's, or its fallback agent.
   static const AgentConfig& AgentOf(const StepRun& s, const Instance& inst);
+  // The model the instance's latest attempt was sent to.
+  static std::string ModelOf(const AgentConfig& agent, const Instance& inst);
   // Moves the instance to its agent's fallback and dispatches it.
   void StartFallback(Task& task, size_t step, int fan, const std::string& reason, Outbox* out);
   // Re-registers the task's earliest timer and marks its state changed.
@@ -190,6 +202,7 @@ class TaskEngine {
   // Tasks whose state changed since TakeStateChanges().
   absl::flat_hash_set<std::string> dirty_;
   absl::flat_hash_map<std::string, int32_t> dirty_partition_;
+  Breakers breakers_;
   EngineStats stats_;
 };
 
