@@ -131,6 +131,13 @@ absl::Status Validate(const v1::TaskState& m) {
   return Validate(m.submission());
 }
 
+absl::Status Validate(const v1::BreakerState& m) {
+  if (absl::Status s = CheckId("name", m.name()); !s.ok()) return s;
+  if (m.status() == v1::BREAKER_STATUS_UNSPECIFIED) return absl::InvalidArgumentError("status: unspecified");
+  if (!m.has_since()) return absl::InvalidArgumentError("since: missing");
+  return absl::OkStatus();
+}
+
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
                            int attempt) {
   return absl::StrCat(task_id, "/", step, "/", fan_index, "/", attempt);

@@ -32,6 +32,24 @@ Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer
       engine_(config, clock, static_cast<uint64_t>(absl::ToUnixNanos(clock->Now()))),
       committer_(consumer) {}
 
+void Coordinator::ShareBreakers(Consumer* feed, const std::string& replica) {
+  breaker_feed_ = feed;
+  engine_.SetReplicaName(replica);
+}
+
+void Coordinator::FollowBreakers(absl::Duration timeout) {
+  if (breaker_feed_ == nullptr) return;
+  for (const Message& m : breaker_feed_->Poll(timeout, 1000)) {
+    if (m.payload.empty()) continue;  // a tombstone
+    auto state = Decode<v1::BreakerState>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
+    if (!state.ok()) {
+      Log(LogLevel::kWarning, kComponent, "unreadable breaker state ignored", {{"error", state.status().message()}});
+      continue;
+    }
+    engine_.ApplyBreaker(*state);
+  }
+}
+
 absl::Status Coordinator::Start() {
   // Fences a previous incarnation with the same transactional.id and aborts
   // its open transaction, so read_committed readers are not held back.
@@ -39,7 +57,13 @@ absl::Status Coordinator::Start() {
   // Learn the output topics' leaders now, not on the first task.
   std::vector<std::string> outputs = {topics_.results, topics_.dlq, topics_.state};
   for (const auto& [name, agent] : config_->agents) outputs.push_back(topics_.Work(name));
+  if (breaker_feed_) outputs.push_back(topics_.breakers);
   for (const auto& topic : outputs) RETURN_IF_ERROR(producer_->Warm(topic, options_.kafka_timeout));
+  if (breaker_feed_) {
+    // Start with the fleet's current view of the breakers.
+    RETURN_IF_ERROR(breaker_feed_->Assign({{topics_.breakers, 0}}));
+    FollowBreakers(absl::Seconds(1));
+  }
   return consumer_->Subscribe({topics_.tasks, topics_.events});
 }
 
@@ -69,6 +93,7 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
   }
   std::vector<Message> batch = consumer_->Poll(wait, options_.max_batch);
   if (!failure_.ok()) return failure_;  // a rebalance callback could not commit
+  FollowBreakers(absl::ZeroDuration());
   consumed_ += batch.size();
   LogProgress();
   bool timers_due = engine_.NextTimer() <= clock_->Now();
@@ -263,6 +288,13 @@ absl::Status Coordinator::Publish(const Outbox& out) {
       m.headers = std::move(e.headers);
     }
     RETURN_IF_ERROR(Produce(std::move(m)));
+  }
+  for (const v1::BreakerState& b : engine_.TakeBreakerTransitions()) {
+    if (breaker_feed_ == nullptr) continue;
+    Log(LogLevel::kWarning, kComponent, "circuit breaker " + v1::BreakerStatus_Name(b.status()),
+        {{"breaker", b.name()}, {"reason", b.reason()}});
+    Encoded e = Encode(b, "");
+    RETURN_IF_ERROR(Produce({topics_.breakers, b.name(), std::move(e.payload), std::move(e.headers), 0}));
   }
   return absl::OkStatus();
 }

@@ -30,6 +30,8 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
       {t.results, k.partitions, k.replication_factor, {}},
       {t.state, k.partitions, k.replication_factor, {{"cleanup.policy", "compact"}}},
       {t.dlq, k.partitions, k.replication_factor, {}},
+      // Circuit breaker states, shared by the coordinator replicas.
+      {t.breakers, 1, k.replication_factor, {{"cleanup.policy", "compact"}}},
   };
   for (const auto& [name, agent] : config.agents) {
     specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, {}});

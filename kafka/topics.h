@@ -18,8 +18,9 @@ struct Topics {
         results(prefix + "results"),
         state(prefix + "state"),
         dlq(prefix + "dlq"),
+        breakers(prefix + "breakers"),
         work_prefix(prefix + "work.") {}
-  std::string tasks, events, results, state, dlq, work_prefix;
+  std::string tasks, events, results, state, dlq, breakers, work_prefix;
   std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
 };
 

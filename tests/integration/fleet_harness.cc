@@ -79,7 +79,7 @@ std::string Fleet::WriteConfig(const std::string& bootstrap,
                                const std::vector<std::pair<std::string, std::string>>& edits,
                                const std::string& coordinator_yaml, const std::string& worker_yaml) {
   bootstrap_ = bootstrap;
-  std::string text = ReadFile(std::string(AGENTFLEET_SOURCE_DIR) + "/examples/" + example_);
+  std::string text = ReadFile(std::string(AGENTFLEET_SOURCE_DIR) + "/" + example_);
   ReplaceFirst(&text, "topic_prefix: agentfleet.", "topic_prefix: " + prefix_);
   ReplaceFirst(&text, "bootstrap.servers: 127.0.0.1:9092", "bootstrap.servers: " + bootstrap);
   for (const auto& [from, to] : edits) ReplaceAll(&text, from, to);

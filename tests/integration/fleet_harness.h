@@ -37,7 +37,8 @@ class Fleet {
                           const std::vector<std::pair<std::string, std::string>>& edits = {},
                           const std::string& coordinator_yaml = "", const std::string& worker_yaml = "");
   const std::string& config_path() const { return config_path_; }
-  // The examples/ file WriteConfig starts from (default support.yaml).
+  // The config WriteConfig starts from, relative to the source tree
+  // (default examples/support.yaml).
   void set_example(const std::string& file) { example_ = file; }
   absl::StatusOr<FleetConfig> LoadConfig() const;
 
@@ -74,7 +75,7 @@ class Fleet {
   std::string prefix_;
   std::string bootstrap_;
   std::string config_path_;
-  std::string example_ = "support.yaml";
+  std::string example_ = "examples/support.yaml";
   bool dev_broker_ = false;
   std::vector<pid_t> pids_;
   std::vector<std::string> logs_;

@@ -201,6 +201,43 @@ TEST_F(RealKafkaTest, BudgetsAreNeverPassedEndToEnd) {
             << by_status[v1::TASK_STATUS_BUDGET_EXHAUSTED] << " budget_exhausted of " << kTasks << "\n";
 }
 
+TEST_F(RealKafkaTest, AnOpenBreakerIsSharedWithAReplicaThatStartsLater) {
+  Fleet fleet("breaker");
+  fleet.set_example("tests/integration/breakers.yaml");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t first = fleet.StartCoordinator({"--instance", "a"});
+  fleet.StartWorker("worker-1");
+  auto explained = [](const v1::TaskResult& r) { return r.steps_size() ? r.steps(0).explanation() : ""; };
+  // Every call to primary fails: the first tasks fall back after a failed
+  // call each, and those five-plus failures open the breaker; later tasks go
+  // to the fallback without a call to primary.
+  for (const char* batch : {"a", "b"}) {
+    auto run = SubmitAndCollect(*config, SampleTasks(10, fleet.prefix() + batch, 1), true, absl::Seconds(120));
+    ASSERT_TRUE(run.ok()) << run.status() << fleet.LogTails();
+    ASSERT_EQ(run->summary.count(v1::TASK_STATUS_PARTIAL), 10) << fleet.LogTails();
+    int opened = 0;
+    for (const auto& r : run->results) {
+      opened += explained(r).find("circuit breaker 'agent:primary' is open") != std::string::npos;
+    }
+    EXPECT_EQ(opened, std::string(batch) == "a" ? 0 : 10) << "batch " << batch;
+  }
+  // A new replica replaces the first one: it reads the breakers topic and
+  // sends nothing to primary.
+  EXPECT_EQ(fleet.StopProcess(first), 0);
+  fleet.StartCoordinator({"--instance", "b"});
+  auto after = SubmitAndCollect(*config, SampleTasks(10, fleet.prefix() + "c", 2), true, absl::Seconds(120));
+  ASSERT_TRUE(after.ok()) << after.status() << fleet.LogTails();
+  ASSERT_EQ(after->summary.count(v1::TASK_STATUS_PARTIAL), 10) << fleet.LogTails();
+  for (const auto& r : after->results) {
+    EXPECT_THAT(explained(r), HasSubstr("circuit breaker 'agent:primary' is open")) << r.task_id();
+    EXPECT_EQ(r.steps(0).agent(), "backup");
+    EXPECT_EQ(r.steps(0).attempts(), 1) << "no call was made to primary";
+  }
+}
+
 TEST(DevBrokerTest, FiveHundredTasksOnTheDevelopmentBroker) {
   Fleet fleet("dev");
   auto bootstrap = fleet.StartDevBroker();

@@ -28,7 +28,7 @@ absl::StatusOr<FleetConfig> LlmFleetConfig(Fleet& fleet, const std::string& boot
                                            const std::string& worker_yaml = "") {
   setenv("LOCAL_LLM_API_KEY", "sk-local-test", 1);
   setenv("ANTHROPIC_API_KEY", "sk-ant-test", 1);
-  fleet.set_example("llm.yaml");
+  fleet.set_example("examples/llm.yaml");
   fleet.WriteConfig(bootstrap,
                     {{"http://127.0.0.1:8000/v1", fake.base_url() + "/v1"},
                      {"https://api.anthropic.com", fake.base_url()}},
