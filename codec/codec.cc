@@ -138,6 +138,12 @@ absl::Status Validate(const v1::BreakerState& m) {
   return absl::OkStatus();
 }
 
+absl::Status Validate(const v1::CacheEntry& m) {
+  if (m.agent().empty() || m.model().empty()) return absl::InvalidArgumentError("agent and model are required");
+  if (!m.has_expires()) return absl::InvalidArgumentError("expires: missing");
+  return absl::OkStatus();
+}
+
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
                            int attempt) {
   return absl::StrCat(task_id, "/", step, "/", fan_index, "/", attempt);

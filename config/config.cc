@@ -404,7 +404,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
                AgentConfig* a) {
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
-                    "system_prompt", "prompt", "temperature", "fallback", "breaker"})) {
+                    "system_prompt", "prompt", "temperature", "fallback", "breaker", "cache"})) {
     return;
   }
   L.String(n, "description", f, &a->description);
@@ -440,6 +440,13 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   double temperature;
   if (L.Number<double>(n, "temperature", f, &temperature, 0.0, 2.0)) a->temperature = temperature;
   if (YAML::Node b = n["breaker"]) a->breaker = LoadBreaker(L, b, f + ".breaker");
+  if (YAML::Node c = n["cache"]; c && L.Map(c, f + ".cache", {"ttl", "max_entries"})) {
+    if (!c["ttl"]) L.Error(c, f + ".cache.ttl", "is required (how long a cached output may be reused)");
+    if (L.Duration(c, "ttl", f + ".cache", &a->cache_ttl) && a->cache_ttl > absl::Hours(24 * 7)) {
+      L.Error(c["ttl"], f + ".cache.ttl", "must be at most 168h (the cache topic keeps entries for 7 days)");
+    }
+    L.Number<int>(c, "max_entries", f + ".cache", &a->cache_max_entries, 1, 10'000'000);
+  }
   if (YAML::Node fb = n["fallback"]; fb && L.Map(fb, f + ".fallback", {"agent", "model_tier"})) {
     FallbackConfig fallback;
     L.String(fb, "agent", f + ".fallback", &fallback.agent);

@@ -138,6 +138,11 @@ struct AgentConfig {
   std::optional<FallbackConfig> fallback;
   // A breaker for the agent, when set.
   std::optional<BreakerConfig> breaker;
+  // The exact result cache: a successful output is reused, for `cache_ttl`,
+  // by any call of this agent on the same model with the same input
+  // (canonical JSON). Zero: no cache.
+  absl::Duration cache_ttl = absl::ZeroDuration();
+  int cache_max_entries = 10000;
 };
 
 struct StepConfig {

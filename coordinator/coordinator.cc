@@ -32,21 +32,29 @@ Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer
       engine_(config, clock, static_cast<uint64_t>(absl::ToUnixNanos(clock->Now()))),
       committer_(consumer) {}
 
-void Coordinator::ShareBreakers(Consumer* feed, const std::string& replica) {
-  breaker_feed_ = feed;
+void Coordinator::ShareFleetState(Consumer* feed, const std::string& replica) {
+  shared_feed_ = feed;
   engine_.SetReplicaName(replica);
 }
 
-void Coordinator::FollowBreakers(absl::Duration timeout) {
-  if (breaker_feed_ == nullptr) return;
-  for (const Message& m : breaker_feed_->Poll(timeout, 1000)) {
+void Coordinator::FollowSharedState(absl::Duration timeout) {
+  if (shared_feed_ == nullptr) return;
+  for (const Message& m : shared_feed_->Poll(timeout, 1000)) {
     if (m.payload.empty()) continue;  // a tombstone
-    auto state = Decode<v1::BreakerState>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
-    if (!state.ok()) {
-      Log(LogLevel::kWarning, kComponent, "unreadable breaker state ignored", {{"error", state.status().message()}});
-      continue;
+    absl::Status s;
+    if (m.topic == topics_.breakers) {
+      auto state = Decode<v1::BreakerState>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
+      if (state.ok()) engine_.ApplyBreaker(*state);
+      s = state.status();
+    } else {
+      auto entry = Decode<v1::CacheEntry>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
+      if (entry.ok()) engine_.ApplyCacheEntry(*entry);
+      s = entry.status();
     }
-    engine_.ApplyBreaker(*state);
+    if (!s.ok()) {
+      Log(LogLevel::kWarning, kComponent, "unreadable shared state ignored",
+          {{"topic", m.topic}, {"error", s.message()}});
+    }
   }
 }
 
@@ -57,12 +65,15 @@ absl::Status Coordinator::Start() {
   // Learn the output topics' leaders now, not on the first task.
   std::vector<std::string> outputs = {topics_.results, topics_.dlq, topics_.state};
   for (const auto& [name, agent] : config_->agents) outputs.push_back(topics_.Work(name));
-  if (breaker_feed_) outputs.push_back(topics_.breakers);
+  if (shared_feed_) {
+    outputs.push_back(topics_.breakers);
+    outputs.push_back(topics_.cache);
+  }
   for (const auto& topic : outputs) RETURN_IF_ERROR(producer_->Warm(topic, options_.kafka_timeout));
-  if (breaker_feed_) {
-    // Start with the fleet's current view of the breakers.
-    RETURN_IF_ERROR(breaker_feed_->Assign({{topics_.breakers, 0}}));
-    FollowBreakers(absl::Seconds(1));
+  if (shared_feed_) {
+    // Start with the fleet's current view of the breakers and the cache.
+    RETURN_IF_ERROR(shared_feed_->Assign({{topics_.breakers, 0}, {topics_.cache, 0}}));
+    FollowSharedState(absl::Seconds(1));
   }
   return consumer_->Subscribe({topics_.tasks, topics_.events});
 }
@@ -93,7 +104,7 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
   }
   std::vector<Message> batch = consumer_->Poll(wait, options_.max_batch);
   if (!failure_.ok()) return failure_;  // a rebalance callback could not commit
-  FollowBreakers(absl::ZeroDuration());
+  FollowSharedState(absl::ZeroDuration());
   consumed_ += batch.size();
   LogProgress();
   bool timers_due = engine_.NextTimer() <= clock_->Now();
@@ -289,8 +300,13 @@ absl::Status Coordinator::Publish(const Outbox& out) {
     }
     RETURN_IF_ERROR(Produce(std::move(m)));
   }
+  for (auto& [key, entry] : engine_.TakeCacheInserts()) {
+    if (shared_feed_ == nullptr) continue;
+    Encoded e = Encode(entry, "");
+    RETURN_IF_ERROR(Produce({topics_.cache, key, std::move(e.payload), std::move(e.headers), 0}));
+  }
   for (const v1::BreakerState& b : engine_.TakeBreakerTransitions()) {
-    if (breaker_feed_ == nullptr) continue;
+    if (shared_feed_ == nullptr) continue;
     Log(LogLevel::kWarning, kComponent, "circuit breaker " + v1::BreakerStatus_Name(b.status()),
         {{"breaker", b.name()}, {"reason", b.reason()}});
     Encoded e = Encode(b, "");

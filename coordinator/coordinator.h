@@ -63,10 +63,11 @@ class Coordinator : public RebalanceListener {
   Coordinator(const FleetConfig* config, Consumer* consumer, Producer* producer, const Clock* clock,
               StateReader state_reader, CoordinatorOptions options = {});
 
-  // Follows the breakers topic with `feed` (a consumer of its own, not in a
-  // group) and names this replica in the transitions it publishes. Without
-  // it, breakers are this replica's alone. Call before Start().
-  void ShareBreakers(Consumer* feed, const std::string& replica);
+  // Follows the state the replicas share — the breakers and cache topics —
+  // with `feed` (a consumer of its own, not in a group), and names this
+  // replica in what it publishes there. Without it, breakers and the result
+  // cache are this replica's alone. Call before Start().
+  void ShareFleetState(Consumer* feed, const std::string& replica);
 
   // Initialises transactions (exactly_once), warms the producer, subscribes.
   absl::Status Start();
@@ -115,9 +116,9 @@ class Coordinator : public RebalanceListener {
   // exactly_once: next offsets consumed in the open transaction.
   std::map<std::pair<std::string, int32_t>, int64_t> pending_offsets_;
   std::set<int32_t> owned_;  // tasks/events/state partition numbers
-  Consumer* breaker_feed_ = nullptr;
-  // Applies what the breakers feed has (up to `timeout` for the first message).
-  void FollowBreakers(absl::Duration timeout);
+  Consumer* shared_feed_ = nullptr;
+  // Applies what the shared-state feed has (up to `timeout` for the first message).
+  void FollowSharedState(absl::Duration timeout);
   std::atomic<bool> joined_{false};
   absl::Status failure_;     // set by a rebalance callback that could not commit
   int64_t dead_letters_ = 0;

@@ -58,16 +58,16 @@ int main(int argc, char** argv) {
     return ReadPartitionsToEnd(reader_props, topic, partitions, absl::Minutes(2));
   };
   Coordinator coordinator(&config, consumer->get(), producer->get(), SystemClock::Get(), state_reader);
-  // Every replica reads the whole breakers topic (assigned, never committed).
-  Properties feed_props = ConsumerProperties(config.kafka, cc.group_id + "-breakers");
+  // Every replica reads the whole breakers and cache topics (assigned, never committed).
+  Properties feed_props = ConsumerProperties(config.kafka, cc.group_id + "-shared");
   feed_props["enable.auto.commit"] = "false";
   if (exactly_once) feed_props["isolation.level"] = "read_committed";
-  auto breaker_feed = NewConsumer(feed_props);
-  if (!breaker_feed.ok()) {
-    std::cerr << breaker_feed.status().message() << "\n";
+  auto shared_feed = NewConsumer(feed_props);
+  if (!shared_feed.ok()) {
+    std::cerr << shared_feed.status().message() << "\n";
     return 2;
   }
-  coordinator.ShareBreakers(breaker_feed->get(), instance);
+  coordinator.ShareFleetState(shared_feed->get(), instance);
   relay.set_target(&coordinator);
   absl::Status status = coordinator.Start();
   Log(LogLevel::kInfo, "coordinator", "started",
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   });
   if (status.ok()) status = coordinator.Run([] { return ShutdownRequested(); });
   (*consumer)->Close();
-  (*breaker_feed)->Close();
+  (*shared_feed)->Close();
   relay.set_target(nullptr);
   if (!status.ok()) {
     Log(LogLevel::kError, "coordinator", "stopped on error", {{"error", status.message()}});

@@ -59,6 +59,8 @@ struct TaskEngine::Instance {
   std::string fallback_tier;                    // or another tier of the step's agent
   std::string note;                             // why the instance is degraded
   bool in_fallback() const { return fallback_agent != nullptr || !fallback_tier.empty(); }
+  bool cached = false;      // served from the result cache
+  std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
   void DisarmAttempt() {
@@ -116,7 +118,7 @@ struct TaskEngine::Task {
 };
 
 TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
-    : config_(config), clock_(clock), rng_(seed), breakers_(config, "") {}
+    : config_(config), clock_(clock), rng_(seed), breakers_(config, ""), cache_(config) {}
 TaskEngine::~TaskEngine() = default;
 
 std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& submission,
@@ -269,6 +271,26 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
                           : inst.fallback_tier.empty() ? std::string("default")
                                                        : inst.fallback_tier;
   std::string tier = inst.tier.empty() ? base_tier : inst.tier;
+  // A cached output for this exact input serves the instance: no call, no cost.
+  if (agent.cache_ttl > absl::ZeroDuration()) {
+    std::string canonical = CanonicalJson(*input);
+    std::string model = agent.models.at(base_tier);
+    if (const Json* hit = cache_.Find(agent, model, canonical, clock_->Now())) {
+      ++stats_.cache_hits;
+      inst.status = v1::STEP_STATUS_SUCCEEDED;
+      inst.output = *hit;
+      inst.cached = true;
+      inst.model = model;
+      inst.error.Clear();
+      inst.budget_wait = false;
+      inst.retry_at = absl::InfiniteFuture();
+      inst.DisarmAttempt();
+      if (inst.in_fallback()) task.degraded = true;
+      if (++s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
+      return;
+    }
+    inst.cache_input = std::move(canonical);
+  }
   AttemptPlan plan = PlanAttempt(*config_, agent, base_tier, input->dump().size(), limits, Spent(task), Committed(task));
   if (!plan.affordable) {
     if (HasReservations(task)) {
@@ -416,6 +438,11 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     inst.error.Clear();
     ++s.succeeded;
     if (inst.in_fallback()) task.degraded = true;
+    if (!inst.cache_input.empty()) {
+      const AgentConfig& agent = AgentOf(s, inst);
+      cache_.Insert(agent, ModelOf(agent, inst), inst.cache_input, inst.output, now);
+      inst.cache_input.clear();
+    }
     if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
   } else {
     AttemptFailed(task, step, fan, r.error(), out);
@@ -750,7 +777,8 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
       sum->set_agent(AgentOf(s, inst).name);
       sum->set_explanation(inst.note);
       sum->set_model(inst.model);
-      sum->set_status(inst.attempt == 0 ? v1::STEP_STATUS_SKIPPED : inst.status);
+      sum->set_status(inst.done() || inst.attempt > 0 ? inst.status : v1::STEP_STATUS_SKIPPED);
+      sum->set_cached(inst.cached);
       sum->set_attempts(inst.attempt);
       *sum->mutable_usage() = inst.usage;
       sum->set_latency_ms(inst.latency_ms);
@@ -805,6 +833,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       if (inst.fallback_agent) ss->set_fallback_agent(inst.fallback_agent->name);
       ss->set_fallback_tier(inst.fallback_tier);
       ss->set_note(inst.note);
+      ss->set_cached(inst.cached);
       for (const auto& res : inst.reservations) {
         v1::Reservation* rp = ss->add_reservations();
         rp->set_attempt(res.attempt);
@@ -922,6 +951,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.fallback_agent = ss.fallback_agent().empty() ? nullptr : config_->FindAgent(ss.fallback_agent());
     inst.fallback_tier = ss.fallback_tier();
     inst.note = ss.note();
+    inst.cached = ss.cached();
     task->kick_budget = task->kick_budget || inst.budget_wait;
     for (const v1::Reservation& rp : ss.reservations()) {
       inst.reservations.push_back(

@@ -39,6 +39,7 @@
 #include "config/config.h"
 #include "coordinator/budget.h"
 #include "coordinator/circuit_breaker.h"
+#include "coordinator/result_cache.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
@@ -76,6 +77,7 @@ struct EngineStats {
   int64_t downgrades = 0;  // attempts moved to a cheaper model tier by the budget
   int64_t fallbacks = 0;   // instances moved to their agent's fallback
   int64_t breaker_rejections = 0;  // dispatches refused by an open circuit breaker
+  int64_t cache_hits = 0;          // step instances served from the result cache
 };
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
@@ -129,6 +131,10 @@ class TaskEngine {
   std::vector<v1::BreakerState> TakeBreakerTransitions() { return breakers_.TakeTransitions(); }
   void ApplyBreaker(const v1::BreakerState& state) { breakers_.Apply(state); }
   v1::BreakerStatus BreakerStatus(const std::string& name) { return breakers_.Status(name, clock_->Now()); }
+  // The result cache: entries added since the last call (for the cache
+  // topic), and an entry another replica published.
+  std::vector<std::pair<std::string, v1::CacheEntry>> TakeCacheInserts() { return cache_.TakeInserts(); }
+  void ApplyCacheEntry(const v1::CacheEntry& entry) { cache_.Apply(entry); }
 
   size_t active_tasks() const { return active_.size(); }
   size_t finished_tasks() const { return finished_.size(); }
@@ -203,6 +209,7 @@ class TaskEngine {
   absl::flat_hash_set<std::string> dirty_;
   absl::flat_hash_map<std::string, int32_t> dirty_partition_;
   Breakers breakers_;
+  ResultCache cache_;
   EngineStats stats_;
 };
 

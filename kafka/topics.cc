@@ -32,6 +32,8 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
       {t.dlq, k.partitions, k.replication_factor, {}},
       // Circuit breaker states, shared by the coordinator replicas.
       {t.breakers, 1, k.replication_factor, {{"cleanup.policy", "compact"}}},
+      // The result cache, shared by the coordinator replicas; no entry lives past 7 days.
+      {t.cache, 1, k.replication_factor, {{"cleanup.policy", "compact,delete"}, {"retention.ms", "604800000"}}},
   };
   for (const auto& [name, agent] : config.agents) {
     specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, {}});

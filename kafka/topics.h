@@ -19,8 +19,9 @@ struct Topics {
         state(prefix + "state"),
         dlq(prefix + "dlq"),
         breakers(prefix + "breakers"),
+        cache(prefix + "cache"),
         work_prefix(prefix + "work.") {}
-  std::string tasks, events, results, state, dlq, breakers, work_prefix;
+  std::string tasks, events, results, state, dlq, breakers, cache, work_prefix;
   std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
 };
 
