@@ -278,10 +278,24 @@ std::optional<BreakerConfig> LoadBreaker(Loader& L, const YAML::Node& n, const s
 
 void LoadProvider(Loader& L, const YAML::Node& n, const std::string& f, ProviderConfig* p) {
   if (!L.Map(n, f, {"type", "latency", "failure_rate", "seed", "base_url", "api_key_env", "api_key_file",
-                    "headers", "connect_timeout", "max_connections", "json_mode", "anthropic_version", "breaker"})) {
+                    "headers", "connect_timeout", "max_connections", "json_mode", "anthropic_version", "breaker",
+                    "rate_limits"})) {
     return;
   }
   if (YAML::Node b = n["breaker"]) p->breaker = LoadBreaker(L, b, f + ".breaker");
+  if (YAML::Node r = n["rate_limits"]; r && L.Map(r, f + ".rate_limits", {})) {
+    for (auto it = r.begin(); it != r.end(); ++it) {
+      std::string mf = f + ".rate_limits." + it->first.Scalar();
+      RateLimit limit;
+      if (!L.Map(it->second, mf, {"requests_per_minute", "tokens_per_minute"})) continue;
+      L.Number<double>(it->second, "requests_per_minute", mf, &limit.requests_per_minute, 0.0);
+      L.Number<double>(it->second, "tokens_per_minute", mf, &limit.tokens_per_minute, 0.0);
+      if (limit.requests_per_minute == 0 && limit.tokens_per_minute == 0) {
+        L.Error(it->second, mf, "give requests_per_minute, tokens_per_minute or both");
+      }
+      p->rate_limits[it->first.Scalar()] = limit;
+    }
+  }
   std::string type;
   L.String(n, "type", f, &type, /*required=*/true);
   using T = ProviderConfig::Type;

@@ -63,6 +63,14 @@ struct BreakerConfig {
   absl::Duration max_half_open_wait = absl::ZeroDuration();  // zero: wait for the probes forever
 };
 
+// A provider's quota for one model, for the whole fleet (zero: no limit of
+// that kind). The coordinator replicas split it by the share of task
+// partitions each owns.
+struct RateLimit {
+  double requests_per_minute = 0;
+  double tokens_per_minute = 0;
+};
+
 struct ProviderConfig {
   enum class Type { kSimulated, kOpenAi, kAnthropic };
   std::string name;
@@ -87,6 +95,8 @@ struct ProviderConfig {
   std::string anthropic_version = "2023-06-01";
   // One breaker per model of this provider, when set.
   std::optional<BreakerConfig> breaker;
+  // Model name -> quota.
+  std::map<std::string, RateLimit> rate_limits;
   bool is_http() const { return type != Type::kSimulated; }
 };
 

@@ -194,6 +194,7 @@ void Coordinator::OnRevoked(const std::vector<TopicPartition>& partitions) {
   }
   engine_.DropPartitions(lost);
   for (int32_t p : lost) owned_.erase(p);
+  engine_.SetQuotaShare(static_cast<double>(owned_.size()) / config_->kafka.partitions);
   Log(LogLevel::kInfo, kComponent, "partitions revoked",
       {{"partitions", absl::StrCat(lost.size())}, {"active_tasks", absl::StrCat(engine_.active_tasks())}});
 }
@@ -227,6 +228,8 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
     engine_.Restore(m.key, *state, m.partition);
   }
   owned_.insert(gained.begin(), gained.end());
+  // The share of every provider quota follows the share of task partitions owned.
+  engine_.SetQuotaShare(static_cast<double>(owned_.size()) / config_->kafka.partitions);
   Log(LogLevel::kInfo, kComponent, "partitions assigned",
       {{"gained", absl::StrCat(gained.size())},
        {"state_records", absl::StrCat(records->size())},

@@ -60,6 +60,9 @@ struct TaskEngine::Instance {
   std::string note;                             // why the instance is degraded
   bool in_fallback() const { return fallback_agent != nullptr || !fallback_tier.empty(); }
   bool cached = false;      // served from the result cache
+  bool rate_wait = false;   // waiting in a quota's queue
+  uint64_t rate_seq = 0;    // its place in that queue
+  int64_t rate_tokens = 0;  // the tokens it needs from the quota
   std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
@@ -112,13 +115,16 @@ struct TaskEngine::Task {
   absl::Time armed = absl::InfiniteFuture();  // the entry in timers_
   bool kick = false;  // restored with ready steps not started: start them at the next Tick
   bool kick_budget = false;  // restored with instances waiting for budget: retry them at the next Tick
+  bool kick_rate = false;    // restored with instances waiting for a quota: queue them at the next Tick
   bool degraded = false;  // an optional step failed or a fallback served: the task ends PARTIAL
 
   const std::string& id() const { return submission.task_id(); }
 };
 
 TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
-    : config_(config), clock_(clock), rng_(seed), breakers_(config, ""), cache_(config) {}
+    : config_(config), clock_(clock), rng_(seed), breakers_(config, ""), cache_(config), rate_(config) {
+  rate_.SetShare(1.0, clock->Now());
+}
 TaskEngine::~TaskEngine() = default;
 
 std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& submission,
@@ -259,7 +265,8 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   // The budget: a new step instance must fit max_steps; every attempt must
   // be affordable, its worst case reserved, its max_tokens capped.
   const Limits& limits = task.limits;
-  if (inst.attempt == 0 && !inst.budget_wait && limits.max_steps > 0 && StepsStarted(task) >= limits.max_steps) {
+  if (inst.attempt == 0 && !inst.budget_wait && !inst.rate_wait && limits.max_steps > 0 &&
+      StepsStarted(task) >= limits.max_steps) {
     ExhaustBudget(task, absl::StrCat("max_steps ", limits.max_steps, ": step '", s.config->id, "'",
                                      fan_index >= 0 ? absl::StrCat("[", fan_index, "]") : "",
                                      " would be one more"),
@@ -291,7 +298,8 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     }
     inst.cache_input = std::move(canonical);
   }
-  AttemptPlan plan = PlanAttempt(*config_, agent, base_tier, input->dump().size(), limits, Spent(task), Committed(task));
+  const size_t input_bytes = input->dump().size();
+  AttemptPlan plan = PlanAttempt(*config_, agent, base_tier, input_bytes, limits, Spent(task), Committed(task));
   if (!plan.affordable) {
     if (HasReservations(task)) {
       // Outstanding attempts may settle for less than their worst case.
@@ -304,6 +312,12 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     return;
   }
   inst.budget_wait = false;
+  // The provider's quota, split between the replicas; interactive work first.
+  std::string quota = rate_.Key(agent.provider, plan.model);
+  if (!quota.empty() &&
+      !TakeQuota(task, step, fan_index, quota, static_cast<int64_t>(input_bytes / 4) + plan.max_tokens)) {
+    return;
+  }
   // An open circuit breaker: the fallback, or fail fast.
   std::string open;
   if (!breakers_.Allow(agent, plan.model, clock_->Now(), &open)) {
@@ -490,7 +504,7 @@ bool TaskEngine::HasReservations(const Task& task) {
 int64_t TaskEngine::StepsStarted(const Task& task) {
   int64_t n = 0;
   for (const StepRun& s : task.steps) {
-    for (const Instance& inst : s.instances) n += inst.attempt > 0 || inst.budget_wait;
+    for (const Instance& inst : s.instances) n += inst.attempt > 0 || inst.budget_wait || inst.rate_wait;
   }
   return n;
 }
@@ -503,6 +517,94 @@ void TaskEngine::ResumeBudgetWaits(Task& task, Outbox* out) {
       if (s.instances[i].budget_wait) Dispatch(task, step, s.fanned_out ? static_cast<int>(i) : -1, out);
     }
   }
+}
+
+bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens) {
+  Instance& inst = task.steps[step].instances[std::max(fan, 0)];
+  int priority = task.submission.priority() == v1::PRIORITY_INTERACTIVE ? 0 : 1;
+  if (inst.rate_seq == 0) inst.rate_seq = ++rate_seq_;
+  Waiter me{priority, inst.rate_seq, task.id(), step, fan};
+  std::set<Waiter>& queue = rate_waiting_[key];
+  queue.erase(me);
+  // Drop waiters whose task finished or that were dispatched another way.
+  while (!queue.empty()) {
+    const auto& [p, seq, id, st, f] = *queue.begin();
+    auto it = active_.find(id);
+    bool live = it != active_.end() && st < it->second->steps.size() &&
+                static_cast<size_t>(std::max(f, 0)) < it->second->steps[st].instances.size() &&
+                it->second->steps[st].instances[std::max(f, 0)].rate_wait;
+    if (live) break;
+    queue.erase(queue.begin());
+  }
+  bool someone_first = !queue.empty() && *queue.begin() < me;
+  if (someone_first || !rate_.TryTake(key, tokens, clock_->Now())) {
+    if (!inst.rate_wait) ++stats_.rate_waits;
+    inst.rate_wait = true;
+    inst.rate_tokens = tokens;
+    inst.retry_at = absl::InfiniteFuture();
+    inst.DisarmAttempt();
+    queue.insert(me);
+    UpdateRateTimer();
+    return false;
+  }
+  inst.rate_wait = false;
+  inst.rate_seq = 0;
+  if (queue.empty()) rate_waiting_.erase(key);
+  return true;
+}
+
+void TaskEngine::ServeRateQueues(Outbox* out) {
+  for (auto it = rate_waiting_.begin(); it != rate_waiting_.end();) {
+    std::string key = it->first;
+    for (;;) {
+      auto q = rate_waiting_.find(key);
+      if (q == rate_waiting_.end() || q->second.empty()) break;
+      auto [p, seq, id, st, f] = *q->second.begin();
+      auto task = active_.find(id);
+      if (task == active_.end() || st >= task->second->steps.size() ||
+          static_cast<size_t>(std::max(f, 0)) >= task->second->steps[st].instances.size() ||
+          !task->second->steps[st].instances[std::max(f, 0)].rate_wait) {
+        q->second.erase(q->second.begin());
+        continue;
+      }
+      Task& t = *task->second;
+      Dispatch(t, st, f, out);
+      if (active_.contains(id)) Touch(t);
+      // Still at the head and waiting: the quota is empty for now.
+      auto again = rate_waiting_.find(key);
+      if (again != rate_waiting_.end() && !again->second.empty() && *again->second.begin() == Waiter{p, seq, id, st, f}) {
+        break;
+      }
+    }
+    it = rate_waiting_.upper_bound(key);
+    if (auto q = rate_waiting_.find(key); q != rate_waiting_.end() && q->second.empty()) rate_waiting_.erase(q);
+  }
+  UpdateRateTimer();
+}
+
+void TaskEngine::UpdateRateTimer() {
+  rate_next_ = absl::InfiniteFuture();
+  absl::Time now = clock_->Now();
+  for (const auto& [key, queue] : rate_waiting_) {
+    if (queue.empty()) continue;
+    const auto& [p, seq, id, st, f] = *queue.begin();
+    auto task = active_.find(id);
+    int64_t tokens = 1;
+    if (task != active_.end() && st < task->second->steps.size() &&
+        static_cast<size_t>(std::max(f, 0)) < task->second->steps[st].instances.size()) {
+      tokens = task->second->steps[st].instances[std::max(f, 0)].rate_tokens;
+    } else {
+      rate_next_ = now;  // a stale head to clear
+      continue;
+    }
+    rate_next_ = std::min(rate_next_, rate_.ReadyAt(key, tokens, now));
+  }
+}
+
+size_t TaskEngine::rate_waiting() const {
+  size_t n = 0;
+  for (const auto& [key, queue] : rate_waiting_) n += queue.size();
+  return n;
 }
 
 void TaskEngine::ExhaustBudget(Task& task, const std::string& why, Outbox* out) {
@@ -646,11 +748,21 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
     task.kick_budget = false;
     ResumeBudgetWaits(task, out);
   }
+  if (task.kick_rate) {
+    // Restored while waiting for a quota: back into the queue.
+    task.kick_rate = false;
+    for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
+      StepRun& s = task.steps[step];
+      for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
+        if (s.instances[i].rate_wait) Dispatch(task, step, s.fanned_out ? static_cast<int>(i) : -1, out);
+      }
+    }
+  }
   for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
     StepRun& s = task.steps[step];
     for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
       Instance& inst = s.instances[i];
-      if (inst.done() || inst.attempt == 0 || inst.budget_wait) continue;
+      if (inst.done() || inst.attempt == 0 || inst.budget_wait || inst.rate_wait) continue;
       int fan = s.fanned_out ? static_cast<int>(i) : -1;
       if (inst.retry_at <= now) {
         Dispatch(task, step, fan, out);
@@ -709,6 +821,7 @@ void TaskEngine::Tick(Outbox* out) {
     FireTimers(task, now, out);
     if (active_.contains(id)) Touch(task);
   }
+  if (!rate_waiting_.empty()) ServeRateQueues(out);
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     std::string id = expiries_.begin()->second;
     expiries_.erase(expiries_.begin());
@@ -725,11 +838,11 @@ absl::Time TaskEngine::NextTimer() const {
   absl::Time next = absl::InfiniteFuture();
   if (!timers_.empty()) next = timers_.begin()->first;
   if (!expiries_.empty()) next = std::min(next, expiries_.begin()->first);
-  return next;
+  return std::min(next, rate_next_);
 }
 
 void TaskEngine::Touch(Task& task) {
-  absl::Time next = task.kick || task.kick_budget ? absl::InfinitePast() : task.deadline;
+  absl::Time next = task.kick || task.kick_budget || task.kick_rate ? absl::InfinitePast() : task.deadline;
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) next = std::min(next, inst.NextTimer());
   }
@@ -834,6 +947,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_fallback_tier(inst.fallback_tier);
       ss->set_note(inst.note);
       ss->set_cached(inst.cached);
+      ss->set_rate_wait(inst.rate_wait);
       for (const auto& res : inst.reservations) {
         v1::Reservation* rp = ss->add_reservations();
         rp->set_attempt(res.attempt);
@@ -952,6 +1066,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.fallback_tier = ss.fallback_tier();
     inst.note = ss.note();
     inst.cached = ss.cached();
+    inst.rate_wait = ss.rate_wait();  // re-queued at the next Tick
+    task->kick_rate = task->kick_rate || inst.rate_wait;
     task->kick_budget = task->kick_budget || inst.budget_wait;
     for (const v1::Reservation& rp : ss.reservations()) {
       inst.reservations.push_back(

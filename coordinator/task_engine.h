@@ -26,7 +26,9 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -39,6 +41,7 @@
 #include "config/config.h"
 #include "coordinator/budget.h"
 #include "coordinator/circuit_breaker.h"
+#include "coordinator/rate_limiter.h"
 #include "coordinator/result_cache.h"
 #include "nlohmann/json.hpp"
 
@@ -78,6 +81,7 @@ struct EngineStats {
   int64_t fallbacks = 0;   // instances moved to their agent's fallback
   int64_t breaker_rejections = 0;  // dispatches refused by an open circuit breaker
   int64_t cache_hits = 0;          // step instances served from the result cache
+  int64_t rate_waits = 0;          // dispatches that waited for a provider's quota
 };
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
@@ -135,6 +139,14 @@ class TaskEngine {
   // topic), and an entry another replica published.
   std::vector<std::pair<std::string, v1::CacheEntry>> TakeCacheInserts() { return cache_.TakeInserts(); }
   void ApplyCacheEntry(const v1::CacheEntry& entry) { cache_.Apply(entry); }
+  // This replica's share of every provider quota: the share of task
+  // partitions it owns (1 for a lone replica, the default).
+  void SetQuotaShare(double share) {
+    rate_.SetShare(share, clock_->Now());
+    UpdateRateTimer();
+  }
+  // Dispatches waiting for a provider's quota.
+  size_t rate_waiting() const;
 
   size_t active_tasks() const { return active_.size(); }
   size_t finished_tasks() const { return finished_.size(); }
@@ -172,6 +184,12 @@ class TaskEngine {
   // exhausting the budget, where it still cannot pay).
   void ResumeBudgetWaits(Task& task, Outbox* out);
   void ExhaustBudget(Task& task, const std::string& why, Outbox* out);
+  // Rate limits: whether the instance may be dispatched now (else it waits in
+  // its quota's queue, interactive before batch, first come first served).
+  bool TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens);
+  // Dispatches the waiting instances whose quota has refilled.
+  void ServeRateQueues(Outbox* out);
+  void UpdateRateTimer();
   // A complete step's output: its instance's, or the list of its instances'
   // in fan-out order (null for a failed optional instance).
   static nlohmann::json StepOutput(const StepRun& s);
@@ -210,6 +228,12 @@ class TaskEngine {
   absl::flat_hash_map<std::string, int32_t> dirty_partition_;
   Breakers breakers_;
   ResultCache cache_;
+  RateLimiter rate_;
+  // Per quota: (priority, arrival, task id, step, fan index) of the waiting instances.
+  using Waiter = std::tuple<int, uint64_t, std::string, size_t, int>;
+  std::map<std::string, std::set<Waiter>> rate_waiting_;
+  uint64_t rate_seq_ = 0;
+  absl::Time rate_next_ = absl::InfiniteFuture();  // when a waiting instance's quota is back
   EngineStats stats_;
 };
 

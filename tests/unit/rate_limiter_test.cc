@@ -1,0 +1,124 @@
+// Provider quotas at dispatch: token buckets split by the replica's share of
+// partitions, and the TaskEngine's queue that lets interactive work go first.
+#include "coordinator/rate_limiter.h"
+
+#include "codec/json_value.h"
+#include "common/clock.h"
+#include "coordinator/task_engine.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/execution.h"
+
+namespace agentfleet {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr char kConfig[] = R"(
+providers:
+  sim:
+    type: simulated
+    rate_limits:
+      m: {requests_per_minute: 60, tokens_per_minute: 600000}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}, free: {input_per_mtok: 0, output_per_mtok: 0}}
+agents:
+  a: {provider: sim, models: {default: m}, max_tokens: 100}
+  b: {provider: sim, models: {default: free}}
+workflows:
+  w: {steps: [{id: s, agent: a, input: {q: $task.q}}]}
+)";
+
+FleetConfig Config() {
+  auto c = LoadConfigString(kConfig, "rates.yaml");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+TEST(RateLimiterTest, BucketsStartEmptyAndRefillAtTheReplicasShareOfTheQuota) {
+  FleetConfig c = Config();
+  RateLimiter r(&c);
+  absl::Time t = absl::FromUnixSeconds(1000);
+  r.SetShare(1.0, t);
+  std::string key = r.Key("sim", "m");
+  EXPECT_EQ(key, "sim/m");
+  EXPECT_EQ(r.Key("sim", "free"), "") << "no quota for that model";
+  EXPECT_FALSE(r.TryTake(key, 10, t)) << "a restarted replica does not burst";
+  EXPECT_LE(r.ReadyAt(key, 10, t), t + absl::Milliseconds(1002));
+  EXPECT_TRUE(r.TryTake(key, 10, t + absl::Seconds(1)));   // 60 per minute: one a second
+  EXPECT_FALSE(r.TryTake(key, 10, t + absl::Seconds(1)));
+  // Owning half the partitions, the replica gets half the quota: one request per 2 s.
+  r.SetShare(0.5, t + absl::Seconds(1));
+  EXPECT_FALSE(r.TryTake(key, 10, t + absl::Milliseconds(2500)));
+  EXPECT_TRUE(r.TryTake(key, 10, t + absl::Seconds(3)));
+  // Tokens count too: about 10,000 came in the first second, 5,000 a second
+  // since (half of 600,000 per minute).
+  EXPECT_FALSE(r.TryTake(key, 40000, t + absl::Seconds(5)));
+  EXPECT_TRUE(r.TryTake(key, 40000, t + absl::Seconds(8)));
+  // No share, no calls.
+  r.SetShare(0, t + absl::Seconds(8));
+  EXPECT_FALSE(r.TryTake(key, 1, t + absl::Seconds(100)));
+  EXPECT_EQ(r.ReadyAt(key, 1, t + absl::Seconds(100)), absl::InfiniteFuture());
+}
+
+TEST(RateLimiterTest, InteractiveWorkIsDispatchedBeforeBatchWorkWhenTheQuotaBinds) {
+  FleetConfig c = Config();
+  FakeClock clock;
+  TaskEngine engine(&c, &clock);
+  auto submit = [&](const std::string& id, v1::Priority priority) {
+    v1::TaskSubmission s;
+    s.set_task_id(id);
+    s.set_workflow("w");
+    s.set_priority(priority);
+    *s.mutable_input() = ToStruct(Json{{"q", id}});
+    Outbox out;
+    EXPECT_TRUE(engine.Submit(s, "", 0, &out).ok());
+    return out;
+  };
+  // The bucket starts empty: everything waits.
+  for (const char* id : {"batch-1", "batch-2", "batch-3"}) EXPECT_TRUE(submit(id, v1::PRIORITY_BATCH).work.empty());
+  EXPECT_TRUE(submit("interactive-1", v1::PRIORITY_INTERACTIVE).work.empty());
+  EXPECT_EQ(engine.rate_waiting(), 4u);
+  EXPECT_EQ(engine.stats().rate_waits, 4);
+  EXPECT_LE(engine.NextTimer(), clock.Now() + absl::Milliseconds(1002));
+  std::vector<std::string> order;
+  for (int second = 1; second <= 4; ++second) {
+    clock.Advance(absl::Seconds(1));
+    Outbox out;
+    engine.Tick(&out);
+    ASSERT_EQ(out.work.size(), 1u) << "one request a second, at second " << second;
+    order.push_back(out.work[0].item.task_id());
+  }
+  EXPECT_THAT(order, ::testing::ElementsAre("interactive-1", "batch-1", "batch-2", "batch-3"));
+  EXPECT_EQ(engine.rate_waiting(), 0u);
+}
+
+TEST(RateLimiterTest, AWaitingTaskMovesWithItsStateToAnotherReplica) {
+  FleetConfig c = Config();
+  FakeClock clock;
+  TaskEngine engine(&c, &clock);
+  v1::TaskSubmission s;
+  s.set_task_id("t1");
+  s.set_workflow("w");
+  *s.mutable_input() = ToStruct(Json{{"q", "x"}});
+  Outbox out;
+  ASSERT_TRUE(engine.Submit(s, "", 0, &out).ok());
+  ASSERT_TRUE(out.work.empty());
+  std::vector<StateChange> changes;
+  engine.TakeStateChanges(&changes);
+  v1::TaskState wire;
+  ASSERT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+  TaskEngine other(&c, &clock);
+  other.Restore("t1", wire, 0);
+  Outbox none;
+  other.Tick(&none);
+  EXPECT_TRUE(none.work.empty());
+  EXPECT_EQ(other.rate_waiting(), 1u);
+  clock.Advance(absl::Seconds(1));
+  Outbox later;
+  other.Tick(&later);
+  ASSERT_EQ(later.work.size(), 1u);
+  EXPECT_EQ(later.work[0].item.task_id(), "t1");
+}
+
+}  // namespace
+}  // namespace agentfleet
