@@ -551,7 +551,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   for (size_t i = 0; i < steps.size(); ++i) {
     const YAML::Node& s = steps[i];
     std::string sf = absl::StrCat(f, ".steps[", i, "]");
-    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional"})) continue;
+    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn"})) continue;
     StepConfig step;
     if (L.String(s, "id", sf, &step.id, true)) {
       if (!std::regex_match(step.id, NameRegex())) {
@@ -581,6 +581,25 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       step.input = L.ToJson(in);
     }
     L.Bool(s, "optional", sf, &step.optional);
+    if (YAML::Node sp = s["spawn"]; sp && L.Map(sp, sf + ".spawn", {"field", "agents", "max", "into"})) {
+      SpawnConfig spawn;
+      L.String(sp, "field", sf + ".spawn", &spawn.field, /*required=*/true);
+      L.String(sp, "into", sf + ".spawn", &spawn.into);
+      L.Number<int>(sp, "max", sf + ".spawn", &spawn.max, 1, 10000);
+      YAML::Node agents = sp["agents"];
+      if (!agents || !agents.IsSequence() || agents.size() == 0) {
+        L.Error(agents ? agents : sp, sf + ".spawn.agents", "expected a non-empty list of the agents a sub-step may name");
+      } else {
+        for (const auto& a : agents) {
+          if (cfg.agents.count(a.Scalar()) == 0) {
+            L.Error(a, sf + ".spawn.agents", "unknown agent '" + a.Scalar() + "'");
+          }
+          spawn.agents.push_back(a.Scalar());
+        }
+      }
+      if (step.for_each) L.Error(sp, sf + ".spawn", "a step cannot both fan out over a list (for_each) and spawn");
+      step.spawn = spawn;
+    }
     if (const AgentConfig* agent = cfg.FindAgent(step.agent)) {
       CheckPromptFields(L, *agent, s["input"] ? s["input"] : s, sf + ".input", step.input);
       // The fallback agent gets the same input.

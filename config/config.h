@@ -155,6 +155,18 @@ struct AgentConfig {
   int cache_max_entries = 10000;
 };
 
+// Dynamic fan-out (the orchestrator-worker pattern): the step's agent plans
+// sub-steps in its output, `{"<field>": [{"agent": "...", "input": {...}}]}`,
+// and the coordinator runs them in parallel, within these limits. The step's
+// output is the agent's own output with `<into>` set to the list of the
+// sub-steps' outputs, in order, for a later (reducer) step to read.
+struct SpawnConfig {
+  std::string field;
+  std::vector<std::string> agents;  // the agents a sub-step may name
+  int max = 10;                     // at most this many sub-steps
+  std::string into = "results";
+};
+
 struct StepConfig {
   std::string id;
   std::string agent;
@@ -166,6 +178,7 @@ struct StepConfig {
   // An optional step that fails (after its retries and fallback) does not
   // fail the task: its output is null and the task ends PARTIAL.
   bool optional = false;
+  std::optional<SpawnConfig> spawn;
   // Steps this one waits for: those its input references, plus `after`.
   std::vector<std::string> depends_on;
 };

@@ -60,6 +60,9 @@ struct TaskEngine::Instance {
   std::string note;                             // why the instance is degraded
   bool in_fallback() const { return fallback_agent != nullptr || !fallback_tier.empty(); }
   bool cached = false;      // served from the result cache
+  // A sub-step its step's agent asked for (spawn): its agent and input.
+  const AgentConfig* spawn_agent = nullptr;
+  Json spawn_input;
   bool rate_wait = false;   // waiting in a quota's queue
   uint64_t rate_seq = 0;    // its place in that queue
   int64_t rate_tokens = 0;  // the tokens it needs from the quota
@@ -97,6 +100,21 @@ struct TaskEngine::StepRun {
   size_t failed = 0;  // instances of an optional step that failed for good
   Json output;  // set when the step is complete
   std::vector<size_t> dependents;
+
+  // Instance index <-> the fan_index of its work items: element i of a
+  // fanned-out step is fan i; a plain step's one instance is fan -1; a
+  // spawning step's own call is fan -1 (instance 0) and its sub-step i is
+  // fan i (instance i + 1).
+  bool spawns() const { return config->spawn.has_value(); }
+  size_t Index(int fan) const { return fanned_out ? fan : spawns() ? fan + 1 : 0; }
+  int Fan(size_t index) const {
+    return fanned_out ? static_cast<int>(index) : spawns() ? static_cast<int>(index) - 1 : -1;
+  }
+  bool ValidFan(int fan) const {
+    if (fanned_out) return fan >= 0 && static_cast<size_t>(fan) < instances.size();
+    if (spawns()) return fan >= -1 && static_cast<size_t>(fan + 1) < instances.size();
+    return fan == -1;
+  }
 };
 
 struct TaskEngine::Task {
@@ -236,7 +254,7 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
 
 void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   StepRun& s = task.steps[step];
-  Instance& inst = s.instances[std::max(fan_index, 0)];
+  Instance& inst = s.instances[s.Index(fan_index)];
   InputContext ctx;
   ctx.task_input = &task.input;
   ctx.step_output = [&task](const std::string& id) -> const Json* {
@@ -248,7 +266,9 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     return it != task.step_index.end() && !task.steps[it->second].fanned_out && task.steps[it->second].failed > 0;
   };
   Json item;
-  if (fan_index >= 0) {
+  if (inst.spawn_agent != nullptr) {
+    item = inst.spawn_input;  // a sub-step: its input came from the plan
+  } else if (fan_index >= 0) {
     auto list = Resolve(*s.config->for_each, ctx);
     if (!list.ok() || !list->is_array() || static_cast<size_t>(fan_index) >= list->size()) {
       FailTask(task, "invalid_input", absl::StrCat("step '", s.config->id, "': for_each list changed"), out);
@@ -257,7 +277,7 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     item = (*list)[fan_index];
     ctx.item = &item;
   }
-  auto input = BuildInput(s.config->input, ctx);
+  auto input = inst.spawn_agent != nullptr ? absl::StatusOr<Json>(item) : BuildInput(s.config->input, ctx);
   if (!input.ok()) {
     FailTask(task, "invalid_input", absl::StrCat("step '", s.config->id, "': ", input.status().message()), out);
     return;
@@ -274,7 +294,8 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     return;
   }
   const AgentConfig& agent = AgentOf(s, inst);
-  std::string base_tier = !inst.in_fallback()          ? s.config->model_tier
+  std::string base_tier = inst.spawn_agent != nullptr && !inst.in_fallback() ? std::string("default")
+                          : !inst.in_fallback()                               ? s.config->model_tier
                           : inst.fallback_tier.empty() ? std::string("default")
                                                        : inst.fallback_tier;
   std::string tier = inst.tier.empty() ? base_tier : inst.tier;
@@ -385,11 +406,11 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   size_t step = step_it->second;
   StepRun& s = task.steps[step];
   int fan = event.fan_index();
-  if (!s.started || (s.fanned_out ? (fan < 0 || static_cast<size_t>(fan) >= s.instances.size()) : fan != -1)) {
+  if (!s.started || !s.ValidFan(fan)) {
     ++stats_.stale_events;
     return;
   }
-  Instance& inst = s.instances[std::max(fan, 0)];
+  Instance& inst = s.instances[s.Index(fan)];
   // One result per attempt: a later attempt's dispatch, or an earlier
   // result, makes the event stale. A stale result still settles what its
   // attempt spent, if that attempt's reservation is held.
@@ -446,6 +467,21 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   inst.DisarmAttempt();
   inst.retry_at = absl::InfiniteFuture();
   std::string id = task.id();
+  std::vector<std::pair<const AgentConfig*, Json>> spawned;
+  if (r.status() == v1::RESULT_STATUS_OK && s.spawns() && fan == -1) {
+    auto planned = PlanSpawn(s, FromStruct(r.output()));
+    if (!planned.ok()) {
+      // A plan the workflow does not allow: the agent gets another attempt.
+      v1::Error error;
+      error.set_code("invalid_spawn");
+      error.set_message(std::string(planned.status().message()));
+      error.set_retryable(true);
+      AttemptFailed(task, step, fan, error, out);
+      if (active_.contains(id)) Touch(task);
+      return;
+    }
+    spawned = *std::move(planned);
+  }
   if (r.status() == v1::RESULT_STATUS_OK) {
     inst.status = v1::STEP_STATUS_SUCCEEDED;
     inst.output = FromStruct(r.output());
@@ -456,6 +492,19 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
       const AgentConfig& agent = AgentOf(s, inst);
       cache_.Insert(agent, ModelOf(agent, inst), inst.cache_input, inst.output, now);
       inst.cache_input.clear();
+    }
+    if (!spawned.empty()) {
+      // The sub-steps run in parallel; the step completes when they all have.
+      ++stats_.spawned;
+      size_t first = s.instances.size();
+      s.instances.resize(first + spawned.size());
+      for (size_t i = 0; i < spawned.size(); ++i) {
+        s.instances[first + i].spawn_agent = spawned[i].first;
+        s.instances[first + i].spawn_input = std::move(spawned[i].second);
+      }
+      for (size_t i = first; i < s.instances.size() && active_.contains(id); ++i) Dispatch(task, step, s.Fan(i), out);
+      if (active_.contains(id)) Touch(task);
+      return;
     }
     if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
   } else {
@@ -514,13 +563,13 @@ void TaskEngine::ResumeBudgetWaits(Task& task, Outbox* out) {
   for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
     StepRun& s = task.steps[step];
     for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
-      if (s.instances[i].budget_wait) Dispatch(task, step, s.fanned_out ? static_cast<int>(i) : -1, out);
+      if (s.instances[i].budget_wait) Dispatch(task, step, s.Fan(i), out);
     }
   }
 }
 
 bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens) {
-  Instance& inst = task.steps[step].instances[std::max(fan, 0)];
+  Instance& inst = task.steps[step].instances[task.steps[step].Index(fan)];
   int priority = task.submission.priority() == v1::PRIORITY_INTERACTIVE ? 0 : 1;
   if (inst.rate_seq == 0) inst.rate_seq = ++rate_seq_;
   Waiter me{priority, inst.rate_seq, task.id(), step, fan};
@@ -531,8 +580,7 @@ bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& 
     const auto& [p, seq, id, st, f] = *queue.begin();
     auto it = active_.find(id);
     bool live = it != active_.end() && st < it->second->steps.size() &&
-                static_cast<size_t>(std::max(f, 0)) < it->second->steps[st].instances.size() &&
-                it->second->steps[st].instances[std::max(f, 0)].rate_wait;
+                it->second->steps[st].ValidFan(f) && it->second->steps[st].instances[it->second->steps[st].Index(f)].rate_wait;
     if (live) break;
     queue.erase(queue.begin());
   }
@@ -562,8 +610,8 @@ void TaskEngine::ServeRateQueues(Outbox* out) {
       auto [p, seq, id, st, f] = *q->second.begin();
       auto task = active_.find(id);
       if (task == active_.end() || st >= task->second->steps.size() ||
-          static_cast<size_t>(std::max(f, 0)) >= task->second->steps[st].instances.size() ||
-          !task->second->steps[st].instances[std::max(f, 0)].rate_wait) {
+          !task->second->steps[st].ValidFan(f) ||
+          !task->second->steps[st].instances[task->second->steps[st].Index(f)].rate_wait) {
         q->second.erase(q->second.begin());
         continue;
       }
@@ -591,8 +639,8 @@ void TaskEngine::UpdateRateTimer() {
     auto task = active_.find(id);
     int64_t tokens = 1;
     if (task != active_.end() && st < task->second->steps.size() &&
-        static_cast<size_t>(std::max(f, 0)) < task->second->steps[st].instances.size()) {
-      tokens = task->second->steps[st].instances[std::max(f, 0)].rate_tokens;
+        task->second->steps[st].ValidFan(f)) {
+      tokens = task->second->steps[st].instances[task->second->steps[st].Index(f)].rate_tokens;
     } else {
       rate_next_ = now;  // a stale head to clear
       continue;
@@ -617,7 +665,7 @@ void TaskEngine::ExhaustBudget(Task& task, const std::string& why, Outbox* out) 
 
 void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error& error, Outbox* out) {
   StepRun& s = task.steps[step];
-  Instance& inst = s.instances[std::max(fan, 0)];
+  Instance& inst = s.instances[s.Index(fan)];
   inst.error = error;
   inst.DisarmAttempt();
   const AgentConfig& agent = AgentOf(s, inst);
@@ -664,6 +712,14 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
 Json TaskEngine::StepOutput(const StepRun& s) {
   // A failed optional instance contributes null.
   auto output_of = [](const Instance& inst) { return inst.status == v1::STEP_STATUS_SUCCEEDED ? inst.output : Json(); };
+  if (s.spawns()) {
+    Json out = output_of(s.instances[0]);
+    if (!out.is_object()) return out;
+    Json results = Json::array();
+    for (size_t i = 1; i < s.instances.size(); ++i) results.push_back(output_of(s.instances[i]));
+    out[s.config->spawn->into] = std::move(results);
+    return out;
+  }
   if (!s.fanned_out) return output_of(s.instances[0]);
   Json list = Json::array();
   for (const Instance& inst : s.instances) list.push_back(output_of(inst));
@@ -675,14 +731,43 @@ std::string TaskEngine::ModelOf(const AgentConfig& agent, const Instance& inst) 
   return it == agent.models.end() ? std::string() : it->second;
 }
 
+absl::StatusOr<std::vector<std::pair<const AgentConfig*, Json>>> TaskEngine::PlanSpawn(const StepRun& s,
+                                                                                      const Json& output) const {
+  const SpawnConfig& spawn = *s.config->spawn;
+  std::string where = absl::StrCat("step '", s.config->id, "' spawn: ");
+  if (!output.is_object() || !output.contains(spawn.field)) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "the output has no '", spawn.field, "' list"));
+  }
+  const Json& list = output[spawn.field];
+  if (!list.is_array()) return absl::InvalidArgumentError(absl::StrCat(where, "'", spawn.field, "' is not a list"));
+  if (list.size() > static_cast<size_t>(spawn.max)) {
+    return absl::InvalidArgumentError(absl::StrCat(where, list.size(), " sub-steps asked for, at most ", spawn.max));
+  }
+  std::vector<std::pair<const AgentConfig*, Json>> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Json& sub = list[i];
+    std::string at = absl::StrCat(where, spawn.field, "[", i, "]: ");
+    if (!sub.is_object() || !sub.contains("agent") || !sub["agent"].is_string() || !sub.contains("input") ||
+        !sub["input"].is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(at, "expected {\"agent\": name, \"input\": {...}}"));
+    }
+    std::string agent = sub["agent"];
+    if (std::find(spawn.agents.begin(), spawn.agents.end(), agent) == spawn.agents.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(at, "agent '", agent, "' is not allowed here"));
+    }
+    out.emplace_back(config_->FindAgent(agent), sub["input"]);
+  }
+  return out;
+}
+
 const AgentConfig& TaskEngine::AgentOf(const StepRun& s, const Instance& inst) {
-  return inst.fallback_agent ? *inst.fallback_agent : *s.agent;
+  return inst.fallback_agent ? *inst.fallback_agent : inst.spawn_agent ? *inst.spawn_agent : *s.agent;
 }
 
 void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::string& reason, Outbox* out) {
   StepRun& s = task.steps[step];
-  Instance& inst = s.instances[std::max(fan, 0)];
-  const FallbackConfig& fb = *s.agent->fallback;
+  Instance& inst = s.instances[s.Index(fan)];
+  const FallbackConfig& fb = *(inst.spawn_agent ? inst.spawn_agent : s.agent)->fallback;
   ++stats_.fallbacks;
   inst.fallback_from = inst.attempt;
   inst.fallback_agent = fb.agent.empty() ? nullptr : config_->FindAgent(fb.agent);
@@ -754,7 +839,7 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
     for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
       StepRun& s = task.steps[step];
       for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
-        if (s.instances[i].rate_wait) Dispatch(task, step, s.fanned_out ? static_cast<int>(i) : -1, out);
+        if (s.instances[i].rate_wait) Dispatch(task, step, s.Fan(i), out);
       }
     }
   }
@@ -763,7 +848,7 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
     for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
       Instance& inst = s.instances[i];
       if (inst.done() || inst.attempt == 0 || inst.budget_wait || inst.rate_wait) continue;
-      int fan = s.fanned_out ? static_cast<int>(i) : -1;
+      int fan = s.Fan(i);
       if (inst.retry_at <= now) {
         Dispatch(task, step, fan, out);
         continue;
@@ -886,7 +971,7 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
       const Instance& inst = s.instances[i];
       v1::StepSummary* sum = r.add_steps();
       sum->set_step(s.config->id);
-      sum->set_fan_index(s.fanned_out ? static_cast<int>(i) : -1);
+      sum->set_fan_index(s.Fan(i));
       sum->set_agent(AgentOf(s, inst).name);
       sum->set_explanation(inst.note);
       sum->set_model(inst.model);
@@ -931,12 +1016,12 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   st.set_traceparent(task.traceparent);
   for (const StepRun& s : task.steps) {
     if (!s.started) continue;
-    if (s.fanned_out) (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
+    if (s.fanned_out || s.spawns()) (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
     for (size_t i = 0; i < s.instances.size(); ++i) {
       const Instance& inst = s.instances[i];
       v1::StepState* ss = st.add_steps();
       ss->set_step(s.config->id);
-      ss->set_fan_index(s.fanned_out ? static_cast<int>(i) : -1);
+      ss->set_fan_index(s.Fan(i));
       ss->set_status(inst.status);
       ss->set_attempt(inst.attempt);
       ss->set_model_tier(inst.tier.empty() ? s.config->model_tier : inst.tier);
@@ -948,6 +1033,10 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_note(inst.note);
       ss->set_cached(inst.cached);
       ss->set_rate_wait(inst.rate_wait);
+      if (inst.spawn_agent) {
+        ss->set_spawn_agent(inst.spawn_agent->name);
+        *ss->mutable_spawn_input() = ToStruct(inst.spawn_input);
+      }
       for (const auto& res : inst.reservations) {
         v1::Reservation* rp = ss->add_reservations();
         rp->set_attempt(res.attempt);
@@ -1031,7 +1120,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     auto it = task->step_index.find(step);
     if (it == task->step_index.end()) continue;
     StepRun& s = task->steps[it->second];
-    s.started = s.fanned_out = true;
+    s.started = true;
+    s.fanned_out = !s.spawns();
     s.instances.resize(count);
   }
   auto timer = [](bool has, const google::protobuf::Timestamp& t) {
@@ -1042,7 +1132,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     if (it == task->step_index.end()) continue;
     StepRun& s = task->steps[it->second];
     s.started = true;
-    size_t index = std::max(ss.fan_index(), 0);
+    if (!s.ValidFan(ss.fan_index()) && s.fanned_out) continue;
+    size_t index = s.Index(ss.fan_index());
     if (s.instances.size() <= index) s.instances.resize(index + 1);
     Instance& inst = s.instances[index];
     inst.attempt = ss.attempt();
@@ -1067,6 +1158,10 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.note = ss.note();
     inst.cached = ss.cached();
     inst.rate_wait = ss.rate_wait();  // re-queued at the next Tick
+    if (!ss.spawn_agent().empty()) {
+      inst.spawn_agent = config_->FindAgent(ss.spawn_agent());
+      inst.spawn_input = FromStruct(ss.spawn_input());
+    }
     task->kick_rate = task->kick_rate || inst.rate_wait;
     task->kick_budget = task->kick_budget || inst.budget_wait;
     for (const v1::Reservation& rp : ss.reservations()) {

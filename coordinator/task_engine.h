@@ -34,6 +34,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
@@ -82,6 +83,7 @@ struct EngineStats {
   int64_t breaker_rejections = 0;  // dispatches refused by an open circuit breaker
   int64_t cache_hits = 0;          // step instances served from the result cache
   int64_t rate_waits = 0;          // dispatches that waited for a provider's quota
+  int64_t spawned = 0;             // steps whose agent spawned sub-steps
 };
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
@@ -195,6 +197,10 @@ class TaskEngine {
   static nlohmann::json StepOutput(const StepRun& s);
   // The agent serving an instance: the step's, or its fallback agent.
   static const AgentConfig& AgentOf(const StepRun& s, const Instance& inst);
+  // The sub-steps a spawning step's output asks for, checked against the
+  // step's spawn limits (InvalidArgument saying what is wrong).
+  absl::StatusOr<std::vector<std::pair<const AgentConfig*, nlohmann::json>>> PlanSpawn(
+      const StepRun& s, const nlohmann::json& output) const;
   // The model the instance's latest attempt was sent to.
   static std::string ModelOf(const AgentConfig& agent, const Instance& inst);
   // Moves the instance to its agent's fallback and dispatches it.
