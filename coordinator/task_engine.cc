@@ -215,15 +215,7 @@ void TaskEngine::StartReadySteps(Task& task, Outbox* out) {
   }
 }
 
-void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
-  StepRun& s = task.steps[step];
-  s.started = true;
-  if (!s.config->for_each) {
-    s.instances.resize(1);
-    Dispatch(task, step, -1, out);
-    return;
-  }
-  s.fanned_out = true;
+InputContext TaskEngine::ContextFor(const Task& task) {
   InputContext ctx;
   ctx.task_input = &task.input;
   ctx.step_output = [&task](const std::string& id) -> const Json* {
@@ -234,6 +226,19 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
     auto it = task.step_index.find(id);
     return it != task.step_index.end() && !task.steps[it->second].fanned_out && task.steps[it->second].failed > 0;
   };
+  return ctx;
+}
+
+void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
+  StepRun& s = task.steps[step];
+  s.started = true;
+  if (!s.config->for_each) {
+    s.instances.resize(1);
+    Dispatch(task, step, -1, out);
+    return;
+  }
+  s.fanned_out = true;
+  InputContext ctx = ContextFor(task);
   auto list = Resolve(*s.config->for_each, ctx);
   if (list.ok() && list->is_null()) *list = Json::array();  // over a failed optional step: nothing to do
   if (!list.ok() || !list->is_array()) {
@@ -255,16 +260,7 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
 void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[s.Index(fan_index)];
-  InputContext ctx;
-  ctx.task_input = &task.input;
-  ctx.step_output = [&task](const std::string& id) -> const Json* {
-    auto it = task.step_index.find(id);
-    return it == task.step_index.end() ? nullptr : &task.steps[it->second].output;
-  };
-  ctx.step_failed = [&task](const std::string& id) {
-    auto it = task.step_index.find(id);
-    return it != task.step_index.end() && !task.steps[it->second].fanned_out && task.steps[it->second].failed > 0;
-  };
+  InputContext ctx = ContextFor(task);
   Json item;
   if (inst.spawn_agent != nullptr) {
     item = inst.spawn_input;  // a sub-step: its input came from the plan

@@ -44,6 +44,7 @@
 #include "coordinator/circuit_breaker.h"
 #include "coordinator/rate_limiter.h"
 #include "coordinator/result_cache.h"
+#include "workflow/input.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
@@ -167,6 +168,8 @@ class TaskEngine {
   std::unique_ptr<Task> NewTask(const v1::TaskSubmission& submission, const WorkflowConfig* wf,
                                 const std::string& traceparent, int32_t partition);
   void StartReadySteps(Task& task, Outbox* out);
+  // What a step's input template can read: the task's input, finished steps' outputs.
+  static InputContext ContextFor(const Task& task);
   void StartStep(Task& task, size_t step, Outbox* out);
   void Dispatch(Task& task, size_t step, int fan_index, Outbox* out);
   void CompleteStep(Task& task, size_t step, Outbox* out);

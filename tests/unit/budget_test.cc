@@ -8,6 +8,7 @@
 #include "coordinator/task_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/engine_test_util.h"
 #include "worker/execution.h"
 
 namespace agentfleet {
@@ -219,11 +220,7 @@ TEST_F(BudgetEngineTest, AnInstanceWaitsForOutstandingReservationsAndSurvivesARe
   Outbox out = Submit("fan", {{"items", {"x", "y", "z"}}}, budget);
   ASSERT_EQ(out.work.size(), 2u) << "the third element waits for budget";
   // The waiting instance moves with the task to another replica.
-  std::vector<StateChange> changes;
-  engine_->TakeStateChanges(&changes);
-  ASSERT_EQ(changes.size(), 1u);
-  v1::TaskState wire;
-  ASSERT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+  v1::TaskState wire = engine_test::SnapshotOverTheWire(*engine_);
   TaskEngine other(&config_, &clock_);
   other.Restore("t1", wire, 0);
   Outbox kicked;

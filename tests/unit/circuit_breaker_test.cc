@@ -9,6 +9,7 @@
 #include "coordinator/task_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/engine_test_util.h"
 #include "worker/execution.h"
 
 namespace agentfleet {
@@ -142,12 +143,8 @@ class BreakerEngineTest : public ::testing::Test {
     engine_->SetReplicaName("c1");
   }
   Outbox Submit(TaskEngine& engine, const std::string& id, const std::string& workflow = "w") {
-    v1::TaskSubmission s;
-    s.set_task_id(id);
-    s.set_workflow(workflow);
-    *s.mutable_input() = ToStruct(Json{{"q", id}});
     Outbox out;
-    EXPECT_TRUE(engine.Submit(s, "", 0, &out).ok());
+    EXPECT_TRUE(engine.Submit(engine_test::Submission(id, workflow, {{"q", id}}), "", 0, &out).ok());
     return out;
   }
   FleetConfig config_;

@@ -8,7 +8,7 @@
 #include "coordinator/task_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/execution.h"
+#include "tests/unit/engine_test_util.h"
 
 namespace agentfleet {
 namespace {
@@ -42,39 +42,17 @@ class DegradationTest : public ::testing::Test {
   }
 
   Outbox Submit() {
-    v1::TaskSubmission s;
-    s.set_task_id("t1");
-    s.set_workflow("w");
-    *s.mutable_input() = ToStruct(Json{{"q", "why"}});
     Outbox out;
-    EXPECT_TRUE(engine_->Submit(s, "", 0, &out).ok());
+    EXPECT_TRUE(engine_->Submit(engine_test::Submission("t1", "w", {{"q", "why"}}), "", 0, &out).ok());
     return out;
   }
-
   Outbox Answer(const v1::WorkItem& item, Json output, TaskEngine* engine = nullptr) {
-    ModelResponse r;
-    r.ok = true;
-    r.output = std::move(output);
-    r.model = config_.agents.at(item.agent()).models.at(item.model_tier());
-    r.input_tokens = r.output_tokens = 1;
-    Outbox out;
-    (engine ? engine : engine_.get())->OnEvent(MakeResult(config_, item, r, "w1"), &out);
-    return out;
+    return engine_test::Answer(engine ? *engine : *engine_, config_, item, std::move(output));
   }
-
   Outbox Fail(const v1::WorkItem& item, const char* code, bool retryable) {
-    Outbox out;
-    engine_->OnEvent(MakeFailure(item, code, "it broke", retryable, "w1"), &out);
-    return out;
+    return engine_test::Fail(*engine_, item, code, retryable);
   }
-
-  static v1::WorkItem ItemFor(const Outbox& out, const std::string& step) {
-    for (const auto& w : out.work) {
-      if (w.item.step() == step) return w.item;
-    }
-    ADD_FAILURE() << "no work item for step " << step;
-    return v1::WorkItem();
-  }
+  static v1::WorkItem ItemFor(const Outbox& out, const std::string& step) { return engine_test::ItemFor(out, step); }
 
   static const v1::StepSummary& Summary(const v1::TaskResult& r, const std::string& step) {
     for (const auto& s : r.steps()) {
@@ -135,10 +113,7 @@ TEST_F(DegradationTest, AFallbackTierServesTheSameAgentOnAnotherModel) {
   EXPECT_EQ(fallback.work[0].item.agent(), "tiered");
   EXPECT_EQ(fallback.work[0].item.model_tier(), "cheap");
   // The fallback moves with the task to another replica.
-  std::vector<StateChange> changes;
-  engine_->TakeStateChanges(&changes);
-  v1::TaskState wire;
-  ASSERT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+  v1::TaskState wire = engine_test::SnapshotOverTheWire(*engine_);
   TaskEngine other(&config_, &clock_);
   other.Restore("t1", wire, 0);
   Outbox end = Answer(fallback.work[0].item, {{"reply", "cheap"}}, &other);

@@ -7,7 +7,7 @@
 #include "coordinator/task_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/execution.h"
+#include "tests/unit/engine_test_util.h"
 
 namespace agentfleet {
 namespace {
@@ -65,11 +65,8 @@ TEST(RateLimiterTest, InteractiveWorkIsDispatchedBeforeBatchWorkWhenTheQuotaBind
   FakeClock clock;
   TaskEngine engine(&c, &clock);
   auto submit = [&](const std::string& id, v1::Priority priority) {
-    v1::TaskSubmission s;
-    s.set_task_id(id);
-    s.set_workflow("w");
+    v1::TaskSubmission s = engine_test::Submission(id, "w", {{"q", id}});
     s.set_priority(priority);
-    *s.mutable_input() = ToStruct(Json{{"q", id}});
     Outbox out;
     EXPECT_TRUE(engine.Submit(s, "", 0, &out).ok());
     return out;
@@ -96,17 +93,10 @@ TEST(RateLimiterTest, AWaitingTaskMovesWithItsStateToAnotherReplica) {
   FleetConfig c = Config();
   FakeClock clock;
   TaskEngine engine(&c, &clock);
-  v1::TaskSubmission s;
-  s.set_task_id("t1");
-  s.set_workflow("w");
-  *s.mutable_input() = ToStruct(Json{{"q", "x"}});
   Outbox out;
-  ASSERT_TRUE(engine.Submit(s, "", 0, &out).ok());
+  ASSERT_TRUE(engine.Submit(engine_test::Submission("t1", "w", {{"q", "x"}}), "", 0, &out).ok());
   ASSERT_TRUE(out.work.empty());
-  std::vector<StateChange> changes;
-  engine.TakeStateChanges(&changes);
-  v1::TaskState wire;
-  ASSERT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+  v1::TaskState wire = engine_test::SnapshotOverTheWire(engine);
   TaskEngine other(&c, &clock);
   other.Restore("t1", wire, 0);
   Outbox none;

@@ -8,7 +8,7 @@
 #include "coordinator/task_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/execution.h"
+#include "tests/unit/engine_test_util.h"
 
 namespace agentfleet {
 namespace {
@@ -74,18 +74,12 @@ TEST(ResultCacheTest, AHitCompletesTheStepWithoutACallOnAnyReplica) {
   FakeClock clock;
   TaskEngine engine(&c, &clock);
   auto submit = [&](TaskEngine& e, const std::string& id) {
-    v1::TaskSubmission s;
-    s.set_task_id(id);
-    s.set_workflow("w");
-    *s.mutable_input() = ToStruct(Json{{"q", "same question"}});
     Outbox out;
-    EXPECT_TRUE(e.Submit(s, "", 0, &out).ok());
+    EXPECT_TRUE(e.Submit(engine_test::Submission(id, "w", {{"q", "same question"}}), "", 0, &out).ok());
     return out;
   };
   auto answer = [&](TaskEngine& e, const v1::WorkItem& item, Json output) {
-    Outbox out;
-    e.OnEvent(MakeResult(c, item, ModelResponse{true, std::move(output), {}, 10, 10, "m", {}}, "w1"), &out);
-    return out;
+    return engine_test::Answer(e, c, item, std::move(output), 10, 10);
   };
   Outbox first = submit(engine, "t1");
   ASSERT_EQ(first.work.size(), 1u);

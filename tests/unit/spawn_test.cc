@@ -5,7 +5,7 @@
 #include "coordinator/task_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/execution.h"
+#include "tests/unit/engine_test_util.h"
 
 namespace agentfleet {
 namespace {
@@ -41,20 +41,14 @@ class SpawnTest : public ::testing::Test {
     engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
   }
   Outbox Submit(const v1::Budget& budget = {}) {
-    v1::TaskSubmission s;
-    s.set_task_id("t1");
-    s.set_workflow("w");
+    v1::TaskSubmission s = engine_test::Submission("t1", "w", {{"q", "compare plans"}});
     *s.mutable_budget() = budget;
-    *s.mutable_input() = ToStruct(Json{{"q", "compare plans"}});
     Outbox out;
     EXPECT_TRUE(engine_->Submit(s, "", 0, &out).ok());
     return out;
   }
   Outbox Answer(const v1::WorkItem& item, Json output, TaskEngine* engine = nullptr) {
-    Outbox out;
-    (engine ? engine : engine_.get())
-        ->OnEvent(MakeResult(config_, item, ModelResponse{true, std::move(output), {}, 1, 1, "m", {}}, "w1"), &out);
-    return out;
+    return engine_test::Answer(engine ? *engine : *engine_, config_, item, std::move(output));
   }
   static Json Plan(int n, const std::string& agent = "researcher") {
     Json queries = Json::array();
@@ -112,10 +106,7 @@ TEST_F(SpawnTest, APlanOutsideTheLimitsIsRetriedThenFailsTheTask) {
 TEST_F(SpawnTest, SubStepsMoveWithTheTaskToAnotherReplica) {
   Outbox out = Submit();
   Outbox subs = Answer(out.work[0].item, Plan(2));
-  std::vector<StateChange> changes;
-  engine_->TakeStateChanges(&changes);
-  v1::TaskState wire;
-  ASSERT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+  v1::TaskState wire = engine_test::SnapshotOverTheWire(*engine_);
   TaskEngine other(&config_, &clock_);
   other.Restore("t1", wire, 0);
   Answer(subs.work[0].item, {{"found", "a"}}, &other);

@@ -7,6 +7,7 @@
 #include "common/error_codes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/engine_test_util.h"
 #include "worker/execution.h"
 
 namespace agentfleet {
@@ -78,13 +79,7 @@ class TaskEngineTest : public ::testing::Test {
   }
 
   // The work item `out` dispatched for `step` (the first, for a fan-out).
-  static v1::WorkItem ItemFor(const Outbox& out, const std::string& step) {
-    for (const auto& w : out.work) {
-      if (w.item.step() == step) return w.item;
-    }
-    ADD_FAILURE() << "no work item for step " << step;
-    return v1::WorkItem();
-  }
+  static v1::WorkItem ItemFor(const Outbox& out, const std::string& step) { return engine_test::ItemFor(out, step); }
 
   static std::vector<std::string> Steps(const Outbox& out) {
     std::vector<std::string> steps;

@@ -1,0 +1,67 @@
+// What the TaskEngine tests share: a submission, a worker's answer or
+// failure, the item an outbox holds for a step, and a snapshot taken through
+// the wire format as the state topic carries it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "codec/json_value.h"
+#include "coordinator/task_engine.h"
+#include "gtest/gtest.h"
+#include "worker/execution.h"
+
+namespace agentfleet::engine_test {
+
+inline v1::TaskSubmission Submission(const std::string& id, const std::string& workflow, const nlohmann::json& input) {
+  v1::TaskSubmission s;
+  s.set_task_id(id);
+  s.set_workflow(workflow);
+  *s.mutable_input() = ToStruct(input);
+  return s;
+}
+
+// The worker's OK result for `item`: this output and these tokens, on the
+// model of the item's agent and tier.
+inline Outbox Answer(TaskEngine& engine, const FleetConfig& config, const v1::WorkItem& item, nlohmann::json output,
+                     int64_t input_tokens = 1, int64_t output_tokens = 1) {
+  ModelResponse r;
+  r.ok = true;
+  r.output = std::move(output);
+  const AgentConfig* agent = config.FindAgent(item.agent());
+  std::string tier = item.model_tier().empty() ? "default" : item.model_tier();
+  r.model = agent && agent->models.count(tier) ? agent->models.at(tier) : "m";
+  r.input_tokens = input_tokens;
+  r.output_tokens = output_tokens;
+  Outbox out;
+  engine.OnEvent(MakeResult(config, item, r, "w1"), &out);
+  return out;
+}
+
+inline Outbox Fail(TaskEngine& engine, const v1::WorkItem& item, const std::string& code, bool retryable) {
+  Outbox out;
+  engine.OnEvent(MakeFailure(item, code, "it broke", retryable, "w1"), &out);
+  return out;
+}
+
+// The work item `out` dispatched for `step` (the first, for a fan-out).
+inline v1::WorkItem ItemFor(const Outbox& out, const std::string& step) {
+  for (const auto& w : out.work) {
+    if (w.item.step() == step) return w.item;
+  }
+  ADD_FAILURE() << "no work item for step " << step;
+  return v1::WorkItem();
+}
+
+// The engine's latest snapshot of its one changed task, through the bytes.
+inline v1::TaskState SnapshotOverTheWire(TaskEngine& engine) {
+  std::vector<StateChange> changes;
+  engine.TakeStateChanges(&changes);
+  v1::TaskState wire;
+  EXPECT_EQ(changes.size(), 1u);
+  if (changes.empty() || !changes[0].state) return wire;
+  EXPECT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+  return wire;
+}
+
+}  // namespace agentfleet::engine_test
