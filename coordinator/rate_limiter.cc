@@ -6,6 +6,11 @@
 namespace agentfleet {
 
 void RateLimiter::SetShare(double share, absl::Time now) {
+  // Every quota's bucket exists from the moment the replica has a share:
+  // it fills from then on, not from its first use.
+  for (const auto& [name, provider] : config_->providers) {
+    for (const auto& [model, limit] : provider.rate_limits) buckets_.try_emplace(name + "/" + model);
+  }
   for (auto& [key, b] : buckets_) Refill(key, now);  // account the time so far at the old rate
   share_ = std::clamp(share, 0.0, 1.0);
   for (auto& [key, b] : buckets_) {

@@ -6,7 +6,7 @@
 // owns (SetShare), and tasks spread over partitions by the hash of their id,
 // so the replicas' shares add up to at most the whole quota at any moment —
 // not N times it. A bucket holds at most one minute of its share and starts
-// empty, so a restarted replica does not burst.
+// empty when the replica starts, so a restarted replica does not burst.
 #pragma once
 
 #include <map>
