@@ -440,6 +440,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   if (YAML::Node s = n["output_schema"]) {
     a->output_schema = LoadSchema(L, s, f + ".output_schema");
     a->output_schema_json = L.ToJson(s);
+    a->output_schema_bytes = a->output_schema_json.dump().size();
   }
   for (const char* key : {"system_prompt", "prompt"}) {
     std::string text;

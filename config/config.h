@@ -128,8 +128,9 @@ struct AgentConfig {
   // Model name per tier; "default" is required.
   std::map<std::string, std::string> models;
   std::optional<JsonSchema> output_schema;
-  // The schema as written, sent to providers that take one.
+  // The schema as written, sent to providers that take one, and its size.
   nlohmann::json output_schema_json;
+  size_t output_schema_bytes = 0;
   // Prompts for the HTTP providers, filled from the item's input. Without a
   // user prompt the input itself is sent, as JSON.
   std::optional<PromptTemplate> system_prompt;

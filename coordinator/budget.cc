@@ -41,7 +41,7 @@ int64_t InputTokenBound(const AgentConfig& agent, size_t input_json_bytes) {
   }
   if (!agent.prompt) ++placeholders;  // the input itself is the user message
   bound += static_cast<int64_t>(placeholders) * static_cast<int64_t>(input_json_bytes);
-  if (agent.output_schema) bound += static_cast<int64_t>(agent.output_schema_json.dump().size());
+  if (agent.output_schema) bound += static_cast<int64_t>(agent.output_schema_bytes);
   return bound;
 }
 

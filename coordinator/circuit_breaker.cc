@@ -134,6 +134,7 @@ bool Breakers::Allow(const AgentConfig& agent, const std::string& model, absl::T
   const BreakerConfig* model_config =
       provider != config_->providers.end() && provider->second.breaker ? &*provider->second.breaker : nullptr;
   const BreakerConfig* agent_config = agent.breaker ? &*agent.breaker : nullptr;
+  if (agent_config == nullptr && model_config == nullptr) return true;  // no breaker guards this call
   CircuitBreaker* a = Find(AgentKey(agent), agent_config);
   CircuitBreaker* m = Find(ModelKey(agent, model), model_config);
   // Look at both before taking a probe permit from either.
@@ -154,6 +155,7 @@ bool Breakers::Allow(const AgentConfig& agent, const std::string& model, absl::T
 
 void Breakers::Record(const AgentConfig& agent, const std::string& model, absl::Time now, bool failure,
                       absl::Duration duration) {
+  if (breakers_.empty()) return;
   for (const std::string& name : {AgentKey(agent), ModelKey(agent, model)}) {
     auto it = breakers_.find(name);
     if (it != breakers_.end()) it->second.Record(now, failure, duration);
