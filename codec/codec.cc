@@ -144,6 +144,12 @@ absl::Status Validate(const v1::CacheEntry& m) {
   return absl::OkStatus();
 }
 
+absl::Status Validate(const v1::TenantLedger& m) {
+  if (!m.has_period_start()) return absl::InvalidArgumentError("period_start: missing");
+  if (m.cost_usd() < 0 || m.tokens() < 0) return absl::InvalidArgumentError("negative spend");
+  return absl::OkStatus();
+}
+
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
                            int attempt) {
   return absl::StrCat(task_id, "/", step, "/", fan_index, "/", attempt);

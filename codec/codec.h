@@ -45,6 +45,7 @@ absl::Status Validate(const v1::TaskResult& m);
 absl::Status Validate(const v1::TaskState& m);
 absl::Status Validate(const v1::BreakerState& m);
 absl::Status Validate(const v1::CacheEntry& m);
+absl::Status Validate(const v1::TenantLedger& m);
 
 // Checks the schema headers against `expected_schema`: a header that is
 // present must name that schema and a known version. Absent headers are

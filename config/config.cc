@@ -37,6 +37,12 @@ double FleetConfig::Cost(const std::string& model, int64_t input_tokens,
   return (input_tokens * it->second.input_per_mtok + output_tokens * it->second.output_per_mtok) / 1e6;
 }
 
+const TenantConfig* FleetConfig::FindTenant(const std::string& tenant) const {
+  auto it = tenants.find(tenant);
+  if (it == tenants.end()) it = tenants.find("*");
+  return it == tenants.end() ? nullptr : &it->second;
+}
+
 ModelPrice FleetConfig::Price(const std::string& model) const {
   auto it = pricing.find(model);
   return it == pricing.end() ? ModelPrice{} : it->second;
@@ -685,7 +691,39 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
 }
 
 void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
-  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker"})) return;
+  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants"})) {
+    return;
+  }
+  if (YAML::Node tenants = root["tenants"]; tenants && L.Map(tenants, "tenants", {})) {
+    for (auto it = tenants.begin(); it != tenants.end(); ++it) {
+      std::string f = "tenants." + it->first.Scalar();
+      TenantConfig t;
+      if (!L.Map(it->second, f, {"period", "max_cost_usd", "max_tokens", "on_exhausted"})) continue;
+      std::string period = "day", policy = "hold";
+      L.String(it->second, "period", f, &period);
+      if (period == "hour") {
+        t.period = TenantConfig::Period::kHour;
+      } else if (period == "day") {
+        t.period = TenantConfig::Period::kDay;
+      } else if (period == "month") {
+        t.period = TenantConfig::Period::kMonth;
+      } else {
+        L.Error(it->second["period"], f + ".period", "expected hour, day or month, got '" + period + "'");
+      }
+      L.Number<double>(it->second, "max_cost_usd", f, &t.max_cost_usd, 0.0);
+      L.Number<int64_t>(it->second, "max_tokens", f, &t.max_tokens, 0);
+      if (t.max_cost_usd == 0 && t.max_tokens == 0) L.Error(it->second, f, "give max_cost_usd, max_tokens or both");
+      L.String(it->second, "on_exhausted", f, &policy);
+      if (policy == "hold") {
+        t.on_exhausted = TenantConfig::OnExhausted::kHold;
+      } else if (policy == "reject") {
+        t.on_exhausted = TenantConfig::OnExhausted::kReject;
+      } else {
+        L.Error(it->second["on_exhausted"], f + ".on_exhausted", "expected hold or reject, got '" + policy + "'");
+      }
+      cfg->tenants[it->first.Scalar()] = t;
+    }
+  }
   if (root["kafka"]) LoadKafka(L, root["kafka"], &cfg->kafka);
   if (YAML::Node providers = root["providers"]; providers && L.Map(providers, "providers", {})) {
     for (auto it = providers.begin(); it != providers.end(); ++it) {

@@ -232,6 +232,20 @@ struct WorkerConfig {
   absl::Duration shutdown_grace = absl::Seconds(30);
 };
 
+// A tenant's hard spending limit per period (UTC hours, days or months).
+// Each task partition holds an equal slice of it, so the limit holds exactly
+// however the partitions move between coordinator replicas.
+struct TenantConfig {
+  enum class Period { kHour, kDay, kMonth };
+  enum class OnExhausted { kHold, kReject };
+  Period period = Period::kDay;
+  double max_cost_usd = 0;  // zero: no limit of this kind
+  int64_t max_tokens = 0;
+  // hold: calls wait for the next period; reject: new tasks are REJECTED and
+  // running ones end BUDGET_EXHAUSTED.
+  OnExhausted on_exhausted = OnExhausted::kHold;
+};
+
 struct FleetConfig {
   std::string source;  // file the config came from
   KafkaConfig kafka;
@@ -241,6 +255,11 @@ struct FleetConfig {
   std::map<std::string, WorkflowConfig> workflows;
   CoordinatorConfig coordinator;
   WorkerConfig worker;
+  // Tenant name -> limits; "*" applies to every tenant not named.
+  std::map<std::string, TenantConfig> tenants;
+
+  // The limits that apply to `tenant`, or null.
+  const TenantConfig* FindTenant(const std::string& tenant) const;
 
   const AgentConfig* FindAgent(const std::string& name) const;
   const WorkflowConfig* FindWorkflow(const std::string& name) const;

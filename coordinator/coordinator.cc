@@ -214,6 +214,15 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
   }
   size_t restored_before = engine_.stats().restored;
   for (const Message& m : *records) {
+    if (m.key.rfind(TaskEngine::LedgerKey(""), 0) == 0) {  // a tenant's ledger, not a task
+      auto ledger = Decode<v1::TenantLedger>(m.payload, m.headers, SIZE_MAX);
+      if (ledger.ok()) {
+        engine_.RestoreLedger(*ledger, m.partition);
+      } else {
+        Log(LogLevel::kError, kComponent, "unreadable tenant ledger ignored", {{"error", ledger.status().message()}});
+      }
+      continue;
+    }
     if (m.payload.empty()) {
       engine_.Restore(m.key, std::nullopt, m.partition);
       continue;
@@ -258,7 +267,8 @@ void Coordinator::HandleSubmission(const Message& m, Outbox* out) {
   std::string traceparent = TraceparentOf(m);
   absl::Status status = sub.status();
   if (sub.ok()) status = engine_.Submit(*sub, traceparent, m.partition, out);  // adds REJECTED itself
-  if (status.ok()) return;
+  // A tenant out of budget is no bad input: REJECTED, not dead-lettered.
+  if (status.ok() || absl::IsResourceExhausted(status)) return;
   DeadLetter(m, status.message());
   if (sub.ok()) return;
   // Unparseable: reject by the key when it is a usable task id.
@@ -298,6 +308,10 @@ absl::Status Coordinator::Publish(const Outbox& out) {
     OutboundMessage m{topics_.state, change.task_id, "", {}, change.partition};
     if (change.state) {
       Encoded e = Encode(*change.state, change.state->traceparent());
+      m.payload = std::move(e.payload);
+      m.headers = std::move(e.headers);
+    } else if (change.ledger) {
+      Encoded e = Encode(*change.ledger, "");
       m.payload = std::move(e.payload);
       m.headers = std::move(e.headers);
     }

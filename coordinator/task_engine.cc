@@ -53,6 +53,7 @@ struct TaskEngine::Instance {
   };
   std::vector<Reservation> reservations;  // attempts that may still spend
   bool budget_wait = false;  // waiting for budget to be released before dispatch
+  bool tenant_wait = false;  // held by its tenant's exhausted budget until retry_at
   // The fallback, once the instance moved to it (at attempt fallback_from).
   int fallback_from = 0;
   const AgentConfig* fallback_agent = nullptr;  // another agent
@@ -75,16 +76,19 @@ struct TaskEngine::Instance {
   absl::Time NextTimer() const {
     absl::Time next = absl::InfiniteFuture();
     for (const Reservation& r : reservations) next = std::min(next, r.expires);
+    if (tenant_wait) return std::min(next, retry_at);
     if (done() || attempt == 0) return next;
     return std::min({next, schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
   }
-  // Removes the reservation of `attempt_number`; false if there was none.
-  bool Release(int attempt_number) {
+  // Removes the reservation of `attempt_number` and returns it; nullopt if
+  // there was none.
+  std::optional<Spend> Release(int attempt_number) {
     auto it = std::find_if(reservations.begin(), reservations.end(),
                            [&](const Reservation& r) { return r.attempt == attempt_number; });
-    if (it == reservations.end()) return false;
+    if (it == reservations.end()) return std::nullopt;
+    Spend spend = it->spend;
     reservations.erase(it);
-    return true;
+    return spend;
   }
 };
 
@@ -191,6 +195,25 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
     *r.mutable_labels() = submission.labels();
     out->results.push_back({std::move(r), traceparent});
     return absl::InvalidArgumentError(reason);
+  }
+  if (const TenantConfig* tenant = config_->FindTenant(submission.tenant());
+      tenant && tenant->on_exhausted == TenantConfig::OnExhausted::kReject && TenantExhausted(submission, partition)) {
+    ++stats_.rejected;
+    ++stats_.tenant_rejected;
+    std::string reason = absl::StrCat("tenant '", submission.tenant(), "' has spent its budget for this ",
+                                      PeriodName(tenant->period));
+    v1::TaskResult r;
+    r.set_task_id(id);
+    r.set_tenant(submission.tenant());
+    r.set_workflow(submission.workflow());
+    r.set_status(v1::TASK_STATUS_REJECTED);
+    r.mutable_error()->set_code("tenant_budget_exhausted");
+    r.mutable_error()->set_message(reason);
+    *r.mutable_submitted_at() = submission.submitted_at();
+    *r.mutable_finished_at() = ToProto(clock_->Now());
+    *r.mutable_labels() = submission.labels();
+    out->results.push_back({std::move(r), traceparent});
+    return absl::ResourceExhaustedError(reason);
   }
   ++stats_.accepted;
   std::unique_ptr<Task> task = NewTask(submission, wf, traceparent, partition);
@@ -329,6 +352,32 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     return;
   }
   inst.budget_wait = false;
+  // The tenant's budget: this partition's slice of it must pay too.
+  if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
+    Ledger& ledger = LedgerOf(task, *tenant);
+    Limits slice;
+    slice.max_cost_usd = tenant->max_cost_usd / config_->kafka.partitions;
+    slice.max_tokens = tenant->max_tokens / config_->kafka.partitions;
+    slice.downgrade_at = 2;  // the tenant's budget does not change tiers
+    Spend used{ledger.settled.tokens + ledger.reserved.tokens, ledger.settled.cost_usd + ledger.reserved.cost_usd};
+    AttemptPlan within = PlanAttempt(*config_, agent, plan.tier, input_bytes, slice, ledger.settled, used);
+    if (!within.affordable) {
+      std::string why = absl::StrCat("tenant '", task.submission.tenant(), "' has spent its budget for this ",
+                                     PeriodName(tenant->period), " (", within.why_not, ")");
+      if (tenant->on_exhausted == TenantConfig::OnExhausted::kReject) {
+        ++stats_.tenant_rejected;
+        ExhaustBudget(task, why, out);
+        return;
+      }
+      ++stats_.tenant_held;
+      inst.tenant_wait = true;
+      inst.retry_at = PeriodEnd(tenant->period, clock_->Now());
+      inst.DisarmAttempt();
+      return;
+    }
+    if (within.max_tokens < plan.max_tokens) plan = within;
+  }
+  inst.tenant_wait = false;
   // The provider's quota, split between the replicas; interactive work first.
   std::string quota = rate_.Key(agent.provider, plan.model);
   if (!quota.empty() &&
@@ -380,6 +429,7 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
                                ? absl::InfiniteFuture()
                                : std::max(item_deadline, now + agent.timeout) + kCloseGrace;
   inst.reservations.push_back({inst.attempt, plan.reserve, spend_until});
+  AddReserved(task, plan.reserve, +1);
   w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), fan_index, inst.attempt));
   w.set_tenant(task.submission.tenant());
   *w.mutable_dispatched_at() = ToProto(now);
@@ -412,7 +462,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   // attempt spent, if that attempt's reservation is held.
   if (event.attempt() != inst.attempt || inst.done()) {
     ++stats_.stale_events;
-    if (event.has_result() && inst.Release(event.attempt())) {
+    if (event.has_result() && Unreserve(task, inst.Release(event.attempt()))) {
       CountUsage(task, inst, event.result());
       std::string id = task.id();
       ResumeBudgetWaits(task, out);
@@ -444,7 +494,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   const v1::WorkResult& r = event.result();
   // A timed-out attempt's late success is still a good result; its late
   // failure changes nothing (the retry is already scheduled).
-  inst.Release(event.attempt());
+  Unreserve(task, inst.Release(event.attempt()));
   CountUsage(task, inst, r);
   {
     const AgentConfig& agent = AgentOf(s, inst);
@@ -512,6 +562,12 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
 
 void TaskEngine::CountUsage(Task& task, Instance& inst, const v1::WorkResult& r) {
   double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
+  if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
+    Ledger& ledger = LedgerOf(task, *tenant);
+    ledger.settled.tokens += r.usage().input_tokens() + r.usage().output_tokens();
+    ledger.settled.cost_usd += cost;
+    dirty_ledgers_.insert({task.submission.tenant(), task.partition});
+  }
   for (v1::Usage* u : {&inst.usage, &task.usage}) {
     u->set_input_tokens(u->input_tokens() + r.usage().input_tokens());
     u->set_output_tokens(u->output_tokens() + r.usage().output_tokens());
@@ -818,11 +874,15 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
   bool released = false;
   for (StepRun& s : task.steps) {
     for (Instance& inst : s.instances) {
-      auto expired = [now](const Instance::Reservation& r) { return r.expires <= now; };
-      size_t before = inst.reservations.size();
-      inst.reservations.erase(std::remove_if(inst.reservations.begin(), inst.reservations.end(), expired),
-                              inst.reservations.end());
-      released = released || inst.reservations.size() != before;
+      for (auto r = inst.reservations.begin(); r != inst.reservations.end();) {
+        if (r->expires > now) {
+          ++r;
+          continue;
+        }
+        AddReserved(task, r->spend, -1);
+        r = inst.reservations.erase(r);
+        released = true;
+      }
     }
   }
   if (released || task.kick_budget) {
@@ -843,6 +903,10 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
     StepRun& s = task.steps[step];
     for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
       Instance& inst = s.instances[i];
+      if (inst.tenant_wait) {
+        if (inst.retry_at <= now) Dispatch(task, step, s.Fan(i), out);  // a new period
+        continue;
+      }
       if (inst.done() || inst.attempt == 0 || inst.budget_wait || inst.rate_wait) continue;
       int fan = s.Fan(i);
       if (inst.retry_at <= now) {
@@ -987,6 +1051,11 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
   *r.mutable_labels() = task.submission.labels();
   out->results.push_back({std::move(r), task.traceparent});
   ++stats_.finished;
+  for (const StepRun& s : task.steps) {
+    for (const Instance& inst : s.instances) {
+      for (const auto& res : inst.reservations) AddReserved(task, res.spend, -1);
+    }
+  }
   std::string id = task.id();
   int32_t partition = task.partition;
   if (task.armed != absl::InfiniteFuture()) timers_.erase({task.armed, id});
@@ -1029,6 +1098,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_note(inst.note);
       ss->set_cached(inst.cached);
       ss->set_rate_wait(inst.rate_wait);
+      ss->set_tenant_wait(inst.tenant_wait);
       if (inst.spawn_agent) {
         ss->set_spawn_agent(inst.spawn_agent->name);
         *ss->mutable_spawn_input() = ToStruct(inst.spawn_input);
@@ -1077,6 +1147,103 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
   }
   dirty_.clear();
   dirty_partition_.clear();
+  for (const auto& key : dirty_ledgers_) {
+    auto it = ledgers_.find(key);
+    if (it == ledgers_.end()) continue;
+    StateChange change;
+    change.task_id = LedgerKey(key.first);
+    change.partition = key.second;
+    v1::TenantLedger l;
+    l.set_tenant(key.first);
+    *l.mutable_period_start() = ToProto(it->second.period_start);
+    l.set_cost_usd(it->second.settled.cost_usd);
+    l.set_tokens(it->second.settled.tokens);
+    change.ledger = std::move(l);
+    changes->push_back(std::move(change));
+  }
+  dirty_ledgers_.clear();
+}
+
+std::string TaskEngine::LedgerKey(const std::string& tenant) { return "\x1ftenant/" + tenant; }
+
+void TaskEngine::RestoreLedger(const v1::TenantLedger& ledger, int32_t partition) {
+  Ledger& l = ledgers_[{ledger.tenant(), partition}];
+  l.period_start = FromProto(ledger.period_start());
+  l.settled = {ledger.tokens(), ledger.cost_usd()};
+}
+
+absl::Time TaskEngine::PeriodStart(TenantConfig::Period period, absl::Time now) {
+  absl::CivilSecond t = absl::ToCivilSecond(now, absl::UTCTimeZone());
+  switch (period) {
+    case TenantConfig::Period::kHour:
+      return absl::FromCivil(absl::CivilHour(t), absl::UTCTimeZone());
+    case TenantConfig::Period::kDay:
+      return absl::FromCivil(absl::CivilDay(t), absl::UTCTimeZone());
+    case TenantConfig::Period::kMonth:
+      return absl::FromCivil(absl::CivilMonth(t), absl::UTCTimeZone());
+  }
+  return now;
+}
+
+absl::Time TaskEngine::PeriodEnd(TenantConfig::Period period, absl::Time now) {
+  absl::CivilSecond t = absl::ToCivilSecond(now, absl::UTCTimeZone());
+  switch (period) {
+    case TenantConfig::Period::kHour:
+      return absl::FromCivil(absl::CivilHour(t) + 1, absl::UTCTimeZone());
+    case TenantConfig::Period::kDay:
+      return absl::FromCivil(absl::CivilDay(t) + 1, absl::UTCTimeZone());
+    case TenantConfig::Period::kMonth:
+      return absl::FromCivil(absl::CivilMonth(t) + 1, absl::UTCTimeZone());
+  }
+  return now;
+}
+
+const char* TaskEngine::PeriodName(TenantConfig::Period period) {
+  switch (period) {
+    case TenantConfig::Period::kHour:
+      return "hour";
+    case TenantConfig::Period::kDay:
+      return "day";
+    case TenantConfig::Period::kMonth:
+      return "month";
+  }
+  return "period";
+}
+
+TaskEngine::Ledger& TaskEngine::LedgerOf(const Task& task, const TenantConfig& tenant) {
+  Ledger& l = ledgers_[{task.submission.tenant(), task.partition}];
+  absl::Time start = PeriodStart(tenant.period, clock_->Now());
+  if (l.period_start < start) {  // a new period: what was spent before no longer counts
+    l.period_start = start;
+    l.settled = Spend();
+    dirty_ledgers_.insert({task.submission.tenant(), task.partition});
+  }
+  return l;
+}
+
+void TaskEngine::AddReserved(const Task& task, const Spend& spend, int sign) {
+  if (config_->FindTenant(task.submission.tenant()) == nullptr) return;
+  Ledger& l = ledgers_[{task.submission.tenant(), task.partition}];
+  l.reserved.tokens += sign * spend.tokens;
+  l.reserved.cost_usd += sign * spend.cost_usd;
+}
+
+bool TaskEngine::Unreserve(const Task& task, const std::optional<Spend>& released) {
+  if (!released) return false;
+  AddReserved(task, *released, -1);
+  return true;
+}
+
+bool TaskEngine::TenantExhausted(const v1::TaskSubmission& submission, int32_t partition) {
+  const TenantConfig* tenant = config_->FindTenant(submission.tenant());
+  if (tenant == nullptr) return false;
+  auto it = ledgers_.find({submission.tenant(), partition});
+  if (it == ledgers_.end() || it->second.period_start < PeriodStart(tenant->period, clock_->Now())) return false;
+  const Ledger& l = it->second;
+  double cost = l.settled.cost_usd + l.reserved.cost_usd;
+  int64_t tokens = l.settled.tokens + l.reserved.tokens;
+  return (tenant->max_cost_usd > 0 && cost >= tenant->max_cost_usd / config_->kafka.partitions) ||
+         (tenant->max_tokens > 0 && tokens >= tenant->max_tokens / config_->kafka.partitions);
 }
 
 void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::TaskState>& state,
@@ -1087,6 +1254,11 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
                  orphans_.end());
   if (auto it = active_.find(task_id); it != active_.end()) {
     if (it->second->armed != absl::InfiniteFuture()) timers_.erase({it->second->armed, task_id});
+    for (const StepRun& s : it->second->steps) {
+      for (const Instance& inst : s.instances) {
+        for (const auto& res : inst.reservations) AddReserved(*it->second, res.spend, -1);
+      }
+    }
     active_.erase(it);
   }
   if (auto f = finished_.find(task_id); f != finished_.end()) {
@@ -1163,7 +1335,9 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     for (const v1::Reservation& rp : ss.reservations()) {
       inst.reservations.push_back(
           {rp.attempt(), {rp.tokens(), rp.cost_usd()}, timer(rp.has_expires(), rp.expires())});
+      AddReserved(*task, {rp.tokens(), rp.cost_usd()}, +1);
     }
+    inst.tenant_wait = ss.tenant_wait();
   }
   // Derive completion, outputs and readiness from the instances.
   Task& t = *task;
@@ -1202,6 +1376,14 @@ void TaskEngine::RestoreUnreadable(const std::string& task_id, const std::string
 }
 
 void TaskEngine::DropPartitions(const std::set<int32_t>& partitions) {
+  for (auto it = ledgers_.begin(); it != ledgers_.end();) {
+    if (partitions.count(it->first.second)) {
+      dirty_ledgers_.erase(it->first);
+      ledgers_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
   orphans_.erase(std::remove_if(orphans_.begin(), orphans_.end(),
                                 [&](const Orphan& o) { return partitions.count(o.partition) > 0; }),
                  orphans_.end());

@@ -85,13 +85,18 @@ struct EngineStats {
   int64_t cache_hits = 0;          // step instances served from the result cache
   int64_t rate_waits = 0;          // dispatches that waited for a provider's quota
   int64_t spawned = 0;             // steps whose agent spawned sub-steps
+  int64_t tenant_held = 0;         // dispatches held by an exhausted tenant budget
+  int64_t tenant_rejected = 0;     // tasks rejected or stopped by an exhausted tenant budget
 };
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
+// A change to the state topic: a task's snapshot or tombstone (no state), or
+// a tenant's ledger for the partition (key TaskEngine::LedgerKey(tenant)).
 struct StateChange {
-  std::string task_id;
+  std::string task_id;  // the record's key
   int32_t partition = 0;
   std::optional<v1::TaskState> state;
+  std::optional<v1::TenantLedger> ledger;
 };
 
 class TaskEngine {
@@ -128,6 +133,10 @@ class TaskEngine {
   // The task's latest snapshot could not be decoded: forget what was restored
   // for it and fail it (FAILED, "state_unreadable") at the next Tick().
   void RestoreUnreadable(const std::string& task_id, const std::string& reason, int32_t partition);
+  // Tenant budgets: the state-topic key of a tenant's ledger (it cannot be a
+  // task id), and a ledger read back from the state topic.
+  static std::string LedgerKey(const std::string& tenant);
+  void RestoreLedger(const v1::TenantLedger& ledger, int32_t partition);
   // Forgets every task (active or finished) of these partitions.
   void DropPartitions(const std::set<int32_t>& partitions);
 
@@ -189,6 +198,21 @@ class TaskEngine {
   // exhausting the budget, where it still cannot pay).
   void ResumeBudgetWaits(Task& task, Outbox* out);
   void ExhaustBudget(Task& task, const std::string& why, Outbox* out);
+  // Tenant budgets: one ledger per tenant and task partition, holding that
+  // partition's slice of the tenant's limit for the current period.
+  struct Ledger {
+    absl::Time period_start = absl::InfinitePast();
+    Spend settled;
+    Spend reserved;
+  };
+  Ledger& LedgerOf(const Task& task, const TenantConfig& tenant);
+  void AddReserved(const Task& task, const Spend& spend, int sign);
+  // Takes a released reservation off the tenant's ledger; false if none.
+  bool Unreserve(const Task& task, const std::optional<Spend>& released);
+  bool TenantExhausted(const v1::TaskSubmission& submission, int32_t partition);
+  static absl::Time PeriodStart(TenantConfig::Period period, absl::Time now);
+  static absl::Time PeriodEnd(TenantConfig::Period period, absl::Time now);
+  static const char* PeriodName(TenantConfig::Period period);
   // Rate limits: whether the instance may be dispatched now (else it waits in
   // its quota's queue, interactive before batch, first come first served).
   bool TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens);
@@ -235,6 +259,8 @@ class TaskEngine {
   // Tasks whose state changed since TakeStateChanges().
   absl::flat_hash_set<std::string> dirty_;
   absl::flat_hash_map<std::string, int32_t> dirty_partition_;
+  absl::flat_hash_map<std::pair<std::string, int32_t>, Ledger> ledgers_;
+  absl::flat_hash_set<std::pair<std::string, int32_t>> dirty_ledgers_;
   Breakers breakers_;
   ResultCache cache_;
   RateLimiter rate_;

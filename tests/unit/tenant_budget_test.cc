@@ -1,0 +1,136 @@
+// Tenant budgets per period: each task partition holds an equal slice of a
+// tenant's limit; when it is spent, the tenant's calls wait for the next
+// period (hold) or its tasks are refused (reject); the ledger is durable.
+#include "codec/json_value.h"
+#include "common/clock.h"
+#include "coordinator/task_engine.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/engine_test_util.h"
+
+namespace agentfleet {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+
+// Two partitions: each holds half of a tenant's limit.
+constexpr char kConfig[] = R"(
+kafka: {partitions: 2}
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1000, output_per_mtok: 1000}}   # $0.001 a token
+agents:
+  a: {provider: sim, models: {default: m}, max_tokens: 100}
+workflows:
+  w: {steps: [{id: s, agent: a, input: {q: $task.q}}]}
+tenants:
+  held: {period: hour, max_cost_usd: 1.0, on_exhausted: hold}
+  refused: {period: day, max_cost_usd: 1.0, on_exhausted: reject}
+)";
+
+class TenantBudgetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = LoadConfigString(kConfig, "tenants.yaml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    config_ = *c;
+    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
+  }
+  Outbox Submit(const std::string& id, const std::string& tenant, absl::Status* status = nullptr) {
+    v1::TaskSubmission s = engine_test::Submission(id, "w", {{"q", id}});
+    s.set_tenant(tenant);
+    Outbox out;
+    absl::Status st = engine_->Submit(s, "", 0, &out);
+    if (status) *status = st;
+    return out;
+  }
+  // Runs one task to its end, its call spending `input` + 100 tokens ($0.001 each).
+  void Spend(const std::string& id, const std::string& tenant, int64_t input) {
+    Outbox out = Submit(id, tenant);
+    ASSERT_EQ(out.work.size(), 1u) << id;
+    Outbox end = engine_test::Answer(*engine_, config_, out.work[0].item, {{"x", 1}}, input, 100);
+    ASSERT_EQ(end.results.size(), 1u);
+  }
+  FleetConfig config_;
+  FakeClock clock_{absl::FromCivil(absl::CivilSecond(2026, 11, 21, 10, 30, 0), absl::UTCTimeZone())};
+  std::unique_ptr<TaskEngine> engine_;
+};
+
+TEST_F(TenantBudgetTest, AHeldTenantWaitsForTheNextPeriod) {
+  // Partition 0's slice is $0.50: after $0.45 the next call cannot reserve
+  // even its input ($0.07) and 16 output tokens.
+  Spend("t1", "held", 350);
+  Outbox held = Submit("t2", "held");
+  EXPECT_TRUE(held.work.empty()) << "the call waits";
+  EXPECT_TRUE(held.results.empty()) << "the task is not refused";
+  EXPECT_EQ(engine_->stats().tenant_held, 1);
+  // Other tenants are not affected.
+  EXPECT_EQ(Submit("t3", "someone-else").work.size(), 1u);
+  // At the top of the hour the slice is whole again and the call goes.
+  EXPECT_EQ(engine_->NextTimer(), absl::FromCivil(absl::CivilSecond(2026, 11, 21, 11, 0, 0), absl::UTCTimeZone()));
+  clock_.Advance(absl::Minutes(30));
+  Outbox later;
+  engine_->Tick(&later);
+  ASSERT_EQ(later.work.size(), 1u);
+  EXPECT_EQ(later.work[0].item.task_id(), "t2");
+}
+
+TEST_F(TenantBudgetTest, ARejectingTenantsTasksAreRefusedOnceItsSliceIsSpent) {
+  Spend("t1", "refused", 350);  // $0.45 of $0.50
+  // The next task starts but its call cannot be paid: it ends BUDGET_EXHAUSTED.
+  Outbox stopped = Submit("t2", "refused");
+  ASSERT_EQ(stopped.results.size(), 1u);
+  EXPECT_EQ(stopped.results[0].result.status(), v1::TASK_STATUS_BUDGET_EXHAUSTED);
+  EXPECT_THAT(stopped.results[0].result.error().message(), HasSubstr("tenant 'refused' has spent its budget for this day"));
+  EXPECT_TRUE(stopped.work.empty());
+}
+
+TEST_F(TenantBudgetTest, ASpentSliceRefusesNewTasksAtTheDoor) {
+  Spend("t1", "refused", 400);  // $0.50: the whole slice
+  absl::Status status;
+  Outbox refused = Submit("t2", "refused", &status);
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  ASSERT_EQ(refused.results.size(), 1u);
+  EXPECT_EQ(refused.results[0].result.status(), v1::TASK_STATUS_REJECTED);
+  EXPECT_EQ(refused.results[0].result.error().code(), "tenant_budget_exhausted");
+  EXPECT_EQ(engine_->stats().tenant_rejected, 1);
+}
+
+TEST_F(TenantBudgetTest, TheLedgerIsDurableAndPerPartition) {
+  Spend("t1", "refused", 350);
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  const StateChange* ledger = nullptr;
+  for (const auto& c : changes) {
+    if (c.ledger) ledger = &c;
+  }
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_EQ(ledger->task_id, TaskEngine::LedgerKey("refused"));
+  EXPECT_EQ(ledger->partition, 0);
+  EXPECT_NEAR(ledger->ledger->cost_usd(), 0.45, 1e-9);
+  // A replica that restores partition 0 knows what was spent there.
+  TaskEngine other(&config_, &clock_);
+  other.RestoreLedger(*ledger->ledger, 0);
+  v1::TaskSubmission s = engine_test::Submission("t9", "w", {{"q", "x"}});
+  s.set_tenant("refused");
+  Outbox out;
+  ASSERT_TRUE(other.Submit(s, "", 0, &out).ok());
+  ASSERT_EQ(out.results.size(), 1u);
+  EXPECT_EQ(out.results[0].result.status(), v1::TASK_STATUS_BUDGET_EXHAUSTED);
+  // Partition 1 has its own, untouched slice.
+  s.set_task_id("t10");
+  Outbox other_partition;
+  ASSERT_TRUE(other.Submit(s, "", 1, &other_partition).ok());
+  EXPECT_EQ(other_partition.work.size(), 1u);
+}
+
+TEST(TenantConfigTest, TenantsAreChecked) {
+  std::string text = kConfig;
+  text.replace(text.find("period: hour"), 12, "period: week");
+  auto c = LoadConfigString(text, "tenants.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("tenants.held.period: expected hour, day or month, got 'week'"));
+}
+
+}  // namespace
+}  // namespace agentfleet
