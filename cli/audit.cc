@@ -2,11 +2,14 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cli/reference_run.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
 #include "coordinator/budget.h"
+#include "coordinator/task_engine.h"
+#include "google/protobuf/util/time_util.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
@@ -118,6 +121,74 @@ absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify, absl::
     }
   }
   return report;
+}
+
+absl::StatusOr<std::vector<TenantSpending>> Tenants(const FleetConfig& config, absl::Duration timeout) {
+  Topics topics(config.kafka.topic_prefix);
+  auto records = ReadAll(config, topics.state, timeout);
+  if (!records.ok()) return records.status();
+  const std::string prefix = TaskEngine::LedgerKey("");
+  // The latest ledger per (tenant, partition).
+  std::map<std::pair<std::string, int32_t>, v1::TenantLedger> latest;
+  for (const Message& m : *records) {
+    if (m.key.rfind(prefix, 0) != 0 || m.payload.empty()) continue;
+    auto ledger = Decode<v1::TenantLedger>(m.payload, m.headers, SIZE_MAX);
+    if (ledger.ok()) latest[{ledger->tenant(), m.partition}] = *ledger;
+  }
+  std::map<std::string, TenantSpending> by_tenant;
+  absl::Time now = absl::Now();
+  for (const auto& [key, ledger] : latest) {
+    const TenantConfig* tc = config.FindTenant(key.first);
+    if (tc == nullptr) continue;
+    absl::Time start = TaskEngine::PeriodStart(tc->period, now);
+    absl::Time at = absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(ledger.period_start()));
+    if (at < start) continue;  // an earlier period
+    TenantSpending& t = by_tenant[key.first];
+    t.tenant = key.first;
+    t.period = TaskEngine::PeriodName(tc->period);
+    t.period_start = start;
+    t.cost_usd += ledger.cost_usd();
+    t.tokens += ledger.tokens();
+    t.max_cost_usd = tc->max_cost_usd;
+    t.max_tokens = tc->max_tokens;
+    t.on_exhausted = tc->on_exhausted == TenantConfig::OnExhausted::kHold ? "hold" : "reject";
+    t.partitions = config.kafka.partitions;
+    bool spent = (tc->max_cost_usd > 0 && ledger.cost_usd() >= tc->max_cost_usd / config.kafka.partitions) ||
+                 (tc->max_tokens > 0 && ledger.tokens() >= tc->max_tokens / config.kafka.partitions);
+    t.partitions_spent += spent;
+  }
+  std::vector<TenantSpending> out;
+  for (auto& [name, t] : by_tenant) out.push_back(std::move(t));
+  return out;
+}
+
+std::string TenantsText(const std::vector<TenantSpending>& tenants) {
+  if (tenants.empty()) return "no tenant has spent anything this period\n";
+  std::string out;
+  for (const TenantSpending& t : tenants) {
+    absl::StrAppend(&out, "tenant ", t.tenant, ": ", absl::StrFormat("$%.4f", t.cost_usd),
+                    t.max_cost_usd > 0 ? absl::StrFormat(" of $%.4f", t.max_cost_usd) : "", ", ", t.tokens, " tokens",
+                    t.max_tokens > 0 ? absl::StrCat(" of ", t.max_tokens) : "", " this ", t.period, " (",
+                    t.on_exhausted, "); ", t.partitions_spent, " of ", t.partitions, " partition slices spent\n");
+  }
+  return out;
+}
+
+std::string TenantsJson(const std::vector<TenantSpending>& tenants) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const TenantSpending& t : tenants) {
+    out.push_back({{"tenant", t.tenant},
+                   {"period", t.period},
+                   {"period_start", absl::FormatTime(absl::RFC3339_sec, t.period_start, absl::UTCTimeZone())},
+                   {"cost_usd", t.cost_usd},
+                   {"tokens", t.tokens},
+                   {"max_cost_usd", t.max_cost_usd},
+                   {"max_tokens", t.max_tokens},
+                   {"on_exhausted", t.on_exhausted},
+                   {"partitions_spent", t.partitions_spent},
+                   {"partitions", t.partitions}});
+  }
+  return out.dump();
 }
 
 }  // namespace agentfleet

@@ -39,4 +39,25 @@ struct AuditReport {
 // model tier.
 absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify, absl::Duration timeout);
 
+// One tenant's spending in the current period, summed over the task
+// partitions' ledgers in the state topic (each partition holds an equal
+// slice of the limit).
+struct TenantSpending {
+  std::string tenant;
+  std::string period;        // hour, day or month
+  absl::Time period_start;
+  double cost_usd = 0;
+  int64_t tokens = 0;
+  double max_cost_usd = 0;   // the tenant's limit (0: none)
+  int64_t max_tokens = 0;
+  std::string on_exhausted;  // hold or reject
+  int partitions_spent = 0;  // partitions whose slice is spent
+  int partitions = 0;
+};
+
+// Every configured tenant with spending in the current period.
+absl::StatusOr<std::vector<TenantSpending>> Tenants(const FleetConfig& config, absl::Duration timeout);
+std::string TenantsText(const std::vector<TenantSpending>& tenants);
+std::string TenantsJson(const std::vector<TenantSpending>& tenants);
+
 }  // namespace agentfleet

@@ -253,4 +253,14 @@ int RunAudit(const FleetConfig& config, const CliOptions& options) {
   return report->clean() ? 0 : 1;
 }
 
+int RunTenants(const FleetConfig& config, const CliOptions& options) {
+  auto tenants = Tenants(config, options.timeout);
+  if (!tenants.ok()) {
+    std::cerr << "agentfleet tenants: " << tenants.status().message() << "\n";
+    return 1;
+  }
+  std::cout << (options.json ? TenantsJson(*tenants) + "\n" : TenantsText(*tenants));
+  return 0;
+}
+
 }  // namespace agentfleet

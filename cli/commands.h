@@ -32,6 +32,8 @@ int RunSubmit(const FleetConfig& config, const std::string& path, const CliOptio
 int RunResults(const FleetConfig& config, const CliOptions& options);
 int RunDemo(const CliOptions& options);
 int RunAudit(const FleetConfig& config, const CliOptions& options);
+// Each tenant's spending this period against its limit.
+int RunTenants(const FleetConfig& config, const CliOptions& options);
 
 // The example config shipped with agentfleet (installed or in the source tree).
 std::string DefaultConfigPath();

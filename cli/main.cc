@@ -38,7 +38,8 @@ commands:
   submit FILE|- [--wait] [--json]           submit tasks (JSON array or JSON Lines)
   results [--json] [--from_beginning] [--count N]   print results as they arrive
   audit [--verify] [--json]                 every submitted task against every result: lost,
-                                            duplicated, unexpected, mismatched (exit 1 if any)
+                                            duplicated, unexpected, mismatched, overspent (exit 1 if any)
+  tenants [--json]                          each tenant's spending this period against its budget
 
 common flags: --config FILE, --bootstrap HOST:PORT, --dev_broker; --helpfull lists all.
 )";
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
   if (command == "submit") return RunSubmit(*config, positional.size() > 2 ? positional[2] : "-", options);
   if (command == "results") return RunResults(*config, options);
   if (command == "audit") return RunAudit(*config, options);
+  if (command == "tenants") return RunTenants(*config, options);
   std::cerr << "agentfleet: unknown command '" << command << "'\n\n" << kUsage;
   return 2;
 }

@@ -364,16 +364,22 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     if (!within.affordable) {
       std::string why = absl::StrCat("tenant '", task.submission.tenant(), "' has spent its budget for this ",
                                      PeriodName(tenant->period), " (", within.why_not, ")");
+      bool in_flight = ledger.reserved.tokens > 0 || ledger.reserved.cost_usd > 0;
+      if (in_flight || tenant->on_exhausted == TenantConfig::OnExhausted::kHold) {
+        // Calls in flight may settle for less than their worst case: wait for
+        // them (and, holding, for the next period at the latest).
+        if (!inst.tenant_wait) ++stats_.tenant_held;
+        inst.tenant_wait = true;
+        inst.retry_at = PeriodEnd(tenant->period, clock_->Now());
+        inst.DisarmAttempt();
+        tenant_waiters_[{task.submission.tenant(), task.partition}].insert({task.id(), step, fan_index});
+        return;
+      }
       if (tenant->on_exhausted == TenantConfig::OnExhausted::kReject) {
         ++stats_.tenant_rejected;
         ExhaustBudget(task, why, out);
         return;
       }
-      ++stats_.tenant_held;
-      inst.tenant_wait = true;
-      inst.retry_at = PeriodEnd(tenant->period, clock_->Now());
-      inst.DisarmAttempt();
-      return;
     }
     if (within.max_tokens < plan.max_tokens) plan = within;
   }
@@ -966,6 +972,7 @@ void TaskEngine::Tick(Outbox* out) {
     FireTimers(task, now, out);
     if (active_.contains(id)) Touch(task);
   }
+  if (!tenant_wakes_.empty()) WakeTenantWaiters(out);
   if (!rate_waiting_.empty()) ServeRateQueues(out);
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     std::string id = expiries_.begin()->second;
@@ -979,7 +986,7 @@ void TaskEngine::Tick(Outbox* out) {
 }
 
 absl::Time TaskEngine::NextTimer() const {
-  if (!orphans_.empty()) return absl::InfinitePast();
+  if (!orphans_.empty() || !tenant_wakes_.empty()) return absl::InfinitePast();
   absl::Time next = absl::InfiniteFuture();
   if (!timers_.empty()) next = timers_.begin()->first;
   if (!expiries_.empty()) next = std::min(next, expiries_.begin()->first);
@@ -1223,9 +1230,34 @@ TaskEngine::Ledger& TaskEngine::LedgerOf(const Task& task, const TenantConfig& t
 
 void TaskEngine::AddReserved(const Task& task, const Spend& spend, int sign) {
   if (config_->FindTenant(task.submission.tenant()) == nullptr) return;
-  Ledger& l = ledgers_[{task.submission.tenant(), task.partition}];
+  std::pair<std::string, int32_t> key{task.submission.tenant(), task.partition};
+  Ledger& l = ledgers_[key];
   l.reserved.tokens += sign * spend.tokens;
   l.reserved.cost_usd += sign * spend.cost_usd;
+  if (l.reserved.tokens <= 0 && l.reserved.cost_usd < 1e-12) l.reserved = Spend();  // no drift below zero
+  // Released budget: the tenant's waiting calls try again at the next Tick.
+  if (sign < 0 && tenant_waiters_.count(key)) tenant_wakes_.insert(key);
+}
+
+void TaskEngine::WakeTenantWaiters(Outbox* out) {
+  auto wakes = std::move(tenant_wakes_);
+  tenant_wakes_.clear();
+  for (const auto& key : wakes) {
+    auto it = tenant_waiters_.find(key);
+    if (it == tenant_waiters_.end()) continue;
+    auto waiters = std::move(it->second);
+    tenant_waiters_.erase(it);
+    for (const auto& [id, step, fan] : waiters) {
+      auto task = active_.find(id);
+      if (task == active_.end() || step >= task->second->steps.size() || !task->second->steps[step].ValidFan(fan)) {
+        continue;
+      }
+      Task& t = *task->second;
+      if (!t.steps[step].instances[t.steps[step].Index(fan)].tenant_wait) continue;
+      Dispatch(t, step, fan, out);
+      if (active_.contains(id)) Touch(t);
+    }
+  }
 }
 
 bool TaskEngine::Unreserve(const Task& task, const std::optional<Spend>& released) {
@@ -1239,9 +1271,10 @@ bool TaskEngine::TenantExhausted(const v1::TaskSubmission& submission, int32_t p
   if (tenant == nullptr) return false;
   auto it = ledgers_.find({submission.tenant(), partition});
   if (it == ledgers_.end() || it->second.period_start < PeriodStart(tenant->period, clock_->Now())) return false;
+  // What was spent, not what is reserved: calls in flight may settle for less.
   const Ledger& l = it->second;
-  double cost = l.settled.cost_usd + l.reserved.cost_usd;
-  int64_t tokens = l.settled.tokens + l.reserved.tokens;
+  double cost = l.settled.cost_usd;
+  int64_t tokens = l.settled.tokens;
   return (tenant->max_cost_usd > 0 && cost >= tenant->max_cost_usd / config_->kafka.partitions) ||
          (tenant->max_tokens > 0 && tokens >= tenant->max_tokens / config_->kafka.partitions);
 }
@@ -1338,6 +1371,10 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
       AddReserved(*task, {rp.tokens(), rp.cost_usd()}, +1);
     }
     inst.tenant_wait = ss.tenant_wait();
+    if (inst.tenant_wait) {
+      tenant_waiters_[{task->submission.tenant(), partition}].insert({task_id, it->second, ss.fan_index()});
+      tenant_wakes_.insert({task->submission.tenant(), partition});  // retry once restored
+    }
   }
   // Derive completion, outputs and readiness from the instances.
   Task& t = *task;

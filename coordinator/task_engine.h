@@ -136,6 +136,9 @@ class TaskEngine {
   // Tenant budgets: the state-topic key of a tenant's ledger (it cannot be a
   // task id), and a ledger read back from the state topic.
   static std::string LedgerKey(const std::string& tenant);
+  // The start of the period (UTC) `now` is in, and the period's name.
+  static absl::Time PeriodStart(TenantConfig::Period period, absl::Time now);
+  static const char* PeriodName(TenantConfig::Period period);
   void RestoreLedger(const v1::TenantLedger& ledger, int32_t partition);
   // Forgets every task (active or finished) of these partitions.
   void DropPartitions(const std::set<int32_t>& partitions);
@@ -210,9 +213,9 @@ class TaskEngine {
   // Takes a released reservation off the tenant's ledger; false if none.
   bool Unreserve(const Task& task, const std::optional<Spend>& released);
   bool TenantExhausted(const v1::TaskSubmission& submission, int32_t partition);
-  static absl::Time PeriodStart(TenantConfig::Period period, absl::Time now);
+  // Dispatches the waiting calls of tenants whose reservations were released.
+  void WakeTenantWaiters(Outbox* out);
   static absl::Time PeriodEnd(TenantConfig::Period period, absl::Time now);
-  static const char* PeriodName(TenantConfig::Period period);
   // Rate limits: whether the instance may be dispatched now (else it waits in
   // its quota's queue, interactive before batch, first come first served).
   bool TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens);
@@ -261,6 +264,9 @@ class TaskEngine {
   absl::flat_hash_map<std::string, int32_t> dirty_partition_;
   absl::flat_hash_map<std::pair<std::string, int32_t>, Ledger> ledgers_;
   absl::flat_hash_set<std::pair<std::string, int32_t>> dirty_ledgers_;
+  // Calls waiting for a tenant's budget, by (tenant, partition): (task id, step, fan).
+  std::map<std::pair<std::string, int32_t>, std::set<std::tuple<std::string, size_t, int>>> tenant_waiters_;
+  std::set<std::pair<std::string, int32_t>> tenant_wakes_;
   Breakers breakers_;
   ResultCache cache_;
   RateLimiter rate_;

@@ -270,6 +270,41 @@ TEST_F(RealKafkaTest, TwoReplicasShareOneProviderQuota) {
             << "\n";
 }
 
+TEST_F(RealKafkaTest, ATenantNeverSpendsPastItsBudgetForThePeriod) {
+  Fleet fleet("tenant");
+  fleet.WriteConfig(bootstrap_, {{"\nworkflows:", "\ntenants:\n  acme: {period: day, max_cost_usd: 0.2, on_exhausted: reject}\nworkflows:"}});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  constexpr int kTasks = 300;  // about $0.30 of work for a $0.20 budget
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(kTasks, fleet.prefix() + "task", 3);
+  for (auto& t : tasks) t.set_tenant("acme");
+  auto outcome = SubmitAndCollect(*config, tasks, /*wait=*/true, absl::Seconds(180));
+  ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+  EXPECT_EQ(outcome->summary.received, kTasks);
+  EXPECT_EQ(outcome->summary.duplicates, 0);
+  double spent = 0;
+  for (const auto& r : outcome->results) spent += r.usage().cost_usd();
+  EXPECT_LE(spent, 0.2 + 1e-9);
+  EXPECT_GT(outcome->summary.count(v1::TASK_STATUS_COMPLETED), 0);
+  EXPECT_GT(outcome->summary.count(v1::TASK_STATUS_BUDGET_EXHAUSTED) + outcome->summary.count(v1::TASK_STATUS_REJECTED), 0);
+  // What `agentfleet tenants` shows is what the results add up to.
+  auto shown = fleet.Run({"agentfleet", "tenants", "--json", "--config", fleet.config_path()}, absl::Seconds(60));
+  ASSERT_TRUE(shown.ok()) << shown.status();
+  ASSERT_EQ(shown->first, 0) << shown->second;
+  nlohmann::json tenants = nlohmann::json::parse(shown->second.substr(shown->second.find('[')), nullptr, false);
+  ASSERT_TRUE(tenants.is_array() && tenants.size() == 1u) << shown->second;
+  EXPECT_EQ(tenants[0]["tenant"], "acme");
+  EXPECT_NEAR(tenants[0]["cost_usd"].get<double>(), spent, 1e-9);
+  EXPECT_LE(tenants[0]["cost_usd"].get<double>(), 0.2 + 1e-9);
+  std::cout << "tenant acme: $" << spent << " of $0.20 over " << kTasks << " tasks: "
+            << outcome->summary.count(v1::TASK_STATUS_COMPLETED) << " completed, "
+            << outcome->summary.count(v1::TASK_STATUS_BUDGET_EXHAUSTED) << " budget_exhausted, "
+            << outcome->summary.count(v1::TASK_STATUS_REJECTED) << " rejected\n";
+}
+
 TEST(DevBrokerTest, FiveHundredTasksOnTheDevelopmentBroker) {
   Fleet fleet("dev");
   auto bootstrap = fleet.StartDevBroker();

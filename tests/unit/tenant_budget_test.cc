@@ -85,6 +85,27 @@ TEST_F(TenantBudgetTest, ARejectingTenantsTasksAreRefusedOnceItsSliceIsSpent) {
   EXPECT_TRUE(stopped.work.empty());
 }
 
+TEST_F(TenantBudgetTest, ACallWaitsForTheTenantsCallsInFlightRatherThanGivingUp) {
+  // Four tasks at once: their worst cases fill partition 0's $0.50 slice, so
+  // the fourth waits instead of ending BUDGET_EXHAUSTED...
+  std::vector<v1::WorkItem> items;
+  for (const char* id : {"t1", "t2", "t3"}) {
+    Outbox out = Submit(id, "refused");
+    ASSERT_EQ(out.work.size(), 1u) << id;
+    items.push_back(out.work[0].item);
+  }
+  Outbox waiting = Submit("t4", "refused");
+  EXPECT_TRUE(waiting.work.empty());
+  EXPECT_TRUE(waiting.results.empty());
+  // ... and goes once the first call settles for far less than its worst case.
+  engine_test::Answer(*engine_, config_, items[0], {{"x", 1}}, 10, 10);
+  EXPECT_EQ(engine_->NextTimer(), absl::InfinitePast()) << "a wake-up is due";
+  Outbox woken;
+  engine_->Tick(&woken);
+  ASSERT_EQ(woken.work.size(), 1u);
+  EXPECT_EQ(woken.work[0].item.task_id(), "t4");
+}
+
 TEST_F(TenantBudgetTest, ASpentSliceRefusesNewTasksAtTheDoor) {
   Spend("t1", "refused", 400);  // $0.50: the whole slice
   absl::Status status;
