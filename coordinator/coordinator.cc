@@ -30,7 +30,11 @@ Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer
       options_(options),
       topics_(config->kafka.topic_prefix),
       engine_(config, clock, static_cast<uint64_t>(absl::ToUnixNanos(clock->Now()))),
-      committer_(consumer) {}
+      committer_(consumer) {
+  // No partitions yet, so no share of the provider quotas: a replica waiting
+  // to join must not gather calls the owners of the partitions also gather.
+  engine_.SetQuotaShare(0);
+}
 
 void Coordinator::ShareFleetState(Consumer* feed, const std::string& replica) {
   shared_feed_ = feed;
