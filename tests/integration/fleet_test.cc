@@ -20,6 +20,7 @@ namespace agentfleet::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using Json = nlohmann::json;
 
 // Submits `count` sample tasks, waits for their results, and checks what a
 // user would: one result per task, all COMPLETED, each output exactly what
@@ -302,6 +303,47 @@ TEST_F(RealKafkaTest, ATenantNeverSpendsPastItsBudgetForThePeriod) {
             << outcome->summary.count(v1::TASK_STATUS_COMPLETED) << " completed, "
             << outcome->summary.count(v1::TASK_STATUS_BUDGET_EXHAUSTED) << " budget_exhausted, "
             << outcome->summary.count(v1::TASK_STATUS_REJECTED) << " rejected\n";
+}
+
+TEST_F(RealKafkaTest, TheResultCacheServesRepeatedInputsOnEveryReplica) {
+  Fleet fleet("cache");
+  fleet.WriteConfig(bootstrap_, {{"    description: Labels a ticket with a category and an urgency.\n",
+                                  "    description: Labels a ticket with a category and an urgency.\n    cache: {ttl: 10m}\n"}});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t first = fleet.StartCoordinator({"--instance", "a"});
+  fleet.StartWorker("worker-1");
+  auto run = [&](const std::string& batch) {
+    std::vector<v1::TaskSubmission> tasks = SampleTasks(40, fleet.prefix() + "same", 9);
+    for (auto& t : tasks) t.set_task_id(batch + t.task_id());  // new ids, the same inputs
+    auto outcome = SubmitAndCollect(*config, tasks, true, absl::Seconds(120));
+    EXPECT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+    return outcome.ok() ? outcome->results : std::vector<v1::TaskResult>{};
+  };
+  auto classify_of = [](const v1::TaskResult& r) -> const v1::StepSummary* {
+    for (const auto& s : r.steps()) {
+      if (s.step() == "classify") return &s;
+    }
+    return nullptr;
+  };
+  std::vector<v1::TaskResult> before = run("a-");
+  ASSERT_EQ(before.size(), 40u);
+  // Another replica takes over: it learns the cache from the cache topic.
+  EXPECT_EQ(fleet.StopProcess(first), 0);
+  fleet.StartCoordinator({"--instance", "b"});
+  std::vector<v1::TaskResult> after = run("b-");
+  ASSERT_EQ(after.size(), 40u);
+  std::map<std::string, Json> first_output;
+  for (const auto& r : before) first_output[r.task_id().substr(2)] = FromValue(r.output());
+  for (const auto& r : after) {
+    EXPECT_EQ(r.status(), v1::TASK_STATUS_COMPLETED);
+    const v1::StepSummary* c = classify_of(r);
+    ASSERT_NE(c, nullptr);
+    EXPECT_TRUE(c->cached()) << r.task_id();
+    EXPECT_EQ(c->usage().calls(), 0);
+    EXPECT_EQ(FromValue(r.output()), first_output[r.task_id().substr(2)]) << "same input, same result";
+  }
 }
 
 TEST(DevBrokerTest, FiveHundredTasksOnTheDevelopmentBroker) {
