@@ -223,7 +223,10 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
       if (ledger.ok()) {
         engine_.RestoreLedger(*ledger, m.partition);
       } else {
-        Log(LogLevel::kError, kComponent, "unreadable tenant ledger ignored", {{"error", ledger.status().message()}});
+        std::string tenant = m.key.substr(TaskEngine::LedgerKey("").size());
+        Log(LogLevel::kError, kComponent, "unreadable tenant ledger: its slice counts as spent this period",
+            {{"tenant", tenant}, {"error", ledger.status().message()}});
+        engine_.RestoreUnreadableLedger(tenant, m.partition);
       }
       continue;
     }

@@ -183,17 +183,7 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   if (wf == nullptr) {
     ++stats_.rejected;
     std::string reason = absl::StrCat("unknown workflow '", submission.workflow(), "'");
-    v1::TaskResult r;
-    r.set_task_id(id);
-    r.set_tenant(submission.tenant());
-    r.set_workflow(submission.workflow());
-    r.set_status(v1::TASK_STATUS_REJECTED);
-    r.mutable_error()->set_code("invalid_submission");
-    r.mutable_error()->set_message(reason);
-    *r.mutable_submitted_at() = submission.submitted_at();
-    *r.mutable_finished_at() = ToProto(clock_->Now());
-    *r.mutable_labels() = submission.labels();
-    out->results.push_back({std::move(r), traceparent});
+    Reject(submission, traceparent, "invalid_submission", reason, out);
     return absl::InvalidArgumentError(reason);
   }
   if (const TenantConfig* tenant = config_->FindTenant(submission.tenant());
@@ -202,17 +192,7 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
     ++stats_.tenant_rejected;
     std::string reason = absl::StrCat("tenant '", submission.tenant(), "' has spent its budget for this ",
                                       PeriodName(tenant->period));
-    v1::TaskResult r;
-    r.set_task_id(id);
-    r.set_tenant(submission.tenant());
-    r.set_workflow(submission.workflow());
-    r.set_status(v1::TASK_STATUS_REJECTED);
-    r.mutable_error()->set_code("tenant_budget_exhausted");
-    r.mutable_error()->set_message(reason);
-    *r.mutable_submitted_at() = submission.submitted_at();
-    *r.mutable_finished_at() = ToProto(clock_->Now());
-    *r.mutable_labels() = submission.labels();
-    out->results.push_back({std::move(r), traceparent});
+    Reject(submission, traceparent, "tenant_budget_exhausted", reason, out);
     return absl::ResourceExhaustedError(reason);
   }
   ++stats_.accepted;
@@ -226,6 +206,21 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   StartReadySteps(t, out);
   if (active_.contains(id)) Touch(t);
   return absl::OkStatus();
+}
+
+void TaskEngine::Reject(const v1::TaskSubmission& submission, const std::string& traceparent, const std::string& code,
+                        const std::string& reason, Outbox* out) {
+  v1::TaskResult r;
+  r.set_task_id(submission.task_id());
+  r.set_tenant(submission.tenant());
+  r.set_workflow(submission.workflow());
+  r.set_status(v1::TASK_STATUS_REJECTED);
+  r.mutable_error()->set_code(code);
+  r.mutable_error()->set_message(reason);
+  *r.mutable_submitted_at() = submission.submitted_at();
+  *r.mutable_finished_at() = ToProto(clock_->Now());
+  *r.mutable_labels() = submission.labels();
+  out->results.push_back({std::move(r), traceparent});
 }
 
 void TaskEngine::StartReadySteps(Task& task, Outbox* out) {
@@ -1172,6 +1167,17 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
 }
 
 std::string TaskEngine::LedgerKey(const std::string& tenant) { return "\x1ftenant/" + tenant; }
+
+void TaskEngine::RestoreUnreadableLedger(const std::string& tenant, int32_t partition) {
+  // What was spent is unknown: count the slice as spent for this period
+  // rather than as untouched, so the limit cannot be passed.
+  const TenantConfig* tc = config_->FindTenant(tenant);
+  if (tc == nullptr) return;
+  Ledger& l = ledgers_[{tenant, partition}];
+  l.period_start = PeriodStart(tc->period, clock_->Now());
+  l.settled = {tc->max_tokens / config_->kafka.partitions, tc->max_cost_usd / config_->kafka.partitions};
+  dirty_ledgers_.insert({tenant, partition});
+}
 
 void TaskEngine::RestoreLedger(const v1::TenantLedger& ledger, int32_t partition) {
   Ledger& l = ledgers_[{ledger.tenant(), partition}];

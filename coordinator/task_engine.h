@@ -140,6 +140,9 @@ class TaskEngine {
   static absl::Time PeriodStart(TenantConfig::Period period, absl::Time now);
   static const char* PeriodName(TenantConfig::Period period);
   void RestoreLedger(const v1::TenantLedger& ledger, int32_t partition);
+  // A tenant's ledger record could not be decoded: its slice counts as spent
+  // for the current period.
+  void RestoreUnreadableLedger(const std::string& tenant, int32_t partition);
   // Forgets every task (active or finished) of these partitions.
   void DropPartitions(const std::set<int32_t>& partitions);
 
@@ -180,6 +183,9 @@ class TaskEngine {
   std::unique_ptr<Task> NewTask(const v1::TaskSubmission& submission, const WorkflowConfig* wf,
                                 const std::string& traceparent, int32_t partition);
   void StartReadySteps(Task& task, Outbox* out);
+  // Emits the REJECTED result of a submission that will not run.
+  void Reject(const v1::TaskSubmission& submission, const std::string& traceparent, const std::string& code,
+              const std::string& reason, Outbox* out);
   // What a step's input template can read: the task's input, finished steps' outputs.
   static InputContext ContextFor(const Task& task);
   void StartStep(Task& task, size_t step, Outbox* out);

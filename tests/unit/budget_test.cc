@@ -87,18 +87,12 @@ TEST(BudgetTest, PastTheDowngradeShareStepsRunOnTheCheapestTierAndThenStop) {
   EXPECT_THAT(none.why_not, HasSubstr("max_cost_usd 0.1"));
 }
 
-class BudgetEngineTest : public ::testing::Test {
+class BudgetEngineTest : public engine_test::EngineTest {
  public:
-  void SetUp() override {
-    config_ = Config();
-    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
-  }
+  BudgetEngineTest() : EngineTest(kConfig) {}
 
   Outbox Submit(const std::string& workflow, Json input, const v1::Budget& budget) {
-    v1::TaskSubmission s;
-    s.set_task_id("t1");
-    s.set_workflow(workflow);
-    *s.mutable_input() = ToStruct(input);
+    v1::TaskSubmission s = engine_test::Submission("t1", workflow, input);
     *s.mutable_budget() = budget;
     Outbox out;
     EXPECT_TRUE(engine_->Submit(s, "", 0, &out).ok());
@@ -118,9 +112,6 @@ class BudgetEngineTest : public ::testing::Test {
     return out;
   }
 
-  FleetConfig config_;
-  FakeClock clock_;
-  std::unique_ptr<TaskEngine> engine_;
 };
 
 // Runs the chain answering every call with `share` of its max_tokens; returns the result.

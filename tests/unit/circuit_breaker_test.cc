@@ -133,13 +133,11 @@ workflows:
   l: {steps: [{id: s, agent: lonely, input: {q: $task.q}}]}
 )";
 
-class BreakerEngineTest : public ::testing::Test {
+class BreakerEngineTest : public engine_test::EngineTest {
  protected:
+  BreakerEngineTest() : EngineTest(kConfig) {}
   void SetUp() override {
-    auto c = LoadConfigString(kConfig, "breakers.yaml");
-    ASSERT_TRUE(c.ok()) << c.status();
-    config_ = *c;
-    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
+    EngineTest::SetUp();
     engine_->SetReplicaName("c1");
   }
   Outbox Submit(TaskEngine& engine, const std::string& id, const std::string& workflow = "w") {
@@ -147,9 +145,6 @@ class BreakerEngineTest : public ::testing::Test {
     EXPECT_TRUE(engine.Submit(engine_test::Submission(id, workflow, {{"q", id}}), "", 0, &out).ok());
     return out;
   }
-  FleetConfig config_;
-  FakeClock clock_;
-  std::unique_ptr<TaskEngine> engine_;
 };
 
 TEST_F(BreakerEngineTest, AnOpenBreakerSendsWorkToTheFallbackAndTheOtherReplicasFollow) {

@@ -32,14 +32,9 @@ workflows:
       - {id: final, agent: tiered, input: {m: $steps.main, e: $steps.extra.detail}}
 )";
 
-class DegradationTest : public ::testing::Test {
+class DegradationTest : public engine_test::EngineTest {
  protected:
-  void SetUp() override {
-    auto c = LoadConfigString(kConfig, "degrade.yaml");
-    ASSERT_TRUE(c.ok()) << c.status();
-    config_ = *c;
-    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
-  }
+  DegradationTest() : EngineTest(kConfig) {}
 
   Outbox Submit() {
     Outbox out;
@@ -63,9 +58,6 @@ class DegradationTest : public ::testing::Test {
     return none;
   }
 
-  FleetConfig config_;
-  FakeClock clock_;
-  std::unique_ptr<TaskEngine> engine_;
 };
 
 TEST_F(DegradationTest, AFallbackAndAFailedOptionalStepEndPartialWithExplanations) {

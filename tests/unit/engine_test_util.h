@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "codec/json_value.h"
+#include "common/clock.h"
 #include "coordinator/task_engine.h"
 #include "gtest/gtest.h"
 #include "worker/execution.h"
@@ -63,5 +64,24 @@ inline v1::TaskState SnapshotOverTheWire(TaskEngine& engine) {
   EXPECT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
   return wire;
 }
+
+// A fixture with a TaskEngine over the config `yaml`, on a fake clock
+// starting at `start`.
+class EngineTest : public ::testing::Test {
+ protected:
+  explicit EngineTest(const char* yaml, absl::Time start = absl::FromUnixSeconds(1'800'000'000))
+      : yaml_(yaml), clock_(start) {}
+  void SetUp() override {
+    auto c = LoadConfigString(yaml_, "test.yaml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    config_ = *c;
+    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
+  }
+
+  const char* yaml_;
+  FleetConfig config_;
+  FakeClock clock_;
+  std::unique_ptr<TaskEngine> engine_;
+};
 
 }  // namespace agentfleet::engine_test

@@ -32,14 +32,9 @@ workflows:
         input: {plan: $steps.plan.summary, found: $steps.plan.results}
 )";
 
-class SpawnTest : public ::testing::Test {
+class SpawnTest : public engine_test::EngineTest {
  protected:
-  void SetUp() override {
-    auto c = LoadConfigString(kConfig, "spawn.yaml");
-    ASSERT_TRUE(c.ok()) << c.status();
-    config_ = *c;
-    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
-  }
+  SpawnTest() : EngineTest(kConfig) {}
   Outbox Submit(const v1::Budget& budget = {}) {
     v1::TaskSubmission s = engine_test::Submission("t1", "w", {{"q", "compare plans"}});
     *s.mutable_budget() = budget;
@@ -55,9 +50,6 @@ class SpawnTest : public ::testing::Test {
     for (int i = 0; i < n; ++i) queries.push_back({{"agent", agent}, {"input", {{"query", i}}}});
     return {{"summary", "two angles"}, {"queries", queries}};
   }
-  FleetConfig config_;
-  FakeClock clock_;
-  std::unique_ptr<TaskEngine> engine_;
 };
 
 TEST_F(SpawnTest, TheSubStepsRunInParallelAndTheReducerGetsAllTheirOutputs) {

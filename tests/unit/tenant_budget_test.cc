@@ -28,14 +28,10 @@ tenants:
   refused: {period: day, max_cost_usd: 1.0, on_exhausted: reject}
 )";
 
-class TenantBudgetTest : public ::testing::Test {
+class TenantBudgetTest : public engine_test::EngineTest {
  protected:
-  void SetUp() override {
-    auto c = LoadConfigString(kConfig, "tenants.yaml");
-    ASSERT_TRUE(c.ok()) << c.status();
-    config_ = *c;
-    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
-  }
+  TenantBudgetTest()
+      : EngineTest(kConfig, absl::FromCivil(absl::CivilSecond(2026, 11, 21, 10, 30, 0), absl::UTCTimeZone())) {}
   Outbox Submit(const std::string& id, const std::string& tenant, absl::Status* status = nullptr) {
     v1::TaskSubmission s = engine_test::Submission(id, "w", {{"q", id}});
     s.set_tenant(tenant);
@@ -51,9 +47,6 @@ class TenantBudgetTest : public ::testing::Test {
     Outbox end = engine_test::Answer(*engine_, config_, out.work[0].item, {{"x", 1}}, input, 100);
     ASSERT_EQ(end.results.size(), 1u);
   }
-  FleetConfig config_;
-  FakeClock clock_{absl::FromCivil(absl::CivilSecond(2026, 11, 21, 10, 30, 0), absl::UTCTimeZone())};
-  std::unique_ptr<TaskEngine> engine_;
 };
 
 TEST_F(TenantBudgetTest, AHeldTenantWaitsForTheNextPeriod) {
@@ -143,6 +136,17 @@ TEST_F(TenantBudgetTest, TheLedgerIsDurableAndPerPartition) {
   Outbox other_partition;
   ASSERT_TRUE(other.Submit(s, "", 1, &other_partition).ok());
   EXPECT_EQ(other_partition.work.size(), 1u);
+}
+
+TEST_F(TenantBudgetTest, AnUnreadableLedgerCountsItsSliceAsSpent) {
+  // Restored from a record that could not be decoded: nothing is known of
+  // what was spent, so the slice is taken as spent, never as untouched.
+  engine_->RestoreUnreadableLedger("refused", 0);
+  absl::Status status;
+  Outbox out = Submit("t1", "refused", &status);
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  ASSERT_EQ(out.results.size(), 1u);
+  EXPECT_EQ(out.results[0].result.error().code(), "tenant_budget_exhausted");
 }
 
 TEST(TenantConfigTest, TenantsAreChecked) {
