@@ -780,7 +780,7 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   }
   if (YAML::Node c = root["coordinator"];
       c && L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_interval",
-                                    "finished_retention", "transaction_timeout"})) {
+                                    "finished_retention", "transaction_timeout", "lag_interval"})) {
     CoordinatorConfig& cc = cfg->coordinator;
     L.String(c, "group_id", "coordinator", &cc.group_id);
     L.Number<size_t>(c, "max_payload_bytes", "coordinator", &cc.max_payload_bytes, 1024);
@@ -797,10 +797,25 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
     L.Duration(c, "commit_interval", "coordinator", &cc.commit_interval);
     L.Duration(c, "finished_retention", "coordinator", &cc.finished_retention);
     L.Duration(c, "transaction_timeout", "coordinator", &cc.transaction_timeout);
+    L.Duration(c, "lag_interval", "coordinator", &cc.lag_interval);
   }
   if (YAML::Node w = root["worker"];
       w && L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes", "heartbeat_interval",
-                               "shutdown_grace"})) {
+                               "shutdown_grace", "pools"})) {
+    if (YAML::Node pools = w["pools"]) {
+      if (!pools.IsSequence() || pools.size() == 0) {
+        L.Error(pools, "worker.pools", "expected a non-empty list of worker pool names");
+      } else {
+        cfg->worker.pools.clear();
+        for (const auto& p : pools) {
+          if (!p.IsScalar() || p.Scalar().empty()) {
+            L.Error(p, "worker.pools", "expected a pool name");
+          } else {
+            cfg->worker.pools.push_back(p.Scalar());
+          }
+        }
+      }
+    }
     L.String(w, "group_prefix", "worker", &cfg->worker.group_prefix);
     L.Number<int>(w, "max_in_flight", "worker", &cfg->worker.max_in_flight, 1, 100000);
     L.Number<size_t>(w, "max_payload_bytes", "worker", &cfg->worker.max_payload_bytes, 1024);

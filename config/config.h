@@ -220,6 +220,8 @@ struct CoordinatorConfig {
   // Kafka transaction timeout: how long a crashed replica's open transaction
   // can hold back read_committed readers.
   absl::Duration transaction_timeout = absl::Seconds(10);
+  // How often the consumer-group lag metric is read from the brokers.
+  absl::Duration lag_interval = absl::Seconds(10);
 };
 
 struct WorkerConfig {
@@ -230,6 +232,9 @@ struct WorkerConfig {
   absl::Duration heartbeat_interval = absl::Seconds(5);
   // On SIGTERM, how long in-flight items may take to finish.
   absl::Duration shutdown_grace = absl::Seconds(30);
+  // The worker pools (--pool) of the fleet: the coordinator exports each
+  // pool's consumer-group lag on the work topics.
+  std::vector<std::string> pools = {"default"};
 };
 
 // A tenant's hard spending limit per period (UTC hours, days or months).

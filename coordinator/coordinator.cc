@@ -36,6 +36,11 @@ Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer
   engine_.SetQuotaShare(0);
 }
 
+void Coordinator::SetMetrics(CoordinatorMetrics* metrics) {
+  metrics_ = metrics;
+  engine_.SetMetrics(metrics);
+}
+
 void Coordinator::ShareFleetState(Consumer* feed, const std::string& replica) {
   shared_feed_ = feed;
   engine_.SetReplicaName(replica);
@@ -48,7 +53,10 @@ void Coordinator::FollowSharedState(absl::Duration timeout) {
     absl::Status s;
     if (m.topic == topics_.breakers) {
       auto state = Decode<v1::BreakerState>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
-      if (state.ok()) engine_.ApplyBreaker(*state);
+      if (state.ok()) {
+        engine_.ApplyBreaker(*state);
+        if (metrics_) metrics_->Breaker(state->name(), engine_.BreakerStatus(state->name()));
+      }
       s = state.status();
     } else {
       auto entry = Decode<v1::CacheEntry>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
@@ -111,6 +119,7 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
   FollowSharedState(absl::ZeroDuration());
   consumed_ += batch.size();
   LogProgress();
+  if (metrics_) metrics_->SetActive(engine_.active_tasks(), engine_.rate_waiting());
   bool timers_due = engine_.NextTimer() <= clock_->Now();
   if (!batch.empty() || timers_due) {
     if (exactly_once()) {
@@ -264,6 +273,7 @@ absl::Status Coordinator::Produce(OutboundMessage message) {
 
 void Coordinator::DeadLetter(const Message& m, absl::string_view reason) {
   ++dead_letters_;
+  if (metrics_) metrics_->DeadLetter(kComponent, m.topic);
   // Through Produce(), so the copy is part of the transaction / batch.
   OutboundMessage dead = DeadLetterMessage(topics_.dlq, m, reason, kComponent);
   Produce(std::move(dead)).IgnoreError();
@@ -304,6 +314,7 @@ absl::Status Coordinator::Publish(const Outbox& out) {
   for (const auto& r : out.results) {
     Encoded e = Encode(r.result, r.traceparent);
     RETURN_IF_ERROR(Produce({topics_.results, r.result.task_id(), std::move(e.payload), std::move(e.headers)}));
+    if (metrics_) metrics_->TaskFinished(r.result, r.budget_used);
     Log(LogLevel::kDebug, kComponent, "task finished",
         {{"task_id", r.result.task_id()},
          {"trace_id", TraceId(r.traceparent)},
@@ -330,6 +341,7 @@ absl::Status Coordinator::Publish(const Outbox& out) {
     RETURN_IF_ERROR(Produce({topics_.cache, key, std::move(e.payload), std::move(e.headers), 0}));
   }
   for (const v1::BreakerState& b : engine_.TakeBreakerTransitions()) {
+    if (metrics_) metrics_->Breaker(b.name(), b.status());
     if (shared_feed_ == nullptr) continue;
     Log(LogLevel::kWarning, kComponent, "circuit breaker " + v1::BreakerStatus_Name(b.status()),
         {{"breaker", b.name()}, {"reason", b.reason()}});

@@ -69,6 +69,9 @@ class Coordinator : public RebalanceListener {
   // cache are this replica's alone. Call before Start().
   void ShareFleetState(Consumer* feed, const std::string& replica);
 
+  // Where this replica counts what it does (null: nowhere). Must outlive it.
+  void SetMetrics(CoordinatorMetrics* metrics);
+
   // Initialises transactions (exactly_once), warms the producer, subscribes.
   absl::Status Start();
   // Loops until `stop()` or a failure; on stop commits what it has.
@@ -122,6 +125,7 @@ class Coordinator : public RebalanceListener {
   std::atomic<bool> joined_{false};
   absl::Status failure_;     // set by a rebalance callback that could not commit
   int64_t dead_letters_ = 0;
+  CoordinatorMetrics* metrics_ = nullptr;
   int64_t consumed_ = 0;
   absl::Time next_progress_log_ = absl::InfinitePast();
 };

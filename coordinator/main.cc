@@ -10,6 +10,8 @@
 #include "common/signals.h"
 #include "config/config.h"
 #include "coordinator/coordinator.h"
+#include "metrics/fleet_metrics.h"
+#include "metrics/lag_monitor.h"
 #include "service/service.h"
 #include "kafka/topics.h"
 
@@ -68,17 +70,32 @@ int main(int argc, char** argv) {
     return 2;
   }
   coordinator.ShareFleetState(shared_feed->get(), instance);
+  auto registry = NewRegistry("coordinator");
+  CoordinatorMetrics metrics(*registry);
+  coordinator.SetMetrics(&metrics);
+  // Lag of this group on its inputs and of every worker pool on the work topics.
+  std::vector<LagTarget> lag_targets = {{cc.group_id, {topics.tasks, topics.events}}};
+  for (const std::string& pool : config.worker.pools) {
+    LagTarget target{WorkerGroup(config, pool), {}, /*only_consumed=*/config.worker.pools.size() > 1};
+    for (const auto& [name, agent] : config.agents) target.topics.push_back(topics.Work(name));
+    lag_targets.push_back(std::move(target));
+  }
+  LagMonitor lag(*registry, ProducerProperties(config.kafka), std::move(lag_targets));
+  lag.Start(cc.lag_interval);
   relay.set_target(&coordinator);
   absl::Status status = coordinator.Start();
   Log(LogLevel::kInfo, "coordinator", "started",
       {{"pid", std::to_string(getpid())},
        {"instance", instance},
        {"processing", exactly_once ? "exactly_once" : "at_least_once"}});
-  auto http = ServeHealth("coordinator", [&]() -> absl::Status {
-    if (ShutdownRequested()) return absl::UnavailableError("shutting down");
-    if (!coordinator.joined()) return absl::UnavailableError("not in the consumer group yet");
-    return (*consumer)->Ping(absl::Seconds(2));
-  });
+  auto http = ServeHttp(
+      "coordinator",
+      [&]() -> absl::Status {
+        if (ShutdownRequested()) return absl::UnavailableError("shutting down");
+        if (!coordinator.joined()) return absl::UnavailableError("not in the consumer group yet");
+        return (*consumer)->Ping(absl::Seconds(2));
+      },
+      registry);
   if (status.ok()) status = coordinator.Run([] { return ShutdownRequested(); });
   (*consumer)->Close();
   (*shared_feed)->Close();

@@ -196,6 +196,7 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
     return absl::ResourceExhaustedError(reason);
   }
   ++stats_.accepted;
+  if (metrics_) metrics_->TaskAccepted(submission.workflow());
   std::unique_ptr<Task> task = NewTask(submission, wf, traceparent, partition);
   absl::Time now = clock_->Now();
   task->accepted_at = now;
@@ -319,6 +320,7 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
     std::string model = agent.models.at(base_tier);
     if (const Json* hit = cache_.Find(agent, model, canonical, clock_->Now())) {
       ++stats_.cache_hits;
+      if (metrics_) metrics_->CacheHit(agent.name);
       inst.status = v1::STEP_STATUS_SUCCEEDED;
       inst.output = *hit;
       inst.cached = true;
@@ -389,6 +391,7 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   std::string open;
   if (!breakers_.Allow(agent, plan.model, clock_->Now(), &open)) {
     ++stats_.breaker_rejections;
+    if (metrics_) metrics_->BreakerRejection(agent.name);
     v1::Error error;
     error.set_code("circuit_open");
     error.set_message(absl::StrCat("circuit breaker '", open, "' is open"));
@@ -400,7 +403,10 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   inst.max_tokens = plan.max_tokens;
   absl::Time now = clock_->Now();
   ++inst.attempt;
-  if (inst.attempt > 1) ++stats_.retries;
+  if (inst.attempt > 1) {
+    ++stats_.retries;
+    if (metrics_) metrics_->Retry(agent.name);
+  }
   inst.status = v1::STEP_STATUS_PENDING;
   inst.dispatched_at = now;
   inst.retry_at = absl::InfiniteFuture();
@@ -464,7 +470,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   if (event.attempt() != inst.attempt || inst.done()) {
     ++stats_.stale_events;
     if (event.has_result() && Unreserve(task, inst.Release(event.attempt()))) {
-      CountUsage(task, inst, event.result());
+      CountUsage(task, AgentOf(s, inst), inst, event.result());
       std::string id = task.id();
       ResumeBudgetWaits(task, out);
       if (active_.contains(id)) Touch(task);
@@ -496,7 +502,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   // A timed-out attempt's late success is still a good result; its late
   // failure changes nothing (the retry is already scheduled).
   Unreserve(task, inst.Release(event.attempt()));
-  CountUsage(task, inst, r);
+  CountUsage(task, AgentOf(s, inst), inst, r);
   {
     const AgentConfig& agent = AgentOf(s, inst);
     bool failed = r.status() != v1::RESULT_STATUS_OK && CountsAsBreakerFailure(r.error().code());
@@ -561,8 +567,9 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   if (active_.contains(id)) Touch(task);
 }
 
-void TaskEngine::CountUsage(Task& task, Instance& inst, const v1::WorkResult& r) {
+void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst, const v1::WorkResult& r) {
   double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
+  if (metrics_) metrics_->Call(agent.name, r, cost);
   if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
     Ledger& ledger = LedgerOf(task, *tenant);
     ledger.settled.tokens += r.usage().input_tokens() + r.usage().output_tokens();
@@ -639,7 +646,10 @@ bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& 
   }
   bool someone_first = !queue.empty() && *queue.begin() < me;
   if (someone_first || !rate_.TryTake(key, tokens, clock_->Now())) {
-    if (!inst.rate_wait) ++stats_.rate_waits;
+    if (!inst.rate_wait) {
+      ++stats_.rate_waits;
+      if (metrics_) metrics_->RateWait(key);
+    }
     inst.rate_wait = true;
     inst.rate_tokens = tokens;
     inst.retry_at = absl::InfiniteFuture();
@@ -822,6 +832,10 @@ void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::stri
   Instance& inst = s.instances[s.Index(fan)];
   const FallbackConfig& fb = *(inst.spawn_agent ? inst.spawn_agent : s.agent)->fallback;
   ++stats_.fallbacks;
+  if (metrics_) {
+    metrics_->Fallback((inst.spawn_agent ? inst.spawn_agent : s.agent)->name,
+                       fb.agent.empty() ? "tier:" + fb.model_tier : fb.agent);
+  }
   inst.fallback_from = inst.attempt;
   inst.fallback_agent = fb.agent.empty() ? nullptr : config_->FindAgent(fb.agent);
   inst.fallback_tier = fb.model_tier;
@@ -924,6 +938,7 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
       }
       if (kind == nullptr) continue;
       ++stats_.timeouts;
+      if (metrics_) metrics_->Timeout(AgentOf(s, inst).name, kind);
       breakers_.Record(AgentOf(s, inst), ModelOf(AgentOf(s, inst), inst), now, /*failure=*/true,
                        now - inst.dispatched_at);
       v1::Error error;
@@ -1051,7 +1066,13 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
   *r.mutable_accepted_at() = ToProto(task.accepted_at);
   *r.mutable_finished_at() = ToProto(now);
   *r.mutable_labels() = task.submission.labels();
-  out->results.push_back({std::move(r), task.traceparent});
+  double used = -1;
+  if (task.limits.max_cost_usd > 0) used = task.usage.cost_usd() / task.limits.max_cost_usd;
+  if (task.limits.max_tokens > 0) {
+    used = std::max(used, static_cast<double>(task.usage.input_tokens() + task.usage.output_tokens()) /
+                              static_cast<double>(task.limits.max_tokens));
+  }
+  out->results.push_back({std::move(r), task.traceparent, used});
   ++stats_.finished;
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) {

@@ -44,6 +44,7 @@
 #include "coordinator/circuit_breaker.h"
 #include "coordinator/rate_limiter.h"
 #include "coordinator/result_cache.h"
+#include "metrics/fleet_metrics.h"
 #include "workflow/input.h"
 #include "nlohmann/json.hpp"
 
@@ -58,6 +59,9 @@ struct Outbox {
   struct Result {
     v1::TaskResult result;
     std::string traceparent;
+    // The share of its tightest budget (tokens or cost) the task spent;
+    // negative when it had no such budget.
+    double budget_used = -1;
   };
   std::vector<Work> work;
   std::vector<Result> results;
@@ -166,6 +170,10 @@ class TaskEngine {
   // Dispatches waiting for a provider's quota.
   size_t rate_waiting() const;
 
+  // Where the engine counts calls, retries, timeouts, fallbacks, cache hits
+  // and rate-limit waits (null: nowhere). Must outlive the engine.
+  void SetMetrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
+
   size_t active_tasks() const { return active_.size(); }
   size_t finished_tasks() const { return finished_.size(); }
   const EngineStats& stats() const { return stats_; }
@@ -198,7 +206,7 @@ class TaskEngine {
   void FailTask(Task& task, const std::string& code, const std::string& message, Outbox* out);
   absl::Duration Backoff(const AgentConfig& agent, int attempt);
   // Budgets (coordinator/budget.h).
-  void CountUsage(Task& task, Instance& inst, const v1::WorkResult& result);
+  void CountUsage(Task& task, const AgentConfig& agent, Instance& inst, const v1::WorkResult& result);
   static Spend Spent(const Task& task);
   static Spend Committed(const Task& task);  // spent plus reserved
   static bool HasReservations(const Task& task);
@@ -282,6 +290,7 @@ class TaskEngine {
   uint64_t rate_seq_ = 0;
   absl::Time rate_next_ = absl::InfiniteFuture();  // when a waiting instance's quota is back
   EngineStats stats_;
+  CoordinatorMetrics* metrics_ = nullptr;
 };
 
 }  // namespace agentfleet

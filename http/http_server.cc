@@ -76,9 +76,12 @@ std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> re
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(const std::string& address, const std::string& component,
-                                                              std::function<absl::Status()> ready) {
+                                                              std::function<absl::Status()> ready,
+                                                              std::map<std::string, HttpHandler> more) {
   if (address.empty()) return nullptr;
-  auto server = HttpServer::Start(address, HealthRoutes(std::move(ready)));
+  std::map<std::string, HttpHandler> routes = HealthRoutes(std::move(ready));
+  routes.merge(more);
+  auto server = HttpServer::Start(address, std::move(routes));
   if (server.ok()) {
     Log(LogLevel::kInfo, component, "http listening",
         {{"address", address}, {"port", absl::StrCat((*server)->port())}});

@@ -1,5 +1,5 @@
 // HttpServer: the small HTTP endpoint every agentfleet process serves for
-// Kubernetes probes (and, later, Prometheus scrapes), on civetweb. Handlers
+// Kubernetes probes and Prometheus scrapes, on civetweb. Handlers
 // run on the server's own threads.
 #pragma once
 
@@ -48,9 +48,11 @@ class HttpServer {
 // returns OK, else 503 with its message.
 std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> ready);
 
-// Starts the health endpoint of a process on `address` and logs where it
-// listens; returns null when `address` is empty (turned off).
+// Starts the HTTP endpoint of a process on `address` — the health routes
+// plus `more` (/metrics) — and logs where it listens; returns null when
+// `address` is empty (turned off).
 absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(const std::string& address, const std::string& component,
-                                                              std::function<absl::Status()> ready);
+                                                              std::function<absl::Status()> ready,
+                                                              std::map<std::string, HttpHandler> more = {});
 
 }  // namespace agentfleet

@@ -112,6 +112,10 @@ class Consumer {
   virtual absl::Status Pause(const std::vector<TopicPartition>& partitions) = 0;
   virtual absl::Status Resume(const std::vector<TopicPartition>& partitions) = 0;
   virtual std::vector<TopicPartition> Assignment() = 0;
+  // This consumer's position on each assigned partition: the offset after
+  // the last message Poll() returned, past any transaction markers that
+  // follow it (offset -1001 where it has none yet). In-memory fakes: none.
+  virtual std::vector<TopicPartition> Positions() { return {}; }
   // OK if a broker answers a metadata request within `timeout` (readiness
   // probes). Thread-safe. In-memory fakes are always connected.
   virtual absl::Status Ping(absl::Duration timeout) { return absl::OkStatus(); }
@@ -179,5 +183,40 @@ absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properti
                                                       const std::string& group,
                                                       const std::string& topic,
                                                       absl::Duration timeout);
+
+// A consumer group's position on one partition: the committed offset (-1:
+// none), the partition's watermarks, and the lag: high watermark minus the
+// committed offset, or minus the low watermark where nothing is committed
+// (the group would start from the earliest message).
+struct PartitionLag {
+  int32_t partition = 0;
+  int64_t committed = -1;
+  int64_t low = 0;
+  int64_t high = 0;
+  int64_t lag = 0;
+};
+
+struct TopicLag {
+  std::string topic;
+  std::vector<PartitionLag> partitions;
+  int64_t total() const {
+    int64_t sum = 0;
+    for (const auto& p : partitions) sum += p.lag;
+    return sum;
+  }
+  // True if the group committed an offset on any partition of the topic.
+  bool consumed() const {
+    for (const auto& p : partitions) {
+      if (p.committed >= 0) return true;
+    }
+    return false;
+  }
+};
+
+// `group`'s lag on each of `topics`, read with one client that never joins
+// the group (an offset fetch and a watermark query per partition). A topic
+// that does not exist fails the call.
+absl::StatusOr<std::vector<TopicLag>> GroupLag(const Properties& properties, const std::string& group,
+                                               const std::vector<std::string>& topics, absl::Duration timeout);
 
 }  // namespace agentfleet

@@ -346,6 +346,18 @@ class RdConsumer : public Consumer {
     return out;
   }
 
+  std::vector<TopicPartition> Positions() override {
+    std::vector<RdKafka::TopicPartition*> rd;
+    consumer_->assignment(rd);
+    if (consumer_->position(rd) != RdKafka::ERR_NO_ERROR) {
+      RdKafka::TopicPartition::destroy(rd);
+      return {};
+    }
+    auto out = FromRd(rd);
+    RdKafka::TopicPartition::destroy(rd);
+    return out;
+  }
+
   absl::Status Ping(absl::Duration timeout) override {
     RdKafka::Metadata* md = nullptr;
     auto code = consumer_->metadata(/*all_topics=*/false, nullptr, &md, Ms(timeout));
@@ -589,6 +601,55 @@ absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properti
   // Never joined the group, so closing leaves nothing behind.
   (*consumer)->Close();
   if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "committed offsets");
+  return out;
+}
+
+absl::StatusOr<std::vector<TopicLag>> GroupLag(const Properties& properties, const std::string& group,
+                                               const std::vector<std::string>& topics, absl::Duration timeout) {
+  Properties props = properties;
+  props["group.id"] = group;
+  props["enable.auto.commit"] = "false";
+  props.erase("group.instance.id");
+  auto conf = MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
+  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("lag reader: ", err));
+  absl::Time deadline = absl::Now() + timeout;
+  std::vector<TopicLag> out;
+  std::vector<TopicPartition> tps;
+  for (const std::string& topic : topics) {
+    auto count = ReadyPartitionCount(consumer.get(), topic, std::max(deadline - absl::Now(), absl::Milliseconds(1)));
+    if (!count.ok()) {
+      consumer->close();
+      return count.status();
+    }
+    TopicLag t;
+    t.topic = topic;
+    for (int p = 0; p < *count; ++p) {
+      t.partitions.push_back({p});
+      tps.push_back({topic, p});
+    }
+    out.push_back(std::move(t));
+  }
+  auto rd = ToRd(tps);
+  auto code = consumer->committed(rd, std::max(1, Ms(deadline - absl::Now())));
+  absl::Status status = FromErr(code, "committed offsets of " + group);
+  size_t i = 0;
+  for (TopicLag& t : out) {
+    for (PartitionLag& p : t.partitions) {
+      int64_t committed = rd[i++]->offset();
+      p.committed = committed < 0 ? -1 : committed;
+      if (!status.ok()) continue;
+      code = consumer->query_watermark_offsets(t.topic, p.partition, &p.low, &p.high,
+                                               std::max(1, Ms(deadline - absl::Now())));
+      if (code != RdKafka::ERR_NO_ERROR) status = FromErr(code, absl::StrCat("watermarks ", t.topic, "/", p.partition));
+      p.lag = std::max<int64_t>(0, p.high - (p.committed >= 0 ? p.committed : p.low));
+    }
+  }
+  RdKafka::TopicPartition::destroy(rd);
+  consumer->close();  // never joined: leaves nothing behind
+  if (!status.ok()) return status;
   return out;
 }
 

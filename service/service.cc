@@ -8,12 +8,13 @@
 #include "absl/flags/usage.h"
 #include "common/signals.h"
 #include "kafka/topics.h"
+#include "metrics/metrics.h"
 
 ABSL_FLAG(std::string, config, "", "Fleet config YAML file (required)");
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers; overrides kafka.properties");
 ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker (agentfleet broker)");
 ABSL_FLAG(std::string, http_address, "",
-          "HOST:PORT of /healthz and /readyz (workers 0.0.0.0:9090, coordinators 0.0.0.0:9091; "
+          "HOST:PORT of /healthz, /readyz and /metrics (workers 0.0.0.0:9090, coordinators 0.0.0.0:9091; "
           "port 0: any free port; empty: off)");
 
 namespace agentfleet {
@@ -32,8 +33,10 @@ FleetConfig StartService(int argc, char** argv, const char* usage, const std::st
   return *std::move(config);
 }
 
-std::unique_ptr<HttpServer> ServeHealth(const std::string& component, std::function<absl::Status()> ready) {
-  auto server = StartHealthServer(absl::GetFlag(FLAGS_http_address), component, std::move(ready));
+std::unique_ptr<HttpServer> ServeHttp(const std::string& component, std::function<absl::Status()> ready,
+                                      std::shared_ptr<prometheus::Registry> registry) {
+  auto server =
+      StartHealthServer(absl::GetFlag(FLAGS_http_address), component, std::move(ready), MetricsRoutes(std::move(registry)));
   if (!server.ok()) {
     std::cerr << server.status().message() << "\n";
     std::exit(2);

@@ -1,7 +1,7 @@
 // What every agentfleet service process (coordinator, worker) does before its
 // own work: the shared flags (--config, --bootstrap, --dev_broker,
-// --http_address), shutdown handlers, the validated config, and the health
-// endpoint. Keeps each main() to its own wiring.
+// --http_address), shutdown handlers, the validated config, and the HTTP
+// endpoint (health probes, metrics). Keeps each main() to its own wiring.
 #pragma once
 
 #include <functional>
@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "config/config.h"
 #include "http/http_server.h"
+#include "prometheus/registry.h"
 
 namespace agentfleet {
 
@@ -21,8 +22,10 @@ namespace agentfleet {
 // `default_http_address` is --http_address's value when the flag is not given.
 FleetConfig StartService(int argc, char** argv, const char* usage, const std::string& default_http_address);
 
-// Serves /healthz and /readyz on --http_address (off when it is empty); `ready`
-// runs on the server's threads. Exits with status 2 if it cannot listen.
-std::unique_ptr<HttpServer> ServeHealth(const std::string& component, std::function<absl::Status()> ready);
+// Serves /healthz, /readyz and /metrics (the text exposition of `registry`)
+// on --http_address (off when it is empty); `ready` runs on the server's
+// threads. Exits with status 2 if it cannot listen.
+std::unique_ptr<HttpServer> ServeHttp(const std::string& component, std::function<absl::Status()> ready,
+                                      std::shared_ptr<prometheus::Registry> registry);
 
 }  // namespace agentfleet

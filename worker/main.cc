@@ -11,6 +11,7 @@
 #include "common/signals.h"
 #include "config/config.h"
 #include "kafka/topics.h"
+#include "metrics/fleet_metrics.h"
 #include "provider/providers.h"
 #include "service/service.h"
 #include "worker/worker.h"
@@ -62,13 +63,20 @@ int main(int argc, char** argv) {
     std::cerr << status.message() << "\n";
     return 2;
   }
-  auto http = ServeHealth("worker", [&]() -> absl::Status {
-    if (!worker->ready()) return absl::UnavailableError("not in the consumer group yet, or draining");
-    return consumer->Ping(absl::Seconds(2));
-  });
+  auto registry = NewRegistry("worker");
+  WorkerMetrics metrics(*registry);
+  worker->SetMetrics(&metrics);
+  auto http = ServeHttp(
+      "worker",
+      [&]() -> absl::Status {
+        if (!worker->ready()) return absl::UnavailableError("not in the consumer group yet, or draining");
+        return consumer->Ping(absl::Seconds(2));
+      },
+      registry);
   Log(LogLevel::kInfo, "worker", "started", {{"worker", options.worker_id}});
   status = worker->Run([] { return ShutdownRequested(); });
   providers->reset();  // calls still running are abandoned (already reported)
+  worker->SetMetrics(nullptr);
   consumer->Close();   // leaves the group
   http.reset();
   relay.set_target(nullptr);

@@ -96,6 +96,8 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
            {"paused", paused_ ? "true" : "false"}});
     }
     size_t running = tracker_.in_flight();
+    if (metrics_) metrics_->SetInFlight(running);
+    if (running == 0 && !held_) CommitPastMarkers();
     if (running < limit) {
       full_since = absl::InfiniteFuture();
       SetPaused(false);
@@ -161,6 +163,7 @@ void Worker::Handle(const Message& m) {
   auto item = Decode<v1::WorkItem>(m.payload, m.headers, config_->worker.max_payload_bytes);
   if (!item.ok()) {
     ++stats_.dead_letters;
+    if (metrics_) metrics_->DeadLetter(m.topic);
     absl::Status s = SendToDeadLetter(*producer_, topics_.dlq, m, item.status().message(), kComponent,
                                       [this, partition, offset = m.offset, generation](const absl::Status& st) {
                                         if (st.ok()) MarkDone(partition, offset, generation);
@@ -174,20 +177,22 @@ void Worker::Handle(const Message& m) {
   if (!request.ok() && absl::IsInvalidArgument(request.status())) {
     ++stats_.failed;  // a sound message whose input does not fit the prompt
     Report(MakeFailure(*item, kInvalidInput, std::string(request.status().message()), false, options_.worker_id),
-           traceparent, EventPartition(*item), partition, m.offset, generation);
+           item->agent(), traceparent, EventPartition(*item), partition, m.offset, generation);
     return;
   }
   if (!request.ok() || topics_.Work(item->agent()) != m.topic) {
     std::string why = request.ok() ? absl::StrCat("item for agent '", item->agent(), "' arrived on ", m.topic)
                                    : std::string(request.status().message());
     ++stats_.dead_letters;
+    if (metrics_) metrics_->DeadLetter(m.topic);
     SendToDeadLetter(*producer_, topics_.dlq, m, why, kComponent).IgnoreError();
     ++stats_.failed;
-    Report(MakeFailure(*item, kInvalidWorkItem, why, false, options_.worker_id), traceparent,
+    Report(MakeFailure(*item, kInvalidWorkItem, why, false, options_.worker_id), item->agent(), traceparent,
            EventPartition(*item), partition, m.offset, generation);
     return;
   }
   ++stats_.started;
+  if (metrics_) metrics_->Started(item->agent());
   if (LogEnabled(LogLevel::kDebug) && item->has_dispatched_at()) {
     int64_t waited_us = (absl::ToUnixNanos(absl::Now()) - TimeUtil::TimestampToNanoseconds(item->dispatched_at())) / 1000;
     Log(LogLevel::kDebug, kComponent, "item started",
@@ -202,7 +207,7 @@ void Worker::Handle(const Message& m) {
     ++stats_.failed;
     Report(MakeFailure(*item, kTimeout, "the item's deadline passed before it started", true,
                        options_.worker_id),
-           traceparent, EventPartition(*item), partition, m.offset, generation);
+           item->agent(), traceparent, EventPartition(*item), partition, m.offset, generation);
     return;
   }
   // One key per consumed message: a redelivered item runs under its own.
@@ -226,8 +231,20 @@ void Worker::Handle(const Message& m) {
     } else {
       ++stats_.failed;
     }
-    Report(result, traceparent, EventPartition(item), partition, offset, generation);
+    Report(result, item.agent(), traceparent, EventPartition(item), partition, offset, generation);
   });
+}
+
+void Worker::CommitPastMarkers() {
+  absl::Time now = absl::Now();
+  if (now < next_marker_check_) return;
+  next_marker_check_ = now + absl::Seconds(1);
+  for (const TopicPartition& p : consumer_->Positions()) {
+    if (p.offset < 0) continue;
+    std::optional<int64_t> done = tracker_.Committable({p.topic, p.partition});
+    if (done && *done >= p.offset) continue;
+    consumer_->StoreOffset(p.topic, p.partition, p.offset).IgnoreError();
+  }
 }
 
 void Worker::AbandonRunning() {
@@ -243,7 +260,7 @@ void Worker::AbandonRunning() {
     ++stats_.abandoned;
     Report(MakeFailure(r.item, kWorkerShutdown, "the worker shut down before the call finished", true,
                        options_.worker_id),
-           r.traceparent, EventPartition(r.item), r.partition, r.offset, r.generation);
+           r.item.agent(), r.traceparent, EventPartition(r.item), r.partition, r.offset, r.generation);
   }
 }
 
@@ -268,8 +285,13 @@ void Worker::Heartbeat() {
   }
 }
 
-void Worker::Report(const v1::WorkEvent& event, const std::string& traceparent, int32_t event_partition,
-                    const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation) {
+void Worker::Report(const v1::WorkEvent& event, const std::string& agent, const std::string& traceparent,
+                    int32_t event_partition, const OffsetTracker::Partition& partition, int64_t offset,
+                    uint64_t generation) {
+  if (metrics_ && event.has_result()) {
+    const v1::WorkResult& r = event.result();
+    metrics_->Finished(agent, r.model(), CallOutcome(r), absl::Milliseconds(r.latency_ms()));
+  }
   Encoded e = Encode(event, traceparent);
   absl::Status s = producer_->Produce(
       {topics_.events, event.task_id(), std::move(e.payload), std::move(e.headers), event_partition},

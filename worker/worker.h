@@ -34,6 +34,7 @@
 #include "agentfleet/v1/work.pb.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
+#include "metrics/fleet_metrics.h"
 #include "kafka/topics.h"
 #include "provider/model_provider.h"
 #include "worker/offset_tracker.h"
@@ -79,6 +80,8 @@ class Worker : public RebalanceListener {
   absl::Status Run(const std::function<bool()>& stop);
 
   size_t in_flight() const { return tracker_.in_flight(); }
+  // Where the worker counts what it runs (null: nowhere). Must outlive it.
+  void SetMetrics(WorkerMetrics* metrics) { metrics_ = metrics; }
   // Joined the group (an assignment, possibly empty, arrived) and not draining.
   bool ready() const { return assigned_.load() && !draining_.load(); }
   const WorkerStats& stats() const { return stats_; }
@@ -98,13 +101,21 @@ class Worker : public RebalanceListener {
     int64_t offset = 0;
     uint64_t generation = 0;
   };
+  // With nothing running, moves each partition's committed offset to the
+  // consumer's position: past the transaction markers the coordinator's
+  // exactly-once writes leave after its work items, which would otherwise
+  // show as lag (one per partition per transaction) to KEDA and the lag
+  // metric. At most once a second.
+  void CommitPastMarkers();
+  absl::Time next_marker_check_ = absl::InfinitePast();
   // Reports every item still running as a retryable worker_shutdown failure.
   void AbandonRunning();
 
   void Handle(const Message& m);
   // Sends `event` to `event_partition` (-1: by key) and, once Kafka
   // acknowledged it, marks the offset finished.
-  void Report(const v1::WorkEvent& event, const std::string& traceparent, int32_t event_partition,
+  void Report(const v1::WorkEvent& event, const std::string& agent, const std::string& traceparent,
+              int32_t event_partition,
               const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
   // Heartbeats every running item that has not sent one for an interval.
   void Heartbeat();
@@ -114,6 +125,7 @@ class Worker : public RebalanceListener {
   void AwaitSlot(size_t limit, absl::Duration timeout);
 
   const FleetConfig* config_;
+  WorkerMetrics* metrics_ = nullptr;
   Consumer* consumer_;
   Producer* producer_;
   std::map<std::string, ModelProvider*> providers_;

@@ -1,6 +1,9 @@
 #include "tests/integration/fleet_harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -10,6 +13,8 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
 #include "absl/time/clock.h"
 #include "common/subprocess.h"
 #include "gtest/gtest.h"
@@ -94,7 +99,21 @@ std::string Fleet::WriteConfig(const std::string& bootstrap,
 absl::StatusOr<FleetConfig> Fleet::LoadConfig() const { return LoadConfigFile(config_path_); }
 
 pid_t Fleet::Start(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> argv = {BinDir() + "/" + binary};
+  return StartProgram(BinDir() + "/" + binary, args, log);
+}
+
+pid_t Fleet::StartProgram(const std::string& program, const std::vector<std::string>& args, const std::string& log) {
+  std::string path = program;
+  if (path.find('/') == std::string::npos) {
+    for (absl::string_view dir : absl::StrSplit(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin", ':')) {
+      std::string candidate = absl::StrCat(dir, "/", program);
+      if (access(candidate.c_str(), X_OK) == 0) {
+        path = candidate;
+        break;
+      }
+    }
+  }
+  std::vector<std::string> argv = {path};
   argv.insert(argv.end(), args.begin(), args.end());
   std::string log_path = dir_ + "/" + log + ".log";
   auto pid = Spawn(argv, SpawnOptions::LogTo(log_path));
@@ -194,6 +213,35 @@ std::string Fleet::LogTails() const {
   std::string out;
   for (const auto& log : logs_) out += "==> " + log + "\n" + Tail(ReadFile(log), 40) + "\n";
   return out;
+}
+
+int Fleet::HttpPort(pid_t pid) const {
+  auto it = log_of_.find(pid);
+  if (it == log_of_.end()) return 0;
+  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until; absl::SleepFor(absl::Milliseconds(50))) {
+    std::ifstream in(it->second);
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.value("msg", "") == "http listening") return std::stoi(j.value("port", "0"));
+    }
+  }
+  return 0;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 }  // namespace agentfleet::testing

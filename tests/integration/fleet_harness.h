@@ -24,6 +24,9 @@ std::string KafkaBootstrap();
 // Directory of the agentfleet binaries ($AGENTFLEET_BIN_DIR).
 std::string BinDir();
 
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
 class Fleet {
  public:
   explicit Fleet(const std::string& name);
@@ -62,6 +65,12 @@ class Fleet {
   int StopProcess(pid_t pid, absl::Duration grace = absl::Seconds(20));
   // The last lines of every process log, for failure messages.
   std::string LogTails() const;
+  // The port a process started by this fleet serves HTTP on (health,
+  // metrics), read from its log; 0 if it did not say within 20 s.
+  int HttpPort(pid_t pid) const;
+  // Starts a program that is not agentfleet's (an absolute path or a name
+  // on PATH), logged and stopped like the fleet's own processes.
+  pid_t StartProgram(const std::string& program, const std::vector<std::string>& args, const std::string& log);
   // The last `lines` lines of one process's log.
   std::string LogTailOf(pid_t pid, size_t lines = 5) const;
   const std::string& dir() const { return dir_; }

@@ -51,18 +51,6 @@ std::pair<int64_t, double> Usage(pid_t pid) {
   return {hwm_kib, cpu_s};
 }
 
-// The port a process's health endpoint listens on, from its log.
-int HttpPort(const std::string& log_path) {
-  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until; absl::SleepFor(absl::Milliseconds(50))) {
-    std::ifstream in(log_path);
-    for (std::string line; std::getline(in, line);) {
-      Json j = Json::parse(line, nullptr, false);
-      if (j.is_object() && j.value("msg", "") == "http listening") return std::stoi(j.value("port", "0"));
-    }
-  }
-  return 0;
-}
-
 void ExpectEveryTaskCompletedOnce(const RunOutcome& outcome, int count, const Fleet& fleet) {
   const RunSummary& s = outcome.summary;
   EXPECT_EQ(s.submitted, count);
@@ -95,7 +83,7 @@ TEST_F(HttpWorkerTest, OneWorkerHoldsTwoThousandCallsAndLosesNone) {
   ASSERT_TRUE(config.ok()) << config.status();
   fleet.StartCoordinator();
   pid_t worker = fleet.StartWorker("worker-1", {"--max_in_flight", "2000"});
-  int port = HttpPort(fleet.dir() + "/worker-1.log");
+  int port = fleet.HttpPort(worker);
   ASSERT_GT(port, 0) << fleet.LogTails();
   constexpr int kTasks = 2000;
   auto outcome = SubmitAndCollect(*config, SampleTasks(kTasks, fleet.prefix() + "task", 77), true, absl::Seconds(240));
@@ -133,7 +121,7 @@ TEST_F(HttpWorkerTest, SigtermUnderLoadFinishesOrHandsBackEveryItem) {
   fleet.StartCoordinator();
   pid_t leaving = fleet.StartWorker("worker-1", {"--max_in_flight", "500"});
   fleet.StartWorker("worker-2", {"--max_in_flight", "500"});
-  int port = HttpPort(fleet.dir() + "/worker-1.log");
+  int port = fleet.HttpPort(leaving);
   ASSERT_GT(port, 0) << fleet.LogTails();
   std::string readyz = absl::StrCat("http://127.0.0.1:", port, "/readyz");
   for (absl::Time until = absl::Now() + absl::Seconds(60); HttpGet(readyz).first != 200 && absl::Now() < until;) {

@@ -1,0 +1,201 @@
+#include "metrics/fleet_metrics.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "common/error_codes.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace agentfleet {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+prometheus::Family<Counter>& CounterFamily(prometheus::Registry& r, const std::string& name, const std::string& help) {
+  return BuildCounter().Name(name).Help(help).Register(r);
+}
+prometheus::Family<Histogram>& HistogramFamily(prometheus::Registry& r, const std::string& name,
+                                               const std::string& help) {
+  return BuildHistogram().Name(name).Help(help).Register(r);
+}
+prometheus::Family<Gauge>& GaugeFamily(prometheus::Registry& r, const std::string& name, const std::string& help) {
+  return BuildGauge().Name(name).Help(help).Register(r);
+}
+
+Histogram::BucketBoundaries Exponential(double start, double factor, int count) {
+  Histogram::BucketBoundaries b;
+  for (double v = start; count-- > 0; v *= factor) b.push_back(v);
+  return b;
+}
+
+const char* StatusName(v1::TaskStatus status) {
+  switch (status) {
+    case v1::TASK_STATUS_COMPLETED: return "completed";
+    case v1::TASK_STATUS_PARTIAL: return "partial";
+    case v1::TASK_STATUS_BUDGET_EXHAUSTED: return "budget_exhausted";
+    case v1::TASK_STATUS_FAILED: return "failed";
+    case v1::TASK_STATUS_REJECTED: return "rejected";
+    default: return "unspecified";
+  }
+}
+
+const char* BreakerName(v1::BreakerStatus status) {
+  switch (status) {
+    case v1::BREAKER_STATUS_OPEN: return "open";
+    case v1::BREAKER_STATUS_HALF_OPEN: return "half_open";
+    default: return "closed";
+  }
+}
+
+double Seconds(const google::protobuf::Timestamp& from, const google::protobuf::Timestamp& to) {
+  return google::protobuf::util::TimeUtil::DurationToNanoseconds(to - from) / 1e9;
+}
+
+}  // namespace
+
+std::string CallOutcome(const v1::WorkResult& result) {
+  if (result.status() == v1::RESULT_STATUS_OK) return "ok";
+  static const absl::flat_hash_set<std::string> kKnown = {
+      kTimeout,       kRateLimited,       kProviderUnavailable, kConnectionFailed, kTruncatedResponse,
+      kInvalidResponse, kSchemaViolation, kWorkerShutdown,      kProviderRejected, kMaxTokensExceeded,
+      kInvalidInput,  kInvalidWorkItem,   "invalid_spawn",      "simulated_failure"};
+  return kKnown.contains(result.error().code()) ? result.error().code() : "other";
+}
+
+CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
+    : calls_(CounterFamily(r, "agentfleet_agent_calls_total",
+                           "Model calls answered by workers, by agent, model and outcome (ok or the error code)."),
+             {"agent", "model", "outcome"}),
+      tokens_(CounterFamily(r, "agentfleet_agent_tokens_total",
+                            "Tokens the model calls used, by agent, model and direction (input or output)."),
+              {"agent", "model", "direction"}),
+      cost_(CounterFamily(r, "agentfleet_agent_cost_usd_total",
+                          "What the model calls cost in US dollars, priced from the config's pricing table."),
+            {"agent", "model"}),
+      schema_violations_(CounterFamily(r, "agentfleet_agent_schema_violations_total",
+                                       "Answers that failed the agent's output schema."),
+                         {"agent", "model"}),
+      call_seconds_(HistogramFamily(r, "agentfleet_agent_call_duration_seconds",
+                                    "Model call latency as the worker measured it, by agent and model."),
+                    {"agent", "model"}, LatencyBuckets()),
+      timeouts_(CounterFamily(r, "agentfleet_agent_timeouts_total",
+                              "Attempts the coordinator timed out, by agent and kind."),
+                {"agent", "kind"}),
+      retries_(CounterFamily(r, "agentfleet_agent_retries_total", "Attempts after the first, by agent."), {"agent"}),
+      fallbacks_(CounterFamily(r, "agentfleet_agent_fallbacks_total",
+                               "Step instances moved to their agent's fallback (an agent, or tier:<tier>)."),
+                 {"agent", "to"}),
+      cache_hits_(CounterFamily(r, "agentfleet_agent_cache_hits_total",
+                                "Step instances served from the result cache, without a model call."),
+                  {"agent"}),
+      breaker_rejections_(CounterFamily(r, "agentfleet_agent_breaker_rejections_total",
+                                        "Dispatches refused because a circuit breaker was open."),
+                          {"agent"}),
+      rate_waits_(CounterFamily(r, "agentfleet_rate_limit_waits_total",
+                                "Dispatches that waited for a provider quota, by quota (provider/model)."),
+                  {"quota"}),
+      accepted_(CounterFamily(r, "agentfleet_tasks_accepted_total", "Tasks accepted, by workflow."), {"workflow"}),
+      results_(CounterFamily(r, "agentfleet_task_results_total",
+                             "Task results published, by workflow and status."),
+               {"workflow", "status"}),
+      task_seconds_(HistogramFamily(r, "agentfleet_task_duration_seconds",
+                                    "Task latency from submission (or acceptance) to its result, by workflow."),
+                    {"workflow"}, LatencyBuckets()),
+      task_cost_(HistogramFamily(r, "agentfleet_task_cost_usd", "What one task cost in US dollars, by workflow."),
+                 {"workflow"}, Exponential(0.0001, 4, 10)),
+      task_tokens_(HistogramFamily(r, "agentfleet_task_tokens", "Tokens one task used, by workflow."), {"workflow"},
+                   Exponential(100, 4, 10)),
+      budget_used_(HistogramFamily(r, "agentfleet_task_budget_used_ratio",
+                                   "Share of its tightest budget a task spent (tasks with a budget), by workflow."),
+                   {"workflow"}, {0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.1}),
+      breaker_(GaugeFamily(r, "agentfleet_breaker_state",
+                           "1 for the circuit breaker's current state (closed, open, half_open), 0 for the others."),
+               {"breaker", "state"}),
+      active_(GaugeFamily(r, "agentfleet_tasks_active", "Tasks running on this coordinator replica.").Add({})),
+      rate_waiting_(GaugeFamily(r, "agentfleet_rate_limit_waiting",
+                                "Dispatches waiting for a provider quota now.")
+                        .Add({})),
+      dlq_(CounterFamily(r, "agentfleet_dlq_messages_total",
+                         "Messages sent to the dead-letter queue, by component and the topic they came from."),
+           {"component", "topic"}) {}
+
+void CoordinatorMetrics::Call(absl::string_view agent, const v1::WorkResult& result, double cost_usd) {
+  const std::string& model = result.model();
+  std::string outcome = CallOutcome(result);
+  calls_.With({agent, model, outcome}).Increment();
+  if (outcome == kSchemaViolation) schema_violations_.With({agent, model}).Increment();
+  tokens_.With({agent, model, "input"}).Increment(result.usage().input_tokens());
+  tokens_.With({agent, model, "output"}).Increment(result.usage().output_tokens());
+  if (cost_usd > 0) cost_.With({agent, model}).Increment(cost_usd);
+  call_seconds_.With({agent, model}).Observe(result.latency_ms() / 1000.0);
+}
+
+void CoordinatorMetrics::Timeout(absl::string_view agent, absl::string_view kind) {
+  timeouts_.With({agent, kind}).Increment();
+}
+void CoordinatorMetrics::Retry(absl::string_view agent) { retries_.With({agent}).Increment(); }
+void CoordinatorMetrics::Fallback(absl::string_view agent, absl::string_view to) {
+  fallbacks_.With({agent, to}).Increment();
+}
+void CoordinatorMetrics::CacheHit(absl::string_view agent) { cache_hits_.With({agent}).Increment(); }
+void CoordinatorMetrics::BreakerRejection(absl::string_view agent) { breaker_rejections_.With({agent}).Increment(); }
+void CoordinatorMetrics::RateWait(absl::string_view quota) { rate_waits_.With({quota}).Increment(); }
+void CoordinatorMetrics::TaskAccepted(absl::string_view workflow) { accepted_.With({workflow}).Increment(); }
+
+void CoordinatorMetrics::TaskFinished(const v1::TaskResult& r, double budget_used) {
+  const std::string& wf = r.workflow();
+  results_.With({wf, StatusName(r.status())}).Increment();
+  if (r.status() == v1::TASK_STATUS_REJECTED) return;  // never ran
+  const auto& from = r.has_submitted_at() ? r.submitted_at() : r.accepted_at();
+  if (r.has_finished_at() && (r.has_submitted_at() || r.has_accepted_at())) {
+    task_seconds_.With({wf}).Observe(std::max(0.0, Seconds(from, r.finished_at())));
+  }
+  task_cost_.With({wf}).Observe(r.usage().cost_usd());
+  task_tokens_.With({wf}).Observe(static_cast<double>(r.usage().input_tokens() + r.usage().output_tokens()));
+  if (budget_used >= 0) budget_used_.With({wf}).Observe(budget_used);
+}
+
+void CoordinatorMetrics::Breaker(absl::string_view name, v1::BreakerStatus status) {
+  for (auto s : {v1::BREAKER_STATUS_CLOSED, v1::BREAKER_STATUS_OPEN, v1::BREAKER_STATUS_HALF_OPEN}) {
+    breaker_.With({name, BreakerName(s)}).Set(s == status ? 1 : 0);
+  }
+}
+
+void CoordinatorMetrics::SetActive(size_t tasks, size_t rate_waiting) {
+  active_.Set(static_cast<double>(tasks));
+  rate_waiting_.Set(static_cast<double>(rate_waiting));
+}
+
+void CoordinatorMetrics::DeadLetter(absl::string_view component, absl::string_view topic) {
+  dlq_.With({component, topic}).Increment();
+}
+
+WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
+    : started_(CounterFamily(r, "agentfleet_worker_items_started_total", "Work items this worker started, by agent."),
+               {"agent"}),
+      finished_(CounterFamily(r, "agentfleet_worker_items_total",
+                              "Work items this worker finished, by agent, model and outcome (ok or the error code)."),
+                {"agent", "model", "outcome"}),
+      seconds_(HistogramFamily(r, "agentfleet_worker_call_duration_seconds",
+                               "Model call latency measured by this worker, by agent."),
+               {"agent"}, LatencyBuckets()),
+      in_flight_(GaugeFamily(r, "agentfleet_worker_items_in_flight", "Work items this worker is running now.").Add({})),
+      dlq_(CounterFamily(r, "agentfleet_dlq_messages_total",
+                         "Messages sent to the dead-letter queue, by component and the topic they came from."),
+           {"component", "topic"}) {}
+
+void WorkerMetrics::Started(absl::string_view agent) { started_.With({agent}).Increment(); }
+
+void WorkerMetrics::Finished(absl::string_view agent, absl::string_view model, absl::string_view outcome,
+                             absl::Duration latency) {
+  finished_.With({agent, model, outcome}).Increment();
+  seconds_.With({agent}).Observe(absl::ToDoubleSeconds(latency));
+}
+
+void WorkerMetrics::SetInFlight(size_t items) { in_flight_.Set(static_cast<double>(items)); }
+void WorkerMetrics::DeadLetter(absl::string_view topic) { dlq_.With({"worker", topic}).Increment(); }
+
+}  // namespace agentfleet

@@ -1,0 +1,80 @@
+// The metrics each agentfleet process exports; docs/observability.md lists
+// them with their labels and the questions they answer.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "agentfleet/v1/state.pb.h"
+#include "agentfleet/v1/task.pb.h"
+#include "agentfleet/v1/work.pb.h"
+#include "metrics/metrics.h"
+
+namespace agentfleet {
+
+// What a coordinator replica saw: every model call its tasks made (as the
+// workers reported them), retries, timeouts, fallbacks, cache hits, rate
+// limit waits, breaker states and every task result it published.
+class CoordinatorMetrics {
+ public:
+  explicit CoordinatorMetrics(prometheus::Registry& registry);
+
+  // A worker's answer to one attempt of `agent`. `cost_usd` is priced by the
+  // coordinator from the usage.
+  void Call(absl::string_view agent, const v1::WorkResult& result, double cost_usd);
+  // A timeout the coordinator declared (schedule_to_start, heartbeat, start_to_close).
+  void Timeout(absl::string_view agent, absl::string_view kind);
+  void Retry(absl::string_view agent);
+  // An instance moved from `agent` to its fallback `to` (an agent or "tier:<tier>").
+  void Fallback(absl::string_view agent, absl::string_view to);
+  void CacheHit(absl::string_view agent);
+  void BreakerRejection(absl::string_view agent);
+  // A dispatch waits for the quota `quota` ("<provider>/<model>").
+  void RateWait(absl::string_view quota);
+  void TaskAccepted(absl::string_view workflow);
+  // A result this replica published. `budget_used` is the share of the
+  // task's tightest budget it spent, or negative if it had none.
+  void TaskFinished(const v1::TaskResult& result, double budget_used);
+  // A breaker's status, as this replica knows it.
+  void Breaker(absl::string_view name, v1::BreakerStatus status);
+  // Sampled each loop: tasks running here, dispatches waiting for a quota.
+  void SetActive(size_t tasks, size_t rate_waiting);
+  void DeadLetter(absl::string_view component, absl::string_view topic);
+
+ private:
+  Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
+  Series<prometheus::Histogram> call_seconds_;
+  Series<prometheus::Counter> timeouts_, retries_, fallbacks_, cache_hits_, breaker_rejections_, rate_waits_;
+  Series<prometheus::Counter> accepted_, results_;
+  Series<prometheus::Histogram> task_seconds_, task_cost_, task_tokens_, budget_used_;
+  Series<prometheus::Gauge> breaker_;
+  prometheus::Gauge& active_;
+  prometheus::Gauge& rate_waiting_;
+  Series<prometheus::Counter> dlq_;
+};
+
+// What a worker process did: items in flight, items by outcome, model call
+// latency as it measured it, dead letters.
+class WorkerMetrics {
+ public:
+  explicit WorkerMetrics(prometheus::Registry& registry);
+  void Started(absl::string_view agent);
+  // An item finished: "ok" or its error code.
+  void Finished(absl::string_view agent, absl::string_view model, absl::string_view outcome, absl::Duration latency);
+  void SetInFlight(size_t items);
+  void DeadLetter(absl::string_view topic);
+
+ private:
+  Series<prometheus::Counter> started_, finished_;
+  Series<prometheus::Histogram> seconds_;
+  prometheus::Gauge& in_flight_;
+  Series<prometheus::Counter> dlq_;
+};
+
+// The outcome label of a call: "ok", or its error code when it is one of
+// the documented codes (common/error_codes.h), else "other".
+std::string CallOutcome(const v1::WorkResult& result);
+
+}  // namespace agentfleet

@@ -1,0 +1,49 @@
+// Consumer-group lag as a Prometheus gauge, so lag is visible (and alerted
+// on) where KEDA is not installed: agentfleet_consumer_group_lag{group,topic}
+// is the sum over the topic's partitions of the high watermark minus the
+// group's committed offset (kafka/kafka.h GroupLag). The coordinator runs
+// one for its own group and every worker pool's.
+#pragma once
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "kafka/kafka.h"
+#include "metrics/metrics.h"
+
+namespace agentfleet {
+
+struct LagTarget {
+  std::string group;
+  std::vector<std::string> topics;
+  // Export a topic only once the group has committed on it: a worker pool
+  // may serve some agents' topics and not others.
+  bool only_consumed = false;
+};
+
+class LagMonitor {
+ public:
+  LagMonitor(prometheus::Registry& registry, Properties properties, std::vector<LagTarget> targets);
+  ~LagMonitor();
+
+  // Reads every target's lag now and updates the gauges (what the thread
+  // does every `interval`).
+  void Refresh();
+  // Refreshes every `interval` on a thread of its own until destroyed.
+  void Start(absl::Duration interval);
+
+ private:
+  Properties properties_;
+  std::vector<LagTarget> targets_;
+  Series<prometheus::Gauge> lag_;
+  prometheus::Family<prometheus::Counter>& errors_family_;
+  prometheus::Counter& errors_;
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+}  // namespace agentfleet

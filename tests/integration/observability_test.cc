@@ -1,0 +1,218 @@
+// Observability end to end: Debian's Prometheus server scrapes a running
+// coordinator and two workers on the real Kafka broker, and what it reports
+// through its HTTP query API must be what the run implies: calls, tokens,
+// cost, results, latency histograms, in-flight items and consumer-group lag.
+#include <cmath>
+#include <fstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "cli/run_summary.h"
+#include "cli/tasks_input.h"
+#include "common/subprocess.h"
+#include "google/protobuf/util/time_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kafka/topics.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/fake_llm.h"
+#include "tests/integration/fleet_harness.h"
+
+namespace agentfleet::testing {
+namespace {
+
+using Json = nlohmann::json;
+using google::protobuf::util::TimeUtil;
+
+std::string UrlEncode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += absl::StrFormat("%%%02X", c);
+    }
+  }
+  return out;
+}
+
+// A Prometheus server (Debian's package) scraping `targets` every second.
+class Prometheus {
+ public:
+  Prometheus(Fleet& fleet, const std::vector<std::pair<std::string, int>>& targets) : fleet_(fleet) {
+    port_ = FreePort();
+    std::string yml = "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n";
+    for (const auto& [job, port] : targets) {
+      yml += absl::StrCat("  - job_name: ", job, "\n    static_configs: [{targets: ['127.0.0.1:", port, "']}]\n");
+    }
+    std::string config = fleet.dir() + "/prometheus.yml";
+    std::ofstream(config) << yml;
+    pid_ = fleet.StartProgram("prometheus",
+                              {"--config.file=" + config, "--storage.tsdb.path=" + fleet.dir() + "/prometheus-data",
+                               absl::StrCat("--web.listen-address=127.0.0.1:", port_)},
+                              "prometheus");
+  }
+  pid_t pid() const { return pid_; }
+
+  // The value of an instant query that returns one sample; NaN if none.
+  double Query(const std::string& promql) const {
+    auto [status, body] =
+        HttpGet(absl::StrCat("http://127.0.0.1:", port_, "/api/v1/query?query=", UrlEncode(promql)));
+    Json j = Json::parse(body, nullptr, false);
+    if (status != 200 || !j.is_object() || j.value("status", "") != "success") return std::nan("");
+    const Json& result = j["data"]["result"];
+    if (!result.is_array() || result.size() != 1) return std::nan("");
+    return std::stod(result[0]["value"][1].get<std::string>());
+  }
+
+  // Polls `promql` until it equals `expected` (scrapes land every second,
+  // not at once), at most 30 s; returns the last value.
+  double Await(const std::string& promql, double expected) const {
+    return WaitFor(promql, [expected](double v) { return v == expected; }, absl::Seconds(30));
+  }
+
+  // Polls `promql` until `done(value)` or `timeout`; returns the last value.
+  template <typename Pred>
+  double WaitFor(const std::string& promql, Pred done, absl::Duration timeout = absl::Seconds(60)) const {
+    double v = Query(promql);
+    for (absl::Time until = absl::Now() + timeout; !done(v) && absl::Now() < until; v = Query(promql)) {
+      absl::SleepFor(absl::Milliseconds(250));
+    }
+    return v;
+  }
+
+ private:
+  Fleet& fleet_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// `promtool check metrics` on an exposition: "" if it passes, else its complaints.
+std::string PromtoolCheck(Fleet& fleet, const std::string& exposition, const std::string& name) {
+  std::string file = fleet.dir() + "/" + name + ".prom";
+  std::ofstream(file) << exposition;
+  auto out = fleet.Run({"/bin/sh", "-c", "promtool check metrics < " + file + " 2>&1"}, absl::Seconds(30));
+  if (!out.ok()) return std::string(out.status().message());
+  return out->first == 0 ? "" : out->second;
+}
+
+class ObservabilityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bootstrap_ = KafkaBootstrap();
+    if (bootstrap_.empty()) GTEST_SKIP() << "no Kafka: set AGENTFLEET_TEST_BOOTSTRAP or run through ctest";
+  }
+  std::string bootstrap_;
+};
+
+TEST_F(ObservabilityTest, PrometheusSeesWhatTheRunDid) {
+  Fleet fleet("prom");
+  // at_least_once: no transactions, so no transaction markers in the work
+  // topics, and a backlog of N items is a lag of exactly N (exactly_once
+  // adds one marker per partition per transaction; docs/observability.md).
+  fleet.WriteConfig(bootstrap_, {}, "lag_interval: 1s, processing: at_least_once");
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t coordinator = fleet.StartCoordinator();
+  pid_t w1 = fleet.StartWorker("worker-1");
+  pid_t w2 = fleet.StartWorker("worker-2");
+  std::vector<std::pair<std::string, int>> targets = {
+      {"coordinator", fleet.HttpPort(coordinator)}, {"worker1", fleet.HttpPort(w1)}, {"worker2", fleet.HttpPort(w2)}};
+  for (const auto& [job, port] : targets) ASSERT_GT(port, 0) << job << fleet.LogTails();
+  Prometheus prom(fleet, targets);
+  // Both workers in the group before the run, so both get partitions.
+  for (const auto& [job, port] : targets) {
+    std::string readyz = absl::StrCat("http://127.0.0.1:", port, "/readyz");
+    for (absl::Time until = absl::Now() + absl::Seconds(60); HttpGet(readyz).first != 200 && absl::Now() < until;) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ASSERT_EQ(HttpGet(readyz).first, 200) << job << " never became ready: " << fleet.LogTails();
+  }
+
+  constexpr int kTasks = 300;
+  auto outcome = SubmitAndCollect(*config, SampleTasks(kTasks, fleet.prefix() + "task", 5), true, absl::Seconds(120));
+  ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+  ASSERT_EQ(outcome->summary.received, kTasks) << fleet.LogTails();
+
+  // What the results say happened.
+  int64_t calls = 0, input_tokens = 0, output_tokens = 0;
+  double cost = 0, latency_s = 0;
+  std::map<std::string, int64_t> by_status;
+  for (const v1::TaskResult& r : outcome->results) {
+    calls += r.usage().calls();
+    input_tokens += r.usage().input_tokens();
+    output_tokens += r.usage().output_tokens();
+    cost += r.usage().cost_usd();
+    latency_s += TimeUtil::DurationToNanoseconds(r.finished_at() - r.submitted_at()) / 1e9;
+    ++by_status[absl::AsciiStrToLower(v1::TaskStatus_Name(r.status()).substr(strlen("TASK_STATUS_")))];
+  }
+  ASSERT_GT(calls, kTasks);
+
+  // Every exposition is valid by promtool's rules.
+  for (const auto& [job, port] : targets) {
+    auto [status, body] = HttpGet(absl::StrCat("http://127.0.0.1:", port, "/metrics"));
+    ASSERT_EQ(status, 200) << job;
+    EXPECT_EQ(PromtoolCheck(fleet, body, job), "") << job;
+  }
+
+  // Prometheus scraped all three, and its counters match the results.
+  double results = prom.WaitFor("sum(agentfleet_task_results_total)", [&](double v) { return v == kTasks; });
+  ASSERT_EQ(results, kTasks) << fleet.LogTails();
+  EXPECT_EQ(prom.Await("count(up == 1)", 3), 3);
+  for (const auto& [status, n] : by_status) {
+    EXPECT_EQ(prom.Await("sum(agentfleet_task_results_total{status=\"" + status + "\"})", n), n) << status;
+  }
+  EXPECT_EQ(prom.Await("sum(agentfleet_tasks_accepted_total)", kTasks), kTasks);
+  EXPECT_EQ(prom.Await("sum(agentfleet_agent_calls_total)", calls), calls);
+  EXPECT_EQ(prom.Await("sum(agentfleet_agent_tokens_total{direction=\"input\"})", input_tokens), input_tokens);
+  EXPECT_EQ(prom.Await("sum(agentfleet_agent_tokens_total{direction=\"output\"})", output_tokens), output_tokens);
+  EXPECT_NEAR(prom.Query("sum(agentfleet_agent_cost_usd_total)"), cost, 1e-9 + cost * 1e-9);
+  EXPECT_EQ(prom.Await("sum(agentfleet_agent_call_duration_seconds_count)", calls), calls);
+  // The task latency histogram: one observation per result, the same total.
+  EXPECT_EQ(prom.Await("sum(agentfleet_task_duration_seconds_count)", kTasks), kTasks);
+  EXPECT_EQ(prom.Await("sum(agentfleet_task_duration_seconds_bucket{le=\"+Inf\"})", kTasks), kTasks);
+  EXPECT_NEAR(prom.Query("sum(agentfleet_task_duration_seconds_sum)"), latency_s, 0.001 * kTasks);
+  double p50 = prom.Query("histogram_quantile(0.5, sum by (le) (agentfleet_task_duration_seconds_bucket))");
+  EXPECT_GT(p50, 0);
+  EXPECT_LE(p50, outcome->summary.max_ms / 1000.0 * 2.5) << "p50 beyond the bucket of the slowest task";
+  EXPECT_NEAR(prom.Query("sum(agentfleet_task_cost_usd_sum)"), cost, 1e-9 + cost * 1e-9);
+  // The workers ran every call between them, both did some, and none is left.
+  EXPECT_EQ(prom.Await("sum(agentfleet_worker_items_total)", calls), calls);
+  EXPECT_EQ(prom.Await("count(sum by (job) (agentfleet_worker_items_total) > 0)", 2), 2);
+  EXPECT_EQ(prom.WaitFor("sum(agentfleet_worker_items_in_flight)", [](double v) { return v == 0; }), 0);
+  // Nothing was dead-lettered: the series does not exist at all.
+  EXPECT_TRUE(std::isnan(prom.Query("sum(agentfleet_dlq_messages_total)")));
+  // Nothing left to consume: the coordinator's lag is zero on both inputs.
+  Topics topics(config->kafka.topic_prefix);
+  for (const std::string& topic : {topics.tasks, topics.events}) {
+    std::string q = absl::StrCat("agentfleet_consumer_group_lag{group=\"", config->coordinator.group_id,
+                                 "\",topic=\"", topic, "\"}");
+    EXPECT_EQ(prom.WaitFor(q, [](double v) { return v == 0; }), 0) << q;
+  }
+
+  Topics topics_for_lag(config->kafka.topic_prefix);
+  std::string lag_q = absl::StrCat("agentfleet_consumer_group_lag{group=\"", WorkerGroup(*config, "default"),
+                                   "\",topic=\"", topics_for_lag.Work("classifier"), "\"}");
+  EXPECT_EQ(prom.WaitFor(lag_q, [](double v) { return v == 0; }), 0) << "the workers' commits";
+  // A backlog: with the workers gone, the next tasks' first steps wait on the
+  // classifier's work topic, and the pool's lag says exactly how many.
+  EXPECT_EQ(fleet.StopProcess(w1), 0);
+  EXPECT_EQ(fleet.StopProcess(w2), 0);
+  constexpr int kBacklog = 40;
+  auto more = SubmitAndCollect(*config, SampleTasks(kBacklog, fleet.prefix() + "late", 6), false, absl::Seconds(30));
+  ASSERT_TRUE(more.ok()) << more.status();
+  EXPECT_EQ(prom.WaitFor(lag_q, [&](double v) { return v == kBacklog; }), kBacklog) << fleet.LogTails();
+  // The same figure straight from the broker.
+  auto lag = GroupLag(ProducerProperties(config->kafka), WorkerGroup(*config, "default"), {topics.Work("classifier")},
+                      absl::Seconds(10));
+  ASSERT_TRUE(lag.ok()) << lag.status();
+  EXPECT_EQ(lag->front().total(), kBacklog);
+  EXPECT_EQ(prom.WaitFor("sum(agentfleet_tasks_active)", [&](double v) { return v == kBacklog; }), kBacklog);
+  EXPECT_TRUE(fleet.IsAlive(prom.pid())) << fleet.LogTailOf(prom.pid());
+}
+
+}  // namespace
+}  // namespace agentfleet::testing
