@@ -39,9 +39,13 @@ void LagMonitor::Refresh() {
       }
       const TopicLag& t = lag->front();
       if (target.only_consumed && !t.consumed()) continue;
-      lag_.With({target.group, topic}).Set(static_cast<double>(t.total()));
+      Record(target.group, topic, t.total());
     }
   }
+}
+
+void LagMonitor::Record(const std::string& group, const std::string& topic, int64_t lag) {
+  lag_.With({group, topic}).Set(static_cast<double>(lag));
 }
 
 void LagMonitor::Start(absl::Duration interval) {

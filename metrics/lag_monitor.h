@@ -33,6 +33,8 @@ class LagMonitor {
   // Reads every target's lag now and updates the gauges (what the thread
   // does every `interval`).
   void Refresh();
+  // Sets the gauge of one group and topic (what Refresh() does per topic).
+  void Record(const std::string& group, const std::string& topic, int64_t lag);
   // Refreshes every `interval` on a thread of its own until destroyed.
   void Start(absl::Duration interval);
 

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agentfleet needs, only those missing.
 #   install-deps.sh build   compilers, CMake, and the C++ libraries
-#   install-deps.sh test    the above, plus a JDK and Maven for the test Kafka broker and
-#                           python3-aiohttp for the local model-provider server
+#   install-deps.sh test    the above, plus what the tests run: a JDK and Maven (Kafka),
+#                           python3-aiohttp (model server), prometheus and promtool, Node.js
 set -euo pipefail
 
 build_packages=(
   cmake ninja-build g++ pkg-config ccache protobuf-compiler
   librdkafka-dev libprotobuf-dev libabsl-dev libyaml-cpp-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libcurl4-openssl-dev libcivetweb-dev
+  libgtest-dev libgmock-dev libcurl4-openssl-dev libcivetweb-dev prometheus-cpp-dev
 )
-# The test Kafka broker (JDK, Maven) and the local model-provider server
-# (Debian's python3 with aiohttp, tests/fake_llm/).
-test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp)
+# The test Kafka broker (JDK, Maven), the local model-provider server
+# (Debian's python3 with aiohttp, tests/fake_llm/), the Prometheus server and
+# promtool (metrics, alert rules, dashboard queries), and Node.js with npm for
+# type-checking the Grafana dashboard against @grafana/schema.
+test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-build}" = "test" ]; then wanted+=("${test_packages[@]}"); fi
@@ -22,14 +24,16 @@ for p in "${wanted[@]}"; do
   status="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"
   [ "$status" = "installed" ] || missing+=("$p")
 done
-# A JDK and Maven that came from elsewhere (e.g. a preinstalled toolchain) will do.
-if command -v java >/dev/null && command -v mvn >/dev/null; then
-  kept=()
-  for p in "${missing[@]}"; do
-    case "$p" in openjdk-17-jre-headless|maven) ;; *) kept+=("$p") ;; esac
-  done
-  missing=("${kept[@]+"${kept[@]}"}")
-fi
+# A JDK and Maven, or Node.js and npm, that came from elsewhere (e.g. a
+# preinstalled toolchain) will do.
+drop=()
+if command -v java >/dev/null && command -v mvn >/dev/null; then drop+=(openjdk-17-jre-headless maven); fi
+if command -v node >/dev/null && command -v npm >/dev/null; then drop+=(nodejs npm); fi
+kept=()
+for p in "${missing[@]+"${missing[@]}"}"; do
+  case " ${drop[*]+"${drop[*]}"} " in *" $p "*) ;; *) kept+=("$p") ;; esac
+done
+missing=("${kept[@]+"${kept[@]}"}")
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -207,3 +207,22 @@ TEST(ConfigTest, PromptFieldsMustBeInEveryStepInput) {
 
 }  // namespace
 }  // namespace agentfleet
+
+namespace agentfleet {
+namespace {
+
+TEST(ConfigTest, WorkerPoolsAndLagIntervalForTheLagMetric) {
+  auto config = LoadConfigString(std::string(kValid) + "\nworker: {pools: [fast, batch]}\ncoordinator: {lag_interval: 3s}\n",
+                                 "fleet.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(config->worker.pools, ::testing::ElementsAre("fast", "batch"));
+  EXPECT_EQ(config->coordinator.lag_interval, absl::Seconds(3));
+  auto defaults = LoadConfigString(kValid, "fleet.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_THAT(defaults->worker.pools, ::testing::ElementsAre("default"));
+  EXPECT_THAT(ErrorOf(std::string(kValid) + "\nworker: {pools: []}\n"),
+              HasSubstr("worker.pools: expected a non-empty list of worker pool names"));
+}
+
+}  // namespace
+}  // namespace agentfleet
