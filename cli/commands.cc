@@ -13,6 +13,7 @@
 #include "cli/audit.h"
 #include "cli/run_summary.h"
 #include "cli/tasks_input.h"
+#include "cli/trace.h"
 #include "codec/codec.h"
 #include "codec/trace.h"
 #include "common/log.h"
@@ -261,6 +262,17 @@ int RunTenants(const FleetConfig& config, const CliOptions& options) {
   }
   std::cout << (options.json ? TenantsJson(*tenants) + "\n" : TenantsText(*tenants));
   return 0;
+}
+
+int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOptions& options) {
+  auto messages = ReadTraceMessages(config, task_id, options.timeout);
+  if (!messages.ok()) {
+    std::cerr << "agentfleet trace: " << messages.status().message() << "\n";
+    return 1;
+  }
+  TaskTrace trace = BuildTrace(config, task_id, *messages);
+  std::cout << (options.json ? TraceJson(trace) + "\n" : TraceText(trace));
+  return trace.found ? 0 : 1;
 }
 
 }  // namespace agentfleet

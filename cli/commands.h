@@ -35,6 +35,10 @@ int RunAudit(const FleetConfig& config, const CliOptions& options);
 // Each tenant's spending this period against its limit.
 int RunTenants(const FleetConfig& config, const CliOptions& options);
 
+// One task's timeline from the fleet's topics (cli/trace.h); exit 1 if
+// nothing about it was found.
+int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOptions& options);
+
 // The example config shipped with agentfleet (installed or in the source tree).
 std::string DefaultConfigPath();
 

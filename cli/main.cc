@@ -40,6 +40,8 @@ commands:
   audit [--verify] [--json]                 every submitted task against every result: lost,
                                             duplicated, unexpected, mismatched, overspent (exit 1 if any)
   tenants [--json]                          each tenant's spending this period against its budget
+  trace TASK_ID [--json]                    the task's timeline: every step and attempt with agent,
+                                            model, worker, wait and run time, tokens, cost, outcome
 
 common flags: --config FILE, --bootstrap HOST:PORT, --dev_broker; --helpfull lists all.
 )";
@@ -86,6 +88,13 @@ int main(int argc, char** argv) {
   if (command == "results") return RunResults(*config, options);
   if (command == "audit") return RunAudit(*config, options);
   if (command == "tenants") return RunTenants(*config, options);
+  if (command == "trace") {
+    if (positional.size() < 3) {
+      std::cerr << "agentfleet trace: which task? agentfleet trace TASK_ID\n";
+      return 2;
+    }
+    return RunTrace(*config, positional[2], options);
+  }
   std::cerr << "agentfleet: unknown command '" << command << "'\n\n" << kUsage;
   return 2;
 }

@@ -178,6 +178,12 @@ absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& prope
                                                          const std::vector<int32_t>& partitions,
                                                          absl::Duration timeout);
 
+// Every committed message of `topic` (all partitions) whose key is `key`,
+// from the beginning to the end as it is when the read starts. Reads the
+// whole topic; what `agentfleet trace` uses to collect one task's messages.
+absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, const std::string& topic,
+                                                  const std::string& key, absl::Duration timeout);
+
 // Committed offsets of `group` for each partition of `topic` (-1 = none).
 absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,
                                                       const std::string& group,

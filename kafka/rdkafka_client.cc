@@ -4,6 +4,8 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <cstring>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -537,22 +539,34 @@ absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& proper
   return out;
 }
 
-absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& properties,
-                                                         const std::string& topic,
-                                                         const std::vector<int32_t>& partitions,
-                                                         absl::Duration timeout) {
+namespace {
+
+// Reads `partitions` of `topic` (all of them if empty) from the beginning to
+// their end as it is when the read starts (read_committed), and keeps the
+// messages `keep` accepts.
+absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, const std::string& topic,
+                                              std::vector<int32_t> partitions, absl::Duration timeout,
+                                              const std::function<bool(const RdKafka::Message&)>& keep) {
   std::vector<Message> out;
-  if (partitions.empty()) return out;
   Properties props = properties;
   props["enable.partition.eof"] = "true";
   props["isolation.level"] = "read_committed";
   props["enable.auto.commit"] = "false";
   props.erase("group.instance.id");
+  if (props.count("group.id") == 0) props["group.id"] = "agentfleet-reader";
   auto conf = MakeConf(props);
   if (!conf.ok()) return conf.status();
   std::string err;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
-  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("state reader: ", err));
+  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("reader: ", err));
+  if (partitions.empty()) {
+    auto count = ReadyPartitionCount(consumer.get(), topic, timeout);
+    if (!count.ok()) {
+      consumer->close();
+      return count.status();
+    }
+    for (int p = 0; p < *count; ++p) partitions.push_back(p);
+  }
   std::vector<TopicPartition> tps;
   for (int32_t p : partitions) tps.push_back({topic, p, RdKafka::Topic::OFFSET_BEGINNING});
   auto rd = ToRd(tps);
@@ -571,13 +585,30 @@ absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& prope
     if (m->err() == RdKafka::ERR__PARTITION_EOF) {
       open.erase(m->partition());
     } else if (m->err() == RdKafka::ERR_NO_ERROR) {
-      out.push_back(FromRdMessage(*m));
+      if (keep(*m)) out.push_back(FromRdMessage(*m));
     } else if (m->err() != RdKafka::ERR__TIMED_OUT) {
-      Log(LogLevel::kWarning, kComponent, "state read error", {{"error", m->errstr()}});
+      Log(LogLevel::kWarning, kComponent, "read error", {{"topic", topic}, {"error", m->errstr()}});
     }
   }
   consumer->close();
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& properties,
+                                                         const std::string& topic,
+                                                         const std::vector<int32_t>& partitions,
+                                                         absl::Duration timeout) {
+  if (partitions.empty()) return std::vector<Message>();
+  return ScanToEnd(properties, topic, partitions, timeout, [](const RdKafka::Message&) { return true; });
+}
+
+absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, const std::string& topic,
+                                                  const std::string& key, absl::Duration timeout) {
+  return ScanToEnd(properties, topic, {}, timeout, [&key](const RdKafka::Message& m) {
+    return m.key_len() == key.size() && (key.empty() || std::memcmp(m.key_pointer(), key.data(), key.size()) == 0);
+  });
 }
 
 absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,

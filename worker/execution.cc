@@ -1,6 +1,7 @@
 #include "worker/execution.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "codec/json_value.h"
 #include "common/error_codes.h"
 #include "google/protobuf/util/time_util.h"
@@ -17,7 +18,8 @@ v1::WorkEvent EventFor(const v1::WorkItem& item) {
   e.set_fan_index(item.fan_index());
   e.set_attempt(item.attempt());
   e.set_idempotency_key(item.idempotency_key());
-  *e.mutable_at() = TimeUtil::GetCurrentTime();
+  // Not TimeUtil::GetCurrentTime(): Debian's protobuf gives it whole seconds.
+  *e.mutable_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
   return e;
 }
 

@@ -168,7 +168,7 @@ pid_t Fleet::StartWorker(const std::string& id, const std::vector<std::string>& 
 absl::StatusOr<std::pair<int, std::string>> Fleet::Run(const std::vector<std::string>& argv,
                                                        absl::Duration timeout) {
   std::vector<std::string> full = argv;
-  full[0] = BinDir() + "/" + argv[0];
+  if (argv[0].find('/') == std::string::npos) full[0] = BinDir() + "/" + argv[0];
   std::string log = absl::StrCat(dir_, "/run-", logs_.size(), ".log");
   auto pid = Spawn(full, SpawnOptions::LogTo(log));
   if (!pid.ok()) return pid.status();

@@ -51,7 +51,8 @@ class Fleet {
   absl::Status CreateTopics();
   pid_t StartCoordinator(const std::vector<std::string>& extra = {});
   pid_t StartWorker(const std::string& id, const std::vector<std::string>& extra = {});
-  // Runs a binary from BinDir() to completion; returns exit code and output.
+  // Runs a binary from BinDir() (or argv[0] itself, when it is a path) to
+  // completion; returns exit code and output.
   absl::StatusOr<std::pair<int, std::string>> Run(const std::vector<std::string>& argv,
                                                   absl::Duration timeout);
 

@@ -216,3 +216,87 @@ TEST_F(ObservabilityTest, PrometheusSeesWhatTheRunDid) {
 
 }  // namespace
 }  // namespace agentfleet::testing
+
+namespace agentfleet::testing {
+namespace {
+
+TEST_F(ObservabilityTest, TraceShowsEveryAttemptOfARetriedTaskThatFellBack) {
+  Fleet fleet("trace");
+  // breakers.yaml: the primary agent always fails; here it gets two attempts
+  // before its fallback (backup) serves the step.
+  fleet.set_example("tests/integration/breakers.yaml");
+  fleet.WriteConfig(bootstrap_, {{"max_attempts: 1", "max_attempts: 2\n    retry: {initial_backoff: 100ms}"}});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(1, fleet.prefix() + "traced", 3);
+  std::string id = tasks[0].task_id();
+  auto outcome = SubmitAndCollect(*config, tasks, true, absl::Seconds(90));
+  ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+  ASSERT_EQ(outcome->results.size(), 1u) << fleet.LogTails();
+  ASSERT_EQ(outcome->results[0].status(), v1::TASK_STATUS_PARTIAL);
+
+  auto run = fleet.Run({"agentfleet", "trace", id, "--config", fleet.config_path(), "--json"}, absl::Seconds(60));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->first, 0) << run->second;
+  Json trace = Json::parse(run->second.substr(run->second.find('{')), nullptr, false);
+  ASSERT_TRUE(trace.is_object()) << run->second;
+  EXPECT_EQ(trace["status"], "PARTIAL");
+  EXPECT_EQ(trace["workflow"], "support");
+  std::string trace_id = trace["trace_id"];
+  EXPECT_EQ(trace_id.size(), 32u);
+  EXPECT_NE(trace_id, std::string(32, '0'));
+  const Json& attempts = trace["attempts"];
+  ASSERT_EQ(attempts.size(), 3u) << trace.dump(2);
+  for (int i = 0; i < 2; ++i) {
+    const Json& a = attempts[i];
+    EXPECT_EQ(a["agent"], "primary") << a;
+    EXPECT_EQ(a["attempt"], i + 1);
+    EXPECT_EQ(a["outcome"], "provider_unavailable") << a;
+    EXPECT_EQ(a["retryable"], true);
+    EXPECT_EQ(a["worker"], "worker-1");
+    EXPECT_GE(a["wait_ms"].get<double>(), 0) << trace.dump(2);
+    EXPECT_LT(a["wait_ms"].get<double>(), 10000) << trace.dump(2);
+  }
+  const Json& served = attempts[2];
+  EXPECT_EQ(served["agent"], "backup");
+  EXPECT_EQ(served["fallback_for"], "primary");
+  EXPECT_EQ(served["outcome"], "ok");
+  EXPECT_EQ(served["model"], "m");
+  EXPECT_EQ(served["worker"], "worker-1");
+  EXPECT_GT(served["input_tokens"].get<int>(), 0);
+  EXPECT_GT(served["cost_usd"].get<double>(), 0);
+  // In attempt order, each after the one before it.
+  EXPECT_LT(attempts[0]["dispatched"].get<std::string>(), attempts[1]["dispatched"].get<std::string>());
+  EXPECT_LT(attempts[1]["dispatched"].get<std::string>(), attempts[2]["dispatched"].get<std::string>());
+  // What the result says the task spent is what its attempts spent (a
+  // failed call is billed its input tokens too).
+  double spent = 0;
+  int64_t input = 0;
+  for (const Json& a : attempts) {
+    spent += a["cost_usd"].get<double>();
+    input += a["input_tokens"].get<int64_t>();
+  }
+  EXPECT_NEAR(trace["usage"]["cost_usd"].get<double>(), spent, 1e-12);
+  EXPECT_EQ(trace["usage"]["input_tokens"], input);
+  EXPECT_EQ(trace["usage"]["calls"], 3);
+
+  // The text timeline a person reads.
+  auto text = fleet.Run({"agentfleet", "trace", id, "--config", fleet.config_path()}, absl::Seconds(60));
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_THAT(text->second, ::testing::HasSubstr("trace " + trace_id));
+  EXPECT_THAT(text->second, ::testing::HasSubstr("backup (for primary)"));
+  EXPECT_THAT(text->second, ::testing::HasSubstr("provider_unavailable (retryable)"));
+  EXPECT_THAT(text->second, ::testing::HasSubstr("PARTIAL"));
+
+  // A task nobody submitted: exit 1, and says so.
+  auto none = fleet.Run({"agentfleet", "trace", "no-such-task", "--config", fleet.config_path()}, absl::Seconds(60));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->first, 1);
+  EXPECT_THAT(none->second, ::testing::HasSubstr("nothing found"));
+}
+
+}  // namespace
+}  // namespace agentfleet::testing

@@ -1,0 +1,291 @@
+#include "cli/trace.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "agentfleet/v1/work.pb.h"
+#include "codec/codec.h"
+#include "codec/trace.h"
+#include "google/protobuf/util/time_util.h"
+#include "kafka/topics.h"
+#include "nlohmann/json.hpp"
+
+namespace agentfleet {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using Json = nlohmann::json;
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+}
+
+std::string TraceIdOf(const Message& m) {
+  auto tp = FindHeader(m.headers, kTraceparentHeader);
+  return tp ? TraceId(*tp) : "";
+}
+
+const char* StatusName(v1::TaskStatus s) {
+  switch (s) {
+    case v1::TASK_STATUS_COMPLETED: return "COMPLETED";
+    case v1::TASK_STATUS_PARTIAL: return "PARTIAL";
+    case v1::TASK_STATUS_BUDGET_EXHAUSTED: return "BUDGET_EXHAUSTED";
+    case v1::TASK_STATUS_FAILED: return "FAILED";
+    case v1::TASK_STATUS_REJECTED: return "REJECTED";
+    default: return "RUNNING";
+  }
+}
+
+std::string Offset(const std::optional<absl::Time>& t, const std::optional<absl::Time>& origin) {
+  if (!t || !origin) return "-";
+  return absl::StrFormat("%+.3fs", absl::ToDoubleSeconds(*t - *origin));
+}
+
+std::string Millis(const std::optional<absl::Time>& from, const std::optional<absl::Time>& to) {
+  if (!from || !to) return "-";
+  return absl::StrFormat("%.0f ms", absl::ToDoubleMilliseconds(*to - *from));
+}
+
+std::string Label(const AttemptTrace& a) {
+  return a.fan_index < 0 ? a.step : absl::StrCat(a.step, "[", a.fan_index, "]");
+}
+
+}  // namespace
+
+absl::StatusOr<TraceMessages> ReadTraceMessages(const FleetConfig& config, const std::string& task_id,
+                                                absl::Duration timeout) {
+  Topics topics(config.kafka.topic_prefix);
+  Properties props = ConsumerProperties(config.kafka, "agentfleet-trace");
+  TraceMessages out;
+  std::vector<std::pair<std::string, std::vector<Message>*>> reads = {
+      {topics.tasks, &out.tasks}, {topics.events, &out.events}, {topics.state, &out.state},
+      {topics.results, &out.results}};
+  for (const auto& [name, agent] : config.agents) reads.push_back({topics.Work(name), &out.work});
+  for (const auto& [topic, into] : reads) {
+    auto got = ReadKeyToEnd(props, topic, task_id, timeout);
+    if (!got.ok()) return absl::Status(got.status().code(), absl::StrCat(topic, ": ", got.status().message()));
+    into->insert(into->end(), got->begin(), got->end());
+  }
+  return out;
+}
+
+TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, const TraceMessages& messages) {
+  TaskTrace trace;
+  trace.task_id = task_id;
+  const size_t limit = std::max(config.coordinator.max_payload_bytes, config.worker.max_payload_bytes);
+  auto problem = [&](const Message& m, const absl::Status& s) {
+    trace.problems.push_back(absl::StrCat(m.topic, "/", m.partition, "@", m.offset, ": ", s.message()));
+  };
+  for (const Message& m : messages.tasks) {
+    auto sub = Decode<v1::TaskSubmission>(m.payload, m.headers, limit);
+    if (!sub.ok()) {
+      problem(m, sub.status());
+      continue;
+    }
+    if (trace.found && trace.submitted) continue;  // a resubmission: the first one ran
+    trace.found = true;
+    trace.workflow = sub->workflow();
+    trace.tenant = sub->tenant();
+    trace.trace_id = TraceIdOf(m);
+    trace.submitted = sub->has_submitted_at() ? FromProto(sub->submitted_at()) : absl::FromUnixMillis(m.timestamp_ms);
+  }
+  std::map<std::string, AttemptTrace> attempts;  // by idempotency key
+  for (const Message& m : messages.work) {
+    auto item = Decode<v1::WorkItem>(m.payload, m.headers, limit);
+    if (!item.ok()) {
+      problem(m, item.status());
+      continue;
+    }
+    trace.found = true;
+    AttemptTrace& a = attempts[item->idempotency_key()];
+    a.step = item->step();
+    a.fan_index = item->fan_index();
+    a.attempt = item->attempt();
+    a.agent = item->agent();
+    a.model_tier = item->model_tier();
+    a.max_tokens = item->max_tokens();
+    a.dispatched = item->has_dispatched_at() ? FromProto(item->dispatched_at()) : absl::FromUnixMillis(m.timestamp_ms);
+    if (trace.trace_id.empty()) trace.trace_id = TraceIdOf(m);
+  }
+  for (const Message& m : messages.events) {
+    auto event = Decode<v1::WorkEvent>(m.payload, m.headers, limit);
+    if (!event.ok()) {
+      problem(m, event.status());
+      continue;
+    }
+    trace.found = true;
+    AttemptTrace& a = attempts[event->idempotency_key()];
+    if (a.step.empty()) {  // its work item is gone (retention) or unreadable
+      a.step = event->step();
+      a.fan_index = event->fan_index();
+      a.attempt = event->attempt();
+    }
+    absl::Time at = event->has_at() ? FromProto(event->at()) : absl::FromUnixMillis(m.timestamp_ms);
+    if (event->has_receipt()) {
+      a.worker = event->receipt().worker();
+      if (!a.started || at < *a.started) a.started = at;
+    } else if (event->has_heartbeat()) {
+      ++a.heartbeats;
+    } else if (event->has_result() && !a.finished) {  // the first result counts, as in the coordinator
+      const v1::WorkResult& r = event->result();
+      a.finished = at;
+      a.model = r.model();
+      if (!r.worker().empty()) a.worker = r.worker();
+      a.latency_ms = r.latency_ms();
+      a.usage = r.usage();
+      a.cost_usd = config.Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
+      a.outcome = r.status() == v1::RESULT_STATUS_OK ? "ok" : r.error().code();
+      a.message = r.error().message();
+      a.retryable = r.error().retryable();
+    }
+  }
+  for (const Message& m : messages.state) {
+    if (m.payload.empty()) {
+      trace.state.reset();  // tombstoned
+      continue;
+    }
+    auto state = Decode<v1::TaskState>(m.payload, m.headers, limit);
+    if (!state.ok()) {
+      problem(m, state.status());
+      continue;
+    }
+    trace.found = true;
+    trace.state = *std::move(state);
+    if (trace.state->has_accepted_at()) trace.accepted = FromProto(trace.state->accepted_at());
+  }
+  for (const Message& m : messages.results) {
+    auto result = Decode<v1::TaskResult>(m.payload, m.headers, limit);
+    if (!result.ok()) {
+      problem(m, result.status());
+      continue;
+    }
+    trace.found = true;
+    if (trace.result) continue;  // the first result is the answer
+    trace.result = *std::move(result);
+    if (trace.workflow.empty()) trace.workflow = trace.result->workflow();
+    if (trace.tenant.empty()) trace.tenant = trace.result->tenant();
+    if (trace.trace_id.empty()) trace.trace_id = TraceIdOf(m);
+    if (trace.result->has_accepted_at()) trace.accepted = FromProto(trace.result->accepted_at());
+    if (trace.result->has_finished_at()) trace.finished = FromProto(trace.result->finished_at());
+    if (!trace.submitted && trace.result->has_submitted_at()) trace.submitted = FromProto(trace.result->submitted_at());
+  }
+  bool done = trace.result.has_value();
+  const WorkflowConfig* wf = config.FindWorkflow(trace.workflow);
+  for (auto& [key, a] : attempts) {
+    // An attempt on another agent than its step's (not a spawned sub-step) ran on the fallback.
+    const StepConfig* step = wf ? wf->FindStep(a.step) : nullptr;
+    if (step && !a.agent.empty() && step->agent != a.agent && !step->spawn) a.fallback_for = step->agent;
+    if (!a.outcome.empty()) continue;
+    // No result: a later attempt of the same instance replaced it (it timed
+    // out), or it is still running, or the task ended without it.
+    bool superseded = false;
+    for (const auto& [k, b] : attempts) {
+      superseded |= b.step == a.step && b.fan_index == a.fan_index && b.attempt > a.attempt;
+    }
+    a.outcome = superseded || done ? "no result" : "running";
+    if (superseded) a.message = "a later attempt replaced it (timed out)";
+  }
+  for (auto& [key, a] : attempts) trace.attempts.push_back(std::move(a));
+  std::stable_sort(trace.attempts.begin(), trace.attempts.end(), [](const AttemptTrace& x, const AttemptTrace& y) {
+    return x.dispatched.value_or(absl::InfiniteFuture()) < y.dispatched.value_or(absl::InfiniteFuture());
+  });
+  return trace;
+}
+
+std::string TraceText(const TaskTrace& t) {
+  if (!t.found) return absl::StrCat("task ", t.task_id, ": nothing found in the fleet's topics\n");
+  std::string out = absl::StrCat("task ", t.task_id, " · workflow ", t.workflow.empty() ? "?" : t.workflow,
+                                 t.tenant.empty() ? "" : " · tenant " + t.tenant,
+                                 t.trace_id.empty() ? "" : " · trace " + t.trace_id, "\n");
+  std::optional<absl::Time> origin = t.submitted ? t.submitted : t.accepted;
+  absl::StrAppend(&out, "submitted ",
+                  t.submitted ? absl::FormatTime("%Y-%m-%d %H:%M:%E3S UTC", *t.submitted, absl::UTCTimeZone()) : "-",
+                  " · accepted ", Offset(t.accepted, origin), " · finished ", Offset(t.finished, origin), " · ",
+                  t.result ? StatusName(t.result->status()) : "RUNNING", "\n");
+  if (t.result) {
+    const v1::Usage& u = t.result->usage();
+    absl::StrAppend(&out, "usage ", u.input_tokens(), " in / ", u.output_tokens(), " out tokens · ",
+                    absl::StrFormat("$%.6f", u.cost_usd()), " · ", u.calls(), " calls\n");
+    if (t.result->has_error()) {
+      absl::StrAppend(&out, "error ", t.result->error().code(), ": ", t.result->error().message(), "\n");
+    }
+  }
+  absl::StrAppend(&out, "\n", absl::StrFormat("  %-9s %-16s %3s  %-24s %-12s %-14s %8s %8s %13s %10s  %s\n", "start",
+                                              "step", "try", "agent", "model", "worker", "wait", "run",
+                                              "tokens in/out", "cost", "outcome"));
+  for (const AttemptTrace& a : t.attempts) {
+    std::string agent = a.fallback_for.empty() ? a.agent : absl::StrCat(a.agent, " (for ", a.fallback_for, ")");
+    std::string model = !a.model.empty() ? a.model : a.model_tier.empty() ? "-" : "tier " + a.model_tier;
+    std::string run = a.latency_ms >= 0 ? absl::StrCat(a.latency_ms, " ms") : Millis(a.started, a.finished);
+    std::string outcome = a.outcome;
+    if (!a.message.empty()) absl::StrAppend(&outcome, a.retryable ? " (retryable): " : ": ", a.message);
+    if (a.heartbeats > 0) absl::StrAppend(&outcome, " · ", a.heartbeats, " heartbeats");
+    absl::StrAppend(&out, absl::StrFormat("  %-9s %-16s %3d  %-24s %-12s %-14s %8s %8s %13s %10s  %s\n",
+                                          Offset(a.dispatched, origin), Label(a), a.attempt, agent, model,
+                                          a.worker.empty() ? "-" : a.worker, Millis(a.dispatched, a.started), run,
+                                          absl::StrCat(a.usage.input_tokens(), "/", a.usage.output_tokens()),
+                                          absl::StrFormat("$%.6f", a.cost_usd), outcome));
+  }
+  if (t.result) {
+    bool header = false;
+    for (const v1::StepSummary& s : t.result->steps()) {
+      if (s.explanation().empty() && !s.cached()) continue;
+      if (!header) absl::StrAppend(&out, "\nsteps\n");
+      header = true;
+      std::string label = s.fan_index() < 0 ? s.step() : absl::StrCat(s.step(), "[", s.fan_index(), "]");
+      absl::StrAppend(&out, "  ", label, ": ", s.cached() ? "served from the result cache" : s.explanation(), "\n");
+    }
+  }
+  for (const std::string& p : t.problems) absl::StrAppend(&out, "unreadable: ", p, "\n");
+  return out;
+}
+
+std::string TraceJson(const TaskTrace& t) {
+  auto time = [](const std::optional<absl::Time>& v) -> Json {
+    if (!v) return nullptr;
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", *v, absl::UTCTimeZone());
+  };
+  Json j = {{"task_id", t.task_id},   {"found", t.found},          {"workflow", t.workflow},
+            {"tenant", t.tenant},     {"trace_id", t.trace_id},    {"submitted", time(t.submitted)},
+            {"accepted", time(t.accepted)}, {"finished", time(t.finished)},
+            {"status", t.result ? StatusName(t.result->status()) : "RUNNING"}};
+  Json attempts = Json::array();
+  for (const AttemptTrace& a : t.attempts) {
+    attempts.push_back({{"step", a.step},
+                        {"fan_index", a.fan_index},
+                        {"attempt", a.attempt},
+                        {"agent", a.agent},
+                        {"fallback_for", a.fallback_for},
+                        {"model_tier", a.model_tier},
+                        {"model", a.model},
+                        {"worker", a.worker},
+                        {"max_tokens", a.max_tokens},
+                        {"dispatched", time(a.dispatched)},
+                        {"started", time(a.started)},
+                        {"finished", time(a.finished)},
+                        {"wait_ms", a.dispatched && a.started ? Json(absl::ToDoubleMilliseconds(*a.started - *a.dispatched))
+                                                              : Json(nullptr)},
+                        {"latency_ms", a.latency_ms},
+                        {"heartbeats", a.heartbeats},
+                        {"input_tokens", a.usage.input_tokens()},
+                        {"output_tokens", a.usage.output_tokens()},
+                        {"cost_usd", a.cost_usd},
+                        {"outcome", a.outcome},
+                        {"message", a.message},
+                        {"retryable", a.retryable}});
+  }
+  j["attempts"] = std::move(attempts);
+  if (t.result) {
+    j["usage"] = {{"input_tokens", t.result->usage().input_tokens()},
+                  {"output_tokens", t.result->usage().output_tokens()},
+                  {"cost_usd", t.result->usage().cost_usd()},
+                  {"calls", t.result->usage().calls()}};
+    if (t.result->has_error()) j["error"] = {{"code", t.result->error().code()}, {"message", t.result->error().message()}};
+  }
+  j["problems"] = t.problems;
+  return j.dump();
+}
+
+}  // namespace agentfleet
