@@ -691,7 +691,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
 }
 
 void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
-  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants"})) {
+  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants", "tracing"})) {
     return;
   }
   if (YAML::Node tenants = root["tenants"]; tenants && L.Map(tenants, "tenants", {})) {
@@ -798,6 +798,17 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
     L.Duration(c, "finished_retention", "coordinator", &cc.finished_retention);
     L.Duration(c, "transaction_timeout", "coordinator", &cc.transaction_timeout);
     L.Duration(c, "lag_interval", "coordinator", &cc.lag_interval);
+  }
+  if (YAML::Node t = root["tracing"];
+      t && L.Map(t, "tracing", {"otlp_endpoint", "export_interval", "timeout", "max_queue"})) {
+    L.String(t, "otlp_endpoint", "tracing", &cfg->tracing.otlp_endpoint);
+    const std::string& e = cfg->tracing.otlp_endpoint;
+    if (!e.empty() && e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0) {
+      L.Error(t["otlp_endpoint"], "tracing.otlp_endpoint", "expected an http:// or https:// URL, got '" + e + "'");
+    }
+    L.Duration(t, "export_interval", "tracing", &cfg->tracing.export_interval);
+    L.Duration(t, "timeout", "tracing", &cfg->tracing.timeout);
+    L.Number<size_t>(t, "max_queue", "tracing", &cfg->tracing.max_queue, 1);
   }
   if (YAML::Node w = root["worker"];
       w && L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes", "heartbeat_interval",

@@ -251,8 +251,18 @@ struct TenantConfig {
   OnExhausted on_exhausted = OnExhausted::kHold;
 };
 
+// Export of spans over OTLP/HTTP with JSON encoding (any OpenTelemetry
+// collector's /v1/traces). Off when the endpoint is empty.
+struct TracingConfig {
+  std::string otlp_endpoint;  // e.g. http://otel-collector:4318/v1/traces
+  absl::Duration export_interval = absl::Seconds(1);
+  absl::Duration timeout = absl::Seconds(5);
+  size_t max_queue = 10000;  // spans waiting for export; more are dropped (counted)
+};
+
 struct FleetConfig {
   std::string source;  // file the config came from
+  TracingConfig tracing;
   KafkaConfig kafka;
   std::map<std::string, ProviderConfig> providers;
   std::map<std::string, ModelPrice> pricing;

@@ -6,6 +6,7 @@
 #include "codec/trace.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
 #include "kafka/dead_letter.h"
 
 namespace agentfleet {
@@ -34,6 +35,26 @@ Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer
   // No partitions yet, so no share of the provider quotas: a replica waiting
   // to join must not gather calls the owners of the partitions also gather.
   engine_.SetQuotaShare(0);
+}
+
+Span Coordinator::TaskSpan(const Outbox::Result& r) {
+  const v1::TaskResult& t = r.result;
+  auto time = [](const google::protobuf::Timestamp& ts) { return absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(ts)); };
+  absl::Time end = t.has_finished_at() ? time(t.finished_at()) : clock_->Now();
+  absl::Time start = t.has_accepted_at() ? time(t.accepted_at()) : end;
+  Span span = SpanFrom(r.traceparent, r.parent_traceparent, "task " + t.workflow(), Span::Kind::kConsumer, start, end);
+  span.attributes = {{"agentfleet.task_id", t.task_id()},
+                     {"agentfleet.workflow", t.workflow()},
+                     {"agentfleet.tenant", t.tenant()},
+                     {"agentfleet.status", v1::TaskStatus_Name(t.status())},
+                     {"agentfleet.steps", static_cast<int64_t>(t.steps_size())},
+                     {"agentfleet.calls", static_cast<int64_t>(t.usage().calls())},
+                     {"gen_ai.usage.input_tokens", static_cast<int64_t>(t.usage().input_tokens())},
+                     {"gen_ai.usage.output_tokens", static_cast<int64_t>(t.usage().output_tokens())},
+                     {"agentfleet.cost_usd", t.usage().cost_usd()}};
+  span.error = t.status() == v1::TASK_STATUS_FAILED || t.status() == v1::TASK_STATUS_REJECTED;
+  if (t.has_error()) span.status_message = t.error().code() + ": " + t.error().message();
+  return span;
 }
 
 void Coordinator::SetMetrics(CoordinatorMetrics* metrics) {
@@ -283,7 +304,12 @@ void Coordinator::HandleSubmission(const Message& m, Outbox* out) {
   auto sub = Decode<v1::TaskSubmission>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
   std::string traceparent = TraceparentOf(m);
   absl::Status status = sub.status();
-  if (sub.ok()) status = engine_.Submit(*sub, traceparent, m.partition, out);  // adds REJECTED itself
+  auto parent = FindHeader(m.headers, kTraceparentHeader);
+  if (sub.ok()) {
+    // adds REJECTED itself
+    status = engine_.Submit(*sub, traceparent, m.partition, out,
+                            parent && IsValidTraceparent(*parent) ? *parent : std::string());
+  }
   // A tenant out of budget is no bad input: REJECTED, not dead-lettered.
   if (status.ok() || absl::IsResourceExhausted(status)) return;
   DeadLetter(m, status.message());
@@ -315,6 +341,7 @@ absl::Status Coordinator::Publish(const Outbox& out) {
     Encoded e = Encode(r.result, r.traceparent);
     RETURN_IF_ERROR(Produce({topics_.results, r.result.task_id(), std::move(e.payload), std::move(e.headers)}));
     if (metrics_) metrics_->TaskFinished(r.result, r.budget_used);
+    if (tracer_) tracer_->Export(TaskSpan(r));
     Log(LogLevel::kDebug, kComponent, "task finished",
         {{"task_id", r.result.task_id()},
          {"trace_id", TraceId(r.traceparent)},

@@ -42,6 +42,7 @@
 #include "coordinator/task_engine.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
+#include "tracing/otlp_exporter.h"
 
 namespace agentfleet {
 
@@ -71,6 +72,8 @@ class Coordinator : public RebalanceListener {
 
   // Where this replica counts what it does (null: nowhere). Must outlive it.
   void SetMetrics(CoordinatorMetrics* metrics);
+  // Where it sends each finished task's span (null: nowhere). Must outlive it.
+  void SetTracer(OtlpExporter* tracer) { tracer_ = tracer; }
 
   // Initialises transactions (exactly_once), warms the producer, subscribes.
   absl::Status Start();
@@ -126,6 +129,8 @@ class Coordinator : public RebalanceListener {
   absl::Status failure_;     // set by a rebalance callback that could not commit
   int64_t dead_letters_ = 0;
   CoordinatorMetrics* metrics_ = nullptr;
+  OtlpExporter* tracer_ = nullptr;
+  Span TaskSpan(const Outbox::Result& r);
   int64_t consumed_ = 0;
   absl::Time next_progress_log_ = absl::InfinitePast();
 };

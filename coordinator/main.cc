@@ -12,6 +12,7 @@
 #include "coordinator/coordinator.h"
 #include "metrics/fleet_metrics.h"
 #include "metrics/lag_monitor.h"
+#include "tracing/otlp_exporter.h"
 #include "service/service.h"
 #include "kafka/topics.h"
 
@@ -73,6 +74,8 @@ int main(int argc, char** argv) {
   auto registry = NewRegistry("coordinator");
   CoordinatorMetrics metrics(*registry);
   coordinator.SetMetrics(&metrics);
+  auto tracer = OtlpExporter::Start(config.tracing, "agentfleet-coordinator");
+  coordinator.SetTracer(tracer.get());
   // Lag of this group on its inputs and of every worker pool on the work topics.
   std::vector<LagTarget> lag_targets = {{cc.group_id, {topics.tasks, topics.events}}};
   for (const std::string& pool : config.worker.pools) {

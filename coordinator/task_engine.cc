@@ -124,6 +124,7 @@ struct TaskEngine::StepRun {
 struct TaskEngine::Task {
   v1::TaskSubmission submission;
   std::string traceparent;
+  std::string parent_traceparent;
   int32_t partition = 0;
   const WorkflowConfig* workflow = nullptr;
   Json input;
@@ -173,7 +174,7 @@ std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& 
 }
 
 absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std::string& traceparent,
-                                int32_t partition, Outbox* out) {
+                                int32_t partition, Outbox* out, const std::string& parent_traceparent) {
   const std::string& id = submission.task_id();
   if (active_.contains(id) || finished_.contains(id)) {
     ++stats_.duplicate_submissions;
@@ -198,6 +199,7 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   ++stats_.accepted;
   if (metrics_) metrics_->TaskAccepted(submission.workflow());
   std::unique_ptr<Task> task = NewTask(submission, wf, traceparent, partition);
+  task->parent_traceparent = parent_traceparent;
   absl::Time now = clock_->Now();
   task->accepted_at = now;
   task->deadline = now + wf->deadline;
@@ -967,7 +969,7 @@ void TaskEngine::Tick(Outbox* out) {
     *r.mutable_accepted_at() = state.accepted_at();
     *r.mutable_finished_at() = ToProto(now);
     *r.mutable_labels() = sub.labels();
-    out->results.push_back({std::move(r), state.traceparent()});
+    out->results.push_back({std::move(r), state.traceparent(), state.parent_traceparent()});
     ++stats_.finished;
     Remember(sub.task_id(), now, partition);
   }
@@ -1072,7 +1074,7 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
     used = std::max(used, static_cast<double>(task.usage.input_tokens() + task.usage.output_tokens()) /
                               static_cast<double>(task.limits.max_tokens));
   }
-  out->results.push_back({std::move(r), task.traceparent, used});
+  out->results.push_back({std::move(r), task.traceparent, task.parent_traceparent, used});
   ++stats_.finished;
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) {
@@ -1102,6 +1104,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   if (task.deadline != absl::InfiniteFuture()) *st.mutable_deadline() = ToProto(task.deadline);
   *st.mutable_usage() = task.usage;
   st.set_traceparent(task.traceparent);
+  if (!task.parent_traceparent.empty()) st.set_parent_traceparent(task.parent_traceparent);
   for (const StepRun& s : task.steps) {
     if (!s.started) continue;
     if (s.fanned_out || s.spawns()) (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
@@ -1341,6 +1344,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     return;
   }
   std::unique_ptr<Task> task = NewTask(state->submission(), wf, state->traceparent(), partition);
+  task->parent_traceparent = state->parent_traceparent();
   task->accepted_at = FromProto(state->accepted_at());
   task->deadline = state->has_deadline() ? FromProto(state->deadline()) : absl::InfiniteFuture();
   task->usage = state->usage();

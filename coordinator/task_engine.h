@@ -59,6 +59,8 @@ struct Outbox {
   struct Result {
     v1::TaskResult result;
     std::string traceparent;
+    // The submitter's traceparent (may be empty): the parent of the task's span.
+    std::string parent_traceparent;
     // The share of its tightest budget (tokens or cost) the task spent;
     // negative when it had no such budget.
     double budget_used = -1;
@@ -113,8 +115,10 @@ class TaskEngine {
   // task_id seen before (running, or finished within the retention) is
   // ignored (OK, no output). An invalid submission (unknown workflow) gets a
   // REJECTED result in `out` and returns InvalidArgument with the reason.
+  // `traceparent` is the task's own span; `parent_traceparent` the
+  // submitter's, if it sent one.
   absl::Status Submit(const v1::TaskSubmission& submission, const std::string& traceparent,
-                      int32_t partition, Outbox* out);
+                      int32_t partition, Outbox* out, const std::string& parent_traceparent = "");
 
   // Applies a worker's receipt, heartbeat or result. Events for unknown or
   // finished tasks, and for attempts other than the current one, are stale

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "kafka/topics.h"
 #include "metrics/fleet_metrics.h"
+#include "tracing/otlp_exporter.h"
 #include "provider/providers.h"
 #include "service/service.h"
 #include "worker/worker.h"
@@ -66,6 +67,8 @@ int main(int argc, char** argv) {
   auto registry = NewRegistry("worker");
   WorkerMetrics metrics(*registry);
   worker->SetMetrics(&metrics);
+  auto tracer = OtlpExporter::Start(config.tracing, "agentfleet-worker");
+  worker->SetTracer(tracer.get());
   auto http = ServeHttp(
       "worker",
       [&]() -> absl::Status {
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
   status = worker->Run([] { return ShutdownRequested(); });
   providers->reset();  // calls still running are abandoned (already reported)
   worker->SetMetrics(nullptr);
+  worker->SetTracer(nullptr);
   consumer->Close();   // leaves the group
   http.reset();
   relay.set_target(nullptr);

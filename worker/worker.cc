@@ -219,8 +219,10 @@ void Worker::Handle(const Message& m) {
     running_[key] = std::move(running);
   }
   ModelProvider* provider = providers_.at(config_->FindAgent(item->agent())->provider);
-  provider->Call(std::move(*request), [this, item = *item, key, traceparent, partition, offset = m.offset,
-                                       generation](ModelResponse response) {
+  std::string parent = tp.value_or("");
+  absl::Time started = absl::Now();
+  provider->Call(std::move(*request), [this, item = *item, key, traceparent, parent, started, partition,
+                                       offset = m.offset, generation](ModelResponse response) {
     {
       absl::MutexLock lock(&running_mu_);
       if (running_.erase(key) == 0) return;  // already reported by the drain
@@ -231,8 +233,28 @@ void Worker::Handle(const Message& m) {
     } else {
       ++stats_.failed;
     }
+    if (tracer_) tracer_->Export(CallSpan(item, result.result(), traceparent, parent, started));
     Report(result, item.agent(), traceparent, EventPartition(item), partition, offset, generation);
   });
+}
+
+Span Worker::CallSpan(const v1::WorkItem& item, const v1::WorkResult& r, const std::string& traceparent,
+                      const std::string& parent, absl::Time started) {
+  Span span = SpanFrom(traceparent, parent, "call " + item.agent(), Span::Kind::kClient, started, absl::Now());
+  span.attributes = {{"agentfleet.task_id", item.task_id()},
+                     {"agentfleet.step", item.step()},
+                     {"agentfleet.fan_index", static_cast<int64_t>(item.fan_index())},
+                     {"agentfleet.attempt", static_cast<int64_t>(item.attempt())},
+                     {"agentfleet.agent", item.agent()},
+                     {"agentfleet.worker", options_.worker_id},
+                     {"agentfleet.outcome", CallOutcome(r)},
+                     {"gen_ai.request.model", r.model()},
+                     {"gen_ai.request.max_tokens", static_cast<int64_t>(item.max_tokens())},
+                     {"gen_ai.usage.input_tokens", static_cast<int64_t>(r.usage().input_tokens())},
+                     {"gen_ai.usage.output_tokens", static_cast<int64_t>(r.usage().output_tokens())}};
+  span.error = r.status() != v1::RESULT_STATUS_OK;
+  if (span.error) span.status_message = r.error().code() + ": " + r.error().message();
+  return span;
 }
 
 void Worker::CommitPastMarkers() {

@@ -35,6 +35,7 @@
 #include "config/config.h"
 #include "kafka/kafka.h"
 #include "metrics/fleet_metrics.h"
+#include "tracing/otlp_exporter.h"
 #include "kafka/topics.h"
 #include "provider/model_provider.h"
 #include "worker/offset_tracker.h"
@@ -82,6 +83,8 @@ class Worker : public RebalanceListener {
   size_t in_flight() const { return tracker_.in_flight(); }
   // Where the worker counts what it runs (null: nowhere). Must outlive it.
   void SetMetrics(WorkerMetrics* metrics) { metrics_ = metrics; }
+  // Where it sends a span per model call (null: nowhere). Must outlive it.
+  void SetTracer(OtlpExporter* tracer) { tracer_ = tracer; }
   // Joined the group (an assignment, possibly empty, arrived) and not draining.
   bool ready() const { return assigned_.load() && !draining_.load(); }
   const WorkerStats& stats() const { return stats_; }
@@ -126,6 +129,9 @@ class Worker : public RebalanceListener {
 
   const FleetConfig* config_;
   WorkerMetrics* metrics_ = nullptr;
+  OtlpExporter* tracer_ = nullptr;
+  Span CallSpan(const v1::WorkItem& item, const v1::WorkResult& result, const std::string& traceparent,
+                const std::string& parent, absl::Time started);
   Consumer* consumer_;
   Producer* producer_;
   std::map<std::string, ModelProvider*> providers_;

@@ -17,6 +17,9 @@ misbehaves on request: a directive anywhere in the prompt text,
   fake:bad_output      a 200 whose output violates the schema ({})
   fake:length          a 200 cut at max_tokens (finish/stop reason)
 
+POST /v1/traces is an OpenTelemetry collector's OTLP/HTTP JSON endpoint;
+GET /_spans returns the spans it received (with their service.name as
+"service").
 GET /_requests returns the requests received (method, path, headers, body);
 GET /_stats returns {"requests", "in_flight", "max_in_flight"}.
 Usage: fake_llm.py --port-file FILE [--port N] [--delay S]
@@ -66,6 +69,24 @@ class Server:
         self.count = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.spans = []
+
+    async def collect(self, request):
+        """An OpenTelemetry collector's OTLP/HTTP JSON endpoint: keeps the spans."""
+        if request.content_type != "application/json":
+            return web.json_response({"error": "expected application/json"}, status=415)
+        body = await request.json()
+        for rs in body.get("resourceSpans", []):
+            service = next((a["value"].get("stringValue") for a in rs.get("resource", {}).get("attributes", [])
+                            if a.get("key") == "service.name"), None)
+            for ss in rs.get("scopeSpans", []):
+                for span in ss.get("spans", []):
+                    span["service"] = service
+                    self.spans.append(span)
+        return web.json_response({})
+
+    async def traces(self, request):
+        return web.json_response(self.spans)
 
     async def stats(self, request):
         return web.json_response({"requests": self.count, "in_flight": self.in_flight,
@@ -152,6 +173,8 @@ async def main():
     app = web.Application(client_max_size=16 << 20)
     app.router.add_get("/_stats", server.stats)
     app.router.add_get("/_requests", server.recorded)
+    app.router.add_get("/_spans", server.traces)
+    app.router.add_post("/v1/traces", server.collect)
     app.router.add_post("/{tail:.*}", server.call)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()

@@ -38,6 +38,10 @@ nlohmann::json FakeLlm::Stats() const {
   return nlohmann::json::parse(HttpGet(base_url() + "/_stats").second, nullptr, false);
 }
 
+nlohmann::json FakeLlm::Spans() const {
+  return nlohmann::json::parse(HttpGet(base_url() + "/_spans").second, nullptr, false);
+}
+
 nlohmann::json FakeLlm::Requests() const {
   return nlohmann::json::parse(HttpGet(base_url() + "/_requests").second, nullptr, false);
 }

@@ -25,6 +25,8 @@ class FakeLlm {
   nlohmann::json Stats() const;
   // GET /_requests: what the server received.
   nlohmann::json Requests() const;
+  // GET /_spans: the spans posted to its OTLP endpoint, base_url()/v1/traces.
+  nlohmann::json Spans() const;
 
  private:
   pid_t pid_ = -1;

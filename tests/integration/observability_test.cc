@@ -224,8 +224,13 @@ TEST_F(ObservabilityTest, TraceShowsEveryAttemptOfARetriedTaskThatFellBack) {
   Fleet fleet("trace");
   // breakers.yaml: the primary agent always fails; here it gets two attempts
   // before its fallback (backup) serves the step.
+  // Spans go to a local OTLP/HTTP endpoint (tests/fake_llm serves one).
   fleet.set_example("tests/integration/breakers.yaml");
-  fleet.WriteConfig(bootstrap_, {{"max_attempts: 1", "max_attempts: 2\n    retry: {initial_backoff: 100ms}"}});
+  auto collector = FakeLlm::Start(fleet.dir());
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  fleet.WriteConfig(bootstrap_, {{"max_attempts: 1", "max_attempts: 2\n    retry: {initial_backoff: 100ms}"},
+                                 {"\nworkflows:", absl::StrCat("\ntracing: {otlp_endpoint: '", (*collector)->base_url(),
+                                                               "/v1/traces', export_interval: 200ms}\nworkflows:")}});
   ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
   auto config = fleet.LoadConfig();
   ASSERT_TRUE(config.ok()) << config.status();
@@ -290,6 +295,39 @@ TEST_F(ObservabilityTest, TraceShowsEveryAttemptOfARetriedTaskThatFellBack) {
   EXPECT_THAT(text->second, ::testing::HasSubstr("backup (for primary)"));
   EXPECT_THAT(text->second, ::testing::HasSubstr("provider_unavailable (retryable)"));
   EXPECT_THAT(text->second, ::testing::HasSubstr("PARTIAL"));
+
+  // The exported spans: the task's span (a child of the submitter's) and one
+  // span per model call, each a child of the task's, all in its trace.
+  Json spans;
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until; absl::SleepFor(absl::Milliseconds(200))) {
+    spans = (*collector)->Spans();
+    if (spans.is_array() && spans.size() >= 4) break;
+  }
+  ASSERT_TRUE(spans.is_array());
+  ASSERT_EQ(spans.size(), 4u) << spans.dump(2);
+  const Json* task_span = nullptr;
+  std::vector<const Json*> calls;
+  for (const Json& span : spans) {
+    EXPECT_EQ(span["traceId"], trace_id) << span;
+    EXPECT_EQ(span["spanId"].get<std::string>().size(), 16u);
+    EXPECT_LE(std::stoll(span["startTimeUnixNano"].get<std::string>()), std::stoll(span["endTimeUnixNano"].get<std::string>()));
+    if (span["service"] == "agentfleet-coordinator") {
+      task_span = &span;
+    } else {
+      EXPECT_EQ(span["service"], "agentfleet-worker");
+      calls.push_back(&span);
+    }
+  }
+  ASSERT_NE(task_span, nullptr) << spans.dump(2);
+  EXPECT_EQ((*task_span)["name"], "task support");
+  EXPECT_EQ((*task_span)["parentSpanId"].get<std::string>().size(), 16u) << "the submitter's span is its parent";
+  ASSERT_EQ(calls.size(), 3u);
+  int failed = 0;
+  for (const Json* call : calls) {
+    EXPECT_EQ((*call)["parentSpanId"], (*task_span)["spanId"]) << *call;
+    failed += (*call)["status"]["code"] == 2;
+  }
+  EXPECT_EQ(failed, 2) << "two attempts of primary failed";
 
   // A task nobody submitted: exit 1, and says so.
   auto none = fleet.Run({"agentfleet", "trace", "no-such-task", "--config", fleet.config_path()}, absl::Seconds(60));
