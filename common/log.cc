@@ -5,7 +5,11 @@
 #include <cstdlib>
 #include <string>
 
+#include <vector>
+
+#include "absl/base/const_init.h"
 #include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -58,7 +62,28 @@ void AppendJsonString(std::string* out, absl::string_view s) {
   out->push_back('"');
 }
 
+absl::Mutex secrets_mu(absl::kConstInit);
+std::vector<std::string>* secrets ABSL_GUARDED_BY(secrets_mu) = nullptr;
+std::atomic<bool> have_secrets{false};
+
+std::string Redacted(absl::string_view text) {
+  std::string out(text);
+  absl::MutexLock lock(&secrets_mu);
+  for (const std::string& s : *secrets) {
+    for (size_t at = out.find(s); at != std::string::npos; at = out.find(s, at)) out.replace(at, s.size(), "[REDACTED]");
+  }
+  return out;
+}
+
 }  // namespace
+
+void RedactInLogs(std::string secret) {
+  if (secret.size() < 4) return;
+  absl::MutexLock lock(&secrets_mu);
+  if (secrets == nullptr) secrets = new std::vector<std::string>();
+  secrets->push_back(std::move(secret));
+  have_secrets.store(true);
+}
 
 void SetLogLevel(LogLevel level) { Threshold().store(static_cast<int>(level)); }
 
@@ -82,6 +107,7 @@ void Log(LogLevel level, absl::string_view component, absl::string_view message,
     AppendJsonString(&line, value);
   }
   line.append("}\n");
+  if (have_secrets.load(std::memory_order_relaxed)) line = Redacted(line);
   // One fwrite per line keeps lines whole when threads log at once.
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

@@ -3,7 +3,8 @@
 //
 //   Log(LogLevel::kInfo, "coordinator", "task accepted", {{"task_id", id}});
 //
-// Thread-safe. Fields are strings; values are escaped. Never pass secrets.
+// Thread-safe. Fields are strings; values are escaped. Secrets registered with
+// RedactInLogs() are replaced wherever they appear; pass none all the same.
 #pragma once
 
 #include <initializer_list>
@@ -24,5 +25,10 @@ bool LogEnabled(LogLevel level);
 
 void Log(LogLevel level, absl::string_view component, absl::string_view message,
          std::initializer_list<LogField> fields = {});
+
+// A secret (an API key, a SASL password) that must never reach a log: from
+// now on every occurrence in a message or field is written as "[REDACTED]".
+// Secrets shorter than 4 characters are ignored (they would redact noise).
+void RedactInLogs(std::string secret);
 
 }  // namespace agentfleet

@@ -295,6 +295,10 @@ absl::Status Coordinator::Produce(OutboundMessage message) {
 void Coordinator::DeadLetter(const Message& m, absl::string_view reason) {
   ++dead_letters_;
   if (metrics_) metrics_->DeadLetter(kComponent, m.topic);
+  auto tp = FindHeader(m.headers, kTraceparentHeader);
+  Log(LogLevel::kWarning, kComponent, "dead-lettered",
+      {{"task_id", m.key}, {"trace_id", tp ? TraceId(*tp) : ""}, {"topic", m.topic},
+       {"partition", absl::StrCat(m.partition)}, {"offset", absl::StrCat(m.offset)}, {"reason", reason}});
   // Through Produce(), so the copy is part of the transaction / batch.
   OutboundMessage dead = DeadLetterMessage(topics_.dlq, m, reason, kComponent);
   Produce(std::move(dead)).IgnoreError();

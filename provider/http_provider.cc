@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/log.h"
 #include "common/error_codes.h"
 
 namespace agentfleet {
@@ -160,6 +161,7 @@ absl::StatusOr<std::unique_ptr<HttpProvider>> HttpProvider::Create(const Provide
                                                         config.api_key_file, " is empty"));
     }
   }
+  RedactInLogs(key);
   return std::unique_ptr<HttpProvider>(new HttpProvider(config, std::move(key), client));
 }
 

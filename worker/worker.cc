@@ -196,7 +196,8 @@ void Worker::Handle(const Message& m) {
   if (LogEnabled(LogLevel::kDebug) && item->has_dispatched_at()) {
     int64_t waited_us = (absl::ToUnixNanos(absl::Now()) - TimeUtil::TimestampToNanoseconds(item->dispatched_at())) / 1000;
     Log(LogLevel::kDebug, kComponent, "item started",
-        {{"task_id", item->task_id()}, {"step", item->step()}, {"queued_us", absl::StrCat(waited_us)},
+        {{"task_id", item->task_id()}, {"trace_id", TraceId(traceparent)}, {"step", item->step()},
+         {"queued_us", absl::StrCat(waited_us)},
          {"in_flight", absl::StrCat(tracker_.in_flight())}});
   }
   Encoded receipt = Encode(MakeReceipt(*item, options_.worker_id), traceparent);
@@ -234,6 +235,13 @@ void Worker::Handle(const Message& m) {
       ++stats_.failed;
     }
     if (tracer_) tracer_->Export(CallSpan(item, result.result(), traceparent, parent, started));
+    if (result.result().status() != v1::RESULT_STATUS_OK) {
+      const v1::Error& e = result.result().error();
+      Log(e.retryable() ? LogLevel::kInfo : LogLevel::kWarning, kComponent, "call failed",
+          {{"task_id", item.task_id()}, {"trace_id", TraceId(traceparent)}, {"step", item.step()},
+           {"attempt", absl::StrCat(item.attempt())}, {"agent", item.agent()}, {"code", e.code()},
+           {"error", e.message()}});
+    }
     Report(result, item.agent(), traceparent, EventPartition(item), partition, offset, generation);
   });
 }
