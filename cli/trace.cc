@@ -22,6 +22,11 @@ absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
 }
 
+template <typename T>
+struct Type {
+  using type = T;
+};
+
 std::string TraceIdOf(const Message& m) {
   auto tp = FindHeader(m.headers, kTraceparentHeader);
   return tp ? TraceId(*tp) : "";
@@ -75,30 +80,34 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
   TaskTrace trace;
   trace.task_id = task_id;
   const size_t limit = std::max(config.coordinator.max_payload_bytes, config.worker.max_payload_bytes);
-  auto problem = [&](const Message& m, const absl::Status& s) {
-    trace.problems.push_back(absl::StrCat(m.topic, "/", m.partition, "@", m.offset, ": ", s.message()));
-  };
-  for (const Message& m : messages.tasks) {
-    auto sub = Decode<v1::TaskSubmission>(m.payload, m.headers, limit);
-    if (!sub.ok()) {
-      problem(m, sub.status());
-      continue;
+  // Calls `use` with each message of `ms` that decodes as T; the others are
+  // reported as problems. Tombstones (state) are passed on as nullopt.
+  auto each = [&](const std::vector<Message>& ms, auto type, auto use) {
+    using T = typename decltype(type)::type;
+    for (const Message& m : ms) {
+      if (m.payload.empty()) {
+        use(m, std::optional<T>());
+        continue;
+      }
+      auto decoded = Decode<T>(m.payload, m.headers, limit);
+      if (!decoded.ok()) {
+        trace.problems.push_back(absl::StrCat(m.topic, "/", m.partition, "@", m.offset, ": ", decoded.status().message()));
+        continue;
+      }
+      trace.found = true;
+      use(m, std::optional<T>(*std::move(decoded)));
     }
-    if (trace.found && trace.submitted) continue;  // a resubmission: the first one ran
-    trace.found = true;
+  };
+  each(messages.tasks, Type<v1::TaskSubmission>(), [&](const Message& m, const auto& sub) {
+    if (!sub || trace.submitted) return;  // a resubmission: the first one ran
     trace.workflow = sub->workflow();
     trace.tenant = sub->tenant();
     trace.trace_id = TraceIdOf(m);
     trace.submitted = sub->has_submitted_at() ? FromProto(sub->submitted_at()) : absl::FromUnixMillis(m.timestamp_ms);
-  }
+  });
   std::map<std::string, AttemptTrace> attempts;  // by idempotency key
-  for (const Message& m : messages.work) {
-    auto item = Decode<v1::WorkItem>(m.payload, m.headers, limit);
-    if (!item.ok()) {
-      problem(m, item.status());
-      continue;
-    }
-    trace.found = true;
+  each(messages.work, Type<v1::WorkItem>(), [&](const Message& m, const auto& item) {
+    if (!item) return;
     AttemptTrace& a = attempts[item->idempotency_key()];
     a.step = item->step();
     a.fan_index = item->fan_index();
@@ -108,14 +117,9 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
     a.max_tokens = item->max_tokens();
     a.dispatched = item->has_dispatched_at() ? FromProto(item->dispatched_at()) : absl::FromUnixMillis(m.timestamp_ms);
     if (trace.trace_id.empty()) trace.trace_id = TraceIdOf(m);
-  }
-  for (const Message& m : messages.events) {
-    auto event = Decode<v1::WorkEvent>(m.payload, m.headers, limit);
-    if (!event.ok()) {
-      problem(m, event.status());
-      continue;
-    }
-    trace.found = true;
+  });
+  each(messages.events, Type<v1::WorkEvent>(), [&](const Message& m, const auto& event) {
+    if (!event) return;
     AttemptTrace& a = attempts[event->idempotency_key()];
     if (a.step.empty()) {  // its work item is gone (retention) or unreadable
       a.step = event->step();
@@ -140,37 +144,21 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
       a.message = r.error().message();
       a.retryable = r.error().retryable();
     }
-  }
-  for (const Message& m : messages.state) {
-    if (m.payload.empty()) {
-      trace.state.reset();  // tombstoned
-      continue;
-    }
-    auto state = Decode<v1::TaskState>(m.payload, m.headers, limit);
-    if (!state.ok()) {
-      problem(m, state.status());
-      continue;
-    }
-    trace.found = true;
-    trace.state = *std::move(state);
-    if (trace.state->has_accepted_at()) trace.accepted = FromProto(trace.state->accepted_at());
-  }
-  for (const Message& m : messages.results) {
-    auto result = Decode<v1::TaskResult>(m.payload, m.headers, limit);
-    if (!result.ok()) {
-      problem(m, result.status());
-      continue;
-    }
-    trace.found = true;
-    if (trace.result) continue;  // the first result is the answer
-    trace.result = *std::move(result);
+  });
+  each(messages.state, Type<v1::TaskState>(), [&](const Message&, const auto& state) {
+    trace.state = state;  // nullopt: tombstoned
+    if (state && state->has_accepted_at()) trace.accepted = FromProto(state->accepted_at());
+  });
+  each(messages.results, Type<v1::TaskResult>(), [&](const Message& m, const auto& result) {
+    if (!result || trace.result) return;  // the first result is the answer
+    trace.result = result;
     if (trace.workflow.empty()) trace.workflow = trace.result->workflow();
     if (trace.tenant.empty()) trace.tenant = trace.result->tenant();
     if (trace.trace_id.empty()) trace.trace_id = TraceIdOf(m);
     if (trace.result->has_accepted_at()) trace.accepted = FromProto(trace.result->accepted_at());
     if (trace.result->has_finished_at()) trace.finished = FromProto(trace.result->finished_at());
     if (!trace.submitted && trace.result->has_submitted_at()) trace.submitted = FromProto(trace.result->submitted_at());
-  }
+  });
   bool done = trace.result.has_value();
   const WorkflowConfig* wf = config.FindWorkflow(trace.workflow);
   for (auto& [key, a] : attempts) {

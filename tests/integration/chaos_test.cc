@@ -47,13 +47,8 @@ int RetriedSteps(const std::vector<v1::TaskResult>& results) {
   return retried;
 }
 
-class ChaosTest : public ::testing::Test {
+class ChaosTest : public KafkaTest {
  protected:
-  void SetUp() override {
-    bootstrap_ = KafkaBootstrap();
-    if (bootstrap_.empty()) GTEST_SKIP() << "no Kafka: set AGENTFLEET_TEST_BOOTSTRAP or run through ctest";
-  }
-
   // Submits `count` tasks and polls for their results; `at_progress(received)`
   // runs after each poll (it injects the faults). Returns the results.
   std::vector<v1::TaskResult> RunWithFaults(Fleet& fleet, const FleetConfig& config, int count,
@@ -111,8 +106,6 @@ class ChaosTest : public ::testing::Test {
     EXPECT_EQ(report->results, count);
     EXPECT_EQ(report->verified, count);
   }
-
-  std::string bootstrap_;
 };
 
 TEST_F(ChaosTest, CoordinatorKilledThreeTimesLosesAndDuplicatesNothing) {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "config/config.h"
+#include "gtest/gtest.h"
 
 namespace agentfleet::testing {
 
@@ -26,6 +27,16 @@ std::string BinDir();
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
+
+// A test that needs the Kafka cluster: skipped when there is none.
+class KafkaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bootstrap_ = KafkaBootstrap();
+    if (bootstrap_.empty()) GTEST_SKIP() << "no Kafka: set AGENTFLEET_TEST_BOOTSTRAP or run through ctest";
+  }
+  std::string bootstrap_;
+};
 
 class Fleet {
  public:

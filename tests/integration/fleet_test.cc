@@ -56,14 +56,7 @@ void RunAndVerify(Fleet& fleet, const FleetConfig& config, int count) {
   EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
 }
 
-class RealKafkaTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    bootstrap_ = KafkaBootstrap();
-    if (bootstrap_.empty()) GTEST_SKIP() << "no Kafka: set AGENTFLEET_TEST_BOOTSTRAP or run through ctest";
-  }
-  std::string bootstrap_;
-};
+class RealKafkaTest : public KafkaTest {};
 
 TEST_F(RealKafkaTest, FiveHundredTasksThroughOneCoordinatorAndTwoWorkers) {
   Fleet fleet("e2e");

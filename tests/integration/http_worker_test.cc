@@ -66,14 +66,7 @@ void ExpectEveryTaskCompletedOnce(const RunOutcome& outcome, int count, const Fl
   }
 }
 
-class HttpWorkerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    bootstrap_ = KafkaBootstrap();
-    if (bootstrap_.empty()) GTEST_SKIP() << "no Kafka: set AGENTFLEET_TEST_BOOTSTRAP or run through ctest";
-  }
-  std::string bootstrap_;
-};
+class HttpWorkerTest : public KafkaTest {};
 
 TEST_F(HttpWorkerTest, OneWorkerHoldsTwoThousandCallsAndLosesNone) {
   Fleet fleet("http2k");

@@ -98,14 +98,7 @@ std::string PromtoolCheck(Fleet& fleet, const std::string& exposition, const std
   return out->first == 0 ? "" : out->second;
 }
 
-class ObservabilityTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    bootstrap_ = KafkaBootstrap();
-    if (bootstrap_.empty()) GTEST_SKIP() << "no Kafka: set AGENTFLEET_TEST_BOOTSTRAP or run through ctest";
-  }
-  std::string bootstrap_;
-};
+class ObservabilityTest : public KafkaTest {};
 
 TEST_F(ObservabilityTest, PrometheusSeesWhatTheRunDid) {
   Fleet fleet("prom");
