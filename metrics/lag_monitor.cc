@@ -29,8 +29,9 @@ LagMonitor::~LagMonitor() {
 void LagMonitor::Refresh() {
   for (const LagTarget& target : targets_) {
     for (const std::string& topic : target.topics) {
+      if (stop_.HasBeenNotified()) return;  // shutting down: do not hold the process
       // One topic per read: a topic that does not exist yet must not hide the others.
-      auto lag = GroupLag(properties_, target.group, {topic}, absl::Seconds(5));
+      auto lag = GroupLag(properties_, target.group, {topic}, absl::Seconds(2));
       if (!lag.ok()) {
         errors_.Increment();
         Log(LogLevel::kDebug, "metrics", "lag read failed",

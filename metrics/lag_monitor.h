@@ -28,6 +28,7 @@ struct LagTarget {
 class LagMonitor {
  public:
   LagMonitor(prometheus::Registry& registry, Properties properties, std::vector<LagTarget> targets);
+  // Stops the thread: waits for at most the lag read in progress (2 s).
   ~LagMonitor();
 
   // Reads every target's lag now and updates the gauges (what the thread
