@@ -275,4 +275,14 @@ int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOpt
   return trace.found ? 0 : 1;
 }
 
+int RunLag(const FleetConfig& config, const CliOptions& options) {
+  auto lags = ReadFleetLag(config, options.keda, std::min(options.timeout, absl::Seconds(30)));
+  if (!lags.ok()) {
+    std::cerr << "agentfleet lag: " << lags.status().message() << "\n";
+    return 1;
+  }
+  std::cout << (options.json ? LagJson(*lags, options.keda) + "\n" : LagText(*lags, options.keda));
+  return 0;
+}
+
 }  // namespace agentfleet

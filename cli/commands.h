@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "cli/lag.h"
 #include "config/config.h"
 
 namespace agentfleet {
@@ -24,6 +25,7 @@ struct CliOptions {
   bool verify = false;
   std::string bootstrap_file;
   absl::Duration timeout = absl::Minutes(5);
+  KedaTrigger keda;  // lag: the trigger to estimate replicas for
 };
 
 int RunBroker(const FleetConfig& config, const CliOptions& options);
@@ -38,6 +40,9 @@ int RunTenants(const FleetConfig& config, const CliOptions& options);
 // One task's timeline from the fleet's topics (cli/trace.h); exit 1 if
 // nothing about it was found.
 int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOptions& options);
+
+// Each group's lag per topic and the replicas KEDA would ask for (cli/lag.h).
+int RunLag(const FleetConfig& config, const CliOptions& options);
 
 // The example config shipped with agentfleet (installed or in the source tree).
 std::string DefaultConfigPath();

@@ -22,6 +22,14 @@ ABSL_FLAG(int, count, 0, "results: stop after this many results (0 = follow)");
 ABSL_FLAG(bool, from_beginning, false, "results: read from the start of the topic");
 ABSL_FLAG(bool, verify, false, "audit: recompute outputs of simulated workflows and compare");
 ABSL_FLAG(std::string, bootstrap_file, "", "broker: also write the bootstrap address to this file");
+ABSL_FLAG(int64_t, lag_threshold, 10, "lag: KEDA lagThreshold (target lag per replica)");
+ABSL_FLAG(int64_t, activation_lag_threshold, 0, "lag: KEDA activationLagThreshold");
+ABSL_FLAG(bool, allow_idle_consumers, false, "lag: KEDA allowIdleConsumers (no cap at the partition count)");
+ABSL_FLAG(bool, limit_to_partitions_with_lag, false, "lag: KEDA limitToPartitionsWithLag");
+ABSL_FLAG(bool, scale_to_zero_on_invalid_offset, false, "lag: KEDA scaleToZeroOnInvalidOffset");
+ABSL_FLAG(std::string, offset_reset_policy, "latest", "lag: KEDA offsetResetPolicy (latest or earliest)");
+ABSL_FLAG(int, min_replicas, 0, "lag: the ScaledObject's minReplicaCount");
+ABSL_FLAG(int, max_replicas, 100, "lag: the ScaledObject's maxReplicaCount");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5), "submit --wait, demo, results: give up after this long");
 
 namespace {
@@ -40,6 +48,10 @@ commands:
   audit [--verify] [--json]                 every submitted task against every result: lost,
                                             duplicated, unexpected, mismatched, overspent (exit 1 if any)
   tenants [--json]                          each tenant's spending this period against its budget
+  lag [--json] [--lag_threshold N] ...      each group's lag per topic, and the replicas KEDA's Kafka
+                                            scaler would ask for (--activation_lag_threshold,
+                                            --limit_to_partitions_with_lag, --allow_idle_consumers,
+                                            --offset_reset_policy, --min_replicas, --max_replicas)
   trace TASK_ID [--json]                    the task's timeline: every step and attempt with agent,
                                             model, worker, wait and run time, tokens, cost, outcome
 
@@ -88,6 +100,25 @@ int main(int argc, char** argv) {
   if (command == "results") return RunResults(*config, options);
   if (command == "audit") return RunAudit(*config, options);
   if (command == "tenants") return RunTenants(*config, options);
+  if (command == "lag") {
+    KedaTrigger& k = options.keda;
+    k.lag_threshold = absl::GetFlag(FLAGS_lag_threshold);
+    k.activation_lag_threshold = absl::GetFlag(FLAGS_activation_lag_threshold);
+    k.allow_idle_consumers = absl::GetFlag(FLAGS_allow_idle_consumers);
+    k.limit_to_partitions_with_lag = absl::GetFlag(FLAGS_limit_to_partitions_with_lag);
+    k.scale_to_zero_on_invalid_offset = absl::GetFlag(FLAGS_scale_to_zero_on_invalid_offset);
+    k.min_replicas = absl::GetFlag(FLAGS_min_replicas);
+    k.max_replicas = absl::GetFlag(FLAGS_max_replicas);
+    std::string reset = absl::GetFlag(FLAGS_offset_reset_policy);
+    if ((reset != "latest" && reset != "earliest") || k.lag_threshold < 1 || k.min_replicas < 0 ||
+        k.max_replicas < k.min_replicas) {
+      std::cerr << "agentfleet lag: --offset_reset_policy must be latest or earliest, --lag_threshold >= 1, "
+                   "0 <= --min_replicas <= --max_replicas\n";
+      return 2;
+    }
+    k.offset_reset = reset == "earliest" ? KedaTrigger::OffsetReset::kEarliest : KedaTrigger::OffsetReset::kLatest;
+    return RunLag(*config, options);
+  }
   if (command == "trace") {
     if (positional.size() < 3) {
       std::cerr << "agentfleet trace: which task? agentfleet trace TASK_ID\n";

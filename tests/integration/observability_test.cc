@@ -331,3 +331,97 @@ TEST_F(ObservabilityTest, TraceShowsEveryAttemptOfARetriedTaskThatFellBack) {
 
 }  // namespace
 }  // namespace agentfleet::testing
+
+namespace agentfleet::testing {
+namespace {
+
+// `agentfleet lag --json` with these extra flags: the row of `group` on `topic`.
+Json LagRow(Fleet& fleet, const std::string& group, const std::string& topic, std::vector<std::string> flags) {
+  std::vector<std::string> argv = {"agentfleet", "lag", "--config", fleet.config_path(), "--json"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  auto run = fleet.Run(argv, absl::Seconds(60));
+  if (!run.ok() || run->first != 0) {
+    ADD_FAILURE() << (run.ok() ? run->second : std::string(run.status().message()));
+    return Json();
+  }
+  Json j = Json::parse(run->second.substr(run->second.find('{')), nullptr, false);
+  for (const Json& row : j["lag"]) {
+    if (row["group"] == group && row["topic"] == topic) return row;
+  }
+  ADD_FAILURE() << "no row for " << group << " on " << topic << ": " << run->second;
+  return Json();
+}
+
+TEST_F(ObservabilityTest, LagCommandGivesKedasReplicasForABacklog) {
+  Fleet fleet("lag");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  Topics topics(config->kafka.topic_prefix);
+  const std::string topic = topics.Work("classifier");
+  const std::string group = WorkerGroup(*config, "default");
+  ASSERT_EQ(config->kafka.work_partitions, 8);
+  // A backlog: 23 items on partition 0, 12 on partition 1, none on the other 6;
+  // the pool has consumed (committed) the first 3 of partition 0 only.
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  for (int i = 0; i < 35; ++i) {
+    ASSERT_TRUE((*producer)->Produce({topic, absl::StrCat("t", i), "item", {}, i < 23 ? 0 : 1}).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+  Properties consumer_props = ConsumerProperties(config->kafka, group);
+  consumer_props["enable.auto.offset.store"] = "false";
+  auto consumer = NewConsumer(consumer_props);
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  ASSERT_TRUE((*consumer)->Assign({{topic, 0, 0}}).ok());
+  ASSERT_TRUE((*consumer)->StoreOffset(topic, 0, 3).ok());
+  ASSERT_TRUE((*consumer)->CommitStored().ok());
+  (*consumer)->Close();
+
+  // KEDA's defaults (offsetResetPolicy latest): partition 0 is 20 behind and
+  // each of the 7 partitions without a committed offset counts 1: 27. With
+  // lagThreshold 5, 27 / 5 = 5 (whole thresholds) is under the cap of 8
+  // partitions, so the HPA asks for ceil(27 / 5) = 6 replicas.
+  Json row = LagRow(fleet, group, topic, {"--lag_threshold", "5"});
+  EXPECT_EQ(row["partitions"], 8);
+  EXPECT_EQ(row["lag"], 27);
+  EXPECT_EQ(row["partitions_with_lag"], 8);
+  EXPECT_EQ(row["replicas"], 6);
+  // earliest: 20 + 12 = 32 on 2 partitions: ceil(32 / 5) = 7 replicas.
+  row = LagRow(fleet, group, topic, {"--lag_threshold", "5", "--offset_reset_policy", "earliest"});
+  EXPECT_EQ(row["lag"], 32);
+  EXPECT_EQ(row["partitions_with_lag"], 2);
+  EXPECT_EQ(row["replicas"], 7);
+  // ... capped at the 2 partitions that have lag: 2 replicas.
+  row = LagRow(fleet, group, topic,
+               {"--lag_threshold", "5", "--offset_reset_policy", "earliest", "--limit_to_partitions_with_lag"});
+  EXPECT_EQ(row["keda_metric"], 10);
+  EXPECT_EQ(row["replicas"], 2);
+  // lagThreshold 3: 32 / 3 = 10 whole thresholds > 8 partitions: capped at 8 replicas ...
+  row = LagRow(fleet, group, topic, {"--lag_threshold", "3", "--offset_reset_policy", "earliest"});
+  EXPECT_EQ(row["keda_metric"], 24);
+  EXPECT_EQ(row["replicas"], 8);
+  // ... unless idle consumers are allowed: ceil(32 / 3) = 11.
+  row = LagRow(fleet, group, topic,
+               {"--lag_threshold", "3", "--offset_reset_policy", "earliest", "--allow_idle_consumers"});
+  EXPECT_EQ(row["replicas"], 11);
+  // Under the activation threshold: scaled to minReplicaCount.
+  row = LagRow(fleet, group, topic,
+               {"--lag_threshold", "5", "--offset_reset_policy", "earliest", "--activation_lag_threshold", "40"});
+  EXPECT_EQ(row["active"], false);
+  EXPECT_EQ(row["replicas"], 0);
+  // The per-partition figures behind it.
+  EXPECT_EQ(row["by_partition"][0]["committed"], 3);
+  EXPECT_EQ(row["by_partition"][0]["high"], 23);
+  EXPECT_EQ(row["by_partition"][1]["committed"], -1);
+  EXPECT_EQ(row["by_partition"][1]["high"], 12);
+  // The text form names the trigger and the group.
+  auto text = fleet.Run({"agentfleet", "lag", "--config", fleet.config_path(), "--lag_threshold", "5"}, absl::Seconds(60));
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_THAT(text->second, ::testing::HasSubstr("lagThreshold 5"));
+  EXPECT_THAT(text->second, ::testing::HasSubstr(group));
+}
+
+}  // namespace
+}  // namespace agentfleet::testing

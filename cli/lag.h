@@ -1,0 +1,59 @@
+// `agentfleet lag`: each consumer group's lag per topic, and the replica
+// count KEDA's Kafka scaler would ask for, so lagThreshold and partition
+// counts can be sized before deploying (docs/deployment.md).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "config/config.h"
+#include "kafka/kafka.h"
+
+namespace agentfleet {
+
+// The Kafka trigger's settings that change its answer (KEDA's names).
+struct KedaTrigger {
+  int64_t lag_threshold = 10;
+  int64_t activation_lag_threshold = 0;
+  bool allow_idle_consumers = false;
+  bool limit_to_partitions_with_lag = false;
+  bool scale_to_zero_on_invalid_offset = false;
+  enum class OffsetReset { kLatest, kEarliest } offset_reset = OffsetReset::kLatest;
+  int min_replicas = 0;
+  int max_replicas = 100;
+};
+
+struct KedaEstimate {
+  int64_t lag = 0;                 // the trigger's total lag, before the cap
+  int64_t partitions = 0;
+  int64_t partitions_with_lag = 0;
+  int64_t metric = 0;              // what the scaler reports: the lag, capped
+  bool active = false;             // metric above activation_lag_threshold
+  int replicas = 0;                // what the HPA sets: ceil(metric / lag_threshold), within min/max
+};
+
+// KEDA's Kafka scaler for one topic of one group: per partition, the high
+// watermark minus the committed offset; with no committed offset, 1 (0 with
+// scale_to_zero_on_invalid_offset) under offsetResetPolicy latest, or the
+// high watermark under earliest. The total is capped at lag_threshold ×
+// partitions (× partitions with lag when limit_to_partitions_with_lag) unless
+// idle consumers are allowed. The HPA then asks for ceil(metric /
+// lag_threshold) replicas; an inactive trigger scales to min_replicas.
+KedaEstimate EstimateKeda(const TopicLag& lag, const KedaTrigger& trigger);
+
+struct GroupTopicLag {
+  std::string group;
+  TopicLag lag;
+  KedaEstimate keda;
+};
+
+// The coordinator group on tasks and events, and every worker pool's group
+// (worker.pools) on each agent's work topic (all must exist).
+absl::StatusOr<std::vector<GroupTopicLag>> ReadFleetLag(const FleetConfig& config, const KedaTrigger& trigger,
+                                                        absl::Duration timeout);
+
+std::string LagText(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger);
+std::string LagJson(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger);
+
+}  // namespace agentfleet
