@@ -208,7 +208,7 @@ class Loader {
 void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   const std::string f = "kafka";
   if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor",
-                    "create_topics", "properties", "producer", "consumer"})) {
+                    "create_topics", "properties", "producer", "consumer", "properties_env"})) {
     return;
   }
   L.String(n, "topic_prefix", f, &k->topic_prefix);
@@ -219,6 +219,21 @@ void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   L.StringMap(n, "properties", f, &k->properties);
   L.StringMap(n, "producer", f, &k->producer);
   L.StringMap(n, "consumer", f, &k->consumer);
+  L.StringMap(n, "properties_env", f, &k->properties_env);
+  // Secrets come from the environment (a Kubernetes Secret), never from this file.
+  static const std::set<std::string> kSecret = {"sasl.password", "ssl.key.password", "ssl.keystore.password",
+                                                "sasl.oauthbearer.client.secret", "ssl.key.pem"};
+  const YAML::Node& cn = n;  // const: lookups must not insert keys
+  for (const char* section : {"properties", "producer", "consumer"}) {
+    const YAML::Node sec = cn[section];
+    if (!sec || !sec.IsMap()) continue;
+    for (const std::string& key : kSecret) {
+      if (const YAML::Node v = sec[key]; v.IsDefined()) {
+        L.Error(v, f + "." + section + "." + key,
+                "credentials do not belong in the config file; name an environment variable in kafka.properties_env");
+      }
+    }
+  }
 }
 
 void LoadLatency(Loader& L, const YAML::Node& n, const std::string& f, LatencyConfig* lat) {

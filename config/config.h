@@ -34,6 +34,10 @@ struct KafkaConfig {
   std::map<std::string, std::string> properties;
   std::map<std::string, std::string> producer;
   std::map<std::string, std::string> consumer;
+  // librdkafka properties whose values are secrets, read from environment
+  // variables at start: property -> variable (sasl.password -> KAFKA_SASL_PASSWORD).
+  // Secret properties given in `properties` are refused.
+  std::map<std::string, std::string> properties_env;
 };
 
 // How long the simulated provider takes per call.

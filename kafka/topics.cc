@@ -1,5 +1,10 @@
 #include "kafka/topics.h"
 
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
 namespace agentfleet {
 namespace {
 
@@ -91,6 +96,15 @@ absl::StatusOr<FleetConfig> LoadProcessConfig(const std::string& path, const std
   auto config = LoadConfigFile(path);
   if (!config.ok()) return config.status();
   if (!bootstrap.empty()) config->kafka.properties["bootstrap.servers"] = bootstrap;
+  for (const auto& [property, variable] : config->kafka.properties_env) {
+    const char* value = std::getenv(variable.c_str());
+    if (value == nullptr || *value == '\0') {
+      return absl::FailedPreconditionError(absl::StrCat(path, ": kafka.properties_env.", property, ": environment variable ",
+                                                        variable, " is not set"));
+    }
+    config->kafka.properties[property] = value;
+    RedactInLogs(value);
+  }
   if (dev_broker) {
     ApplyDevBrokerSettings(&config->kafka);
     // The mock cluster accepts transactions but guarantees nothing with them

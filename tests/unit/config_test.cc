@@ -1,9 +1,12 @@
 #include "config/config.h"
 
+#include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kafka/topics.h"
 
 namespace agentfleet {
 namespace {
@@ -222,6 +225,30 @@ TEST(ConfigTest, WorkerPoolsAndLagIntervalForTheLagMetric) {
   EXPECT_THAT(defaults->worker.pools, ::testing::ElementsAre("default"));
   EXPECT_THAT(ErrorOf(std::string(kValid) + "\nworker: {pools: []}\n"),
               HasSubstr("worker.pools: expected a non-empty list of worker pool names"));
+}
+
+}  // namespace
+}  // namespace agentfleet
+
+namespace agentfleet {
+namespace {
+
+TEST(ConfigTest, KafkaSecretsComeFromTheEnvironmentNeverFromTheFile) {
+  std::string err = ErrorOf(Variant("  partitions: 4", "  partitions: 4\n  properties: {sasl.password: hunter22}"));
+  EXPECT_THAT(err, HasSubstr("kafka.properties.sasl.password: credentials do not belong in the config file"));
+  std::string path = ::testing::TempDir() + "/secret_env.yaml";
+  std::ofstream(path) << Variant("  partitions: 4", "  partitions: 4\n  properties_env: {sasl.password: AF_TEST_SASL_PASSWORD}");
+  unsetenv("AF_TEST_SASL_PASSWORD");
+  auto missing = LoadProcessConfig(path, "", false);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("kafka.properties_env.sasl.password: environment variable AF_TEST_SASL_PASSWORD is not set"));
+  setenv("AF_TEST_SASL_PASSWORD", "s3cret-from-a-k8s-secret", 1);
+  auto loaded = LoadProcessConfig(path, "", false);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->kafka.properties.at("sasl.password"), "s3cret-from-a-k8s-secret");
+  EXPECT_EQ(ProducerProperties(loaded->kafka).at("sasl.password"), "s3cret-from-a-k8s-secret");
+  unsetenv("AF_TEST_SASL_PASSWORD");
 }
 
 }  // namespace
