@@ -39,6 +39,7 @@ constexpr char kUsage[] = R"(agentfleet — multi-agent workflows on Kafka
 usage: agentfleet COMMAND [flags]
 
 commands:
+  validate --config FILE                    check a fleet config without connecting to anything
   demo [--tasks N] [--workers N] [--json]   start a development broker, a coordinator and workers,
                                             run N sample tasks, print a summary, stop everything
   broker [--bootstrap_file F]               host the development broker (librdkafka mock cluster)
@@ -87,6 +88,17 @@ int main(int argc, char** argv) {
   if (command == "demo") return RunDemo(options);
 
   std::string config_path = options.config_path.empty() ? DefaultConfigPath() : options.config_path;
+  if (command == "validate") {
+    // The file alone: no Kafka, no environment (properties_env is resolved at start).
+    auto checked = LoadConfigFile(config_path);
+    if (!checked.ok()) {
+      std::cerr << checked.status().message() << "\n";
+      return 2;
+    }
+    std::cout << config_path << ": valid (" << checked->agents.size() << " agents, " << checked->workflows.size()
+              << " workflows, " << checked->providers.size() << " providers)\n";
+    return 0;
+  }
   auto config = LoadProcessConfig(config_path, options.bootstrap, options.dev_broker);
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";

@@ -36,6 +36,9 @@ agentfleet.dev/pool: {{ .pool }}
 {{/* The fleet config as the processes read it: the user's, plus what the chart owns. */}}
 {{- define "agentfleet.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
+{{- if not $cfg.agents -}}
+{{- $cfg = mergeOverwrite (.Files.Get "files/example-fleet.yaml" | fromYaml) $cfg -}}
+{{- end -}}
 {{- $kafka := default dict $cfg.kafka -}}
 {{- $props := default dict $kafka.properties -}}
 {{- $_ := set $props "bootstrap.servers" .Values.kafka.bootstrapServers -}}
@@ -71,7 +74,8 @@ agentfleet.dev/pool: {{ .pool }}
 {{- if .pool.agents -}}
 {{ join "," .pool.agents }}
 {{- else -}}
-{{ join "," (keys .ctx.Values.config.agents | sortAlpha) }}
+{{- $agents := .ctx.Values.config.agents | default (.ctx.Files.Get "files/example-fleet.yaml" | fromYaml).agents -}}
+{{ join "," (keys $agents | sortAlpha) }}
 {{- end -}}
 {{- end -}}
 
