@@ -19,7 +19,9 @@ struct KedaTrigger {
   bool allow_idle_consumers = false;
   bool limit_to_partitions_with_lag = false;
   bool scale_to_zero_on_invalid_offset = false;
-  enum class OffsetReset { kLatest, kEarliest } offset_reset = OffsetReset::kLatest;
+  // earliest: what the chart's triggers use, since workers start a new group
+  // from the earliest message (auto.offset.reset).
+  enum class OffsetReset { kLatest, kEarliest } offset_reset = OffsetReset::kEarliest;
   int min_replicas = 0;
   int max_replicas = 100;
 };

@@ -27,7 +27,8 @@ ABSL_FLAG(int64_t, activation_lag_threshold, 0, "lag: KEDA activationLagThreshol
 ABSL_FLAG(bool, allow_idle_consumers, false, "lag: KEDA allowIdleConsumers (no cap at the partition count)");
 ABSL_FLAG(bool, limit_to_partitions_with_lag, false, "lag: KEDA limitToPartitionsWithLag");
 ABSL_FLAG(bool, scale_to_zero_on_invalid_offset, false, "lag: KEDA scaleToZeroOnInvalidOffset");
-ABSL_FLAG(std::string, offset_reset_policy, "latest", "lag: KEDA offsetResetPolicy (latest or earliest)");
+ABSL_FLAG(std::string, offset_reset_policy, "earliest",
+          "lag: KEDA offsetResetPolicy (earliest, as the chart's triggers and the workers use, or latest)");
 ABSL_FLAG(int, min_replicas, 0, "lag: the ScaledObject's minReplicaCount");
 ABSL_FLAG(int, max_replicas, 100, "lag: the ScaledObject's maxReplicaCount");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5), "submit --wait, demo, results: give up after this long");

@@ -379,17 +379,18 @@ TEST_F(ObservabilityTest, LagCommandGivesKedasReplicasForABacklog) {
   ASSERT_TRUE((*consumer)->CommitStored().ok());
   (*consumer)->Close();
 
-  // KEDA's defaults (offsetResetPolicy latest): partition 0 is 20 behind and
+  // offsetResetPolicy latest (KEDA's default): partition 0 is 20 behind and
   // each of the 7 partitions without a committed offset counts 1: 27. With
   // lagThreshold 5, 27 / 5 = 5 (whole thresholds) is under the cap of 8
   // partitions, so the HPA asks for ceil(27 / 5) = 6 replicas.
-  Json row = LagRow(fleet, group, topic, {"--lag_threshold", "5"});
+  Json row = LagRow(fleet, group, topic, {"--lag_threshold", "5", "--offset_reset_policy", "latest"});
   EXPECT_EQ(row["partitions"], 8);
   EXPECT_EQ(row["lag"], 27);
   EXPECT_EQ(row["partitions_with_lag"], 8);
   EXPECT_EQ(row["replicas"], 6);
-  // earliest: 20 + 12 = 32 on 2 partitions: ceil(32 / 5) = 7 replicas.
-  row = LagRow(fleet, group, topic, {"--lag_threshold", "5", "--offset_reset_policy", "earliest"});
+  // earliest (the chart's, and this command's default): 20 + 12 = 32 on 2
+  // partitions: ceil(32 / 5) = 7 replicas.
+  row = LagRow(fleet, group, topic, {"--lag_threshold", "5"});
   EXPECT_EQ(row["lag"], 32);
   EXPECT_EQ(row["partitions_with_lag"], 2);
   EXPECT_EQ(row["replicas"], 7);

@@ -18,6 +18,7 @@ TopicLag Backlog() {
 TEST(KedaLagTest, LatestCountsAnUncommittedPartitionAsOneAndCapsOnlyByWholeThresholds) {
   KedaTrigger t;
   t.lag_threshold = 5;
+  t.offset_reset = KedaTrigger::OffsetReset::kLatest;
   KedaEstimate e = EstimateKeda(Backlog(), t);
   EXPECT_EQ(e.lag, 21);
   EXPECT_EQ(e.partitions, 4);
@@ -47,6 +48,7 @@ TEST(KedaLagTest, EarliestCountsTheWholePartitionAndIsCappedAtThePartitionCount)
 TEST(KedaLagTest, LimitToPartitionsWithLagCapsAtThePartitionsThatHaveLag) {
   KedaTrigger t;
   t.lag_threshold = 5;
+  t.offset_reset = KedaTrigger::OffsetReset::kLatest;
   t.limit_to_partitions_with_lag = true;
   KedaEstimate e = EstimateKeda(Backlog(), t);
   EXPECT_EQ(e.metric, 10);  // 2 partitions with lag × 5
@@ -56,6 +58,7 @@ TEST(KedaLagTest, LimitToPartitionsWithLagCapsAtThePartitionsThatHaveLag) {
 TEST(KedaLagTest, BelowTheActivationThresholdItScalesToMinReplicas) {
   KedaTrigger t;
   t.lag_threshold = 5;
+  t.offset_reset = KedaTrigger::OffsetReset::kLatest;
   t.activation_lag_threshold = 25;
   KedaEstimate e = EstimateKeda(Backlog(), t);
   EXPECT_FALSE(e.active);
