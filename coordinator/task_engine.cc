@@ -637,15 +637,8 @@ bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& 
   Waiter me{priority, inst.rate_seq, task.id(), step, fan};
   std::set<Waiter>& queue = rate_waiting_[key];
   queue.erase(me);
-  // Drop waiters whose task finished or that were dispatched another way.
-  while (!queue.empty()) {
-    const auto& [p, seq, id, st, f] = *queue.begin();
-    auto it = active_.find(id);
-    bool live = it != active_.end() && st < it->second->steps.size() &&
-                it->second->steps[st].ValidFan(f) && it->second->steps[st].instances[it->second->steps[st].Index(f)].rate_wait;
-    if (live) break;
-    queue.erase(queue.begin());
-  }
+  // Drop waiters whose task finished, moved, or that were dispatched another way.
+  while (!queue.empty() && LiveWaiter(*queue.begin()) == nullptr) queue.erase(queue.begin());
   bool someone_first = !queue.empty() && *queue.begin() < me;
   if (someone_first || !rate_.TryTake(key, tokens, clock_->Now())) {
     if (!inst.rate_wait) {
@@ -666,6 +659,14 @@ bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& 
   return true;
 }
 
+TaskEngine::Instance* TaskEngine::LiveWaiter(const Waiter& waiter) {
+  const auto& [p, seq, id, st, f] = waiter;
+  auto task = active_.find(id);
+  if (task == active_.end() || st >= task->second->steps.size() || !task->second->steps[st].ValidFan(f)) return nullptr;
+  Instance& inst = task->second->steps[st].instances[task->second->steps[st].Index(f)];
+  return inst.rate_wait && inst.rate_seq == seq ? &inst : nullptr;
+}
+
 void TaskEngine::ServeRateQueues(Outbox* out) {
   for (auto it = rate_waiting_.begin(); it != rate_waiting_.end();) {
     std::string key = it->first;
@@ -673,14 +674,11 @@ void TaskEngine::ServeRateQueues(Outbox* out) {
       auto q = rate_waiting_.find(key);
       if (q == rate_waiting_.end() || q->second.empty()) break;
       auto [p, seq, id, st, f] = *q->second.begin();
-      auto task = active_.find(id);
-      if (task == active_.end() || st >= task->second->steps.size() ||
-          !task->second->steps[st].ValidFan(f) ||
-          !task->second->steps[st].instances[task->second->steps[st].Index(f)].rate_wait) {
+      if (LiveWaiter(*q->second.begin()) == nullptr) {
         q->second.erase(q->second.begin());
         continue;
       }
-      Task& t = *task->second;
+      Task& t = *active_.at(id);
       Dispatch(t, st, f, out);
       if (active_.contains(id)) Touch(t);
       // Still at the head and waiting: the quota is empty for now.
@@ -700,17 +698,12 @@ void TaskEngine::UpdateRateTimer() {
   absl::Time now = clock_->Now();
   for (const auto& [key, queue] : rate_waiting_) {
     if (queue.empty()) continue;
-    const auto& [p, seq, id, st, f] = *queue.begin();
-    auto task = active_.find(id);
-    int64_t tokens = 1;
-    if (task != active_.end() && st < task->second->steps.size() &&
-        task->second->steps[st].ValidFan(f)) {
-      tokens = task->second->steps[st].instances[task->second->steps[st].Index(f)].rate_tokens;
-    } else {
+    const Instance* head = LiveWaiter(*queue.begin());
+    if (head == nullptr) {
       rate_next_ = now;  // a stale head to clear
       continue;
     }
-    rate_next_ = std::min(rate_next_, rate_.ReadyAt(key, tokens, now));
+    rate_next_ = std::min(rate_next_, rate_.ReadyAt(key, head->rate_tokens, now));
   }
 }
 

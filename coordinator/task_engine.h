@@ -240,6 +240,10 @@ class TaskEngine {
   // Dispatches the waiting instances whose quota has refilled.
   void ServeRateQueues(Outbox* out);
   void UpdateRateTimer();
+  // The instance a quota queue entry waits for, if the entry is its current
+  // wait (same sequence number): entries left by a task that was dropped and
+  // restored, or dispatched another way, are stale.
+  Instance* LiveWaiter(const std::tuple<int, uint64_t, std::string, size_t, int>& waiter);
   // A complete step's output: its instance's, or the list of its instances'
   // in fan-out order (null for a failed optional instance).
   static nlohmann::json StepOutput(const StepRun& s);

@@ -110,5 +110,34 @@ TEST(RateLimiterTest, AWaitingTaskMovesWithItsStateToAnotherReplica) {
   EXPECT_EQ(later.work[0].item.task_id(), "t1");
 }
 
+TEST(RateLimiterTest, TasksThatLeaveAndComeBackToTheSameReplicaAreServedAgain) {
+  // A replica's partition is revoked while its tasks wait for the quota, and
+  // assigned back: the waits from before the move must not hold the queue.
+  FleetConfig c = Config();
+  FakeClock clock;
+  TaskEngine engine(&c, &clock);
+  std::vector<v1::TaskState> snapshots;
+  for (const char* id : {"t1", "t2", "t3"}) {
+    Outbox out;
+    ASSERT_TRUE(engine.Submit(engine_test::Submission(id, "w", {{"q", id}}), "", 0, &out).ok());
+    ASSERT_TRUE(out.work.empty());
+    snapshots.push_back(engine_test::SnapshotOverTheWire(engine));
+  }
+  ASSERT_EQ(engine.rate_waiting(), 3u);
+  engine.SetQuotaShare(0);
+  engine.DropPartitions({0});
+  for (const v1::TaskState& s : snapshots) engine.Restore(s.submission().task_id(), s, 0);
+  engine.SetQuotaShare(1);
+  std::vector<std::string> dispatched;
+  for (int second = 1; second <= 5 && dispatched.size() < 3; ++second) {
+    clock.Advance(absl::Seconds(1));
+    Outbox out;
+    engine.Tick(&out);
+    for (const auto& w : out.work) dispatched.push_back(w.item.task_id());
+  }
+  EXPECT_THAT(dispatched, ::testing::UnorderedElementsAre("t1", "t2", "t3"));
+  EXPECT_EQ(engine.rate_waiting(), 0u);
+}
+
 }  // namespace
 }  // namespace agentfleet
