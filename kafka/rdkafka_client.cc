@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "kafka/kafka.h"
 
 namespace agentfleet {
@@ -445,6 +446,21 @@ absl::StatusOr<int> ReadyPartitionCount(RdKafka::Handle* handle, const std::stri
   return last.ok() ? absl::DeadlineExceededError("metadata " + topic) : last;
 }
 
+// Low and high watermark of one partition, asked of its leader. Leadership
+// moves and fresh topics answer NOT_LEADER for a moment even after metadata
+// shows a leader: those are retried until `deadline`.
+absl::Status QueryPartitionWatermarks(RdKafka::Handle* handle, const std::string& topic, int32_t partition,
+                                      absl::Time deadline, int64_t* low, int64_t* high) {
+  while (true) {
+    auto code = handle->query_watermark_offsets(topic, partition, low, high,
+                                                std::max(1, Ms(deadline - absl::Now())));
+    if (code == RdKafka::ERR_NO_ERROR) return absl::OkStatus();
+    absl::Status s = FromErr(code, absl::StrCat("watermarks ", topic, "/", partition));
+    if (!absl::IsUnavailable(s) || absl::Now() >= deadline) return s;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Producer>> NewProducer(const Properties& properties) {
@@ -527,14 +543,7 @@ absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& proper
   std::vector<Watermarks> out(*count);
   absl::Time deadline = absl::Now() + timeout;
   for (int p = 0; p < *count; ++p) {
-    while (true) {
-      auto code = (*handle)->query_watermark_offsets(topic, p, &out[p].low, &out[p].high, Ms(timeout));
-      if (code == RdKafka::ERR_NO_ERROR) break;
-      absl::Status s = FromErr(code, absl::StrCat("watermarks ", topic, "/", p));
-      // Leadership moves (and fresh topics) answer NOT_LEADER for a moment.
-      if (!absl::IsUnavailable(s) || absl::Now() >= deadline) return s;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
+    RETURN_IF_ERROR(QueryPartitionWatermarks(handle->get(), topic, p, deadline, &out[p].low, &out[p].high));
   }
   return out;
 }
@@ -672,9 +681,7 @@ absl::StatusOr<std::vector<TopicLag>> GroupLag(const Properties& properties, con
       int64_t committed = rd[i++]->offset();
       p.committed = committed < 0 ? -1 : committed;
       if (!status.ok()) continue;
-      code = consumer->query_watermark_offsets(t.topic, p.partition, &p.low, &p.high,
-                                               std::max(1, Ms(deadline - absl::Now())));
-      if (code != RdKafka::ERR_NO_ERROR) status = FromErr(code, absl::StrCat("watermarks ", t.topic, "/", p.partition));
+      status = QueryPartitionWatermarks(consumer.get(), t.topic, p.partition, deadline, &p.low, &p.high);
       p.lag = std::max<int64_t>(0, p.high - (p.committed >= 0 ? p.committed : p.low));
     }
   }
