@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli/audit.h"
+#include "cli/local_fleet.h"
 #include "cli/run_summary.h"
 #include "cli/tasks_input.h"
 #include "cli/trace.h"
@@ -165,54 +166,27 @@ int RunDemo(const CliOptions& options) {
   }
   char dir_template[] = "/tmp/agentfleet-demo.XXXXXX";
   std::string dir = mkdtemp(dir_template);
-  std::string bin = ExecutableDir();
-  std::string bootstrap_file = dir + "/bootstrap";
-  std::vector<pid_t> started;
-  auto stop_all = [&started]() {
-    // Workers and coordinator first, the broker last.
-    for (auto it = started.rbegin(); it != started.rend(); ++it) Stop(*it, absl::Seconds(15));
-    started.clear();
-  };
+  LocalFleet fleet(dir, config_path);
   auto fail = [&](const std::string& why) {
     std::cerr << "agentfleet demo: " << why << " (logs in " << dir << ")\n";
-    stop_all();
+    fleet.Stop();
     return 1;
   };
   std::cerr << "agentfleet demo: config " << config_path << ", logs in " << dir << "\n";
-  auto broker = Spawn({bin + "/agentfleet", "broker", "--config", config_path, "--bootstrap_file", bootstrap_file},
-                      SpawnOptions::LogTo(dir + "/broker.log"));
-  if (!broker.ok()) return fail(std::string(broker.status().message()));
-  started.push_back(*broker);
-  std::string bootstrap;
-  for (absl::Time until = absl::Now() + absl::Seconds(15); bootstrap.empty() && absl::Now() < until;) {
-    std::ifstream in(bootstrap_file);
-    if (!(in >> bootstrap)) absl::SleepFor(absl::Milliseconds(20));
-  }
-  if (bootstrap.empty()) return fail("the development broker did not start");
-  // Health endpoints on free ports: several processes share this host.
-  std::vector<std::string> common = {"--config", config_path, "--bootstrap", bootstrap, "--dev_broker",
-                                     "--http_address", "127.0.0.1:0"};
-  auto with = [&](std::string binary, std::vector<std::string> extra) {
-    std::vector<std::string> argv = {bin + "/" + binary};
-    argv.insert(argv.end(), common.begin(), common.end());
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    return argv;
-  };
-  auto coordinator = Spawn(with("agentfleet-coordinator", {}), SpawnOptions::LogTo(dir + "/coordinator.log"));
+  auto bootstrap = fleet.StartDevBroker();
+  if (!bootstrap.ok()) return fail(std::string(bootstrap.status().message()));
+  auto coordinator = fleet.StartCoordinator("coordinator-1");
   if (!coordinator.ok()) return fail(std::string(coordinator.status().message()));
-  started.push_back(*coordinator);
   for (int i = 1; i <= options.workers; ++i) {
-    auto worker = Spawn(with("agentfleet-worker", {"--id", absl::StrCat("worker-", i)}),
-                        SpawnOptions::LogTo(absl::StrCat(dir, "/worker-", i, ".log")));
+    auto worker = fleet.StartWorker(absl::StrCat("worker-", i));
     if (!worker.ok()) return fail(std::string(worker.status().message()));
-    started.push_back(*worker);
   }
-  std::cerr << "agentfleet demo: broker " << bootstrap << ", 1 coordinator, " << options.workers
+  std::cerr << "agentfleet demo: broker " << *bootstrap << ", 1 coordinator, " << options.workers
             << " workers started (pids";
-  for (pid_t p : started) std::cerr << " " << p;
+  for (pid_t p : fleet.pids()) std::cerr << " " << p;
   std::cerr << ")\n";
 
-  config->kafka.properties["bootstrap.servers"] = bootstrap;
+  config->kafka.properties["bootstrap.servers"] = *bootstrap;
   ApplyDevBrokerSettings(&config->kafka);
   // One task through the whole pipeline first: the fleet is ready when it
   // returns (consumer groups joined), so the measured run starts warm.
@@ -220,14 +194,11 @@ int RunDemo(const CliOptions& options) {
   auto warm = SubmitAndCollect(*config, SampleTasks(1, "warmup-" + run, 1), true, absl::Seconds(90));
   if (!warm.ok()) return fail(std::string(warm.status().message()));
   if (warm->summary.received != 1) return fail("the fleet did not answer a warm-up task within 90 s");
-  for (pid_t p : started) {
-    if (!IsRunning(p)) return fail(absl::StrCat("process ", p, " exited"));
-  }
+  if (!fleet.AllRunning()) return fail("a fleet process exited");
   std::cerr << "agentfleet demo: fleet ready; submitting " << options.tasks << " tasks\n";
   auto outcome = SubmitAndCollect(*config, SampleTasks(options.tasks, "demo-" + run, 42), true, options.timeout);
-  bool all_alive = true;
-  for (pid_t p : started) all_alive = all_alive && IsRunning(p);
-  stop_all();
+  bool all_alive = fleet.AllRunning();
+  fleet.Stop();
   if (!outcome.ok()) return fail(std::string(outcome.status().message()));
   const RunSummary* summary = &outcome->summary;
   std::cout << summary->Text();

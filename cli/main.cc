@@ -6,6 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "bench/bench_command.h"
 #include "cli/commands.h"
 #include "common/signals.h"
 #include "kafka/topics.h"
@@ -31,6 +32,11 @@ ABSL_FLAG(std::string, offset_reset_policy, "earliest",
           "lag: KEDA offsetResetPolicy (earliest, as the chart's triggers and the workers use, or latest)");
 ABSL_FLAG(int, min_replicas, 0, "lag: the ScaledObject's minReplicaCount");
 ABSL_FLAG(int, max_replicas, 100, "lag: the ScaledObject's maxReplicaCount");
+ABSL_FLAG(std::string, kafka, "", "bench: also measure on this real Kafka broker (bootstrap servers)");
+ABSL_FLAG(std::string, kafka_name, "Apache Kafka", "bench: the real broker's name in the report");
+ABSL_FLAG(bool, quick, false, "bench: small counts (checks the suite runs; nothing worth quoting)");
+ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
+ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5), "submit --wait, demo, results: give up after this long");
 
 namespace {
@@ -54,6 +60,9 @@ commands:
                                             scaler would ask for (--activation_lag_threshold,
                                             --limit_to_partitions_with_lag, --allow_idle_consumers,
                                             --offset_reset_policy, --min_replicas, --max_replicas)
+  bench [--kafka HOST:PORT] [--quick]        the end-to-end benchmarks on the development broker (and
+                                            a real Kafka broker) against the raw librdkafka round trip;
+                                            writes --output (docs/benchmarks.md) and a plot
   trace TASK_ID [--json]                    the task's timeline: every step and attempt with agent,
                                             model, worker, wait and run time, tokens, cost, outcome
 
@@ -87,6 +96,18 @@ int main(int argc, char** argv) {
   options.bootstrap_file = absl::GetFlag(FLAGS_bootstrap_file);
   options.timeout = absl::GetFlag(FLAGS_timeout);
   if (command == "demo") return RunDemo(options);
+  if (command == "bench") {
+    BenchCommandOptions b;
+    b.kafka = absl::GetFlag(FLAGS_kafka);
+    b.kafka_name = absl::GetFlag(FLAGS_kafka_name);
+    b.quick = absl::GetFlag(FLAGS_quick);
+    b.output = absl::GetFlag(FLAGS_output);
+    b.plot = absl::GetFlag(FLAGS_plot);
+    b.command = "agentfleet bench";
+    if (!b.kafka.empty()) b.command += " --kafka " + b.kafka + " --kafka_name '" + b.kafka_name + "'";
+    if (b.quick) b.command += " --quick";
+    return RunBench(b);
+  }
 
   std::string config_path = options.config_path.empty() ? DefaultConfigPath() : options.config_path;
   if (command == "validate") {

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -97,6 +99,36 @@ int Stop(pid_t pid, absl::Duration grace) {
   ::kill(pid, SIGKILL);
   code = WaitExit(pid, absl::Seconds(10));
   return code.ok() ? *code : -1;
+}
+
+absl::StatusOr<ProcessStats> ReadProcessStats(pid_t pid) {
+  std::string dir = absl::StrCat("/proc/", pid);
+  std::ifstream status(dir + "/status");
+  std::ifstream stat(dir + "/stat");
+  if (!status || !stat) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  ProcessStats out;
+  std::string line;
+  while (std::getline(status, line)) {
+    std::istringstream fields(line);
+    std::string name;
+    int64_t kib = 0;
+    fields >> name >> kib;
+    if (name == "VmRSS:") out.rss_bytes = kib * 1024;
+    if (name == "VmHWM:") out.peak_rss_bytes = kib * 1024;
+  }
+  // Fields after the command name (which may hold spaces, so skip past its
+  // closing parenthesis): state is field 3, utime and stime fields 14 and 15.
+  std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  size_t close = all.rfind(')');
+  if (close == std::string::npos) return absl::InternalError("unreadable " + dir + "/stat");
+  std::istringstream rest(all.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  out.cpu_seconds = ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return out;
 }
 
 std::string ExecutableDir() {

@@ -46,6 +46,15 @@ int Stop(pid_t pid, absl::Duration grace);
 // code (128+signal if killed), or an error on timeout.
 absl::StatusOr<int> WaitExit(pid_t pid, absl::Duration timeout);
 
+// What /proc says of a running process: resident memory now and at its peak
+// (VmRSS, VmHWM) and CPU time used (user + system).
+struct ProcessStats {
+  int64_t rss_bytes = 0;
+  int64_t peak_rss_bytes = 0;
+  double cpu_seconds = 0;
+};
+absl::StatusOr<ProcessStats> ReadProcessStats(pid_t pid);
+
 // The directory holding the running executable (from /proc/self/exe).
 std::string ExecutableDir();
 

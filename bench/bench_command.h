@@ -1,0 +1,21 @@
+// `agentfleet bench`: the end-to-end suite on the development broker (hosted
+// in this process) and, given --kafka, on a real Kafka broker; writes the
+// report into a Markdown file between its markers, and the scale-out plot.
+#pragma once
+
+#include <string>
+
+namespace agentfleet {
+
+struct BenchCommandOptions {
+  std::string kafka;       // a real broker's bootstrap; empty: the development broker only
+  std::string kafka_name = "Apache Kafka";
+  bool quick = false;
+  std::string output = "docs/benchmarks.md";
+  std::string plot;        // default: benchmarks-scaleout.svg beside `output`
+  std::string command;     // the command line, for the report
+};
+
+int RunBench(const BenchCommandOptions& options);
+
+}  // namespace agentfleet

@@ -1,0 +1,233 @@
+#include "bench/report.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/subprocess.h"
+
+namespace agentfleet {
+namespace {
+
+constexpr char kBegin[] = "<!-- agentfleet bench: begin (generated, do not edit by hand) -->";
+constexpr char kEnd[] = "<!-- agentfleet bench: end -->";
+
+std::string Num(double v, int decimals = 0) {
+  std::string s = absl::StrFormat("%.*f", decimals, v);
+  if (decimals > 0) return s;
+  // Thousands separators for whole numbers.
+  std::string out;
+  int digits = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (digits == 3 && *it != '-') {
+      out.insert(out.begin(), ',');
+      digits = 0;
+    }
+    out.insert(out.begin(), *it);
+    ++digits;
+  }
+  return out;
+}
+std::string Ms(double v) { return Num(v, v < 10 ? 2 : 1) + " ms"; }
+std::string Ratio(double fleet, double raw) { return raw > 0 ? absl::StrFormat("%.2f×", fleet / raw) : "—"; }
+std::string MiB(int64_t bytes) { return Num(bytes / 1048576.0, 1) + " MiB"; }
+std::string Met(bool ok) { return ok ? "**met**" : "**not met**"; }
+
+const BrokerResults::Step* StepOf(const BrokerResults& r, const std::string& mode) {
+  for (const auto& s : r.steps) {
+    if (s.mode == mode) return &s;
+  }
+  return nullptr;
+}
+const BrokerResults::Throughput* ThroughputOf(const BrokerResults& r, const std::string& mode) {
+  for (const auto& t : r.throughput) {
+    if (t.mode == mode) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string BenchMarkdown(const std::vector<BrokerResults>& results, const ReportContext& c) {
+  std::ostringstream md;
+  md << "## End-to-end suite (`agentfleet bench`)\n\n";
+  md << "Run of " << c.date << " on " << c.machine << ": `" << c.command << "`.";
+  if (c.quick) md << " **Quick mode: counts too small to quote; this checks the suite runs.**";
+  md << " The broker, the fleet processes and the client share the machine. Agents are simulated"
+        " (docs/configuration.md), so the fleet itself is measured. Every ratio divides a fleet figure"
+        " by the raw librdkafka figure measured on the same broker in the same run, with the same"
+        " client settings (`bench/raw_kafka.cc`: client → ping topic → an echo thread's consumer"
+        " and producer → pong topic → client).\n\n";
+
+  md << "### Against the raw Kafka round trip\n\n";
+  md << "| measure | target |";
+  for (const auto& r : results) md << " " << r.broker << ": raw | fleet | ratio |";
+  md << "\n|---|---|";
+  for (size_t i = 0; i < results.size(); ++i) md << "---|---|---|";
+  md << "\n";
+  auto row = [&](const std::string& name, const std::string& target, auto raw, auto fleet, auto fmt) {
+    md << "| " << name << " | " << target << " |";
+    for (const auto& r : results) {
+      double a = raw(r), b = fleet(r);
+      md << " " << fmt(a) << " | " << fmt(b) << " | " << Ratio(b, a) << " |";
+    }
+    md << "\n";
+  };
+  auto step_of = [](const std::string& mode, bool p99) {
+    return [mode, p99](const BrokerResults& r) {
+      const auto* s = StepOf(r, mode);
+      return s ? (p99 ? s->step.p99 : s->step.p50) : 0.0;
+    };
+  };
+  auto raw_p50 = [](const BrokerResults& r) { return r.raw_round_trip.p50; };
+  auto raw_p99 = [](const BrokerResults& r) { return r.raw_round_trip.p99; };
+  auto raw_rate = [](const BrokerResults& r) { return r.raw.messages_per_s; };
+  auto rate_of = [](const std::string& mode) {
+    return [mode](const BrokerResults& r) {
+      const auto* t = ThroughputOf(r, mode);
+      return t ? t->steps_per_s : 0.0;
+    };
+  };
+  auto per_s = [](double v) { return Num(v) + "/s"; };
+  row("step latency p50, at_least_once (round trip p50)", "≤ 1.5×", raw_p50, step_of("at_least_once", false), Ms);
+  row("step latency p99, at_least_once (round trip p99)", "≤ 3×", raw_p99, step_of("at_least_once", true), Ms);
+  row("step latency p50, exactly_once (round trip p50)", "—", raw_p50, step_of("exactly_once", false), Ms);
+  row("step latency p99, exactly_once (round trip p99)", "—", raw_p99, step_of("exactly_once", true), Ms);
+  row("steps/s, at_least_once (pipelined msg/s)", "≥ 25,000/s", raw_rate, rate_of("at_least_once"), per_s);
+  row("steps/s, exactly_once (pipelined msg/s)", "≥ 50% of at_least_once", raw_rate, rate_of("exactly_once"), per_s);
+  md << "\n";
+
+  md << "Targets:\n\n";
+  for (const auto& r : results) {
+    const auto* alo = StepOf(r, "at_least_once");
+    const auto* t_alo = ThroughputOf(r, "at_least_once");
+    const auto* t_eos = ThroughputOf(r, "exactly_once");
+    if (!alo || !t_alo || !t_eos) continue;
+    md << "- " << r.broker << ": step p50 " << Ratio(alo->step.p50, r.raw_round_trip.p50) << " of raw ("
+       << Met(alo->step.p50 <= 1.5 * r.raw_round_trip.p50) << "), p99 " << Ratio(alo->step.p99, r.raw_round_trip.p99)
+       << " (" << Met(alo->step.p99 <= 3 * r.raw_round_trip.p99) << "); at_least_once " << Num(t_alo->steps_per_s)
+       << " steps/s (" << Met(t_alo->steps_per_s >= 25000) << "); exactly_once "
+       << absl::StrFormat("%.0f%%", 100 * t_eos->steps_per_s / t_alo->steps_per_s) << " of it ("
+       << Met(t_eos->steps_per_s >= 0.5 * t_alo->steps_per_s) << ").\n";
+  }
+  md << "\nStep latency is the coordinator's own clock from accepting a one-step task to finishing it:"
+        " dispatch, worker pickup, result, state update. The client's submit → result of the same tasks"
+        " (two more hops) and the CPU behind the throughput runs:\n\n";
+  md << "| broker | mode | client submit → result p50 / p99 | tasks × steps | seconds | coordinator CPU | workers' CPU | machine busy |\n";
+  md << "|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : results) {
+    for (const auto& t : r.throughput) {
+      const auto* s = StepOf(r, t.mode);
+      md << "| " << r.broker << " | " << t.mode << " | " << (s ? Ms(s->task.p50) + " / " + Ms(s->task.p99) : "") << " | "
+         << Num(t.tasks) << " × 4 | " << Num(t.seconds, 2) << " | " << Num(t.coordinator_cpu_s, 2) << " s | "
+         << Num(t.workers_cpu_s, 2) << " s | " << Num(100 * t.machine_busy) << "% |\n";
+    }
+  }
+
+  md << "\n### Concurrency\n\n";
+  md << "| broker | tasks in flight in one coordinator | coordinator RSS before | with them | bytes per task | "
+        "one worker: calls (2 s each), in flight | worker peak RSS | worker CPU per call | calls/s |\n";
+  md << "|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : results) {
+    md << "| " << r.broker << " | " << Num(r.in_flight.tasks) << " | " << MiB(r.in_flight.rss_before) << " | "
+       << MiB(r.in_flight.rss_loaded) << " | " << Num(r.in_flight.bytes_per_task) << " | " << Num(r.worker.calls)
+       << ", " << Num(r.worker.max_in_flight) << " | " << MiB(r.worker.peak_rss) << " | "
+       << Num(r.worker.cpu_ms_per_call, 3) << " ms | " << Num(r.worker.calls_per_s) << " |\n";
+  }
+
+  md << "\n### Scale-out (200 ms agents, 256 calls in flight per worker)\n\n";
+  if (!c.plot_file.empty()) md << "![steps/s by worker processes](" << c.plot_file << ")\n\n";
+  md << "| broker | coordinators | workers | steps/s | per worker | machine busy |\n|---|---|---|---|---|---|\n";
+  for (const auto& r : results) {
+    for (const auto& p : r.scale) {
+      md << "| " << r.broker << " | " << p.coordinators << " | " << p.workers << " | " << Num(p.steps_per_s) << " | "
+         << Num(p.steps_per_s / p.workers) << " | " << Num(100 * p.machine_busy) << "% |\n";
+    }
+  }
+  md << "\nOne worker holding 256 calls of 200 ms can do at most 1,280 steps/s.\n";
+
+  md << "\n### Cost of growth\n\n";
+  md << "| broker | fan-out | task latency p50 / p99 (accepted → finished) | tasks parked | coordinator bytes per task |\n";
+  md << "|---|---|---|---|---|\n";
+  for (const auto& r : results) {
+    for (const auto& w : r.widths) {
+      md << "| " << r.broker << " | " << w.fan_out << " | " << Ms(w.task.p50) << " / " << Ms(w.task.p99) << " | "
+         << Num(w.in_flight_tasks) << " | " << Num(w.bytes_per_task) << " |\n";
+    }
+  }
+  md << "\n| broker | tenants (each with a budget) | steps/s (chain of 4, 0 ms agents) | coordinator RSS after |\n";
+  md << "|---|---|---|---|\n";
+  for (const auto& r : results) {
+    for (const auto& t : r.tenants) {
+      md << "| " << r.broker << " | " << Num(t.tenants) << " | " << Num(t.steps_per_s) << " | " << MiB(t.coordinator_rss)
+         << " |\n";
+    }
+  }
+  return md.str();
+}
+
+absl::Status WriteBenchSection(const std::string& path, const std::string& section) {
+  std::string text;
+  if (std::ifstream in(path); in) text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  std::string block = absl::StrCat(kBegin, "\n\n", section, "\n", kEnd);
+  size_t b = text.find(kBegin), e = text.find(kEnd);
+  if (b != std::string::npos && e != std::string::npos && e > b) {
+    text.replace(b, e + std::string(kEnd).size() - b, block);
+  } else {
+    if (!text.empty() && text.back() != '\n') text += "\n";
+    text += (text.empty() ? "" : "\n") + block + "\n";
+  }
+  std::ofstream out(path);
+  out << text;
+  if (!out) return absl::UnavailableError("cannot write " + path);
+  return absl::OkStatus();
+}
+
+absl::Status PlotScaleOut(const std::vector<BrokerResults>& results, const std::string& svg_path,
+                          const std::string& work_dir) {
+  if (!std::filesystem::exists("/usr/bin/gnuplot")) {
+    return absl::FailedPreconditionError("no /usr/bin/gnuplot (scripts/install-deps.sh installs gnuplot-nox)");
+  }
+  std::string script = work_dir + "/scale.gp";
+  std::ofstream gp(script);
+  gp << "set terminal svg size 720,420 dynamic font 'sans,12' background rgb 'white'\n"
+     << "set output '" << svg_path << "'\n"
+     << "set title 'Scale-out: 200 ms simulated agents'\n"
+     << "set xlabel 'worker processes'\nset ylabel 'steps/s'\n"
+     << "set xtics (1, 2, 4)\nset key top left\nset grid\nset yrange [0:*]\n";
+  std::vector<std::string> plots;
+  int series = 0;
+  for (const auto& r : results) {
+    for (int coordinators : {1, 2}) {
+      std::string data = absl::StrCat(work_dir, "/scale-", series++, ".dat");
+      std::ofstream d(data);
+      for (const auto& p : r.scale) {
+        if (p.coordinators == coordinators) d << p.workers << " " << p.steps_per_s << "\n";
+      }
+      plots.push_back(absl::StrCat("'", data, "' using 1:2 with linespoints lw 2 title '", r.broker, ", ",
+                                   coordinators, " coordinator", coordinators > 1 ? "s" : "", "'"));
+    }
+    // Linear from the one-worker point: what perfect scaling would give.
+    for (const auto& p : r.scale) {
+      if (p.coordinators == 1 && p.workers == 1) {
+        plots.push_back(absl::StrCat("[1:4] ", p.steps_per_s, "*x with lines dt 2 lc rgb 'gray' title '", r.broker,
+                                     ", linear'"));
+      }
+    }
+  }
+  gp << "plot ";
+  for (size_t i = 0; i < plots.size(); ++i) gp << (i ? ", \\\n     " : "") << plots[i];
+  gp << "\n";
+  gp.close();
+  auto pid = Spawn({"/usr/bin/gnuplot", script}, SpawnOptions::LogTo(work_dir + "/gnuplot.log"));
+  if (!pid.ok()) return pid.status();
+  auto code = WaitExit(*pid, absl::Seconds(60));
+  if (!code.ok()) return code.status();
+  if (*code != 0) return absl::InternalError(absl::StrCat("gnuplot exited ", *code, " (", work_dir, "/gnuplot.log)"));
+  return absl::OkStatus();
+}
+
+}  // namespace agentfleet

@@ -1,0 +1,497 @@
+#include "bench/suite.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "cli/local_fleet.h"
+#include "cli/run_summary.h"
+#include "codec/codec.h"
+#include "codec/trace.h"
+#include "common/signals.h"
+#include "common/status_macros.h"
+#include "common/subprocess.h"
+#include "config/config.h"
+#include "google/protobuf/util/time_util.h"
+#include "kafka/kafka.h"
+#include "kafka/mock_cluster.h"
+#include "kafka/topics.h"
+
+namespace agentfleet {
+
+Percentiles PercentilesOf(std::vector<double> values) {
+  Percentiles p;
+  p.n = values.size();
+  if (values.empty()) return p;
+  std::sort(values.begin(), values.end());
+  auto at = [&](double q) {
+    size_t i = static_cast<size_t>(std::ceil(q * values.size()));
+    return values[std::clamp<size_t>(i, 1, values.size()) - 1];
+  };
+  p.p50 = at(0.50);
+  p.p99 = at(0.99);
+  return p;
+}
+
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+void Say(const std::string& line) { std::cerr << "agentfleet bench: " << line << "\n" << std::flush; }
+
+// Share of all cores busy between two reads of /proc/stat.
+struct CpuTimes {
+  double busy = 0, total = 0;
+};
+CpuTimes ReadCpuTimes() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;
+  CpuTimes t;
+  double v;
+  for (int i = 0; i < 8 && in >> v; ++i) {
+    t.total += v;
+    if (i != 3 && i != 4) t.busy += v;  // idle, iowait
+  }
+  return t;
+}
+double BusyShare(const CpuTimes& a, const CpuTimes& b) {
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
+// The fleet config every run uses: simulated agents whose latency is all the
+// run varies, and workflows of each shape the suite needs.
+std::string BenchConfig(const std::string& prefix, const std::string& processing, const std::string& extra) {
+  std::string agent_schema = "output_schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}";
+  auto agent = [&](const std::string& name, const std::string& provider, const std::string& timeout) {
+    return absl::StrCat("  ", name, ": {provider: ", provider, ", models: {default: sim}, timeout: ", timeout,
+                        ", max_tokens: 256, ", agent_schema, "}\n");
+  };
+  auto chain = [](const std::string& agent, int n) {
+    std::string s = absl::StrCat("    steps:\n      - {id: s1, agent: ", agent, ", input: {text: $task.text}}\n");
+    for (int i = 2; i <= n; ++i) {
+      absl::StrAppend(&s, "      - {id: s", i, ", agent: ", agent, ", input: {prev: $steps.s", i - 1, "}}\n");
+    }
+    return s;
+  };
+  std::string fan = "    steps:\n      - {id: each, agent: AGENT, for_each: $task.items, input: {item: $item}}\n";
+  auto fan_of = [&](const std::string& agent) {
+    std::string s = fan;
+    s.replace(s.find("AGENT"), 5, agent);
+    return s;
+  };
+  return absl::StrCat(
+      "kafka:\n  topic_prefix: ", prefix,
+      "\n  partitions: 8\n  work_partitions: 8\n  replication_factor: 1\n"
+      "  properties: {bootstrap.servers: 127.0.0.1:9092}\n"
+      "providers:\n"
+      "  instant: {type: simulated, latency: {distribution: fixed, mean_ms: 0}}\n"
+      "  ms200: {type: simulated, latency: {distribution: fixed, mean_ms: 200}}\n"
+      "  s2: {type: simulated, latency: {distribution: fixed, mean_ms: 2000}}\n"
+      "  parked: {type: simulated, latency: {distribution: fixed, mean_ms: 7200000}}\n"
+      "pricing:\n  sim: {input_per_mtok: 1.0, output_per_mtok: 2.0}\n"
+      "agents:\n",
+      agent("echo", "instant", "30s"), agent("slow", "ms200", "30s"), agent("slow2s", "s2", "30s"),
+      agent("parked", "parked", "4h"),
+      "workflows:\n"
+      "  one:\n",
+      chain("echo", 1), "  chain4:\n", chain("echo", 4), "  slow_chain4:\n", chain("slow", 4),
+      "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
+      "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
+      "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing, "}\n",
+      "worker: {group_prefix: ", prefix, "workers}\n", extra);
+}
+
+struct RunSpec {
+  std::string name;
+  std::string processing = "at_least_once";
+  int coordinators = 1;
+  int workers = 1;
+  int max_in_flight = 256;
+  std::string extra_config;
+};
+
+// One fleet on the broker under test, with a client (a producer and a result
+// collector) that submits tasks and waits for their results.
+class BenchFleet {
+ public:
+  static absl::StatusOr<std::unique_ptr<BenchFleet>> Start(const BenchOptions& options, const RunSpec& spec);
+  ~BenchFleet() { fleet_.Stop(); }
+
+  // Submits `tasks` as fast as the producer takes them and waits for every
+  // result. Sets the wall time from the first submission to the last result.
+  absl::StatusOr<std::vector<v1::TaskResult>> Run(std::vector<v1::TaskSubmission> tasks, absl::Duration timeout,
+                                                  double* seconds = nullptr);
+  // Submits without waiting.
+  absl::Status Submit(std::vector<v1::TaskSubmission> tasks);
+
+  pid_t coordinator() const { return fleet_.pids()[first_service_]; }
+  std::vector<pid_t> workers() const {
+    return {fleet_.pids().begin() + first_service_ + spec_.coordinators, fleet_.pids().end()};
+  }
+  std::vector<pid_t> coordinators() const {
+    return {fleet_.pids().begin() + first_service_, fleet_.pids().begin() + first_service_ + spec_.coordinators};
+  }
+  const FleetConfig& config() const { return config_; }
+  std::string NewId() { return absl::StrCat(spec_.name, "-", next_id_++); }
+
+ private:
+  BenchFleet(std::string dir, std::string config_path, RunSpec spec)
+      : spec_(std::move(spec)), fleet_(std::move(dir), std::move(config_path)) {}
+
+  RunSpec spec_;
+  FleetConfig config_;
+  std::unique_ptr<MockCluster> dev_broker_;
+  LocalFleet fleet_;
+  size_t first_service_ = 0;
+  std::unique_ptr<Producer> producer_;
+  std::unique_ptr<ResultCollector> collector_;
+  int64_t next_id_ = 0;
+};
+
+absl::StatusOr<std::unique_ptr<BenchFleet>> BenchFleet::Start(const BenchOptions& options, const RunSpec& spec) {
+  std::string dir = options.work_dir + "/" + spec.name;
+  std::filesystem::create_directories(dir);
+  std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", spec.name, ".");
+  std::string path = dir + "/fleet.yaml";
+  std::ofstream(path) << BenchConfig(prefix, spec.processing, spec.extra_config);
+  ASSIGN_OR_RETURN(FleetConfig config, LoadConfigFile(path));
+  std::unique_ptr<BenchFleet> f(new BenchFleet(dir, path, spec));
+  if (options.bootstrap.empty()) {
+    ASSIGN_OR_RETURN(f->dev_broker_, MockCluster::Start(1, FleetTopics(config)));
+    config.kafka.properties["bootstrap.servers"] = f->dev_broker_->bootstrap();
+    ApplyDevBrokerSettings(&config.kafka);
+    f->fleet_.UseBroker(f->dev_broker_->bootstrap(), true);
+  } else {
+    config.kafka.properties["bootstrap.servers"] = options.bootstrap;
+    RETURN_IF_ERROR(CreateTopics(ProducerProperties(config.kafka), FleetTopics(config), absl::Seconds(60)));
+    f->fleet_.UseBroker(options.bootstrap, false);
+  }
+  f->config_ = std::move(config);
+  for (int i = 1; i <= spec.coordinators; ++i) {
+    RETURN_IF_ERROR(f->fleet_.StartCoordinator(absl::StrCat("c", i)).status());
+  }
+  for (int i = 1; i <= spec.workers; ++i) {
+    RETURN_IF_ERROR(
+        f->fleet_.StartWorker(absl::StrCat("w", i), {"--max_in_flight", absl::StrCat(spec.max_in_flight)}).status());
+  }
+  RETURN_IF_ERROR(f->fleet_.WaitAllLogged("partitions assigned", absl::Seconds(90)));
+  ASSIGN_OR_RETURN(f->producer_, NewProducer(ProducerProperties(f->config_.kafka)));
+  Topics topics(f->config_.kafka.topic_prefix);
+  RETURN_IF_ERROR(f->producer_->Warm(topics.tasks, absl::Seconds(30)));
+  ASSIGN_OR_RETURN(f->collector_, ResultCollector::Start(f->config_, f->producer_.get()));
+  // Warm up: tasks through every partition, so every process has done real work.
+  std::vector<v1::TaskSubmission> warm;
+  for (int i = 0; i < 64; ++i) {
+    v1::TaskSubmission t;
+    t.set_task_id(f->NewId());
+    t.set_workflow("one");
+    (*t.mutable_input()->mutable_fields())["text"].set_string_value("warm");
+    warm.push_back(std::move(t));
+  }
+  auto done = f->Run(std::move(warm), absl::Seconds(120));
+  if (!done.ok()) return absl::Status(done.status().code(), absl::StrCat("warm-up: ", done.status().message()));
+  if (!f->fleet_.AllRunning()) return absl::InternalError("a fleet process exited (logs in " + dir + ")");
+  return f;
+}
+
+absl::Status BenchFleet::Submit(std::vector<v1::TaskSubmission> tasks) {
+  Topics topics(config_.kafka.topic_prefix);
+  for (auto& t : tasks) {
+    absl::Time now = absl::Now();
+    *t.mutable_submitted_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+    collector_->Expect(t.task_id(), now);
+    Encoded e = Encode(t, NewTraceparent());
+    RETURN_IF_ERROR(producer_->Produce({topics.tasks, t.task_id(), std::move(e.payload), std::move(e.headers)}));
+    collector_->Poll(absl::ZeroDuration());
+  }
+  return producer_->Flush(absl::Seconds(60));
+}
+
+absl::StatusOr<std::vector<v1::TaskResult>> BenchFleet::Run(std::vector<v1::TaskSubmission> tasks,
+                                                            absl::Duration timeout, double* seconds) {
+  size_t before = collector_->results().size();
+  size_t want = tasks.size();
+  absl::Time start = absl::Now();
+  RETURN_IF_ERROR(Submit(std::move(tasks)));
+  absl::Time deadline = start + timeout;
+  while (collector_->results().size() < before + want && absl::Now() < deadline && !ShutdownRequested()) {
+    collector_->Poll(absl::Milliseconds(2));
+  }
+  if (seconds) *seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  size_t got = collector_->results().size() - before;
+  if (got < want) {
+    return absl::DeadlineExceededError(absl::StrCat(got, " of ", want, " results within ", absl::FormatDuration(timeout),
+                                                    " (logs in ", fleet_.dir(), ")"));
+  }
+  return std::vector<v1::TaskResult>(collector_->results().begin() + before, collector_->results().end());
+}
+
+v1::TaskSubmission Task(BenchFleet& f, const std::string& workflow, int fan_out = 0, const std::string& tenant = "") {
+  v1::TaskSubmission t;
+  t.set_task_id(f.NewId());
+  t.set_workflow(workflow);
+  t.set_tenant(tenant);
+  auto& fields = *t.mutable_input()->mutable_fields();
+  fields["text"].set_string_value(t.task_id());
+  if (fan_out > 0) {
+    auto* items = fields["items"].mutable_list_value();
+    for (int i = 0; i < fan_out; ++i) items->add_values()->set_string_value(absl::StrCat(t.task_id(), "/", i));
+  }
+  return t;
+}
+
+double Ms(const google::protobuf::Timestamp& from, const google::protobuf::Timestamp& to) {
+  return TimeUtil::DurationToNanoseconds(to - from) / 1e6;
+}
+
+int64_t Rss(pid_t pid) {
+  auto s = ReadProcessStats(pid);
+  return s.ok() ? s->rss_bytes : 0;
+}
+double Cpu(const std::vector<pid_t>& pids) {
+  double sum = 0;
+  for (pid_t p : pids) {
+    auto s = ReadProcessStats(p);
+    if (s.ok()) sum += s->cpu_seconds;
+  }
+  return sum;
+}
+
+// Sequential one-at-a-time tasks: the coordinator's accepted → finished
+// (the steps alone) and the client's submit → result.
+absl::Status MeasureLatency(BenchFleet& f, const std::string& workflow, int fan_out, int samples,
+                            Percentiles* steps, Percentiles* task) {
+  std::vector<double> inner, outer;
+  for (int i = 0; i < samples; ++i) {
+    auto r = f.Run({Task(f, workflow, fan_out)}, absl::Seconds(60));
+    if (!r.ok()) return r.status();
+    const v1::TaskResult& res = r->front();
+    if (res.status() != v1::TASK_STATUS_COMPLETED) return absl::InternalError("task " + res.task_id() + " did not complete");
+    inner.push_back(Ms(res.accepted_at(), res.finished_at()));
+    outer.push_back(absl::ToDoubleMilliseconds(absl::Now() - absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(res.submitted_at()))));
+  }
+  *steps = PercentilesOf(inner);
+  if (task) *task = PercentilesOf(outer);
+  return absl::OkStatus();
+}
+
+int64_t CountSteps(const std::vector<v1::TaskResult>& results) {
+  int64_t n = 0;
+  for (const auto& r : results) n += r.steps_size();
+  return n;
+}
+
+// Submits `count` tasks at once; steps per second from the first submission to the last result.
+absl::StatusOr<BrokerResults::Throughput> MeasureThroughput(BenchFleet& f, const std::string& workflow, int count,
+                                                            int tenants = 0) {
+  std::vector<v1::TaskSubmission> tasks;
+  for (int i = 0; i < count; ++i) {
+    tasks.push_back(Task(f, workflow, 0, tenants > 0 ? absl::StrCat("tenant-", i % tenants) : ""));
+  }
+  BrokerResults::Throughput t;
+  double c0 = Cpu({f.coordinator()}), w0 = Cpu(f.workers());
+  CpuTimes m0 = ReadCpuTimes();
+  ASSIGN_OR_RETURN(auto results, f.Run(std::move(tasks), absl::Minutes(10), &t.seconds));
+  t.machine_busy = BusyShare(m0, ReadCpuTimes());
+  t.coordinator_cpu_s = Cpu({f.coordinator()}) - c0;
+  t.workers_cpu_s = Cpu(f.workers()) - w0;
+  for (const auto& r : results) {
+    if (r.status() != v1::TASK_STATUS_COMPLETED) return absl::InternalError("task " + r.task_id() + " did not complete");
+  }
+  t.tasks = count;
+  t.steps = CountSteps(results);
+  t.steps_per_s = t.steps / t.seconds;
+  return t;
+}
+
+// Submits tasks that park (their agent answers in two hours) and waits until
+// every one is dispatched (its work items are on the work topic): they are
+// all in flight in the coordinator.
+absl::Status Park(BenchFleet& f, const std::string& workflow, int count, int fan_out) {
+  Topics topics(f.config().kafka.topic_prefix);
+  auto marks0 = QueryWatermarks(ConsumerProperties(f.config().kafka, "bench"), topics.Work("parked"), absl::Seconds(30));
+  if (!marks0.ok()) return marks0.status();
+  int64_t base = 0;
+  for (const auto& m : *marks0) base += m.high;
+  std::vector<v1::TaskSubmission> tasks;
+  for (int i = 0; i < count; ++i) tasks.push_back(Task(f, workflow, fan_out));
+  RETURN_IF_ERROR(f.Submit(std::move(tasks)));
+  int64_t want = base + static_cast<int64_t>(count) * std::max(fan_out, 1);
+  for (absl::Time until = absl::Now() + absl::Minutes(10); absl::Now() < until;) {
+    auto marks = QueryWatermarks(ConsumerProperties(f.config().kafka, "bench"), topics.Work("parked"), absl::Seconds(30));
+    if (!marks.ok()) return marks.status();
+    int64_t n = 0;
+    for (const auto& m : *marks) n += m.high;
+    // exactly_once would count transaction markers too; the suite parks in at_least_once.
+    if (n >= want) {
+      absl::SleepFor(absl::Seconds(2));  // the state snapshots behind the last dispatch
+      return absl::OkStatus();
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("parking ", count, " tasks: not all dispatched within 10 min"));
+}
+
+struct Counts {
+  int round_trips, raw_messages, latency_samples, throughput_tasks, in_flight_tasks, worker_calls, scale_tasks_per_worker,
+      width_samples, width_in_flight, tenant_tasks;
+};
+
+}  // namespace
+
+absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
+  const Counts n = o.quick ? Counts{20, 2000, 5, 200, 2000, 400, 50, 3, 100, 200}
+                           : Counts{1000, 100000, 300, 25000, 100000, 20000, 1000, 100, 1000, 10000};
+  BrokerResults out;
+  out.broker = o.broker_name;
+  std::string tag = o.bootstrap.empty() ? "dev" : "kafka";
+  auto spec = [&](std::string name) {
+    RunSpec s;
+    s.name = tag + "-" + name;
+    return s;
+  };
+
+  // 1. The raw limit, on the topics of a fleet config (two work topics), with its client settings.
+  {
+    Say("raw librdkafka round trip and pipelined rate");
+    RunSpec s = spec("raw");
+    s.workers = 0;
+    s.coordinators = 0;
+    std::string dir = o.work_dir + "/" + s.name;
+    std::filesystem::create_directories(dir);
+    std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", s.name, ".");
+    ASSIGN_OR_RETURN(FleetConfig config, LoadConfigString(BenchConfig(prefix, "at_least_once", ""), dir + "/fleet.yaml"));
+    std::unique_ptr<MockCluster> dev;
+    if (o.bootstrap.empty()) {
+      ASSIGN_OR_RETURN(dev, MockCluster::Start(1, FleetTopics(config)));
+      config.kafka.properties["bootstrap.servers"] = dev->bootstrap();
+      ApplyDevBrokerSettings(&config.kafka);
+    } else {
+      config.kafka.properties["bootstrap.servers"] = o.bootstrap;
+      RETURN_IF_ERROR(CreateTopics(ProducerProperties(config.kafka), FleetTopics(config), absl::Seconds(60)));
+    }
+    Topics topics(prefix);
+    RawKafkaOptions r;
+    r.producer = ProducerProperties(config.kafka);
+    r.consumer = ConsumerProperties(config.kafka, "unused");
+    r.ping_topic = topics.Work("echo");
+    r.pong_topic = topics.Work("slow");
+    r.round_trips = n.round_trips;
+    r.messages = n.raw_messages;
+    ASSIGN_OR_RETURN(out.raw, MeasureRawKafka(r));
+    out.raw_round_trip = PercentilesOf(out.raw.round_trip_ms);
+    Say(absl::StrCat("raw: round trip p50 ", out.raw_round_trip.p50, " ms, p99 ", out.raw_round_trip.p99, " ms; ",
+                     static_cast<int64_t>(out.raw.messages_per_s), " msg/s pipelined"));
+  }
+
+  // 2 and 3. Step overhead (one task at a time) and throughput, per processing mode.
+  for (std::string mode : {"at_least_once", "exactly_once"}) {
+    RunSpec s = spec(mode == "at_least_once" ? "alo" : "eos");
+    s.processing = mode;
+    s.workers = 2;
+    Say("step latency and throughput, " + mode + ": 1 coordinator, 2 workers, 0 ms agents");
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    BrokerResults::Step step;
+    step.mode = mode;
+    RETURN_IF_ERROR(MeasureLatency(*f, "one", 0, n.latency_samples, &step.step, &step.task));
+    out.steps.push_back(step);
+    ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, "chain4", n.throughput_tasks));
+    t.mode = mode;
+    out.throughput.push_back(t);
+    Say(absl::StrCat(mode, ": step p50 ", step.step.p50, " ms, p99 ", step.step.p99, " ms; ",
+                     static_cast<int64_t>(t.steps_per_s), " steps/s"));
+  }
+
+  // 4a. Tasks in flight in one coordinator: RSS before and with them all parked.
+  {
+    RunSpec s = spec("inflight");
+    s.max_in_flight = 1000;
+    Say(absl::StrCat(n.in_flight_tasks, " tasks in flight in one coordinator"));
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    out.in_flight.tasks = n.in_flight_tasks;
+    out.in_flight.rss_before = Rss(f->coordinator());
+    RETURN_IF_ERROR(Park(*f, "parked_one", n.in_flight_tasks, 0));
+    out.in_flight.rss_loaded = Rss(f->coordinator());
+    out.in_flight.bytes_per_task =
+        static_cast<double>(out.in_flight.rss_loaded - out.in_flight.rss_before) / n.in_flight_tasks;
+    Say(absl::StrCat("coordinator RSS ", out.in_flight.rss_before >> 20, " MiB idle, ", out.in_flight.rss_loaded >> 20,
+                     " MiB with ", n.in_flight_tasks, " tasks in flight"));
+  }
+
+  // 4b. One worker holding 2,000 calls of 2 s each.
+  {
+    RunSpec s = spec("worker");
+    s.max_in_flight = 2000;
+    Say(absl::StrCat("one worker, ", n.worker_calls, " calls of 2 s, 2000 in flight"));
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    pid_t w = f->workers().front();
+    double cpu0 = Cpu({w});
+    std::vector<v1::TaskSubmission> tasks;
+    for (int i = 0; i < n.worker_calls; ++i) tasks.push_back(Task(*f, "slow2s_one"));
+    double seconds = 0;
+    RETURN_IF_ERROR(f->Run(std::move(tasks), absl::Minutes(10), &seconds).status());
+    auto stats = ReadProcessStats(w);
+    if (!stats.ok()) return stats.status();
+    out.worker.calls = n.worker_calls;
+    out.worker.max_in_flight = 2000;
+    out.worker.agent_latency_s = 2;
+    out.worker.peak_rss = stats->peak_rss_bytes;
+    out.worker.cpu_ms_per_call = (stats->cpu_seconds - cpu0) * 1000 / n.worker_calls;
+    out.worker.calls_per_s = n.worker_calls / seconds;
+  }
+
+  // 5. Scale-out: 200 ms agents, 1/2/4 workers × 1/2 coordinators.
+  for (int coordinators : {1, 2}) {
+    for (int workers : {1, 2, 4}) {
+      RunSpec s = spec(absl::StrCat("scale-c", coordinators, "w", workers));
+      s.coordinators = coordinators;
+      s.workers = workers;
+      s.max_in_flight = 256;
+      Say(absl::StrCat("scale-out: ", coordinators, " coordinators, ", workers, " workers, 200 ms agents"));
+      ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+      ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, "slow_chain4", n.scale_tasks_per_worker * workers));
+      out.scale.push_back({coordinators, workers, t.steps_per_s, t.machine_busy});
+      Say(absl::StrCat("  ", static_cast<int64_t>(t.steps_per_s), " steps/s, machine ",
+                       static_cast<int>(t.machine_busy * 100), "% busy"));
+    }
+  }
+
+  // 6a. Width: one fan-out step of 1, 10, 100 instances — latency, and memory per parked task.
+  for (int width : {1, 10, 100}) {
+    RunSpec s = spec(absl::StrCat("fan", width));
+    s.workers = 1;
+    s.max_in_flight = 1000;
+    Say(absl::StrCat("fan-out ", width));
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    BrokerResults::Width w;
+    w.fan_out = width;
+    RETURN_IF_ERROR(MeasureLatency(*f, "fan", width, n.width_samples, &w.task, nullptr));
+    int64_t before = Rss(f->coordinator());
+    w.in_flight_tasks = std::max(1, n.width_in_flight / width);
+    RETURN_IF_ERROR(Park(*f, "parked_fan", w.in_flight_tasks, width));
+    w.bytes_per_task = static_cast<double>(Rss(f->coordinator()) - before) / w.in_flight_tasks;
+    out.widths.push_back(w);
+  }
+
+  // 6b. Tenants with budgets: each one a ledger per partition.
+  for (int tenants : {1, 100, 10000}) {
+    RunSpec s = spec(absl::StrCat("tenants", tenants));
+    s.workers = 2;
+    s.extra_config = "tenants:\n  \"*\": {max_cost_usd: 1000000, period: day}\n";
+    Say(absl::StrCat(tenants, " tenants with budgets"));
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, "chain4", n.tenant_tasks, tenants));
+    out.tenants.push_back({tenants, t.steps_per_s, Rss(f->coordinator())});
+  }
+  return out;
+}
+
+}  // namespace agentfleet

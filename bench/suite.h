@@ -1,0 +1,88 @@
+// The end-to-end benchmark suite behind `agentfleet bench`: on one broker,
+// the raw librdkafka limit first, then the fleet (real coordinator and worker
+// processes, simulated agents) — step overhead, throughput, memory per task in
+// flight, a worker holding thousands of calls, the scale-out curve, and how
+// latency and memory grow with workflow width and tenants.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "bench/raw_kafka.h"
+
+namespace agentfleet {
+
+struct BenchOptions {
+  std::string broker_name;  // as the report names it
+  std::string bootstrap;    // a running broker; empty: the development broker, hosted in this process
+  bool quick = false;       // small counts: checks the suite works, measures nothing worth quoting
+  std::string work_dir;     // fleet configs and process logs
+};
+
+struct Percentiles {
+  double p50 = 0, p99 = 0;
+  size_t n = 0;
+};
+Percentiles PercentilesOf(std::vector<double> values);
+
+struct BrokerResults {
+  std::string broker;
+  RawKafkaResult raw;
+  Percentiles raw_round_trip;
+
+  struct Step {
+    std::string mode;    // at_least_once, exactly_once
+    Percentiles step;    // one step: dispatch → worker → result → state (coordinator's clock)
+    Percentiles task;    // the client's submit → result of the same one-step task
+  };
+  std::vector<Step> steps;
+
+  struct Throughput {
+    std::string mode;
+    int64_t tasks = 0, steps = 0;
+    double seconds = 0, steps_per_s = 0;
+    double coordinator_cpu_s = 0, workers_cpu_s = 0, machine_busy = 0;  // busy: share of all cores
+  };
+  std::vector<Throughput> throughput;
+
+  struct InFlight {
+    int64_t tasks = 0;
+    int64_t rss_before = 0, rss_loaded = 0;
+    double bytes_per_task = 0;
+  } in_flight;
+
+  struct WorkerLoad {
+    int64_t calls = 0, max_in_flight = 0;
+    double agent_latency_s = 0;
+    int64_t peak_rss = 0;
+    double cpu_ms_per_call = 0;
+    double calls_per_s = 0;
+  } worker;
+
+  struct ScalePoint {
+    int coordinators = 0, workers = 0;
+    double steps_per_s = 0, machine_busy = 0;
+  };
+  std::vector<ScalePoint> scale;
+
+  struct Width {
+    int fan_out = 0;
+    Percentiles task;  // accepted → finished of a task that is one fan-out step
+    int64_t in_flight_tasks = 0;
+    double bytes_per_task = 0;
+  };
+  std::vector<Width> widths;
+
+  struct Tenants {
+    int tenants = 0;
+    double steps_per_s = 0;
+    int64_t coordinator_rss = 0;
+  };
+  std::vector<Tenants> tenants;
+};
+
+// Runs the whole suite on one broker; progress lines go to stderr.
+absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& options);
+
+}  // namespace agentfleet
