@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/report.h"
 #include "bench/suite.h"
@@ -42,6 +43,7 @@ int RunBench(const BenchCommandOptions& options) {
     o.broker_name = name;
     o.bootstrap = bootstrap;
     o.quick = options.quick;
+    for (absl::string_view part : absl::StrSplit(options.only, ',', absl::SkipEmpty())) o.only.insert(std::string(part));
     o.work_dir = dir;
     std::cerr << "agentfleet bench: === " << name << " ===\n";
     auto r = RunBenchSuite(o);
@@ -58,8 +60,9 @@ int RunBench(const BenchCommandOptions& options) {
   c.machine = Machine();
   c.command = options.command;
   c.quick = options.quick;
-  absl::Status plotted = PlotScaleOut(results, std::filesystem::absolute(plot).string(), dir);
-  if (plotted.ok()) {
+  bool scaled = !results.front().scale.empty();
+  absl::Status plotted = scaled ? PlotScaleOut(results, std::filesystem::absolute(plot).string(), dir) : absl::OkStatus();
+  if (plotted.ok() && scaled) {
     c.plot_file = std::filesystem::relative(std::filesystem::absolute(plot),
                                             std::filesystem::absolute(out).parent_path()).string();
   } else {
@@ -72,7 +75,7 @@ int RunBench(const BenchCommandOptions& options) {
     std::cerr << "agentfleet bench: " << written.message() << "\n";
     return 1;
   }
-  std::cerr << "agentfleet bench: wrote " << options.output << (plotted.ok() ? " and " + plot : "") << "\n";
+  std::cerr << "agentfleet bench: wrote " << options.output << (plotted.ok() && scaled ? " and " + plot : "") << "\n";
   std::filesystem::remove_all(dir);
   return plotted.ok() ? 0 : 1;
 }

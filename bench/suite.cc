@@ -66,8 +66,8 @@ double BusyShare(const CpuTimes& a, const CpuTimes& b) {
   return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
 }
 
-// The fleet config every run uses: simulated agents whose latency is all the
-// run varies, and workflows of each shape the suite needs.
+}  // namespace
+
 std::string BenchConfig(const std::string& prefix, const std::string& processing, const std::string& extra) {
   std::string agent_schema = "output_schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}";
   auto agent = [&](const std::string& name, const std::string& provider, const std::string& timeout) {
@@ -108,6 +108,8 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing, "}\n",
       "worker: {group_prefix: ", prefix, "workers}\n", extra);
 }
+
+namespace {
 
 struct RunSpec {
   std::string name;
@@ -394,6 +396,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
 
   // 2 and 3. Step overhead (one task at a time) and throughput, per processing mode.
   for (std::string mode : {"at_least_once", "exactly_once"}) {
+    if (!o.Runs("modes")) break;
     RunSpec s = spec(mode == "at_least_once" ? "alo" : "eos");
     s.processing = mode;
     s.workers = 2;
@@ -411,7 +414,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
   }
 
   // 4a. Tasks in flight in one coordinator: RSS before and with them all parked.
-  {
+  if (o.Runs("inflight")) {
     RunSpec s = spec("inflight");
     s.max_in_flight = 1000;
     Say(absl::StrCat(n.in_flight_tasks, " tasks in flight in one coordinator"));
@@ -427,7 +430,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
   }
 
   // 4b. One worker holding 2,000 calls of 2 s each.
-  {
+  if (o.Runs("worker")) {
     RunSpec s = spec("worker");
     s.max_in_flight = 2000;
     Say(absl::StrCat("one worker, ", n.worker_calls, " calls of 2 s, 2000 in flight"));
@@ -450,6 +453,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
 
   // 5. Scale-out: 200 ms agents, 1/2/4 workers × 1/2 coordinators.
   for (int coordinators : {1, 2}) {
+    if (!o.Runs("scale")) break;
     for (int workers : {1, 2, 4}) {
       RunSpec s = spec(absl::StrCat("scale-c", coordinators, "w", workers));
       s.coordinators = coordinators;
@@ -466,6 +470,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
 
   // 6a. Width: one fan-out step of 1, 10, 100 instances — latency, and memory per parked task.
   for (int width : {1, 10, 100}) {
+    if (!o.Runs("growth")) break;
     RunSpec s = spec(absl::StrCat("fan", width));
     s.workers = 1;
     s.max_in_flight = 1000;
@@ -483,6 +488,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
 
   // 6b. Tenants with budgets: each one a ledger per partition.
   for (int tenants : {1, 100, 10000}) {
+    if (!o.Runs("growth")) break;
     RunSpec s = spec(absl::StrCat("tenants", tenants));
     s.workers = 2;
     s.extra_config = "tenants:\n  \"*\": {max_cost_usd: 1000000, period: day}\n";

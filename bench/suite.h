@@ -5,6 +5,7 @@
 // latency and memory grow with workflow width and tenants.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ struct BenchOptions {
   std::string bootstrap;    // a running broker; empty: the development broker, hosted in this process
   bool quick = false;       // small counts: checks the suite works, measures nothing worth quoting
   std::string work_dir;     // fleet configs and process logs
+  // Parts to run besides the raw baseline (empty: all): modes (step latency
+  // and throughput), inflight, worker, scale, growth.
+  std::set<std::string> only;
+  bool Runs(const std::string& part) const { return only.empty() || only.count(part) > 0; }
 };
 
 struct Percentiles {
@@ -81,6 +86,11 @@ struct BrokerResults {
   };
   std::vector<Tenants> tenants;
 };
+
+// The fleet config every run uses: simulated agents (echo: 0 ms, slow:
+// 200 ms, slow2s: 2 s, parked: 2 h) and workflows one, chain4, slow_chain4,
+// slow2s_one, parked_one, fan and parked_fan (one step over $task.items).
+std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra);
 
 // Runs the whole suite on one broker; progress lines go to stderr.
 absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& options);

