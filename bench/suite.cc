@@ -90,7 +90,7 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
   return absl::StrCat(
       "kafka:\n  topic_prefix: ", prefix,
       "\n  partitions: 8\n  work_partitions: 8\n  replication_factor: 1\n"
-      "  properties: {bootstrap.servers: 127.0.0.1:9092}\n"
+      "  properties: {bootstrap.servers: 127.0.0.1:9092}\n" + std::string(getenv("XP") ? std::string(getenv("XP")) + "\n" : "") +
       "providers:\n"
       "  instant: {type: simulated, latency: {distribution: fixed, mean_ms: 0}}\n"
       "  ms200: {type: simulated, latency: {distribution: fixed, mean_ms: 200}}\n"
@@ -298,6 +298,7 @@ absl::StatusOr<BrokerResults::Throughput> MeasureThroughput(BenchFleet& f, const
   for (int i = 0; i < count; ++i) {
     tasks.push_back(Task(f, workflow, 0, tenants > 0 ? absl::StrCat("tenant-", i % tenants) : ""));
   }
+  Say(absl::StrCat("  submitting ", count, " ", workflow, " tasks at once"));
   BrokerResults::Throughput t;
   double c0 = Cpu({f.coordinator()}), w0 = Cpu(f.workers());
   CpuTimes m0 = ReadCpuTimes();

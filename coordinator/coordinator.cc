@@ -137,7 +137,12 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
   if (in_transaction_) {
     wait = std::min(wait, NonNegative(transaction_started_ + config_->coordinator.commit_interval - now));
   }
-  std::vector<Message> batch = consumer_->Poll(wait, options_.max_batch);
+  // The batch, outbox and state changes reuse their arrays from batch to
+  // batch: freeing arrays of thousands of elements made glibc consolidate its
+  // free lists on every batch, a third of this thread's time under load.
+  std::vector<Message>& batch = batch_buffer_;
+  batch.clear();
+  consumer_->PollInto(wait, options_.max_batch, &batch);
   if (!failure_.ok()) return failure_;  // a rebalance callback could not commit
   FollowSharedState(absl::ZeroDuration());
   consumed_ += batch.size();
@@ -150,7 +155,8 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
     } else {
       batch_ = committer_.Begin();
     }
-    Outbox out;
+    Outbox& out = outbox_;
+    out.clear();
     BatchCommitter::Offsets offsets;
     for (const Message& m : batch) {
       if (m.topic == topics_.tasks) {
@@ -353,7 +359,8 @@ absl::Status Coordinator::Publish(const Outbox& out) {
          {"trace_id", TraceId(r.traceparent)},
          {"status", v1::TaskStatus_Name(r.result.status())}});
   }
-  std::vector<StateChange> changes;
+  std::vector<StateChange>& changes = changes_buffer_;
+  changes.clear();
   engine_.TakeStateChanges(&changes);
   for (auto& change : changes) {
     OutboundMessage m{topics_.state, change.task_id, "", {}, change.partition};

@@ -131,6 +131,10 @@ class Coordinator : public RebalanceListener {
   CoordinatorMetrics* metrics_ = nullptr;
   OtlpExporter* tracer_ = nullptr;
   Span TaskSpan(const Outbox::Result& r);
+  // Reused from batch to batch (RunOnce, Publish).
+  std::vector<Message> batch_buffer_;
+  Outbox outbox_;
+  std::vector<StateChange> changes_buffer_;
   int64_t consumed_ = 0;
   absl::Time next_progress_log_ = absl::InfinitePast();
 };

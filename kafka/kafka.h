@@ -101,9 +101,16 @@ class Consumer {
   virtual absl::Status Subscribe(const std::vector<std::string>& topics) = 0;
   // Reads these partitions from the given offsets, without a group.
   virtual absl::Status Assign(const std::vector<TopicPartition>& partitions) = 0;
-  // Waits up to `timeout` for the first message, then takes what is already
-  // fetched, up to `max_messages`. Transient errors are logged, not returned.
-  virtual std::vector<Message> Poll(absl::Duration timeout, size_t max_messages) = 0;
+  // Waits up to `timeout` for the first message, then appends what is
+  // already fetched to `out`, up to `max_messages`. Transient errors are
+  // logged, not returned. Hot loops keep one `out` and clear() it between
+  // calls, so a batch of thousands of messages allocates no new array.
+  virtual void PollInto(absl::Duration timeout, size_t max_messages, std::vector<Message>* out) = 0;
+  std::vector<Message> Poll(absl::Duration timeout, size_t max_messages) {
+    std::vector<Message> out;
+    PollInto(timeout, max_messages, &out);
+    return out;
+  }
   // Marks everything below `next_offset` processed; committed in the
   // background. Thread-safe. Fails for a partition no longer assigned.
   virtual absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;

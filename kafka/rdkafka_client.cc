@@ -292,25 +292,24 @@ class RdConsumer : public Consumer {
     return FromErr(code, "assign");
   }
 
-  std::vector<Message> Poll(absl::Duration timeout, size_t max_messages) override {
-    std::vector<Message> out;
+  void PollInto(absl::Duration timeout, size_t max_messages, std::vector<Message>* out) override {
     int wait_ms = Ms(timeout);
-    while (out.size() < max_messages) {
-      std::unique_ptr<RdKafka::Message> m(consumer_->consume(out.empty() ? wait_ms : 0));
+    for (size_t taken = 0; taken < max_messages;) {
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(taken == 0 ? wait_ms : 0));
       switch (m->err()) {
         case RdKafka::ERR_NO_ERROR:
-          out.push_back(FromRdMessage(*m));
+          out->push_back(FromRdMessage(*m));
+          ++taken;
           break;
         case RdKafka::ERR__TIMED_OUT:
-          return out;
+          return;
         case RdKafka::ERR__PARTITION_EOF:
           break;
         default:
           Log(LogLevel::kWarning, kComponent, "consume error", {{"error", m->errstr()}});
-          return out;
+          return;
       }
     }
-    return out;
   }
 
   absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next_offset) override {

@@ -115,7 +115,7 @@ class RecordingConsumer : public Consumer {
  public:
   absl::Status Subscribe(const std::vector<std::string>&) override { return absl::OkStatus(); }
   absl::Status Assign(const std::vector<TopicPartition>&) override { return absl::OkStatus(); }
-  std::vector<Message> Poll(absl::Duration, size_t) override { return {}; }
+  void PollInto(absl::Duration, size_t, std::vector<Message>*) override {}
   absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next) override {
     stored[{topic, partition}] = next;
     return absl::OkStatus();
