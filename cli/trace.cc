@@ -138,6 +138,9 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
       a.model = r.model();
       if (!r.worker().empty()) a.worker = r.worker();
       a.latency_ms = r.latency_ms();
+      // A call that finished within worker.receipt_delay sent no receipt:
+      // it started its run time before its result.
+      if (!a.started) a.started = at - absl::Milliseconds(r.latency_ms());
       a.usage = r.usage();
       a.cost_usd = config.Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
       a.outcome = r.status() == v1::RESULT_STATUS_OK ? "ok" : r.error().code();

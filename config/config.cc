@@ -827,7 +827,7 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   }
   if (YAML::Node w = root["worker"];
       w && L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes", "heartbeat_interval",
-                               "shutdown_grace", "pools"})) {
+                               "shutdown_grace", "receipt_delay", "pools"})) {
     if (YAML::Node pools = w["pools"]) {
       if (!pools.IsSequence() || pools.size() == 0) {
         L.Error(pools, "worker.pools", "expected a non-empty list of worker pool names");
@@ -847,6 +847,7 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
     L.Number<size_t>(w, "max_payload_bytes", "worker", &cfg->worker.max_payload_bytes, 1024);
     L.Duration(w, "heartbeat_interval", "worker", &cfg->worker.heartbeat_interval);
     L.Duration(w, "shutdown_grace", "worker", &cfg->worker.shutdown_grace);
+    L.Duration(w, "receipt_delay", "worker", &cfg->worker.receipt_delay);
   }
   // A heartbeat timeout shorter than the interval would time out healthy work.
   for (const auto& [name, agent] : cfg->agents) {

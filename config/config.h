@@ -236,6 +236,9 @@ struct WorkerConfig {
   absl::Duration heartbeat_interval = absl::Seconds(5);
   // On SIGTERM, how long in-flight items may take to finish.
   absl::Duration shutdown_grace = absl::Seconds(30);
+  // A call still running this long after it started sends its receipt; one
+  // that finished sooner sends only its result (one event instead of two).
+  absl::Duration receipt_delay = absl::Milliseconds(100);
   // The worker pools (--pool) of the fleet: the coordinator exports each
   // pool's consumer-group lag on the work topics.
   std::vector<std::string> pools = {"default"};

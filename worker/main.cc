@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   options.worker_id = absl::GetFlag(FLAGS_id).empty() ? absl::StrCat(host, "-", getpid()) : absl::GetFlag(FLAGS_id);
   options.heartbeat_interval = config.worker.heartbeat_interval;
   options.shutdown_grace = config.worker.shutdown_grace;
+  options.receipt_delay = config.worker.receipt_delay;
   options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight) > 0 ? absl::GetFlag(FLAGS_max_in_flight)
                                                                   : config.worker.max_in_flight;
   if (absl::GetFlag(FLAGS_agents).empty()) {

@@ -85,6 +85,7 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
   absl::Time next_progress_log = absl::InfinitePast();
   while (!stop() && !delivery_failed_.load()) {
     Heartbeat();
+    SendDueReceipts();
     if (absl::Now() >= next_progress_log) {
       next_progress_log = absl::Now() + absl::Seconds(10);
       Log(LogLevel::kInfo, kComponent, "progress",
@@ -133,6 +134,7 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
   auto wait_for_results = [&](absl::Time until) {
     while (tracker_.in_flight() > 0 && absl::Now() < until && !delivery_failed_.load()) {
       Heartbeat();
+      SendDueReceipts();
       consumer_->Poll(absl::Milliseconds(20), 0);
     }
   };
@@ -200,10 +202,6 @@ void Worker::Handle(const Message& m) {
          {"queued_us", absl::StrCat(waited_us)},
          {"in_flight", absl::StrCat(tracker_.in_flight())}});
   }
-  Encoded receipt = Encode(MakeReceipt(*item, options_.worker_id), traceparent);
-  producer_->Produce({topics_.events, item->task_id(), std::move(receipt.payload), std::move(receipt.headers),
-                      EventPartition(*item)})
-      .IgnoreError();  // a lost receipt only delays the coordinator's view
   if (item->has_deadline() && TimeUtil::TimestampToNanoseconds(item->deadline()) < absl::ToUnixNanos(absl::Now())) {
     ++stats_.failed;
     Report(MakeFailure(*item, kTimeout, "the item's deadline passed before it started", true,
@@ -219,7 +217,14 @@ void Worker::Handle(const Message& m) {
     absl::MutexLock lock(&running_mu_);
     running_[key] = std::move(running);
   }
-  ModelProvider* provider = providers_.at(config_->FindAgent(item->agent())->provider);
+  // The receipt waits: a call done before it is due needs only its result.
+  const AgentConfig* agent = config_->FindAgent(item->agent());
+  absl::Duration receipt_delay = options_.receipt_delay;
+  if (agent->schedule_to_start_timeout > absl::ZeroDuration()) {
+    receipt_delay = std::min(receipt_delay, agent->schedule_to_start_timeout / 4);
+  }
+  pending_receipts_.push({absl::Now() + receipt_delay, key});
+  ModelProvider* provider = providers_.at(agent->provider);
   std::string parent = tp.value_or("");
   absl::Time started = absl::Now();
   provider->Call(std::move(*request), [this, item = *item, key, traceparent, parent, started, partition,
@@ -312,6 +317,26 @@ void Worker::Heartbeat() {
     ++stats_.heartbeats;
     producer_->Produce({topics_.events, event.task_id(), std::move(e.payload), std::move(e.headers), where.second})
         .IgnoreError();  // a lost heartbeat is covered by the next one
+  }
+}
+
+void Worker::SendDueReceipts() {
+  absl::Time now = absl::Now();
+  std::vector<std::pair<v1::WorkEvent, std::pair<std::string, int32_t>>> receipts;
+  {
+    absl::MutexLock lock(&running_mu_);
+    while (!pending_receipts_.empty() && pending_receipts_.top().due <= now) {
+      auto it = running_.find(pending_receipts_.top().key);
+      pending_receipts_.pop();
+      if (it == running_.end()) continue;  // finished: its result says it all
+      const Running& r = it->second;
+      receipts.push_back({MakeReceipt(r.item, options_.worker_id), {r.traceparent, EventPartition(r.item)}});
+    }
+  }
+  for (auto& [event, where] : receipts) {
+    Encoded e = Encode(event, where.first);
+    producer_->Produce({topics_.events, event.task_id(), std::move(e.payload), std::move(e.headers), where.second})
+        .IgnoreError();  // a lost receipt only delays the coordinator's view
   }
 }
 

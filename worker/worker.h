@@ -23,6 +23,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <queue>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +54,10 @@ struct WorkerOptions {
   absl::Duration pause_after = absl::Seconds(1);
   // Items running longer than this send a heartbeat this often.
   absl::Duration heartbeat_interval = absl::Seconds(5);
+  // A call still running this long after it started sends its receipt (at
+  // most a quarter of its agent's schedule_to_start_timeout); one that
+  // finished sooner sends only its result.
+  absl::Duration receipt_delay = absl::Milliseconds(100);
 };
 
 struct WorkerStats {
@@ -122,6 +127,8 @@ class Worker : public RebalanceListener {
               const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
   // Heartbeats every running item that has not sent one for an interval.
   void Heartbeat();
+  // Sends the receipts that are due, of items still running.
+  void SendDueReceipts();
   void MarkDone(const OffsetTracker::Partition& partition, int64_t offset, uint64_t generation);
   void SetPaused(bool paused);
   // Waits until fewer than `limit` items run, or `timeout`.
@@ -138,6 +145,13 @@ class Worker : public RebalanceListener {
   WorkerOptions options_;
   Topics topics_;
   OffsetTracker tracker_;
+  struct PendingReceipt {
+    absl::Time due;
+    std::string key;  // in running_
+    bool operator>(const PendingReceipt& o) const { return due > o.due; }
+  };
+  // Run() thread only.
+  std::priority_queue<PendingReceipt, std::vector<PendingReceipt>, std::greater<PendingReceipt>> pending_receipts_;
   WorkerStats stats_;
   bool paused_ = false;
   // A message consumed while full, handled when a slot frees.
