@@ -5,6 +5,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/flags/usage.h"
 #include "common/signals.h"
 #include "kafka/topics.h"
@@ -21,6 +22,10 @@ namespace agentfleet {
 
 FleetConfig StartService(int argc, char** argv, const char* usage, const std::string& default_http_address) {
   absl::SetProgramUsageMessage(usage);
+  // Debian's Abseil is built with absl::Mutex deadlock detection on, which
+  // records every lock in a graph: measurable on the hot paths (perf), no use
+  // in production. The tests keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetFlag(&FLAGS_http_address, default_http_address);  // the command line overrides it
   absl::ParseCommandLine(argc, argv);
   InstallShutdownHandlers();
