@@ -138,7 +138,7 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
        << Num(r.worker.cpu_ms_per_call, 3) << " ms | " << Num(r.worker.calls_per_s) << " |\n";
   }
 
-  md << "\n### Scale-out (200 ms agents, 256 calls in flight per worker)\n\n";
+  md << "\n### Scale-out (200 ms agents, up to 1,000 calls in flight per worker)\n\n";
   if (!c.plot_file.empty()) md << "![steps/s by worker processes](" << c.plot_file << ")\n\n";
   md << "| broker | coordinators | workers | steps/s | per worker | machine busy |\n|---|---|---|---|---|---|\n";
   for (const auto& r : results) {
@@ -147,7 +147,7 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
          << Num(p.steps_per_s / p.workers) << " | " << Num(100 * p.machine_busy) << "% |\n";
     }
   }
-  md << "\nOne worker holding 256 calls of 200 ms can do at most 1,280 steps/s.\n";
+  md << "\nOne worker holding 1,000 calls of 200 ms can do at most 5,000 steps/s.\n";
 
   md << "\n### Cost of growth\n\n";
   md << "| broker | fan-out | task latency p50 / p99 (accepted → finished) | tasks parked | coordinator bytes per task |\n";

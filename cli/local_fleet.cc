@@ -78,8 +78,8 @@ bool LocalFleet::AllRunning() const {
   return true;
 }
 
-void LocalFleet::Stop() {
-  for (auto it = started_.rbegin(); it != started_.rend(); ++it) agentfleet::Stop(*it, absl::Seconds(15));
+void LocalFleet::Stop(absl::Duration grace) {
+  for (auto it = started_.rbegin(); it != started_.rend(); ++it) agentfleet::Stop(*it, grace);
   started_.clear();
 }
 

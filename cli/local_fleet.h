@@ -45,7 +45,9 @@ class LocalFleet {
   const std::vector<pid_t>& pids() const { return started_; }
   bool AllRunning() const;
   const std::string& dir() const { return dir_; }
-  void Stop();
+  // SIGTERM to each (workers and coordinators first, the broker last), SIGKILL
+  // after `grace`.
+  void Stop(absl::Duration grace = absl::Seconds(15));
 
  private:
   absl::StatusOr<pid_t> Start(const std::string& binary, const std::string& log, std::vector<std::string> flags);
