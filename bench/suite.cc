@@ -93,7 +93,7 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
   return absl::StrCat(
       "kafka:\n  topic_prefix: ", prefix,
       "\n  partitions: 8\n  work_partitions: 8\n  replication_factor: 1\n"
-      "  properties: {bootstrap.servers: 127.0.0.1:9092}\n" + std::string(getenv("XP") ? std::string(getenv("XP")) + "\n" : "") +
+      "  properties: {bootstrap.servers: 127.0.0.1:9092}\n",
       "providers:\n"
       "  instant: {type: simulated, latency: {distribution: fixed, mean_ms: 0}}\n"
       "  ms200: {type: simulated, latency: {distribution: fixed, mean_ms: 200}}\n"
