@@ -14,7 +14,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 scripts/install-deps.sh test
 cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
-cmake --build build-release
+cmake --build build-release --target agentfleet agentfleet-coordinator agentfleet-worker agentfleet_micro_bench
 kafka_dir="$repo/build-release/bench-kafka"
 tests/kafka/kafka.sh start "$kafka_dir"
 trap 'tests/kafka/kafka.sh stop "$kafka_dir"' EXIT
