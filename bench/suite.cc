@@ -139,13 +139,10 @@ class BenchFleet {
   // Submits without waiting.
   absl::Status Submit(std::vector<v1::TaskSubmission> tasks);
 
-  pid_t coordinator() const { return fleet_.pids()[first_service_]; }
-  std::vector<pid_t> workers() const {
-    return {fleet_.pids().begin() + first_service_ + spec_.coordinators, fleet_.pids().end()};
-  }
-  std::vector<pid_t> coordinators() const {
-    return {fleet_.pids().begin() + first_service_, fleet_.pids().begin() + first_service_ + spec_.coordinators};
-  }
+  // The broker is not among the processes (in-process or external): the
+  // coordinators come first, then the workers.
+  pid_t coordinator() const { return fleet_.pids().front(); }
+  std::vector<pid_t> workers() const { return {fleet_.pids().begin() + spec_.coordinators, fleet_.pids().end()}; }
   const FleetConfig& config() const { return config_; }
   std::string NewId() { return absl::StrCat(spec_.name, "-", next_id_++); }
 
@@ -157,7 +154,6 @@ class BenchFleet {
   FleetConfig config_;
   std::unique_ptr<MockCluster> dev_broker_;
   LocalFleet fleet_;
-  size_t first_service_ = 0;
   std::unique_ptr<Producer> producer_;
   std::unique_ptr<ResultCollector> collector_;
   int64_t next_id_ = 0;
