@@ -43,6 +43,7 @@ int RunBench(const BenchCommandOptions& options) {
     o.broker_name = name;
     o.bootstrap = bootstrap;
     o.quick = options.quick;
+    o.linger_ms = options.linger_ms;
     for (absl::string_view part : absl::StrSplit(options.only, ',', absl::SkipEmpty())) o.only.insert(std::string(part));
     o.work_dir = dir;
     std::cerr << "agentfleet bench: === " << name << " ===\n";

@@ -11,6 +11,7 @@ struct BenchCommandOptions {
   std::string kafka;       // a real broker's bootstrap; empty: the development broker only
   std::string kafka_name = "Apache Kafka";
   bool quick = false;
+  int linger_ms = -1;      // the producers' linger.ms (fleet and baseline); -1: the fleet's default
   std::string only;        // comma-separated parts (see BenchOptions::only); empty: all
   std::string output = "docs/benchmarks.md";
   std::string plot;        // default: benchmarks-scaleout.svg beside `output`

@@ -71,7 +71,8 @@ double BusyShare(const CpuTimes& a, const CpuTimes& b) {
 
 }  // namespace
 
-std::string BenchConfig(const std::string& prefix, const std::string& processing, const std::string& extra) {
+std::string BenchConfig(const std::string& prefix, const std::string& processing, const std::string& extra,
+                        const std::string& kafka_extra) {
   std::string agent_schema = "output_schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}";
   auto agent = [&](const std::string& name, const std::string& provider, const std::string& timeout) {
     return absl::StrCat("  ", name, ": {provider: ", provider, ", models: {default: sim}, timeout: ", timeout,
@@ -93,7 +94,7 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
   return absl::StrCat(
       "kafka:\n  topic_prefix: ", prefix,
       "\n  partitions: 8\n  work_partitions: 8\n  replication_factor: 1\n"
-      "  properties: {bootstrap.servers: 127.0.0.1:9092}\n",
+      "  properties: {bootstrap.servers: 127.0.0.1:9092}\n", kafka_extra,
       "providers:\n"
       "  instant: {type: simulated, latency: {distribution: fixed, mean_ms: 0}}\n"
       "  ms200: {type: simulated, latency: {distribution: fixed, mean_ms: 200}}\n"
@@ -113,6 +114,10 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
 }
 
 namespace {
+
+std::string KafkaExtra(const BenchOptions& o) {
+  return o.linger_ms >= 0 ? absl::StrCat("  producer: {linger.ms: ", o.linger_ms, "}\n") : "";
+}
 
 struct RunSpec {
   std::string name;
@@ -164,7 +169,7 @@ absl::StatusOr<std::unique_ptr<BenchFleet>> BenchFleet::Start(const BenchOptions
   std::filesystem::create_directories(dir);
   std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", spec.name, ".");
   std::string path = dir + "/fleet.yaml";
-  std::ofstream(path) << BenchConfig(prefix, spec.processing, spec.extra_config);
+  std::ofstream(path) << BenchConfig(prefix, spec.processing, spec.extra_config, KafkaExtra(options));
   ASSIGN_OR_RETURN(FleetConfig config, LoadConfigFile(path));
   std::unique_ptr<BenchFleet> f(new BenchFleet(dir, path, spec));
   if (options.bootstrap.empty()) {
@@ -372,7 +377,8 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     std::string dir = o.work_dir + "/" + s.name;
     std::filesystem::create_directories(dir);
     std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", s.name, ".");
-    ASSIGN_OR_RETURN(FleetConfig config, LoadConfigString(BenchConfig(prefix, "at_least_once", ""), dir + "/fleet.yaml"));
+    ASSIGN_OR_RETURN(FleetConfig config, LoadConfigString(BenchConfig(prefix, "at_least_once", "", KafkaExtra(o)),
+                                                          dir + "/fleet.yaml"));
     std::unique_ptr<MockCluster> dev;
     if (o.bootstrap.empty()) {
       ASSIGN_OR_RETURN(dev, MockCluster::Start(1, FleetTopics(config)));

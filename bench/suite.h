@@ -19,6 +19,7 @@ struct BenchOptions {
   std::string bootstrap;    // a running broker; empty: the development broker, hosted in this process
   bool quick = false;       // small counts: checks the suite works, measures nothing worth quoting
   std::string work_dir;     // fleet configs and process logs
+  int linger_ms = -1;       // the producers' linger.ms, fleet and raw baseline alike (-1: the fleet's default)
   // Parts to run besides the raw baseline (empty: all): modes (step latency
   // and throughput), inflight, worker, scale, growth.
   std::set<std::string> only;
@@ -90,7 +91,9 @@ struct BrokerResults {
 // The fleet config every run uses: simulated agents (echo: 0 ms, slow:
 // 200 ms, slow2s: 2 s, parked: 2 h) and workflows one, chain4, slow_chain4,
 // slow2s_one, parked_one, fan and parked_fan (one step over $task.items).
-std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra);
+// `kafka_extra`: more lines of the kafka section (`  producer: {...}`).
+std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra,
+                        const std::string& kafka_extra = "");
 
 // Runs the whole suite on one broker; progress lines go to stderr.
 absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& options);

@@ -36,6 +36,7 @@ ABSL_FLAG(std::string, kafka, "", "bench: also measure on this real Kafka broker
 ABSL_FLAG(std::string, kafka_name, "Apache Kafka", "bench: the real broker's name in the report");
 ABSL_FLAG(bool, quick, false, "bench: small counts (checks the suite runs; nothing worth quoting)");
 ABSL_FLAG(std::string, only, "", "bench: run only these parts besides the raw baseline: modes,inflight,worker,scale,growth");
+ABSL_FLAG(int, linger_ms, -1, "bench: the producers' linger.ms, for the fleet and the raw baseline (-1: the default, 2)");
 ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
 ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5), "submit --wait, demo, results: give up after this long");
@@ -105,10 +106,12 @@ int main(int argc, char** argv) {
     b.output = absl::GetFlag(FLAGS_output);
     b.plot = absl::GetFlag(FLAGS_plot);
     b.only = absl::GetFlag(FLAGS_only);
+    b.linger_ms = absl::GetFlag(FLAGS_linger_ms);
     b.command = "agentfleet bench";
     if (!b.kafka.empty()) b.command += " --kafka " + b.kafka + " --kafka_name '" + b.kafka_name + "'";
     if (b.quick) b.command += " --quick";
     if (!b.only.empty()) b.command += " --only " + b.only;
+    if (b.linger_ms >= 0) b.command += " --linger_ms " + std::to_string(b.linger_ms);
     return RunBench(b);
   }
 
