@@ -1,5 +1,6 @@
 // End-to-end tests: a coordinator and workers as real processes, on the real
 // Kafka broker (tests/kafka/kafka.sh) and on the development broker.
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -95,6 +96,58 @@ TEST_F(RealKafkaTest, FiveHundredTasksThroughOneCoordinatorAndTwoWorkers) {
   EXPECT_EQ(fleet.StopProcess(worker1), 0) << fleet.LogTails();
   EXPECT_EQ(fleet.StopProcess(worker2), 0) << fleet.LogTails();
   EXPECT_EQ(fleet.StopProcess(coordinator), 0) << fleet.LogTails();
+}
+
+// worker.receipt_delay: an attempt sends a receipt only if its call is still
+// running after the delay; a faster one sends just its result.
+TEST_F(RealKafkaTest, OnlyCallsLongerThanTheReceiptDelaySendAReceipt) {
+  Fleet fleet("receipts");
+  fleet.WriteConfig(bootstrap_,
+                    {{"latency: {distribution: lognormal, p50_ms: 20, p99_ms: 80}",
+                      "latency: {distribution: uniform, min_ms: 0, max_ms: 300}"}},
+                    "processing: at_least_once", "receipt_delay: 100ms");
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->worker.receipt_delay, absl::Milliseconds(100));
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  RunAndVerify(fleet, *config, 60);
+
+  // Every event of the run, by attempt.
+  Topics topics(config->kafka.topic_prefix);
+  auto events = NewConsumer(ConsumerProperties(config->kafka, fleet.prefix() + "events-reader"));
+  ASSERT_TRUE(events.ok());
+  ASSERT_TRUE((*events)->Subscribe({topics.events}).ok());
+  std::map<std::string, int64_t> latency_of;  // attempts with a result
+  std::set<std::string> receipted;
+  // Read until 3 s pass without a new event (the run is over), at most 60 s.
+  absl::Time deadline = absl::Now() + absl::Seconds(60), last_event = absl::Now();
+  while (absl::Now() < deadline && (latency_of.empty() || absl::Now() - last_event < absl::Seconds(3))) {
+    for (const Message& m : (*events)->Poll(absl::Milliseconds(200), 1000)) {
+      auto e = Decode<v1::WorkEvent>(m.payload, m.headers);
+      ASSERT_TRUE(e.ok()) << e.status();
+      if (e->has_receipt()) receipted.insert(e->idempotency_key());
+      if (e->has_result()) latency_of[e->idempotency_key()] = e->result().latency_ms();
+      last_event = absl::Now();
+    }
+  }
+  (*events)->Close();
+  ASSERT_GE(latency_of.size(), 60u * 5) << "5 to 7 calls per task";
+  int fast = 0, slow = 0;
+  for (const auto& [attempt, ms] : latency_of) {
+    // A little slack either side of 100 ms: the worker's loop sends due receipts every ~20 ms.
+    if (ms < 80) {
+      ++fast;
+      EXPECT_EQ(receipted.count(attempt), 0u) << attempt << " took " << ms << " ms and still sent a receipt";
+    } else if (ms >= 200) {
+      ++slow;
+      EXPECT_EQ(receipted.count(attempt), 1u) << attempt << " took " << ms << " ms and sent no receipt";
+    }
+  }
+  for (const std::string& attempt : receipted) EXPECT_EQ(latency_of.count(attempt), 1u) << attempt << " has no result";
+  EXPECT_GT(fast, 0);
+  EXPECT_GT(slow, 0);
 }
 
 TEST_F(RealKafkaTest, GarbageOnEveryTopicGoesToTheDlqWithAReasonAndNothingCrashes) {
