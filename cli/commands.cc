@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cli/audit.h"
 #include "cli/local_fleet.h"
@@ -22,7 +23,9 @@
 #include "common/subprocess.h"
 #include "google/protobuf/util/json_util.h"
 #include "kafka/kafka.h"
+#include "http/http_server.h"
 #include "kafka/mock_cluster.h"
+#include "provider/http_client.h"
 #include "kafka/topics.h"
 
 namespace agentfleet {
@@ -49,6 +52,17 @@ std::string DefaultConfigPath() {
   return "examples/support.yaml";
 }
 
+namespace {
+
+// Write then rename, so a reader never sees a half-written file.
+void WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << text << "\n";
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
 int RunBroker(const FleetConfig& config, const CliOptions& options) {
   auto cluster = MockCluster::Start(options.brokers, FleetTopics(config));
   if (!cluster.ok()) {
@@ -58,14 +72,62 @@ int RunBroker(const FleetConfig& config, const CliOptions& options) {
   std::string bootstrap = (*cluster)->bootstrap();
   std::cout << "agentfleet broker: development broker (librdkafka mock cluster) at " << bootstrap
             << "\n" << std::flush;
-  if (!options.bootstrap_file.empty()) {
-    // Write then rename, so a reader never sees a half-written file.
-    std::string tmp = options.bootstrap_file + ".tmp";
-    std::ofstream(tmp) << bootstrap << "\n";
-    std::filesystem::rename(tmp, options.bootstrap_file);
+  // Fault injection: POST a fault line to /faults (agentfleet broker fault).
+  std::unique_ptr<HttpServer> control;
+  if (!options.control_address.empty()) {
+    MockCluster* c = cluster->get();
+    auto server = HttpServer::Start(
+        options.control_address, {{"/faults", [c](const HttpServerRequest& request) {
+                                     if (request.method != "POST") {
+                                       return HttpReply{405, "text/plain; charset=utf-8",
+                                                        absl::StrCat("POST a fault: ", MockCluster::FaultHelp(), "\n")};
+                                     }
+                                     auto done = c->Inject(request.body);
+                                     if (!done.ok()) {
+                                       return HttpReply{400, "text/plain; charset=utf-8",
+                                                        std::string(done.status().message()) + "\n"};
+                                     }
+                                     std::cout << "agentfleet broker: fault: " << *done << "\n" << std::flush;
+                                     return HttpReply{200, "text/plain; charset=utf-8", *done + "\n"};
+                                   }}});
+    if (!server.ok()) {
+      std::cerr << "agentfleet broker: --control_address: " << server.status().message() << "\n";
+      return 2;
+    }
+    control = std::move(*server);
+    std::string address = absl::StrCat("127.0.0.1:", control->port());
+    std::cout << "agentfleet broker: fault injection at http://" << address << "/faults\n" << std::flush;
+    if (!options.bootstrap_file.empty()) WriteFileAtomically(options.bootstrap_file + ".control", address);
   }
+  if (!options.bootstrap_file.empty()) WriteFileAtomically(options.bootstrap_file, bootstrap);
   while (!ShutdownRequested()) absl::SleepFor(absl::Milliseconds(100));
   return 0;
+}
+
+int RunBrokerFault(const CliOptions& options, const std::string& fault) {
+  if (options.control_address.empty() || fault.empty()) {
+    std::cerr << "agentfleet broker fault: usage: agentfleet broker fault --control_address HOST:PORT '"
+              << MockCluster::FaultHelp() << "'\n";
+    return 2;
+  }
+  HttpClient client;
+  HttpRequest request;
+  request.url = absl::StrCat("http://", options.control_address, "/faults");
+  request.body = fault;
+  request.timeout = absl::Seconds(10);
+  absl::Notification done;
+  HttpResponse response;
+  client.Send(request, [&](HttpResponse r) {
+    response = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  if (response.transport != HttpResponse::Transport::kOk) {
+    std::cerr << "agentfleet broker fault: " << request.url << ": " << response.transport_error << "\n";
+    return 1;
+  }
+  (response.status == 200 ? std::cout : std::cerr) << response.body;
+  return response.status == 200 ? 0 : 2;
 }
 
 int RunTopicsCreate(const FleetConfig& config) {

@@ -24,11 +24,16 @@ struct CliOptions {
   bool from_beginning = false;
   bool verify = false;
   std::string bootstrap_file;
+  std::string control_address;  // broker: where fault injection listens / is sent
   absl::Duration timeout = absl::Minutes(5);
   KedaTrigger keda;  // lag: the trigger to estimate replicas for
 };
 
+// Hosts the development broker; with options.control_address, also serves
+// fault injection (POST /faults) there.
 int RunBroker(const FleetConfig& config, const CliOptions& options);
+// Sends one fault line to a development broker's control address.
+int RunBrokerFault(const CliOptions& options, const std::string& fault);
 int RunTopicsCreate(const FleetConfig& config);
 int RunSubmit(const FleetConfig& config, const std::string& path, const CliOptions& options);
 int RunResults(const FleetConfig& config, const CliOptions& options);

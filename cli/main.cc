@@ -23,6 +23,8 @@ ABSL_FLAG(int, count, 0, "results: stop after this many results (0 = follow)");
 ABSL_FLAG(bool, from_beginning, false, "results: read from the start of the topic");
 ABSL_FLAG(bool, verify, false, "audit: recompute outputs of simulated workflows and compare");
 ABSL_FLAG(std::string, bootstrap_file, "", "broker: also write the bootstrap address to this file");
+ABSL_FLAG(std::string, control_address, "",
+          "broker: serve fault injection on HOST:PORT (port 0: a free one); broker fault: send it there");
 ABSL_FLAG(int64_t, lag_threshold, 10, "lag: KEDA lagThreshold (target lag per replica)");
 ABSL_FLAG(int64_t, activation_lag_threshold, 0, "lag: KEDA activationLagThreshold");
 ABSL_FLAG(bool, allow_idle_consumers, false, "lag: KEDA allowIdleConsumers (no cap at the partition count)");
@@ -51,7 +53,11 @@ commands:
   validate --config FILE                    check a fleet config without connecting to anything
   demo [--tasks N] [--workers N] [--json]   start a development broker, a coordinator and workers,
                                             run N sample tasks, print a summary, stop everything
-  broker [--bootstrap_file F]               host the development broker (librdkafka mock cluster)
+  broker [--bootstrap_file F]               host the development broker (librdkafka mock cluster);
+         [--control_address HOST:PORT]      with fault injection served there
+  broker fault --control_address HOST:PORT 'FAULT'   inject a fault into that development broker:
+                                            errors API ERROR [COUNT] | clear API | rtt BROKER MS |
+                                            down BROKER | up BROKER | leader TOPIC PARTITION BROKER
   topics create                             create the fleet's topics on --bootstrap
   submit FILE|- [--wait] [--json]           submit tasks (JSON array or JSON Lines)
   results [--json] [--from_beginning] [--count N]   print results as they arrive
@@ -96,8 +102,14 @@ int main(int argc, char** argv) {
   options.from_beginning = absl::GetFlag(FLAGS_from_beginning);
   options.verify = absl::GetFlag(FLAGS_verify);
   options.bootstrap_file = absl::GetFlag(FLAGS_bootstrap_file);
+  options.control_address = absl::GetFlag(FLAGS_control_address);
   options.timeout = absl::GetFlag(FLAGS_timeout);
   if (command == "demo") return RunDemo(options);
+  if (command == "broker" && positional.size() > 2 && std::string(positional[2]) == "fault") {
+    std::string fault;
+    for (size_t i = 3; i < positional.size(); ++i) fault += (i > 3 ? " " : "") + std::string(positional[i]);
+    return RunBrokerFault(options, fault);
+  }
   if (command == "bench") {
     BenchCommandOptions b;
     b.kafka = absl::GetFlag(FLAGS_kafka);

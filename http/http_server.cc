@@ -53,7 +53,13 @@ int HttpServer::Dispatch(mg_connection* conn, void* data) {
     mg_send_http_error(conn, 404, "%s", "not found\n");
     return 404;
   }
-  HttpReply reply = route->second();
+  HttpServerRequest request;
+  request.method = info->request_method ? info->request_method : "";
+  char buffer[4096];
+  for (int n; request.body.size() < (64 << 10) && (n = mg_read(conn, buffer, sizeof buffer)) > 0;) {
+    request.body.append(buffer, n);
+  }
+  HttpReply reply = route->second(request);
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
             "Connection: close\r\n\r\n",
@@ -65,9 +71,9 @@ int HttpServer::Dispatch(mg_connection* conn, void* data) {
 
 std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> ready) {
   return {
-      {"/healthz", [] { return HttpReply{200, "text/plain; charset=utf-8", "ok\n"}; }},
+      {"/healthz", [](const HttpServerRequest&) { return HttpReply{200, "text/plain; charset=utf-8", "ok\n"}; }},
       {"/readyz",
-       [ready = std::move(ready)] {
+       [ready = std::move(ready)](const HttpServerRequest&) {
          absl::Status s = ready();
          if (s.ok()) return HttpReply{200, "text/plain; charset=utf-8", "ready\n"};
          return HttpReply{503, "text/plain; charset=utf-8", absl::StrCat("not ready: ", s.message(), "\n")};

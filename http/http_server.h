@@ -22,7 +22,12 @@ struct HttpReply {
   std::string body;
 };
 
-using HttpHandler = std::function<HttpReply()>;
+struct HttpServerRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string body;    // at most 64 KiB is read
+};
+
+using HttpHandler = std::function<HttpReply(const HttpServerRequest&)>;
 
 class HttpServer {
  public:

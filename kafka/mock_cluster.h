@@ -23,6 +23,21 @@ class MockCluster {
   // "127.0.0.1:port,..." — listen ports are random.
   std::string bootstrap() const { return bootstrap_; }
 
+  // Injects a fault, described by one line (librdkafka's mock fault API);
+  // returns what was done, or why the line is not understood:
+  //   errors API ERROR [COUNT]       the next COUNT requests of API (Produce,
+  //                                  Fetch, OffsetCommit, JoinGroup, ... or a
+  //                                  number) fail with ERROR (a Kafka error
+  //                                  name such as NOT_LEADER_FOR_PARTITION)
+  //   clear API                      drop API's pending errors
+  //   rtt BROKER MS                  add MS ms to BROKER's round trips (-1: all)
+  //   down BROKER | up BROKER        close / reopen BROKER's connections
+  //   leader TOPIC PARTITION BROKER  move the partition's leader
+  // Safe to call from any thread.
+  absl::StatusOr<std::string> Inject(const std::string& command);
+  // The fault commands, for usage messages.
+  static const char* FaultHelp();
+
  private:
   struct Impl;
   explicit MockCluster(std::unique_ptr<Impl> impl, std::string bootstrap);

@@ -28,7 +28,7 @@ std::string Exposition(prometheus::Registry& registry) {
 }
 
 std::map<std::string, HttpHandler> MetricsRoutes(std::shared_ptr<prometheus::Registry> registry) {
-  return {{"/metrics", [registry] {
+  return {{"/metrics", [registry](const HttpServerRequest&) {
              return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", Exposition(*registry)};
            }}};
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
@@ -124,23 +125,34 @@ pid_t Fleet::StartProgram(const std::string& program, const std::vector<std::str
   return *pid;
 }
 
-absl::StatusOr<std::string> Fleet::StartDevBroker() {
+absl::StatusOr<std::string> Fleet::StartDevBroker(int brokers) {
   std::string file = dir_ + "/bootstrap";
   // The broker needs a config for the topic list; the bootstrap is not known yet.
   if (config_path_.empty()) WriteConfig("127.0.0.1:1");
-  if (Start("agentfleet", {"broker", "--config", config_path_, "--bootstrap_file", file}, "broker") < 0) {
+  if (Start("agentfleet", {"broker", "--config", config_path_, "--bootstrap_file", file, "--brokers",
+                           absl::StrCat(brokers), "--control_address", "127.0.0.1:0"},
+            "broker") < 0) {
     return absl::InternalError("cannot start agentfleet broker");
   }
-  for (absl::Time until = absl::Now() + absl::Seconds(15); absl::Now() < until;) {
+  // The control address is written first, the bootstrap last.
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until;) {
     std::string s = ReadFile(file);
     if (!s.empty()) {
       while (!s.empty() && s.back() == '\n') s.pop_back();
+      broker_control_ = std::string(absl::StripAsciiWhitespace(ReadFile(file + ".control")));
       dev_broker_ = true;
       return s;
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
   return absl::DeadlineExceededError("the development broker did not write its bootstrap");
+}
+
+absl::Status Fleet::BrokerFault(const std::string& fault) {
+  auto r = Run({"agentfleet", "broker", "fault", "--control_address", broker_control_, "--", fault}, absl::Seconds(20));
+  if (!r.ok()) return r.status();
+  if (r->first != 0) return absl::InternalError(absl::StrCat("broker fault '", fault, "': ", r->second));
+  return absl::OkStatus();
 }
 
 absl::Status Fleet::CreateTopics() {

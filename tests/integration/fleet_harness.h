@@ -56,8 +56,11 @@ class Fleet {
   void set_example(const std::string& file) { example_ = file; }
   absl::StatusOr<FleetConfig> LoadConfig() const;
 
-  // Starts `agentfleet broker` and returns its bootstrap address.
-  absl::StatusOr<std::string> StartDevBroker();
+  // Starts `agentfleet broker` (with `brokers` mock brokers and fault
+  // injection on a free port) and returns its bootstrap address.
+  absl::StatusOr<std::string> StartDevBroker(int brokers = 1);
+  // Injects a fault into that broker (`agentfleet broker fault`).
+  absl::Status BrokerFault(const std::string& fault);
   // Runs `agentfleet topics create` to completion.
   absl::Status CreateTopics();
   pid_t StartCoordinator(const std::vector<std::string>& extra = {});
@@ -98,6 +101,7 @@ class Fleet {
   std::string config_path_;
   std::string example_ = "examples/support.yaml";
   bool dev_broker_ = false;
+  std::string broker_control_;
   std::vector<pid_t> pids_;
   std::vector<std::string> logs_;
   std::map<pid_t, std::string> log_of_;
