@@ -102,7 +102,16 @@ class Coordinator : public RebalanceListener {
   absl::Status Produce(OutboundMessage message);
   // Makes everything so far durable: commits the transaction (exactly_once),
   // or waits for acknowledgements and commits offsets (at_least_once).
-  absl::Status CommitNow();
+  // Commits the open transaction (exactly_once) or the stored offsets. A
+  // failed transaction that is not fatal is aborted and, with `rewind`, the
+  // coordinator goes back to the last commit in-process (AbortAndRewind).
+  absl::Status CommitNow(bool rewind = true);
+  // After a failed transaction: aborts it (retrying while the broker is
+  // unreachable), forgets every task state since the last commit, rewinds
+  // the consumer to the committed offsets and restores state from the state
+  // topic: what a restart would do, without one. Fatal errors (fenced) are
+  // returned.
+  absl::Status AbortAndRewind(const absl::Status& cause, bool rewind);
   absl::Status EnsureTransaction();
   // Every 10 s, one log line with the engine's counters.
   void LogProgress();
@@ -128,6 +137,7 @@ class Coordinator : public RebalanceListener {
   std::atomic<bool> joined_{false};
   absl::Status failure_;     // set by a rebalance callback that could not commit
   int64_t dead_letters_ = 0;
+  int64_t rewinds_ = 0;  // transactions aborted and gone back from
   CoordinatorMetrics* metrics_ = nullptr;
   OtlpExporter* tracer_ = nullptr;
   Span TaskSpan(const Outbox::Result& r);

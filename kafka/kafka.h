@@ -123,6 +123,12 @@ class Consumer {
   // the last message Poll() returned, past any transaction markers that
   // follow it (offset -1001 where it has none yet). In-memory fakes: none.
   virtual std::vector<TopicPartition> Positions() { return {}; }
+  // Moves every assigned partition back to the group's committed offset (its
+  // start where nothing was committed); what was fetched past it is dropped
+  // and read again. After an aborted transaction.
+  virtual absl::Status RewindToCommitted(absl::Duration timeout) {
+    return absl::UnimplementedError("RewindToCommitted");
+  }
   // OK if a broker answers a metadata request within `timeout` (readiness
   // probes). Thread-safe. In-memory fakes are always connected.
   virtual absl::Status Ping(absl::Duration timeout) { return absl::OkStatus(); }

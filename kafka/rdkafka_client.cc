@@ -319,6 +319,24 @@ class RdConsumer : public Consumer {
     return FromErr(code, "offsets_store");
   }
 
+  absl::Status RewindToCommitted(absl::Duration timeout) override {
+    std::vector<RdKafka::TopicPartition*> tps;
+    if (auto code = consumer_->assignment(tps); code != RdKafka::ERR_NO_ERROR) return FromErr(code, "assignment");
+    absl::Status status;
+    if (auto code = consumer_->committed(tps, Ms(timeout)); code != RdKafka::ERR_NO_ERROR) {
+      status = FromErr(code, "committed offsets");
+    }
+    for (RdKafka::TopicPartition* tp : tps) {
+      if (!status.ok()) break;
+      if (tp->offset() < 0) tp->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
+      if (auto code = consumer_->seek(*tp, Ms(timeout)); code != RdKafka::ERR_NO_ERROR) {
+        status = FromErr(code, absl::StrCat("seek ", tp->topic(), "/", tp->partition()));
+      }
+    }
+    RdKafka::TopicPartition::destroy(tps);
+    return status;
+  }
+
   absl::Status CommitStored() override {
     auto code = consumer_->commitSync();
     // Nothing stored since the last commit is not an error.

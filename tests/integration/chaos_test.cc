@@ -4,6 +4,7 @@
 // every output equals the reference run's.
 #include <signal.h>
 
+#include <fstream>
 #include <functional>
 #include <optional>
 
@@ -17,6 +18,7 @@
 #include "codec/trace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kafka/kafka.h"
 #include "kafka/topics.h"
 #include "tests/integration/fleet_harness.h"
 
@@ -46,6 +48,50 @@ int RetriedSteps(const std::vector<v1::TaskResult>& results) {
   }
   return retried;
 }
+
+// A Kafka of the test's own (tests/kafka/kafka.sh), one node or a KRaft
+// cluster, that the test may kill, restart and freeze; stopped by PID when
+// the test ends.
+class OwnKafka {
+ public:
+  OwnKafka(Fleet& fleet, int nodes) : fleet_(fleet), dir_(fleet.dir() + "/kafka") {
+    auto r = Script({"start", dir_, absl::StrCat(nodes)}, absl::Seconds(240));
+    started_ = r.ok();
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (started_) {
+      std::ifstream in(dir_ + "/bootstrap");
+      std::getline(in, bootstrap_);
+    }
+  }
+  ~OwnKafka() {
+    if (started_) (void)Script({"stop", dir_}, absl::Seconds(60));
+  }
+  const std::string& bootstrap() const { return bootstrap_; }
+  // SIGKILL; the data stays.
+  void Kill(int node = 1) { EXPECT_TRUE(Script({"kill", dir_, absl::StrCat(node)}, absl::Seconds(30)).ok()); }
+  // Starts a killed node again on its ports and data; returns once it serves.
+  void Restart(int node = 1) { EXPECT_TRUE(Script({"restart", dir_, absl::StrCat(node)}, absl::Seconds(180)).ok()); }
+  void Signal(int signal, int node = 1) {
+    auto pid = Script({"pid", dir_, absl::StrCat(node)}, absl::Seconds(10));
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    ASSERT_EQ(kill(std::stoi(*pid), signal), 0);
+  }
+
+ private:
+  absl::StatusOr<std::string> Script(std::vector<std::string> args, absl::Duration timeout) {
+    // kafka.sh uses the test fixture's cached download; AGENTFLEET_TEST_BOOTSTRAP would make it start nothing.
+    args.insert(args.begin(), {"/usr/bin/env", "-u", "AGENTFLEET_TEST_BOOTSTRAP", "bash",
+                               std::string(AGENTFLEET_SOURCE_DIR) + "/tests/kafka/kafka.sh"});
+    auto r = fleet_.Run(args, timeout);
+    if (!r.ok()) return r.status();
+    if (r->first != 0) return absl::InternalError(absl::StrCat("kafka.sh ", args[5], ": ", r->second));
+    return r->second;
+  }
+  Fleet& fleet_;
+  std::string dir_;
+  std::string bootstrap_;
+  bool started_ = false;
+};
 
 class ChaosTest : public KafkaTest {
  protected:
@@ -85,10 +131,10 @@ class ChaosTest : public KafkaTest {
   // test has already failed then).
   std::optional<FleetConfig> Prepare(Fleet& fleet, const std::string& latency,
                                      std::vector<std::pair<std::string, std::string>> edits = {},
-                                     const std::string& worker_yaml = "") {
+                                     const std::string& worker_yaml = "", const std::string& bootstrap = "") {
     edits.push_back(kFastFailover);
     edits.push_back(Latency(latency));
-    fleet.WriteConfig(bootstrap_, edits, "", worker_yaml);
+    fleet.WriteConfig(bootstrap.empty() ? bootstrap_ : bootstrap, edits, "", worker_yaml);
     absl::Status created = fleet.CreateTopics();
     EXPECT_TRUE(created.ok()) << created << fleet.LogTails();
     auto config = fleet.LoadConfig();
@@ -257,6 +303,148 @@ TEST_F(ChaosTest, HeartbeatsKeepLongCallsAliveAndTheirSilenceRetriesThem) {
   EXPECT_GT(RetriedSteps(results), 0) << fleet.LogTails();
   ExpectCleanAudit(*config, 100);
   fleet.Signal(frozen, SIGCONT);
+}
+
+// The broker is SIGKILLed once 1,000 of 5,000 tasks have their results, stays
+// down 5 s, and comes back on the same ports and data. Producers and
+// consumers ride it out (retries; transactions in flight abort); every task
+// gets exactly one result.
+TEST_F(ChaosTest, BrokerKilledAndRestartedMidRunLosesAndDuplicatesNothing) {
+  Fleet fleet("kill-broker");
+  OwnKafka kafka(fleet, 1);
+  ASSERT_FALSE(kafka.bootstrap().empty());
+  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 20, p99_ms: 80}", {}, "", kafka.bootstrap());
+  ASSERT_TRUE(config.has_value());
+  fleet.StartCoordinator({"--instance", "c1"});
+  fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
+  fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
+  const int kTasks = 5000;
+  bool killed = false;
+  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+    if (!killed && received >= 1000) {
+      kafka.Kill();
+      absl::SleepFor(absl::Seconds(5));
+      kafka.Restart();
+      killed = true;
+    }
+  }, "task", absl::Seconds(300));
+  EXPECT_TRUE(killed);
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+  ExpectCleanAudit(*config, kTasks);
+}
+
+// The broker is frozen (SIGSTOP) for 8 s mid-run — longer than the 6 s
+// session timeout the test's clients use — then thawed.
+TEST_F(ChaosTest, BrokerFrozenForEightSecondsLosesAndDuplicatesNothing) {
+  Fleet fleet("freeze-broker");
+  OwnKafka kafka(fleet, 1);
+  ASSERT_FALSE(kafka.bootstrap().empty());
+  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 20, p99_ms: 80}", {}, "", kafka.bootstrap());
+  ASSERT_TRUE(config.has_value());
+  fleet.StartCoordinator({"--instance", "c1"});
+  fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
+  fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
+  const int kTasks = 5000;
+  bool frozen = false;
+  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+    if (!frozen && received >= 1000) {
+      kafka.Signal(SIGSTOP);
+      absl::SleepFor(absl::Seconds(8));
+      kafka.Signal(SIGCONT);
+      frozen = true;
+    }
+  }, "task", absl::Seconds(300));
+  EXPECT_TRUE(frozen);
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+  ExpectCleanAudit(*config, kTasks);
+}
+
+// A three-node KRaft cluster (replication factor 3, min ISR 2): node 1 is
+// SIGKILLed mid-run, so every partition it led (and the group and
+// transaction coordinators it hosted) fails over to the other two; later it
+// comes back and catches up.
+TEST_F(ChaosTest, ANodeOfAThreeNodeClusterDiesAndLeadersFailOver) {
+  Fleet fleet("cluster-failover");
+  OwnKafka kafka(fleet, 3);
+  ASSERT_FALSE(kafka.bootstrap().empty());
+  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 20, p99_ms: 80}",
+                        {{"replication_factor: 1", "replication_factor: 3"}}, "", kafka.bootstrap());
+  ASSERT_TRUE(config.has_value());
+  fleet.StartCoordinator({"--instance", "c1"});
+  fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
+  fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
+  const int kTasks = 5000;
+  int step = 0;
+  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+    if (step == 0 && received >= 1000) {
+      kafka.Kill(1);
+      ++step;
+    } else if (step == 1 && received >= 3000) {
+      kafka.Restart(1);
+      ++step;
+    }
+  }, "task", absl::Seconds(400));
+  EXPECT_GE(step, 1);
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+  ExpectCleanAudit(*config, kTasks);
+}
+
+// The development broker's fault injection (librdkafka's mock cluster, three
+// brokers) while 5,000 tasks run in at_least_once mode: request errors on
+// produce, fetch, offset commits and group heartbeats, 300 ms more per round
+// trip, every partition's leader moved, a broker down for 3 s. The clients
+// retry through all of it; every task gets exactly one result.
+TEST_F(ChaosTest, DevelopmentBrokerFaultsLoseAndDuplicateNothingAtLeastOnce) {
+  Fleet fleet("dev-faults");
+  auto bootstrap = fleet.StartDevBroker(3);
+  ASSERT_TRUE(bootstrap.ok()) << bootstrap.status();
+  fleet.WriteConfig(*bootstrap, {}, "processing: at_least_once");
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  ApplyDevBrokerSettings(&config->kafka);
+  fleet.StartCoordinator({"--instance", "c1"});
+  fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
+  fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
+
+  std::vector<std::string> leader_moves;
+  for (const TopicSpec& t : FleetTopics(*config)) {
+    for (int p = 0; p < t.partitions; ++p) leader_moves.push_back(absl::StrCat("leader ", t.name, " ", p, " ", 1 + (p + 1) % 3));
+  }
+  // At so many results, these faults (in order).
+  // At so many results, these faults (in order). The first half of the run
+  // gets them all: results can arrive in bursts near the end.
+  std::vector<std::pair<size_t, std::vector<std::string>>> plan = {
+      {300, {"errors Produce NOT_LEADER_FOR_PARTITION 50", "errors Fetch NOT_LEADER_FOR_PARTITION 50"}},
+      {600, {"errors OffsetCommit REQUEST_TIMED_OUT 10", "errors Heartbeat REBALANCE_IN_PROGRESS 3",
+             "errors Produce REQUEST_TIMED_OUT 20"}},
+      {900, {"rtt -1 300"}},
+      {1200, {"rtt -1 0"}},
+      {1500, leader_moves},
+      {1800, {"down 1"}},
+      {2400, {"errors FindCoordinator COORDINATOR_NOT_AVAILABLE 5", "errors Metadata LEADER_NOT_AVAILABLE 5"}},
+  };
+  size_t next = 0;
+  int faults = 0;
+  absl::Time down_since = absl::InfiniteFuture();
+  const int kTasks = 5000;
+  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+    if (absl::Now() - down_since >= absl::Seconds(3)) {
+      EXPECT_TRUE(fleet.BrokerFault("up 1").ok());
+      down_since = absl::InfiniteFuture();
+    }
+    if (next == plan.size() || received < plan[next].first) return;
+    for (const std::string& f : plan[next].second) {
+      absl::Status s = fleet.BrokerFault(f);
+      EXPECT_TRUE(s.ok()) << s;
+      faults += s.ok();
+      if (f == "down 1") down_since = absl::Now();
+    }
+    ++next;
+  }, "task", absl::Seconds(300));
+  if (down_since != absl::InfiniteFuture()) EXPECT_TRUE(fleet.BrokerFault("up 1").ok());
+  EXPECT_EQ(next, plan.size()) << "not every fault was injected";
+  std::cerr << "development broker: " << faults << " faults injected\n";
+  ExpectCleanAudit(*config, kTasks);
 }
 
 }  // namespace

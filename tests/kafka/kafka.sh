@@ -3,9 +3,16 @@
 # KRaft mode, run as a plain process on 127.0.0.1 with ports chosen free at
 # run time.
 #
-#   kafka.sh fetch             download the pinned broker from Maven Central (cached)
-#   kafka.sh start STATE_DIR   start it; writes STATE_DIR/bootstrap and STATE_DIR/pid
-#   kafka.sh stop STATE_DIR    stop it by PID and delete its data
+#   kafka.sh fetch                     download the pinned broker from Maven Central (cached)
+#   kafka.sh start STATE_DIR [NODES]   start it (or a KRaft cluster of NODES nodes, each broker
+#                                      and controller, replication factor 3, min ISR 2);
+#                                      writes STATE_DIR/bootstrap
+#   kafka.sh stop STATE_DIR            stop every node by PID and delete the data
+#   kafka.sh kill STATE_DIR [NODE]     SIGKILL node NODE (default 1); its data stays
+#   kafka.sh restart STATE_DIR [NODE]  start it again on the same ports and data
+#   kafka.sh pid STATE_DIR [NODE]      its PID (to SIGSTOP it)
+# A single node lives in STATE_DIR (kafka.log, pid, data), node N of a cluster
+# in STATE_DIR/node-N.
 #
 # With AGENTFLEET_TEST_BOOTSTRAP set, `start` starts nothing and the tests run
 # against that cluster instead.
@@ -36,10 +43,45 @@ free_port() {
   return 1
 }
 
+# The directory of node N: the state dir itself for a single node (as before),
+# STATE_DIR/node-N in a cluster.
+node_dir() {
+  local state="$1" node="$2"
+  if [ -f "$state/nodes" ] && [ "$(cat "$state/nodes")" -gt 1 ]; then echo "$state/node-$node"; else echo "$state"; fi
+}
+
+# Starts node dir $1 (its server.properties and data already there) and waits
+# until it serves.
+run_node() {
+  local dir="$1" heap="$2"
+  local cp="$cache/libs/*" log4j="-Dlog4j.configuration=file:$dir/log4j.properties"
+  # setsid: the broker outlives this script; it is stopped by PID (kafka.sh stop).
+  setsid java "-Xms128m" "-Xmx$heap" -XX:+UseG1GC "$log4j" -cp "$cp" kafka.Kafka "$dir/server.properties" \
+      >> "$dir/kafka.log" 2>&1 < /dev/null &
+  echo $! > "$dir/pid"
+}
+
+wait_started() {
+  local dir="$1" before="$2"
+  for _ in $(seq 1 600); do
+    if [ "$(grep -c "Kafka Server started" "$dir/kafka.log" 2>/dev/null)" -gt "$before" ]; then return 0; fi
+    if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+      echo "kafka.sh: the broker in $dir exited; its log:" >&2
+      tail -n 30 "$dir/kafka.log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "kafka.sh: the broker in $dir did not start within 120 s" >&2
+  return 1
+}
+
+started_count() { grep -c "Kafka Server started" "$1/kafka.log" 2>/dev/null || true; }
+
 start() {
-  local state="$1"
+  local state="$1" nodes="${2:-1}"
   mkdir -p "$state"
-  if [ -n "${AGENTFLEET_TEST_BOOTSTRAP:-}" ]; then
+  if [ -n "${AGENTFLEET_TEST_BOOTSTRAP:-}" ] && [ "$nodes" = 1 ]; then
     echo "$AGENTFLEET_TEST_BOOTSTRAP" > "$state/bootstrap"
     echo "kafka.sh: using the cluster at $AGENTFLEET_TEST_BOOTSTRAP" >&2
     return 0
@@ -49,81 +91,125 @@ start() {
     return 0
   fi
   fetch
-  local port controller
-  port="$(free_port)"
-  controller="$(free_port)"
-  while [ "$controller" = "$port" ]; do controller="$(free_port)"; done
-  rm -rf "$state/data" "$state/bootstrap"
-  cat > "$state/server.properties" <<PROPS
+  echo "$nodes" > "$state/nodes"
+  rm -f "$state/bootstrap"
+  local ports=() controllers=() voters="" bootstrap="" p
+  for n in $(seq 1 "$nodes"); do
+    p="$(free_port)"; while [[ " ${ports[*]} ${controllers[*]} " == *" $p "* ]]; do p="$(free_port)"; done
+    ports+=("$p")
+    p="$(free_port)"; while [[ " ${ports[*]} ${controllers[*]} " == *" $p "* ]]; do p="$(free_port)"; done
+    controllers+=("$p")
+    voters="${voters:+$voters,}$n@127.0.0.1:$p"
+    bootstrap="${bootstrap:+$bootstrap,}127.0.0.1:${ports[$((n - 1))]}"
+  done
+  # A cluster replicates everything three ways (at most) and needs two in sync.
+  local rf=$(( nodes < 3 ? nodes : 3 )) isr=$(( nodes < 3 ? 1 : 2 ))
+  local cluster_id
+  cluster_id="$(java -cp "$cache/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
+  for n in $(seq 1 "$nodes"); do
+    local dir port="${ports[$((n - 1))]}" controller="${controllers[$((n - 1))]}"
+    dir="$(node_dir "$state" "$n")"
+    mkdir -p "$dir"
+    rm -rf "$dir/data" "$dir/kafka.log"
+    cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller
+node.id=$n
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$state/data
+log.dirs=$dir/data
 num.partitions=4
+default.replication.factor=$rf
+min.insync.replicas=$isr
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
 transaction.state.log.num.partitions=8
 group.initial.rebalance.delay.ms=0
 log.cleaner.dedupe.buffer.size=16777216
 PROPS
-  cat > "$state/log4j.properties" <<'PROPS'
+    cat > "$dir/log4j.properties" <<'PROPS'
 log4j.rootLogger=WARN, stdout
 log4j.logger.kafka.server.KafkaRaftServer=INFO
+log4j.logger.kafka.server.KafkaServer=INFO
+log4j.logger.kafka.server.BrokerServer=INFO
 # Transaction aborts and fencing: the evidence for takeover problems.
 log4j.logger.kafka.coordinator.transaction=INFO
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 PROPS
-  local cp="$cache/libs/*" log4j="-Dlog4j.configuration=file:$state/log4j.properties"
-  java -cp "$cp" "$log4j" kafka.tools.StorageTool format -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-      -c "$state/server.properties" > "$state/format.log" 2>&1
-  # setsid: the broker outlives this script; it is stopped by PID (kafka.sh stop).
-  setsid java -Xms256m -Xmx768m -XX:+UseG1GC "$log4j" -cp "$cp" kafka.Kafka "$state/server.properties" \
-      > "$state/kafka.log" 2>&1 < /dev/null &
-  echo $! > "$state/pid"
-  for _ in $(seq 1 600); do
-    if grep -q "Kafka Server started" "$state/kafka.log" 2>/dev/null; then
-      echo "127.0.0.1:$port" > "$state/bootstrap"
-      echo "kafka.sh: Apache Kafka $version (KRaft) at 127.0.0.1:$port, pid $(cat "$state/pid")" >&2
-      return 0
-    fi
-    if ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then
-      echo "kafka.sh: the broker exited; its log:" >&2
-      tail -n 30 "$state/kafka.log" >&2
-      return 1
-    fi
-    sleep 0.2
+    java -cp "$cache/libs/*" "-Dlog4j.configuration=file:$dir/log4j.properties" kafka.tools.StorageTool format \
+        -t "$cluster_id" -c "$dir/server.properties" > "$dir/format.log" 2>&1
   done
-  echo "kafka.sh: the broker did not start within 120 s" >&2
-  stop "$state"
-  return 1
+  # One node: 768 MiB of heap as always; a cluster's nodes get 384 MiB each.
+  local heap=768m
+  [ "$nodes" -gt 1 ] && heap=384m
+  for n in $(seq 1 "$nodes"); do run_node "$(node_dir "$state" "$n")" "$heap"; done
+  for n in $(seq 1 "$nodes"); do
+    if ! wait_started "$(node_dir "$state" "$n")" 0; then stop "$state"; return 1; fi
+  done
+  echo "$bootstrap" > "$state/bootstrap"
+  echo "kafka.sh: Apache Kafka $version (KRaft, $nodes node(s)) at $bootstrap" >&2
+}
+
+# SIGKILLs node N (default 1); its data stays for `restart`.
+kill_node() {
+  local dir
+  dir="$(node_dir "$1" "${2:-1}")"
+  if [ -f "$dir/pid" ]; then
+    kill -9 "$(cat "$dir/pid")" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$(cat "$dir/pid")" 2>/dev/null || break; sleep 0.1; done
+  fi
+}
+
+# Starts node N (default 1) again on its old ports and data; waits until it serves.
+restart_node() {
+  local dir heap=768m
+  dir="$(node_dir "$1" "${2:-1}")"
+  [ "$(cat "$1/nodes" 2>/dev/null || echo 1)" -gt 1 ] && heap=384m
+  local before
+  before="$(started_count "$dir")"
+  run_node "$dir" "$heap"
+  wait_started "$dir" "${before:-0}"
 }
 
 stop() {
   local state="$1"
-  if [ -f "$state/pid" ]; then
-    local pid
-    pid="$(cat "$state/pid")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$state/pid"
-  fi
-  rm -rf "$state/data"
+  local dirs=("$state")
+  for d in "$state"/node-*; do [ -d "$d" ] && dirs+=("$d"); done
+  for dir in "${dirs[@]}"; do
+    if [ -f "$dir/pid" ]; then
+      local pid
+      pid="$(cat "$dir/pid")"
+      kill -CONT "$pid" 2>/dev/null || true
+      kill "$pid" 2>/dev/null || true
+    fi
+  done
+  for dir in "${dirs[@]}"; do
+    if [ -f "$dir/pid" ]; then
+      local pid
+      pid="$(cat "$dir/pid")"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
+      rm -f "$dir/pid"
+    fi
+    rm -rf "$dir/data"
+  done
 }
 
 case "${1:-}" in
   fetch) fetch ;;
-  start) start "${2:?state dir}" ;;
+  start) start "${2:?state dir}" "${3:-1}" ;;
   stop) stop "${2:?state dir}" ;;
-  *) echo "usage: kafka.sh fetch | start STATE_DIR | stop STATE_DIR" >&2; exit 2 ;;
+  kill) kill_node "${2:?state dir}" "${3:-1}" ;;
+  restart) restart_node "${2:?state dir}" "${3:-1}" ;;
+  pid) cat "$(node_dir "${2:?state dir}" "${3:-1}")/pid" ;;
+  *) echo "usage: kafka.sh fetch | start STATE_DIR [NODES] | stop STATE_DIR | kill STATE_DIR [NODE] |" \
+          "restart STATE_DIR [NODE] | pid STATE_DIR [NODE]" >&2; exit 2 ;;
 esac
