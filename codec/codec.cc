@@ -1,5 +1,6 @@
 #include "codec/codec.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +13,15 @@ namespace {
 // Protobuf reports parse problems (e.g. invalid UTF-8) on stderr in its own
 // format; the codec turns them into Status, so route protobuf's lines into the
 // JSON log at debug level to keep every process's stderr one JSON object per line.
+// While ParsePayload() runs on this thread, protobuf's complaint is kept for
+// the error instead (it names the field with invalid UTF-8, or the nesting).
+thread_local std::string* parse_complaint = nullptr;
+
 void ProtobufLog(google::protobuf::LogLevel, const char* file, int line, const std::string& message) {
+  if (parse_complaint != nullptr) {
+    if (parse_complaint->empty()) *parse_complaint = message;
+    return;
+  }
   Log(LogLevel::kDebug, "protobuf", message,
       {{"file", file}, {"line", absl::StrCat(line)}});
 }
@@ -48,7 +57,54 @@ absl::Status CheckAttempt(int attempt, int fan_index) {
   return absl::OkStatus();
 }
 
+// How deep a google.protobuf.Value nests (a scalar is 0).
+int Depth(const google::protobuf::Value& v, int limit);
+int Depth(const google::protobuf::Struct& s, int limit) {
+  int deepest = 0;
+  for (const auto& [k, v] : s.fields()) {
+    deepest = std::max(deepest, Depth(v, limit));
+    if (deepest >= limit) break;
+  }
+  return deepest + 1;
+}
+int Depth(const google::protobuf::Value& v, int limit) {
+  if (limit <= 0) return 0;
+  if (v.has_struct_value()) return Depth(v.struct_value(), limit - 1);
+  if (v.has_list_value()) {
+    int deepest = 0;
+    for (const auto& e : v.list_value().values()) {
+      deepest = std::max(deepest, Depth(e, limit - 1));
+      if (deepest >= limit) break;
+    }
+    return deepest + 1;
+  }
+  return 0;
+}
+
 }  // namespace
+
+absl::Status ParsePayload(absl::string_view payload, google::protobuf::Message* message) {
+  std::string complaint;
+  parse_complaint = &complaint;
+  bool ok = message->ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+  parse_complaint = nullptr;
+  if (ok) return absl::OkStatus();
+  const std::string& name = message->GetDescriptor()->full_name();
+  if (complaint.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("payload is not a valid ", name, " (protobuf parse failed: truncated, malformed, or nested deeper than protobuf allows)"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat("payload is not a valid ", name, " (", complaint, ")"));
+}
+
+absl::Status CheckNesting(absl::string_view field, const google::protobuf::Struct& value) {
+  int depth = Depth(value, kMaxNesting + 1);
+  if (depth > kMaxNesting) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " nests more than ", kMaxNesting, " levels deep (objects and lists)"));
+  }
+  return absl::OkStatus();
+}
 
 Encoded Encode(const google::protobuf::Message& message, absl::string_view traceparent) {
   Encoded out;
@@ -85,7 +141,7 @@ absl::Status Validate(const v1::TaskSubmission& m) {
   if (b.max_steps() < 0) return absl::InvalidArgumentError("budget.max_steps is negative");
   if (b.max_fanout_depth() < 0) return absl::InvalidArgumentError("budget.max_fanout_depth is negative");
   if (!v1::Priority_IsValid(m.priority())) return absl::InvalidArgumentError("priority is unknown");
-  return absl::OkStatus();
+  return CheckNesting("input", m.input());
 }
 
 absl::Status Validate(const v1::WorkItem& m) {

@@ -47,6 +47,16 @@ absl::Status Validate(const v1::BreakerState& m);
 absl::Status Validate(const v1::CacheEntry& m);
 absl::Status Validate(const v1::TenantLedger& m);
 
+// Parses `payload` into `message`; InvalidArgument "payload is not a valid
+// <type> (<why>)", with protobuf's own complaint (a string field with invalid
+// UTF-8, nesting past its limit) when it has one.
+absl::Status ParsePayload(absl::string_view payload, google::protobuf::Message* message);
+
+// JSON-like inputs (google.protobuf.Struct) may nest at most this deep.
+inline constexpr int kMaxNesting = 24;
+// InvalidArgument "<field> nests more than 24 levels deep" past kMaxNesting.
+absl::Status CheckNesting(absl::string_view field, const google::protobuf::Struct& value);
+
 // Checks the schema headers against `expected_schema`: a header that is
 // present must name that schema and a known version. Absent headers are
 // accepted (clients in other languages may not set them).
@@ -66,10 +76,7 @@ absl::StatusOr<T> Decode(absl::string_view payload, const Headers& headers,
   absl::Status headers_ok = CheckSchemaHeaders(headers, name);
   if (!headers_ok.ok()) return headers_ok;
   T message;
-  if (!message.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("payload is not a valid ", name, " (protobuf parse failed)"));
-  }
+  if (absl::Status parsed = ParsePayload(payload, &message); !parsed.ok()) return parsed;
   absl::Status valid = Validate(message);
   if (!valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("invalid ", name, ": ", valid.message()));

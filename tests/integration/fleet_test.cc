@@ -1,5 +1,7 @@
 // End-to-end tests: a coordinator and workers as real processes, on the real
 // Kafka broker (tests/kafka/kafka.sh) and on the development broker.
+#include <functional>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -150,6 +152,118 @@ TEST_F(RealKafkaTest, OnlyCallsLongerThanTheReceiptDelaySendAReceipt) {
   EXPECT_GT(slow, 0);
 }
 
+// The fleet's dead letters, by "source topic|key", once `count` have arrived (or 60 s).
+std::map<std::string, Message> ReadDeadLetters(const FleetConfig& config, const std::string& prefix, size_t count) {
+  auto dlq = NewConsumer(ConsumerProperties(config.kafka, prefix + "dlq-reader"));
+  EXPECT_TRUE(dlq.ok());
+  if (!dlq.ok()) return {};
+  EXPECT_TRUE((*dlq)->Subscribe({Topics(config.kafka.topic_prefix).dlq}).ok());
+  std::map<std::string, Message> by_source;
+  for (absl::Time until = absl::Now() + absl::Seconds(60); by_source.size() < count && absl::Now() < until;) {
+    for (Message& m : (*dlq)->Poll(absl::Milliseconds(200), 100)) {
+      by_source[*FindHeader(m.headers, kDlqTopicHeader) + "|" + m.key] = std::move(m);
+    }
+  }
+  (*dlq)->Close();
+  return by_source;
+}
+
+nlohmann::json Nested(int levels) {
+  nlohmann::json j = "leaf";
+  for (int i = 0; i < levels; ++i) j = (i % 2) ? nlohmann::json{{"k", j}} : nlohmann::json::array({j});
+  return nlohmann::json{{"deep", j}};
+}
+
+// Every kind of bad submission a producer can send: each gets a REJECTED
+// result saying precisely why and a DLQ copy with the same reason; a work item
+// for an agent nobody runs is dead-lettered by the worker; nothing crashes or
+// stalls, and good tasks sent after them all complete.
+TEST_F(RealKafkaTest, EveryKindOfBadSubmissionIsRejectedWithAPreciseReason) {
+  Fleet fleet("bad-input");
+  fleet.WriteConfig(bootstrap_, {}, "max_payload_bytes: 65536", "max_payload_bytes: 65536");
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  Topics topics(config->kafka.topic_prefix);
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok());
+  auto collector = ResultCollector::Start(*config, producer->get());
+  ASSERT_TRUE(collector.ok()) << collector.status();
+
+  auto task = [&](const std::string& id, const std::function<void(v1::TaskSubmission*)>& edit) {
+    v1::TaskSubmission t = SampleTasks(1, id, 7)[0];
+    t.set_task_id(id);
+    edit(&t);
+    return Encode(t, "");
+  };
+  Encoded good = task("bad-truncated", [](v1::TaskSubmission*) {});
+  Headers v7 = {{kSchemaHeader, "agentfleet.v1.TaskSubmission"}, {kSchemaVersionHeader, "7"}};
+  struct Case {
+    std::string key;
+    std::string payload;
+    Headers headers;
+    std::string reason;
+  };
+  std::vector<Case> cases = {
+      {"bad-truncated", good.payload.substr(0, good.payload.size() / 2), {}, "not a valid agentfleet.v1.TaskSubmission"},
+      {"bad-version", task("bad-version", [](v1::TaskSubmission*) {}).payload, v7,
+       "unsupported schema version 7 of agentfleet.v1.TaskSubmission"},
+      {"bad-oversized",
+       task("bad-oversized", [](v1::TaskSubmission* t) {
+         (*t->mutable_input()->mutable_fields())["blob"].set_string_value(std::string(100000, 'x'));
+       }).payload, {}, "exceeds the limit of 65536 bytes"},
+      // Field 1 (task_id) holds bytes that are not UTF-8; field 3 names the workflow.
+      {"bad-utf8", std::string("\x0a\x02\xc3\x28\x1a\x07support", 13), {},
+       "agentfleet.v1.TaskSubmission.task_id"},
+      {"bad-nested", task("bad-nested", [](v1::TaskSubmission* t) { *t->mutable_input() = ToStruct(Nested(30)); }).payload,
+       {}, "input nests more than 24 levels deep"},
+      {"bad-negative-budget", task("bad-negative-budget", [](v1::TaskSubmission* t) {
+         t->mutable_budget()->set_max_tokens(-5);
+       }).payload, {}, "budget.max_tokens is negative"},
+      {"bad-absurd-budget", task("bad-absurd-budget", [](v1::TaskSubmission* t) {
+         t->mutable_budget()->set_max_cost_usd(std::numeric_limits<double>::infinity());
+       }).payload, {}, "budget.max_cost_usd is negative or not finite"},
+      {"bad-workflow", task("bad-workflow", [](v1::TaskSubmission* t) { t->set_workflow("no-such-workflow"); }).payload,
+       {}, "unknown workflow 'no-such-workflow'"},
+  };
+  for (const Case& c : cases) {
+    ASSERT_TRUE((*producer)->Produce({topics.tasks, c.key, c.payload, c.headers}).ok());
+    collector->get()->Expect(c.key, absl::Now());
+  }
+  // A sound work item for an agent no worker runs, on another agent's topic.
+  v1::WorkItem item;
+  item.set_task_id("bad-agent");
+  item.set_step("s");
+  item.set_agent("no-such-agent");
+  item.set_attempt(1);
+  Encoded e = Encode(item, "");
+  ASSERT_TRUE((*producer)->Produce({topics.Work("classifier"), "bad-agent", e.payload, e.headers}).ok());
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(10)).ok());
+  for (absl::Time until = absl::Now() + absl::Seconds(60); !collector->get()->Done() && absl::Now() < until;) {
+    collector->get()->Poll(absl::Milliseconds(200));
+  }
+  std::map<std::string, v1::TaskResult> results;
+  for (const auto& r : collector->get()->results()) results[r.task_id()] = r;
+  std::map<std::string, Message> dead = ReadDeadLetters(*config, fleet.prefix(), cases.size() + 1);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.key);
+    ASSERT_TRUE(results.count(c.key)) << fleet.LogTails();
+    EXPECT_EQ(results[c.key].status(), v1::TASK_STATUS_REJECTED);
+    EXPECT_THAT(results[c.key].error().message(), HasSubstr(c.reason));
+    ASSERT_TRUE(dead.count(topics.tasks + "|" + c.key)) << fleet.LogTails();
+    const Message& m = dead[topics.tasks + "|" + c.key];
+    EXPECT_THAT(*FindHeader(m.headers, kDlqReasonHeader), HasSubstr(c.reason));
+    EXPECT_EQ(m.payload, c.payload);
+  }
+  ASSERT_TRUE(dead.count(topics.Work("classifier") + "|bad-agent")) << fleet.LogTails();
+  EXPECT_THAT(*FindHeader(dead[topics.Work("classifier") + "|bad-agent"].headers, kDlqReasonHeader),
+              HasSubstr("unknown agent 'no-such-agent'"));
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+  RunAndVerify(fleet, *config, 20);
+}
+
 TEST_F(RealKafkaTest, GarbageOnEveryTopicGoesToTheDlqWithAReasonAndNothingCrashes) {
   Fleet fleet("garbage");
   fleet.WriteConfig(bootstrap_);
@@ -192,16 +306,7 @@ TEST_F(RealKafkaTest, GarbageOnEveryTopicGoesToTheDlqWithAReasonAndNothingCrashe
   EXPECT_THAT(results[unknown.task_id()].error().message(), HasSubstr("unknown workflow 'no-such-workflow'"));
 
   // Every bad message is in the DLQ, byte for byte, with its reason and origin.
-  auto dlq = NewConsumer(ConsumerProperties(config->kafka, fleet.prefix() + "dlq-reader"));
-  ASSERT_TRUE(dlq.ok());
-  ASSERT_TRUE((*dlq)->Subscribe({topics.dlq}).ok());
-  std::map<std::string, Message> by_source;
-  for (absl::Time until = absl::Now() + absl::Seconds(60); by_source.size() < 5 && absl::Now() < until;) {
-    for (Message& m : (*dlq)->Poll(absl::Milliseconds(200), 100)) {
-      by_source[*FindHeader(m.headers, kDlqTopicHeader) + "|" + m.key] = std::move(m);
-    }
-  }
-  (*dlq)->Close();
+  std::map<std::string, Message> by_source = ReadDeadLetters(*config, fleet.prefix(), 5);
   ASSERT_EQ(by_source.size(), 5u) << fleet.LogTails();
   auto reason = [&](const std::string& key) { return *FindHeader(by_source[key].headers, kDlqReasonHeader); };
   EXPECT_THAT(reason(topics.tasks + "|bad-task-1"), HasSubstr("not a valid agentfleet.v1.TaskSubmission"));

@@ -1,6 +1,8 @@
 #include "codec/codec.h"
 
+#include <cmath>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "codec/json_value.h"
@@ -74,7 +76,64 @@ TEST(CodecTest, ValidationNamesTheField) {
 TEST(CodecTest, InvalidUtf8InAStringFieldIsRejected) {
   // Field 1 (task_id), length 2, bytes 0xC3 0x28: not UTF-8.
   std::string payload = std::string("\x0a\x02\xc3\x28", 4) + "\x1a\x01w";
-  EXPECT_FALSE(Decode<v1::TaskSubmission>(payload, {}).ok());
+  auto decoded = Decode<v1::TaskSubmission>(payload, {});
+  ASSERT_FALSE(decoded.ok());
+  // The reason names the field (protobuf's own diagnosis, kept for the DLQ).
+  EXPECT_THAT(decoded.status().message(), HasSubstr("agentfleet.v1.TaskSubmission.task_id"));
+  EXPECT_THAT(decoded.status().message(), HasSubstr("invalid UTF-8"));
+}
+
+TEST(CodecTest, TruncatedPayloadsAreRejectedAsTruncated) {
+  Encoded e = Encode(Submission(), "");
+  for (size_t cut : {size_t{1}, e.payload.size() / 2, e.payload.size() - 1}) {
+    auto decoded = Decode<v1::TaskSubmission>(absl::string_view(e.payload).substr(0, cut), {});
+    ASSERT_FALSE(decoded.ok()) << cut;
+    EXPECT_THAT(decoded.status().message(), HasSubstr("not a valid agentfleet.v1.TaskSubmission")) << cut;
+  }
+}
+
+nlohmann::json Nested(int levels) {
+  nlohmann::json j = "leaf";
+  for (int i = 0; i < levels; ++i) j = (i % 2) ? nlohmann::json{{"k", j}} : nlohmann::json::array({j});
+  return nlohmann::json{{"deep", j}};
+}
+
+TEST(CodecTest, DeeplyNestedInputsAreRejectedSayingHowDeep) {
+  v1::TaskSubmission s = Submission();
+  *s.mutable_input() = ToStruct(Nested(20));
+  Encoded ok = Encode(s, "");
+  EXPECT_TRUE(Decode<v1::TaskSubmission>(ok.payload, ok.headers).ok());
+  // Deeper than our limit, within protobuf's: our reason.
+  *s.mutable_input() = ToStruct(Nested(30));
+  Encoded deep = Encode(s, "");
+  EXPECT_THAT(Decode<v1::TaskSubmission>(deep.payload, deep.headers).status().message(),
+              HasSubstr("input nests more than 24 levels deep"));
+  // Past protobuf's recursion limit (100): the parse itself refuses, saying so.
+  *s.mutable_input() = ToStruct(Nested(200));
+  Encoded deeper = Encode(s, "");
+  auto decoded = Decode<v1::TaskSubmission>(deeper.payload, deeper.headers);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_THAT(decoded.status().message(), HasSubstr("nested deeper than protobuf allows"));
+}
+
+TEST(CodecTest, AbsurdBudgetsAreRejectedNamingTheField) {
+  struct Case {
+    std::function<void(v1::Budget*)> set;
+    std::string reason;
+  };
+  std::vector<Case> cases = {
+      {[](v1::Budget* b) { b->set_max_tokens(-5); }, "budget.max_tokens is negative"},
+      {[](v1::Budget* b) { b->set_max_cost_usd(std::nan("")); }, "budget.max_cost_usd is negative or not finite"},
+      {[](v1::Budget* b) { b->set_max_cost_usd(INFINITY); }, "budget.max_cost_usd is negative or not finite"},
+      {[](v1::Budget* b) { b->set_max_steps(-1); }, "budget.max_steps is negative"},
+      {[](v1::Budget* b) { b->set_max_fanout_depth(-2); }, "budget.max_fanout_depth is negative"},
+  };
+  for (const Case& c : cases) {
+    v1::TaskSubmission s = Submission();
+    c.set(s.mutable_budget());
+    Encoded e = Encode(s, "");
+    EXPECT_THAT(Decode<v1::TaskSubmission>(e.payload, e.headers).status().message(), HasSubstr(c.reason));
+  }
 }
 
 TEST(GoldenTest, CurrentFixtureDecodesAndReencodesByteForByte) {
