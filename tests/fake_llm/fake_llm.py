@@ -10,6 +10,7 @@ misbehaves on request: a directive anywhere in the prompt text,
   fake:delay=SECONDS   answer after this long (default: --delay)
   fake:status=CODE     answer with this HTTP status and an error body
   fake:retry_after=S   add a Retry-After header (with fake:status)
+  fake:echo_key        a 401 whose error quotes the API key it was sent (as real providers do)
   fake:reset           reset the connection (RST) without answering
   fake:truncate        announce a longer body than is sent, then close
   fake:invalid_json    a 200 whose body is not JSON
@@ -116,6 +117,11 @@ class Server:
         d = {m.group(1): m.group(2) for m in DIRECTIVE.finditer(text)}
         await asyncio.sleep(float(d.get("delay") or self.delay))
 
+        if "echo_key" in d:
+            # What real providers do with a wrong key: quote it back in the error.
+            key = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+            return web.json_response({"error": {"type": "invalid_request_error",
+                                                "message": "Incorrect API key provided: " + key}}, status=401)
         if "status" in d:
             headers = {"Retry-After": d["retry_after"]} if "retry_after" in d else {}
             return web.json_response({"error": {"type": "fake", "message": "fake status " + d["status"]}},

@@ -12,6 +12,8 @@
 #include "absl/time/clock.h"
 #include "cli/run_summary.h"
 #include "cli/tasks_input.h"
+#include "kafka/kafka.h"
+#include "kafka/topics.h"
 #include "codec/json_value.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,14 +27,14 @@ using Json = nlohmann::json;
 
 // Writes examples/llm.yaml with both providers pointed at `fake`.
 absl::StatusOr<FleetConfig> LlmFleetConfig(Fleet& fleet, const std::string& bootstrap, const FakeLlm& fake,
-                                           const std::string& worker_yaml = "") {
+                                           const std::string& worker_yaml = "",
+                                           std::vector<std::pair<std::string, std::string>> edits = {}) {
   setenv("LOCAL_LLM_API_KEY", "sk-local-test", 1);
   setenv("ANTHROPIC_API_KEY", "sk-ant-test", 1);
   fleet.set_example("examples/llm.yaml");
-  fleet.WriteConfig(bootstrap,
-                    {{"http://127.0.0.1:8000/v1", fake.base_url() + "/v1"},
-                     {"https://api.anthropic.com", fake.base_url()}},
-                    "", worker_yaml);
+  edits.push_back({"http://127.0.0.1:8000/v1", fake.base_url() + "/v1"});
+  edits.push_back({"https://api.anthropic.com", fake.base_url()});
+  fleet.WriteConfig(bootstrap, edits, "", worker_yaml);
   if (absl::Status s = fleet.CreateTopics(); !s.ok()) return s;
   return fleet.LoadConfig();
 }
@@ -155,6 +157,97 @@ TEST_F(HttpWorkerTest, SigtermUnderLoadFinishesOrHandsBackEveryItem) {
   EXPECT_GT(handed_back, 0) << "with 3 s calls and a 1 s grace, some items must be handed back";
   std::cout << "worker-1 drained in " << absl::FormatDuration(took) << ", handing back " << handed_back
             << " unfinished items; all " << kTasks << " tasks completed\n";
+}
+
+// Secrets planted where a user keeps them (the model API keys in the
+// environment, a SASL password through kafka.properties_env) must never leave
+// in anything the fleet writes: not in a process log, a metrics exposition, a
+// span, or any message on any of the fleet's topics (results and DLQ
+// included), even when the provider quotes the key back in its error.
+TEST_F(HttpWorkerTest, PlantedSecretsAppearInNoLogMetricSpanOrMessage) {
+  Fleet fleet("secrets");
+  auto fake = FakeLlm::Start(fleet.dir(), 0.01);
+  ASSERT_TRUE(fake.ok()) << fake.status();
+  const std::string kKey = "sk-planted-7c1e4b0d9a2f";
+  const std::string kAnthropicKey = "sk-ant-planted-51d0e6a3";
+  const std::string kSasl = "sasl-planted-94b2f7";
+  setenv("AGENTFLEET_TEST_SASL_PASSWORD", kSasl.c_str(), 1);
+  auto config = LlmFleetConfig(
+      fleet, bootstrap_, **fake, "",
+      {{"\nworkflows:", absl::StrCat("\ntracing: {otlp_endpoint: '", (*fake)->base_url(),
+                                      "/v1/traces', export_interval: 200ms}\nworkflows:")},
+       {"  replication_factor: 1\n", "  replication_factor: 1\n  properties_env: {sasl.password: AGENTFLEET_TEST_SASL_PASSWORD}\n"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  setenv("LOCAL_LLM_API_KEY", kKey.c_str(), 1);
+  setenv("ANTHROPIC_API_KEY", kAnthropicKey.c_str(), 1);
+  pid_t coordinator = fleet.StartCoordinator();
+  pid_t worker = fleet.StartWorker("worker-1");
+  // A third of the tasks make the provider answer 401 quoting the key.
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(30, fleet.prefix() + "task", 5);
+  for (size_t i = 0; i < tasks.size(); i += 3) {
+    auto& ticket = *(*tasks[i].mutable_input()->mutable_fields())["ticket"].mutable_struct_value()->mutable_fields();
+    ticket["subject"].set_string_value("fake:echo_key");
+  }
+  auto outcome = SubmitAndCollect(*config, tasks, true, absl::Seconds(120));
+  ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+  EXPECT_EQ(outcome->summary.received, 30) << fleet.LogTails();
+  EXPECT_GE(outcome->summary.count(v1::TASK_STATUS_FAILED) + outcome->summary.count(v1::TASK_STATUS_PARTIAL), 10);
+  // A dead letter, so the DLQ has something to check.
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok());
+  Topics topics(config->kafka.topic_prefix);
+  ASSERT_TRUE((*producer)->Produce({topics.tasks, "garbage", "\xff not a task", {}}).ok());
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(10)).ok());
+  absl::SleepFor(absl::Seconds(2));
+
+  // The plant is real: the provider received the keys.
+  std::string sent = (*fake)->Requests().dump();
+  ASSERT_THAT(sent, ::testing::HasSubstr(kKey));
+
+  std::vector<std::pair<std::string, std::string>> outputs;  // where, what
+  for (pid_t pid : {coordinator, worker}) {
+    auto [status, body] = HttpGet(absl::StrCat("http://127.0.0.1:", fleet.HttpPort(pid), "/metrics"));
+    EXPECT_EQ(status, 200);
+    outputs.push_back({absl::StrCat("metrics of pid ", pid), body});
+  }
+  for (absl::Time until = absl::Now() + absl::Seconds(10); (*fake)->Spans().empty() && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  std::string spans = (*fake)->Spans().dump();
+  EXPECT_GT(spans.size(), 100u);
+  outputs.push_back({"spans", spans});
+  size_t messages = 0;
+  for (const TopicSpec& t : FleetTopics(*config)) {
+    std::vector<int32_t> partitions;
+    for (int32_t p = 0; p < t.partitions; ++p) partitions.push_back(p);
+    auto read = ReadPartitionsToEnd(ConsumerProperties(config->kafka, fleet.prefix() + "grep"), t.name, partitions,
+                                    absl::Seconds(60));
+    ASSERT_TRUE(read.ok()) << t.name << ": " << read.status();
+    for (const Message& m : *read) {
+      std::string all = m.key + m.payload;
+      for (const auto& [k, v] : m.headers) all += k + v;
+      outputs.push_back({t.name, all});
+      ++messages;
+    }
+  }
+  EXPECT_GT(messages, 100u);
+  fleet.StopProcess(worker);
+  fleet.StopProcess(coordinator);
+  for (const auto& entry : std::filesystem::directory_iterator(fleet.dir())) {
+    if (entry.path().extension() != ".log" || entry.path().filename().string().rfind("fake", 0) == 0) continue;
+    std::ifstream in(entry.path());
+    outputs.push_back({entry.path().filename().string(), std::string(std::istreambuf_iterator<char>(in), {})});
+  }
+  bool redaction_seen = false;
+  for (const auto& [where, text] : outputs) {
+    for (const std::string& secret : {kKey, kAnthropicKey, kSasl}) {
+      EXPECT_EQ(text.find(secret), std::string::npos) << secret << " leaked into " << where;
+    }
+    // The provider's quote of the key reaches the task's result, redacted.
+    redaction_seen = redaction_seen || (where == topics.results &&
+                                        text.find("Incorrect API key provided: [redacted]") != std::string::npos);
+  }
+  EXPECT_TRUE(redaction_seen) << "the 401's message should reach the results with the key redacted";
 }
 
 }  // namespace
