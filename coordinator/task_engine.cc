@@ -275,7 +275,7 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
     return;
   }
   std::string id = task.id();
-  for (size_t i = 0; i < list->size() && active_.contains(id); ++i) Dispatch(task, step, static_cast<int>(i), out);
+  for (size_t i = 0; active_.contains(id) && i < list->size(); ++i) Dispatch(task, step, static_cast<int>(i), out);
 }
 
 void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
@@ -557,7 +557,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
         s.instances[first + i].spawn_agent = spawned[i].first;
         s.instances[first + i].spawn_input = std::move(spawned[i].second);
       }
-      for (size_t i = first; i < s.instances.size() && active_.contains(id); ++i) Dispatch(task, step, s.Fan(i), out);
+      for (size_t i = first; active_.contains(id) && i < s.instances.size(); ++i) Dispatch(task, step, s.Fan(i), out);
       if (active_.contains(id)) Touch(task);
       return;
     }
@@ -622,9 +622,9 @@ int64_t TaskEngine::StepsStarted(const Task& task) {
 
 void TaskEngine::ResumeBudgetWaits(Task& task, Outbox* out) {
   std::string id = task.id();
-  for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
+  for (size_t step = 0; active_.contains(id) && step < task.steps.size(); ++step) {
     StepRun& s = task.steps[step];
-    for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
+    for (size_t i = 0; active_.contains(id) && i < s.instances.size(); ++i) {
       if (s.instances[i].budget_wait) Dispatch(task, step, s.Fan(i), out);
     }
   }
@@ -902,16 +902,16 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
   if (task.kick_rate) {
     // Restored while waiting for a quota: back into the queue.
     task.kick_rate = false;
-    for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
+    for (size_t step = 0; active_.contains(id) && step < task.steps.size(); ++step) {
       StepRun& s = task.steps[step];
-      for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
+      for (size_t i = 0; active_.contains(id) && i < s.instances.size(); ++i) {
         if (s.instances[i].rate_wait) Dispatch(task, step, s.Fan(i), out);
       }
     }
   }
-  for (size_t step = 0; step < task.steps.size() && active_.contains(id); ++step) {
+  for (size_t step = 0; active_.contains(id) && step < task.steps.size(); ++step) {
     StepRun& s = task.steps[step];
-    for (size_t i = 0; i < s.instances.size() && active_.contains(id); ++i) {
+    for (size_t i = 0; active_.contains(id) && i < s.instances.size(); ++i) {
       Instance& inst = s.instances[i];
       if (inst.tenant_wait) {
         if (inst.retry_at <= now) Dispatch(task, step, s.Fan(i), out);  // a new period
