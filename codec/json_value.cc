@@ -52,8 +52,10 @@ Json FromValue(const google::protobuf::Value& value) {
     case google::protobuf::Value::kNumberValue: {
       double d = value.number_value();
       // Whole numbers come back as integers so 3 prints as 3, not 3.0.
-      if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -9.007199254740992e15 &&
-          d < 9.007199254740992e15) {
+      // Range first: converting a double outside int64's range is undefined
+      // (found by fuzz/json_fuzzer under UBSan).
+      if (d > -9.007199254740992e15 && d < 9.007199254740992e15 &&
+          d == static_cast<double>(static_cast<int64_t>(d))) {
         return static_cast<int64_t>(d);
       }
       return d;

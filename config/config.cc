@@ -1,5 +1,8 @@
 #include "config/config.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include <fstream>
 #include <functional>
 #include <regex>
@@ -863,6 +866,21 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
 
 absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text, const std::string& source) {
   Loader loader(source);
+  // YAML is Unicode, but yaml-cpp does not check: bytes that are not UTF-8
+  // would reach prompts and schemas (and made JSON serialization throw; found
+  // by fuzz/config_fuzzer). nlohmann's serializer finds the first bad byte.
+  try {
+    (void)Json(text).dump();
+  } catch (const Json::type_error& e) {
+    std::string what = e.what();
+    size_t at = what.find("index ");
+    size_t index = at == std::string::npos ? 0 : std::strtoul(what.c_str() + at + 6, nullptr, 10);
+    size_t line = 1 + std::count(text.begin(), text.begin() + std::min(index, text.size()), '\n');
+    size_t bracket = what.find("] ");  // past "[json.exception.type_error.316] "
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", line, ": the file is not valid UTF-8 (",
+                                                   bracket == std::string::npos ? what : what.substr(bracket + 2),
+                                                   ")"));
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);

@@ -71,6 +71,20 @@ TEST(ConfigTest, LoadsValidConfigWithDerivedDependenciesAndOutputStep) {
   EXPECT_DOUBLE_EQ(config->Cost("m1", 1'000'000, 500'000), 2.0);
 }
 
+// Found by fuzz/config_fuzzer: bytes that are not UTF-8 in a schema made the
+// loader throw (and the process abort) instead of naming the line.
+TEST(ConfigTest, BytesThatAreNotUtf8AreAnErrorNamingTheLine) {
+  std::string text = std::string(kValid);
+  size_t third_line = text.find('\n', text.find('\n') + 1) + 1;
+  text.insert(third_line, "# caf\xc3\x28\n");
+  auto config = LoadConfigString(text, "fleet.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("fleet.yaml:3: the file is not valid UTF-8"));
+  auto cut = LoadConfigString(std::string(kValid) + "# \xe2\x94", "fleet.yaml");
+  ASSERT_FALSE(cut.ok());
+  EXPECT_THAT(cut.status().message(), HasSubstr("not valid UTF-8"));
+}
+
 TEST(ConfigTest, UnknownKeyNamesFileLineAndField) {
   std::string err = ErrorOf(Variant("  partitions: 4", "  partitions: 4\n  partitons: 9"));
   EXPECT_THAT(err, HasSubstr("fleet.yaml:4:3: kafka.partitons: unknown key"));
