@@ -367,13 +367,17 @@ void Coordinator::HandleSubmission(const Message& m, Outbox* out) {
   if (status.ok() || absl::IsResourceExhausted(status)) return;
   DeadLetter(m, status.message());
   if (sub.ok()) return;
-  // Unparseable: reject by the key when it is a usable task id.
+  // Unparseable: reject by the key when it is a usable task id, and not the
+  // id of a task that runs or has its result (that would be a second one).
+  if (engine_.Knows(m.key)) return;
   v1::TaskResult r;
   r.set_task_id(m.key);
   r.set_status(v1::TASK_STATUS_REJECTED);
   r.mutable_error()->set_code("invalid_submission");
   r.mutable_error()->set_message(std::string(status.message()));
-  if (Validate(r).ok()) out->results.push_back({std::move(r), traceparent});
+  if (!Validate(r).ok()) return;
+  out->results.push_back({std::move(r), traceparent});
+  engine_.RememberRejected(m.key, m.partition);
 }
 
 void Coordinator::HandleEvent(const Message& m, Outbox* out) {

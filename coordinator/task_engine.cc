@@ -184,7 +184,7 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   if (wf == nullptr) {
     ++stats_.rejected;
     std::string reason = absl::StrCat("unknown workflow '", submission.workflow(), "'");
-    Reject(submission, traceparent, "invalid_submission", reason, out);
+    Reject(submission, traceparent, "invalid_submission", reason, partition, out);
     return absl::InvalidArgumentError(reason);
   }
   if (const TenantConfig* tenant = config_->FindTenant(submission.tenant());
@@ -193,7 +193,7 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
     ++stats_.tenant_rejected;
     std::string reason = absl::StrCat("tenant '", submission.tenant(), "' has spent its budget for this ",
                                       PeriodName(tenant->period));
-    Reject(submission, traceparent, "tenant_budget_exhausted", reason, out);
+    Reject(submission, traceparent, "tenant_budget_exhausted", reason, partition, out);
     return absl::ResourceExhaustedError(reason);
   }
   ++stats_.accepted;
@@ -212,7 +212,11 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
 }
 
 void TaskEngine::Reject(const v1::TaskSubmission& submission, const std::string& traceparent, const std::string& code,
-                        const std::string& reason, Outbox* out) {
+                        const std::string& reason, int32_t partition, Outbox* out) {
+  // REJECTED is the id's one result: a resubmission under it is a duplicate
+  // (found by fuzz/coordinator_input_fuzzer: a rejected id resubmitted with
+  // a valid workflow ran and got a second result).
+  Remember(submission.task_id(), clock_->Now(), partition);
   v1::TaskResult r;
   r.set_task_id(submission.task_id());
   r.set_tenant(submission.tenant());
@@ -1080,6 +1084,10 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
   active_.erase(id);  // destroys `task`
   Remember(id, now, partition);
 }
+
+bool TaskEngine::Knows(const std::string& id) const { return active_.contains(id) || finished_.contains(id); }
+
+void TaskEngine::RememberRejected(const std::string& id, int32_t partition) { Remember(id, clock_->Now(), partition); }
 
 void TaskEngine::Remember(const std::string& id, absl::Time finished_at, int32_t partition) {
   auto old = finished_.find(id);

@@ -120,6 +120,13 @@ class TaskEngine {
   absl::Status Submit(const v1::TaskSubmission& submission, const std::string& traceparent,
                       int32_t partition, Outbox* out, const std::string& parent_traceparent = "");
 
+  // Whether `id` is running or finished (within the retention): a message
+  // under that id must not produce another result.
+  bool Knows(const std::string& id) const;
+  // Records `id` as finished with a REJECTED result sent elsewhere (an
+  // unreadable submission rejected by its key), so a resubmission is a duplicate.
+  void RememberRejected(const std::string& id, int32_t partition);
+
   // Applies a worker's receipt, heartbeat or result. Events for unknown or
   // finished tasks, and for attempts other than the current one, are stale
   // and ignored.
@@ -197,7 +204,7 @@ class TaskEngine {
   void StartReadySteps(Task& task, Outbox* out);
   // Emits the REJECTED result of a submission that will not run.
   void Reject(const v1::TaskSubmission& submission, const std::string& traceparent, const std::string& code,
-              const std::string& reason, Outbox* out);
+              const std::string& reason, int32_t partition, Outbox* out);
   // What a step's input template can read: the task's input, finished steps' outputs.
   static InputContext ContextFor(const Task& task);
   void StartStep(Task& task, size_t step, Outbox* out);

@@ -153,6 +153,27 @@ TEST_F(TaskEngineTest, UnknownWorkflowIsRejectedWithAReason) {
   EXPECT_THAT(out.results[0].result.error().message(), HasSubstr("unknown workflow 'nope'"));
 }
 
+// Found by fuzz/coordinator_input_fuzzer: REJECTED was not remembered, so the
+// same id resubmitted with a valid workflow ran and got a second result.
+TEST_F(TaskEngineTest, ARejectedIdIsFinalAndItsResubmissionIsADuplicate) {
+  v1::TaskSubmission s = Task("t1");
+  s.set_workflow("nope");
+  Outbox out;
+  EXPECT_FALSE(engine_->Submit(s, "", 0, &out).ok());
+  ASSERT_EQ(out.results.size(), 1u);
+  EXPECT_TRUE(engine_->Knows("t1"));
+  Outbox again;
+  EXPECT_TRUE(engine_->Submit(Task("t1"), "", 0, &again).ok());
+  EXPECT_TRUE(again.empty()) << "a rejected id must not run";
+  EXPECT_EQ(engine_->stats().duplicate_submissions, 1);
+  // And by key, for a submission the coordinator could not even read.
+  EXPECT_FALSE(engine_->Knows("t2"));
+  engine_->RememberRejected("t2", 0);
+  Outbox third;
+  EXPECT_TRUE(engine_->Submit(Task("t2"), "", 0, &third).ok());
+  EXPECT_TRUE(third.empty());
+}
+
 TEST_F(TaskEngineTest, RetriesAfterAnExponentialBackoffAndIgnoresTheReplacedAttempt) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
