@@ -63,7 +63,7 @@ absl::Status CheckNesting(absl::string_view field, const google::protobuf::Struc
 absl::Status CheckSchemaHeaders(const Headers& headers, absl::string_view expected_schema);
 
 // Parses and validates. Errors are InvalidArgument with a reason fit for the
-// DLQ, e.g. "payload is not a valid agentfleet.v1.WorkItem (protobuf parse failed)".
+// DLQ, e.g. "payload is not a valid agentfleet.v1.WorkItem (protobuf parse failed: ...)".
 template <typename T>
 absl::StatusOr<T> Decode(absl::string_view payload, const Headers& headers,
                          size_t max_payload_bytes = kDefaultMaxPayloadBytes) {

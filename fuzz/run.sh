@@ -4,11 +4,11 @@
 # BUILD_DIR/fuzz-corpus), with AddressSanitizer and UndefinedBehaviorSanitizer.
 # Prints executions per target; exits non-zero on the first crash, leak or
 # sanitizer report (the reproducer is left in BUILD_DIR/fuzz-artifacts).
-#   fuzz/run.sh [SECONDS]        BUILD_DIR defaults to build-sanitize (scripts/sanitize.sh builds it)
+#   fuzz/run.sh [SECONDS]        BUILD_DIR defaults to build-test (scripts/test.sh builds it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-30}"
-build="${BUILD_DIR:-build-sanitize}"
+build="${BUILD_DIR:-build-test}"
 targets=(decode_fuzzer coordinator_input_fuzzer config_fuzzer tasks_input_fuzzer provider_response_fuzzer json_fuzzer)
 mkdir -p "$build/fuzz-artifacts"
 printf '%-28s %12s %10s %8s\n' target executions exec/s corpus
