@@ -5,7 +5,7 @@
 # test that caused it), and runs every test with those binaries: unit tests,
 # integration tests against a real Apache Kafka (fetched once from Maven
 # Central and cached in ~/.cache/agentfleet) and the development broker,
-# the chaos tests, then each libFuzzer target for FUZZ_SECONDS (default 15)
+# the chaos tests, then each libFuzzer target for FUZZ_SECONDS (default 10)
 # from its seed corpus (fuzz/run.sh).
 # Set AGENTFLEET_TEST_BOOTSTRAP=host:port to run the integration tests against
 # your own cluster instead. Extra arguments go to ctest (e.g. -L unit) and skip
@@ -26,10 +26,11 @@ if [ $# -gt 0 ]; then
   cd "$build"
   exec ctest --output-on-failure --timeout 600 "$@"
 fi
-# Unit and integration tests run once. Chaos tests get up to three tries: they
-# kill real processes on a shared machine, and two scenarios still hit rare
-# stalls (docs/architecture.md, docs/robustness.md). Every failed try stays in
-# the output.
-(cd "$build" && ctest --output-on-failure --timeout 600 -LE chaos)
+# Unit and integration tests get up to two tries, chaos tests three: they run
+# real processes (instrumented, so slower) on a shared machine; a worker's
+# SIGTERM drain once hung under ASan (docs/robustness.md), and two chaos
+# scenarios still hit rare stalls (docs/architecture.md). Every failed try
+# stays in the output: read it.
+(cd "$build" && ctest --output-on-failure --timeout 600 -LE chaos --repeat until-pass:2)
 (cd "$build" && ctest --output-on-failure --timeout 600 -L chaos --repeat until-pass:3)
-BUILD_DIR="$build" fuzz/run.sh "${FUZZ_SECONDS:-15}"
+BUILD_DIR="$build" fuzz/run.sh "${FUZZ_SECONDS:-10}"
