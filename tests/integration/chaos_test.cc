@@ -143,6 +143,26 @@ class ChaosTest : public KafkaTest {
     return *config;
   }
 
+  // On a Kafka of the test's own (`nodes` nodes): a coordinator and two
+  // workers, 5,000 tasks with 20 ms agents; `fault(kafka, received)` runs
+  // after each poll. Every process must still run, and the audit be clean.
+  void RunOnOwnKafka(const std::string& name, int nodes, std::vector<std::pair<std::string, std::string>> edits,
+                     absl::Duration timeout, const std::function<void(OwnKafka&, size_t)>& fault) {
+    Fleet fleet(name);
+    OwnKafka kafka(fleet, nodes);
+    ASSERT_FALSE(kafka.bootstrap().empty());
+    auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 20, p99_ms: 80}", std::move(edits), "",
+                          kafka.bootstrap());
+    ASSERT_TRUE(config.has_value());
+    fleet.StartCoordinator({"--instance", "c1"});
+    fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
+    fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
+    const int kTasks = 5000;
+    RunWithFaults(fleet, *config, kTasks, [&](size_t received) { fault(kafka, received); }, "task", timeout);
+    EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+    ExpectCleanAudit(*config, kTasks);
+  }
+
   // The topics, audited from the beginning, agree.
   void ExpectCleanAudit(const FleetConfig& config, int count) {
     auto report = Audit(config, /*verify=*/true, absl::Seconds(120));
@@ -310,53 +330,31 @@ TEST_F(ChaosTest, HeartbeatsKeepLongCallsAliveAndTheirSilenceRetriesThem) {
 // consumers ride it out (retries; transactions in flight abort); every task
 // gets exactly one result.
 TEST_F(ChaosTest, BrokerKilledAndRestartedMidRunLosesAndDuplicatesNothing) {
-  Fleet fleet("kill-broker");
-  OwnKafka kafka(fleet, 1);
-  ASSERT_FALSE(kafka.bootstrap().empty());
-  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 20, p99_ms: 80}", {}, "", kafka.bootstrap());
-  ASSERT_TRUE(config.has_value());
-  fleet.StartCoordinator({"--instance", "c1"});
-  fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
-  fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
-  const int kTasks = 5000;
   bool killed = false;
-  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+  RunOnOwnKafka("kill-broker", 1, {}, absl::Seconds(300), [&](OwnKafka& kafka, size_t received) {
     if (!killed && received >= 1000) {
       kafka.Kill();
       absl::SleepFor(absl::Seconds(5));
       kafka.Restart();
       killed = true;
     }
-  }, "task", absl::Seconds(300));
+  });
   EXPECT_TRUE(killed);
-  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
-  ExpectCleanAudit(*config, kTasks);
 }
 
 // The broker is frozen (SIGSTOP) for 8 s mid-run — longer than the 6 s
 // session timeout the test's clients use — then thawed.
 TEST_F(ChaosTest, BrokerFrozenForEightSecondsLosesAndDuplicatesNothing) {
-  Fleet fleet("freeze-broker");
-  OwnKafka kafka(fleet, 1);
-  ASSERT_FALSE(kafka.bootstrap().empty());
-  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 20, p99_ms: 80}", {}, "", kafka.bootstrap());
-  ASSERT_TRUE(config.has_value());
-  fleet.StartCoordinator({"--instance", "c1"});
-  fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
-  fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
-  const int kTasks = 5000;
   bool frozen = false;
-  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+  RunOnOwnKafka("freeze-broker", 1, {}, absl::Seconds(300), [&](OwnKafka& kafka, size_t received) {
     if (!frozen && received >= 1000) {
       kafka.Signal(SIGSTOP);
       absl::SleepFor(absl::Seconds(8));
       kafka.Signal(SIGCONT);
       frozen = true;
     }
-  }, "task", absl::Seconds(300));
+  });
   EXPECT_TRUE(frozen);
-  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
-  ExpectCleanAudit(*config, kTasks);
 }
 
 // A three-node KRaft cluster (replication factor 3, min ISR 2): node 1 is
@@ -364,29 +362,18 @@ TEST_F(ChaosTest, BrokerFrozenForEightSecondsLosesAndDuplicatesNothing) {
 // transaction coordinators it hosted) fails over to the other two; later it
 // comes back and catches up.
 TEST_F(ChaosTest, ANodeOfAThreeNodeClusterDiesAndLeadersFailOver) {
-  Fleet fleet("cluster-failover");
-  OwnKafka kafka(fleet, 3);
-  ASSERT_FALSE(kafka.bootstrap().empty());
-  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 20, p99_ms: 80}",
-                        {{"replication_factor: 1", "replication_factor: 3"}}, "", kafka.bootstrap());
-  ASSERT_TRUE(config.has_value());
-  fleet.StartCoordinator({"--instance", "c1"});
-  fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
-  fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
-  const int kTasks = 5000;
   int step = 0;
-  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
-    if (step == 0 && received >= 1000) {
-      kafka.Kill(1);
-      ++step;
-    } else if (step == 1 && received >= 3000) {
-      kafka.Restart(1);
-      ++step;
-    }
-  }, "task", absl::Seconds(400));
+  RunOnOwnKafka("cluster-failover", 3, {{"replication_factor: 1", "replication_factor: 3"}}, absl::Seconds(400),
+                [&](OwnKafka& kafka, size_t received) {
+                  if (step == 0 && received >= 1000) {
+                    kafka.Kill(1);
+                    ++step;
+                  } else if (step == 1 && received >= 3000) {
+                    kafka.Restart(1);
+                    ++step;
+                  }
+                });
   EXPECT_GE(step, 1);
-  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
-  ExpectCleanAudit(*config, kTasks);
 }
 
 // The development broker's fault injection (librdkafka's mock cluster, three
