@@ -94,7 +94,7 @@ size_t ResultCollector::Poll(absl::Duration timeout) {
   for (const Message& m : consumer_->Poll(timeout, 10000)) {
     auto result = Decode<v1::TaskResult>(m.payload, m.headers);
     if (!result.ok()) {
-      if (dlq_) SendToDeadLetter(*dlq_, topics_.dlq, m, result.status().message(), "cli").IgnoreError();
+      if (dlq_) SendToDeadLetter(*dlq_, topics_.dlq, m, result.status().message(), "cli", config_.kafka.max_message_bytes).IgnoreError();
       continue;
     }
     auto it = expected_.find(result->task_id());

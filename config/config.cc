@@ -210,7 +210,7 @@ class Loader {
 
 void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   const std::string f = "kafka";
-  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor",
+  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor", "max_message_bytes",
                     "create_topics", "properties", "producer", "consumer", "properties_env"})) {
     return;
   }
@@ -218,6 +218,15 @@ void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   L.Number<int>(n, "partitions", f, &k->partitions, 1, 10000);
   L.Number<int>(n, "work_partitions", f, &k->work_partitions, 1, 10000);
   L.Number<int>(n, "replication_factor", f, &k->replication_factor, 1, 32);
+  // librdkafka's message.max.bytes range.
+  L.Number<size_t>(n, "max_message_bytes", f, &k->max_message_bytes, 65536, 1000000000);
+  const YAML::Node& props = n;
+  for (const char* section : {"properties", "producer"}) {
+    if (const YAML::Node sec = props[section]; sec && sec.IsMap() && sec["message.max.bytes"].IsDefined()) {
+      L.Error(sec["message.max.bytes"], f + "." + section + ".message.max.bytes",
+              "set kafka.max_message_bytes instead: the fleet sizes its checks, topics and producers from it");
+    }
+  }
   L.Bool(n, "create_topics", f, &k->create_topics);
   L.StringMap(n, "properties", f, &k->properties);
   L.StringMap(n, "producer", f, &k->producer);
@@ -851,6 +860,16 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
     L.Duration(w, "heartbeat_interval", "worker", &cfg->worker.heartbeat_interval);
     L.Duration(w, "shutdown_grace", "worker", &cfg->worker.shutdown_grace);
     L.Duration(w, "receipt_delay", "worker", &cfg->worker.receipt_delay);
+  }
+  // One size limit end to end: nothing is read that could not be written.
+  for (const auto& [section, limit] : {std::pair<const char*, size_t>{"coordinator", cfg->coordinator.max_payload_bytes},
+                                       {"worker", cfg->worker.max_payload_bytes}}) {
+    if (limit > cfg->kafka.max_message_bytes) {
+      const YAML::Node& r = root;
+      YAML::Node at = r[section] && r[section]["max_payload_bytes"] ? r[section]["max_payload_bytes"] : YAML::Node(r);
+      L.Error(at, std::string(section) + ".max_payload_bytes",
+              absl::StrCat("must not exceed kafka.max_message_bytes (", cfg->kafka.max_message_bytes, ")"));
+    }
   }
   // A heartbeat timeout shorter than the interval would time out healthy work.
   for (const auto& [name, agent] : cfg->agents) {

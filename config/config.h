@@ -30,6 +30,14 @@ struct KafkaConfig {
   int replication_factor = 1;
   // Whether the coordinator creates missing topics at start (Admin API).
   bool create_topics = true;
+  // The largest message (value, key and headers) any agentfleet process
+  // produces. Set as every producer's message.max.bytes and, with room for
+  // framing, as max.message.bytes of the topics the fleet creates. 1,000,000
+  // is librdkafka's default and below Kafka's default broker limit
+  // (1,048,588). What would be larger is never produced: a work item fails
+  // its attempt, a result or state snapshot fails its task, and a dead letter
+  // is truncated (docs/robustness.md, "Sizes").
+  size_t max_message_bytes = 1000000;
   // librdkafka properties for every client, then per role.
   std::map<std::string, std::string> properties;
   std::map<std::string, std::string> producer;
@@ -213,7 +221,8 @@ struct WorkflowConfig {
 struct CoordinatorConfig {
   enum class Processing { kExactlyOnce, kAtLeastOnce };
   std::string group_id = "agentfleet-coordinator";
-  size_t max_payload_bytes = 1 << 20;
+  // The largest submission or event read; at most kafka.max_message_bytes.
+  size_t max_payload_bytes = 1000000;
   // exactly_once: consume -> process -> produce -> commit offsets in one Kafka
   // transaction per commit interval. at_least_once: no transactions.
   Processing processing = Processing::kExactlyOnce;
@@ -231,7 +240,8 @@ struct CoordinatorConfig {
 struct WorkerConfig {
   std::string group_prefix = "agentfleet-workers";
   int max_in_flight = 256;
-  size_t max_payload_bytes = 1 << 20;
+  // The largest work item read; at most kafka.max_message_bytes.
+  size_t max_payload_bytes = 1000000;
   // Items running longer than this send a heartbeat this often.
   absl::Duration heartbeat_interval = absl::Seconds(5);
   // On SIGTERM, how long in-flight items may take to finish.

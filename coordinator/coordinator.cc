@@ -4,6 +4,8 @@
 #include "absl/time/clock.h"
 #include "codec/codec.h"
 #include "codec/trace.h"
+#include "absl/container/flat_hash_set.h"
+#include "common/error_codes.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
@@ -349,7 +351,7 @@ void Coordinator::DeadLetter(const Message& m, absl::string_view reason) {
       {{"task_id", m.key}, {"trace_id", tp ? TraceId(*tp) : ""}, {"topic", m.topic},
        {"partition", absl::StrCat(m.partition)}, {"offset", absl::StrCat(m.offset)}, {"reason", reason}});
   // Through Produce(), so the copy is part of the transaction / batch.
-  OutboundMessage dead = DeadLetterMessage(topics_.dlq, m, reason, kComponent);
+  OutboundMessage dead = DeadLetterMessage(topics_.dlq, m, reason, kComponent, config_->kafka.max_message_bytes);
   Produce(std::move(dead)).IgnoreError();
 }
 
@@ -389,28 +391,58 @@ void Coordinator::HandleEvent(const Message& m, Outbox* out) {
   engine_.OnEvent(*event, out);
 }
 
-absl::Status Coordinator::Publish(const Outbox& out) {
-  for (const auto& w : out.work) {
-    Encoded e = Encode(w.item, w.traceparent);
-    RETURN_IF_ERROR(Produce({topics_.Work(w.topic_agent), w.item.task_id(), std::move(e.payload), std::move(e.headers)}));
+bool Coordinator::Fits(const std::string& key, const Encoded& e) const {
+  return MessageBytes(key, e.payload, e.headers) <= config_->kafka.max_message_bytes;
+}
+
+void Coordinator::Oversized(absl::string_view what, const std::string& task_id, size_t bytes) {
+  if (metrics_) metrics_->Liveness(kLivenessOversizedOutput);
+  Log(LogLevel::kWarning, kComponent, "message too large to publish",
+      {{"task_id", task_id}, {"what", what}, {"bytes", absl::StrCat(bytes)},
+       {"max_message_bytes", absl::StrCat(config_->kafka.max_message_bytes)}});
+}
+
+absl::Status Coordinator::Publish(const Outbox& first) {
+  // What cannot be published (over kafka.max_message_bytes) fails its attempt
+  // or its task instead, which yields more to publish: a failure result, a
+  // finished state. Each round fails what it could not publish, so this ends;
+  // the bound only guards against a bug.
+  const Outbox* out = &first;
+  for (int round = 0; round < 16; ++round) {
+    Outbox& next = overflow_[round % 2];
+    next.clear();
+    bool overflowed = false;
+    RETURN_IF_ERROR(PublishOnce(*out, &next, &overflowed));
+    if (!overflowed && next.empty()) return absl::OkStatus();
+    out = &next;
   }
-  for (const auto& r : out.results) {
-    Encoded e = Encode(r.result, r.traceparent);
-    RETURN_IF_ERROR(Produce({topics_.results, r.result.task_id(), std::move(e.payload), std::move(e.headers)}));
-    if (metrics_) metrics_->TaskFinished(r.result, r.budget_used);
-    if (tracer_) tracer_->Export(TaskSpan(r));
-    Log(LogLevel::kDebug, kComponent, "task finished",
-        {{"task_id", r.result.task_id()},
-         {"trace_id", TraceId(r.traceparent)},
-         {"status", v1::TaskStatus_Name(r.result.status())}});
-  }
+  return absl::InternalError("publishing did not settle after 16 rounds of oversized messages");
+}
+
+absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* overflowed) {
+  const size_t limit = config_->kafka.max_message_bytes;
+  // State first: a task whose snapshot would not fit fails now, and its work
+  // items of this round are not sent.
   std::vector<StateChange>& changes = changes_buffer_;
   changes.clear();
   engine_.TakeStateChanges(&changes);
+  absl::flat_hash_set<std::string> failed;
   for (auto& change : changes) {
     OutboundMessage m{topics_.state, change.task_id, "", {}, change.partition};
     if (change.state) {
       Encoded e = Encode(*change.state, change.state->traceparent());
+      if (!Fits(change.task_id, e)) {
+        size_t bytes = MessageBytes(change.task_id, e.payload, e.headers);
+        Oversized("task state", change.task_id, bytes);
+        *overflowed = true;
+        if (engine_.Fail(change.task_id, kMessageTooLarge,
+                         absl::StrCat("the task's state (", bytes, " bytes) exceeds kafka.max_message_bytes (", limit,
+                                      "); inputs and outputs must be smaller"),
+                         next)) {
+          failed.insert(change.task_id);
+        }
+        continue;
+      }
       m.payload = std::move(e.payload);
       m.headers = std::move(e.headers);
     } else if (change.ledger) {
@@ -420,9 +452,67 @@ absl::Status Coordinator::Publish(const Outbox& out) {
     }
     RETURN_IF_ERROR(Produce(std::move(m)));
   }
+  for (const auto& w : out.work) {
+    if (failed.contains(w.item.task_id())) continue;
+    Encoded e = Encode(w.item, w.traceparent);
+    if (!Fits(w.item.task_id(), e)) {
+      size_t bytes = MessageBytes(w.item.task_id(), e.payload, e.headers);
+      Oversized("work item", w.item.task_id(), bytes);
+      *overflowed = true;
+      // The attempt fails as a worker's non-retryable failure would: the
+      // step's fallback, or the task's end.
+      v1::WorkEvent event;
+      event.set_task_id(w.item.task_id());
+      event.set_step(w.item.step());
+      event.set_fan_index(w.item.fan_index());
+      event.set_attempt(w.item.attempt());
+      event.set_idempotency_key(w.item.idempotency_key());
+      v1::WorkResult* r = event.mutable_result();
+      r->set_status(v1::RESULT_STATUS_ERROR);
+      r->set_worker("coordinator");
+      r->mutable_error()->set_code(kMessageTooLarge);
+      r->mutable_error()->set_message(absl::StrCat("the work item (", bytes, " bytes) exceeds kafka.max_message_bytes (",
+                                                   limit, ")"));
+      r->mutable_error()->set_retryable(false);
+      engine_.OnEvent(event, next);
+      continue;
+    }
+    RETURN_IF_ERROR(Produce({topics_.Work(w.topic_agent), w.item.task_id(), std::move(e.payload), std::move(e.headers)}));
+  }
+  for (const auto& r : out.results) {
+    Encoded e = Encode(r.result, r.traceparent);
+    const v1::TaskResult* published = &r.result;
+    v1::TaskResult small;
+    if (!Fits(r.result.task_id(), e)) {
+      size_t bytes = MessageBytes(r.result.task_id(), e.payload, e.headers);
+      Oversized("result", r.result.task_id(), bytes);
+      // The one result still goes out: FAILED, saying why, without the outputs.
+      small.set_task_id(r.result.task_id());
+      small.set_tenant(r.result.tenant());
+      small.set_workflow(r.result.workflow());
+      small.set_status(v1::TASK_STATUS_FAILED);
+      small.mutable_error()->set_code(kMessageTooLarge);
+      small.mutable_error()->set_message(absl::StrCat("the result (", bytes, " bytes) exceeds kafka.max_message_bytes (",
+                                                      limit, "); its outputs were dropped"));
+      *small.mutable_usage() = r.result.usage();
+      *small.mutable_submitted_at() = r.result.submitted_at();
+      *small.mutable_accepted_at() = r.result.accepted_at();
+      *small.mutable_finished_at() = r.result.finished_at();
+      e = Encode(small, r.traceparent);
+      published = &small;
+    }
+    RETURN_IF_ERROR(Produce({topics_.results, published->task_id(), std::move(e.payload), std::move(e.headers)}));
+    if (metrics_) metrics_->TaskFinished(*published, r.budget_used);
+    if (tracer_) tracer_->Export(TaskSpan(r));
+    Log(LogLevel::kDebug, kComponent, "task finished",
+        {{"task_id", published->task_id()},
+         {"trace_id", TraceId(r.traceparent)},
+         {"status", v1::TaskStatus_Name(published->status())}});
+  }
   for (auto& [key, entry] : engine_.TakeCacheInserts()) {
     if (shared_feed_ == nullptr) continue;
     Encoded e = Encode(entry, "");
+    if (!Fits(key, e)) continue;  // an output too large to share is simply not cached
     RETURN_IF_ERROR(Produce({topics_.cache, key, std::move(e.payload), std::move(e.headers), 0}));
   }
   for (const v1::BreakerState& b : engine_.TakeBreakerTransitions()) {

@@ -39,6 +39,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "coordinator/batch_committer.h"
+#include "codec/codec.h"
 #include "coordinator/task_engine.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
@@ -97,8 +98,15 @@ class Coordinator : public RebalanceListener {
   void HandleSubmission(const Message& m, Outbox* out);
   void HandleEvent(const Message& m, Outbox* out);
   void DeadLetter(const Message& m, absl::string_view reason);
-  // Produces the outbox and the engine's state changes.
+  // Produces the outbox and the engine's state changes. Nothing larger than
+  // kafka.max_message_bytes is produced: an oversized work item fails its
+  // attempt, an oversized state fails its task, an oversized result goes out
+  // as FAILED without its outputs (then whatever that yields is published).
   absl::Status Publish(const Outbox& out);
+  absl::Status PublishOnce(const Outbox& out, Outbox* next, bool* overflowed);
+  bool Fits(const std::string& key, const Encoded& e) const;
+  void Oversized(absl::string_view what, const std::string& task_id, size_t bytes);
+  Outbox overflow_[2];
   absl::Status Produce(OutboundMessage message);
   // Makes everything so far durable: commits the transaction (exactly_once),
   // or waits for acknowledgements and commits offsets (at_least_once).

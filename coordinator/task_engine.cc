@@ -1016,6 +1016,14 @@ void TaskEngine::Touch(Task& task) {
   dirty_partition_[task.id()] = task.partition;
 }
 
+bool TaskEngine::Fail(const std::string& task_id, const std::string& code, const std::string& message,
+                      Outbox* out) {
+  auto it = active_.find(task_id);
+  if (it == active_.end()) return false;
+  FailTask(*it->second, code, message, out);
+  return true;
+}
+
 void TaskEngine::FailTask(Task& task, const std::string& code, const std::string& message,
                           Outbox* out) {
   v1::Error error;

@@ -160,6 +160,10 @@ class TaskEngine {
   void RestoreUnreadableLedger(const std::string& tenant, int32_t partition);
   // Forgets every task (active or finished) of these partitions.
   void DropPartitions(const std::set<int32_t>& partitions);
+  // Fails an active task now (FAILED with `code` and `message`): what the
+  // coordinator does when the task's state cannot be published. False if
+  // the task is not active.
+  bool Fail(const std::string& task_id, const std::string& code, const std::string& message, Outbox* out);
 
   // Circuit breakers: this replica's name in the transitions it publishes;
   // the transitions made since the last call (for the breakers topic); a

@@ -220,8 +220,8 @@ class RebalanceBridge : public RdKafka::RebalanceCb {
           Log(LogLevel::kError, kComponent, "incremental_assign failed", {{"error", e->str()}});
           delete e;
         }
-      } else {
-        consumer->assign(partitions);
+      } else if (RdKafka::ErrorCode code = consumer->assign(partitions); code != RdKafka::ERR_NO_ERROR) {
+        Log(LogLevel::kError, kComponent, "assign failed", {{"error", RdKafka::err2str(code)}});
       }
       if (listener_) listener_->OnAssigned(tps);
     } else {
@@ -231,8 +231,8 @@ class RebalanceBridge : public RdKafka::RebalanceCb {
           Log(LogLevel::kError, kComponent, "incremental_unassign failed", {{"error", e->str()}});
           delete e;
         }
-      } else {
-        consumer->unassign();
+      } else if (RdKafka::ErrorCode code = consumer->unassign(); code != RdKafka::ERR_NO_ERROR) {
+        Log(LogLevel::kError, kComponent, "unassign failed", {{"error", RdKafka::err2str(code)}});
       }
     }
   }
@@ -572,6 +572,7 @@ namespace {
 // messages `keep` accepts.
 absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, const std::string& topic,
                                               std::vector<int32_t> partitions, absl::Duration timeout,
+                                              bool to_high_watermark,
                                               const std::function<bool(const RdKafka::Message&)>& keep) {
   std::vector<Message> out;
   Properties props = properties;
@@ -599,8 +600,36 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
   RdKafka::ErrorCode code = consumer->assign(rd);
   RdKafka::TopicPartition::destroy(rd);
   if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "assign " + topic);
-  std::set<int32_t> open(partitions.begin(), partitions.end());
   absl::Time deadline = absl::Now() + timeout;
+  // With `to_high_watermark`, a partition is read once the position reaches
+  // its high watermark as it was when the read started, not just its end as
+  // a read_committed consumer sees it (the last stable offset): right after a
+  // commit, the broker may not have written the transaction's markers yet, so
+  // the last stable offset can still precede the writer's own committed
+  // records (a restore would then miss them), and another writer's open
+  // transaction holds it back until that transaction ends.
+  std::map<int32_t, int64_t> target;
+  if (to_high_watermark) {
+    for (int32_t p : partitions) {
+      int64_t low = 0, high = 0;
+      absl::Status s = QueryPartitionWatermarks(consumer.get(), topic, p, deadline, &low, &high);
+      if (!s.ok()) {
+        consumer->close();
+        return s;
+      }
+      if (high > low) target[p] = high;  // else nothing to read: its end-of-partition will do
+    }
+  }
+  std::set<int32_t> open(partitions.begin(), partitions.end());
+  std::set<int32_t> at_end;  // saw an end-of-partition below the target
+  auto reached = [&](int32_t p) {
+    auto t = target.find(p);
+    if (t == target.end()) return true;
+    std::vector<RdKafka::TopicPartition*> pos = {RdKafka::TopicPartition::create(topic, p)};
+    bool done = consumer->position(pos) == RdKafka::ERR_NO_ERROR && pos[0]->offset() >= t->second;
+    RdKafka::TopicPartition::destroy(pos);
+    return done;
+  };
   while (!open.empty()) {
     if (absl::Now() > deadline) {
       consumer->close();
@@ -608,8 +637,23 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
                                                       " partition(s) did not reach their end"));
     }
     std::unique_ptr<RdKafka::Message> m(consumer->consume(100));
+    // Markers past the last message move the position without a message.
+    for (auto it = at_end.begin(); it != at_end.end();) {
+      if (reached(*it)) {
+        open.erase(*it);
+        it = at_end.erase(it);
+      } else {
+        ++it;
+      }
+    }
     if (m->err() == RdKafka::ERR__PARTITION_EOF) {
-      open.erase(m->partition());
+      if (reached(m->partition())) {
+        open.erase(m->partition());
+        at_end.erase(m->partition());
+      } else if (at_end.insert(m->partition()).second) {
+        Log(LogLevel::kInfo, kComponent, "read reached the last stable offset below the high watermark; waiting for open transactions",
+            {{"topic", topic}, {"partition", absl::StrCat(m->partition())}, {"high_watermark", absl::StrCat(target[m->partition()])}});
+      }
     } else if (m->err() == RdKafka::ERR_NO_ERROR) {
       if (keep(*m)) out.push_back(FromRdMessage(*m));
     } else if (m->err() != RdKafka::ERR__TIMED_OUT) {
@@ -627,12 +671,13 @@ absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& prope
                                                          const std::vector<int32_t>& partitions,
                                                          absl::Duration timeout) {
   if (partitions.empty()) return std::vector<Message>();
-  return ScanToEnd(properties, topic, partitions, timeout, [](const RdKafka::Message&) { return true; });
+  return ScanToEnd(properties, topic, partitions, timeout, /*to_high_watermark=*/true,
+                   [](const RdKafka::Message&) { return true; });
 }
 
 absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, const std::string& topic,
                                                   const std::string& key, absl::Duration timeout) {
-  return ScanToEnd(properties, topic, {}, timeout, [&key](const RdKafka::Message& m) {
+  return ScanToEnd(properties, topic, {}, timeout, /*to_high_watermark=*/false, [&key](const RdKafka::Message& m) {
     return m.key_len() == key.size() && (key.empty() || std::memcmp(m.key_pointer(), key.data(), key.size()) == 0);
   });
 }

@@ -1,5 +1,6 @@
 #include "kafka/topics.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -43,6 +44,10 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
   for (const auto& [name, agent] : config.agents) {
     specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, {}});
   }
+  // Every message the fleet produces fits (record batch framing included),
+  // and never below Kafka's default of 1,048,588 bytes.
+  std::string max_message = absl::StrCat(std::max<size_t>(1048588, k.max_message_bytes + 65536));
+  for (TopicSpec& spec : specs) spec.configs["max.message.bytes"] = max_message;
   return specs;
 }
 
@@ -57,6 +62,7 @@ Properties ProducerProperties(const KafkaConfig& kafka) {
       {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
   };
+  p["message.max.bytes"] = absl::StrCat(kafka.max_message_bytes);
   p = Merge(p, kafka.properties);
   // Shared properties meant for consumers do not belong in a producer.
   for (const char* name : kConsumerOnly) p.erase(name);

@@ -21,6 +21,12 @@ prometheus::Family<Histogram>& HistogramFamily(prometheus::Registry& r, const st
                                                const std::string& help) {
   return BuildHistogram().Name(name).Help(help).Register(r);
 }
+prometheus::Family<Counter>& LivenessFamily(prometheus::Registry& r) {
+  return CounterFamily(r, "agentfleet_liveness_events_total",
+                       "Liveness backstops that fired so that nothing stalls silently, by component and kind "
+                       "(docs/robustness.md).");
+}
+
 prometheus::Family<Gauge>& GaugeFamily(prometheus::Registry& r, const std::string& name, const std::string& help) {
   return BuildGauge().Name(name).Help(help).Register(r);
 }
@@ -120,7 +126,8 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                         .Add({})),
       dlq_(CounterFamily(r, "agentfleet_dlq_messages_total",
                          "Messages sent to the dead-letter queue, by component and the topic they came from."),
-           {"component", "topic"}) {}
+           {"component", "topic"}),
+      liveness_(LivenessFamily(r), {"component", "kind"}) {}
 
 void CoordinatorMetrics::Call(absl::string_view agent, const v1::WorkResult& result, double cost_usd) {
   const std::string& model = result.model();
@@ -173,6 +180,8 @@ void CoordinatorMetrics::DeadLetter(absl::string_view component, absl::string_vi
   dlq_.With({component, topic}).Increment();
 }
 
+void CoordinatorMetrics::Liveness(absl::string_view kind) { liveness_.With({"coordinator", kind}).Increment(); }
+
 WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
     : started_(CounterFamily(r, "agentfleet_worker_items_started_total", "Work items this worker started, by agent."),
                {"agent"}),
@@ -185,7 +194,8 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       in_flight_(GaugeFamily(r, "agentfleet_worker_items_in_flight", "Work items this worker is running now.").Add({})),
       dlq_(CounterFamily(r, "agentfleet_dlq_messages_total",
                          "Messages sent to the dead-letter queue, by component and the topic they came from."),
-           {"component", "topic"}) {}
+           {"component", "topic"}),
+      liveness_(LivenessFamily(r), {"component", "kind"}) {}
 
 void WorkerMetrics::Started(absl::string_view agent) { started_.With({agent}).Increment(); }
 
@@ -197,5 +207,6 @@ void WorkerMetrics::Finished(absl::string_view agent, absl::string_view model, a
 
 void WorkerMetrics::SetInFlight(size_t items) { in_flight_.Set(static_cast<double>(items)); }
 void WorkerMetrics::DeadLetter(absl::string_view topic) { dlq_.With({"worker", topic}).Increment(); }
+void WorkerMetrics::Liveness(absl::string_view kind) { liveness_.With({"worker", kind}).Increment(); }
 
 }  // namespace agentfleet

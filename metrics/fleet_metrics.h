@@ -42,6 +42,8 @@ class CoordinatorMetrics {
   // Sampled each loop: tasks running here, dispatches waiting for a quota.
   void SetActive(size_t tasks, size_t rate_waiting);
   void DeadLetter(absl::string_view component, absl::string_view topic);
+  // A liveness backstop fired (kLiveness* kinds below).
+  void Liveness(absl::string_view kind);
 
  private:
   Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
@@ -53,6 +55,7 @@ class CoordinatorMetrics {
   prometheus::Gauge& active_;
   prometheus::Gauge& rate_waiting_;
   Series<prometheus::Counter> dlq_;
+  Series<prometheus::Counter> liveness_;
 };
 
 // What a worker process did: items in flight, items by outcome, model call
@@ -65,13 +68,24 @@ class WorkerMetrics {
   void Finished(absl::string_view agent, absl::string_view model, absl::string_view outcome, absl::Duration latency);
   void SetInFlight(size_t items);
   void DeadLetter(absl::string_view topic);
+  // A liveness backstop fired (kLiveness* kinds below).
+  void Liveness(absl::string_view kind);
 
  private:
   Series<prometheus::Counter> started_, finished_;
   Series<prometheus::Histogram> seconds_;
   prometheus::Gauge& in_flight_;
   Series<prometheus::Counter> dlq_;
+  Series<prometheus::Counter> liveness_;
 };
+
+// Kinds of agentfleet_liveness_events_total{component, kind}: what a process
+// did so that nothing stalls silently (docs/robustness.md, "Liveness").
+inline constexpr char kLivenessDeadLetterFailed[] = "dead_letter_failed";      // let go of an undeliverable dead letter
+inline constexpr char kLivenessResumedOnAssign[] = "resumed_on_assign";        // cleared a pause kept across a rebalance
+inline constexpr char kLivenessRestoreShort[] = "restore_short_of_end";        // a state read ended below the high watermark; read again
+inline constexpr char kLivenessOversizedOutput[] = "oversized_output";         // an output too large to publish failed its step or task
+inline constexpr char kLivenessUnreadableSharedState[] = "unreadable_shared_state";  // garbage on breakers/cache/state skipped
 
 // The outcome label of a call: "ok", or its error code when it is one of
 // the documented codes (common/error_codes.h), else "other".

@@ -44,7 +44,17 @@ absl::Status Worker::Start() {
 }
 
 void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
-  paused_ = false;  // new assignments start fetching; Run() re-pauses if full
+  // librdkafka keeps an application pause across unassign/assign (its
+  // documented contract, librdkafka #1849): a partition paused while the
+  // worker was full, revoked as lost (a session timeout) and assigned again
+  // would otherwise never be fetched again. New assignments start fetching;
+  // Run() pauses them again if the worker is still full.
+  if (!partitions.empty()) {
+    if (paused_ && metrics_) metrics_->Liveness(kLivenessResumedOnAssign);
+    absl::Status s = consumer_->Resume(partitions);
+    if (!s.ok()) Log(LogLevel::kWarning, kComponent, "resume of assigned partitions failed", {{"error", s.message()}});
+  }
+  paused_ = false;
   assigned_.store(true);
   Log(LogLevel::kInfo, kComponent, "partitions assigned", {{"count", absl::StrCat(partitions.size())}});
 }
@@ -166,11 +176,22 @@ void Worker::Handle(const Message& m) {
   if (!item.ok()) {
     ++stats_.dead_letters;
     if (metrics_) metrics_->DeadLetter(m.topic);
+    // Delivered or not, the item is done: an undeliverable dead letter must
+    // not hold the partition's offsets (and the worker's shutdown) forever.
+    // librdkafka has retried it already; the original stays in its topic.
+    auto settled = [this, partition, offset = m.offset, generation](const absl::Status& st) {
+      if (!st.ok()) {
+        ++stats_.dead_letter_failures;
+        if (metrics_) metrics_->Liveness(kLivenessDeadLetterFailed);
+        Log(LogLevel::kError, kComponent, "cannot dead-letter an unreadable item; skipping it",
+            {{"topic", partition.first}, {"partition", absl::StrCat(partition.second)},
+             {"offset", absl::StrCat(offset)}, {"error", st.message()}});
+      }
+      MarkDone(partition, offset, generation);
+    };
     absl::Status s = SendToDeadLetter(*producer_, topics_.dlq, m, item.status().message(), kComponent,
-                                      [this, partition, offset = m.offset, generation](const absl::Status& st) {
-                                        if (st.ok()) MarkDone(partition, offset, generation);
-                                      });
-    if (!s.ok()) Log(LogLevel::kError, kComponent, "cannot dead-letter", {{"error", s.message()}});
+                                      config_->kafka.max_message_bytes, settled);
+    if (!s.ok()) settled(s);  // not even queued: the callback will not run
     return;
   }
   auto tp = FindHeader(m.headers, kTraceparentHeader);
@@ -187,7 +208,7 @@ void Worker::Handle(const Message& m) {
                                    : std::string(request.status().message());
     ++stats_.dead_letters;
     if (metrics_) metrics_->DeadLetter(m.topic);
-    SendToDeadLetter(*producer_, topics_.dlq, m, why, kComponent).IgnoreError();
+    SendToDeadLetter(*producer_, topics_.dlq, m, why, kComponent, config_->kafka.max_message_bytes).IgnoreError();
     ++stats_.failed;
     Report(MakeFailure(*item, kInvalidWorkItem, why, false, options_.worker_id), item->agent(), traceparent,
            EventPartition(*item), partition, m.offset, generation);

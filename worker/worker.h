@@ -65,6 +65,10 @@ struct WorkerStats {
   std::atomic<int64_t> succeeded{0};
   std::atomic<int64_t> failed{0};
   std::atomic<int64_t> dead_letters{0};
+  // Dead letters Kafka finally refused (after librdkafka's own retries): the
+  // item is let go so its partition moves on; the record stays in its topic
+  // at the logged offset.
+  std::atomic<int64_t> dead_letter_failures{0};
   std::atomic<int64_t> heartbeats{0};
   std::atomic<int64_t> abandoned{0};  // reported worker_shutdown at the end of the drain
 };

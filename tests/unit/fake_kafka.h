@@ -1,0 +1,216 @@
+// In-memory fakes of the Kafka seam (kafka/kafka.h) for tests of the Kafka
+// loops (Worker, Coordinator) without a broker. They model the librdkafka
+// behaviour those loops depend on, not all of Kafka:
+// - a partition paused by the application stays paused across
+//   unassign/assign (librdkafka's documented contract, librdkafka #1849);
+// - rebalances happen inside PollInto(), on the polling thread, as
+//   librdkafka's rebalance callback does: OnRevoked, then the new
+//   assignment, then OnAssigned;
+// - an assigned partition starts at its committed offset (stored offsets
+//   are committed by CommitStored() and by a rebalance's revocation).
+// Thread-safe: PollInto on one thread, the test and delivery paths on others.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "kafka/kafka.h"
+
+namespace agentfleet::testing {
+
+class FakeConsumer : public Consumer {
+ public:
+  explicit FakeConsumer(RebalanceListener* listener = nullptr) : listener_(listener) {}
+  void set_listener(RebalanceListener* listener) { listener_ = listener; }
+
+  // Test side: appends a message to a partition's log; returns its offset.
+  int64_t Append(const std::string& topic, int32_t partition, std::string key, std::string payload,
+                 Headers headers = {}) {
+    absl::MutexLock lock(&mu_);
+    auto& log = logs_[{topic, partition}];
+    Message m{topic, partition, static_cast<int64_t>(log.size()), std::move(key), std::move(payload),
+              std::move(headers), 0};
+    log.push_back(std::move(m));
+    return static_cast<int64_t>(log.size()) - 1;
+  }
+  // Test side: the next PollInto revokes the whole assignment and assigns
+  // `partitions` (a session timeout's "lost" partitions coming back, or a
+  // real move).
+  void ScheduleRebalance(std::vector<TopicPartition> partitions) {
+    absl::MutexLock lock(&mu_);
+    pending_rebalance_ = std::move(partitions);
+  }
+  bool IsPaused(const std::string& topic, int32_t partition) {
+    absl::MutexLock lock(&mu_);
+    return paused_.count({topic, partition}) > 0;
+  }
+  int64_t Committed(const std::string& topic, int32_t partition) {
+    absl::MutexLock lock(&mu_);
+    auto it = committed_.find({topic, partition});
+    return it == committed_.end() ? 0 : it->second;
+  }
+  int rebalances() {
+    absl::MutexLock lock(&mu_);
+    return rebalances_;
+  }
+
+  absl::Status Subscribe(const std::vector<std::string>& topics) override { return absl::OkStatus(); }
+  absl::Status Assign(const std::vector<TopicPartition>& partitions) override {
+    absl::MutexLock lock(&mu_);
+    AssignLocked(partitions);
+    return absl::OkStatus();
+  }
+  void PollInto(absl::Duration timeout, size_t max_messages, std::vector<Message>* out) override {
+    std::optional<std::vector<TopicPartition>> rebalance;
+    {
+      absl::MutexLock lock(&mu_);
+      rebalance.swap(pending_rebalance_);
+    }
+    if (rebalance) {
+      std::vector<TopicPartition> old = Assignment();
+      if (listener_) listener_->OnRevoked(old);
+      {
+        absl::MutexLock lock(&mu_);
+        CommitLocked();
+        assigned_.clear();
+        AssignLocked(*rebalance);
+        ++rebalances_;
+      }
+      if (listener_) listener_->OnAssigned(*rebalance);
+    }
+    size_t before = out->size();
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [tp, position] : assigned_) {
+        if (paused_.count(tp)) continue;
+        const auto& log = logs_[tp];
+        while (out->size() - before < max_messages && position < static_cast<int64_t>(log.size())) {
+          out->push_back(log[position++]);
+        }
+      }
+    }
+    // An empty poll waits a little, as a real one does (never the whole timeout: tests stay fast).
+    if (out->size() == before) absl::SleepFor(std::min(timeout, absl::Milliseconds(1)));
+  }
+  absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next_offset) override {
+    absl::MutexLock lock(&mu_);
+    if (!assigned_.count({topic, partition})) return absl::FailedPreconditionError("not assigned");
+    stored_[{topic, partition}] = next_offset;
+    return absl::OkStatus();
+  }
+  absl::Status CommitStored() override {
+    absl::MutexLock lock(&mu_);
+    CommitLocked();
+    return absl::OkStatus();
+  }
+  absl::Status Pause(const std::vector<TopicPartition>& partitions) override {
+    absl::MutexLock lock(&mu_);
+    for (const auto& tp : partitions) {
+      if (assigned_.count({tp.topic, tp.partition})) paused_.insert({tp.topic, tp.partition});
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Resume(const std::vector<TopicPartition>& partitions) override {
+    absl::MutexLock lock(&mu_);
+    for (const auto& tp : partitions) paused_.erase({tp.topic, tp.partition});
+    return absl::OkStatus();
+  }
+  std::vector<TopicPartition> Assignment() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<TopicPartition> out;
+    for (const auto& [tp, position] : assigned_) out.push_back({tp.first, tp.second});
+    return out;
+  }
+  std::vector<TopicPartition> Positions() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<TopicPartition> out;
+    for (const auto& [tp, position] : assigned_) out.push_back({tp.first, tp.second, position});
+    return out;
+  }
+  void Close() override {}
+
+ private:
+  using Key = std::pair<std::string, int32_t>;
+  void AssignLocked(const std::vector<TopicPartition>& partitions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& tp : partitions) {
+      Key k{tp.topic, tp.partition};
+      auto c = committed_.find(k);
+      assigned_[k] = tp.offset >= 0 ? tp.offset : (c == committed_.end() ? 0 : c->second);
+      // paused_ is deliberately kept: librdkafka keeps an application pause.
+    }
+  }
+  void CommitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [k, next] : stored_) committed_[k] = next;
+    stored_.clear();
+  }
+
+  RebalanceListener* listener_;
+  absl::Mutex mu_;
+  std::map<Key, std::vector<Message>> logs_ ABSL_GUARDED_BY(mu_);
+  std::map<Key, int64_t> assigned_ ABSL_GUARDED_BY(mu_);  // -> next position
+  std::set<Key> paused_ ABSL_GUARDED_BY(mu_);
+  std::map<Key, int64_t> stored_ ABSL_GUARDED_BY(mu_);
+  std::map<Key, int64_t> committed_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::vector<TopicPartition>> pending_rebalance_ ABSL_GUARDED_BY(mu_);
+  int rebalances_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Records what is produced; delivers at once (OK), or fails every message to
+// a topic named in fail_topics (as a broker that rejects them would).
+class FakeProducer : public Producer {
+ public:
+  absl::Status Produce(OutboundMessage message, DeliveryCallback on_delivery) override {
+    absl::Status delivered = absl::OkStatus();
+    {
+      absl::MutexLock lock(&mu_);
+      if (fail_topics_.count(message.topic)) {
+        delivered = absl::InternalError("delivery: Broker: Message size too large");
+        ++failed_;
+      } else {
+        produced_.push_back(message);
+      }
+    }
+    if (on_delivery) on_delivery(delivered);
+    return absl::OkStatus();
+  }
+  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
+  absl::Status Warm(const std::string&, absl::Duration) override { return absl::OkStatus(); }
+  absl::Status InitTransactions(absl::Duration) override { return absl::OkStatus(); }
+  absl::Status BeginTransaction() override { return absl::OkStatus(); }
+  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>&, Consumer&, absl::Duration) override {
+    return absl::OkStatus();
+  }
+  absl::Status CommitTransaction(absl::Duration) override { return absl::OkStatus(); }
+  absl::Status AbortTransaction(absl::Duration) override { return absl::OkStatus(); }
+
+  void FailTopic(const std::string& topic) {
+    absl::MutexLock lock(&mu_);
+    fail_topics_.insert(topic);
+  }
+  std::vector<OutboundMessage> To(const std::string& topic) {
+    absl::MutexLock lock(&mu_);
+    std::vector<OutboundMessage> out;
+    for (const auto& m : produced_) {
+      if (m.topic == topic) out.push_back(m);
+    }
+    return out;
+  }
+  int failed() {
+    absl::MutexLock lock(&mu_);
+    return failed_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<OutboundMessage> produced_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> fail_topics_ ABSL_GUARDED_BY(mu_);
+  int failed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace agentfleet::testing

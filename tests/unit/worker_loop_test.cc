@@ -1,0 +1,162 @@
+// The worker's Kafka loop (worker/worker.h) on the in-memory Kafka fakes:
+// pause and resume across rebalances, dead letters that cannot be delivered.
+#include <atomic>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "codec/codec.h"
+#include "codec/json_value.h"
+#include "config/config.h"
+#include "gtest/gtest.h"
+#include "kafka/topics.h"
+#include "tests/unit/fake_kafka.h"
+#include "worker/worker.h"
+
+namespace agentfleet {
+namespace {
+
+using testing::FakeConsumer;
+using testing::FakeProducer;
+
+FleetConfig Config() {
+  auto c = LoadConfigString(R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+workflows: {w: {steps: [{id: s, agent: a}]}}
+)", "w.yaml");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+// Holds every call until the test answers it.
+class HeldProvider : public ModelProvider {
+ public:
+  void Call(ModelRequest request, std::function<void(ModelResponse)> done) override {
+    absl::MutexLock lock(&mu_);
+    seen_.push_back(request.idempotency_key);
+    held_.push_back(std::move(done));
+  }
+  // Answers every held call OK.
+  void ReleaseAll() {
+    std::vector<std::function<void(ModelResponse)>> calls;
+    {
+      absl::MutexLock lock(&mu_);
+      calls.swap(held_);
+    }
+    for (auto& done : calls) done(ModelResponse{true, nlohmann::json{{"ok", true}}, {}, 1, 1, "m", absl::Milliseconds(1)});
+  }
+  size_t held() {
+    absl::MutexLock lock(&mu_);
+    return held_.size();
+  }
+  bool Saw(const std::string& key) {
+    absl::MutexLock lock(&mu_);
+    return std::find(seen_.begin(), seen_.end(), key) != seen_.end();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> seen_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void(ModelResponse)>> held_ ABSL_GUARDED_BY(mu_);
+};
+
+// Polls `done` every millisecond for up to 10 s (a bound, not a pace).
+bool Eventually(const std::function<bool()>& done) {
+  for (absl::Time until = absl::Now() + absl::Seconds(10); absl::Now() < until;) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return done();
+}
+
+class WorkerLoopTest : public ::testing::Test {
+ protected:
+  void StartWorker(int max_in_flight) {
+    WorkerOptions options;
+    options.worker_id = "w1";
+    options.agents = {"a"};
+    options.max_in_flight = max_in_flight;
+    options.poll_timeout = absl::Milliseconds(1);
+    options.pause_after = absl::ZeroDuration();  // pause as soon as full
+    options.receipt_delay = absl::Hours(1);
+    options.shutdown_grace = absl::ZeroDuration();
+    worker_ = std::make_unique<Worker>(&config_, &consumer_, &producer_,
+                                       std::map<std::string, ModelProvider*>{{"sim", &provider_}}, options);
+    consumer_.set_listener(worker_.get());
+    ASSERT_TRUE(worker_->Start().ok());
+    consumer_.ScheduleRebalance({{topic_, 0}});
+    thread_ = std::thread([this] { (void)worker_->Run([this] { return stop_.load(); }); });
+  }
+  void TearDown() override {
+    stop_.store(true);
+    provider_.ReleaseAll();
+    if (thread_.joinable()) thread_.join();
+  }
+  void AppendItem(const std::string& task_id) {
+    v1::WorkItem w;
+    w.set_task_id(task_id);
+    w.set_step("s");
+    w.set_fan_index(-1);
+    w.set_attempt(1);
+    w.set_agent("a");
+    w.set_idempotency_key(task_id);
+    *w.mutable_input() = ToStruct(nlohmann::json{{"q", task_id}});
+    Encoded e = Encode(w, "");
+    consumer_.Append(topic_, 0, task_id, e.payload, e.headers);
+  }
+
+  FleetConfig config_ = Config();
+  Topics topics_{config_.kafka.topic_prefix};
+  std::string topic_ = topics_.Work("a");
+  FakeConsumer consumer_;
+  FakeProducer producer_;
+  HeldProvider provider_;
+  std::unique_ptr<Worker> worker_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// H1 of issue 15: the worker pauses its assignment when full; a session
+// timeout revokes the partitions as lost and assigns them again; librdkafka
+// keeps the application's pause, so unless the worker resumes what it is
+// assigned, the partition is never fetched again.
+TEST_F(WorkerLoopTest, APartitionPausedWhileFullIsFetchedAgainAfterARebalance) {
+  for (int i = 0; i < 4; ++i) AppendItem("t" + std::to_string(i));
+  StartWorker(/*max_in_flight=*/2);
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 2 && consumer_.IsPaused(topic_, 0); }))
+      << "two calls run and the full worker paused its partition";
+  consumer_.ScheduleRebalance({{topic_, 0}});
+  ASSERT_TRUE(Eventually([&] { return consumer_.rebalances() == 2; }));
+  // Slots free up: every item, the two never started included, must run.
+  bool all = Eventually([&] {
+    provider_.ReleaseAll();
+    return provider_.Saw("t2") && provider_.Saw("t3");
+  });
+  EXPECT_TRUE(all) << "after the rebalance the partition stayed paused: items t2 and t3 never ran";
+  EXPECT_FALSE(consumer_.IsPaused(topic_, 0));
+}
+
+// Issue 15, item 7: an unreadable item whose dead letter cannot be delivered
+// must not stay in flight forever: the partition's offsets move past it, and
+// the failure is counted and logged with the record's coordinates.
+TEST_F(WorkerLoopTest, AnUnreadableItemThatCannotBeDeadLetteredDoesNotHoldThePartition) {
+  producer_.FailTopic(topics_.dlq);
+  consumer_.Append(topic_, 0, "garbage", "\x08\x96\x01 not a work item");
+  AppendItem("t1");
+  StartWorker(/*max_in_flight=*/4);
+  ASSERT_TRUE(Eventually([&] { return provider_.Saw("t1"); }));
+  provider_.ReleaseAll();
+  EXPECT_TRUE(Eventually([&] {
+    (void)consumer_.CommitStored();
+    return consumer_.Committed(topic_, 0) == 2;
+  })) << "committed offset " << consumer_.Committed(topic_, 0);
+  EXPECT_EQ(producer_.failed(), 1);
+  EXPECT_EQ(worker_->stats().dead_letter_failures.load(), 1);
+  EXPECT_EQ(worker_->in_flight(), 0u);
+}
+
+}  // namespace
+}  // namespace agentfleet
