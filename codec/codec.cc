@@ -206,6 +206,14 @@ absl::Status Validate(const v1::TenantLedger& m) {
   return absl::OkStatus();
 }
 
+std::string ReadableTaskId(absl::string_view payload, size_t max_payload_bytes) {
+  if (payload.size() > max_payload_bytes) return "";
+  v1::TaskSubmission submission;
+  if (!ParsePayload(payload, &submission).ok()) return "";
+  if (!CheckId("task_id", submission.task_id()).ok()) return "";
+  return submission.task_id();
+}
+
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
                            int attempt) {
   return absl::StrCat(task_id, "/", step, "/", fan_index, "/", attempt);

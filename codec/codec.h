@@ -84,6 +84,12 @@ absl::StatusOr<T> Decode(absl::string_view payload, const Headers& headers,
   return message;
 }
 
+// The task_id that a submission's bytes name when they parse as a
+// TaskSubmission, valid or not (so an invalid one can still be REJECTED by
+// its id); "" if they do not parse, exceed `max_payload_bytes`, or name no
+// usable id.
+std::string ReadableTaskId(absl::string_view payload, size_t max_payload_bytes);
+
 // "<task_id>/<step>/<fan_index>/<attempt>": unique per work attempt.
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
                            int attempt);

@@ -862,6 +862,14 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
     L.Duration(w, "receipt_delay", "worker", &cfg->worker.receipt_delay);
   }
   // One size limit end to end: nothing is read that could not be written.
+  // Unset payload limits follow kafka.max_message_bytes.
+  const YAML::Node& croot = root;
+  if (!(croot["coordinator"] && croot["coordinator"]["max_payload_bytes"])) {
+    cfg->coordinator.max_payload_bytes = cfg->kafka.max_message_bytes;
+  }
+  if (!(croot["worker"] && croot["worker"]["max_payload_bytes"])) {
+    cfg->worker.max_payload_bytes = cfg->kafka.max_message_bytes;
+  }
   for (const auto& [section, limit] : {std::pair<const char*, size_t>{"coordinator", cfg->coordinator.max_payload_bytes},
                                        {"worker", cfg->worker.max_payload_bytes}}) {
     if (limit > cfg->kafka.max_message_bytes) {

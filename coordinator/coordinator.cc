@@ -4,6 +4,7 @@
 #include "absl/time/clock.h"
 #include "codec/codec.h"
 #include "codec/trace.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/error_codes.h"
 #include "common/log.h"
@@ -21,6 +22,11 @@ std::string TraceparentOf(const Message& m) {
 }
 
 absl::Duration NonNegative(absl::Duration d) { return std::max(d, absl::ZeroDuration()); }
+
+const std::string& TaskStateSchema() {
+  static const std::string* name = new std::string(v1::TaskState::descriptor()->full_name());
+  return *name;
+}
 }  // namespace
 
 Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer* producer,
@@ -89,8 +95,12 @@ void Coordinator::FollowSharedState(absl::Duration timeout) {
       s = entry.status();
     }
     if (!s.ok()) {
+      if (metrics_) metrics_->Liveness(kLivenessUnreadableSharedState);
       Log(LogLevel::kWarning, kComponent, "unreadable shared state ignored",
           {{"topic", m.topic}, {"error", s.message()}});
+      // Every replica reads these topics; the owner of tasks partition 0
+      // dead-letters the record and writes a tombstone over its key.
+      if (owned_.count(0)) deferred_dead_letters_.push_back({m, std::string(s.message())});
     }
   }
 }
@@ -151,7 +161,7 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
   LogProgress();
   if (metrics_) metrics_->SetActive(engine_.active_tasks(), engine_.rate_waiting());
   bool timers_due = engine_.NextTimer() <= clock_->Now();
-  if (!batch.empty() || timers_due) {
+  if (!batch.empty() || timers_due || !deferred_dead_letters_.empty()) {
     if (exactly_once()) {
       RETURN_IF_ERROR(EnsureTransaction());
     } else {
@@ -160,6 +170,15 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
     Outbox& out = outbox_;
     out.clear();
     BatchCommitter::Offsets offsets;
+    for (const auto& [m, reason] : deferred_dead_letters_) {
+      DeadLetter(m, reason);
+      // A tombstone over a shared-state key (the state topic's keys are
+      // rewritten by the engine instead).
+      if (m.topic != topics_.state && !m.key.empty()) {
+        (void)Produce({m.topic, m.key, "", {}, m.partition});
+      }
+    }
+    deferred_dead_letters_.clear();
     for (const Message& m : batch) {
       if (m.topic == topics_.tasks) {
         HandleSubmission(m, &out);
@@ -298,7 +317,22 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
     return;
   }
   size_t restored_before = engine_.stats().restored;
-  for (const Message& m : *records) {
+  // The latest record of each key is its state (what compaction keeps); an
+  // earlier unreadable one must not fail a task whose later state is fine.
+  absl::flat_hash_map<std::string, size_t> latest;
+  for (size_t i = 0; i < records->size(); ++i) latest[(*records)[i].key] = i;
+  for (size_t i = 0; i < records->size(); ++i) {
+    const Message& m = (*records)[i];
+    if (latest[m.key] != i) continue;
+    if (m.key.empty()) {
+      // No task has an empty id, and no agentfleet process writes one (Kafka
+      // refuses keyless records on a compacted topic; the development broker
+      // does not). Skipped, never a result.
+      if (metrics_) metrics_->Liveness(kLivenessUnreadableSharedState);
+      Log(LogLevel::kWarning, kComponent, "keyless record on the state topic skipped",
+          {{"partition", absl::StrCat(m.partition)}, {"offset", absl::StrCat(m.offset)}});
+      continue;
+    }
     if (m.key.rfind(TaskEngine::LedgerKey(""), 0) == 0) {  // a tenant's ledger, not a task
       auto ledger = Decode<v1::TenantLedger>(m.payload, m.headers, SIZE_MAX);
       if (ledger.ok()) {
@@ -316,6 +350,16 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
       continue;
     }
     auto state = Decode<v1::TaskState>(m.payload, m.headers, SIZE_MAX);
+    if (!state.ok() && FindHeader(m.headers, kSchemaHeader) != TaskStateSchema()) {
+      // Not written by a coordinator (ours always carry the schema header):
+      // garbage from outside, not a task of ours. Dead-lettered once, and
+      // the key's state written again (or a tombstone), so the next restore
+      // does not meet it again.
+      if (metrics_) metrics_->Liveness(kLivenessUnreadableSharedState);
+      deferred_dead_letters_.push_back({m, std::string(state.status().message())});
+      engine_.Rewrite(m.key, m.partition);
+      continue;
+    }
     if (!state.ok()) {
       Log(LogLevel::kError, kComponent, "unreadable state record: the task will fail",
           {{"task_id", m.key}, {"error", state.status().message()}});
@@ -369,17 +413,20 @@ void Coordinator::HandleSubmission(const Message& m, Outbox* out) {
   if (status.ok() || absl::IsResourceExhausted(status)) return;
   DeadLetter(m, status.message());
   if (sub.ok()) return;
-  // Unparseable: reject by the key when it is a usable task id, and not the
-  // id of a task that runs or has its result (that would be a second one).
-  if (engine_.Knows(m.key)) return;
+  // Unreadable or invalid: reject by the id the message names (it parses,
+  // but fails validation), else by the key (docs/protocol.md), unless that is
+  // the id of a task that runs or has its result (that would be a second one).
+  std::string id = ReadableTaskId(m.payload, config_->coordinator.max_payload_bytes);
+  if (id.empty()) id = m.key;
+  if (id.empty() || engine_.Knows(id)) return;
   v1::TaskResult r;
-  r.set_task_id(m.key);
+  r.set_task_id(id);
   r.set_status(v1::TASK_STATUS_REJECTED);
   r.mutable_error()->set_code("invalid_submission");
   r.mutable_error()->set_message(std::string(status.message()));
   if (!Validate(r).ok()) return;
   out->results.push_back({std::move(r), traceparent});
-  engine_.RememberRejected(m.key, m.partition);
+  engine_.RememberRejected(id, m.partition);
 }
 
 void Coordinator::HandleEvent(const Message& m, Outbox* out) {

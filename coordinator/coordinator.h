@@ -107,6 +107,9 @@ class Coordinator : public RebalanceListener {
   bool Fits(const std::string& key, const Encoded& e) const;
   void Oversized(absl::string_view what, const std::string& task_id, size_t bytes);
   Outbox overflow_[2];
+  // Unreadable records met outside a transaction (a restore, the shared
+  // state feed), dead-lettered with the next batch.
+  std::vector<std::pair<Message, std::string>> deferred_dead_letters_;
   absl::Status Produce(OutboundMessage message);
   // Makes everything so far durable: commits the transaction (exactly_once),
   // or waits for acknowledgements and commits offsets (at_least_once).

@@ -160,6 +160,13 @@ class TaskEngine {
   void RestoreUnreadableLedger(const std::string& tenant, int32_t partition);
   // Forgets every task (active or finished) of these partitions.
   void DropPartitions(const std::set<int32_t>& partitions);
+  // Writes the id's state again at the next TakeStateChanges(): its
+  // snapshot if it runs, its finished record if it has finished, else a
+  // tombstone. After a foreign record under that key was dead-lettered.
+  void Rewrite(const std::string& task_id, int32_t partition) {
+    dirty_.insert(task_id);
+    dirty_partition_[task_id] = partition;
+  }
   // Fails an active task now (FAILED with `code` and `message`): what the
   // coordinator does when the task's state cannot be published. False if
   // the task is not active.

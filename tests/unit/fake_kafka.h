@@ -20,6 +20,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "kafka/dead_letter.h"
 #include "kafka/kafka.h"
 
 namespace agentfleet::testing {
@@ -162,11 +163,18 @@ class FakeConsumer : public Consumer {
 };
 
 // Records what is produced; delivers at once (OK), or fails every message to
-// a topic named in fail_topics (as a broker that rejects them would).
+// a topic named in fail_topics (as a broker that rejects them would). Like
+// librdkafka, refuses at once a message larger than message.max.bytes.
 class FakeProducer : public Producer {
  public:
+  explicit FakeProducer(size_t max_message_bytes = 1000000) : max_message_bytes_(max_message_bytes) {}
   absl::Status Produce(OutboundMessage message, DeliveryCallback on_delivery) override {
     absl::Status delivered = absl::OkStatus();
+    if (MessageBytes(message.key, message.payload, message.headers) > max_message_bytes_) {
+      absl::MutexLock lock(&mu_);
+      ++oversized_;
+      return absl::InvalidArgumentError("produce: Broker: Message size too large");
+    }
     {
       absl::MutexLock lock(&mu_);
       if (fail_topics_.count(message.topic)) {
@@ -205,12 +213,18 @@ class FakeProducer : public Producer {
     absl::MutexLock lock(&mu_);
     return failed_;
   }
+  int oversized() {
+    absl::MutexLock lock(&mu_);
+    return oversized_;
+  }
 
  private:
+  const size_t max_message_bytes_;
   absl::Mutex mu_;
   std::vector<OutboundMessage> produced_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> fail_topics_ ABSL_GUARDED_BY(mu_);
   int failed_ ABSL_GUARDED_BY(mu_) = 0;
+  int oversized_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace agentfleet::testing

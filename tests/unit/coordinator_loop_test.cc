@@ -1,0 +1,204 @@
+// The coordinator's Kafka loop (coordinator/coordinator.h) on the in-memory
+// Kafka fakes: what it does with messages too large to publish, bad
+// submissions without a key, and garbage on the state topic.
+#include <string>
+#include <vector>
+
+#include "codec/codec.h"
+#include "codec/json_value.h"
+#include "common/clock.h"
+#include "common/error_codes.h"
+#include "config/config.h"
+#include "coordinator/coordinator.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kafka/dead_letter.h"
+#include "kafka/topics.h"
+#include "tests/unit/fake_kafka.h"
+
+namespace agentfleet {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::FakeConsumer;
+using testing::FakeProducer;
+
+constexpr size_t kMaxMessage = 65536;
+
+FleetConfig Config() {
+  auto c = LoadConfigString(R"(
+kafka: {partitions: 2, max_message_bytes: 65536}
+coordinator: {max_payload_bytes: 65536}
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+workflows: {w: {steps: [{id: s, agent: a}, {id: t, agent: a, input: {prev: $steps.s}}]}}
+)", "w.yaml");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+class CoordinatorLoopTest : public ::testing::Test {
+ protected:
+  CoordinatorLoopTest() : producer_(kMaxMessage) {
+    coordinator_ = std::make_unique<Coordinator>(
+        &config_, &consumer_, &producer_, &clock_,
+        [this](const std::vector<int32_t>& partitions) -> absl::StatusOr<std::vector<Message>> {
+          std::vector<Message> out;
+          for (const Message& m : state_log_) {
+            if (std::find(partitions.begin(), partitions.end(), m.partition) != partitions.end()) out.push_back(m);
+          }
+          // What this coordinator wrote to the state topic is read back too.
+          for (const OutboundMessage& o : producer_.To(topics_.state)) {
+            out.push_back({o.topic, o.partition, 0, o.key, o.payload, o.headers, 0});
+          }
+          return out;
+        });
+    consumer_.set_listener(coordinator_.get());
+  }
+
+  void Start() {
+    ASSERT_TRUE(coordinator_->Start().ok());
+    Rebalance();
+  }
+  // Revokes and assigns every partition again: a restore.
+  void Rebalance() {
+    std::vector<TopicPartition> all;
+    for (int32_t p = 0; p < config_.kafka.partitions; ++p) {
+      all.push_back({topics_.tasks, p});
+      all.push_back({topics_.events, p});
+    }
+    consumer_.ScheduleRebalance(all);
+    RunOnce();
+  }
+  void RunOnce() {
+    auto n = coordinator_->RunOnce();
+    ASSERT_TRUE(n.ok()) << n.status();
+  }
+  void Submit(const std::string& id, const std::string& text, const std::string& key) {
+    v1::TaskSubmission s;
+    s.set_task_id(id);
+    s.set_workflow("w");
+    *s.mutable_input() = ToStruct(nlohmann::json{{"text", text}});
+    Encoded e = Encode(s, "");
+    consumer_.Append(topics_.tasks, 0, key, e.payload, e.headers);
+  }
+  std::vector<v1::TaskResult> Results() {
+    std::vector<v1::TaskResult> out;
+    for (const auto& m : producer_.To(topics_.results)) {
+      auto r = Decode<v1::TaskResult>(m.payload, m.headers);
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (r.ok()) out.push_back(*r);
+    }
+    return out;
+  }
+  // Answers every work item produced so far that has not been answered, with `output`.
+  void AnswerWork(const nlohmann::json& output) {
+    auto work = producer_.To(topics_.Work("a"));
+    for (; answered_ < work.size(); ++answered_) {
+      auto item = Decode<v1::WorkItem>(work[answered_].payload, work[answered_].headers);
+      ASSERT_TRUE(item.ok());
+      v1::WorkEvent e;
+      e.set_task_id(item->task_id());
+      e.set_step(item->step());
+      e.set_fan_index(item->fan_index());
+      e.set_attempt(item->attempt());
+      e.set_idempotency_key(item->idempotency_key());
+      e.mutable_result()->set_status(v1::RESULT_STATUS_OK);
+      e.mutable_result()->set_model("m");
+      *e.mutable_result()->mutable_output() = ToStruct(output);
+      Encoded enc = Encode(e, "");
+      consumer_.Append(topics_.events, 0, item->task_id(), enc.payload, enc.headers);
+    }
+  }
+
+  FleetConfig config_ = Config();
+  Topics topics_{config_.kafka.topic_prefix};
+  FakeClock clock_;
+  FakeConsumer consumer_;
+  FakeProducer producer_;
+  std::vector<Message> state_log_;
+  std::unique_ptr<Coordinator> coordinator_;
+  size_t answered_ = 0;
+};
+
+// Issue 15, item 6: an output that makes the next work item or the task's
+// state larger than a message may be used to make the coordinator fail to
+// produce, restart, re-read the same input and fail again, forever. Now the
+// task fails with message_too_large, and the coordinator goes on.
+TEST_F(CoordinatorLoopTest, AnOutputTooLargeToPublishFailsItsTaskAndTheLoopGoesOn) {
+  Start();
+  Submit("big", std::string(30000, 'x'), "big");
+  RunOnce();
+  AnswerWork({{"text", std::string(40000, 'y')}});  // step s's output; the task's state now exceeds 64 KiB
+  RunOnce();
+  EXPECT_EQ(producer_.oversized(), 0) << "nothing larger than kafka.max_message_bytes may reach the producer";
+  auto results = Results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].task_id(), "big");
+  EXPECT_EQ(results[0].status(), v1::TASK_STATUS_FAILED);
+  EXPECT_EQ(results[0].error().code(), kMessageTooLarge);
+  EXPECT_THAT(results[0].error().message(), HasSubstr("exceeds kafka.max_message_bytes (65536)"));
+  // The loop goes on: a small task completes.
+  Submit("small", "hello", "small");
+  for (int i = 0; i < 3; ++i) {
+    RunOnce();
+    AnswerWork({{"ok", true}});
+  }
+  RunOnce();
+  results = Results();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].task_id(), "small");
+  EXPECT_EQ(results[1].status(), v1::TASK_STATUS_COMPLETED);
+}
+
+// Issue 15, item 9: a submission that parses but is invalid, with a null
+// key, is REJECTED under the id its message names (docs/protocol.md).
+TEST_F(CoordinatorLoopTest, AnInvalidSubmissionWithoutAKeyIsRejectedByTheIdInTheMessage) {
+  Start();
+  v1::TaskSubmission s;
+  s.set_task_id("keyless-1");
+  s.set_workflow("w");
+  s.mutable_budget()->set_max_tokens(-5);  // parses, fails validation
+  Encoded e = Encode(s, "");
+  consumer_.Append(topics_.tasks, 0, "", e.payload, e.headers);
+  RunOnce();
+  auto results = Results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].task_id(), "keyless-1");
+  EXPECT_EQ(results[0].status(), v1::TASK_STATUS_REJECTED);
+  EXPECT_THAT(results[0].error().message(), HasSubstr("budget.max_tokens is negative"));
+  EXPECT_EQ(producer_.To(topics_.dlq).size(), 1u);
+}
+
+// Issue 15, item 8: garbage on the state topic. A keyless record is skipped
+// (no result with an empty id, no snapshot under key ""); a keyed record
+// that no coordinator wrote is dead-lettered once, gives no result for an id
+// nobody submitted, and its key is overwritten so the next restore does not
+// meet it again.
+TEST_F(CoordinatorLoopTest, GarbageOnTheStateTopicIsDeadLetteredOnceAndNeverBecomesAResult) {
+  state_log_.push_back({topics_.state, 0, 0, "", "\x01\x02 garbage without a key", {}, 0});
+  state_log_.push_back({topics_.state, 1, 0, "nobody-submitted-this", "\xff\xfe garbage", {}, 0});
+  Start();
+  RunOnce();
+  EXPECT_TRUE(Results().empty()) << Results()[0].DebugString();
+  ASSERT_EQ(producer_.To(topics_.dlq).size(), 1u);
+  auto dead = producer_.To(topics_.dlq)[0];
+  EXPECT_EQ(dead.key, "nobody-submitted-this");
+  for (const auto& m : producer_.To(topics_.state)) {
+    EXPECT_FALSE(m.key.empty()) << "a snapshot under an empty key";
+  }
+  auto rewrites = producer_.To(topics_.state);
+  ASSERT_EQ(rewrites.size(), 1u);
+  EXPECT_EQ(rewrites[0].key, "nobody-submitted-this");
+  EXPECT_TRUE(rewrites[0].payload.empty()) << "a tombstone over the garbage";
+  // A second restore reads the garbage, then the tombstone: nothing more.
+  Rebalance();
+  RunOnce();
+  EXPECT_EQ(producer_.To(topics_.dlq).size(), 1u);
+  EXPECT_TRUE(Results().empty());
+}
+
+}  // namespace
+}  // namespace agentfleet
