@@ -1,5 +1,7 @@
 #include "cli/lag.h"
 
+#include "absl/time/clock.h"
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -50,9 +52,17 @@ absl::StatusOr<std::vector<GroupTopicLag>> ReadFleetLag(const FleetConfig& confi
     targets.push_back({WorkerGroup(config, pool), work});
   }
   std::vector<GroupTopicLag> out;
+  // One deadline for the whole read, however many groups and topics: an
+  // unreachable broker must not multiply the wait.
+  absl::Time deadline = absl::Now() + timeout;
   for (const auto& [group, names] : targets) {
     for (const std::string& topic : names) {
-      auto lag = GroupLag(props, group, {topic}, timeout);
+      absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        return absl::DeadlineExceededError(absl::StrCat("reading lag took longer than ", absl::FormatDuration(timeout),
+                                                        " (", group, " on ", topic, " not read)"));
+      }
+      auto lag = GroupLag(props, group, {topic}, left);
       if (!lag.ok()) return absl::Status(lag.status().code(), absl::StrCat(group, " on ", topic, ": ", lag.status().message()));
       out.push_back({group, lag->front(), EstimateKeda(lag->front(), trigger)});
     }

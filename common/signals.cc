@@ -3,7 +3,14 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
 
 namespace agentfleet {
 namespace {
@@ -23,6 +30,16 @@ void InstallShutdownHandlers() {
 bool ShutdownRequested() { return g_shutdown.load(); }
 
 void RequestShutdown() { g_shutdown.store(true); }
+
+void StartShutdownWatchdog(absl::Duration bound) {
+  std::thread([bound] {
+    while (!g_shutdown.load()) absl::SleepFor(absl::Milliseconds(100));
+    absl::SleepFor(bound);
+    Log(LogLevel::kError, "process", "shutdown did not finish in time; exiting",
+        {{"bound", absl::FormatDuration(bound)}});
+    _exit(3);
+  }).detach();
+}
 
 }  // namespace agentfleet
 

@@ -3,6 +3,8 @@
 // signal handler cannot reach anything else.
 #pragma once
 
+#include "absl/time/time.h"
+
 namespace agentfleet {
 
 // Installs handlers for SIGTERM and SIGINT. Call once from main().
@@ -12,6 +14,14 @@ void InstallShutdownHandlers();
 bool ShutdownRequested();
 
 void RequestShutdown();
+
+// Shutdown always ends: once a shutdown is requested, a background thread
+// gives the process `bound` to exit on its own, then logs that it did not
+// and ends it with _exit(3). What it had not committed is redone by its
+// successor (at-least-once input, aborted transactions), so this loses
+// nothing; it only keeps a broker that does not answer from holding a
+// stopping process (and its pod) for minutes. Call once from main().
+void StartShutdownWatchdog(absl::Duration bound);
 
 // Raises the soft limit on open files to the hard limit: a worker holds one
 // socket per HTTP call in flight, more than the usual soft limit of 1024.

@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
   }
   LagMonitor lag(*registry, ProducerProperties(config.kafka), std::move(lag_targets));
   lag.Start(cc.lag_interval);
+  // The last commit takes at most the Kafka timeout (30 s) when the broker
+  // answers; past a minute it does not, and the transaction is left to abort.
+  StartShutdownWatchdog(absl::Seconds(60));
   Log(LogLevel::kInfo, "coordinator", "started",
       {{"pid", std::to_string(getpid())},
        {"instance", instance},

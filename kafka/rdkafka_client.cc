@@ -99,16 +99,45 @@ std::vector<RdKafka::TopicPartition*> ToRd(const std::vector<TopicPartition>& tp
 
 class DeliveryBridge : public RdKafka::DeliveryReportCb {
  public:
+  ~DeliveryBridge() override { Summarize(absl::InfiniteFuture()); }
+
   void dr_cb(RdKafka::Message& message) override {
     auto* cb = static_cast<DeliveryCallback*>(message.msg_opaque());
     if (message.err() != RdKafka::ERR_NO_ERROR) {
-      Log(LogLevel::kWarning, kComponent, "delivery failed",
-          {{"topic", message.topic_name()}, {"error", message.errstr()}});
+      // An aborted transaction purges every queued message at once (1,655
+      // lines in a second were seen): the first failure is logged, then one
+      // summary a second with the count, so the line that matters stays
+      // visible.
+      ++failed_since_log_;
+      last_topic_ = message.topic_name();
+      last_error_ = message.errstr();
+      if (failed_since_log_ == 1 && next_log_ <= absl::Now()) {
+        Log(LogLevel::kWarning, kComponent, "delivery failed", {{"topic", last_topic_}, {"error", last_error_}});
+        failed_since_log_ = 0;
+        next_log_ = absl::Now() + absl::Seconds(1);
+      } else {
+        Summarize(absl::Now());
+      }
     }
     if (cb == nullptr) return;
     (*cb)(FromErr(message.err(), "delivery"));
     delete cb;
   }
+
+ private:
+  // Logs the failures counted since the last line, if `now` is past the
+  // next log time. Delivery reports come from the producer's poller thread
+  // only (and the destructor after it stopped).
+  void Summarize(absl::Time now) {
+    if (failed_since_log_ == 0 || now < next_log_) return;
+    Log(LogLevel::kWarning, kComponent, "deliveries failed",
+        {{"count", absl::StrCat(failed_since_log_)}, {"last_topic", last_topic_}, {"last_error", last_error_}});
+    failed_since_log_ = 0;
+    next_log_ = (now == absl::InfiniteFuture() ? absl::Now() : now) + absl::Seconds(1);
+  }
+  int64_t failed_since_log_ = 0;
+  absl::Time next_log_ = absl::InfinitePast();
+  std::string last_topic_, last_error_;
 };
 
 class RdProducer : public Producer {

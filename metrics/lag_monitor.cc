@@ -5,8 +5,7 @@
 namespace agentfleet {
 
 LagMonitor::LagMonitor(prometheus::Registry& registry, Properties properties, std::vector<LagTarget> targets)
-    : properties_(std::move(properties)),
-      targets_(std::move(targets)),
+    : shared_(std::make_shared<Shared>()),
       lag_(prometheus::BuildGauge()
                .Name("agentfleet_consumer_group_lag")
                .Help("Messages not yet consumed: per topic, the sum over partitions of the high watermark minus "
@@ -17,30 +16,46 @@ LagMonitor::LagMonitor(prometheus::Registry& registry, Properties properties, st
                          .Name("agentfleet_consumer_group_lag_errors_total")
                          .Help("Lag reads that failed (broker unreachable, topic missing).")
                          .Register(registry)),
-      errors_(errors_family_.Add({})) {}
+      errors_(errors_family_.Add({})) {
+  shared_->properties = std::move(properties);
+  shared_->targets = std::move(targets);
+}
 
 LagMonitor::~LagMonitor() {
-  if (thread_.joinable()) {
-    stop_.Notify();
+  shared_->stop.Notify();
+  if (!thread_.joinable()) return;
+  if (shared_->done.WaitForNotificationWithTimeout(absl::Seconds(5))) {
     thread_.join();
+  } else {
+    Log(LogLevel::kWarning, "metrics", "a consumer-group lag read is stuck; not waiting for it");
+    thread_.detach();  // it holds `shared_` and touches nothing else once stopped
   }
 }
 
 void LagMonitor::Refresh() {
-  for (const LagTarget& target : targets_) {
+  RefreshShared(
+      *shared_, [this](const std::string& g, const std::string& t, int64_t lag) { Record(g, t, lag); },
+      [this] { errors_.Increment(); });
+}
+
+void LagMonitor::RefreshShared(Shared& shared,
+                               const std::function<void(const std::string&, const std::string&, int64_t)>& record,
+                               const std::function<void()>& failed) {
+  for (const LagTarget& target : shared.targets) {
     for (const std::string& topic : target.topics) {
-      if (stop_.HasBeenNotified()) return;  // shutting down: do not hold the process
+      if (shared.stop.HasBeenNotified()) return;  // shutting down: do not hold the process
       // One topic per read: a topic that does not exist yet must not hide the others.
-      auto lag = GroupLag(properties_, target.group, {topic}, absl::Seconds(2));
+      auto lag = GroupLag(shared.properties, target.group, {topic}, absl::Seconds(2));
+      if (shared.stop.HasBeenNotified()) return;  // the monitor may be gone: touch nothing of it
       if (!lag.ok()) {
-        errors_.Increment();
+        failed();
         Log(LogLevel::kDebug, "metrics", "lag read failed",
             {{"group", target.group}, {"topic", topic}, {"error", lag.status().message()}});
         continue;
       }
       const TopicLag& t = lag->front();
       if (target.only_consumed && !t.consumed()) continue;
-      Record(target.group, topic, t.total());
+      record(target.group, topic, t.total());
     }
   }
 }
@@ -50,10 +65,11 @@ void LagMonitor::Record(const std::string& group, const std::string& topic, int6
 }
 
 void LagMonitor::Start(absl::Duration interval) {
-  thread_ = std::thread([this, interval] {
+  thread_ = std::thread([this, shared = shared_, interval] {
     do {
       Refresh();
-    } while (!stop_.WaitForNotificationWithTimeout(interval));
+    } while (!shared->stop.WaitForNotificationWithTimeout(interval));
+    shared->done.Notify();
   });
 }
 

@@ -5,6 +5,8 @@
 // one for its own group and every worker pool's.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,7 +30,10 @@ struct LagTarget {
 class LagMonitor {
  public:
   LagMonitor(prometheus::Registry& registry, Properties properties, std::vector<LagTarget> targets);
-  // Stops the thread: waits for at most the lag read in progress (2 s).
+  // Stops the thread: waits for the lag read in progress for at most 5 s,
+  // then leaves it behind (a read stuck inside librdkafka with the broker
+  // gone must not hold the process's shutdown; it touches nothing of this
+  // object once it returns).
   ~LagMonitor();
 
   // Reads every target's lag now and updates the gauges (what the thread
@@ -40,12 +45,21 @@ class LagMonitor {
   void Start(absl::Duration interval);
 
  private:
-  Properties properties_;
-  std::vector<LagTarget> targets_;
+  // What the refresh thread owns with the monitor, so that a thread left
+  // behind at destruction never reads freed memory.
+  struct Shared {
+    Properties properties;
+    std::vector<LagTarget> targets;
+    absl::Notification stop;
+    absl::Notification done;
+  };
+  // Reads every target's lag; records through `record` unless stopped.
+  static void RefreshShared(Shared& shared, const std::function<void(const std::string&, const std::string&, int64_t)>& record,
+                            const std::function<void()>& failed);
+  std::shared_ptr<Shared> shared_;
   Series<prometheus::Gauge> lag_;
   prometheus::Family<prometheus::Counter>& errors_family_;
   prometheus::Counter& errors_;
-  absl::Notification stop_;
   std::thread thread_;
 };
 

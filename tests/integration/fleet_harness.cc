@@ -227,6 +227,15 @@ std::string Fleet::LogTails() const {
   return out;
 }
 
+int Fleet::CountInLogs(const std::string& text) const {
+  int count = 0;
+  for (const auto& log : logs_) {
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) count += line.find(text) != std::string::npos;
+  }
+  return count;
+}
+
 int Fleet::HttpPort(pid_t pid) const {
   auto it = log_of_.find(pid);
   if (it == log_of_.end()) return 0;

@@ -80,6 +80,8 @@ class Fleet {
   int StopProcess(pid_t pid, absl::Duration grace = absl::Seconds(20));
   // The last lines of every process log, for failure messages.
   std::string LogTails() const;
+  // Lines containing `text` in every process log.
+  int CountInLogs(const std::string& text) const;
   // The port a process started by this fleet serves HTTP on (health,
   // metrics), read from its log; 0 if it did not say within 20 s.
   int HttpPort(pid_t pid) const;

@@ -264,6 +264,70 @@ TEST_F(RealKafkaTest, EveryKindOfBadSubmissionIsRejectedWithAPreciseReason) {
   RunAndVerify(fleet, *config, 20);
 }
 
+// Issue 15, item 6: one size limit end to end (kafka.max_message_bytes,
+// 1,000,000 by default). A submission over it is REJECTED at the door and
+// its dead letter truncated (size and SHA-256 kept); a valid submission just
+// under it, whose state and work items cannot be that small, fails with
+// message_too_large. Before, either made the coordinator fail to produce,
+// restart in-process, re-read the same message and fail again, forever.
+TEST_F(RealKafkaTest, MessagesTooLargeToPublishFailTheirTaskAndNothingLoops) {
+  Fleet fleet("oversized");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->kafka.max_message_bytes, 1000000u);
+  Topics topics(config->kafka.topic_prefix);
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  // A client whose own limit is higher than the fleet's (the topics take up to 1,065,536 bytes).
+  Properties props = ProducerProperties(config->kafka);
+  props["message.max.bytes"] = "2000000";
+  auto producer = NewProducer(props);
+  ASSERT_TRUE(producer.ok());
+  auto collector = ResultCollector::Start(*config, producer->get());
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  auto big = [&](const std::string& id, size_t blob) {
+    v1::TaskSubmission t = SampleTasks(1, id, 7)[0];
+    t.set_task_id(id);
+    (*t.mutable_input()->mutable_fields())["blob"].set_string_value(std::string(blob, 'x'));
+    return Encode(t, "");
+  };
+  Encoded over = big("too-big-at-the-door", 1020000);
+  // Just under the door's limit: the task's state (its submission plus
+  // what its steps add) cannot fit in a message.
+  Encoded under = big("too-big-to-run", 999700 - big("too-big-to-run", 0).payload.size());
+  ASSERT_GT(over.payload.size(), 1000000u);
+  ASSERT_LT(under.payload.size(), 1000000u);
+  for (const auto& [id, e] : {std::pair<std::string, Encoded*>{"too-big-at-the-door", &over}, {"too-big-to-run", &under}}) {
+    ASSERT_TRUE((*producer)->Produce({topics.tasks, id, e->payload, e->headers}).ok());
+    collector->get()->Expect(id, absl::Now());
+  }
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(10)).ok());
+  for (absl::Time until = absl::Now() + absl::Seconds(60); !collector->get()->Done() && absl::Now() < until;) {
+    collector->get()->Poll(absl::Milliseconds(200));
+  }
+  std::map<std::string, v1::TaskResult> results;
+  for (const auto& r : collector->get()->results()) results[r.task_id()] = r;
+  ASSERT_TRUE(results.count("too-big-at-the-door")) << fleet.LogTails();
+  EXPECT_EQ(results["too-big-at-the-door"].status(), v1::TASK_STATUS_REJECTED);
+  EXPECT_THAT(results["too-big-at-the-door"].error().message(), HasSubstr("exceeds the limit of 1000000 bytes"));
+  ASSERT_TRUE(results.count("too-big-to-run")) << fleet.LogTails();
+  EXPECT_EQ(results["too-big-to-run"].status(), v1::TASK_STATUS_FAILED);
+  EXPECT_EQ(results["too-big-to-run"].error().code(), "message_too_large");
+  std::map<std::string, Message> dead = ReadDeadLetters(*config, fleet.prefix(), 1);
+  ASSERT_TRUE(dead.count(topics.tasks + "|too-big-at-the-door")) << fleet.LogTails();
+  const Message& copy = dead[topics.tasks + "|too-big-at-the-door"];
+  EXPECT_LT(copy.payload.size(), over.payload.size());
+  EXPECT_EQ(copy.payload, over.payload.substr(0, copy.payload.size()));
+  EXPECT_EQ(*FindHeader(copy.headers, kDlqOriginalBytesHeader), absl::StrCat(over.payload.size()));
+  EXPECT_EQ(FindHeader(copy.headers, kDlqOriginalSha256Header)->size(), 64u);
+  // Nothing restarted or looped: later tasks complete at once.
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+  RunAndVerify(fleet, *config, 20);
+  EXPECT_EQ(fleet.CountInLogs("restarting in-process"), 0) << fleet.LogTails();
+}
+
 TEST_F(RealKafkaTest, GarbageOnEveryTopicGoesToTheDlqWithAReasonAndNothingCrashes) {
   Fleet fleet("garbage");
   fleet.WriteConfig(bootstrap_);
