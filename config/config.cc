@@ -839,7 +839,7 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   }
   if (YAML::Node w = root["worker"];
       w && L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes", "heartbeat_interval",
-                               "shutdown_grace", "receipt_delay", "pools"})) {
+                               "shutdown_grace", "receipt_delay", "stall_after", "pools"})) {
     if (YAML::Node pools = w["pools"]) {
       if (!pools.IsSequence() || pools.size() == 0) {
         L.Error(pools, "worker.pools", "expected a non-empty list of worker pool names");
@@ -860,6 +860,7 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
     L.Duration(w, "heartbeat_interval", "worker", &cfg->worker.heartbeat_interval);
     L.Duration(w, "shutdown_grace", "worker", &cfg->worker.shutdown_grace);
     L.Duration(w, "receipt_delay", "worker", &cfg->worker.receipt_delay);
+    L.Duration(w, "stall_after", "worker", &cfg->worker.stall_after);
   }
   // One size limit end to end: nothing is read that could not be written.
   // Unset payload limits follow kafka.max_message_bytes.

@@ -252,6 +252,9 @@ struct WorkerConfig {
   // The worker pools (--pool) of the fleet: the coordinator exports each
   // pool's consumer-group lag on the work topics.
   std::vector<std::string> pools = {"default"};
+  // Backstop: a partition with messages to fetch that has not moved for
+  // this long while the worker had room is restarted (docs/robustness.md).
+  absl::Duration stall_after = absl::Seconds(30);
 };
 
 // A tenant's hard spending limit per period (UTC hours, days or months).

@@ -129,6 +129,25 @@ class Consumer {
   virtual absl::Status RewindToCommitted(absl::Duration timeout) {
     return absl::UnimplementedError("RewindToCommitted");
   }
+  // Each assigned partition's fetch progress, for stall detection: the
+  // position (-1001: nothing consumed since assignment), the high watermark
+  // last seen in a fetch response (-1: no fetch answered since assignment;
+  // no request is made for it), and the group's committed offset (asked of
+  // the broker, at most `timeout`; -1: none or unknown).
+  struct PartitionProgress {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t position = -1001;
+    int64_t high = -1;
+    int64_t committed = -1;
+  };
+  virtual std::vector<PartitionProgress> Progress(absl::Duration timeout) { return {}; }
+  // Starts fetching `partition` again: resumes it and seeks to its position
+  // or, without one, to its committed offset (the earliest if none). The
+  // backstop for a partition that is assigned but not fetching.
+  virtual absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration timeout) {
+    return absl::UnimplementedError("RestartFetch");
+  }
   // OK if a broker answers a metadata request within `timeout` (readiness
   // probes). Thread-safe. In-memory fakes are always connected.
   virtual absl::Status Ping(absl::Duration timeout) { return absl::OkStatus(); }

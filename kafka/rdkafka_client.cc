@@ -407,6 +407,49 @@ class RdConsumer : public Consumer {
     return out;
   }
 
+  std::vector<PartitionProgress> Progress(absl::Duration timeout) override {
+    std::vector<RdKafka::TopicPartition*> rd;
+    std::vector<PartitionProgress> out;
+    if (consumer_->assignment(rd) != RdKafka::ERR_NO_ERROR || rd.empty()) {
+      RdKafka::TopicPartition::destroy(rd);
+      return out;
+    }
+    std::vector<RdKafka::TopicPartition*> committed;
+    for (auto* tp : rd) committed.push_back(RdKafka::TopicPartition::create(tp->topic(), tp->partition()));
+    bool have_committed = consumer_->committed(committed, std::max(1, Ms(timeout))) == RdKafka::ERR_NO_ERROR;
+    bool have_position = consumer_->position(rd) == RdKafka::ERR_NO_ERROR;
+    for (size_t i = 0; i < rd.size(); ++i) {
+      PartitionProgress p;
+      p.topic = rd[i]->topic();
+      p.partition = rd[i]->partition();
+      if (have_position) p.position = rd[i]->offset();
+      if (have_committed && committed[i]->offset() >= 0) p.committed = committed[i]->offset();
+      int64_t low = -1, high = -1;
+      if (consumer_->get_watermark_offsets(p.topic, p.partition, &low, &high) == RdKafka::ERR_NO_ERROR && high >= 0) {
+        p.high = high;
+      }
+      out.push_back(std::move(p));
+    }
+    RdKafka::TopicPartition::destroy(rd);
+    RdKafka::TopicPartition::destroy(committed);
+    return out;
+  }
+
+  absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration timeout) override {
+    std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition)};
+    absl::Status status = FromErr(consumer_->resume(tps), "resume");
+    if (status.ok() && consumer_->position(tps) == RdKafka::ERR_NO_ERROR && tps[0]->offset() < 0) {
+      if (auto code = consumer_->committed(tps, Ms(timeout)); code != RdKafka::ERR_NO_ERROR) {
+        status = FromErr(code, "committed offsets");
+      } else if (tps[0]->offset() < 0) {
+        tps[0]->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
+      }
+    }
+    if (status.ok()) status = FromErr(consumer_->seek(*tps[0], Ms(timeout)), absl::StrCat("seek ", topic, "/", partition));
+    RdKafka::TopicPartition::destroy(tps);
+    return status;
+  }
+
   absl::Status Ping(absl::Duration timeout) override {
     RdKafka::Metadata* md = nullptr;
     auto code = consumer_->metadata(/*all_topics=*/false, nullptr, &md, Ms(timeout));
@@ -639,14 +682,26 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
   // transaction holds it back until that transaction ends.
   std::map<int32_t, int64_t> target;
   if (to_high_watermark) {
+    // Asked with read_uncommitted: a read_committed client's ListOffsets
+    // answers the last stable offset, not the high watermark.
+    Properties hw_props = props;
+    hw_props["isolation.level"] = "read_uncommitted";
+    hw_props["group.id"] = props["group.id"] + "-hw";
+    auto hw_conf = MakeConf(hw_props);
+    if (!hw_conf.ok()) return hw_conf.status();
+    std::unique_ptr<RdKafka::KafkaConsumer> hw(RdKafka::KafkaConsumer::create(hw_conf->get(), err));
+    if (!hw) return absl::InvalidArgumentError(absl::StrCat("reader: ", err));
+    absl::Status s;
     for (int32_t p : partitions) {
       int64_t low = 0, high = 0;
-      absl::Status s = QueryPartitionWatermarks(consumer.get(), topic, p, deadline, &low, &high);
-      if (!s.ok()) {
-        consumer->close();
-        return s;
-      }
+      s = QueryPartitionWatermarks(hw.get(), topic, p, deadline, &low, &high);
+      if (!s.ok()) break;
       if (high > low) target[p] = high;  // else nothing to read: its end-of-partition will do
+    }
+    hw->close();
+    if (!s.ok()) {
+      consumer->close();
+      return s;
     }
   }
   std::set<int32_t> open(partitions.begin(), partitions.end());

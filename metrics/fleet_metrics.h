@@ -83,7 +83,7 @@ class WorkerMetrics {
 // did so that nothing stalls silently (docs/robustness.md, "Liveness").
 inline constexpr char kLivenessDeadLetterFailed[] = "dead_letter_failed";      // let go of an undeliverable dead letter
 inline constexpr char kLivenessResumedOnAssign[] = "resumed_on_assign";        // cleared a pause kept across a rebalance
-inline constexpr char kLivenessRestoreShort[] = "restore_short_of_end";        // a state read ended below the high watermark; read again
+inline constexpr char kLivenessPartitionRestarted[] = "partition_restarted";   // restarted the fetch of a stalled partition
 inline constexpr char kLivenessOversizedOutput[] = "oversized_output";         // an output too large to publish failed its step or task
 inline constexpr char kLivenessUnreadableSharedState[] = "unreadable_shared_state";  // garbage on breakers/cache/state skipped
 

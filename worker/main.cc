@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   options.heartbeat_interval = config.worker.heartbeat_interval;
   options.shutdown_grace = config.worker.shutdown_grace;
   options.receipt_delay = config.worker.receipt_delay;
+  options.stall_after = config.worker.stall_after;
   options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight) > 0 ? absl::GetFlag(FLAGS_max_in_flight)
                                                                   : config.worker.max_in_flight;
   if (absl::GetFlag(FLAGS_agents).empty()) {

@@ -109,6 +109,7 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
     size_t running = tracker_.in_flight();
     if (metrics_) metrics_->SetInFlight(running);
     if (running == 0 && !held_) CommitPastMarkers();
+    CheckStalls(/*had_room=*/running < limit && !held_ && !paused_);
     if (running < limit) {
       full_since = absl::InfiniteFuture();
       SetPaused(false);
@@ -301,6 +302,42 @@ void Worker::CommitPastMarkers() {
     if (done && *done >= p.offset) continue;
     consumer_->StoreOffset(p.topic, p.partition, p.offset).IgnoreError();
   }
+}
+
+void Worker::CheckStalls(bool had_room) {
+  absl::Time now = absl::Now();
+  if (!had_room) {
+    // Not fetching on purpose: nothing counts as stalled until room returns.
+    for (auto& [key, w] : watch_) w.since = now;
+    return;
+  }
+  if (now < next_stall_check_) return;
+  next_stall_check_ = now + std::max(options_.stall_after / 3, absl::Milliseconds(10));
+  std::map<std::pair<std::string, int32_t>, Watch> seen;
+  for (const Consumer::PartitionProgress& p : consumer_->Progress(absl::Seconds(1))) {
+    auto key = std::make_pair(p.topic, p.partition);
+    Watch w = watch_.count(key) ? watch_[key] : Watch{p.position, now};
+    // Where fetching should go on from: what was consumed, else the commit.
+    int64_t next = p.position >= 0 ? p.position : p.committed;
+    bool behind = p.high < 0 || (next >= 0 && p.high > next);
+    if (p.position != w.position || !behind) {
+      seen[key] = Watch{p.position, now};
+      continue;
+    }
+    if (now - w.since >= options_.stall_after) {
+      ++stats_.stalls_recovered;
+      if (metrics_) metrics_->Liveness(kLivenessPartitionRestarted);
+      absl::Status s = consumer_->RestartFetch(p.topic, p.partition, absl::Seconds(1));
+      Log(LogLevel::kWarning, kComponent, "partition assigned but not fetching; restarting its fetch",
+          {{"topic", p.topic}, {"partition", absl::StrCat(p.partition)}, {"position", absl::StrCat(p.position)},
+           {"committed", absl::StrCat(p.committed)}, {"high_watermark", absl::StrCat(p.high)},
+           {"stalled_ms", absl::StrCat(absl::ToInt64Milliseconds(now - w.since))},
+           {"result", s.ok() ? "ok" : std::string(s.message())}});
+      w.since = now;
+    }
+    seen[key] = w;
+  }
+  watch_ = std::move(seen);  // partitions no longer assigned are forgotten
 }
 
 void Worker::AbandonRunning() {

@@ -58,6 +58,10 @@ struct WorkerOptions {
   // most a quarter of its agent's schedule_to_start_timeout); one that
   // finished sooner sends only its result.
   absl::Duration receipt_delay = absl::Milliseconds(100);
+  // Backstop: an assigned partition with messages to fetch that has not
+  // moved for this long while the worker had room (not paused, not full) is
+  // stalled in the client; the worker resumes it and seeks to its position.
+  absl::Duration stall_after = absl::Seconds(30);
 };
 
 struct WorkerStats {
@@ -71,6 +75,7 @@ struct WorkerStats {
   std::atomic<int64_t> dead_letter_failures{0};
   std::atomic<int64_t> heartbeats{0};
   std::atomic<int64_t> abandoned{0};  // reported worker_shutdown at the end of the drain
+  std::atomic<int64_t> stalls_recovered{0};  // partitions restarted by the stall backstop
 };
 
 class Worker : public RebalanceListener {
@@ -122,6 +127,17 @@ class Worker : public RebalanceListener {
   absl::Time next_marker_check_ = absl::InfinitePast();
   // Reports every item still running as a retryable worker_shutdown failure.
   void AbandonRunning();
+  // The stall backstop (WorkerOptions::stall_after): every stall_after / 3,
+  // restarts the fetch of partitions that have something to fetch, have not
+  // moved since the last check a stall_after ago, while the worker had room
+  // all along. Run() thread.
+  void CheckStalls(bool had_room);
+  struct Watch {
+    int64_t position = -2;
+    absl::Time since;  // when it last moved, or last had a reason not to
+  };
+  std::map<std::pair<std::string, int32_t>, Watch> watch_;
+  absl::Time next_stall_check_ = absl::InfinitePast();
 
   void Handle(const Message& m);
   // Sends `event` to `event_partition` (-1: by key) and, once Kafka

@@ -3,11 +3,13 @@
 // with the audit a user would run: every task has exactly one result, and
 // every output equals the reference run's.
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <functional>
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/subprocess.h"
@@ -54,7 +56,9 @@ int RetriedSteps(const std::vector<v1::TaskResult>& results) {
 // the test ends.
 class OwnKafka {
  public:
-  OwnKafka(Fleet& fleet, int nodes) : fleet_(fleet), dir_(fleet.dir() + "/kafka") {
+  // `host`: the address its client listener binds and advertises (default 127.0.0.1).
+  OwnKafka(Fleet& fleet, int nodes, const std::string& host = "")
+      : fleet_(fleet), dir_(fleet.dir() + "/kafka"), host_(host) {
     auto r = Script({"start", dir_, absl::StrCat(nodes)}, absl::Seconds(240));
     started_ = r.ok();
     EXPECT_TRUE(r.ok()) << r.status();
@@ -80,17 +84,55 @@ class OwnKafka {
  private:
   absl::StatusOr<std::string> Script(std::vector<std::string> args, absl::Duration timeout) {
     // kafka.sh uses the test fixture's cached download; AGENTFLEET_TEST_BOOTSTRAP would make it start nothing.
-    args.insert(args.begin(), {"/usr/bin/env", "-u", "AGENTFLEET_TEST_BOOTSTRAP", "bash",
+    args.insert(args.begin(), {"/usr/bin/env", "-u", "AGENTFLEET_TEST_BOOTSTRAP",
+                               "AGENTFLEET_KAFKA_HOST=" + (host_.empty() ? "127.0.0.1" : host_), "bash",
                                std::string(AGENTFLEET_SOURCE_DIR) + "/tests/kafka/kafka.sh"});
     auto r = fleet_.Run(args, timeout);
     if (!r.ok()) return r.status();
-    if (r->first != 0) return absl::InternalError(absl::StrCat("kafka.sh ", args[5], ": ", r->second));
+    if (r->first != 0) return absl::InternalError(absl::StrCat("kafka.sh ", args[6], ": ", r->second));
     return r->second;
   }
   Fleet& fleet_;
   std::string dir_;
+  std::string host_;
   std::string bootstrap_;
   bool started_ = false;
+};
+
+// Network namespaces joined by a bridge (tests/netns/netns.sh): fleet
+// processes started in a node's namespace can be cut off from everything and
+// healed. Torn down when the test ends.
+class Partitions {
+ public:
+  Partitions(Fleet& fleet, const std::string& id, int nodes) : fleet_(fleet), id_(id) {
+    auto r = Script({"up", id_, absl::StrCat(nodes)});
+    up_ = r.ok();
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (up_) host_ = std::string(absl::StripAsciiWhitespace(*r));
+  }
+  ~Partitions() {
+    if (up_) (void)Script({"down", id_});
+  }
+  // The bridge's address, where the broker listens.
+  const std::string& host() const { return host_; }
+  std::vector<std::string> Launcher(int node) const {
+    return {"/usr/sbin/ip", "netns", "exec", absl::StrCat("af-", id_, "-", node)};
+  }
+  void Cut(int node) { EXPECT_TRUE(Script({"cut", id_, absl::StrCat(node)}).ok()); }
+  void Heal(int node) { EXPECT_TRUE(Script({"heal", id_, absl::StrCat(node)}).ok()); }
+
+ private:
+  absl::StatusOr<std::string> Script(std::vector<std::string> args) {
+    args.insert(args.begin(), {"bash", std::string(AGENTFLEET_SOURCE_DIR) + "/tests/netns/netns.sh"});
+    auto r = fleet_.Run(args, absl::Seconds(30));
+    if (!r.ok()) return r.status();
+    if (r->first != 0) return absl::InternalError(absl::StrCat("netns.sh ", args[2], ": ", r->second));
+    return r->second;
+  }
+  Fleet& fleet_;
+  std::string id_;
+  std::string host_;
+  bool up_ = false;
 };
 
 class ChaosTest : public KafkaTest {
@@ -374,6 +416,56 @@ TEST_F(ChaosTest, ANodeOfAThreeNodeClusterDiesAndLeadersFailOver) {
                   }
                 });
   EXPECT_GE(step, 1);
+}
+
+// Real network partitions (issue 15): the coordinator and one worker run in
+// network namespaces of their own, joined to the broker by a bridge. Each is
+// cut off for 20 s — longer than the 6 s session timeout and the 10 s
+// transaction timeout, so its partitions move and its open transaction is
+// aborted — then healed, while 5,000 tasks run. Every task must end with
+// exactly one correct result, and every process must still run.
+TEST_F(ChaosTest, ACoordinatorAndAWorkerCutOffFromTheNetworkRejoinCleanly) {
+  if (geteuid() != 0 || access("/usr/sbin/ip", X_OK) != 0) GTEST_SKIP() << "network namespaces need root and iproute2";
+  Fleet fleet("partition");
+  Partitions net(fleet, absl::StrCat(absl::Hex(getpid() % 0xffff)).substr(0, 4), 2);
+  ASSERT_FALSE(net.host().empty());
+  OwnKafka kafka(fleet, 1, net.host());
+  ASSERT_FALSE(kafka.bootstrap().empty());
+  auto config = Prepare(fleet, "{distribution: lognormal, p50_ms: 20, p99_ms: 80}", {}, "", kafka.bootstrap());
+  ASSERT_TRUE(config.has_value());
+  fleet.set_launcher(net.Launcher(1));
+  fleet.StartCoordinator({"--instance", "c1"});
+  fleet.set_launcher(net.Launcher(2));
+  fleet.StartWorker("worker-1", {"--max_in_flight", "200"});
+  fleet.set_launcher({});
+  fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
+  const int kTasks = 5000;
+  // Node 1 (the coordinator) is cut at 1,000 results, node 2 (worker-1) at
+  // 2,500; each link comes back 20 s after its cut.
+  struct Cut {
+    int node;
+    size_t at_results;
+    absl::Time cut = absl::InfiniteFuture();
+    bool healed = false;
+  };
+  std::vector<Cut> cuts = {{1, 1000}, {2, 2500}};
+  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+    for (Cut& c : cuts) {
+      if (c.cut == absl::InfiniteFuture() && received >= c.at_results) {
+        net.Cut(c.node);
+        c.cut = absl::Now();
+      } else if (!c.healed && absl::Now() - c.cut >= absl::Seconds(20)) {
+        net.Heal(c.node);
+        c.healed = true;
+      }
+    }
+  }, "task", absl::Seconds(400));
+  for (Cut& c : cuts) {
+    EXPECT_NE(c.cut, absl::InfiniteFuture()) << "node " << c.node << " was never cut";
+    if (!c.healed && c.cut != absl::InfiniteFuture()) net.Heal(c.node);
+  }
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+  ExpectCleanAudit(*config, kTasks);
 }
 
 // The development broker's fault injection (librdkafka's mock cluster, three

@@ -100,7 +100,11 @@ std::string Fleet::WriteConfig(const std::string& bootstrap,
 absl::StatusOr<FleetConfig> Fleet::LoadConfig() const { return LoadConfigFile(config_path_); }
 
 pid_t Fleet::Start(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
-  return StartProgram(BinDir() + "/" + binary, args, log);
+  if (launcher_.empty()) return StartProgram(BinDir() + "/" + binary, args, log);
+  std::vector<std::string> full(launcher_.begin() + 1, launcher_.end());
+  full.push_back(BinDir() + "/" + binary);
+  full.insert(full.end(), args.begin(), args.end());
+  return StartProgram(launcher_[0], full, log);
 }
 
 pid_t Fleet::StartProgram(const std::string& program, const std::vector<std::string>& args, const std::string& log) {

@@ -63,6 +63,9 @@ class Fleet {
   absl::Status BrokerFault(const std::string& fault);
   // Runs `agentfleet topics create` to completion.
   absl::Status CreateTopics();
+  // A command prefix for the processes started from now on (e.g. `ip netns
+  // exec NS`, which execs in place: the PID is the process's); empty: none.
+  void set_launcher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
   pid_t StartCoordinator(const std::vector<std::string>& extra = {});
   pid_t StartWorker(const std::string& id, const std::vector<std::string>& extra = {});
   // Runs a binary from BinDir() (or argv[0] itself, when it is a path) to
@@ -96,6 +99,7 @@ class Fleet {
  private:
   pid_t Start(const std::string& binary, const std::vector<std::string>& args, const std::string& log);
 
+  std::vector<std::string> launcher_;
   std::string name_;
   std::string dir_;
   std::string prefix_;

@@ -4,8 +4,10 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cli/run_summary.h"
 #include "cli/tasks_input.h"
@@ -326,6 +328,50 @@ TEST_F(RealKafkaTest, MessagesTooLargeToPublishFailTheirTaskAndNothingLoops) {
   EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
   RunAndVerify(fleet, *config, 20);
   EXPECT_EQ(fleet.CountInLogs("restarting in-process"), 0) << fleet.LogTails();
+}
+
+// Issue 15, H2: a restore reads the state partitions to their high
+// watermark, not to the last stable offset. Right after a transaction
+// commits, the broker may not have written its markers yet, so the last
+// stable offset can precede the replica's own committed state; a restore
+// that stopped there reverted tasks to older states and stalled them. Made
+// deterministic with a transaction held open: the read must wait for it to
+// end and return what it wrote.
+TEST_F(RealKafkaTest, AStateReadWaitsForOpenTransactionsAndReturnsWhatTheyCommit) {
+  Fleet fleet("restore-hw");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  Topics topics(config->kafka.topic_prefix);
+  Properties props = ProducerProperties(config->kafka);
+  props["transactional.id"] = fleet.prefix() + "writer";
+  auto writer = NewProducer(props);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->InitTransactions(absl::Seconds(30)).ok());
+  ASSERT_TRUE((*writer)->BeginTransaction().ok());
+  ASSERT_TRUE((*writer)->Produce({topics.state, "committed-before", "v1", {}, 0}).ok());
+  ASSERT_TRUE((*writer)->CommitTransaction(absl::Seconds(30)).ok());
+  ASSERT_TRUE((*writer)->BeginTransaction().ok());
+  ASSERT_TRUE((*writer)->Produce({topics.state, "in-the-transaction", "v2", {}, 0}).ok());
+  ASSERT_TRUE((*writer)->Flush(absl::Seconds(10)).ok());  // written to the log, not yet committed
+  absl::Notification done;
+  absl::StatusOr<std::vector<Message>> read;
+  std::thread reader([&] {
+    read = ReadPartitionsToEnd(ConsumerProperties(config->kafka, fleet.prefix() + "restore"), topics.state, {0},
+                               absl::Seconds(60));
+    done.Notify();
+  });
+  // While the transaction is open, the read cannot have reached the end.
+  EXPECT_FALSE(done.WaitForNotificationWithTimeout(absl::Seconds(3)))
+      << "the read stopped at the last stable offset, before an open transaction's records";
+  ASSERT_TRUE((*writer)->CommitTransaction(absl::Seconds(30)).ok());
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  reader.join();
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::vector<std::string> keys;
+  for (const Message& m : *read) keys.push_back(m.key);
+  EXPECT_THAT(keys, ::testing::ElementsAre("committed-before", "in-the-transaction"));
 }
 
 TEST_F(RealKafkaTest, GarbageOnEveryTopicGoesToTheDlqWithAReasonAndNothingCrashes) {

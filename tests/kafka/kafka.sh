@@ -15,7 +15,9 @@
 # in STATE_DIR/node-N.
 #
 # With AGENTFLEET_TEST_BOOTSTRAP set, `start` starts nothing and the tests run
-# against that cluster instead.
+# against that cluster instead. AGENTFLEET_KAFKA_HOST (default 127.0.0.1) is
+# the address the brokers' client listener binds and advertises (the network
+# partition test puts it on a bridge, tests/netns/netns.sh).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -93,14 +95,14 @@ start() {
   fetch
   echo "$nodes" > "$state/nodes"
   rm -f "$state/bootstrap"
-  local ports=() controllers=() voters="" bootstrap="" p
+  local ports=() controllers=() voters="" bootstrap="" p host="${AGENTFLEET_KAFKA_HOST:-127.0.0.1}"
   for n in $(seq 1 "$nodes"); do
     p="$(free_port)"; while [[ " ${ports[*]} ${controllers[*]} " == *" $p "* ]]; do p="$(free_port)"; done
     ports+=("$p")
     p="$(free_port)"; while [[ " ${ports[*]} ${controllers[*]} " == *" $p "* ]]; do p="$(free_port)"; done
     controllers+=("$p")
     voters="${voters:+$voters,}$n@127.0.0.1:$p"
-    bootstrap="${bootstrap:+$bootstrap,}127.0.0.1:${ports[$((n - 1))]}"
+    bootstrap="${bootstrap:+$bootstrap,}$host:${ports[$((n - 1))]}"
   done
   # A cluster replicates everything three ways (at most) and needs two in sync.
   local rf=$(( nodes < 3 ? nodes : 3 )) isr=$(( nodes < 3 ? 1 : 2 ))
@@ -115,8 +117,8 @@ start() {
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://$host:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://$host:$port
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT

@@ -47,6 +47,17 @@ class FakeConsumer : public Consumer {
     absl::MutexLock lock(&mu_);
     pending_rebalance_ = std::move(partitions);
   }
+  // Test side: the partition stays assigned but its fetcher never starts
+  // (librdkafka 2.0.2 after a failed committed-offset fetch): nothing is
+  // delivered from it, and no high watermark is known, until RestartFetch().
+  void StallFetch(const std::string& topic, int32_t partition) {
+    absl::MutexLock lock(&mu_);
+    stalled_.insert({topic, partition});
+  }
+  int restarts() {
+    absl::MutexLock lock(&mu_);
+    return restarts_;
+  }
   bool IsPaused(const std::string& topic, int32_t partition) {
     absl::MutexLock lock(&mu_);
     return paused_.count({topic, partition}) > 0;
@@ -89,7 +100,7 @@ class FakeConsumer : public Consumer {
     {
       absl::MutexLock lock(&mu_);
       for (auto& [tp, position] : assigned_) {
-        if (paused_.count(tp)) continue;
+        if (paused_.count(tp) || stalled_.count(tp)) continue;
         const auto& log = logs_[tp];
         while (out->size() - before < max_messages && position < static_cast<int64_t>(log.size())) {
           out->push_back(log[position++]);
@@ -134,6 +145,24 @@ class FakeConsumer : public Consumer {
     for (const auto& [tp, position] : assigned_) out.push_back({tp.first, tp.second, position});
     return out;
   }
+  std::vector<PartitionProgress> Progress(absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<PartitionProgress> out;
+    for (const auto& [tp, position] : assigned_) {
+      PartitionProgress p{tp.first, tp.second, position, static_cast<int64_t>(logs_[tp].size()), -1};
+      if (stalled_.count(tp)) p.high = -1;
+      if (auto c = committed_.find(tp); c != committed_.end()) p.committed = c->second;
+      out.push_back(p);
+    }
+    return out;
+  }
+  absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    paused_.erase({topic, partition});
+    stalled_.erase({topic, partition});
+    ++restarts_;
+    return absl::OkStatus();
+  }
   void Close() override {}
 
  private:
@@ -160,6 +189,8 @@ class FakeConsumer : public Consumer {
   std::map<Key, int64_t> committed_ ABSL_GUARDED_BY(mu_);
   std::optional<std::vector<TopicPartition>> pending_rebalance_ ABSL_GUARDED_BY(mu_);
   int rebalances_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<Key> stalled_ ABSL_GUARDED_BY(mu_);
+  int restarts_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Records what is produced; delivers at once (OK), or fails every message to

@@ -74,7 +74,7 @@ bool Eventually(const std::function<bool()>& done) {
 
 class WorkerLoopTest : public ::testing::Test {
  protected:
-  void StartWorker(int max_in_flight) {
+  void StartWorker(int max_in_flight, absl::Duration stall_after = absl::Hours(1)) {
     WorkerOptions options;
     options.worker_id = "w1";
     options.agents = {"a"};
@@ -83,6 +83,7 @@ class WorkerLoopTest : public ::testing::Test {
     options.pause_after = absl::ZeroDuration();  // pause as soon as full
     options.receipt_delay = absl::Hours(1);
     options.shutdown_grace = absl::ZeroDuration();
+    options.stall_after = stall_after;
     worker_ = std::make_unique<Worker>(&config_, &consumer_, &producer_,
                                        std::map<std::string, ModelProvider*>{{"sim", &provider_}}, options);
     consumer_.set_listener(worker_.get());
@@ -155,6 +156,40 @@ TEST_F(WorkerLoopTest, AnUnreadableItemThatCannotBeDeadLetteredDoesNotHoldThePar
   EXPECT_EQ(producer_.failed(), 1);
   EXPECT_EQ(worker_->stats().dead_letter_failures.load(), 1);
   EXPECT_EQ(worker_->in_flight(), 0u);
+}
+
+// Issue 15, H3 and the backstop: a partition that stays assigned but whose
+// fetcher never starts (librdkafka 2.0.2 after a failed committed-offset
+// fetch) is noticed once it has not moved for stall_after while the worker
+// had room, and its fetch restarted; its items then run.
+TEST_F(WorkerLoopTest, APartitionAssignedButNotFetchingIsRestartedAndItsItemsRun) {
+  AppendItem("t0");
+  AppendItem("t1");
+  consumer_.StallFetch(topic_, 0);
+  StartWorker(/*max_in_flight=*/4, /*stall_after=*/absl::Milliseconds(50));
+  EXPECT_TRUE(Eventually([&] {
+    provider_.ReleaseAll();
+    return provider_.Saw("t0") && provider_.Saw("t1");
+  })) << "the stalled partition was never restarted";
+  EXPECT_GE(consumer_.restarts(), 1);
+  EXPECT_GE(worker_->stats().stalls_recovered.load(), 1);
+}
+
+// The backstop leaves alone a partition that is quiet because it has
+// nothing to fetch, and one the worker paused because it is full.
+TEST_F(WorkerLoopTest, AQuietOrDeliberatelyPausedPartitionIsNotRestarted) {
+  for (int i = 0; i < 3; ++i) AppendItem("t" + std::to_string(i));
+  StartWorker(/*max_in_flight=*/2, /*stall_after=*/absl::Milliseconds(20));
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 2 && consumer_.IsPaused(topic_, 0); }));
+  absl::SleepFor(absl::Milliseconds(200));  // ten stall periods while full and paused
+  EXPECT_EQ(consumer_.restarts(), 0);
+  ASSERT_TRUE(Eventually([&] {
+    provider_.ReleaseAll();
+    return provider_.Saw("t2") && worker_->in_flight() == 0;
+  }));
+  absl::SleepFor(absl::Milliseconds(200));  // ten stall periods with nothing to fetch
+  EXPECT_EQ(consumer_.restarts(), 0);
+  EXPECT_EQ(worker_->stats().stalls_recovered.load(), 0);
 }
 
 }  // namespace
