@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
       registry);
   // The drain takes the grace period, then up to 30 s for the last
   // acknowledgements and 10 s to flush; past that the broker is not answering.
-  StartShutdownWatchdog(options.shutdown_grace + absl::Seconds(60));
+  StartShutdownWatchdog(options.shutdown_grace + absl::Seconds(45));
   Log(LogLevel::kInfo, "worker", "started", {{"worker", options.worker_id}});
   status = worker->Run([] { return ShutdownRequested(); });
   providers->reset();  // calls still running are abandoned (already reported)

@@ -231,6 +231,11 @@ std::string Fleet::LogTails() const {
   return out;
 }
 
+std::string Fleet::LogOf(pid_t pid) const {
+  auto it = log_of_.find(pid);
+  return it == log_of_.end() ? "" : ReadFile(it->second);
+}
+
 int Fleet::CountInLogs(const std::string& text) const {
   int count = 0;
   for (const auto& log : logs_) {

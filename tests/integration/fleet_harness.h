@@ -83,6 +83,8 @@ class Fleet {
   int StopProcess(pid_t pid, absl::Duration grace = absl::Seconds(20));
   // The last lines of every process log, for failure messages.
   std::string LogTails() const;
+  // One process's whole log.
+  std::string LogOf(pid_t pid) const;
   // Lines containing `text` in every process log.
   int CountInLogs(const std::string& text) const;
   // The port a process started by this fleet serves HTTP on (health,
