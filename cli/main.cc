@@ -41,7 +41,8 @@ ABSL_FLAG(std::string, only, "", "bench: run only these parts besides the raw ba
 ABSL_FLAG(int, linger_ms, -1, "bench: the producers' linger.ms, for the fleet and the raw baseline (-1: the default, 2)");
 ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
 ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
-ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5), "submit --wait, demo, results: give up after this long");
+ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
+          "submit --wait, demo, results: give up after this long; lag: the whole read (at most 30 s)");
 
 namespace {
 

@@ -1,5 +1,6 @@
 #include "metrics/lag_monitor.h"
 
+#include "absl/time/clock.h"
 #include "common/log.h"
 
 namespace agentfleet {
@@ -12,6 +13,12 @@ LagMonitor::LagMonitor(prometheus::Registry& registry, Properties properties, st
                      "the group's committed offset.")
                .Register(registry),
            {"group", "topic"}),
+      stalled_(prometheus::BuildGauge()
+                   .Name("agentfleet_consumer_group_stalled_partitions")
+                   .Help("Partitions of the topic with lag whose committed offset has not moved for 5 minutes: "
+                         "nobody consumes them, or a call at their head has run that long.")
+                   .Register(registry),
+               {"group", "topic"}),
       errors_family_(prometheus::BuildCounter()
                          .Name("agentfleet_consumer_group_lag_errors_total")
                          .Help("Lag reads that failed (broker unreachable, topic missing).")
@@ -34,12 +41,12 @@ LagMonitor::~LagMonitor() {
 
 void LagMonitor::Refresh() {
   RefreshShared(
-      *shared_, [this](const std::string& g, const std::string& t, int64_t lag) { Record(g, t, lag); },
+      *shared_, [this](const std::string& g, const std::string& t, int64_t lag, int64_t stalled) { Record(g, t, lag, stalled); },
       [this] { errors_.Increment(); });
 }
 
 void LagMonitor::RefreshShared(Shared& shared,
-                               const std::function<void(const std::string&, const std::string&, int64_t)>& record,
+                               const std::function<void(const std::string&, const std::string&, int64_t, int64_t)>& record,
                                const std::function<void()>& failed) {
   for (const LagTarget& target : shared.targets) {
     for (const std::string& topic : target.topics) {
@@ -55,13 +62,27 @@ void LagMonitor::RefreshShared(Shared& shared,
       }
       const TopicLag& t = lag->front();
       if (target.only_consumed && !t.consumed()) continue;
-      record(target.group, topic, t.total());
+      int64_t stalled = 0;
+      absl::Time now = absl::Now();
+      for (const PartitionLag& p : t.partitions) stalled += shared.watch.Observe(target.group, topic, p, now);
+      record(target.group, topic, t.total(), stalled);
     }
   }
 }
 
-void LagMonitor::Record(const std::string& group, const std::string& topic, int64_t lag) {
+void LagMonitor::Record(const std::string& group, const std::string& topic, int64_t lag, int64_t stalled) {
   lag_.With({group, topic}).Set(static_cast<double>(lag));
+  stalled_.With({group, topic}).Set(static_cast<double>(stalled));
+}
+
+bool ProgressWatch::Observe(const std::string& group, const std::string& topic, const PartitionLag& p,
+                            absl::Time now) {
+  Seen& s = seen_[{group, topic, p.partition}];
+  if (p.lag <= 0 || p.committed != s.committed) {
+    s = Seen{p.committed, now};
+    return false;
+  }
+  return now - s.since >= window_;
 }
 
 void LagMonitor::Start(absl::Duration interval) {

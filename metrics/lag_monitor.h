@@ -6,6 +6,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <tuple>
 #include <memory>
 #include <string>
 #include <thread>
@@ -27,6 +29,25 @@ struct LagTarget {
   bool only_consumed = false;
 };
 
+// Which partitions of a group make no progress: a partition whose lag is
+// above zero while its committed offset has not moved for `window` is
+// stalled (nobody consumes what is there, or a call at its head has run that
+// long). Pure logic, fed by the lag reads. Not thread-safe.
+class ProgressWatch {
+ public:
+  explicit ProgressWatch(absl::Duration window) : window_(window) {}
+  // One read of a group's partition; returns whether it is stalled now.
+  bool Observe(const std::string& group, const std::string& topic, const PartitionLag& p, absl::Time now);
+
+ private:
+  struct Seen {
+    int64_t committed = -2;
+    absl::Time since;
+  };
+  absl::Duration window_;
+  std::map<std::tuple<std::string, std::string, int32_t>, Seen> seen_;
+};
+
 class LagMonitor {
  public:
   LagMonitor(prometheus::Registry& registry, Properties properties, std::vector<LagTarget> targets);
@@ -39,8 +60,10 @@ class LagMonitor {
   // Reads every target's lag now and updates the gauges (what the thread
   // does every `interval`).
   void Refresh();
-  // Sets the gauge of one group and topic (what Refresh() does per topic).
-  void Record(const std::string& group, const std::string& topic, int64_t lag);
+  // Sets the gauges of one group and topic (what Refresh() does per topic):
+  // its lag and how many of its partitions make no progress (ProgressWatch,
+  // over 5 minutes).
+  void Record(const std::string& group, const std::string& topic, int64_t lag, int64_t stalled_partitions = 0);
   // Refreshes every `interval` on a thread of its own until destroyed.
   void Start(absl::Duration interval);
 
@@ -50,14 +73,17 @@ class LagMonitor {
   struct Shared {
     Properties properties;
     std::vector<LagTarget> targets;
+    ProgressWatch watch{absl::Minutes(5)};
     absl::Notification stop;
     absl::Notification done;
   };
   // Reads every target's lag; records through `record` unless stopped.
-  static void RefreshShared(Shared& shared, const std::function<void(const std::string&, const std::string&, int64_t)>& record,
+  static void RefreshShared(Shared& shared,
+                            const std::function<void(const std::string&, const std::string&, int64_t, int64_t)>& record,
                             const std::function<void()>& failed);
   std::shared_ptr<Shared> shared_;
   Series<prometheus::Gauge> lag_;
+  Series<prometheus::Gauge> stalled_;
   prometheus::Family<prometheus::Counter>& errors_family_;
   prometheus::Counter& errors_;
   std::thread thread_;

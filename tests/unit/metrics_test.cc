@@ -190,7 +190,9 @@ TEST(MetricsTest, EveryMetricTheAlertsAndDashboardQueryIsExported) {
   worker.Finished("a", "m", "ok", absl::Seconds(1));
   worker.SetInFlight(1);
   worker.DeadLetter("t");
-  lag.Record("g", "t", 1);
+  worker.Liveness(kLivenessPartitionRestarted);
+  coordinator.Liveness(kLivenessOversizedOutput);
+  lag.Record("g", "t", 1, 0);
   std::set<std::string> exported;
   for (const auto& family : registry->Collect()) {
     exported.insert(family.name);
@@ -205,6 +207,25 @@ TEST(MetricsTest, EveryMetricTheAlertsAndDashboardQueryIsExported) {
     EXPECT_GE(used.size(), 5u) << file;
     for (const std::string& name : used) EXPECT_TRUE(exported.count(name)) << file << " uses " << name << ", which nothing exports";
   }
+}
+
+// A partition with lag whose committed offset does not move for the window
+// is stalled; one that moves, or has no lag, is not.
+TEST(ProgressWatchTest, APartitionWithLagWhoseCommitDoesNotMoveIsStalled) {
+  ProgressWatch watch(absl::Minutes(5));
+  absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  auto at = [&](int64_t committed, int64_t lag) { return PartitionLag{0, committed, 0, committed + lag, lag}; };
+  EXPECT_FALSE(watch.Observe("g", "t", at(10, 5), t0));
+  EXPECT_FALSE(watch.Observe("g", "t", at(10, 5), t0 + absl::Minutes(4)));
+  EXPECT_TRUE(watch.Observe("g", "t", at(10, 7), t0 + absl::Minutes(5)));
+  // It moves: no longer stalled, and the window starts again.
+  EXPECT_FALSE(watch.Observe("g", "t", at(11, 7), t0 + absl::Minutes(6)));
+  EXPECT_FALSE(watch.Observe("g", "t", at(11, 7), t0 + absl::Minutes(10)));
+  // Caught up and quiet: a still commit with no lag is no stall.
+  EXPECT_FALSE(watch.Observe("g", "t", at(11, 0), t0 + absl::Minutes(20)));
+  EXPECT_FALSE(watch.Observe("g", "t", at(11, 0), t0 + absl::Minutes(30)));
+  // Another group's partition of the same number is watched apart.
+  EXPECT_FALSE(watch.Observe("h", "t", at(3, 1), t0 + absl::Minutes(30)));
 }
 
 }  // namespace
