@@ -188,7 +188,10 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
       offsets[{m.topic, m.partition}] = m.offset + 1;
     }
     engine_.Tick(&out);
-    RETURN_IF_ERROR(Publish(out));
+    if (absl::Status published = Publish(out); !published.ok()) {
+      AbandonTransaction(published);
+      return published;
+    }
     if (exactly_once()) {
       for (const auto& [tp, next] : offsets) pending_offsets_[tp] = next;
     } else {
@@ -286,6 +289,17 @@ absl::Status Coordinator::AbortAndRewind(const absl::Status& cause, bool rewind)
       {{"cause", cause.message()}, {"partitions", absl::StrCat(owned_.size())},
        {"active_tasks", absl::StrCat(engine_.active_tasks())}, {"rewinds", absl::StrCat(rewinds_)}});
   return failure_;  // OnAssigned's, if the state could not be read
+}
+
+void Coordinator::AbandonTransaction(const absl::Status& cause) {
+  if (!exactly_once() || !in_transaction_) return;
+  // Part of the batch may be produced: none of it, and none of its input
+  // offsets, may ever be committed (a revocation commits what is open).
+  in_transaction_ = false;
+  pending_offsets_.clear();
+  absl::Status aborted = producer_->AbortTransaction(options_.kafka_timeout);
+  Log(LogLevel::kError, kComponent, "publishing failed; transaction abandoned",
+      {{"error", cause.message()}, {"abort", aborted.ok() ? "ok" : std::string(aborted.message())}});
 }
 
 void Coordinator::OnRevoked(const std::vector<TopicPartition>& partitions) {

@@ -124,6 +124,9 @@ class Coordinator : public RebalanceListener {
   // returned.
   absl::Status AbortAndRewind(const absl::Status& cause, bool rewind);
   absl::Status EnsureTransaction();
+  // After a failed publish: aborts the open transaction (exactly_once) so
+  // that no later commit (a revocation's) can commit a half-published batch.
+  void AbandonTransaction(const absl::Status& cause);
   // Every 10 s, one log line with the engine's counters.
   void LogProgress();
 

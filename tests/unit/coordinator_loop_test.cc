@@ -200,5 +200,22 @@ TEST_F(CoordinatorLoopTest, GarbageOnTheStateTopicIsDeadLetteredOnceAndNeverBeco
   EXPECT_TRUE(Results().empty());
 }
 
+// Issue 15: a publish that fails half-way returned with the transaction
+// still open, and the revocation that closing the consumer triggers then
+// committed it: the input offsets with only part of their outputs. Now the
+// transaction is aborted first, and nothing of it is ever committed.
+TEST_F(CoordinatorLoopTest, AFailedPublishAbortsItsTransactionAndNothingOfItIsCommitted) {
+  Start();
+  producer_.RefuseTopic(topics_.Work("a"));
+  Submit("t1", "hello", "t1");
+  auto n = coordinator_->RunOnce();
+  EXPECT_FALSE(n.ok()) << "a work item that cannot be produced fails the loop (the process restarts)";
+  // What closing the consumer does next: revoke, which commits what is open.
+  coordinator_->OnRevoked(consumer_.Assignment());
+  EXPECT_EQ(producer_.commits(), 0);
+  EXPECT_EQ(producer_.offsets_sent(), 0) << "the input offsets of a half-published batch were committed";
+  EXPECT_GE(producer_.aborts(), 1);
+}
+
 }  // namespace
 }  // namespace agentfleet

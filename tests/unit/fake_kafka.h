@@ -208,6 +208,7 @@ class FakeProducer : public Producer {
     }
     {
       absl::MutexLock lock(&mu_);
+      if (refuse_topics_.count(message.topic)) return absl::UnavailableError("produce: Local: Queue full");
       if (fail_topics_.count(message.topic)) {
         delivered = absl::InternalError("delivery: Broker: Message size too large");
         ++failed_;
@@ -223,10 +224,37 @@ class FakeProducer : public Producer {
   absl::Status InitTransactions(absl::Duration) override { return absl::OkStatus(); }
   absl::Status BeginTransaction() override { return absl::OkStatus(); }
   absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>&, Consumer&, absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    ++offsets_sent_;
     return absl::OkStatus();
   }
-  absl::Status CommitTransaction(absl::Duration) override { return absl::OkStatus(); }
-  absl::Status AbortTransaction(absl::Duration) override { return absl::OkStatus(); }
+  absl::Status CommitTransaction(absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    ++commits_;
+    return absl::OkStatus();
+  }
+  absl::Status AbortTransaction(absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    ++aborts_;
+    return absl::OkStatus();
+  }
+  // Produce() to `topic` fails at once, as when librdkafka cannot queue.
+  void RefuseTopic(const std::string& topic) {
+    absl::MutexLock lock(&mu_);
+    refuse_topics_.insert(topic);
+  }
+  int commits() {
+    absl::MutexLock lock(&mu_);
+    return commits_;
+  }
+  int aborts() {
+    absl::MutexLock lock(&mu_);
+    return aborts_;
+  }
+  int offsets_sent() {
+    absl::MutexLock lock(&mu_);
+    return offsets_sent_;
+  }
 
   void FailTopic(const std::string& topic) {
     absl::MutexLock lock(&mu_);
@@ -256,6 +284,10 @@ class FakeProducer : public Producer {
   std::set<std::string> fail_topics_ ABSL_GUARDED_BY(mu_);
   int failed_ ABSL_GUARDED_BY(mu_) = 0;
   int oversized_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> refuse_topics_ ABSL_GUARDED_BY(mu_);
+  int commits_ ABSL_GUARDED_BY(mu_) = 0;
+  int aborts_ ABSL_GUARDED_BY(mu_) = 0;
+  int offsets_sent_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace agentfleet::testing
