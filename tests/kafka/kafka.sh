@@ -35,10 +35,14 @@ fetch() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A free port below the kernel's ephemeral range (ip_local_port_range), so
+# that no client socket on this machine can be holding it as its local port
+# when the broker binds it (a connect test cannot see those).
 free_port() {
-  local p
+  local p low
+  low="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (low - 10000)))
     if ! port_in_use "$p"; then echo "$p"; return 0; fi
   done
   echo "kafka.sh: no free port found" >&2
@@ -154,7 +158,21 @@ PROPS
   [ "$nodes" -gt 1 ] && heap=384m
   for n in $(seq 1 "$nodes"); do run_node "$(node_dir "$state" "$n")" "$heap"; done
   for n in $(seq 1 "$nodes"); do
-    if ! wait_started "$(node_dir "$state" "$n")" 0; then stop "$state"; return 1; fi
+    if ! wait_started "$(node_dir "$state" "$n")" 0; then
+      # Another process took a chosen port between the check and the bind:
+      # choose new ports (a race of this setup step, not a test retried).
+      local taken=""
+      for m in $(seq 1 "$nodes"); do
+        grep -q "Address already in use" "$(node_dir "$state" "$m")/kafka.log" 2>/dev/null && taken=1
+      done
+      stop "$state"
+      if [ -n "$taken" ] && [ "${KAFKA_SH_PORT_TRIES:-0}" -lt 3 ]; then
+        echo "kafka.sh: a port was taken before the broker could bind it; choosing new ports" >&2
+        KAFKA_SH_PORT_TRIES=$(( ${KAFKA_SH_PORT_TRIES:-0} + 1 )) start "$state" "$nodes"
+        return $?
+      fi
+      return 1
+    fi
   done
   echo "$bootstrap" > "$state/bootstrap"
   echo "kafka.sh: Apache Kafka $version (KRaft, $nodes node(s)) at $bootstrap" >&2
