@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -99,7 +100,10 @@ std::vector<RdKafka::TopicPartition*> ToRd(const std::vector<TopicPartition>& tp
 
 class DeliveryBridge : public RdKafka::DeliveryReportCb {
  public:
-  ~DeliveryBridge() override { Summarize(absl::InfiniteFuture()); }
+  ~DeliveryBridge() override {
+    absl::MutexLock lock(&mu_);
+    Summarize(absl::InfiniteFuture());
+  }
 
   void dr_cb(RdKafka::Message& message) override {
     auto* cb = static_cast<DeliveryCallback*>(message.msg_opaque());
@@ -108,6 +112,7 @@ class DeliveryBridge : public RdKafka::DeliveryReportCb {
       // lines in a second were seen): the first failure is logged, then one
       // summary a second with the count, so the line that matters stays
       // visible.
+      absl::MutexLock lock(&mu_);
       ++failed_since_log_;
       last_topic_ = message.topic_name();
       last_error_ = message.errstr();
@@ -127,17 +132,20 @@ class DeliveryBridge : public RdKafka::DeliveryReportCb {
  private:
   // Logs the failures counted since the last line, if `now` is past the
   // next log time. Delivery reports come from the producer's poller thread
-  // only (and the destructor after it stopped).
-  void Summarize(absl::Time now) {
+  // and from any thread in flush() or a transactional call (librdkafka serves
+  // its callback queue there too), hence the mutex (AddressSanitizer found
+  // the race in a chaos run).
+  void Summarize(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (failed_since_log_ == 0 || now < next_log_) return;
     Log(LogLevel::kWarning, kComponent, "deliveries failed",
         {{"count", absl::StrCat(failed_since_log_)}, {"last_topic", last_topic_}, {"last_error", last_error_}});
     failed_since_log_ = 0;
     next_log_ = (now == absl::InfiniteFuture() ? absl::Now() : now) + absl::Seconds(1);
   }
-  int64_t failed_since_log_ = 0;
-  absl::Time next_log_ = absl::InfinitePast();
-  std::string last_topic_, last_error_;
+  absl::Mutex mu_;
+  int64_t failed_since_log_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time next_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::string last_topic_ ABSL_GUARDED_BY(mu_), last_error_ ABSL_GUARDED_BY(mu_);
 };
 
 class RdProducer : public Producer {
