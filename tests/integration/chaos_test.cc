@@ -459,23 +459,30 @@ TEST_F(ChaosTest, ACoordinatorAndAWorkerCutOffFromTheNetworkRejoinCleanly) {
   fleet.set_launcher({});
   fleet.StartWorker("worker-2", {"--max_in_flight", "200"});
   const int kTasks = 5000;
-  // Node 1 (the coordinator) is cut at 1,000 results, node 2 (worker-1) at
-  // 2,500; each link comes back 20 s after its cut.
+  // Node 1 (the coordinator) is cut as soon as the first results are in,
+  // node 2 (worker-1) once 300 more have arrived after the coordinator's
+  // link came back; each link comes back 20 s after its cut. Progress, not
+  // result counts alone, spaces the cuts: a fast run with a lagging
+  // collector once saw 1,000 results only when the work was nearly done,
+  // and the cuts landed on an idle fleet.
   struct Cut {
     int node;
-    size_t at_results;
     absl::Time cut = absl::InfiniteFuture();
     bool healed = false;
+    size_t healed_at = 0;  // results received when the link came back
   };
-  std::vector<Cut> cuts = {{1, 1000}, {2, 2500}};
+  std::vector<Cut> cuts = {{1}, {2}};
   RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
-    for (Cut& c : cuts) {
-      if (c.cut == absl::InfiniteFuture() && received >= c.at_results) {
+    for (size_t i = 0; i < cuts.size(); ++i) {
+      Cut& c = cuts[i];
+      bool due = i == 0 ? received >= 1 : cuts[0].healed && received >= cuts[0].healed_at + 300;
+      if (c.cut == absl::InfiniteFuture() && due) {
         net.Cut(c.node);
         c.cut = absl::Now();
-      } else if (!c.healed && absl::Now() - c.cut >= absl::Seconds(20)) {
+      } else if (c.cut != absl::InfiniteFuture() && !c.healed && absl::Now() - c.cut >= absl::Seconds(20)) {
         net.Heal(c.node);
         c.healed = true;
+        c.healed_at = received;
       }
     }
   }, "task", absl::Seconds(400));
