@@ -4,8 +4,10 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "google/protobuf/stubs/logging.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace agentfleet {
 namespace {
@@ -204,6 +206,30 @@ absl::Status Validate(const v1::TenantLedger& m) {
   if (!m.has_period_start()) return absl::InvalidArgumentError("period_start: missing");
   if (m.cost_usd() < 0 || m.tokens() < 0) return absl::InvalidArgumentError("negative spend");
   return absl::OkStatus();
+}
+
+v1::WorkEvent WorkEventFor(const v1::WorkItem& item) {
+  v1::WorkEvent e;
+  e.set_task_id(item.task_id());
+  e.set_step(item.step());
+  e.set_fan_index(item.fan_index());
+  e.set_attempt(item.attempt());
+  e.set_idempotency_key(item.idempotency_key());
+  // Not TimeUtil::GetCurrentTime(): Debian's protobuf gives it whole seconds.
+  *e.mutable_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+  return e;
+}
+
+v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code, const std::string& message,
+                          bool retryable, const std::string& worker) {
+  v1::WorkEvent e = WorkEventFor(item);
+  v1::WorkResult* r = e.mutable_result();
+  r->set_status(v1::RESULT_STATUS_ERROR);
+  r->set_worker(worker);
+  r->mutable_error()->set_code(code);
+  r->mutable_error()->set_message(message);
+  r->mutable_error()->set_retryable(retryable);
+  return e;
 }
 
 std::string ReadableTaskId(absl::string_view payload, size_t max_payload_bytes) {

@@ -23,10 +23,6 @@ std::string TraceparentOf(const Message& m) {
 
 absl::Duration NonNegative(absl::Duration d) { return std::max(d, absl::ZeroDuration()); }
 
-const std::string& TaskStateSchema() {
-  static const std::string* name = new std::string(v1::TaskState::descriptor()->full_name());
-  return *name;
-}
 }  // namespace
 
 Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer* producer,
@@ -331,13 +327,13 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
     return;
   }
   size_t restored_before = engine_.stats().restored;
-  // The latest record of each key is its state (what compaction keeps); an
-  // earlier unreadable one must not fail a task whose later state is fine.
+  // Records are applied in order, so the latest of each key wins, as
+  // compaction keeps it. An unreadable record only matters when it is its
+  // key's latest: an earlier one is superseded.
   absl::flat_hash_map<std::string, size_t> latest;
   for (size_t i = 0; i < records->size(); ++i) latest[(*records)[i].key] = i;
   for (size_t i = 0; i < records->size(); ++i) {
     const Message& m = (*records)[i];
-    if (latest[m.key] != i) continue;
     if (m.key.empty()) {
       // No task has an empty id, and no agentfleet process writes one (Kafka
       // refuses keyless records on a compacted topic; the development broker
@@ -364,11 +360,13 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
       continue;
     }
     auto state = Decode<v1::TaskState>(m.payload, m.headers, SIZE_MAX);
-    if (!state.ok() && FindHeader(m.headers, kSchemaHeader) != TaskStateSchema()) {
+    if (!state.ok() && latest[m.key] != i) continue;  // superseded by a later record
+    if (!state.ok() && FindHeader(m.headers, kSchemaHeader) != v1::TaskState::descriptor()->full_name()) {
       // Not written by a coordinator (ours always carry the schema header):
-      // garbage from outside, not a task of ours. Dead-lettered once, and
-      // the key's state written again (or a tombstone), so the next restore
-      // does not meet it again.
+      // garbage from outside, not a task of ours. It is dead-lettered once,
+      // and the key's state is written again — the earlier state restored
+      // above, if there was one, else a tombstone — so the task goes on and
+      // the next restore does not meet the garbage again.
       if (metrics_) metrics_->Liveness(kLivenessUnreadableSharedState);
       deferred_dead_letters_.push_back({m, std::string(state.status().message())});
       engine_.Rewrite(m.key, m.partition);
@@ -452,10 +450,6 @@ void Coordinator::HandleEvent(const Message& m, Outbox* out) {
   engine_.OnEvent(*event, out);
 }
 
-bool Coordinator::Fits(const std::string& key, const Encoded& e) const {
-  return MessageBytes(key, e.payload, e.headers) <= config_->kafka.max_message_bytes;
-}
-
 void Coordinator::Oversized(absl::string_view what, const std::string& task_id, size_t bytes) {
   if (metrics_) metrics_->Liveness(kLivenessOversizedOutput);
   Log(LogLevel::kWarning, kComponent, "message too large to publish",
@@ -492,8 +486,7 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
     OutboundMessage m{topics_.state, change.task_id, "", {}, change.partition};
     if (change.state) {
       Encoded e = Encode(*change.state, change.state->traceparent());
-      if (!Fits(change.task_id, e)) {
-        size_t bytes = MessageBytes(change.task_id, e.payload, e.headers);
+      if (size_t bytes = MessageBytes(change.task_id, e.payload, e.headers); bytes > limit) {
         Oversized("task state", change.task_id, bytes);
         *overflowed = true;
         if (engine_.Fail(change.task_id, kMessageTooLarge,
@@ -516,26 +509,16 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
   for (const auto& w : out.work) {
     if (failed.contains(w.item.task_id())) continue;
     Encoded e = Encode(w.item, w.traceparent);
-    if (!Fits(w.item.task_id(), e)) {
-      size_t bytes = MessageBytes(w.item.task_id(), e.payload, e.headers);
+    if (size_t bytes = MessageBytes(w.item.task_id(), e.payload, e.headers); bytes > limit) {
       Oversized("work item", w.item.task_id(), bytes);
       *overflowed = true;
       // The attempt fails as a worker's non-retryable failure would: the
       // step's fallback, or the task's end.
-      v1::WorkEvent event;
-      event.set_task_id(w.item.task_id());
-      event.set_step(w.item.step());
-      event.set_fan_index(w.item.fan_index());
-      event.set_attempt(w.item.attempt());
-      event.set_idempotency_key(w.item.idempotency_key());
-      v1::WorkResult* r = event.mutable_result();
-      r->set_status(v1::RESULT_STATUS_ERROR);
-      r->set_worker("coordinator");
-      r->mutable_error()->set_code(kMessageTooLarge);
-      r->mutable_error()->set_message(absl::StrCat("the work item (", bytes, " bytes) exceeds kafka.max_message_bytes (",
-                                                   limit, ")"));
-      r->mutable_error()->set_retryable(false);
-      engine_.OnEvent(event, next);
+      engine_.OnEvent(MakeFailure(w.item, kMessageTooLarge,
+                                  absl::StrCat("the work item (", bytes, " bytes) exceeds kafka.max_message_bytes (",
+                                               limit, ")"),
+                                  /*retryable=*/false, "coordinator"),
+                      next);
       continue;
     }
     RETURN_IF_ERROR(Produce({topics_.Work(w.topic_agent), w.item.task_id(), std::move(e.payload), std::move(e.headers)}));
@@ -544,8 +527,7 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
     Encoded e = Encode(r.result, r.traceparent);
     const v1::TaskResult* published = &r.result;
     v1::TaskResult small;
-    if (!Fits(r.result.task_id(), e)) {
-      size_t bytes = MessageBytes(r.result.task_id(), e.payload, e.headers);
+    if (size_t bytes = MessageBytes(r.result.task_id(), e.payload, e.headers); bytes > limit) {
       Oversized("result", r.result.task_id(), bytes);
       // The one result still goes out: FAILED, saying why, without the outputs.
       small.set_task_id(r.result.task_id());
@@ -573,7 +555,7 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
   for (auto& [key, entry] : engine_.TakeCacheInserts()) {
     if (shared_feed_ == nullptr) continue;
     Encoded e = Encode(entry, "");
-    if (!Fits(key, e)) continue;  // an output too large to share is simply not cached
+    if (MessageBytes(key, e.payload, e.headers) > limit) continue;  // too large to share: not cached
     RETURN_IF_ERROR(Produce({topics_.cache, key, std::move(e.payload), std::move(e.headers), 0}));
   }
   for (const v1::BreakerState& b : engine_.TakeBreakerTransitions()) {

@@ -39,7 +39,6 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "coordinator/batch_committer.h"
-#include "codec/codec.h"
 #include "coordinator/task_engine.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
@@ -104,7 +103,6 @@ class Coordinator : public RebalanceListener {
   // as FAILED without its outputs (then whatever that yields is published).
   absl::Status Publish(const Outbox& out);
   absl::Status PublishOnce(const Outbox& out, Outbox* next, bool* overflowed);
-  bool Fits(const std::string& key, const Encoded& e) const;
   void Oversized(absl::string_view what, const std::string& task_id, size_t bytes);
   Outbox overflow_[2];
   // Unreadable records met outside a transaction (a restore, the shared

@@ -11,8 +11,6 @@
 namespace agentfleet {
 namespace {
 
-// A record's framing beyond its bytes (lengths, timestamps, attributes), with room to spare.
-constexpr size_t kRecordOverhead = 128;
 // What is kept of a key or of the original headers when a copy must shrink.
 constexpr size_t kKeptKeyBytes = 1024;
 constexpr size_t kKeptHeaderBytes = 16 * 1024;
@@ -25,12 +23,6 @@ std::string Sha256Hex(const std::string& data) {
 }
 
 }  // namespace
-
-size_t MessageBytes(const std::string& key, const std::string& payload, const Headers& headers) {
-  size_t bytes = key.size() + payload.size() + kRecordOverhead;
-  for (const auto& [k, v] : headers) bytes += k.size() + v.size() + 8;
-  return bytes;
-}
 
 OutboundMessage DeadLetterMessage(const std::string& dlq_topic, const Message& original,
                                   absl::string_view reason, absl::string_view component, size_t max_bytes) {

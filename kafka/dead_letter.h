@@ -23,10 +23,6 @@ inline constexpr char kDlqComponentHeader[] = "agentfleet.dlq.component";
 inline constexpr char kDlqOriginalBytesHeader[] = "agentfleet.dlq.original_bytes";
 inline constexpr char kDlqOriginalSha256Header[] = "agentfleet.dlq.original_sha256";
 
-// What a message of this key, payload and headers weighs against a
-// message.max.bytes limit: its bytes plus a record's framing.
-size_t MessageBytes(const std::string& key, const std::string& payload, const Headers& headers);
-
 // The dead letter for `original`: same key, payload and headers, plus the
 // reason and origin headers; truncated to fit in `max_bytes`
 // (kafka.max_message_bytes) when it would not.

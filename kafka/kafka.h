@@ -51,6 +51,15 @@ struct TopicPartition {
   }
 };
 
+// What a message of this key, payload and headers weighs against a
+// message.max.bytes limit (kafka.max_message_bytes): its bytes plus a
+// record's framing (lengths, timestamps, attributes), with room to spare.
+inline size_t MessageBytes(const std::string& key, const std::string& payload, const Headers& headers) {
+  size_t bytes = key.size() + payload.size() + 128;
+  for (const auto& [k, v] : headers) bytes += k.size() + v.size() + 8;
+  return bytes;
+}
+
 class Consumer;
 
 // Called once the broker acknowledged (OK) or finally failed a message.

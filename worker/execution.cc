@@ -7,23 +7,6 @@
 #include "google/protobuf/util/time_util.h"
 
 namespace agentfleet {
-namespace {
-
-using google::protobuf::util::TimeUtil;
-
-v1::WorkEvent EventFor(const v1::WorkItem& item) {
-  v1::WorkEvent e;
-  e.set_task_id(item.task_id());
-  e.set_step(item.step());
-  e.set_fan_index(item.fan_index());
-  e.set_attempt(item.attempt());
-  e.set_idempotency_key(item.idempotency_key());
-  // Not TimeUtil::GetCurrentTime(): Debian's protobuf gives it whole seconds.
-  *e.mutable_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
-  return e;
-}
-
-}  // namespace
 
 absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::WorkItem& item) {
   const AgentConfig* agent = config.FindAgent(item.agent());
@@ -57,20 +40,20 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
 }
 
 v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker) {
-  v1::WorkEvent e = EventFor(item);
+  v1::WorkEvent e = WorkEventFor(item);
   e.mutable_receipt()->set_worker(worker);
   return e;
 }
 
 v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker) {
-  v1::WorkEvent e = EventFor(item);
+  v1::WorkEvent e = WorkEventFor(item);
   e.mutable_heartbeat()->set_worker(worker);
   return e;
 }
 
 v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
                          const ModelResponse& response, const std::string& worker) {
-  v1::WorkEvent e = EventFor(item);
+  v1::WorkEvent e = WorkEventFor(item);
   v1::WorkResult* r = e.mutable_result();
   r->set_model(response.model);
   r->set_latency_ms(absl::ToInt64Milliseconds(response.latency));
@@ -112,16 +95,5 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
   return e;
 }
 
-v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code,
-                          const std::string& message, bool retryable, const std::string& worker) {
-  v1::WorkEvent e = EventFor(item);
-  v1::WorkResult* r = e.mutable_result();
-  r->set_status(v1::RESULT_STATUS_ERROR);
-  r->set_worker(worker);
-  r->mutable_error()->set_code(code);
-  r->mutable_error()->set_message(message);
-  r->mutable_error()->set_retryable(retryable);
-  return e;
-}
 
 }  // namespace agentfleet

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "agentfleet/v1/work.pb.h"
+#include "codec/codec.h"  // MakeFailure
 #include "config/config.h"
 #include "provider/model_provider.h"
 
@@ -34,9 +35,5 @@ v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker)
 inline int32_t EventPartition(const v1::WorkItem& item) {
   return item.has_event_partition() ? item.event_partition() : -1;
 }
-
-// A result event reporting that `item` could not run at all.
-v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code,
-                          const std::string& message, bool retryable, const std::string& worker);
 
 }  // namespace agentfleet

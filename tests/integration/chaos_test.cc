@@ -51,6 +51,23 @@ int RetriedSteps(const std::vector<v1::TaskResult>& results) {
   return retried;
 }
 
+// Runs a script of the source tree with bash (through env, with `env_args`
+// first: unset or set variables) and returns its output; an error naming
+// the script and its command if it exits non-zero.
+absl::StatusOr<std::string> RunScript(Fleet& fleet, const std::string& script, std::vector<std::string> args,
+                                      absl::Duration timeout, std::vector<std::string> env_args = {}) {
+  std::string command = args.empty() ? "" : args[0];
+  std::vector<std::string> argv = {"/usr/bin/env"};
+  argv.insert(argv.end(), env_args.begin(), env_args.end());
+  argv.push_back("bash");
+  argv.push_back(std::string(AGENTFLEET_SOURCE_DIR) + "/" + script);
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = fleet.Run(argv, timeout);
+  if (!r.ok()) return r.status();
+  if (r->first != 0) return absl::InternalError(absl::StrCat(script, " ", command, ": ", r->second));
+  return r->second;
+}
+
 // A Kafka of the test's own (tests/kafka/kafka.sh), one node or a KRaft
 // cluster, that the test may kill, restart and freeze; stopped by PID when
 // the test ends.
@@ -84,13 +101,8 @@ class OwnKafka {
  private:
   absl::StatusOr<std::string> Script(std::vector<std::string> args, absl::Duration timeout) {
     // kafka.sh uses the test fixture's cached download; AGENTFLEET_TEST_BOOTSTRAP would make it start nothing.
-    args.insert(args.begin(), {"/usr/bin/env", "-u", "AGENTFLEET_TEST_BOOTSTRAP",
-                               "AGENTFLEET_KAFKA_HOST=" + (host_.empty() ? "127.0.0.1" : host_), "bash",
-                               std::string(AGENTFLEET_SOURCE_DIR) + "/tests/kafka/kafka.sh"});
-    auto r = fleet_.Run(args, timeout);
-    if (!r.ok()) return r.status();
-    if (r->first != 0) return absl::InternalError(absl::StrCat("kafka.sh ", args[6], ": ", r->second));
-    return r->second;
+    return RunScript(fleet_, "tests/kafka/kafka.sh", std::move(args), timeout,
+                     {"-u", "AGENTFLEET_TEST_BOOTSTRAP", "AGENTFLEET_KAFKA_HOST=" + (host_.empty() ? "127.0.0.1" : host_)});
   }
   Fleet& fleet_;
   std::string dir_;
@@ -123,11 +135,7 @@ class Partitions {
 
  private:
   absl::StatusOr<std::string> Script(std::vector<std::string> args) {
-    args.insert(args.begin(), {"/usr/bin/env", "bash", std::string(AGENTFLEET_SOURCE_DIR) + "/tests/netns/netns.sh"});
-    auto r = fleet_.Run(args, absl::Seconds(30));
-    if (!r.ok()) return r.status();
-    if (r->first != 0) return absl::InternalError(absl::StrCat("netns.sh ", args[3], ": ", r->second));
-    return r->second;
+    return RunScript(fleet_, "tests/netns/netns.sh", std::move(args), absl::Seconds(30));
   }
   Fleet& fleet_;
   std::string id_;

@@ -45,19 +45,25 @@ class CoordinatorLoopTest : public ::testing::Test {
     coordinator_ = std::make_unique<Coordinator>(
         &config_, &consumer_, &producer_, &clock_,
         [this](const std::vector<int32_t>& partitions) -> absl::StatusOr<std::vector<Message>> {
+          SyncStateLog();
           std::vector<Message> out;
           for (const Message& m : state_log_) {
             if (std::find(partitions.begin(), partitions.end(), m.partition) != partitions.end()) out.push_back(m);
-          }
-          // What this coordinator wrote to the state topic is read back too.
-          for (const OutboundMessage& o : producer_.To(topics_.state)) {
-            out.push_back({o.topic, o.partition, 0, o.key, o.payload, o.headers, 0});
           }
           return out;
         });
     consumer_.set_listener(coordinator_.get());
   }
 
+  // The state topic as one ordered log: what the test injected, and what
+  // the coordinator wrote, in the order they happened.
+  void SyncStateLog() {
+    auto written = producer_.To(topics_.state);
+    for (; state_synced_ < written.size(); ++state_synced_) {
+      const OutboundMessage& o = written[state_synced_];
+      state_log_.push_back({o.topic, o.partition, 0, o.key, o.payload, o.headers, 0});
+    }
+  }
   void Start() {
     ASSERT_TRUE(coordinator_->Start().ok());
     Rebalance();
@@ -119,6 +125,7 @@ class CoordinatorLoopTest : public ::testing::Test {
   FakeConsumer consumer_;
   FakeProducer producer_;
   std::vector<Message> state_log_;
+  size_t state_synced_ = 0;
   std::unique_ptr<Coordinator> coordinator_;
   size_t answered_ = 0;
 };
@@ -198,6 +205,35 @@ TEST_F(CoordinatorLoopTest, GarbageOnTheStateTopicIsDeadLetteredOnceAndNeverBeco
   RunOnce();
   EXPECT_EQ(producer_.To(topics_.dlq).size(), 1u);
   EXPECT_TRUE(Results().empty());
+}
+
+// Garbage written under the id of a running task must not lose the task:
+// its earlier state is restored and written back, the garbage dead-lettered,
+// and the task still ends with its one result.
+TEST_F(CoordinatorLoopTest, GarbageOverARunningTasksStateIsDeadLetteredAndTheTaskGoesOn) {
+  Start();
+  Submit("live", "hello", "live");
+  RunOnce();
+  SyncStateLog();
+  state_log_.push_back({topics_.state, state_log_.back().partition, 0, "live", "\xff\xfe garbage", {}, 0});
+  Rebalance();
+  RunOnce();
+  ASSERT_EQ(producer_.To(topics_.dlq).size(), 1u);
+  EXPECT_EQ(producer_.To(topics_.dlq)[0].key, "live");
+  EXPECT_EQ(coordinator_->engine().active_tasks(), 1u);
+  EXPECT_EQ(coordinator_->engine().stats().accepted, 1) << "restored, not submitted again";
+  auto states = producer_.To(topics_.state);
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.back().key, "live");
+  EXPECT_FALSE(states.back().payload.empty()) << "its state written back, not a tombstone";
+  for (int i = 0; i < 3; ++i) {
+    AnswerWork({{"ok", true}});
+    RunOnce();
+  }
+  auto results = Results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].task_id(), "live");
+  EXPECT_EQ(results[0].status(), v1::TASK_STATUS_COMPLETED);
 }
 
 // Issue 15: a publish that fails half-way returned with the transaction

@@ -116,6 +116,11 @@ class FakeConsumer : public Consumer {
     stored_[{topic, partition}] = next_offset;
     return absl::OkStatus();
   }
+  // What a committed transaction's send_offsets_to_transaction commits.
+  void CommitOffsets(const std::vector<TopicPartition>& offsets) {
+    absl::MutexLock lock(&mu_);
+    for (const auto& tp : offsets) committed_[{tp.topic, tp.partition}] = tp.offset;
+  }
   absl::Status CommitStored() override {
     absl::MutexLock lock(&mu_);
     CommitLocked();
@@ -223,19 +228,32 @@ class FakeProducer : public Producer {
   absl::Status Warm(const std::string&, absl::Duration) override { return absl::OkStatus(); }
   absl::Status InitTransactions(absl::Duration) override { return absl::OkStatus(); }
   absl::Status BeginTransaction() override { return absl::OkStatus(); }
-  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>&, Consumer&, absl::Duration) override {
+  // Offsets sent to a transaction are committed to the consumer (a
+  // FakeConsumer) when the transaction commits, and dropped when it aborts.
+  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets, Consumer& consumer,
+                                        absl::Duration) override {
     absl::MutexLock lock(&mu_);
     ++offsets_sent_;
+    txn_offsets_.insert(txn_offsets_.end(), offsets.begin(), offsets.end());
+    txn_consumer_ = dynamic_cast<FakeConsumer*>(&consumer);
     return absl::OkStatus();
   }
   absl::Status CommitTransaction(absl::Duration) override {
-    absl::MutexLock lock(&mu_);
-    ++commits_;
+    std::vector<TopicPartition> offsets;
+    FakeConsumer* consumer = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      ++commits_;
+      offsets.swap(txn_offsets_);
+      consumer = txn_consumer_;
+    }
+    if (consumer) consumer->CommitOffsets(offsets);
     return absl::OkStatus();
   }
   absl::Status AbortTransaction(absl::Duration) override {
     absl::MutexLock lock(&mu_);
     ++aborts_;
+    txn_offsets_.clear();
     return absl::OkStatus();
   }
   // Produce() to `topic` fails at once, as when librdkafka cannot queue.
@@ -288,6 +306,8 @@ class FakeProducer : public Producer {
   int commits_ ABSL_GUARDED_BY(mu_) = 0;
   int aborts_ ABSL_GUARDED_BY(mu_) = 0;
   int offsets_sent_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<TopicPartition> txn_offsets_ ABSL_GUARDED_BY(mu_);
+  FakeConsumer* txn_consumer_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace agentfleet::testing
