@@ -95,6 +95,13 @@ void ApplyDevBrokerSettings(KafkaConfig* kafka) {
   kafka->consumer["fetch.wait.max.ms"] = "5";
   kafka->consumer["session.timeout.ms"] = "6000";
   kafka->consumer["heartbeat.interval.ms"] = "500";
+  // The mock checks sequence numbers for transactional producers only, so a
+  // request behind a failed one is appended where Kafka would refuse it, and
+  // librdkafka then reports the failed one's messages delivered (an
+  // "implicit ack") though they are not in the log. One request in flight
+  // per connection leaves nothing behind a failure.
+  // DevBrokerTest.EveryAcknowledgedMessageIsInTheLogThroughProduceErrors.
+  kafka->producer["max.in.flight.requests.per.connection"] = "1";
 }
 
 absl::StatusOr<FleetConfig> LoadProcessConfig(const std::string& path, const std::string& bootstrap,

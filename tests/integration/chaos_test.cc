@@ -16,6 +16,7 @@
 #include "cli/audit.h"
 #include "cli/run_summary.h"
 #include "cli/tasks_input.h"
+#include "cli/trace.h"
 #include "codec/codec.h"
 #include "codec/trace.h"
 #include "gmock/gmock.h"
@@ -213,11 +214,40 @@ class ChaosTest : public KafkaTest {
     ExpectCleanAudit(*config, kTasks);
   }
 
+  // For a failure message: every message the topics hold about the first
+  // lost tasks (where each is, and what the coordinator last wrote of it).
+  static std::string DescribeLost(const FleetConfig& config, const AuditReport& report) {
+    std::string out;
+    for (const std::string& e : report.examples) {
+      if (e.rfind("lost: ", 0) != 0) continue;
+      std::string id = e.substr(6);
+      auto messages = ReadTraceMessages(config, id, absl::Seconds(60));
+      if (!messages.ok()) {
+        absl::StrAppend(&out, id, ": ", messages.status().message(), "\n");
+        continue;
+      }
+      absl::StrAppend(&out, "\n", id, " on the topics:\n");
+      auto list = [&](const char* what, const std::vector<Message>& ms) {
+        for (const Message& m : ms) {
+          absl::StrAppend(&out, "  ", what, " ", m.topic, "/", m.partition, "@", m.offset, " ", m.payload.size(),
+                          " bytes\n");
+        }
+      };
+      list("task", messages->tasks);
+      list("work", messages->work);
+      list("event", messages->events);
+      list("state", messages->state);
+      list("result", messages->results);
+      absl::StrAppend(&out, TraceText(BuildTrace(config, id, *messages)));
+    }
+    return out;
+  }
+
   // The topics, audited from the beginning, agree.
   void ExpectCleanAudit(const FleetConfig& config, int count) {
     auto report = Audit(config, /*verify=*/true, absl::Seconds(120));
     ASSERT_TRUE(report.ok()) << report.status();
-    EXPECT_TRUE(report->clean()) << report->Text();
+    EXPECT_TRUE(report->clean()) << report->Text() << DescribeLost(config, *report);
     EXPECT_EQ(report->submitted, count);
     EXPECT_EQ(report->results, count);
     EXPECT_EQ(report->verified, count);

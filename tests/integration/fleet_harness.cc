@@ -78,7 +78,10 @@ Fleet::Fleet(const std::string& name) : name_(name) {
 
 Fleet::~Fleet() {
   for (auto it = pids_.rbegin(); it != pids_.rend(); ++it) Stop(*it, absl::Seconds(10));
-  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
+  // A failed test's directory (config, every process's log) stays for
+  // reading; AGENTFLEET_TEST_KEEP=1 keeps every one.
+  const char* keep = std::getenv("AGENTFLEET_TEST_KEEP");
+  if (!::testing::Test::HasFailure() && !(keep && std::string(keep) == "1")) std::filesystem::remove_all(dir_);
 }
 
 std::string Fleet::WriteConfig(const std::string& bootstrap,
