@@ -30,9 +30,5 @@ fi
 # or in the test, never something to retry (scripts/chaos-repeat.sh runs the
 # chaos scenarios many times in a row to find such bugs).
 (cd "$build" && ctest --output-on-failure --timeout 600 -LE chaos)
-# Not here: the development-broker fault scenario, which misses one of 5,000
-# acknowledged results in about one run of four (the mock cluster, or us: not
-# yet known; docs/robustness.md). It stays in scripts/chaos-repeat.sh and runs
-# with `scripts/test.sh -R DevelopmentBrokerFaults` until it is fixed.
-(cd "$build" && ctest --output-on-failure --timeout 600 -L chaos -E DevelopmentBrokerFaults)
+(cd "$build" && ctest --output-on-failure --timeout 600 -L chaos)
 BUILD_DIR="$build" fuzz/run.sh "${FUZZ_SECONDS:-10}"
