@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The source layout's dependency rules (README "Layout"), checked on every
+# test run: each folder includes only the folders listed for it, and only
+# kafka/ includes librdkafka. Prints every violation as FILE:LINE: RULE and
+# exits 1 if there is any.
+#
+#   tests/layout/check.sh [ROOT]      (ROOT: the source tree; default: this one)
+#
+# Generated Protobuf headers (agentfleet/v1/...) may be included anywhere.
+set -euo pipefail
+root="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+
+# folder -> the agentfleet folders its sources may include (itself included).
+# Foundation (common, codec, config, workflow) knows no component; the
+# coordinator and the worker never include each other; no component includes
+# the CLI.
+declare -A allowed=(
+  [common]="common"
+  [codec]="common codec"
+  [config]="common config"
+  [workflow]="common codec config workflow"
+  [kafka]="common config kafka"
+  [http]="common http"
+  [provider]="common codec config provider"
+  [tracing]="common codec config tracing"
+  [metrics]="common codec http kafka metrics"
+  [service]="common config http kafka metrics service"
+  [coordinator]="common codec config kafka metrics service tracing workflow coordinator"
+  [worker]="common codec config kafka metrics provider service tracing worker"
+  # Exception (issue 16, open): bench and cli include each other — the CLI
+  # runs `agentfleet bench`, the bench uses the CLI's result collector.
+  [bench]="common codec config kafka provider coordinator worker cli bench"
+  [cli]="common codec config kafka http metrics provider tracing workflow service coordinator worker bench cli"
+)
+# Files besides kafka/ that may include librdkafka, and why.
+declare -A librdkafka_exceptions=(
+  # The benchmark's baseline measures librdkafka itself, without our adapter
+  # (issue 16, open: move it into kafka/).
+  [bench/raw_kafka.cc]=1
+)
+
+violations=0
+for folder in "${!allowed[@]}"; do
+  [ -d "$root/$folder" ] || continue
+  while IFS= read -r hit; do
+    file="${hit%%:*}"
+    rest="${hit#*:}"
+    line="${rest%%:*}"
+    target="$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([a-z_]*\)\/.*/\1/p' <<< "${rest#*:}")"
+    [ -n "$target" ] || continue
+    [ "$target" = agentfleet ] && continue  # generated Protobuf headers
+    [ -n "${allowed[$target]+x}" ] || continue  # not one of our folders
+    if [[ " ${allowed[$folder]} " != *" $target "* ]]; then
+      echo "${file#"$root"/}:$line: $folder/ may not include $target/ (allowed: ${allowed[$folder]})"
+      violations=$((violations + 1))
+    fi
+  done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$root/$folder" --include='*.h' --include='*.cc' || true)
+done
+while IFS= read -r hit; do
+  file="${hit%%:*}"
+  relative="${file#"$root"/}"
+  [[ "$relative" == kafka/* ]] && continue
+  [ -n "${librdkafka_exceptions[$relative]+x}" ] && continue
+  rest="${hit#*:}"
+  echo "$relative:${rest%%:*}: only kafka/ includes librdkafka"
+  violations=$((violations + 1))
+done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<librdkafka/' "$root" --include='*.h' --include='*.cc' \
+           --exclude-dir='build*' --exclude-dir=.git || true)
+if [ "$violations" -gt 0 ]; then
+  echo "layout: $violations violation(s)" >&2
+  exit 1
+fi
+echo "layout: every include follows the dependency rules"
