@@ -135,8 +135,13 @@ TEST_F(HttpWorkerTest, SigtermUnderLoadFinishesOrHandsBackEveryItem) {
   }
   absl::Time sent = absl::Now();
   fleet.Signal(leaving, SIGTERM);
-  absl::SleepFor(absl::Milliseconds(300));
-  long draining = HttpGet(readyz).first;
+  // Not ready from the signal on, for as long as the drain lasts (the grace
+  // period: 1 s); polled, since the signal is handled asynchronously.
+  long draining = 200;
+  for (absl::Time until = sent + absl::Seconds(1); draining == 200 && absl::Now() < until;) {
+    draining = HttpGet(readyz).first;
+    if (draining == 200) absl::SleepFor(absl::Milliseconds(20));
+  }
   EXPECT_NE(draining, 200) << "a draining worker must not report ready";
   int code = fleet.StopProcess(leaving, absl::Seconds(60));
   absl::Duration took = absl::Now() - sent;
@@ -198,7 +203,17 @@ TEST_F(HttpWorkerTest, PlantedSecretsAppearInNoLogMetricSpanOrMessage) {
   Topics topics(config->kafka.topic_prefix);
   ASSERT_TRUE((*producer)->Produce({topics.tasks, "garbage", "\xff not a task", {}}).ok());
   ASSERT_TRUE((*producer)->Flush(absl::Seconds(10)).ok());
-  absl::SleepFor(absl::Seconds(2));
+  std::vector<int32_t> dlq_partitions;
+  for (int32_t p = 0; p < config->kafka.partitions; ++p) dlq_partitions.push_back(p);
+  bool dead_lettered = false;
+  for (absl::Time until = absl::Now() + absl::Seconds(30); !dead_lettered && absl::Now() < until;) {
+    auto dlq = ReadPartitionsToEnd(ConsumerProperties(config->kafka, fleet.prefix() + "dlq"), topics.dlq,
+                                   dlq_partitions, absl::Seconds(30));
+    ASSERT_TRUE(dlq.ok()) << dlq.status();
+    for (const Message& m : *dlq) dead_lettered |= m.key == "garbage";
+    if (!dead_lettered) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(dead_lettered) << "the garbage submission never reached the dead-letter queue\n" << fleet.LogTails();
 
   // The plant is real: the provider received the keys.
   std::string sent = (*fake)->Requests().dump();
