@@ -59,7 +59,7 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
   md << " The broker, the fleet processes and the client share the machine. Agents are simulated"
         " (docs/configuration.md), so the fleet itself is measured. Every ratio divides a fleet figure"
         " by the raw librdkafka figure measured on the same broker in the same run, with the same"
-        " client settings (`bench/raw_kafka.cc`: client → ping topic → an echo thread's consumer"
+        " client settings (`kafka/raw_kafka.cc`: client → ping topic → an echo thread's consumer"
         " and producer → pong topic → client).\n\n";
 
   md << "### Against the raw Kafka round trip\n\n";

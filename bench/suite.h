@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "bench/raw_kafka.h"
+#include "kafka/raw_kafka.h"
 
 namespace agentfleet {
 

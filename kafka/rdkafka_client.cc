@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "kafka/kafka.h"
+#include "kafka/rdkafka_internal.h"
 
 namespace agentfleet {
 namespace {
@@ -46,21 +47,6 @@ class LogBridge : public RdKafka::EventCb {
 LogBridge* SharedLogBridge() {
   static LogBridge* bridge = new LogBridge();
   return bridge;
-}
-
-absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(const Properties& properties) {
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  std::string err;
-  for (const auto& [name, value] : properties) {
-    if (conf->set(name, value, err) != RdKafka::Conf::CONF_OK) {
-      return absl::InvalidArgumentError(absl::StrCat("Kafka property ", name, ": ", err));
-    }
-  }
-  if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(SharedLogBridge()), err) !=
-      RdKafka::Conf::CONF_OK) {
-    return absl::InternalError(err);
-  }
-  return conf;
 }
 
 absl::Status FromErr(RdKafka::ErrorCode code, absl::string_view what) {
@@ -560,6 +546,35 @@ absl::Status QueryPartitionWatermarks(RdKafka::Handle* handle, const std::string
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(const Properties& properties) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  for (const auto& [name, value] : properties) {
+    if (conf->set(name, value, err) != RdKafka::Conf::CONF_OK) {
+      return absl::InvalidArgumentError(absl::StrCat("Kafka property ", name, ": ", err));
+    }
+  }
+  if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(SharedLogBridge()), err) !=
+      RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(err);
+  }
+  return conf;
+}
+
+absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> NewUnjoinedConsumer(Properties properties,
+                                                                            const std::string& group,
+                                                                            absl::string_view what) {
+  properties["group.id"] = group;
+  properties["enable.auto.commit"] = "false";
+  properties.erase("group.instance.id");
+  auto conf = MakeConf(properties);
+  if (!conf.ok()) return conf.status();
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
+  if (!consumer) return absl::InvalidArgumentError(absl::StrCat(what, ": ", err));
+  return consumer;
+}
+
 absl::StatusOr<std::unique_ptr<Producer>> NewProducer(const Properties& properties) {
   return RdProducer::Create(properties);
 }
@@ -658,14 +673,10 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
   Properties props = properties;
   props["enable.partition.eof"] = "true";
   props["isolation.level"] = "read_committed";
-  props["enable.auto.commit"] = "false";
-  props.erase("group.instance.id");
-  if (props.count("group.id") == 0) props["group.id"] = "agentfleet-reader";
-  auto conf = MakeConf(props);
-  if (!conf.ok()) return conf.status();
-  std::string err;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
-  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("reader: ", err));
+  std::string group = props.count("group.id") ? props["group.id"] : "agentfleet-reader";
+  auto made = NewUnjoinedConsumer(props, group, "reader");
+  if (!made.ok()) return made.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(*made);
   if (partitions.empty()) {
     auto count = ReadyPartitionCount(consumer.get(), topic, timeout);
     if (!count.ok()) {
@@ -694,11 +705,9 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
     // answers the last stable offset, not the high watermark.
     Properties hw_props = props;
     hw_props["isolation.level"] = "read_uncommitted";
-    hw_props["group.id"] = props["group.id"] + "-hw";
-    auto hw_conf = MakeConf(hw_props);
-    if (!hw_conf.ok()) return hw_conf.status();
-    std::unique_ptr<RdKafka::KafkaConsumer> hw(RdKafka::KafkaConsumer::create(hw_conf->get(), err));
-    if (!hw) return absl::InvalidArgumentError(absl::StrCat("reader: ", err));
+    auto made_hw = NewUnjoinedConsumer(hw_props, group + "-hw", "reader");
+    if (!made_hw.ok()) return made_hw.status();
+    std::unique_ptr<RdKafka::KafkaConsumer> hw = std::move(*made_hw);
     absl::Status s;
     for (int32_t p : partitions) {
       int64_t low = 0, high = 0;
@@ -800,15 +809,9 @@ absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properti
 
 absl::StatusOr<std::vector<TopicLag>> GroupLag(const Properties& properties, const std::string& group,
                                                const std::vector<std::string>& topics, absl::Duration timeout) {
-  Properties props = properties;
-  props["group.id"] = group;
-  props["enable.auto.commit"] = "false";
-  props.erase("group.instance.id");
-  auto conf = MakeConf(props);
-  if (!conf.ok()) return conf.status();
-  std::string err;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
-  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("lag reader: ", err));
+  auto made = NewUnjoinedConsumer(properties, group, "lag reader");
+  if (!made.ok()) return made.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(*made);
   absl::Time deadline = absl::Now() + timeout;
   std::vector<TopicLag> out;
   std::vector<TopicPartition> tps;

@@ -1,4 +1,4 @@
-#include "bench/raw_kafka.h"
+#include "kafka/raw_kafka.h"
 
 #include <librdkafka/rdkafkacpp.h>
 
@@ -8,20 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "kafka/rdkafka_internal.h"
 
 namespace agentfleet {
 namespace {
-
-using Conf = std::unique_ptr<RdKafka::Conf>;
-
-absl::StatusOr<Conf> MakeConf(const std::map<std::string, std::string>& properties) {
-  Conf conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  std::string err;
-  for (const auto& [k, v] : properties) {
-    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) return absl::InvalidArgumentError(k + ": " + err);
-  }
-  return conf;
-}
 
 absl::StatusOr<std::unique_ptr<RdKafka::Producer>> NewRawProducer(const RawKafkaOptions& o) {
   auto props = o.producer;
@@ -38,15 +28,10 @@ absl::StatusOr<std::unique_ptr<RdKafka::Producer>> NewRawProducer(const RawKafka
 absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> NewTailConsumer(const RawKafkaOptions& o,
                                                                        const std::string& topic,
                                                                        const std::string& group) {
-  auto props = o.consumer;
-  props["group.id"] = group;
-  props["enable.auto.commit"] = "false";
-  props.erase("group.instance.id");
-  auto conf = MakeConf(props);
-  if (!conf.ok()) return conf.status();
+  auto made = NewUnjoinedConsumer(o.consumer, group, "consumer");
+  if (!made.ok()) return made.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> c = std::move(*made);
   std::string err;
-  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf->get(), err));
-  if (!c) return absl::InternalError("consumer: " + err);
   RdKafka::Metadata* md = nullptr;
   std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(c.get(), topic, nullptr, err));
   if (c->metadata(false, t.get(), &md, 10000) != RdKafka::ERR_NO_ERROR || md->topics()->empty()) {
