@@ -28,6 +28,31 @@ absl::Time FromProto(const google::protobuf::Timestamp& t) {
 // (the worker enforces the timeout; this covers delivery).
 constexpr absl::Duration kCloseGrace = absl::Seconds(5);
 
+// The one place a result starts: what every result carries, from its
+// submission (id, tenant, workflow, labels, submitted_at), with its status,
+// error (if any) and the time it finished. Callers add what they know
+// besides: acceptance, usage, steps, output.
+v1::TaskResult NewResult(const v1::TaskSubmission& submission, v1::TaskStatus status, const v1::Error* error,
+                         absl::Time finished) {
+  v1::TaskResult r;
+  r.set_task_id(submission.task_id());
+  r.set_tenant(submission.tenant());
+  r.set_workflow(submission.workflow());
+  r.set_status(status);
+  if (error) *r.mutable_error() = *error;
+  *r.mutable_submitted_at() = submission.submitted_at();
+  *r.mutable_finished_at() = ToProto(finished);
+  *r.mutable_labels() = submission.labels();
+  return r;
+}
+
+v1::Error MakeError(const std::string& code, const std::string& message) {
+  v1::Error e;
+  e.set_code(code);
+  e.set_message(message);
+  return e;
+}
+
 }  // namespace
 
 struct TaskEngine::Instance {
@@ -217,17 +242,10 @@ void TaskEngine::Reject(const v1::TaskSubmission& submission, const std::string&
   // (found by fuzz/coordinator_input_fuzzer: a rejected id resubmitted with
   // a valid workflow ran and got a second result).
   Remember(submission.task_id(), clock_->Now(), partition);
-  v1::TaskResult r;
-  r.set_task_id(submission.task_id());
-  r.set_tenant(submission.tenant());
-  r.set_workflow(submission.workflow());
-  r.set_status(v1::TASK_STATUS_REJECTED);
-  r.mutable_error()->set_code(code);
-  r.mutable_error()->set_message(reason);
-  *r.mutable_submitted_at() = submission.submitted_at();
-  *r.mutable_finished_at() = ToProto(clock_->Now());
-  *r.mutable_labels() = submission.labels();
-  out->results.push_back({std::move(r), traceparent});
+  // Never accepted: no accepted_at, no usage.
+  v1::Error error = MakeError(code, reason);
+  out->results.push_back(
+      {NewResult(submission, v1::TASK_STATUS_REJECTED, &error, clock_->Now()), traceparent, /*parent_traceparent=*/""});
 }
 
 void TaskEngine::StartReadySteps(Task& task, Outbox* out) {
@@ -954,18 +972,10 @@ void TaskEngine::Tick(Outbox* out) {
   absl::Time now = clock_->Now();
   for (auto& [state, partition, code, message] : orphans_) {
     const v1::TaskSubmission& sub = state.submission();
-    v1::TaskResult r;
-    r.set_task_id(sub.task_id());
-    r.set_tenant(sub.tenant());
-    r.set_workflow(sub.workflow());
-    r.set_status(v1::TASK_STATUS_FAILED);
-    r.mutable_error()->set_code(code);
-    r.mutable_error()->set_message(message);
+    v1::Error error = MakeError(code, message);
+    v1::TaskResult r = NewResult(sub, v1::TASK_STATUS_FAILED, &error, now);
     *r.mutable_usage() = state.usage();
-    *r.mutable_submitted_at() = sub.submitted_at();
     *r.mutable_accepted_at() = state.accepted_at();
-    *r.mutable_finished_at() = ToProto(now);
-    *r.mutable_labels() = sub.labels();
     out->results.push_back({std::move(r), state.traceparent(), state.parent_traceparent()});
     ++stats_.finished;
     Remember(sub.task_id(), now, partition);
@@ -1034,11 +1044,7 @@ void TaskEngine::FailTask(Task& task, const std::string& code, const std::string
 
 void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* error, Outbox* out) {
   absl::Time now = clock_->Now();
-  v1::TaskResult r;
-  r.set_task_id(task.id());
-  r.set_tenant(task.submission.tenant());
-  r.set_workflow(task.submission.workflow());
-  r.set_status(status);
+  v1::TaskResult r = NewResult(task.submission, status, error, now);
   if (status == v1::TASK_STATUS_COMPLETED || status == v1::TASK_STATUS_PARTIAL ||
       status == v1::TASK_STATUS_BUDGET_EXHAUSTED) {
     // The output step's output; when the budget stopped the task first, the
@@ -1049,7 +1055,6 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
     }
     if (best->complete) *r.mutable_output() = ToValue(best->output);
   }
-  if (error) *r.mutable_error() = *error;
   for (const StepRun& s : task.steps) {
     for (size_t i = 0; i < s.instances.size(); ++i) {
       const Instance& inst = s.instances[i];
@@ -1069,10 +1074,7 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
     }
   }
   *r.mutable_usage() = task.usage;
-  *r.mutable_submitted_at() = task.submission.submitted_at();
   *r.mutable_accepted_at() = ToProto(task.accepted_at);
-  *r.mutable_finished_at() = ToProto(now);
-  *r.mutable_labels() = task.submission.labels();
   double used = -1;
   if (task.limits.max_cost_usd > 0) used = task.usage.cost_usd() / task.limits.max_cost_usd;
   if (task.limits.max_tokens > 0) {
