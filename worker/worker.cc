@@ -96,8 +96,8 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
   while (!stop() && !delivery_failed_.load()) {
     Heartbeat();
     SendDueReceipts();
-    if (absl::Now() >= next_progress_log) {
-      next_progress_log = absl::Now() + absl::Seconds(10);
+    if (options_.clock->Now() >= next_progress_log) {
+      next_progress_log = options_.clock->Now() + absl::Seconds(10);
       Log(LogLevel::kInfo, kComponent, "progress",
           {{"in_flight", absl::StrCat(tracker_.in_flight())},
            {"started", absl::StrCat(stats_.started.load())},
@@ -121,7 +121,7 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
       for (const Message& m : consumer_->Poll(options_.poll_timeout, limit - running)) Handle(m);
       continue;
     }
-    absl::Time now = absl::Now();
+    absl::Time now = options_.clock->Now();
     full_since = std::min(full_since, now);
     if (now - full_since >= options_.pause_after) SetPaused(true);
     if (paused_ || !held_) {
@@ -218,13 +218,13 @@ void Worker::Handle(const Message& m) {
   ++stats_.started;
   if (metrics_) metrics_->Started(item->agent());
   if (LogEnabled(LogLevel::kDebug) && item->has_dispatched_at()) {
-    int64_t waited_us = (absl::ToUnixNanos(absl::Now()) - TimeUtil::TimestampToNanoseconds(item->dispatched_at())) / 1000;
+    int64_t waited_us = (absl::ToUnixNanos(options_.clock->Now()) - TimeUtil::TimestampToNanoseconds(item->dispatched_at())) / 1000;
     Log(LogLevel::kDebug, kComponent, "item started",
         {{"task_id", item->task_id()}, {"trace_id", TraceId(traceparent)}, {"step", item->step()},
          {"queued_us", absl::StrCat(waited_us)},
          {"in_flight", absl::StrCat(tracker_.in_flight())}});
   }
-  if (item->has_deadline() && TimeUtil::TimestampToNanoseconds(item->deadline()) < absl::ToUnixNanos(absl::Now())) {
+  if (item->has_deadline() && TimeUtil::TimestampToNanoseconds(item->deadline()) < absl::ToUnixNanos(options_.clock->Now())) {
     ++stats_.failed;
     Report(MakeFailure(*item, kTimeout, "the item's deadline passed before it started", true,
                        options_.worker_id),
@@ -234,7 +234,7 @@ void Worker::Handle(const Message& m) {
   // One key per consumed message: a redelivered item runs under its own.
   std::string key = absl::StrCat(m.topic, "/", m.partition, "@", m.offset, "#", generation);
   {
-    Running running{*item, traceparent, absl::Now(), partition, m.offset, generation};
+    Running running{*item, traceparent, options_.clock->Now(), partition, m.offset, generation};
     running.item.clear_input();
     absl::MutexLock lock(&running_mu_);
     running_[key] = std::move(running);
@@ -245,10 +245,10 @@ void Worker::Handle(const Message& m) {
   if (agent->schedule_to_start_timeout > absl::ZeroDuration()) {
     receipt_delay = std::min(receipt_delay, agent->schedule_to_start_timeout / 4);
   }
-  pending_receipts_.push({absl::Now() + receipt_delay, key});
+  pending_receipts_.push({options_.clock->Now() + receipt_delay, key});
   ModelProvider* provider = providers_.at(agent->provider);
   std::string parent = tp.value_or("");
-  absl::Time started = absl::Now();
+  absl::Time started = options_.clock->Now();
   provider->Call(std::move(*request), [this, item = *item, key, traceparent, parent, started, partition,
                                        offset = m.offset, generation](ModelResponse response) {
     {
@@ -275,7 +275,7 @@ void Worker::Handle(const Message& m) {
 
 Span Worker::CallSpan(const v1::WorkItem& item, const v1::WorkResult& r, const std::string& traceparent,
                       const std::string& parent, absl::Time started) {
-  Span span = SpanFrom(traceparent, parent, "call " + item.agent(), Span::Kind::kClient, started, absl::Now());
+  Span span = SpanFrom(traceparent, parent, "call " + item.agent(), Span::Kind::kClient, started, options_.clock->Now());
   span.attributes = {{"agentfleet.task_id", item.task_id()},
                      {"agentfleet.step", item.step()},
                      {"agentfleet.fan_index", static_cast<int64_t>(item.fan_index())},
@@ -293,7 +293,7 @@ Span Worker::CallSpan(const v1::WorkItem& item, const v1::WorkResult& r, const s
 }
 
 void Worker::CommitPastMarkers() {
-  absl::Time now = absl::Now();
+  absl::Time now = options_.clock->Now();
   if (now < next_marker_check_) return;
   next_marker_check_ = now + absl::Seconds(1);
   for (const TopicPartition& p : consumer_->Positions()) {
@@ -305,7 +305,7 @@ void Worker::CommitPastMarkers() {
 }
 
 void Worker::CheckStalls(bool had_room) {
-  absl::Time now = absl::Now();
+  absl::Time now = options_.clock->Now();
   if (!had_room) {
     // Not fetching on purpose: nothing counts as stalled until room returns.
     for (auto& [key, w] : watch_) w.since = now;
@@ -358,7 +358,7 @@ void Worker::AbandonRunning() {
 }
 
 void Worker::Heartbeat() {
-  absl::Time now = absl::Now();
+  absl::Time now = options_.clock->Now();
   if (now < next_heartbeat_scan_) return;
   next_heartbeat_scan_ = now + options_.heartbeat_interval / 4;
   std::vector<std::pair<v1::WorkEvent, std::pair<std::string, int32_t>>> beats;
@@ -379,7 +379,7 @@ void Worker::Heartbeat() {
 }
 
 void Worker::SendDueReceipts() {
-  absl::Time now = absl::Now();
+  absl::Time now = options_.clock->Now();
   std::vector<std::pair<v1::WorkEvent, std::pair<std::string, int32_t>>> receipts;
   {
     absl::MutexLock lock(&running_mu_);

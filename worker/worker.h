@@ -33,6 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agentfleet/v1/work.pb.h"
+#include "common/clock.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
 #include "metrics/fleet_metrics.h"
@@ -62,6 +63,11 @@ struct WorkerOptions {
   // moved for this long while the worker had room (not paused, not full) is
   // stalled in the client; the worker resumes it and seeks to its position.
   absl::Duration stall_after = absl::Seconds(30);
+  // What decides when things are due: receipts, heartbeats, pausing, stall
+  // checks, an item's deadline, a call's run time. Real time still bounds
+  // the waits of the drain (they wait for real threads). Must outlive the
+  // worker.
+  const Clock* clock = SystemClock::Get();
 };
 
 struct WorkerStats {

@@ -58,6 +58,11 @@ class FakeConsumer : public Consumer {
     absl::MutexLock lock(&mu_);
     return restarts_;
   }
+  // Polls so far: a test waits for some to know its consumer's loop has run.
+  int64_t polls() {
+    absl::MutexLock lock(&mu_);
+    return polls_;
+  }
   bool IsPaused(const std::string& topic, int32_t partition) {
     absl::MutexLock lock(&mu_);
     return paused_.count({topic, partition}) > 0;
@@ -82,6 +87,7 @@ class FakeConsumer : public Consumer {
     std::optional<std::vector<TopicPartition>> rebalance;
     {
       absl::MutexLock lock(&mu_);
+      ++polls_;
       rebalance.swap(pending_rebalance_);
     }
     if (rebalance) {
@@ -196,6 +202,7 @@ class FakeConsumer : public Consumer {
   int rebalances_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<Key> stalled_ ABSL_GUARDED_BY(mu_);
   int restarts_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t polls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Records what is produced; delivers at once (OK), or fails every message to

@@ -84,12 +84,18 @@ class WorkerLoopTest : public ::testing::Test {
     options.receipt_delay = absl::Hours(1);
     options.shutdown_grace = absl::ZeroDuration();
     options.stall_after = stall_after;
+    options.clock = &clock_;
     worker_ = std::make_unique<Worker>(&config_, &consumer_, &producer_,
                                        std::map<std::string, ModelProvider*>{{"sim", &provider_}}, options);
     consumer_.set_listener(worker_.get());
     ASSERT_TRUE(worker_->Start().ok());
     consumer_.ScheduleRebalance({{topic_, 0}});
     thread_ = std::thread([this] { (void)worker_->Run([this] { return stop_.load(); }); });
+  }
+  // Lets the worker's loop go round `n` more times (each polls once).
+  bool LoopRuns(int n) {
+    int64_t until = consumer_.polls() + n;
+    return Eventually([&] { return consumer_.polls() >= until; });
   }
   void TearDown() override {
     stop_.store(true);
@@ -112,6 +118,8 @@ class WorkerLoopTest : public ::testing::Test {
   FleetConfig config_ = Config();
   Topics topics_{config_.kafka.topic_prefix};
   std::string topic_ = topics_.Work("a");
+  // Receipts, heartbeats and stall checks fall due by this clock alone.
+  FakeClock clock_;
   FakeConsumer consumer_;
   FakeProducer producer_;
   HeldProvider provider_;
@@ -166,28 +174,45 @@ TEST_F(WorkerLoopTest, APartitionAssignedButNotFetchingIsRestartedAndItsItemsRun
   AppendItem("t0");
   AppendItem("t1");
   consumer_.StallFetch(topic_, 0);
-  StartWorker(/*max_in_flight=*/4, /*stall_after=*/absl::Milliseconds(50));
+  StartWorker(/*max_in_flight=*/4, /*stall_after=*/absl::Seconds(30));
+  // Time passes a second at a time, the loop going round in between: the
+  // restart comes once the partition has been stuck stall_after, not
+  // before, and within two checks (every stall_after / 3) after that.
+  int restarted_at = -1;
+  for (int second = 1; second <= 60 && restarted_at < 0; ++second) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(LoopRuns(2));
+    if (consumer_.restarts() > 0) restarted_at = second;
+  }
+  EXPECT_GE(restarted_at, 30) << "restarted before stall_after";
+  EXPECT_LE(restarted_at, 50) << "never restarted, or late";
   EXPECT_TRUE(Eventually([&] {
     provider_.ReleaseAll();
     return provider_.Saw("t0") && provider_.Saw("t1");
   })) << "the stalled partition was never restarted";
-  EXPECT_GE(consumer_.restarts(), 1);
-  EXPECT_GE(worker_->stats().stalls_recovered.load(), 1);
+  EXPECT_EQ(consumer_.restarts(), 1);
+  EXPECT_EQ(worker_->stats().stalls_recovered.load(), 1);
 }
 
 // The backstop leaves alone a partition that is quiet because it has
 // nothing to fetch, and one the worker paused because it is full.
 TEST_F(WorkerLoopTest, AQuietOrDeliberatelyPausedPartitionIsNotRestarted) {
   for (int i = 0; i < 3; ++i) AppendItem("t" + std::to_string(i));
-  StartWorker(/*max_in_flight=*/2, /*stall_after=*/absl::Milliseconds(20));
+  StartWorker(/*max_in_flight=*/2, /*stall_after=*/absl::Seconds(30));
   ASSERT_TRUE(Eventually([&] { return provider_.held() == 2 && consumer_.IsPaused(topic_, 0); }));
-  absl::SleepFor(absl::Milliseconds(200));  // ten stall periods while full and paused
+  for (int i = 0; i < 10; ++i) {  // ten stall periods while full and paused
+    clock_.Advance(absl::Seconds(31));
+    ASSERT_TRUE(LoopRuns(3));
+  }
   EXPECT_EQ(consumer_.restarts(), 0);
   ASSERT_TRUE(Eventually([&] {
     provider_.ReleaseAll();
     return provider_.Saw("t2") && worker_->in_flight() == 0;
   }));
-  absl::SleepFor(absl::Milliseconds(200));  // ten stall periods with nothing to fetch
+  for (int i = 0; i < 10; ++i) {  // ten stall periods with nothing to fetch
+    clock_.Advance(absl::Seconds(31));
+    ASSERT_TRUE(LoopRuns(3));
+  }
   EXPECT_EQ(consumer_.restarts(), 0);
   EXPECT_EQ(worker_->stats().stalls_recovered.load(), 0);
 }
