@@ -1036,9 +1036,7 @@ bool TaskEngine::Fail(const std::string& task_id, const std::string& code, const
 
 void TaskEngine::FailTask(Task& task, const std::string& code, const std::string& message,
                           Outbox* out) {
-  v1::Error error;
-  error.set_code(code);
-  error.set_message(message);
+  v1::Error error = MakeError(code, message);
   Finish(task, v1::TASK_STATUS_FAILED, &error, out);
 }
 

@@ -1,4 +1,5 @@
-// The raw limit: plain librdkafka (no fleet code) moving messages
+// The raw limit: librdkafka's own API (not our Producer/Consumer adapter; only
+// the configuration helper and log bridge of rdkafka_internal.h) moving messages
 // produce → consume → produce → consume between two topics, with the fleet's
 // own client settings. Every end-to-end figure of `agentfleet bench` is
 // reported as a ratio to these, measured on the same broker in the same run.

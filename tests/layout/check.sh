@@ -35,7 +35,21 @@ declare -A allowed=(
 # Files besides kafka/ that may include librdkafka, and why (none today).
 declare -A librdkafka_exceptions=()
 
+if [ ! -d "$root" ]; then
+  echo "layout: $root is not a directory" >&2
+  exit 2
+fi
 violations=0
+# Every folder with sources has a rule (tests/ and fuzz/ may include anything).
+for dir in "$root"/*/; do
+  folder="$(basename "$dir")"
+  case "$folder" in tests | fuzz | build*) continue ;; esac
+  [ -n "${allowed[$folder]+x}" ] && continue
+  if [ -n "$(find "$dir" \( -name '*.h' -o -name '*.cc' \) -print -quit)" ]; then
+    echo "$folder/: a source folder without a rule in tests/layout/check.sh"
+    violations=$((violations + 1))
+  fi
+done
 for folder in "${!allowed[@]}"; do
   [ -d "$root/$folder" ] || continue
   while IFS= read -r hit; do

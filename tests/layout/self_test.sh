@@ -13,12 +13,17 @@ echo '#include <librdkafka/rdkafkacpp.h>' > "$tree/kafka/rdkafka_client.cc"
 echo '#include "worker/worker.h"' >> "$tree/coordinator/coordinator.cc"
 echo '#include "kafka/kafka.h"' >> "$tree/common/log.cc"
 echo '#include <librdkafka/rdkafka.h>' > "$tree/worker/worker.cc"
+mkdir -p "$tree/newthing" && echo '#include "common/log.h"' > "$tree/newthing/a.cc"
 if out="$("$check" "$tree" 2>&1)"; then
   echo "self test: violations were not found"; exit 1
 fi
 for expected in "coordinator/coordinator.cc:2: coordinator/ may not include worker/" \
                 "common/log.cc:2: common/ may not include kafka/" \
-                "worker/worker.cc:1: only kafka/ includes librdkafka"; do
+                "worker/worker.cc:1: only kafka/ includes librdkafka" \
+                "newthing/: a source folder without a rule"; do
   grep -qF "$expected" <<< "$out" || { echo "self test: missing '$expected' in:"; echo "$out"; exit 1; }
 done
-echo "self test: check.sh refuses each kind of violation"
+if "$check" "$tree/missing" > /dev/null 2>&1; then
+  echo "self test: a root that does not exist passed"; exit 1
+fi
+echo "self test: check.sh refuses each kind of violation, and a root that does not exist"
