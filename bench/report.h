@@ -24,10 +24,10 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
 
 // Replaces what lies between the bench markers of `path` with `section`
 // (appends the markers and section if the file has none; creates the file).
-absl::Status WriteBenchSection(const std::string& path, const std::string& section);
+[[nodiscard]] absl::Status WriteBenchSection(const std::string& path, const std::string& section);
 
 // Draws the scale-out curve of every broker to `svg_path` with gnuplot.
-absl::Status PlotScaleOut(const std::vector<BrokerResults>& results, const std::string& svg_path,
+[[nodiscard]] absl::Status PlotScaleOut(const std::vector<BrokerResults>& results, const std::string& svg_path,
                           const std::string& work_dir);
 
 }  // namespace agentfleet

@@ -96,6 +96,6 @@ std::string BenchConfig(const std::string& topic_prefix, const std::string& proc
                         const std::string& kafka_extra = "");
 
 // Runs the whole suite on one broker; progress lines go to stderr.
-absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& options);
+[[nodiscard]] absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& options);
 
 }  // namespace agentfleet

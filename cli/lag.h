@@ -52,7 +52,7 @@ struct GroupTopicLag {
 
 // The coordinator group on tasks and events, and every worker pool's group
 // (worker.pools) on each agent's work topic (all must exist).
-absl::StatusOr<std::vector<GroupTopicLag>> ReadFleetLag(const FleetConfig& config, const KedaTrigger& trigger,
+[[nodiscard]] absl::StatusOr<std::vector<GroupTopicLag>> ReadFleetLag(const FleetConfig& config, const KedaTrigger& trigger,
                                                         absl::Duration timeout);
 
 std::string LagText(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger);

@@ -25,7 +25,7 @@ class LocalFleet {
 
   // Starts `agentfleet broker` for the config, waits for its address and
   // connects every later process to it.
-  absl::StatusOr<std::string> StartDevBroker();
+  [[nodiscard]] absl::StatusOr<std::string> StartDevBroker();
   // Every later process connects to `bootstrap`, with the development
   // broker's settings if `dev_broker`.
   void UseBroker(std::string bootstrap, bool dev_broker) {
@@ -35,12 +35,12 @@ class LocalFleet {
   const std::string& bootstrap() const { return bootstrap_; }
 
   // Health endpoints on free ports; `flags` are appended to the command line.
-  absl::StatusOr<pid_t> StartCoordinator(const std::string& instance, std::vector<std::string> flags = {});
-  absl::StatusOr<pid_t> StartWorker(const std::string& id, std::vector<std::string> flags = {});
+  [[nodiscard]] absl::StatusOr<pid_t> StartCoordinator(const std::string& instance, std::vector<std::string> flags = {});
+  [[nodiscard]] absl::StatusOr<pid_t> StartWorker(const std::string& id, std::vector<std::string> flags = {});
 
   // Waits until the log of every coordinator and worker started so far has a
   // line whose "msg" is `message` ("partitions assigned": each has joined its groups).
-  absl::Status WaitAllLogged(const std::string& message, absl::Duration timeout) const;
+  [[nodiscard]] absl::Status WaitAllLogged(const std::string& message, absl::Duration timeout) const;
 
   const std::vector<pid_t>& pids() const { return started_; }
   bool AllRunning() const;
@@ -50,7 +50,7 @@ class LocalFleet {
   void Stop(absl::Duration grace = absl::Seconds(15));
 
  private:
-  absl::StatusOr<pid_t> Start(const std::string& binary, const std::string& log, std::vector<std::string> flags);
+  [[nodiscard]] absl::StatusOr<pid_t> Start(const std::string& binary, const std::string& log, std::vector<std::string> flags);
 
   std::string dir_;
   std::string config_path_;

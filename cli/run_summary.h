@@ -42,7 +42,7 @@ struct RunSummary {
 class ResultCollector {
  public:
   // `dlq_producer` receives results that fail to decode (may be null).
-  static absl::StatusOr<std::unique_ptr<ResultCollector>> Start(const FleetConfig& config,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ResultCollector>> Start(const FleetConfig& config,
                                                                 Producer* dlq_producer);
   void Expect(const std::string& task_id, absl::Time submitted_at);
   // Reads what arrived within `timeout`; returns how many results it matched.
@@ -98,7 +98,7 @@ struct RunOutcome {
 // Produces `tasks` (stamping submitted_at, a new traceparent each) and, with
 // `wait`, collects their results — progress bar on stderr — until all arrived
 // or `timeout`. Without `wait` only `summary.submitted` is set.
-absl::StatusOr<RunOutcome> SubmitAndCollect(const FleetConfig& config,
+[[nodiscard]] absl::StatusOr<RunOutcome> SubmitAndCollect(const FleetConfig& config,
                                             std::vector<v1::TaskSubmission> tasks, bool wait,
                                             absl::Duration timeout);
 

@@ -12,7 +12,7 @@ namespace agentfleet {
 
 // Parses and validates every submission. InvalidArgument lists each bad one
 // as "SOURCE:LINE: reason" (all of them, so a file is fixed in one pass).
-absl::StatusOr<std::vector<v1::TaskSubmission>> ParseTasks(const std::string& text,
+[[nodiscard]] absl::StatusOr<std::vector<v1::TaskSubmission>> ParseTasks(const std::string& text,
                                                            const std::string& source);
 
 // `count` sample submissions for the example support workflow; ids are

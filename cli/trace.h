@@ -26,7 +26,7 @@ struct TraceMessages {
 
 // Reads every topic of the fleet for messages keyed `task_id` (whole topics:
 // seconds on a busy cluster).
-absl::StatusOr<TraceMessages> ReadTraceMessages(const FleetConfig& config, const std::string& task_id,
+[[nodiscard]] absl::StatusOr<TraceMessages> ReadTraceMessages(const FleetConfig& config, const std::string& task_id,
                                                 absl::Duration timeout);
 
 struct AttemptTrace {

@@ -38,34 +38,34 @@ Encoded Encode(const google::protobuf::Message& message, absl::string_view trace
 
 // Semantic checks after a successful parse. Each returns InvalidArgument
 // naming the offending field.
-absl::Status Validate(const v1::TaskSubmission& m);
-absl::Status Validate(const v1::WorkItem& m);
-absl::Status Validate(const v1::WorkEvent& m);
-absl::Status Validate(const v1::TaskResult& m);
-absl::Status Validate(const v1::TaskState& m);
-absl::Status Validate(const v1::BreakerState& m);
-absl::Status Validate(const v1::CacheEntry& m);
-absl::Status Validate(const v1::TenantLedger& m);
+[[nodiscard]] absl::Status Validate(const v1::TaskSubmission& m);
+[[nodiscard]] absl::Status Validate(const v1::WorkItem& m);
+[[nodiscard]] absl::Status Validate(const v1::WorkEvent& m);
+[[nodiscard]] absl::Status Validate(const v1::TaskResult& m);
+[[nodiscard]] absl::Status Validate(const v1::TaskState& m);
+[[nodiscard]] absl::Status Validate(const v1::BreakerState& m);
+[[nodiscard]] absl::Status Validate(const v1::CacheEntry& m);
+[[nodiscard]] absl::Status Validate(const v1::TenantLedger& m);
 
 // Parses `payload` into `message`; InvalidArgument "payload is not a valid
 // <type> (<why>)", with protobuf's own complaint (a string field with invalid
 // UTF-8, nesting past its limit) when it has one.
-absl::Status ParsePayload(absl::string_view payload, google::protobuf::Message* message);
+[[nodiscard]] absl::Status ParsePayload(absl::string_view payload, google::protobuf::Message* message);
 
 // JSON-like inputs (google.protobuf.Struct) may nest at most this deep.
 inline constexpr int kMaxNesting = 24;
 // InvalidArgument "<field> nests more than 24 levels deep" past kMaxNesting.
-absl::Status CheckNesting(absl::string_view field, const google::protobuf::Struct& value);
+[[nodiscard]] absl::Status CheckNesting(absl::string_view field, const google::protobuf::Struct& value);
 
 // Checks the schema headers against `expected_schema`: a header that is
 // present must name that schema and a known version. Absent headers are
 // accepted (clients in other languages may not set them).
-absl::Status CheckSchemaHeaders(const Headers& headers, absl::string_view expected_schema);
+[[nodiscard]] absl::Status CheckSchemaHeaders(const Headers& headers, absl::string_view expected_schema);
 
 // Parses and validates. Errors are InvalidArgument with a reason fit for the
 // DLQ, e.g. "payload is not a valid agentfleet.v1.WorkItem (protobuf parse failed: ...)".
 template <typename T>
-absl::StatusOr<T> Decode(absl::string_view payload, const Headers& headers,
+[[nodiscard]] absl::StatusOr<T> Decode(absl::string_view payload, const Headers& headers,
                          size_t max_payload_bytes = kDefaultMaxPayloadBytes) {
   const std::string& name = T::descriptor()->full_name();
   if (payload.size() > max_payload_bytes) {

@@ -30,7 +30,7 @@ struct SpawnOptions {
 };
 
 // Starts argv[0] (a path) with the arguments. Does not block.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
+[[nodiscard]] absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
 
 // True while the process runs (reaps it if it has exited).
 bool IsRunning(pid_t pid);
@@ -44,7 +44,7 @@ int Stop(pid_t pid, absl::Duration grace);
 
 // Waits up to `timeout` for the process to exit by itself. Returns its exit
 // code (128+signal if killed), or an error on timeout.
-absl::StatusOr<int> WaitExit(pid_t pid, absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<int> WaitExit(pid_t pid, absl::Duration timeout);
 
 // What /proc says of a running process: resident memory now and at its peak
 // (VmRSS, VmHWM) and CPU time used (user + system).
@@ -53,7 +53,7 @@ struct ProcessStats {
   int64_t peak_rss_bytes = 0;
   double cpu_seconds = 0;
 };
-absl::StatusOr<ProcessStats> ReadProcessStats(pid_t pid);
+[[nodiscard]] absl::StatusOr<ProcessStats> ReadProcessStats(pid_t pid);
 
 // The directory holding the running executable (from /proc/self/exe).
 std::string ExecutableDir();

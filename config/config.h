@@ -306,9 +306,9 @@ struct FleetConfig {
 
 // Reads and validates a config file. InvalidArgument carries every problem
 // found, one per line, each "FILE:LINE:COL: FIELD: message".
-absl::StatusOr<FleetConfig> LoadConfigFile(const std::string& path);
+[[nodiscard]] absl::StatusOr<FleetConfig> LoadConfigFile(const std::string& path);
 
 // Same, from text; `source` names it in error messages.
-absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text, const std::string& source);
+[[nodiscard]] absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text, const std::string& source);
 
 }  // namespace agentfleet

@@ -26,7 +26,7 @@ struct Reference {
 bool IsReference(absl::string_view text);
 
 // Parses a reference; InvalidArgument says what is wrong with it.
-absl::StatusOr<Reference> ParseReference(absl::string_view text);
+[[nodiscard]] absl::StatusOr<Reference> ParseReference(absl::string_view text);
 
 // The literal a non-reference string stands for ("$$x" -> "$x").
 std::string UnescapeLiteral(absl::string_view text);

@@ -32,6 +32,6 @@ const char* TypeName(JsonSchema::Type type);
 
 // OK if `value` satisfies `schema`; otherwise InvalidArgument naming the first
 // offending place as a path, e.g. "$.findings[2].score: expected number, got string".
-absl::Status ValidateJson(const JsonSchema& schema, const nlohmann::json& value);
+[[nodiscard]] absl::Status ValidateJson(const JsonSchema& schema, const nlohmann::json& value);
 
 }  // namespace agentfleet

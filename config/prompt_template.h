@@ -15,12 +15,13 @@
 
 namespace agentfleet {
 
+// Immutable once parsed: thread-safe.
 class PromptTemplate {
  public:
   // InvalidArgument for an unclosed "{{" or an empty or malformed placeholder.
-  static absl::StatusOr<PromptTemplate> Parse(absl::string_view text);
+  [[nodiscard]] static absl::StatusOr<PromptTemplate> Parse(absl::string_view text);
 
-  absl::StatusOr<std::string> Render(const nlohmann::json& input) const;
+  [[nodiscard]] absl::StatusOr<std::string> Render(const nlohmann::json& input) const;
 
   // The paths the template reads, e.g. {"ticket", "subject"}; "{{.}}" is an
   // empty path.

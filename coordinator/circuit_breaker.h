@@ -25,6 +25,7 @@
 
 namespace agentfleet {
 
+// Not thread-safe: the coordinator's loop thread drives it, through TaskEngine.
 class CircuitBreaker {
  public:
   CircuitBreaker(std::string name, BreakerConfig config);
@@ -65,6 +66,7 @@ class CircuitBreaker {
   bool changed_ = false;
 };
 
+// Not thread-safe: the coordinator's loop thread drives it, through TaskEngine.
 class Breakers {
  public:
   // `replica` names this coordinator in the transitions it publishes.

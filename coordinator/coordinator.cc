@@ -241,7 +241,8 @@ absl::Status Coordinator::CommitNow(bool rewind) {
   if (!pending_offsets_.empty()) {
     std::vector<TopicPartition> offsets;
     for (const auto& [tp, next] : pending_offsets_) offsets.push_back({tp.first, tp.second, next});
-    status = producer_->SendOffsetsToTransaction(offsets, *consumer_, options_.kafka_timeout);
+    std::unique_ptr<GroupMetadata> group = consumer_->CurrentGroupMetadata();
+    status = producer_->SendOffsetsToTransaction(offsets, *group, options_.kafka_timeout);
   }
   if (status.ok()) status = producer_->CommitTransaction(options_.kafka_timeout);
   in_transaction_ = false;
@@ -437,7 +438,10 @@ void Coordinator::HandleSubmission(const Message& m, Outbox* out) {
   r.mutable_error()->set_code("invalid_submission");
   r.mutable_error()->set_message(std::string(status.message()));
   if (!Validate(r).ok()) return;
-  out->results.push_back({std::move(r), traceparent});
+  Outbox::Result rejected;
+  rejected.result = std::move(r);
+  rejected.traceparent = traceparent;
+  out->results.push_back(std::move(rejected));
   engine_.RememberRejected(id, m.partition);
 }
 

@@ -19,8 +19,11 @@
 // Ownership: it is the consumer's RebalanceListener. On revocation it
 // commits what it has, then forgets the partitions' tasks; on assignment it
 // restores the new partitions' tasks from the state topic before it
-// processes their input. Any transaction or delivery failure ends Run() with
-// an error: the process exits and a restart resumes from committed state.
+// processes their input. A failed transaction that is not fatal is aborted
+// and the coordinator goes back to the last commit in place
+// (AbortAndRewind); a fatal one (fenced) or a failed delivery ends Run() with
+// an error, and its Replica (coordinator/replica.h) starts a new incarnation
+// with fresh clients, which resumes from committed state.
 //
 // Threading: everything on the loop thread (rebalance callbacks run inside
 // Consumer::Poll); the producer's delivery thread only touches BatchCommitter.
@@ -76,11 +79,11 @@ class Coordinator : public RebalanceListener {
   void SetTracer(OtlpExporter* tracer) { tracer_ = tracer; }
 
   // Initialises transactions (exactly_once), warms the producer, subscribes.
-  absl::Status Start();
+  [[nodiscard]] absl::Status Start();
   // Loops until `stop()` or a failure; on stop commits what it has.
-  absl::Status Run(const std::function<bool()>& stop);
+  [[nodiscard]] absl::Status Run(const std::function<bool()>& stop);
   // One poll-process-publish cycle; returns messages consumed.
-  absl::StatusOr<size_t> RunOnce();
+  [[nodiscard]] absl::StatusOr<size_t> RunOnce();
 
   void OnAssigned(const std::vector<TopicPartition>& partitions) override;
   void OnRevoked(const std::vector<TopicPartition>& partitions) override;
@@ -101,27 +104,27 @@ class Coordinator : public RebalanceListener {
   // kafka.max_message_bytes is produced: an oversized work item fails its
   // attempt, an oversized state fails its task, an oversized result goes out
   // as FAILED without its outputs (then whatever that yields is published).
-  absl::Status Publish(const Outbox& out);
-  absl::Status PublishOnce(const Outbox& out, Outbox* next, bool* overflowed);
+  [[nodiscard]] absl::Status Publish(const Outbox& out);
+  [[nodiscard]] absl::Status PublishOnce(const Outbox& out, Outbox* next, bool* overflowed);
   void Oversized(absl::string_view what, const std::string& task_id, size_t bytes);
   Outbox overflow_[2];
   // Unreadable records met outside a transaction (a restore, the shared
   // state feed), dead-lettered with the next batch.
   std::vector<std::pair<Message, std::string>> deferred_dead_letters_;
-  absl::Status Produce(OutboundMessage message);
+  [[nodiscard]] absl::Status Produce(OutboundMessage message);
   // Makes everything so far durable: commits the transaction (exactly_once),
   // or waits for acknowledgements and commits offsets (at_least_once).
   // Commits the open transaction (exactly_once) or the stored offsets. A
   // failed transaction that is not fatal is aborted and, with `rewind`, the
   // coordinator goes back to the last commit in-process (AbortAndRewind).
-  absl::Status CommitNow(bool rewind = true);
+  [[nodiscard]] absl::Status CommitNow(bool rewind = true);
   // After a failed transaction: aborts it (retrying while the broker is
   // unreachable), forgets every task state since the last commit, rewinds
   // the consumer to the committed offsets and restores state from the state
   // topic: what a restart would do, without one. Fatal errors (fenced) are
   // returned.
-  absl::Status AbortAndRewind(const absl::Status& cause, bool rewind);
-  absl::Status EnsureTransaction();
+  [[nodiscard]] absl::Status AbortAndRewind(const absl::Status& cause, bool rewind);
+  [[nodiscard]] absl::Status EnsureTransaction();
   // After a failed publish: aborts the open transaction (exactly_once) so
   // that no later commit (a revocation's) can commit a half-published batch.
   void AbandonTransaction(const absl::Status& cause);

@@ -17,6 +17,7 @@
 
 namespace agentfleet {
 
+// Not thread-safe: the coordinator's loop thread drives it, through TaskEngine.
 class RateLimiter {
  public:
   explicit RateLimiter(const FleetConfig* config) : config_(config) {}

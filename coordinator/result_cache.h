@@ -20,6 +20,7 @@
 
 namespace agentfleet {
 
+// Not thread-safe: the coordinator's loop thread drives it, through TaskEngine.
 class ResultCache {
  public:
   explicit ResultCache(const FleetConfig* config) : config_(config) {}

@@ -29,11 +29,13 @@ struct HttpServerRequest {
 
 using HttpHandler = std::function<HttpReply(const HttpServerRequest&)>;
 
+// Thread-safe: handlers run on the server's threads, several at once, and
+// must be thread-safe themselves.
 class HttpServer {
  public:
   // Serves `routes` (exact paths) on `address`, "HOST:PORT" ("0.0.0.0:9090";
   // port 0 picks a free one). Fails with a clear message if it cannot listen.
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address,
                                                            std::map<std::string, HttpHandler> routes);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
@@ -56,7 +58,7 @@ std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> re
 // Starts the HTTP endpoint of a process on `address` — the health routes
 // plus `more` (/metrics) — and logs where it listens; returns null when
 // `address` is empty (turned off).
-absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(const std::string& address, const std::string& component,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(const std::string& address, const std::string& component,
                                                               std::function<absl::Status()> ready,
                                                               std::map<std::string, HttpHandler> more = {});
 

@@ -31,7 +31,7 @@ OutboundMessage DeadLetterMessage(const std::string& dlq_topic, const Message& o
                                   size_t max_bytes);
 
 // Queues the dead letter; `on_delivery` as for Producer::Produce.
-absl::Status SendToDeadLetter(Producer& producer, const std::string& dlq_topic,
+[[nodiscard]] absl::Status SendToDeadLetter(Producer& producer, const std::string& dlq_topic,
                               const Message& original, absl::string_view reason,
                               absl::string_view component, size_t max_bytes,
                               DeliveryCallback on_delivery = nullptr);

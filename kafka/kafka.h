@@ -60,7 +60,14 @@ inline size_t MessageBytes(const std::string& key, const std::string& payload, c
   return bytes;
 }
 
-class Consumer;
+// A consumer's group membership at one moment (group, generation, member),
+// which a transactional producer sends with the offsets so that the broker
+// fences a zombie of an older generation (KIP-447). Opaque: made by a
+// Consumer, read only by a Producer of the same Kafka implementation.
+class GroupMetadata {
+ public:
+  virtual ~GroupMetadata() = default;
+};
 
 // Called once the broker acknowledged (OK) or finally failed a message.
 using DeliveryCallback = std::function<void(const absl::Status&)>;
@@ -73,24 +80,26 @@ class Producer {
   // Queues a message (keyed partitioning, murmur2 like the Java client). Blocks
   // only while the local queue is full, at most `queue.buffering.max.ms`-ish
   // bounded time; returns Unavailable if it still cannot queue.
-  virtual absl::Status Produce(OutboundMessage message, DeliveryCallback on_delivery = nullptr) = 0;
+  [[nodiscard]] virtual absl::Status Produce(OutboundMessage message, DeliveryCallback on_delivery = nullptr) = 0;
   // Blocks until everything queued so far is delivered or failed.
-  virtual absl::Status Flush(absl::Duration timeout) = 0;
+  [[nodiscard]] virtual absl::Status Flush(absl::Duration timeout) = 0;
   // Blocks until the producer knows `topic`'s partition leaders, so the first
   // Produce() does not pay for metadata and connection setup.
-  virtual absl::Status Warm(const std::string& topic, absl::Duration timeout) = 0;
+  [[nodiscard]] virtual absl::Status Warm(const std::string& topic, absl::Duration timeout) = 0;
 
   // Transactions (producers created with a transactional.id). A failed call
   // leaves the transaction unusable: the caller aborts it or, if
   // FailedPrecondition says this producer was fenced, stops.
-  virtual absl::Status InitTransactions(absl::Duration timeout) = 0;
-  virtual absl::Status BeginTransaction() = 0;
-  // Adds `consumer`'s consumed positions (next offsets) to the transaction,
-  // with its group metadata, so a zombie of an older generation is fenced.
-  virtual absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets,
-                                                Consumer& consumer, absl::Duration timeout) = 0;
-  virtual absl::Status CommitTransaction(absl::Duration timeout) = 0;
-  virtual absl::Status AbortTransaction(absl::Duration timeout) = 0;
+  [[nodiscard]] virtual absl::Status InitTransactions(absl::Duration timeout) = 0;
+  [[nodiscard]] virtual absl::Status BeginTransaction() = 0;
+  // Adds consumed positions (next offsets) to the transaction, with the
+  // consuming group's metadata (Consumer::CurrentGroupMetadata), so a zombie
+  // of an older generation is fenced. InvalidArgument for metadata of
+  // another Kafka implementation.
+  [[nodiscard]] virtual absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets,
+                                                const GroupMetadata& group, absl::Duration timeout) = 0;
+  [[nodiscard]] virtual absl::Status CommitTransaction(absl::Duration timeout) = 0;
+  [[nodiscard]] virtual absl::Status AbortTransaction(absl::Duration timeout) = 0;
 };
 
 // Partition assignment changes, reported from inside Consumer::Poll on the
@@ -107,9 +116,9 @@ class Consumer {
  public:
   virtual ~Consumer() = default;
   // Joins the consumer group on these topics.
-  virtual absl::Status Subscribe(const std::vector<std::string>& topics) = 0;
+  [[nodiscard]] virtual absl::Status Subscribe(const std::vector<std::string>& topics) = 0;
   // Reads these partitions from the given offsets, without a group.
-  virtual absl::Status Assign(const std::vector<TopicPartition>& partitions) = 0;
+  [[nodiscard]] virtual absl::Status Assign(const std::vector<TopicPartition>& partitions) = 0;
   // Waits up to `timeout` for the first message, then appends what is
   // already fetched to `out`, up to `max_messages`. Transient errors are
   // logged, not returned. Hot loops keep one `out` and clear() it between
@@ -122,12 +131,14 @@ class Consumer {
   }
   // Marks everything below `next_offset` processed; committed in the
   // background. Thread-safe. Fails for a partition no longer assigned.
-  virtual absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
+  [[nodiscard]] virtual absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
   // Commits stored offsets now (synchronously).
-  virtual absl::Status CommitStored() = 0;
-  virtual absl::Status Pause(const std::vector<TopicPartition>& partitions) = 0;
-  virtual absl::Status Resume(const std::vector<TopicPartition>& partitions) = 0;
+  [[nodiscard]] virtual absl::Status CommitStored() = 0;
+  [[nodiscard]] virtual absl::Status Pause(const std::vector<TopicPartition>& partitions) = 0;
+  [[nodiscard]] virtual absl::Status Resume(const std::vector<TopicPartition>& partitions) = 0;
   virtual std::vector<TopicPartition> Assignment() = 0;
+  // The group membership now (never null), for Producer::SendOffsetsToTransaction.
+  virtual std::unique_ptr<GroupMetadata> CurrentGroupMetadata() = 0;
   // This consumer's position on each assigned partition: the offset after
   // the last message Poll() returned, past any transaction markers that
   // follow it (offset -1001 where it has none yet). In-memory fakes: none.
@@ -135,7 +146,7 @@ class Consumer {
   // Moves every assigned partition back to the group's committed offset (its
   // start where nothing was committed); what was fetched past it is dropped
   // and read again. After an aborted transaction.
-  virtual absl::Status RewindToCommitted(absl::Duration timeout) {
+  [[nodiscard]] virtual absl::Status RewindToCommitted(absl::Duration timeout) {
     return absl::UnimplementedError("RewindToCommitted");
   }
   // Each assigned partition's fetch progress, for stall detection: the
@@ -154,12 +165,12 @@ class Consumer {
   // Starts fetching `partition` again: resumes it and seeks to its position
   // or, without one, to its committed offset (the earliest if none). The
   // backstop for a partition that is assigned but not fetching.
-  virtual absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration timeout) {
+  [[nodiscard]] virtual absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration timeout) {
     return absl::UnimplementedError("RestartFetch");
   }
   // OK if a broker answers a metadata request within `timeout` (readiness
   // probes). Thread-safe. In-memory fakes are always connected.
-  virtual absl::Status Ping(absl::Duration timeout) { return absl::OkStatus(); }
+  [[nodiscard]] virtual absl::Status Ping(absl::Duration timeout) { return absl::OkStatus(); }
   // Commits stored offsets and leaves the group. Call before destruction.
   virtual void Close() = 0;
 };
@@ -193,28 +204,28 @@ struct Watermarks {
   int64_t high = 0;
 };
 
-absl::StatusOr<std::unique_ptr<Producer>> NewProducer(const Properties& properties);
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Producer>> NewProducer(const Properties& properties);
 // `listener` may be null; it must outlive the consumer.
-absl::StatusOr<std::unique_ptr<Consumer>> NewConsumer(const Properties& properties,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Consumer>> NewConsumer(const Properties& properties,
                                                       RebalanceListener* listener = nullptr);
 
 // Creates the topics that do not exist (existing ones are left as they are).
-absl::Status CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
+[[nodiscard]] absl::Status CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
                           absl::Duration timeout);
 
 // Partition count of `topic` from cluster metadata.
-absl::StatusOr<int> PartitionCount(const Properties& properties, const std::string& topic,
+[[nodiscard]] absl::StatusOr<int> PartitionCount(const Properties& properties, const std::string& topic,
                                    absl::Duration timeout);
 
 // Low and high watermark of each partition of `topic`, by partition number.
-absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& properties,
+[[nodiscard]] absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& properties,
                                                         const std::string& topic,
                                                         absl::Duration timeout);
 
 // Every committed message of these partitions of `topic`, from the beginning
 // to the end as it is when the read starts (read_committed). Used to restore
 // state from a compacted topic.
-absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& properties,
+[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& properties,
                                                          const std::string& topic,
                                                          const std::vector<int32_t>& partitions,
                                                          absl::Duration timeout);
@@ -222,11 +233,11 @@ absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& prope
 // Every committed message of `topic` (all partitions) whose key is `key`,
 // from the beginning to the end as it is when the read starts. Reads the
 // whole topic; what `agentfleet trace` uses to collect one task's messages.
-absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, const std::string& topic,
+[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, const std::string& topic,
                                                   const std::string& key, absl::Duration timeout);
 
 // Committed offsets of `group` for each partition of `topic` (-1 = none).
-absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,
+[[nodiscard]] absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,
                                                       const std::string& group,
                                                       const std::string& topic,
                                                       absl::Duration timeout);
@@ -263,7 +274,7 @@ struct TopicLag {
 // `group`'s lag on each of `topics`, read with one client that never joins
 // the group (an offset fetch and a watermark query per partition). A topic
 // that does not exist fails the call.
-absl::StatusOr<std::vector<TopicLag>> GroupLag(const Properties& properties, const std::string& group,
+[[nodiscard]] absl::StatusOr<std::vector<TopicLag>> GroupLag(const Properties& properties, const std::string& group,
                                                const std::vector<std::string>& topics, absl::Duration timeout);
 
 }  // namespace agentfleet

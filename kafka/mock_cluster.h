@@ -13,11 +13,12 @@
 
 namespace agentfleet {
 
+// Thread-compatible; Bootstrap() and the fault injection are safe from any thread.
 class MockCluster {
  public:
   // Starts `brokers` mock brokers and creates `topics` (the mock cluster has
   // no working Admin API, so topics must exist before clients start).
-  static absl::StatusOr<std::unique_ptr<MockCluster>> Start(int brokers,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<MockCluster>> Start(int brokers,
                                                             const std::vector<TopicSpec>& topics);
   ~MockCluster();
   // "127.0.0.1:port,..." — listen ports are random.
@@ -34,7 +35,7 @@ class MockCluster {
   //   down BROKER | up BROKER        close / reopen BROKER's connections
   //   leader TOPIC PARTITION BROKER  move the partition's leader
   // Safe to call from any thread.
-  absl::StatusOr<std::string> Inject(const std::string& command);
+  [[nodiscard]] absl::StatusOr<std::string> Inject(const std::string& command);
   // The fault commands, for usage messages.
   static const char* FaultHelp();
 

@@ -33,6 +33,6 @@ struct RawKafkaOptions {
   absl::Duration timeout = absl::Minutes(2);
 };
 
-absl::StatusOr<RawKafkaResult> MeasureRawKafka(const RawKafkaOptions& options);
+[[nodiscard]] absl::StatusOr<RawKafkaResult> MeasureRawKafka(const RawKafkaOptions& options);
 
 }  // namespace agentfleet

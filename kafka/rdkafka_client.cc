@@ -134,6 +134,11 @@ class DeliveryBridge : public RdKafka::DeliveryReportCb {
   std::string last_topic_ ABSL_GUARDED_BY(mu_), last_error_ ABSL_GUARDED_BY(mu_);
 };
 
+// librdkafka's group metadata, as RdConsumer hands it to RdProducer.
+struct RdGroupMetadata : GroupMetadata {
+  std::unique_ptr<RdKafka::ConsumerGroupMetadata> metadata;
+};
+
 class RdProducer : public Producer {
  public:
   static absl::StatusOr<std::unique_ptr<Producer>> Create(const Properties& properties) {
@@ -190,7 +195,7 @@ class RdProducer : public Producer {
   absl::Status BeginTransaction() override {
     return FromTxnError(producer_->begin_transaction(), "begin_transaction");
   }
-  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets, Consumer& consumer,
+  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets, const GroupMetadata& group,
                                         absl::Duration timeout) override;
   absl::Status CommitTransaction(absl::Duration timeout) override {
     return FromTxnError(producer_->commit_transaction(Ms(timeout)), "commit_transaction");
@@ -389,6 +394,12 @@ class RdConsumer : public Consumer {
     return out;
   }
 
+  std::unique_ptr<GroupMetadata> CurrentGroupMetadata() override {
+    auto group = std::make_unique<RdGroupMetadata>();
+    group->metadata.reset(consumer_->groupMetadata());
+    return group;
+  }
+
   std::vector<TopicPartition> Positions() override {
     std::vector<RdKafka::TopicPartition*> rd;
     consumer_->assignment(rd);
@@ -468,11 +479,13 @@ class RdConsumer : public Consumer {
 };
 
 absl::Status RdProducer::SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets,
-                                                  Consumer& consumer, absl::Duration timeout) {
-  RdKafka::KafkaConsumer* raw = static_cast<RdConsumer&>(consumer).raw();
-  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(raw->groupMetadata());
+                                                  const GroupMetadata& group, absl::Duration timeout) {
+  const auto* rd_group = dynamic_cast<const RdGroupMetadata*>(&group);
+  if (rd_group == nullptr || rd_group->metadata == nullptr) {
+    return absl::InvalidArgumentError("send_offsets_to_transaction: not a librdkafka consumer's group metadata");
+  }
   auto rd = ToRd(offsets);
-  absl::Status s = FromTxnError(producer_->send_offsets_to_transaction(rd, group.get(), Ms(timeout)),
+  absl::Status s = FromTxnError(producer_->send_offsets_to_transaction(rd, rd_group->metadata.get(), Ms(timeout)),
                                 "send_offsets_to_transaction");
   RdKafka::TopicPartition::destroy(rd);
   return s;

@@ -17,12 +17,12 @@ namespace agentfleet {
 
 // A librdkafka configuration from `properties` (an error names the
 // property); librdkafka's log lines and errors go to our logs.
-absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(const Properties& properties);
+[[nodiscard]] absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(const Properties& properties);
 
 // A consumer of `group` that never joins it and never commits (readers, lag
 // queries, the benchmark's baseline): assign partitions to it. `what` names
 // it in errors.
-absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> NewUnjoinedConsumer(Properties properties,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> NewUnjoinedConsumer(Properties properties,
                                                                             const std::string& group,
                                                                             absl::string_view what);
 

@@ -17,6 +17,7 @@ namespace agentfleet {
 // What a coordinator replica saw: every model call its tasks made (as the
 // workers reported them), retries, timeouts, fallbacks, cache hits, rate
 // limit waits, breaker states and every task result it published.
+// Thread-safe (prometheus-cpp's metrics and Series are).
 class CoordinatorMetrics {
  public:
   explicit CoordinatorMetrics(prometheus::Registry& registry);
@@ -60,6 +61,8 @@ class CoordinatorMetrics {
 
 // What a worker process did: items in flight, items by outcome, model call
 // latency as it measured it, dead letters.
+// Thread-safe: the worker's loop and its providers' threads call it at once
+// (prometheus-cpp's metrics and Series are thread-safe).
 class WorkerMetrics {
  public:
   explicit WorkerMetrics(prometheus::Registry& registry);

@@ -48,6 +48,8 @@ class ProgressWatch {
   std::map<std::tuple<std::string, std::string, int32_t>, Seen> seen_;
 };
 
+// Refresh() and Record() from one thread at a time: the monitor's own once
+// Start()ed, else the caller's.
 class LagMonitor {
  public:
   LagMonitor(prometheus::Registry& registry, Properties properties, std::vector<LagTarget> targets);

@@ -44,6 +44,8 @@ struct HttpResponse {
   absl::Duration elapsed;
 };
 
+// Thread-safe: requests may be sent from any thread; callbacks run on the
+// client's loop thread.
 class HttpClient {
  public:
   struct Options {

@@ -16,11 +16,13 @@
 
 namespace agentfleet {
 
+// Thread-compatible: made and destroyed on one thread; its providers are
+// thread-safe (ModelProvider).
 class ProviderSet {
  public:
   // The providers `agents` use (each must exist in `config`). Fails, naming
   // the provider, when an API key is missing.
-  static absl::StatusOr<std::unique_ptr<ProviderSet>> Create(const FleetConfig& config,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ProviderSet>> Create(const FleetConfig& config,
                                                              const std::vector<std::string>& agents);
   // Abandons calls still in flight: their callbacks do not run.
   ~ProviderSet();

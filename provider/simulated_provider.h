@@ -20,6 +20,7 @@
 
 namespace agentfleet {
 
+// Thread-safe, as every ModelProvider.
 class SimulatedProvider : public ModelProvider {
  public:
   // `scheduler` delivers the responses after their latency; it must outlive this.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The second command: installs what is missing (a JDK, Maven and clang
-# included), builds everything with clang, AddressSanitizer and
-# UndefinedBehaviorSanitizer into build-test/ (any sanitizer report fails the
-# test that caused it), and runs every test with those binaries: unit tests,
+# included), builds everything with clang, AddressSanitizer,
+# UndefinedBehaviorSanitizer and -Wthread-safety into build-test/, every
+# warning an error (any sanitizer report fails the test that caused it),
+# and runs every test with those binaries: unit tests,
 # integration tests against a real Apache Kafka (fetched once from Maven
 # Central and cached in ~/.cache/agentfleet) and the development broker,
 # the chaos tests, then each libFuzzer target for FUZZ_SECONDS (default 10)
@@ -16,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh test
 build="${TEST_BUILD_DIR:-build-test}"
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DAGENTFLEET_SANITIZE=ON -DAGENTFLEET_FUZZ=ON > /dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DAGENTFLEET_SANITIZE=ON -DAGENTFLEET_FUZZ=ON -DAGENTFLEET_WERROR=ON > /dev/null
 cmake --build "$build" --parallel "$(nproc)"
 # Leaks are the fuzzers' to find (fuzz/run.sh turns detection on); the
 # services exit without freeing their singletons.

@@ -92,14 +92,14 @@ class Worker : public RebalanceListener {
   Worker(const FleetConfig* config, Consumer* consumer, Producer* producer,
          std::map<std::string, ModelProvider*> providers, WorkerOptions options);
 
-  absl::Status Start();  // checks the agents, subscribes
+  [[nodiscard]] absl::Status Start();  // checks the agents, subscribes
   // Loops until `stop()`; then drains: stops fetching, lets in-flight items
   // finish within the grace period, reports those still running as retryable
   // "worker_shutdown" failures (the coordinator retries them at once), waits
   // for Kafka to acknowledge every result and commits. Returns an error if a
   // result could not be delivered (the process should exit; uncommitted items
   // are redone).
-  absl::Status Run(const std::function<bool()>& stop);
+  [[nodiscard]] absl::Status Run(const std::function<bool()>& stop);
 
   size_t in_flight() const { return tracker_.in_flight(); }
   // Where the worker counts what it runs (null: nowhere). Must outlive it.

@@ -41,7 +41,7 @@ std::string UrlEncode(const std::string& s) {
 // A Prometheus server (Debian's package) scraping `targets` every second.
 class Prometheus {
  public:
-  Prometheus(Fleet& fleet, const std::vector<std::pair<std::string, int>>& targets) : fleet_(fleet) {
+  Prometheus(Fleet& fleet, const std::vector<std::pair<std::string, int>>& targets) {
     port_ = FreePort();
     std::string yml = "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n";
     for (const auto& [job, port] : targets) {
@@ -84,7 +84,6 @@ class Prometheus {
   }
 
  private:
-  Fleet& fleet_;
   int port_ = 0;
   pid_t pid_ = -1;
 };

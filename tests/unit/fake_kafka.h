@@ -25,6 +25,15 @@
 
 namespace agentfleet::testing {
 
+class FakeConsumer;
+
+// A FakeConsumer's membership: which consumer, and its generation (one more
+// at every rebalance).
+struct FakeGroupMetadata : GroupMetadata {
+  FakeConsumer* consumer = nullptr;
+  int generation = 0;
+};
+
 class FakeConsumer : public Consumer {
  public:
   explicit FakeConsumer(RebalanceListener* listener = nullptr) : listener_(listener) {}
@@ -174,6 +183,13 @@ class FakeConsumer : public Consumer {
     ++restarts_;
     return absl::OkStatus();
   }
+  std::unique_ptr<GroupMetadata> CurrentGroupMetadata() override {
+    absl::MutexLock lock(&mu_);
+    auto group = std::make_unique<FakeGroupMetadata>();
+    group->consumer = this;
+    group->generation = rebalances_;
+    return group;
+  }
   void Close() override {}
 
  private:
@@ -233,16 +249,33 @@ class FakeProducer : public Producer {
   }
   absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
   absl::Status Warm(const std::string&, absl::Duration) override { return absl::OkStatus(); }
-  absl::Status InitTransactions(absl::Duration) override { return absl::OkStatus(); }
+  // InitTransactions fails with `status` (a fenced or unreachable producer).
+  void FailInitTransactions(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    init_error_ = std::move(status);
+  }
+  absl::Status InitTransactions(absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    return init_error_;
+  }
   absl::Status BeginTransaction() override { return absl::OkStatus(); }
-  // Offsets sent to a transaction are committed to the consumer (a
-  // FakeConsumer) when the transaction commits, and dropped when it aborts.
-  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets, Consumer& consumer,
+  // Offsets sent to a transaction are committed to their FakeConsumer when
+  // the transaction commits, and dropped when it aborts. Metadata of an
+  // older generation than the consumer's is refused, as the broker refuses a
+  // zombie's (ILLEGAL_GENERATION).
+  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets, const GroupMetadata& group,
                                         absl::Duration) override {
+    const auto* fake = dynamic_cast<const FakeGroupMetadata*>(&group);
+    if (fake == nullptr || fake->consumer == nullptr) {
+      return absl::InvalidArgumentError("send_offsets_to_transaction: not a FakeConsumer's group metadata");
+    }
+    if (fake->generation != fake->consumer->rebalances()) {
+      return absl::AbortedError("send_offsets_to_transaction: Broker: Specified group generation id is not valid");
+    }
     absl::MutexLock lock(&mu_);
     ++offsets_sent_;
     txn_offsets_.insert(txn_offsets_.end(), offsets.begin(), offsets.end());
-    txn_consumer_ = dynamic_cast<FakeConsumer*>(&consumer);
+    txn_consumer_ = fake->consumer;
     return absl::OkStatus();
   }
   absl::Status CommitTransaction(absl::Duration) override {
@@ -315,6 +348,7 @@ class FakeProducer : public Producer {
   int offsets_sent_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<TopicPartition> txn_offsets_ ABSL_GUARDED_BY(mu_);
   FakeConsumer* txn_consumer_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::Status init_error_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace agentfleet::testing

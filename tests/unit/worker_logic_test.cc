@@ -124,6 +124,7 @@ class RecordingConsumer : public Consumer {
   absl::Status Pause(const std::vector<TopicPartition>&) override { return absl::OkStatus(); }
   absl::Status Resume(const std::vector<TopicPartition>&) override { return absl::OkStatus(); }
   std::vector<TopicPartition> Assignment() override { return {}; }
+  std::unique_ptr<GroupMetadata> CurrentGroupMetadata() override { return std::make_unique<GroupMetadata>(); }
   void Close() override {}
   std::map<std::pair<std::string, int32_t>, int64_t> stored;
 };

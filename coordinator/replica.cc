@@ -1,0 +1,120 @@
+#include "coordinator/replica.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "kafka/topics.h"
+
+namespace agentfleet {
+namespace {
+constexpr char kComponent[] = "coordinator";
+}  // namespace
+
+absl::Duration RestartBackoff::AfterFailure(absl::Time began, absl::Time now) {
+  if (now - began > healthy_after_) next_ = first_;
+  absl::Duration delay = next_;
+  next_ = std::min(2 * next_, max_);
+  return delay;
+}
+
+ReplicaClientFactory KafkaReplicaClients(const FleetConfig* config, std::string instance) {
+  return [config, instance = std::move(instance)](RebalanceListener* listener) -> absl::StatusOr<ReplicaClients> {
+    const CoordinatorConfig& cc = config->coordinator;
+    bool exactly_once = cc.processing == CoordinatorConfig::Processing::kExactlyOnce;
+    Properties producer_props = ProducerProperties(config->kafka);
+    Properties consumer_props = ConsumerProperties(config->kafka, cc.group_id);
+    if (exactly_once) {
+      producer_props["transactional.id"] = absl::StrCat(cc.group_id, "-", instance);
+      producer_props["transaction.timeout.ms"] = absl::StrCat(absl::ToInt64Milliseconds(cc.transaction_timeout));
+      // Offsets are committed inside the transactions.
+      consumer_props["enable.auto.commit"] = "false";
+      consumer_props["isolation.level"] = "read_committed";
+    }
+    // Every replica reads the whole breakers and cache topics (assigned, never committed).
+    Properties feed_props = ConsumerProperties(config->kafka, cc.group_id + "-shared");
+    feed_props["enable.auto.commit"] = "false";
+    if (exactly_once) feed_props["isolation.level"] = "read_committed";
+    ReplicaClients clients;
+    auto producer = NewProducer(producer_props);
+    if (!producer.ok()) return producer.status();
+    clients.producer = std::move(*producer);
+    auto consumer = NewConsumer(consumer_props, listener);
+    if (!consumer.ok()) return consumer.status();
+    clients.consumer = std::move(*consumer);
+    auto feed = NewConsumer(feed_props);
+    if (!feed.ok()) return feed.status();
+    clients.shared_feed = std::move(*feed);
+    Properties reader_props = ConsumerProperties(config->kafka, cc.group_id + "-restore");
+    clients.state_reader = [reader_props, topic = Topics(config->kafka.topic_prefix).state](
+                               const std::vector<int32_t>& partitions) {
+      return ReadPartitionsToEnd(reader_props, topic, partitions, absl::Minutes(2));
+    };
+    return clients;
+  };
+}
+
+Replica::Replica(const FleetConfig* config, std::string instance, ReplicaClientFactory clients,
+                 ReplicaOptions options)
+    : config_(config), instance_(std::move(instance)), clients_(std::move(clients)), options_(std::move(options)) {}
+
+absl::Status Replica::Ready() {
+  absl::MutexLock lock(&live_mu_);
+  if (live_ == nullptr || !live_->joined()) return absl::UnavailableError("not in the consumer group yet");
+  return live_consumer_->Ping(absl::Seconds(2));
+}
+
+absl::Status Replica::RunOnce(const std::function<bool()>& stop, bool* bad_clients) {
+  ++incarnations_;
+  RebalanceRelay relay;
+  auto clients = clients_(&relay);
+  if (!clients.ok()) {
+    *bad_clients = true;
+    return clients.status();
+  }
+  Coordinator coordinator(config_, clients->consumer.get(), clients->producer.get(), options_.clock,
+                          clients->state_reader, options_.coordinator);
+  coordinator.ShareFleetState(clients->shared_feed.get(), instance_);
+  coordinator.SetMetrics(metrics_);
+  coordinator.SetTracer(tracer_);
+  relay.set_target(&coordinator);
+  {
+    absl::MutexLock lock(&live_mu_);
+    live_ = &coordinator;
+    live_consumer_ = clients->consumer.get();
+  }
+  absl::Status status = coordinator.Start();
+  if (status.ok()) status = coordinator.Run(stop);
+  {
+    absl::MutexLock lock(&live_mu_);
+    live_ = nullptr;
+    live_consumer_ = nullptr;
+  }
+  clients->consumer->Close();
+  clients->shared_feed->Close();
+  relay.set_target(nullptr);
+  return status;
+}
+
+int Replica::Run(const std::function<bool()>& stop) {
+  while (true) {
+    absl::Time began = options_.clock->Now();
+    bool bad_clients = false;
+    absl::Status status = RunOnce(stop, &bad_clients);
+    if (status.ok() || bad_clients || stop()) {
+      if (status.ok()) return 0;
+      Log(LogLevel::kError, kComponent, "stopped on error", {{"error", status.message()}});
+      return bad_clients ? 2 : 1;
+    }
+    absl::Duration backoff = options_.backoff.AfterFailure(began, options_.clock->Now());
+    Log(LogLevel::kError, kComponent, "restarting in-process after an error",
+        {{"error", status.message()}, {"in_ms", absl::StrCat(absl::ToInt64Milliseconds(backoff))}});
+    for (absl::Time until = options_.clock->Now() + backoff; options_.clock->Now() < until && !stop();) {
+      options_.sleep(std::min(absl::Milliseconds(100), until - options_.clock->Now()));
+    }
+    if (stop()) return 0;
+  }
+}
+
+}  // namespace agentfleet
