@@ -165,6 +165,9 @@ struct TaskEngine::Task {
   bool kick_budget = false;  // restored with instances waiting for budget: retry them at the next Tick
   bool kick_rate = false;    // restored with instances waiting for a quota: queue them at the next Tick
   bool degraded = false;  // an optional step failed or a fallback served: the task ends PARTIAL
+  // Finish() ran: the task has its result and is out of active_; nothing may
+  // dispatch, arm timers or write state for it any more.
+  bool finished = false;
 
   const std::string& id() const { return submission.task_id(); }
 };
@@ -174,6 +177,8 @@ TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t s
   rate_.SetShare(1.0, clock->Now());
 }
 TaskEngine::~TaskEngine() = default;
+
+void TaskEngine::FreeFinished() { retired_.clear(); }
 
 std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& submission,
                                                       const WorkflowConfig* wf,
@@ -200,6 +205,7 @@ std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& 
 
 absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std::string& traceparent,
                                 int32_t partition, Outbox* out, const std::string& parent_traceparent) {
+  FreeFinished();
   const std::string& id = submission.task_id();
   if (active_.contains(id) || finished_.contains(id)) {
     ++stats_.duplicate_submissions;
@@ -232,7 +238,7 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   Task& t = *task;
   active_[id] = std::move(task);
   StartReadySteps(t, out);
-  if (active_.contains(id)) Touch(t);
+  if (!t.finished) Touch(t);
   return absl::OkStatus();
 }
 
@@ -250,9 +256,8 @@ void TaskEngine::Reject(const v1::TaskSubmission& submission, const std::string&
 
 void TaskEngine::StartReadySteps(Task& task, Outbox* out) {
   // Iterating by index: StartStep may finish the task (an empty fan-out, a bad
-  // input), which is checked through active_ before each step.
-  std::string id = task.id();
-  for (size_t i = 0; active_.contains(id) && i < task.steps.size(); ++i) {
+  // input), which is checked before each step.
+  for (size_t i = 0; !task.finished && i < task.steps.size(); ++i) {
     StepRun& s = task.steps[i];
     if (!s.started && s.waiting_on == 0) StartStep(task, i, out);
   }
@@ -296,8 +301,7 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
     CompleteStep(task, step, out);
     return;
   }
-  std::string id = task.id();
-  for (size_t i = 0; active_.contains(id) && i < list->size(); ++i) Dispatch(task, step, static_cast<int>(i), out);
+  for (size_t i = 0; !task.finished && i < list->size(); ++i) Dispatch(task, step, static_cast<int>(i), out);
 }
 
 void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
@@ -469,6 +473,7 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
 }
 
 void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
+  FreeFinished();
   auto it = active_.find(event.task_id());
   if (it == active_.end()) {
     ++stats_.stale_events;
@@ -495,9 +500,8 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     ++stats_.stale_events;
     if (event.has_result() && Unreserve(task, inst.Release(event.attempt()))) {
       CountUsage(task, AgentOf(s, inst), inst, event.result());
-      std::string id = task.id();
       ResumeBudgetWaits(task, out);
-      if (active_.contains(id)) Touch(task);
+      if (!task.finished) Touch(task);
     }
     return;
   }
@@ -533,9 +537,8 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     breakers_.Record(agent, ModelOf(agent, inst), now, failed, absl::Milliseconds(r.latency_ms()));
   }
   if (backing_off && r.status() != v1::RESULT_STATUS_OK) {
-    std::string id = task.id();
     ResumeBudgetWaits(task, out);
-    if (active_.contains(id)) Touch(task);
+    if (!task.finished) Touch(task);
     return;
   }
   inst.model = r.model();
@@ -543,7 +546,6 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   inst.latency_ms = r.latency_ms();
   inst.DisarmAttempt();
   inst.retry_at = absl::InfiniteFuture();
-  std::string id = task.id();
   std::vector<std::pair<const AgentConfig*, Json>> spawned;
   if (r.status() == v1::RESULT_STATUS_OK && s.spawns() && fan == -1) {
     auto planned = PlanSpawn(s, FromStruct(r.output()));
@@ -554,7 +556,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
       error.set_message(std::string(planned.status().message()));
       error.set_retryable(true);
       AttemptFailed(task, step, fan, error, out);
-      if (active_.contains(id)) Touch(task);
+      if (!task.finished) Touch(task);
       return;
     }
     spawned = *std::move(planned);
@@ -579,16 +581,16 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
         s.instances[first + i].spawn_agent = spawned[i].first;
         s.instances[first + i].spawn_input = std::move(spawned[i].second);
       }
-      for (size_t i = first; active_.contains(id) && i < s.instances.size(); ++i) Dispatch(task, step, s.Fan(i), out);
-      if (active_.contains(id)) Touch(task);
+      for (size_t i = first; !task.finished && i < s.instances.size(); ++i) Dispatch(task, step, s.Fan(i), out);
+      if (!task.finished) Touch(task);
       return;
     }
     if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
   } else {
     AttemptFailed(task, step, fan, r.error(), out);
   }
-  if (active_.contains(id)) ResumeBudgetWaits(task, out);
-  if (active_.contains(id)) Touch(task);
+  if (!task.finished) ResumeBudgetWaits(task, out);
+  if (!task.finished) Touch(task);
 }
 
 void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst, const v1::WorkResult& r) {
@@ -643,10 +645,9 @@ int64_t TaskEngine::StepsStarted(const Task& task) {
 }
 
 void TaskEngine::ResumeBudgetWaits(Task& task, Outbox* out) {
-  std::string id = task.id();
-  for (size_t step = 0; active_.contains(id) && step < task.steps.size(); ++step) {
+  for (size_t step = 0; !task.finished && step < task.steps.size(); ++step) {
     StepRun& s = task.steps[step];
-    for (size_t i = 0; active_.contains(id) && i < s.instances.size(); ++i) {
+    for (size_t i = 0; !task.finished && i < s.instances.size(); ++i) {
       if (s.instances[i].budget_wait) Dispatch(task, step, s.Fan(i), out);
     }
   }
@@ -702,7 +703,7 @@ void TaskEngine::ServeRateQueues(Outbox* out) {
       }
       Task& t = *active_.at(id);
       Dispatch(t, st, f, out);
-      if (active_.contains(id)) Touch(t);
+      if (!t.finished) Touch(t);
       // Still at the head and waiting: the quota is empty for now.
       auto again = rate_waiting_.find(key);
       if (again != rate_waiting_.end() && !again->second.empty() && *again->second.begin() == Waiter{p, seq, id, st, f}) {
@@ -889,7 +890,6 @@ void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {
 }
 
 void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
-  std::string id = task.id();
   if (task.deadline <= now) {
     FailTask(task, "deadline_exceeded",
              absl::StrCat("the task's deadline passed after ",
@@ -924,16 +924,16 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
   if (task.kick_rate) {
     // Restored while waiting for a quota: back into the queue.
     task.kick_rate = false;
-    for (size_t step = 0; active_.contains(id) && step < task.steps.size(); ++step) {
+    for (size_t step = 0; !task.finished && step < task.steps.size(); ++step) {
       StepRun& s = task.steps[step];
-      for (size_t i = 0; active_.contains(id) && i < s.instances.size(); ++i) {
+      for (size_t i = 0; !task.finished && i < s.instances.size(); ++i) {
         if (s.instances[i].rate_wait) Dispatch(task, step, s.Fan(i), out);
       }
     }
   }
-  for (size_t step = 0; active_.contains(id) && step < task.steps.size(); ++step) {
+  for (size_t step = 0; !task.finished && step < task.steps.size(); ++step) {
     StepRun& s = task.steps[step];
-    for (size_t i = 0; active_.contains(id) && i < s.instances.size(); ++i) {
+    for (size_t i = 0; !task.finished && i < s.instances.size(); ++i) {
       Instance& inst = s.instances[i];
       if (inst.tenant_wait) {
         if (inst.retry_at <= now) Dispatch(task, step, s.Fan(i), out);  // a new period
@@ -969,6 +969,7 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
 }
 
 void TaskEngine::Tick(Outbox* out) {
+  FreeFinished();
   absl::Time now = clock_->Now();
   for (auto& [state, partition, code, message] : orphans_) {
     const v1::TaskSubmission& sub = state.submission();
@@ -989,7 +990,7 @@ void TaskEngine::Tick(Outbox* out) {
     Task& task = *it->second;
     task.armed = absl::InfiniteFuture();
     FireTimers(task, now, out);
-    if (active_.contains(id)) Touch(task);
+    if (!task.finished) Touch(task);
   }
   if (!tenant_wakes_.empty()) WakeTenantWaiters(out);
   if (!rate_waiting_.empty()) ServeRateQueues(out);
@@ -1028,6 +1029,7 @@ void TaskEngine::Touch(Task& task) {
 
 bool TaskEngine::Fail(const std::string& task_id, const std::string& code, const std::string& message,
                       Outbox* out) {
+  FreeFinished();
   auto it = active_.find(task_id);
   if (it == active_.end()) return false;
   FailTask(*it->second, code, message, out);
@@ -1089,7 +1091,12 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
   std::string id = task.id();
   int32_t partition = task.partition;
   if (task.armed != absl::InfiniteFuture()) timers_.erase({task.armed, id});
-  active_.erase(id);  // destroys `task`
+  // The callers up the stack may still hold `task`: it is freed when the
+  // next top-level call begins (FreeFinished), and they see `finished`.
+  task.finished = true;
+  auto it = active_.find(id);
+  retired_.push_back(std::move(it->second));
+  active_.erase(it);
   Remember(id, now, partition);
 }
 
@@ -1294,7 +1301,7 @@ void TaskEngine::WakeTenantWaiters(Outbox* out) {
       Task& t = *task->second;
       if (!t.steps[step].instances[t.steps[step].Index(fan)].tenant_wait) continue;
       Dispatch(t, step, fan, out);
-      if (active_.contains(id)) Touch(t);
+      if (!t.finished) Touch(t);
     }
   }
 }

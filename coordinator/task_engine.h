@@ -284,6 +284,11 @@ class TaskEngine {
   const Clock* clock_;
   std::mt19937_64 rng_;
   absl::flat_hash_map<std::string, std::unique_ptr<Task>> active_;
+  // Tasks Finish() took out of active_ during this top-level call: the
+  // callers up the stack may still hold them (and check Task::finished), so
+  // they are freed when the next top-level call begins.
+  std::vector<std::unique_ptr<Task>> retired_;
+  void FreeFinished();
   // Finished task ids (resubmissions are ignored) until their retention ends.
   absl::flat_hash_map<std::string, Finished> finished_;
   // (due, task id): each active task's earliest timer; each finished id's expiry.
