@@ -304,129 +304,193 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
   for (size_t i = 0; !task.finished && i < list->size(); ++i) Dispatch(task, step, static_cast<int>(i), out);
 }
 
+// One dispatch of a step instance, and what its checks learn on the way.
+struct TaskEngine::DispatchAttempt {
+  Task& task;
+  size_t step;
+  int fan_index;
+  StepRun& s;
+  Instance& inst;
+  const AgentConfig& agent;
+  std::string base_tier;  // the tier before any budget downgrade
+  std::string tier;       // the tier of the instance's latest attempt, or base_tier
+  Json input;
+  size_t input_bytes = 0;
+  AttemptPlan plan;
+};
+
+// The checks a dispatch passes, in order. Each either lets it go on (true)
+// or has settled the instance for now (false): it waits (for budget, its
+// tenant, a quota), was served (the cache), failed its attempt (an open
+// breaker) or ended the task (a bad input, an exhausted budget).
+const TaskEngine::DispatchCheck TaskEngine::kDispatchChecks[] = {
+    &TaskEngine::BuildInput,      &TaskEngine::CheckMaxSteps,      &TaskEngine::ServeFromCache,
+    &TaskEngine::CheckTaskBudget, &TaskEngine::CheckTenantBudget, &TaskEngine::CheckQuota,
+    &TaskEngine::CheckBreaker,
+};
+
 void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[s.Index(fan_index)];
-  InputContext ctx = ContextFor(task);
-  Json item;
-  if (inst.spawn_agent != nullptr) {
-    item = inst.spawn_input;  // a sub-step: its input came from the plan
-  } else if (fan_index >= 0) {
-    auto list = Resolve(*s.config->for_each, ctx);
-    if (!list.ok() || !list->is_array() || static_cast<size_t>(fan_index) >= list->size()) {
-      FailTask(task, "invalid_input", absl::StrCat("step '", s.config->id, "': for_each list changed"), out);
-      return;
-    }
-    item = (*list)[fan_index];
-    ctx.item = &item;
-  }
-  auto input = inst.spawn_agent != nullptr ? absl::StatusOr<Json>(item) : BuildInput(s.config->input, ctx);
-  if (!input.ok()) {
-    FailTask(task, "invalid_input", absl::StrCat("step '", s.config->id, "': ", input.status().message()), out);
-    return;
-  }
-  // The budget: a new step instance must fit max_steps; every attempt must
-  // be affordable, its worst case reserved, its max_tokens capped.
-  const Limits& limits = task.limits;
-  if (inst.attempt == 0 && !inst.budget_wait && !inst.rate_wait && limits.max_steps > 0 &&
-      StepsStarted(task) >= limits.max_steps) {
-    ExhaustBudget(task, absl::StrCat("max_steps ", limits.max_steps, ": step '", s.config->id, "'",
-                                     fan_index >= 0 ? absl::StrCat("[", fan_index, "]") : "",
-                                     " would be one more"),
-                  out);
-    return;
-  }
   const AgentConfig& agent = AgentOf(s, inst);
   std::string base_tier = inst.spawn_agent != nullptr && !inst.in_fallback() ? std::string("default")
                           : !inst.in_fallback()                               ? s.config->model_tier
                           : inst.fallback_tier.empty() ? std::string("default")
                                                        : inst.fallback_tier;
   std::string tier = inst.tier.empty() ? base_tier : inst.tier;
-  // A cached output for this exact input serves the instance: no call, no cost.
-  if (agent.cache_ttl > absl::ZeroDuration()) {
-    std::string canonical = CanonicalJson(*input);
-    std::string model = agent.models.at(base_tier);
-    if (const Json* hit = cache_.Find(agent, model, canonical, clock_->Now())) {
-      ++stats_.cache_hits;
-      if (metrics_) metrics_->CacheHit(agent.name);
-      inst.status = v1::STEP_STATUS_SUCCEEDED;
-      inst.output = *hit;
-      inst.cached = true;
-      inst.model = model;
-      inst.error.Clear();
-      inst.budget_wait = false;
-      inst.retry_at = absl::InfiniteFuture();
-      inst.DisarmAttempt();
-      if (inst.in_fallback()) task.degraded = true;
-      if (++s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
-      return;
-    }
-    inst.cache_input = std::move(canonical);
+  DispatchAttempt a{task, step, fan_index, s, inst, agent, std::move(base_tier), std::move(tier), Json(), 0, AttemptPlan()};
+  for (DispatchCheck check : kDispatchChecks) {
+    if (!(this->*check)(a, out)) return;
   }
-  const size_t input_bytes = input->dump().size();
-  AttemptPlan plan = PlanAttempt(*config_, agent, base_tier, input_bytes, limits, Spent(task), Committed(task));
-  if (!plan.affordable) {
-    if (HasReservations(task)) {
-      // Outstanding attempts may settle for less than their worst case.
-      inst.budget_wait = true;
-      inst.retry_at = absl::InfiniteFuture();
-      inst.DisarmAttempt();
-      return;
+  SendWorkItem(a, out);
+}
+
+bool TaskEngine::BuildInput(DispatchAttempt& a, Outbox* out) {
+  InputContext ctx = ContextFor(a.task);
+  Json item;
+  if (a.inst.spawn_agent != nullptr) {
+    item = a.inst.spawn_input;  // a sub-step: its input came from the plan
+  } else if (a.fan_index >= 0) {
+    auto list = Resolve(*a.s.config->for_each, ctx);
+    if (!list.ok() || !list->is_array() || static_cast<size_t>(a.fan_index) >= list->size()) {
+      FailTask(a.task, "invalid_input", absl::StrCat("step '", a.s.config->id, "': for_each list changed"), out);
+      return false;
     }
-    ExhaustBudget(task, plan.why_not, out);
-    return;
+    item = (*list)[a.fan_index];
+    ctx.item = &item;
   }
+  auto input = a.inst.spawn_agent != nullptr ? absl::StatusOr<Json>(item) : agentfleet::BuildInput(a.s.config->input, ctx);
+  if (!input.ok()) {
+    FailTask(a.task, "invalid_input", absl::StrCat("step '", a.s.config->id, "': ", input.status().message()), out);
+    return false;
+  }
+  a.input = *std::move(input);
+  a.input_bytes = a.input.dump().size();
+  return true;
+}
+
+// A new step instance must fit the task's max_steps.
+bool TaskEngine::CheckMaxSteps(DispatchAttempt& a, Outbox* out) {
+  const Limits& limits = a.task.limits;
+  if (a.inst.attempt == 0 && !a.inst.budget_wait && !a.inst.rate_wait && limits.max_steps > 0 &&
+      StepsStarted(a.task) >= limits.max_steps) {
+    ExhaustBudget(a.task, absl::StrCat("max_steps ", limits.max_steps, ": step '", a.s.config->id, "'",
+                                       a.fan_index >= 0 ? absl::StrCat("[", a.fan_index, "]") : "",
+                                       " would be one more"),
+                  out);
+    return false;
+  }
+  return true;
+}
+
+// A cached output for this exact input serves the instance: no call, no cost.
+bool TaskEngine::ServeFromCache(DispatchAttempt& a, Outbox* out) {
+  if (a.agent.cache_ttl <= absl::ZeroDuration()) return true;
+  std::string canonical = CanonicalJson(a.input);
+  std::string model = a.agent.models.at(a.base_tier);
+  const Json* hit = cache_.Find(a.agent, model, canonical, clock_->Now());
+  if (hit == nullptr) {
+    a.inst.cache_input = std::move(canonical);
+    return true;
+  }
+  ++stats_.cache_hits;
+  if (metrics_) metrics_->CacheHit(a.agent.name);
+  Instance& inst = a.inst;
+  inst.status = v1::STEP_STATUS_SUCCEEDED;
+  inst.output = *hit;
+  inst.cached = true;
+  inst.model = model;
+  inst.error.Clear();
   inst.budget_wait = false;
-  // The tenant's budget: this partition's slice of it must pay too.
-  if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
-    Ledger& ledger = LedgerOf(task, *tenant);
+  inst.retry_at = absl::InfiniteFuture();
+  inst.DisarmAttempt();
+  if (inst.in_fallback()) a.task.degraded = true;
+  if (++a.s.succeeded + a.s.failed == a.s.instances.size()) CompleteStep(a.task, a.step, out);
+  return false;
+}
+
+// The task's budget: every attempt must be affordable, its worst case
+// reserved, its max_tokens capped (coordinator/budget.h).
+bool TaskEngine::CheckTaskBudget(DispatchAttempt& a, Outbox* out) {
+  a.plan = PlanAttempt(*config_, a.agent, a.base_tier, a.input_bytes, a.task.limits, Spent(a.task), Committed(a.task));
+  if (!a.plan.affordable) {
+    if (HasReservations(a.task)) {
+      // Outstanding attempts may settle for less than their worst case.
+      a.inst.budget_wait = true;
+      a.inst.retry_at = absl::InfiniteFuture();
+      a.inst.DisarmAttempt();
+      return false;
+    }
+    ExhaustBudget(a.task, a.plan.why_not, out);
+    return false;
+  }
+  a.inst.budget_wait = false;
+  return true;
+}
+
+// The tenant's budget: this partition's slice of it must pay too.
+bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
+  if (const TenantConfig* tenant = config_->FindTenant(a.task.submission.tenant())) {
+    Ledger& ledger = LedgerOf(a.task, *tenant);
     Limits slice;
     slice.max_cost_usd = tenant->max_cost_usd / config_->kafka.partitions;
     slice.max_tokens = tenant->max_tokens / config_->kafka.partitions;
     slice.downgrade_at = 2;  // the tenant's budget does not change tiers
     Spend used{ledger.settled.tokens + ledger.reserved.tokens, ledger.settled.cost_usd + ledger.reserved.cost_usd};
-    AttemptPlan within = PlanAttempt(*config_, agent, plan.tier, input_bytes, slice, ledger.settled, used);
+    AttemptPlan within = PlanAttempt(*config_, a.agent, a.plan.tier, a.input_bytes, slice, ledger.settled, used);
     if (!within.affordable) {
-      std::string why = absl::StrCat("tenant '", task.submission.tenant(), "' has spent its budget for this ",
+      std::string why = absl::StrCat("tenant '", a.task.submission.tenant(), "' has spent its budget for this ",
                                      PeriodName(tenant->period), " (", within.why_not, ")");
       bool in_flight = ledger.reserved.tokens > 0 || ledger.reserved.cost_usd > 0;
       if (in_flight || tenant->on_exhausted == TenantConfig::OnExhausted::kHold) {
         // Calls in flight may settle for less than their worst case: wait for
         // them (and, holding, for the next period at the latest).
-        if (!inst.tenant_wait) ++stats_.tenant_held;
-        inst.tenant_wait = true;
-        inst.retry_at = PeriodEnd(tenant->period, clock_->Now());
-        inst.DisarmAttempt();
-        tenant_waiters_[{task.submission.tenant(), task.partition}].insert({task.id(), step, fan_index});
-        return;
+        if (!a.inst.tenant_wait) ++stats_.tenant_held;
+        a.inst.tenant_wait = true;
+        a.inst.retry_at = PeriodEnd(tenant->period, clock_->Now());
+        a.inst.DisarmAttempt();
+        tenant_waiters_[{a.task.submission.tenant(), a.task.partition}].insert({a.task.id(), a.step, a.fan_index});
+        return false;
       }
       if (tenant->on_exhausted == TenantConfig::OnExhausted::kReject) {
         ++stats_.tenant_rejected;
-        ExhaustBudget(task, why, out);
-        return;
+        ExhaustBudget(a.task, why, out);
+        return false;
       }
     }
-    if (within.max_tokens < plan.max_tokens) plan = within;
+    if (within.max_tokens < a.plan.max_tokens) a.plan = within;
   }
-  inst.tenant_wait = false;
-  // The provider's quota, split between the replicas; interactive work first.
-  std::string quota = rate_.Key(agent.provider, plan.model);
-  if (!quota.empty() &&
-      !TakeQuota(task, step, fan_index, quota, static_cast<int64_t>(input_bytes / 4) + plan.max_tokens)) {
-    return;
-  }
-  // An open circuit breaker: the fallback, or fail fast.
+  a.inst.tenant_wait = false;
+  return true;
+}
+
+// The provider's quota, split between the replicas; interactive work first.
+bool TaskEngine::CheckQuota(DispatchAttempt& a, Outbox* out) {
+  std::string quota = rate_.Key(a.agent.provider, a.plan.model);
+  return quota.empty() ||
+         TakeQuota(a.task, a.step, a.fan_index, quota, static_cast<int64_t>(a.input_bytes / 4) + a.plan.max_tokens);
+}
+
+// An open circuit breaker: the fallback, or fail fast.
+bool TaskEngine::CheckBreaker(DispatchAttempt& a, Outbox* out) {
   std::string open;
-  if (!breakers_.Allow(agent, plan.model, clock_->Now(), &open)) {
-    ++stats_.breaker_rejections;
-    if (metrics_) metrics_->BreakerRejection(agent.name);
-    v1::Error error;
-    error.set_code("circuit_open");
-    error.set_message(absl::StrCat("circuit breaker '", open, "' is open"));
-    AttemptFailed(task, step, fan_index, error, out);
-    return;
-  }
-  if (plan.tier != tier) ++stats_.downgrades;
+  if (breakers_.Allow(a.agent, a.plan.model, clock_->Now(), &open)) return true;
+  ++stats_.breaker_rejections;
+  if (metrics_) metrics_->BreakerRejection(a.agent.name);
+  v1::Error error;
+  error.set_code("circuit_open");
+  error.set_message(absl::StrCat("circuit breaker '", open, "' is open"));
+  AttemptFailed(a.task, a.step, a.fan_index, error, out);
+  return false;
+}
+
+// Every check passed: the attempt is made, its worst case reserved, its
+// work item sent.
+void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
+  Instance& inst = a.inst;
+  const AgentConfig& agent = a.agent;
+  const AttemptPlan& plan = a.plan;
+  if (plan.tier != a.tier) ++stats_.downgrades;
   inst.tier = plan.tier;
   inst.max_tokens = plan.max_tokens;
   absl::Time now = clock_->Now();
@@ -444,15 +508,15 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   }
   ++stats_.dispatched;
   v1::WorkItem w;
-  w.set_task_id(task.id());
-  w.set_step(s.config->id);
-  w.set_fan_index(fan_index);
+  w.set_task_id(a.task.id());
+  w.set_step(a.s.config->id);
+  w.set_fan_index(a.fan_index);
   w.set_attempt(inst.attempt);
   w.set_agent(agent.name);
   w.set_model_tier(plan.tier);
-  *w.mutable_input() = ToStruct(*input);
+  *w.mutable_input() = ToStruct(a.input);
   // Past this the worker does not start the attempt: it would only be retried.
-  absl::Time item_deadline = task.deadline;
+  absl::Time item_deadline = a.task.deadline;
   if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
     item_deadline = std::min(item_deadline, now + agent.schedule_to_start_timeout + agent.timeout);
   }
@@ -464,12 +528,12 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
                                ? absl::InfiniteFuture()
                                : std::max(item_deadline, now + agent.timeout) + kCloseGrace;
   inst.reservations.push_back({inst.attempt, plan.reserve, spend_until});
-  AddReserved(task, plan.reserve, +1);
-  w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), fan_index, inst.attempt));
-  w.set_tenant(task.submission.tenant());
+  AddReserved(a.task, plan.reserve, +1);
+  w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), a.fan_index, inst.attempt));
+  w.set_tenant(a.task.submission.tenant());
   *w.mutable_dispatched_at() = ToProto(now);
-  w.set_event_partition(task.partition);
-  out->work.push_back({agent.name, std::move(w), task.traceparent});
+  w.set_event_partition(a.task.partition);
+  out->work.push_back({agent.name, std::move(w), a.task.traceparent});
 }
 
 void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {

@@ -219,7 +219,19 @@ class TaskEngine {
   // What a step's input template can read: the task's input, finished steps' outputs.
   static InputContext ContextFor(const Task& task);
   void StartStep(Task& task, size_t step, Outbox* out);
+  // Dispatches a step instance: kDispatchChecks in order, then SendWorkItem.
   void Dispatch(Task& task, size_t step, int fan_index, Outbox* out);
+  struct DispatchAttempt;
+  using DispatchCheck = bool (TaskEngine::*)(DispatchAttempt&, Outbox*);
+  static const DispatchCheck kDispatchChecks[];
+  bool BuildInput(DispatchAttempt& a, Outbox* out);
+  bool CheckMaxSteps(DispatchAttempt& a, Outbox* out);
+  bool ServeFromCache(DispatchAttempt& a, Outbox* out);
+  bool CheckTaskBudget(DispatchAttempt& a, Outbox* out);
+  bool CheckTenantBudget(DispatchAttempt& a, Outbox* out);
+  bool CheckQuota(DispatchAttempt& a, Outbox* out);
+  bool CheckBreaker(DispatchAttempt& a, Outbox* out);
+  void SendWorkItem(DispatchAttempt& a, Outbox* out);
   void CompleteStep(Task& task, size_t step, Outbox* out);
   // A failed or timed-out attempt: retry after a backoff, or fail the task.
   void AttemptFailed(Task& task, size_t step, int fan_index, const v1::Error& error, Outbox* out);
