@@ -237,6 +237,10 @@ class TaskEngine {
   void AttemptFailed(Task& task, size_t step, int fan_index, const v1::Error& error, Outbox* out);
   void FireTimers(Task& task, absl::Time now, Outbox* out);
   void Finish(Task& task, v1::TaskStatus status, const v1::Error* error, Outbox* out);
+  // A finished task's result: NewResult's fields, the output (the output
+  // step's, or the best so far), every instance's summary, usage, the share
+  // of its budget spent.
+  static Outbox::Result BuildResult(const Task& task, v1::TaskStatus status, const v1::Error* error, absl::Time now);
   void FailTask(Task& task, const std::string& code, const std::string& message, Outbox* out);
   absl::Duration Backoff(const AgentConfig& agent, int attempt);
   // Budgets (coordinator/budget.h).

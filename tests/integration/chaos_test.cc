@@ -589,7 +589,9 @@ TEST_F(ChaosTest, DevelopmentBrokerFaultsLoseAndDuplicateNothingAtLeastOnce) {
     }
     ++next;
   }, "task", absl::Seconds(300));
-  if (down_since != absl::InfiniteFuture()) EXPECT_TRUE(fleet.BrokerFault("up 1").ok());
+  if (down_since != absl::InfiniteFuture()) {
+    EXPECT_TRUE(fleet.BrokerFault("up 1").ok());
+  }
   EXPECT_EQ(next, plan.size()) << "not every fault was injected";
   std::cerr << "development broker: " << faults << " faults injected\n";
   // The mock cluster keeps about 5 MiB per partition and drops older data

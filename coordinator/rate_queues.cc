@@ -1,0 +1,97 @@
+// TaskEngine's rate-limit queues: dispatches waiting for a provider quota,
+// interactive before batch, first come first served, served as the quota
+// refills.
+#include <algorithm>
+#include <string>
+
+#include "coordinator/task_engine.h"
+#include "coordinator/task_engine_internal.h"
+
+namespace agentfleet {
+
+using namespace task_engine_internal;
+
+bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens) {
+  Instance& inst = task.steps[step].instances[task.steps[step].Index(fan)];
+  int priority = task.submission.priority() == v1::PRIORITY_INTERACTIVE ? 0 : 1;
+  if (inst.rate_seq == 0) inst.rate_seq = ++rate_seq_;
+  Waiter me{priority, inst.rate_seq, task.id(), step, fan};
+  std::set<Waiter>& queue = rate_waiting_[key];
+  queue.erase(me);
+  // Drop waiters whose task finished, moved, or that were dispatched another way.
+  while (!queue.empty() && LiveWaiter(*queue.begin()) == nullptr) queue.erase(queue.begin());
+  bool someone_first = !queue.empty() && *queue.begin() < me;
+  if (someone_first || !rate_.TryTake(key, tokens, clock_->Now())) {
+    if (!inst.rate_wait) {
+      ++stats_.rate_waits;
+      if (metrics_) metrics_->RateWait(key);
+    }
+    inst.rate_wait = true;
+    inst.rate_tokens = tokens;
+    inst.retry_at = absl::InfiniteFuture();
+    inst.DisarmAttempt();
+    queue.insert(me);
+    UpdateRateTimer();
+    return false;
+  }
+  inst.rate_wait = false;
+  inst.rate_seq = 0;
+  if (queue.empty()) rate_waiting_.erase(key);
+  return true;
+}
+
+TaskEngine::Instance* TaskEngine::LiveWaiter(const Waiter& waiter) {
+  const auto& [p, seq, id, st, f] = waiter;
+  auto task = active_.find(id);
+  if (task == active_.end() || st >= task->second->steps.size() || !task->second->steps[st].ValidFan(f)) return nullptr;
+  Instance& inst = task->second->steps[st].instances[task->second->steps[st].Index(f)];
+  return inst.rate_wait && inst.rate_seq == seq ? &inst : nullptr;
+}
+
+void TaskEngine::ServeRateQueues(Outbox* out) {
+  for (auto it = rate_waiting_.begin(); it != rate_waiting_.end();) {
+    std::string key = it->first;
+    for (;;) {
+      auto q = rate_waiting_.find(key);
+      if (q == rate_waiting_.end() || q->second.empty()) break;
+      auto [p, seq, id, st, f] = *q->second.begin();
+      if (LiveWaiter(*q->second.begin()) == nullptr) {
+        q->second.erase(q->second.begin());
+        continue;
+      }
+      Task& t = *active_.at(id);
+      Dispatch(t, st, f, out);
+      if (!t.finished) Touch(t);
+      // Still at the head and waiting: the quota is empty for now.
+      auto again = rate_waiting_.find(key);
+      if (again != rate_waiting_.end() && !again->second.empty() && *again->second.begin() == Waiter{p, seq, id, st, f}) {
+        break;
+      }
+    }
+    it = rate_waiting_.upper_bound(key);
+    if (auto q = rate_waiting_.find(key); q != rate_waiting_.end() && q->second.empty()) rate_waiting_.erase(q);
+  }
+  UpdateRateTimer();
+}
+
+void TaskEngine::UpdateRateTimer() {
+  rate_next_ = absl::InfiniteFuture();
+  absl::Time now = clock_->Now();
+  for (const auto& [key, queue] : rate_waiting_) {
+    if (queue.empty()) continue;
+    const Instance* head = LiveWaiter(*queue.begin());
+    if (head == nullptr) {
+      rate_next_ = now;  // a stale head to clear
+      continue;
+    }
+    rate_next_ = std::min(rate_next_, rate_.ReadyAt(key, head->rate_tokens, now));
+  }
+}
+
+size_t TaskEngine::rate_waiting() const {
+  size_t n = 0;
+  for (const auto& [key, queue] : rate_waiting_) n += queue.size();
+  return n;
+}
+
+}  // namespace agentfleet

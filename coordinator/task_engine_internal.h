@@ -1,0 +1,181 @@
+// What TaskEngine's source files share (task_engine.cc, task_engine_state.cc,
+// tenant_ledgers.cc, rate_queues.cc): the in-memory task, its steps and
+// their instances, and small helpers. Internal to coordinator/.
+#pragma once
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "coordinator/task_engine.h"
+#include "google/protobuf/util/time_util.h"
+#include "nlohmann/json.hpp"
+
+namespace agentfleet {
+namespace task_engine_internal {
+
+using Json = nlohmann::json;
+using google::protobuf::util::TimeUtil;
+
+inline google::protobuf::Timestamp ToProto(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+inline absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+}
+
+// Time a finished result may still arrive after an attempt's own timeout
+// (the worker enforces the timeout; this covers delivery).
+inline constexpr absl::Duration kCloseGrace = absl::Seconds(5);
+
+// The one place a result starts: what every result carries, from its
+// submission (id, tenant, workflow, labels, submitted_at), with its status,
+// error (if any) and the time it finished. Callers add what they know
+// besides: acceptance, usage, steps, output.
+inline v1::TaskResult NewResult(const v1::TaskSubmission& submission, v1::TaskStatus status, const v1::Error* error,
+                         absl::Time finished) {
+  v1::TaskResult r;
+  r.set_task_id(submission.task_id());
+  r.set_tenant(submission.tenant());
+  r.set_workflow(submission.workflow());
+  r.set_status(status);
+  if (error) *r.mutable_error() = *error;
+  *r.mutable_submitted_at() = submission.submitted_at();
+  *r.mutable_finished_at() = ToProto(finished);
+  *r.mutable_labels() = submission.labels();
+  return r;
+}
+
+inline v1::Error MakeError(const std::string& code, const std::string& message) {
+  v1::Error e;
+  e.set_code(code);
+  e.set_message(message);
+  return e;
+}
+
+}  // namespace task_engine_internal
+
+using task_engine_internal::Json;
+
+struct TaskEngine::Instance {
+  int attempt = 0;
+  v1::StepStatus status = v1::STEP_STATUS_PENDING;
+  Json output;
+  v1::Usage usage;  // summed over attempts
+  std::string model;
+  std::string worker;
+  int64_t latency_ms = 0;
+  v1::Error error;
+  absl::Time dispatched_at = absl::InfinitePast();
+  absl::Time schedule_deadline = absl::InfiniteFuture();
+  absl::Time heartbeat_deadline = absl::InfiniteFuture();
+  absl::Time close_deadline = absl::InfiniteFuture();
+  absl::Time retry_at = absl::InfiniteFuture();
+  std::string tier;     // of the latest attempt (a budget may move it to a cheaper one)
+  int max_tokens = 0;   // the latest attempt's cap (a budget may lower it)
+  struct Reservation {
+    int attempt = 0;
+    Spend spend;
+    absl::Time expires = absl::InfiniteFuture();
+  };
+  std::vector<Reservation> reservations;  // attempts that may still spend
+  bool budget_wait = false;  // waiting for budget to be released before dispatch
+  bool tenant_wait = false;  // held by its tenant's exhausted budget until retry_at
+  // The fallback, once the instance moved to it (at attempt fallback_from).
+  int fallback_from = 0;
+  const AgentConfig* fallback_agent = nullptr;  // another agent
+  std::string fallback_tier;                    // or another tier of the step's agent
+  std::string note;                             // why the instance is degraded
+  bool in_fallback() const { return fallback_agent != nullptr || !fallback_tier.empty(); }
+  bool cached = false;      // served from the result cache
+  // A sub-step its step's agent asked for (spawn): its agent and input.
+  const AgentConfig* spawn_agent = nullptr;
+  Json spawn_input;
+  bool rate_wait = false;   // waiting in a quota's queue
+  uint64_t rate_seq = 0;    // its place in that queue
+  int64_t rate_tokens = 0;  // the tokens it needs from the quota
+  std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
+
+  bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
+  void DisarmAttempt() {
+    schedule_deadline = heartbeat_deadline = close_deadline = absl::InfiniteFuture();
+  }
+  absl::Time NextTimer() const {
+    absl::Time next = absl::InfiniteFuture();
+    for (const Reservation& r : reservations) next = std::min(next, r.expires);
+    if (tenant_wait) return std::min(next, retry_at);
+    if (done() || attempt == 0) return next;
+    return std::min({next, schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
+  }
+  // Removes the reservation of `attempt_number` and returns it; nullopt if
+  // there was none.
+  std::optional<Spend> Release(int attempt_number) {
+    auto it = std::find_if(reservations.begin(), reservations.end(),
+                           [&](const Reservation& r) { return r.attempt == attempt_number; });
+    if (it == reservations.end()) return std::nullopt;
+    Spend spend = it->spend;
+    reservations.erase(it);
+    return spend;
+  }
+};
+
+struct TaskEngine::StepRun {
+  const StepConfig* config = nullptr;
+  const AgentConfig* agent = nullptr;
+  size_t waiting_on = 0;  // unfinished dependencies
+  bool started = false;
+  bool complete = false;
+  bool fanned_out = false;
+  std::vector<Instance> instances;
+  size_t succeeded = 0;
+  size_t failed = 0;  // instances of an optional step that failed for good
+  Json output;  // set when the step is complete
+  std::vector<size_t> dependents;
+
+  // Instance index <-> the fan_index of its work items: element i of a
+  // fanned-out step is fan i; a plain step's one instance is fan -1; a
+  // spawning step's own call is fan -1 (instance 0) and its sub-step i is
+  // fan i (instance i + 1).
+  bool spawns() const { return config->spawn.has_value(); }
+  size_t Index(int fan) const { return fanned_out ? fan : spawns() ? fan + 1 : 0; }
+  int Fan(size_t index) const {
+    return fanned_out ? static_cast<int>(index) : spawns() ? static_cast<int>(index) - 1 : -1;
+  }
+  bool ValidFan(int fan) const {
+    if (fanned_out) return fan >= 0 && static_cast<size_t>(fan) < instances.size();
+    if (spawns()) return fan >= -1 && static_cast<size_t>(fan + 1) < instances.size();
+    return fan == -1;
+  }
+};
+
+struct TaskEngine::Task {
+  v1::TaskSubmission submission;
+  std::string traceparent;
+  std::string parent_traceparent;
+  int32_t partition = 0;
+  const WorkflowConfig* workflow = nullptr;
+  Json input;
+  std::vector<StepRun> steps;
+  absl::flat_hash_map<std::string, size_t> step_index;
+  size_t steps_done = 0;
+  absl::Time accepted_at;
+  absl::Time deadline = absl::InfiniteFuture();
+  v1::Usage usage;
+  Limits limits;
+  absl::Time armed = absl::InfiniteFuture();  // the entry in timers_
+  bool kick = false;  // restored with ready steps not started: start them at the next Tick
+  bool kick_budget = false;  // restored with instances waiting for budget: retry them at the next Tick
+  bool kick_rate = false;    // restored with instances waiting for a quota: queue them at the next Tick
+  bool degraded = false;  // an optional step failed or a fallback served: the task ends PARTIAL
+  // Finish() ran: the task has its result and is out of active_; nothing may
+  // dispatch, arm timers or write state for it any more.
+  bool finished = false;
+
+  const std::string& id() const { return submission.task_id(); }
+};
+
+}  // namespace agentfleet

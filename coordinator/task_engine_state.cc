@@ -1,0 +1,276 @@
+// TaskEngine's durable state: snapshots of running tasks and finished
+// records for the state topic, restoring them on another replica, and
+// forgetting partitions this replica no longer owns.
+#include <algorithm>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "codec/codec.h"
+#include "codec/json_value.h"
+#include "coordinator/task_engine.h"
+#include "coordinator/task_engine_internal.h"
+
+namespace agentfleet {
+
+using namespace task_engine_internal;
+
+v1::TaskState TaskEngine::Snapshot(const Task& task) const {
+  v1::TaskState st;
+  *st.mutable_submission() = task.submission;
+  *st.mutable_accepted_at() = ToProto(task.accepted_at);
+  if (task.deadline != absl::InfiniteFuture()) *st.mutable_deadline() = ToProto(task.deadline);
+  *st.mutable_usage() = task.usage;
+  st.set_traceparent(task.traceparent);
+  if (!task.parent_traceparent.empty()) st.set_parent_traceparent(task.parent_traceparent);
+  for (const StepRun& s : task.steps) {
+    if (!s.started) continue;
+    if (s.fanned_out || s.spawns()) (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
+    for (size_t i = 0; i < s.instances.size(); ++i) {
+      const Instance& inst = s.instances[i];
+      v1::StepState* ss = st.add_steps();
+      ss->set_step(s.config->id);
+      ss->set_fan_index(s.Fan(i));
+      ss->set_status(inst.status);
+      ss->set_attempt(inst.attempt);
+      ss->set_model_tier(inst.tier.empty() ? s.config->model_tier : inst.tier);
+      ss->set_budget_wait(inst.budget_wait);
+      ss->set_max_tokens(inst.max_tokens);
+      ss->set_fallback_from(inst.fallback_from);
+      if (inst.fallback_agent) ss->set_fallback_agent(inst.fallback_agent->name);
+      ss->set_fallback_tier(inst.fallback_tier);
+      ss->set_note(inst.note);
+      ss->set_cached(inst.cached);
+      ss->set_rate_wait(inst.rate_wait);
+      ss->set_tenant_wait(inst.tenant_wait);
+      if (inst.spawn_agent) {
+        ss->set_spawn_agent(inst.spawn_agent->name);
+        *ss->mutable_spawn_input() = ToStruct(inst.spawn_input);
+      }
+      for (const auto& res : inst.reservations) {
+        v1::Reservation* rp = ss->add_reservations();
+        rp->set_attempt(res.attempt);
+        rp->set_tokens(res.spend.tokens);
+        rp->set_cost_usd(res.spend.cost_usd);
+        if (res.expires != absl::InfiniteFuture()) *rp->mutable_expires() = ToProto(res.expires);
+      }
+      if (inst.status == v1::STEP_STATUS_SUCCEEDED) *ss->mutable_output() = ToStruct(inst.output);
+      if (!inst.error.code().empty()) *ss->mutable_error() = inst.error;
+      *ss->mutable_usage() = inst.usage;
+      ss->set_latency_ms(inst.latency_ms);
+      ss->set_worker(inst.worker);
+      ss->set_model(inst.model);
+      if (inst.dispatched_at != absl::InfinitePast()) *ss->mutable_dispatched_at() = ToProto(inst.dispatched_at);
+      // Unset timers are InfiniteFuture in memory and absent on the wire.
+      constexpr absl::Time kUnset = absl::InfiniteFuture();
+      if (inst.schedule_deadline != kUnset) *ss->mutable_schedule_deadline() = ToProto(inst.schedule_deadline);
+      if (inst.heartbeat_deadline != kUnset) *ss->mutable_heartbeat_deadline() = ToProto(inst.heartbeat_deadline);
+      if (inst.close_deadline != kUnset) *ss->mutable_close_deadline() = ToProto(inst.close_deadline);
+      if (inst.retry_at != kUnset) *ss->mutable_retry_at() = ToProto(inst.retry_at);
+    }
+  }
+  return st;
+}
+
+void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
+  for (const std::string& id : dirty_) {
+    StateChange change;
+    change.task_id = id;
+    change.partition = dirty_partition_[id];
+    if (auto it = active_.find(id); it != active_.end()) {
+      change.state = Snapshot(*it->second);
+    } else if (auto f = finished_.find(id); f != finished_.end()) {
+      // Compact: enough to recognise a resubmission until the retention ends.
+      v1::TaskState st;
+      st.mutable_submission()->set_task_id(id);
+      st.set_finished(true);
+      *st.mutable_finished_at() = ToProto(f->second.at);
+      change.state = std::move(st);
+    }  // else: tombstone
+    changes->push_back(std::move(change));
+  }
+  dirty_.clear();
+  dirty_partition_.clear();
+  for (const auto& key : dirty_ledgers_) {
+    auto it = ledgers_.find(key);
+    if (it == ledgers_.end()) continue;
+    StateChange change;
+    change.task_id = LedgerKey(key.first);
+    change.partition = key.second;
+    v1::TenantLedger l;
+    l.set_tenant(key.first);
+    *l.mutable_period_start() = ToProto(it->second.period_start);
+    l.set_cost_usd(it->second.settled.cost_usd);
+    l.set_tokens(it->second.settled.tokens);
+    change.ledger = std::move(l);
+    changes->push_back(std::move(change));
+  }
+  dirty_ledgers_.clear();
+}
+
+void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::TaskState>& state,
+                         int32_t partition) {
+  // Replace whatever the engine had for this id (a pending failure included).
+  orphans_.erase(std::remove_if(orphans_.begin(), orphans_.end(),
+                                [&](const Orphan& o) { return o.state.submission().task_id() == task_id; }),
+                 orphans_.end());
+  if (auto it = active_.find(task_id); it != active_.end()) {
+    if (it->second->armed != absl::InfiniteFuture()) timers_.erase({it->second->armed, task_id});
+    for (const StepRun& s : it->second->steps) {
+      for (const Instance& inst : s.instances) {
+        for (const auto& res : inst.reservations) AddReserved(*it->second, res.spend, -1);
+      }
+    }
+    active_.erase(it);
+  }
+  if (auto f = finished_.find(task_id); f != finished_.end()) {
+    expiries_.erase({f->second.at + config_->coordinator.finished_retention, task_id});
+    finished_.erase(f);
+  }
+  dirty_.erase(task_id);
+  if (!state) return;
+  ++stats_.restored;
+  if (state->finished()) {
+    Remember(task_id, FromProto(state->finished_at()), partition);
+    dirty_.erase(task_id);  // already durable
+    return;
+  }
+  const WorkflowConfig* wf = config_->FindWorkflow(state->submission().workflow());
+  if (wf == nullptr) {
+    orphans_.push_back({*state, partition, "workflow_removed",
+                        absl::StrCat("workflow '", state->submission().workflow(),
+                                     "' is no longer in the fleet config")});
+    return;
+  }
+  std::unique_ptr<Task> task = NewTask(state->submission(), wf, state->traceparent(), partition);
+  task->parent_traceparent = state->parent_traceparent();
+  task->accepted_at = FromProto(state->accepted_at());
+  task->deadline = state->has_deadline() ? FromProto(state->deadline()) : absl::InfiniteFuture();
+  task->usage = state->usage();
+  for (const auto& [step, count] : state->fan_out()) {
+    auto it = task->step_index.find(step);
+    if (it == task->step_index.end()) continue;
+    StepRun& s = task->steps[it->second];
+    s.started = true;
+    s.fanned_out = !s.spawns();
+    s.instances.resize(count);
+  }
+  auto timer = [](bool has, const google::protobuf::Timestamp& t) {
+    return has ? FromProto(t) : absl::InfiniteFuture();
+  };
+  for (const v1::StepState& ss : state->steps()) {
+    auto it = task->step_index.find(ss.step());
+    if (it == task->step_index.end()) continue;
+    StepRun& s = task->steps[it->second];
+    s.started = true;
+    if (!s.ValidFan(ss.fan_index()) && s.fanned_out) continue;
+    size_t index = s.Index(ss.fan_index());
+    if (s.instances.size() <= index) s.instances.resize(index + 1);
+    Instance& inst = s.instances[index];
+    inst.attempt = ss.attempt();
+    inst.status = ss.status();
+    if (ss.has_output()) inst.output = FromStruct(ss.output());
+    inst.error = ss.error();
+    inst.usage = ss.usage();
+    inst.latency_ms = ss.latency_ms();
+    inst.worker = ss.worker();
+    inst.model = ss.model();
+    if (ss.has_dispatched_at()) inst.dispatched_at = FromProto(ss.dispatched_at());
+    inst.schedule_deadline = timer(ss.has_schedule_deadline(), ss.schedule_deadline());
+    inst.heartbeat_deadline = timer(ss.has_heartbeat_deadline(), ss.heartbeat_deadline());
+    inst.close_deadline = timer(ss.has_close_deadline(), ss.close_deadline());
+    inst.retry_at = timer(ss.has_retry_at(), ss.retry_at());
+    inst.tier = ss.model_tier();
+    inst.budget_wait = ss.budget_wait();
+    inst.max_tokens = ss.max_tokens();
+    inst.fallback_from = ss.fallback_from();
+    inst.fallback_agent = ss.fallback_agent().empty() ? nullptr : config_->FindAgent(ss.fallback_agent());
+    inst.fallback_tier = ss.fallback_tier();
+    inst.note = ss.note();
+    inst.cached = ss.cached();
+    inst.rate_wait = ss.rate_wait();  // re-queued at the next Tick
+    if (!ss.spawn_agent().empty()) {
+      inst.spawn_agent = config_->FindAgent(ss.spawn_agent());
+      inst.spawn_input = FromStruct(ss.spawn_input());
+    }
+    task->kick_rate = task->kick_rate || inst.rate_wait;
+    task->kick_budget = task->kick_budget || inst.budget_wait;
+    for (const v1::Reservation& rp : ss.reservations()) {
+      inst.reservations.push_back(
+          {rp.attempt(), {rp.tokens(), rp.cost_usd()}, timer(rp.has_expires(), rp.expires())});
+      AddReserved(*task, {rp.tokens(), rp.cost_usd()}, +1);
+    }
+    inst.tenant_wait = ss.tenant_wait();
+    if (inst.tenant_wait) {
+      tenant_waiters_[{task->submission.tenant(), partition}].insert({task_id, it->second, ss.fan_index()});
+      tenant_wakes_.insert({task->submission.tenant(), partition});  // retry once restored
+    }
+  }
+  // Derive completion, outputs and readiness from the instances.
+  Task& t = *task;
+  for (size_t i = 0; i < t.steps.size(); ++i) {
+    StepRun& s = t.steps[i];
+    if (!s.started) continue;
+    s.succeeded = s.failed = 0;
+    for (const Instance& inst : s.instances) {
+      s.succeeded += inst.status == v1::STEP_STATUS_SUCCEEDED;
+      s.failed += inst.status == v1::STEP_STATUS_FAILED && s.config->optional;
+      t.degraded = t.degraded || (inst.status == v1::STEP_STATUS_SUCCEEDED && inst.in_fallback()) ||
+                   (inst.status == v1::STEP_STATUS_FAILED && s.config->optional);
+    }
+    if (s.succeeded + s.failed == s.instances.size()) {
+      s.complete = true;
+      ++t.steps_done;
+      s.output = StepOutput(s);
+      for (size_t d : s.dependents) --t.steps[d].waiting_on;
+    }
+  }
+  for (const StepRun& s : t.steps) t.kick = t.kick || (!s.started && s.waiting_on == 0);
+  active_[task_id] = std::move(task);
+  Touch(t);
+  dirty_.erase(task_id);  // restored state is already durable
+}
+
+void TaskEngine::RestoreUnreadable(const std::string& task_id, const std::string& reason,
+                                   int32_t partition) {
+  // Whatever older snapshot was restored is not the task's state: do not run
+  // from it (that would redo finished work). Fail the task, saying why.
+  Restore(task_id, std::nullopt, partition);
+  v1::TaskState state;
+  state.mutable_submission()->set_task_id(task_id);
+  orphans_.push_back({std::move(state), partition, "state_unreadable",
+                      absl::StrCat("the coordinator's saved state of this task is unreadable: ", reason)});
+}
+
+void TaskEngine::DropPartitions(const std::set<int32_t>& partitions) {
+  for (auto it = ledgers_.begin(); it != ledgers_.end();) {
+    if (partitions.count(it->first.second)) {
+      dirty_ledgers_.erase(it->first);
+      ledgers_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  orphans_.erase(std::remove_if(orphans_.begin(), orphans_.end(),
+                                [&](const Orphan& o) { return partitions.count(o.partition) > 0; }),
+                 orphans_.end());
+  for (auto it = active_.begin(); it != active_.end();) {
+    if (partitions.count(it->second->partition)) {
+      if (it->second->armed != absl::InfiniteFuture()) timers_.erase({it->second->armed, it->first});
+      dirty_.erase(it->first);
+      active_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = finished_.begin(); it != finished_.end();) {
+    if (partitions.count(it->second.partition)) {
+      expiries_.erase({it->second.at + config_->coordinator.finished_retention, it->first});
+      dirty_.erase(it->first);
+      finished_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace agentfleet
