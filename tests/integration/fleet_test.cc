@@ -11,17 +11,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "cli/run_summary.h"
+#include "audit/reference_run.h"
 #include "cli/tasks_input.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
+#include "fleet/run_summary.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
 #include "tests/integration/fleet_harness.h"
-#include "cli/reference_run.h"
 
 namespace agentfleet::testing {
 namespace {

@@ -27,10 +27,16 @@ declare -A allowed=(
   [service]="common config http kafka metrics service"
   [coordinator]="common codec config kafka metrics service tracing workflow coordinator"
   [worker]="common codec config kafka metrics provider service tracing worker"
-  # Exception (issue 16, open): bench and cli include each other — the CLI
-  # runs `agentfleet bench`, the bench uses the CLI's result collector.
-  [bench]="common codec config kafka provider coordinator worker cli bench"
-  [cli]="common codec config kafka http metrics provider tracing workflow service coordinator worker bench cli"
+  # A local fleet of processes and its results: for the CLI's demo and the bench.
+  [fleet]="common codec config kafka fleet"
+  # The audit's reference run is the one place besides the services that
+  # uses the coordinator's engine and the worker's execution.
+  [audit]="common codec config kafka provider coordinator worker audit"
+  # The micro-benchmarks (bench/micro) time the coordinator's and the
+  # worker's code in process.
+  [bench]="common codec config kafka provider coordinator worker fleet bench"
+  # The CLI runs `agentfleet bench`; nothing includes the CLI.
+  [cli]="common codec config kafka http metrics provider tracing workflow service fleet audit bench cli"
 )
 # Files besides kafka/ that may include librdkafka, and why (none today).
 declare -A librdkafka_exceptions=()

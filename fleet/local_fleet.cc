@@ -1,4 +1,4 @@
-#include "cli/local_fleet.h"
+#include "fleet/local_fleet.h"
 
 #include <fstream>
 

@@ -1,10 +1,10 @@
-#include "cli/audit.h"
+#include "audit/audit.h"
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "cli/reference_run.h"
+#include "audit/reference_run.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
 #include "coordinator/budget.h"

@@ -1,4 +1,4 @@
-#include "cli/reference_run.h"
+#include "audit/reference_run.h"
 
 #include <deque>
 

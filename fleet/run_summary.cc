@@ -1,4 +1,4 @@
-#include "cli/run_summary.h"
+#include "fleet/run_summary.h"
 
 #include <unistd.h>
 
