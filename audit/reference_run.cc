@@ -37,12 +37,12 @@ std::optional<v1::TaskResult> RunLocally(const FleetConfig& config, const v1::Ta
     queue.pop_front();
     auto request = MakeRequest(config, item);
     if (!request.ok()) {
-      engine.OnEvent(MakeFailure(item, kInvalidWorkItem, std::string(request.status().message()), false, "local"), &out);
+      engine.OnEvent(MakeFailure(item, kInvalidWorkItem, std::string(request.status().message()), false, "local", clock.Now()), &out);
       continue;
     }
     const ProviderConfig& provider = config.providers.at(config.FindAgent(item.agent())->provider);
     SimulatedProvider sim(provider, nullptr);
-    engine.OnEvent(MakeResult(config, item, sim.Respond(*request), "local"), &out);
+    engine.OnEvent(MakeResult(config, item, sim.Respond(*request), "local", clock.Now()), &out);
   }
   if (out.results.empty()) return std::nullopt;
   return out.results.front().result;

@@ -208,7 +208,7 @@ absl::Status Validate(const v1::TenantLedger& m) {
   return absl::OkStatus();
 }
 
-v1::WorkEvent WorkEventFor(const v1::WorkItem& item) {
+v1::WorkEvent WorkEventFor(const v1::WorkItem& item, absl::Time at) {
   v1::WorkEvent e;
   e.set_task_id(item.task_id());
   e.set_step(item.step());
@@ -216,13 +216,13 @@ v1::WorkEvent WorkEventFor(const v1::WorkItem& item) {
   e.set_attempt(item.attempt());
   e.set_idempotency_key(item.idempotency_key());
   // Not TimeUtil::GetCurrentTime(): Debian's protobuf gives it whole seconds.
-  *e.mutable_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+  *e.mutable_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(at));
   return e;
 }
 
 v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code, const std::string& message,
-                          bool retryable, const std::string& worker) {
-  v1::WorkEvent e = WorkEventFor(item);
+                          bool retryable, const std::string& worker, absl::Time at) {
+  v1::WorkEvent e = WorkEventFor(item, at);
   v1::WorkResult* r = e.mutable_result();
   r->set_status(v1::RESULT_STATUS_ERROR);
   r->set_worker(worker);

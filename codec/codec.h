@@ -90,14 +90,15 @@ template <typename T>
 // usable id.
 std::string ReadableTaskId(absl::string_view payload, size_t max_payload_bytes);
 
-// An event about `item`'s attempt (ids, attempt, idempotency key, now), of
-// no kind yet: the worker adds a receipt, heartbeat or result.
-v1::WorkEvent WorkEventFor(const v1::WorkItem& item);
+// An event about `item`'s attempt (ids, attempt, idempotency key) made at
+// `at` (the caller's Clock), of no kind yet: the worker adds a receipt,
+// heartbeat or result.
+v1::WorkEvent WorkEventFor(const v1::WorkItem& item, absl::Time at);
 
 // A result event reporting that `item`'s attempt could not run at all (the
 // worker's invalid input or shutdown, the coordinator's oversized item).
 v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code, const std::string& message,
-                          bool retryable, const std::string& worker);
+                          bool retryable, const std::string& worker, absl::Time at);
 
 // "<task_id>/<step>/<fan_index>/<attempt>": unique per work attempt.
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,

@@ -201,7 +201,7 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
 }
 
 void Coordinator::LogProgress() {
-  absl::Time now = absl::Now();
+  absl::Time now = clock_->Now();
   if (now < next_progress_log_) return;
   next_progress_log_ = now + absl::Seconds(10);
   const EngineStats& s = engine_.stats();
@@ -259,7 +259,8 @@ absl::Status Coordinator::CommitNow(bool rewind) {
 
 absl::Status Coordinator::AbortAndRewind(const absl::Status& cause, bool rewind) {
   // The broker may be down for a while (a restart, a leader election): keep
-  // trying for a few Kafka timeouts before giving up (and exiting).
+  // trying for a few Kafka timeouts before giving up (and restarting). Real
+  // time, not clock_: this waits for a real broker.
   absl::Time deadline = absl::Now() + 4 * options_.kafka_timeout;
   absl::Status aborted = producer_->AbortTransaction(options_.kafka_timeout);
   while (!aborted.ok() && !absl::IsFailedPrecondition(aborted) && absl::Now() < deadline) {
@@ -320,7 +321,7 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
   for (const auto& tp : partitions) {
     if (tp.topic == topics_.tasks && !owned_.count(tp.partition)) gained.push_back(tp.partition);
   }
-  absl::Time start = absl::Now();
+  absl::Time start = clock_->Now();
   auto records = state_reader_(gained);
   if (!records.ok()) {
     if (failure_.ok()) failure_ = records.status();
@@ -389,7 +390,7 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
        {"state_records", absl::StrCat(records->size())},
        {"restored", absl::StrCat(engine_.stats().restored - restored_before)},
        {"active_tasks", absl::StrCat(engine_.active_tasks())},
-       {"restore_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
+       {"restore_ms", absl::StrCat(absl::ToInt64Milliseconds(clock_->Now() - start))}});
 }
 
 absl::Status Coordinator::Produce(OutboundMessage message) {
@@ -521,7 +522,7 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
       engine_.OnEvent(MakeFailure(w.item, kMessageTooLarge,
                                   absl::StrCat("the work item (", bytes, " bytes) exceeds kafka.max_message_bytes (",
                                                limit, ")"),
-                                  /*retryable=*/false, "coordinator"),
+                                  /*retryable=*/false, "coordinator", clock_->Now()),
                       next);
       continue;
     }

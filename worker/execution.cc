@@ -39,21 +39,21 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
   return r;
 }
 
-v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker) {
-  v1::WorkEvent e = WorkEventFor(item);
+v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker, absl::Time at) {
+  v1::WorkEvent e = WorkEventFor(item, at);
   e.mutable_receipt()->set_worker(worker);
   return e;
 }
 
-v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker) {
-  v1::WorkEvent e = WorkEventFor(item);
+v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker, absl::Time at) {
+  v1::WorkEvent e = WorkEventFor(item, at);
   e.mutable_heartbeat()->set_worker(worker);
   return e;
 }
 
 v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
-                         const ModelResponse& response, const std::string& worker) {
-  v1::WorkEvent e = WorkEventFor(item);
+                         const ModelResponse& response, const std::string& worker, absl::Time at) {
+  v1::WorkEvent e = WorkEventFor(item, at);
   v1::WorkResult* r = e.mutable_result();
   r->set_model(response.model);
   r->set_latency_ms(absl::ToInt64Milliseconds(response.latency));

@@ -20,16 +20,16 @@ namespace agentfleet {
 [[nodiscard]] absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::WorkItem& item);
 
 // A receipt event for `item`.
-v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker);
+v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker, absl::Time at);
 
 // The result event for `item` given the provider's response. An OK response
 // whose output fails the agent's schema becomes a retryable
 // "schema_violation" error. Cost comes from the pricing table.
 v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
-                         const ModelResponse& response, const std::string& worker);
+                         const ModelResponse& response, const std::string& worker, absl::Time at);
 
 // A heartbeat event for `item`.
-v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker);
+v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker, absl::Time at);
 
 // The events partition the item's events go to (-1: by key).
 inline int32_t EventPartition(const v1::WorkItem& item) {

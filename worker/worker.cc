@@ -200,7 +200,7 @@ void Worker::Handle(const Message& m) {
   auto request = MakeRequest(*config_, *item);
   if (!request.ok() && absl::IsInvalidArgument(request.status())) {
     ++stats_.failed;  // a sound message whose input does not fit the prompt
-    Report(MakeFailure(*item, kInvalidInput, std::string(request.status().message()), false, options_.worker_id),
+    Report(MakeFailure(*item, kInvalidInput, std::string(request.status().message()), false, options_.worker_id, options_.clock->Now()),
            item->agent(), traceparent, EventPartition(*item), partition, m.offset, generation);
     return;
   }
@@ -211,7 +211,7 @@ void Worker::Handle(const Message& m) {
     if (metrics_) metrics_->DeadLetter(m.topic);
     SendToDeadLetter(*producer_, topics_.dlq, m, why, kComponent, config_->kafka.max_message_bytes).IgnoreError();
     ++stats_.failed;
-    Report(MakeFailure(*item, kInvalidWorkItem, why, false, options_.worker_id), item->agent(), traceparent,
+    Report(MakeFailure(*item, kInvalidWorkItem, why, false, options_.worker_id, options_.clock->Now()), item->agent(), traceparent,
            EventPartition(*item), partition, m.offset, generation);
     return;
   }
@@ -227,7 +227,7 @@ void Worker::Handle(const Message& m) {
   if (item->has_deadline() && TimeUtil::TimestampToNanoseconds(item->deadline()) < absl::ToUnixNanos(options_.clock->Now())) {
     ++stats_.failed;
     Report(MakeFailure(*item, kTimeout, "the item's deadline passed before it started", true,
-                       options_.worker_id),
+                       options_.worker_id, options_.clock->Now()),
            item->agent(), traceparent, EventPartition(*item), partition, m.offset, generation);
     return;
   }
@@ -255,7 +255,7 @@ void Worker::Handle(const Message& m) {
       absl::MutexLock lock(&running_mu_);
       if (running_.erase(key) == 0) return;  // already reported by the drain
     }
-    v1::WorkEvent result = MakeResult(*config_, item, response, options_.worker_id);
+    v1::WorkEvent result = MakeResult(*config_, item, response, options_.worker_id, options_.clock->Now());
     if (result.result().status() == v1::RESULT_STATUS_OK) {
       ++stats_.succeeded;
     } else {
@@ -352,7 +352,7 @@ void Worker::AbandonRunning() {
   for (const Running& r : left) {
     ++stats_.abandoned;
     Report(MakeFailure(r.item, kWorkerShutdown, "the worker shut down before the call finished", true,
-                       options_.worker_id),
+                       options_.worker_id, options_.clock->Now()),
            r.item.agent(), r.traceparent, EventPartition(r.item), r.partition, r.offset, r.generation);
   }
 }
@@ -367,7 +367,7 @@ void Worker::Heartbeat() {
     for (auto& [key, r] : running_) {
       if (now - r.last_beat < options_.heartbeat_interval) continue;
       r.last_beat = now;
-      beats.push_back({MakeHeartbeat(r.item, options_.worker_id), {r.traceparent, EventPartition(r.item)}});
+      beats.push_back({MakeHeartbeat(r.item, options_.worker_id, now), {r.traceparent, EventPartition(r.item)}});
     }
   }
   for (auto& [event, where] : beats) {
@@ -388,7 +388,7 @@ void Worker::SendDueReceipts() {
       pending_receipts_.pop();
       if (it == running_.end()) continue;  // finished: its result says it all
       const Running& r = it->second;
-      receipts.push_back({MakeReceipt(r.item, options_.worker_id), {r.traceparent, EventPartition(r.item)}});
+      receipts.push_back({MakeReceipt(r.item, options_.worker_id, now), {r.traceparent, EventPartition(r.item)}});
     }
   }
   for (auto& [event, where] : receipts) {

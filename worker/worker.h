@@ -64,8 +64,8 @@ struct WorkerOptions {
   // stalled in the client; the worker resumes it and seeks to its position.
   absl::Duration stall_after = absl::Seconds(30);
   // What decides when things are due: receipts, heartbeats, pausing, stall
-  // checks, an item's deadline, a call's span. (Events are stamped with
-  // the wall clock, by the codec's WorkEventFor.) Real time still bounds
+  // checks, an item's deadline, a call's span, the time events are stamped
+  // with. Real time still bounds
   // the waits of the drain (they wait for real threads). Must outlive the
   // worker.
   const Clock* clock = SystemClock::Get();

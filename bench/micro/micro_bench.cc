@@ -42,7 +42,7 @@ struct Fixture {
     auto decoded = Decode<v1::WorkItem>(item.payload, item.headers, 1 << 20);
     auto request = MakeRequest(config, *decoded);
     ModelResponse response = provider->Respond(*request);
-    return Encode(MakeResult(config, *decoded, response, "w1"), traceparent);
+    return Encode(MakeResult(config, *decoded, response, "w1", clock.Now()), traceparent);
   }
   FleetConfig config;
   FakeClock clock;
@@ -112,7 +112,7 @@ void BM_EngineStep(benchmark::State& state) {
   for (auto _ : state) {
     Outbox out, done;
     f.engine->Submit(f.Submission("one"), f.traceparent, 0, &out).IgnoreError();
-    f.engine->OnEvent(MakeResult(f.config, out.work.at(0).item, response, "w1"), &done);
+    f.engine->OnEvent(MakeResult(f.config, out.work.at(0).item, response, "w1", f.clock.Now()), &done);
     f.engine->TakeStateChanges(&changes);
     changes.clear();
   }

@@ -168,7 +168,7 @@ TEST_P(ProviderTest, AnOutputThatFailsTheAgentSchemaNeverLeavesTheWorker) {
   v1::WorkItem item;
   item.set_agent("classifier");
   item.set_task_id("t1");
-  v1::WorkEvent event = MakeResult(config, item, r, "w1");
+  v1::WorkEvent event = MakeResult(config, item, r, "w1", absl::Now());
   EXPECT_EQ(event.result().status(), v1::RESULT_STATUS_ERROR);
   EXPECT_EQ(event.result().error().code(), kSchemaViolation);
   EXPECT_TRUE(event.result().error().retryable());

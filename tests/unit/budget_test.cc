@@ -108,7 +108,7 @@ class BudgetEngineTest : public engine_test::EngineTest {
     r.input_tokens = in;
     r.output_tokens = out_tokens;
     Outbox out;
-    (engine ? engine : engine_.get())->OnEvent(MakeResult(config_, item, r, "w1"), &out);
+    (engine ? engine : engine_.get())->OnEvent(MakeResult(config_, item, r, "w1", clock_.Now()), &out);
     return out;
   }
 
@@ -184,7 +184,7 @@ TEST_F(BudgetEngineTest, AnAnswerLongerThanTheCapTheBudgetSetExhaustsTheBudget) 
   cut.output_tokens = item.max_tokens();
   cut.error = {"max_tokens_exceeded", "cut", false};
   Outbox end;
-  engine_->OnEvent(MakeResult(config_, item, cut, "w1"), &end);
+  engine_->OnEvent(MakeResult(config_, item, cut, "w1", clock_.Now()), &end);
   ASSERT_EQ(end.results.size(), 1u);
   EXPECT_EQ(end.results[0].result.status(), v1::TASK_STATUS_BUDGET_EXHAUSTED);
   EXPECT_THAT(end.results[0].result.error().message(), HasSubstr("needed more than the"));

@@ -154,7 +154,7 @@ TEST_F(BreakerEngineTest, AnOpenBreakerSendsWorkToTheFallbackAndTheOtherReplicas
     ASSERT_EQ(out.work.size(), 1u);
     ASSERT_EQ(out.work[0].item.agent(), "primary");
     Outbox fallback;
-    engine_->OnEvent(MakeFailure(out.work[0].item, kProviderUnavailable, "down", true, "w1"), &fallback);
+    engine_->OnEvent(MakeFailure(out.work[0].item, kProviderUnavailable, "down", true, "w1", clock_.Now()), &fallback);
     ASSERT_EQ(fallback.work.size(), 1u);
     EXPECT_EQ(fallback.work[0].item.agent(), "backup");
   }
@@ -167,7 +167,7 @@ TEST_F(BreakerEngineTest, AnOpenBreakerSendsWorkToTheFallbackAndTheOtherReplicas
   EXPECT_EQ(engine_->stats().breaker_rejections, 1);
   Outbox done;
   ModelResponse ok{true, {{"a", 1}}, {}, 1, 1, "m", {}};
-  engine_->OnEvent(MakeResult(config_, third.work[0].item, ok, "w1"), &done);
+  engine_->OnEvent(MakeResult(config_, third.work[0].item, ok, "w1", clock_.Now()), &done);
   ASSERT_EQ(done.results.size(), 1u);
   EXPECT_EQ(done.results[0].result.status(), v1::TASK_STATUS_PARTIAL);
   EXPECT_THAT(done.results[0].result.steps(0).explanation(), HasSubstr("circuit breaker 'agent:primary' is open"));
@@ -190,7 +190,7 @@ TEST_F(BreakerEngineTest, AnOpenBreakerSendsWorkToTheFallbackAndTheOtherReplicas
 TEST_F(BreakerEngineTest, WithoutAFallbackAnOpenBreakerFailsTheStepFast) {
   Outbox first = Submit(*engine_, "t1", "l");
   Outbox failed;
-  engine_->OnEvent(MakeFailure(first.work[0].item, kTimeout, "slow", true, "w1"), &failed);
+  engine_->OnEvent(MakeFailure(first.work[0].item, kTimeout, "slow", true, "w1", clock_.Now()), &failed);
   ASSERT_EQ(failed.results.size(), 1u);
   Outbox second = Submit(*engine_, "t2", "l");
   EXPECT_TRUE(second.work.empty()) << "no call to an agent whose breaker is open";

@@ -14,6 +14,10 @@
 
 namespace agentfleet::engine_test {
 
+// When the events these helpers make say they were made: the engine never
+// reads it (it goes by its own clock), so a fixed time keeps tests off the wall clock.
+inline constexpr absl::Time kEventTime = absl::FromUnixSeconds(1'800'000'000);
+
 inline v1::TaskSubmission Submission(const std::string& id, const std::string& workflow, const nlohmann::json& input) {
   v1::TaskSubmission s;
   s.set_task_id(id);
@@ -35,13 +39,13 @@ inline Outbox Answer(TaskEngine& engine, const FleetConfig& config, const v1::Wo
   r.input_tokens = input_tokens;
   r.output_tokens = output_tokens;
   Outbox out;
-  engine.OnEvent(MakeResult(config, item, r, "w1"), &out);
+  engine.OnEvent(MakeResult(config, item, r, "w1", kEventTime), &out);
   return out;
 }
 
 inline Outbox Fail(TaskEngine& engine, const v1::WorkItem& item, const std::string& code, bool retryable) {
   Outbox out;
-  engine.OnEvent(MakeFailure(item, code, "it broke", retryable, "w1"), &out);
+  engine.OnEvent(MakeFailure(item, code, "it broke", retryable, "w1", kEventTime), &out);
   return out;
 }
 

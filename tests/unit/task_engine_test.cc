@@ -68,13 +68,13 @@ class TaskEngineTest : public ::testing::Test {
     r.input_tokens = input_tokens;
     r.output_tokens = output_tokens;
     Outbox out;
-    engine_->OnEvent(MakeResult(config_, item, r, "w1"), &out);
+    engine_->OnEvent(MakeResult(config_, item, r, "w1", clock_.Now()), &out);
     return out;
   }
 
   Outbox Fail(const v1::WorkItem& item, bool retryable) {
     Outbox out;
-    engine_->OnEvent(MakeFailure(item, "provider_unavailable", "boom", retryable, "w1"), &out);
+    engine_->OnEvent(MakeFailure(item, "provider_unavailable", "boom", retryable, "w1", clock_.Now()), &out);
     return out;
   }
 
@@ -212,7 +212,7 @@ TEST_F(TaskEngineTest, TheProvidersRetryAfterIsAFloorAndAWorkerShutdownRetriesAt
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
   v1::WorkItem other = ItemFor(out, "other");
   // A 429 asking for 7 s: longer than the 1 s backoff, so it decides.
-  v1::WorkEvent limited = MakeFailure(other, kRateLimited, "HTTP 429", true, "w1");
+  v1::WorkEvent limited = MakeFailure(other, kRateLimited, "HTTP 429", true, "w1", clock_.Now());
   limited.mutable_result()->mutable_error()->set_retry_after_ms(7000);
   Outbox none;
   engine_->OnEvent(limited, &none);
@@ -222,7 +222,7 @@ TEST_F(TaskEngineTest, TheProvidersRetryAfterIsAFloorAndAWorkerShutdownRetriesAt
   engine_->Tick(&retry);
   ASSERT_EQ(retry.work.size(), 1u);
   // The worker running attempt 2 shut down before finishing it: no backoff.
-  engine_->OnEvent(MakeFailure(retry.work[0].item, kWorkerShutdown, "drained", true, "w1"), &none);
+  engine_->OnEvent(MakeFailure(retry.work[0].item, kWorkerShutdown, "drained", true, "w1", clock_.Now()), &none);
   Outbox again;
   engine_->Tick(&again);
   ASSERT_EQ(again.work.size(), 1u);
@@ -250,9 +250,9 @@ TEST_F(TaskEngineTest, HeartbeatTimeoutRetriesAnAttemptThatWentQuiet) {
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
   v1::WorkItem other = ItemFor(out, "other");
   Outbox ignored;
-  engine_->OnEvent(MakeReceipt(other, "w1"), &ignored);
+  engine_->OnEvent(MakeReceipt(other, "w1", clock_.Now()), &ignored);
   clock_.Advance(absl::Seconds(8));
-  v1::WorkEvent beat = MakeReceipt(other, "w1");
+  v1::WorkEvent beat = MakeReceipt(other, "w1", clock_.Now());
   beat.mutable_heartbeat()->set_worker("w1");  // replaces the receipt in the oneof
   engine_->OnEvent(beat, &ignored);
   clock_.Advance(absl::Seconds(8));  // 16 s after the receipt, 8 s after the heartbeat
@@ -273,8 +273,8 @@ TEST_F(TaskEngineTest, StartToCloseTimeoutEndsAnAttemptThatRunsTooLong) {
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 0, &out).ok());
   v1::WorkItem other = ItemFor(out, "other");
   Outbox ignored;
-  engine_->OnEvent(MakeReceipt(other, "w1"), &ignored);
-  v1::WorkEvent beat = MakeReceipt(other, "w1");
+  engine_->OnEvent(MakeReceipt(other, "w1", clock_.Now()), &ignored);
+  v1::WorkEvent beat = MakeReceipt(other, "w1", clock_.Now());
   beat.mutable_heartbeat()->set_worker("w1");
   for (int i = 0; i < 13; ++i) {  // heartbeats every 5 s keep it alive...
     clock_.Advance(absl::Seconds(5));
@@ -305,7 +305,7 @@ TEST_F(TaskEngineTest, AnotherEngineResumesATaskFromItsSnapshot) {
   v1::WorkItem other = ItemFor(out, "other");
   Outbox fan = Answer(classify, {{"cat", "billing"}});
   Outbox ignored;
-  engine_->OnEvent(MakeReceipt(fan.work[0].item, "w1"), &ignored);
+  engine_->OnEvent(MakeReceipt(fan.work[0].item, "w1", clock_.Now()), &ignored);
   std::vector<StateChange> changes;
   engine_->TakeStateChanges(&changes);
   ASSERT_EQ(changes.size(), 1u);
@@ -319,9 +319,9 @@ TEST_F(TaskEngineTest, AnotherEngineResumesATaskFromItsSnapshot) {
   other_engine.Restore("t1", wire, 3);
   EXPECT_EQ(other_engine.active_tasks(), 1u);
   Outbox none;
-  other_engine.OnEvent(MakeResult(config_, other, ModelResponse{true, {{"o", 1}}, {}, 1, 1, "m", {}}, "w1"), &none);
-  other_engine.OnEvent(MakeResult(config_, fan.work[1].item, ModelResponse{true, {{"r", 1}}, {}, 1, 1, "m", {}}, "w1"), &none);
-  other_engine.OnEvent(MakeResult(config_, fan.work[2].item, ModelResponse{true, {{"r", 2}}, {}, 1, 1, "m", {}}, "w1"), &none);
+  other_engine.OnEvent(MakeResult(config_, other, ModelResponse{true, {{"o", 1}}, {}, 1, 1, "m", {}}, "w1", clock_.Now()), &none);
+  other_engine.OnEvent(MakeResult(config_, fan.work[1].item, ModelResponse{true, {{"r", 1}}, {}, 1, 1, "m", {}}, "w1", clock_.Now()), &none);
+  other_engine.OnEvent(MakeResult(config_, fan.work[2].item, ModelResponse{true, {{"r", 2}}, {}, 1, 1, "m", {}}, "w1", clock_.Now()), &none);
   EXPECT_TRUE(none.empty());
   // research[0] had a receipt and then went quiet: its heartbeat timer survived the move.
   clock_.Advance(absl::Seconds(11));
@@ -335,7 +335,7 @@ TEST_F(TaskEngineTest, AnotherEngineResumesATaskFromItsSnapshot) {
   EXPECT_EQ(retry.work[0].item.attempt(), 2);
   EXPECT_EQ(retry.work[0].traceparent, "tp");
   Outbox respond;
-  other_engine.OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse{true, {{"r", 0}}, {}, 1, 1, "m", {}}, "w2"), &respond);
+  other_engine.OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse{true, {{"r", 0}}, {}, 1, 1, "m", {}}, "w2", clock_.Now()), &respond);
   ASSERT_EQ(respond.work.size(), 1u);
   EXPECT_EQ(FromStruct(respond.work[0].item.input())["found"], (Json{{{"r", 0}}, {{"r", 1}}, {{"r", 2}}}));
   EXPECT_EQ(FromStruct(respond.work[0].item.input())["cat"], "billing");

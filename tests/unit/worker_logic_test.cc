@@ -78,7 +78,7 @@ TEST(ExecutionTest, AProviderErrorKeepsItsClassStatusAndRetryAfter) {
   ModelResponse response;
   response.model = "big";
   response.error = {"rate_limited", "HTTP 429: slow down", true, absl::Seconds(7), 429};
-  v1::WorkEvent e = MakeResult(Config(), Item(), response, "w1");
+  v1::WorkEvent e = MakeResult(Config(), Item(), response, "w1", absl::Now());
   EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_ERROR);
   EXPECT_EQ(e.result().error().code(), "rate_limited");
   EXPECT_TRUE(e.result().error().retryable());
@@ -90,7 +90,7 @@ TEST(ExecutionTest, AProviderErrorKeepsItsClassStatusAndRetryAfter) {
 TEST(ExecutionTest, ValidOutputBecomesAnOkResultWithCost) {
   FleetConfig c = Config();
   ModelResponse resp{true, Json{{"label", "a"}}, {}, 1000, 200, "big", absl::Milliseconds(30)};
-  v1::WorkEvent e = MakeResult(c, Item(), resp, "w9");
+  v1::WorkEvent e = MakeResult(c, Item(), resp, "w9", absl::Now());
   ASSERT_TRUE(e.has_result());
   EXPECT_EQ(e.attempt(), 2);
   EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_OK);
@@ -103,7 +103,7 @@ TEST(ExecutionTest, ValidOutputBecomesAnOkResultWithCost) {
 TEST(ExecutionTest, OutputViolatingTheSchemaNeverLeavesTheWorker) {
   FleetConfig c = Config();
   ModelResponse resp{true, Json{{"label", 7}}, {}, 10, 10, "big", absl::Milliseconds(1)};
-  v1::WorkEvent e = MakeResult(c, Item(), resp, "w");
+  v1::WorkEvent e = MakeResult(c, Item(), resp, "w", absl::Now());
   EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_ERROR);
   EXPECT_EQ(e.result().error().code(), "schema_violation");
   EXPECT_THAT(e.result().error().message(), HasSubstr("$.label: expected string, got integer"));

@@ -7,6 +7,8 @@
 #include "absl/time/clock.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
+#include "common/error_codes.h"
+#include "google/protobuf/util/time_util.h"
 #include "config/config.h"
 #include "gtest/gtest.h"
 #include "kafka/topics.h"
@@ -75,14 +77,13 @@ bool Eventually(const std::function<bool()>& done) {
 class WorkerLoopTest : public ::testing::Test {
  protected:
   void StartWorker(int max_in_flight, absl::Duration stall_after = absl::Hours(1)) {
-    WorkerOptions options;
+    WorkerOptions options = options_;
     options.worker_id = "w1";
     options.agents = {"a"};
     options.max_in_flight = max_in_flight;
     options.poll_timeout = absl::Milliseconds(1);
     options.pause_after = absl::ZeroDuration();  // pause as soon as full
-    options.receipt_delay = absl::Hours(1);
-    options.shutdown_grace = absl::ZeroDuration();
+
     options.stall_after = stall_after;
     options.clock = &clock_;
     worker_ = std::make_unique<Worker>(&config_, &consumer_, &producer_,
@@ -115,9 +116,32 @@ class WorkerLoopTest : public ::testing::Test {
     consumer_.Append(topic_, 0, task_id, e.payload, e.headers);
   }
 
+  // The events the worker published so far, decoded.
+  std::vector<v1::WorkEvent> Events() {
+    std::vector<v1::WorkEvent> out;
+    for (const auto& m : producer_.To(topics_.events)) {
+      auto e = Decode<v1::WorkEvent>(m.payload, m.headers);
+      EXPECT_TRUE(e.ok()) << e.status();
+      if (e.ok()) out.push_back(*e);
+    }
+    return out;
+  }
+  static int Count(const std::vector<v1::WorkEvent>& events, v1::WorkEvent::KindCase kind) {
+    return static_cast<int>(std::count_if(events.begin(), events.end(),
+                                          [kind](const v1::WorkEvent& e) { return e.kind_case() == kind; }));
+  }
+
   FleetConfig config_ = Config();
   Topics topics_{config_.kafka.topic_prefix};
   std::string topic_ = topics_.Work("a");
+  // What StartWorker() starts with besides its arguments; tests may change it first.
+  WorkerOptions options_ = [] {
+    WorkerOptions o;
+    o.receipt_delay = absl::Hours(1);
+    o.heartbeat_interval = absl::Hours(1);
+    o.shutdown_grace = absl::ZeroDuration();
+    return o;
+  }();
   // Receipts, heartbeats and stall checks fall due by this clock alone.
   FakeClock clock_;
   FakeConsumer consumer_;
@@ -215,6 +239,53 @@ TEST_F(WorkerLoopTest, AQuietOrDeliberatelyPausedPartitionIsNotRestarted) {
   }
   EXPECT_EQ(consumer_.restarts(), 0);
   EXPECT_EQ(worker_->stats().stalls_recovered.load(), 0);
+}
+
+// A running call is acknowledged once receipt_delay has passed by the
+// worker's clock (a fast one never is), and beats every heartbeat_interval
+// from its start;
+// each event is stamped with the clock's time, not the wall clock's.
+TEST_F(WorkerLoopTest, ReceiptsAndHeartbeatsFallDueByTheWorkersClockAndCarryItsTime) {
+  options_.receipt_delay = absl::Seconds(2);
+  options_.heartbeat_interval = absl::Seconds(8);
+  AppendItem("t1");
+  StartWorker(/*max_in_flight=*/4);
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 1; }));
+  ASSERT_TRUE(LoopRuns(3));
+  EXPECT_EQ(Count(Events(), v1::WorkEvent::kReceipt), 0) << "a receipt before receipt_delay";
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(Eventually([&] { return Count(Events(), v1::WorkEvent::kReceipt) == 1; }));
+  for (const v1::WorkEvent& e : Events()) {
+    EXPECT_EQ(absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(e.at())), clock_.Now());
+  }
+  clock_.Advance(absl::Seconds(5));  // 7 s since the call started
+  ASSERT_TRUE(LoopRuns(3));
+  EXPECT_EQ(Count(Events(), v1::WorkEvent::kHeartbeat), 0) << "a heartbeat before heartbeat_interval";
+  clock_.Advance(absl::Seconds(3));  // due at 8 s, seen by the scan every heartbeat_interval / 4
+  ASSERT_TRUE(Eventually([&] { return Count(Events(), v1::WorkEvent::kHeartbeat) == 1; }));
+  EXPECT_EQ(absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(Events().back().at())),
+            clock_.Now());
+}
+
+// On shutdown the worker waits shutdown_grace for its calls, then reports
+// each one still running as a retryable worker_shutdown failure, so the
+// coordinator retries it at once instead of waiting for a timeout.
+TEST_F(WorkerLoopTest, ADrainReportsCallsStillRunningAsRetryableShutdownFailures) {
+  AppendItem("t1");
+  AppendItem("t2");
+  StartWorker(/*max_in_flight=*/4);
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 2; }));
+  stop_.store(true);
+  thread_.join();
+  std::vector<v1::WorkEvent> events = Events();
+  ASSERT_EQ(Count(events, v1::WorkEvent::kResult), 2);
+  for (const v1::WorkEvent& e : events) {
+    if (!e.has_result()) continue;
+    EXPECT_EQ(e.result().error().code(), kWorkerShutdown) << e.task_id();
+    EXPECT_TRUE(e.result().error().retryable()) << e.task_id();
+  }
+  EXPECT_EQ(worker_->stats().abandoned.load(), 2);
+  EXPECT_EQ(worker_->in_flight(), 0u);
 }
 
 }  // namespace
