@@ -1,6 +1,7 @@
 // The coordinator's Kafka loop (coordinator/coordinator.h) on the in-memory
 // Kafka fakes: what it does with messages too large to publish, bad
-// submissions without a key, and garbage on the state topic.
+// submissions without a key, and garbage on the state topic; ownership moving
+// (revoke, restore); a failed commit (abort, rewind, redo) and a fenced one.
 #include <string>
 #include <vector>
 
@@ -81,6 +82,13 @@ class CoordinatorLoopTest : public ::testing::Test {
   void RunOnce() {
     auto n = coordinator_->RunOnce();
     ASSERT_TRUE(n.ok()) << n.status();
+  }
+  // One cycle, then one more once the commit interval has passed: the
+  // transaction (or the stored offsets) is committed.
+  void RunAndCommit() {
+    RunOnce();
+    clock_.Advance(config_.coordinator.commit_interval);
+    RunOnce();
   }
   void Submit(const std::string& id, const std::string& text, const std::string& key) {
     v1::TaskSubmission s;
@@ -251,6 +259,67 @@ TEST_F(CoordinatorLoopTest, AFailedPublishAbortsItsTransactionAndNothingOfItIsCo
   EXPECT_EQ(producer_.commits(), 0);
   EXPECT_EQ(producer_.offsets_sent(), 0) << "the input offsets of a half-published batch were committed";
   EXPECT_GE(producer_.aborts(), 1);
+}
+
+// Ownership moves: a revocation commits what the coordinator has and forgets
+// the partitions' tasks; the assignment restores them from the state topic,
+// and the task goes on from where it was, with one result.
+TEST_F(CoordinatorLoopTest, ARevokedTaskIsRestoredFromTheStateTopicAndFinishesOnce) {
+  Start();
+  Submit("t1", "hello", "t1");
+  RunAndCommit();
+  ASSERT_EQ(producer_.To(topics_.Work("a")).size(), 1u) << "step s dispatched";
+  EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 1) << "the submission's offset went with the transaction";
+  Rebalance();
+  EXPECT_EQ(coordinator_->engine().active_tasks(), 1u) << "restored from the state topic";
+  AnswerWork({{"n", 1}});
+  RunAndCommit();
+  ASSERT_EQ(producer_.To(topics_.Work("a")).size(), 2u) << "step t dispatched after the restore";
+  AnswerWork({{"n", 2}});
+  RunAndCommit();
+  std::vector<v1::TaskResult> results = Results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status(), v1::TASK_STATUS_COMPLETED);
+}
+
+// A transaction that fails to commit is aborted: nothing it produced is
+// visible, and the coordinator goes back to the last commit in place
+// (rewinds its consumer, restores state) and does the work again, once.
+TEST_F(CoordinatorLoopTest, AFailedCommitIsAbortedAndTheWorkRedoneFromTheLastCommitOnce) {
+  Start();
+  Submit("t1", "hello", "t1");
+  RunAndCommit();
+  AnswerWork({{"n", 1}});  // step s's result waits on the events topic
+  producer_.FailNextCommit(absl::AbortedError("commit_transaction: Broker: Transaction coordinator is loading"));
+  RunAndCommit();
+  EXPECT_EQ(producer_.aborts(), 1);
+  EXPECT_EQ(consumer_.rewinds(), 1);
+  EXPECT_EQ(producer_.To(topics_.Work("a")).size(), 1u) << "step t's item of the aborted transaction is not visible";
+  EXPECT_EQ(consumer_.Committed(topics_.events, 0), 0) << "the event's offset was not committed";
+  RunAndCommit();  // reads step s's result again
+  ASSERT_EQ(producer_.To(topics_.Work("a")).size(), 2u) << "step t dispatched once, after the rewind";
+  AnswerWork({{"n", 2}});
+  RunAndCommit();
+  std::vector<v1::TaskResult> results = Results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status(), v1::TASK_STATUS_COMPLETED);
+}
+
+// A fenced producer (a newer replica under the same transactional.id)
+// cannot go back in place: Run() ends with the error, for the Replica to
+// start a new incarnation, and nothing of the batch is committed.
+TEST_F(CoordinatorLoopTest, AFencedCommitEndsTheIncarnationWithoutCommittingTheBatch) {
+  Start();
+  Submit("t1", "hello", "t1");
+  RunOnce();
+  EXPECT_EQ(producer_.To(topics_.Work("a")).size(), 1u) << "in the open transaction";
+  producer_.FailNextCommit(absl::FailedPreconditionError("This instance has been fenced by a newer instance"));
+  clock_.Advance(config_.coordinator.commit_interval);
+  absl::StatusOr<size_t> n = coordinator_->RunOnce();
+  ASSERT_FALSE(n.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(n.status())) << n.status();
+  EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 0);
+  EXPECT_EQ(consumer_.rewinds(), 0) << "a fenced replica does not go back in place";
 }
 
 }  // namespace

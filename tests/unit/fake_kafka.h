@@ -7,7 +7,11 @@
 //   librdkafka's rebalance callback does: OnRevoked, then the new
 //   assignment, then OnAssigned;
 // - an assigned partition starts at its committed offset (stored offsets
-//   are committed by CommitStored() and by a rebalance's revocation).
+//   are committed by CommitStored() and by a rebalance's revocation);
+// - transactions: what a transaction produced is visible (To()) to a
+//   read_committed reader unless the transaction aborts; offsets sent to it
+//   are committed with it; group metadata of an older generation is refused
+//   (a zombie); RewindToCommitted() goes back to the committed offsets.
 // Thread-safe: PollInto on one thread, the test and delivery paths on others.
 #pragma once
 
@@ -176,6 +180,20 @@ class FakeConsumer : public Consumer {
     }
     return out;
   }
+  // Every assigned partition back to its committed offset (0 where none).
+  absl::Status RewindToCommitted(absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    ++rewinds_;
+    for (auto& [tp, position] : assigned_) {
+      auto c = committed_.find(tp);
+      position = c == committed_.end() ? 0 : c->second;
+    }
+    return absl::OkStatus();
+  }
+  int rewinds() {
+    absl::MutexLock lock(&mu_);
+    return rewinds_;
+  }
   absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration) override {
     absl::MutexLock lock(&mu_);
     paused_.erase({topic, partition});
@@ -219,6 +237,7 @@ class FakeConsumer : public Consumer {
   std::set<Key> stalled_ ABSL_GUARDED_BY(mu_);
   int restarts_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t polls_ ABSL_GUARDED_BY(mu_) = 0;
+  int rewinds_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Records what is produced; delivers at once (OK), or fails every message to
@@ -258,7 +277,19 @@ class FakeProducer : public Producer {
     absl::MutexLock lock(&mu_);
     return init_error_;
   }
-  absl::Status BeginTransaction() override { return absl::OkStatus(); }
+  // What a transaction produced is what a read_committed reader sees only
+  // once it commits: an abort takes it out of To().
+  absl::Status BeginTransaction() override {
+    absl::MutexLock lock(&mu_);
+    txn_start_ = produced_.size();
+    return absl::OkStatus();
+  }
+  // The next CommitTransaction fails with `status` (Aborted: the caller must
+  // abort; FailedPrecondition: fenced) and commits nothing.
+  void FailNextCommit(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    commit_error_ = std::move(status);
+  }
   // Offsets sent to a transaction are committed to their FakeConsumer when
   // the transaction commits, and dropped when it aborts. Metadata of an
   // older generation than the consumer's is refused, as the broker refuses a
@@ -283,6 +314,11 @@ class FakeProducer : public Producer {
     FakeConsumer* consumer = nullptr;
     {
       absl::MutexLock lock(&mu_);
+      if (!commit_error_.ok()) {
+        absl::Status failed = commit_error_;
+        commit_error_ = absl::OkStatus();
+        return failed;
+      }
       ++commits_;
       offsets.swap(txn_offsets_);
       consumer = txn_consumer_;
@@ -294,6 +330,7 @@ class FakeProducer : public Producer {
     absl::MutexLock lock(&mu_);
     ++aborts_;
     txn_offsets_.clear();
+    if (txn_start_ < produced_.size()) produced_.resize(txn_start_);
     return absl::OkStatus();
   }
   // Produce() to `topic` fails at once, as when librdkafka cannot queue.
@@ -349,6 +386,8 @@ class FakeProducer : public Producer {
   std::vector<TopicPartition> txn_offsets_ ABSL_GUARDED_BY(mu_);
   FakeConsumer* txn_consumer_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Status init_error_ ABSL_GUARDED_BY(mu_);
+  absl::Status commit_error_ ABSL_GUARDED_BY(mu_);
+  size_t txn_start_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace agentfleet::testing
