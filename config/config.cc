@@ -23,6 +23,33 @@ const StepConfig* WorkflowConfig::FindStep(const std::string& id) const {
   return nullptr;
 }
 
+std::vector<std::string> WorkflowConfig::DependencyCycle() const {
+  // Depth-first search; a step met again while on the stack closes a cycle.
+  std::map<std::string, int> color;  // 0 not seen, 1 on the stack, 2 done
+  std::vector<std::string> stack, cycle;
+  std::function<void(const std::string&)> visit = [&](const std::string& id) {
+    color[id] = 1;
+    stack.push_back(id);
+    const StepConfig* s = FindStep(id);
+    for (const auto& d : s ? s->depends_on : std::vector<std::string>{}) {
+      if (!cycle.empty()) break;
+      if (d == id || !FindStep(d)) continue;
+      if (color[d] == 1) {
+        cycle.assign(std::find(stack.begin(), stack.end(), d), stack.end());
+        cycle.push_back(d);
+      } else if (color[d] == 0) {
+        visit(d);
+      }
+    }
+    stack.pop_back();
+    color[id] = 2;
+  };
+  for (const auto& s : steps) {
+    if (cycle.empty() && color[s.id] == 0) visit(s.id);
+  }
+  return cycle;
+}
+
 const AgentConfig* FleetConfig::FindAgent(const std::string& name) const {
   auto it = agents.find(name);
   return it == agents.end() ? nullptr : &it->second;
@@ -134,6 +161,29 @@ class Loader {
     }
     *out = value;
     return true;
+  }
+
+  // Reads `key` as one of `choices`; any other value is reported with the
+  // choices ("expected a, b or c, got 'x'"). False if absent or refused.
+  template <typename T>
+  bool Enum(const YAML::Node& parent, const char* key, const std::string& field,
+            std::initializer_list<std::pair<const char*, T>> choices, T* out) {
+    std::string value;
+    if (!String(parent, key, field, &value)) return false;
+    std::vector<std::string> names;
+    for (const auto& [name, v] : choices) {
+      if (value == name) {
+        *out = v;
+        return true;
+      }
+      names.push_back(name);
+    }
+    std::string last = names.back();
+    names.pop_back();
+    Error(parent[key], Join(field, key),
+          absl::StrCat("expected ", absl::StrJoin(names, ", "), names.empty() ? "" : " or ", last, ", got '", value,
+                       "'"));
+    return false;
   }
 
   bool Bool(const YAML::Node& parent, const char* key, const std::string& field, bool* out) {
@@ -250,21 +300,11 @@ void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
 
 void LoadLatency(Loader& L, const YAML::Node& n, const std::string& f, LatencyConfig* lat) {
   if (!L.Map(n, f, {"distribution", "mean_ms", "min_ms", "max_ms", "p50_ms", "p99_ms"})) return;
-  std::string dist = "fixed";
-  L.String(n, "distribution", f, &dist);
   using D = LatencyConfig::Distribution;
-  if (dist == "fixed") {
-    lat->distribution = D::kFixed;
-  } else if (dist == "uniform") {
-    lat->distribution = D::kUniform;
-  } else if (dist == "exponential") {
-    lat->distribution = D::kExponential;
-  } else if (dist == "lognormal") {
-    lat->distribution = D::kLogNormal;
-  } else {
-    L.Error(n["distribution"], f + ".distribution",
-            "expected fixed, uniform, exponential or lognormal, got '" + dist + "'");
-  }
+  L.Enum<D>(n, "distribution", f,
+            {{"fixed", D::kFixed}, {"uniform", D::kUniform}, {"exponential", D::kExponential},
+             {"lognormal", D::kLogNormal}},
+            &lat->distribution);
   L.Number<double>(n, "mean_ms", f, &lat->mean_ms, 0.0);
   L.Number<double>(n, "min_ms", f, &lat->min_ms, 0.0);
   L.Number<double>(n, "max_ms", f, &lat->max_ms, 0.0);
@@ -284,16 +324,8 @@ std::optional<BreakerConfig> LoadBreaker(Loader& L, const YAML::Node& n, const s
     return std::nullopt;
   }
   BreakerConfig b;
-  std::string window = "count";
-  if (L.String(n, "window", f, &window)) {
-    if (window == "count") {
-      b.window = BreakerConfig::Window::kCount;
-    } else if (window == "time") {
-      b.window = BreakerConfig::Window::kTime;
-    } else {
-      L.Error(n["window"], f + ".window", "expected count or time, got '" + window + "'");
-    }
-  }
+  using W = BreakerConfig::Window;
+  L.Enum<W>(n, "window", f, {{"count", W::kCount}, {"time", W::kTime}}, &b.window);
   L.Number<int>(n, "window_calls", f, &b.window_calls, 1, 100000);
   L.Duration(n, "window_time", f, &b.window_time);
   L.Number<double>(n, "failure_rate", f, &b.failure_rate, 0.0, 1.0);
@@ -377,10 +409,9 @@ void LoadProvider(Loader& L, const YAML::Node& n, const std::string& f, Provider
   }
   L.Duration(n, "connect_timeout", f, &p->connect_timeout);
   L.Number<int>(n, "max_connections", f, &p->max_connections, 0, 100000);
-  if (L.String(n, "json_mode", f, &p->json_mode) && p->json_mode != "json_schema" &&
-      p->json_mode != "json_object" && p->json_mode != "none") {
-    L.Error(n["json_mode"], f + ".json_mode", "expected json_schema, json_object or none, got '" + p->json_mode + "'");
-  }
+  L.Enum<std::string>(n, "json_mode", f,
+                      {{"json_schema", "json_schema"}, {"json_object", "json_object"}, {"none", "none"}},
+                      &p->json_mode);
   L.String(n, "anthropic_version", f, &p->anthropic_version);
 }
 
@@ -673,31 +704,8 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       }
     }
   }
-  // Cycles: depth-first search, reporting the path of the first cycle found.
-  std::map<std::string, int> color;  // 0 white, 1 on stack, 2 done
-  std::vector<std::string> stack;
-  bool reported = false;
-  std::function<void(const std::string&)> visit = [&](const std::string& id) {
-    color[id] = 1;
-    stack.push_back(id);
-    const StepConfig* s = w->FindStep(id);
-    for (const auto& d : s ? s->depends_on : std::vector<std::string>{}) {
-      if (d == id || !w->FindStep(d)) continue;  // self-references are reported above
-      if (color[d] == 1 && !reported) {
-        auto from = std::find(stack.begin(), stack.end(), d);
-        std::vector<std::string> cycle(from, stack.end());
-        cycle.push_back(d);
-        L.Error(step_nodes[id], f + ".steps", "dependency cycle: " + absl::StrJoin(cycle, " -> "));
-        reported = true;
-      } else if (color[d] == 0) {
-        visit(d);
-      }
-    }
-    stack.pop_back();
-    color[id] = 2;
-  };
-  for (const auto& s : w->steps) {
-    if (color[s.id] == 0) visit(s.id);
+  if (std::vector<std::string> cycle = w->DependencyCycle(); !cycle.empty()) {
+    L.Error(step_nodes[cycle[cycle.size() - 2]], f + ".steps", "dependency cycle: " + absl::StrJoin(cycle, " -> "));
   }
   // The output step: explicit, or the one step nothing depends on.
   if (L.String(n, "output", f, &w->output_step)) {
@@ -717,165 +725,161 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   }
 }
 
-void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
-  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants", "tracing"})) {
-    return;
+void LoadTenants(Loader& L, const YAML::Node& tenants, FleetConfig* cfg) {
+  if (!L.Map(tenants, "tenants", {})) return;
+  for (auto it = tenants.begin(); it != tenants.end(); ++it) {
+    std::string f = "tenants." + it->first.Scalar();
+    TenantConfig t;
+    if (!L.Map(it->second, f, {"period", "max_cost_usd", "max_tokens", "on_exhausted"})) continue;
+    using P = TenantConfig::Period;
+    L.Enum<P>(it->second, "period", f, {{"hour", P::kHour}, {"day", P::kDay}, {"month", P::kMonth}}, &t.period);
+    L.Number<double>(it->second, "max_cost_usd", f, &t.max_cost_usd, 0.0);
+    L.Number<int64_t>(it->second, "max_tokens", f, &t.max_tokens, 0);
+    if (t.max_cost_usd == 0 && t.max_tokens == 0) L.Error(it->second, f, "give max_cost_usd, max_tokens or both");
+    using O = TenantConfig::OnExhausted;
+    L.Enum<O>(it->second, "on_exhausted", f, {{"hold", O::kHold}, {"reject", O::kReject}}, &t.on_exhausted);
+    cfg->tenants[it->first.Scalar()] = t;
   }
-  if (YAML::Node tenants = root["tenants"]; tenants && L.Map(tenants, "tenants", {})) {
-    for (auto it = tenants.begin(); it != tenants.end(); ++it) {
-      std::string f = "tenants." + it->first.Scalar();
-      TenantConfig t;
-      if (!L.Map(it->second, f, {"period", "max_cost_usd", "max_tokens", "on_exhausted"})) continue;
-      std::string period = "day", policy = "hold";
-      L.String(it->second, "period", f, &period);
-      if (period == "hour") {
-        t.period = TenantConfig::Period::kHour;
-      } else if (period == "day") {
-        t.period = TenantConfig::Period::kDay;
-      } else if (period == "month") {
-        t.period = TenantConfig::Period::kMonth;
-      } else {
-        L.Error(it->second["period"], f + ".period", "expected hour, day or month, got '" + period + "'");
+}
+
+void LoadProviders(Loader& L, const YAML::Node& providers, FleetConfig* cfg) {
+  if (!L.Map(providers, "providers", {})) return;
+  for (auto it = providers.begin(); it != providers.end(); ++it) {
+    ProviderConfig p;
+    p.name = it->first.Scalar();
+    LoadProvider(L, it->second, "providers." + p.name, &p);
+    cfg->providers[p.name] = p;
+  }
+}
+
+void LoadPricing(Loader& L, const YAML::Node& pricing, FleetConfig* cfg) {
+  if (!L.Map(pricing, "pricing", {})) return;
+  for (auto it = pricing.begin(); it != pricing.end(); ++it) {
+    std::string f = "pricing." + it->first.Scalar();
+    ModelPrice price;
+    if (L.Map(it->second, f, {"input_per_mtok", "output_per_mtok"})) {
+      if (!it->second["input_per_mtok"] || !it->second["output_per_mtok"]) {
+        L.Error(it->second, f, "needs input_per_mtok and output_per_mtok (USD per million tokens)");
       }
-      L.Number<double>(it->second, "max_cost_usd", f, &t.max_cost_usd, 0.0);
-      L.Number<int64_t>(it->second, "max_tokens", f, &t.max_tokens, 0);
-      if (t.max_cost_usd == 0 && t.max_tokens == 0) L.Error(it->second, f, "give max_cost_usd, max_tokens or both");
-      L.String(it->second, "on_exhausted", f, &policy);
-      if (policy == "hold") {
-        t.on_exhausted = TenantConfig::OnExhausted::kHold;
-      } else if (policy == "reject") {
-        t.on_exhausted = TenantConfig::OnExhausted::kReject;
-      } else {
-        L.Error(it->second["on_exhausted"], f + ".on_exhausted", "expected hold or reject, got '" + policy + "'");
-      }
-      cfg->tenants[it->first.Scalar()] = t;
+      L.Number<double>(it->second, "input_per_mtok", f, &price.input_per_mtok, 0.0);
+      L.Number<double>(it->second, "output_per_mtok", f, &price.output_per_mtok, 0.0);
     }
+    cfg->pricing[it->first.Scalar()] = price;
   }
-  if (root["kafka"]) LoadKafka(L, root["kafka"], &cfg->kafka);
-  if (YAML::Node providers = root["providers"]; providers && L.Map(providers, "providers", {})) {
-    for (auto it = providers.begin(); it != providers.end(); ++it) {
-      ProviderConfig p;
-      p.name = it->first.Scalar();
-      LoadProvider(L, it->second, "providers." + p.name, &p);
-      cfg->providers[p.name] = p;
-    }
-  }
-  if (YAML::Node pricing = root["pricing"]; pricing && L.Map(pricing, "pricing", {})) {
-    for (auto it = pricing.begin(); it != pricing.end(); ++it) {
-      std::string f = "pricing." + it->first.Scalar();
-      ModelPrice price;
-      if (L.Map(it->second, f, {"input_per_mtok", "output_per_mtok"})) {
-        if (!it->second["input_per_mtok"] || !it->second["output_per_mtok"]) {
-          L.Error(it->second, f, "needs input_per_mtok and output_per_mtok (USD per million tokens)");
-        }
-        L.Number<double>(it->second, "input_per_mtok", f, &price.input_per_mtok, 0.0);
-        L.Number<double>(it->second, "output_per_mtok", f, &price.output_per_mtok, 0.0);
-      }
-      cfg->pricing[it->first.Scalar()] = price;
-    }
-  }
+}
+
+// Agents need providers and pricing loaded; fallbacks name other agents.
+void LoadAgents(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   YAML::Node agents = root["agents"];
   if (!agents) {
     L.Error(root, "agents", "is required");
-  } else if (L.Map(agents, "agents", {})) {
-    for (auto it = agents.begin(); it != agents.end(); ++it) {
-      AgentConfig a;
-      a.name = it->first.Scalar();
-      if (!std::regex_match(a.name, NameRegex())) {
-        L.Error(it->first, "agents." + a.name, "agent names must match [a-z][a-z0-9_-]* (they name topics)");
-      }
-      LoadAgent(L, it->second, "agents." + a.name, *cfg, &a);
-      cfg->agents[a.name] = std::move(a);
+    return;
+  }
+  if (!L.Map(agents, "agents", {})) return;
+  for (auto it = agents.begin(); it != agents.end(); ++it) {
+    AgentConfig a;
+    a.name = it->first.Scalar();
+    if (!std::regex_match(a.name, NameRegex())) {
+      L.Error(it->first, "agents." + a.name, "agent names must match [a-z][a-z0-9_-]* (they name topics)");
     }
+    LoadAgent(L, it->second, "agents." + a.name, *cfg, &a);
+    cfg->agents[a.name] = std::move(a);
   }
   for (const auto& [name, agent] : cfg->agents) {
     if (agent.fallback && !agent.fallback->agent.empty() && cfg->agents.count(agent.fallback->agent) == 0) {
-      L.Error(root["agents"][name]["fallback"]["agent"], "agents." + name + ".fallback.agent",
+      L.Error(agents[name]["fallback"]["agent"], "agents." + name + ".fallback.agent",
               "unknown agent '" + agent.fallback->agent + "'");
     }
   }
+}
+
+// Workflows need the agents loaded.
+void LoadWorkflows(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   YAML::Node workflows = root["workflows"];
   if (!workflows) {
     L.Error(root, "workflows", "is required");
-  } else if (L.Map(workflows, "workflows", {})) {
-    for (auto it = workflows.begin(); it != workflows.end(); ++it) {
-      WorkflowConfig w;
-      w.name = it->first.Scalar();
-      LoadWorkflow(L, it->second, "workflows." + w.name, *cfg, &w);
-      cfg->workflows[w.name] = std::move(w);
-    }
+    return;
   }
-  if (YAML::Node c = root["coordinator"];
-      c && L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_interval",
-                                    "finished_retention", "transaction_timeout", "lag_interval"})) {
-    CoordinatorConfig& cc = cfg->coordinator;
-    L.String(c, "group_id", "coordinator", &cc.group_id);
-    L.Number<size_t>(c, "max_payload_bytes", "coordinator", &cc.max_payload_bytes, 1024);
-    std::string processing;
-    if (L.String(c, "processing", "coordinator", &processing)) {
-      if (processing == "exactly_once") {
-        cc.processing = CoordinatorConfig::Processing::kExactlyOnce;
-      } else if (processing == "at_least_once") {
-        cc.processing = CoordinatorConfig::Processing::kAtLeastOnce;
-      } else {
-        L.Error(c["processing"], "coordinator.processing", "expected exactly_once or at_least_once, got '" + processing + "'");
-      }
-    }
-    L.Duration(c, "commit_interval", "coordinator", &cc.commit_interval);
-    L.Duration(c, "finished_retention", "coordinator", &cc.finished_retention);
-    L.Duration(c, "transaction_timeout", "coordinator", &cc.transaction_timeout);
-    L.Duration(c, "lag_interval", "coordinator", &cc.lag_interval);
+  if (!L.Map(workflows, "workflows", {})) return;
+  for (auto it = workflows.begin(); it != workflows.end(); ++it) {
+    WorkflowConfig w;
+    w.name = it->first.Scalar();
+    LoadWorkflow(L, it->second, "workflows." + w.name, *cfg, &w);
+    cfg->workflows[w.name] = std::move(w);
   }
-  if (YAML::Node t = root["tracing"];
-      t && L.Map(t, "tracing", {"otlp_endpoint", "export_interval", "timeout", "max_queue"})) {
-    L.String(t, "otlp_endpoint", "tracing", &cfg->tracing.otlp_endpoint);
-    const std::string& e = cfg->tracing.otlp_endpoint;
-    if (!e.empty() && e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0) {
-      L.Error(t["otlp_endpoint"], "tracing.otlp_endpoint", "expected an http:// or https:// URL, got '" + e + "'");
-    }
-    L.Duration(t, "export_interval", "tracing", &cfg->tracing.export_interval);
-    L.Duration(t, "timeout", "tracing", &cfg->tracing.timeout);
-    L.Number<size_t>(t, "max_queue", "tracing", &cfg->tracing.max_queue, 1);
+}
+
+void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
+  if (!L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_interval",
+                                "finished_retention", "transaction_timeout", "lag_interval"})) {
+    return;
   }
-  if (YAML::Node w = root["worker"];
-      w && L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes", "heartbeat_interval",
-                               "shutdown_grace", "receipt_delay", "stall_after", "pools"})) {
-    if (YAML::Node pools = w["pools"]) {
-      if (!pools.IsSequence() || pools.size() == 0) {
-        L.Error(pools, "worker.pools", "expected a non-empty list of worker pool names");
-      } else {
-        cfg->worker.pools.clear();
-        for (const auto& p : pools) {
-          if (!p.IsScalar() || p.Scalar().empty()) {
-            L.Error(p, "worker.pools", "expected a pool name");
-          } else {
-            cfg->worker.pools.push_back(p.Scalar());
-          }
+  L.String(c, "group_id", "coordinator", &cc->group_id);
+  L.Number<size_t>(c, "max_payload_bytes", "coordinator", &cc->max_payload_bytes, 1024);
+  using P = CoordinatorConfig::Processing;
+  L.Enum<P>(c, "processing", "coordinator", {{"exactly_once", P::kExactlyOnce}, {"at_least_once", P::kAtLeastOnce}},
+            &cc->processing);
+  L.Duration(c, "commit_interval", "coordinator", &cc->commit_interval);
+  L.Duration(c, "finished_retention", "coordinator", &cc->finished_retention);
+  L.Duration(c, "transaction_timeout", "coordinator", &cc->transaction_timeout);
+  L.Duration(c, "lag_interval", "coordinator", &cc->lag_interval);
+}
+
+void LoadTracing(Loader& L, const YAML::Node& t, TracingConfig* tc) {
+  if (!L.Map(t, "tracing", {"otlp_endpoint", "export_interval", "timeout", "max_queue"})) return;
+  L.String(t, "otlp_endpoint", "tracing", &tc->otlp_endpoint);
+  const std::string& e = tc->otlp_endpoint;
+  if (!e.empty() && e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0) {
+    L.Error(t["otlp_endpoint"], "tracing.otlp_endpoint", "expected an http:// or https:// URL, got '" + e + "'");
+  }
+  L.Duration(t, "export_interval", "tracing", &tc->export_interval);
+  L.Duration(t, "timeout", "tracing", &tc->timeout);
+  L.Number<size_t>(t, "max_queue", "tracing", &tc->max_queue, 1);
+}
+
+void LoadWorker(Loader& L, const YAML::Node& w, WorkerConfig* wc) {
+  if (!L.Map(w, "worker", {"group_prefix", "max_in_flight", "max_payload_bytes", "heartbeat_interval",
+                           "shutdown_grace", "receipt_delay", "stall_after", "pools"})) {
+    return;
+  }
+  if (YAML::Node pools = w["pools"]) {
+    if (!pools.IsSequence() || pools.size() == 0) {
+      L.Error(pools, "worker.pools", "expected a non-empty list of worker pool names");
+    } else {
+      wc->pools.clear();
+      for (const auto& p : pools) {
+        if (!p.IsScalar() || p.Scalar().empty()) {
+          L.Error(p, "worker.pools", "expected a pool name");
+        } else {
+          wc->pools.push_back(p.Scalar());
         }
       }
     }
-    L.String(w, "group_prefix", "worker", &cfg->worker.group_prefix);
-    L.Number<int>(w, "max_in_flight", "worker", &cfg->worker.max_in_flight, 1, 100000);
-    L.Number<size_t>(w, "max_payload_bytes", "worker", &cfg->worker.max_payload_bytes, 1024);
-    L.Duration(w, "heartbeat_interval", "worker", &cfg->worker.heartbeat_interval);
-    L.Duration(w, "shutdown_grace", "worker", &cfg->worker.shutdown_grace);
-    L.Duration(w, "receipt_delay", "worker", &cfg->worker.receipt_delay);
-    L.Duration(w, "stall_after", "worker", &cfg->worker.stall_after);
   }
-  // One size limit end to end: nothing is read that could not be written.
-  // Unset payload limits follow kafka.max_message_bytes.
-  const YAML::Node& croot = root;
-  if (!(croot["coordinator"] && croot["coordinator"]["max_payload_bytes"])) {
+  L.String(w, "group_prefix", "worker", &wc->group_prefix);
+  L.Number<int>(w, "max_in_flight", "worker", &wc->max_in_flight, 1, 100000);
+  L.Number<size_t>(w, "max_payload_bytes", "worker", &wc->max_payload_bytes, 1024);
+  L.Duration(w, "heartbeat_interval", "worker", &wc->heartbeat_interval);
+  L.Duration(w, "shutdown_grace", "worker", &wc->shutdown_grace);
+  L.Duration(w, "receipt_delay", "worker", &wc->receipt_delay);
+  L.Duration(w, "stall_after", "worker", &wc->stall_after);
+}
+
+// What holds between sections: one size limit end to end (nothing is read
+// that could not be written; unset payload limits follow
+// kafka.max_message_bytes), and heartbeat timeouts longer than the interval.
+void CheckAcrossSections(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
+  if (!(root["coordinator"] && root["coordinator"]["max_payload_bytes"])) {
     cfg->coordinator.max_payload_bytes = cfg->kafka.max_message_bytes;
   }
-  if (!(croot["worker"] && croot["worker"]["max_payload_bytes"])) {
+  if (!(root["worker"] && root["worker"]["max_payload_bytes"])) {
     cfg->worker.max_payload_bytes = cfg->kafka.max_message_bytes;
   }
   for (const auto& [section, limit] : {std::pair<const char*, size_t>{"coordinator", cfg->coordinator.max_payload_bytes},
                                        {"worker", cfg->worker.max_payload_bytes}}) {
     if (limit > cfg->kafka.max_message_bytes) {
-      const YAML::Node& r = root;
-      YAML::Node at = r[section] && r[section]["max_payload_bytes"] ? r[section]["max_payload_bytes"] : YAML::Node(r);
+      YAML::Node at = root[section] && root[section]["max_payload_bytes"] ? root[section]["max_payload_bytes"]
+                                                                          : YAML::Node(root);
       L.Error(at, std::string(section) + ".max_payload_bytes",
               absl::StrCat("must not exceed kafka.max_message_bytes (", cfg->kafka.max_message_bytes, ")"));
     }
@@ -888,6 +892,23 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
                   absl::FormatDuration(cfg->worker.heartbeat_interval) + ")");
     }
   }
+}
+
+// The sections in the order they depend on each other.
+void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
+  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants", "tracing"})) {
+    return;
+  }
+  if (YAML::Node n = root["tenants"]) LoadTenants(L, n, cfg);
+  if (YAML::Node n = root["kafka"]) LoadKafka(L, n, &cfg->kafka);
+  if (YAML::Node n = root["providers"]) LoadProviders(L, n, cfg);
+  if (YAML::Node n = root["pricing"]) LoadPricing(L, n, cfg);
+  LoadAgents(L, root, cfg);
+  LoadWorkflows(L, root, cfg);
+  if (YAML::Node n = root["coordinator"]) LoadCoordinator(L, n, &cfg->coordinator);
+  if (YAML::Node n = root["tracing"]) LoadTracing(L, n, &cfg->tracing);
+  if (YAML::Node n = root["worker"]) LoadWorker(L, n, &cfg->worker);
+  CheckAcrossSections(L, root, cfg);
 }
 
 }  // namespace

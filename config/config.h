@@ -216,6 +216,10 @@ struct WorkflowConfig {
   // deadline if earlier, else accepted time + this.
   absl::Duration deadline = absl::Hours(1);
   const StepConfig* FindStep(const std::string& id) const;
+  // The first dependency cycle among the steps, as the path that closes it
+  // ("a", "b", "a"), in file order of the steps it starts from; empty if the
+  // steps form a DAG. Self-references and unknown steps are not cycles here.
+  std::vector<std::string> DependencyCycle() const;
 };
 
 struct CoordinatorConfig {

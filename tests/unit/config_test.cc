@@ -106,6 +106,29 @@ TEST(ConfigTest, DependencyCycleIsReportedWithItsPath) {
   EXPECT_THAT(err, HasSubstr("dependency cycle: first -> last -> fan -> first"));
 }
 
+// The cycle check belongs to the workflow model, usable without a file.
+TEST(WorkflowConfigTest, DependencyCycleIsThePathThatClosesItOrEmptyForADag) {
+  WorkflowConfig w;
+  auto step = [](std::string id, std::vector<std::string> deps) {
+    StepConfig s;
+    s.id = std::move(id);
+    s.depends_on = std::move(deps);
+    return s;
+  };
+  w.steps = {step("a", {}), step("b", {"a"}), step("c", {"a", "b"})};
+  EXPECT_TRUE(w.DependencyCycle().empty());
+  w.steps = {step("a", {"c"}), step("b", {"a"}), step("c", {"b"}), step("d", {"d", "zzz"})};
+  EXPECT_EQ(w.DependencyCycle(), (std::vector<std::string>{"a", "c", "b", "a"}));
+  w.steps = {step("d", {"d", "zzz"})};
+  EXPECT_TRUE(w.DependencyCycle().empty()) << "a self-reference or an unknown step is reported elsewhere";
+}
+
+// Every enumerated setting names its choices when given another value.
+TEST(ConfigTest, AnUnknownChoiceNamesTheChoices) {
+  std::string err = ErrorOf(Variant("pricing:\n", "coordinator: {processing: twice}\npricing:\n"));
+  EXPECT_THAT(err, HasSubstr("coordinator.processing: expected exactly_once or at_least_once, got 'twice'"));
+}
+
 TEST(ConfigTest, ReferenceToUnknownStep) {
   std::string err = ErrorOf(Variant("prior: $steps.first.x", "prior: $steps.frist.x"));
   EXPECT_THAT(err, HasSubstr("workflows.w.steps[1]: references unknown step 'frist'"));
