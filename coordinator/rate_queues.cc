@@ -22,11 +22,11 @@ bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& 
   while (!queue.empty() && LiveWaiter(*queue.begin()) == nullptr) queue.erase(queue.begin());
   bool someone_first = !queue.empty() && *queue.begin() < me;
   if (someone_first || !rate_.TryTake(key, tokens, clock_->Now())) {
-    if (!inst.rate_wait) {
+    if (!inst.waiting(Instance::Wait::kQuota)) {
       ++stats_.rate_waits;
       if (metrics_) metrics_->RateWait(key);
     }
-    inst.rate_wait = true;
+    inst.wait = Instance::Wait::kQuota;
     inst.rate_tokens = tokens;
     inst.retry_at = absl::InfiniteFuture();
     inst.DisarmAttempt();
@@ -34,7 +34,7 @@ bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& 
     UpdateRateTimer();
     return false;
   }
-  inst.rate_wait = false;
+  inst.StopWaiting(Instance::Wait::kQuota);
   inst.rate_seq = 0;
   if (queue.empty()) rate_waiting_.erase(key);
   return true;
@@ -45,7 +45,7 @@ TaskEngine::Instance* TaskEngine::LiveWaiter(const Waiter& waiter) {
   auto task = active_.find(id);
   if (task == active_.end() || st >= task->second->steps.size() || !task->second->steps[st].ValidFan(f)) return nullptr;
   Instance& inst = task->second->steps[st].instances[task->second->steps[st].Index(f)];
-  return inst.rate_wait && inst.rate_seq == seq ? &inst : nullptr;
+  return inst.waiting(Instance::Wait::kQuota) && inst.rate_seq == seq ? &inst : nullptr;
 }
 
 void TaskEngine::ServeRateQueues(Outbox* out) {
@@ -62,9 +62,11 @@ void TaskEngine::ServeRateQueues(Outbox* out) {
       Task& t = *active_.at(id);
       Dispatch(t, st, f, out);
       if (!t.finished) Touch(t);
-      // Still at the head and waiting: the quota is empty for now.
+      // Still at the head and waiting: the quota is empty for now. (Served
+      // another way — the cache, a failure — its entry is stale and goes.)
       auto again = rate_waiting_.find(key);
-      if (again != rate_waiting_.end() && !again->second.empty() && *again->second.begin() == Waiter{p, seq, id, st, f}) {
+      if (again != rate_waiting_.end() && !again->second.empty() && *again->second.begin() == Waiter{p, seq, id, st, f} &&
+          LiveWaiter(*again->second.begin()) != nullptr) {
         break;
       }
     }

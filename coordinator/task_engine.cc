@@ -215,7 +215,7 @@ bool TaskEngine::BuildInput(DispatchAttempt& a, Outbox* out) {
 // A new step instance must fit the task's max_steps.
 bool TaskEngine::CheckMaxSteps(DispatchAttempt& a, Outbox* out) {
   const Limits& limits = a.task.limits;
-  if (a.inst.attempt == 0 && !a.inst.budget_wait && !a.inst.rate_wait && limits.max_steps > 0 &&
+  if (!a.inst.counts_as_started() && limits.max_steps > 0 &&
       StepsStarted(a.task) >= limits.max_steps) {
     ExhaustBudget(a.task, absl::StrCat("max_steps ", limits.max_steps, ": step '", a.s.config->id, "'",
                                        a.fan_index >= 0 ? absl::StrCat("[", a.fan_index, "]") : "",
@@ -244,7 +244,7 @@ bool TaskEngine::ServeFromCache(DispatchAttempt& a, Outbox* out) {
   inst.cached = true;
   inst.model = model;
   inst.error.Clear();
-  inst.budget_wait = false;
+  inst.wait = Instance::Wait::kNone;  // served: it waits for nothing (a quota's queue entry goes stale)
   inst.retry_at = absl::InfiniteFuture();
   inst.DisarmAttempt();
   if (inst.in_fallback()) a.task.degraded = true;
@@ -259,7 +259,7 @@ bool TaskEngine::CheckTaskBudget(DispatchAttempt& a, Outbox* out) {
   if (!a.plan.affordable) {
     if (HasReservations(a.task)) {
       // Outstanding attempts may settle for less than their worst case.
-      a.inst.budget_wait = true;
+      a.inst.wait = Instance::Wait::kBudget;
       a.inst.retry_at = absl::InfiniteFuture();
       a.inst.DisarmAttempt();
       return false;
@@ -267,7 +267,7 @@ bool TaskEngine::CheckTaskBudget(DispatchAttempt& a, Outbox* out) {
     ExhaustBudget(a.task, a.plan.why_not, out);
     return false;
   }
-  a.inst.budget_wait = false;
+  a.inst.StopWaiting(Instance::Wait::kBudget);
   return true;
 }
 
@@ -288,8 +288,8 @@ bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
       if (in_flight || tenant->on_exhausted == TenantConfig::OnExhausted::kHold) {
         // Calls in flight may settle for less than their worst case: wait for
         // them (and, holding, for the next period at the latest).
-        if (!a.inst.tenant_wait) ++stats_.tenant_held;
-        a.inst.tenant_wait = true;
+        if (!a.inst.waiting(Instance::Wait::kTenant)) ++stats_.tenant_held;
+        a.inst.wait = Instance::Wait::kTenant;
         a.inst.retry_at = PeriodEnd(tenant->period, clock_->Now());
         a.inst.DisarmAttempt();
         tenant_waiters_[{a.task.submission.tenant(), a.task.partition}].insert({a.task.id(), a.step, a.fan_index});
@@ -303,7 +303,7 @@ bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
     }
     if (within.max_tokens < a.plan.max_tokens) a.plan = within;
   }
-  a.inst.tenant_wait = false;
+  a.inst.StopWaiting(Instance::Wait::kTenant);
   return true;
 }
 
@@ -546,7 +546,7 @@ bool TaskEngine::HasReservations(const Task& task) {
 int64_t TaskEngine::StepsStarted(const Task& task) {
   int64_t n = 0;
   for (const StepRun& s : task.steps) {
-    for (const Instance& inst : s.instances) n += inst.attempt > 0 || inst.budget_wait || inst.rate_wait;
+    for (const Instance& inst : s.instances) n += inst.counts_as_started();
   }
   return n;
 }
@@ -555,7 +555,7 @@ void TaskEngine::ResumeBudgetWaits(Task& task, Outbox* out) {
   for (size_t step = 0; !task.finished && step < task.steps.size(); ++step) {
     StepRun& s = task.steps[step];
     for (size_t i = 0; !task.finished && i < s.instances.size(); ++i) {
-      if (s.instances[i].budget_wait) Dispatch(task, step, s.Fan(i), out);
+      if (s.instances[i].waiting(Instance::Wait::kBudget)) Dispatch(task, step, s.Fan(i), out);
     }
   }
 }
@@ -751,7 +751,7 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
     for (size_t step = 0; !task.finished && step < task.steps.size(); ++step) {
       StepRun& s = task.steps[step];
       for (size_t i = 0; !task.finished && i < s.instances.size(); ++i) {
-        if (s.instances[i].rate_wait) Dispatch(task, step, s.Fan(i), out);
+        if (s.instances[i].waiting(Instance::Wait::kQuota)) Dispatch(task, step, s.Fan(i), out);
       }
     }
   }
@@ -759,15 +759,20 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
     StepRun& s = task.steps[step];
     for (size_t i = 0; !task.finished && i < s.instances.size(); ++i) {
       Instance& inst = s.instances[i];
-      if (inst.tenant_wait) {
-        if (inst.retry_at <= now) Dispatch(task, step, s.Fan(i), out);  // a new period
-        continue;
-      }
-      if (inst.done() || inst.attempt == 0 || inst.budget_wait || inst.rate_wait) continue;
       int fan = s.Fan(i);
-      if (inst.retry_at <= now) {
-        Dispatch(task, step, fan, out);
-        continue;
+      switch (inst.state()) {
+        case Instance::State::kWaiting:
+          // Only a tenant's wait has a time: the next period.
+          if (inst.waiting(Instance::Wait::kTenant) && inst.retry_at <= now) Dispatch(task, step, fan, out);
+          continue;
+        case Instance::State::kBackingOff:
+          if (inst.retry_at <= now) Dispatch(task, step, fan, out);
+          continue;
+        case Instance::State::kInFlight:
+          break;  // its deadlines
+        case Instance::State::kNotStarted:
+        case Instance::State::kDone:
+          continue;
       }
       const char* kind = nullptr;
       if (inst.schedule_deadline <= now) {

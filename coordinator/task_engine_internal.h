@@ -83,8 +83,22 @@ struct TaskEngine::Instance {
     absl::Time expires = absl::InfiniteFuture();
   };
   std::vector<Reservation> reservations;  // attempts that may still spend
-  bool budget_wait = false;  // waiting for budget to be released before dispatch
-  bool tenant_wait = false;  // held by its tenant's exhausted budget until retry_at
+  // What an instance waits for before its next dispatch, one thing at a
+  // time (a new wait replaces the old): budget its task's outstanding
+  // attempts may release, its tenant's budget (released calls, or the next
+  // period at retry_at), or a provider's quota (in rate_waiting_).
+  enum class Wait { kNone, kBudget, kTenant, kQuota };
+  Wait wait = Wait::kNone;
+  bool waiting(Wait w) const { return wait == w; }
+  void StopWaiting(Wait w) {
+    if (wait == w) wait = Wait::kNone;
+  }
+  // Counts against the task's max_steps: dispatched, or held for budget or
+  // a quota after the max_steps check passed (a tenant's hold comes before
+  // it counts, unless the instance was in a quota's queue first).
+  bool counts_as_started() const {
+    return attempt > 0 || waiting(Wait::kBudget) || waiting(Wait::kQuota) || rate_seq != 0;
+  }
   // The fallback, once the instance moved to it (at attempt fallback_from).
   int fallback_from = 0;
   const AgentConfig* fallback_agent = nullptr;  // another agent
@@ -95,19 +109,29 @@ struct TaskEngine::Instance {
   // A sub-step its step's agent asked for (spawn): its agent and input.
   const AgentConfig* spawn_agent = nullptr;
   Json spawn_input;
-  bool rate_wait = false;   // waiting in a quota's queue
-  uint64_t rate_seq = 0;    // its place in that queue
+  uint64_t rate_seq = 0;    // its place in its quota's queue
   int64_t rate_tokens = 0;  // the tokens it needs from the quota
   std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
+  // Where the instance is, derived from its fields: not dispatched yet;
+  // waiting (see `wait`); backing off until retry_at; an attempt in flight
+  // (its deadlines armed); or done.
+  enum class State { kNotStarted, kWaiting, kBackingOff, kInFlight, kDone };
+  State state() const {
+    if (done()) return State::kDone;
+    if (wait != Wait::kNone) return State::kWaiting;
+    if (attempt == 0) return State::kNotStarted;
+    if (retry_at != absl::InfiniteFuture()) return State::kBackingOff;
+    return State::kInFlight;
+  }
   void DisarmAttempt() {
     schedule_deadline = heartbeat_deadline = close_deadline = absl::InfiniteFuture();
   }
   absl::Time NextTimer() const {
     absl::Time next = absl::InfiniteFuture();
     for (const Reservation& r : reservations) next = std::min(next, r.expires);
-    if (tenant_wait) return std::min(next, retry_at);
+    if (waiting(Wait::kTenant)) return std::min(next, retry_at);
     if (done() || attempt == 0) return next;
     return std::min({next, schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
   }

@@ -33,15 +33,15 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_status(inst.status);
       ss->set_attempt(inst.attempt);
       ss->set_model_tier(inst.tier.empty() ? s.config->model_tier : inst.tier);
-      ss->set_budget_wait(inst.budget_wait);
+      ss->set_budget_wait(inst.waiting(Instance::Wait::kBudget));
       ss->set_max_tokens(inst.max_tokens);
       ss->set_fallback_from(inst.fallback_from);
       if (inst.fallback_agent) ss->set_fallback_agent(inst.fallback_agent->name);
       ss->set_fallback_tier(inst.fallback_tier);
       ss->set_note(inst.note);
       ss->set_cached(inst.cached);
-      ss->set_rate_wait(inst.rate_wait);
-      ss->set_tenant_wait(inst.tenant_wait);
+      ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
+      ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
       if (inst.spawn_agent) {
         ss->set_spawn_agent(inst.spawn_agent->name);
         *ss->mutable_spawn_input() = ToStruct(inst.spawn_input);
@@ -180,27 +180,30 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.close_deadline = timer(ss.has_close_deadline(), ss.close_deadline());
     inst.retry_at = timer(ss.has_retry_at(), ss.retry_at());
     inst.tier = ss.model_tier();
-    inst.budget_wait = ss.budget_wait();
     inst.max_tokens = ss.max_tokens();
     inst.fallback_from = ss.fallback_from();
     inst.fallback_agent = ss.fallback_agent().empty() ? nullptr : config_->FindAgent(ss.fallback_agent());
     inst.fallback_tier = ss.fallback_tier();
     inst.note = ss.note();
     inst.cached = ss.cached();
-    inst.rate_wait = ss.rate_wait();  // re-queued at the next Tick
+    // One wait at a time (a snapshot of an older version may set several:
+    // the budget's came last).
+    inst.wait = ss.budget_wait()   ? Instance::Wait::kBudget
+                : ss.tenant_wait() ? Instance::Wait::kTenant
+                : ss.rate_wait()   ? Instance::Wait::kQuota  // re-queued at the next Tick
+                                   : Instance::Wait::kNone;
     if (!ss.spawn_agent().empty()) {
       inst.spawn_agent = config_->FindAgent(ss.spawn_agent());
       inst.spawn_input = FromStruct(ss.spawn_input());
     }
-    task->kick_rate = task->kick_rate || inst.rate_wait;
-    task->kick_budget = task->kick_budget || inst.budget_wait;
+    task->kick_rate = task->kick_rate || inst.waiting(Instance::Wait::kQuota);
+    task->kick_budget = task->kick_budget || inst.waiting(Instance::Wait::kBudget);
     for (const v1::Reservation& rp : ss.reservations()) {
       inst.reservations.push_back(
           {rp.attempt(), {rp.tokens(), rp.cost_usd()}, timer(rp.has_expires(), rp.expires())});
       AddReserved(*task, {rp.tokens(), rp.cost_usd()}, +1);
     }
-    inst.tenant_wait = ss.tenant_wait();
-    if (inst.tenant_wait) {
+    if (inst.waiting(Instance::Wait::kTenant)) {
       tenant_waiters_[{task->submission.tenant(), partition}].insert({task_id, it->second, ss.fan_index()});
       tenant_wakes_.insert({task->submission.tenant(), partition});  // retry once restored
     }

@@ -104,7 +104,7 @@ void TaskEngine::WakeTenantWaiters(Outbox* out) {
         continue;
       }
       Task& t = *task->second;
-      if (!t.steps[step].instances[t.steps[step].Index(fan)].tenant_wait) continue;
+      if (!t.steps[step].instances[t.steps[step].Index(fan)].waiting(Instance::Wait::kTenant)) continue;
       Dispatch(t, step, fan, out);
       if (!t.finished) Touch(t);
     }

@@ -139,5 +139,59 @@ TEST(RateLimiterTest, TasksThatLeaveAndComeBackToTheSameReplicaAreServedAgain) {
   EXPECT_EQ(engine.rate_waiting(), 0u);
 }
 
+// An instance waiting in a quota's queue that the result cache serves when
+// its turn comes waits for nothing any more: the next in the queue is served
+// in the same tick. (Before the explicit wait states its queue entry stayed
+// live at the head, so the queue stopped until its task finished, and each
+// tick served the same instance from the cache again.)
+TEST(RateLimiterTest, AQueuedInstanceTheCacheServesLeavesTheQueueAndTheNextIsServed) {
+  auto c = LoadConfigString(R"(
+providers:
+  sim:
+    type: simulated
+    rate_limits:
+      m: {requests_per_minute: 60}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}, free: {input_per_mtok: 0, output_per_mtok: 0}}
+agents:
+  a: {provider: sim, models: {default: m}, cache: {ttl: 1h}}
+  b: {provider: sim, models: {default: free}}
+workflows:
+  w: {steps: [{id: s, agent: a, input: {q: $task.q}}, {id: t, agent: b, input: {prev: $steps.s}}]}
+)", "cached.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  FakeClock clock;
+  TaskEngine engine(&*c, &clock);
+  for (auto [id, q] : {std::pair{"A", "x"}, {"B", "x"}, {"C", "y"}}) {
+    Outbox out;
+    ASSERT_TRUE(engine.Submit(engine_test::Submission(id, "w", {{"q", q}}), "", 0, &out).ok());
+    ASSERT_TRUE(out.work.empty()) << "the bucket starts empty";
+  }
+  auto steps = [](const Outbox& out) {
+    std::vector<std::string> v;
+    for (const auto& w : out.work) v.push_back(w.item.task_id() + "." + w.item.step());
+    return v;
+  };
+  clock.Advance(absl::Seconds(1));
+  Outbox first;
+  engine.Tick(&first);
+  ASSERT_THAT(steps(first), ::testing::ElementsAre("A.s"));
+  Outbox answered = engine_test::Answer(engine, *c, first.work[0].item, {{"answer", 42}});  // cached for q=x
+  ASSERT_THAT(steps(answered), ::testing::ElementsAre("A.t"));
+  clock.Advance(absl::Seconds(1));
+  Outbox second;
+  engine.Tick(&second);
+  EXPECT_THAT(steps(second), ::testing::UnorderedElementsAre("B.t", "C.s"))
+      << "B served from the cache, and C, next in the queue, in the same tick";
+  EXPECT_EQ(engine.stats().cache_hits, 1);
+  EXPECT_EQ(engine.rate_waiting(), 0u);
+  for (int i = 0; i < 3; ++i) {
+    clock.Advance(absl::Seconds(1));
+    Outbox later;
+    engine.Tick(&later);
+    EXPECT_TRUE(later.work.empty());
+  }
+  EXPECT_EQ(engine.stats().cache_hits, 1) << "B's step was served once";
+}
+
 }  // namespace
 }  // namespace agentfleet
