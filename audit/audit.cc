@@ -9,6 +9,7 @@
 #include "codec/json_value.h"
 #include "coordinator/budget.h"
 #include "coordinator/task_engine.h"
+#include "coordinator/tenant_ledgers.h"
 #include "google/protobuf/util/time_util.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
@@ -127,7 +128,7 @@ absl::StatusOr<std::vector<TenantSpending>> Tenants(const FleetConfig& config, a
   Topics topics(config.kafka.topic_prefix);
   auto records = ReadAll(config, topics.state, timeout);
   if (!records.ok()) return records.status();
-  const std::string prefix = TaskEngine::LedgerKey("");
+  const std::string prefix = TenantLedgers::LedgerKey("");
   // The latest ledger per (tenant, partition).
   std::map<std::pair<std::string, int32_t>, v1::TenantLedger> latest;
   for (const Message& m : *records) {
@@ -140,12 +141,12 @@ absl::StatusOr<std::vector<TenantSpending>> Tenants(const FleetConfig& config, a
   for (const auto& [key, ledger] : latest) {
     const TenantConfig* tc = config.FindTenant(key.first);
     if (tc == nullptr) continue;
-    absl::Time start = TaskEngine::PeriodStart(tc->period, now);
+    absl::Time start = TenantLedgers::PeriodStart(tc->period, now);
     absl::Time at = absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(ledger.period_start()));
     if (at < start) continue;  // an earlier period
     TenantSpending& t = by_tenant[key.first];
     t.tenant = key.first;
-    t.period = TaskEngine::PeriodName(tc->period);
+    t.period = TenantLedgers::PeriodName(tc->period);
     t.period_start = start;
     t.cost_usd += ledger.cost_usd();
     t.tokens += ledger.tokens();

@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "common/error_codes.h"
 #include "common/log.h"
+#include "coordinator/tenant_ledgers.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "kafka/dead_letter.h"
@@ -345,12 +346,12 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
           {{"partition", absl::StrCat(m.partition)}, {"offset", absl::StrCat(m.offset)}});
       continue;
     }
-    if (m.key.rfind(TaskEngine::LedgerKey(""), 0) == 0) {  // a tenant's ledger, not a task
+    if (m.key.rfind(TenantLedgers::LedgerKey(""), 0) == 0) {  // a tenant's ledger, not a task
       auto ledger = Decode<v1::TenantLedger>(m.payload, m.headers, SIZE_MAX);
       if (ledger.ok()) {
         engine_.RestoreLedger(*ledger, m.partition);
       } else {
-        std::string tenant = m.key.substr(TaskEngine::LedgerKey("").size());
+        std::string tenant = m.key.substr(TenantLedgers::LedgerKey("").size());
         Log(LogLevel::kError, kComponent, "unreadable tenant ledger: its slice counts as spent this period",
             {{"tenant", tenant}, {"error", ledger.status().message()}});
         engine_.RestoreUnreadableLedger(tenant, m.partition);

@@ -16,7 +16,7 @@ using namespace task_engine_internal;
 
 
 TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
-    : config_(config), clock_(clock), rng_(seed), breakers_(config, ""), cache_(config), rate_(config) {
+    : config_(config), clock_(clock), rng_(seed), tenants_(config), breakers_(config, ""), cache_(config), rate_(config) {
   rate_.SetShare(1.0, clock->Now());
 }
 TaskEngine::~TaskEngine() = default;
@@ -62,11 +62,12 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
     return absl::InvalidArgumentError(reason);
   }
   if (const TenantConfig* tenant = config_->FindTenant(submission.tenant());
-      tenant && tenant->on_exhausted == TenantConfig::OnExhausted::kReject && TenantExhausted(submission, partition)) {
+      tenant && tenant->on_exhausted == TenantConfig::OnExhausted::kReject &&
+      tenants_.Exhausted(submission.tenant(), partition, clock_->Now())) {
     ++stats_.rejected;
     ++stats_.tenant_rejected;
     std::string reason = absl::StrCat("tenant '", submission.tenant(), "' has spent its budget for this ",
-                                      PeriodName(tenant->period));
+                                      TenantLedgers::PeriodName(tenant->period));
     Reject(submission, traceparent, "tenant_budget_exhausted", reason, partition, out);
     return absl::ResourceExhaustedError(reason);
   }
@@ -274,25 +275,23 @@ bool TaskEngine::CheckTaskBudget(DispatchAttempt& a, Outbox* out) {
 // The tenant's budget: this partition's slice of it must pay too.
 bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
   if (const TenantConfig* tenant = config_->FindTenant(a.task.submission.tenant())) {
-    Ledger& ledger = LedgerOf(a.task, *tenant);
-    Limits slice;
-    slice.max_cost_usd = tenant->max_cost_usd / config_->kafka.partitions;
-    slice.max_tokens = tenant->max_tokens / config_->kafka.partitions;
-    slice.downgrade_at = 2;  // the tenant's budget does not change tiers
+    const TenantLedgers::Ledger& ledger =
+        tenants_.Current(a.task.submission.tenant(), a.task.partition, *tenant, clock_->Now());
+    Limits slice = tenants_.Slice(*tenant);
     Spend used{ledger.settled.tokens + ledger.reserved.tokens, ledger.settled.cost_usd + ledger.reserved.cost_usd};
     AttemptPlan within = PlanAttempt(*config_, a.agent, a.plan.tier, a.input_bytes, slice, ledger.settled, used);
     if (!within.affordable) {
       std::string why = absl::StrCat("tenant '", a.task.submission.tenant(), "' has spent its budget for this ",
-                                     PeriodName(tenant->period), " (", within.why_not, ")");
+                                     TenantLedgers::PeriodName(tenant->period), " (", within.why_not, ")");
       bool in_flight = ledger.reserved.tokens > 0 || ledger.reserved.cost_usd > 0;
       if (in_flight || tenant->on_exhausted == TenantConfig::OnExhausted::kHold) {
         // Calls in flight may settle for less than their worst case: wait for
         // them (and, holding, for the next period at the latest).
         if (!a.inst.waiting(Instance::Wait::kTenant)) ++stats_.tenant_held;
         a.inst.wait = Instance::Wait::kTenant;
-        a.inst.retry_at = PeriodEnd(tenant->period, clock_->Now());
+        a.inst.retry_at = TenantLedgers::PeriodEnd(tenant->period, clock_->Now());
         a.inst.DisarmAttempt();
-        tenant_waiters_[{a.task.submission.tenant(), a.task.partition}].insert({a.task.id(), a.step, a.fan_index});
+        tenants_.Hold(a.task.submission.tenant(), a.task.partition, {a.task.id(), a.step, a.fan_index});
         return false;
       }
       if (tenant->on_exhausted == TenantConfig::OnExhausted::kReject) {
@@ -504,10 +503,8 @@ void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst
   double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
   if (metrics_) metrics_->Call(agent.name, r, cost);
   if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
-    Ledger& ledger = LedgerOf(task, *tenant);
-    ledger.settled.tokens += r.usage().input_tokens() + r.usage().output_tokens();
-    ledger.settled.cost_usd += cost;
-    dirty_ledgers_.insert({task.submission.tenant(), task.partition});
+    tenants_.Settle(task.submission.tenant(), task.partition, *tenant,
+                    {r.usage().input_tokens() + r.usage().output_tokens(), cost}, clock_->Now());
   }
   for (v1::Usage* u : {&inst.usage, &task.usage}) {
     u->set_input_tokens(u->input_tokens() + r.usage().input_tokens());
@@ -821,7 +818,7 @@ void TaskEngine::Tick(Outbox* out) {
     FireTimers(task, now, out);
     if (!task.finished) Touch(task);
   }
-  if (!tenant_wakes_.empty()) WakeTenantWaiters(out);
+  if (tenants_.has_woken()) WakeTenantWaiters(out);
   if (!rate_waiting_.empty()) ServeRateQueues(out);
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     std::string id = expiries_.begin()->second;
@@ -835,7 +832,7 @@ void TaskEngine::Tick(Outbox* out) {
 }
 
 absl::Time TaskEngine::NextTimer() const {
-  if (!orphans_.empty() || !tenant_wakes_.empty()) return absl::InfinitePast();
+  if (!orphans_.empty() || tenants_.has_woken()) return absl::InfinitePast();
   absl::Time next = absl::InfiniteFuture();
   if (!timers_.empty()) next = timers_.begin()->first;
   if (!expiries_.empty()) next = std::min(next, expiries_.begin()->first);
@@ -946,6 +943,29 @@ void TaskEngine::Remember(const std::string& id, absl::Time finished_at, int32_t
   expiries_.insert({finished_at + config_->coordinator.finished_retention, id});
   dirty_.insert(id);
   dirty_partition_[id] = partition;
+}
+
+void TaskEngine::AddReserved(const Task& task, const Spend& spend, int sign) {
+  tenants_.Reserve(task.submission.tenant(), task.partition, spend, sign);
+}
+
+bool TaskEngine::Unreserve(const Task& task, const std::optional<Spend>& released) {
+  if (!released) return false;
+  AddReserved(task, *released, -1);
+  return true;
+}
+
+void TaskEngine::WakeTenantWaiters(Outbox* out) {
+  for (const auto& [id, step, fan] : tenants_.TakeWoken()) {
+    auto task = active_.find(id);
+    if (task == active_.end() || step >= task->second->steps.size() || !task->second->steps[step].ValidFan(fan)) {
+      continue;
+    }
+    Task& t = *task->second;
+    if (!t.steps[step].instances[t.steps[step].Index(fan)].waiting(Instance::Wait::kTenant)) continue;
+    Dispatch(t, step, fan, out);
+    if (!t.finished) Touch(t);
+  }
 }
 
 }  // namespace agentfleet

@@ -44,6 +44,7 @@
 #include "coordinator/circuit_breaker.h"
 #include "coordinator/rate_limiter.h"
 #include "coordinator/result_cache.h"
+#include "coordinator/tenant_ledgers.h"
 #include "metrics/fleet_metrics.h"
 #include "workflow/input.h"
 #include "nlohmann/json.hpp"
@@ -97,7 +98,7 @@ struct EngineStats {
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
 // A change to the state topic: a task's snapshot or tombstone (no state), or
-// a tenant's ledger for the partition (key TaskEngine::LedgerKey(tenant)).
+// a tenant's ledger for the partition (key TenantLedgers::LedgerKey(tenant)).
 struct StateChange {
   std::string task_id;  // the record's key
   int32_t partition = 0;
@@ -148,16 +149,14 @@ class TaskEngine {
   // The task's latest snapshot could not be decoded: forget what was restored
   // for it and fail it (FAILED, "state_unreadable") at the next Tick().
   void RestoreUnreadable(const std::string& task_id, const std::string& reason, int32_t partition);
-  // Tenant budgets: the state-topic key of a tenant's ledger (it cannot be a
-  // task id), and a ledger read back from the state topic.
-  static std::string LedgerKey(const std::string& tenant);
-  // The start of the period (UTC) `now` is in, and the period's name.
-  static absl::Time PeriodStart(TenantConfig::Period period, absl::Time now);
-  static const char* PeriodName(TenantConfig::Period period);
-  void RestoreLedger(const v1::TenantLedger& ledger, int32_t partition);
-  // A tenant's ledger record could not be decoded: its slice counts as spent
-  // for the current period.
-  void RestoreUnreadableLedger(const std::string& tenant, int32_t partition);
+  // Tenant budgets (coordinator/tenant_ledgers.h; the state-topic key of a
+  // ledger is TenantLedgers::LedgerKey): a ledger read back from the state
+  // topic, and one that could not be decoded (its slice counts as spent for
+  // the current period).
+  void RestoreLedger(const v1::TenantLedger& ledger, int32_t partition) { tenants_.Restore(ledger, partition); }
+  void RestoreUnreadableLedger(const std::string& tenant, int32_t partition) {
+    tenants_.RestoreUnreadable(tenant, partition, clock_->Now());
+  }
   // Forgets every task (active or finished) of these partitions.
   void DropPartitions(const std::set<int32_t>& partitions);
   // Writes the id's state again at the next TakeStateChanges(): its
@@ -253,21 +252,12 @@ class TaskEngine {
   // exhausting the budget, where it still cannot pay).
   void ResumeBudgetWaits(Task& task, Outbox* out);
   void ExhaustBudget(Task& task, const std::string& why, Outbox* out);
-  // Tenant budgets: one ledger per tenant and task partition, holding that
-  // partition's slice of the tenant's limit for the current period.
-  struct Ledger {
-    absl::Time period_start = absl::InfinitePast();
-    Spend settled;
-    Spend reserved;
-  };
-  Ledger& LedgerOf(const Task& task, const TenantConfig& tenant);
+  // Tenant budgets (tenants_): a task's reservation added (+1) or released
+  // (-1) on its tenant's ledger; a released reservation taken off (false if
+  // none); the held calls of tenants whose budget was released, dispatched.
   void AddReserved(const Task& task, const Spend& spend, int sign);
-  // Takes a released reservation off the tenant's ledger; false if none.
   bool Unreserve(const Task& task, const std::optional<Spend>& released);
-  bool TenantExhausted(const v1::TaskSubmission& submission, int32_t partition);
-  // Dispatches the waiting calls of tenants whose reservations were released.
   void WakeTenantWaiters(Outbox* out);
-  static absl::Time PeriodEnd(TenantConfig::Period period, absl::Time now);
   // Rate limits: whether the instance may be dispatched now (else it waits in
   // its quota's queue, interactive before batch, first come first served).
   bool TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens);
@@ -323,11 +313,7 @@ class TaskEngine {
   // Tasks whose state changed since TakeStateChanges().
   absl::flat_hash_set<std::string> dirty_;
   absl::flat_hash_map<std::string, int32_t> dirty_partition_;
-  absl::flat_hash_map<std::pair<std::string, int32_t>, Ledger> ledgers_;
-  absl::flat_hash_set<std::pair<std::string, int32_t>> dirty_ledgers_;
-  // Calls waiting for a tenant's budget, by (tenant, partition): (task id, step, fan).
-  std::map<std::pair<std::string, int32_t>, std::set<std::tuple<std::string, size_t, int>>> tenant_waiters_;
-  std::set<std::pair<std::string, int32_t>> tenant_wakes_;
+  TenantLedgers tenants_;
   Breakers breakers_;
   ResultCache cache_;
   RateLimiter rate_;

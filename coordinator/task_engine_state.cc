@@ -90,21 +90,13 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
   }
   dirty_.clear();
   dirty_partition_.clear();
-  for (const auto& key : dirty_ledgers_) {
-    auto it = ledgers_.find(key);
-    if (it == ledgers_.end()) continue;
+  for (auto& [partition, ledger] : tenants_.TakeChanged()) {
     StateChange change;
-    change.task_id = LedgerKey(key.first);
-    change.partition = key.second;
-    v1::TenantLedger l;
-    l.set_tenant(key.first);
-    *l.mutable_period_start() = ToProto(it->second.period_start);
-    l.set_cost_usd(it->second.settled.cost_usd);
-    l.set_tokens(it->second.settled.tokens);
-    change.ledger = std::move(l);
+    change.task_id = TenantLedgers::LedgerKey(ledger.tenant());
+    change.partition = partition;
+    change.ledger = std::move(ledger);
     changes->push_back(std::move(change));
   }
-  dirty_ledgers_.clear();
 }
 
 void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::TaskState>& state,
@@ -204,8 +196,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
       AddReserved(*task, {rp.tokens(), rp.cost_usd()}, +1);
     }
     if (inst.waiting(Instance::Wait::kTenant)) {
-      tenant_waiters_[{task->submission.tenant(), partition}].insert({task_id, it->second, ss.fan_index()});
-      tenant_wakes_.insert({task->submission.tenant(), partition});  // retry once restored
+      tenants_.Hold(task->submission.tenant(), partition, {task_id, it->second, ss.fan_index()});
+      tenants_.Wake(task->submission.tenant(), partition);  // retry once restored
     }
   }
   // Derive completion, outputs and readiness from the instances.
@@ -245,14 +237,7 @@ void TaskEngine::RestoreUnreadable(const std::string& task_id, const std::string
 }
 
 void TaskEngine::DropPartitions(const std::set<int32_t>& partitions) {
-  for (auto it = ledgers_.begin(); it != ledgers_.end();) {
-    if (partitions.count(it->first.second)) {
-      dirty_ledgers_.erase(it->first);
-      ledgers_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
+  tenants_.DropPartitions(partitions);
   orphans_.erase(std::remove_if(orphans_.begin(), orphans_.end(),
                                 [&](const Orphan& o) { return partitions.count(o.partition) > 0; }),
                  orphans_.end());

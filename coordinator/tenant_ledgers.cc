@@ -1,36 +1,12 @@
-// TaskEngine's tenant budgets: one ledger per tenant and task partition
-// (that partition's slice of the tenant's limit for the current period),
-// reservations on it, and the calls waiting for it.
-#include <algorithm>
-#include <string>
+#include "coordinator/tenant_ledgers.h"
 
-#include "coordinator/task_engine.h"
-#include "coordinator/task_engine_internal.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace agentfleet {
 
-using namespace task_engine_internal;
+std::string TenantLedgers::LedgerKey(const std::string& tenant) { return "\x1ftenant/" + tenant; }
 
-std::string TaskEngine::LedgerKey(const std::string& tenant) { return "\x1ftenant/" + tenant; }
-
-void TaskEngine::RestoreUnreadableLedger(const std::string& tenant, int32_t partition) {
-  // What was spent is unknown: count the slice as spent for this period
-  // rather than as untouched, so the limit cannot be passed.
-  const TenantConfig* tc = config_->FindTenant(tenant);
-  if (tc == nullptr) return;
-  Ledger& l = ledgers_[{tenant, partition}];
-  l.period_start = PeriodStart(tc->period, clock_->Now());
-  l.settled = {tc->max_tokens / config_->kafka.partitions, tc->max_cost_usd / config_->kafka.partitions};
-  dirty_ledgers_.insert({tenant, partition});
-}
-
-void TaskEngine::RestoreLedger(const v1::TenantLedger& ledger, int32_t partition) {
-  Ledger& l = ledgers_[{ledger.tenant(), partition}];
-  l.period_start = FromProto(ledger.period_start());
-  l.settled = {ledger.tokens(), ledger.cost_usd()};
-}
-
-absl::Time TaskEngine::PeriodStart(TenantConfig::Period period, absl::Time now) {
+absl::Time TenantLedgers::PeriodStart(TenantConfig::Period period, absl::Time now) {
   absl::CivilSecond t = absl::ToCivilSecond(now, absl::UTCTimeZone());
   switch (period) {
     case TenantConfig::Period::kHour:
@@ -43,7 +19,7 @@ absl::Time TaskEngine::PeriodStart(TenantConfig::Period period, absl::Time now) 
   return now;
 }
 
-absl::Time TaskEngine::PeriodEnd(TenantConfig::Period period, absl::Time now) {
+absl::Time TenantLedgers::PeriodEnd(TenantConfig::Period period, absl::Time now) {
   absl::CivilSecond t = absl::ToCivilSecond(now, absl::UTCTimeZone());
   switch (period) {
     case TenantConfig::Period::kHour:
@@ -56,7 +32,7 @@ absl::Time TaskEngine::PeriodEnd(TenantConfig::Period period, absl::Time now) {
   return now;
 }
 
-const char* TaskEngine::PeriodName(TenantConfig::Period period) {
+const char* TenantLedgers::PeriodName(TenantConfig::Period period) {
   switch (period) {
     case TenantConfig::Period::kHour:
       return "hour";
@@ -68,66 +44,123 @@ const char* TaskEngine::PeriodName(TenantConfig::Period period) {
   return "period";
 }
 
-TaskEngine::Ledger& TaskEngine::LedgerOf(const Task& task, const TenantConfig& tenant) {
-  Ledger& l = ledgers_[{task.submission.tenant(), task.partition}];
-  absl::Time start = PeriodStart(tenant.period, clock_->Now());
+Limits TenantLedgers::Slice(const TenantConfig& tenant) const {
+  Limits slice;
+  slice.max_cost_usd = tenant.max_cost_usd / config_->kafka.partitions;
+  slice.max_tokens = tenant.max_tokens / config_->kafka.partitions;
+  slice.downgrade_at = 2;  // the tenant's budget does not change tiers
+  return slice;
+}
+
+TenantLedgers::Ledger& TenantLedgers::Current(const std::string& tenant, int32_t partition,
+                                              const TenantConfig& config, absl::Time now) {
+  Ledger& l = ledgers_[{tenant, partition}];
+  absl::Time start = PeriodStart(config.period, now);
   if (l.period_start < start) {  // a new period: what was spent before no longer counts
     l.period_start = start;
     l.settled = Spend();
-    dirty_ledgers_.insert({task.submission.tenant(), task.partition});
+    changed_.insert({tenant, partition});
   }
   return l;
 }
 
-void TaskEngine::AddReserved(const Task& task, const Spend& spend, int sign) {
-  if (config_->FindTenant(task.submission.tenant()) == nullptr) return;
-  std::pair<std::string, int32_t> key{task.submission.tenant(), task.partition};
+void TenantLedgers::Settle(const std::string& tenant, int32_t partition, const TenantConfig& config,
+                           const Spend& spend, absl::Time now) {
+  Ledger& l = Current(tenant, partition, config, now);
+  l.settled.tokens += spend.tokens;
+  l.settled.cost_usd += spend.cost_usd;
+  changed_.insert({tenant, partition});
+}
+
+void TenantLedgers::Reserve(const std::string& tenant, int32_t partition, const Spend& spend, int sign) {
+  if (config_->FindTenant(tenant) == nullptr) return;
+  Key key{tenant, partition};
   Ledger& l = ledgers_[key];
   l.reserved.tokens += sign * spend.tokens;
   l.reserved.cost_usd += sign * spend.cost_usd;
   if (l.reserved.tokens <= 0 && l.reserved.cost_usd < 1e-12) l.reserved = Spend();  // no drift below zero
-  // Released budget: the tenant's waiting calls try again at the next Tick.
-  if (sign < 0 && tenant_waiters_.count(key)) tenant_wakes_.insert(key);
+  // Released budget: the tenant's held calls try again.
+  if (sign < 0 && held_.count(key)) wakes_.insert(key);
 }
 
-void TaskEngine::WakeTenantWaiters(Outbox* out) {
-  auto wakes = std::move(tenant_wakes_);
-  tenant_wakes_.clear();
-  for (const auto& key : wakes) {
-    auto it = tenant_waiters_.find(key);
-    if (it == tenant_waiters_.end()) continue;
-    auto waiters = std::move(it->second);
-    tenant_waiters_.erase(it);
-    for (const auto& [id, step, fan] : waiters) {
-      auto task = active_.find(id);
-      if (task == active_.end() || step >= task->second->steps.size() || !task->second->steps[step].ValidFan(fan)) {
-        continue;
-      }
-      Task& t = *task->second;
-      if (!t.steps[step].instances[t.steps[step].Index(fan)].waiting(Instance::Wait::kTenant)) continue;
-      Dispatch(t, step, fan, out);
-      if (!t.finished) Touch(t);
+bool TenantLedgers::Exhausted(const std::string& tenant, int32_t partition, absl::Time now) const {
+  const TenantConfig* tc = config_->FindTenant(tenant);
+  if (tc == nullptr) return false;
+  auto it = ledgers_.find(Key{tenant, partition});
+  if (it == ledgers_.end() || it->second.period_start < PeriodStart(tc->period, now)) return false;
+  const Ledger& l = it->second;
+  return (tc->max_cost_usd > 0 && l.settled.cost_usd >= tc->max_cost_usd / config_->kafka.partitions) ||
+         (tc->max_tokens > 0 && l.settled.tokens >= tc->max_tokens / config_->kafka.partitions);
+}
+
+void TenantLedgers::Hold(const std::string& tenant, int32_t partition, Waiter waiter) {
+  held_[{tenant, partition}].insert(std::move(waiter));
+}
+
+void TenantLedgers::Wake(const std::string& tenant, int32_t partition) { wakes_.insert({tenant, partition}); }
+
+std::vector<TenantLedgers::Waiter> TenantLedgers::TakeWoken() {
+  std::vector<Waiter> out;
+  std::set<Key> wakes;
+  wakes.swap(wakes_);
+  for (const Key& key : wakes) {
+    auto it = held_.find(key);
+    if (it == held_.end()) continue;
+    out.insert(out.end(), it->second.begin(), it->second.end());
+    held_.erase(it);
+  }
+  return out;
+}
+
+void TenantLedgers::Restore(const v1::TenantLedger& ledger, int32_t partition) {
+  Ledger& l = ledgers_[{ledger.tenant(), partition}];
+  l.period_start = absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(ledger.period_start()));
+  l.settled = {ledger.tokens(), ledger.cost_usd()};
+}
+
+void TenantLedgers::RestoreUnreadable(const std::string& tenant, int32_t partition, absl::Time now) {
+  const TenantConfig* tc = config_->FindTenant(tenant);
+  if (tc == nullptr) return;
+  Ledger& l = ledgers_[{tenant, partition}];
+  l.period_start = PeriodStart(tc->period, now);
+  l.settled = {tc->max_tokens / config_->kafka.partitions, tc->max_cost_usd / config_->kafka.partitions};
+  changed_.insert({tenant, partition});
+}
+
+std::vector<std::pair<int32_t, v1::TenantLedger>> TenantLedgers::TakeChanged() {
+  std::vector<std::pair<int32_t, v1::TenantLedger>> out;
+  for (const Key& key : changed_) {
+    auto it = ledgers_.find(key);
+    if (it == ledgers_.end()) continue;
+    v1::TenantLedger l;
+    l.set_tenant(key.first);
+    *l.mutable_period_start() =
+        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(it->second.period_start));
+    l.set_cost_usd(it->second.settled.cost_usd);
+    l.set_tokens(it->second.settled.tokens);
+    out.emplace_back(key.second, std::move(l));
+  }
+  changed_.clear();
+  return out;
+}
+
+void TenantLedgers::DropPartitions(const std::set<int32_t>& partitions) {
+  for (auto it = ledgers_.begin(); it != ledgers_.end();) {
+    if (partitions.count(it->first.second)) {
+      changed_.erase(it->first);
+      ledgers_.erase(it++);
+    } else {
+      ++it;
     }
   }
-}
-
-bool TaskEngine::Unreserve(const Task& task, const std::optional<Spend>& released) {
-  if (!released) return false;
-  AddReserved(task, *released, -1);
-  return true;
-}
-
-bool TaskEngine::TenantExhausted(const v1::TaskSubmission& submission, int32_t partition) {
-  const TenantConfig* tenant = config_->FindTenant(submission.tenant());
-  if (tenant == nullptr) return false;
-  auto it = ledgers_.find({submission.tenant(), partition});
-  if (it == ledgers_.end() || it->second.period_start < PeriodStart(tenant->period, clock_->Now())) return false;
-  // What was spent, not what is reserved: calls in flight may settle for less.
-  const Ledger& l = it->second;
-  double cost = l.settled.cost_usd;
-  int64_t tokens = l.settled.tokens;
-  return (tenant->max_cost_usd > 0 && cost >= tenant->max_cost_usd / config_->kafka.partitions) ||
-         (tenant->max_tokens > 0 && tokens >= tenant->max_tokens / config_->kafka.partitions);
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (partitions.count(it->first.second)) {
+      wakes_.erase(it->first);
+      it = held_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 }  // namespace agentfleet

@@ -1,6 +1,10 @@
-// Tenant budgets per period: each task partition holds an equal slice of a
-// tenant's limit; when it is spent, the tenant's calls wait for the next
-// period (hold) or its tasks are refused (reject); the ledger is durable.
+// Tenant budgets per period (coordinator/tenant_ledgers.h): each task
+// partition holds an equal slice of a tenant's limit; when it is spent, the
+// tenant's calls wait for the next period (hold) or its tasks are refused
+// (reject); the ledger is durable. First the ledgers alone, then through the
+// engine.
+#include "coordinator/tenant_ledgers.h"
+
 #include "codec/json_value.h"
 #include "common/clock.h"
 #include "coordinator/task_engine.h"
@@ -27,6 +31,80 @@ tenants:
   held: {period: hour, max_cost_usd: 1.0, on_exhausted: hold}
   refused: {period: day, max_cost_usd: 1.0, on_exhausted: reject}
 )";
+
+FleetConfig LedgerConfig() {
+  auto c = LoadConfigString(kConfig, "tenants.yaml");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+absl::Time Utc(int y, int mo, int d, int h, int mi) {
+  return absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, 0), absl::UTCTimeZone());
+}
+
+TEST(TenantLedgersTest, PeriodsAreUtcHoursDaysAndMonths) {
+  absl::Time t = Utc(2026, 11, 30, 17, 42);
+  using P = TenantConfig::Period;
+  EXPECT_EQ(TenantLedgers::PeriodStart(P::kHour, t), Utc(2026, 11, 30, 17, 0));
+  EXPECT_EQ(TenantLedgers::PeriodEnd(P::kHour, t), Utc(2026, 11, 30, 18, 0));
+  EXPECT_EQ(TenantLedgers::PeriodStart(P::kDay, t), Utc(2026, 11, 30, 0, 0));
+  EXPECT_EQ(TenantLedgers::PeriodEnd(P::kDay, t), Utc(2026, 12, 1, 0, 0));
+  EXPECT_EQ(TenantLedgers::PeriodStart(P::kMonth, t), Utc(2026, 11, 1, 0, 0));
+  EXPECT_EQ(TenantLedgers::PeriodEnd(P::kMonth, t), Utc(2026, 12, 1, 0, 0));
+}
+
+TEST(TenantLedgersTest, ThePartitionsSliceIsSpentBySettledCostOnlyAndANewPeriodStartsItOver) {
+  FleetConfig c = LedgerConfig();
+  TenantLedgers ledgers(&c);
+  const TenantConfig& held = c.tenants.at("held");  // $1 an hour, two partitions: $0.50 each
+  absl::Time t = Utc(2026, 11, 30, 17, 10);
+  EXPECT_EQ(ledgers.Slice(held).max_cost_usd, 0.5);
+  ledgers.Reserve("held", 0, {1000, 5.0}, +1);
+  EXPECT_FALSE(ledgers.Exhausted("held", 0, t)) << "a reservation may settle for less";
+  ledgers.Settle("held", 0, held, {100, 0.5}, t);
+  EXPECT_TRUE(ledgers.Exhausted("held", 0, t));
+  EXPECT_FALSE(ledgers.Exhausted("held", 1, t)) << "the other partition's slice is untouched";
+  std::vector<std::pair<int32_t, v1::TenantLedger>> changed = ledgers.TakeChanged();
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].first, 0);
+  EXPECT_EQ(changed[0].second.cost_usd(), 0.5);
+  EXPECT_TRUE(ledgers.TakeChanged().empty());
+  absl::Time next_hour = t + absl::Hours(1);
+  EXPECT_FALSE(ledgers.Exhausted("held", 0, next_hour));
+  EXPECT_EQ(ledgers.Current("held", 0, held, next_hour).settled.cost_usd, 0);
+  ASSERT_EQ(ledgers.TakeChanged().size(), 1u) << "the new period is written back";
+}
+
+TEST(TenantLedgersTest, ReleasingAReservationWakesOnlyThatLedgersHeldCallsOnce) {
+  FleetConfig c = LedgerConfig();
+  TenantLedgers ledgers(&c);
+  ledgers.Hold("held", 0, {"t1", 0, -1});
+  ledgers.Hold("held", 1, {"t2", 0, -1});
+  ledgers.Reserve("held", 0, {10, 0.01}, +1);
+  EXPECT_FALSE(ledgers.has_woken()) << "adding a reservation frees nothing";
+  ledgers.Reserve("held", 0, {10, 0.01}, -1);
+  ledgers.Reserve("held", 0, {10, 0.01}, -1);  // released twice: no drift below zero
+  ASSERT_TRUE(ledgers.has_woken());
+  EXPECT_EQ(ledgers.TakeWoken(), (std::vector<TenantLedgers::Waiter>{{"t1", 0, -1}}));
+  EXPECT_TRUE(ledgers.TakeWoken().empty());
+  EXPECT_EQ(ledgers.Current("held", 0, c.tenants.at("held"), Utc(2026, 11, 30, 17, 0)).reserved.tokens, 0);
+  ledgers.Reserve("nobody", 0, {10, 0.01}, -1);  // a tenant without a budget has no ledger
+  EXPECT_FALSE(ledgers.has_woken());
+}
+
+TEST(TenantLedgersTest, AnUnreadableLedgerCountsAsSpentAndDroppedPartitionsAreForgotten) {
+  FleetConfig c = LedgerConfig();
+  TenantLedgers ledgers(&c);
+  absl::Time t = Utc(2026, 11, 30, 17, 10);
+  ledgers.RestoreUnreadable("refused", 1, t);
+  EXPECT_TRUE(ledgers.Exhausted("refused", 1, t)) << "what was spent is unknown: the slice counts as spent";
+  ledgers.Hold("refused", 1, {"t9", 0, -1});
+  ledgers.Wake("refused", 1);
+  ledgers.DropPartitions({1});
+  EXPECT_FALSE(ledgers.Exhausted("refused", 1, t));
+  EXPECT_TRUE(ledgers.TakeWoken().empty()) << "held calls of a dropped partition are its next owner's";
+  EXPECT_TRUE(ledgers.TakeChanged().empty());
+}
 
 class TenantBudgetTest : public engine_test::EngineTest {
  protected:
@@ -119,7 +197,7 @@ TEST_F(TenantBudgetTest, TheLedgerIsDurableAndPerPartition) {
     if (c.ledger) ledger = &c;
   }
   ASSERT_NE(ledger, nullptr);
-  EXPECT_EQ(ledger->task_id, TaskEngine::LedgerKey("refused"));
+  EXPECT_EQ(ledger->task_id, TenantLedgers::LedgerKey("refused"));
   EXPECT_EQ(ledger->partition, 0);
   EXPECT_NEAR(ledger->ledger->cost_usd(), 0.45, 1e-9);
   // A replica that restores partition 0 knows what was spent there.
