@@ -8,13 +8,17 @@
 //   assignment, then OnAssigned;
 // - an assigned partition starts at its committed offset (stored offsets
 //   are committed by CommitStored() and by a rebalance's revocation);
-// - transactions: what a transaction produced is visible (To()) to a
-//   read_committed reader unless the transaction aborts; offsets sent to it
-//   are committed with it; group metadata of an older generation is refused
-//   (a zombie); RewindToCommitted() goes back to the committed offsets.
+// - transactions: producers and consumers may share a FakeLog, where a
+//   read_committed consumer stops at the last stable offset, never gets an
+//   aborted transaction's records, and moves past the commit and abort
+//   markers; To() likewise drops an aborted transaction's messages; offsets
+//   sent to a transaction are committed with it; group metadata of an older
+//   generation is refused (a zombie); RewindToCommitted() goes back to the
+//   committed offsets.
 // Thread-safe: PollInto on one thread, the test and delivery paths on others.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -29,6 +33,89 @@
 
 namespace agentfleet::testing {
 
+// Topic-partition logs that fake producers write and fake consumers read,
+// with Kafka's transactional visibility: a transaction's records go into the
+// log at once, but a read_committed reader gets nothing at or past the first
+// record of a transaction still open (the last stable offset); commit and
+// abort each write a control marker into every partition the transaction
+// wrote, which no reader gets; an aborted transaction's records are skipped.
+// A reader's position moves past markers and skipped records. Thread-safe.
+class FakeLog {
+ public:
+  using Key = std::pair<std::string, int32_t>;
+  // Appends `m` (its offset set here) as part of transaction `txn` (0: none).
+  int64_t Append(Message m, uint64_t txn = 0) {
+    absl::MutexLock lock(&mu_);
+    auto& log = logs_[{m.topic, m.partition}];
+    m.offset = static_cast<int64_t>(log.size());
+    if (txn != 0) open_[txn].insert({m.topic, m.partition});
+    log.push_back({std::move(m), txn, false});
+    return static_cast<int64_t>(log.size()) - 1;
+  }
+  uint64_t BeginTransaction() {
+    absl::MutexLock lock(&mu_);
+    open_[++last_txn_];
+    return last_txn_;
+  }
+  // Writes the commit or abort marker of `txn` into each partition it wrote.
+  void EndTransaction(uint64_t txn, bool commit) {
+    absl::MutexLock lock(&mu_);
+    auto it = open_.find(txn);
+    if (it == open_.end()) return;
+    for (const Key& k : it->second) {
+      auto& log = logs_[k];
+      log.push_back({Message{k.first, k.second, static_cast<int64_t>(log.size()), "", "", {}, 0}, txn, true});
+    }
+    if (!commit) aborted_.insert(txn);
+    open_.erase(it);
+  }
+  // Appends to `out` up to `max` records visible from `*position`, moving it
+  // past what it read and what no reader gets; read_committed stops at the
+  // last stable offset.
+  void Read(const Key& tp, int64_t* position, size_t max, bool read_committed, std::vector<Message>* out) {
+    absl::MutexLock lock(&mu_);
+    const auto& log = logs_[tp];
+    int64_t stable = StableOffsetLocked(tp);
+    size_t taken = 0;
+    while (*position < static_cast<int64_t>(log.size()) && taken < max) {
+      const Entry& e = log[*position];
+      if (read_committed && *position >= stable) break;
+      ++*position;
+      if (e.marker || (read_committed && aborted_.count(e.txn))) continue;
+      out->push_back(e.message);
+      ++taken;
+    }
+  }
+  int64_t End(const Key& tp) {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int64_t>(logs_[tp].size());
+  }
+  // The offset of the first record of a transaction still open, else the end.
+  int64_t StableOffset(const Key& tp) {
+    absl::MutexLock lock(&mu_);
+    return StableOffsetLocked(tp);
+  }
+
+ private:
+  struct Entry {
+    Message message;
+    uint64_t txn = 0;
+    bool marker = false;
+  };
+  int64_t StableOffsetLocked(const Key& tp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const auto& log = logs_[tp];
+    for (size_t i = 0; i < log.size(); ++i) {
+      if (log[i].txn != 0 && !log[i].marker && open_.count(log[i].txn)) return static_cast<int64_t>(i);
+    }
+    return static_cast<int64_t>(log.size());
+  }
+  absl::Mutex mu_;
+  std::map<Key, std::vector<Entry>> logs_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::set<Key>> open_ ABSL_GUARDED_BY(mu_);  // open transactions: partitions written
+  std::set<uint64_t> aborted_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_txn_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class FakeConsumer;
 
 // A FakeConsumer's membership: which consumer, and its generation (one more
@@ -40,18 +127,17 @@ struct FakeGroupMetadata : GroupMetadata {
 
 class FakeConsumer : public Consumer {
  public:
-  explicit FakeConsumer(RebalanceListener* listener = nullptr) : listener_(listener) {}
+  // Reads `log` (shared with producers), or a log of its own; as a
+  // read_committed consumer unless told otherwise.
+  explicit FakeConsumer(RebalanceListener* listener = nullptr, FakeLog* log = nullptr, bool read_committed = true)
+      : listener_(listener), log_(log != nullptr ? log : &own_log_), read_committed_(read_committed) {}
   void set_listener(RebalanceListener* listener) { listener_ = listener; }
 
-  // Test side: appends a message to a partition's log; returns its offset.
+  // Test side: appends a message (no transaction) to a partition's log;
+  // returns its offset.
   int64_t Append(const std::string& topic, int32_t partition, std::string key, std::string payload,
                  Headers headers = {}) {
-    absl::MutexLock lock(&mu_);
-    auto& log = logs_[{topic, partition}];
-    Message m{topic, partition, static_cast<int64_t>(log.size()), std::move(key), std::move(payload),
-              std::move(headers), 0};
-    log.push_back(std::move(m));
-    return static_cast<int64_t>(log.size()) - 1;
+    return log_->Append({topic, partition, 0, std::move(key), std::move(payload), std::move(headers), 0});
   }
   // Test side: the next PollInto revokes the whole assignment and assigns
   // `partitions` (a session timeout's "lost" partitions coming back, or a
@@ -120,10 +206,7 @@ class FakeConsumer : public Consumer {
       absl::MutexLock lock(&mu_);
       for (auto& [tp, position] : assigned_) {
         if (paused_.count(tp) || stalled_.count(tp)) continue;
-        const auto& log = logs_[tp];
-        while (out->size() - before < max_messages && position < static_cast<int64_t>(log.size())) {
-          out->push_back(log[position++]);
-        }
+        log_->Read(tp, &position, max_messages - (out->size() - before), read_committed_, out);
       }
     }
     // An empty poll waits a little, as a real one does (never the whole timeout: tests stay fast).
@@ -173,7 +256,7 @@ class FakeConsumer : public Consumer {
     absl::MutexLock lock(&mu_);
     std::vector<PartitionProgress> out;
     for (const auto& [tp, position] : assigned_) {
-      PartitionProgress p{tp.first, tp.second, position, static_cast<int64_t>(logs_[tp].size()), -1};
+      PartitionProgress p{tp.first, tp.second, position, log_->End(tp), -1};
       if (stalled_.count(tp)) p.high = -1;
       if (auto c = committed_.find(tp); c != committed_.end()) p.committed = c->second;
       out.push_back(p);
@@ -227,7 +310,9 @@ class FakeConsumer : public Consumer {
 
   RebalanceListener* listener_;
   absl::Mutex mu_;
-  std::map<Key, std::vector<Message>> logs_ ABSL_GUARDED_BY(mu_);
+  FakeLog own_log_;
+  FakeLog* log_;
+  const bool read_committed_;
   std::map<Key, int64_t> assigned_ ABSL_GUARDED_BY(mu_);  // -> next position
   std::set<Key> paused_ ABSL_GUARDED_BY(mu_);
   std::map<Key, int64_t> stored_ ABSL_GUARDED_BY(mu_);
@@ -245,7 +330,10 @@ class FakeConsumer : public Consumer {
 // librdkafka, refuses at once a message larger than message.max.bytes.
 class FakeProducer : public Producer {
  public:
-  explicit FakeProducer(size_t max_message_bytes = 1000000) : max_message_bytes_(max_message_bytes) {}
+  // With `log`, what it produces is also written there (partition -1 as 0),
+  // inside its open transaction if it has one.
+  explicit FakeProducer(size_t max_message_bytes = 1000000, FakeLog* log = nullptr)
+      : max_message_bytes_(max_message_bytes), log_(log) {}
   absl::Status Produce(OutboundMessage message, DeliveryCallback on_delivery) override {
     absl::Status delivered = absl::OkStatus();
     if (MessageBytes(message.key, message.payload, message.headers) > max_message_bytes_) {
@@ -261,6 +349,11 @@ class FakeProducer : public Producer {
         ++failed_;
       } else {
         produced_.push_back(message);
+        if (log_ != nullptr) {
+          log_->Append({message.topic, std::max(message.partition, 0), 0, message.key, message.payload,
+                        message.headers, 0},
+                       txn_);
+        }
       }
     }
     if (on_delivery) on_delivery(delivered);
@@ -282,6 +375,7 @@ class FakeProducer : public Producer {
   absl::Status BeginTransaction() override {
     absl::MutexLock lock(&mu_);
     txn_start_ = produced_.size();
+    if (log_ != nullptr) txn_ = log_->BeginTransaction();
     return absl::OkStatus();
   }
   // The next CommitTransaction fails with `status` (Aborted: the caller must
@@ -322,6 +416,8 @@ class FakeProducer : public Producer {
       ++commits_;
       offsets.swap(txn_offsets_);
       consumer = txn_consumer_;
+      if (log_ != nullptr && txn_ != 0) log_->EndTransaction(txn_, /*commit=*/true);
+      txn_ = 0;
     }
     if (consumer) consumer->CommitOffsets(offsets);
     return absl::OkStatus();
@@ -331,6 +427,8 @@ class FakeProducer : public Producer {
     ++aborts_;
     txn_offsets_.clear();
     if (txn_start_ < produced_.size()) produced_.resize(txn_start_);
+    if (log_ != nullptr && txn_ != 0) log_->EndTransaction(txn_, /*commit=*/false);
+    txn_ = 0;
     return absl::OkStatus();
   }
   // Produce() to `topic` fails at once, as when librdkafka cannot queue.
@@ -388,6 +486,8 @@ class FakeProducer : public Producer {
   absl::Status init_error_ ABSL_GUARDED_BY(mu_);
   absl::Status commit_error_ ABSL_GUARDED_BY(mu_);
   size_t txn_start_ ABSL_GUARDED_BY(mu_) = 0;
+  FakeLog* const log_;
+  uint64_t txn_ ABSL_GUARDED_BY(mu_) = 0;  // the log's transaction now open (0: none)
 };
 
 }  // namespace agentfleet::testing

@@ -42,7 +42,7 @@ workflows: {w: {steps: [{id: s, agent: a}, {id: t, agent: a, input: {prev: $step
 
 class CoordinatorLoopTest : public ::testing::Test {
  protected:
-  CoordinatorLoopTest() : producer_(kMaxMessage) {
+  CoordinatorLoopTest() : producer_(kMaxMessage, &log_) {
     coordinator_ = std::make_unique<Coordinator>(
         &config_, &consumer_, &producer_, &clock_,
         [this](const std::vector<int32_t>& partitions) -> absl::StatusOr<std::vector<Message>> {
@@ -130,7 +130,10 @@ class CoordinatorLoopTest : public ::testing::Test {
   FleetConfig config_ = Config();
   Topics topics_{config_.kafka.topic_prefix};
   FakeClock clock_;
-  FakeConsumer consumer_;
+  // The topics, as the coordinator's consumer and producer and any other
+  // reader (a worker) see them.
+  testing::FakeLog log_;
+  FakeConsumer consumer_{nullptr, &log_};
   FakeProducer producer_;
   std::vector<Message> state_log_;
   size_t state_synced_ = 0;
@@ -320,6 +323,42 @@ TEST_F(CoordinatorLoopTest, AFencedCommitEndsTheIncarnationWithoutCommittingTheB
   EXPECT_TRUE(absl::IsFailedPrecondition(n.status())) << n.status();
   EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 0);
   EXPECT_EQ(consumer_.rewinds(), 0) << "a fenced replica does not go back in place";
+}
+
+// What a worker reads from the work topics: a read_committed consumer sees a
+// work item only once the coordinator's transaction commits, never one of a
+// transaction that aborted, and the item redone after the abort once.
+TEST_F(CoordinatorLoopTest, AWorkerSeesWorkItemsOnlyFromCommittedTransactionsAndEachOnce) {
+  FakeConsumer worker{nullptr, &log_};
+  const std::string work = topics_.Work("a");
+  ASSERT_TRUE(worker.Assign({{work, 0, 0}, {work, 1, 0}}).ok());
+  auto poll = [&] {
+    std::vector<std::string> steps;
+    for (const Message& m : worker.Poll(absl::ZeroDuration(), 100)) {
+      auto item = Decode<v1::WorkItem>(m.payload, m.headers);
+      EXPECT_TRUE(item.ok()) << item.status();
+      if (item.ok()) steps.push_back(item->task_id() + "." + item->step());
+    }
+    return steps;
+  };
+  Start();
+  Submit("t1", "hello", "t1");
+  RunOnce();
+  EXPECT_THAT(poll(), ::testing::IsEmpty()) << "step s's item is in an open transaction";
+  clock_.Advance(config_.coordinator.commit_interval);
+  RunOnce();
+  EXPECT_THAT(poll(), ::testing::ElementsAre("t1.s")) << "committed";
+  AnswerWork({{"n", 1}});
+  producer_.FailNextCommit(absl::AbortedError("commit_transaction: Broker: Transaction coordinator is loading"));
+  RunAndCommit();  // step t's item is produced, then its transaction aborted
+  EXPECT_THAT(poll(), ::testing::IsEmpty()) << "an aborted transaction's item reached a worker";
+  RunAndCommit();  // the rewind: step s's result read again, step t dispatched again
+  EXPECT_THAT(poll(), ::testing::ElementsAre("t1.t"));
+  RunAndCommit();
+  EXPECT_THAT(poll(), ::testing::IsEmpty());
+  for (const TopicPartition& p : worker.Positions()) {
+    EXPECT_EQ(p.offset, log_.End({p.topic, p.partition})) << "the reader moved past the markers";
+  }
 }
 
 }  // namespace
