@@ -71,6 +71,28 @@ inline v1::TaskState SnapshotOverTheWire(TaskEngine& engine) {
 
 // A fixture with a TaskEngine over the config `yaml`, on a fake clock
 // starting at `start`.
+// One provider quota (sim/m: 60 requests and 600,000 tokens a minute) on
+// agent a; agent b's model has none.
+inline constexpr char kRatesConfig[] = R"(
+providers:
+  sim:
+    type: simulated
+    rate_limits:
+      m: {requests_per_minute: 60, tokens_per_minute: 600000}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}, free: {input_per_mtok: 0, output_per_mtok: 0}}
+agents:
+  a: {provider: sim, models: {default: m}, max_tokens: 100}
+  b: {provider: sim, models: {default: free}}
+workflows:
+  w: {steps: [{id: s, agent: a, input: {q: $task.q}}]}
+)";
+
+inline FleetConfig RatesConfig() {
+  auto c = LoadConfigString(kRatesConfig, "rates.yaml");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
 class EngineTest : public ::testing::Test {
  protected:
   explicit EngineTest(const char* yaml, absl::Time start = absl::FromUnixSeconds(1'800'000'000))

@@ -1,0 +1,166 @@
+// TaskEngine's durable state (coordinator/task_engine_state.cc): snapshots a
+// replica that takes over resumes from, finished ids kept for the retention
+// then tombstoned, restored tasks that cannot run failed with a reason, and
+// partitions dropped.
+#include "coordinator/task_engine.h"
+
+#include "codec/codec.h"
+#include "common/error_codes.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/coordinator/task_engine_fixture.h"
+
+namespace agentfleet {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+class TaskEngineStateTest : public engine_test::TaskEngineTest {};
+
+TEST_F(TaskEngineStateTest, AnotherEngineResumesATaskFromItsSnapshot) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 3, &out).ok());
+  v1::WorkItem classify = ItemFor(out, "classify");
+  v1::WorkItem other = ItemFor(out, "other");
+  Outbox fan = Answer(classify, {{"cat", "billing"}});
+  Outbox ignored;
+  engine_->OnEvent(MakeReceipt(fan.work[0].item, "w1", clock_.Now()), &ignored);
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].partition, 3);
+  ASSERT_TRUE(changes[0].state.has_value());
+  // The snapshot goes through the wire format, as it does through the state topic.
+  v1::TaskState wire;
+  ASSERT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+
+  TaskEngine other_engine(&config_, &clock_);
+  other_engine.Restore("t1", wire, 3);
+  EXPECT_EQ(other_engine.active_tasks(), 1u);
+  Outbox none;
+  other_engine.OnEvent(MakeResult(config_, other, ModelResponse{true, {{"o", 1}}, {}, 1, 1, "m", {}}, "w1", clock_.Now()), &none);
+  other_engine.OnEvent(MakeResult(config_, fan.work[1].item, ModelResponse{true, {{"r", 1}}, {}, 1, 1, "m", {}}, "w1", clock_.Now()), &none);
+  other_engine.OnEvent(MakeResult(config_, fan.work[2].item, ModelResponse{true, {{"r", 2}}, {}, 1, 1, "m", {}}, "w1", clock_.Now()), &none);
+  EXPECT_TRUE(none.empty());
+  // research[0] had a receipt and then went quiet: its heartbeat timer survived the move.
+  clock_.Advance(absl::Seconds(11));
+  other_engine.Tick(&none);
+  EXPECT_EQ(other_engine.stats().timeouts, 1);
+  clock_.Advance(absl::Seconds(2));
+  Outbox retry;
+  other_engine.Tick(&retry);
+  ASSERT_EQ(retry.work.size(), 1u);
+  EXPECT_EQ(retry.work[0].item.step(), "research");
+  EXPECT_EQ(retry.work[0].item.attempt(), 2);
+  EXPECT_EQ(retry.work[0].traceparent, "tp");
+  Outbox respond;
+  other_engine.OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse{true, {{"r", 0}}, {}, 1, 1, "m", {}}, "w2", clock_.Now()), &respond);
+  ASSERT_EQ(respond.work.size(), 1u);
+  EXPECT_EQ(FromStruct(respond.work[0].item.input())["found"], (Json{{{"r", 0}}, {{"r", 1}}, {{"r", 2}}}));
+  EXPECT_EQ(FromStruct(respond.work[0].item.input())["cat"], "billing");
+}
+
+TEST_F(TaskEngineStateTest, FinishedIdsAreKeptForTheRetentionThenTombstoned) {
+  Outbox out;
+  v1::TaskSubmission s = Task("t1");
+  *s.mutable_input() = ToStruct(Json{{"sources", Json::array()}});  // fails at once: no "q"
+  ASSERT_TRUE(engine_->Submit(s, "", 2, &out).ok());
+  ASSERT_EQ(out.results.size(), 1u);
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  ASSERT_TRUE(changes[0].state && changes[0].state->finished());
+  EXPECT_FALSE(changes[0].state->submission().has_input());  // compact
+  // The compact snapshot passes the codec, as the restoring replica reads it.
+  Encoded wire = Encode(*changes[0].state, "");
+  ASSERT_TRUE(Decode<v1::TaskState>(wire.payload, wire.headers).ok());
+  // A new replica that restores the compact snapshot still refuses the id.
+  TaskEngine replica(&config_, &clock_);
+  replica.Restore("t1", changes[0].state, 2);
+  Outbox dup;
+  ASSERT_TRUE(replica.Submit(Task("t1"), "", 2, &dup).ok());
+  EXPECT_TRUE(dup.empty());
+  // After the retention the id is tombstoned and may be used again.
+  clock_.Advance(absl::Hours(1) + absl::Seconds(1));
+  replica.Tick(&dup);
+  changes.clear();
+  replica.TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_FALSE(changes[0].state.has_value());
+  ASSERT_TRUE(replica.Submit(Task("t1"), "", 2, &dup).ok());
+  EXPECT_EQ(replica.active_tasks(), 1u);
+}
+
+TEST_F(TaskEngineStateTest, ARestoredTaskWhoseWorkflowWasRemovedFailsWithTheReason) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 5, &out).ok());
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  // A new config without workflow "w" (a rolling update that dropped it).
+  auto smaller = LoadConfigString(R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents: {a: {provider: sim, models: {default: m}}}
+workflows: {other: {steps: [{id: s, agent: a}]}}
+)", "new.yaml");
+  ASSERT_TRUE(smaller.ok()) << smaller.status();
+  TaskEngine replica(&*smaller, &clock_);
+  replica.Restore("t1", changes[0].state, 5);
+  EXPECT_EQ(replica.active_tasks(), 0u);
+  EXPECT_LE(replica.NextTimer(), clock_.Now());
+  Outbox failed;
+  replica.Tick(&failed);
+  ASSERT_EQ(failed.results.size(), 1u);
+  EXPECT_EQ(failed.results[0].result.status(), v1::TASK_STATUS_FAILED);
+  EXPECT_EQ(failed.results[0].result.error().code(), "workflow_removed");
+  EXPECT_EQ(failed.results[0].traceparent, "tp");
+  // It is now a finished id: a resubmission is not run, and the snapshot says so.
+  changes.clear();
+  replica.TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_TRUE(changes[0].state->finished());
+  EXPECT_EQ(changes[0].partition, 5);
+}
+
+TEST_F(TaskEngineStateTest, AnUnreadableSnapshotFailsTheTaskInsteadOfRunningAnOlderOne) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 2, &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t2"), "", 2, &out).ok());
+  std::vector<StateChange> older;
+  engine_->TakeStateChanges(&older);
+  ASSERT_EQ(older.size(), 2u);
+  TaskEngine replica(&config_, &clock_);
+  // The state partition holds an older readable snapshot of each task, then
+  // t1's latest record is garbage, while t2 gets a readable newer one after an unreadable one.
+  for (const auto& c : older) replica.Restore(c.task_id, c.state, 2);
+  replica.RestoreUnreadable("t1", "payload is not a valid agentfleet.v1.TaskState", 2);
+  replica.RestoreUnreadable("t2", "truncated", 2);
+  replica.Restore("t2", older[0].task_id == "t2" ? older[0].state : older[1].state, 2);
+  EXPECT_EQ(replica.active_tasks(), 1u);  // t2 only: t1 is not run from its stale snapshot
+  Outbox failed;
+  replica.Tick(&failed);
+  ASSERT_EQ(failed.results.size(), 1u);
+  EXPECT_EQ(failed.results[0].result.task_id(), "t1");
+  EXPECT_EQ(failed.results[0].result.status(), v1::TASK_STATUS_FAILED);
+  EXPECT_EQ(failed.results[0].result.error().code(), "state_unreadable");
+  EXPECT_THAT(failed.results[0].result.error().message(), HasSubstr("not a valid agentfleet.v1.TaskState"));
+  EXPECT_TRUE(failed.work.empty());
+}
+
+TEST_F(TaskEngineStateTest, DroppingAPartitionForgetsItsTasks) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), "", 1, &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t2"), "", 2, &out).ok());
+  engine_->DropPartitions({1});
+  EXPECT_EQ(engine_->active_tasks(), 1u);
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].task_id, "t2");
+}
+
+}  // namespace
+}  // namespace agentfleet
