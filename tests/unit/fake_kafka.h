@@ -116,6 +116,28 @@ class FakeLog {
   uint64_t last_txn_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// A consumer group's committed offsets, shared by the FakeConsumers that are
+// its members (each consumer without a group has offsets of its own).
+// Thread-safe.
+class FakeGroup {
+ public:
+  using Key = std::pair<std::string, int32_t>;
+  // The committed next offset; -1 where nothing was committed.
+  int64_t Committed(const Key& tp) {
+    absl::MutexLock lock(&mu_);
+    auto it = committed_.find(tp);
+    return it == committed_.end() ? -1 : it->second;
+  }
+  void Commit(const Key& tp, int64_t next) {
+    absl::MutexLock lock(&mu_);
+    committed_[tp] = next;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<Key, int64_t> committed_ ABSL_GUARDED_BY(mu_);
+};
+
 class FakeConsumer;
 
 // A FakeConsumer's membership: which consumer, and its generation (one more
@@ -129,8 +151,15 @@ class FakeConsumer : public Consumer {
  public:
   // Reads `log` (shared with producers), or a log of its own; as a
   // read_committed consumer unless told otherwise.
-  explicit FakeConsumer(RebalanceListener* listener = nullptr, FakeLog* log = nullptr, bool read_committed = true)
-      : listener_(listener), log_(log != nullptr ? log : &own_log_), read_committed_(read_committed) {}
+  // Reads `log` (shared with producers), or a log of its own; commits to
+  // `group` (shared with other members), or offsets of its own; as a
+  // read_committed consumer unless told otherwise.
+  explicit FakeConsumer(RebalanceListener* listener = nullptr, FakeLog* log = nullptr, FakeGroup* group = nullptr,
+                        bool read_committed = true)
+      : listener_(listener),
+        log_(log != nullptr ? log : &own_log_),
+        group_(group != nullptr ? group : &own_group_),
+        read_committed_(read_committed) {}
   void set_listener(RebalanceListener* listener) { listener_ = listener; }
 
   // Test side: appends a message (no transaction) to a partition's log;
@@ -168,8 +197,7 @@ class FakeConsumer : public Consumer {
   }
   int64_t Committed(const std::string& topic, int32_t partition) {
     absl::MutexLock lock(&mu_);
-    auto it = committed_.find({topic, partition});
-    return it == committed_.end() ? 0 : it->second;
+    return std::max<int64_t>(group_->Committed({topic, partition}), 0);
   }
   int rebalances() {
     absl::MutexLock lock(&mu_);
@@ -221,7 +249,7 @@ class FakeConsumer : public Consumer {
   // What a committed transaction's send_offsets_to_transaction commits.
   void CommitOffsets(const std::vector<TopicPartition>& offsets) {
     absl::MutexLock lock(&mu_);
-    for (const auto& tp : offsets) committed_[{tp.topic, tp.partition}] = tp.offset;
+    for (const auto& tp : offsets) group_->Commit({tp.topic, tp.partition}, tp.offset);
   }
   absl::Status CommitStored() override {
     absl::MutexLock lock(&mu_);
@@ -258,7 +286,7 @@ class FakeConsumer : public Consumer {
     for (const auto& [tp, position] : assigned_) {
       PartitionProgress p{tp.first, tp.second, position, log_->End(tp), -1};
       if (stalled_.count(tp)) p.high = -1;
-      if (auto c = committed_.find(tp); c != committed_.end()) p.committed = c->second;
+      if (int64_t c = group_->Committed(tp); c >= 0) p.committed = c;
       out.push_back(p);
     }
     return out;
@@ -268,8 +296,7 @@ class FakeConsumer : public Consumer {
     absl::MutexLock lock(&mu_);
     ++rewinds_;
     for (auto& [tp, position] : assigned_) {
-      auto c = committed_.find(tp);
-      position = c == committed_.end() ? 0 : c->second;
+      position = std::max<int64_t>(group_->Committed(tp), 0);
     }
     return absl::OkStatus();
   }
@@ -298,13 +325,12 @@ class FakeConsumer : public Consumer {
   void AssignLocked(const std::vector<TopicPartition>& partitions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const auto& tp : partitions) {
       Key k{tp.topic, tp.partition};
-      auto c = committed_.find(k);
-      assigned_[k] = tp.offset >= 0 ? tp.offset : (c == committed_.end() ? 0 : c->second);
+      assigned_[k] = tp.offset >= 0 ? tp.offset : std::max<int64_t>(group_->Committed(k), 0);
       // paused_ is deliberately kept: librdkafka keeps an application pause.
     }
   }
   void CommitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (const auto& [k, next] : stored_) committed_[k] = next;
+    for (const auto& [k, next] : stored_) group_->Commit(k, next);
     stored_.clear();
   }
 
@@ -312,11 +338,12 @@ class FakeConsumer : public Consumer {
   absl::Mutex mu_;
   FakeLog own_log_;
   FakeLog* log_;
+  FakeGroup own_group_;
+  FakeGroup* group_;
   const bool read_committed_;
   std::map<Key, int64_t> assigned_ ABSL_GUARDED_BY(mu_);  // -> next position
   std::set<Key> paused_ ABSL_GUARDED_BY(mu_);
   std::map<Key, int64_t> stored_ ABSL_GUARDED_BY(mu_);
-  std::map<Key, int64_t> committed_ ABSL_GUARDED_BY(mu_);
   std::optional<std::vector<TopicPartition>> pending_rebalance_ ABSL_GUARDED_BY(mu_);
   int rebalances_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<Key> stalled_ ABSL_GUARDED_BY(mu_);

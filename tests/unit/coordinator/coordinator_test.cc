@@ -361,5 +361,107 @@ TEST_F(CoordinatorLoopTest, AWorkerSeesWorkItemsOnlyFromCommittedTransactionsAnd
   }
 }
 
+// Two replicas in one consumer group over one log: the task's partitions
+// move from the first to the second, which restores the task from the state
+// topic the first wrote, resumes from the group's committed offsets, and
+// finishes it with one result; each step runs once.
+TEST(CoordinatorHandoffTest, ATaskWhosePartitionMovesIsRestoredByTheNewOwnerAndFinishesOnce) {
+  FleetConfig config = Config();
+  Topics topics(config.kafka.topic_prefix);
+  FakeClock clock;
+  testing::FakeLog log;
+  testing::FakeGroup group;
+  // A read_committed reader of `topic`'s partitions, from the start.
+  auto read = [&](const std::string& topic, std::vector<int32_t> partitions) {
+    FakeConsumer reader{nullptr, &log};
+    std::vector<TopicPartition> tps;
+    for (int32_t p : partitions) tps.push_back({topic, p, 0});
+    EXPECT_TRUE(reader.Assign(tps).ok());
+    return reader.Poll(absl::ZeroDuration(), 100000);
+  };
+  StateReader state_reader = [&](const std::vector<int32_t>& partitions) -> absl::StatusOr<std::vector<Message>> {
+    return read(topics.state, partitions);
+  };
+  struct Member {
+    std::unique_ptr<FakeConsumer> consumer;
+    std::unique_ptr<FakeProducer> producer;
+    std::unique_ptr<Coordinator> coordinator;
+    void RunAndCommit(FakeClock& clock, absl::Duration interval) {
+      for (int i = 0; i < 2; ++i) {
+        auto n = coordinator->RunOnce();
+        ASSERT_TRUE(n.ok()) << n.status();
+        clock.Advance(interval);
+      }
+    }
+  };
+  auto join = [&] {
+    Member m;
+    m.consumer = std::make_unique<FakeConsumer>(nullptr, &log, &group);
+    m.producer = std::make_unique<FakeProducer>(kMaxMessage, &log);
+    m.coordinator = std::make_unique<Coordinator>(&config, m.consumer.get(), m.producer.get(), &clock, state_reader);
+    m.consumer->set_listener(m.coordinator.get());
+    EXPECT_TRUE(m.coordinator->Start().ok());
+    return m;
+  };
+  std::vector<TopicPartition> all;
+  for (int32_t p = 0; p < config.kafka.partitions; ++p) {
+    all.push_back({topics.tasks, p});
+    all.push_back({topics.events, p});
+  }
+  // Answers every work item committed so far that is not answered yet.
+  size_t answered = 0;
+  auto answer_work = [&] {
+    std::vector<Message> work = read(topics.Work("a"), {0, 1});
+    for (; answered < work.size(); ++answered) {
+      auto item = Decode<v1::WorkItem>(work[answered].payload, work[answered].headers);
+      ASSERT_TRUE(item.ok());
+      v1::WorkEvent e;
+      e.set_task_id(item->task_id());
+      e.set_step(item->step());
+      e.set_fan_index(item->fan_index());
+      e.set_attempt(item->attempt());
+      e.set_idempotency_key(item->idempotency_key());
+      e.mutable_result()->set_status(v1::RESULT_STATUS_OK);
+      e.mutable_result()->set_model("m");
+      *e.mutable_result()->mutable_output() = ToStruct(nlohmann::json{{"n", answered}});
+      Encoded enc = Encode(e, "");
+      log.Append({topics.events, std::max(item->event_partition(), 0), 0, item->task_id(), enc.payload, enc.headers, 0});
+    }
+  };
+
+  Member first = join();
+  first.consumer->ScheduleRebalance(all);
+  v1::TaskSubmission sub;
+  sub.set_task_id("t1");
+  sub.set_workflow("w");
+  *sub.mutable_input() = ToStruct(nlohmann::json{{"text", "hello"}});
+  Encoded e = Encode(sub, "");
+  log.Append({topics.tasks, 0, 0, "t1", e.payload, e.headers, 0});
+  ASSERT_TRUE(first.coordinator->RunOnce().ok());
+  ASSERT_TRUE(read(topics.Work("a"), {0, 1}).empty()) << "step s's item is in the open transaction";
+  // The partitions move mid-transaction: the first replica commits what it
+  // has and forgets them; the second restores what the first wrote.
+  first.consumer->ScheduleRebalance({});
+  ASSERT_TRUE(first.coordinator->RunOnce().ok());
+  ASSERT_EQ(read(topics.Work("a"), {0, 1}).size(), 1u) << "the revocation committed step s's dispatch";
+  EXPECT_EQ(first.coordinator->engine().active_tasks(), 0u);
+  Member second = join();
+  second.consumer->ScheduleRebalance(all);
+  second.RunAndCommit(clock, config.coordinator.commit_interval);
+  EXPECT_EQ(second.coordinator->engine().active_tasks(), 1u) << "restored from the state topic";
+  EXPECT_EQ(read(topics.Work("a"), {0, 1}).size(), 1u) << "the restore dispatched nothing again";
+  answer_work();
+  second.RunAndCommit(clock, config.coordinator.commit_interval);
+  ASSERT_EQ(read(topics.Work("a"), {0, 1}).size(), 2u) << "step t dispatched by the second replica";
+  answer_work();
+  second.RunAndCommit(clock, config.coordinator.commit_interval);
+  std::vector<Message> results = read(topics.results, {0, 1});
+  ASSERT_EQ(results.size(), 1u);
+  auto result = Decode<v1::TaskResult>(results[0].payload, results[0].headers);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->status(), v1::TASK_STATUS_COMPLETED);
+  EXPECT_EQ(second.coordinator->engine().active_tasks(), 0u);
+}
+
 }  // namespace
 }  // namespace agentfleet
