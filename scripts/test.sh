@@ -5,7 +5,8 @@
 # warning an error (any sanitizer report fails the test that caused it),
 # and runs every test with those binaries: unit tests,
 # integration tests against a real Apache Kafka (fetched once from Maven
-# Central and cached in ~/.cache/agentfleet) and the development broker,
+# Central and cached in ~/.cache/agentfleet; 3.7.2, then again on 4.4.0) and
+# the development broker,
 # the chaos tests, then each libFuzzer target for FUZZ_SECONDS (default 10)
 # from its seed corpus (fuzz/run.sh).
 # Set AGENTFLEET_TEST_BOOTSTRAP=host:port to run the integration tests against
@@ -30,6 +31,15 @@ fi
 # Every test runs once: a test that fails sometimes is a bug in the product
 # or in the test, never something to retry (scripts/chaos-repeat.sh runs the
 # chaos scenarios many times in a row to find such bugs).
-(cd "$build" && ctest --output-on-failure --timeout 600 -LE chaos)
-(cd "$build" && ctest --output-on-failure --timeout 600 -L chaos)
+# The Apache Kafka versions (AGENTFLEET_KAFKA_VERSIONS, default "3.7.2 4.4.0"):
+# every test runs on the first; the tests that use the real broker run again
+# on each of the others (docs/brokers.md).
+read -ra versions <<< "${AGENTFLEET_KAFKA_VERSIONS:-3.7.2 4.4.0}"
+real_kafka_tests='^(RealKafkaTest|HttpWorkerTest|ObservabilityTest|ShutdownTest)\.|^kafka_(start|stop)$'
+(cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -LE chaos)
+for version in "${versions[@]:1}"; do
+  echo "test.sh: the tests that use a real broker, on Apache Kafka $version"
+  (cd "$build" && AGENTFLEET_KAFKA_VERSION="$version" ctest --output-on-failure --timeout 600 -R "$real_kafka_tests")
+done
+(cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -L chaos)
 BUILD_DIR="$build" fuzz/run.sh "${FUZZ_SECONDS:-10}"

@@ -14,6 +14,9 @@
 # A single node lives in STATE_DIR (kafka.log, pid, data), node N of a cluster
 # in STATE_DIR/node-N.
 #
+# AGENTFLEET_KAFKA_VERSION picks the Apache Kafka version (default: pom.xml's,
+# 3.7.2; any 3.7+ or 4.x that Maven Central serves, e.g. 4.4.0).
+#
 # With AGENTFLEET_TEST_BOOTSTRAP set, `start` starts nothing and the tests run
 # against that cluster instead. AGENTFLEET_KAFKA_HOST (default 127.0.0.1) is
 # the address the brokers' client listener binds and advertises (the network
@@ -21,14 +24,17 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
+version="${AGENTFLEET_KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")}"
+major="${version%%.*}"
 cache="${AGENTFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agentfleet}/kafka-$version"
 
 fetch() {
   if [ -f "$cache/.complete" ]; then return 0; fi
   echo "kafka.sh: fetching Apache Kafka $version from Maven Central into $cache" >&2
   mkdir -p "$cache"
-  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+  local profile=()
+  [ "$major" -ge 4 ] && profile=(-Dkafka4)
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies "-Dkafka.version=$version" "${profile[@]}" \
       -DoutputDirectory="$cache/libs" -DincludeScope=runtime >&2
   touch "$cache/.complete"
 }
@@ -60,7 +66,9 @@ node_dir() {
 # until it serves.
 run_node() {
   local dir="$1" heap="$2"
-  local cp="$cache/libs/*" log4j="-Dlog4j.configuration=file:$dir/log4j.properties"
+  local cp="$cache/libs/*"
+  local log4j="-Dlog4j.configuration=file:$dir/log4j.properties"
+  [ "$major" -ge 4 ] && log4j="-Dlog4j2.configurationFile=$dir/log4j2.properties"
   # setsid: the broker outlives this script; it is stopped by PID (kafka.sh stop).
   setsid java "-Xms128m" "-Xmx$heap" -XX:+UseG1GC "$log4j" -cp "$cp" kafka.Kafka "$dir/server.properties" \
       >> "$dir/kafka.log" 2>&1 < /dev/null &
@@ -150,7 +158,26 @@ log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 PROPS
-    java -cp "$cache/libs/*" "-Dlog4j.configuration=file:$dir/log4j.properties" kafka.tools.StorageTool format \
+    # Kafka 4 logs through log4j2: the same loggers, its properties format.
+    cat > "$dir/log4j2.properties" <<'PROPS'
+rootLogger.level=WARN
+rootLogger.appenderRef.stdout.ref=STDOUT
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+logger.raft.name=kafka.server.KafkaRaftServer
+logger.raft.level=INFO
+logger.server.name=kafka.server.KafkaServer
+logger.server.level=INFO
+logger.broker.name=kafka.server.BrokerServer
+logger.broker.level=INFO
+logger.txn.name=kafka.coordinator.transaction
+logger.txn.level=INFO
+PROPS
+    local log4j_opt="-Dlog4j.configuration=file:$dir/log4j.properties"
+    [ "$major" -ge 4 ] && log4j_opt="-Dlog4j2.configurationFile=$dir/log4j2.properties"
+    java -cp "$cache/libs/*" "$log4j_opt" kafka.tools.StorageTool format \
         -t "$cluster_id" -c "$dir/server.properties" > "$dir/format.log" 2>&1
   done
   # One node: 768 MiB of heap as always; a cluster's nodes get 384 MiB each.
