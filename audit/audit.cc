@@ -10,7 +10,6 @@
 #include "coordinator/budget.h"
 #include "coordinator/task_engine.h"
 #include "coordinator/tenant_ledgers.h"
-#include "google/protobuf/util/time_util.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
@@ -142,7 +141,7 @@ absl::StatusOr<std::vector<TenantSpending>> Tenants(const FleetConfig& config, a
     const TenantConfig* tc = config.FindTenant(key.first);
     if (tc == nullptr) continue;
     absl::Time start = TenantLedgers::PeriodStart(tc->period, now);
-    absl::Time at = absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(ledger.period_start()));
+    absl::Time at = FromTimestamp(ledger.period_start());
     if (at < start) continue;  // an earlier period
     TenantSpending& t = by_tenant[key.first];
     t.tenant = key.first;

@@ -214,7 +214,7 @@ absl::Status BenchFleet::Submit(std::vector<v1::TaskSubmission> tasks) {
   Topics topics(config_.kafka.topic_prefix);
   for (auto& t : tasks) {
     absl::Time now = absl::Now();
-    *t.mutable_submitted_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+    *t.mutable_submitted_at() = ToTimestamp(now);
     collector_->Expect(t.task_id(), now);
     Encoded e = Encode(t, NewTraceparent());
     RETURN_IF_ERROR(producer_->Produce({topics.tasks, t.task_id(), std::move(e.payload), std::move(e.headers)}));
@@ -284,7 +284,7 @@ absl::Status MeasureLatency(BenchFleet& f, const std::string& workflow, int fan_
     const v1::TaskResult& res = r->front();
     if (res.status() != v1::TASK_STATUS_COMPLETED) return absl::InternalError("task " + res.task_id() + " did not complete");
     inner.push_back(Ms(res.accepted_at(), res.finished_at()));
-    outer.push_back(absl::ToDoubleMilliseconds(absl::Now() - absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(res.submitted_at()))));
+    outer.push_back(absl::ToDoubleMilliseconds(absl::Now() - FromTimestamp(res.submitted_at())));
   }
   *steps = PercentilesOf(inner);
   if (task) *task = PercentilesOf(outer);

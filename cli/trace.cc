@@ -8,19 +8,13 @@
 #include "agentfleet/v1/work.pb.h"
 #include "codec/codec.h"
 #include "codec/trace.h"
-#include "google/protobuf/util/time_util.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using Json = nlohmann::json;
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
-}
 
 template <typename T>
 struct Type {
@@ -103,7 +97,7 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
     trace.workflow = sub->workflow();
     trace.tenant = sub->tenant();
     trace.trace_id = TraceIdOf(m);
-    trace.submitted = sub->has_submitted_at() ? FromProto(sub->submitted_at()) : absl::FromUnixMillis(m.timestamp_ms);
+    trace.submitted = sub->has_submitted_at() ? FromTimestamp(sub->submitted_at()) : absl::FromUnixMillis(m.timestamp_ms);
   });
   std::map<std::string, AttemptTrace> attempts;  // by idempotency key
   each(messages.work, Type<v1::WorkItem>(), [&](const Message& m, const auto& item) {
@@ -115,7 +109,7 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
     a.agent = item->agent();
     a.model_tier = item->model_tier();
     a.max_tokens = item->max_tokens();
-    a.dispatched = item->has_dispatched_at() ? FromProto(item->dispatched_at()) : absl::FromUnixMillis(m.timestamp_ms);
+    a.dispatched = item->has_dispatched_at() ? FromTimestamp(item->dispatched_at()) : absl::FromUnixMillis(m.timestamp_ms);
     if (trace.trace_id.empty()) trace.trace_id = TraceIdOf(m);
   });
   each(messages.events, Type<v1::WorkEvent>(), [&](const Message& m, const auto& event) {
@@ -126,7 +120,7 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
       a.fan_index = event->fan_index();
       a.attempt = event->attempt();
     }
-    absl::Time at = event->has_at() ? FromProto(event->at()) : absl::FromUnixMillis(m.timestamp_ms);
+    absl::Time at = event->has_at() ? FromTimestamp(event->at()) : absl::FromUnixMillis(m.timestamp_ms);
     if (event->has_receipt()) {
       a.worker = event->receipt().worker();
       if (!a.started || at < *a.started) a.started = at;
@@ -150,7 +144,7 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
   });
   each(messages.state, Type<v1::TaskState>(), [&](const Message&, const auto& state) {
     trace.state = state;  // nullopt: tombstoned
-    if (state && state->has_accepted_at()) trace.accepted = FromProto(state->accepted_at());
+    if (state && state->has_accepted_at()) trace.accepted = FromTimestamp(state->accepted_at());
   });
   each(messages.results, Type<v1::TaskResult>(), [&](const Message& m, const auto& result) {
     if (!result || trace.result) return;  // the first result is the answer
@@ -158,9 +152,9 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
     if (trace.workflow.empty()) trace.workflow = trace.result->workflow();
     if (trace.tenant.empty()) trace.tenant = trace.result->tenant();
     if (trace.trace_id.empty()) trace.trace_id = TraceIdOf(m);
-    if (trace.result->has_accepted_at()) trace.accepted = FromProto(trace.result->accepted_at());
-    if (trace.result->has_finished_at()) trace.finished = FromProto(trace.result->finished_at());
-    if (!trace.submitted && trace.result->has_submitted_at()) trace.submitted = FromProto(trace.result->submitted_at());
+    if (trace.result->has_accepted_at()) trace.accepted = FromTimestamp(trace.result->accepted_at());
+    if (trace.result->has_finished_at()) trace.finished = FromTimestamp(trace.result->finished_at());
+    if (!trace.submitted && trace.result->has_submitted_at()) trace.submitted = FromTimestamp(trace.result->submitted_at());
   });
   bool done = trace.result.has_value();
   const WorkflowConfig* wf = config.FindWorkflow(trace.workflow);

@@ -215,9 +215,17 @@ v1::WorkEvent WorkEventFor(const v1::WorkItem& item, absl::Time at) {
   e.set_fan_index(item.fan_index());
   e.set_attempt(item.attempt());
   e.set_idempotency_key(item.idempotency_key());
-  // Not TimeUtil::GetCurrentTime(): Debian's protobuf gives it whole seconds.
-  *e.mutable_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(at));
+  *e.mutable_at() = ToTimestamp(at);
   return e;
+}
+
+// Not TimeUtil::GetCurrentTime() anywhere: Debian's protobuf gives it whole seconds.
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(t));
 }
 
 v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code, const std::string& message,

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
@@ -94,6 +95,11 @@ std::string ReadableTaskId(absl::string_view payload, size_t max_payload_bytes);
 // `at` (the caller's Clock), of no kind yet: the worker adds a receipt,
 // heartbeat or result.
 v1::WorkEvent WorkEventFor(const v1::WorkItem& item, absl::Time at);
+
+// absl::Time <-> google.protobuf.Timestamp, to the nanosecond (the one
+// conversion every timestamp of the protocol goes through).
+google::protobuf::Timestamp ToTimestamp(absl::Time t);
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
 
 // A result event reporting that `item`'s attempt could not run at all (the
 // worker's invalid input or shutdown, the coordinator's oversized item).

@@ -1,13 +1,12 @@
 #include "coordinator/circuit_breaker.h"
 
 #include "absl/strings/str_format.h"
+#include "codec/codec.h"
 #include "common/error_codes.h"
-#include "google/protobuf/util/time_util.h"
 
 namespace agentfleet {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 
 }  // namespace
 
@@ -100,7 +99,7 @@ void CircuitBreaker::Record(absl::Time now, bool failure, absl::Duration duratio
 }
 
 void CircuitBreaker::Apply(const v1::BreakerState& state) {
-  absl::Time since = absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(state.since()));
+  absl::Time since = FromTimestamp(state.since());
   if (since <= since_ || state.status() == v1::BREAKER_STATUS_UNSPECIFIED) return;
   status_ = state.status();
   since_ = since;
@@ -115,7 +114,7 @@ bool CircuitBreaker::TakeTransition(v1::BreakerState* out) {
   changed_ = false;
   out->set_name(name_);
   out->set_status(status_);
-  *out->mutable_since() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(since_));
+  *out->mutable_since() = ToTimestamp(since_);
   out->set_reason(reason_);
   return true;
 }

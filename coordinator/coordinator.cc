@@ -44,11 +44,8 @@ Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer
 
 Span Coordinator::TaskSpan(const Outbox::Result& r) {
   const v1::TaskResult& t = r.result;
-  auto time = [](const google::protobuf::Timestamp& ts) {
-    return absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(ts));
-  };
-  absl::Time end = t.has_finished_at() ? time(t.finished_at()) : clock_->Now();
-  absl::Time start = t.has_accepted_at() ? time(t.accepted_at()) : end;
+  absl::Time end = t.has_finished_at() ? FromTimestamp(t.finished_at()) : clock_->Now();
+  absl::Time start = t.has_accepted_at() ? FromTimestamp(t.accepted_at()) : end;
   Span span = SpanFrom(r.traceparent, r.parent_traceparent, "task " + t.workflow(), Span::Kind::kConsumer, start, end);
   span.attributes = {{"agentfleet.task_id", t.task_id()},
                      {"agentfleet.workflow", t.workflow()},

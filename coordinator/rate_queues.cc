@@ -9,8 +9,6 @@
 
 namespace agentfleet {
 
-using namespace task_engine_internal;
-
 bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens) {
   Instance& inst = task.steps[step].instances[task.steps[step].Index(fan)];
   int priority = task.submission.priority() == v1::PRIORITY_INTERACTIVE ? 0 : 1;

@@ -2,13 +2,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "codec/codec.h"
 #include "codec/json_value.h"
-#include "google/protobuf/util/time_util.h"
 
 namespace agentfleet {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 
 // FNV-1a, 64 bit: stable across processes, so every replica computes the same key.
 uint64_t Fnv(const std::string& data) {
@@ -62,12 +61,12 @@ void ResultCache::Insert(const AgentConfig& agent, const std::string& model, con
   e.set_model(model);
   e.set_input(input);
   *e.mutable_output() = ToStruct(output);
-  *e.mutable_expires() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(expires));
+  *e.mutable_expires() = ToTimestamp(expires);
   inserts_.emplace_back(std::move(key), std::move(e));
 }
 
 void ResultCache::Apply(const v1::CacheEntry& entry) {
-  absl::Time expires = absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(entry.expires()));
+  absl::Time expires = FromTimestamp(entry.expires());
   Put(entry.agent(), Key(entry.agent(), entry.model(), entry.input()),
       {entry.input(), FromStruct(entry.output()), expires});
 }

@@ -7,7 +7,6 @@
 #include "codec/codec.h"
 #include "common/error_codes.h"
 #include "codec/json_value.h"
-#include "google/protobuf/util/time_util.h"
 #include "coordinator/task_engine_internal.h"
 #include "workflow/input.h"
 
@@ -78,7 +77,7 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   absl::Time now = clock_->Now();
   task->accepted_at = now;
   task->deadline = now + wf->deadline;
-  if (submission.has_deadline()) task->deadline = std::min(task->deadline, FromProto(submission.deadline()));
+  if (submission.has_deadline()) task->deadline = std::min(task->deadline, FromTimestamp(submission.deadline()));
   Task& t = *task;
   active_[id] = std::move(task);
   StartReadySteps(t, out);
@@ -362,7 +361,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
     item_deadline = std::min(item_deadline, now + agent.schedule_to_start_timeout + agent.timeout);
   }
-  if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToProto(item_deadline);
+  if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToTimestamp(item_deadline);
   w.set_max_tokens(plan.max_tokens);
   // After the item's deadline no worker starts it, and a started call is
   // cut at the agent's timeout: it can spend no more.
@@ -373,7 +372,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   AddReserved(a.task, plan.reserve, +1);
   w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), a.fan_index, inst.attempt));
   w.set_tenant(a.task.submission.tenant());
-  *w.mutable_dispatched_at() = ToProto(now);
+  *w.mutable_dispatched_at() = ToTimestamp(now);
   w.set_event_partition(a.task.partition);
   out->work.push_back({agent.name, std::move(w), a.task.traceparent});
 }
@@ -901,7 +900,7 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
     }
   }
   *r.mutable_usage() = task.usage;
-  *r.mutable_accepted_at() = ToProto(task.accepted_at);
+  *r.mutable_accepted_at() = ToTimestamp(task.accepted_at);
   double used = -1;
   if (task.limits.max_cost_usd > 0) used = task.usage.cost_usd() / task.limits.max_cost_usd;
   if (task.limits.max_tokens > 0) {

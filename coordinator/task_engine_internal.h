@@ -11,22 +11,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "coordinator/task_engine.h"
-#include "google/protobuf/util/time_util.h"
+#include "codec/codec.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
 namespace task_engine_internal {
 
 using Json = nlohmann::json;
-using google::protobuf::util::TimeUtil;
-
-inline google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
-inline absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
-}
 
 // Time a finished result may still arrive after an attempt's own timeout
 // (the worker enforces the timeout; this covers delivery).
@@ -45,7 +36,7 @@ inline v1::TaskResult NewResult(const v1::TaskSubmission& submission, v1::TaskSt
   r.set_status(status);
   if (error) *r.mutable_error() = *error;
   *r.mutable_submitted_at() = submission.submitted_at();
-  *r.mutable_finished_at() = ToProto(finished);
+  *r.mutable_finished_at() = ToTimestamp(finished);
   *r.mutable_labels() = submission.labels();
   return r;
 }

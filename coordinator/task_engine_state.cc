@@ -17,8 +17,8 @@ using namespace task_engine_internal;
 v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   v1::TaskState st;
   *st.mutable_submission() = task.submission;
-  *st.mutable_accepted_at() = ToProto(task.accepted_at);
-  if (task.deadline != absl::InfiniteFuture()) *st.mutable_deadline() = ToProto(task.deadline);
+  *st.mutable_accepted_at() = ToTimestamp(task.accepted_at);
+  if (task.deadline != absl::InfiniteFuture()) *st.mutable_deadline() = ToTimestamp(task.deadline);
   *st.mutable_usage() = task.usage;
   st.set_traceparent(task.traceparent);
   if (!task.parent_traceparent.empty()) st.set_parent_traceparent(task.parent_traceparent);
@@ -51,7 +51,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
         rp->set_attempt(res.attempt);
         rp->set_tokens(res.spend.tokens);
         rp->set_cost_usd(res.spend.cost_usd);
-        if (res.expires != absl::InfiniteFuture()) *rp->mutable_expires() = ToProto(res.expires);
+        if (res.expires != absl::InfiniteFuture()) *rp->mutable_expires() = ToTimestamp(res.expires);
       }
       if (inst.status == v1::STEP_STATUS_SUCCEEDED) *ss->mutable_output() = ToStruct(inst.output);
       if (!inst.error.code().empty()) *ss->mutable_error() = inst.error;
@@ -59,13 +59,13 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_latency_ms(inst.latency_ms);
       ss->set_worker(inst.worker);
       ss->set_model(inst.model);
-      if (inst.dispatched_at != absl::InfinitePast()) *ss->mutable_dispatched_at() = ToProto(inst.dispatched_at);
+      if (inst.dispatched_at != absl::InfinitePast()) *ss->mutable_dispatched_at() = ToTimestamp(inst.dispatched_at);
       // Unset timers are InfiniteFuture in memory and absent on the wire.
       constexpr absl::Time kUnset = absl::InfiniteFuture();
-      if (inst.schedule_deadline != kUnset) *ss->mutable_schedule_deadline() = ToProto(inst.schedule_deadline);
-      if (inst.heartbeat_deadline != kUnset) *ss->mutable_heartbeat_deadline() = ToProto(inst.heartbeat_deadline);
-      if (inst.close_deadline != kUnset) *ss->mutable_close_deadline() = ToProto(inst.close_deadline);
-      if (inst.retry_at != kUnset) *ss->mutable_retry_at() = ToProto(inst.retry_at);
+      if (inst.schedule_deadline != kUnset) *ss->mutable_schedule_deadline() = ToTimestamp(inst.schedule_deadline);
+      if (inst.heartbeat_deadline != kUnset) *ss->mutable_heartbeat_deadline() = ToTimestamp(inst.heartbeat_deadline);
+      if (inst.close_deadline != kUnset) *ss->mutable_close_deadline() = ToTimestamp(inst.close_deadline);
+      if (inst.retry_at != kUnset) *ss->mutable_retry_at() = ToTimestamp(inst.retry_at);
     }
   }
   return st;
@@ -83,7 +83,7 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
       v1::TaskState st;
       st.mutable_submission()->set_task_id(id);
       st.set_finished(true);
-      *st.mutable_finished_at() = ToProto(f->second.at);
+      *st.mutable_finished_at() = ToTimestamp(f->second.at);
       change.state = std::move(st);
     }  // else: tombstone
     changes->push_back(std::move(change));
@@ -122,7 +122,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   if (!state) return;
   ++stats_.restored;
   if (state->finished()) {
-    Remember(task_id, FromProto(state->finished_at()), partition);
+    Remember(task_id, FromTimestamp(state->finished_at()), partition);
     dirty_.erase(task_id);  // already durable
     return;
   }
@@ -135,8 +135,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   }
   std::unique_ptr<Task> task = NewTask(state->submission(), wf, state->traceparent(), partition);
   task->parent_traceparent = state->parent_traceparent();
-  task->accepted_at = FromProto(state->accepted_at());
-  task->deadline = state->has_deadline() ? FromProto(state->deadline()) : absl::InfiniteFuture();
+  task->accepted_at = FromTimestamp(state->accepted_at());
+  task->deadline = state->has_deadline() ? FromTimestamp(state->deadline()) : absl::InfiniteFuture();
   task->usage = state->usage();
   for (const auto& [step, count] : state->fan_out()) {
     auto it = task->step_index.find(step);
@@ -147,7 +147,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     s.instances.resize(count);
   }
   auto timer = [](bool has, const google::protobuf::Timestamp& t) {
-    return has ? FromProto(t) : absl::InfiniteFuture();
+    return has ? FromTimestamp(t) : absl::InfiniteFuture();
   };
   for (const v1::StepState& ss : state->steps()) {
     auto it = task->step_index.find(ss.step());
@@ -166,7 +166,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.latency_ms = ss.latency_ms();
     inst.worker = ss.worker();
     inst.model = ss.model();
-    if (ss.has_dispatched_at()) inst.dispatched_at = FromProto(ss.dispatched_at());
+    if (ss.has_dispatched_at()) inst.dispatched_at = FromTimestamp(ss.dispatched_at());
     inst.schedule_deadline = timer(ss.has_schedule_deadline(), ss.schedule_deadline());
     inst.heartbeat_deadline = timer(ss.has_heartbeat_deadline(), ss.heartbeat_deadline());
     inst.close_deadline = timer(ss.has_close_deadline(), ss.close_deadline());

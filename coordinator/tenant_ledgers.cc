@@ -1,6 +1,6 @@
 #include "coordinator/tenant_ledgers.h"
 
-#include "google/protobuf/util/time_util.h"
+#include "codec/codec.h"
 
 namespace agentfleet {
 
@@ -114,7 +114,7 @@ std::vector<TenantLedgers::Waiter> TenantLedgers::TakeWoken() {
 
 void TenantLedgers::Restore(const v1::TenantLedger& ledger, int32_t partition) {
   Ledger& l = ledgers_[{ledger.tenant(), partition}];
-  l.period_start = absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(ledger.period_start()));
+  l.period_start = FromTimestamp(ledger.period_start());
   l.settled = {ledger.tokens(), ledger.cost_usd()};
 }
 
@@ -134,8 +134,7 @@ std::vector<std::pair<int32_t, v1::TenantLedger>> TenantLedgers::TakeChanged() {
     if (it == ledgers_.end()) continue;
     v1::TenantLedger l;
     l.set_tenant(key.first);
-    *l.mutable_period_start() =
-        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(it->second.period_start));
+    *l.mutable_period_start() = ToTimestamp(it->second.period_start);
     l.set_cost_usd(it->second.settled.cost_usd);
     l.set_tokens(it->second.settled.tokens);
     out.emplace_back(key.second, std::move(l));

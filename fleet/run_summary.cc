@@ -11,13 +11,11 @@
 #include "codec/codec.h"
 #include "codec/trace.h"
 #include "common/signals.h"
-#include "google/protobuf/util/time_util.h"
 #include "kafka/dead_letter.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
 
-using google::protobuf::util::TimeUtil;
 
 namespace {
 
@@ -173,7 +171,7 @@ absl::StatusOr<RunOutcome> SubmitAndCollect(const FleetConfig& config,
   }
   for (auto& t : tasks) {
     absl::Time now = absl::Now();
-    *t.mutable_submitted_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+    *t.mutable_submitted_at() = ToTimestamp(now);
     if (collector) collector->Expect(t.task_id(), now);
     Encoded e = Encode(t, NewTraceparent());
     absl::Status s = (*producer)->Produce({topics.tasks, t.task_id(), std::move(e.payload), std::move(e.headers)});

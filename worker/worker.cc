@@ -6,14 +6,12 @@
 #include "codec/trace.h"
 #include "common/error_codes.h"
 #include "common/log.h"
-#include "google/protobuf/util/time_util.h"
 #include "kafka/dead_letter.h"
 #include "worker/execution.h"
 
 namespace agentfleet {
 namespace {
 constexpr char kComponent[] = "worker";
-using google::protobuf::util::TimeUtil;
 }  // namespace
 
 Worker::Worker(const FleetConfig* config, Consumer* consumer, Producer* producer,
@@ -218,13 +216,13 @@ void Worker::Handle(const Message& m) {
   ++stats_.started;
   if (metrics_) metrics_->Started(item->agent());
   if (LogEnabled(LogLevel::kDebug) && item->has_dispatched_at()) {
-    int64_t waited_us = (absl::ToUnixNanos(options_.clock->Now()) - TimeUtil::TimestampToNanoseconds(item->dispatched_at())) / 1000;
+    int64_t waited_us = absl::ToInt64Microseconds(options_.clock->Now() - FromTimestamp(item->dispatched_at()));
     Log(LogLevel::kDebug, kComponent, "item started",
         {{"task_id", item->task_id()}, {"trace_id", TraceId(traceparent)}, {"step", item->step()},
          {"queued_us", absl::StrCat(waited_us)},
          {"in_flight", absl::StrCat(tracker_.in_flight())}});
   }
-  if (item->has_deadline() && TimeUtil::TimestampToNanoseconds(item->deadline()) < absl::ToUnixNanos(options_.clock->Now())) {
+  if (item->has_deadline() && FromTimestamp(item->deadline()) < options_.clock->Now()) {
     ++stats_.failed;
     Report(MakeFailure(*item, kTimeout, "the item's deadline passed before it started", true,
                        options_.worker_id, options_.clock->Now()),
