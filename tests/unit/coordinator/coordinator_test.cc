@@ -40,6 +40,16 @@ workflows: {w: {steps: [{id: s, agent: a}, {id: t, agent: a, input: {prev: $step
   return *c;
 }
 
+// A worker's OK answer to `item` with `output`, encoded for the events topic
+// (the coordinator goes by its own clock, not the event's time).
+Encoded OkAnswer(const v1::WorkItem& item, const nlohmann::json& output) {
+  v1::WorkEvent e = WorkEventFor(item, absl::UnixEpoch());
+  e.mutable_result()->set_status(v1::RESULT_STATUS_OK);
+  e.mutable_result()->set_model("m");
+  *e.mutable_result()->mutable_output() = ToStruct(output);
+  return Encode(e, "");
+}
+
 class CoordinatorLoopTest : public ::testing::Test {
  protected:
   CoordinatorLoopTest() : producer_(kMaxMessage, &log_) {
@@ -107,22 +117,21 @@ class CoordinatorLoopTest : public ::testing::Test {
     }
     return out;
   }
+  // Answers the last step and checks the task's one result.
+  void FinishAndExpectOneCompletedResult() {
+    AnswerWork({{"n", 2}});
+    RunAndCommit();
+    std::vector<v1::TaskResult> results = Results();
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].status(), v1::TASK_STATUS_COMPLETED);
+  }
   // Answers every work item produced so far that has not been answered, with `output`.
   void AnswerWork(const nlohmann::json& output) {
     auto work = producer_.To(topics_.Work("a"));
     for (; answered_ < work.size(); ++answered_) {
       auto item = Decode<v1::WorkItem>(work[answered_].payload, work[answered_].headers);
       ASSERT_TRUE(item.ok());
-      v1::WorkEvent e;
-      e.set_task_id(item->task_id());
-      e.set_step(item->step());
-      e.set_fan_index(item->fan_index());
-      e.set_attempt(item->attempt());
-      e.set_idempotency_key(item->idempotency_key());
-      e.mutable_result()->set_status(v1::RESULT_STATUS_OK);
-      e.mutable_result()->set_model("m");
-      *e.mutable_result()->mutable_output() = ToStruct(output);
-      Encoded enc = Encode(e, "");
+      Encoded enc = OkAnswer(*item, output);
       consumer_.Append(topics_.events, 0, item->task_id(), enc.payload, enc.headers);
     }
   }
@@ -278,11 +287,7 @@ TEST_F(CoordinatorLoopTest, ARevokedTaskIsRestoredFromTheStateTopicAndFinishesOn
   AnswerWork({{"n", 1}});
   RunAndCommit();
   ASSERT_EQ(producer_.To(topics_.Work("a")).size(), 2u) << "step t dispatched after the restore";
-  AnswerWork({{"n", 2}});
-  RunAndCommit();
-  std::vector<v1::TaskResult> results = Results();
-  ASSERT_EQ(results.size(), 1u);
-  EXPECT_EQ(results[0].status(), v1::TASK_STATUS_COMPLETED);
+  FinishAndExpectOneCompletedResult();
 }
 
 // A transaction that fails to commit is aborted: nothing it produced is
@@ -301,11 +306,7 @@ TEST_F(CoordinatorLoopTest, AFailedCommitIsAbortedAndTheWorkRedoneFromTheLastCom
   EXPECT_EQ(consumer_.Committed(topics_.events, 0), 0) << "the event's offset was not committed";
   RunAndCommit();  // reads step s's result again
   ASSERT_EQ(producer_.To(topics_.Work("a")).size(), 2u) << "step t dispatched once, after the rewind";
-  AnswerWork({{"n", 2}});
-  RunAndCommit();
-  std::vector<v1::TaskResult> results = Results();
-  ASSERT_EQ(results.size(), 1u);
-  EXPECT_EQ(results[0].status(), v1::TASK_STATUS_COMPLETED);
+  FinishAndExpectOneCompletedResult();
 }
 
 // A fenced producer (a newer replica under the same transactional.id)
@@ -415,16 +416,7 @@ TEST(CoordinatorHandoffTest, ATaskWhosePartitionMovesIsRestoredByTheNewOwnerAndF
     for (; answered < work.size(); ++answered) {
       auto item = Decode<v1::WorkItem>(work[answered].payload, work[answered].headers);
       ASSERT_TRUE(item.ok());
-      v1::WorkEvent e;
-      e.set_task_id(item->task_id());
-      e.set_step(item->step());
-      e.set_fan_index(item->fan_index());
-      e.set_attempt(item->attempt());
-      e.set_idempotency_key(item->idempotency_key());
-      e.mutable_result()->set_status(v1::RESULT_STATUS_OK);
-      e.mutable_result()->set_model("m");
-      *e.mutable_result()->mutable_output() = ToStruct(nlohmann::json{{"n", answered}});
-      Encoded enc = Encode(e, "");
+      Encoded enc = OkAnswer(*item, {{"n", answered}});
       log.Append({topics.events, std::max(item->event_partition(), 0), 0, item->task_id(), enc.payload, enc.headers, 0});
     }
   };
