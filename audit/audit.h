@@ -37,7 +37,8 @@ struct AuditReport {
 // RunLocally(); tasks with a budget are left out of that comparison, since
 // which parallel attempt settles first can move a later step to a cheaper
 // model tier.
-[[nodiscard]] absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify, absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify,
+                                                absl::Duration timeout);
 
 // One tenant's spending in the current period, summed over the task
 // partitions' ledgers in the state topic (each partition holds an equal
@@ -56,7 +57,8 @@ struct TenantSpending {
 };
 
 // Every configured tenant with spending in the current period.
-[[nodiscard]] absl::StatusOr<std::vector<TenantSpending>> Tenants(const FleetConfig& config, absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<std::vector<TenantSpending>> Tenants(const FleetConfig& config,
+                                                                  absl::Duration timeout);
 std::string TenantsText(const std::vector<TenantSpending>& tenants);
 std::string TenantsJson(const std::vector<TenantSpending>& tenants);
 

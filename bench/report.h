@@ -27,7 +27,7 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
 [[nodiscard]] absl::Status WriteBenchSection(const std::string& path, const std::string& section);
 
 // Draws the scale-out curve of every broker to `svg_path` with gnuplot.
-[[nodiscard]] absl::Status PlotScaleOut(const std::vector<BrokerResults>& results, const std::string& svg_path,
-                          const std::string& work_dir);
+[[nodiscard]] absl::Status PlotScaleOut(const std::vector<BrokerResults>& results,
+                                        const std::string& svg_path, const std::string& work_dir);
 
 }  // namespace agentfleet

@@ -52,8 +52,9 @@ struct GroupTopicLag {
 
 // The coordinator group on tasks and events, and every worker pool's group
 // (worker.pools) on each agent's work topic (all must exist).
-[[nodiscard]] absl::StatusOr<std::vector<GroupTopicLag>> ReadFleetLag(const FleetConfig& config, const KedaTrigger& trigger,
-                                                        absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<std::vector<GroupTopicLag>> ReadFleetLag(const FleetConfig& config,
+                                                                      const KedaTrigger& trigger,
+                                                                      absl::Duration timeout);
 
 std::string LagText(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger);
 std::string LagJson(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger);

@@ -13,7 +13,7 @@ namespace agentfleet {
 // Parses and validates every submission. InvalidArgument lists each bad one
 // as "SOURCE:LINE: reason" (all of them, so a file is fixed in one pass).
 [[nodiscard]] absl::StatusOr<std::vector<v1::TaskSubmission>> ParseTasks(const std::string& text,
-                                                           const std::string& source);
+                                                                         const std::string& source);
 
 // `count` sample submissions for the example support workflow; ids are
 // "<prefix>-<n>", contents derived from `seed`.

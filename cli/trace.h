@@ -26,8 +26,9 @@ struct TraceMessages {
 
 // Reads every topic of the fleet for messages keyed `task_id` (whole topics:
 // seconds on a busy cluster).
-[[nodiscard]] absl::StatusOr<TraceMessages> ReadTraceMessages(const FleetConfig& config, const std::string& task_id,
-                                                absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<TraceMessages> ReadTraceMessages(const FleetConfig& config,
+                                                              const std::string& task_id,
+                                                              absl::Duration timeout);
 
 struct AttemptTrace {
   std::string step;

@@ -51,23 +51,26 @@ Encoded Encode(const google::protobuf::Message& message, absl::string_view trace
 // Parses `payload` into `message`; InvalidArgument "payload is not a valid
 // <type> (<why>)", with protobuf's own complaint (a string field with invalid
 // UTF-8, nesting past its limit) when it has one.
-[[nodiscard]] absl::Status ParsePayload(absl::string_view payload, google::protobuf::Message* message);
+[[nodiscard]] absl::Status ParsePayload(absl::string_view payload,
+                                        google::protobuf::Message* message);
 
 // JSON-like inputs (google.protobuf.Struct) may nest at most this deep.
 inline constexpr int kMaxNesting = 24;
 // InvalidArgument "<field> nests more than 24 levels deep" past kMaxNesting.
-[[nodiscard]] absl::Status CheckNesting(absl::string_view field, const google::protobuf::Struct& value);
+[[nodiscard]] absl::Status CheckNesting(absl::string_view field,
+                                        const google::protobuf::Struct& value);
 
 // Checks the schema headers against `expected_schema`: a header that is
 // present must name that schema and a known version. Absent headers are
 // accepted (clients in other languages may not set them).
-[[nodiscard]] absl::Status CheckSchemaHeaders(const Headers& headers, absl::string_view expected_schema);
+[[nodiscard]] absl::Status CheckSchemaHeaders(const Headers& headers,
+                                              absl::string_view expected_schema);
 
 // Parses and validates. Errors are InvalidArgument with a reason fit for the
 // DLQ, e.g. "payload is not a valid agentfleet.v1.WorkItem (protobuf parse failed: ...)".
 template <typename T>
 [[nodiscard]] absl::StatusOr<T> Decode(absl::string_view payload, const Headers& headers,
-                         size_t max_payload_bytes = kDefaultMaxPayloadBytes) {
+                                       size_t max_payload_bytes = kDefaultMaxPayloadBytes) {
   const std::string& name = T::descriptor()->full_name();
   if (payload.size() > max_payload_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("payload of ", payload.size(),

@@ -30,7 +30,8 @@ struct SpawnOptions {
 };
 
 // Starts argv[0] (a path) with the arguments. Does not block.
-[[nodiscard]] absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
+[[nodiscard]] absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
+                                          const SpawnOptions& options = {});
 
 // True while the process runs (reaps it if it has exited).
 bool IsRunning(pid_t pid);

@@ -313,6 +313,7 @@ struct FleetConfig {
 [[nodiscard]] absl::StatusOr<FleetConfig> LoadConfigFile(const std::string& path);
 
 // Same, from text; `source` names it in error messages.
-[[nodiscard]] absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text, const std::string& source);
+[[nodiscard]] absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text,
+                                                           const std::string& source);
 
 }  // namespace agentfleet

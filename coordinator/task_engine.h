@@ -118,8 +118,9 @@ class TaskEngine {
   // REJECTED result in `out` and returns InvalidArgument with the reason.
   // `traceparent` is the task's own span; `parent_traceparent` the
   // submitter's, if it sent one.
-  [[nodiscard]] absl::Status Submit(const v1::TaskSubmission& submission, const std::string& traceparent,
-                      int32_t partition, Outbox* out, const std::string& parent_traceparent = "");
+  [[nodiscard]] absl::Status Submit(const v1::TaskSubmission& submission,
+                                    const std::string& traceparent, int32_t partition, Outbox* out,
+                                    const std::string& parent_traceparent = "");
 
   // Whether `id` is running or finished (within the retention): a message
   // under that id must not produce another result.
@@ -275,8 +276,8 @@ class TaskEngine {
   static const AgentConfig& AgentOf(const StepRun& s, const Instance& inst);
   // The sub-steps a spawning step's output asks for, checked against the
   // step's spawn limits (InvalidArgument saying what is wrong).
-  [[nodiscard]] absl::StatusOr<std::vector<std::pair<const AgentConfig*, nlohmann::json>>> PlanSpawn(
-      const StepRun& s, const nlohmann::json& output) const;
+  [[nodiscard]] absl::StatusOr<std::vector<std::pair<const AgentConfig*, nlohmann::json>>>
+  PlanSpawn(const StepRun& s, const nlohmann::json& output) const;
   // The model the instance's latest attempt was sent to.
   static std::string ModelOf(const AgentConfig& agent, const Instance& inst);
   // Moves the instance to its agent's fallback and dispatches it.

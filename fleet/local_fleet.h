@@ -35,12 +35,15 @@ class LocalFleet {
   const std::string& bootstrap() const { return bootstrap_; }
 
   // Health endpoints on free ports; `flags` are appended to the command line.
-  [[nodiscard]] absl::StatusOr<pid_t> StartCoordinator(const std::string& instance, std::vector<std::string> flags = {});
-  [[nodiscard]] absl::StatusOr<pid_t> StartWorker(const std::string& id, std::vector<std::string> flags = {});
+  [[nodiscard]] absl::StatusOr<pid_t> StartCoordinator(const std::string& instance,
+                                                       std::vector<std::string> flags = {});
+  [[nodiscard]] absl::StatusOr<pid_t> StartWorker(const std::string& id,
+                                                  std::vector<std::string> flags = {});
 
   // Waits until the log of every coordinator and worker started so far has a
   // line whose "msg" is `message` ("partitions assigned": each has joined its groups).
-  [[nodiscard]] absl::Status WaitAllLogged(const std::string& message, absl::Duration timeout) const;
+  [[nodiscard]] absl::Status WaitAllLogged(const std::string& message,
+                                           absl::Duration timeout) const;
 
   const std::vector<pid_t>& pids() const { return started_; }
   bool AllRunning() const;
@@ -50,7 +53,8 @@ class LocalFleet {
   void Stop(absl::Duration grace = absl::Seconds(15));
 
  private:
-  [[nodiscard]] absl::StatusOr<pid_t> Start(const std::string& binary, const std::string& log, std::vector<std::string> flags);
+  [[nodiscard]] absl::StatusOr<pid_t> Start(const std::string& binary, const std::string& log,
+                                            std::vector<std::string> flags);
 
   std::string dir_;
   std::string config_path_;

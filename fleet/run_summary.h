@@ -42,8 +42,8 @@ struct RunSummary {
 class ResultCollector {
  public:
   // `dlq_producer` receives results that fail to decode (may be null).
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ResultCollector>> Start(const FleetConfig& config,
-                                                                Producer* dlq_producer);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ResultCollector>> Start(
+      const FleetConfig& config, Producer* dlq_producer);
   void Expect(const std::string& task_id, absl::Time submitted_at);
   // Reads what arrived within `timeout`; returns how many results it matched.
   size_t Poll(absl::Duration timeout);
@@ -99,7 +99,7 @@ struct RunOutcome {
 // `wait`, collects their results — progress bar on stderr — until all arrived
 // or `timeout`. Without `wait` only `summary.submitted` is set.
 [[nodiscard]] absl::StatusOr<RunOutcome> SubmitAndCollect(const FleetConfig& config,
-                                            std::vector<v1::TaskSubmission> tasks, bool wait,
-                                            absl::Duration timeout);
+                                                          std::vector<v1::TaskSubmission> tasks,
+                                                          bool wait, absl::Duration timeout);
 
 }  // namespace agentfleet

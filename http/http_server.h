@@ -35,8 +35,8 @@ class HttpServer {
  public:
   // Serves `routes` (exact paths) on `address`, "HOST:PORT" ("0.0.0.0:9090";
   // port 0 picks a free one). Fails with a clear message if it cannot listen.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address,
-                                                           std::map<std::string, HttpHandler> routes);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      const std::string& address, std::map<std::string, HttpHandler> routes);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -58,8 +58,8 @@ std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> re
 // Starts the HTTP endpoint of a process on `address` — the health routes
 // plus `more` (/metrics) — and logs where it listens; returns null when
 // `address` is empty (turned off).
-[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(const std::string& address, const std::string& component,
-                                                              std::function<absl::Status()> ready,
-                                                              std::map<std::string, HttpHandler> more = {});
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(
+    const std::string& address, const std::string& component, std::function<absl::Status()> ready,
+    std::map<std::string, HttpHandler> more = {});
 
 }  // namespace agentfleet

@@ -32,8 +32,8 @@ OutboundMessage DeadLetterMessage(const std::string& dlq_topic, const Message& o
 
 // Queues the dead letter; `on_delivery` as for Producer::Produce.
 [[nodiscard]] absl::Status SendToDeadLetter(Producer& producer, const std::string& dlq_topic,
-                              const Message& original, absl::string_view reason,
-                              absl::string_view component, size_t max_bytes,
-                              DeliveryCallback on_delivery = nullptr);
+                                            const Message& original, absl::string_view reason,
+                                            absl::string_view component, size_t max_bytes,
+                                            DeliveryCallback on_delivery = nullptr);
 
 }  // namespace agentfleet

@@ -80,7 +80,8 @@ class Producer {
   // Queues a message (keyed partitioning, murmur2 like the Java client). Blocks
   // only while the local queue is full, at most `queue.buffering.max.ms`-ish
   // bounded time; returns Unavailable if it still cannot queue.
-  [[nodiscard]] virtual absl::Status Produce(OutboundMessage message, DeliveryCallback on_delivery = nullptr) = 0;
+  [[nodiscard]] virtual absl::Status Produce(OutboundMessage message,
+                                             DeliveryCallback on_delivery = nullptr) = 0;
   // Blocks until everything queued so far is delivered or failed.
   [[nodiscard]] virtual absl::Status Flush(absl::Duration timeout) = 0;
   // Blocks until the producer knows `topic`'s partition leaders, so the first
@@ -96,8 +97,9 @@ class Producer {
   // consuming group's metadata (Consumer::CurrentGroupMetadata), so a zombie
   // of an older generation is fenced. InvalidArgument for metadata of
   // another Kafka implementation.
-  [[nodiscard]] virtual absl::Status SendOffsetsToTransaction(const std::vector<TopicPartition>& offsets,
-                                                const GroupMetadata& group, absl::Duration timeout) = 0;
+  [[nodiscard]] virtual absl::Status SendOffsetsToTransaction(
+      const std::vector<TopicPartition>& offsets, const GroupMetadata& group,
+      absl::Duration timeout) = 0;
   [[nodiscard]] virtual absl::Status CommitTransaction(absl::Duration timeout) = 0;
   [[nodiscard]] virtual absl::Status AbortTransaction(absl::Duration timeout) = 0;
 };
@@ -131,7 +133,8 @@ class Consumer {
   }
   // Marks everything below `next_offset` processed; committed in the
   // background. Thread-safe. Fails for a partition no longer assigned.
-  [[nodiscard]] virtual absl::Status StoreOffset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
+  [[nodiscard]] virtual absl::Status StoreOffset(const std::string& topic, int32_t partition,
+                                                 int64_t next_offset) = 0;
   // Commits stored offsets now (synchronously).
   [[nodiscard]] virtual absl::Status CommitStored() = 0;
   [[nodiscard]] virtual absl::Status Pause(const std::vector<TopicPartition>& partitions) = 0;
@@ -165,7 +168,8 @@ class Consumer {
   // Starts fetching `partition` again: resumes it and seeks to its position
   // or, without one, to its committed offset (the earliest if none). The
   // backstop for a partition that is assigned but not fetching.
-  [[nodiscard]] virtual absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration timeout) {
+  [[nodiscard]] virtual absl::Status RestartFetch(const std::string& topic, int32_t partition,
+                                                  absl::Duration timeout) {
     return absl::UnimplementedError("RestartFetch");
   }
   // OK if a broker answers a metadata request within `timeout` (readiness
@@ -206,41 +210,43 @@ struct Watermarks {
 
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Producer>> NewProducer(const Properties& properties);
 // `listener` may be null; it must outlive the consumer.
-[[nodiscard]] absl::StatusOr<std::unique_ptr<Consumer>> NewConsumer(const Properties& properties,
-                                                      RebalanceListener* listener = nullptr);
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Consumer>> NewConsumer(
+    const Properties& properties, RebalanceListener* listener = nullptr);
 
 // Creates the topics that do not exist (existing ones are left as they are).
-[[nodiscard]] absl::Status CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
-                          absl::Duration timeout);
+[[nodiscard]] absl::Status CreateTopics(const Properties& properties,
+                                        const std::vector<TopicSpec>& topics,
+                                        absl::Duration timeout);
 
 // Partition count of `topic` from cluster metadata.
-[[nodiscard]] absl::StatusOr<int> PartitionCount(const Properties& properties, const std::string& topic,
-                                   absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<int> PartitionCount(const Properties& properties,
+                                                 const std::string& topic, absl::Duration timeout);
 
 // Low and high watermark of each partition of `topic`, by partition number.
 [[nodiscard]] absl::StatusOr<std::vector<Watermarks>> QueryWatermarks(const Properties& properties,
-                                                        const std::string& topic,
-                                                        absl::Duration timeout);
+                                                                      const std::string& topic,
+                                                                      absl::Duration timeout);
 
 // Every committed message of these partitions of `topic`, from the beginning
 // to the end as it is when the read starts (read_committed). Used to restore
 // state from a compacted topic.
-[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& properties,
-                                                         const std::string& topic,
-                                                         const std::vector<int32_t>& partitions,
-                                                         absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(
+    const Properties& properties, const std::string& topic, const std::vector<int32_t>& partitions,
+    absl::Duration timeout);
 
 // Every committed message of `topic` (all partitions) whose key is `key`,
 // from the beginning to the end as it is when the read starts. Reads the
 // whole topic; what `agentfleet trace` uses to collect one task's messages.
-[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, const std::string& topic,
-                                                  const std::string& key, absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties,
+                                                                const std::string& topic,
+                                                                const std::string& key,
+                                                                absl::Duration timeout);
 
 // Committed offsets of `group` for each partition of `topic` (-1 = none).
 [[nodiscard]] absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,
-                                                      const std::string& group,
-                                                      const std::string& topic,
-                                                      absl::Duration timeout);
+                                                                    const std::string& group,
+                                                                    const std::string& topic,
+                                                                    absl::Duration timeout);
 
 // A consumer group's position on one partition: the committed offset (-1:
 // none), the partition's watermarks, and the lag: high watermark minus the
@@ -274,7 +280,9 @@ struct TopicLag {
 // `group`'s lag on each of `topics`, read with one client that never joins
 // the group (an offset fetch and a watermark query per partition). A topic
 // that does not exist fails the call.
-[[nodiscard]] absl::StatusOr<std::vector<TopicLag>> GroupLag(const Properties& properties, const std::string& group,
-                                               const std::vector<std::string>& topics, absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<std::vector<TopicLag>> GroupLag(const Properties& properties,
+                                                             const std::string& group,
+                                                             const std::vector<std::string>& topics,
+                                                             absl::Duration timeout);
 
 }  // namespace agentfleet

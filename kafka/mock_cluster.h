@@ -18,8 +18,8 @@ class MockCluster {
  public:
   // Starts `brokers` mock brokers and creates `topics` (the mock cluster has
   // no working Admin API, so topics must exist before clients start).
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<MockCluster>> Start(int brokers,
-                                                            const std::vector<TopicSpec>& topics);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<MockCluster>> Start(
+      int brokers, const std::vector<TopicSpec>& topics);
   ~MockCluster();
   // "127.0.0.1:port,..." — listen ports are random.
   std::string bootstrap() const { return bootstrap_; }

@@ -22,8 +22,7 @@ namespace agentfleet {
 // A consumer of `group` that never joins it and never commits (readers, lag
 // queries, the benchmark's baseline): assign partitions to it. `what` names
 // it in errors.
-[[nodiscard]] absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> NewUnjoinedConsumer(Properties properties,
-                                                                            const std::string& group,
-                                                                            absl::string_view what);
+[[nodiscard]] absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> NewUnjoinedConsumer(
+    Properties properties, const std::string& group, absl::string_view what);
 
 }  // namespace agentfleet

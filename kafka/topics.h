@@ -43,8 +43,9 @@ void ApplyDevBrokerSettings(KafkaConfig* kafka);
 // Loads the config for a fleet process and applies the command line's
 // overrides: `bootstrap` (if non-empty) replaces bootstrap.servers, and
 // `dev_broker` applies ApplyDevBrokerSettings().
-[[nodiscard]] absl::StatusOr<FleetConfig> LoadProcessConfig(const std::string& path, const std::string& bootstrap,
-                                              bool dev_broker);
+[[nodiscard]] absl::StatusOr<FleetConfig> LoadProcessConfig(const std::string& path,
+                                                            const std::string& bootstrap,
+                                                            bool dev_broker);
 
 // Consumer group of the workers serving `pool`.
 std::string WorkerGroup(const FleetConfig& config, const std::string& pool);

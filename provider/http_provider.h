@@ -36,7 +36,8 @@ class HttpProvider : public ModelProvider {
  public:
   // Reads the API key; FailedPrecondition names the provider and the missing
   // variable or file. `client` must outlive the provider.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpProvider>> Create(const ProviderConfig& config, HttpClient* client);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpProvider>> Create(
+      const ProviderConfig& config, HttpClient* client);
 
   void Call(ModelRequest request, std::function<void(ModelResponse)> done) override;
 

@@ -22,8 +22,8 @@ class ProviderSet {
  public:
   // The providers `agents` use (each must exist in `config`). Fails, naming
   // the provider, when an API key is missing.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ProviderSet>> Create(const FleetConfig& config,
-                                                             const std::vector<std::string>& agents);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ProviderSet>> Create(
+      const FleetConfig& config, const std::vector<std::string>& agents);
   // Abandons calls still in flight: their callbacks do not run.
   ~ProviderSet();
 

@@ -17,7 +17,8 @@ namespace agentfleet {
 // the worker cannot run it (unknown agent or model tier: the item is
 // misrouted); InvalidArgument if the input cannot fill the agent's prompts.
 // Both are non-retryable errors for the item.
-[[nodiscard]] absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::WorkItem& item);
+[[nodiscard]] absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config,
+                                                       const v1::WorkItem& item);
 
 // A receipt event for `item`.
 v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker, absl::Time at);

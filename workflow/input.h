@@ -25,10 +25,11 @@ struct InputContext {
 
 // The value `ref` points at. InvalidArgument names the missing field, e.g.
 // "$task.customer.email: no field 'email'".
-[[nodiscard]] absl::StatusOr<nlohmann::json> Resolve(const Reference& ref, const InputContext& context);
+[[nodiscard]] absl::StatusOr<nlohmann::json> Resolve(const Reference& ref,
+                                                     const InputContext& context);
 
 // The template with every reference resolved; literals ("$$..." unescaped) kept.
 [[nodiscard]] absl::StatusOr<nlohmann::json> BuildInput(const nlohmann::json& input_template,
-                                          const InputContext& context);
+                                                        const InputContext& context);
 
 }  // namespace agentfleet
