@@ -811,7 +811,8 @@ void LoadWorkflows(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
 
 void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
   if (!L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_interval",
-                                "finished_retention", "transaction_timeout", "lag_interval"})) {
+                                "finished_retention", "transaction_timeout", "lag_interval",
+                                "static_membership"})) {
     return;
   }
   L.String(c, "group_id", "coordinator", &cc->group_id);
@@ -823,6 +824,7 @@ void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
   L.Duration(c, "finished_retention", "coordinator", &cc->finished_retention);
   L.Duration(c, "transaction_timeout", "coordinator", &cc->transaction_timeout);
   L.Duration(c, "lag_interval", "coordinator", &cc->lag_interval);
+  L.Bool(c, "static_membership", "coordinator", &cc->static_membership);
 }
 
 void LoadTracing(Loader& L, const YAML::Node& t, TracingConfig* tc) {

@@ -239,6 +239,11 @@ struct CoordinatorConfig {
   absl::Duration transaction_timeout = absl::Seconds(10);
   // How often the consumer-group lag metric is read from the brokers.
   absl::Duration lag_interval = absl::Seconds(10);
+  // Joins the group as a static member named `<group_id>-<instance>`: a
+  // replica restarted under the same --instance gets its partitions back
+  // without a rebalance, but a stopped one keeps them until its session
+  // times out. For replicas with stable names (a StatefulSet).
+  bool static_membership = false;
 };
 
 struct WorkerConfig {

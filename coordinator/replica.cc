@@ -25,6 +25,12 @@ ReplicaClientFactory KafkaReplicaClients(const FleetConfig* config, std::string 
     bool exactly_once = cc.processing == CoordinatorConfig::Processing::kExactlyOnce;
     Properties producer_props = ProducerProperties(config->kafka);
     Properties consumer_props = ConsumerProperties(config->kafka, cc.group_id);
+    // The tasks and events topics are co-partitioned: a replica must own the
+    // same partition numbers of both, which only the range assignor ensures.
+    consumer_props["partition.assignment.strategy"] = "range";
+    // Static membership (KIP-345): a replica restarted under the same name
+    // within the session timeout takes its partitions back with no rebalance.
+    if (cc.static_membership) consumer_props["group.instance.id"] = absl::StrCat(cc.group_id, "-", instance);
     if (exactly_once) {
       producer_props["transactional.id"] = absl::StrCat(cc.group_id, "-", instance);
       producer_props["transaction.timeout.ms"] = absl::StrCat(absl::ToInt64Milliseconds(cc.transaction_timeout));

@@ -77,8 +77,15 @@ Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group
       {"enable.auto.offset.store", "false"},
       {"auto.commit.interval.ms", "500"},
       {"auto.offset.reset", "earliest"},
-      // Co-partitioned topics need the same partition numbers per member.
+      // Co-partitioned topics need the same partition numbers per member
+      // (the coordinators); worker pools choose their own (WorkerConsumerProperties).
       {"partition.assignment.strategy", "range"},
+      // Failover in seconds: a member that stops heartbeating (SIGKILL, a
+      // frozen host, a cut network) loses its partitions after 10 s instead
+      // of librdkafka's 45 s; a heartbeat every second leaves nine to miss
+      // before a live member is evicted (docs/brokers.md#failover).
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "1000"},
       {"fetch.wait.max.ms", "50"},
       {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
@@ -87,6 +94,22 @@ Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group
   for (const char* name : kProducerOnly) p.erase(name);
   p = Merge(p, kafka.consumer);
   p["group.id"] = group_id;
+  return p;
+}
+
+Properties WorkerConsumerProperties(const KafkaConfig& kafka, const std::string& group_id, size_t work_topics) {
+  Properties p = ConsumerProperties(kafka, group_id);
+  // A worker that consumes one work topic uses incremental cooperative
+  // rebalancing: a scale event moves only the partitions that change owner,
+  // and every other partition keeps being consumed, its calls in flight left
+  // alone. With several topics it keeps range: the sticky assignor balances
+  // the count of partitions over all topics, not each topic, and was
+  // measured handing one worker all of an agent's partitions
+  // (docs/brokers.md#failover-and-rebalancing). An explicit setting wins.
+  if (work_topics == 1 && kafka.consumer.count("partition.assignment.strategy") == 0 &&
+      kafka.properties.count("partition.assignment.strategy") == 0) {
+    p["partition.assignment.strategy"] = "cooperative-sticky";
+  }
   return p;
 }
 

@@ -33,6 +33,10 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config);
 Properties ProducerProperties(const KafkaConfig& kafka);
 // Defaults, then kafka.properties, then kafka.consumer, then group.id.
 Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group_id);
+// A worker's, consuming `work_topics` work topics: ConsumerProperties, with
+// the cooperative-sticky assignor for a single topic unless kafka.properties
+// or kafka.consumer name one.
+Properties WorkerConsumerProperties(const KafkaConfig& kafka, const std::string& group_id, size_t work_topics);
 
 // Client settings for the development broker (librdkafka's mock cluster):
 // its empty fetches always wait fetch.wait.max.ms, group changes wait about

@@ -3,6 +3,7 @@
 
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -53,7 +54,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   RebalanceRelay relay;
-  auto made = NewConsumer(ConsumerProperties(config.kafka, WorkerGroup(config, absl::GetFlag(FLAGS_pool))), &relay);
+  // One work topic per agent.
+  size_t work_topics = std::set<std::string>(options.agents.begin(), options.agents.end()).size();
+  auto made = NewConsumer(
+      WorkerConsumerProperties(config.kafka, WorkerGroup(config, absl::GetFlag(FLAGS_pool)), work_topics), &relay);
   if (!made.ok()) {
     std::cerr << made.status().message() << "\n";
     return 2;
@@ -93,6 +97,11 @@ int main(int argc, char** argv) {
     Log(LogLevel::kError, "worker", "stopped on error", {{"error", status.message()}});
     return 1;
   }
-  Log(LogLevel::kInfo, "worker", "stopped");
+  const WorkerStats& stats = worker->stats();
+  Log(LogLevel::kInfo, "worker", "stopped",
+      {{"started", absl::StrCat(stats.started.load())},
+       {"succeeded", absl::StrCat(stats.succeeded.load())},
+       {"failed", absl::StrCat(stats.failed.load())},
+       {"abandoned", absl::StrCat(stats.abandoned.load())}});
   return 0;
 }

@@ -264,6 +264,17 @@ TEST(ConfigTest, WorkerPoolsAndLagIntervalForTheLagMetric) {
               HasSubstr("worker.pools: expected a non-empty list of worker pool names"));
 }
 
+TEST(ConfigTest, StaticMembershipIsOffUnlessTurnedOn) {
+  auto defaults = LoadConfigString(kValid, "fleet.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->coordinator.static_membership);
+  auto on = LoadConfigString(std::string(kValid) + "\ncoordinator: {static_membership: true}\n", "fleet.yaml");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->coordinator.static_membership);
+  EXPECT_THAT(ErrorOf(std::string(kValid) + "\ncoordinator: {static_membership: sometimes}\n"),
+              HasSubstr("coordinator.static_membership"));
+}
+
 }  // namespace
 }  // namespace agentfleet
 
