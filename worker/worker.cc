@@ -1,5 +1,7 @@
 #include "worker/worker.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "codec/codec.h"
@@ -46,13 +48,20 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
   // documented contract, librdkafka #1849): a partition paused while the
   // worker was full, revoked as lost (a session timeout) and assigned again
   // would otherwise never be fetched again. New assignments start fetching;
-  // Run() pauses them again if the worker is still full.
+  // Run() pauses them again if the worker is still full. Under incremental
+  // (cooperative) rebalancing `partitions` are only the added ones and the
+  // partitions kept may be paused: everything assigned is resumed, so that
+  // `paused_` stays true to what the consumer does.
   if (!partitions.empty()) {
     if (paused_ && metrics_) metrics_->Liveness(kLivenessResumedOnAssign);
-    absl::Status s = consumer_->Resume(partitions);
+    std::vector<TopicPartition> all = paused_ ? consumer_->Assignment() : partitions;
+    for (const auto& tp : partitions) {
+      if (std::find(all.begin(), all.end(), tp) == all.end()) all.push_back(tp);
+    }
+    absl::Status s = consumer_->Resume(all);
     if (!s.ok()) Log(LogLevel::kWarning, kComponent, "resume of assigned partitions failed", {{"error", s.message()}});
+    paused_ = false;
   }
-  paused_ = false;
   assigned_.store(true);
   Log(LogLevel::kInfo, kComponent, "partitions assigned", {{"count", absl::StrCat(partitions.size())}});
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "audit/reference_run.h"
@@ -102,6 +103,68 @@ TEST_F(RealKafkaTest, FiveHundredTasksThroughOneCoordinatorAndTwoWorkers) {
   EXPECT_EQ(fleet.StopProcess(worker1), 0) << fleet.LogTails();
   EXPECT_EQ(fleet.StopProcess(worker2), 0) << fleet.LogTails();
   EXPECT_EQ(fleet.StopProcess(coordinator), 0) << fleet.LogTails();
+}
+
+// What a worker's log says of its partitions: for each revocation, how many
+// it owned just before and how many it gave up.
+struct Revocation {
+  int owned = 0, revoked = 0;
+};
+std::vector<Revocation> RevocationsIn(const std::string& log) {
+  std::vector<Revocation> out;
+  int owned = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    Json j = Json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("count")) continue;
+    int count = std::stoi(j.value("count", "0"));
+    if (j.value("msg", "") == "partitions assigned") owned += count;
+    if (j.value("msg", "") == "partitions revoked") {
+      out.push_back({owned, count});
+      owned -= count;
+    }
+  }
+  return out;
+}
+
+// Issue 17, item 3: a worker joining a one-agent pool (a KEDA scale-up)
+// takes its share of the partitions; the workers already there give up only
+// that share and keep consuming the rest (cooperative rebalancing) instead
+// of all of them stopping while the group rebalances. The grown pool, with
+// a second pool for the other agents, then runs tasks.
+TEST_F(RealKafkaTest, AWorkerJoiningAPoolMovesOnlyThePartitionsItTakes) {
+  Fleet fleet("scale-up");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator();
+  const std::vector<std::string> pool = {"--pool", "classify", "--agents", "classifier"};
+  fleet.StartWorker("worker-rest", {"--pool", "rest", "--agents", "researcher,responder,reviewer"});
+  pid_t w1 = fleet.StartWorker("worker-1", pool);
+  pid_t w2 = fleet.StartWorker("worker-2", pool);
+  auto owns_some = [&](pid_t w) {
+    for (absl::Time until = absl::Now() + absl::Seconds(60); absl::Now() < until; absl::SleepFor(absl::Milliseconds(100))) {
+      for (absl::string_view line : absl::StrSplit(fleet.LogOf(w), '\n')) {
+        Json j = Json::parse(line, nullptr, false);
+        if (j.is_object() && j.value("msg", "") == "partitions assigned" && j.value("count", "0") != "0") return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(owns_some(w1) && owns_some(w2)) << fleet.LogTails();
+  pid_t w3 = fleet.StartWorker("worker-3", pool);
+  ASSERT_TRUE(owns_some(w3)) << "the new worker was never given partitions\n" << fleet.LogTails();
+  int revocations = 0;
+  for (pid_t w : {w1, w2}) {
+    for (const Revocation& r : RevocationsIn(fleet.LogOf(w))) {
+      ++revocations;
+      EXPECT_LT(r.revoked, r.owned) << "a worker gave up all " << r.owned
+                                    << " of its partitions when one joined: the rebalance stopped it\n"
+                                    << fleet.LogOf(w);
+    }
+  }
+  EXPECT_GT(revocations, 0) << "the new worker's partitions came from nowhere";
+  RunAndVerify(fleet, *config, 300);
 }
 
 // worker.receipt_delay: an attempt sends a receipt only if its call is still

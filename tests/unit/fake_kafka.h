@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -175,6 +176,14 @@ class FakeConsumer : public Consumer {
     absl::MutexLock lock(&mu_);
     pending_rebalance_ = std::move(partitions);
   }
+  // Test side: the next PollInto runs `before` (on the polling thread), then
+  // adds `partitions` to the assignment and reports only them, as an
+  // incremental (cooperative) rebalance does; nothing is revoked.
+  void ScheduleIncrementalAssign(std::vector<TopicPartition> partitions, std::function<void()> before = nullptr) {
+    absl::MutexLock lock(&mu_);
+    pending_incremental_ = std::move(partitions);
+    before_incremental_ = std::move(before);
+  }
   // Test side: the partition stays assigned but its fetcher never starts
   // (librdkafka 2.0.2 after a failed committed-offset fetch): nothing is
   // delivered from it, and no high watermark is known, until RestartFetch().
@@ -228,6 +237,22 @@ class FakeConsumer : public Consumer {
         ++rebalances_;
       }
       if (listener_) listener_->OnAssigned(*rebalance);
+    }
+    std::optional<std::vector<TopicPartition>> added;
+    std::function<void()> before_added;
+    {
+      absl::MutexLock lock(&mu_);
+      added.swap(pending_incremental_);
+      before_added.swap(before_incremental_);
+    }
+    if (added) {
+      if (before_added) before_added();
+      {
+        absl::MutexLock lock(&mu_);
+        AssignLocked(*added);
+        ++rebalances_;
+      }
+      if (listener_) listener_->OnAssigned(*added);
     }
     size_t before = out->size();
     {
@@ -345,6 +370,8 @@ class FakeConsumer : public Consumer {
   std::set<Key> paused_ ABSL_GUARDED_BY(mu_);
   std::map<Key, int64_t> stored_ ABSL_GUARDED_BY(mu_);
   std::optional<std::vector<TopicPartition>> pending_rebalance_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::vector<TopicPartition>> pending_incremental_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> before_incremental_ ABSL_GUARDED_BY(mu_);
   int rebalances_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<Key> stalled_ ABSL_GUARDED_BY(mu_);
   int restarts_ ABSL_GUARDED_BY(mu_) = 0;

@@ -171,6 +171,24 @@ TEST_F(WorkerLoopTest, APartitionPausedWhileFullIsFetchedAgainAfterARebalance) {
   EXPECT_TRUE(all) << "after the rebalance the partition stayed paused: items t2 and t3 never ran";
 }
 
+// Issue 17, item 3: under cooperative rebalancing an assignment reports only
+// the partitions added. A worker full and paused on partition 0 is assigned
+// partition 1 just after its calls finished: unless it resumes everything it
+// owns, partition 0 stays paused with room to spare, and t2 and t3 never run.
+TEST_F(WorkerLoopTest, AnIncrementalAssignmentResumesThePartitionsKeptPaused) {
+  for (int i = 0; i < 4; ++i) AppendItem("t" + std::to_string(i));
+  StartWorker(/*max_in_flight=*/2);
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 2 && consumer_.IsPaused(topic_, 0); }))
+      << "two calls run and the full worker paused its partition";
+  consumer_.ScheduleIncrementalAssign({{topic_, 1}}, [&] { provider_.ReleaseAll(); });
+  ASSERT_TRUE(Eventually([&] { return consumer_.rebalances() == 2; }));
+  bool all = Eventually([&] {
+    provider_.ReleaseAll();
+    return provider_.Saw("t2") && provider_.Saw("t3");
+  });
+  EXPECT_TRUE(all) << "partition 0 stayed paused after partition 1 was added: items t2 and t3 never ran";
+}
+
 // Issue 15, item 7: an unreadable item whose dead letter cannot be delivered
 // must not stay in flight forever: the partition's offsets move past it, and
 // the failure is counted and logged with the record's coordinates.
