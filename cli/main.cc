@@ -8,6 +8,7 @@
 #include "absl/flags/usage.h"
 #include "bench/bench_command.h"
 #include "cli/commands.h"
+#include "cli/schemas.h"
 #include "common/signals.h"
 #include "kafka/topics.h"
 
@@ -41,6 +42,7 @@ ABSL_FLAG(std::string, only, "", "bench: run only these parts besides the raw ba
 ABSL_FLAG(int, linger_ms, -1, "bench: the producers' linger.ms, for the fleet and the raw baseline (-1: the default, 2)");
 ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
 ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
+ABSL_FLAG(std::string, registry, "", "schemas register: the Schema Registry's URL (http://host:8081)");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
           "submit --wait, demo, results: give up after this long; lag: the whole read (at most 30 s)");
 
@@ -60,6 +62,8 @@ commands:
                                             errors API ERROR [COUNT] | clear API | rtt BROKER MS |
                                             down BROKER | up BROKER | leader TOPIC PARTITION BROKER
   topics create                             create the fleet's topics on --bootstrap
+  schemas register --registry URL [--json]  register the agentfleet.v1 schemas in a Schema Registry
+                                            (subjects <topic>-value; imports by import path)
   submit FILE|- [--wait] [--json]           submit tasks (JSON array or JSON Lines)
   results [--json] [--from_beginning] [--count N]   print results as they arrive
   audit [--verify] [--json]                 every submitted task against every result: lost,
@@ -148,6 +152,9 @@ int main(int argc, char** argv) {
   if (command == "broker") return RunBroker(*config, options);
   if (command == "topics" && positional.size() > 2 && std::string(positional[2]) == "create") {
     return RunTopicsCreate(*config);
+  }
+  if (command == "schemas" && positional.size() > 2 && std::string(positional[2]) == "register") {
+    return RunSchemasRegister(*config, absl::GetFlag(FLAGS_registry), options.json);
   }
   if (command == "submit") return RunSubmit(*config, positional.size() > 2 ? positional[2] : "-", options);
   if (command == "results") return RunResults(*config, options);

@@ -242,8 +242,10 @@ v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code, con
 
 std::string ReadableTaskId(absl::string_view payload, size_t max_payload_bytes) {
   if (payload.size() > max_payload_bytes) return "";
+  auto bytes = UnwrapRegistryFraming(payload, *v1::TaskSubmission::descriptor());
+  if (!bytes.ok()) return "";
   v1::TaskSubmission submission;
-  if (!ParsePayload(payload, &submission).ok()) return "";
+  if (!ParsePayload(*bytes, &submission).ok()) return "";
   if (!CheckId("task_id", submission.task_id()).ok()) return "";
   return submission.task_id();
 }

@@ -15,6 +15,7 @@
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
+#include "codec/registry_framing.h"
 #include "common/headers.h"
 
 namespace agentfleet {
@@ -66,8 +67,10 @@ inline constexpr int kMaxNesting = 24;
 [[nodiscard]] absl::Status CheckSchemaHeaders(const Headers& headers,
                                               absl::string_view expected_schema);
 
-// Parses and validates. Errors are InvalidArgument with a reason fit for the
-// DLQ, e.g. "payload is not a valid agentfleet.v1.WorkItem (protobuf parse failed: ...)".
+// Parses and validates: plain protobuf bytes, or the same framed in the
+// Schema Registry wire format. Errors are InvalidArgument with a reason fit
+// for the DLQ, e.g. "payload is not a valid agentfleet.v1.WorkItem
+// (protobuf parse failed: ...)".
 template <typename T>
 [[nodiscard]] absl::StatusOr<T> Decode(absl::string_view payload, const Headers& headers,
                                        size_t max_payload_bytes = kDefaultMaxPayloadBytes) {
@@ -79,8 +82,11 @@ template <typename T>
   }
   absl::Status headers_ok = CheckSchemaHeaders(headers, name);
   if (!headers_ok.ok()) return headers_ok;
+  // Confluent's Protobuf serializers frame the message (registry_framing.h).
+  absl::StatusOr<absl::string_view> bytes = UnwrapRegistryFraming(payload, *T::descriptor());
+  if (!bytes.ok()) return bytes.status();
   T message;
-  if (absl::Status parsed = ParsePayload(payload, &message); !parsed.ok()) return parsed;
+  if (absl::Status parsed = ParsePayload(*bytes, &message); !parsed.ok()) return parsed;
   absl::Status valid = Validate(message);
   if (!valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("invalid ", name, ": ", valid.message()));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/fake_llm.h"
 #include "tests/integration/fleet_harness.h"
 
 namespace agentfleet::testing {
@@ -93,6 +94,49 @@ TEST_F(ClientsTest, TheJavaFlowOfTheProtocolDocSubmitsAndReadsEveryResult) {
   EXPECT_EQ(run->first, 0) << run->second << fleet.LogTails();
   EXPECT_THAT(run->second, HasSubstr("50 submitted, 50 results, 50 completed, 0 missing"));
   ExpectCleanAudit(fleet, 50);
+}
+
+// Issue 17, item 4: a Kafka shop's producer using Confluent's Protobuf
+// serializer (Debian's python3-confluent-kafka) frames tasks in the Schema
+// Registry wire format; the fleet processes them like plain ones. The
+// registry is the minimal one of tests/schema_registry (Confluent's REST
+// shape), where `agentfleet schemas register` first put our schemas.
+TEST_F(ClientsTest, TasksFramedByConfluentsProtobufSerializerAreProcessed) {
+  Fleet fleet("schema-registry");
+  int port = FreePort();
+  fleet.StartProgram("/usr/bin/python3",
+                     {kSource + "/tests/schema_registry/registry.py", "--port", absl::StrCat(port)}, "registry");
+  std::string url = absl::StrCat("http://127.0.0.1:", port);
+  bool up = false;
+  for (absl::Time until = absl::Now() + absl::Seconds(20); !up && absl::Now() < until;) {
+    up = HttpGet(url + "/subjects").first == 200;
+    if (!up) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(up) << fleet.LogTails();
+  auto config = StartFleet(fleet);
+  ASSERT_TRUE(config.has_value());
+  auto registered = fleet.Run({"agentfleet", "schemas", "register", "--registry", url, "--json", "--config",
+                               fleet.config_path()},
+                              absl::Seconds(60));
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  ASSERT_EQ(registered->first, 0) << registered->second;
+  const std::string& prefix = config->kafka.topic_prefix;
+  for (const std::string& subject :
+       {prefix + "tasks-value", prefix + "results-value", prefix + "work.classifier-value",
+        std::string("agentfleet/v1/common.proto"), std::string("google/protobuf/struct.proto")}) {
+    EXPECT_THAT(registered->second, HasSubstr("\"subject\":\"" + subject + "\"")) << registered->second;
+  }
+  auto framed = fleet.Run({"/usr/bin/env", "PYTHONPATH=" + kSource + "/clients/python", "/usr/bin/python3",
+                           kSource + "/tests/schema_registry/produce_framed.py", bootstrap_, prefix, url, "support",
+                           "40"},
+                          absl::Seconds(300));
+  ASSERT_TRUE(framed.ok()) << framed.status();
+  EXPECT_EQ(framed->first, 0) << framed->second << fleet.LogTails();
+  EXPECT_THAT(framed->second, HasSubstr("framed: 40 submitted, 40 results, 40 completed"));
+  // The serializer registered its own rendering of task.proto under the same subject.
+  auto versions = HttpGet(url + "/subjects/" + prefix + "tasks-value/versions");
+  EXPECT_EQ(versions.second, "[1, 2]");
+  ExpectCleanAudit(fleet, 40);
 }
 
 // The classes shipped in clients/python are what protoc generates from
