@@ -8,7 +8,7 @@ set -euo pipefail
 build_packages=(
   cmake ninja-build g++ pkg-config ccache protobuf-compiler
   librdkafka-dev libprotobuf-dev libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libjemalloc-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libcivetweb-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libcivetweb-dev prometheus-cpp-dev
 )
 # The test Kafka broker (JDK, Maven), the local model-provider server
 # (Debian's python3 with aiohttp, tests/fake_llm/), the Prometheus server and
