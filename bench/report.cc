@@ -51,17 +51,10 @@ const BrokerResults::Throughput* ThroughputOf(const BrokerResults& r, const std:
 
 }  // namespace
 
-std::string BenchMarkdown(const std::vector<BrokerResults>& results, const ReportContext& c) {
-  std::ostringstream md;
-  md << "## End-to-end suite (`agentfleet bench`)\n\n";
-  md << "Run of " << c.date << " on " << c.machine << ": `" << c.command << "`.";
-  if (c.quick) md << " **Quick mode: counts too small to quote; this checks the suite runs.**";
-  md << " The broker, the fleet processes and the client share the machine. Agents are simulated"
-        " (docs/configuration.md), so the fleet itself is measured. Every ratio divides a fleet figure"
-        " by the raw librdkafka figure measured on the same broker in the same run, with the same"
-        " client settings (`kafka/raw_kafka.cc`: client → ping topic → an echo thread's consumer"
-        " and producer → pong topic → client).\n\n";
+namespace {
 
+// The suite's main parts: the raw comparison, concurrency, scale-out, growth.
+void WriteMainTables(std::ostringstream& md, const std::vector<BrokerResults>& results, const ReportContext& c) {
   md << "### Against the raw Kafka round trip\n\n";
   md << "| measure | target |";
   for (const auto& r : results) md << " " << r.broker << ": raw | fleet | ratio |";
@@ -166,6 +159,76 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
          << " |\n";
     }
   }
+}
+
+bool HasMainParts(const BrokerResults& r) {
+  return !r.steps.empty() || !r.throughput.empty() || r.in_flight.tasks > 0 || r.worker.calls > 0 ||
+         !r.scale.empty() || !r.widths.empty() || !r.tenants.empty();
+}
+
+// Failover and rebalancing (the parts run only when named).
+void WriteGroupTables(std::ostringstream& md, const std::vector<BrokerResults>& results) {
+  bool failover = false, rebalance = false;
+  for (const auto& r : results) {
+    failover |= !r.failover.empty();
+    rebalance |= !r.rebalance.empty();
+  }
+  if (failover) {
+    md << "\n### Failover (`--only failover`)\n\n";
+    md << "A steady load of one-step tasks (0 ms agents, exactly_once, 2 workers); one member SIGKILLed 5 s in."
+          " A task *stalled* if it took more than max(1 s, 10 × the p50 before the kill): its work sat on the"
+          " dead member's partitions. *SIGKILL → first stalled task done* is when a survivor (or the restarted"
+          " replica) had taken them over and finished the first of that work.\n\n";
+    md << "| broker | member killed | group settings | p50 before | SIGKILL → first stalled task done | longest wait"
+          " | tasks stalled |\n|---|---|---|---|---|---|---|\n";
+    for (const auto& r : results) {
+      for (const auto& f : r.failover) {
+        md << "| " << r.broker << " | " << f.scenario << " | " << f.settings << " | " << Ms(f.baseline_p50_ms) << " | "
+           << Num(f.kill_to_first_ms / 1000, 1) << " s | " << Num(f.longest_wait_ms / 1000, 1) << " s | "
+           << Num(f.stalled) << " |\n";
+      }
+    }
+  }
+  if (rebalance) {
+    md << "\n### Scaling a worker pool under load (`--only rebalance`)\n\n";
+    md << "One-step tasks with 2 s agents submitted at a steady rate to a pool of 2 workers; 2 more started,"
+          " then SIGTERMed 12 s later (as KEDA and Kubernetes do). For the 8 s after each event: the lowest"
+          " 250 ms of results as a share of the submitted rate, the longest time without any result, and the"
+          " wait (submit → result) of the tasks submitted then. *Calls run twice*: calls the workers started"
+          " beyond one per task over the whole run (both events), from the totals each worker logs when it"
+          " stops — work in flight on a partition that was revoked and fetched again from its committed"
+          " offset.\n\n";
+    md << "| broker | assignor | event | rate | lowest 250 ms | longest gap | wait p50 / p99 / max | p50 before |"
+          " calls run twice |\n";
+    md << "|---|---|---|---|---|---|---|---|---|\n";
+    for (const auto& r : results) {
+      for (const auto& b : r.rebalance) {
+        md << "| " << r.broker << " | " << b.assignor << " | " << b.event << " | " << Num(b.rate) << "/s | "
+           << Num(100 * b.min_share) << "% | " << Ms(b.longest_gap_ms) << " | " << Ms(b.latency.p50) << " / "
+           << Ms(b.latency.p99) << " / " << Ms(b.max_ms) << " | " << Ms(b.baseline_p50_ms) << " | "
+           << Num(b.calls_redone) << " |\n";
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string BenchMarkdown(const std::vector<BrokerResults>& results, const ReportContext& c) {
+  std::ostringstream md;
+  md << "## End-to-end suite (`agentfleet bench`)\n\n";
+  md << "Run of " << c.date << " on " << c.machine << ": `" << c.command << "`.";
+  if (c.quick) md << " **Quick mode: counts too small to quote; this checks the suite runs.**";
+  md << " The broker, the fleet processes and the client share the machine. Agents are simulated"
+        " (docs/configuration.md), so the fleet itself is measured. Every ratio divides a fleet figure"
+        " by the raw librdkafka figure measured on the same broker in the same run, with the same"
+        " client settings (`kafka/raw_kafka.cc`: client → ping topic → an echo thread's consumer"
+        " and producer → pong topic → client).\n\n";
+
+  bool main_parts = false;
+  for (const auto& r : results) main_parts |= HasMainParts(r);
+  if (main_parts) WriteMainTables(md, results, c);
+  WriteGroupTables(md, results);
   return md.str();
 }
 

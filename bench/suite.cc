@@ -1,5 +1,7 @@
 #include "bench/suite.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -7,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -23,6 +26,7 @@
 #include "kafka/kafka.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/topics.h"
+#include "nlohmann/json.hpp"
 
 namespace agentfleet {
 
@@ -107,7 +111,7 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       "workflows:\n"
       "  one:\n",
       chain("echo", 1), "  chain4:\n", chain("echo", 4), "  slow_chain4:\n", chain("slow", 4),
-      "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
+      "  slow_one:\n", chain("slow", 1), "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
       "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
       "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing, "}\n",
       "worker: {group_prefix: ", prefix, "workers}\n", extra);
@@ -126,6 +130,10 @@ struct RunSpec {
   int workers = 1;
   int max_in_flight = 256;
   std::string extra_config;
+  std::string kafka_extra;        // more lines of the kafka section
+  std::string coordinator_extra;  // more keys of the coordinator map: ", static_membership: true"
+  std::vector<std::string> worker_flags;  // more flags for every worker: {"--agents", "echo"}
+  std::string warm_workflow = "one";       // what the warm-up runs: an agent the workers serve
 };
 
 // One fleet on the broker under test, with a client (a producer and a result
@@ -149,6 +157,8 @@ class BenchFleet {
   pid_t coordinator() const { return fleet_.pids().front(); }
   std::vector<pid_t> workers() const { return {fleet_.pids().begin() + spec_.coordinators, fleet_.pids().end()}; }
   const FleetConfig& config() const { return config_; }
+  LocalFleet& fleet() { return fleet_; }
+  ResultCollector& collector() { return *collector_; }
   std::string NewId() { return absl::StrCat(spec_.name, "-", next_id_++); }
 
  private:
@@ -169,7 +179,8 @@ absl::StatusOr<std::unique_ptr<BenchFleet>> BenchFleet::Start(const BenchOptions
   std::filesystem::create_directories(dir);
   std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", spec.name, ".");
   std::string path = dir + "/fleet.yaml";
-  std::ofstream(path) << BenchConfig(prefix, spec.processing, spec.extra_config, KafkaExtra(options));
+  std::ofstream(path) << BenchConfig(prefix, spec.processing + spec.coordinator_extra, spec.extra_config,
+                                     KafkaExtra(options) + spec.kafka_extra);
   ASSIGN_OR_RETURN(FleetConfig config, LoadConfigFile(path));
   std::unique_ptr<BenchFleet> f(new BenchFleet(dir, path, spec));
   if (options.bootstrap.empty()) {
@@ -187,8 +198,9 @@ absl::StatusOr<std::unique_ptr<BenchFleet>> BenchFleet::Start(const BenchOptions
     RETURN_IF_ERROR(f->fleet_.StartCoordinator(absl::StrCat("c", i)).status());
   }
   for (int i = 1; i <= spec.workers; ++i) {
-    RETURN_IF_ERROR(
-        f->fleet_.StartWorker(absl::StrCat("w", i), {"--max_in_flight", absl::StrCat(spec.max_in_flight)}).status());
+    std::vector<std::string> flags = {"--max_in_flight", absl::StrCat(spec.max_in_flight)};
+    flags.insert(flags.end(), spec.worker_flags.begin(), spec.worker_flags.end());
+    RETURN_IF_ERROR(f->fleet_.StartWorker(absl::StrCat("w", i), flags).status());
   }
   RETURN_IF_ERROR(f->fleet_.WaitAllLogged("partitions assigned", absl::Seconds(90)));
   ASSIGN_OR_RETURN(f->producer_, NewProducer(ProducerProperties(f->config_.kafka)));
@@ -200,7 +212,7 @@ absl::StatusOr<std::unique_ptr<BenchFleet>> BenchFleet::Start(const BenchOptions
   for (int i = 0; i < 64; ++i) {
     v1::TaskSubmission t;
     t.set_task_id(f->NewId());
-    t.set_workflow("one");
+    t.set_workflow(spec.warm_workflow);
     (*t.mutable_input()->mutable_fields())["text"].set_string_value("warm");
     warm.push_back(std::move(t));
   }
@@ -347,6 +359,117 @@ absl::Status Park(BenchFleet& f, const std::string& workflow, int count, int fan
     absl::SleepFor(absl::Milliseconds(500));
   }
   return absl::DeadlineExceededError(absl::StrCat("parking ", count, " tasks: not all dispatched within 10 min"));
+}
+
+// Something done to a fleet at a moment of a steady load.
+struct LoadEvent {
+  absl::Duration at;  // from the start of the load
+  std::function<absl::Status()> run;
+  absl::Time happened = absl::InfinitePast();
+};
+
+// Submits one-step `workflow` tasks at `rate` per second for `length`,
+// running each event (in order of `at`) when its time comes, then waits up
+// to `drain` for every result. Returns the results of this load.
+absl::StatusOr<std::vector<v1::TaskResult>> SteadyLoad(BenchFleet& f, const std::string& workflow, double rate,
+                                                       absl::Duration length, std::vector<LoadEvent>* events,
+                                                       absl::Duration drain) {
+  size_t before = f.collector().results().size();
+  absl::Time start = absl::Now();
+  int64_t sent = 0;
+  size_t next_event = 0;
+  for (absl::Duration elapsed; (elapsed = absl::Now() - start) < length && !ShutdownRequested();) {
+    for (; next_event < events->size() && (*events)[next_event].at <= elapsed; ++next_event) {
+      (*events)[next_event].happened = absl::Now();
+      RETURN_IF_ERROR((*events)[next_event].run());
+    }
+    std::vector<v1::TaskSubmission> batch;
+    for (int64_t due = static_cast<int64_t>(absl::ToDoubleSeconds(elapsed) * rate); sent < due; ++sent) {
+      batch.push_back(Task(f, workflow));
+    }
+    if (!batch.empty()) RETURN_IF_ERROR(f.Submit(std::move(batch)));
+    f.collector().Poll(absl::Milliseconds(5));
+  }
+  size_t want = before + static_cast<size_t>(sent);
+  for (absl::Time until = absl::Now() + drain; f.collector().results().size() < want && absl::Now() < until;) {
+    f.collector().Poll(absl::Milliseconds(10));
+  }
+  size_t got = f.collector().results().size() - before;
+  if (got < static_cast<size_t>(sent)) {
+    return absl::DeadlineExceededError(absl::StrCat(got, " of ", sent, " results of the steady load"));
+  }
+  return std::vector<v1::TaskResult>(f.collector().results().begin() + before, f.collector().results().end());
+}
+
+// A number the process logged on its "stopped" line (0 if it did not).
+int64_t LoggedTotal(const std::string& log_file, const std::string& field) {
+  std::ifstream in(log_file);
+  int64_t value = 0;
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("msg", "") == "stopped") value = std::stoll(j.value(field, "0"));
+  }
+  return value;
+}
+
+double LatencyMs(const v1::TaskResult& r) { return Ms(r.submitted_at(), r.finished_at()); }
+
+// How long the work of a member SIGKILLed at `kill` waited: a task "stalled"
+// if it took more than max(1 s, 10 × the p50 before the kill).
+BrokerResults::Failover AnalyzeFailover(const std::vector<v1::TaskResult>& results, absl::Time kill) {
+  BrokerResults::Failover out;
+  std::vector<double> before;
+  for (const auto& r : results) {
+    if (FromTimestamp(r.submitted_at()) < kill) before.push_back(LatencyMs(r));
+  }
+  out.baseline_p50_ms = PercentilesOf(before).p50;
+  double threshold = std::max(1000.0, 10 * out.baseline_p50_ms);
+  double first = -1;
+  for (const auto& r : results) {
+    double latency = LatencyMs(r);
+    out.longest_wait_ms = std::max(out.longest_wait_ms, latency);
+    if (latency <= threshold) continue;
+    ++out.stalled;
+    double after_kill = absl::ToDoubleMilliseconds(FromTimestamp(r.finished_at()) - kill);
+    if (after_kill > 0 && (first < 0 || after_kill < first)) first = after_kill;
+  }
+  out.kill_to_first_ms = std::max(first, 0.0);
+  return out;
+}
+
+// Throughput and waits in the `window` after a scale event at `at`.
+BrokerResults::Rebalance AnalyzeRebalance(const std::vector<v1::TaskResult>& results, absl::Time at,
+                                          absl::Duration window, double rate) {
+  BrokerResults::Rebalance out;
+  out.rate = rate;
+  const absl::Duration bucket = absl::Milliseconds(250);
+  std::vector<int> buckets(static_cast<size_t>(window / bucket), 0);
+  std::vector<absl::Time> finished;
+  std::vector<double> waits;
+  absl::Time last_before = absl::InfinitePast();
+  for (const auto& r : results) {
+    absl::Time done = FromTimestamp(r.finished_at());
+    if (done < at) last_before = std::max(last_before, done);
+    if (done >= at && done < at + window) {
+      ++buckets[static_cast<size_t>((done - at) / bucket)];
+      finished.push_back(done);
+    }
+    absl::Time submitted = FromTimestamp(r.submitted_at());
+    if (submitted >= at && submitted < at + window) waits.push_back(LatencyMs(r));
+  }
+  out.min_share = buckets.empty() ? 0 : *std::min_element(buckets.begin(), buckets.end()) /
+                                            (rate * absl::ToDoubleSeconds(bucket));
+  std::sort(finished.begin(), finished.end());
+  absl::Time prev = last_before == absl::InfinitePast() ? at : last_before;
+  absl::Duration gap;
+  for (absl::Time t : finished) {
+    gap = std::max(gap, t - prev);
+    prev = t;
+  }
+  out.longest_gap_ms = absl::ToDoubleMilliseconds(std::max(gap, at + window - prev));
+  out.latency = PercentilesOf(waits);
+  for (double w : waits) out.max_ms = std::max(out.max_ms, w);
+  return out;
 }
 
 struct Counts {
@@ -504,6 +627,121 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
     ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, "chain4", n.tenant_tasks, tenants));
     out.tenants.push_back({tenants, t.steps_per_s, Rss(f->coordinator())});
+  }
+
+  // 7. Failover: a member SIGKILLed under a steady load of one-step tasks
+  // (exactly_once, 0 ms agents, a pool of 2 workers serving that agent).
+  struct FailoverCase {
+    std::string scenario, settings, kafka_extra, coordinator_extra;
+    int coordinators = 1;
+    bool kill_worker = false, restart = false;
+    absl::Duration session = absl::Seconds(10);
+  };
+  const std::vector<FailoverCase> failover_cases = {
+      {"a worker SIGKILLed (2 workers)", "librdkafka's defaults: session 45 s, heartbeat 3 s",
+       "  consumer: {session.timeout.ms: \"45000\", heartbeat.interval.ms: \"3000\"}\n", "", 1, true, false,
+       absl::Seconds(45)},
+      {"a worker SIGKILLed (2 workers)", "agentfleet's defaults: session 10 s, heartbeat 1 s", "", "", 1, true},
+      {"a coordinator SIGKILLed (2 replicas)", "agentfleet's defaults", "", "", 2},
+      {"the coordinator SIGKILLed and restarted at once, same --instance", "dynamic membership (the default)", "", "",
+       1, false, true},
+      {"the coordinator SIGKILLed and restarted at once, same --instance", "static membership", "",
+       ", static_membership: true", 1, false, true},
+  };
+  // The development broker's group coordinator is not Kafka's (docs/brokers.md):
+  // failover and rebalancing are measured on real Kafka only.
+  const bool real_kafka = !o.bootstrap.empty();
+  if (!real_kafka && (o.Runs("failover") || o.Runs("rebalance"))) {
+    Say("failover and rebalance: measured on real Kafka only (--kafka)");
+  }
+  for (size_t i = 0; i < failover_cases.size(); ++i) {
+    if (!o.Runs("failover") || !real_kafka) break;
+    const FailoverCase& fc = failover_cases[i];
+    if (o.quick && fc.session > absl::Seconds(10)) continue;
+    RunSpec s = spec(absl::StrCat("failover", i));
+    s.processing = "exactly_once";
+    s.coordinators = fc.coordinators;
+    s.workers = 2;
+    s.kafka_extra = fc.kafka_extra;
+    s.coordinator_extra = fc.coordinator_extra;
+    s.worker_flags = {"--agents", "echo"};  // a one-agent pool: each worker owns some of echo's partitions
+    Say("failover: " + fc.scenario + ", " + fc.settings);
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    pid_t victim = fc.kill_worker ? f->workers().front() : f->fleet().pids()[fc.coordinators - 1];
+    std::vector<LoadEvent> events = {{absl::Seconds(5), [&]() -> absl::Status {
+                                        if (kill(victim, SIGKILL) != 0) return absl::InternalError("kill failed");
+                                        if (fc.restart) return f->fleet().StartCoordinator("c1").status();
+                                        return absl::OkStatus();
+                                      }}};
+    double rate = o.quick ? 50 : 100;
+    ASSIGN_OR_RETURN(auto results, SteadyLoad(*f, "one", rate, absl::Seconds(10) + fc.session + absl::Seconds(10),
+                                              &events, absl::Minutes(2)));
+    BrokerResults::Failover r = AnalyzeFailover(results, events.front().happened);
+    r.scenario = fc.scenario;
+    r.settings = fc.settings;
+    out.failover.push_back(r);
+    Say(absl::StrCat("  SIGKILL → first stalled task done ", static_cast<int64_t>(r.kill_to_first_ms),
+                     " ms; longest wait ", static_cast<int64_t>(r.longest_wait_ms), " ms; ", r.stalled,
+                     " tasks stalled"));
+  }
+
+  // 8. A one-agent worker pool scaled 2 → 4 → 2 under load (2 s agents),
+  // with the eager range assignor and with cooperative-sticky.
+  for (const std::string assignor : {"range", "cooperative-sticky"}) {
+    if (!o.Runs("rebalance") || !real_kafka) break;
+    RunSpec s = spec("rebalance-" + assignor);
+    s.processing = "exactly_once";
+    s.workers = 2;
+    s.max_in_flight = 1000;
+    s.kafka_extra = "  consumer: {partition.assignment.strategy: " + assignor + "}\n";
+    s.worker_flags = {"--agents", "slow2s"};
+    s.warm_workflow = "slow2s_one";
+    Say("rebalance: a pool scaled 2 → 4 → 2, " + assignor);
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    std::vector<std::thread> stopping;
+    std::vector<pid_t> added;
+    const absl::Duration window = absl::Seconds(8);
+    std::vector<LoadEvent> events = {
+        {absl::Seconds(6),
+         [&]() -> absl::Status {
+           for (const char* id : {"w3", "w4"}) {
+             ASSIGN_OR_RETURN(pid_t p, f->fleet().StartWorker(id, {"--max_in_flight", "1000", "--agents", "slow2s"}));
+             added.push_back(p);
+           }
+           return absl::OkStatus();
+         }},
+        {absl::Seconds(6) + window + absl::Seconds(4), [&]() -> absl::Status {
+           // SIGTERM, as Kubernetes scales down: each finishes its calls and leaves the group.
+           for (pid_t p : added) stopping.emplace_back([p] { Stop(p, absl::Seconds(30)); });
+           return absl::OkStatus();
+         }}};
+    double rate = o.quick ? 100 : 200;
+    auto results = SteadyLoad(*f, "slow2s_one", rate, absl::Seconds(6) + 2 * (window + absl::Seconds(4)), &events,
+                              absl::Minutes(2));
+    for (auto& t : stopping) t.join();
+    if (!results.ok()) return results.status();
+    // Every call a worker started, from the totals each logs when it stops:
+    // beyond one per task (and the warm-up's), a call was run twice.
+    int64_t started = 0;
+    for (pid_t w : f->workers()) Stop(w, absl::Seconds(30));
+    for (const char* id : {"w1", "w2", "w3", "w4"}) started += LoggedTotal(f->fleet().dir() + "/" + id + ".log", "started");
+    int64_t redone = started - static_cast<int64_t>(f->collector().results().size());
+    std::vector<double> before;
+    for (const auto& r : *results) {
+      if (FromTimestamp(r.submitted_at()) < events.front().happened) before.push_back(LatencyMs(r));
+    }
+    for (size_t e = 0; e < events.size(); ++e) {
+      BrokerResults::Rebalance r = AnalyzeRebalance(*results, events[e].happened, window, rate);
+      r.assignor = assignor;
+      r.event = e == 0 ? "2 → 4 workers (started)" : "4 → 2 workers (SIGTERM)";
+      r.baseline_p50_ms = PercentilesOf(before).p50;
+      r.calls_redone = redone;
+      out.rebalance.push_back(r);
+      Say(absl::StrCat("  ", r.event, ": lowest 250 ms of results ", static_cast<int>(100 * r.min_share),
+                       "% of the rate, longest gap ", static_cast<int64_t>(r.longest_gap_ms), " ms, wait p99 ",
+                       static_cast<int64_t>(r.latency.p99), " ms (", static_cast<int64_t>(r.baseline_p50_ms),
+                       " ms p50 before)"));
+    }
   }
   return out;
 }

@@ -21,9 +21,14 @@ struct BenchOptions {
   std::string work_dir;     // fleet configs and process logs
   int linger_ms = -1;       // the producers' linger.ms, fleet and raw baseline alike (-1: the fleet's default)
   // Parts to run besides the raw baseline (empty: all): modes (step latency
-  // and throughput), inflight, worker, scale, growth.
+  // and throughput), inflight, worker, scale, growth. The group-membership
+  // parts, failover and rebalance, run only when named (they take minutes
+  // of mostly waiting).
   std::set<std::string> only;
-  bool Runs(const std::string& part) const { return only.empty() || only.count(part) > 0; }
+  bool Runs(const std::string& part) const {
+    if (part == "failover" || part == "rebalance") return only.count(part) > 0;
+    return only.empty() || only.count(part) > 0;
+  }
 };
 
 struct Percentiles {
@@ -86,6 +91,33 @@ struct BrokerResults {
     int64_t coordinator_rss = 0;
   };
   std::vector<Tenants> tenants;
+
+  // A member of a consumer group SIGKILLed under a steady load of one-step
+  // tasks (0 ms agents): how long the work on its partitions waited.
+  struct Failover {
+    std::string scenario;
+    std::string settings;        // session / heartbeat, membership
+    double baseline_p50_ms = 0;  // task latency before the kill
+    double kill_to_first_ms = 0;  // SIGKILL → the first stalled task finished by a survivor
+    double longest_wait_ms = 0;  // the longest any task waited, submit → result
+    int64_t stalled = 0;         // tasks that waited more than max(1 s, 10 × baseline)
+  };
+  std::vector<Failover> failover;
+
+  // A worker pool scaled 2 → 4 → 2 under a steady load (200 ms agents): how
+  // far throughput fell and how long tasks waited around each scale event.
+  struct Rebalance {
+    std::string assignor;
+    std::string event;           // "2 → 4 (start)", "4 → 2 (SIGTERM)"
+    double rate = 0;             // tasks/s submitted
+    double min_share = 0;        // the lowest 250 ms bucket of results / the submitted rate, in the 8 s after
+    double longest_gap_ms = 0;   // the longest time without any result in those 8 s
+    Percentiles latency;         // of the tasks submitted in those 8 s
+    double max_ms = 0;
+    double baseline_p50_ms = 0;  // before the first event
+    int64_t calls_redone = 0;    // calls the workers started beyond one per task, over both events
+  };
+  std::vector<Rebalance> rebalance;
 };
 
 // The fleet config every run uses: simulated agents (echo: 0 ms, slow:
