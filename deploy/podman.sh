@@ -8,8 +8,8 @@
 #            audited;
 #   compose: deploy/docker-compose.yml with podman-compose (images from the
 #            environment), the same tasks and audit, then down.
-# Prints the image sizes and start times. About 20 minutes the first time
-# (the image compiles the project); not part of the test command.
+# Prints the image sizes and start times. About 6 minutes the first time
+# (debootstrap, apt, the compile); not part of the test command.
 #
 #   deploy/podman.sh [all|images|run|compose]     (default: all)
 set -euo pipefail
