@@ -36,14 +36,16 @@ int RunBench(const BenchCommandOptions& options) {
   std::string dir = mkdtemp(dir_template);
   std::cerr << "agentfleet bench: logs and configs in " << dir << "\n";
   std::vector<BrokerResults> results;
-  std::vector<std::pair<std::string, std::string>> brokers = {{"development broker", ""}};
-  if (!options.kafka.empty()) brokers.insert(brokers.begin(), {options.kafka_name, options.kafka});
+  std::vector<std::pair<std::string, std::string>> brokers;
+  if (!options.kafka.empty()) brokers.push_back({options.kafka_name, options.kafka});
+  if (options.kafka.empty() || !options.kafka_only) brokers.push_back({"development broker", ""});
   for (const auto& [name, bootstrap] : brokers) {
     BenchOptions o;
     o.broker_name = name;
     o.bootstrap = bootstrap;
     o.quick = options.quick;
     o.linger_ms = options.linger_ms;
+    o.kip848 = options.kip848;
     for (absl::string_view part : absl::StrSplit(options.only, ',', absl::SkipEmpty())) o.only.insert(std::string(part));
     o.work_dir = dir;
     std::cerr << "agentfleet bench: === " << name << " ===\n";

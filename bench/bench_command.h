@@ -12,6 +12,8 @@ struct BenchCommandOptions {
   std::string kafka_name = "Apache Kafka";
   bool quick = false;
   int linger_ms = -1;      // the producers' linger.ms (fleet and baseline); -1: the fleet's default
+  bool kip848 = false;     // rebalance: also with KIP-848's group.protocol=consumer
+  bool kafka_only = false; // with `kafka`: skip the development broker
   std::string only;        // comma-separated parts (see BenchOptions::only); empty: all
   std::string output = "docs/benchmarks.md";
   std::string plot;        // default: benchmarks-scaleout.svg beside `output`

@@ -687,13 +687,18 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
 
   // 8. A one-agent worker pool scaled 2 → 4 → 2 under load (2 s agents),
   // with the eager range assignor and with cooperative-sticky.
-  for (const std::string assignor : {"range", "cooperative-sticky"}) {
+  std::vector<std::pair<std::string, std::string>> assignors = {
+      {"range", "  consumer: {partition.assignment.strategy: range}\n"},
+      {"cooperative-sticky", "  consumer: {partition.assignment.strategy: cooperative-sticky}\n"}};
+  if (o.kip848) assignors.push_back({"KIP-848 (group.protocol=consumer)", "  consumer: {group.protocol: consumer}\n"});
+  for (size_t a = 0; a < assignors.size(); ++a) {
     if (!o.Runs("rebalance") || !real_kafka) break;
-    RunSpec s = spec("rebalance-" + assignor);
+    const auto& [assignor, kafka_extra] = assignors[a];
+    RunSpec s = spec(absl::StrCat("rebalance", a));
     s.processing = "exactly_once";
     s.workers = 2;
     s.max_in_flight = 1000;
-    s.kafka_extra = "  consumer: {partition.assignment.strategy: " + assignor + "}\n";
+    s.kafka_extra = kafka_extra;
     s.worker_flags = {"--agents", "slow2s"};
     s.warm_workflow = "slow2s_one";
     Say("rebalance: a pool scaled 2 → 4 → 2, " + assignor);

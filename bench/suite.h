@@ -20,6 +20,7 @@ struct BenchOptions {
   bool quick = false;       // small counts: checks the suite works, measures nothing worth quoting
   std::string work_dir;     // fleet configs and process logs
   int linger_ms = -1;       // the producers' linger.ms, fleet and raw baseline alike (-1: the fleet's default)
+  bool kip848 = false;      // rebalance: also with KIP-848's group.protocol=consumer (librdkafka 2.12+, Kafka 4)
   // Parts to run besides the raw baseline (empty: all): modes (step latency
   // and throughput), inflight, worker, scale, growth. The group-membership
   // parts, failover and rebalance, run only when named (they take minutes

@@ -38,8 +38,13 @@ ABSL_FLAG(int, max_replicas, 100, "lag: the ScaledObject's maxReplicaCount");
 ABSL_FLAG(std::string, kafka, "", "bench: also measure on this real Kafka broker (bootstrap servers)");
 ABSL_FLAG(std::string, kafka_name, "Apache Kafka", "bench: the real broker's name in the report");
 ABSL_FLAG(bool, quick, false, "bench: small counts (checks the suite runs; nothing worth quoting)");
-ABSL_FLAG(std::string, only, "", "bench: run only these parts besides the raw baseline: modes,inflight,worker,scale,growth");
+ABSL_FLAG(std::string, only, "",
+          "bench: run only these parts besides the raw baseline: modes,inflight,worker,scale,growth; failover and "
+          "rebalance (real Kafka only) run only when named");
 ABSL_FLAG(int, linger_ms, -1, "bench: the producers' linger.ms, for the fleet and the raw baseline (-1: the default, 2)");
+ABSL_FLAG(bool, kafka_only, false, "bench: with --kafka, measure there only (skip the development broker)");
+ABSL_FLAG(bool, kip848, false,
+          "bench: rebalance also with KIP-848's group.protocol=consumer (librdkafka 2.12+ and Kafka 4)");
 ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
 ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
 ABSL_FLAG(std::string, registry, "", "schemas register: the Schema Registry's URL (http://host:8081)");
@@ -124,11 +129,15 @@ int main(int argc, char** argv) {
     b.plot = absl::GetFlag(FLAGS_plot);
     b.only = absl::GetFlag(FLAGS_only);
     b.linger_ms = absl::GetFlag(FLAGS_linger_ms);
+    b.kip848 = absl::GetFlag(FLAGS_kip848);
+    b.kafka_only = absl::GetFlag(FLAGS_kafka_only);
     b.command = "agentfleet bench";
     if (!b.kafka.empty()) b.command += " --kafka " + b.kafka + " --kafka_name '" + b.kafka_name + "'";
     if (b.quick) b.command += " --quick";
     if (!b.only.empty()) b.command += " --only " + b.only;
     if (b.linger_ms >= 0) b.command += " --linger_ms " + std::to_string(b.linger_ms);
+    if (b.kip848) b.command += " --kip848";
+    if (b.kafka_only) b.command += " --kafka_only";
     return RunBench(b);
   }
 
