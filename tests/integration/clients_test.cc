@@ -61,12 +61,14 @@ TEST_F(ClientsTest, ThePythonClientInstalledWithPipPassesItsTestsAgainstAFleet) 
   std::string venv = fleet.dir() + "/venv";
   auto made = fleet.Run({"/usr/bin/python3", "-m", "venv", "--system-site-packages", venv}, absl::Seconds(120));
   ASSERT_TRUE(made.ok() && made->first == 0) << (made.ok() ? made->second : made.status().ToString());
-  auto pip = fleet.Run({venv + "/bin/pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-                        kSource + "/clients/python"},
+  // From a copy: pip builds in the directory it installs from.
+  std::string copy = fleet.dir() + "/clients-python";
+  std::filesystem::copy(kSource + "/clients/python", copy, std::filesystem::copy_options::recursive);
+  auto pip = fleet.Run({venv + "/bin/pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", copy},
                        absl::Seconds(300));
   ASSERT_TRUE(pip.ok() && pip->first == 0) << (pip.ok() ? pip->second : pip.status().ToString());
   // Run from elsewhere, so the package imported is the installed one.
-  auto tests = fleet.Run({"/usr/bin/env", "AGENTFLEET_BOOTSTRAP=" + bootstrap_,
+  auto tests = fleet.Run({"/usr/bin/env", "PYTHONDONTWRITEBYTECODE=1", "AGENTFLEET_BOOTSTRAP=" + bootstrap_,
                           "AGENTFLEET_TOPIC_PREFIX=" + config->kafka.topic_prefix, "AGENTFLEET_WORKFLOW=support",
                           venv + "/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", fleet.dir(),
                           kSource + "/clients/python/tests"},
@@ -126,7 +128,8 @@ TEST_F(ClientsTest, TasksFramedByConfluentsProtobufSerializerAreProcessed) {
         std::string("agentfleet/v1/common.proto"), std::string("google/protobuf/struct.proto")}) {
     EXPECT_THAT(registered->second, HasSubstr("\"subject\":\"" + subject + "\"")) << registered->second;
   }
-  auto framed = fleet.Run({"/usr/bin/env", "PYTHONPATH=" + kSource + "/clients/python", "/usr/bin/python3",
+  auto framed = fleet.Run({"/usr/bin/env", "PYTHONDONTWRITEBYTECODE=1", "PYTHONPATH=" + kSource + "/clients/python",
+                           "/usr/bin/python3",
                            kSource + "/tests/schema_registry/produce_framed.py", bootstrap_, prefix, url, "support",
                            "40"},
                           absl::Seconds(300));

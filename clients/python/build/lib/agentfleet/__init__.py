@@ -1,1 +1,0 @@
-"""Generated from proto/agentfleet/v1 (clients/python/generate.sh)."""
