@@ -94,6 +94,13 @@ Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group
   for (const char* name : kProducerOnly) p.erase(name);
   p = Merge(p, kafka.consumer);
   p["group.id"] = group_id;
+  // KIP-848's protocol (librdkafka 2.12+, Kafka 4) sets these on the broker
+  // (group.consumer.session.timeout.ms, ...) and the client refuses them.
+  if (auto it = p.find("group.protocol"); it != p.end() && it->second == "consumer") {
+    for (const char* name : {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"}) {
+      p.erase(name);
+    }
+  }
   return p;
 }
 
@@ -106,7 +113,8 @@ Properties WorkerConsumerProperties(const KafkaConfig& kafka, const std::string&
   // the count of partitions over all topics, not each topic, and was
   // measured handing one worker all of an agent's partitions
   // (docs/brokers.md#failover-and-rebalancing). An explicit setting wins.
-  if (work_topics == 1 && kafka.consumer.count("partition.assignment.strategy") == 0 &&
+  if (work_topics == 1 && p.count("partition.assignment.strategy") > 0 &&
+      kafka.consumer.count("partition.assignment.strategy") == 0 &&
       kafka.properties.count("partition.assignment.strategy") == 0) {
     p["partition.assignment.strategy"] = "cooperative-sticky";
   }
