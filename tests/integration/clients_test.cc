@@ -75,7 +75,7 @@ TEST_F(ClientsTest, ThePythonClientInstalledWithPipPassesItsTestsAgainstAFleet) 
                          absl::Seconds(600));
   ASSERT_TRUE(tests.ok()) << tests.status();
   EXPECT_EQ(tests->first, 0) << tests->second << fleet.LogTails();
-  EXPECT_THAT(tests->second, HasSubstr("6 passed"));
+  EXPECT_THAT(tests->second, HasSubstr("7 passed"));
   EXPECT_THAT(tests->second, ::testing::Not(HasSubstr("skipped")));
   auto shown = fleet.Run({venv + "/bin/python", "-c", "import agentfleet_client; print(agentfleet_client.__file__)"},
                          absl::Seconds(60));

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from google.protobuf import json_format
 
 from agentfleet.v1 import common_pb2, task_pb2
@@ -31,6 +31,19 @@ TRACEPARENT_HEADER = "traceparent"
 # the coordinator replica that owns the id's partition, so every producer of
 # a given task id must pick the same partition.
 PARTITIONER = "murmur2_random"
+
+
+# Errors a broker gives for a moment after a topic is created or while its
+# leaders move (librdkafka does not always mark them retriable here).
+_TRANSIENT = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+    KafkaError._WAIT_COORD,
+}
 
 
 class AgentfleetError(Exception):
@@ -151,14 +164,32 @@ class Client:
         if topic is None or topic.error is not None or not topic.partitions:
             raise AgentfleetError(f"topic {self.results_topic} not found: {topic.error if topic else 'no metadata'}")
         partitions = []
+        deadline = time.monotonic() + timeout
         for p in sorted(topic.partitions):
             if from_beginning:
                 partitions.append(TopicPartition(self.results_topic, p, OFFSET_BEGINNING))
             else:
                 # The current end, fixed now: nothing produced after this returns is missed.
-                _, high = self._consumer.get_watermark_offsets(TopicPartition(self.results_topic, p), timeout=timeout)
-                partitions.append(TopicPartition(self.results_topic, p, high))
+                partitions.append(TopicPartition(self.results_topic, p, self._high_watermark(p, deadline)))
         self._consumer.assign(partitions)
+
+    def _high_watermark(self, partition: int, deadline: float) -> int:
+        # Right after a topic is created, or while leadership moves, brokers
+        # answer "not leader" for a moment: retriable errors are retried
+        # until the deadline.
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.results_topic, partition), timeout=max(left, 0.1)
+                )
+                return high
+            except KafkaException as e:
+                error = e.args[0] if e.args else None
+                transient = isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
+                if not transient or left <= 0:
+                    raise AgentfleetError(f"cannot read the end of {self.results_topic}[{partition}]: {e}") from e
+                time.sleep(min(0.1, max(left, 0)))
 
     # -- submitting ----------------------------------------------------------
 

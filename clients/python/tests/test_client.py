@@ -127,3 +127,16 @@ def test_the_record_carries_the_documented_key_headers_and_partition(client):
     submission = task_pb2.TaskSubmission.FromString(found.value())
     assert submission.task_id == task_id and submission.workflow == WORKFLOW
     assert submission.HasField("submitted_at")
+
+
+def test_a_client_made_right_after_its_results_topic_is_created_starts(client):
+    # Brokers answer "not leader" for a moment after a topic is created; the
+    # client must wait that out (bounded by its timeout), not fail.
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    prefix = f"{PREFIX}fresh-{uuid.uuid4().hex[:8]}."
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    for future in admin.create_topics([NewTopic(prefix + "results", num_partitions=8, replication_factor=1)]).values():
+        future.result(timeout=30)
+    with Client(BOOTSTRAP, prefix, timeout=30) as fresh:
+        assert list(fresh.results(timeout=0.5)) == []
