@@ -76,7 +76,7 @@ double BusyShare(const CpuTimes& a, const CpuTimes& b) {
 }  // namespace
 
 std::string BenchConfig(const std::string& prefix, const std::string& processing, const std::string& extra,
-                        const std::string& kafka_extra) {
+                        const std::string& kafka_extra, bool static_membership) {
   std::string agent_schema = "output_schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}";
   auto agent = [&](const std::string& name, const std::string& provider, const std::string& timeout) {
     return absl::StrCat("  ", name, ": {provider: ", provider, ", models: {default: sim}, timeout: ", timeout,
@@ -113,7 +113,8 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       chain("echo", 1), "  chain4:\n", chain("echo", 4), "  slow_chain4:\n", chain("slow", 4),
       "  slow_one:\n", chain("slow", 1), "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
       "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
-      "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing, "}\n",
+      "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing,
+      static_membership ? ", static_membership: true" : "", "}\n",
       "worker: {group_prefix: ", prefix, "workers}\n", extra);
 }
 
@@ -131,7 +132,7 @@ struct RunSpec {
   int max_in_flight = 256;
   std::string extra_config;
   std::string kafka_extra;        // more lines of the kafka section
-  std::string coordinator_extra;  // more keys of the coordinator map: ", static_membership: true"
+  bool static_membership = false;  // coordinator.static_membership
   std::vector<std::string> worker_flags;  // more flags for every worker: {"--agents", "echo"}
   std::string warm_workflow = "one";       // what the warm-up runs: an agent the workers serve
 };
@@ -179,8 +180,8 @@ absl::StatusOr<std::unique_ptr<BenchFleet>> BenchFleet::Start(const BenchOptions
   std::filesystem::create_directories(dir);
   std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", spec.name, ".");
   std::string path = dir + "/fleet.yaml";
-  std::ofstream(path) << BenchConfig(prefix, spec.processing + spec.coordinator_extra, spec.extra_config,
-                                     KafkaExtra(options) + spec.kafka_extra);
+  std::ofstream(path) << BenchConfig(prefix, spec.processing, spec.extra_config,
+                                     KafkaExtra(options) + spec.kafka_extra, spec.static_membership);
   ASSIGN_OR_RETURN(FleetConfig config, LoadConfigFile(path));
   std::unique_ptr<BenchFleet> f(new BenchFleet(dir, path, spec));
   if (options.bootstrap.empty()) {
@@ -632,21 +633,22 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
   // 7. Failover: a member SIGKILLed under a steady load of one-step tasks
   // (exactly_once, 0 ms agents, a pool of 2 workers serving that agent).
   struct FailoverCase {
-    std::string scenario, settings, kafka_extra, coordinator_extra;
+    std::string scenario, settings, kafka_extra;
+    bool static_membership = false;
     int coordinators = 1;
     bool kill_worker = false, restart = false;
     absl::Duration session = absl::Seconds(10);
   };
   const std::vector<FailoverCase> failover_cases = {
       {"a worker SIGKILLed (2 workers)", "librdkafka's defaults: session 45 s, heartbeat 3 s",
-       "  consumer: {session.timeout.ms: \"45000\", heartbeat.interval.ms: \"3000\"}\n", "", 1, true, false,
+       "  consumer: {session.timeout.ms: \"45000\", heartbeat.interval.ms: \"3000\"}\n", false, 1, true, false,
        absl::Seconds(45)},
-      {"a worker SIGKILLed (2 workers)", "agentfleet's defaults: session 10 s, heartbeat 1 s", "", "", 1, true},
-      {"a coordinator SIGKILLed (2 replicas)", "agentfleet's defaults", "", "", 2},
-      {"the coordinator SIGKILLed and restarted at once, same --instance", "dynamic membership (the default)", "", "",
-       1, false, true},
-      {"the coordinator SIGKILLed and restarted at once, same --instance", "static membership", "",
-       ", static_membership: true", 1, false, true},
+      {"a worker SIGKILLed (2 workers)", "agentfleet's defaults: session 10 s, heartbeat 1 s", "", false, 1, true},
+      {"a coordinator SIGKILLed (2 replicas)", "agentfleet's defaults", "", false, 2},
+      {"the coordinator SIGKILLed and restarted at once, same --instance", "dynamic membership (the default)", "",
+       false, 1, false, true},
+      {"the coordinator SIGKILLed and restarted at once, same --instance", "static membership", "", true, 1, false,
+       true},
   };
   // The development broker's group coordinator is not Kafka's (docs/brokers.md):
   // failover and rebalancing are measured on real Kafka only.
@@ -663,7 +665,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     s.coordinators = fc.coordinators;
     s.workers = 2;
     s.kafka_extra = fc.kafka_extra;
-    s.coordinator_extra = fc.coordinator_extra;
+    s.static_membership = fc.static_membership;
     s.worker_flags = {"--agents", "echo"};  // a one-agent pool: each worker owns some of echo's partitions
     Say("failover: " + fc.scenario + ", " + fc.settings);
     ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));

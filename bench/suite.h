@@ -126,7 +126,7 @@ struct BrokerResults {
 // slow2s_one, parked_one, fan and parked_fan (one step over $task.items).
 // `kafka_extra`: more lines of the kafka section (`  producer: {...}`).
 std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra,
-                        const std::string& kafka_extra = "");
+                        const std::string& kafka_extra = "", bool static_membership = false);
 
 // Runs the whole suite on one broker; progress lines go to stderr.
 [[nodiscard]] absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& options);

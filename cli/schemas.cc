@@ -4,6 +4,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "curl/curl.h"
 #include "absl/synchronization/notification.h"
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
@@ -20,14 +21,9 @@ using Json = nlohmann::json;
 
 // Subject names hold '/' (import paths): escaped in the URL path.
 std::string Escape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
+  char* escaped = curl_easy_escape(nullptr, s.data(), static_cast<int>(s.size()));
+  std::string out = escaped ? escaped : "";
+  curl_free(escaped);
   return out;
 }
 

@@ -24,19 +24,7 @@ ReplicaClientFactory KafkaReplicaClients(const FleetConfig* config, std::string 
     const CoordinatorConfig& cc = config->coordinator;
     bool exactly_once = cc.processing == CoordinatorConfig::Processing::kExactlyOnce;
     Properties producer_props = ProducerProperties(config->kafka);
-    Properties consumer_props = ConsumerProperties(config->kafka, cc.group_id);
-    // The tasks and events topics are co-partitioned: a replica must own the
-    // same partition numbers of both, which the classic protocol's range
-    // assignor ensures. Coordinators stay on the classic protocol even where
-    // workers use KIP-848's (kafka.consumer group.protocol: consumer).
-    if (consumer_props.count("group.protocol") > 0) {
-      consumer_props["group.protocol"] = "classic";
-      Properties classic = ConsumerProperties(KafkaConfig(), cc.group_id);
-      for (const char* name : {"session.timeout.ms", "heartbeat.interval.ms"}) {
-        if (consumer_props.count(name) == 0) consumer_props[name] = classic[name];
-      }
-    }
-    consumer_props["partition.assignment.strategy"] = "range";
+    Properties consumer_props = CoordinatorConsumerProperties(config->kafka, cc.group_id);
     // Static membership (KIP-345): a replica restarted under the same name
     // within the session timeout takes its partitions back with no rebalance.
     if (cc.static_membership) consumer_props["group.instance.id"] = absl::StrCat(cc.group_id, "-", instance);

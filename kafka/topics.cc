@@ -104,6 +104,20 @@ Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group
   return p;
 }
 
+Properties CoordinatorConsumerProperties(const KafkaConfig& kafka, const std::string& group_id) {
+  // Coordinators stay on the classic group protocol, with its session and
+  // heartbeat, even where worker pools use KIP-848's (group.protocol:
+  // consumer): the tasks and events topics are co-partitioned, and only the
+  // classic range assignor guarantees a replica the same partition numbers
+  // of both.
+  KafkaConfig classic = kafka;
+  classic.properties.erase("group.protocol");
+  classic.consumer.erase("group.protocol");
+  Properties p = ConsumerProperties(classic, group_id);
+  p["partition.assignment.strategy"] = "range";
+  return p;
+}
+
 Properties WorkerConsumerProperties(const KafkaConfig& kafka, const std::string& group_id, size_t work_topics) {
   Properties p = ConsumerProperties(kafka, group_id);
   // A worker that consumes one work topic uses incremental cooperative

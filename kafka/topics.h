@@ -33,6 +33,9 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config);
 Properties ProducerProperties(const KafkaConfig& kafka);
 // Defaults, then kafka.properties, then kafka.consumer, then group.id.
 Properties ConsumerProperties(const KafkaConfig& kafka, const std::string& group_id);
+// A coordinator replica's group consumer: ConsumerProperties on the classic
+// protocol, with the range assignor whatever the config says.
+Properties CoordinatorConsumerProperties(const KafkaConfig& kafka, const std::string& group_id);
 // A worker's, consuming `work_topics` work topics: ConsumerProperties, with
 // the cooperative-sticky assignor for a single topic unless kafka.properties
 // or kafka.consumer name one.

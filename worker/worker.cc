@@ -1,7 +1,5 @@
 #include "worker/worker.h"
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "codec/codec.h"
@@ -50,15 +48,12 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
   // would otherwise never be fetched again. New assignments start fetching;
   // Run() pauses them again if the worker is still full. Under incremental
   // (cooperative) rebalancing `partitions` are only the added ones and the
-  // partitions kept may be paused: everything assigned is resumed, so that
-  // `paused_` stays true to what the consumer does.
+  // partitions kept may be paused: then the whole assignment (which holds
+  // the added ones by now) is resumed, so that `paused_` stays true to what
+  // the consumer does.
   if (!partitions.empty()) {
     if (paused_ && metrics_) metrics_->Liveness(kLivenessResumedOnAssign);
-    std::vector<TopicPartition> all = paused_ ? consumer_->Assignment() : partitions;
-    for (const auto& tp : partitions) {
-      if (std::find(all.begin(), all.end(), tp) == all.end()) all.push_back(tp);
-    }
-    absl::Status s = consumer_->Resume(all);
+    absl::Status s = consumer_->Resume(paused_ ? consumer_->Assignment() : partitions);
     if (!s.ok()) Log(LogLevel::kWarning, kComponent, "resume of assigned partitions failed", {{"error", s.message()}});
     paused_ = false;
   }
