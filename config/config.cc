@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "yaml-cpp/yaml.h"
@@ -553,6 +554,45 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
 }
 
 // Checks the references in an input template, collecting the steps it reads.
+// A step's `when:`: parsed and type-checked, its errors at the column of
+// the expression they are about; the steps it reads become dependencies.
+void LoadCondition(Loader& L, const YAML::Node& node, const std::string& field, StepConfig* step,
+                   std::vector<std::string>* refs) {
+  if (!node.IsScalar()) {
+    L.Error(node, field, "expected a condition, such as $steps.classify.intent == 'billing'");
+    return;
+  }
+  auto condition = ParseCondition(node.Scalar());
+  if (!condition.ok()) {
+    // "column N: ..." -> the position in the file (a quoted scalar starts after its quote).
+    std::string message(condition.status().message());
+    YAML::Mark mark = node.Mark();
+    int column = 1;
+    if (absl::StartsWith(message, "column ")) {
+      size_t colon = message.find(':');
+      column = std::atoi(message.substr(7, colon - 7).c_str());
+      message = message.substr(colon + 2);
+    }
+    mark.column += column - 1 + (node.Tag() == "!" ? 1 : 0);
+    L.Error(mark, field, message);
+    return;
+  }
+  std::vector<const Condition*> pending = {condition->get()};
+  while (!pending.empty()) {
+    const Condition* c = pending.back();
+    pending.pop_back();
+    if ((c->kind == Condition::Kind::kRef || c->kind == Condition::Kind::kExists) &&
+        c->ref.root == Reference::Root::kItem) {
+      L.Error(node, field, "$item is not defined in a condition (it is decided once, before any fan-out)");
+      return;
+    }
+    for (const auto& child : c->children) pending.push_back(child.get());
+  }
+  for (const std::string& s : (*condition)->Steps()) refs->push_back(s);
+  step->when_text = node.Scalar();
+  step->when = std::shared_ptr<const Condition>(std::move(*condition));
+}
+
 void CheckTemplate(Loader& L, const YAML::Node& n, const std::string& f, bool fanned_out,
                    std::vector<std::string>* refs) {
   if (n.IsMap()) {
@@ -616,7 +656,9 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   for (size_t i = 0; i < steps.size(); ++i) {
     const YAML::Node& s = steps[i];
     std::string sf = absl::StrCat(f, ".steps[", i, "]");
-    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn"})) continue;
+    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn", "when"})) {
+      continue;
+    }
     StepConfig step;
     if (L.String(s, "id", sf, &step.id, true)) {
       if (!std::regex_match(step.id, NameRegex())) {
@@ -679,6 +721,9 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
         agent != nullptr && agent->models.count(step.model_tier) == 0) {
       L.Error(s["model_tier"] ? s["model_tier"] : s, sf + ".model_tier",
               "agent '" + step.agent + "' has no model tier '" + step.model_tier + "'");
+    }
+    if (YAML::Node when = s["when"]) {
+      LoadCondition(L, when, sf + ".when", &step, &refs);
     }
     if (YAML::Node after = s["after"]) {
       if (!after.IsSequence()) {

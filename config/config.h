@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "config/condition.h"
 #include "config/expression.h"
 #include "config/json_schema.h"
 #include "config/prompt_template.h"
@@ -192,7 +194,11 @@ struct StepConfig {
   // fail the task: its output is null and the task ends PARTIAL.
   bool optional = false;
   std::optional<SpawnConfig> spawn;
-  // Steps this one waits for: those its input references, plus `after`.
+  // `when:` — the step runs only if this holds once the steps it reads are
+  // done; otherwise it is skipped (config/condition.h). Null: always runs.
+  std::shared_ptr<const Condition> when;
+  std::string when_text;
+  // Steps this one waits for: those its input and condition reference, plus `after`.
   std::vector<std::string> depends_on;
 };
 

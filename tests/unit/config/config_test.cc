@@ -301,3 +301,58 @@ TEST(ConfigTest, KafkaSecretsComeFromTheEnvironmentNeverFromTheFile) {
 
 }  // namespace
 }  // namespace agentfleet
+
+namespace agentfleet {
+namespace {
+
+// Issue 18: a step's `when:` is parsed and type-checked at load; the steps it
+// reads become dependencies; a mistake names file:line:column of the spot.
+constexpr char kWhen[] = R"(providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+workflows:
+  w:
+    steps:
+      - {id: classify, agent: a}
+      - id: billing
+        agent: a
+        when: $steps.classify.intent == 'billing' and $task.amount > 10
+      - id: general
+        agent: a
+        when: "WHEN"
+        after: [billing]
+)";
+
+std::string WithWhen(const std::string& when) {
+  std::string s = kWhen;
+  s.replace(s.find("WHEN"), 4, when);
+  return s;
+}
+
+TEST(ConfigTest, AStepsConditionIsParsedAndItsStepsAreDependencies) {
+  auto c = LoadConfigString(WithWhen("not exists($steps.billing.reply)"), "w.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const StepConfig* billing = c->workflows.at("w").FindStep("billing");
+  ASSERT_NE(billing->when, nullptr);
+  EXPECT_EQ(billing->when_text, "$steps.classify.intent == 'billing' and $task.amount > 10");
+  EXPECT_THAT(billing->depends_on, ::testing::ElementsAre("classify"));
+  EXPECT_EQ(c->workflows.at("w").FindStep("classify")->when, nullptr);
+}
+
+TEST(ConfigTest, ABadConditionNamesFileLineAndTheColumnOfTheMistake) {
+  // Line 14: the quote is at column 15, the expression starts at 16, its "=" at 39.
+  auto c = LoadConfigString(WithWhen("$steps.classify.intent = 'x'"), "w.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(),
+              HasSubstr("w.yaml:14:39: workflows.w.steps[2].when: unknown operator '=' (use == or !=)"));
+  auto item = LoadConfigString(WithWhen("$item.x == 1"), "w.yaml");
+  ASSERT_FALSE(item.ok());
+  EXPECT_THAT(item.status().message(), HasSubstr("workflows.w.steps[2].when: $item is not defined in a condition"));
+  auto unknown = LoadConfigString(WithWhen("$steps.nope.x == 1"), "w.yaml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(unknown.status().message(), HasSubstr("references unknown step 'nope'"));
+}
+
+}  // namespace
+}  // namespace agentfleet
