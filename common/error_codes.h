@@ -19,6 +19,7 @@ inline constexpr char kProviderRejected[] = "provider_rejected";      // HTTP 4x
 inline constexpr char kMaxTokensExceeded[] = "max_tokens_exceeded";   // output cut at max_tokens
 inline constexpr char kInvalidInput[] = "invalid_input";              // the item cannot make a prompt
 inline constexpr char kInvalidWorkItem[] = "invalid_work_item";       // unknown agent or tier
+inline constexpr char kInvalidCondition[] = "invalid_condition";      // a step's when: on a value not true or false
 // A work item, result or task state that would exceed kafka.max_message_bytes:
 // never produced; the attempt or the task fails with this code instead.
 inline constexpr char kMessageTooLarge[] = "message_too_large";

@@ -768,6 +768,12 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       L.Error(n, f + ".output", "several final steps (" + absl::StrJoin(sinks, ", ") + "); name the one whose output is the task's");
     }
   }
+  // Every run must yield the task's output: the step that gives it always runs.
+  if (const StepConfig* out = w->FindStep(w->output_step); out != nullptr && out->when) {
+    L.Error(step_nodes[out->id]["when"], f + ".steps", "step '" + out->id +
+                                                           "' gives the workflow's output, so it cannot have a when: "
+                                                           "(let a final step without one collect the branches)");
+  }
 }
 
 void LoadTenants(Loader& L, const YAML::Node& tenants, FleetConfig* cfg) {

@@ -8,6 +8,7 @@
 #include "common/error_codes.h"
 #include "codec/json_value.h"
 #include "coordinator/task_engine_internal.h"
+#include "workflow/condition_eval.h"
 #include "workflow/input.h"
 
 namespace agentfleet {
@@ -113,9 +114,12 @@ InputContext TaskEngine::ContextFor(const Task& task) {
     auto it = task.step_index.find(id);
     return it == task.step_index.end() ? nullptr : &task.steps[it->second].output;
   };
+  // A reference into an optional step that failed, or into a skipped one, reads null.
   ctx.step_failed = [&task](const std::string& id) {
     auto it = task.step_index.find(id);
-    return it != task.step_index.end() && !task.steps[it->second].fanned_out && task.steps[it->second].failed > 0;
+    if (it == task.step_index.end()) return false;
+    const StepRun& s = task.steps[it->second];
+    return s.skipped || (!s.fanned_out && s.failed > 0);
   };
   return ctx;
 }
@@ -123,6 +127,22 @@ InputContext TaskEngine::ContextFor(const Task& task) {
 void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
   StepRun& s = task.steps[step];
   s.started = true;
+  if (s.config->when) {
+    absl::StatusOr<bool> holds = EvaluateCondition(*s.config->when, ContextFor(task));
+    if (!holds.ok()) {
+      FailTask(task, kInvalidCondition, absl::StrCat("step '", s.config->id, "': when: ", holds.status().message()), out);
+      return;
+    }
+    if (!*holds) {
+      // Neither failed nor partial: the step does not apply to this task.
+      s.skipped = true;
+      s.instances.resize(1);
+      s.instances[0].status = v1::STEP_STATUS_SKIPPED;
+      s.instances[0].note = absl::StrCat("skipped: when ", s.config->when_text);
+      CompleteStep(task, step, out);
+      return;
+    }
+  }
   if (!s.config->for_each) {
     s.instances.resize(1);
     Dispatch(task, step, -1, out);

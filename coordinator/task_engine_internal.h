@@ -145,6 +145,7 @@ struct TaskEngine::StepRun {
   bool started = false;
   bool complete = false;
   bool fanned_out = false;
+  bool skipped = false;  // its when: did not hold: one instance, SKIPPED, output null
   std::vector<Instance> instances;
   size_t succeeded = 0;
   size_t failed = 0;  // instances of an optional step that failed for good

@@ -212,7 +212,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
       t.degraded = t.degraded || (inst.status == v1::STEP_STATUS_SUCCEEDED && inst.in_fallback()) ||
                    (inst.status == v1::STEP_STATUS_FAILED && s.config->optional);
     }
-    if (s.succeeded + s.failed == s.instances.size()) {
+    s.skipped = s.instances.size() == 1 && s.instances[0].status == v1::STEP_STATUS_SKIPPED;
+    if (s.skipped || s.succeeded + s.failed == s.instances.size()) {
       s.complete = true;
       ++t.steps_done;
       s.output = StepOutput(s);

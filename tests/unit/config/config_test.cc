@@ -322,6 +322,7 @@ workflows:
         agent: a
         when: "WHEN"
         after: [billing]
+      - {id: respond, agent: a, after: [billing, general]}
 )";
 
 std::string WithWhen(const std::string& when) {
@@ -352,6 +353,13 @@ TEST(ConfigTest, ABadConditionNamesFileLineAndTheColumnOfTheMistake) {
   auto unknown = LoadConfigString(WithWhen("$steps.nope.x == 1"), "w.yaml");
   ASSERT_FALSE(unknown.ok());
   EXPECT_THAT(unknown.status().message(), HasSubstr("references unknown step 'nope'"));
+  std::string last_conditional = WithWhen("true");
+  last_conditional.replace(last_conditional.find("      - {id: respond"), std::string::npos, "");
+  auto output = LoadConfigString(last_conditional, "w.yaml");
+  ASSERT_FALSE(output.ok());
+  EXPECT_THAT(output.status().message(),
+              HasSubstr("w.yaml:14:15: workflows.w.steps: step 'general' gives the workflow's output, so it cannot "
+                        "have a when:"));
 }
 
 }  // namespace
