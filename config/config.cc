@@ -636,9 +636,100 @@ void CheckPromptFields(Loader& L, const AgentConfig& agent, const YAML::Node& wh
   }
 }
 
+// `routes:` — each picks exactly one branch by a value: the steps of the
+// case it equals, or the default's. Each routed step gets the when: that
+// says so (a step is routed once and has no when: of its own), and waits
+// for the step the value comes from.
+void LoadRoutes(Loader& L, const YAML::Node& routes, const std::string& f, WorkflowConfig* w) {
+  if (!routes.IsSequence()) {
+    L.Error(routes, f, "expected a list of routes, each {on: REF, cases: {VALUE: [steps]}, default: [steps]}");
+    return;
+  }
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const YAML::Node& r = routes[i];
+    std::string rf = absl::StrCat(f, "[", i, "]");
+    if (!L.Map(r, rf, {"on", "cases", "default"})) continue;
+    YAML::Node on = r["on"];
+    absl::StatusOr<Reference> ref = absl::InvalidArgumentError("expected a reference, such as $steps.classify.intent");
+    if (on && on.IsScalar() && IsReference(on.Scalar())) ref = ParseReference(on.Scalar());
+    if (!ref.ok() || ref->root == Reference::Root::kItem) {
+      L.Error(on ? on : r, rf + ".on", ref.ok() ? "cannot route on $item" : std::string(ref.status().message()));
+      continue;
+    }
+    // Step -> the values that send the task to it (in file order); null for
+    // the default's steps.
+    std::vector<std::pair<std::string, nlohmann::json>> branches;
+    nlohmann::json all_values = nlohmann::json::array();
+    auto add = [&](const YAML::Node& ids, const std::string& field, const nlohmann::json& value) {
+      std::vector<std::string> list;
+      if (ids.IsScalar()) {
+        list.push_back(ids.Scalar());
+      } else if (ids.IsSequence()) {
+        for (const auto& id : ids) list.push_back(id.Scalar());
+      } else {
+        L.Error(ids, field, "expected a step id or a list of step ids");
+      }
+      for (const auto& id : list) {
+        auto it = std::find_if(branches.begin(), branches.end(), [&](const auto& b) { return b.first == id; });
+        if (it == branches.end()) {
+          branches.push_back({id, value.is_null() ? nlohmann::json() : nlohmann::json::array({value})});
+        } else if (value.is_null() || it->second.is_null()) {
+          L.Error(ids, field, "step '" + id + "' is both a case and the default");
+        } else {
+          it->second.push_back(value);
+        }
+      }
+    };
+    YAML::Node cases = r["cases"];
+    if (!cases || !cases.IsMap() || cases.size() == 0) {
+      L.Error(cases ? cases : r, rf + ".cases", "expected a map from values to the steps they run");
+      continue;
+    }
+    for (auto it = cases.begin(); it != cases.end(); ++it) {
+      // YAML's scalars: a number or true/false as itself, anything else as text.
+      nlohmann::json value = L.ToJson(it->first);
+      if (!value.is_string() && !value.is_number() && !value.is_boolean()) {
+        L.Error(it->first, rf + ".cases", "a case is a string, a number or true/false");
+        continue;
+      }
+      all_values.push_back(value);
+      add(it->second, rf + ".cases." + it->first.Scalar(), value);
+    }
+    if (YAML::Node d = r["default"]) add(d, rf + ".default", nullptr);
+    for (const auto& [id, values] : branches) {
+      StepConfig* step = nullptr;
+      for (auto& st : w->steps) step = st.id == id ? &st : step;
+      if (step == nullptr) {
+        L.Error(r, rf, "routes to unknown step '" + id + "'");
+        continue;
+      }
+      if (step->when) {
+        L.Error(r, rf, "step '" + id + "' is routed twice or has a when: of its own");
+        continue;
+      }
+      auto value_ref = std::make_unique<Condition>();
+      value_ref->kind = Condition::Kind::kRef;
+      value_ref->ref = *ref;
+      auto list = std::make_unique<Condition>();
+      list->literal = values.is_null() ? all_values : values;
+      auto when = std::make_shared<Condition>();
+      when->kind = values.is_null() ? Condition::Kind::kNotIn : Condition::Kind::kIn;
+      when->children.push_back(std::move(value_ref));
+      when->children.push_back(std::move(list));
+      step->when_text = absl::StrCat("routed: ", on.Scalar(), values.is_null() ? " not in " : " in ",
+                                     (values.is_null() ? all_values : values).dump());
+      step->when = std::move(when);
+      if (ref->root == Reference::Root::kStep &&
+          std::find(step->depends_on.begin(), step->depends_on.end(), ref->step) == step->depends_on.end()) {
+        step->depends_on.push_back(ref->step);
+      }
+    }
+  }
+}
+
 void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                   WorkflowConfig* w) {
-  if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget"})) return;
+  if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget", "routes"})) return;
   L.Duration(n, "deadline", f, &w->deadline);
   if (YAML::Node b = n["budget"];
       b && L.Map(b, f + ".budget", {"max_tokens", "max_cost_usd", "max_steps", "downgrade_at"})) {
@@ -738,6 +829,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
     }
     w->steps.push_back(std::move(step));
   }
+  if (YAML::Node routes = n["routes"]) LoadRoutes(L, routes, f + ".routes", w);
   // Dependencies name real steps, not the step itself.
   for (size_t i = 0; i < w->steps.size(); ++i) {
     for (const auto& d : w->steps[i].depends_on) {

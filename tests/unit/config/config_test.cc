@@ -364,3 +364,57 @@ TEST(ConfigTest, ABadConditionNamesFileLineAndTheColumnOfTheMistake) {
 
 }  // namespace
 }  // namespace agentfleet
+
+namespace agentfleet {
+namespace {
+
+constexpr char kRoutes[] = R"(providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+workflows:
+  w:
+    steps:
+      - {id: classify, agent: a}
+      - {id: billing, agent: a}
+      - {id: tech, agent: a}
+      - {id: general, agent: a}
+      - {id: respond, agent: a, after: [billing, tech, general]}
+    routes:
+      - on: $steps.classify.intent
+        cases: {billing: billing, bug: [tech], outage: tech}
+        default: general
+)";
+
+TEST(ConfigTest, ARouteGivesEachBranchItsConditionAndTheDefaultTheRest) {
+  auto c = LoadConfigString(kRoutes, "r.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const WorkflowConfig& w = c->workflows.at("w");
+  EXPECT_EQ(w.FindStep("billing")->when_text, R"(routed: $steps.classify.intent in ["billing"])");
+  EXPECT_EQ(w.FindStep("tech")->when_text, R"(routed: $steps.classify.intent in ["bug","outage"])");
+  EXPECT_EQ(w.FindStep("general")->when_text, R"(routed: $steps.classify.intent not in ["billing","bug","outage"])");
+  EXPECT_THAT(w.FindStep("tech")->depends_on, ::testing::ElementsAre("classify"));
+  EXPECT_EQ(w.FindStep("respond")->when, nullptr);
+}
+
+TEST(ConfigTest, ARouteToAnUnknownOrTwiceRoutedStepIsRefused) {
+  std::string unknown = kRoutes;
+  unknown.replace(unknown.find("default: general"), 16, "default: nowhere");
+  EXPECT_THAT(std::string(LoadConfigString(unknown, "r.yaml").status().message()),
+              HasSubstr("workflows.w.routes[0]: routes to unknown step 'nowhere'"));
+  std::string twice = kRoutes;
+  twice.replace(twice.find("default: general"), 16, "default: billing");
+  EXPECT_THAT(std::string(LoadConfigString(twice, "r.yaml").status().message()),
+              HasSubstr("r.yaml:16:18: workflows.w.routes[0].default: step 'billing' is both a case and the default"));
+  std::string own_when = kRoutes;
+  own_when.replace(own_when.find("{id: billing, agent: a}"), 23, "{id: billing, agent: a, when: true}");
+  EXPECT_THAT(std::string(LoadConfigString(own_when, "r.yaml").status().message()),
+              HasSubstr("step 'billing' is routed twice or has a when: of its own"));
+  std::string item = kRoutes;
+  item.replace(item.find("on: $steps.classify.intent"), 26, "on: $item.x");
+  EXPECT_THAT(std::string(LoadConfigString(item, "r.yaml").status().message()),
+              HasSubstr("workflows.w.routes[0].on: cannot route on $item"));
+}
+
+}  // namespace
+}  // namespace agentfleet

@@ -3,6 +3,7 @@
 // waiting on it runs with that null; a condition on a value that is not true
 // or false fails the task with invalid_condition; a skipped step survives a
 // snapshot and restore on another replica.
+#include "absl/strings/str_cat.h"
 #include "codec/json_value.h"
 #include "common/clock.h"
 #include "coordinator/task_engine.h"
@@ -129,6 +130,65 @@ TEST_F(WhenTest, ASkippedStepStaysSkippedOnTheReplicaThatRestoresTheTask) {
   ASSERT_EQ(end.results.size(), 1u);
   EXPECT_EQ(end.results[0].result.status(), v1::TASK_STATUS_COMPLETED);
   EXPECT_EQ(StepOf(end.results[0].result, "billing")->status(), v1::STEP_STATUS_SKIPPED);
+}
+
+}  // namespace
+}  // namespace agentfleet
+
+namespace agentfleet {
+namespace {
+
+using Json = nlohmann::json;
+using engine_test::ItemFor;
+
+constexpr char kRouted[] = R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+workflows:
+  w:
+    steps:
+      - {id: classify, agent: a}
+      - {id: billing, agent: a}
+      - {id: tech, agent: a}
+      - {id: general, agent: a}
+      - {id: respond, agent: a, input: {b: $steps.billing.r, t: $steps.tech.r, g: $steps.general.r}}
+    routes:
+      - on: $steps.classify.intent
+        cases: {billing: billing, bug: tech, outage: tech}
+        default: general
+)";
+
+class RouteTest : public engine_test::EngineTest {
+ protected:
+  RouteTest() : EngineTest(kRouted) {}
+};
+
+// Every intent runs exactly one branch: its case's, or the default's.
+TEST_F(RouteTest, EachValueRunsExactlyOneBranch) {
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {"billing", "billing"}, {"bug", "tech"}, {"outage", "tech"}, {"other", "general"}, {nullptr, "general"}, {7, "general"}};
+  int n = 0;
+  for (const auto& [intent, branch] : cases) {
+    std::string id = absl::StrCat("t", n++);
+    Outbox out;
+    ASSERT_TRUE(engine_->Submit(engine_test::Submission(id, "w", {}), "", 0, &out).ok());
+    Json classified = Json::object();
+    if (!intent.is_null()) classified["intent"] = intent;
+    Outbox routed = engine_test::Answer(*engine_, config_, ItemFor(out, "classify"), classified);
+    ASSERT_EQ(routed.work.size(), 1u) << intent;
+    EXPECT_EQ(routed.work[0].item.step(), branch) << intent;
+    Outbox respond = engine_test::Answer(*engine_, config_, routed.work[0].item, {{"r", branch}});
+    ASSERT_EQ(respond.work.size(), 1u);
+    Json input = FromStruct(respond.work[0].item.input());
+    int ran = 0;
+    for (const char* k : {"b", "t", "g"}) ran += !input[k].is_null();
+    EXPECT_EQ(ran, 1) << input.dump();
+    Outbox end = engine_test::Answer(*engine_, config_, respond.work[0].item, {{"reply", "ok"}});
+    ASSERT_EQ(end.results.size(), 1u);
+    EXPECT_EQ(end.results[0].result.status(), v1::TASK_STATUS_COMPLETED);
+  }
 }
 
 }  // namespace
