@@ -808,8 +808,19 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       }
     }
     L.String(s, "model_tier", sf, &step.model_tier);
-    if (const AgentConfig* agent = cfg.FindAgent(step.agent);
-        agent != nullptr && agent->models.count(step.model_tier) == 0) {
+    if (IsReference(step.model_tier)) {
+      auto ref = ParseReference(step.model_tier);
+      if (!ref.ok()) {
+        L.Error(s["model_tier"], sf + ".model_tier", std::string(ref.status().message()));
+      } else if (ref->root == Reference::Root::kItem) {
+        L.Error(s["model_tier"], sf + ".model_tier", "a tier is read from $task or $steps, not $item");
+      } else {
+        step.model_tier_from = *ref;
+        if (ref->root == Reference::Root::kStep) refs.push_back(ref->step);
+      }
+      step.model_tier = "default";
+    } else if (const AgentConfig* agent = cfg.FindAgent(step.agent);
+               agent != nullptr && agent->models.count(step.model_tier) == 0) {
       L.Error(s["model_tier"] ? s["model_tier"] : s, sf + ".model_tier",
               "agent '" + step.agent + "' has no model tier '" + step.model_tier + "'");
     }

@@ -190,6 +190,10 @@ struct StepConfig {
   // When set, the step runs once per element of this list.
   std::optional<Reference> for_each;
   std::string model_tier = "default";
+  // `model_tier: $steps.classify.complexity`: the tier read from task data
+  // when the step is dispatched; a value that is not one of the agent's
+  // tiers runs `default` (and says so in the step's explanation).
+  std::optional<Reference> model_tier_from;
   // An optional step that fails (after its retries and fallback) does not
   // fail the task: its output is null and the task ends PARTIAL.
   bool optional = false;

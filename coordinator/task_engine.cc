@@ -200,6 +200,17 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
                           : !inst.in_fallback()                               ? s.config->model_tier
                           : inst.fallback_tier.empty() ? std::string("default")
                                                        : inst.fallback_tier;
+  if (s.config->model_tier_from && !inst.in_fallback() && inst.spawn_agent == nullptr) {
+    // The tier the data asks for, within the agent's.
+    auto wanted = Resolve(*s.config->model_tier_from, ContextFor(task));
+    std::string name = wanted.ok() && wanted->is_string() ? wanted->get<std::string>() : "";
+    if (agent.models.count(name) > 0) {
+      base_tier = name;
+    } else if (inst.note.empty()) {
+      inst.note = absl::StrCat("model tier from data: ", wanted.ok() ? wanted->dump() : "missing",
+                               " is not one of agent '", agent.name, "''s tiers; default used");
+    }
+  }
   std::string tier = inst.tier.empty() ? base_tier : inst.tier;
   DispatchAttempt a{task, step, fan_index, s, inst, agent, std::move(base_tier), std::move(tier), Json(), 0, AttemptPlan()};
   for (DispatchCheck check : kDispatchChecks) {
