@@ -45,7 +45,7 @@ absl::StatusOr<std::vector<GroupTopicLag>> ReadFleetLag(const FleetConfig& confi
   Topics topics(config.kafka.topic_prefix);
   Properties props = ProducerProperties(config.kafka);
   std::vector<std::pair<std::string, std::vector<std::string>>> targets = {
-      {config.coordinator.group_id, {topics.tasks, topics.events}}};
+      {config.coordinator.group_id, {topics.tasks, topics.events, topics.signals}}};
   for (const std::string& pool : config.worker.pools) {
     std::vector<std::string> work;
     for (const auto& [name, agent] : config.agents) work.push_back(topics.Work(name));

@@ -8,6 +8,7 @@
 #include "absl/flags/usage.h"
 #include "bench/bench_command.h"
 #include "cli/commands.h"
+#include "cli/signal.h"
 #include "cli/schemas.h"
 #include "common/signals.h"
 #include "kafka/topics.h"
@@ -47,6 +48,8 @@ ABSL_FLAG(bool, kip848, false,
           "bench: rebalance also with KIP-848's group.protocol=consumer (librdkafka 2.12+ and Kafka 4)");
 ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
 ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
+ABSL_FLAG(std::string, reason, "", "cancel: why (the cancelled result's error message)");
+ABSL_FLAG(std::string, sender, "", "signal, cancel: who sends it (a user, a service); echoed into the task");
 ABSL_FLAG(std::string, registry, "", "schemas register: the Schema Registry's URL (http://host:8081)");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
           "submit --wait, demo, results: give up after this long; lag: the whole read (at most 30 s)");
@@ -83,6 +86,10 @@ commands:
                                             writes --output (docs/benchmarks.md) and a plot
   trace TASK_ID [--json]                    the task's timeline: every step and attempt with agent,
                                             model, worker, wait and run time, tokens, cost, outcome
+  signal TASK_ID NAME [JSON] [--sender S]   send a named signal (an approval, an answer) to a task;
+                                            a wait step of its workflow waiting for NAME takes it
+  cancel TASK_ID [--reason R] [--sender S]  cancel a running task and print its CANCELLED result
+                                            (says so when the task has finished or is unknown)
 
 common flags: --config FILE, --bootstrap HOST:PORT, --dev_broker; --helpfull lists all.
 )";
@@ -194,6 +201,21 @@ int main(int argc, char** argv) {
       return 2;
     }
     return RunTrace(*config, positional[2], options);
+  }
+  if (command == "signal") {
+    if (positional.size() < 4 || positional.size() > 5) {
+      std::cerr << "agentfleet signal: agentfleet signal TASK_ID NAME [JSON]\n";
+      return 2;
+    }
+    return RunSignal(*config, positional[2], positional[3], positional.size() > 4 ? positional[4] : "",
+                     absl::GetFlag(FLAGS_sender), options);
+  }
+  if (command == "cancel") {
+    if (positional.size() != 3) {
+      std::cerr << "agentfleet cancel: agentfleet cancel TASK_ID [--reason R]\n";
+      return 2;
+    }
+    return RunCancel(*config, positional[2], absl::GetFlag(FLAGS_reason), absl::GetFlag(FLAGS_sender), options);
   }
   std::cerr << "agentfleet: unknown command '" << command << "'\n\n" << kUsage;
   return 2;

@@ -175,6 +175,17 @@ absl::Status Validate(const v1::WorkEvent& m) {
   }
 }
 
+absl::Status Validate(const v1::TaskSignal& m) {
+  if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
+  if (!m.cancel()) {
+    if (auto s = CheckId("name", m.name()); !s.ok()) return s;
+  }
+  if (Depth(m.payload(), kMaxNesting + 1) > kMaxNesting) {
+    return absl::InvalidArgumentError(absl::StrCat("payload nests more than ", kMaxNesting, " levels deep"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Validate(const v1::TaskResult& m) {
   if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
   if (m.status() == v1::TASK_STATUS_UNSPECIFIED || !v1::TaskStatus_IsValid(m.status())) {

@@ -20,6 +20,11 @@ inline constexpr char kMaxTokensExceeded[] = "max_tokens_exceeded";   // output 
 inline constexpr char kInvalidInput[] = "invalid_input";              // the item cannot make a prompt
 inline constexpr char kInvalidWorkItem[] = "invalid_work_item";       // unknown agent or tier
 inline constexpr char kInvalidCondition[] = "invalid_condition";      // a step's when: on a value not true or false
+// The task was cancelled (agentfleet cancel, a TaskSignal with cancel set);
+// the message is the reason given.
+inline constexpr char kCancelled[] = "cancelled";
+// A wait step with on_timeout: fail got no signal within its timeout.
+inline constexpr char kWaitTimeout[] = "wait_timeout";
 // A work item, result or task state that would exceed kafka.max_message_bytes:
 // never produced; the attempt or the task fails with this code instead.
 inline constexpr char kMessageTooLarge[] = "message_too_large";

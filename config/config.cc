@@ -747,7 +747,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   for (size_t i = 0; i < steps.size(); ++i) {
     const YAML::Node& s = steps[i];
     std::string sf = absl::StrCat(f, ".steps[", i, "]");
-    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn", "when"})) {
+    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn", "when", "wait"})) {
       continue;
     }
     StepConfig step;
@@ -758,7 +758,27 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       if (step_nodes.count(step.id)) L.Error(s["id"], sf + ".id", "duplicate step id '" + step.id + "'");
       step_nodes[step.id] = s;
     }
-    if (L.String(s, "agent", sf, &step.agent, true) && cfg.agents.count(step.agent) == 0) {
+    if (YAML::Node wait = s["wait"]) {
+      // A wait step calls no agent: only id, wait, when and after apply.
+      for (const char* key : {"agent", "input", "for_each", "model_tier", "optional", "spawn"}) {
+        if (s[key]) L.Error(s[key], sf + "." + key, "a wait step calls no agent, so it takes no " + std::string(key));
+      }
+      if (L.Map(wait, sf + ".wait", {"signal", "timeout", "on_timeout"})) {
+        WaitConfig wc;
+        if (L.String(wait, "signal", sf + ".wait", &wc.signal, true) && !std::regex_match(wc.signal, NameRegex())) {
+          L.Error(wait["signal"], sf + ".wait.signal", "must match [a-z][a-z0-9_-]* (at most 63 characters)");
+        }
+        if (!L.Duration(wait, "timeout", sf + ".wait", &wc.timeout) && !wait["timeout"]) {
+          L.Error(wait, sf + ".wait.timeout", "required: how long to wait (shorter than the workflow's deadline)");
+        } else if (wait["timeout"] && wc.timeout >= w->deadline) {
+          L.Error(wait["timeout"], sf + ".wait.timeout",
+                  absl::StrCat("must be shorter than the workflow's deadline (", absl::FormatDuration(w->deadline),
+                               "), or the task fails before the timeout's branch can run"));
+        }
+        L.Enum<bool>(wait, "on_timeout", sf + ".wait", {{"continue", false}, {"fail", true}}, &wc.fail_on_timeout);
+        step.wait = wc;
+      }
+    } else if (L.String(s, "agent", sf, &step.agent, true) && cfg.agents.count(step.agent) == 0) {
       L.Error(s["agent"], sf + ".agent", "unknown agent '" + step.agent + "'");
     }
     std::vector<std::string> refs;

@@ -182,9 +182,21 @@ struct SpawnConfig {
   std::string into = "results";
 };
 
+// `wait:` — a step that calls no agent: it waits for a named signal sent
+// to its task from outside (`agentfleet signal TASK NAME [JSON]`, a
+// TaskSignal on the signals topic). Its output is {"signal", "payload",
+// "sender", "timed_out": false}; when `timeout` passes first it is
+// {"signal", "timed_out": true}, or the task fails (on_timeout: fail).
+struct WaitConfig {
+  std::string signal;
+  absl::Duration timeout;  // required; shorter than the workflow's deadline
+  bool fail_on_timeout = false;
+};
+
 struct StepConfig {
   std::string id;
-  std::string agent;
+  std::string agent;  // empty for a wait step
+  std::optional<WaitConfig> wait;
   // Template whose "$..." strings are references (config/expression.h).
   nlohmann::json input = nlohmann::json::object();
   // When set, the step runs once per element of this list.

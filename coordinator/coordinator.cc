@@ -116,7 +116,7 @@ absl::Status Coordinator::Start() {
     RETURN_IF_ERROR(shared_feed_->Assign({{topics_.breakers, 0}, {topics_.cache, 0}}));
     FollowSharedState(absl::Seconds(1));
   }
-  return consumer_->Subscribe({topics_.tasks, topics_.events});
+  return consumer_->Subscribe({topics_.tasks, topics_.events, topics_.signals});
 }
 
 absl::Status Coordinator::Run(const std::function<bool()>& stop) {
@@ -178,6 +178,8 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
         HandleSubmission(m, &out);
       } else if (m.topic == topics_.events) {
         HandleEvent(m, &out);
+      } else if (m.topic == topics_.signals) {
+        HandleSignal(m, &out);
       }
       offsets[{m.topic, m.partition}] = m.offset + 1;
     }
@@ -451,6 +453,27 @@ void Coordinator::HandleEvent(const Message& m, Outbox* out) {
     return;
   }
   engine_.OnEvent(*event, out);
+}
+
+void Coordinator::HandleSignal(const Message& m, Outbox* out) {
+  auto signal = Decode<v1::TaskSignal>(m.payload, m.headers, config_->coordinator.max_payload_bytes);
+  if (!signal.ok()) {
+    DeadLetter(m, signal.status().message());
+    return;
+  }
+  if (signal->task_id() != m.key) {
+    DeadLetter(m, absl::StrCat("the key '", m.key, "' is not the signal's task_id '", signal->task_id(), "'"));
+    return;
+  }
+  SignalOutcome outcome = engine_.OnSignal(*signal, out);
+  const char* kind = signal->cancel() ? "cancel" : "signal";
+  if (metrics_) metrics_->Signal(kind, SignalOutcomeName(outcome));
+  Log(outcome == SignalOutcome::kCancelled || outcome == SignalOutcome::kDelivered ||
+              outcome == SignalOutcome::kBuffered
+          ? LogLevel::kInfo
+          : LogLevel::kWarning,
+      kComponent, absl::StrCat(kind, " ", SignalOutcomeName(outcome)),
+      {{"task_id", signal->task_id()}, {"name", signal->name()}, {"sender", signal->sender()}});
 }
 
 void Coordinator::Oversized(absl::string_view what, const std::string& task_id, size_t bytes) {

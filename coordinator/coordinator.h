@@ -98,6 +98,7 @@ class Coordinator : public RebalanceListener {
     return config_->coordinator.processing == CoordinatorConfig::Processing::kExactlyOnce;
   }
   void HandleSubmission(const Message& m, Outbox* out);
+  void HandleSignal(const Message& m, Outbox* out);
   void HandleEvent(const Message& m, Outbox* out);
   void DeadLetter(const Message& m, absl::string_view reason);
   // Produces the outbox and the engine's state changes. Nothing larger than

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   CoordinatorMetrics metrics(*registry);
   auto tracer = OtlpExporter::Start(config.tracing, "agentfleet-coordinator");
   // Lag of this group on its inputs and of every worker pool on the work topics.
-  std::vector<LagTarget> lag_targets = {{cc.group_id, {topics.tasks, topics.events}}};
+  std::vector<LagTarget> lag_targets = {{cc.group_id, {topics.tasks, topics.events, topics.signals}}};
   for (const std::string& pool : config.worker.pools) {
     LagTarget target{WorkerGroup(config, pool), {}, /*only_consumed=*/config.worker.pools.size() > 1};
     for (const auto& [name, agent] : config.agents) target.topics.push_back(topics.Work(name));

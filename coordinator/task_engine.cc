@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "codec/codec.h"
 #include "common/error_codes.h"
@@ -142,6 +143,11 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
       CompleteStep(task, step, out);
       return;
     }
+  }
+  if (s.config->wait) {
+    s.instances.resize(1);
+    StartWait(task, step, out);
+    return;
   }
   if (!s.config->for_each) {
     s.instances.resize(1);
@@ -424,7 +430,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   size_t step = step_it->second;
   StepRun& s = task.steps[step];
   int fan = event.fan_index();
-  if (!s.started || !s.ValidFan(fan)) {
+  if (!s.started || !s.ValidFan(fan) || s.config->wait) {  // a wait step has no attempts
     ++stats_.stale_events;
     return;
   }
@@ -740,6 +746,102 @@ void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {
   StartReadySteps(task, out);
 }
 
+const char* SignalOutcomeName(SignalOutcome outcome) {
+  switch (outcome) {
+    case SignalOutcome::kCancelled: return "cancelled";
+    case SignalOutcome::kDelivered: return "delivered";
+    case SignalOutcome::kBuffered: return "buffered";
+    case SignalOutcome::kUnknownTask: return "unknown_task";
+    case SignalOutcome::kFinishedTask: return "finished_task";
+    case SignalOutcome::kDuplicate: return "duplicate";
+    case SignalOutcome::kUnwanted: return "unwanted";
+  }
+  return "unknown";
+}
+
+void TaskEngine::StartWait(Task& task, size_t step, Outbox* out) {
+  StepRun& s = task.steps[step];
+  const WaitConfig& wait = *s.config->wait;
+  Instance& inst = s.instances[0];
+  inst.dispatched_at = clock_->Now();
+  inst.status = v1::STEP_STATUS_RUNNING;
+  inst.wait = Instance::Wait::kSignal;
+  inst.retry_at = inst.dispatched_at + wait.timeout;
+  for (auto it = task.pending_signals.begin(); it != task.pending_signals.end(); ++it) {
+    if (it->name() != wait.signal) continue;
+    v1::TaskSignal early = std::move(*it);
+    task.pending_signals.erase(it);
+    DeliverSignal(task, early, out);  // the step now waits for it: delivered
+    return;
+  }
+}
+
+SignalOutcome TaskEngine::DeliverSignal(Task& task, const v1::TaskSignal& signal, Outbox* out) {
+  // Signals beyond this many, for steps that have not started, are dropped.
+  constexpr size_t kMaxPendingSignals = 16;
+  bool later = false;  // a step that has not started waits for this name
+  for (size_t i = 0; i < task.steps.size(); ++i) {
+    StepRun& s = task.steps[i];
+    if (!s.config->wait || s.config->wait->signal != signal.name()) continue;
+    if (s.started && !s.complete && s.instances[0].waiting(Instance::Wait::kSignal)) {
+      Json payload = signal.has_payload() ? FromValue(signal.payload()) : Json();
+      EndWait(task, i,
+              Json{{"signal", signal.name()}, {"payload", std::move(payload)}, {"sender", signal.sender()},
+                   {"timed_out", false}},
+              signal.sender().empty() ? std::string() : absl::StrCat("signal from ", signal.sender()), out);
+      return SignalOutcome::kDelivered;
+    }
+    later = later || !s.started;
+  }
+  if (!later) {
+    // Its steps already took one (a duplicate, or a signal after a timeout),
+    // or were skipped; or no step waits for that name at all.
+    bool named = absl::c_any_of(task.steps, [&](const StepRun& s) {
+      return s.config->wait && s.config->wait->signal == signal.name();
+    });
+    return named ? SignalOutcome::kDuplicate : SignalOutcome::kUnwanted;
+  }
+  for (const v1::TaskSignal& p : task.pending_signals) {
+    if (p.name() == signal.name()) return SignalOutcome::kDuplicate;
+  }
+  if (task.pending_signals.size() >= kMaxPendingSignals) return SignalOutcome::kUnwanted;
+  task.pending_signals.push_back(signal);
+  return SignalOutcome::kBuffered;
+}
+
+void TaskEngine::EndWait(Task& task, size_t step, Json output, const std::string& note, Outbox* out) {
+  StepRun& s = task.steps[step];
+  Instance& inst = s.instances[0];
+  inst.wait = Instance::Wait::kNone;
+  inst.retry_at = absl::InfiniteFuture();
+  inst.status = v1::STEP_STATUS_SUCCEEDED;
+  inst.output = std::move(output);
+  inst.note = note;
+  inst.latency_ms = absl::ToInt64Milliseconds(clock_->Now() - inst.dispatched_at);
+  s.succeeded = 1;
+  CompleteStep(task, step, out);
+}
+
+SignalOutcome TaskEngine::OnSignal(const v1::TaskSignal& signal, Outbox* out) {
+  FreeFinished();
+  auto it = active_.find(signal.task_id());
+  if (it == active_.end()) {
+    ++stats_.signals_ignored;
+    return finished_.contains(signal.task_id()) ? SignalOutcome::kFinishedTask : SignalOutcome::kUnknownTask;
+  }
+  Task& task = *it->second;
+  if (signal.cancel()) {
+    v1::Error error = MakeError(kCancelled, signal.reason().empty() ? "cancelled" : signal.reason());
+    ++stats_.cancelled;
+    Finish(task, v1::TASK_STATUS_CANCELLED, &error, out);
+    return SignalOutcome::kCancelled;
+  }
+  SignalOutcome outcome = DeliverSignal(task, signal, out);
+  if (outcome != SignalOutcome::kDelivered && outcome != SignalOutcome::kBuffered) ++stats_.signals_ignored;
+  if (!task.finished) Touch(task);
+  return outcome;
+}
+
 void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
   if (task.deadline <= now) {
     FailTask(task, "deadline_exceeded",
@@ -789,8 +891,21 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
       int fan = s.Fan(i);
       switch (inst.state()) {
         case Instance::State::kWaiting:
-          // Only a tenant's wait has a time: the next period.
+          // Only a tenant's wait (the next period) and a signal's (its
+          // timeout) have a time.
           if (inst.waiting(Instance::Wait::kTenant) && inst.retry_at <= now) Dispatch(task, step, fan, out);
+          if (inst.waiting(Instance::Wait::kSignal) && inst.retry_at <= now) {
+            const WaitConfig& wait = *s.config->wait;
+            if (wait.fail_on_timeout) {
+              FailTask(task, kWaitTimeout,
+                       absl::StrCat("step '", s.config->id, "' waited ", absl::FormatDuration(wait.timeout),
+                                    " for signal '", wait.signal, "'"),
+                       out);
+            } else {
+              EndWait(task, step, Json{{"signal", wait.signal}, {"timed_out", true}},
+                      absl::StrCat("no signal '", wait.signal, "' within ", absl::FormatDuration(wait.timeout)), out);
+            }
+          }
           continue;
         case Instance::State::kBackingOff:
           if (inst.retry_at <= now) Dispatch(task, step, fan, out);
@@ -902,7 +1017,7 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
                                        absl::Time now) {
   v1::TaskResult r = NewResult(task.submission, status, error, now);
   if (status == v1::TASK_STATUS_COMPLETED || status == v1::TASK_STATUS_PARTIAL ||
-      status == v1::TASK_STATUS_BUDGET_EXHAUSTED) {
+      status == v1::TASK_STATUS_BUDGET_EXHAUSTED || status == v1::TASK_STATUS_CANCELLED) {
     // The output step's output; when the budget stopped the task first, the
     // best result so far: the last completed step's, in workflow order.
     auto output_step = task.step_index.find(task.workflow->output_step);  // validated: it exists
@@ -918,10 +1033,12 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       v1::StepSummary* sum = r.add_steps();
       sum->set_step(s.config->id);
       sum->set_fan_index(s.Fan(i));
-      sum->set_agent(AgentOf(s, inst).name);
+      sum->set_agent(s.config->wait ? "" : AgentOf(s, inst).name);
       sum->set_explanation(inst.note);
       sum->set_model(inst.model);
-      sum->set_status(inst.done() || inst.attempt > 0 ? inst.status : v1::STEP_STATUS_SKIPPED);
+      sum->set_status(inst.done() || inst.attempt > 0 || inst.waiting(Instance::Wait::kSignal)
+                          ? inst.status
+                          : v1::STEP_STATUS_SKIPPED);
       sum->set_cached(inst.cached);
       sum->set_attempts(inst.attempt);
       *sum->mutable_usage() = inst.usage;

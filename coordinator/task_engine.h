@@ -94,7 +94,22 @@ struct EngineStats {
   int64_t spawned = 0;             // steps whose agent spawned sub-steps
   int64_t tenant_held = 0;         // dispatches held by an exhausted tenant budget
   int64_t tenant_rejected = 0;     // tasks rejected or stopped by an exhausted tenant budget
+  int64_t cancelled = 0;           // tasks ended by a cancellation
+  int64_t signals_ignored = 0;     // signals for unknown or finished tasks, duplicates, unwanted ones
 };
+
+// What became of a TaskSignal (TaskEngine::OnSignal).
+enum class SignalOutcome {
+  kCancelled,     // the task ended CANCELLED
+  kDelivered,     // a step waiting for it took it
+  kBuffered,      // kept in the task's state until its step waits for it
+  kUnknownTask,   // no such task here: never submitted, or forgotten after finished_retention
+  kFinishedTask,  // the task had already finished
+  kDuplicate,     // its step already took one of that name, or one is buffered
+  kUnwanted,      // no step of the task's workflow waits for that name, or too many are buffered
+};
+// The outcome's label in agentfleet_signals_total ("cancelled", "delivered", ...).
+const char* SignalOutcomeName(SignalOutcome outcome);
 
 // A change to the state topic: a snapshot, or a tombstone (no state).
 // A change to the state topic: a task's snapshot or tombstone (no state), or
@@ -133,6 +148,14 @@ class TaskEngine {
   // finished tasks, and for attempts other than the current one, are stale
   // and ignored.
   void OnEvent(const v1::WorkEvent& event, Outbox* out);
+
+  // Applies a signal read from the signals topic: a cancellation ends the
+  // task CANCELLED (its best output so far, its in-flight attempts
+  // abandoned: their late results are stale, their reservations settled); a
+  // named signal completes the step waiting for it, or is buffered until
+  // that step starts. Signals for unknown or finished tasks, and duplicates,
+  // change nothing.
+  SignalOutcome OnSignal(const v1::TaskSignal& signal, Outbox* out);
 
   // Fires every timer due at the clock's now: timeouts, backoffs, task
   // deadlines, and the retention of finished ids.
@@ -233,6 +256,12 @@ class TaskEngine {
   bool CheckBreaker(DispatchAttempt& a, Outbox* out);
   void SendWorkItem(DispatchAttempt& a, Outbox* out);
   void CompleteStep(Task& task, size_t step, Outbox* out);
+  // Wait steps: start waiting (or take a signal that came early); a signal
+  // for the task (delivered, buffered or ignored); the wait's end, with the
+  // step's output and explanation.
+  void StartWait(Task& task, size_t step, Outbox* out);
+  SignalOutcome DeliverSignal(Task& task, const v1::TaskSignal& signal, Outbox* out);
+  void EndWait(Task& task, size_t step, nlohmann::json output, const std::string& note, Outbox* out);
   // A failed or timed-out attempt: retry after a backoff, or fail the task.
   void AttemptFailed(Task& task, size_t step, int fan_index, const v1::Error& error, Outbox* out);
   void FireTimers(Task& task, absl::Time now, Outbox* out);

@@ -78,7 +78,8 @@ struct TaskEngine::Instance {
   // time (a new wait replaces the old): budget its task's outstanding
   // attempts may release, its tenant's budget (released calls, or the next
   // period at retry_at), or a provider's quota (in rate_waiting_).
-  enum class Wait { kNone, kBudget, kTenant, kQuota };
+  // A wait step waits for its signal (kSignal) until retry_at, its timeout.
+  enum class Wait { kNone, kBudget, kTenant, kQuota, kSignal };
   Wait wait = Wait::kNone;
   bool waiting(Wait w) const { return wait == w; }
   void StopWaiting(Wait w) {
@@ -122,7 +123,7 @@ struct TaskEngine::Instance {
   absl::Time NextTimer() const {
     absl::Time next = absl::InfiniteFuture();
     for (const Reservation& r : reservations) next = std::min(next, r.expires);
-    if (waiting(Wait::kTenant)) return std::min(next, retry_at);
+    if (waiting(Wait::kTenant) || waiting(Wait::kSignal)) return std::min(next, retry_at);
     if (done() || attempt == 0) return next;
     return std::min({next, schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
   }
@@ -190,6 +191,8 @@ struct TaskEngine::Task {
   // Finish() ran: the task has its result and is out of active_; nothing may
   // dispatch, arm timers or write state for it any more.
   bool finished = false;
+  // Signals for wait steps that have not started yet.
+  std::vector<v1::TaskSignal> pending_signals;
 
   const std::string& id() const { return submission.task_id(); }
 };

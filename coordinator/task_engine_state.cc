@@ -22,6 +22,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   *st.mutable_usage() = task.usage;
   st.set_traceparent(task.traceparent);
   if (!task.parent_traceparent.empty()) st.set_parent_traceparent(task.parent_traceparent);
+  for (const v1::TaskSignal& p : task.pending_signals) *st.add_pending_signals() = p;
   for (const StepRun& s : task.steps) {
     if (!s.started) continue;
     if (s.fanned_out || s.spawns()) (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
@@ -42,6 +43,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_cached(inst.cached);
       ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
       ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
+      ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
       if (inst.spawn_agent) {
         ss->set_spawn_agent(inst.spawn_agent->name);
         *ss->mutable_spawn_input() = ToStruct(inst.spawn_input);
@@ -138,6 +140,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   task->accepted_at = FromTimestamp(state->accepted_at());
   task->deadline = state->has_deadline() ? FromTimestamp(state->deadline()) : absl::InfiniteFuture();
   task->usage = state->usage();
+  task->pending_signals.assign(state->pending_signals().begin(), state->pending_signals().end());
   for (const auto& [step, count] : state->fan_out()) {
     auto it = task->step_index.find(step);
     if (it == task->step_index.end()) continue;
@@ -183,6 +186,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.wait = ss.budget_wait()   ? Instance::Wait::kBudget
                 : ss.tenant_wait() ? Instance::Wait::kTenant
                 : ss.rate_wait()   ? Instance::Wait::kQuota  // re-queued at the next Tick
+                : ss.signal_wait() && s.config->wait ? Instance::Wait::kSignal
                                    : Instance::Wait::kNone;
     if (!ss.spawn_agent().empty()) {
       inst.spawn_agent = config_->FindAgent(ss.spawn_agent());

@@ -36,6 +36,8 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
       {t.results, k.partitions, k.replication_factor, {}},
       {t.state, k.partitions, k.replication_factor, {{"cleanup.policy", "compact"}}},
       {t.dlq, k.partitions, k.replication_factor, {}},
+      // Cancellations and signals for running tasks, co-partitioned with tasks.
+      {t.signals, k.partitions, k.replication_factor, {}},
       // Circuit breaker states, shared by the coordinator replicas.
       {t.breakers, 1, k.replication_factor, {{"cleanup.policy", "compact"}}},
       // The result cache, shared by the coordinator replicas; no entry lives past 7 days.

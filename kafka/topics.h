@@ -20,8 +20,9 @@ struct Topics {
         dlq(prefix + "dlq"),
         breakers(prefix + "breakers"),
         cache(prefix + "cache"),
+        signals(prefix + "signals"),
         work_prefix(prefix + "work.") {}
-  std::string tasks, events, results, state, dlq, breakers, cache, work_prefix;
+  std::string tasks, events, results, state, dlq, breakers, cache, signals, work_prefix;
   std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
 };
 

@@ -44,6 +44,7 @@ const char* StatusName(v1::TaskStatus status) {
     case v1::TASK_STATUS_BUDGET_EXHAUSTED: return "budget_exhausted";
     case v1::TASK_STATUS_FAILED: return "failed";
     case v1::TASK_STATUS_REJECTED: return "rejected";
+    case v1::TASK_STATUS_CANCELLED: return "cancelled";
     default: return "unspecified";
   }
 }
@@ -127,7 +128,14 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       dlq_(CounterFamily(r, "agentfleet_dlq_messages_total",
                          "Messages sent to the dead-letter queue, by component and the topic they came from."),
            {"component", "topic"}),
-      liveness_(LivenessFamily(r), {"component", "kind"}) {}
+      liveness_(LivenessFamily(r), {"component", "kind"}),
+      signals_(CounterFamily(r, "agentfleet_signals_total",
+                             "Signals and cancellations this replica read, by kind (signal, cancel) and outcome."),
+               {"kind", "outcome"}) {}
+
+void CoordinatorMetrics::Signal(absl::string_view kind, absl::string_view outcome) {
+  signals_.With({kind, outcome}).Increment();
+}
 
 void CoordinatorMetrics::Call(absl::string_view agent, const v1::WorkResult& result, double cost_usd) {
   const std::string& model = result.model();

@@ -45,6 +45,9 @@ class CoordinatorMetrics {
   void DeadLetter(absl::string_view component, absl::string_view topic);
   // A liveness backstop fired (kLiveness* kinds below).
   void Liveness(absl::string_view kind);
+  // A TaskSignal read: `kind` "signal" or "cancel", and what became of it
+  // (coordinator/task_engine.h, SignalOutcomeName).
+  void Signal(absl::string_view kind, absl::string_view outcome);
 
  private:
   Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
@@ -57,6 +60,7 @@ class CoordinatorMetrics {
   prometheus::Gauge& rate_waiting_;
   Series<prometheus::Counter> dlq_;
   Series<prometheus::Counter> liveness_;
+  Series<prometheus::Counter> signals_;
 };
 
 // What a worker process did: items in flight, items by outcome, model call

@@ -6,7 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/signal.h"
 #include "cli/tasks_input.h"
+#include "codec/trace.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
 #include "fleet/run_summary.h"
@@ -109,6 +111,214 @@ TEST_F(OrchestrationTest, RoutingPicksExactlyTheBranchTheClassifierNamedForFiveH
   ASSERT_TRUE(audit.ok()) << audit.status();
   EXPECT_EQ(audit->first, 0) << audit->second;
   EXPECT_THAT(audit->second, HasSubstr(absl::StrCat(R"("verified":)", kTasks)));
+}
+
+
+// Fast group failover for the tests that kill a coordinator.
+const std::pair<std::string, std::string> kFastFailover = {
+    "  replication_factor: 1\n",
+    "  replication_factor: 1\n  consumer: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\"}\n"};
+
+// Produces `tasks` of `workflow` and registers them with `collector`.
+void Submit(const FleetConfig& config, ResultCollector& collector, std::vector<v1::TaskSubmission> tasks,
+            const std::string& workflow) {
+  auto producer = NewProducer(ProducerProperties(config.kafka));
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  Topics topics(config.kafka.topic_prefix);
+  for (auto& t : tasks) {
+    t.set_workflow(workflow);
+    collector.Expect(t.task_id(), absl::Now());
+    Encoded e = Encode(t, NewTraceparent());
+    ASSERT_TRUE((*producer)->Produce({topics.tasks, t.task_id(), e.payload, e.headers}).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+}
+
+// Waits until the workers have answered `step` of `count` tasks (their
+// results are on the events topic): those tasks have moved past it.
+bool WaitForStepResults(const FleetConfig& config, const std::string& step, size_t count, absl::Duration timeout) {
+  Topics topics(config.kafka.topic_prefix);
+  std::vector<int32_t> partitions;
+  for (int32_t p = 0; p < config.kafka.partitions; ++p) partitions.push_back(p);
+  for (absl::Time until = absl::Now() + timeout; absl::Now() < until; absl::SleepFor(absl::Milliseconds(500))) {
+    auto events = ReadPartitionsToEnd(ConsumerProperties(config.kafka, "orchestration-test"), topics.events,
+                                      partitions, absl::Seconds(30));
+    if (!events.ok()) continue;
+    std::set<std::string> done;
+    for (const Message& m : *events) {
+      auto e = Decode<v1::WorkEvent>(m.payload, m.headers, 1 << 20);
+      if (e.ok() && e->step() == step && e->has_result()) done.insert(e->task_id());
+    }
+    if (done.size() >= count) return true;
+  }
+  return false;
+}
+
+const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string& step) {
+  for (const auto& s : r.steps()) {
+    if (s.step() == step) return &s;
+  }
+  return nullptr;
+}
+
+// Issue 18, item 5: 40 refunds wait for a person's approval; the coordinator
+// is SIGKILLed while they wait and a new one started; the approvals sent
+// then (36 through the library, 4 with `agentfleet signal`) are taken by the
+// new coordinator, which restored the waits from the state topic: every task
+// completes once, the approved ones sent, the rejected ones not.
+TEST_F(OrchestrationTest, ApprovalsSentAfterTheCoordinatorWasKilledAreTakenByTheOneThatTookOver) {
+  Fleet fleet("approve");
+  fleet.set_example("examples/triage.yaml");
+  fleet.WriteConfig(bootstrap_, {kFastFailover});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t first = fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  auto collector = ResultCollector::Start(*config, nullptr);
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  constexpr int kTasks = 40;
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(kTasks, fleet.prefix() + "refund", 77);
+  Submit(*config, **collector, tasks, "refund");
+  // Every draft is written: every task waits for its approval.
+  ASSERT_TRUE(WaitForStepResults(*config, "draft", kTasks, absl::Seconds(90))) << fleet.LogTails();
+  EXPECT_EQ((*collector)->Poll(absl::Seconds(1)), 0u) << "no task may finish without its approval";
+  fleet.Kill(first);
+  fleet.StartCoordinator();
+  std::map<std::string, bool> approved;
+  for (int i = 0; i < kTasks; ++i) {
+    const std::string& id = tasks[i].task_id();
+    approved[id] = i % 3 != 0;
+    std::string payload = approved[id] ? R"({"ok": true})" : R"({"ok": false, "why": "over the limit"})";
+    if (i < 4) {
+      auto sent = fleet.Run({"agentfleet", "signal", id, "approve", payload, "--sender", "cli-user", "--config",
+                             fleet.config_path()},
+                            absl::Seconds(60));
+      ASSERT_TRUE(sent.ok()) << sent.status();
+      EXPECT_EQ(sent->first, 0) << sent->second;
+      continue;
+    }
+    v1::TaskSignal signal;
+    signal.set_task_id(id);
+    signal.set_name("approve");
+    signal.set_sender("lib-user");
+    *signal.mutable_payload() = ToValue(Json::parse(payload));
+    ASSERT_TRUE(SendSignal(*config, signal).ok());
+  }
+  for (absl::Time until = absl::Now() + absl::Seconds(120); !(*collector)->Done() && absl::Now() < until;) {
+    (*collector)->Poll(absl::Milliseconds(200));
+  }
+  (*collector)->Poll(absl::Seconds(2));  // a duplicate would arrive right behind
+  RunSummary summary = (*collector)->Summary();
+  EXPECT_EQ(summary.received, kTasks) << fleet.LogTails();
+  EXPECT_EQ(summary.duplicates, 0);
+  EXPECT_EQ(summary.count(v1::TASK_STATUS_COMPLETED), kTasks) << fleet.LogTails();
+  for (const v1::TaskResult& r : (*collector)->results()) {
+    const v1::StepSummary* approval = StepOf(r, "approval");
+    const v1::StepSummary* send = StepOf(r, "send");
+    ASSERT_TRUE(approval && send) << r.task_id();
+    EXPECT_EQ(approval->status(), v1::STEP_STATUS_SUCCEEDED) << r.task_id();
+    EXPECT_THAT(approval->explanation(), HasSubstr("signal from ")) << r.task_id();
+    EXPECT_EQ(send->status(), approved[r.task_id()] ? v1::STEP_STATUS_SUCCEEDED : v1::STEP_STATUS_SKIPPED)
+        << r.task_id();
+  }
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+}
+
+// Issue 18, item 6: under load (200 triage tasks running, 100 refunds
+// waiting), every refund is cancelled and so are 50 triage tasks right after
+// they were submitted. Each of the 300 tasks has exactly one result; every
+// refund is CANCELLED with its draft as the best output; a triage task is
+// CANCELLED or finished normally, whichever came first; the audit finds
+// nothing lost or duplicated. `agentfleet cancel` says when a task has
+// already finished or is unknown.
+TEST_F(OrchestrationTest, CancellingUnderLoadEndsEachTaskOnceAndTheAuditIsClean) {
+  Fleet fleet("cancel");
+  fleet.set_example("examples/triage.yaml");
+  fleet.WriteConfig(bootstrap_);
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  fleet.StartWorker("worker-2");
+  auto collector = ResultCollector::Start(*config, nullptr);
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  std::vector<v1::TaskSubmission> refunds = SampleTasks(100, fleet.prefix() + "refund", 5);
+  Submit(*config, **collector, refunds, "refund");
+  ASSERT_TRUE(WaitForStepResults(*config, "draft", refunds.size(), absl::Seconds(90))) << fleet.LogTails();
+  // One refund through the command line: it prints the CANCELLED result.
+  auto cli = fleet.Run({"agentfleet", "cancel", refunds[0].task_id(), "--reason", "customer withdrew", "--config",
+                        fleet.config_path(), "--timeout", "60s"},
+                       absl::Seconds(120));
+  ASSERT_TRUE(cli.ok()) << cli.status();
+  EXPECT_EQ(cli->first, 0) << cli->second << fleet.LogTails();
+  EXPECT_THAT(cli->second, HasSubstr(refunds[0].task_id() + ": CANCELLED (customer withdrew)"));
+  // The cancellations go out through one producer, each right behind its
+  // task's submission for the triage tasks, while the workers are busy.
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  Topics topics(config->kafka.topic_prefix);
+  auto cancel = [&](const std::string& id) {
+    v1::TaskSignal c;
+    c.set_task_id(id);
+    c.set_cancel(true);
+    c.set_reason("load test");
+    Encoded e = Encode(c, NewTraceparent());
+    ASSERT_TRUE((*producer)->Produce({topics.signals, id, e.payload, e.headers}).ok());
+  };
+  std::set<std::string> cancelled;
+  std::vector<v1::TaskSubmission> triage = SampleTasks(200, fleet.prefix() + "triage", 6);
+  for (size_t i = 0; i < triage.size(); ++i) {
+    v1::TaskSubmission& t = triage[i];
+    t.set_workflow("triage");
+    (*collector)->Expect(t.task_id(), absl::Now());
+    Encoded e = Encode(t, NewTraceparent());
+    ASSERT_TRUE((*producer)->Produce({topics.tasks, t.task_id(), e.payload, e.headers}).ok());
+    if (i % 4 == 0) {
+      cancel(t.task_id());
+      cancelled.insert(t.task_id());
+    }
+  }
+  for (size_t i = 1; i < refunds.size(); ++i) cancel(refunds[i].task_id());
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+  for (absl::Time until = absl::Now() + absl::Seconds(120); !(*collector)->Done() && absl::Now() < until;) {
+    (*collector)->Poll(absl::Milliseconds(200));
+  }
+  (*collector)->Poll(absl::Seconds(2));
+  RunSummary summary = (*collector)->Summary();
+  EXPECT_EQ(summary.received, 300) << fleet.LogTails();
+  EXPECT_EQ(summary.duplicates, 0);
+  int triage_cancelled = 0;
+  for (const v1::TaskResult& r : (*collector)->results()) {
+    if (r.workflow() == "refund") {
+      EXPECT_EQ(r.status(), v1::TASK_STATUS_CANCELLED) << r.task_id();
+      EXPECT_TRUE(r.output().has_struct_value() && r.output().struct_value().fields().count("reply"))
+          << r.task_id() << ": the draft is the best output so far";
+    } else if (r.status() == v1::TASK_STATUS_CANCELLED) {
+      EXPECT_TRUE(cancelled.count(r.task_id())) << r.task_id() << " was cancelled but nobody asked";
+      ++triage_cancelled;
+    } else {
+      EXPECT_EQ(r.status(), v1::TASK_STATUS_COMPLETED) << r.task_id();
+    }
+  }
+  std::cout << "triage tasks cancelled before they finished: " << triage_cancelled << " of 50\n";
+  auto audit = fleet.Run({"agentfleet", "audit", "--json", "--config", fleet.config_path()}, absl::Seconds(120));
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->first, 0) << audit->second;
+  EXPECT_THAT(audit->second, HasSubstr(R"("lost":0)"));
+  EXPECT_THAT(audit->second, HasSubstr(R"("duplicated":0)"));
+  // Cancelling a finished task, or one never submitted, says so and sends nothing.
+  auto finished = fleet.Run({"agentfleet", "cancel", refunds[0].task_id(), "--config", fleet.config_path()},
+                            absl::Seconds(120));
+  ASSERT_TRUE(finished.ok());
+  EXPECT_EQ(finished->first, 1);
+  EXPECT_THAT(finished->second, HasSubstr("has already finished: CANCELLED; nothing to cancel"));
+  auto unknown = fleet.Run({"agentfleet", "cancel", "no-such-task", "--config", fleet.config_path()},
+                           absl::Seconds(120));
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->first, 1);
+  EXPECT_THAT(unknown->second, HasSubstr("unknown task no-such-task"));
 }
 
 }  // namespace

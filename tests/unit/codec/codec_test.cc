@@ -164,6 +164,37 @@ TEST(GoldenTest, ReaderKeepsFieldsItDoesNotKnow) {
   EXPECT_NE(Encode(copy, "").payload.find("from a newer client"), std::string::npos);
 }
 
+TEST(GoldenTest, SignalsAndCancellationsDecodeAndReencodeByteForByte) {
+  std::string bytes = ReadGolden("task_signal_v1.bin");
+  auto s = Decode<v1::TaskSignal>(bytes, {});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->task_id(), "golden-1");
+  EXPECT_EQ(s->name(), "approve");
+  EXPECT_EQ(FromValue(s->payload()), (nlohmann::json{{"ok", true}}));
+  EXPECT_EQ(s->sender(), "alice@example.com");
+  EXPECT_FALSE(s->cancel());
+  EXPECT_EQ(Encode(*s, "").payload, bytes);
+  std::string cancel_bytes = ReadGolden("task_signal_v1_cancel.bin");
+  auto c = Decode<v1::TaskSignal>(cancel_bytes, {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->cancel());
+  EXPECT_EQ(c->reason(), "customer withdrew the ticket");
+  EXPECT_EQ(Encode(*c, "").payload, cancel_bytes);
+}
+
+TEST(CodecTest, ASignalWithoutATaskOrANameIsRefusedSayingWhich) {
+  v1::TaskSignal s;
+  s.set_name("approve");
+  EXPECT_THAT(std::string(Decode<v1::TaskSignal>(Encode(s, "").payload, {}).status().message()),
+              ::testing::HasSubstr("task_id is empty"));
+  s.set_task_id("t");
+  s.clear_name();
+  EXPECT_THAT(std::string(Decode<v1::TaskSignal>(Encode(s, "").payload, {}).status().message()),
+              ::testing::HasSubstr("name is empty"));
+  s.set_cancel(true);  // a cancellation needs no name
+  EXPECT_TRUE(Decode<v1::TaskSignal>(Encode(s, "").payload, {}).ok());
+}
+
 TEST(TraceTest, ParsesAndDerivesTraceparents) {
   std::string tp = NewTraceparent();
   EXPECT_TRUE(IsValidTraceparent(tp));

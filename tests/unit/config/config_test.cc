@@ -416,5 +416,51 @@ TEST(ConfigTest, ARouteToAnUnknownOrTwiceRoutedStepIsRefused) {
               HasSubstr("workflows.w.routes[0].on: cannot route on $item"));
 }
 
+
+constexpr char kWait[] = R"(providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+workflows:
+  w:
+    deadline: 2h
+    steps:
+      - {id: draft, agent: a}
+      - id: approval
+        wait: {signal: approve, timeout: 1h, on_timeout: fail}
+        after: [draft]
+      - {id: send, agent: a, input: {by: $steps.approval.sender}}
+)";
+
+TEST(ConfigTest, AWaitStepNamesItsSignalAndTimeoutAndCallsNoAgent) {
+  auto c = LoadConfigString(kWait, "wait.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const StepConfig* approval = c->workflows.at("w").FindStep("approval");
+  ASSERT_TRUE(approval->wait.has_value());
+  EXPECT_EQ(approval->wait->signal, "approve");
+  EXPECT_EQ(approval->wait->timeout, absl::Hours(1));
+  EXPECT_TRUE(approval->wait->fail_on_timeout);
+  EXPECT_TRUE(approval->agent.empty());
+  EXPECT_THAT(c->workflows.at("w").FindStep("send")->depends_on, ::testing::ElementsAre("approval"));
+}
+
+TEST(ConfigTest, ABadWaitStepNamesFileLineAndField) {
+  auto error = [](const std::string& from, const std::string& to) {
+    std::string text = kWait;
+    text.replace(text.find(from), from.size(), to);
+    return std::string(LoadConfigString(text, "wait.yaml").status().message());
+  };
+  EXPECT_THAT(error("wait: {signal", "agent: a\n        wait: {signal"),
+              HasSubstr("wait.yaml:11:16: workflows.w.steps[1].agent: a wait step calls no agent, so it takes no agent"));
+  EXPECT_THAT(error("timeout: 1h, ", ""),
+              HasSubstr("workflows.w.steps[1].wait.timeout: required"));
+  EXPECT_THAT(error("timeout: 1h", "timeout: 3h"),
+              HasSubstr("wait.yaml:11:42: workflows.w.steps[1].wait.timeout: must be shorter than the workflow's deadline (2h)"));
+  EXPECT_THAT(error("on_timeout: fail", "on_timeout: retry"),
+              HasSubstr("workflows.w.steps[1].wait.on_timeout: expected continue or fail, got 'retry'"));
+  EXPECT_THAT(error("signal: approve", "signal: Approve!"),
+              HasSubstr("workflows.w.steps[1].wait.signal: must match"));
+}
+
 }  // namespace
 }  // namespace agentfleet

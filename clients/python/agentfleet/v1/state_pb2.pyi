@@ -55,7 +55,7 @@ class Reservation(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., expires: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepState(_message.Message):
-    __slots__ = ["attempt", "budget_wait", "cached", "close_deadline", "dispatched_at", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "rate_wait", "reservations", "retry_at", "schedule_deadline", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
+    __slots__ = ["attempt", "budget_wait", "cached", "close_deadline", "dispatched_at", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "rate_wait", "reservations", "retry_at", "schedule_deadline", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BUDGET_WAIT_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class StepState(_message.Message):
     RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
     RETRY_AT_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_WAIT_FIELD_NUMBER: _ClassVar[int]
     SPAWN_AGENT_FIELD_NUMBER: _ClassVar[int]
     SPAWN_INPUT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +106,7 @@ class StepState(_message.Message):
     reservations: _containers.RepeatedCompositeFieldContainer[Reservation]
     retry_at: _timestamp_pb2.Timestamp
     schedule_deadline: _timestamp_pb2.Timestamp
+    signal_wait: bool
     spawn_agent: str
     spawn_input: _struct_pb2.Struct
     status: _task_pb2.StepStatus
@@ -112,10 +114,10 @@ class StepState(_message.Message):
     tenant_wait: bool
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ...) -> None: ...
 
 class TaskState(_message.Message):
-    __slots__ = ["accepted_at", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "status", "steps", "submission", "traceparent", "usage"]
+    __slots__ = ["accepted_at", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "pending_signals", "status", "steps", "submission", "traceparent", "usage"]
     class FanOutEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +131,7 @@ class TaskState(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     PARENT_TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_SIGNALS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     SUBMISSION_FIELD_NUMBER: _ClassVar[int]
@@ -140,12 +143,13 @@ class TaskState(_message.Message):
     finished: bool
     finished_at: _timestamp_pb2.Timestamp
     parent_traceparent: str
+    pending_signals: _containers.RepeatedCompositeFieldContainer[_task_pb2.TaskSignal]
     status: _task_pb2.TaskStatus
     steps: _containers.RepeatedCompositeFieldContainer[StepState]
     submission: _task_pb2.TaskSubmission
     traceparent: str
     usage: _common_pb2.Usage
-    def __init__(self, submission: _Optional[_Union[_task_pb2.TaskSubmission, _Mapping]] = ..., status: _Optional[_Union[_task_pb2.TaskStatus, str]] = ..., steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., fan_out: _Optional[_Mapping[str, int]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., traceparent: _Optional[str] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished: bool = ..., parent_traceparent: _Optional[str] = ...) -> None: ...
+    def __init__(self, submission: _Optional[_Union[_task_pb2.TaskSubmission, _Mapping]] = ..., status: _Optional[_Union[_task_pb2.TaskStatus, str]] = ..., steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., fan_out: _Optional[_Mapping[str, int]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., traceparent: _Optional[str] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished: bool = ..., parent_traceparent: _Optional[str] = ..., pending_signals: _Optional[_Iterable[_Union[_task_pb2.TaskSignal, _Mapping]]] = ...) -> None: ...
 
 class TenantLedger(_message.Message):
     __slots__ = ["cost_usd", "period_start", "tenant", "tokens"]

@@ -15,6 +15,7 @@ STEP_STATUS_SKIPPED: StepStatus
 STEP_STATUS_SUCCEEDED: StepStatus
 STEP_STATUS_UNSPECIFIED: StepStatus
 TASK_STATUS_BUDGET_EXHAUSTED: TaskStatus
+TASK_STATUS_CANCELLED: TaskStatus
 TASK_STATUS_COMPLETED: TaskStatus
 TASK_STATUS_FAILED: TaskStatus
 TASK_STATUS_PARTIAL: TaskStatus
@@ -83,6 +84,24 @@ class TaskResult(_message.Message):
     usage: _common_pb2.Usage
     workflow: str
     def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepSummary, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class TaskSignal(_message.Message):
+    __slots__ = ["cancel", "name", "payload", "reason", "sender", "sent_at", "task_id"]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    cancel: bool
+    name: str
+    payload: _struct_pb2.Value
+    reason: str
+    sender: str
+    sent_at: _timestamp_pb2.Timestamp
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., cancel: bool = ..., reason: _Optional[str] = ..., sender: _Optional[str] = ..., sent_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TaskSubmission(_message.Message):
     __slots__ = ["budget", "deadline", "input", "labels", "priority", "submitted_at", "task_id", "tenant", "workflow"]
