@@ -33,6 +33,7 @@ const char* StatusName(v1::TaskStatus s) {
     case v1::TASK_STATUS_BUDGET_EXHAUSTED: return "BUDGET_EXHAUSTED";
     case v1::TASK_STATUS_FAILED: return "FAILED";
     case v1::TASK_STATUS_REJECTED: return "REJECTED";
+    case v1::TASK_STATUS_CANCELLED: return "CANCELLED";
     default: return "RUNNING";
   }
 }
