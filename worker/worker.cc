@@ -235,27 +235,40 @@ void Worker::Handle(const Message& m) {
   }
   // One key per consumed message: a redelivered item runs under its own.
   std::string key = absl::StrCat(m.topic, "/", m.partition, "@", m.offset, "#", generation);
-  {
-    Running running{*item, traceparent, options_.clock->Now(), partition, m.offset, generation};
-    running.item.clear_input();
-    absl::MutexLock lock(&running_mu_);
-    running_[key] = std::move(running);
-  }
   // The receipt waits: a call done before it is due needs only its result.
   const AgentConfig* agent = config_->FindAgent(item->agent());
   absl::Duration receipt_delay = options_.receipt_delay;
   if (agent->schedule_to_start_timeout > absl::ZeroDuration()) {
     receipt_delay = std::min(receipt_delay, agent->schedule_to_start_timeout / 4);
   }
-  pending_receipts_.push({options_.clock->Now() + receipt_delay, key});
+  {
+    Running running{*item, traceparent, options_.clock->Now(), partition, m.offset, generation};
+    running.item.clear_input();
+    running.receipt_due = options_.clock->Now() + receipt_delay;
+    absl::MutexLock lock(&running_mu_);
+    running_[key] = std::move(running);
+    pending_receipts_.push({running_[key].receipt_due, key});
+  }
   ModelProvider* provider = providers_.at(agent->provider);
   std::string parent = tp.value_or("");
   absl::Time started = options_.clock->Now();
   provider->Call(std::move(*request), [this, item = *item, key, traceparent, parent, started, partition,
                                        offset = m.offset, generation](ModelResponse response) {
+    bool receipt_owed = false;
     {
       absl::MutexLock lock(&running_mu_);
-      if (running_.erase(key) == 0) return;  // already reported by the drain
+      auto it = running_.find(key);
+      if (it == running_.end()) return;  // already reported by the drain
+      // Due but not sent (the loop was late): every call that ran past its
+      // receipt delay has a receipt, sent right before its result.
+      receipt_owed = !it->second.receipted && options_.clock->Now() >= it->second.receipt_due;
+      running_.erase(it);
+    }
+    if (receipt_owed) {
+      Encoded e = Encode(MakeReceipt(item, options_.worker_id, options_.clock->Now()), traceparent);
+      producer_->Produce({topics_.events, item.task_id(), std::move(e.payload), std::move(e.headers),
+                          EventPartition(item)})
+          .IgnoreError();  // a lost receipt only delays the coordinator's view
     }
     v1::WorkEvent result = MakeResult(*config_, item, response, options_.worker_id, options_.clock->Now());
     if (result.result().status() == v1::RESULT_STATUS_OK) {
@@ -389,7 +402,8 @@ void Worker::SendDueReceipts() {
       auto it = running_.find(pending_receipts_.top().key);
       pending_receipts_.pop();
       if (it == running_.end()) continue;  // finished: its result says it all
-      const Running& r = it->second;
+      Running& r = it->second;
+      r.receipted = true;
       receipts.push_back({MakeReceipt(r.item, options_.worker_id, now), {r.traceparent, EventPartition(r.item)}});
     }
   }

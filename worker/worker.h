@@ -124,6 +124,8 @@ class Worker : public RebalanceListener {
     OffsetTracker::Partition partition;
     int64_t offset = 0;
     uint64_t generation = 0;
+    absl::Time receipt_due = absl::InfiniteFuture();
+    bool receipted = false;
   };
   // With nothing running, moves each partition's committed offset to the
   // consumer's position: past the transaction markers the coordinator's
