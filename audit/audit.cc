@@ -35,6 +35,7 @@ std::string AuditReport::Text() const {
   std::string out = absl::StrCat("submitted ", submitted, " | results ", results, " | lost ", lost,
                                  " | duplicated ", duplicated, " | unexpected ", unexpected, " | overspent ",
                                  overspent);
+  if (children > 0) absl::StrAppend(&out, " | children ", children, ", over their parent's budget ", child_over_parent);
   if (verified > 0 || mismatched > 0) absl::StrAppend(&out, " | verified ", verified, ", mismatched ", mismatched);
   absl::StrAppend(&out, "\n");
   for (const auto& e : examples) absl::StrAppend(&out, "  ", e, "\n");
@@ -45,7 +46,8 @@ std::string AuditReport::Text() const {
 std::string AuditReport::Json() const {
   return nlohmann::json{{"submitted", submitted}, {"results", results},     {"lost", lost},
                         {"duplicated", duplicated}, {"unexpected", unexpected}, {"verified", verified},
-                        {"mismatched", mismatched}, {"overspent", overspent}, {"clean", clean()}}
+                        {"mismatched", mismatched}, {"overspent", overspent}, {"children", children},
+                        {"child_over_parent", child_over_parent}, {"clean", clean()}}
       .dump();
 }
 
@@ -106,6 +108,19 @@ absl::StatusOr<AuditReport> Audit(const FleetConfig& config, bool verify, absl::
       example(++report.overspent, absl::StrCat("overspent: ", id, " (", u.input_tokens() + u.output_tokens(),
                                                " tokens, $", u.cost_usd(), ")"));
     }
+  }
+  // A child's budget (its own limits) never exceeds its parent's limits.
+  for (const auto& [id, sub] : submitted) {
+    if (sub.parent_task_id().empty()) continue;
+    ++report.children;
+    auto parent = submitted.find(sub.parent_task_id());
+    if (parent == submitted.end()) continue;
+    std::optional<Limits> pl = limits_of(parent->second);
+    std::optional<Limits> cl = limits_of(sub);
+    if (!pl) continue;
+    bool over = (pl->max_tokens > 0 && (!cl || cl->max_tokens == 0 || cl->max_tokens > pl->max_tokens)) ||
+                (pl->max_cost_usd > 0 && (!cl || cl->max_cost_usd == 0 || cl->max_cost_usd > pl->max_cost_usd * (1 + 1e-9)));
+    if (over) example(++report.child_over_parent, absl::StrCat("child over its parent's budget: ", id));
   }
   if (verify) {
     for (const auto& [id, result] : first_result) {

@@ -21,10 +21,13 @@ struct AuditReport {
   int64_t verified = 0;        // outputs recomputed with the reference run
   int64_t mismatched = 0;      // ... that differ from the result
   int64_t overspent = 0;       // results whose usage passed the task's token or cost limit
+  int64_t children = 0;        // child tasks (a parent_task_id), checked against their parent
+  int64_t child_over_parent = 0;  // children given more budget than their parent's limits
   std::vector<std::string> examples;  // a few task ids per problem, for the report
 
   bool clean() const {
-    return lost == 0 && duplicated == 0 && unexpected == 0 && mismatched == 0 && overspent == 0;
+    return lost == 0 && duplicated == 0 && unexpected == 0 && mismatched == 0 && overspent == 0 &&
+           child_over_parent == 0;
   }
   std::string Text() const;
   std::string Json() const;

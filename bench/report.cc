@@ -161,6 +161,27 @@ void WriteMainTables(std::ostringstream& md, const std::vector<BrokerResults>& r
   }
 }
 
+// Routing against the plain DAG (the part runs only when named).
+void WriteRoutingTable(std::ostringstream& md, const std::vector<BrokerResults>& results) {
+  bool any = false;
+  for (const auto& r : results) any |= !r.routing.empty();
+  if (!any) return;
+  md << "\n### Routing against the plain DAG (`--only routing`)\n\n";
+  md << "`routed4` runs `chain4`'s 4 calls (0 ms agents), each but the first behind a `when:` condition, beside"
+        " 2 branches whose conditions do not hold (SKIPPED). *Per step*: accepted → finished of one task at a"
+        " time, divided by the 4 steps that ran; *steps/s*: steps that ran, tasks submitted at once. Two"
+        " alternating rounds of each on one fleet per mode.\n\n";
+  md << "| broker | mode | workflow | per step p50 / p99 | per step p50 / raw round trip p50 | steps/s |"
+        " coordinator CPU per step |\n|---|---|---|---|---|---|---|\n";
+  for (const auto& r : results) {
+    for (const auto& x : r.routing) {
+      md << "| " << r.broker << " | " << x.mode << " | " << x.workflow << " | " << Ms(x.per_step.p50) << " / "
+         << Ms(x.per_step.p99) << " | " << Ratio(x.per_step.p50, r.raw_round_trip.p50) << " | " << Num(x.steps_per_s)
+         << " | " << Num(x.coordinator_cpu_us_per_step, 1) << " µs |\n";
+    }
+  }
+}
+
 bool HasMainParts(const BrokerResults& r) {
   return !r.steps.empty() || !r.throughput.empty() || r.in_flight.tasks > 0 || r.worker.calls > 0 ||
          !r.scale.empty() || !r.widths.empty() || !r.tenants.empty();
@@ -229,6 +250,7 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
   for (const auto& r : results) main_parts |= HasMainParts(r);
   if (main_parts) WriteMainTables(md, results, c);
   WriteGroupTables(md, results);
+  WriteRoutingTable(md, results);
   return md.str();
 }
 

@@ -75,6 +75,28 @@ double BusyShare(const CpuTimes& a, const CpuTimes& b) {
 
 }  // namespace
 
+// chain4's 4 calls, each after a condition, with 2 branches that never run.
+constexpr char kRouted4[] = R"(    steps:
+      - {id: s1, agent: echo, input: {text: $task.text}}
+      - id: s2
+        agent: echo
+        when: exists($steps.s1.ok)
+        input: {prev: $steps.s1}
+      - id: s2_other
+        agent: echo
+        when: not exists($steps.s1.ok)
+        input: {prev: $steps.s1}
+      - id: s3
+        agent: echo
+        when: $steps.s2.ok in [true, false]
+        input: {prev: $steps.s2}
+      - id: s3_other
+        agent: echo
+        when: $steps.s2.ok == null
+        input: {prev: $steps.s2}
+      - {id: s4, agent: echo, input: {prev: $steps.s3, other: $steps.s3_other, first: $steps.s2_other}}
+)";
+
 std::string BenchConfig(const std::string& prefix, const std::string& processing, const std::string& extra,
                         const std::string& kafka_extra, bool static_membership) {
   std::string agent_schema = "output_schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}";
@@ -112,7 +134,7 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       "  one:\n",
       chain("echo", 1), "  chain4:\n", chain("echo", 4), "  slow_chain4:\n", chain("slow", 4),
       "  slow_one:\n", chain("slow", 1), "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
-      "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
+      "  routed4:\n", kRouted4, "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
       "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing,
       static_membership ? ", static_membership: true" : "", "}\n",
       "worker: {group_prefix: ", prefix, "workers}\n", extra);
@@ -304,9 +326,12 @@ absl::Status MeasureLatency(BenchFleet& f, const std::string& workflow, int fan_
   return absl::OkStatus();
 }
 
+// Steps that ran (a skipped branch is not a step run).
 int64_t CountSteps(const std::vector<v1::TaskResult>& results) {
   int64_t n = 0;
-  for (const auto& r : results) n += r.steps_size();
+  for (const auto& r : results) {
+    for (const auto& s : r.steps()) n += s.status() != v1::STEP_STATUS_SKIPPED;
+  }
   return n;
 }
 
@@ -685,6 +710,32 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     Say(absl::StrCat("  SIGKILL → first stalled task done ", static_cast<int64_t>(r.kill_to_first_ms),
                      " ms; longest wait ", static_cast<int64_t>(r.longest_wait_ms), " ms; ", r.stalled,
                      " tasks stalled"));
+  }
+
+  // 9. Routing: routed4 against chain4 (the same 4 calls), per mode.
+  for (std::string mode : {"at_least_once", "exactly_once"}) {
+    if (!o.Runs("routing")) break;
+    RunSpec s = spec(mode == "at_least_once" ? "route-alo" : "route-eos");
+    s.processing = mode;
+    s.workers = 2;
+    Say("routing, " + mode + ": routed4 against chain4, 1 coordinator, 2 workers, 0 ms agents");
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    for (int round = 0; round < 2; ++round) {  // alternating, so drift hits both alike
+      for (std::string workflow : {"chain4", "routed4"}) {
+        BrokerResults::Routing r;
+        r.mode = mode;
+        r.workflow = workflow;
+        RETURN_IF_ERROR(MeasureLatency(*f, workflow, 0, n.latency_samples / 2, &r.per_step, nullptr));
+        r.per_step.p50 /= 4;
+        r.per_step.p99 /= 4;
+        ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, workflow, n.throughput_tasks / 2));
+        r.steps_per_s = t.steps_per_s;
+        r.coordinator_cpu_us_per_step = t.steps > 0 ? 1e6 * t.coordinator_cpu_s / t.steps : 0;
+        Say(absl::StrCat(mode, " ", workflow, ": per step p50 ", r.per_step.p50, " ms; ",
+                         static_cast<int64_t>(r.steps_per_s), " steps/s"));
+        out.routing.push_back(r);
+      }
+    }
   }
 
   // 8. A one-agent worker pool scaled 2 → 4 → 2 under load (2 s agents),

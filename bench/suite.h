@@ -24,10 +24,10 @@ struct BenchOptions {
   // Parts to run besides the raw baseline (empty: all): modes (step latency
   // and throughput), inflight, worker, scale, growth. The group-membership
   // parts, failover and rebalance, run only when named (they take minutes
-  // of mostly waiting).
+  // of mostly waiting), and so does routing (routed4 against chain4).
   std::set<std::string> only;
   bool Runs(const std::string& part) const {
-    if (part == "failover" || part == "rebalance") return only.count(part) > 0;
+    if (part == "failover" || part == "rebalance" || part == "routing") return only.count(part) > 0;
     return only.empty() || only.count(part) > 0;
   }
 };
@@ -119,11 +119,24 @@ struct BrokerResults {
     int64_t calls_redone = 0;    // calls the workers started beyond one per task, over both events
   };
   std::vector<Rebalance> rebalance;
+
+  // A workflow that routes (conditions, skipped branches) against the plain
+  // chain it runs the same number of calls as (`--only routing`).
+  struct Routing {
+    std::string mode;
+    std::string workflow;      // chain4, routed4
+    Percentiles per_step;      // accepted → finished of one task at a time, / the 4 steps that ran
+    double steps_per_s = 0;    // steps that ran (not the skipped ones), tasks submitted at once
+    double coordinator_cpu_us_per_step = 0;
+  };
+  std::vector<Routing> routing;
 };
 
 // The fleet config every run uses: simulated agents (echo: 0 ms, slow:
 // 200 ms, slow2s: 2 s, parked: 2 h) and workflows one, chain4, slow_chain4,
-// slow2s_one, parked_one, fan and parked_fan (one step over $task.items).
+// slow2s_one, parked_one, fan and parked_fan (one step over $task.items), and
+// routed4: the 4 calls of chain4 behind when: conditions, beside 2 branches
+// that are skipped.
 // `kafka_extra`: more lines of the kafka section (`  producer: {...}`).
 std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra,
                         const std::string& kafka_extra = "", bool static_membership = false);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "yaml-cpp/yaml.h"
@@ -85,6 +86,12 @@ using Json = nlohmann::json;
 
 const std::regex& NameRegex() {
   static const std::regex re("^[a-z][a-z0-9_-]{0,62}$");
+  return re;
+}
+
+// What Kafka accepts as a topic name.
+const std::regex& TopicRegex() {
+  static const std::regex re("^[a-zA-Z0-9._-]{1,249}$");
   return re;
 }
 
@@ -729,8 +736,11 @@ void LoadRoutes(Loader& L, const YAML::Node& routes, const std::string& f, Workf
 
 void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                   WorkflowConfig* w) {
-  if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget", "routes"})) return;
+  if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget", "routes", "emit"})) return;
   L.Duration(n, "deadline", f, &w->deadline);
+  if (L.String(n, "emit", f, &w->emit) && !std::regex_match(w->emit, TopicRegex())) {
+    L.Error(n["emit"], f + ".emit", "not a Kafka topic name ([a-zA-Z0-9._-], at most 249 characters)");
+  }
   if (YAML::Node b = n["budget"];
       b && L.Map(b, f + ".budget", {"max_tokens", "max_cost_usd", "max_steps", "downgrade_at"})) {
     L.Number<int64_t>(b, "max_tokens", f + ".budget", &w->budget.max_tokens, 0);
@@ -747,7 +757,8 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   for (size_t i = 0; i < steps.size(); ++i) {
     const YAML::Node& s = steps[i];
     std::string sf = absl::StrCat(f, ".steps[", i, "]");
-    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn", "when", "wait"})) {
+    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn", "when", "wait",
+                       "emit", "workflow", "budget"})) {
       continue;
     }
     StepConfig step;
@@ -758,7 +769,19 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       if (step_nodes.count(step.id)) L.Error(s["id"], sf + ".id", "duplicate step id '" + step.id + "'");
       step_nodes[step.id] = s;
     }
-    if (YAML::Node wait = s["wait"]) {
+    if (YAML::Node child = s["workflow"]) {
+      // A child workflow: no agent of its own (checked to exist once every workflow is loaded).
+      for (const char* key : {"agent", "wait", "for_each", "model_tier", "spawn"}) {
+        if (s[key]) L.Error(s[key], sf + "." + key, "a child-workflow step takes no " + std::string(key));
+      }
+      L.String(s, "workflow", sf, &step.child_workflow, true);
+      if (YAML::Node b = s["budget"]; b && L.Map(b, sf + ".budget", {"max_tokens", "max_cost_usd"})) {
+        L.Number<int64_t>(b, "max_tokens", sf + ".budget", &step.child_max_tokens, 0);
+        L.Number<double>(b, "max_cost_usd", sf + ".budget", &step.child_max_cost_usd, 0.0);
+      }
+    } else if (YAML::Node b = s["budget"]) {
+      L.Error(b, sf + ".budget", "only a child-workflow step (workflow:) takes a budget");
+    } else if (YAML::Node wait = s["wait"]) {
       // A wait step calls no agent: only id, wait, when and after apply.
       for (const char* key : {"agent", "input", "for_each", "model_tier", "optional", "spawn"}) {
         if (s[key]) L.Error(s[key], sf + "." + key, "a wait step calls no agent, so it takes no " + std::string(key));
@@ -799,6 +822,9 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       step.input = L.ToJson(in);
     }
     L.Bool(s, "optional", sf, &step.optional);
+    if (L.String(s, "emit", sf, &step.emit) && !std::regex_match(step.emit, TopicRegex())) {
+      L.Error(s["emit"], sf + ".emit", "not a Kafka topic name ([a-zA-Z0-9._-], at most 249 characters)");
+    }
     if (YAML::Node sp = s["spawn"]; sp && L.Map(sp, sf + ".spawn", {"field", "agents", "max", "into"})) {
       SpawnConfig spawn;
       L.String(sp, "field", sf + ".spawn", &spawn.field, /*required=*/true);
@@ -981,12 +1007,25 @@ void LoadWorkflows(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
     LoadWorkflow(L, it->second, "workflows." + w.name, *cfg, &w);
     cfg->workflows[w.name] = std::move(w);
   }
+  // Child workflows name workflows of this file (any order; recursion is
+  // bounded at run time by coordinator.max_child_depth).
+  for (auto it = workflows.begin(); it != workflows.end(); ++it) {
+    const WorkflowConfig& w = cfg->workflows[it->first.Scalar()];
+    YAML::Node steps = it->second["steps"];
+    for (size_t i = 0; i < w.steps.size() && steps && steps.IsSequence() && i < steps.size(); ++i) {
+      const std::string& child = w.steps[i].child_workflow;
+      if (!child.empty() && cfg->workflows.count(child) == 0) {
+        L.Error(steps[i]["workflow"], absl::StrCat("workflows.", w.name, ".steps[", i, "].workflow"),
+                "unknown workflow '" + child + "'");
+      }
+    }
+  }
 }
 
 void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
   if (!L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_interval",
                                 "finished_retention", "transaction_timeout", "lag_interval",
-                                "static_membership"})) {
+                                "static_membership", "max_child_depth"})) {
     return;
   }
   L.String(c, "group_id", "coordinator", &cc->group_id);
@@ -999,6 +1038,7 @@ void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
   L.Duration(c, "transaction_timeout", "coordinator", &cc->transaction_timeout);
   L.Duration(c, "lag_interval", "coordinator", &cc->lag_interval);
   L.Bool(c, "static_membership", "coordinator", &cc->static_membership);
+  L.Number<int>(c, "max_child_depth", "coordinator", &cc->max_child_depth, 1, 16);
 }
 
 void LoadTracing(Loader& L, const YAML::Node& t, TracingConfig* tc) {
@@ -1070,9 +1110,61 @@ void CheckAcrossSections(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   }
 }
 
+// A trigger's `$event...` / `$key` strings, checked.
+void CheckTriggerTemplate(Loader& L, const YAML::Node& n, const std::string& f) {
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) CheckTriggerTemplate(L, it->second, f + "." + it->first.Scalar());
+  } else if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) CheckTriggerTemplate(L, n[i], absl::StrCat(f, "[", i, "]"));
+  } else if (n.IsScalar() && absl::StartsWith(n.Scalar(), "$") && !absl::StartsWith(n.Scalar(), "$$") &&
+             n.Scalar() != "$key" && n.Scalar() != "$event" && !absl::StartsWith(n.Scalar(), "$event.")) {
+    L.Error(n, f, "a trigger's input reads $event, $event.FIELD or $key, not '" + n.Scalar() + "'");
+  }
+}
+
+void LoadTriggers(Loader& L, const YAML::Node& triggers, FleetConfig* cfg) {
+  if (!L.Map(triggers, "triggers", {})) return;
+  std::set<std::string> topics;
+  for (auto it = triggers.begin(); it != triggers.end(); ++it) {
+    TriggerConfig t;
+    t.name = it->first.Scalar();
+    std::string f = "triggers." + t.name;
+    YAML::Node key = it->first;  // copies: the iterator's pair is a temporary
+    YAML::Node n = it->second;
+    if (!std::regex_match(t.name, NameRegex())) L.Error(key, f, "must match [a-z][a-z0-9_-]* (at most 63 characters)");
+    if (!L.Map(n, f, {"topic", "workflow", "task_id", "input", "tenant"})) continue;
+    if (L.String(n, "topic", f, &t.topic, true)) {
+      if (!std::regex_match(t.topic, TopicRegex())) {
+        L.Error(n["topic"], f + ".topic", "not a Kafka topic name ([a-zA-Z0-9._-], at most 249 characters)");
+      } else if (absl::StartsWith(t.topic, cfg->kafka.topic_prefix)) {
+        L.Error(n["topic"], f + ".topic", "is one of the fleet's own topics (prefix '" + cfg->kafka.topic_prefix + "')");
+      } else if (!topics.insert(t.topic).second) {
+        L.Error(n["topic"], f + ".topic", "another trigger reads '" + t.topic + "'");
+      }
+    }
+    if (L.String(n, "workflow", f, &t.workflow, true) && cfg->workflows.count(t.workflow) == 0) {
+      L.Error(n["workflow"], f + ".workflow", "unknown workflow '" + t.workflow + "'");
+    }
+    std::string id = "$key";
+    L.String(n, "task_id", f, &id);
+    if (absl::StartsWith(id, "$event.") && id.size() > 7) {
+      t.id_field = absl::StrSplit(id.substr(7), '.');
+    } else if (id != "$key") {
+      L.Error(n["task_id"], f + ".task_id", "expected $key or $event.FIELD, got '" + id + "'");
+    }
+    if (YAML::Node in = n["input"]) {
+      CheckTriggerTemplate(L, in, f + ".input");
+      t.input = L.ToJson(in);
+    }
+    L.String(n, "tenant", f, &t.tenant);
+    cfg->triggers[t.name] = std::move(t);
+  }
+}
+
 // The sections in the order they depend on each other.
 void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
-  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants", "tracing"})) {
+  if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants", "tracing",
+                        "triggers"})) {
     return;
   }
   if (YAML::Node n = root["tenants"]) LoadTenants(L, n, cfg);
@@ -1081,6 +1173,7 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   if (YAML::Node n = root["pricing"]) LoadPricing(L, n, cfg);
   LoadAgents(L, root, cfg);
   LoadWorkflows(L, root, cfg);
+  if (YAML::Node n = root["triggers"]) LoadTriggers(L, n, cfg);
   if (YAML::Node n = root["coordinator"]) LoadCoordinator(L, n, &cfg->coordinator);
   if (YAML::Node n = root["tracing"]) LoadTracing(L, n, &cfg->tracing);
   if (YAML::Node n = root["worker"]) LoadWorker(L, n, &cfg->worker);

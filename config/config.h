@@ -197,6 +197,17 @@ struct StepConfig {
   std::string id;
   std::string agent;  // empty for a wait step
   std::optional<WaitConfig> wait;
+  // `emit: TOPIC`: the step's output (a list for a fan-out) is also
+  // published to TOPIC as JSON ({task_id, tenant, workflow, step, output})
+  // when the step completes, in the transaction that records it.
+  std::string emit;
+  // `workflow: NAME`: the step runs another workflow as a child task (its
+  // `input` is the child's input) and its output is the child's output.
+  // `budget:` caps the child's tokens and cost; the child never gets more
+  // than the parent has left.
+  std::string child_workflow;
+  int64_t child_max_tokens = 0;
+  double child_max_cost_usd = 0;
   // Template whose "$..." strings are references (config/expression.h).
   nlohmann::json input = nlohmann::json::object();
   // When set, the step runs once per element of this list.
@@ -237,6 +248,9 @@ struct WorkflowConfig {
   // A task of this workflow fails when its deadline passes: the submission's
   // deadline if earlier, else accepted time + this.
   absl::Duration deadline = absl::Hours(1);
+  // `emit: TOPIC`: the task's result is also published to TOPIC as JSON
+  // (protobuf JSON of TaskResult), in the transaction that publishes it.
+  std::string emit;
   const StepConfig* FindStep(const std::string& id) const;
   // The first dependency cycle among the steps, as the path that closes it
   // ("a", "b", "a"), in file order of the steps it starts from; empty if the
@@ -261,6 +275,8 @@ struct CoordinatorConfig {
   absl::Duration transaction_timeout = absl::Seconds(10);
   // How often the consumer-group lag metric is read from the brokers.
   absl::Duration lag_interval = absl::Seconds(10);
+  // How deep child workflows may nest (a child of a child ... of a task).
+  int max_child_depth = 3;
   // Joins the group as a static member named `<group_id>-<instance>`: a
   // replica restarted under the same --instance gets its partitions back
   // without a rebalance, but a stopped one keeps them until its session
@@ -311,6 +327,22 @@ struct TracingConfig {
   size_t max_queue = 10000;  // spans waiting for export; more are dropped (counted)
 };
 
+// `triggers:` — a workflow started by each message on a topic the user
+// already has (JSON, or protobuf written as JSON). The task id is
+// "<trigger>/<value>" of the message key or of a field of the message, so a
+// redelivered or re-sent event is recognised as the same task.
+struct TriggerConfig {
+  std::string name;
+  std::string topic;     // full topic name (no prefix)
+  std::string workflow;
+  // Path of the field the id comes from ($event.a.b); empty: the key ($key).
+  std::vector<std::string> id_field;
+  // Template of the task's input: "$event", "$event.a.b" and "$key" strings
+  // are replaced by the event, its field (null if missing) and the key.
+  nlohmann::json input = "$event";
+  std::string tenant;
+};
+
 struct FleetConfig {
   std::string source;  // file the config came from
   TracingConfig tracing;
@@ -323,6 +355,7 @@ struct FleetConfig {
   WorkerConfig worker;
   // Tenant name -> limits; "*" applies to every tenant not named.
   std::map<std::string, TenantConfig> tenants;
+  std::map<std::string, TriggerConfig> triggers;
 
   // The limits that apply to `tenant`, or null.
   const TenantConfig* FindTenant(const std::string& tenant) const;

@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/error_codes.h"
+#include "coordinator/trigger.h"
 #include "common/log.h"
 #include "coordinator/tenant_ledgers.h"
 #include "common/status_macros.h"
@@ -106,6 +107,8 @@ absl::Status Coordinator::Start() {
   // Learn the output topics' leaders now, not on the first task.
   std::vector<std::string> outputs = {topics_.results, topics_.dlq, topics_.state};
   for (const auto& [name, agent] : config_->agents) outputs.push_back(topics_.Work(name));
+  for (const std::string& topic : EmitTopics(*config_)) outputs.push_back(topic);
+  if (!config_->triggers.empty()) outputs.push_back(topics_.tasks);
   if (shared_feed_) {
     outputs.push_back(topics_.breakers);
     outputs.push_back(topics_.cache);
@@ -116,7 +119,12 @@ absl::Status Coordinator::Start() {
     RETURN_IF_ERROR(shared_feed_->Assign({{topics_.breakers, 0}, {topics_.cache, 0}}));
     FollowSharedState(absl::Seconds(1));
   }
-  return consumer_->Subscribe({topics_.tasks, topics_.events, topics_.signals});
+  std::vector<std::string> inputs = {topics_.tasks, topics_.events, topics_.signals};
+  for (const auto& [name, trigger] : config_->triggers) {
+    inputs.push_back(trigger.topic);
+    trigger_of_[trigger.topic] = &trigger;
+  }
+  return consumer_->Subscribe(inputs);
 }
 
 absl::Status Coordinator::Run(const std::function<bool()>& stop) {
@@ -180,6 +188,8 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
         HandleEvent(m, &out);
       } else if (m.topic == topics_.signals) {
         HandleSignal(m, &out);
+      } else if (auto t = trigger_of_.find(m.topic); t != trigger_of_.end()) {
+        HandleTrigger(*t->second, m, &out);
       }
       offsets[{m.topic, m.partition}] = m.offset + 1;
     }
@@ -465,15 +475,32 @@ void Coordinator::HandleSignal(const Message& m, Outbox* out) {
     DeadLetter(m, absl::StrCat("the key '", m.key, "' is not the signal's task_id '", signal->task_id(), "'"));
     return;
   }
-  SignalOutcome outcome = engine_.OnSignal(*signal, out);
+  SignalOutcome outcome = engine_.OnSignal(*signal, m.partition, out);
   const char* kind = signal->cancel() ? "cancel" : "signal";
   if (metrics_) metrics_->Signal(kind, SignalOutcomeName(outcome));
   Log(outcome == SignalOutcome::kCancelled || outcome == SignalOutcome::kDelivered ||
-              outcome == SignalOutcome::kBuffered
+              outcome == SignalOutcome::kBuffered || outcome == SignalOutcome::kCancelAhead
           ? LogLevel::kInfo
           : LogLevel::kWarning,
       kComponent, absl::StrCat(kind, " ", SignalOutcomeName(outcome)),
       {{"task_id", signal->task_id()}, {"name", signal->name()}, {"sender", signal->sender()}});
+}
+
+void Coordinator::HandleTrigger(const TriggerConfig& trigger, const Message& m, Outbox* out) {
+  if (m.payload.size() > config_->coordinator.max_payload_bytes) {
+    DeadLetter(m, absl::StrCat("trigger '", trigger.name, "': event of ", m.payload.size(), " bytes exceeds ",
+                               config_->coordinator.max_payload_bytes));
+    return;
+  }
+  auto submission = TriggeredSubmission(trigger, m.key, m.payload);
+  if (!submission.ok()) {
+    DeadLetter(m, absl::StrCat("trigger '", trigger.name, "': ", submission.status().message()));
+    return;
+  }
+  if (m.timestamp_ms > 0) *submission->mutable_submitted_at() = ToTimestamp(absl::FromUnixMillis(m.timestamp_ms));
+  (*submission->mutable_labels())["source"] = absl::StrCat(m.topic, "/", m.partition, "@", m.offset);
+  Encoded e = Encode(*submission, TraceparentOf(m));
+  out->records.push_back({topics_.tasks, submission->task_id(), std::move(e.payload), std::move(e.headers)});
 }
 
 void Coordinator::Oversized(absl::string_view what, const std::string& task_id, size_t bytes) {
@@ -577,6 +604,13 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
         {{"task_id", published->task_id()},
          {"trace_id", TraceId(r.traceparent)},
          {"status", v1::TaskStatus_Name(published->status())}});
+  }
+  for (const Outbox::Record& r : out.records) {
+    if (size_t bytes = MessageBytes(r.key, r.payload, r.headers); bytes > limit) {
+      Oversized(absl::StrCat("record for ", r.topic), r.key, bytes);  // dropped, counted, logged
+      continue;
+    }
+    RETURN_IF_ERROR(Produce({r.topic, r.key, r.payload, r.headers}));
   }
   for (auto& [key, entry] : engine_.TakeCacheInserts()) {
     if (shared_feed_ == nullptr) continue;

@@ -98,6 +98,7 @@ class Coordinator : public RebalanceListener {
     return config_->coordinator.processing == CoordinatorConfig::Processing::kExactlyOnce;
   }
   void HandleSubmission(const Message& m, Outbox* out);
+  void HandleTrigger(const TriggerConfig& trigger, const Message& m, Outbox* out);
   void HandleSignal(const Message& m, Outbox* out);
   void HandleEvent(const Message& m, Outbox* out);
   void DeadLetter(const Message& m, absl::string_view reason);
@@ -139,6 +140,8 @@ class Coordinator : public RebalanceListener {
   StateReader state_reader_;
   CoordinatorOptions options_;
   Topics topics_;
+  // Trigger topic -> its trigger (set at Start()).
+  std::map<std::string, const TriggerConfig*> trigger_of_;
   TaskEngine engine_;
   BatchCommitter committer_;  // at_least_once
   uint64_t batch_ = 0;        // at_least_once: the batch being built

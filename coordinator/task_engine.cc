@@ -4,10 +4,12 @@
 #include <cmath>
 
 #include "absl/algorithm/container.h"
+#include "google/protobuf/util/json_util.h"
 #include "absl/strings/str_cat.h"
 #include "codec/codec.h"
 #include "common/error_codes.h"
 #include "codec/json_value.h"
+#include "codec/trace.h"
 #include "coordinator/task_engine_internal.h"
 #include "workflow/condition_eval.h"
 #include "workflow/input.h"
@@ -82,6 +84,15 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   if (submission.has_deadline()) task->deadline = std::min(task->deadline, FromTimestamp(submission.deadline()));
   Task& t = *task;
   active_[id] = std::move(task);
+  if (auto ahead = cancels_ahead_.find(id); ahead != cancels_ahead_.end()) {
+    // Cancelled before it was read: it ends CANCELLED without running a step.
+    v1::Error error = MakeError(kCancelled, ahead->second.reason);
+    expiries_.erase({ahead->second.at + config_->coordinator.finished_retention, id});
+    cancels_ahead_.erase(ahead);
+    ++stats_.cancelled;
+    Finish(t, v1::TASK_STATUS_CANCELLED, &error, out);
+    return absl::OkStatus();
+  }
   StartReadySteps(t, out);
   if (!t.finished) Touch(t);
   return absl::OkStatus();
@@ -97,6 +108,21 @@ void TaskEngine::Reject(const v1::TaskSubmission& submission, const std::string&
   v1::Error error = MakeError(code, reason);
   out->results.push_back(
       {NewResult(submission, v1::TASK_STATUS_REJECTED, &error, clock_->Now()), traceparent, /*parent_traceparent=*/""});
+  NotifyParent(out->results.back(), out);
+}
+
+void TaskEngine::NotifyParent(const Outbox::Result& result, Outbox* out) {
+  const std::string& parent = result.result.parent_task_id();
+  if (parent.empty()) return;
+  // A child's result goes to its parent's step too (on the signals topic,
+  // keyed by the parent, so the parent's replica reads it).
+  v1::TaskSignal to_parent;
+  to_parent.set_task_id(parent);
+  to_parent.set_name("child");
+  *to_parent.mutable_child_result() = result.result;
+  Encoded e = Encode(to_parent, result.traceparent);
+  out->records.push_back(
+      {config_->kafka.topic_prefix + "signals", parent, std::move(e.payload), std::move(e.headers)});
 }
 
 void TaskEngine::StartReadySteps(Task& task, Outbox* out) {
@@ -147,6 +173,11 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
   if (s.config->wait) {
     s.instances.resize(1);
     StartWait(task, step, out);
+    return;
+  }
+  if (!s.config->child_workflow.empty()) {
+    s.instances.resize(1);
+    StartChild(task, step, out);
     return;
   }
   if (!s.config->for_each) {
@@ -430,7 +461,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   size_t step = step_it->second;
   StepRun& s = task.steps[step];
   int fan = event.fan_index();
-  if (!s.started || !s.ValidFan(fan) || s.config->wait) {  // a wait step has no attempts
+  if (!s.started || !s.ValidFan(fan) || s.agent == nullptr) {  // a wait or child step has no attempts
     ++stats_.stale_events;
     return;
   }
@@ -562,6 +593,10 @@ Spend TaskEngine::Committed(const Task& task) {
         c.tokens += r.spend.tokens;
         c.cost_usd += r.spend.cost_usd;
       }
+      if (inst.waiting(Instance::Wait::kChild)) {
+        c.tokens += inst.child_budget.tokens;
+        c.cost_usd += inst.child_budget.cost_usd;
+      }
     }
   }
   return c;
@@ -570,7 +605,7 @@ Spend TaskEngine::Committed(const Task& task) {
 bool TaskEngine::HasReservations(const Task& task) {
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) {
-      if (!inst.reservations.empty()) return true;
+      if (!inst.reservations.empty() || inst.waiting(Instance::Wait::kChild)) return true;
     }
   }
   return false;
@@ -588,7 +623,13 @@ void TaskEngine::ResumeBudgetWaits(Task& task, Outbox* out) {
   for (size_t step = 0; !task.finished && step < task.steps.size(); ++step) {
     StepRun& s = task.steps[step];
     for (size_t i = 0; !task.finished && i < s.instances.size(); ++i) {
-      if (s.instances[i].waiting(Instance::Wait::kBudget)) Dispatch(task, step, s.Fan(i), out);
+      if (!s.instances[i].waiting(Instance::Wait::kBudget)) continue;
+      if (s.agent == nullptr) {
+        s.instances[i].wait = Instance::Wait::kNone;
+        StartChild(task, step, out);  // a child step that waited for budget
+      } else {
+        Dispatch(task, step, s.Fan(i), out);
+      }
     }
   }
 }
@@ -737,6 +778,14 @@ void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {
   StepRun& s = task.steps[step];
   s.complete = true;
   s.output = StepOutput(s);
+  if (!s.config->emit.empty() && !s.skipped) {
+    Json record = {{"task_id", task.id()},
+                   {"tenant", task.submission.tenant()},
+                   {"workflow", task.workflow->name},
+                   {"step", s.config->id},
+                   {"output", s.output}};
+    out->records.push_back({s.config->emit, task.id(), record.dump(), {{"content-type", "application/json"}}});
+  }
   ++task.steps_done;
   if (task.steps_done == task.steps.size()) {
     Finish(task, task.degraded ? v1::TASK_STATUS_PARTIAL : v1::TASK_STATUS_COMPLETED, nullptr, out);
@@ -749,6 +798,7 @@ void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {
 const char* SignalOutcomeName(SignalOutcome outcome) {
   switch (outcome) {
     case SignalOutcome::kCancelled: return "cancelled";
+    case SignalOutcome::kCancelAhead: return "cancel_ahead";
     case SignalOutcome::kDelivered: return "delivered";
     case SignalOutcome::kBuffered: return "buffered";
     case SignalOutcome::kUnknownTask: return "unknown_task";
@@ -774,6 +824,111 @@ void TaskEngine::StartWait(Task& task, size_t step, Outbox* out) {
     DeliverSignal(task, early, out);  // the step now waits for it: delivered
     return;
   }
+}
+
+void TaskEngine::StartChild(Task& task, size_t step, Outbox* out) {
+  StepRun& s = task.steps[step];
+  const StepConfig& c = *s.config;
+  Instance& inst = s.instances[0];
+  int depth = task.submission.depth() + 1;
+  if (depth > config_->coordinator.max_child_depth) {
+    FailTask(task, "child_depth_exceeded",
+             absl::StrCat("step '", c.id, "' would start a child at depth ", depth,
+                          "; coordinator.max_child_depth is ", config_->coordinator.max_child_depth),
+             out);
+    return;
+  }
+  auto input = agentfleet::BuildInput(c.input, ContextFor(task));
+  if (!input.ok() || !input->is_object()) {
+    FailTask(task, "invalid_input",
+             absl::StrCat("step '", c.id, "': ", input.ok() ? "a child's input must be an object" : input.status().message()),
+             out);
+    return;
+  }
+  // The child's budget: its own cap, never more than this task has left.
+  Spend committed = Committed(task);
+  Spend budget{c.child_max_tokens, c.child_max_cost_usd};
+  if (task.limits.max_tokens > 0) {
+    int64_t left = task.limits.max_tokens - committed.tokens;
+    budget.tokens = budget.tokens > 0 ? std::min(budget.tokens, left) : left;
+  }
+  if (task.limits.max_cost_usd > 0) {
+    double left = task.limits.max_cost_usd - committed.cost_usd;
+    budget.cost_usd = budget.cost_usd > 0 ? std::min(budget.cost_usd, left) : left;
+  }
+  if ((task.limits.max_tokens > 0 && budget.tokens <= 0) || (task.limits.max_cost_usd > 0 && budget.cost_usd <= 0)) {
+    if (HasReservations(task)) {
+      inst.wait = Instance::Wait::kBudget;  // retried when a reservation settles
+      return;
+    }
+    ExhaustBudget(task, absl::StrCat("nothing left for the child workflow of step '", c.id, "'"), out);
+    return;
+  }
+  v1::TaskSubmission child;
+  child.set_task_id(absl::StrCat(task.id(), "/", c.id));
+  child.set_tenant(task.submission.tenant());
+  child.set_workflow(c.child_workflow);
+  *child.mutable_input() = ToStruct(*input);
+  if (budget.tokens > 0) child.mutable_budget()->set_max_tokens(budget.tokens);
+  if (budget.cost_usd > 0) child.mutable_budget()->set_max_cost_usd(budget.cost_usd);
+  child.set_priority(task.submission.priority());
+  if (task.deadline != absl::InfiniteFuture()) *child.mutable_deadline() = ToTimestamp(task.deadline);
+  *child.mutable_submitted_at() = ToTimestamp(clock_->Now());
+  *child.mutable_labels() = task.submission.labels();
+  (*child.mutable_labels())["parent_task_id"] = task.id();
+  child.set_parent_task_id(task.id());
+  child.set_depth(depth);
+  Encoded e = Encode(child, ChildTraceparent(task.traceparent));
+  out->records.push_back({config_->kafka.topic_prefix + "tasks", child.task_id(), std::move(e.payload), std::move(e.headers)});
+  inst.child_task_id = child.task_id();
+  inst.child_budget = budget;
+  inst.status = v1::STEP_STATUS_RUNNING;
+  inst.wait = Instance::Wait::kChild;
+  inst.dispatched_at = clock_->Now();
+  inst.note = absl::StrCat("child task ", child.task_id());
+}
+
+SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outbox* out) {
+  for (size_t i = 0; i < task.steps.size(); ++i) {
+    StepRun& s = task.steps[i];
+    if (s.config->child_workflow.empty() || !s.started || s.complete) continue;
+    Instance& inst = s.instances[0];
+    if (inst.child_task_id != child.task_id() || !inst.waiting(Instance::Wait::kChild)) continue;
+    inst.wait = Instance::Wait::kNone;
+    inst.child_budget = {};
+    inst.usage = child.usage();
+    task.usage.set_input_tokens(task.usage.input_tokens() + child.usage().input_tokens());
+    task.usage.set_output_tokens(task.usage.output_tokens() + child.usage().output_tokens());
+    task.usage.set_cost_usd(task.usage.cost_usd() + child.usage().cost_usd());
+    task.usage.set_calls(task.usage.calls() + child.usage().calls());
+    inst.latency_ms = absl::ToInt64Milliseconds(clock_->Now() - inst.dispatched_at);
+    bool ok = child.status() == v1::TASK_STATUS_COMPLETED || child.status() == v1::TASK_STATUS_PARTIAL;
+    std::string status = v1::TaskStatus_Name(child.status()).substr(sizeof("TASK_STATUS_") - 1);
+    if (ok) {
+      inst.status = v1::STEP_STATUS_SUCCEEDED;
+      inst.output = child.has_output() ? FromValue(child.output()) : Json();
+      if (child.status() == v1::TASK_STATUS_PARTIAL) {
+        task.degraded = true;
+        inst.note = absl::StrCat("child task ", child.task_id(), " ended PARTIAL");
+      }
+      s.succeeded = 1;
+    } else {
+      inst.status = v1::STEP_STATUS_FAILED;
+      inst.error = MakeError("child_failed", absl::StrCat("child task ", child.task_id(), " ended ", status,
+                                                           child.has_error() ? ": " + child.error().message() : ""));
+      if (!s.config->optional) {
+        FailTask(task, "child_failed", absl::StrCat("step '", s.config->id, "': ", inst.error.message()), out);
+        return SignalOutcome::kDelivered;
+      }
+      task.degraded = true;
+      inst.note = inst.error.message();
+      s.failed = 1;
+    }
+    CompleteStep(task, i, out);
+    if (!task.finished) ResumeBudgetWaits(task, out);  // its unused budget is free again
+    return SignalOutcome::kDelivered;
+  }
+  return SignalOutcome::kDuplicate;  // no step waits for that child (any more)
 }
 
 SignalOutcome TaskEngine::DeliverSignal(Task& task, const v1::TaskSignal& signal, Outbox* out) {
@@ -822,14 +977,38 @@ void TaskEngine::EndWait(Task& task, size_t step, Json output, const std::string
   CompleteStep(task, step, out);
 }
 
-SignalOutcome TaskEngine::OnSignal(const v1::TaskSignal& signal, Outbox* out) {
+SignalOutcome TaskEngine::OnSignal(const v1::TaskSignal& signal, int32_t partition, Outbox* out) {
   FreeFinished();
-  auto it = active_.find(signal.task_id());
+  const std::string& id = signal.task_id();
+  auto it = active_.find(id);
   if (it == active_.end()) {
+    if (finished_.contains(id)) {
+      ++stats_.signals_ignored;
+      return SignalOutcome::kFinishedTask;
+    }
+    // A cancellation that overtook its submission: kept, durably, so the
+    // submission ends CANCELLED when it is read.
+    if (signal.cancel() && (cancels_ahead_.contains(id) || cancels_ahead_.size() < kMaxCancelsAhead)) {
+      absl::Time now = clock_->Now();
+      if (auto old = cancels_ahead_.find(id); old != cancels_ahead_.end()) {
+        expiries_.erase({old->second.at + config_->coordinator.finished_retention, id});
+      }
+      cancels_ahead_[id] = {signal.reason().empty() ? "cancelled" : signal.reason(), now, partition};
+      expiries_.insert({now + config_->coordinator.finished_retention, id});
+      dirty_.insert(id);
+      dirty_partition_[id] = partition;
+      return SignalOutcome::kCancelAhead;
+    }
     ++stats_.signals_ignored;
-    return finished_.contains(signal.task_id()) ? SignalOutcome::kFinishedTask : SignalOutcome::kUnknownTask;
+    return SignalOutcome::kUnknownTask;
   }
   Task& task = *it->second;
+  if (signal.has_child_result()) {
+    SignalOutcome outcome = EndChild(task, signal.child_result(), out);
+    if (outcome != SignalOutcome::kDelivered) ++stats_.signals_ignored;
+    if (!task.finished) Touch(task);
+    return outcome;
+  }
   if (signal.cancel()) {
     v1::Error error = MakeError(kCancelled, signal.reason().empty() ? "cancelled" : signal.reason());
     ++stats_.cancelled;
@@ -949,6 +1128,7 @@ void TaskEngine::Tick(Outbox* out) {
     *r.mutable_usage() = state.usage();
     *r.mutable_accepted_at() = state.accepted_at();
     out->results.push_back({std::move(r), state.traceparent(), state.parent_traceparent()});
+    NotifyParent(out->results.back(), out);
     ++stats_.finished;
     Remember(sub.task_id(), now, partition);
   }
@@ -968,6 +1148,13 @@ void TaskEngine::Tick(Outbox* out) {
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     std::string id = expiries_.begin()->second;
     expiries_.erase(expiries_.begin());
+    if (auto ahead = cancels_ahead_.find(id);
+        ahead != cancels_ahead_.end() && ahead->second.at + config_->coordinator.finished_retention <= now) {
+      dirty_.insert(id);
+      dirty_partition_[id] = ahead->second.partition;
+      cancels_ahead_.erase(ahead);  // tombstone: its submission never came
+      continue;
+    }
     auto it = finished_.find(id);
     if (it == finished_.end()) continue;
     dirty_.insert(id);
@@ -1033,10 +1220,11 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       v1::StepSummary* sum = r.add_steps();
       sum->set_step(s.config->id);
       sum->set_fan_index(s.Fan(i));
-      sum->set_agent(s.config->wait ? "" : AgentOf(s, inst).name);
+      sum->set_agent(s.agent == nullptr ? "" : AgentOf(s, inst).name);
       sum->set_explanation(inst.note);
       sum->set_model(inst.model);
-      sum->set_status(inst.done() || inst.attempt > 0 || inst.waiting(Instance::Wait::kSignal)
+      sum->set_status(inst.done() || inst.attempt > 0 || inst.waiting(Instance::Wait::kSignal) ||
+                              inst.waiting(Instance::Wait::kChild)
                           ? inst.status
                           : v1::STEP_STATUS_SKIPPED);
       sum->set_cached(inst.cached);
@@ -1061,6 +1249,28 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
 void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* error, Outbox* out) {
   absl::Time now = clock_->Now();
   out->results.push_back(BuildResult(task, status, error, now));
+  const std::string signals_topic = config_->kafka.topic_prefix + "signals";
+  NotifyParent(out->results.back(), out);
+  for (const StepRun& s : task.steps) {
+    for (const Instance& inst : s.instances) {
+      if (!inst.waiting(Instance::Wait::kChild)) continue;
+      // The parent ended first: its running children are cancelled.
+      v1::TaskSignal cancel;
+      cancel.set_task_id(inst.child_task_id);
+      cancel.set_cancel(true);
+      cancel.set_reason(absl::StrCat("its parent task ", task.id(), " ended ",
+                                     v1::TaskStatus_Name(status).substr(sizeof("TASK_STATUS_") - 1)));
+      Encoded e = Encode(cancel, task.traceparent);
+      out->records.push_back({signals_topic, cancel.task_id(), std::move(e.payload), std::move(e.headers)});
+    }
+  }
+  if (!task.workflow->emit.empty()) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions print;
+    print.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(out->results.back().result, &json, print);
+    out->records.push_back({task.workflow->emit, task.id(), std::move(json), {{"content-type", "application/json"}}});
+  }
   ++stats_.finished;
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) {

@@ -39,6 +39,7 @@
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
 #include "common/clock.h"
+#include "common/headers.h"
 #include "config/config.h"
 #include "coordinator/budget.h"
 #include "coordinator/circuit_breaker.h"
@@ -66,12 +67,22 @@ struct Outbox {
     // negative when it had no such budget.
     double budget_used = -1;
   };
+  // Any other message, as is: a step's or a task's `emit:`, a trigger's
+  // submission to the tasks topic.
+  struct Record {
+    std::string topic;
+    std::string key;
+    std::string payload;
+    Headers headers;
+  };
   std::vector<Work> work;
   std::vector<Result> results;
-  bool empty() const { return work.empty() && results.empty(); }
+  std::vector<Record> records;
+  bool empty() const { return work.empty() && results.empty() && records.empty(); }
   void clear() {
     work.clear();
     results.clear();
+    records.clear();
   }
 };
 
@@ -101,6 +112,7 @@ struct EngineStats {
 // What became of a TaskSignal (TaskEngine::OnSignal).
 enum class SignalOutcome {
   kCancelled,     // the task ended CANCELLED
+  kCancelAhead,   // no such task yet: kept, its submission will end CANCELLED
   kDelivered,     // a step waiting for it took it
   kBuffered,      // kept in the task's state until its step waits for it
   kUnknownTask,   // no such task here: never submitted, or forgotten after finished_retention
@@ -155,7 +167,8 @@ class TaskEngine {
   // named signal completes the step waiting for it, or is buffered until
   // that step starts. Signals for unknown or finished tasks, and duplicates,
   // change nothing.
-  SignalOutcome OnSignal(const v1::TaskSignal& signal, Outbox* out);
+  // `partition` is the signal's, which is its task's (co-partitioned).
+  SignalOutcome OnSignal(const v1::TaskSignal& signal, int32_t partition, Outbox* out);
 
   // Fires every timer due at the clock's now: timeouts, backoffs, task
   // deadlines, and the retention of finished ids.
@@ -262,6 +275,12 @@ class TaskEngine {
   void StartWait(Task& task, size_t step, Outbox* out);
   SignalOutcome DeliverSignal(Task& task, const v1::TaskSignal& signal, Outbox* out);
   void EndWait(Task& task, size_t step, nlohmann::json output, const std::string& note, Outbox* out);
+  // Child workflows: start the child task (a submission to the tasks topic,
+  // its budget carved out of this task's); its result, which ends the step.
+  void StartChild(Task& task, size_t step, Outbox* out);
+  SignalOutcome EndChild(Task& task, const v1::TaskResult& child, Outbox* out);
+  // A child task's result (any status) also goes to its parent, if it has one.
+  void NotifyParent(const Outbox::Result& result, Outbox* out);
   // A failed or timed-out attempt: retry after a backoff, or fail the task.
   void AttemptFailed(Task& task, size_t step, int fan_index, const v1::Error& error, Outbox* out);
   void FireTimers(Task& task, absl::Time now, Outbox* out);
@@ -327,6 +346,15 @@ class TaskEngine {
   void FreeFinished();
   // Finished task ids (resubmissions are ignored) until their retention ends.
   absl::flat_hash_map<std::string, Finished> finished_;
+  // Cancellations read before their task's submission (kept until the
+  // retention ends, at most kMaxCancelsAhead): the submission ends CANCELLED.
+  struct CancelAhead {
+    std::string reason;
+    absl::Time at;
+    int32_t partition = 0;
+  };
+  static constexpr size_t kMaxCancelsAhead = 100000;
+  absl::flat_hash_map<std::string, CancelAhead> cancels_ahead_;
   // (due, task id): each active task's earliest timer; each finished id's expiry.
   std::set<std::pair<absl::Time, std::string>> timers_;
   std::set<std::pair<absl::Time, std::string>> expiries_;

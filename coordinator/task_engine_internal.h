@@ -38,6 +38,7 @@ inline v1::TaskResult NewResult(const v1::TaskSubmission& submission, v1::TaskSt
   *r.mutable_submitted_at() = submission.submitted_at();
   *r.mutable_finished_at() = ToTimestamp(finished);
   *r.mutable_labels() = submission.labels();
+  r.set_parent_task_id(submission.parent_task_id());
   return r;
 }
 
@@ -78,8 +79,9 @@ struct TaskEngine::Instance {
   // time (a new wait replaces the old): budget its task's outstanding
   // attempts may release, its tenant's budget (released calls, or the next
   // period at retry_at), or a provider's quota (in rate_waiting_).
-  // A wait step waits for its signal (kSignal) until retry_at, its timeout.
-  enum class Wait { kNone, kBudget, kTenant, kQuota, kSignal };
+  // A wait step waits for its signal (kSignal) until retry_at, its timeout;
+  // a child-workflow step for its child's result (kChild).
+  enum class Wait { kNone, kBudget, kTenant, kQuota, kSignal, kChild };
   Wait wait = Wait::kNone;
   bool waiting(Wait w) const { return wait == w; }
   void StopWaiting(Wait w) {
@@ -104,6 +106,10 @@ struct TaskEngine::Instance {
   uint64_t rate_seq = 0;    // its place in its quota's queue
   int64_t rate_tokens = 0;  // the tokens it needs from the quota
   std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
+  // A child-workflow step's child task, and the budget held for it until
+  // its result settles it.
+  std::string child_task_id;
+  Spend child_budget;
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
   // Where the instance is, derived from its fields: not dispatched yet;

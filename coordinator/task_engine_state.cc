@@ -44,6 +44,11 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
       ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
       ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
+      if (!inst.child_task_id.empty()) {
+        ss->set_child_task_id(inst.child_task_id);
+        ss->set_child_tokens(inst.child_budget.tokens);
+        ss->set_child_cost_usd(inst.child_budget.cost_usd);
+      }
       if (inst.spawn_agent) {
         ss->set_spawn_agent(inst.spawn_agent->name);
         *ss->mutable_spawn_input() = ToStruct(inst.spawn_input);
@@ -87,6 +92,13 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
       st.set_finished(true);
       *st.mutable_finished_at() = ToTimestamp(f->second.at);
       change.state = std::move(st);
+    } else if (auto a = cancels_ahead_.find(id); a != cancels_ahead_.end()) {
+      v1::TaskState st;
+      st.mutable_submission()->set_task_id(id);
+      st.set_cancel_requested(true);
+      st.set_cancel_reason(a->second.reason);
+      *st.mutable_finished_at() = ToTimestamp(a->second.at);
+      change.state = std::move(st);
     }  // else: tombstone
     changes->push_back(std::move(change));
   }
@@ -120,9 +132,20 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     expiries_.erase({f->second.at + config_->coordinator.finished_retention, task_id});
     finished_.erase(f);
   }
+  if (auto a = cancels_ahead_.find(task_id); a != cancels_ahead_.end()) {
+    expiries_.erase({a->second.at + config_->coordinator.finished_retention, task_id});
+    cancels_ahead_.erase(a);
+  }
   dirty_.erase(task_id);
   if (!state) return;
   ++stats_.restored;
+  if (state->cancel_requested() && !state->finished() && state->steps_size() == 0 &&
+      state->submission().workflow().empty()) {
+    absl::Time at = FromTimestamp(state->finished_at());
+    cancels_ahead_[task_id] = {state->cancel_reason(), at, partition};
+    expiries_.insert({at + config_->coordinator.finished_retention, task_id});
+    return;
+  }
   if (state->finished()) {
     Remember(task_id, FromTimestamp(state->finished_at()), partition);
     dirty_.erase(task_id);  // already durable
@@ -187,7 +210,10 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
                 : ss.tenant_wait() ? Instance::Wait::kTenant
                 : ss.rate_wait()   ? Instance::Wait::kQuota  // re-queued at the next Tick
                 : ss.signal_wait() && s.config->wait ? Instance::Wait::kSignal
+                : !ss.child_task_id().empty() && ss.status() == v1::STEP_STATUS_RUNNING ? Instance::Wait::kChild
                                    : Instance::Wait::kNone;
+    inst.child_task_id = ss.child_task_id();
+    inst.child_budget = {ss.child_tokens(), ss.child_cost_usd()};
     if (!ss.spawn_agent().empty()) {
       inst.spawn_agent = config_->FindAgent(ss.spawn_agent());
       inst.spawn_input = FromStruct(ss.spawn_input());
@@ -251,6 +277,15 @@ void TaskEngine::DropPartitions(const std::set<int32_t>& partitions) {
       if (it->second->armed != absl::InfiniteFuture()) timers_.erase({it->second->armed, it->first});
       dirty_.erase(it->first);
       active_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = cancels_ahead_.begin(); it != cancels_ahead_.end();) {
+    if (partitions.count(it->second.partition)) {
+      expiries_.erase({it->second.at + config_->coordinator.finished_retention, it->first});
+      dirty_.erase(it->first);
+      cancels_ahead_.erase(it++);
     } else {
       ++it;
     }

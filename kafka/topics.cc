@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -27,6 +28,17 @@ Properties Merge(Properties base, const std::map<std::string, std::string>& over
 
 }  // namespace
 
+std::vector<std::string> EmitTopics(const FleetConfig& config) {
+  std::set<std::string> topics;
+  for (const auto& [name, w] : config.workflows) {
+    if (!w.emit.empty()) topics.insert(w.emit);
+    for (const StepConfig& s : w.steps) {
+      if (!s.emit.empty()) topics.insert(s.emit);
+    }
+  }
+  return {topics.begin(), topics.end()};
+}
+
 std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
   const KafkaConfig& k = config.kafka;
   Topics t(k.topic_prefix);
@@ -45,6 +57,12 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
   };
   for (const auto& [name, agent] : config.agents) {
     specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, {}});
+  }
+  // Topics the user's own systems read (emit:) and write (triggers:): made
+  // when missing (an existing topic is left as it is).
+  for (const std::string& topic : EmitTopics(config)) specs.push_back({topic, k.partitions, k.replication_factor, {}});
+  for (const auto& [name, trigger] : config.triggers) {
+    specs.push_back({trigger.topic, k.partitions, k.replication_factor, {}});
   }
   // Every message the fleet produces fits (record batch framing included),
   // and never below Kafka's default of 1,048,588 bytes.

@@ -26,6 +26,9 @@ struct Topics {
   std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
 };
 
+// The topics workflows `emit:` to (steps' and results'), each once.
+std::vector<std::string> EmitTopics(const FleetConfig& config);
+
 // Every topic the fleet configured in `config` uses, with partitions and
 // configs (state is compacted).
 std::vector<TopicSpec> FleetTopics(const FleetConfig& config);

@@ -1,6 +1,7 @@
 // End-to-end tests of the orchestration constructs (issue 18) on the real
 // Kafka broker: routing, data-driven model tiers, signals, cancellation.
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -24,7 +25,39 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-class OrchestrationTest : public KafkaTest {};
+class OrchestrationTest : public KafkaTest {
+ protected:
+  // A fleet on examples/triage.yaml, with this test's own helpdesk topics
+  // and `edits`: its topics made, a coordinator and `workers` workers
+  // started (the coordinator's PID in `coordinator`). Null on failure (the
+  // test has failed then).
+  std::optional<FleetConfig> StartTriageFleet(Fleet& fleet, int workers,
+                                              std::vector<std::pair<std::string, std::string>> edits = {},
+                                              pid_t* coordinator = nullptr) {
+    fleet.set_example("examples/triage.yaml");
+    edits.push_back({"helpdesk.", "ext." + fleet.prefix() + "helpdesk."});
+    fleet.WriteConfig(bootstrap_, edits);
+    absl::Status created = fleet.CreateTopics();
+    EXPECT_TRUE(created.ok()) << created << fleet.LogTails();
+    auto config = fleet.LoadConfig();
+    EXPECT_TRUE(config.ok()) << config.status();
+    if (!created.ok() || !config.ok()) return std::nullopt;
+    pid_t pid = fleet.StartCoordinator();
+    if (coordinator) *coordinator = pid;
+    for (int i = 1; i <= workers; ++i) fleet.StartWorker(absl::StrCat("worker-", i));
+    return *config;
+  }
+
+  // Polls until every expected result is in (or `timeout`), then 2 s more
+  // for a duplicate that would arrive right behind.
+  static RunSummary Collect(ResultCollector& collector, absl::Duration timeout = absl::Seconds(120)) {
+    for (absl::Time until = absl::Now() + timeout; !collector.Done() && absl::Now() < until;) {
+      collector.Poll(absl::Milliseconds(200));
+    }
+    collector.Poll(absl::Seconds(2));
+    return collector.Summary();
+  }
+};
 
 // Each task's classify output, as the workers reported it on the events topic.
 std::map<std::string, Json> ClassifierOutputs(const FleetConfig& config) {
@@ -54,14 +87,8 @@ std::map<std::string, Json> ClassifierOutputs(const FleetConfig& config) {
 // the tier its complexity names; the audit verifies every output.
 TEST_F(OrchestrationTest, RoutingPicksExactlyTheBranchTheClassifierNamedForFiveHundredTasks) {
   Fleet fleet("route");
-  fleet.set_example("examples/triage.yaml");
-  fleet.WriteConfig(bootstrap_);
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok()) << config.status();
-  fleet.StartCoordinator();
-  fleet.StartWorker("worker-1");
-  fleet.StartWorker("worker-2");
+  auto config = StartTriageFleet(fleet, 2);
+  ASSERT_TRUE(config.has_value());
   constexpr int kTasks = 500;
   std::vector<v1::TaskSubmission> tasks = SampleTasks(kTasks, fleet.prefix() + "task", 4321);
   for (auto& t : tasks) t.set_workflow("triage");
@@ -168,13 +195,9 @@ const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string& step) 
 // completes once, the approved ones sent, the rejected ones not.
 TEST_F(OrchestrationTest, ApprovalsSentAfterTheCoordinatorWasKilledAreTakenByTheOneThatTookOver) {
   Fleet fleet("approve");
-  fleet.set_example("examples/triage.yaml");
-  fleet.WriteConfig(bootstrap_, {kFastFailover});
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok()) << config.status();
-  pid_t first = fleet.StartCoordinator();
-  fleet.StartWorker("worker-1");
+  pid_t first = 0;
+  auto config = StartTriageFleet(fleet, 1, {kFastFailover}, &first);
+  ASSERT_TRUE(config.has_value());
   auto collector = ResultCollector::Start(*config, nullptr);
   ASSERT_TRUE(collector.ok()) << collector.status();
   constexpr int kTasks = 40;
@@ -205,11 +228,7 @@ TEST_F(OrchestrationTest, ApprovalsSentAfterTheCoordinatorWasKilledAreTakenByThe
     *signal.mutable_payload() = ToValue(Json::parse(payload));
     ASSERT_TRUE(SendSignal(*config, signal).ok());
   }
-  for (absl::Time until = absl::Now() + absl::Seconds(120); !(*collector)->Done() && absl::Now() < until;) {
-    (*collector)->Poll(absl::Milliseconds(200));
-  }
-  (*collector)->Poll(absl::Seconds(2));  // a duplicate would arrive right behind
-  RunSummary summary = (*collector)->Summary();
+  RunSummary summary = Collect(**collector);
   EXPECT_EQ(summary.received, kTasks) << fleet.LogTails();
   EXPECT_EQ(summary.duplicates, 0);
   EXPECT_EQ(summary.count(v1::TASK_STATUS_COMPLETED), kTasks) << fleet.LogTails();
@@ -234,14 +253,8 @@ TEST_F(OrchestrationTest, ApprovalsSentAfterTheCoordinatorWasKilledAreTakenByThe
 // already finished or is unknown.
 TEST_F(OrchestrationTest, CancellingUnderLoadEndsEachTaskOnceAndTheAuditIsClean) {
   Fleet fleet("cancel");
-  fleet.set_example("examples/triage.yaml");
-  fleet.WriteConfig(bootstrap_);
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok()) << config.status();
-  fleet.StartCoordinator();
-  fleet.StartWorker("worker-1");
-  fleet.StartWorker("worker-2");
+  auto config = StartTriageFleet(fleet, 2);
+  ASSERT_TRUE(config.has_value());
   auto collector = ResultCollector::Start(*config, nullptr);
   ASSERT_TRUE(collector.ok()) << collector.status();
   std::vector<v1::TaskSubmission> refunds = SampleTasks(100, fleet.prefix() + "refund", 5);
@@ -282,11 +295,7 @@ TEST_F(OrchestrationTest, CancellingUnderLoadEndsEachTaskOnceAndTheAuditIsClean)
   }
   for (size_t i = 1; i < refunds.size(); ++i) cancel(refunds[i].task_id());
   ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
-  for (absl::Time until = absl::Now() + absl::Seconds(120); !(*collector)->Done() && absl::Now() < until;) {
-    (*collector)->Poll(absl::Milliseconds(200));
-  }
-  (*collector)->Poll(absl::Seconds(2));
-  RunSummary summary = (*collector)->Summary();
+  RunSummary summary = Collect(**collector);
   EXPECT_EQ(summary.received, 300) << fleet.LogTails();
   EXPECT_EQ(summary.duplicates, 0);
   int triage_cancelled = 0;
@@ -319,6 +328,109 @@ TEST_F(OrchestrationTest, CancellingUnderLoadEndsEachTaskOnceAndTheAuditIsClean)
   ASSERT_TRUE(unknown.ok());
   EXPECT_EQ(unknown->first, 1);
   EXPECT_THAT(unknown->second, HasSubstr("unknown task no-such-task"));
+}
+
+
+// Issue 18, item 7: a helpdesk's "ticket created" topic fed twice with the
+// same 100 events (the second time under other keys, as a producer's retry
+// or a replay would) starts 100 tasks, each once; each result is also on
+// the emit: topic, once, as JSON; the audit is clean.
+TEST_F(OrchestrationTest, ATriggerTopicFedTwiceWithTheSameEventsRunsEachOnceAndEmitsEachResultOnce) {
+  Fleet fleet("trigger");
+  auto config = StartTriageFleet(fleet, 1);
+  ASSERT_TRUE(config.has_value());
+  const TriggerConfig& trigger = config->triggers.at("ticket_created");
+  auto collector = ResultCollector::Start(*config, nullptr);
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok());
+  constexpr int kEvents = 100;
+  std::vector<v1::TaskSubmission> tickets = SampleTasks(kEvents, "", 11);
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kEvents; ++i) {
+      Json event = {{"ticket_id", absl::StrCat("T-", i)}, {"ticket", FromStruct(tickets[i].input())["ticket"]}};
+      if (round == 0) (*collector)->Expect(absl::StrCat("ticket_created/T-", i), absl::Now());
+      ASSERT_TRUE((*producer)->Produce({trigger.topic, absl::StrCat("round", round, "-", i), event.dump(), {}}).ok());
+    }
+    ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+  }
+  RunSummary summary = Collect(**collector);
+  EXPECT_EQ(summary.received, kEvents) << fleet.LogTails();
+  EXPECT_EQ(summary.duplicates, 0);
+  EXPECT_EQ(summary.count(v1::TASK_STATUS_COMPLETED), kEvents) << fleet.LogTails();
+  for (const v1::TaskResult& r : (*collector)->results()) EXPECT_EQ(r.labels().at("trigger"), "ticket_created");
+  // Every result is on the emit: topic, once, as JSON.
+  const std::string emitted_topic = config->workflows.at("triage").emit;
+  std::vector<int32_t> partitions;
+  for (int32_t p = 0; p < config->kafka.partitions; ++p) partitions.push_back(p);
+  auto emitted = ReadPartitionsToEnd(ConsumerProperties(config->kafka, fleet.prefix() + "emit-reader"), emitted_topic,
+                                     partitions, absl::Seconds(60));
+  ASSERT_TRUE(emitted.ok()) << emitted.status();
+  std::map<std::string, int> emitted_by_id;
+  for (const Message& m : *emitted) {
+    Json j = Json::parse(m.payload, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << m.payload;
+    EXPECT_EQ(j.value("task_id", ""), m.key);
+    EXPECT_EQ(j.value("status", ""), "TASK_STATUS_COMPLETED");
+    ++emitted_by_id[m.key];
+  }
+  EXPECT_EQ(emitted_by_id.size(), static_cast<size_t>(kEvents));
+  for (const auto& [id, n] : emitted_by_id) EXPECT_EQ(n, 1) << id;
+  auto audit = fleet.Run({"agentfleet", "audit", "--json", "--config", fleet.config_path()}, absl::Seconds(120));
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->first, 0) << audit->second;
+  EXPECT_THAT(audit->second, HasSubstr(R"("lost":0)"));
+  EXPECT_THAT(audit->second, HasSubstr(R"("duplicated":0)"));
+}
+
+
+// Issue 18, item 4: 120 supervised tasks, a third with a budget too tight
+// for their child's full slice. Each delegates to a child workflow, a task
+// of its own: every parent and every child has exactly one result, each
+// child's result names its parent, no child got more budget than its
+// parent had, the parent's usage includes its child's, and the audit
+// (which checks children against parents) is clean.
+TEST_F(OrchestrationTest, ChildWorkflowsRunAsTasksWithinTheirParentsBudget) {
+  Fleet fleet("child");
+  auto config = StartTriageFleet(fleet, 2);
+  ASSERT_TRUE(config.has_value());
+  auto collector = ResultCollector::Start(*config, nullptr);
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  constexpr int kTasks = 120;
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(kTasks, fleet.prefix() + "sup", 21);
+  for (int i = 0; i < kTasks; i += 3) tasks[i].mutable_budget()->set_max_cost_usd(0.004);
+  for (const auto& t : tasks) (*collector)->Expect(t.task_id() + "/investigate", absl::Now());
+  Submit(*config, **collector, tasks, "supervised");
+  RunSummary summary = Collect(**collector);
+  EXPECT_EQ(summary.received, 2 * kTasks) << fleet.LogTails();
+  EXPECT_EQ(summary.duplicates, 0);
+  std::map<std::string, v1::TaskResult> by_id;
+  for (const v1::TaskResult& r : (*collector)->results()) by_id[r.task_id()] = r;
+  int completed = 0;
+  for (const auto& t : tasks) {
+    const v1::TaskResult& parent = by_id[t.task_id()];
+    const v1::TaskResult& child = by_id[t.task_id() + "/investigate"];
+    EXPECT_EQ(child.parent_task_id(), t.task_id());
+    EXPECT_EQ(child.workflow(), "investigate");
+    double limit = t.budget().max_cost_usd() > 0 ? t.budget().max_cost_usd() : 0.05;
+    EXPECT_LE(parent.usage().cost_usd(), limit * (1 + 1e-9)) << t.task_id();
+    EXPECT_LE(child.usage().cost_usd(), 0.02 * (1 + 1e-9)) << t.task_id();
+    if (parent.status() == v1::TASK_STATUS_COMPLETED) {
+      ++completed;
+      EXPECT_EQ(child.status(), v1::TASK_STATUS_COMPLETED) << t.task_id();
+      // The parent's usage includes its child's.
+      EXPECT_GE(parent.usage().calls(), child.usage().calls() + 2) << t.task_id();
+      EXPECT_GE(parent.usage().cost_usd() + 1e-12, child.usage().cost_usd()) << t.task_id();
+    }
+  }
+  EXPECT_GT(completed, kTasks / 2) << fleet.LogTails();
+  std::cout << "supervised: " << completed << " of " << kTasks << " parents completed\n";
+  auto audit = fleet.Run({"agentfleet", "audit", "--json", "--config", fleet.config_path()}, absl::Seconds(120));
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->first, 0) << audit->second;
+  EXPECT_THAT(audit->second, HasSubstr(absl::StrCat(R"("children":)", kTasks)));
+  EXPECT_THAT(audit->second, HasSubstr(R"("child_over_parent":0)"));
+  EXPECT_THAT(audit->second, HasSubstr(R"("overspent":0)"));
 }
 
 }  // namespace

@@ -75,7 +75,7 @@ class SignalTest : public engine_test::EngineTest {
     return s;
   }
   SignalOutcome Send(const v1::TaskSignal& s, Outbox* out, TaskEngine* engine = nullptr) {
-    return (engine ? engine : engine_.get())->OnSignal(s, out);
+    return (engine ? engine : engine_.get())->OnSignal(s, 2, out);
   }
   static const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string& step) {
     for (const auto& s : r.steps()) {
@@ -115,7 +115,7 @@ TEST_F(SignalTest, ADuplicateOrLateSignalIsIgnoredAndSaysSo) {
   EXPECT_EQ(Send(Signal("approve", {{"ok", false}}), &again), SignalOutcome::kDuplicate);
   EXPECT_TRUE(again.empty());
   EXPECT_EQ(Send(Signal("unheard_of", {}), &again), SignalOutcome::kUnwanted);
-  EXPECT_EQ(Send(Signal("approve", {}, "nobody"), &again), SignalOutcome::kUnknownTask);
+  EXPECT_EQ(Send(Signal("approve", {}, "nobody"), &again), SignalOutcome::kUnknownTask) << "only cancels are kept";
   EXPECT_EQ(engine_->stats().signals_ignored, 3);
 }
 
@@ -184,7 +184,6 @@ TEST_F(SignalTest, CancellingEndsTheTaskWithItsBestOutputAndLateResultsAreStale)
   Outbox again;
   EXPECT_EQ(Send(Cancel(), &again), SignalOutcome::kFinishedTask);
   EXPECT_TRUE(again.empty()) << "one result per task";
-  EXPECT_EQ(Send(Cancel("never-submitted"), &again), SignalOutcome::kUnknownTask);
 }
 
 TEST_F(SignalTest, CancellingAbandonsAnAttemptInFlight) {
@@ -200,6 +199,43 @@ TEST_F(SignalTest, CancellingAbandonsAnAttemptInFlight) {
   Outbox late = Answer(draft, {{"text", "too late"}});
   EXPECT_TRUE(late.empty()) << "the abandoned attempt's result changes nothing";
   EXPECT_EQ(engine_->stats().stale_events, stale + 1);
+}
+
+TEST_F(SignalTest, ACancellationThatOvertakesItsSubmissionCancelsItWhenItComesEvenOnAnotherReplica) {
+  Outbox out;
+  EXPECT_EQ(Send(Cancel(), &out), SignalOutcome::kCancelAhead);
+  EXPECT_TRUE(out.empty());
+  // The coordinator that read it stops; the one that takes the partition
+  // restores the cancellation from the state topic.
+  v1::TaskState kept = engine_test::SnapshotOverTheWire(*engine_);
+  EXPECT_TRUE(kept.cancel_requested());
+  TaskEngine other(&config_, &clock_);
+  other.Restore("t1", kept, 2);
+  Outbox submitted;
+  ASSERT_TRUE(other.Submit(engine_test::Submission("t1", "w", {{"q", "x"}}), "", 2, &submitted).ok());
+  EXPECT_TRUE(submitted.work.empty()) << "no step runs";
+  ASSERT_EQ(submitted.results.size(), 1u);
+  EXPECT_EQ(submitted.results[0].result.status(), v1::TASK_STATUS_CANCELLED);
+  EXPECT_EQ(submitted.results[0].result.error().message(), "customer withdrew the ticket");
+  Outbox again;
+  ASSERT_TRUE(other.Submit(engine_test::Submission("t1", "w", {{"q", "x"}}), "", 2, &again).ok());
+  EXPECT_TRUE(again.empty()) << "one result per task";
+}
+
+TEST_F(SignalTest, ACancellationForATaskThatNeverComesIsForgottenAfterTheRetention) {
+  Outbox out;
+  EXPECT_EQ(Send(Cancel("never-submitted"), &out), SignalOutcome::kCancelAhead);
+  std::vector<StateChange> changes;
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  clock_.Advance(config_.coordinator.finished_retention);
+  engine_->Tick(&out);
+  changes.clear();
+  engine_->TakeStateChanges(&changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_FALSE(changes[0].state.has_value()) << "a tombstone";
+  Outbox submitted = Submit("w", "never-submitted");
+  EXPECT_EQ(submitted.work.size(), 1u) << "a submission after the retention runs";
 }
 
 }  // namespace

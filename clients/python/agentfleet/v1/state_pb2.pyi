@@ -55,10 +55,13 @@ class Reservation(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., expires: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepState(_message.Message):
-    __slots__ = ["attempt", "budget_wait", "cached", "close_deadline", "dispatched_at", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "rate_wait", "reservations", "retry_at", "schedule_deadline", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
+    __slots__ = ["attempt", "budget_wait", "cached", "child_cost_usd", "child_task_id", "child_tokens", "close_deadline", "dispatched_at", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "rate_wait", "reservations", "retry_at", "schedule_deadline", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BUDGET_WAIT_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    CHILD_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    CHILD_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHILD_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CLOSE_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     DISPATCHED_AT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +91,9 @@ class StepState(_message.Message):
     attempt: int
     budget_wait: bool
     cached: bool
+    child_cost_usd: float
+    child_task_id: str
+    child_tokens: int
     close_deadline: _timestamp_pb2.Timestamp
     dispatched_at: _timestamp_pb2.Timestamp
     error: _common_pb2.Error
@@ -114,10 +120,10 @@ class StepState(_message.Message):
     tenant_wait: bool
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ..., child_task_id: _Optional[str] = ..., child_tokens: _Optional[int] = ..., child_cost_usd: _Optional[float] = ...) -> None: ...
 
 class TaskState(_message.Message):
-    __slots__ = ["accepted_at", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "pending_signals", "status", "steps", "submission", "traceparent", "usage"]
+    __slots__ = ["accepted_at", "cancel_reason", "cancel_requested", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "pending_signals", "status", "steps", "submission", "traceparent", "usage"]
     class FanOutEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +132,8 @@ class TaskState(_message.Message):
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ACCEPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     FAN_OUT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +146,8 @@ class TaskState(_message.Message):
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     accepted_at: _timestamp_pb2.Timestamp
+    cancel_reason: str
+    cancel_requested: bool
     deadline: _timestamp_pb2.Timestamp
     fan_out: _containers.ScalarMap[str, int]
     finished: bool
@@ -149,7 +159,7 @@ class TaskState(_message.Message):
     submission: _task_pb2.TaskSubmission
     traceparent: str
     usage: _common_pb2.Usage
-    def __init__(self, submission: _Optional[_Union[_task_pb2.TaskSubmission, _Mapping]] = ..., status: _Optional[_Union[_task_pb2.TaskStatus, str]] = ..., steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., fan_out: _Optional[_Mapping[str, int]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., traceparent: _Optional[str] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished: bool = ..., parent_traceparent: _Optional[str] = ..., pending_signals: _Optional[_Iterable[_Union[_task_pb2.TaskSignal, _Mapping]]] = ...) -> None: ...
+    def __init__(self, submission: _Optional[_Union[_task_pb2.TaskSubmission, _Mapping]] = ..., status: _Optional[_Union[_task_pb2.TaskStatus, str]] = ..., steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., fan_out: _Optional[_Mapping[str, int]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., traceparent: _Optional[str] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished: bool = ..., parent_traceparent: _Optional[str] = ..., pending_signals: _Optional[_Iterable[_Union[_task_pb2.TaskSignal, _Mapping]]] = ..., cancel_requested: bool = ..., cancel_reason: _Optional[str] = ...) -> None: ...
 
 class TenantLedger(_message.Message):
     __slots__ = ["cost_usd", "period_start", "tenant", "tokens"]

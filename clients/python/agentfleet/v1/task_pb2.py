@@ -16,7 +16,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61gentfleet/v1/task.proto\x12\ragentfleet.v1\x1a\x1a\x61gentfleet/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x03\n\x0eTaskSubmission\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x10\n\x08workflow\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x06\x62udget\x18\x05 \x01(\x0b\x32\x15.agentfleet.v1.Budget\x12)\n\x08priority\x18\x06 \x01(\x0e\x32\x17.agentfleet.v1.Priority\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0csubmitted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x06labels\x18\t \x03(\x0b\x32).agentfleet.v1.TaskSubmission.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x02\n\x0bStepSummary\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x11\n\tfan_index\x18\x02 \x01(\x05\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.agentfleet.v1.StepStatus\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12#\n\x05usage\x18\x07 \x01(\x0b\x32\x14.agentfleet.v1.Usage\x12\x12\n\nlatency_ms\x18\x08 \x01(\x03\x12#\n\x05\x65rror\x18\t \x01(\x0b\x32\x14.agentfleet.v1.Error\x12\x0e\n\x06worker\x18\n \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x0b \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x0c \x01(\x08\"\x81\x04\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x10\n\x08workflow\x18\x03 \x01(\t\x12)\n\x06status\x18\x04 \x01(\x0e\x32\x19.agentfleet.v1.TaskStatus\x12&\n\x06output\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\x05steps\x18\x06 \x03(\x0b\x32\x1a.agentfleet.v1.StepSummary\x12#\n\x05usage\x18\x07 \x01(\x0b\x32\x14.agentfleet.v1.Usage\x12#\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x14.agentfleet.v1.Error\x12\x30\n\x0csubmitted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x06labels\x18\x0c \x03(\x0b\x32%.agentfleet.v1.TaskResult.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb1\x01\n\nTaskSignal\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x07payload\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06sender\x18\x06 \x01(\t\x12+\n\x07sent_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xcc\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x01\x12\x17\n\x13TASK_STATUS_PARTIAL\x10\x02\x12 \n\x1cTASK_STATUS_BUDGET_EXHAUSTED\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x18\n\x14TASK_STATUS_REJECTED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06*\xa7\x01\n\nStepStatus\x12\x1b\n\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13STEP_STATUS_PENDING\x10\x01\x12\x17\n\x13STEP_STATUS_RUNNING\x10\x02\x12\x19\n\x15STEP_STATUS_SUCCEEDED\x10\x03\x12\x16\n\x12STEP_STATUS_FAILED\x10\x04\x12\x17\n\x13STEP_STATUS_SKIPPED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61gentfleet/v1/task.proto\x12\ragentfleet.v1\x1a\x1a\x61gentfleet/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x03\n\x0eTaskSubmission\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x10\n\x08workflow\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x06\x62udget\x18\x05 \x01(\x0b\x32\x15.agentfleet.v1.Budget\x12)\n\x08priority\x18\x06 \x01(\x0e\x32\x17.agentfleet.v1.Priority\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0csubmitted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x06labels\x18\t \x03(\x0b\x32).agentfleet.v1.TaskSubmission.LabelsEntry\x12\x16\n\x0eparent_task_id\x18\n \x01(\t\x12\r\n\x05\x64\x65pth\x18\x0b \x01(\x05\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x02\n\x0bStepSummary\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x11\n\tfan_index\x18\x02 \x01(\x05\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.agentfleet.v1.StepStatus\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12#\n\x05usage\x18\x07 \x01(\x0b\x32\x14.agentfleet.v1.Usage\x12\x12\n\nlatency_ms\x18\x08 \x01(\x03\x12#\n\x05\x65rror\x18\t \x01(\x0b\x32\x14.agentfleet.v1.Error\x12\x0e\n\x06worker\x18\n \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x0b \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x0c \x01(\x08\"\x99\x04\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x10\n\x08workflow\x18\x03 \x01(\t\x12)\n\x06status\x18\x04 \x01(\x0e\x32\x19.agentfleet.v1.TaskStatus\x12&\n\x06output\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\x05steps\x18\x06 \x03(\x0b\x32\x1a.agentfleet.v1.StepSummary\x12#\n\x05usage\x18\x07 \x01(\x0b\x32\x14.agentfleet.v1.Usage\x12#\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x14.agentfleet.v1.Error\x12\x30\n\x0csubmitted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x06labels\x18\x0c \x03(\x0b\x32%.agentfleet.v1.TaskResult.LabelsEntry\x12\x16\n\x0eparent_task_id\x18\r \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe2\x01\n\nTaskSignal\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x07payload\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06sender\x18\x06 \x01(\t\x12+\n\x07sent_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0c\x63hild_result\x18\x08 \x01(\x0b\x32\x19.agentfleet.v1.TaskResult*\xcc\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x01\x12\x17\n\x13TASK_STATUS_PARTIAL\x10\x02\x12 \n\x1cTASK_STATUS_BUDGET_EXHAUSTED\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x18\n\x14TASK_STATUS_REJECTED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06*\xa7\x01\n\nStepStatus\x12\x1b\n\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13STEP_STATUS_PENDING\x10\x01\x12\x17\n\x13STEP_STATUS_RUNNING\x10\x02\x12\x19\n\x15STEP_STATUS_SUCCEEDED\x10\x03\x12\x16\n\x12STEP_STATUS_FAILED\x10\x04\x12\x17\n\x13STEP_STATUS_SKIPPED\x10\x05\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentfleet.v1.task_pb2', globals())
@@ -27,20 +27,20 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _TASKSUBMISSION_LABELSENTRY._serialized_options = b'8\001'
   _TASKRESULT_LABELSENTRY._options = None
   _TASKRESULT_LABELSENTRY._serialized_options = b'8\001'
-  _TASKSTATUS._serialized_start=1512
-  _TASKSTATUS._serialized_end=1716
-  _STEPSTATUS._serialized_start=1719
-  _STEPSTATUS._serialized_end=1886
+  _TASKSTATUS._serialized_start=1624
+  _TASKSTATUS._serialized_end=1828
+  _STEPSTATUS._serialized_start=1831
+  _STEPSTATUS._serialized_end=1998
   _TASKSUBMISSION._serialized_start=135
-  _TASKSUBMISSION._serialized_end=526
-  _TASKSUBMISSION_LABELSENTRY._serialized_start=481
-  _TASKSUBMISSION_LABELSENTRY._serialized_end=526
-  _STEPSUMMARY._serialized_start=529
-  _STEPSUMMARY._serialized_end=813
-  _TASKRESULT._serialized_start=816
-  _TASKRESULT._serialized_end=1329
-  _TASKRESULT_LABELSENTRY._serialized_start=481
-  _TASKRESULT_LABELSENTRY._serialized_end=526
-  _TASKSIGNAL._serialized_start=1332
-  _TASKSIGNAL._serialized_end=1509
+  _TASKSUBMISSION._serialized_end=565
+  _TASKSUBMISSION_LABELSENTRY._serialized_start=520
+  _TASKSUBMISSION_LABELSENTRY._serialized_end=565
+  _STEPSUMMARY._serialized_start=568
+  _STEPSUMMARY._serialized_end=852
+  _TASKRESULT._serialized_start=855
+  _TASKRESULT._serialized_end=1392
+  _TASKRESULT_LABELSENTRY._serialized_start=520
+  _TASKRESULT_LABELSENTRY._serialized_end=565
+  _TASKSIGNAL._serialized_start=1395
+  _TASKSIGNAL._serialized_end=1621
 # @@protoc_insertion_point(module_scope)

@@ -51,7 +51,7 @@ class StepSummary(_message.Message):
     def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ["accepted_at", "error", "finished_at", "labels", "output", "status", "steps", "submitted_at", "task_id", "tenant", "usage", "workflow"]
+    __slots__ = ["accepted_at", "error", "finished_at", "labels", "output", "parent_task_id", "status", "steps", "submitted_at", "task_id", "tenant", "usage", "workflow"]
     class LabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class TaskResult(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +77,7 @@ class TaskResult(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     labels: _containers.ScalarMap[str, str]
     output: _struct_pb2.Value
+    parent_task_id: str
     status: TaskStatus
     steps: _containers.RepeatedCompositeFieldContainer[StepSummary]
     submitted_at: _timestamp_pb2.Timestamp
@@ -83,11 +85,12 @@ class TaskResult(_message.Message):
     tenant: str
     usage: _common_pb2.Usage
     workflow: str
-    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepSummary, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepSummary, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., parent_task_id: _Optional[str] = ...) -> None: ...
 
 class TaskSignal(_message.Message):
-    __slots__ = ["cancel", "name", "payload", "reason", "sender", "sent_at", "task_id"]
+    __slots__ = ["cancel", "child_result", "name", "payload", "reason", "sender", "sent_at", "task_id"]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    CHILD_RESULT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -95,16 +98,17 @@ class TaskSignal(_message.Message):
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     cancel: bool
+    child_result: TaskResult
     name: str
     payload: _struct_pb2.Value
     reason: str
     sender: str
     sent_at: _timestamp_pb2.Timestamp
     task_id: str
-    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., cancel: bool = ..., reason: _Optional[str] = ..., sender: _Optional[str] = ..., sent_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., cancel: bool = ..., reason: _Optional[str] = ..., sender: _Optional[str] = ..., sent_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., child_result: _Optional[_Union[TaskResult, _Mapping]] = ...) -> None: ...
 
 class TaskSubmission(_message.Message):
-    __slots__ = ["budget", "deadline", "input", "labels", "priority", "submitted_at", "task_id", "tenant", "workflow"]
+    __slots__ = ["budget", "deadline", "depth", "input", "labels", "parent_task_id", "priority", "submitted_at", "task_id", "tenant", "workflow"]
     class LabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -114,8 +118,10 @@ class TaskSubmission(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -123,14 +129,16 @@ class TaskSubmission(_message.Message):
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     budget: _common_pb2.Budget
     deadline: _timestamp_pb2.Timestamp
+    depth: int
     input: _struct_pb2.Struct
     labels: _containers.ScalarMap[str, str]
+    parent_task_id: str
     priority: _common_pb2.Priority
     submitted_at: _timestamp_pb2.Timestamp
     task_id: str
     tenant: str
     workflow: str
-    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., parent_task_id: _Optional[str] = ..., depth: _Optional[int] = ...) -> None: ...
 
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
