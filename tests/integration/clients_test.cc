@@ -75,14 +75,14 @@ TEST_F(ClientsTest, ThePythonClientInstalledWithPipPassesItsTestsAgainstAFleet) 
                          absl::Seconds(600));
   ASSERT_TRUE(tests.ok()) << tests.status();
   EXPECT_EQ(tests->first, 0) << tests->second << fleet.LogTails();
-  EXPECT_THAT(tests->second, HasSubstr("7 passed"));
+  EXPECT_THAT(tests->second, HasSubstr("9 passed"));
   EXPECT_THAT(tests->second, ::testing::Not(HasSubstr("skipped")));
   auto shown = fleet.Run({venv + "/bin/python", "-c", "import agentfleet_client; print(agentfleet_client.__file__)"},
                          absl::Seconds(60));
   ASSERT_TRUE(shown.ok());
   EXPECT_THAT(shown->second, HasSubstr(venv)) << "the tests did not use the installed package";
-  // Task ids: 1 + 200 + 1 (submitted twice) + 1 rejected + 1 (headers) = 204.
-  ExpectCleanAudit(fleet, 204);
+  // Task ids: 1 + 200 + 1 (submitted twice) + 1 rejected + 1 (headers) + 1 cancelled = 205.
+  ExpectCleanAudit(fleet, 205);
 }
 
 TEST_F(ClientsTest, TheJavaFlowOfTheProtocolDocSubmitsAndReadsEveryResult) {

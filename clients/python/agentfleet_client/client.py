@@ -135,6 +135,7 @@ class Client:
     ):
         self.tasks_topic = topic_prefix + "tasks"
         self.results_topic = topic_prefix + "results"
+        self.signals_topic = topic_prefix + "signals"
         common = {"bootstrap.servers": bootstrap_servers, **dict(config or {})}
         self._producer = Producer(
             {
@@ -231,6 +232,45 @@ class Client:
         if failures:
             raise AgentfleetError(f"{len(failures)} task(s) not submitted: {failures[:5]}")
         return ids
+
+    # -- signals and cancellation --------------------------------------------
+
+    def signal(self, task_id: str, name: str, payload: Any = None, sender: str = "", timeout: float = 30.0) -> None:
+        """Sends the signal ``name`` (a JSON ``payload``) to a task: its workflow's wait step for that name takes it."""
+        s = task_pb2.TaskSignal(task_id=task_id, name=name, sender=sender)
+        if payload is not None:
+            json_format.ParseDict(payload, s.payload)
+        self._send_signal(s, timeout)
+
+    def cancel(self, task_id: str, reason: str = "", sender: str = "", timeout: float = 30.0) -> None:
+        """Cancels a task: it ends CANCELLED with its best output so far (its result arrives like any other).
+
+        A cancellation read before the task's submission is kept, so the task ends CANCELLED when it comes.
+        """
+        self._send_signal(task_pb2.TaskSignal(task_id=task_id, cancel=True, reason=reason, sender=sender), timeout)
+
+    def _send_signal(self, s: "task_pb2.TaskSignal", timeout: float) -> None:
+        s.sent_at.GetCurrentTime()
+        failures: List[str] = []
+
+        def delivered(err, msg):
+            if err is not None:
+                failures.append(str(err))
+
+        headers = [
+            (SCHEMA_HEADER, b"agentfleet.v1.TaskSignal"),
+            (SCHEMA_VERSION_HEADER, b"1"),
+            (TRACEPARENT_HEADER, new_traceparent().encode()),
+        ]
+        # The same partitioner as the tasks: the signal reaches the replica that owns its task.
+        self._producer.produce(
+            self.signals_topic, key=s.task_id.encode(), value=s.SerializeToString(), headers=headers,
+            on_delivery=delivered,
+        )
+        if self._producer.flush(timeout):
+            raise AgentfleetError(f"the signal for {s.task_id} was not acknowledged by Kafka within {timeout:g} s")
+        if failures:
+            raise AgentfleetError(f"the signal for {s.task_id} was not sent: {failures[0]}")
 
     # -- results -------------------------------------------------------------
 

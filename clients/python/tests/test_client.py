@@ -140,3 +140,38 @@ def test_a_client_made_right_after_its_results_topic_is_created_starts(client):
         future.result(timeout=30)
     with Client(BOOTSTRAP, prefix, timeout=30) as fresh:
         assert list(fresh.results(timeout=0.5)) == []
+
+
+def test_a_task_cancelled_before_it_was_submitted_ends_cancelled_with_the_reason(client):
+    # The cancellation is on the signals topic before the task is on the tasks
+    # topic: whichever the coordinator reads first, the task ends CANCELLED.
+    task_id = f"py-cancel-{uuid.uuid4()}"
+    client.cancel(task_id, reason="the customer withdrew it", sender="pytest")
+    client.submit(WORKFLOW, ticket(4), task_id=task_id)
+    result = client.wait(task_id, timeout=60)
+    assert result.status == TaskStatus.Value("TASK_STATUS_CANCELLED")
+    assert result.error.code == "cancelled"
+    assert result.error.message == "the customer withdrew it"
+
+
+def test_a_signal_is_a_task_signal_keyed_and_partitioned_like_its_task(client):
+    task_id = f"py-signal-{uuid.uuid4()}"
+    client.signal(task_id, "approve", {"ok": True, "note": "fine"}, sender="alice")
+    reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"py-reader-{uuid.uuid4()}", "enable.auto.commit": False})
+    topic = PREFIX + "signals"
+    partitions = sorted(reader.list_topics(topic, timeout=30).topics[topic].partitions)
+    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
+    found = None
+    for _ in range(200):
+        for msg in reader.consume(500, timeout=0.5):
+            if msg.error() is None and msg.key() == task_id.encode():
+                found = msg
+        if found:
+            break
+    reader.close()
+    assert found is not None, "the signal is not on the signals topic"
+    assert dict(found.headers())["agentfleet.schema"] == b"agentfleet.v1.TaskSignal"
+    assert found.partition() == murmur2(task_id.encode()) % len(partitions)
+    signal = task_pb2.TaskSignal.FromString(found.value())
+    assert (signal.task_id, signal.name, signal.sender, signal.cancel) == (task_id, "approve", "alice", False)
+    assert signal.payload.struct_value.fields["ok"].bool_value is True
