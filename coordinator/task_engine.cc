@@ -19,7 +19,7 @@ using namespace task_engine_internal;
 
 
 TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
-    : config_(config), clock_(clock), rng_(seed), tenants_(config), breakers_(config, ""), cache_(config), rate_(config) {
+    : config_(config), clock_(clock), topics_(config->kafka.topic_prefix), rng_(seed), tenants_(config), breakers_(config, ""), cache_(config), rate_(config) {
   rate_.SetShare(1.0, clock->Now());
 }
 TaskEngine::~TaskEngine() = default;
@@ -122,7 +122,7 @@ void TaskEngine::NotifyParent(const Outbox::Result& result, Outbox* out) {
   *to_parent.mutable_child_result() = result.result;
   Encoded e = Encode(to_parent, result.traceparent);
   out->records.push_back(
-      {config_->kafka.topic_prefix + "signals", parent, std::move(e.payload), std::move(e.headers)});
+      {topics_.signals, parent, std::move(e.payload), std::move(e.headers)});
 }
 
 void TaskEngine::StartReadySteps(Task& task, Outbox* out) {
@@ -879,7 +879,7 @@ void TaskEngine::StartChild(Task& task, size_t step, Outbox* out) {
   child.set_parent_task_id(task.id());
   child.set_depth(depth);
   Encoded e = Encode(child, ChildTraceparent(task.traceparent));
-  out->records.push_back({config_->kafka.topic_prefix + "tasks", child.task_id(), std::move(e.payload), std::move(e.headers)});
+  out->records.push_back({topics_.tasks, child.task_id(), std::move(e.payload), std::move(e.headers)});
   inst.child_task_id = child.task_id();
   inst.child_budget = budget;
   inst.status = v1::STEP_STATUS_RUNNING;
@@ -1223,10 +1223,9 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       sum->set_agent(s.agent == nullptr ? "" : AgentOf(s, inst).name);
       sum->set_explanation(inst.note);
       sum->set_model(inst.model);
-      sum->set_status(inst.done() || inst.attempt > 0 || inst.waiting(Instance::Wait::kSignal) ||
-                              inst.waiting(Instance::Wait::kChild)
-                          ? inst.status
-                          : v1::STEP_STATUS_SKIPPED);
+      // PENDING: never sent (waiting for budget, a quota, its tenant, or
+      // the task ended first); SKIPPED only when its when: did not hold.
+      sum->set_status(inst.status);
       sum->set_cached(inst.cached);
       sum->set_attempts(inst.attempt);
       *sum->mutable_usage() = inst.usage;
@@ -1249,7 +1248,6 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
 void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* error, Outbox* out) {
   absl::Time now = clock_->Now();
   out->results.push_back(BuildResult(task, status, error, now));
-  const std::string signals_topic = config_->kafka.topic_prefix + "signals";
   NotifyParent(out->results.back(), out);
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) {
@@ -1261,7 +1259,7 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
       cancel.set_reason(absl::StrCat("its parent task ", task.id(), " ended ",
                                      v1::TaskStatus_Name(status).substr(sizeof("TASK_STATUS_") - 1)));
       Encoded e = Encode(cancel, task.traceparent);
-      out->records.push_back({signals_topic, cancel.task_id(), std::move(e.payload), std::move(e.headers)});
+      out->records.push_back({topics_.signals, cancel.task_id(), std::move(e.payload), std::move(e.headers)});
     }
   }
   if (!task.workflow->emit.empty()) {

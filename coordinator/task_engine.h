@@ -41,6 +41,7 @@
 #include "common/clock.h"
 #include "common/headers.h"
 #include "config/config.h"
+#include "kafka/topics.h"
 #include "coordinator/budget.h"
 #include "coordinator/circuit_breaker.h"
 #include "coordinator/rate_limiter.h"
@@ -337,6 +338,7 @@ class TaskEngine {
 
   const FleetConfig* config_;
   const Clock* clock_;
+  Topics topics_;  // child submissions, child results and cancellations go to tasks and signals
   std::mt19937_64 rng_;
   absl::flat_hash_map<std::string, std::unique_ptr<Task>> active_;
   // Tasks Finish() took out of active_ during this top-level call: the

@@ -60,22 +60,25 @@ class OrchestrationTest : public KafkaTest {
 };
 
 // Each task's classify output, as the workers reported it on the events topic.
-std::map<std::string, Json> ClassifierOutputs(const FleetConfig& config) {
-  Topics topics(config.kafka.topic_prefix);
+// Every message of one of the fleet's (or the user's) topics, all partitions.
+absl::StatusOr<std::vector<Message>> ReadTopic(const FleetConfig& config, const std::string& topic,
+                                              absl::Duration timeout = absl::Seconds(60)) {
   std::vector<int32_t> partitions;
   for (int32_t p = 0; p < config.kafka.partitions; ++p) partitions.push_back(p);
-  auto events = ReadPartitionsToEnd(ConsumerProperties(config.kafka, "orchestration-test"), topics.events,
-                                    partitions, absl::Seconds(60));
-  EXPECT_TRUE(events.ok()) << events.status();
+  return ReadPartitionsToEnd(ConsumerProperties(config.kafka, "orchestration-test"), topic, partitions, timeout);
+}
+
+// Each task's successful outputs of `step`, as the workers reported them on the events topic.
+std::map<std::string, Json> StepOutputs(const FleetConfig& config, const std::string& step,
+                                        absl::Duration timeout = absl::Seconds(60)) {
+  auto events = ReadTopic(config, Topics(config.kafka.topic_prefix).events, timeout);
   std::map<std::string, Json> out;
   if (!events.ok()) return out;
   for (const Message& m : *events) {
     auto e = Decode<v1::WorkEvent>(m.payload, m.headers, 1 << 20);
-    if (!e.ok() || e->step() != "classify" || !e->has_result() ||
-        e->result().status() != v1::RESULT_STATUS_OK) {
-      continue;
+    if (e.ok() && e->step() == step && e->has_result() && e->result().status() == v1::RESULT_STATUS_OK) {
+      out[e->task_id()] = FromStruct(e->result().output());
     }
-    out[e->task_id()] = FromStruct(e->result().output());
   }
   return out;
 }
@@ -99,7 +102,7 @@ TEST_F(OrchestrationTest, RoutingPicksExactlyTheBranchTheClassifierNamedForFiveH
   EXPECT_EQ(outcome->summary.duplicates, 0);
   EXPECT_EQ(outcome->summary.count(v1::TASK_STATUS_COMPLETED), kTasks) << fleet.LogTails();
 
-  std::map<std::string, Json> classified = ClassifierOutputs(*config);
+  std::map<std::string, Json> classified = StepOutputs(*config, "classify");
   const std::map<std::string, std::string> kBranchOf = {
       {"billing", "billing"}, {"refund", "billing"}, {"bug", "technical"}, {"outage", "technical"}};
   std::map<std::string, int> expected_runs, actual_runs;
@@ -164,19 +167,8 @@ void Submit(const FleetConfig& config, ResultCollector& collector, std::vector<v
 // Waits until the workers have answered `step` of `count` tasks (their
 // results are on the events topic): those tasks have moved past it.
 bool WaitForStepResults(const FleetConfig& config, const std::string& step, size_t count, absl::Duration timeout) {
-  Topics topics(config.kafka.topic_prefix);
-  std::vector<int32_t> partitions;
-  for (int32_t p = 0; p < config.kafka.partitions; ++p) partitions.push_back(p);
   for (absl::Time until = absl::Now() + timeout; absl::Now() < until; absl::SleepFor(absl::Milliseconds(500))) {
-    auto events = ReadPartitionsToEnd(ConsumerProperties(config.kafka, "orchestration-test"), topics.events,
-                                      partitions, absl::Seconds(30));
-    if (!events.ok()) continue;
-    std::set<std::string> done;
-    for (const Message& m : *events) {
-      auto e = Decode<v1::WorkEvent>(m.payload, m.headers, 1 << 20);
-      if (e.ok() && e->step() == step && e->has_result()) done.insert(e->task_id());
-    }
-    if (done.size() >= count) return true;
+    if (StepOutputs(config, step, absl::Seconds(30)).size() >= count) return true;
   }
   return false;
 }
@@ -361,10 +353,7 @@ TEST_F(OrchestrationTest, ATriggerTopicFedTwiceWithTheSameEventsRunsEachOnceAndE
   for (const v1::TaskResult& r : (*collector)->results()) EXPECT_EQ(r.labels().at("trigger"), "ticket_created");
   // Every result is on the emit: topic, once, as JSON.
   const std::string emitted_topic = config->workflows.at("triage").emit;
-  std::vector<int32_t> partitions;
-  for (int32_t p = 0; p < config->kafka.partitions; ++p) partitions.push_back(p);
-  auto emitted = ReadPartitionsToEnd(ConsumerProperties(config->kafka, fleet.prefix() + "emit-reader"), emitted_topic,
-                                     partitions, absl::Seconds(60));
+  auto emitted = ReadTopic(*config, emitted_topic);
   ASSERT_TRUE(emitted.ok()) << emitted.status();
   std::map<std::string, int> emitted_by_id;
   for (const Message& m : *emitted) {

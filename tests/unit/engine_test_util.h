@@ -58,6 +58,14 @@ inline v1::WorkItem ItemFor(const Outbox& out, const std::string& step) {
   return v1::WorkItem();
 }
 
+// The summary of `step` (its first instance) in a result; null if absent.
+inline const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string& step) {
+  for (const auto& s : r.steps()) {
+    if (s.step() == step) return &s;
+  }
+  return nullptr;
+}
+
 // The engine's latest snapshot of its one changed task, through the bytes.
 inline v1::TaskState SnapshotOverTheWire(TaskEngine& engine) {
   std::vector<StateChange> changes;

@@ -60,6 +60,22 @@ def murmur2(data: bytes) -> int:
     return h & 0x7FFFFFFF
 
 
+def find_record(topic: str, key: str):
+    """The last record under ``key`` on ``topic`` (read from the beginning, for up to 100 s), and the topic's partitions."""
+    reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"py-reader-{uuid.uuid4()}", "enable.auto.commit": False})
+    partitions = sorted(reader.list_topics(topic, timeout=30).topics[topic].partitions)
+    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
+    found = None
+    for _ in range(200):
+        for msg in reader.consume(500, timeout=0.5):
+            if msg.error() is None and msg.key() == key.encode():
+                found = msg
+        if found:
+            break
+    reader.close()
+    return found, partitions
+
+
 def test_run_submits_one_task_and_returns_its_completed_result(client):
     result = client.run(WORKFLOW, ticket(1), tenant="acme", labels={"source": "pytest"}, timeout=120)
     assert result.status == TaskStatus.Value("TASK_STATUS_COMPLETED"), result
@@ -106,18 +122,7 @@ def test_the_record_carries_the_documented_key_headers_and_partition(client):
     task_id = f"py-wire-{uuid.uuid4()}"
     client.submit(WORKFLOW, ticket(3), task_id=task_id, traceparent=traceparent)
     assert PARTITIONER == "murmur2_random"
-    reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"py-reader-{uuid.uuid4()}", "enable.auto.commit": False})
-    topic = PREFIX + "tasks"
-    partitions = sorted(reader.list_topics(topic, timeout=30).topics[topic].partitions)
-    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
-    found = None
-    for _ in range(200):
-        for msg in reader.consume(500, timeout=0.5):
-            if msg.error() is None and msg.key() == task_id.encode():
-                found = msg
-        if found:
-            break
-    reader.close()
+    found, partitions = find_record(PREFIX + "tasks", task_id)
     assert found is not None, "the submission is not on the tasks topic"
     headers = dict(found.headers())
     assert headers["agentfleet.schema"] == b"agentfleet.v1.TaskSubmission"
@@ -157,18 +162,7 @@ def test_a_task_cancelled_before_it_was_submitted_ends_cancelled_with_the_reason
 def test_a_signal_is_a_task_signal_keyed_and_partitioned_like_its_task(client):
     task_id = f"py-signal-{uuid.uuid4()}"
     client.signal(task_id, "approve", {"ok": True, "note": "fine"}, sender="alice")
-    reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"py-reader-{uuid.uuid4()}", "enable.auto.commit": False})
-    topic = PREFIX + "signals"
-    partitions = sorted(reader.list_topics(topic, timeout=30).topics[topic].partitions)
-    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
-    found = None
-    for _ in range(200):
-        for msg in reader.consume(500, timeout=0.5):
-            if msg.error() is None and msg.key() == task_id.encode():
-                found = msg
-        if found:
-            break
-    reader.close()
+    found, partitions = find_record(PREFIX + "signals", task_id)
     assert found is not None, "the signal is not on the signals topic"
     assert dict(found.headers())["agentfleet.schema"] == b"agentfleet.v1.TaskSignal"
     assert found.partition() == murmur2(task_id.encode()) % len(partitions)

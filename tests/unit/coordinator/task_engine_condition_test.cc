@@ -17,6 +17,7 @@ namespace {
 using Json = nlohmann::json;
 using ::testing::HasSubstr;
 using engine_test::ItemFor;
+using engine_test::StepOf;
 
 constexpr char kConfig[] = R"(
 providers: {sim: {type: simulated}}
@@ -50,12 +51,6 @@ class WhenTest : public engine_test::EngineTest {
   }
   Outbox Answer(const v1::WorkItem& item, Json output, TaskEngine* engine = nullptr) {
     return engine_test::Answer(engine ? *engine : *engine_, config_, item, std::move(output));
-  }
-  static const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string& step) {
-    for (const auto& s : r.steps()) {
-      if (s.step() == step) return &s;
-    }
-    return nullptr;
   }
 };
 

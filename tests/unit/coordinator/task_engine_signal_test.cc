@@ -17,6 +17,7 @@ namespace {
 using Json = nlohmann::json;
 using ::testing::HasSubstr;
 using engine_test::ItemFor;
+using engine_test::StepOf;
 
 constexpr char kConfig[] = R"(
 providers: {sim: {type: simulated}}
@@ -76,12 +77,6 @@ class SignalTest : public engine_test::EngineTest {
   }
   SignalOutcome Send(const v1::TaskSignal& s, Outbox* out, TaskEngine* engine = nullptr) {
     return (engine ? engine : engine_.get())->OnSignal(s, 2, out);
-  }
-  static const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string& step) {
-    for (const auto& s : r.steps()) {
-      if (s.step() == step) return &s;
-    }
-    return nullptr;
   }
 };
 
