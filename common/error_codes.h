@@ -4,6 +4,11 @@
 
 namespace agentfleet {
 
+// The member of an agent's output that carries a signal instead of an
+// output: {"_signal": {"type": "needs_info", "question": "..."}} or
+// {"_signal": {"type": "rescope", "reason": "..."}}.
+inline constexpr char kAgentSignalField[] = "_signal";
+
 // Retryable: the same attempt may succeed later.
 inline constexpr char kTimeout[] = "timeout";                         // the call took too long
 inline constexpr char kRateLimited[] = "rate_limited";                // HTTP 429
@@ -13,6 +18,8 @@ inline constexpr char kTruncatedResponse[] = "truncated_response";    // body sh
 inline constexpr char kInvalidResponse[] = "invalid_response";        // not JSON, or not the wire format
 inline constexpr char kSchemaViolation[] = "schema_violation";        // output fails the agent's schema
 inline constexpr char kWorkerShutdown[] = "worker_shutdown";          // the worker stopped before finishing
+// An agent signal ({"_signal": ...}) the step does not allow, or malformed.
+inline constexpr char kInvalidSignal[] = "invalid_signal";
 
 // Not retryable: trying again gives the same answer.
 inline constexpr char kProviderRejected[] = "provider_rejected";      // HTTP 4xx other than 429
@@ -25,6 +32,12 @@ inline constexpr char kInvalidCondition[] = "invalid_condition";      // a step'
 inline constexpr char kCancelled[] = "cancelled";
 // A wait step with on_timeout: fail got no signal within its timeout.
 inline constexpr char kWaitTimeout[] = "wait_timeout";
+// An instance asked more needs_info questions than max_questions allows.
+inline constexpr char kNeedsInfoExhausted[] = "needs_info_exhausted";
+// The agent asked to answer a needs_info question could not (its attempts ran out).
+inline constexpr char kNeedsInfoFailed[] = "needs_info_failed";
+// An agent asked for a rescope after the workflow's max_replans re-plans.
+inline constexpr char kReplansExhausted[] = "replans_exhausted";
 // A work item, result or task state that would exceed kafka.max_message_bytes:
 // never produced; the attempt or the task fails with this code instead.
 inline constexpr char kMessageTooLarge[] = "message_too_large";

@@ -734,10 +734,113 @@ void LoadRoutes(Loader& L, const YAML::Node& routes, const std::string& f, Workf
   }
 }
 
+// `wait: {signal, timeout, on_timeout}` of a wait step or of a needs_info.
+std::optional<WaitConfig> LoadWait(Loader& L, const YAML::Node& wait, const std::string& f, const WorkflowConfig& w) {
+  if (!L.Map(wait, f, {"signal", "timeout", "on_timeout"})) return std::nullopt;
+  WaitConfig wc;
+  if (L.String(wait, "signal", f, &wc.signal, true) && !std::regex_match(wc.signal, NameRegex())) {
+    L.Error(wait["signal"], f + ".signal", "must match [a-z][a-z0-9_-]* (at most 63 characters)");
+  }
+  if (!L.Duration(wait, "timeout", f, &wc.timeout) && !wait["timeout"]) {
+    L.Error(wait, f + ".timeout", "required: how long to wait (shorter than the workflow's deadline)");
+  } else if (wait["timeout"] && wc.timeout >= w.deadline) {
+    L.Error(wait["timeout"], f + ".timeout",
+            absl::StrCat("must be shorter than the workflow's deadline (", absl::FormatDuration(w.deadline),
+                         "), or the task fails before the timeout's branch can run"));
+  }
+  L.Enum<bool>(wait, "on_timeout", f, {{"continue", false}, {"fail", true}}, &wc.fail_on_timeout);
+  return wc;
+}
+
+// `signals:` of an agent step (the planner of a rescope is checked once
+// every step is loaded).
+void LoadStepSignals(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
+                     const WorkflowConfig& w, StepSignalsConfig* out) {
+  if (!L.Map(n, f, {"needs_info", "rescope", "delegate"})) return;
+  if (YAML::Node d = n["delegate"]) {
+    L.Error(d, f + ".delegate", "an agent delegates by planning sub-steps: give the step a spawn:");
+  }
+  if (YAML::Node ni = n["needs_info"]; ni && L.Map(ni, f + ".needs_info", {"agent", "wait", "emit", "max_questions"})) {
+    NeedsInfoConfig c;
+    std::string nf = f + ".needs_info";
+    if (L.String(ni, "agent", nf, &c.agent) && cfg.agents.count(c.agent) == 0) {
+      L.Error(ni["agent"], nf + ".agent", "unknown agent '" + c.agent + "'");
+    }
+    if (YAML::Node wait = ni["wait"]) c.wait = LoadWait(L, wait, nf + ".wait", w);
+    if (static_cast<bool>(ni["agent"]) == static_cast<bool>(ni["wait"])) {
+      L.Error(ni, nf, "give exactly one of agent (an agent answers) or wait (a signal from outside answers)");
+    }
+    if (L.String(ni, "emit", nf, &c.emit)) {
+      if (!std::regex_match(c.emit, TopicRegex())) {
+        L.Error(ni["emit"], nf + ".emit", "not a Kafka topic name ([a-zA-Z0-9._-], at most 249 characters)");
+      } else if (!ni["wait"]) {
+        L.Error(ni["emit"], nf + ".emit", "only a question that waits for an answer from outside is published");
+      }
+    }
+    L.Number<int>(ni, "max_questions", nf, &c.max_questions, 1, 100);
+    out->needs_info = c;
+  }
+  if (YAML::Node r = n["rescope"]; r && L.Map(r, f + ".rescope", {"planner"})) {
+    L.String(r, "planner", f + ".rescope", &out->rescope_planner, /*required=*/true);
+  }
+}
+
+// The step ids `id` depends on, directly or not.
+std::set<std::string> Ancestors(const WorkflowConfig& w, const std::string& id) {
+  std::set<std::string> seen;
+  std::vector<std::string> todo = {id};
+  while (!todo.empty()) {
+    const StepConfig* s = w.FindStep(todo.back());
+    todo.pop_back();
+    if (s == nullptr) continue;
+    for (const auto& d : s->depends_on) {
+      if (seen.insert(d).second) todo.push_back(d);
+    }
+  }
+  return seen;
+}
+
+// Agent signals: a planner the step reaches, answer signals no other wait uses.
+void CheckStepSignals(Loader& L, const WorkflowConfig& w, const std::map<std::string, YAML::Node>& nodes,
+                      const std::string& f) {
+  std::map<std::string, std::string> signal_owner;  // signal name -> the step that waits for it
+  for (const auto& s : w.steps) {
+    if (s.wait) signal_owner.emplace(s.wait->signal, s.id);
+  }
+  for (size_t i = 0; i < w.steps.size(); ++i) {
+    const StepConfig& s = w.steps[i];
+    std::string sf = absl::StrCat(f, ".steps[", i, "].signals");
+    auto node = nodes.find(s.id);
+    if (node == nodes.end()) continue;
+    YAML::Node n = node->second["signals"];
+    if (!s.signals.rescope_planner.empty()) {
+      const std::string& p = s.signals.rescope_planner;
+      if (p != s.id && Ancestors(w, s.id).count(p) == 0) {
+        L.Error(n["rescope"]["planner"], sf + ".rescope.planner",
+                w.FindStep(p) ? "step '" + p + "' is neither this step nor one it depends on, so re-running it "
+                                "would not re-plan this step's work"
+                              : "unknown step '" + p + "'");
+      }
+    }
+    if (s.signals.needs_info && s.signals.needs_info->wait) {
+      const std::string& name = s.signals.needs_info->wait->signal;
+      auto [it, fresh] = signal_owner.emplace(name, s.id);
+      if (!fresh) {
+        L.Error(n["needs_info"]["wait"]["signal"], sf + ".needs_info.wait.signal",
+                "signal '" + name + "' is already waited for by step '" + it->second + "'");
+      }
+    }
+  }
+}
+
 void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                   WorkflowConfig* w) {
-  if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget", "routes", "emit"})) return;
+  if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget", "routes", "emit",
+                   "max_replans"})) {
+    return;
+  }
   L.Duration(n, "deadline", f, &w->deadline);
+  L.Number<int>(n, "max_replans", f, &w->max_replans, 0, 100);
   if (L.String(n, "emit", f, &w->emit) && !std::regex_match(w->emit, TopicRegex())) {
     L.Error(n["emit"], f + ".emit", "not a Kafka topic name ([a-zA-Z0-9._-], at most 249 characters)");
   }
@@ -758,7 +861,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
     const YAML::Node& s = steps[i];
     std::string sf = absl::StrCat(f, ".steps[", i, "]");
     if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn", "when", "wait",
-                       "emit", "workflow", "budget"})) {
+                       "emit", "workflow", "budget", "signals"})) {
       continue;
     }
     StepConfig step;
@@ -786,21 +889,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       for (const char* key : {"agent", "input", "for_each", "model_tier", "optional", "spawn"}) {
         if (s[key]) L.Error(s[key], sf + "." + key, "a wait step calls no agent, so it takes no " + std::string(key));
       }
-      if (L.Map(wait, sf + ".wait", {"signal", "timeout", "on_timeout"})) {
-        WaitConfig wc;
-        if (L.String(wait, "signal", sf + ".wait", &wc.signal, true) && !std::regex_match(wc.signal, NameRegex())) {
-          L.Error(wait["signal"], sf + ".wait.signal", "must match [a-z][a-z0-9_-]* (at most 63 characters)");
-        }
-        if (!L.Duration(wait, "timeout", sf + ".wait", &wc.timeout) && !wait["timeout"]) {
-          L.Error(wait, sf + ".wait.timeout", "required: how long to wait (shorter than the workflow's deadline)");
-        } else if (wait["timeout"] && wc.timeout >= w->deadline) {
-          L.Error(wait["timeout"], sf + ".wait.timeout",
-                  absl::StrCat("must be shorter than the workflow's deadline (", absl::FormatDuration(w->deadline),
-                               "), or the task fails before the timeout's branch can run"));
-        }
-        L.Enum<bool>(wait, "on_timeout", sf + ".wait", {{"continue", false}, {"fail", true}}, &wc.fail_on_timeout);
-        step.wait = wc;
-      }
+      step.wait = LoadWait(L, wait, sf + ".wait", *w);
     } else if (L.String(s, "agent", sf, &step.agent, true) && cfg.agents.count(step.agent) == 0) {
       L.Error(s["agent"], sf + ".agent", "unknown agent '" + step.agent + "'");
     }
@@ -843,6 +932,13 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
       }
       if (step.for_each) L.Error(sp, sf + ".spawn", "a step cannot both fan out over a list (for_each) and spawn");
       step.spawn = spawn;
+    }
+    if (YAML::Node sig = s["signals"]) {
+      if (step.agent.empty()) {
+        L.Error(sig, sf + ".signals", "only an agent step's agent sends signals");
+      } else {
+        LoadStepSignals(L, sig, sf + ".signals", cfg, *w, &step.signals);
+      }
     }
     if (const AgentConfig* agent = cfg.FindAgent(step.agent)) {
       CheckPromptFields(L, *agent, s["input"] ? s["input"] : s, sf + ".input", step.input);
@@ -901,6 +997,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   if (std::vector<std::string> cycle = w->DependencyCycle(); !cycle.empty()) {
     L.Error(step_nodes[cycle[cycle.size() - 2]], f + ".steps", "dependency cycle: " + absl::StrJoin(cycle, " -> "));
   }
+  CheckStepSignals(L, *w, step_nodes, f);
   // The output step: explicit, or the one step nothing depends on.
   if (L.String(n, "output", f, &w->output_step)) {
     if (!w->FindStep(w->output_step)) L.Error(n["output"], f + ".output", "unknown step '" + w->output_step + "'");

@@ -193,6 +193,35 @@ struct WaitConfig {
   bool fail_on_timeout = false;
 };
 
+// `signals:` on an agent step: what its agent may send instead of an
+// output, as {"_signal": {"type": "needs_info", "question": "..."}} or
+// {"_signal": {"type": "rescope", "reason": "..."}}. A type the step does
+// not list (or a malformed one) fails the attempt as a retryable
+// invalid_signal.
+struct NeedsInfoConfig {
+  // The question goes to this agent (input {"question", "step", "input"};
+  // its output is the answer), or
+  std::string agent;
+  // to the outside: the instance waits for this signal (a plain step's
+  // instance waits for `signal`, a fanned-out or spawned one for
+  // `signal.<fan index>`); its payload is the answer.
+  std::optional<WaitConfig> wait;
+  // With wait: the question is also published here as JSON, with the
+  // signal name that answers it.
+  std::string emit;
+  // Questions one instance may ask; one more fails it (needs_info_exhausted).
+  int max_questions = 3;
+};
+
+struct StepSignalsConfig {
+  std::optional<NeedsInfoConfig> needs_info;
+  // rescope: this step (itself, or one it depends on) runs again with the
+  // reason in its input (`_rescope`), and every step after it too; at most
+  // the workflow's max_replans times per task. Empty: not allowed.
+  std::string rescope_planner;
+  bool any() const { return needs_info.has_value() || !rescope_planner.empty(); }
+};
+
 struct StepConfig {
   std::string id;
   std::string agent;  // empty for a wait step
@@ -221,6 +250,7 @@ struct StepConfig {
   // fail the task: its output is null and the task ends PARTIAL.
   bool optional = false;
   std::optional<SpawnConfig> spawn;
+  StepSignalsConfig signals;
   // `when:` — the step runs only if this holds once the steps it reads are
   // done; otherwise it is skipped (config/condition.h). Null: always runs.
   std::shared_ptr<const Condition> when;
@@ -251,6 +281,9 @@ struct WorkflowConfig {
   // `emit: TOPIC`: the task's result is also published to TOPIC as JSON
   // (protobuf JSON of TaskResult), in the transaction that publishes it.
   std::string emit;
+  // How many times one task may re-run part of its DAG for agents' rescope
+  // signals; one more fails the step that asked (replans_exhausted).
+  int max_replans = 2;
   const StepConfig* FindStep(const std::string& id) const;
   // The first dependency cycle among the steps, as the path that closes it
   // ("a", "b", "a"), in file order of the steps it starts from; empty if the

@@ -233,11 +233,12 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[s.Index(fan_index)];
   const AgentConfig& agent = AgentOf(s, inst);
-  std::string base_tier = inst.spawn_agent != nullptr && !inst.in_fallback() ? std::string("default")
+  std::string base_tier = inst.ask_agent != nullptr                             ? std::string("default")
+                          : inst.spawn_agent != nullptr && !inst.in_fallback() ? std::string("default")
                           : !inst.in_fallback()                               ? s.config->model_tier
                           : inst.fallback_tier.empty() ? std::string("default")
                                                        : inst.fallback_tier;
-  if (s.config->model_tier_from && !inst.in_fallback() && inst.spawn_agent == nullptr) {
+  if (s.config->model_tier_from && !inst.in_fallback() && inst.spawn_agent == nullptr && inst.ask_agent == nullptr) {
     // The tier the data asks for, within the agent's.
     auto wanted = Resolve(*s.config->model_tier_from, ContextFor(task));
     std::string name = wanted.ok() && wanted->is_string() ? wanted->get<std::string>() : "";
@@ -276,6 +277,7 @@ bool TaskEngine::BuildInput(DispatchAttempt& a, Outbox* out) {
     return false;
   }
   a.input = *std::move(input);
+  AddSignalInputs(a.task, a.s, a.inst, &a.input);
   a.input_bytes = a.input.dump().size();
   return true;
 }
@@ -296,7 +298,8 @@ bool TaskEngine::CheckMaxSteps(DispatchAttempt& a, Outbox* out) {
 
 // A cached output for this exact input serves the instance: no call, no cost.
 bool TaskEngine::ServeFromCache(DispatchAttempt& a, Outbox* out) {
-  if (a.agent.cache_ttl <= absl::ZeroDuration()) return true;
+  // A question's answer is not cached: each question is asked.
+  if (a.agent.cache_ttl <= absl::ZeroDuration() || a.inst.ask_agent != nullptr) return true;
   std::string canonical = CanonicalJson(a.input);
   std::string model = a.agent.models.at(a.base_tier);
   const Json* hit = cache_.Find(a.agent, model, canonical, clock_->Now());
@@ -420,7 +423,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   w.set_task_id(a.task.id());
   w.set_step(a.s.config->id);
   w.set_fan_index(a.fan_index);
-  w.set_attempt(inst.attempt);
+  w.set_attempt(a.s.attempt_offset + inst.attempt);
   w.set_agent(agent.name);
   w.set_model_tier(plan.tier);
   *w.mutable_input() = ToStruct(a.input);
@@ -438,7 +441,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
                                : std::max(item_deadline, now + agent.timeout) + kCloseGrace;
   inst.reservations.push_back({inst.attempt, plan.reserve, spend_until});
   AddReserved(a.task, plan.reserve, +1);
-  w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), a.fan_index, inst.attempt));
+  w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), a.fan_index, w.attempt()));
   w.set_tenant(a.task.submission.tenant());
   *w.mutable_dispatched_at() = ToTimestamp(now);
   w.set_event_partition(a.task.partition);
@@ -461,6 +464,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   size_t step = step_it->second;
   StepRun& s = task.steps[step];
   int fan = event.fan_index();
+  if (!task.abandoned.empty() && SettleAbandoned(task, event, out)) return;
   if (!s.started || !s.ValidFan(fan) || s.agent == nullptr) {  // a wait or child step has no attempts
     ++stats_.stale_events;
     return;
@@ -469,9 +473,10 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   // One result per attempt: a later attempt's dispatch, or an earlier
   // result, makes the event stale. A stale result still settles what its
   // attempt spent, if that attempt's reservation is held.
-  if (event.attempt() != inst.attempt || inst.done()) {
+  const int attempt = event.attempt() - s.attempt_offset;
+  if (attempt != inst.attempt || inst.done()) {
     ++stats_.stale_events;
-    if (event.has_result() && Unreserve(task, inst.Release(event.attempt()))) {
+    if (event.has_result() && Unreserve(task, inst.Release(attempt))) {
       CountUsage(task, AgentOf(s, inst), inst, event.result());
       ResumeBudgetWaits(task, out);
       if (!task.finished) Touch(task);
@@ -502,7 +507,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   const v1::WorkResult& r = event.result();
   // A timed-out attempt's late success is still a good result; its late
   // failure changes nothing (the retry is already scheduled).
-  Unreserve(task, inst.Release(event.attempt()));
+  Unreserve(task, inst.Release(attempt));
   CountUsage(task, AgentOf(s, inst), inst, r);
   {
     const AgentConfig& agent = AgentOf(s, inst);
@@ -519,6 +524,20 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   inst.latency_ms = r.latency_ms();
   inst.DisarmAttempt();
   inst.retry_at = absl::InfiniteFuture();
+  if (r.status() == v1::RESULT_STATUS_OK && (inst.ask_agent != nullptr || r.output().fields().count(kAgentSignalField) > 0)) {
+    // A question's answer, or an agent's signal instead of its output: not
+    // an output of the step, and never cached.
+    inst.cache_input.clear();
+    if (inst.ask_agent != nullptr) {
+      std::string by = absl::StrCat("agent:", inst.ask_agent->name);
+      AnswerQuestion(task, step, fan, FromStruct(r.output()), by, /*timed_out=*/false, out);
+    } else {
+      OnAgentSignal(task, step, fan, FromValue(r.output().fields().at(kAgentSignalField)), out);
+    }
+    if (!task.finished) ResumeBudgetWaits(task, out);
+    if (!task.finished) Touch(task);
+    return;
+  }
   std::vector<std::pair<const AgentConfig*, Json>> spawned;
   if (r.status() == v1::RESULT_STATUS_OK && s.spawns() && fan == -1) {
     auto planned = PlanSpawn(s, FromStruct(r.output()));
@@ -599,10 +618,15 @@ Spend TaskEngine::Committed(const Task& task) {
       }
     }
   }
+  for (const Task::Abandoned& a : task.abandoned) {
+    c.tokens += a.reservation.spend.tokens;
+    c.cost_usd += a.reservation.spend.cost_usd;
+  }
   return c;
 }
 
 bool TaskEngine::HasReservations(const Task& task) {
+  if (!task.abandoned.empty()) return true;
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) {
       if (!inst.reservations.empty() || inst.waiting(Instance::Wait::kChild)) return true;
@@ -657,7 +681,7 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
                   out);
     return;
   }
-  int attempts_here = inst.attempt - inst.fallback_from;  // on the current agent or tier
+  int attempts_here = inst.AttemptsHere();  // on the current agent or tier
   if (error.retryable() && attempts_here < agent.max_attempts) {
     inst.status = v1::STEP_STATUS_PENDING;
     // The provider's Retry-After is a floor; a worker that shut down before
@@ -669,8 +693,18 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
   }
   std::string where = absl::StrCat("step '", s.config->id, "'", fan >= 0 ? absl::StrCat("[", fan, "]") : "");
   std::string why = absl::StrCat(where, " failed after ", inst.attempt, " attempt(s): ", error.message());
-  // The agent cannot serve it: its fallback may (input errors are the input's fault).
-  if (!inst.in_fallback() && agent.fallback && error.code() != kInvalidInput) {
+  if (inst.ask_agent != nullptr) {
+    // The agent asked to answer its question could not: the asker fails
+    // (its own fallback would ask the same).
+    why = absl::StrCat(where, ": agent '", inst.ask_agent->name, "' could not answer its question (",
+                       error.code(), ": ", error.message(), ")");
+    inst.error = MakeError(kNeedsInfoFailed, why);
+    inst.ask_agent = nullptr;
+  }
+  // The agent cannot serve it: its fallback may (input errors are the
+  // input's fault; a question nobody answered is no agent's).
+  if (!inst.in_fallback() && agent.fallback && error.code() != kInvalidInput && error.code() != kWaitTimeout &&
+      inst.error.code() != kNeedsInfoFailed) {
     StartFallback(task, step, fan, absl::StrCat("agent '", agent.name, "' failed (", error.code(), ": ",
                                                 error.message(), ")"),
                   out);
@@ -685,7 +719,7 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
     if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
     return;
   }
-  FailTask(task, error.code().empty() ? "step_failed" : error.code(), why, out);
+  FailTask(task, inst.error.code().empty() ? "step_failed" : inst.error.code(), why, out);
 }
 
 Json TaskEngine::StepOutput(const StepRun& s) {
@@ -740,7 +774,10 @@ absl::StatusOr<std::vector<std::pair<const AgentConfig*, Json>>> TaskEngine::Pla
 }
 
 const AgentConfig& TaskEngine::AgentOf(const StepRun& s, const Instance& inst) {
-  return inst.fallback_agent ? *inst.fallback_agent : inst.spawn_agent ? *inst.spawn_agent : *s.agent;
+  return inst.ask_agent        ? *inst.ask_agent  // answering the instance's question
+         : inst.fallback_agent ? *inst.fallback_agent
+         : inst.spawn_agent    ? *inst.spawn_agent
+                               : *s.agent;
 }
 
 void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::string& reason, Outbox* out) {
@@ -753,6 +790,7 @@ void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::stri
                        fb.agent.empty() ? "tier:" + fb.model_tier : fb.agent);
   }
   inst.fallback_from = inst.attempt;
+  inst.attempt_base = inst.attempt;
   inst.fallback_agent = fb.agent.empty() ? nullptr : config_->FindAgent(fb.agent);
   inst.fallback_tier = fb.model_tier;
   inst.tier.clear();
@@ -934,6 +972,7 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
 SignalOutcome TaskEngine::DeliverSignal(Task& task, const v1::TaskSignal& signal, Outbox* out) {
   // Signals beyond this many, for steps that have not started, are dropped.
   constexpr size_t kMaxPendingSignals = 16;
+  if (SignalOutcome answered; DeliverAnswer(task, signal, &answered, out)) return answered;
   bool later = false;  // a step that has not started waits for this name
   for (size_t i = 0; i < task.steps.size(); ++i) {
     StepRun& s = task.steps[i];
@@ -1049,6 +1088,15 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
       }
     }
   }
+  for (auto a = task.abandoned.begin(); a != task.abandoned.end();) {
+    if (a->reservation.expires > now) {
+      ++a;
+      continue;
+    }
+    AddReserved(task, a->reservation.spend, -1);
+    a = task.abandoned.erase(a);
+    released = true;
+  }
   if (released || task.kick_budget) {
     task.kick_budget = false;
     ResumeBudgetWaits(task, out);
@@ -1073,6 +1121,7 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
           // Only a tenant's wait (the next period) and a signal's (its
           // timeout) have a time.
           if (inst.waiting(Instance::Wait::kTenant) && inst.retry_at <= now) Dispatch(task, step, fan, out);
+          if (inst.waiting(Instance::Wait::kAnswer) && inst.retry_at <= now) AnswerTimedOut(task, step, fan, out);
           if (inst.waiting(Instance::Wait::kSignal) && inst.retry_at <= now) {
             const WaitConfig& wait = *s.config->wait;
             if (wait.fail_on_timeout) {
@@ -1176,6 +1225,7 @@ void TaskEngine::Touch(Task& task) {
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) next = std::min(next, inst.NextTimer());
   }
+  for (const Task::Abandoned& a : task.abandoned) next = std::min(next, a.reservation.expires);
   if (next != task.armed) {
     if (task.armed != absl::InfiniteFuture()) timers_.erase({task.armed, task.id()});
     if (next != absl::InfiniteFuture()) timers_.insert({next, task.id()});
@@ -1232,8 +1282,10 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       sum->set_latency_ms(inst.latency_ms);
       if (inst.status != v1::STEP_STATUS_SUCCEEDED && inst.error.code().size()) *sum->mutable_error() = inst.error;
       sum->set_worker(inst.worker);
+      for (const v1::AgentQuestion& q : inst.questions) *sum->add_questions() = q;
     }
   }
+  for (const v1::Rescope& rs : task.rescopes) *r.add_rescopes() = rs;
   *r.mutable_usage() = task.usage;
   *r.mutable_accepted_at() = ToTimestamp(task.accepted_at);
   double used = -1;
@@ -1245,21 +1297,27 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
   return {std::move(r), task.traceparent, task.parent_traceparent, used};
 }
 
+void TaskEngine::CancelChild(const Task& task, const Instance& inst, const std::string& reason, Outbox* out) {
+  if (!inst.waiting(Instance::Wait::kChild)) return;
+  v1::TaskSignal cancel;
+  cancel.set_task_id(inst.child_task_id);
+  cancel.set_cancel(true);
+  cancel.set_reason(reason);
+  Encoded e = Encode(cancel, task.traceparent);
+  out->records.push_back({topics_.signals, cancel.task_id(), std::move(e.payload), std::move(e.headers)});
+}
+
 void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* error, Outbox* out) {
   absl::Time now = clock_->Now();
   out->results.push_back(BuildResult(task, status, error, now));
   NotifyParent(out->results.back(), out);
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) {
-      if (!inst.waiting(Instance::Wait::kChild)) continue;
       // The parent ended first: its running children are cancelled.
-      v1::TaskSignal cancel;
-      cancel.set_task_id(inst.child_task_id);
-      cancel.set_cancel(true);
-      cancel.set_reason(absl::StrCat("its parent task ", task.id(), " ended ",
-                                     v1::TaskStatus_Name(status).substr(sizeof("TASK_STATUS_") - 1)));
-      Encoded e = Encode(cancel, task.traceparent);
-      out->records.push_back({topics_.signals, cancel.task_id(), std::move(e.payload), std::move(e.headers)});
+      CancelChild(task, inst,
+                  absl::StrCat("its parent task ", task.id(), " ended ",
+                               v1::TaskStatus_Name(status).substr(sizeof("TASK_STATUS_") - 1)),
+                  out);
     }
   }
   if (!task.workflow->emit.empty()) {
@@ -1275,6 +1333,7 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
       for (const auto& res : inst.reservations) AddReserved(task, res.spend, -1);
     }
   }
+  for (const Task::Abandoned& a : task.abandoned) AddReserved(task, a.reservation.spend, -1);
   std::string id = task.id();
   int32_t partition = task.partition;
   if (task.armed != absl::InfiniteFuture()) timers_.erase({task.armed, id});

@@ -108,6 +108,9 @@ struct EngineStats {
   int64_t tenant_rejected = 0;     // tasks rejected or stopped by an exhausted tenant budget
   int64_t cancelled = 0;           // tasks ended by a cancellation
   int64_t signals_ignored = 0;     // signals for unknown or finished tasks, duplicates, unwanted ones
+  int64_t questions = 0;           // needs_info questions agents asked
+  int64_t replans = 0;             // partial re-runs for agents' rescope signals
+  int64_t invalid_signals = 0;     // agent signals their step does not allow (retried)
 };
 
 // What became of a TaskSignal (TaskEngine::OnSignal).
@@ -282,6 +285,33 @@ class TaskEngine {
   SignalOutcome EndChild(Task& task, const v1::TaskResult& child, Outbox* out);
   // A child task's result (any status) also goes to its parent, if it has one.
   void NotifyParent(const Outbox::Result& result, Outbox* out);
+  // Tells a running child task that it is cancelled (its parent ended or re-planned).
+  void CancelChild(const Task& task, const Instance& inst, const std::string& reason, Outbox* out);
+  // Agent signals (coordinator/agent_signals.cc): a `_signal` in an
+  // attempt's output; a needs_info question put to the step's answerer (an
+  // agent, or a wait for a signal from outside); its answer (or timeout),
+  // after which the asker runs again with the answers in its input; a
+  // rescope's re-plan, which resets the planner and every step after it.
+  void OnAgentSignal(Task& task, size_t step, int fan, const nlohmann::json& signal, Outbox* out);
+  void AskQuestion(Task& task, size_t step, int fan, std::string question, Outbox* out);
+  void AnswerQuestion(Task& task, size_t step, int fan, nlohmann::json answer, const std::string& by, bool timed_out,
+                      Outbox* out);
+  void AnswerTimedOut(Task& task, size_t step, int fan, Outbox* out);
+  // Delivers a signal that answers an open question; false if `signal`'s
+  // name is no question's answer (`*outcome` is set when it was one's).
+  bool DeliverAnswer(Task& task, const v1::TaskSignal& signal, SignalOutcome* outcome, Outbox* out);
+  void Replan(Task& task, size_t step, int fan, std::string reason, Outbox* out);
+  void ResetStep(Task& task, size_t step, Outbox* out);
+  // The input an instance's attempt gets on top of its template: the
+  // answers to its questions (`_info`), a planner's rescope reasons
+  // (`_rescope`); for a question's answering agent, the question itself.
+  void AddSignalInputs(const Task& task, const StepRun& s, const Instance& inst, nlohmann::json* input) const;
+  // The signal that answers an instance's question: the configured name, or
+  // "<name>.<fan>" for a fanned-out or spawned instance.
+  static std::string AnswerSignal(const StepRun& s, int fan);
+  // A result of an attempt a re-plan abandoned: settles its reservation and
+  // counts what it spent. False if the event is not one.
+  bool SettleAbandoned(Task& task, const v1::WorkEvent& event, Outbox* out);
   // A failed or timed-out attempt: retry after a backoff, or fail the task.
   void AttemptFailed(Task& task, size_t step, int fan_index, const v1::Error& error, Outbox* out);
   void FireTimers(Task& task, absl::Time now, Outbox* out);
@@ -321,7 +351,8 @@ class TaskEngine {
   // A complete step's output: its instance's, or the list of its instances'
   // in fan-out order (null for a failed optional instance).
   static nlohmann::json StepOutput(const StepRun& s);
-  // The agent serving an instance: the step's, or its fallback agent.
+  // The agent serving an instance: the step's, a spawned sub-step's, its
+  // fallback, or the agent answering its question.
   static const AgentConfig& AgentOf(const StepRun& s, const Instance& inst);
   // The sub-steps a spawning step's output asks for, checked against the
   // step's spawn limits (InvalidArgument saying what is wrong).

@@ -49,6 +49,14 @@ inline v1::Error MakeError(const std::string& code, const std::string& message) 
   return e;
 }
 
+// The worst case one attempt may still spend, held until its result settles
+// it or it expires (it can no longer spend).
+struct Reservation {
+  int attempt = 0;
+  Spend spend;
+  absl::Time expires = absl::InfiniteFuture();
+};
+
 }  // namespace task_engine_internal
 
 using task_engine_internal::Json;
@@ -69,19 +77,17 @@ struct TaskEngine::Instance {
   absl::Time retry_at = absl::InfiniteFuture();
   std::string tier;     // of the latest attempt (a budget may move it to a cheaper one)
   int max_tokens = 0;   // the latest attempt's cap (a budget may lower it)
-  struct Reservation {
-    int attempt = 0;
-    Spend spend;
-    absl::Time expires = absl::InfiniteFuture();
-  };
+  using Reservation = task_engine_internal::Reservation;
   std::vector<Reservation> reservations;  // attempts that may still spend
   // What an instance waits for before its next dispatch, one thing at a
   // time (a new wait replaces the old): budget its task's outstanding
   // attempts may release, its tenant's budget (released calls, or the next
   // period at retry_at), or a provider's quota (in rate_waiting_).
   // A wait step waits for its signal (kSignal) until retry_at, its timeout;
-  // a child-workflow step for its child's result (kChild).
-  enum class Wait { kNone, kBudget, kTenant, kQuota, kSignal, kChild };
+  // a child-workflow step for its child's result (kChild); an instance whose
+  // agent asked a question (needs_info) for the answer signal until retry_at
+  // (kAnswer).
+  enum class Wait { kNone, kBudget, kTenant, kQuota, kSignal, kChild, kAnswer };
   Wait wait = Wait::kNone;
   bool waiting(Wait w) const { return wait == w; }
   void StopWaiting(Wait w) {
@@ -110,6 +116,17 @@ struct TaskEngine::Instance {
   // its result settles it.
   std::string child_task_id;
   Spend child_budget;
+  // Agent signals (needs_info): the questions its agent asked, the last one
+  // open while it asks; the agent answering it (or, waiting kAnswer, a
+  // signal from outside).
+  std::vector<v1::AgentQuestion> questions;
+  const AgentConfig* ask_agent = nullptr;
+  bool asking() const { return ask_agent != nullptr || waiting(Wait::kAnswer); }
+  // The attempts made before the agent now serving it took over (a
+  // fallback, a question's answerer, the asker again): its max_attempts
+  // count from there.
+  int attempt_base = 0;
+  int AttemptsHere() const { return attempt - std::max(attempt_base, fallback_from); }
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
   // Where the instance is, derived from its fields: not dispatched yet;
@@ -129,7 +146,7 @@ struct TaskEngine::Instance {
   absl::Time NextTimer() const {
     absl::Time next = absl::InfiniteFuture();
     for (const Reservation& r : reservations) next = std::min(next, r.expires);
-    if (waiting(Wait::kTenant) || waiting(Wait::kSignal)) return std::min(next, retry_at);
+    if (waiting(Wait::kTenant) || waiting(Wait::kSignal) || waiting(Wait::kAnswer)) return std::min(next, retry_at);
     if (done() || attempt == 0) return next;
     return std::min({next, schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
   }
@@ -153,6 +170,10 @@ struct TaskEngine::StepRun {
   bool complete = false;
   bool fanned_out = false;
   bool skipped = false;  // its when: did not hold: one instance, SKIPPED, output null
+  // Work items carry attempt_offset + the instance's attempt. A re-plan
+  // (rescope) that resets the step raises it past every attempt made, so a
+  // late result of an abandoned attempt never passes for a new one.
+  int attempt_offset = 0;
   std::vector<Instance> instances;
   size_t succeeded = 0;
   size_t failed = 0;  // instances of an optional step that failed for good
@@ -171,7 +192,7 @@ struct TaskEngine::StepRun {
   bool ValidFan(int fan) const {
     if (fanned_out) return fan >= 0 && static_cast<size_t>(fan) < instances.size();
     if (spawns()) return fan >= -1 && static_cast<size_t>(fan + 1) < instances.size();
-    return fan == -1;
+    return fan == -1 && !instances.empty();
   }
 };
 
@@ -199,6 +220,17 @@ struct TaskEngine::Task {
   bool finished = false;
   // Signals for wait steps that have not started yet.
   std::vector<v1::TaskSignal> pending_signals;
+  // The re-plans made for rescope signals, and the attempts they abandoned
+  // whose reservations are still held (until settled by a late result or expired).
+  std::vector<v1::Rescope> rescopes;
+  struct Abandoned {
+    std::string step;
+    int fan = -1;
+    int attempt = 0;  // as sent (the step's attempt_offset included)
+    const AgentConfig* agent = nullptr;
+    Instance::Reservation reservation;
+  };
+  std::vector<Abandoned> abandoned;
 
   const std::string& id() const { return submission.task_id(); }
 };

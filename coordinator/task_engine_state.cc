@@ -14,6 +14,22 @@ namespace agentfleet {
 
 using namespace task_engine_internal;
 
+namespace {
+
+void WriteReservation(const Reservation& res, v1::Reservation* rp) {
+  rp->set_attempt(res.attempt);
+  rp->set_tokens(res.spend.tokens);
+  rp->set_cost_usd(res.spend.cost_usd);
+  if (res.expires != absl::InfiniteFuture()) *rp->mutable_expires() = ToTimestamp(res.expires);
+}
+
+Reservation ReadReservation(const v1::Reservation& rp) {
+  return {rp.attempt(), {rp.tokens(), rp.cost_usd()},
+          rp.has_expires() ? FromTimestamp(rp.expires()) : absl::InfiniteFuture()};
+}
+
+}  // namespace
+
 v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   v1::TaskState st;
   *st.mutable_submission() = task.submission;
@@ -23,7 +39,17 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   st.set_traceparent(task.traceparent);
   if (!task.parent_traceparent.empty()) st.set_parent_traceparent(task.parent_traceparent);
   for (const v1::TaskSignal& p : task.pending_signals) *st.add_pending_signals() = p;
+  for (const v1::Rescope& r : task.rescopes) *st.add_rescopes() = r;
+  for (const Task::Abandoned& a : task.abandoned) {
+    v1::AbandonedAttempt* ap = st.add_abandoned();
+    ap->set_step(a.step);
+    ap->set_fan_index(a.fan);
+    ap->set_attempt(a.attempt);
+    ap->set_agent(a.agent->name);
+    WriteReservation(a.reservation, ap->mutable_reservation());
+  }
   for (const StepRun& s : task.steps) {
+    if (s.attempt_offset > 0) (*st.mutable_attempt_offset())[s.config->id] = s.attempt_offset;
     if (!s.started) continue;
     if (s.fanned_out || s.spawns()) (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
     for (size_t i = 0; i < s.instances.size(); ++i) {
@@ -53,13 +79,11 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
         ss->set_spawn_agent(inst.spawn_agent->name);
         *ss->mutable_spawn_input() = ToStruct(inst.spawn_input);
       }
-      for (const auto& res : inst.reservations) {
-        v1::Reservation* rp = ss->add_reservations();
-        rp->set_attempt(res.attempt);
-        rp->set_tokens(res.spend.tokens);
-        rp->set_cost_usd(res.spend.cost_usd);
-        if (res.expires != absl::InfiniteFuture()) *rp->mutable_expires() = ToTimestamp(res.expires);
-      }
+      for (const auto& res : inst.reservations) WriteReservation(res, ss->add_reservations());
+      for (const v1::AgentQuestion& q : inst.questions) *ss->add_questions() = q;
+      if (inst.ask_agent) ss->set_ask_agent(inst.ask_agent->name);
+      ss->set_ask_wait(inst.waiting(Instance::Wait::kAnswer));
+      ss->set_attempt_base(inst.attempt_base);
       if (inst.status == v1::STEP_STATUS_SUCCEEDED) *ss->mutable_output() = ToStruct(inst.output);
       if (!inst.error.code().empty()) *ss->mutable_error() = inst.error;
       *ss->mutable_usage() = inst.usage;
@@ -126,6 +150,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
         for (const auto& res : inst.reservations) AddReserved(*it->second, res.spend, -1);
       }
     }
+    for (const Task::Abandoned& a : it->second->abandoned) AddReserved(*it->second, a.reservation.spend, -1);
     active_.erase(it);
   }
   if (auto f = finished_.find(task_id); f != finished_.end()) {
@@ -164,6 +189,16 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   task->deadline = state->has_deadline() ? FromTimestamp(state->deadline()) : absl::InfiniteFuture();
   task->usage = state->usage();
   task->pending_signals.assign(state->pending_signals().begin(), state->pending_signals().end());
+  task->rescopes.assign(state->rescopes().begin(), state->rescopes().end());
+  for (const auto& [step, offset] : state->attempt_offset()) {
+    if (auto it = task->step_index.find(step); it != task->step_index.end()) task->steps[it->second].attempt_offset = offset;
+  }
+  for (const v1::AbandonedAttempt& a : state->abandoned()) {
+    const AgentConfig* agent = config_->FindAgent(a.agent());
+    if (agent == nullptr) continue;  // an agent removed from the config: its reservation is not held
+    task->abandoned.push_back({a.step(), a.fan_index(), a.attempt(), agent, ReadReservation(a.reservation())});
+    AddReserved(*task, task->abandoned.back().reservation.spend, +1);
+  }
   for (const auto& [step, count] : state->fan_out()) {
     auto it = task->step_index.find(step);
     if (it == task->step_index.end()) continue;
@@ -206,7 +241,13 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.cached = ss.cached();
     // One wait at a time (a snapshot of an older version may set several:
     // the budget's came last).
-    inst.wait = ss.budget_wait()   ? Instance::Wait::kBudget
+    inst.questions.assign(ss.questions().begin(), ss.questions().end());
+    inst.ask_agent = ss.ask_agent().empty() ? nullptr : config_->FindAgent(ss.ask_agent());
+    inst.attempt_base = ss.attempt_base();
+    inst.wait = ss.ask_wait() && s.config->signals.needs_info && s.config->signals.needs_info->wait &&
+                        !inst.questions.empty()
+                    ? Instance::Wait::kAnswer
+                : ss.budget_wait() ? Instance::Wait::kBudget
                 : ss.tenant_wait() ? Instance::Wait::kTenant
                 : ss.rate_wait()   ? Instance::Wait::kQuota  // re-queued at the next Tick
                 : ss.signal_wait() && s.config->wait ? Instance::Wait::kSignal
@@ -221,9 +262,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     task->kick_rate = task->kick_rate || inst.waiting(Instance::Wait::kQuota);
     task->kick_budget = task->kick_budget || inst.waiting(Instance::Wait::kBudget);
     for (const v1::Reservation& rp : ss.reservations()) {
-      inst.reservations.push_back(
-          {rp.attempt(), {rp.tokens(), rp.cost_usd()}, timer(rp.has_expires(), rp.expires())});
-      AddReserved(*task, {rp.tokens(), rp.cost_usd()}, +1);
+      inst.reservations.push_back(ReadReservation(rp));
+      AddReserved(*task, inst.reservations.back().spend, +1);
     }
     if (inst.waiting(Instance::Wait::kTenant)) {
       tenants_.Hold(task->submission.tenant(), partition, {task_id, it->second, ss.fan_index()});

@@ -131,7 +131,20 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       liveness_(LivenessFamily(r), {"component", "kind"}),
       signals_(CounterFamily(r, "agentfleet_signals_total",
                              "Signals and cancellations this replica read, by kind (signal, cancel) and outcome."),
-               {"kind", "outcome"}) {}
+               {"kind", "outcome"}),
+      agent_signals_(CounterFamily(r, "agentfleet_agent_signals_total",
+                                   "Signals agents sent in their output, by agent, signal (needs_info, rescope) "
+                                   "and outcome (asked, replanned, invalid, exhausted)."),
+                     {"agent", "signal", "outcome"}),
+      replans_(CounterFamily(r, "agentfleet_replans_total",
+                             "Re-runs of part of a workflow for an agent's rescope signal, by workflow."),
+               {"workflow"}) {}
+
+void CoordinatorMetrics::AgentSignal(absl::string_view agent, absl::string_view signal, absl::string_view outcome) {
+  agent_signals_.With({agent, signal, outcome}).Increment();
+}
+
+void CoordinatorMetrics::Replan(absl::string_view workflow) { replans_.With({workflow}).Increment(); }
 
 void CoordinatorMetrics::Signal(absl::string_view kind, absl::string_view outcome) {
   signals_.With({kind, outcome}).Increment();

@@ -48,6 +48,12 @@ class CoordinatorMetrics {
   // A TaskSignal read: `kind` "signal" or "cancel", and what became of it
   // (coordinator/task_engine.h, SignalOutcomeName).
   void Signal(absl::string_view kind, absl::string_view outcome);
+  // An agent's signal in its output: `signal` needs_info, rescope or the
+  // type it gave; `outcome` asked (to an agent or a person), replanned,
+  // invalid, exhausted (max_questions or max_replans reached).
+  void AgentSignal(absl::string_view agent, absl::string_view signal, absl::string_view outcome);
+  // A task re-ran part of its workflow for a rescope signal.
+  void Replan(absl::string_view workflow);
 
  private:
   Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
@@ -61,6 +67,7 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> dlq_;
   Series<prometheus::Counter> liveness_;
   Series<prometheus::Counter> signals_;
+  Series<prometheus::Counter> agent_signals_, replans_;
 };
 
 // What a worker process did: items in flight, items by outcome, model call

@@ -8,6 +8,33 @@
 
 namespace agentfleet {
 
+namespace {
+
+std::string Text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+}  // namespace
+
+std::string SignalContext(const nlohmann::json& input) {
+  std::string out;
+  if (!input.is_object()) return out;
+  if (auto info = input.find("_info"); info != input.end() && info->is_array() && !info->empty()) {
+    out += "\n\nAnswers to the questions you asked:";
+    for (const auto& q : *info) {
+      if (!q.is_object()) continue;
+      bool timed_out = q.value("timed_out", false);
+      absl::StrAppend(&out, "\n- Q: ", Text(q.value("question", nlohmann::json(""))),
+                      "\n  A: ", timed_out ? "(no answer came in time)" : Text(q.value("answer", nlohmann::json())));
+    }
+  }
+  if (auto re = input.find("_rescope"); re != input.end() && re->is_array() && !re->empty()) {
+    out += "\n\nPlan again: the previous plan was sent back because:";
+    for (const auto& r : *re) {
+      if (r.is_object()) absl::StrAppend(&out, "\n- ", Text(r.value("reason", nlohmann::json(""))));
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::WorkItem& item) {
   const AgentConfig* agent = config.FindAgent(item.agent());
   if (agent == nullptr) return absl::FailedPreconditionError(absl::StrCat("unknown agent '", item.agent(), "'"));
@@ -34,7 +61,7 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
   if (agent->prompt) {
     auto text = agent->prompt->Render(r.input);
     if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("prompt: ", text.status().message()));
-    r.user_prompt = *std::move(text);
+    r.user_prompt = *std::move(text) + SignalContext(r.input);
   }
   return r;
 }
@@ -67,7 +94,10 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
   bool ok = response.ok;
   if (ok) {
     const AgentConfig* agent = config.FindAgent(item.agent());
-    if (agent && agent->output_schema) {
+    // An agent signal ({"_signal": {...}}) stands instead of the output: the
+    // coordinator checks it against what the step allows.
+    bool signal = response.output.is_object() && response.output.contains(kAgentSignalField);
+    if (agent && agent->output_schema && !signal) {
       absl::Status valid = ValidateJson(*agent->output_schema, response.output);
       if (!valid.ok()) {
         ok = false;

@@ -20,12 +20,20 @@ namespace agentfleet {
 [[nodiscard]] absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config,
                                                        const v1::WorkItem& item);
 
+// What the coordinator added to an input for agent signals, as text for a
+// user prompt (which otherwise reads only the fields it names): the answers
+// to the agent's questions (`_info`) and the reasons to plan again
+// (`_rescope`). Empty when there are none.
+std::string SignalContext(const nlohmann::json& input);
+
 // A receipt event for `item`.
 v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker, absl::Time at);
 
 // The result event for `item` given the provider's response. An OK response
 // whose output fails the agent's schema becomes a retryable
-// "schema_violation" error. Cost comes from the pricing table.
+// "schema_violation" error; an output with a "_signal" member is an agent
+// signal, passed on unchecked (the coordinator checks it against the step).
+// Cost comes from the pricing table.
 v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
                          const ModelResponse& response, const std::string& worker, absl::Time at);
 

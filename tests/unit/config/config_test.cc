@@ -462,5 +462,76 @@ TEST(ConfigTest, ABadWaitStepNamesFileLineAndField) {
               HasSubstr("workflows.w.steps[1].wait.signal: must match"));
 }
 
+constexpr char kAgentSignals[] = R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+  helper: {provider: sim, models: {default: m}}
+workflows:
+  w:
+    deadline: 2h
+    max_replans: 3
+    steps:
+      - {id: plan, agent: a}
+      - id: work
+        agent: a
+        input: {plan: $steps.plan}
+        signals:
+          needs_info: {wait: {signal: info, timeout: 1h}, emit: helpdesk.questions, max_questions: 2}
+          rescope: {planner: plan}
+      - id: other
+        agent: a
+        input: {plan: $steps.plan}
+        signals: {needs_info: {agent: helper}}
+      - id: approval
+        wait: {signal: approve, timeout: 1h}
+        after: [work, other]
+)";
+
+TEST(ConfigTest, AgentSignalsNameWhoAnswersAQuestionAndWhichStepReplans) {
+  auto c = LoadConfigString(kAgentSignals, "signals.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const WorkflowConfig& w = c->workflows.at("w");
+  EXPECT_EQ(w.max_replans, 3);
+  const StepSignalsConfig& work = w.FindStep("work")->signals;
+  ASSERT_TRUE(work.needs_info.has_value());
+  EXPECT_EQ(work.needs_info->wait->signal, "info");
+  EXPECT_EQ(work.needs_info->emit, "helpdesk.questions");
+  EXPECT_EQ(work.needs_info->max_questions, 2);
+  EXPECT_EQ(work.rescope_planner, "plan");
+  EXPECT_EQ(w.FindStep("other")->signals.needs_info->agent, "helper");
+  EXPECT_EQ(w.FindStep("other")->signals.needs_info->max_questions, 3) << "the default";
+  EXPECT_FALSE(w.FindStep("plan")->signals.any());
+}
+
+TEST(ConfigTest, BadAgentSignalsNameFileLineAndField) {
+  auto error = [](const std::string& from, const std::string& to) {
+    std::string text = kAgentSignals;
+    text.replace(text.find(from), from.size(), to);
+    return std::string(LoadConfigString(text, "signals.yaml").status().message());
+  };
+  EXPECT_THAT(error("planner: plan", "planner: other"),
+              HasSubstr("signals.yaml:18:30: workflows.w.steps[1].signals.rescope.planner: step 'other' is neither "
+                        "this step nor one it depends on"));
+  EXPECT_THAT(error("planner: plan", "planner: nope"), HasSubstr("rescope.planner: unknown step 'nope'"));
+  EXPECT_THAT(error("{agent: helper}", "{agent: ghost}"),
+              HasSubstr("workflows.w.steps[2].signals.needs_info.agent: unknown agent 'ghost'"));
+  EXPECT_THAT(error("{agent: helper}", "{agent: helper, wait: {signal: x, timeout: 1m}}"),
+              HasSubstr("workflows.w.steps[2].signals.needs_info: give exactly one of agent"));
+  EXPECT_THAT(error("{agent: helper}", "{agent: helper, emit: t}"),
+              HasSubstr("needs_info.emit: only a question that waits for an answer from outside is published"));
+  EXPECT_THAT(error("signal: info, timeout: 1h", "signal: info, timeout: 2h"),
+              HasSubstr("workflows.w.steps[1].signals.needs_info.wait.timeout: must be shorter than the workflow's deadline"));
+  EXPECT_THAT(error("signal: approve", "signal: info"),
+              HasSubstr("workflows.w.steps[1].signals.needs_info.wait.signal: signal 'info' is already waited for by "
+                        "step 'approval'"));
+  EXPECT_THAT(error("rescope: {planner: plan}", "delegate: {to: a}"),
+              HasSubstr("signals.delegate: an agent delegates by planning sub-steps: give the step a spawn:"));
+  EXPECT_THAT(error("max_replans: 3", "max_replans: -1"), HasSubstr("workflows.w.max_replans"));
+  EXPECT_THAT(error("wait: {signal: approve, timeout: 1h}", "wait: {signal: approve, timeout: 1h}\n        signals: {}"),
+              HasSubstr("workflows.w.steps[3].signals: only an agent step's agent sends signals"));
+}
+
 }  // namespace
 }  // namespace agentfleet

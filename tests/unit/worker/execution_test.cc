@@ -110,5 +110,31 @@ TEST(ExecutionTest, OutputViolatingTheSchemaNeverLeavesTheWorker) {
   EXPECT_EQ(e.result().usage().output_tokens(), 10);  // the call was still paid for
 }
 
+TEST(ExecutionTest, AnAgentSignalStandsInsteadOfTheOutputAndIsPassedOnForTheCoordinatorToCheck) {
+  FleetConfig c = Config();
+  Json signal = {{"_signal", {{"type", "needs_info"}, {"question", "Which order?"}}}};
+  ModelResponse resp{true, signal, {}, 10, 10, "big", absl::Milliseconds(1)};
+  v1::WorkEvent e = MakeResult(c, Item(), resp, "w", absl::Now());
+  EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_OK) << "not held to the output schema";
+  EXPECT_EQ(FromStruct(e.result().output()), signal);
+}
+
+TEST(ExecutionTest, AUserPromptTellsTheModelTheAnswersToItsQuestionsAndWhyToPlanAgain) {
+  FleetConfig c = Config();
+  c.agents.at("a").prompt = *PromptTemplate::Parse("Ticket: {{q}}");
+  v1::WorkItem item = Item();
+  *item.mutable_input() = ToStruct(Json{
+      {"q", "refund"},
+      {"_info", {{{"question", "Which order?"}, {"answer", "A-17"}, {"timed_out", false}},
+                 {{"question", "Over $500?"}, {"answer", nullptr}, {"timed_out", true}}}},
+      {"_rescope", {{{"step", "work"}, {"reason", "wrong customer"}}}}});
+  auto r = MakeRequest(c, item);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->user_prompt,
+            "Ticket: refund\n\nAnswers to the questions you asked:\n- Q: Which order?\n  A: A-17\n- Q: Over $500?\n"
+            "  A: (no answer came in time)\n\nPlan again: the previous plan was sent back because:\n- wrong customer");
+  EXPECT_EQ(SignalContext(Json{{"q", "x"}}), "") << "nothing added without answers or reasons";
+}
+
 }  // namespace
 }  // namespace agentfleet

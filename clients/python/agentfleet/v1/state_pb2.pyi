@@ -14,6 +14,20 @@ BREAKER_STATUS_OPEN: BreakerStatus
 BREAKER_STATUS_UNSPECIFIED: BreakerStatus
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AbandonedAttempt(_message.Message):
+    __slots__ = ["agent", "attempt", "fan_index", "reservation", "step"]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    FAN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    attempt: int
+    fan_index: int
+    reservation: Reservation
+    step: str
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., reservation: _Optional[_Union[Reservation, _Mapping]] = ...) -> None: ...
+
 class BreakerState(_message.Message):
     __slots__ = ["name", "reason", "replica", "since", "status"]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -55,7 +69,10 @@ class Reservation(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., expires: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepState(_message.Message):
-    __slots__ = ["attempt", "budget_wait", "cached", "child_cost_usd", "child_task_id", "child_tokens", "close_deadline", "dispatched_at", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "rate_wait", "reservations", "retry_at", "schedule_deadline", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
+    __slots__ = ["ask_agent", "ask_wait", "attempt", "attempt_base", "budget_wait", "cached", "child_cost_usd", "child_task_id", "child_tokens", "close_deadline", "dispatched_at", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "questions", "rate_wait", "reservations", "retry_at", "schedule_deadline", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
+    ASK_AGENT_FIELD_NUMBER: _ClassVar[int]
+    ASK_WAIT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_BASE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BUDGET_WAIT_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +93,7 @@ class StepState(_message.Message):
     MODEL_TIER_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
     RATE_WAIT_FIELD_NUMBER: _ClassVar[int]
     RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
     RETRY_AT_FIELD_NUMBER: _ClassVar[int]
@@ -88,7 +106,10 @@ class StepState(_message.Message):
     TENANT_WAIT_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
+    ask_agent: str
+    ask_wait: bool
     attempt: int
+    attempt_base: int
     budget_wait: bool
     cached: bool
     child_cost_usd: float
@@ -108,6 +129,7 @@ class StepState(_message.Message):
     model_tier: str
     note: str
     output: _struct_pb2.Struct
+    questions: _containers.RepeatedCompositeFieldContainer[_task_pb2.AgentQuestion]
     rate_wait: bool
     reservations: _containers.RepeatedCompositeFieldContainer[Reservation]
     retry_at: _timestamp_pb2.Timestamp
@@ -120,10 +142,17 @@ class StepState(_message.Message):
     tenant_wait: bool
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ..., child_task_id: _Optional[str] = ..., child_tokens: _Optional[int] = ..., child_cost_usd: _Optional[float] = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ..., child_task_id: _Optional[str] = ..., child_tokens: _Optional[int] = ..., child_cost_usd: _Optional[float] = ..., questions: _Optional[_Iterable[_Union[_task_pb2.AgentQuestion, _Mapping]]] = ..., ask_agent: _Optional[str] = ..., ask_wait: bool = ..., attempt_base: _Optional[int] = ...) -> None: ...
 
 class TaskState(_message.Message):
-    __slots__ = ["accepted_at", "cancel_reason", "cancel_requested", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "pending_signals", "status", "steps", "submission", "traceparent", "usage"]
+    __slots__ = ["abandoned", "accepted_at", "attempt_offset", "cancel_reason", "cancel_requested", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "pending_signals", "rescopes", "status", "steps", "submission", "traceparent", "usage"]
+    class AttemptOffsetEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     class FanOutEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -131,7 +160,9 @@ class TaskState(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ABANDONED_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_OFFSET_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
@@ -140,12 +171,15 @@ class TaskState(_message.Message):
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     PARENT_TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     PENDING_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    RESCOPES_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     SUBMISSION_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    abandoned: _containers.RepeatedCompositeFieldContainer[AbandonedAttempt]
     accepted_at: _timestamp_pb2.Timestamp
+    attempt_offset: _containers.ScalarMap[str, int]
     cancel_reason: str
     cancel_requested: bool
     deadline: _timestamp_pb2.Timestamp
@@ -154,12 +188,13 @@ class TaskState(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     parent_traceparent: str
     pending_signals: _containers.RepeatedCompositeFieldContainer[_task_pb2.TaskSignal]
+    rescopes: _containers.RepeatedCompositeFieldContainer[_task_pb2.Rescope]
     status: _task_pb2.TaskStatus
     steps: _containers.RepeatedCompositeFieldContainer[StepState]
     submission: _task_pb2.TaskSubmission
     traceparent: str
     usage: _common_pb2.Usage
-    def __init__(self, submission: _Optional[_Union[_task_pb2.TaskSubmission, _Mapping]] = ..., status: _Optional[_Union[_task_pb2.TaskStatus, str]] = ..., steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., fan_out: _Optional[_Mapping[str, int]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., traceparent: _Optional[str] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished: bool = ..., parent_traceparent: _Optional[str] = ..., pending_signals: _Optional[_Iterable[_Union[_task_pb2.TaskSignal, _Mapping]]] = ..., cancel_requested: bool = ..., cancel_reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, submission: _Optional[_Union[_task_pb2.TaskSubmission, _Mapping]] = ..., status: _Optional[_Union[_task_pb2.TaskStatus, str]] = ..., steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., fan_out: _Optional[_Mapping[str, int]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., traceparent: _Optional[str] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished: bool = ..., parent_traceparent: _Optional[str] = ..., pending_signals: _Optional[_Iterable[_Union[_task_pb2.TaskSignal, _Mapping]]] = ..., cancel_requested: bool = ..., cancel_reason: _Optional[str] = ..., rescopes: _Optional[_Iterable[_Union[_task_pb2.Rescope, _Mapping]]] = ..., attempt_offset: _Optional[_Mapping[str, int]] = ..., abandoned: _Optional[_Iterable[_Union[AbandonedAttempt, _Mapping]]] = ...) -> None: ...
 
 class TenantLedger(_message.Message):
     __slots__ = ["cost_usd", "period_start", "tenant", "tokens"]

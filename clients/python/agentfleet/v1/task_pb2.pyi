@@ -22,8 +22,40 @@ TASK_STATUS_PARTIAL: TaskStatus
 TASK_STATUS_REJECTED: TaskStatus
 TASK_STATUS_UNSPECIFIED: TaskStatus
 
+class AgentQuestion(_message.Message):
+    __slots__ = ["answer", "answered", "answered_at", "answered_by", "asked_at", "question", "timed_out"]
+    ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_BY_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    ASKED_AT_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    answer: _struct_pb2.Value
+    answered: bool
+    answered_at: _timestamp_pb2.Timestamp
+    answered_by: str
+    asked_at: _timestamp_pb2.Timestamp
+    question: str
+    timed_out: bool
+    def __init__(self, question: _Optional[str] = ..., answer: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., answered: bool = ..., answered_by: _Optional[str] = ..., timed_out: bool = ..., asked_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Rescope(_message.Message):
+    __slots__ = ["at", "fan_index", "planner", "reason", "step"]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    FAN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PLANNER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    fan_index: int
+    planner: str
+    reason: str
+    step: str
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., reason: _Optional[str] = ..., planner: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class StepSummary(_message.Message):
-    __slots__ = ["agent", "attempts", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "status", "step", "usage", "worker"]
+    __slots__ = ["agent", "attempts", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "status", "step", "usage", "worker"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +64,7 @@ class StepSummary(_message.Message):
     FAN_INDEX_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
@@ -44,14 +77,15 @@ class StepSummary(_message.Message):
     fan_index: int
     latency_ms: int
     model: str
+    questions: _containers.RepeatedCompositeFieldContainer[AgentQuestion]
     status: StepStatus
     step: str
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ["accepted_at", "error", "finished_at", "labels", "output", "parent_task_id", "status", "steps", "submitted_at", "task_id", "tenant", "usage", "workflow"]
+    __slots__ = ["accepted_at", "error", "finished_at", "labels", "output", "parent_task_id", "rescopes", "status", "steps", "submitted_at", "task_id", "tenant", "usage", "workflow"]
     class LabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +99,7 @@ class TaskResult(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    RESCOPES_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +113,7 @@ class TaskResult(_message.Message):
     labels: _containers.ScalarMap[str, str]
     output: _struct_pb2.Value
     parent_task_id: str
+    rescopes: _containers.RepeatedCompositeFieldContainer[Rescope]
     status: TaskStatus
     steps: _containers.RepeatedCompositeFieldContainer[StepSummary]
     submitted_at: _timestamp_pb2.Timestamp
@@ -85,7 +121,7 @@ class TaskResult(_message.Message):
     tenant: str
     usage: _common_pb2.Usage
     workflow: str
-    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepSummary, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., parent_task_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepSummary, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., parent_task_id: _Optional[str] = ..., rescopes: _Optional[_Iterable[_Union[Rescope, _Mapping]]] = ...) -> None: ...
 
 class TaskSignal(_message.Message):
     __slots__ = ["cancel", "child_result", "name", "payload", "reason", "sender", "sent_at", "task_id"]
