@@ -350,7 +350,7 @@ std::optional<BreakerConfig> LoadBreaker(Loader& L, const YAML::Node& n, const s
 }
 
 void LoadProvider(Loader& L, const YAML::Node& n, const std::string& f, ProviderConfig* p) {
-  if (!L.Map(n, f, {"type", "latency", "failure_rate", "seed", "base_url", "api_key_env", "api_key_file",
+  if (!L.Map(n, f, {"type", "latency", "failure_rate", "seed", "signals", "base_url", "api_key_env", "api_key_file",
                     "headers", "connect_timeout", "max_connections", "json_mode", "anthropic_version", "breaker",
                     "rate_limits"})) {
     return;
@@ -381,7 +381,7 @@ void LoadProvider(Loader& L, const YAML::Node& n, const std::string& f, Provider
     return;
   }
   // Each key belongs to one kind of provider; a key of the other kind is a mistake.
-  const std::set<std::string> sim_only = {"latency", "failure_rate", "seed"};
+  const std::set<std::string> sim_only = {"latency", "failure_rate", "seed", "signals"};
   const std::set<std::string> http_only = {"base_url", "api_key_env", "api_key_file", "headers",
                                            "connect_timeout", "max_connections", "json_mode", "anthropic_version"};
   for (auto it = n.begin(); it != n.end(); ++it) {
@@ -395,6 +395,10 @@ void LoadProvider(Loader& L, const YAML::Node& n, const std::string& f, Provider
     if (n["latency"]) LoadLatency(L, n["latency"], f + ".latency", &p->latency);
     L.Number<double>(n, "failure_rate", f, &p->failure_rate, 0.0, 1.0);
     L.Number<uint64_t>(n, "seed", f, &p->seed);
+    if (YAML::Node sig = n["signals"]; sig && L.Map(sig, f + ".signals", {"needs_info", "rescope"})) {
+      L.Number<double>(sig, "needs_info", f + ".signals", &p->needs_info_rate, 0.0, 1.0);
+      L.Number<double>(sig, "rescope", f + ".signals", &p->rescope_rate, 0.0, 1.0);
+    }
     return;
   }
   if (L.String(n, "base_url", f, &p->base_url, /*required=*/true) &&

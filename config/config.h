@@ -93,6 +93,11 @@ struct ProviderConfig {
   LatencyConfig latency;
   double failure_rate = 0;
   uint64_t seed = 1;
+  // Agent signals, for development: the share of calls answered with a
+  // needs_info question (inputs without `_info`) or a rescope (inputs
+  // without `_rescope`) instead of an output, drawn from the input.
+  double needs_info_rate = 0;
+  double rescope_rate = 0;
   // openai (OpenAI-compatible chat completions) and anthropic (Messages API):
   std::string base_url;  // e.g. https://api.openai.com/v1, http://vllm:8000/v1
   // The API key comes from one of these, never from the YAML itself.

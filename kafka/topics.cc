@@ -34,6 +34,7 @@ std::vector<std::string> EmitTopics(const FleetConfig& config) {
     if (!w.emit.empty()) topics.insert(w.emit);
     for (const StepConfig& s : w.steps) {
       if (!s.emit.empty()) topics.insert(s.emit);
+      if (s.signals.needs_info && !s.signals.needs_info->emit.empty()) topics.insert(s.signals.needs_info->emit);
     }
   }
   return {topics.begin(), topics.end()};

@@ -26,7 +26,7 @@ struct Topics {
   std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
 };
 
-// The topics workflows `emit:` to (steps' and results'), each once.
+// The topics workflows `emit:` to (steps', results' and needs_info questions'), each once.
 std::vector<std::string> EmitTopics(const FleetConfig& config);
 
 // Every topic the fleet configured in `config` uses, with partitions and

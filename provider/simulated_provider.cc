@@ -137,6 +137,19 @@ ModelResponse SimulatedProvider::Respond(const ModelRequest& request) const {
   uint64_t content_seed =
       StableHash(absl::StrCat(request.agent, "\x1f", request.model, "\x1f", input), config_.seed);
   r.output = GenerateFromSchema(request.output_schema, content_seed);
+  // An agent signal instead, drawn from the input: an input that already
+  // carries answers (or reasons) got what the agent needed.
+  if (config_.needs_info_rate > 0 || config_.rescope_rate > 0) {
+    uint64_t state = content_seed ^ 0x5167;
+    double draw = NextUnit(&state);
+    bool has = request.input.is_object();
+    if (draw < config_.needs_info_rate && !(has && request.input.contains("_info"))) {
+      r.output = {{kAgentSignalField,
+                   {{"type", "needs_info"}, {"question", "simulated: which order is this about?"}}}};
+    } else if (draw >= 1 - config_.rescope_rate && !(has && request.input.contains("_rescope"))) {
+      r.output = {{kAgentSignalField, {{"type", "rescope"}, {"reason", "simulated: the plan does not fit the input"}}}};
+    }
+  }
   r.output_tokens = Tokens(CanonicalJson(r.output).size());
   if (request.max_tokens > 0 && r.output_tokens > request.max_tokens) {
     r.output_tokens = request.max_tokens;

@@ -422,5 +422,128 @@ TEST_F(OrchestrationTest, ChildWorkflowsRunAsTasksWithinTheirParentsBudget) {
   EXPECT_THAT(audit->second, HasSubstr(R"("overspent":0)"));
 }
 
+// Issue 18, items 3 and 8: the example's support pipeline (routing, a tier
+// from data, a billing agent that asks a person, a child investigation) and
+// its research workflow (a researcher that sends the plan back). Every
+// question published to the questions topic is answered with the signal it
+// names — the first after the coordinator was SIGKILLed and replaced, so
+// the new one restored the waits — and the asker ran again with the answer.
+// Every task ends once; research tasks re-planned (at most max_replans
+// times, each recorded in the result) and completed, or failed saying
+// replans_exhausted; the audit is clean.
+TEST_F(OrchestrationTest, AgentsAskAPersonAndSendPlansBackAndEveryTaskEndsOnce) {
+  Fleet fleet("asks");
+  pid_t first = 0;
+  auto config = StartTriageFleet(fleet, 2, {kFastFailover}, &first);
+  ASSERT_TRUE(config.has_value());
+  auto collector = ResultCollector::Start(*config, nullptr);
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  constexpr int kSupport = 60, kResearch = 40;
+  std::vector<v1::TaskSubmission> support = SampleTasks(kSupport, fleet.prefix() + "sup", 31);
+  std::vector<v1::TaskSubmission> research = SampleTasks(kResearch, fleet.prefix() + "res", 32);
+  Submit(*config, **collector, support, "support");
+  Submit(*config, **collector, research, "research");
+  const std::string questions_topic =
+      config->workflows.at("support").FindStep("billing")->signals.needs_info->emit;
+  std::map<std::string, Json> answered;  // task id -> the answer sent
+  bool killed = false;
+  for (absl::Time until = absl::Now() + absl::Seconds(240); absl::Now() < until;) {
+    (*collector)->Poll(absl::Milliseconds(500));
+    // Technical tickets' children report too: the parents are what the test waits for.
+    size_t parents = 0;
+    for (const v1::TaskResult& r : (*collector)->results()) parents += r.parent_task_id().empty();
+    if (parents >= static_cast<size_t>(kSupport + kResearch)) break;
+    auto asked = ReadTopic(*config, questions_topic, absl::Seconds(30));
+    ASSERT_TRUE(asked.ok()) << asked.status();
+    for (const Message& m : *asked) {
+      Json q = Json::parse(m.payload, nullptr, false);
+      ASSERT_TRUE(q.is_object()) << m.payload;
+      const std::string id = q.value("task_id", "");
+      if (answered.count(id)) continue;
+      if (!killed) {
+        // A question is waiting: the coordinator dies, another takes over.
+        fleet.Kill(first);
+        fleet.StartCoordinator();
+        killed = true;
+      }
+      EXPECT_EQ(q.value("step", ""), "billing");
+      EXPECT_EQ(q.value("question", ""), "simulated: which order is this about?");
+      Json answer = {{"answer", absl::StrCat("order of ", id)}};
+      answered[id] = answer;
+      if (answered.size() == 1) {
+        auto sent = fleet.Run({"agentfleet", "signal", id, q.value("signal", ""), answer.dump(), "--sender",
+                               "cli-user", "--config", fleet.config_path()},
+                              absl::Seconds(60));
+        ASSERT_TRUE(sent.ok()) << sent.status();
+        EXPECT_EQ(sent->first, 0) << sent->second;
+        continue;
+      }
+      v1::TaskSignal signal;
+      signal.set_task_id(id);
+      signal.set_name(q.value("signal", ""));
+      signal.set_sender("lib-user");
+      *signal.mutable_payload() = ToValue(answer);
+      ASSERT_TRUE(SendSignal(*config, signal).ok());
+    }
+  }
+  (*collector)->Poll(absl::Seconds(2));
+  std::map<std::string, v1::TaskResult> by_id;
+  std::map<std::string, int> results_per_id;
+  for (const v1::TaskResult& r : (*collector)->results()) {
+    by_id[r.task_id()] = r;
+    ++results_per_id[r.task_id()];
+  }
+  for (const auto& [id, n] : results_per_id) EXPECT_EQ(n, 1) << id;
+  EXPECT_TRUE(killed) << "no billing agent asked a question" << fleet.LogTails();
+  int asked_tasks = 0;
+  for (const auto& t : support) {
+    ASSERT_TRUE(by_id.count(t.task_id())) << t.task_id() << " has no result" << fleet.LogTails();
+    const v1::TaskResult& r = by_id[t.task_id()];
+    EXPECT_EQ(r.status(), v1::TASK_STATUS_COMPLETED) << t.task_id() << " " << r.error().ShortDebugString();
+    const v1::StepSummary* billing = StepOf(r, "billing");
+    ASSERT_NE(billing, nullptr);
+    if (billing->questions_size() == 0) {
+      EXPECT_EQ(answered.count(t.task_id()), 0u) << t.task_id();
+      continue;
+    }
+    ++asked_tasks;
+    ASSERT_EQ(billing->questions_size(), 1) << t.task_id();
+    const v1::AgentQuestion& q = billing->questions(0);
+    EXPECT_TRUE(q.answered()) << t.task_id();
+    EXPECT_EQ(FromValue(q.answer()), answered[t.task_id()]) << t.task_id();
+    EXPECT_THAT(q.answered_by(), ::testing::AnyOf("cli-user", "lib-user"));
+    EXPECT_EQ(billing->status(), v1::STEP_STATUS_SUCCEEDED) << "the asker ran again with the answer";
+  }
+  EXPECT_EQ(asked_tasks, static_cast<int>(answered.size())) << "every question published was one a task asked";
+  int replanned = 0, exhausted = 0;
+  for (const auto& t : research) {
+    ASSERT_TRUE(by_id.count(t.task_id())) << t.task_id() << " has no result" << fleet.LogTails();
+    const v1::TaskResult& r = by_id[t.task_id()];
+    EXPECT_LE(r.rescopes_size(), 2) << t.task_id();
+    replanned += r.rescopes_size() > 0;
+    if (r.status() == v1::TASK_STATUS_FAILED) {
+      EXPECT_EQ(r.error().code(), "replans_exhausted") << t.task_id();
+      EXPECT_EQ(r.rescopes_size(), 2) << t.task_id();
+      ++exhausted;
+      continue;
+    }
+    EXPECT_EQ(r.status(), v1::TASK_STATUS_COMPLETED) << t.task_id() << " " << r.error().ShortDebugString();
+    for (const v1::Rescope& rs : r.rescopes()) {
+      EXPECT_EQ(rs.planner(), "plan");
+      EXPECT_EQ(rs.step(), "lookup");
+      EXPECT_EQ(rs.reason(), "simulated: the plan does not fit the input");
+    }
+  }
+  EXPECT_GT(replanned, 0) << "some research task re-planned";
+  std::cout << "support: " << asked_tasks << " of " << kSupport << " asked a person; research: " << replanned
+            << " of " << kResearch << " re-planned, " << exhausted << " ran out of re-plans\n";
+  auto audit = fleet.Run({"agentfleet", "audit", "--json", "--config", fleet.config_path()}, absl::Seconds(120));
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->first, 0) << audit->second;
+  EXPECT_THAT(audit->second, HasSubstr(R"("lost":0)"));
+  EXPECT_THAT(audit->second, HasSubstr(R"("duplicated":0)"));
+  EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
+}
+
 }  // namespace
 }  // namespace agentfleet::testing

@@ -107,5 +107,26 @@ TEST(SimulatedProviderTest, CallDeliversAfterTheLatencyThroughTheScheduler) {
   EXPECT_EQ(calls, 1);
 }
 
+TEST(SimulatedProviderTest, SignalRatesAnswerSomeInputsWithAQuestionOrARescopeButNotOnesThatCarryTheAnswer) {
+  FleetConfig c = Config("{type: simulated, seed: 5, signals: {needs_info: 0.3, rescope: 0.2}}");
+  SimulatedProvider p(c.providers.at("sim"), nullptr);
+  int questions = 0, rescopes = 0;
+  for (int i = 0; i < 2000; ++i) {
+    ModelResponse r = p.Respond(Request(c, {{"q", i}}));
+    ASSERT_TRUE(r.ok);
+    if (!r.output.contains("_signal")) continue;
+    std::string type = r.output["_signal"]["type"];
+    questions += type == "needs_info";
+    rescopes += type == "rescope";
+    if (type == "needs_info") {
+      ModelResponse answered = p.Respond(Request(c, {{"q", i}, {"_info", Json::array({{{"answer", 1}}})}}));
+      EXPECT_FALSE(answered.output.contains("_signal") && answered.output["_signal"]["type"] == "needs_info")
+          << "an input with its answers gets an output";
+    }
+  }
+  EXPECT_NEAR(questions / 2000.0, 0.3, 0.04);
+  EXPECT_NEAR(rescopes / 2000.0, 0.2, 0.04);
+}
+
 }  // namespace
 }  // namespace agentfleet
