@@ -7,7 +7,9 @@
 #include "absl/strings/str_format.h"
 #include "agentfleet/v1/work.pb.h"
 #include "codec/codec.h"
+#include "codec/json_value.h"
 #include "codec/trace.h"
+#include "common/error_codes.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
 
@@ -140,6 +142,12 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
       a.cost_usd = config.Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
       a.outcome = r.status() == v1::RESULT_STATUS_OK ? "ok" : r.error().code();
       a.message = r.error().message();
+      if (auto sig = r.output().fields().find(kAgentSignalField); sig != r.output().fields().end()) {
+        // An agent signal instead of an output.
+        Json s = FromValue(sig->second);
+        a.outcome = absl::StrCat("signal ", s.is_object() ? s.value("type", "?") : "?");
+        if (s.is_object()) a.message = s.value("question", s.value("reason", ""));
+      }
       a.retryable = r.error().retryable();
     }
   });
@@ -162,7 +170,12 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
   for (auto& [key, a] : attempts) {
     // An attempt on another agent than its step's (not a spawned sub-step) ran on the fallback.
     const StepConfig* step = wf ? wf->FindStep(a.step) : nullptr;
-    if (step && !a.agent.empty() && step->agent != a.agent && !step->spawn) a.fallback_for = step->agent;
+    if (step && !a.agent.empty() && step->agent != a.agent && step->signals.needs_info &&
+        step->signals.needs_info->agent == a.agent) {
+      a.answering = step->agent;  // the agent its question went to
+    } else if (step && !a.agent.empty() && step->agent != a.agent && !step->spawn) {
+      a.fallback_for = step->agent;
+    }
     if (!a.outcome.empty()) continue;
     // No result: a later attempt of the same instance replaced it (it timed
     // out), or it is still running, or the task ended without it.
@@ -202,7 +215,9 @@ std::string TraceText(const TaskTrace& t) {
                                               "step", "try", "agent", "model", "worker", "wait", "run",
                                               "tokens in/out", "cost", "outcome"));
   for (const AttemptTrace& a : t.attempts) {
-    std::string agent = a.fallback_for.empty() ? a.agent : absl::StrCat(a.agent, " (for ", a.fallback_for, ")");
+    std::string agent = !a.answering.empty()     ? absl::StrCat(a.agent, " (answering ", a.answering, ")")
+                        : a.fallback_for.empty() ? a.agent
+                                                 : absl::StrCat(a.agent, " (for ", a.fallback_for, ")");
     std::string model = !a.model.empty() ? a.model : a.model_tier.empty() ? "-" : "tier " + a.model_tier;
     std::string run = a.latency_ms >= 0 ? absl::StrCat(a.latency_ms, " ms") : Millis(a.started, a.finished);
     std::string outcome = a.outcome;
@@ -222,6 +237,24 @@ std::string TraceText(const TaskTrace& t) {
       header = true;
       std::string label = s.fan_index() < 0 ? s.step() : absl::StrCat(s.step(), "[", s.fan_index(), "]");
       absl::StrAppend(&out, "  ", label, ": ", s.cached() ? "served from the result cache" : s.explanation(), "\n");
+    }
+    header = false;
+    for (const v1::StepSummary& s : t.result->steps()) {
+      for (const v1::AgentQuestion& q : s.questions()) {
+        if (!header) absl::StrAppend(&out, "\nquestions\n");
+        header = true;
+        std::string label = s.fan_index() < 0 ? s.step() : absl::StrCat(s.step(), "[", s.fan_index(), "]");
+        std::string answer = q.timed_out()  ? "no answer in time"
+                             : q.answered() ? absl::StrCat(FromValue(q.answer()).dump(), " from ", q.answered_by())
+                                            : "waiting for an answer";
+        absl::StrAppend(&out, "  ", label, " asked: ", q.question(), "\n    ", answer, "\n");
+      }
+    }
+    for (int i = 0; i < t.result->rescopes_size(); ++i) {
+      const v1::Rescope& r = t.result->rescopes(i);
+      if (i == 0) absl::StrAppend(&out, "\nre-plans\n");
+      std::string label = r.fan_index() < 0 ? r.step() : absl::StrCat(r.step(), "[", r.fan_index(), "]");
+      absl::StrAppend(&out, "  ", i + 1, ". ", label, " sent the plan back to ", r.planner(), ": ", r.reason(), "\n");
     }
   }
   for (const std::string& p : t.problems) absl::StrAppend(&out, "unreadable: ", p, "\n");
@@ -244,6 +277,7 @@ std::string TraceJson(const TaskTrace& t) {
                         {"attempt", a.attempt},
                         {"agent", a.agent},
                         {"fallback_for", a.fallback_for},
+                        {"answering", a.answering},
                         {"model_tier", a.model_tier},
                         {"model", a.model},
                         {"worker", a.worker},
@@ -269,6 +303,25 @@ std::string TraceJson(const TaskTrace& t) {
                   {"cost_usd", t.result->usage().cost_usd()},
                   {"calls", t.result->usage().calls()}};
     if (t.result->has_error()) j["error"] = {{"code", t.result->error().code()}, {"message", t.result->error().message()}};
+    Json questions = Json::array();
+    for (const v1::StepSummary& s : t.result->steps()) {
+      for (const v1::AgentQuestion& q : s.questions()) {
+        questions.push_back({{"step", s.step()},
+                             {"fan_index", s.fan_index()},
+                             {"question", q.question()},
+                             {"answered", q.answered()},
+                             {"answer", FromValue(q.answer())},
+                             {"answered_by", q.answered_by()},
+                             {"timed_out", q.timed_out()}});
+      }
+    }
+    j["questions"] = std::move(questions);
+    Json rescopes = Json::array();
+    for (const v1::Rescope& r : t.result->rescopes()) {
+      rescopes.push_back(
+          {{"step", r.step()}, {"fan_index", r.fan_index()}, {"planner", r.planner()}, {"reason", r.reason()}});
+    }
+    j["rescopes"] = std::move(rescopes);
   }
   j["problems"] = t.problems;
   return j.dump();

@@ -36,6 +36,7 @@ struct AttemptTrace {
   int attempt = 0;
   std::string agent;
   std::string fallback_for;  // the step's own agent, when this attempt ran on its fallback
+  std::string answering;     // the step's own agent, when this attempt answered its question (needs_info)
   std::string model_tier;
   std::string model;  // what the provider ran (from the result)
   std::string worker;
@@ -45,7 +46,9 @@ struct AttemptTrace {
   int64_t latency_ms = -1;  // as the worker measured the call
   v1::Usage usage;
   double cost_usd = 0;
-  // "ok", the error code, or "running" / "no result" when no result arrived.
+  // "ok", the error code, "signal needs_info" / "signal rescope" (the
+  // question or reason in `message`), or "running" / "no result" when no
+  // result arrived.
   std::string outcome;
   std::string message;
   bool retryable = false;

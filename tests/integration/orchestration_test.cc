@@ -542,6 +542,23 @@ TEST_F(OrchestrationTest, AgentsAskAPersonAndSendPlansBackAndEveryTaskEndsOnce) 
   EXPECT_EQ(audit->first, 0) << audit->second;
   EXPECT_THAT(audit->second, HasSubstr(R"("lost":0)"));
   EXPECT_THAT(audit->second, HasSubstr(R"("duplicated":0)"));
+  // `agentfleet trace` shows the question, its answer and the re-plans.
+  if (!answered.empty()) {
+    const std::string id = answered.begin()->first;
+    auto text = fleet.Run({"agentfleet", "trace", id, "--config", fleet.config_path()}, absl::Seconds(60));
+    ASSERT_TRUE(text.ok()) << text.status();
+    EXPECT_THAT(text->second, HasSubstr("signal needs_info: simulated: which order is this about?"));
+    EXPECT_THAT(text->second, HasSubstr(absl::StrCat("billing asked: simulated: which order is this about?\n    ",
+                                                     answered.begin()->second.dump())));
+  }
+  for (const auto& t : research) {
+    if (by_id[t.task_id()].rescopes_size() == 0) continue;
+    auto text = fleet.Run({"agentfleet", "trace", t.task_id(), "--config", fleet.config_path()}, absl::Seconds(60));
+    ASSERT_TRUE(text.ok()) << text.status();
+    EXPECT_THAT(text->second, HasSubstr("signal rescope: simulated: the plan does not fit the input"));
+    EXPECT_THAT(text->second, HasSubstr("sent the plan back to plan: simulated: the plan does not fit the input"));
+    break;
+  }
   EXPECT_TRUE(fleet.AllRunning()) << fleet.LogTails();
 }
 
