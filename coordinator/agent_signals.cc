@@ -299,6 +299,7 @@ bool TaskEngine::SettleAbandoned(Task& task, const v1::WorkEvent& event, Outbox*
 }
 
 void TaskEngine::AddSignalInputs(const Task& task, const StepRun& s, const Instance& inst, Json* input) const {
+  if (inst.questions.empty() && task.rescopes.empty()) return;  // the common case: nothing to add
   Json info = Json::array();
   for (const v1::AgentQuestion& q : inst.questions) {
     if (!q.answered()) continue;

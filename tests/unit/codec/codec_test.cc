@@ -182,6 +182,22 @@ TEST(GoldenTest, SignalsAndCancellationsDecodeAndReencodeByteForByte) {
   EXPECT_EQ(Encode(*c, "").payload, cancel_bytes);
 }
 
+TEST(GoldenTest, AResultWithAgentQuestionsAndRescopesDecodesAndReencodesByteForByte) {
+  std::string bytes = ReadGolden("task_result_v1_signals.bin");
+  auto r = Decode<v1::TaskResult>(bytes, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->steps_size(), 1);
+  ASSERT_EQ(r->steps(0).questions_size(), 1);
+  const v1::AgentQuestion& q = r->steps(0).questions(0);
+  EXPECT_EQ(q.question(), "Which order is this about?");
+  EXPECT_EQ(FromValue(q.answer()), (nlohmann::json{{"answer", "A-17"}}));
+  EXPECT_EQ(q.answered_by(), "alice");
+  ASSERT_EQ(r->rescopes_size(), 1);
+  EXPECT_EQ(r->rescopes(0).planner(), "plan");
+  EXPECT_EQ(r->rescopes(0).fan_index(), 1);
+  EXPECT_EQ(Encode(*r, "").payload, bytes);
+}
+
 TEST(CodecTest, ASignalWithoutATaskOrANameIsRefusedSayingWhich) {
   v1::TaskSignal s;
   s.set_name("approve");

@@ -60,6 +60,13 @@ workflows:
         input: {item: $item}
         signals: {rescope: {planner: plan}}
       - {id: sum, agent: resolver, input: {done: $steps.work}}
+  orchestrates:
+    steps:
+      - id: lead
+        agent: planner
+        input: {goal: $task.ticket}
+        spawn: {field: tasks, agents: [doer], max: 3}
+        signals: {rescope: {planner: lead}}
 )";
 
 class AgentSignalTest : public engine_test::EngineTest {
@@ -248,6 +255,38 @@ TEST_F(AgentSignalTest, RescopesBeyondMaxReplansFailTheStep) {
   EXPECT_EQ(failed.results[0].result.error().code(), kReplansExhausted);
   EXPECT_THAT(failed.results[0].result.error().message(), HasSubstr("max_replans 1"));
   EXPECT_EQ(engine_->stats().replans, 1);
+}
+
+TEST_F(AgentSignalTest, AQuestionWithItsAnsweringAgentIsRestoredOnAnotherReplica) {
+  Outbox asked = Answer(ItemFor(Submit("asks_agent"), "resolve"), Ask("Which order?"));
+  ASSERT_EQ(asked.work.size(), 1u);
+  v1::TaskState state = engine_test::SnapshotOverTheWire(*engine_);
+  TaskEngine other(&config_, &clock_);
+  other.Restore("t1", state, 2);
+  Outbox again = Answer(asked.work[0].item, {{"order", "A-17"}}, &other);
+  ASSERT_EQ(again.work.size(), 1u) << "the restored replica knows whose answer it is";
+  EXPECT_EQ(again.work[0].item.agent(), "resolver");
+  EXPECT_EQ(FromStruct(again.work[0].item.input())["_info"][0]["answer"], (Json{{"order", "A-17"}}));
+}
+
+TEST_F(AgentSignalTest, ASpawnedSubStepSendsTheOrchestratorsPlanBack) {
+  Outbox planned = Answer(ItemFor(Submit("orchestrates"), "lead"),
+                          {{"tasks", {{{"agent", "doer"}, {"input", {{"n", 1}}}}, {{"agent", "doer"}, {"input", {{"n", 2}}}}}}});
+  ASSERT_EQ(planned.work.size(), 2u);
+  Outbox replanned = Answer(planned.work[1].item, Rescope("n=2 is out of scope"));
+  ASSERT_EQ(replanned.work.size(), 1u) << "the orchestrator's own call runs again";
+  EXPECT_EQ(replanned.work[0].item.fan_index(), -1);
+  EXPECT_EQ(replanned.work[0].item.agent(), "planner");
+  EXPECT_EQ(FromStruct(replanned.work[0].item.input())["_rescope"][0]["reason"], "n=2 is out of scope");
+  Outbox stale = Answer(planned.work[0].item, {{"n", 1}});
+  EXPECT_TRUE(stale.empty()) << "the old plan's sub-step was abandoned";
+  Outbox sub = Answer(replanned.work[0].item, {{"tasks", {{{"agent", "doer"}, {"input", {{"n", 1}}}}}}});
+  ASSERT_EQ(sub.work.size(), 1u);
+  EXPECT_GT(sub.work[0].item.attempt(), planned.work[0].item.attempt());
+  Outbox done = Answer(sub.work[0].item, {{"n", 1}});
+  ASSERT_EQ(done.results.size(), 1u);
+  EXPECT_EQ(done.results[0].result.status(), v1::TASK_STATUS_COMPLETED);
+  EXPECT_EQ(FromValue(done.results[0].result.output())["results"], (Json{{{"n", 1}}}));
 }
 
 }  // namespace
