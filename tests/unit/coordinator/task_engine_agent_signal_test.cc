@@ -60,6 +60,14 @@ workflows:
         input: {item: $item}
         signals: {rescope: {planner: plan}}
       - {id: sum, agent: resolver, input: {done: $steps.work}}
+  asks_per_item:
+    deadline: 2h
+    steps:
+      - id: resolve
+        agent: resolver
+        for_each: $task.items
+        input: {item: $item}
+        signals: {needs_info: {wait: {signal: info, timeout: 1h}}}
   orchestrates:
     steps:
       - id: lead
@@ -287,6 +295,23 @@ TEST_F(AgentSignalTest, ASpawnedSubStepSendsTheOrchestratorsPlanBack) {
   ASSERT_EQ(done.results.size(), 1u);
   EXPECT_EQ(done.results[0].result.status(), v1::TASK_STATUS_COMPLETED);
   EXPECT_EQ(FromValue(done.results[0].result.output())["results"], (Json{{{"n", 1}}}));
+}
+
+TEST_F(AgentSignalTest, EachFannedOutInstanceIsAnsweredByItsOwnSignal) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(engine_test::Submission("t1", "asks_per_item", {{"items", {"a", "b"}}}), "", 2, &out).ok());
+  ASSERT_EQ(out.work.size(), 2u);
+  v1::WorkItem first = out.work[0].item, second = out.work[1].item;
+  EXPECT_TRUE(Answer(second, Ask("b?")).work.empty());
+  EXPECT_TRUE(Answer(first, Ask("a?")).work.empty());
+  Outbox none;
+  EXPECT_EQ(engine_->OnSignal(Signal("info", {{"answer", "?"}}), 2, &none), SignalOutcome::kDuplicate)
+      << "a fanned-out instance's question is answered as info.<fan index>";
+  Outbox resumed;
+  EXPECT_EQ(engine_->OnSignal(Signal("info.1", {{"answer", "B"}}), 2, &resumed), SignalOutcome::kDelivered);
+  ASSERT_EQ(resumed.work.size(), 1u);
+  EXPECT_EQ(resumed.work[0].item.fan_index(), 1);
+  EXPECT_EQ(FromStruct(resumed.work[0].item.input())["_info"][0]["answer"], (Json{{"answer", "B"}}));
 }
 
 }  // namespace
