@@ -266,7 +266,12 @@ void TaskEngine::ResetStep(Task& task, size_t step, Outbox* out) {
     const Instance& inst = s.instances[i];
     next_offset = std::max(next_offset, s.attempt_offset + inst.attempt);
     for (const Instance::Reservation& r : inst.reservations) {
-      task.abandoned.push_back({s.config->id, s.Fan(i), s.attempt_offset + r.attempt, &AgentOf(s, inst), r});
+      task.abandoned.push_back({s.config->id, s.Fan(i), s.attempt_offset + r.attempt, &AgentOf(s, inst), r, ""});
+    }
+    if (inst.waiting(Instance::Wait::kChild)) {
+      // Held until the cancelled child's result says what it spent.
+      task.abandoned.push_back({s.config->id, s.Fan(i), 0, nullptr, {0, inst.child_budget, absl::InfiniteFuture()},
+                                inst.child_task_id});
     }
     CancelChild(task, inst, absl::StrCat("its parent task ", task.id(), " re-planned from step '",
                                          task.rescopes.back().planner(), "'"),
@@ -283,7 +288,8 @@ void TaskEngine::ResetStep(Task& task, size_t step, Outbox* out) {
 bool TaskEngine::SettleAbandoned(Task& task, const v1::WorkEvent& event, Outbox* out) {
   if (!event.has_result()) return false;  // a receipt or heartbeat of any old attempt is stale anyway
   auto it = std::find_if(task.abandoned.begin(), task.abandoned.end(), [&](const Task::Abandoned& a) {
-    return a.step == event.step() && a.fan == event.fan_index() && a.attempt == event.attempt();
+    return a.on_tenant_ledger() && a.step == event.step() && a.fan == event.fan_index() &&
+           a.attempt == event.attempt();
   });
   if (it == task.abandoned.end()) return false;
   ++stats_.stale_events;

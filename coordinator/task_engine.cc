@@ -903,7 +903,9 @@ void TaskEngine::StartChild(Task& task, size_t step, Outbox* out) {
     return;
   }
   v1::TaskSubmission child;
-  child.set_task_id(absl::StrCat(task.id(), "/", c.id));
+  // After a re-plan the step's child is a new task: "<id>/<step>~<re-plans so far>".
+  child.set_task_id(task.rescopes.empty() ? absl::StrCat(task.id(), "/", c.id)
+                                          : absl::StrCat(task.id(), "/", c.id, "~", task.rescopes.size()));
   child.set_tenant(task.submission.tenant());
   child.set_workflow(c.child_workflow);
   *child.mutable_input() = ToStruct(*input);
@@ -927,6 +929,17 @@ void TaskEngine::StartChild(Task& task, size_t step, Outbox* out) {
 }
 
 SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outbox* out) {
+  for (auto it = task.abandoned.begin(); it != task.abandoned.end(); ++it) {
+    if (it->child_task_id != child.task_id()) continue;
+    // A child a re-plan cancelled: what it spent is this task's; its budget is free again.
+    task.usage.set_input_tokens(task.usage.input_tokens() + child.usage().input_tokens());
+    task.usage.set_output_tokens(task.usage.output_tokens() + child.usage().output_tokens());
+    task.usage.set_cost_usd(task.usage.cost_usd() + child.usage().cost_usd());
+    task.usage.set_calls(task.usage.calls() + child.usage().calls());
+    task.abandoned.erase(it);
+    ResumeBudgetWaits(task, out);
+    return SignalOutcome::kDelivered;
+  }
   for (size_t i = 0; i < task.steps.size(); ++i) {
     StepRun& s = task.steps[i];
     if (s.config->child_workflow.empty() || !s.started || s.complete) continue;
@@ -1093,7 +1106,7 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
       ++a;
       continue;
     }
-    AddReserved(task, a->reservation.spend, -1);
+    if (a->on_tenant_ledger()) AddReserved(task, a->reservation.spend, -1);
     a = task.abandoned.erase(a);
     released = true;
   }
@@ -1333,7 +1346,9 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
       for (const auto& res : inst.reservations) AddReserved(task, res.spend, -1);
     }
   }
-  for (const Task::Abandoned& a : task.abandoned) AddReserved(task, a.reservation.spend, -1);
+  for (const Task::Abandoned& a : task.abandoned) {
+    if (a.on_tenant_ledger()) AddReserved(task, a.reservation.spend, -1);
+  }
   std::string id = task.id();
   int32_t partition = task.partition;
   if (task.armed != absl::InfiniteFuture()) timers_.erase({task.armed, id});

@@ -223,12 +223,18 @@ struct TaskEngine::Task {
   // The re-plans made for rescope signals, and the attempts they abandoned
   // whose reservations are still held (until settled by a late result or expired).
   std::vector<v1::Rescope> rescopes;
+  // A child task a re-plan cancelled is one too: its carved budget is held
+  // until its result comes, and what it spent then counts in this task's.
   struct Abandoned {
     std::string step;
     int fan = -1;
     int attempt = 0;  // as sent (the step's attempt_offset included)
-    const AgentConfig* agent = nullptr;
+    const AgentConfig* agent = nullptr;  // null for a child
     Instance::Reservation reservation;
+    std::string child_task_id;
+    // An attempt's reservation is also on its tenant's ledger; a child's
+    // budget is not (the child's own attempts reserve there).
+    bool on_tenant_ledger() const { return child_task_id.empty(); }
   };
   std::vector<Abandoned> abandoned;
 

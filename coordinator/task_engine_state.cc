@@ -45,7 +45,8 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
     ap->set_step(a.step);
     ap->set_fan_index(a.fan);
     ap->set_attempt(a.attempt);
-    ap->set_agent(a.agent->name);
+    if (a.agent) ap->set_agent(a.agent->name);
+    ap->set_child_task_id(a.child_task_id);
     WriteReservation(a.reservation, ap->mutable_reservation());
   }
   for (const StepRun& s : task.steps) {
@@ -150,7 +151,9 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
         for (const auto& res : inst.reservations) AddReserved(*it->second, res.spend, -1);
       }
     }
-    for (const Task::Abandoned& a : it->second->abandoned) AddReserved(*it->second, a.reservation.spend, -1);
+    for (const Task::Abandoned& a : it->second->abandoned) {
+      if (a.on_tenant_ledger()) AddReserved(*it->second, a.reservation.spend, -1);
+    }
     active_.erase(it);
   }
   if (auto f = finished_.find(task_id); f != finished_.end()) {
@@ -195,9 +198,11 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   }
   for (const v1::AbandonedAttempt& a : state->abandoned()) {
     const AgentConfig* agent = config_->FindAgent(a.agent());
-    if (agent == nullptr) continue;  // an agent removed from the config: its reservation is not held
-    task->abandoned.push_back({a.step(), a.fan_index(), a.attempt(), agent, ReadReservation(a.reservation())});
-    AddReserved(*task, task->abandoned.back().reservation.spend, +1);
+    // An agent removed from the config: its attempt's reservation is not held.
+    if (agent == nullptr && a.child_task_id().empty()) continue;
+    task->abandoned.push_back(
+        {a.step(), a.fan_index(), a.attempt(), agent, ReadReservation(a.reservation()), a.child_task_id()});
+    if (task->abandoned.back().on_tenant_ledger()) AddReserved(*task, task->abandoned.back().reservation.spend, +1);
   }
   for (const auto& [step, count] : state->fan_out()) {
     auto it = task->step_index.find(step);

@@ -5,6 +5,7 @@
 // after it, abandoning attempts in flight (their late results stale, what
 // they spent still counted), at most max_replans times; a signal the step does
 // not allow is a retryable invalid_signal.
+#include "codec/codec.h"
 #include "codec/json_value.h"
 #include "common/clock.h"
 #include "common/error_codes.h"
@@ -68,6 +69,19 @@ workflows:
         for_each: $task.items
         input: {item: $item}
         signals: {needs_info: {wait: {signal: info, timeout: 1h}}}
+  delegates:
+    budget: {max_cost_usd: 1.0}
+    steps:
+      - {id: plan, agent: planner, input: {goal: $task.ticket}}
+      - {id: sub, workflow: helper, input: {plan: $steps.plan}, budget: {max_cost_usd: 0.5}}
+      - id: check
+        agent: doer
+        input: {plan: $steps.plan}
+        signals: {rescope: {planner: plan}}
+      - {id: done, agent: resolver, input: {sub: $steps.sub, check: $steps.check}}
+  helper:
+    steps:
+      - {id: h, agent: doer, input: {plan: $task.plan}}
   orchestrates:
     steps:
       - id: lead
@@ -312,6 +326,52 @@ TEST_F(AgentSignalTest, EachFannedOutInstanceIsAnsweredByItsOwnSignal) {
   ASSERT_EQ(resumed.work.size(), 1u);
   EXPECT_EQ(resumed.work[0].item.fan_index(), 1);
   EXPECT_EQ(FromStruct(resumed.work[0].item.input())["_info"][0]["answer"], (Json{{"answer", "B"}}));
+}
+
+TEST_F(AgentSignalTest, AReplanCancelsARunningChildCountsWhatItSpentAndStartsANewOne) {
+  Outbox planned = Answer(ItemFor(Submit("delegates"), "plan"), {{"steps", 1}});
+  ASSERT_EQ(planned.records.size(), 1u);
+  EXPECT_EQ(planned.records[0].key, "t1/sub") << "the child's submission";
+  // check sends the plan back while the child runs: the child is cancelled.
+  Outbox replanned = Answer(ItemFor(planned, "check"), Rescope("wrong goal"));
+  ASSERT_EQ(replanned.records.size(), 1u);
+  auto cancel = Decode<v1::TaskSignal>(replanned.records[0].payload, replanned.records[0].headers);
+  ASSERT_TRUE(cancel.ok()) << cancel.status();
+  EXPECT_EQ(cancel->task_id(), "t1/sub");
+  EXPECT_TRUE(cancel->cancel());
+  auto child_result = [](const std::string& id, v1::TaskStatus status, double cost) {
+    v1::TaskSignal s;
+    s.set_task_id("t1");
+    v1::TaskResult* r = s.mutable_child_result();
+    r->set_task_id(id);
+    r->set_parent_task_id("t1");
+    r->set_status(status);
+    *r->mutable_output() = ToValue(Json{{"found", id}});
+    r->mutable_usage()->set_cost_usd(cost);
+    r->mutable_usage()->set_calls(1);
+    return s;
+  };
+  // On another replica: the cancelled child's result still settles what it spent.
+  v1::TaskState state = engine_test::SnapshotOverTheWire(*engine_);
+  TaskEngine other(&config_, &clock_);
+  other.Restore("t1", state, 2);
+  Outbox settled;
+  EXPECT_EQ(other.OnSignal(child_result("t1/sub", v1::TASK_STATUS_CANCELLED, 0.25), 2, &settled),
+            SignalOutcome::kDelivered);
+  EXPECT_TRUE(settled.empty());
+  Outbox again = Answer(ItemFor(replanned, "plan"), {{"steps", 2}}, &other);
+  ASSERT_EQ(again.records.size(), 1u);
+  EXPECT_EQ(again.records[0].key, "t1/sub~1") << "a new child task, not the cancelled one's id";
+  Outbox checked = Answer(ItemFor(again, "check"), {{"ok", true}}, &other);
+  Outbox child_done;
+  EXPECT_EQ(other.OnSignal(child_result("t1/sub~1", v1::TASK_STATUS_COMPLETED, 0.1), 2, &child_done),
+            SignalOutcome::kDelivered);
+  Outbox done = Answer(ItemFor(child_done, "done"), {{"reply", "ok"}}, &other);
+  ASSERT_EQ(done.results.size(), 1u);
+  const v1::TaskResult& r = done.results[0].result;
+  EXPECT_EQ(r.status(), v1::TASK_STATUS_COMPLETED);
+  EXPECT_GE(r.usage().cost_usd(), 0.35) << "both children's spend is the parent's";
+  EXPECT_EQ(r.usage().calls(), 7) << "plan, check, plan, check, done, and the two children's calls";
 }
 
 }  // namespace

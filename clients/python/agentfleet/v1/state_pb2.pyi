@@ -15,18 +15,20 @@ BREAKER_STATUS_UNSPECIFIED: BreakerStatus
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AbandonedAttempt(_message.Message):
-    __slots__ = ["agent", "attempt", "fan_index", "reservation", "step"]
+    __slots__ = ["agent", "attempt", "child_task_id", "fan_index", "reservation", "step"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CHILD_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FAN_INDEX_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     agent: str
     attempt: int
+    child_task_id: str
     fan_index: int
     reservation: Reservation
     step: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., reservation: _Optional[_Union[Reservation, _Mapping]] = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., reservation: _Optional[_Union[Reservation, _Mapping]] = ..., child_task_id: _Optional[str] = ...) -> None: ...
 
 class BreakerState(_message.Message):
     __slots__ = ["name", "reason", "replica", "since", "status"]
