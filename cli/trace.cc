@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -52,6 +53,22 @@ std::string Millis(const std::optional<absl::Time>& from, const std::optional<ab
 
 std::string Label(const AttemptTrace& a) {
   return a.fan_index < 0 ? a.step : absl::StrCat(a.step, "[", a.fan_index, "]");
+}
+
+// Whether `step` is `planner` or depends on it, directly or not (a re-plan
+// from `planner` resets it).
+bool DependsOn(const WorkflowConfig& wf, const std::string& step, const std::string& planner) {
+  std::vector<std::string> todo = {step};
+  std::set<std::string> seen;
+  while (!todo.empty()) {
+    std::string s = todo.back();
+    todo.pop_back();
+    if (s == planner) return true;
+    const StepConfig* c = wf.FindStep(s);
+    if (c == nullptr || !seen.insert(s).second) continue;
+    todo.insert(todo.end(), c->depends_on.begin(), c->depends_on.end());
+  }
+  return false;
 }
 
 }  // namespace
@@ -185,6 +202,18 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
     }
     a.outcome = superseded || done ? "no result" : "running";
     if (superseded) a.message = "a later attempt replaced it (timed out)";
+    if (a.outcome == "no result" && a.dispatched && wf != nullptr) {
+      // Or a re-plan reset its step after it was sent: abandoned.
+      const google::protobuf::RepeatedPtrField<v1::Rescope>* rescopes =
+          trace.result ? &trace.result->rescopes() : trace.state ? &trace.state->rescopes() : nullptr;
+      for (int i = 0; rescopes != nullptr && i < rescopes->size(); ++i) {
+        const v1::Rescope& r = rescopes->Get(i);
+        if (FromTimestamp(r.at()) >= *a.dispatched && DependsOn(*wf, a.step, r.planner())) {
+          a.message = absl::StrCat("abandoned: a re-plan from step '", r.planner(), "' reset its step");
+          break;
+        }
+      }
+    }
   }
   for (auto& [key, a] : attempts) trace.attempts.push_back(std::move(a));
   std::stable_sort(trace.attempts.begin(), trace.attempts.end(), [](const AttemptTrace& x, const AttemptTrace& y) {
