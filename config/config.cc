@@ -819,11 +819,15 @@ void CheckStepSignals(Loader& L, const WorkflowConfig& w, const std::map<std::st
     YAML::Node n = node->second["signals"];
     if (!s.signals.rescope_planner.empty()) {
       const std::string& p = s.signals.rescope_planner;
+      const StepConfig* planner = w.FindStep(p);
       if (p != s.id && Ancestors(w, s.id).count(p) == 0) {
         L.Error(n["rescope"]["planner"], sf + ".rescope.planner",
-                w.FindStep(p) ? "step '" + p + "' is neither this step nor one it depends on, so re-running it "
-                                "would not re-plan this step's work"
-                              : "unknown step '" + p + "'");
+                planner ? "step '" + p + "' is neither this step nor one it depends on, so re-running it "
+                          "would not re-plan this step's work"
+                        : "unknown step '" + p + "'");
+      } else if (planner != nullptr && planner->agent.empty()) {
+        L.Error(n["rescope"]["planner"], sf + ".rescope.planner",
+                "step '" + p + "' calls no agent (a wait or child-workflow step): nothing would read the reason");
       }
     }
     if (s.signals.needs_info && s.signals.needs_info->wait) {

@@ -515,6 +515,8 @@ TEST(ConfigTest, BadAgentSignalsNameFileLineAndField) {
               HasSubstr("signals.yaml:18:30: workflows.w.steps[1].signals.rescope.planner: step 'other' is neither "
                         "this step nor one it depends on"));
   EXPECT_THAT(error("planner: plan", "planner: nope"), HasSubstr("rescope.planner: unknown step 'nope'"));
+  EXPECT_THAT(error("      - {id: plan, agent: a}", "      - {id: plan, wait: {signal: go, timeout: 1m}}"),
+              HasSubstr("rescope.planner: step 'plan' calls no agent (a wait or child-workflow step)"));
   EXPECT_THAT(error("{agent: helper}", "{agent: ghost}"),
               HasSubstr("workflows.w.steps[2].signals.needs_info.agent: unknown agent 'ghost'"));
   EXPECT_THAT(error("{agent: helper}", "{agent: helper, wait: {signal: x, timeout: 1m}}"),
