@@ -9,6 +9,7 @@ build_packages=(
   cmake ninja-build g++ pkg-config ccache protobuf-compiler
   librdkafka-dev libprotobuf-dev libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libcivetweb-dev prometheus-cpp-dev
+  libre2-dev
 )
 # The test Kafka broker (JDK, Maven), the local model-provider server
 # (Debian's python3 with aiohttp, tests/fake_llm/), the Prometheus server and
