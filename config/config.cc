@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
@@ -789,6 +790,43 @@ void LoadStepSignals(Loader& L, const YAML::Node& n, const std::string& f, const
   }
 }
 
+// Where a step's input or for_each could carry one of the workflow's
+// secret_inputs to an agent or a child workflow: a $task reference to the
+// secret field, to an object holding it, or to a field inside it.
+void CheckSecretRefs(Loader& L, const YAML::Node& n, const std::string& f, const WorkflowConfig& w,
+                     const std::string& to) {
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) CheckSecretRefs(L, it->second, f + "." + it->first.Scalar(), w, to);
+  } else if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) CheckSecretRefs(L, n[i], absl::StrCat(f, "[", i, "]"), w, to);
+  } else if (n.IsScalar() && IsReference(n.Scalar())) {
+    auto ref = ParseReference(n.Scalar());
+    if (!ref.ok() || ref->root != Reference::Root::kTask) return;
+    for (const auto& secret : w.secret_inputs) {
+      size_t common = std::min(secret.size(), ref->path.size());
+      if (!std::equal(secret.begin(), secret.begin() + common, ref->path.begin())) continue;
+      L.Error(n, f, absl::StrCat(n.Scalar(), " would send the secret input '", absl::StrJoin(secret, "."), "' to ", to,
+                                 " (secret_inputs never leave the coordinator)"));
+      return;
+    }
+  }
+}
+
+void CheckSecretInputs(Loader& L, const WorkflowConfig& w, const YAML::Node& steps, const std::string& f) {
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const StepConfig* step = steps[i].IsMap() && steps[i]["id"] ? w.FindStep(steps[i]["id"].Scalar()) : nullptr;
+    if (step == nullptr) continue;
+    const StepConfig& s = *step;
+    std::string to = !s.agent.empty()                ? "agent '" + s.agent + "'"
+                     : !s.child_workflow.empty()     ? "child workflow '" + s.child_workflow + "'"
+                                                     : "";
+    if (to.empty()) continue;  // a wait step sends nothing
+    std::string sf = absl::StrCat(f, ".steps[", i, "]");
+    if (YAML::Node in = steps[i]["input"]) CheckSecretRefs(L, in, sf + ".input", w, to);
+    if (YAML::Node fe = steps[i]["for_each"]) CheckSecretRefs(L, fe, sf + ".for_each", w, to);
+  }
+}
+
 // The step ids `id` depends on, directly or not.
 std::set<std::string> Ancestors(const WorkflowConfig& w, const std::string& id) {
   std::set<std::string> seen;
@@ -844,11 +882,25 @@ void CheckStepSignals(Loader& L, const WorkflowConfig& w, const std::map<std::st
 void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                   WorkflowConfig* w) {
   if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget", "routes", "emit",
-                   "max_replans"})) {
+                   "max_replans", "secret_inputs"})) {
     return;
   }
   L.Duration(n, "deadline", f, &w->deadline);
   L.Number<int>(n, "max_replans", f, &w->max_replans, 0, 100);
+  if (YAML::Node secrets = n["secret_inputs"]) {
+    if (!secrets.IsSequence()) {
+      L.Error(secrets, f + ".secret_inputs", "expected a list of fields of the task's input, such as customer.ssn");
+    } else {
+      for (const auto& s : secrets) {
+        std::vector<std::string> path = absl::StrSplit(s.Scalar(), '.');
+        if (!s.IsScalar() || absl::c_any_of(path, [](const std::string& p) { return p.empty(); })) {
+          L.Error(s, f + ".secret_inputs", "expected a field path such as customer.ssn");
+          continue;
+        }
+        w->secret_inputs.push_back(std::move(path));
+      }
+    }
+  }
   if (L.String(n, "emit", f, &w->emit) && !std::regex_match(w->emit, TopicRegex())) {
     L.Error(n["emit"], f + ".emit", "not a Kafka topic name ([a-zA-Z0-9._-], at most 249 characters)");
   }
@@ -1006,6 +1058,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
     L.Error(step_nodes[cycle[cycle.size() - 2]], f + ".steps", "dependency cycle: " + absl::StrJoin(cycle, " -> "));
   }
   CheckStepSignals(L, *w, step_nodes, f);
+  if (!w->secret_inputs.empty()) CheckSecretInputs(L, *w, steps, f);
   // The output step: explicit, or the one step nothing depends on.
   if (L.String(n, "output", f, &w->output_step)) {
     if (!w->FindStep(w->output_step)) L.Error(n["output"], f + ".output", "unknown step '" + w->output_step + "'");

@@ -289,6 +289,11 @@ struct WorkflowConfig {
   // How many times one task may re-run part of its DAG for agents' rescope
   // signals; one more fails the step that asked (replans_exhausted).
   int max_replans = 2;
+  // `secret_inputs: [customer.ssn, api_token]`: fields of the task's input
+  // that must never reach an agent (its work item, its prompts, its model)
+  // or a child workflow. A step input or for_each that references one, or
+  // an object holding one ($task, $task.customer), is a load-time error.
+  std::vector<std::vector<std::string>> secret_inputs;
   const StepConfig* FindStep(const std::string& id) const;
   // The first dependency cycle among the steps, as the path that closes it
   // ("a", "b", "a"), in file order of the steps it starts from; empty if the

@@ -535,5 +535,44 @@ TEST(ConfigTest, BadAgentSignalsNameFileLineAndField) {
               HasSubstr("workflows.w.steps[3].signals: only an agent step's agent sends signals"));
 }
 
+constexpr char kSecretInputs[] = R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+workflows:
+  w:
+    secret_inputs: [customer.ssn, api_token]
+    steps:
+      - id: check
+        agent: a
+        input: {name: $task.customer.name, plan: $task.plan}
+        when: exists($task.customer.ssn)
+      - {id: approval, wait: {signal: ok, timeout: 10m}, after: [check]}
+)";
+
+TEST(ConfigTest, SecretInputsMayBeReadByConditionsButNeverSentToAnAgentOrAChild) {
+  auto c = LoadConfigString(kSecretInputs, "secrets.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->workflows.at("w").secret_inputs.size(), 2u);
+  auto error = [](const std::string& from, const std::string& to) {
+    std::string text = kSecretInputs;
+    text.replace(text.find(from), from.size(), to);
+    return std::string(LoadConfigString(text, "secrets.yaml").status().message());
+  };
+  EXPECT_THAT(error("name: $task.customer.name", "name: $task.customer.ssn"),
+              HasSubstr("secrets.yaml:12:23: workflows.w.steps[0].input.name: $task.customer.ssn would send the secret "
+                        "input 'customer.ssn' to agent 'a'"));
+  EXPECT_THAT(error("name: $task.customer.name", "who: $task.customer"),
+              HasSubstr("workflows.w.steps[0].input.who: $task.customer would send the secret input 'customer.ssn'"))
+      << "an object that holds a secret is refused too";
+  EXPECT_THAT(error("plan: $task.plan", "all: [$task]"),
+              HasSubstr("workflows.w.steps[0].input.all[0]: $task would send the secret input"));
+  EXPECT_THAT(error("plan: $task.plan}", "plan: $task.plan}\n        for_each: $task.api_token"),
+              HasSubstr("workflows.w.steps[0].for_each: $task.api_token would send the secret input 'api_token'"));
+  EXPECT_THAT(error("secret_inputs: [customer.ssn, api_token]", "secret_inputs: [customer..ssn]"),
+              HasSubstr("workflows.w.secret_inputs: expected a field path such as customer.ssn"));
+}
+
 }  // namespace
 }  // namespace agentfleet
