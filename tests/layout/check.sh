@@ -21,6 +21,8 @@ declare -A allowed=(
   [workflow]="common codec config workflow"
   [kafka]="common config kafka"
   [http]="common http"
+  # What a payload must pass before it leaves (issue 19): pure, nothing of ours.
+  [safety]="safety"
   [provider]="common codec config provider"
   [tracing]="common codec config tracing"
   [metrics]="common codec http kafka metrics"
