@@ -55,22 +55,6 @@ std::string Label(const AttemptTrace& a) {
   return a.fan_index < 0 ? a.step : absl::StrCat(a.step, "[", a.fan_index, "]");
 }
 
-// Whether `step` is `planner` or depends on it, directly or not (a re-plan
-// from `planner` resets it).
-bool DependsOn(const WorkflowConfig& wf, const std::string& step, const std::string& planner) {
-  std::vector<std::string> todo = {step};
-  std::set<std::string> seen;
-  while (!todo.empty()) {
-    std::string s = todo.back();
-    todo.pop_back();
-    if (s == planner) return true;
-    const StepConfig* c = wf.FindStep(s);
-    if (c == nullptr || !seen.insert(s).second) continue;
-    todo.insert(todo.end(), c->depends_on.begin(), c->depends_on.end());
-  }
-  return false;
-}
-
 }  // namespace
 
 absl::StatusOr<TraceMessages> ReadTraceMessages(const FleetConfig& config, const std::string& task_id,
@@ -208,7 +192,7 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
           trace.result ? &trace.result->rescopes() : trace.state ? &trace.state->rescopes() : nullptr;
       for (int i = 0; rescopes != nullptr && i < rescopes->size(); ++i) {
         const v1::Rescope& r = rescopes->Get(i);
-        if (FromTimestamp(r.at()) >= *a.dispatched && DependsOn(*wf, a.step, r.planner())) {
+        if (FromTimestamp(r.at()) >= *a.dispatched && wf->DependsOn(a.step, r.planner())) {
           a.message = absl::StrCat("abandoned: a re-plan from step '", r.planner(), "' reset its step");
           break;
         }

@@ -26,6 +26,20 @@ const StepConfig* WorkflowConfig::FindStep(const std::string& id) const {
   return nullptr;
 }
 
+bool WorkflowConfig::DependsOn(const std::string& id, const std::string& other) const {
+  std::set<std::string> seen;
+  std::vector<std::string> todo = {id};
+  while (!todo.empty()) {
+    std::string s = todo.back();
+    todo.pop_back();
+    if (s == other) return true;
+    const StepConfig* step = FindStep(s);
+    if (step == nullptr || !seen.insert(s).second) continue;
+    todo.insert(todo.end(), step->depends_on.begin(), step->depends_on.end());
+  }
+  return false;
+}
+
 std::vector<std::string> WorkflowConfig::DependencyCycle() const {
   // Depth-first search; a step met again while on the stack closes a cycle.
   std::map<std::string, int> color;  // 0 not seen, 1 on the stack, 2 done
@@ -827,21 +841,6 @@ void CheckSecretInputs(Loader& L, const WorkflowConfig& w, const YAML::Node& ste
   }
 }
 
-// The step ids `id` depends on, directly or not.
-std::set<std::string> Ancestors(const WorkflowConfig& w, const std::string& id) {
-  std::set<std::string> seen;
-  std::vector<std::string> todo = {id};
-  while (!todo.empty()) {
-    const StepConfig* s = w.FindStep(todo.back());
-    todo.pop_back();
-    if (s == nullptr) continue;
-    for (const auto& d : s->depends_on) {
-      if (seen.insert(d).second) todo.push_back(d);
-    }
-  }
-  return seen;
-}
-
 // Agent signals: a planner the step reaches, answer signals no other wait uses.
 void CheckStepSignals(Loader& L, const WorkflowConfig& w, const std::map<std::string, YAML::Node>& nodes,
                       const std::string& f) {
@@ -858,7 +857,7 @@ void CheckStepSignals(Loader& L, const WorkflowConfig& w, const std::map<std::st
     if (!s.signals.rescope_planner.empty()) {
       const std::string& p = s.signals.rescope_planner;
       const StepConfig* planner = w.FindStep(p);
-      if (p != s.id && Ancestors(w, s.id).count(p) == 0) {
+      if (!w.DependsOn(s.id, p)) {
         L.Error(n["rescope"]["planner"], sf + ".rescope.planner",
                 planner ? "step '" + p + "' is neither this step nor one it depends on, so re-running it "
                           "would not re-plan this step's work"

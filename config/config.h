@@ -299,6 +299,9 @@ struct WorkflowConfig {
   // ("a", "b", "a"), in file order of the steps it starts from; empty if the
   // steps form a DAG. Self-references and unknown steps are not cycles here.
   std::vector<std::string> DependencyCycle() const;
+  // Whether step `id` is `other` or depends on it, directly or not (a
+  // re-plan from `other` resets it).
+  bool DependsOn(const std::string& id, const std::string& other) const;
 };
 
 struct CoordinatorConfig {

@@ -932,10 +932,7 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
   for (auto it = task.abandoned.begin(); it != task.abandoned.end(); ++it) {
     if (it->child_task_id != child.task_id()) continue;
     // A child a re-plan cancelled: what it spent is this task's; its budget is free again.
-    task.usage.set_input_tokens(task.usage.input_tokens() + child.usage().input_tokens());
-    task.usage.set_output_tokens(task.usage.output_tokens() + child.usage().output_tokens());
-    task.usage.set_cost_usd(task.usage.cost_usd() + child.usage().cost_usd());
-    task.usage.set_calls(task.usage.calls() + child.usage().calls());
+    AddUsage(child.usage(), &task.usage);
     task.abandoned.erase(it);
     ResumeBudgetWaits(task, out);
     return SignalOutcome::kDelivered;
@@ -948,10 +945,7 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
     inst.wait = Instance::Wait::kNone;
     inst.child_budget = {};
     inst.usage = child.usage();
-    task.usage.set_input_tokens(task.usage.input_tokens() + child.usage().input_tokens());
-    task.usage.set_output_tokens(task.usage.output_tokens() + child.usage().output_tokens());
-    task.usage.set_cost_usd(task.usage.cost_usd() + child.usage().cost_usd());
-    task.usage.set_calls(task.usage.calls() + child.usage().calls());
+    AddUsage(child.usage(), &task.usage);
     inst.latency_ms = absl::ToInt64Milliseconds(clock_->Now() - inst.dispatched_at);
     bool ok = child.status() == v1::TASK_STATUS_COMPLETED || child.status() == v1::TASK_STATUS_PARTIAL;
     std::string status = v1::TaskStatus_Name(child.status()).substr(sizeof("TASK_STATUS_") - 1);

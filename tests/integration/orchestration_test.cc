@@ -173,6 +173,27 @@ bool WaitForStepResults(const FleetConfig& config, const std::string& step, size
   return false;
 }
 
+// Sends the signal `name` with `payload` to task `id` as a person would:
+// with `agentfleet signal` (sender "cli-user"), or through the library
+// (sender "lib-user").
+void SendNamedSignal(Fleet& fleet, const FleetConfig& config, const std::string& id, const std::string& name,
+                     const Json& payload, bool by_cli) {
+  if (by_cli) {
+    auto sent = fleet.Run({"agentfleet", "signal", id, name, payload.dump(), "--sender", "cli-user", "--config",
+                           fleet.config_path()},
+                          absl::Seconds(60));
+    ASSERT_TRUE(sent.ok()) << sent.status();
+    EXPECT_EQ(sent->first, 0) << sent->second;
+    return;
+  }
+  v1::TaskSignal signal;
+  signal.set_task_id(id);
+  signal.set_name(name);
+  signal.set_sender("lib-user");
+  *signal.mutable_payload() = ToValue(payload);
+  ASSERT_TRUE(SendSignal(config, signal).ok());
+}
+
 const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string& step) {
   for (const auto& s : r.steps()) {
     if (s.step() == step) return &s;
@@ -205,20 +226,7 @@ TEST_F(OrchestrationTest, ApprovalsSentAfterTheCoordinatorWasKilledAreTakenByThe
     const std::string& id = tasks[i].task_id();
     approved[id] = i % 3 != 0;
     std::string payload = approved[id] ? R"({"ok": true})" : R"({"ok": false, "why": "over the limit"})";
-    if (i < 4) {
-      auto sent = fleet.Run({"agentfleet", "signal", id, "approve", payload, "--sender", "cli-user", "--config",
-                             fleet.config_path()},
-                            absl::Seconds(60));
-      ASSERT_TRUE(sent.ok()) << sent.status();
-      EXPECT_EQ(sent->first, 0) << sent->second;
-      continue;
-    }
-    v1::TaskSignal signal;
-    signal.set_task_id(id);
-    signal.set_name("approve");
-    signal.set_sender("lib-user");
-    *signal.mutable_payload() = ToValue(Json::parse(payload));
-    ASSERT_TRUE(SendSignal(*config, signal).ok());
+    SendNamedSignal(fleet, *config, id, "approve", Json::parse(payload), /*by_cli=*/i < 4);
   }
   RunSummary summary = Collect(**collector);
   EXPECT_EQ(summary.received, kTasks) << fleet.LogTails();
@@ -470,20 +478,7 @@ TEST_F(OrchestrationTest, AgentsAskAPersonAndSendPlansBackAndEveryTaskEndsOnce) 
       EXPECT_EQ(q.value("question", ""), "simulated: which order is this about?");
       Json answer = {{"answer", absl::StrCat("order of ", id)}};
       answered[id] = answer;
-      if (answered.size() == 1) {
-        auto sent = fleet.Run({"agentfleet", "signal", id, q.value("signal", ""), answer.dump(), "--sender",
-                               "cli-user", "--config", fleet.config_path()},
-                              absl::Seconds(60));
-        ASSERT_TRUE(sent.ok()) << sent.status();
-        EXPECT_EQ(sent->first, 0) << sent->second;
-        continue;
-      }
-      v1::TaskSignal signal;
-      signal.set_task_id(id);
-      signal.set_name(q.value("signal", ""));
-      signal.set_sender("lib-user");
-      *signal.mutable_payload() = ToValue(answer);
-      ASSERT_TRUE(SendSignal(*config, signal).ok());
+      SendNamedSignal(fleet, *config, id, q.value("signal", ""), answer, /*by_cli=*/answered.size() == 1);
     }
   }
   (*collector)->Poll(absl::Seconds(2));
