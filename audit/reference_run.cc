@@ -14,7 +14,7 @@ std::optional<v1::TaskResult> RunLocally(const FleetConfig& config, const v1::Ta
   if (const WorkflowConfig* wf = config.FindWorkflow(submission.workflow())) {
     for (const StepConfig& step : wf->steps) {
       const AgentConfig* agent = config.FindAgent(step.agent);
-      if (agent == nullptr || config.providers.at(agent->provider).is_http()) return std::nullopt;
+      if (agent == nullptr || agent->action || config.providers.at(agent->provider).is_http()) return std::nullopt;
     }
   }
   FakeClock clock;

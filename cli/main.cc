@@ -7,6 +7,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "bench/bench_command.h"
+#include "cli/audit_log.h"
 #include "cli/commands.h"
 #include "cli/signal.h"
 #include "cli/schemas.h"
@@ -23,7 +24,9 @@ ABSL_FLAG(int, workers, 2, "demo: number of worker processes");
 ABSL_FLAG(int, brokers, 1, "broker: number of mock brokers");
 ABSL_FLAG(int, count, 0, "results: stop after this many results (0 = follow)");
 ABSL_FLAG(bool, from_beginning, false, "results: read from the start of the topic");
-ABSL_FLAG(bool, verify, false, "audit: recompute outputs of simulated workflows and compare");
+ABSL_FLAG(bool, verify, false,
+          "audit: recompute outputs of simulated workflows and compare; audit-log: check the hash chains");
+ABSL_FLAG(std::string, task, "", "audit-log: only this task's records");
 ABSL_FLAG(std::string, bootstrap_file, "", "broker: also write the bootstrap address to this file");
 ABSL_FLAG(std::string, control_address, "",
           "broker: serve fault injection on HOST:PORT (port 0: a free one); broker fault: send it there");
@@ -84,6 +87,8 @@ commands:
   bench [--kafka HOST:PORT] [--quick]        the end-to-end benchmarks on the development broker (and
                                             a real Kafka broker) against the raw librdkafka round trip;
                                             writes --output (docs/benchmarks.md) and a plot
+  audit-log [--task T] [--verify] [--json]  the actions' audit log (who, what, effect id, outcome);
+                                            --verify checks every partition's hash chain (exit 1 if broken)
   trace TASK_ID [--json]                    the task's timeline: every step and attempt with agent,
                                             model, worker, wait and run time, tokens, cost, outcome
   signal TASK_ID NAME [JSON] [--sender S]   send a named signal (an approval, an answer) to a task;
@@ -194,6 +199,16 @@ int main(int argc, char** argv) {
     }
     k.offset_reset = reset == "earliest" ? KedaTrigger::OffsetReset::kEarliest : KedaTrigger::OffsetReset::kLatest;
     return RunLag(*config, options);
+  }
+  if (command == "audit-log") {
+    auto log = ReadAuditLog(*config, options.timeout);
+    if (!log.ok()) {
+      std::cerr << "agentfleet audit-log: " << log.status().message() << "\n";
+      return 1;
+    }
+    std::string task = absl::GetFlag(FLAGS_task);
+    std::cout << (options.json ? AuditLogJson(*log, task) + "\n" : AuditLogText(*log, task));
+    return options.verify && !log->verification.ok() ? 1 : 0;
   }
   if (command == "trace") {
     if (positional.size() < 3) {

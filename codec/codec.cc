@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/digest.h"
 #include "common/log.h"
 #include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/time_util.h"
@@ -186,6 +187,16 @@ absl::Status Validate(const v1::TaskSignal& m) {
   return absl::OkStatus();
 }
 
+absl::Status Validate(const v1::AuditEntry& m) {
+  if (m.seq() < 1) return absl::InvalidArgumentError("seq must be at least 1");
+  if (m.hash().size() != 32) return absl::InvalidArgumentError("hash must be 32 bytes (SHA-256)");
+  if (m.prev_hash().size() != (m.seq() == 1 ? 0u : 32u)) {
+    return absl::InvalidArgumentError("prev_hash must be empty for seq 1, 32 bytes after");
+  }
+  if (m.record().empty()) return absl::InvalidArgumentError("record is empty");
+  return absl::OkStatus();
+}
+
 absl::Status Validate(const v1::TaskResult& m) {
   if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
   if (m.status() == v1::TASK_STATUS_UNSPECIFIED || !v1::TaskStatus_IsValid(m.status())) {
@@ -264,6 +275,12 @@ std::string ReadableTaskId(absl::string_view payload, size_t max_payload_bytes) 
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
                            int attempt) {
   return absl::StrCat(task_id, "/", step, "/", fan_index, "/", attempt);
+}
+
+std::string EffectId(absl::string_view task_id, absl::string_view step, int fan_index) {
+  // Lengths first, so no two (task, step) pairs hash the same text.
+  std::string hex = Sha256Hex(absl::StrCat(task_id.size(), ":", task_id, "/", step.size(), ":", step, "/", fan_index));
+  return absl::StrCat("eff-", hex.substr(0, 32));
 }
 
 }  // namespace agentfleet

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "agentfleet/v1/audit.pb.h"
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
@@ -49,6 +50,7 @@ Encoded Encode(const google::protobuf::Message& message, absl::string_view trace
 [[nodiscard]] absl::Status Validate(const v1::CacheEntry& m);
 [[nodiscard]] absl::Status Validate(const v1::TenantLedger& m);
 [[nodiscard]] absl::Status Validate(const v1::TaskSignal& m);
+[[nodiscard]] absl::Status Validate(const v1::AuditEntry& m);
 
 // Parses `payload` into `message`; InvalidArgument "payload is not a valid
 // <type> (<why>)", with protobuf's own complaint (a string field with invalid
@@ -119,5 +121,10 @@ v1::WorkEvent MakeFailure(const v1::WorkItem& item, const std::string& code, con
 // "<task_id>/<step>/<fan_index>/<attempt>": unique per work attempt.
 std::string IdempotencyKey(absl::string_view task_id, absl::string_view step, int fan_index,
                            int attempt);
+
+// An action's effect id: "eff-" and 32 hex digits of the SHA-256 of task,
+// step and fan index. The same for every attempt of a step instance, on any
+// coordinator replica: the Idempotency-Key of the action's request.
+std::string EffectId(absl::string_view task_id, absl::string_view step, int fan_index);
 
 }  // namespace agentfleet

@@ -42,4 +42,16 @@ inline constexpr char kReplansExhausted[] = "replans_exhausted";
 // never produced; the attempt or the task fails with this code instead.
 inline constexpr char kMessageTooLarge[] = "message_too_large";
 
+// Actions (issue 19). Retryable, always under the same effect id:
+inline constexpr char kActionFailed[] = "action_failed";            // HTTP 408/409/425/429/5xx
+inline constexpr char kActionUnreachable[] = "action_unreachable";  // no connection: nothing was sent
+// Sent, and no answer (a timeout, a reset, a worker that died): retryable
+// under on_unknown: retry or status; with on_unknown: stop it is not, and the
+// task stops for a human.
+inline constexpr char kOutcomeUnknown[] = "outcome_unknown";
+// Not retryable: nothing was sent.
+inline constexpr char kActionInvalidPayload[] = "action_invalid_payload";    // fails the action's schema
+inline constexpr char kActionPolicyViolation[] = "action_policy_violation";  // host, secret, size, depth
+inline constexpr char kActionRejected[] = "action_rejected";                  // HTTP 4xx (other than the above)
+
 }  // namespace agentfleet

@@ -72,6 +72,13 @@ const AgentConfig* FleetConfig::FindAgent(const std::string& name) const {
   return it == agents.end() ? nullptr : &it->second;
 }
 
+bool FleetConfig::HasActions() const {
+  for (const auto& [name, agent] : agents) {
+    if (agent.action) return true;
+  }
+  return false;
+}
+
 const WorkflowConfig* FleetConfig::FindWorkflow(const std::string& name) const {
   auto it = workflows.find(name);
   return it == workflows.end() ? nullptr : &it->second;
@@ -283,7 +290,7 @@ class Loader {
 
 void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   const std::string f = "kafka";
-  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor", "max_message_bytes",
+  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor", "max_message_bytes", "audit_retention",
                     "create_topics", "properties", "producer", "consumer", "properties_env"})) {
     return;
   }
@@ -293,6 +300,9 @@ void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   L.Number<int>(n, "replication_factor", f, &k->replication_factor, 1, 32);
   // librdkafka's message.max.bytes range.
   L.Number<size_t>(n, "max_message_bytes", f, &k->max_message_bytes, 65536, 1000000000);
+  if (L.Duration(n, "audit_retention", f, &k->audit_retention) && k->audit_retention < absl::Hours(1)) {
+    L.Error(n["audit_retention"], f + ".audit_retention", "must be at least 1h");
+  }
   const YAML::Node& props = n;
   for (const char* section : {"properties", "producer"}) {
     if (const YAML::Node sec = props[section]; sec && sec.IsMap() && sec["message.max.bytes"].IsDefined()) {
@@ -505,6 +515,15 @@ std::optional<JsonSchema> LoadSchema(Loader& L, const YAML::Node& n, const std::
   return s;
 }
 
+void LoadRetry(Loader& L, const YAML::Node& n, const std::string& f, RetryPolicy* retry) {
+  if (YAML::Node r = n["retry"]; r && L.Map(r, f + ".retry", {"initial_backoff", "max_backoff", "multiplier", "jitter"})) {
+    L.Duration(r, "initial_backoff", f + ".retry", &retry->initial_backoff);
+    L.Duration(r, "max_backoff", f + ".retry", &retry->max_backoff);
+    L.Number<double>(r, "multiplier", f + ".retry", &retry->multiplier, 1.0, 100.0);
+    L.Number<double>(r, "jitter", f + ".retry", &retry->jitter, 0.0, 1.0);
+  }
+}
+
 void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                AgentConfig* a) {
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
@@ -571,12 +590,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   L.Duration(n, "heartbeat_timeout", f, &a->heartbeat_timeout);
   L.Number<int>(n, "max_tokens", f, &a->max_tokens, 1, 1'000'000);
   L.Number<int>(n, "max_attempts", f, &a->max_attempts, 1, 100);
-  if (YAML::Node r = n["retry"]; r && L.Map(r, f + ".retry", {"initial_backoff", "max_backoff", "multiplier", "jitter"})) {
-    L.Duration(r, "initial_backoff", f + ".retry", &a->retry.initial_backoff);
-    L.Duration(r, "max_backoff", f + ".retry", &a->retry.max_backoff);
-    L.Number<double>(r, "multiplier", f + ".retry", &a->retry.multiplier, 1.0, 100.0);
-    L.Number<double>(r, "jitter", f + ".retry", &a->retry.jitter, 0.0, 1.0);
-  }
+  LoadRetry(L, n, f, &a->retry);
 }
 
 // Checks the references in an input template, collecting the steps it reads.
@@ -782,7 +796,7 @@ void LoadStepSignals(Loader& L, const YAML::Node& n, const std::string& f, const
   if (YAML::Node ni = n["needs_info"]; ni && L.Map(ni, f + ".needs_info", {"agent", "wait", "emit", "max_questions"})) {
     NeedsInfoConfig c;
     std::string nf = f + ".needs_info";
-    if (L.String(ni, "agent", nf, &c.agent) && cfg.agents.count(c.agent) == 0) {
+    if (L.String(ni, "agent", nf, &c.agent) && (cfg.agents.count(c.agent) == 0 || cfg.agents.at(c.agent).action)) {
       L.Error(ni["agent"], nf + ".agent", "unknown agent '" + c.agent + "'");
     }
     if (YAML::Node wait = ni["wait"]) c.wait = LoadWait(L, wait, nf + ".wait", w);
@@ -919,8 +933,8 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   for (size_t i = 0; i < steps.size(); ++i) {
     const YAML::Node& s = steps[i];
     std::string sf = absl::StrCat(f, ".steps[", i, "]");
-    if (!L.Map(s, sf, {"id", "agent", "input", "for_each", "after", "model_tier", "optional", "spawn", "when", "wait",
-                       "emit", "workflow", "budget", "signals"})) {
+    if (!L.Map(s, sf, {"id", "agent", "action", "input", "for_each", "after", "model_tier", "optional", "spawn", "when",
+                       "wait", "emit", "workflow", "budget", "signals"})) {
       continue;
     }
     StepConfig step;
@@ -949,8 +963,21 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
         if (s[key]) L.Error(s[key], sf + "." + key, "a wait step calls no agent, so it takes no " + std::string(key));
       }
       step.wait = LoadWait(L, wait, sf + ".wait", *w);
-    } else if (L.String(s, "agent", sf, &step.agent, true) && cfg.agents.count(step.agent) == 0) {
-      L.Error(s["agent"], sf + ".agent", "unknown agent '" + step.agent + "'");
+    } else if (YAML::Node act = s["action"]) {
+      // An action: an HTTP request built from the step's input, once per effect.
+      for (const char* key : {"agent", "model_tier", "spawn", "signals"}) {
+        if (s[key]) L.Error(s[key], sf + "." + key, "an action step takes no " + std::string(key));
+      }
+      const AgentConfig* a = L.String(s, "action", sf, &step.agent, true) ? cfg.FindAgent(step.agent) : nullptr;
+      if (a == nullptr || !a->action) L.Error(act, sf + ".action", "unknown action '" + step.agent + "'");
+      step.action = true;
+    } else if (L.String(s, "agent", sf, &step.agent, true)) {
+      const AgentConfig* a = cfg.FindAgent(step.agent);
+      if (a == nullptr) {
+        L.Error(s["agent"], sf + ".agent", "unknown agent '" + step.agent + "'");
+      } else if (a->action) {
+        L.Error(s["agent"], sf + ".agent", "'" + step.agent + "' is an action; use action: " + step.agent);
+      }
     }
     std::vector<std::string> refs;
     if (YAML::Node fe = s["for_each"]) {
@@ -983,7 +1010,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
         L.Error(agents ? agents : sp, sf + ".spawn.agents", "expected a non-empty list of the agents a sub-step may name");
       } else {
         for (const auto& a : agents) {
-          if (cfg.agents.count(a.Scalar()) == 0) {
+          if (const AgentConfig* known = cfg.FindAgent(a.Scalar()); known == nullptr || known->action) {
             L.Error(a, sf + ".spawn.agents", "unknown agent '" + a.Scalar() + "'");
           }
           spawn.agents.push_back(a.Scalar());
@@ -1150,6 +1177,131 @@ void LoadAgents(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   }
 }
 
+// An action's URL template: http(s), a literal host, {field} placeholders in
+// the path and query only. Returns the host ("" after an error).
+std::string CheckUrlTemplate(Loader& L, const YAML::Node& n, const std::string& f, const std::string& url,
+                             const std::set<std::string>& names) {
+  static const std::regex kUrl("^https?://([A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[^\\s]*)?$");
+  std::smatch m;
+  if (!std::regex_match(url, m, kUrl)) {
+    L.Error(n, f, "expected http(s)://HOST[:PORT]/PATH with a literal host ({field} only in the path), got '" + url + "'");
+    return "";
+  }
+  std::string rest = m[3].str();
+  static const std::regex kPlaceholder("\\{([^{}]*)\\}");
+  for (auto it = std::sregex_iterator(rest.begin(), rest.end(), kPlaceholder); it != std::sregex_iterator(); ++it) {
+    std::string name = (*it)[1].str();
+    if (!std::regex_match(name, std::regex("^[A-Za-z_][A-Za-z0-9_]*$"))) {
+      L.Error(n, f, "placeholder {" + name + "} is not a field name");
+    } else if (!names.empty() && names.count(name) == 0) {
+      L.Error(n, f, "placeholder {" + name + "} is not one of " + absl::StrJoin(names, ", "));
+    }
+  }
+  std::string unbalanced = std::regex_replace(rest, kPlaceholder, "");
+  if (unbalanced.find_first_of("{}") != std::string::npos) L.Error(n, f, "unbalanced { } in '" + url + "'");
+  return absl::AsciiStrToLower(m[1].str());
+}
+
+void LoadAction(Loader& L, const YAML::Node& n, const std::string& f, AgentConfig* a) {
+  if (!L.Map(n, f, {"description", "method", "url", "headers", "secret_headers", "schema", "policy", "on_unknown",
+                    "status_url", "timeout", "max_attempts", "retry", "heartbeat_timeout", "schedule_to_start_timeout",
+                    "max_response_bytes", "record_payload"})) {
+    return;
+  }
+  auto action = std::make_shared<ActionConfig>();
+  L.String(n, "description", f, &a->description);
+  L.Enum<std::string>(n, "method", f, {{"POST", "POST"}, {"PUT", "PUT"}, {"PATCH", "PATCH"}, {"DELETE", "DELETE"}},
+                      &action->method);
+  if (YAML::Node s = n["schema"]) action->schema = LoadSchema(L, s, f + ".schema");
+  std::set<std::string> fields;
+  if (YAML::Node props = n["schema"] ? n["schema"]["properties"] : YAML::Node(); props && props.IsMap()) {
+    for (auto it = props.begin(); it != props.end(); ++it) fields.insert(it->first.Scalar());
+  }
+  if (L.String(n, "url", f, &action->url, /*required=*/true)) {
+    action->host = CheckUrlTemplate(L, n["url"], f + ".url", action->url, fields);
+  }
+  L.StringMap(n, "headers", f, &action->headers);
+  for (const auto& [name, value] : action->headers) {
+    std::string lower = absl::AsciiStrToLower(name);
+    if (lower == "authorization" || lower == "x-api-key" || lower == "cookie" || lower == "idempotency-key") {
+      L.Error(n["headers"][name], f + ".headers." + name,
+              lower == "idempotency-key" ? "is set by the fleet (the action's effect id)"
+                                         : "credentials do not belong in the config file; use secret_headers");
+    }
+  }
+  L.StringMap(n, "secret_headers", f, &action->secret_headers);
+  static const std::regex kEnvRef("\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}");
+  for (const auto& [name, value] : action->secret_headers) {
+    if (!std::regex_search(value, kEnvRef)) {
+      L.Error(n["secret_headers"][name], f + ".secret_headers." + name,
+              "expected a value with an ${ENV_VAR} reference (the secret is read from the worker's environment)");
+    }
+  }
+  if (YAML::Node p = n["policy"];
+      p && L.Map(p, f + ".policy", {"allowed_hosts", "max_bytes", "scan_secrets", "redact_pii", "strip_markup"})) {
+    SanitizePolicy& policy = action->policy;
+    if (YAML::Node hosts = p["allowed_hosts"]) {
+      if (!hosts.IsSequence()) {
+        L.Error(hosts, f + ".policy.allowed_hosts", "expected a list of host names");
+      } else {
+        for (const auto& h : hosts) policy.allowed_hosts.push_back(absl::AsciiStrToLower(h.Scalar()));
+      }
+    }
+    L.Number<size_t>(p, "max_bytes", f + ".policy", &policy.max_bytes, size_t{2}, size_t{64} << 20);
+    L.Bool(p, "scan_secrets", f + ".policy", &policy.scan_secret_shapes);
+    L.Bool(p, "redact_pii", f + ".policy", &policy.redact_pii);
+    L.Bool(p, "strip_markup", f + ".policy", &policy.strip_markup);
+  }
+  using U = ActionConfig::OnUnknown;
+  L.Enum<U>(n, "on_unknown", f, {{"retry", U::kRetry}, {"status", U::kStatus}, {"stop", U::kStop}}, &action->on_unknown);
+  if (L.String(n, "status_url", f, &action->status_url)) {
+    std::string host = CheckUrlTemplate(L, n["status_url"], f + ".status_url", action->status_url, {"effect_id"});
+    if (action->status_url.find("{effect_id}") == std::string::npos) {
+      L.Error(n["status_url"], f + ".status_url", "must contain {effect_id} (how the system finds the effect)");
+    } else if (!host.empty() && host != action->host && !HostAllowed(action->policy, host)) {
+      L.Error(n["status_url"], f + ".status_url", "host '" + host + "' is neither the url's nor in policy.allowed_hosts");
+    }
+  }
+  if ((action->on_unknown == U::kStatus) != !action->status_url.empty()) {
+    L.Error(n["status_url"] ? n["status_url"] : n, f + ".status_url",
+            action->on_unknown == U::kStatus ? "is required with on_unknown: status"
+                                             : "applies only with on_unknown: status");
+  }
+  L.Number<size_t>(n, "max_response_bytes", f, &action->max_response_bytes, size_t{1}, size_t{64} << 20);
+  L.Bool(n, "record_payload", f, &action->record_payload);
+  a->timeout = absl::Seconds(30);
+  a->max_attempts = 5;
+  L.Duration(n, "timeout", f, &a->timeout);
+  L.Duration(n, "schedule_to_start_timeout", f, &a->schedule_to_start_timeout);
+  L.Duration(n, "heartbeat_timeout", f, &a->heartbeat_timeout);
+  L.Number<int>(n, "max_attempts", f, &a->max_attempts, 1, 100);
+  LoadRetry(L, n, f, &a->retry);
+  a->provider = kActionProvider;
+  a->models = {{"default", "@action"}};
+  a->max_tokens = 0;
+  a->action = std::move(action);
+}
+
+// Actions become agents of their own kind (AgentConfig::action): they share
+// the agents' names (one work topic each) and their dispatch.
+void LoadActions(Loader& L, const YAML::Node& actions, FleetConfig* cfg) {
+  if (!L.Map(actions, "actions", {})) return;
+  for (auto it = actions.begin(); it != actions.end(); ++it) {
+    AgentConfig a;
+    a.name = it->first.Scalar();
+    std::string f = "actions." + a.name;
+    if (!std::regex_match(a.name, NameRegex())) {
+      L.Error(it->first, f, "action names must match [a-z][a-z0-9_-]* (they name topics)");
+    }
+    if (cfg->agents.count(a.name)) {
+      L.Error(it->first, f, "an agent has this name too (agents and actions share work topics)");
+      continue;
+    }
+    LoadAction(L, it->second, f, &a);
+    cfg->agents[a.name] = std::move(a);
+  }
+}
+
 // Workflows need the agents loaded.
 void LoadWorkflows(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   YAML::Node workflows = root["workflows"];
@@ -1260,7 +1412,8 @@ void CheckAcrossSections(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   // A heartbeat timeout shorter than the interval would time out healthy work.
   for (const auto& [name, agent] : cfg->agents) {
     if (agent.heartbeat_timeout <= cfg->worker.heartbeat_interval) {
-      L.Error(root["agents"][name], "agents." + name + ".heartbeat_timeout",
+      const char* section = agent.action ? "actions" : "agents";
+      L.Error(root[section][name], std::string(section) + "." + name + ".heartbeat_timeout",
               "must be longer than worker.heartbeat_interval (" +
                   absl::FormatDuration(cfg->worker.heartbeat_interval) + ")");
     }
@@ -1321,7 +1474,7 @@ void LoadTriggers(Loader& L, const YAML::Node& triggers, FleetConfig* cfg) {
 // The sections in the order they depend on each other.
 void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants", "tracing",
-                        "triggers"})) {
+                        "triggers", "actions"})) {
     return;
   }
   if (YAML::Node n = root["tenants"]) LoadTenants(L, n, cfg);
@@ -1329,6 +1482,7 @@ void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   if (YAML::Node n = root["providers"]) LoadProviders(L, n, cfg);
   if (YAML::Node n = root["pricing"]) LoadPricing(L, n, cfg);
   LoadAgents(L, root, cfg);
+  if (YAML::Node n = root["actions"]) LoadActions(L, n, cfg);
   LoadWorkflows(L, root, cfg);
   if (YAML::Node n = root["triggers"]) LoadTriggers(L, n, cfg);
   if (YAML::Node n = root["coordinator"]) LoadCoordinator(L, n, &cfg->coordinator);

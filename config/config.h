@@ -19,6 +19,7 @@
 #include "config/json_schema.h"
 #include "config/prompt_template.h"
 #include "nlohmann/json.hpp"
+#include "safety/sanitize.h"
 
 namespace agentfleet {
 
@@ -40,6 +41,8 @@ struct KafkaConfig {
   // its attempt, a result or state snapshot fails its task, and a dead letter
   // is truncated (docs/robustness.md, "Sizes").
   size_t max_message_bytes = 1000000;
+  // How long the audit topic keeps its records (retention.ms).
+  absl::Duration audit_retention = absl::Hours(24 * 30);
   // librdkafka properties for every client, then per role.
   std::map<std::string, std::string> properties;
   std::map<std::string, std::string> producer;
@@ -140,6 +143,39 @@ struct FallbackConfig {
   std::string model_tier;
 };
 
+// An action (issue 19): an HTTP request to an external system with a side
+// effect, built from a step's validated input. Actions run on workers like
+// agents (work topic work.<name>), once per effect: every attempt of a step
+// instance carries the same effect id as its Idempotency-Key.
+struct ActionConfig {
+  std::string method = "POST";  // POST, PUT, PATCH, DELETE
+  // "https://host/path/{field}": {field} is the payload's top-level string or
+  // number, percent-encoded. The scheme and host are literal.
+  std::string url;
+  std::string host;  // the url's host, always allowed
+  std::map<std::string, std::string> headers;  // literal, no credentials
+  // Header values with ${ENV} references, read by the worker at start;
+  // those values never leave in a payload (the secrets scan looks for them).
+  std::map<std::string, std::string> secret_headers;
+  // The payload (the step's input) must validate against it.
+  std::optional<JsonSchema> schema;
+  // What the payload must pass (safety/sanitize.h); the worker adds the
+  // secret headers' values to policy.secrets.
+  SanitizePolicy policy;
+  // An outcome that is unknown (sent, no answer: a timeout, a reset
+  // connection, a worker that died): retry under the same effect id; ask
+  // the status endpoint; or stop the task for a human (outcome_unknown).
+  enum class OnUnknown { kRetry, kStatus, kStop };
+  OnUnknown on_unknown = OnUnknown::kRetry;
+  std::string status_url;  // with {effect_id}; GET; 2xx applied, 404 not applied
+  size_t max_response_bytes = 1 << 20;
+  // Keep the (sanitized, PII-redacted) payload in the audit log.
+  bool record_payload = false;
+};
+
+// The provider name action agents carry (not a valid provider name).
+inline constexpr char kActionProvider[] = "@actions";
+
 struct AgentConfig {
   std::string name;
   std::string description;
@@ -173,6 +209,9 @@ struct AgentConfig {
   // (canonical JSON). Zero: no cache.
   absl::Duration cache_ttl = absl::ZeroDuration();
   int cache_max_entries = 10000;
+  // Set for an action (`actions:` in the config): the "agent" is an HTTP
+  // request, not a model; provider is kActionProvider, no tokens, no price.
+  std::shared_ptr<const ActionConfig> action;
 };
 
 // Dynamic fan-out (the orchestrator-worker pattern): the step's agent plans
@@ -229,7 +268,8 @@ struct StepSignalsConfig {
 
 struct StepConfig {
   std::string id;
-  std::string agent;  // empty for a wait step
+  std::string agent;  // empty for a wait step; an action's name for `action:`
+  bool action = false;  // `action: NAME`
   std::optional<WaitConfig> wait;
   // `emit: TOPIC`: the step's output (a list for a fan-out) is also
   // published to TOPIC as JSON ({task_id, tenant, workflow, step, output})
@@ -407,6 +447,8 @@ struct FleetConfig {
   const TenantConfig* FindTenant(const std::string& tenant) const;
 
   const AgentConfig* FindAgent(const std::string& name) const;
+  // Whether any action is configured (the audit topic exists then).
+  bool HasActions() const;
   const WorkflowConfig* FindWorkflow(const std::string& name) const;
   // USD for these tokens on `model` by the pricing table (0 for an unpriced model).
   double Cost(const std::string& model, int64_t input_tokens, int64_t output_tokens) const;

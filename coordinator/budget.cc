@@ -63,6 +63,18 @@ AttemptPlan PlanAttempt(const FleetConfig& config, const AgentConfig& agent, con
                         size_t input_json_bytes, const Limits& limits, const Spend& spent, const Spend& committed) {
   AttemptPlan plan;
   plan.tier = tier;
+  if (agent.action) {
+    // An action spends nothing, but never runs for a task past its budget.
+    plan.model = agent.models.at("default");
+    plan.tier = "default";
+    if ((limits.max_tokens > 0 && spent.tokens >= limits.max_tokens) ||
+        (limits.max_cost_usd > 0 && spent.cost_usd >= limits.max_cost_usd)) {
+      plan.why_not = absl::StrCat("the task has spent its budget; action '", agent.name, "' does not run");
+      return plan;
+    }
+    plan.affordable = true;
+    return plan;
+  }
   // (The tolerance keeps 0.08 of 0.1 at 80% despite binary fractions.)
   constexpr double kTolerance = 1 - 1e-9;
   bool past_share =

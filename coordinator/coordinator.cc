@@ -68,6 +68,7 @@ void Coordinator::SetMetrics(CoordinatorMetrics* metrics) {
 }
 
 void Coordinator::ShareFleetState(Consumer* feed, const std::string& replica) {
+  replica_ = replica;
   shared_feed_ = feed;
   engine_.SetReplicaName(replica);
 }
@@ -319,7 +320,10 @@ void Coordinator::OnRevoked(const std::vector<TopicPartition>& partitions) {
     if (tp.topic == topics_.tasks) lost.insert(tp.partition);
   }
   engine_.DropPartitions(lost);
-  for (int32_t p : lost) owned_.erase(p);
+  for (int32_t p : lost) {
+    owned_.erase(p);
+    audit_chain_.Drop(p);
+  }
   engine_.SetQuotaShare(static_cast<double>(owned_.size()) / config_->kafka.partitions);
   Log(LogLevel::kInfo, kComponent, "partitions revoked",
       {{"partitions", absl::StrCat(lost.size())}, {"active_tasks", absl::StrCat(engine_.active_tasks())}});
@@ -392,6 +396,11 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
     }
     engine_.Restore(m.key, *state, m.partition);
   }
+  if (absl::Status heads = LoadAuditHeads(gained); !heads.ok()) {
+    if (failure_.ok()) failure_ = heads;
+    Log(LogLevel::kError, kComponent, "cannot read the audit log's chain heads", {{"error", heads.message()}});
+    return;
+  }
   owned_.insert(gained.begin(), gained.end());
   // The share of every provider quota follows the share of task partitions owned.
   engine_.SetQuotaShare(static_cast<double>(owned_.size()) / config_->kafka.partitions);
@@ -401,6 +410,34 @@ void Coordinator::OnAssigned(const std::vector<TopicPartition>& partitions) {
        {"restored", absl::StrCat(engine_.stats().restored - restored_before)},
        {"active_tasks", absl::StrCat(engine_.active_tasks())},
        {"restore_ms", absl::StrCat(absl::ToInt64Milliseconds(clock_->Now() - start))}});
+}
+
+absl::Status Coordinator::LoadAuditHeads(const std::vector<int32_t>& gained) {
+  if (!config_->HasActions()) return absl::OkStatus();
+  for (int32_t p : gained) audit_chain_.Reset(p, {});
+  if (!audit_reader_ || gained.empty()) return absl::OkStatus();
+  // The last entry of each partition; markers and aborted records take
+  // offsets too, so a partition whose tail holds none is read whole.
+  std::set<int32_t> missing(gained.begin(), gained.end());
+  auto apply = [&](const std::vector<Message>& records) -> absl::Status {
+    for (const Message& m : records) {
+      auto entry = Decode<v1::AuditEntry>(m.payload, m.headers, SIZE_MAX);
+      if (!entry.ok()) {
+        return absl::DataLossError(absl::StrCat("audit topic partition ", m.partition, " offset ", m.offset,
+                                                " is not an audit entry: ", entry.status().message()));
+      }
+      audit_chain_.Reset(m.partition, {entry->seq(), entry->hash()});
+      missing.erase(m.partition);
+    }
+    return absl::OkStatus();
+  };
+  auto tails = audit_reader_(gained, 64);
+  if (!tails.ok()) return tails.status();
+  RETURN_IF_ERROR(apply(*tails));
+  if (missing.empty()) return absl::OkStatus();
+  auto whole = audit_reader_(std::vector<int32_t>(missing.begin(), missing.end()), 0);
+  if (!whole.ok()) return whole.status();
+  return apply(*whole);
 }
 
 absl::Status Coordinator::Produce(OutboundMessage message) {
@@ -462,7 +499,31 @@ void Coordinator::HandleEvent(const Message& m, Outbox* out) {
     DeadLetter(m, event.status().message());
     return;
   }
+  size_t audited = out->audit.size();
   engine_.OnEvent(*event, out);
+  if (event->has_result() && event->result().has_action() && out->audit.size() == audited) {
+    // An action's outcome for a task this replica no longer holds (it ended,
+    // cancelled or failed, while the request was in flight): still audited.
+    const v1::WorkResult& r = event->result();
+    v1::AuditRecord record;
+    record.set_kind(v1::AuditRecord::KIND_ACTION_OUTCOME);
+    *record.mutable_at() = ToTimestamp(clock_->Now());
+    record.set_task_id(event->task_id());
+    record.set_step(event->step());
+    record.set_fan_index(event->fan_index());
+    record.set_attempt(event->attempt());
+    record.set_worker(r.worker());
+    record.set_effect_id(r.action().effect_id());
+    record.set_method(r.action().method());
+    record.set_host(r.action().host());
+    record.set_path(r.action().path());
+    record.set_payload_sha256(r.action().payload_sha256());
+    record.set_outcome(r.action().outcome());
+    record.set_http_status(r.action().http_status());
+    if (r.status() != v1::RESULT_STATUS_OK) record.set_error_code(r.error().code());
+    record.set_decision("task_ended");
+    out->audit.push_back({m.partition, std::move(record)});
+  }
 }
 
 void Coordinator::HandleSignal(const Message& m, Outbox* out) {
@@ -611,6 +672,14 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
       continue;
     }
     RETURN_IF_ERROR(Produce({r.topic, r.key, r.payload, r.headers}));
+  }
+  for (const Outbox::Audit& a : out.audit) {
+    // A dispatch whose work item was not sent (its task failed above) did not happen.
+    if (failed.contains(a.record.task_id()) && a.record.kind() == v1::AuditRecord::KIND_ACTION_DISPATCHED) continue;
+    v1::AuditRecord record = a.record;
+    record.set_coordinator(replica_);
+    Encoded e = Encode(audit_chain_.Append(a.partition, record), "");
+    RETURN_IF_ERROR(Produce({topics_.audit, record.task_id(), std::move(e.payload), std::move(e.headers), a.partition}));
   }
   for (auto& [key, entry] : engine_.TakeCacheInserts()) {
     if (shared_feed_ == nullptr) continue;

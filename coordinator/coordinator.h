@@ -41,6 +41,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "codec/audit_chain.h"
 #include "coordinator/batch_committer.h"
 #include "coordinator/task_engine.h"
 #include "kafka/kafka.h"
@@ -58,6 +59,10 @@ struct CoordinatorOptions {
 
 // Reads the state topic's given partitions from the beginning to their end.
 using StateReader = std::function<absl::StatusOr<std::vector<Message>>(const std::vector<int32_t>&)>;
+// Reads the audit topic's given partitions: the last `tail` offsets of each,
+// or (tail 0) all of them.
+using AuditReader =
+    std::function<absl::StatusOr<std::vector<Message>>(const std::vector<int32_t>& partitions, int64_t tail)>;
 
 class Coordinator : public RebalanceListener {
  public:
@@ -72,6 +77,11 @@ class Coordinator : public RebalanceListener {
   // replica in what it publishes there. Without it, breakers and the result
   // cache are this replica's alone. Call before Start().
   void ShareFleetState(Consumer* feed, const std::string& replica);
+
+  // Where the audit log's chains continue from on an assignment: the last
+  // entry of each gained partition of the audit topic. Without it (tests),
+  // every chain starts afresh. Only used when the config has actions.
+  void SetAuditReader(AuditReader reader) { audit_reader_ = std::move(reader); }
 
   // Where this replica counts what it does (null: nowhere). Must outlive it.
   void SetMetrics(CoordinatorMetrics* metrics);
@@ -138,6 +148,11 @@ class Coordinator : public RebalanceListener {
   Producer* producer_;
   const Clock* clock_;
   StateReader state_reader_;
+  AuditReader audit_reader_;
+  AuditChain audit_chain_;
+  std::string replica_ = "coordinator";  // named in audit records
+  // The heads of the gained partitions' audit chains, from the topic.
+  [[nodiscard]] absl::Status LoadAuditHeads(const std::vector<int32_t>& gained);
   CoordinatorOptions options_;
   Topics topics_;
   // Trigger topic -> its trigger (set at Start()).

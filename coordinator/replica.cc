@@ -54,6 +54,11 @@ ReplicaClientFactory KafkaReplicaClients(const FleetConfig* config, std::string 
                                const std::vector<int32_t>& partitions) {
       return ReadPartitionsToEnd(reader_props, topic, partitions, absl::Minutes(2));
     };
+    clients.audit_reader = [reader_props, topic = Topics(config->kafka.topic_prefix).audit](
+                               const std::vector<int32_t>& partitions, int64_t tail) {
+      return tail > 0 ? ReadPartitionTails(reader_props, topic, partitions, tail, absl::Minutes(2))
+                      : ReadPartitionsToEnd(reader_props, topic, partitions, absl::Minutes(2));
+    };
     return clients;
   };
 }
@@ -79,6 +84,7 @@ absl::Status Replica::RunOnce(const std::function<bool()>& stop, bool* bad_clien
   Coordinator coordinator(config_, clients->consumer.get(), clients->producer.get(), options_.clock,
                           clients->state_reader, options_.coordinator);
   coordinator.ShareFleetState(clients->shared_feed.get(), instance_);
+  coordinator.SetAuditReader(clients->audit_reader);
   coordinator.SetMetrics(metrics_);
   coordinator.SetTracer(tracer_);
   relay.set_target(&coordinator);

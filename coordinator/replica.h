@@ -48,6 +48,7 @@ struct ReplicaClients {
   std::unique_ptr<Consumer> consumer;    // the group's, with the given listener
   std::unique_ptr<Consumer> shared_feed; // breakers and cache topics, never committed
   StateReader state_reader;
+  AuditReader audit_reader;  // may be empty
 };
 // Makes an incarnation's clients; `listener` receives the consumer's rebalances.
 using ReplicaClientFactory = std::function<absl::StatusOr<ReplicaClients>(RebalanceListener* listener)>;

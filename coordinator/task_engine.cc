@@ -445,6 +445,11 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   w.set_tenant(a.task.submission.tenant());
   *w.mutable_dispatched_at() = ToTimestamp(now);
   w.set_event_partition(a.task.partition);
+  if (agent.action) {
+    w.set_effect_id(EffectId(w.task_id(), w.step(), a.fan_index));
+    ++stats_.actions_dispatched;
+    AuditDispatch(a.task, a.s, a.fan_index, w, out);
+  }
   out->work.push_back({agent.name, std::move(w), a.task.traceparent});
 }
 
@@ -476,6 +481,9 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   const int attempt = event.attempt() - s.attempt_offset;
   if (attempt != inst.attempt || inst.done()) {
     ++stats_.stale_events;
+    if (event.has_result() && AgentOf(s, inst).action) {
+      AuditOutcome(task, s, fan, event.attempt(), &event.result(), nullptr, "ignored_stale", out);
+    }
     if (event.has_result() && Unreserve(task, inst.Release(attempt))) {
       CountUsage(task, AgentOf(s, inst), inst, event.result());
       ResumeBudgetWaits(task, out);
@@ -514,7 +522,9 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     bool failed = r.status() != v1::RESULT_STATUS_OK && CountsAsBreakerFailure(r.error().code());
     breakers_.Record(agent, ModelOf(agent, inst), now, failed, absl::Milliseconds(r.latency_ms()));
   }
+  const bool action = AgentOf(s, inst).action != nullptr;
   if (backing_off && r.status() != v1::RESULT_STATUS_OK) {
+    if (action) AuditOutcome(task, s, fan, event.attempt(), &r, nullptr, "ignored_timed_out", out);
     ResumeBudgetWaits(task, out);
     if (!task.finished) Touch(task);
     return;
@@ -577,7 +587,12 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
       if (!task.finished) Touch(task);
       return;
     }
+    if (action) AuditOutcome(task, s, fan, event.attempt(), &r, nullptr, "succeeded", out);
     if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
+  } else if (action) {
+    if (r.error().code() == kOutcomeUnknown) ++stats_.actions_unknown;
+    AttemptFailed(task, step, fan, ActionError(AgentOf(s, inst), r.error()), out);
+    AuditOutcome(task, s, fan, event.attempt(), &r, nullptr, ActionDecision(task, inst), out);
   } else {
     AttemptFailed(task, step, fan, r.error(), out);
   }
@@ -596,7 +611,7 @@ void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst
     u->set_input_tokens(u->input_tokens() + r.usage().input_tokens());
     u->set_output_tokens(u->output_tokens() + r.usage().output_tokens());
     u->set_cost_usd(u->cost_usd() + cost);
-    u->set_calls(u->calls() + 1);
+    u->set_calls(u->calls() + (agent.action ? 0 : 1));  // an action is no model call
   }
 }
 
@@ -1169,7 +1184,17 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
       error.set_message(absl::StrCat(kind, " timeout of attempt ", inst.attempt,
                                      inst.worker.empty() ? "" : absl::StrCat(" on ", inst.worker)));
       error.set_retryable(true);
-      AttemptFailed(task, step, fan, error, out);
+      const AgentConfig& agent = AgentOf(s, inst);
+      if (!agent.action) {
+        AttemptFailed(task, step, fan, error, out);
+        continue;
+      }
+      // Whether the action was applied is unknown: a retry repeats its
+      // effect id; under on_unknown: stop the task stops here.
+      ++stats_.actions_unknown;
+      v1::Error taken = ActionError(agent, error);
+      AttemptFailed(task, step, fan, taken, out);
+      AuditOutcome(task, s, fan, s.attempt_offset + inst.attempt, nullptr, &taken, ActionDecision(task, inst), out);
     }
   }
 }

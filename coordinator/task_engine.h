@@ -35,6 +35,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agentfleet/v1/audit.pb.h"
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
@@ -76,14 +77,22 @@ struct Outbox {
     std::string payload;
     Headers headers;
   };
+  // An action's dispatch or outcome, for the audit topic: on the task's
+  // partition, chained there by the coordinator (coordinator/audit_chain.h).
+  struct Audit {
+    int32_t partition = 0;
+    v1::AuditRecord record;
+  };
   std::vector<Work> work;
   std::vector<Result> results;
   std::vector<Record> records;
-  bool empty() const { return work.empty() && results.empty() && records.empty(); }
+  std::vector<Audit> audit;
+  bool empty() const { return work.empty() && results.empty() && records.empty() && audit.empty(); }
   void clear() {
     work.clear();
     results.clear();
     records.clear();
+    audit.clear();
   }
 };
 
@@ -111,6 +120,8 @@ struct EngineStats {
   int64_t questions = 0;           // needs_info questions agents asked
   int64_t replans = 0;             // partial re-runs for agents' rescope signals
   int64_t invalid_signals = 0;     // agent signals their step does not allow (retried)
+  int64_t actions_dispatched = 0;  // attempts of action steps sent to workers
+  int64_t actions_unknown = 0;     // action attempts whose outcome nobody saw
 };
 
 // What became of a TaskSignal (TaskEngine::OnSignal).
@@ -324,6 +335,18 @@ class TaskEngine {
   absl::Duration Backoff(const AgentConfig& agent, int attempt);
   // Budgets (coordinator/budget.h).
   void CountUsage(Task& task, const AgentConfig& agent, Instance& inst, const v1::WorkResult& result);
+  // An action's audit record (coordinator/actions.cc): its dispatch, or the
+  // outcome the coordinator took and what it decided.
+  void AuditDispatch(const Task& task, const StepRun& s, int fan, const v1::WorkItem& item, Outbox* out);
+  void AuditOutcome(const Task& task, const StepRun& s, int fan, int attempt, const v1::WorkResult* result,
+                    const v1::Error* error, absl::string_view decision, Outbox* out);
+  // What became of an action's instance after its outcome was taken:
+  // "succeeded", "retry", "stopped" (outcome_unknown), "failed", ...
+  static const char* ActionDecision(const Task& task, const Instance& inst);
+  // An action's failure as the coordinator takes it: under on_unknown: stop,
+  // an attempt nobody saw end (a timeout, a worker's shutdown) is the
+  // non-retryable outcome_unknown. Other errors, and agents', unchanged.
+  static v1::Error ActionError(const AgentConfig& agent, const v1::Error& error);
   static Spend Spent(const Task& task);
   static Spend Committed(const Task& task);  // spent plus reserved
   static bool HasReservations(const Task& task);

@@ -1,11 +1,9 @@
 #include "kafka/dead_letter.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/digest.h"
 #include "common/log.h"
 
 namespace agentfleet {
@@ -14,13 +12,6 @@ namespace {
 // What is kept of a key or of the original headers when a copy must shrink.
 constexpr size_t kKeptKeyBytes = 1024;
 constexpr size_t kKeptHeaderBytes = 16 * 1024;
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) return "";
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), length));
-}
 
 }  // namespace
 

@@ -234,6 +234,14 @@ struct Watermarks {
     const Properties& properties, const std::string& topic, const std::vector<int32_t>& partitions,
     absl::Duration timeout);
 
+// The committed messages among the last `count` offsets of each of these
+// partitions of `topic` (transaction markers and aborted records take
+// offsets too, so there may be fewer), read to the end as it is when the
+// read starts. The audit log's chain heads.
+[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadPartitionTails(
+    const Properties& properties, const std::string& topic, const std::vector<int32_t>& partitions, int64_t count,
+    absl::Duration timeout);
+
 // Every committed message of `topic` (all partitions) whose key is `key`,
 // from the beginning to the end as it is when the read starts. Reads the
 // whole topic; what `agentfleet trace` uses to collect one task's messages.

@@ -681,7 +681,8 @@ namespace {
 absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, const std::string& topic,
                                               std::vector<int32_t> partitions, absl::Duration timeout,
                                               bool to_high_watermark,
-                                              const std::function<bool(const RdKafka::Message&)>& keep) {
+                                              const std::function<bool(const RdKafka::Message&)>& keep,
+                                              int64_t tail = 0) {
   std::vector<Message> out;
   Properties props = properties;
   props["enable.partition.eof"] = "true";
@@ -699,7 +700,9 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
     for (int p = 0; p < *count; ++p) partitions.push_back(p);
   }
   std::vector<TopicPartition> tps;
-  for (int32_t p : partitions) tps.push_back({topic, p, RdKafka::Topic::OFFSET_BEGINNING});
+  for (int32_t p : partitions) {
+    tps.push_back({topic, p, tail > 0 ? RdKafka::Consumer::OffsetTail(tail) : RdKafka::Topic::OFFSET_BEGINNING});
+  }
   auto rd = ToRd(tps);
   RdKafka::ErrorCode code = consumer->assign(rd);
   RdKafka::TopicPartition::destroy(rd);
@@ -787,6 +790,14 @@ absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& prope
   if (partitions.empty()) return std::vector<Message>();
   return ScanToEnd(properties, topic, partitions, timeout, /*to_high_watermark=*/true,
                    [](const RdKafka::Message&) { return true; });
+}
+
+absl::StatusOr<std::vector<Message>> ReadPartitionTails(const Properties& properties, const std::string& topic,
+                                                        const std::vector<int32_t>& partitions, int64_t count,
+                                                        absl::Duration timeout) {
+  if (partitions.empty()) return std::vector<Message>();
+  return ScanToEnd(properties, topic, partitions, timeout, /*to_high_watermark=*/true,
+                   [](const RdKafka::Message&) { return true; }, count);
 }
 
 absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, const std::string& topic,

@@ -59,6 +59,12 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
   for (const auto& [name, agent] : config.agents) {
     specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, {}});
   }
+  // The audit log of actions, co-partitioned with events (one chain per
+  // partition), kept for kafka.audit_retention.
+  if (config.HasActions()) {
+    specs.push_back({t.audit, k.partitions, k.replication_factor,
+                     {{"retention.ms", absl::StrCat(absl::ToInt64Milliseconds(k.audit_retention))}}});
+  }
   // Topics the user's own systems read (emit:) and write (triggers:): made
   // when missing (an existing topic is left as it is).
   for (const std::string& topic : EmitTopics(config)) specs.push_back({topic, k.partitions, k.replication_factor, {}});

@@ -21,8 +21,9 @@ struct Topics {
         breakers(prefix + "breakers"),
         cache(prefix + "cache"),
         signals(prefix + "signals"),
+        audit(prefix + "audit"),
         work_prefix(prefix + "work.") {}
-  std::string tasks, events, results, state, dlq, breakers, cache, signals, work_prefix;
+  std::string tasks, events, results, state, dlq, breakers, cache, signals, audit, work_prefix;
   std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
 };
 

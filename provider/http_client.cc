@@ -98,16 +98,22 @@ void HttpClient::Send(HttpRequest request, std::function<void(HttpResponse)> don
 void HttpClient::Start(std::unique_ptr<Transfer> owned) {
   Transfer* t = owned.release();  // owned through active_ until Finish
   active_.insert(t);
-  t->max_bytes = options_.max_response_bytes;
+  t->max_bytes = t->request.max_response_bytes > 0 ? t->request.max_response_bytes : options_.max_response_bytes;
   t->started = absl::Now();
   CURL* e = curl_easy_init();
   t->easy = e;
   for (const std::string& h : t->request.headers) t->headers = curl_slist_append(t->headers, h.c_str());
   t->headers = curl_slist_append(t->headers, "Expect:");  // no 100-continue round trip
   curl_easy_setopt(e, CURLOPT_URL, t->request.url.c_str());
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->request.body.data());
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
+  const std::string& method = t->request.method;
+  if (method == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->request.body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
+    if (!method.empty() && method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &WriteBody);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
@@ -134,6 +140,8 @@ void HttpClient::Finish(Transfer* raw, int curl_code) {
   HttpResponse r;
   r.elapsed = absl::Now() - t->started;
   r.transport = t->too_large ? HttpResponse::Transport::kTooLarge : Classify(code);
+  long request_size = 0;
+  r.sent = curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &request_size) == CURLE_OK && request_size > 0;
   if (r.transport == HttpResponse::Transport::kTooLarge) {
     r.transport_error = "the response is larger than " + std::to_string(t->max_bytes) + " bytes";
   } else if (code != CURLE_OK) {
@@ -180,6 +188,14 @@ void HttpClient::Loop() {
     delete t;
   }
   active_.clear();
+}
+
+std::string UrlEscape(const std::string& text) {
+  char* escaped = curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size()));
+  if (escaped == nullptr) return "";
+  std::string out(escaped);
+  curl_free(escaped);
+  return out;
 }
 
 }  // namespace agentfleet

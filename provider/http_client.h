@@ -22,7 +22,10 @@ namespace agentfleet {
 struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
-  std::string body;                  // sent as a POST
+  std::string body;                  // sent as a POST unless `method` says otherwise
+  // "POST" (also when empty), "GET" (no body), "PUT", "PATCH", "DELETE".
+  std::string method;
+  size_t max_response_bytes = 0;     // 0: the client's
   absl::Duration timeout = absl::Seconds(60);          // the whole exchange
   absl::Duration connect_timeout = absl::Seconds(10);
 };
@@ -42,7 +45,13 @@ struct HttpResponse {
   std::string body;
   absl::Duration retry_after = absl::ZeroDuration();  // the Retry-After header
   absl::Duration elapsed;
+  // Whether any of the request reached the connection (libcurl's
+  // CURLINFO_REQUEST_SIZE > 0): when not, the server cannot have acted on it.
+  bool sent = false;
 };
+
+// `text` percent-encoded for a URL's path or query (libcurl's escaping).
+std::string UrlEscape(const std::string& text);
 
 // Thread-safe: requests may be sent from any thread; callbacks run on the
 // client's loop thread.

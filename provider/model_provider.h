@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "config/json_schema.h"
@@ -30,6 +31,10 @@ struct ModelRequest {
   std::string system_prompt;
   std::string user_prompt;
   std::optional<double> temperature;
+  // For an action: its effect id (the Idempotency-Key) and the attempt
+  // number (from 1; a later attempt of a status-checked action asks first).
+  std::string effect_id;
+  int attempt = 1;
 };
 
 struct ProviderError {
@@ -42,6 +47,20 @@ struct ProviderError {
   int http_status = 0;
 };
 
+// What an action's attempt did (ActionProvider), for the result and the
+// audit log: the request it made, or why it made none.
+struct ActionOutcome {
+  std::string method, host, path;
+  std::string payload_sha256;  // of the body as sent; empty if none was sent
+  std::string effect_id;
+  // "applied", "rejected", "failed", "unknown", "refused", "not_sent", "confirmed".
+  std::string outcome;
+  int http_status = 0;
+  int64_t bytes_sent = 0;
+  std::string payload;  // recorded only when the action records payloads
+  std::vector<std::string> violations;
+};
+
 struct ModelResponse {
   bool ok = false;
   nlohmann::json output;  // when ok
@@ -50,6 +69,7 @@ struct ModelResponse {
   int64_t output_tokens = 0;
   std::string model;
   absl::Duration latency;
+  std::optional<ActionOutcome> action;  // set by actions
 };
 
 // Thread-safe. Call() never blocks on the model: `done` runs later on a

@@ -1,10 +1,25 @@
 #include "provider/providers.h"
 
 #include "absl/strings/str_cat.h"
+#include "provider/action_provider.h"
 #include "provider/http_provider.h"
 #include "provider/simulated_provider.h"
 
 namespace agentfleet {
+namespace {
+
+// One client for every HTTP provider and action of the worker.
+HttpClient::Options HttpOptions(const FleetConfig& config) {
+  HttpClient::Options options;
+  for (const auto& [_, other] : config.providers) {
+    if (other.is_http() && other.max_connections > 0) {
+      options.max_host_connections = std::max(options.max_host_connections, other.max_connections);
+    }
+  }
+  return options;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ProviderSet>> ProviderSet::Create(const FleetConfig& config,
                                                                  const std::vector<std::string>& agents) {
@@ -13,21 +28,20 @@ absl::StatusOr<std::unique_ptr<ProviderSet>> ProviderSet::Create(const FleetConf
     const AgentConfig* agent = config.FindAgent(name);
     if (agent == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown agent '", name, "'"));
     if (set->providers_.count(agent->provider)) continue;
+    if (agent->action) {
+      if (!set->http_) set->http_ = std::make_unique<HttpClient>(HttpOptions(config));
+      auto actions = ActionProvider::Create(&config, set->http_.get());
+      if (!actions.ok()) return actions.status();
+      set->providers_[kActionProvider] = std::move(*actions);
+      continue;
+    }
     const ProviderConfig& p = config.providers.at(agent->provider);
     if (!p.is_http()) {
       if (!set->scheduler_) set->scheduler_ = std::make_unique<ThreadScheduler>();
       set->providers_[p.name] = std::make_unique<SimulatedProvider>(p, set->scheduler_.get());
       continue;
     }
-    if (!set->http_) {
-      HttpClient::Options options;
-      for (const auto& [_, other] : config.providers) {
-        if (other.is_http() && other.max_connections > 0) {
-          options.max_host_connections = std::max(options.max_host_connections, other.max_connections);
-        }
-      }
-      set->http_ = std::make_unique<HttpClient>(options);
-    }
+    if (!set->http_) set->http_ = std::make_unique<HttpClient>(HttpOptions(config));
     auto provider = HttpProvider::Create(p, set->http_.get());
     if (!provider.ok()) return provider.status();
     set->providers_[p.name] = std::move(*provider);

@@ -53,6 +53,8 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
   r.output_schema = agent->output_schema ? &*agent->output_schema : nullptr;
   r.output_schema_json = agent->output_schema ? &agent->output_schema_json : nullptr;
   r.temperature = agent->temperature;
+  r.effect_id = item.effect_id();
+  r.attempt = std::max(1, item.attempt());
   if (agent->system_prompt) {
     auto text = agent->system_prompt->Render(r.input);
     if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("system_prompt: ", text.status().message()));
@@ -88,7 +90,20 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
   v1::Usage* u = r->mutable_usage();
   u->set_input_tokens(response.input_tokens);
   u->set_output_tokens(response.output_tokens);
-  u->set_calls(1);
+  u->set_calls(response.action ? 0 : 1);  // an action is no model call
+  if (const auto& a = response.action) {
+    v1::ActionCall* call = r->mutable_action();
+    call->set_method(a->method);
+    call->set_host(a->host);
+    call->set_path(a->path);
+    call->set_payload_sha256(a->payload_sha256);
+    call->set_effect_id(a->effect_id);
+    call->set_outcome(a->outcome);
+    call->set_http_status(a->http_status);
+    call->set_bytes_sent(a->bytes_sent);
+    call->set_payload(a->payload);
+    for (const std::string& v : a->violations) call->add_violations(v);
+  }
   u->set_cost_usd(config.Cost(response.model, response.input_tokens, response.output_tokens));
   ProviderError error = response.error;
   bool ok = response.ok;

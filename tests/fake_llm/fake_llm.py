@@ -23,6 +23,23 @@ GET /_spans returns the spans it received (with their service.name as
 "service").
 GET /_requests returns the requests received (method, path, headers, body);
 GET /_stats returns {"requests", "in_flight", "max_in_flight"}.
+
+/ext/... is a fake external system for actions (issue 19), which honours
+Idempotency-Key as payment APIs do: the first request with a key applies the
+effect and stores its answer; a later one gets the stored answer ("replayed")
+without a second effect; one that arrives while the first is in progress gets
+409. A request without the header is refused (400). Directives in the body:
+
+  fake:ext_delay=S     apply after S seconds (applied even if the client goes away)
+  fake:ext_hang=S      apply, then answer only after S seconds (the client times out)
+  fake:ext_reset       apply, then reset the connection without answering (first request only)
+  fake:ext_fail=N      the first N requests with a key answer 503, nothing applied
+  fake:ext_status=CODE answer CODE, nothing applied
+
+GET /ext/_status/KEY answers the stored answer (200) if KEY's effect was
+applied, 404 if not, 409 while in progress. GET /_effects returns
+{"applied", "requests", "replays", "conflicts", "keys": {KEY: requests},
+"bodies": {KEY: body}}.
 Usage: fake_llm.py --port-file FILE [--port N] [--delay S]
 """
 import argparse
@@ -71,6 +88,9 @@ class Server:
         self.in_flight = 0
         self.max_in_flight = 0
         self.spans = []
+        self.effects = {}   # Idempotency-Key -> {"state", "response", "body"}
+        self.ext = {"applied": 0, "requests": 0, "replays": 0, "conflicts": 0}
+        self.ext_keys = {}  # Idempotency-Key -> requests with it
 
     async def collect(self, request):
         """An OpenTelemetry collector's OTLP/HTTP JSON endpoint: keeps the spans."""
@@ -95,6 +115,61 @@ class Server:
 
     async def recorded(self, request):
         return web.json_response(self.requests)
+
+    async def effects_report(self, request):
+        return web.json_response(dict(self.ext, keys=self.ext_keys,
+                                      bodies={k: e.get("body") for k, e in self.effects.items()}))
+
+    async def status(self, request):
+        e = self.effects.get(request.match_info["key"])
+        if e is None:
+            return web.json_response({"error": "no such effect"}, status=404)
+        if e["state"] != "done":
+            return web.json_response({"error": "in progress"}, status=409)
+        return web.json_response(e["response"])
+
+    def apply(self, key, request, raw):
+        self.ext["applied"] += 1
+        body = json.loads(raw) if raw else None
+        e = self.effects[key]
+        e.update(state="done", body=body,
+                 response={"id": "effect-%d" % self.ext["applied"], "key": key,
+                           "method": request.method, "path": request.path_qs})
+
+    async def external(self, request):
+        raw = await request.read()
+        self.ext["requests"] += 1
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return web.json_response({"error": "Idempotency-Key required"}, status=400)
+        attempts = self.ext_keys[key] = self.ext_keys.get(key, 0) + 1
+        e = self.effects.get(key)
+        if e is not None:
+            if e["state"] != "done":
+                self.ext["conflicts"] += 1
+                return web.json_response({"error": "a request with this key is in progress"}, status=409)
+            self.ext["replays"] += 1
+            return web.json_response(dict(e["response"], replayed=True), status=201)
+        d = {m.group(1): m.group(2) for m in DIRECTIVE.finditer(raw.decode("utf-8", "replace"))}
+        if "ext_fail" in d and attempts <= int(float(d["ext_fail"])):
+            return web.json_response({"error": "unavailable"}, status=503)
+        if "ext_status" in d:
+            return web.json_response({"error": "fake status"}, status=int(float(d["ext_status"])))
+        self.effects[key] = {"state": "in_progress"}
+
+        async def process():
+            await asyncio.sleep(float(d.get("ext_delay") or 0))
+            self.apply(key, request, raw)
+        # Applied even if the client goes away meanwhile (a payment goes through).
+        await asyncio.shield(asyncio.ensure_future(process()))
+        if "ext_reset" in d and attempts == 1:
+            sock = request.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            request.transport.abort()
+            return web.Response()
+        if "ext_hang" in d and attempts == 1:
+            await asyncio.sleep(float(d["ext_hang"]))
+        return web.json_response(self.effects[key]["response"], status=201)
 
     async def call(self, request):
         self.count += 1
@@ -181,6 +256,9 @@ async def main():
     app.router.add_get("/_requests", server.recorded)
     app.router.add_get("/_spans", server.traces)
     app.router.add_post("/v1/traces", server.collect)
+    app.router.add_get("/_effects", server.effects_report)
+    app.router.add_get("/ext/_status/{key}", server.status)
+    app.router.add_route("*", "/ext/{tail:.*}", server.external)
     app.router.add_post("/{tail:.*}", server.call)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()

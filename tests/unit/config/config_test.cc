@@ -245,8 +245,6 @@ TEST(ConfigTest, PromptFieldsMustBeInEveryStepInput) {
   EXPECT_THAT(err, HasSubstr("agents.b.system_prompt: unclosed '{{' at character 3"));
 }
 
-}  // namespace
-}  // namespace agentfleet
 
 namespace agentfleet {
 namespace {
@@ -572,6 +570,90 @@ TEST(ConfigTest, SecretInputsMayBeReadByConditionsButNeverSentToAnAgentOrAChild)
               HasSubstr("workflows.w.steps[0].for_each: $task.api_token would send the secret input 'api_token'"));
   EXPECT_THAT(error("secret_inputs: [customer.ssn, api_token]", "secret_inputs: [customer..ssn]"),
               HasSubstr("workflows.w.secret_inputs: expected a field path such as customer.ssn"));
+}
+
+}  // namespace
+}  // namespace agentfleet
+
+constexpr char kActions[] = R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+actions:
+  refund:
+    method: POST
+    url: "https://pay.example.com/v1/orders/{order_id}/refunds"
+    secret_headers: {Authorization: "Bearer ${PAY_TOKEN}"}
+    schema: {type: object, required: [order_id], properties: {order_id: {type: string}}}
+    policy: {allowed_hosts: [docs.example.com], redact_pii: true}
+    on_unknown: status
+    status_url: "https://pay.example.com/v1/effects/{effect_id}"
+    max_attempts: 4
+workflows:
+  w:
+    steps:
+      - {id: decide, agent: a, input: {q: $task.q}}
+      - {id: pay, action: refund, input: {order_id: $steps.decide.order}}
+)";
+
+TEST(ConfigTest, ActionsAreStepsWithAnHttpRequestAndTheirOwnWorkTopic) {
+  auto c = LoadConfigString(kActions, "actions.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const AgentConfig* refund = c->FindAgent("refund");
+  ASSERT_NE(refund, nullptr);
+  ASSERT_TRUE(refund->action);
+  EXPECT_EQ(refund->provider, kActionProvider);
+  EXPECT_EQ(refund->action->host, "pay.example.com");
+  EXPECT_EQ(refund->action->on_unknown, ActionConfig::OnUnknown::kStatus);
+  EXPECT_EQ(refund->max_attempts, 4);
+  EXPECT_TRUE(refund->action->policy.redact_pii);
+  EXPECT_TRUE(c->HasActions());
+  const StepConfig* pay = c->workflows.at("w").FindStep("pay");
+  ASSERT_NE(pay, nullptr);
+  EXPECT_TRUE(pay->action);
+  EXPECT_EQ(pay->agent, "refund");
+  bool audit = false, work = false;
+  for (const TopicSpec& t : FleetTopics(*c)) {
+    if (t.name == "agentfleet.audit") audit = t.configs.at("retention.ms") == "2592000000";
+    if (t.name == "agentfleet.work.refund") work = true;
+  }
+  EXPECT_TRUE(audit) << "the audit topic, kept 30 days by default";
+  EXPECT_TRUE(work);
+}
+
+TEST(ConfigTest, BadActionsNameFileLineAndField) {
+  auto error = [](const std::string& from, const std::string& to) {
+    std::string text = kActions;
+    size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    auto c = LoadConfigString(text, "actions.yaml");
+    EXPECT_FALSE(c.ok()) << to;
+    return c.ok() ? std::string() : std::string(c.status().message());
+  };
+  EXPECT_THAT(error("https://pay.example.com/v1/orders", "https://{host}/v1/orders"),
+              HasSubstr("actions.yaml:9:10: actions.refund.url: expected http(s)://HOST[:PORT]/PATH with a literal host"));
+  EXPECT_THAT(error("{order_id}/refunds", "{amount}/refunds"),
+              HasSubstr("actions.refund.url: placeholder {amount} is not one of order_id"));
+  EXPECT_THAT(error("secret_headers: {Authorization: \"Bearer ${PAY_TOKEN}\"}", "headers: {Authorization: \"Bearer x\"}"),
+              HasSubstr("actions.refund.headers.Authorization: credentials do not belong in the config file"));
+  EXPECT_THAT(error("\"Bearer ${PAY_TOKEN}\"", "\"Bearer abc\""),
+              HasSubstr("actions.refund.secret_headers.Authorization: expected a value with an ${ENV_VAR} reference"));
+  EXPECT_THAT(error("    status_url: \"https://pay.example.com/v1/effects/{effect_id}\"\n", ""),
+              HasSubstr("actions.refund.status_url: is required with on_unknown: status"));
+  EXPECT_THAT(error("effects/{effect_id}", "effects/x"), HasSubstr("must contain {effect_id}"));
+  EXPECT_THAT(error("https://pay.example.com/v1/effects", "https://other.example.com/v1/effects"),
+              HasSubstr("host 'other.example.com' is neither the url's nor in policy.allowed_hosts"));
+  EXPECT_THAT(error("on_unknown: status", "on_unknown: guess"), HasSubstr("actions.refund.on_unknown"));
+  EXPECT_THAT(error("{id: pay, action: refund,", "{id: pay, agent: refund,"),
+              HasSubstr("workflows.w.steps[1].agent: 'refund' is an action; use action: refund"));
+  EXPECT_THAT(error("{id: pay, action: refund,", "{id: pay, action: a,"),
+              HasSubstr("workflows.w.steps[1].action: unknown action 'a'"));
+  EXPECT_THAT(error("{id: pay, action: refund,", "{id: pay, action: refund, model_tier: cheap,"),
+              HasSubstr("workflows.w.steps[1].model_tier: an action step takes no model_tier"));
+  EXPECT_THAT(error("actions:\n  refund:", "actions:\n  a:"),
+              HasSubstr("actions.a: an agent has this name too"));
 }
 
 }  // namespace

@@ -88,7 +88,7 @@ TEST(ExecutionTest, AProviderErrorKeepsItsClassStatusAndRetryAfter) {
 
 TEST(ExecutionTest, ValidOutputBecomesAnOkResultWithCost) {
   FleetConfig c = Config();
-  ModelResponse resp{true, Json{{"label", "a"}}, {}, 1000, 200, "big", absl::Milliseconds(30)};
+  ModelResponse resp{true, Json{{"label", "a"}}, {}, 1000, 200, "big", absl::Milliseconds(30), std::nullopt};
   v1::WorkEvent e = MakeResult(c, Item(), resp, "w9", absl::Now());
   ASSERT_TRUE(e.has_result());
   EXPECT_EQ(e.attempt(), 2);
@@ -101,7 +101,7 @@ TEST(ExecutionTest, ValidOutputBecomesAnOkResultWithCost) {
 
 TEST(ExecutionTest, OutputViolatingTheSchemaNeverLeavesTheWorker) {
   FleetConfig c = Config();
-  ModelResponse resp{true, Json{{"label", 7}}, {}, 10, 10, "big", absl::Milliseconds(1)};
+  ModelResponse resp{true, Json{{"label", 7}}, {}, 10, 10, "big", absl::Milliseconds(1), std::nullopt};
   v1::WorkEvent e = MakeResult(c, Item(), resp, "w", absl::Now());
   EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_ERROR);
   EXPECT_EQ(e.result().error().code(), "schema_violation");
@@ -113,7 +113,7 @@ TEST(ExecutionTest, OutputViolatingTheSchemaNeverLeavesTheWorker) {
 TEST(ExecutionTest, AnAgentSignalStandsInsteadOfTheOutputAndIsPassedOnForTheCoordinatorToCheck) {
   FleetConfig c = Config();
   Json signal = {{"_signal", {{"type", "needs_info"}, {"question", "Which order?"}}}};
-  ModelResponse resp{true, signal, {}, 10, 10, "big", absl::Milliseconds(1)};
+  ModelResponse resp{true, signal, {}, 10, 10, "big", absl::Milliseconds(1), std::nullopt};
   v1::WorkEvent e = MakeResult(c, Item(), resp, "w", absl::Now());
   EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_OK) << "not held to the output schema";
   EXPECT_EQ(FromStruct(e.result().output()), signal);

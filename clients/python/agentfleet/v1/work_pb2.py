@@ -16,23 +16,25 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61gentfleet/v1/work.proto\x12\ragentfleet.v1\x1a\x1a\x61gentfleet/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x02\n\x08WorkItem\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x11\n\tfan_index\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\r\n\x05\x61gent\x18\x05 \x01(\t\x12\x12\n\nmodel_tier\x18\x06 \x01(\t\x12&\n\x05input\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmax_tokens\x18\t \x01(\x05\x12\x17\n\x0fidempotency_key\x18\n \x01(\t\x12\x0e\n\x06tenant\x18\x0b \x01(\t\x12\x31\n\rdispatched_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x0f\x65vent_partition\x18\r \x01(\x05H\x00\x88\x01\x01\x42\x12\n\x10_event_partition\"\x19\n\x07Receipt\x12\x0e\n\x06worker\x18\x01 \x01(\t\"\x1b\n\tHeartbeat\x12\x0e\n\x06worker\x18\x01 \x01(\t\"\xdf\x01\n\nWorkResult\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.agentfleet.v1.ResultStatus\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.agentfleet.v1.Error\x12#\n\x05usage\x18\x04 \x01(\x0b\x32\x14.agentfleet.v1.Usage\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x03\x12\x0e\n\x06worker\x18\x07 \x01(\t\"\x9e\x02\n\tWorkEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x11\n\tfan_index\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07receipt\x18\n \x01(\x0b\x32\x16.agentfleet.v1.ReceiptH\x00\x12-\n\theartbeat\x18\x0b \x01(\x0b\x32\x18.agentfleet.v1.HeartbeatH\x00\x12+\n\x06result\x18\x0c \x01(\x0b\x32\x19.agentfleet.v1.WorkResultH\x00\x42\x06\n\x04kind*\\\n\x0cResultStatus\x12\x1d\n\x19RESULT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10RESULT_STATUS_OK\x10\x01\x12\x17\n\x13RESULT_STATUS_ERROR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61gentfleet/v1/work.proto\x12\ragentfleet.v1\x1a\x1a\x61gentfleet/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n\x08WorkItem\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x11\n\tfan_index\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\r\n\x05\x61gent\x18\x05 \x01(\t\x12\x12\n\nmodel_tier\x18\x06 \x01(\t\x12&\n\x05input\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmax_tokens\x18\t \x01(\x05\x12\x17\n\x0fidempotency_key\x18\n \x01(\t\x12\x0e\n\x06tenant\x18\x0b \x01(\t\x12\x31\n\rdispatched_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x0f\x65vent_partition\x18\r \x01(\x05H\x00\x88\x01\x01\x12\x11\n\teffect_id\x18\x0e \x01(\tB\x12\n\x10_event_partition\"\x19\n\x07Receipt\x12\x0e\n\x06worker\x18\x01 \x01(\t\"\x1b\n\tHeartbeat\x12\x0e\n\x06worker\x18\x01 \x01(\t\"\x8a\x02\n\nWorkResult\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.agentfleet.v1.ResultStatus\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.agentfleet.v1.Error\x12#\n\x05usage\x18\x04 \x01(\x0b\x32\x14.agentfleet.v1.Usage\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x03\x12\x0e\n\x06worker\x18\x07 \x01(\t\x12)\n\x06\x61\x63tion\x18\x08 \x01(\x0b\x32\x19.agentfleet.v1.ActionCall\"\x9e\x02\n\tWorkEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x11\n\tfan_index\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07receipt\x18\n \x01(\x0b\x32\x16.agentfleet.v1.ReceiptH\x00\x12-\n\theartbeat\x18\x0b \x01(\x0b\x32\x18.agentfleet.v1.HeartbeatH\x00\x12+\n\x06result\x18\x0c \x01(\x0b\x32\x19.agentfleet.v1.WorkResultH\x00\x42\x06\n\x04kind\"\xc2\x01\n\nActionCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x16\n\x0epayload_sha256\x18\x04 \x01(\t\x12\x11\n\teffect_id\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x13\n\x0bhttp_status\x18\x07 \x01(\x05\x12\x12\n\nbytes_sent\x18\x08 \x01(\x03\x12\x0f\n\x07payload\x18\t \x01(\t\x12\x12\n\nviolations\x18\n \x03(\t*\\\n\x0cResultStatus\x12\x1d\n\x19RESULT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10RESULT_STATUS_OK\x10\x01\x12\x17\n\x13RESULT_STATUS_ERROR\x10\x02\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentfleet.v1.work_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _RESULTSTATUS._serialized_start=1068
-  _RESULTSTATUS._serialized_end=1160
+  _RESULTSTATUS._serialized_start=1327
+  _RESULTSTATUS._serialized_end=1419
   _WORKITEM._serialized_start=135
-  _WORKITEM._serialized_end=495
-  _RECEIPT._serialized_start=497
-  _RECEIPT._serialized_end=522
-  _HEARTBEAT._serialized_start=524
-  _HEARTBEAT._serialized_end=551
-  _WORKRESULT._serialized_start=554
-  _WORKRESULT._serialized_end=777
-  _WORKEVENT._serialized_start=780
-  _WORKEVENT._serialized_end=1066
+  _WORKITEM._serialized_end=514
+  _RECEIPT._serialized_start=516
+  _RECEIPT._serialized_end=541
+  _HEARTBEAT._serialized_start=543
+  _HEARTBEAT._serialized_end=570
+  _WORKRESULT._serialized_start=573
+  _WORKRESULT._serialized_end=839
+  _WORKEVENT._serialized_start=842
+  _WORKEVENT._serialized_end=1128
+  _ACTIONCALL._serialized_start=1131
+  _ACTIONCALL._serialized_end=1325
 # @@protoc_insertion_point(module_scope)

@@ -1,15 +1,40 @@
 from agentfleet.v1 import common_pb2 as _common_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Mapping as _Mapping, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 RESULT_STATUS_ERROR: ResultStatus
 RESULT_STATUS_OK: ResultStatus
 RESULT_STATUS_UNSPECIFIED: ResultStatus
+
+class ActionCall(_message.Message):
+    __slots__ = ["bytes_sent", "effect_id", "host", "http_status", "method", "outcome", "path", "payload", "payload_sha256", "violations"]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    EFFECT_ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_SHA256_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    bytes_sent: int
+    effect_id: str
+    host: str
+    http_status: int
+    method: str
+    outcome: str
+    path: str
+    payload: str
+    payload_sha256: str
+    violations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, method: _Optional[str] = ..., host: _Optional[str] = ..., path: _Optional[str] = ..., payload_sha256: _Optional[str] = ..., effect_id: _Optional[str] = ..., outcome: _Optional[str] = ..., http_status: _Optional[int] = ..., bytes_sent: _Optional[int] = ..., payload: _Optional[str] = ..., violations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ["worker"]
@@ -46,11 +71,12 @@ class WorkEvent(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., result: _Optional[_Union[WorkResult, _Mapping]] = ...) -> None: ...
 
 class WorkItem(_message.Message):
-    __slots__ = ["agent", "attempt", "deadline", "dispatched_at", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "model_tier", "step", "task_id", "tenant"]
+    __slots__ = ["agent", "attempt", "deadline", "dispatched_at", "effect_id", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "model_tier", "step", "task_id", "tenant"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     DISPATCHED_AT_FIELD_NUMBER: _ClassVar[int]
+    EFFECT_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_PARTITION_FIELD_NUMBER: _ClassVar[int]
     FAN_INDEX_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +90,7 @@ class WorkItem(_message.Message):
     attempt: int
     deadline: _timestamp_pb2.Timestamp
     dispatched_at: _timestamp_pb2.Timestamp
+    effect_id: str
     event_partition: int
     fan_index: int
     idempotency_key: str
@@ -73,10 +100,11 @@ class WorkItem(_message.Message):
     step: str
     task_id: str
     tenant: str
-    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ...) -> None: ...
 
 class WorkResult(_message.Message):
-    __slots__ = ["error", "latency_ms", "model", "output", "status", "usage", "worker"]
+    __slots__ = ["action", "error", "latency_ms", "model", "output", "status", "usage", "worker"]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +112,7 @@ class WorkResult(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
+    action: ActionCall
     error: _common_pb2.Error
     latency_ms: int
     model: str
@@ -91,7 +120,7 @@ class WorkResult(_message.Message):
     status: ResultStatus
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ...) -> None: ...
+    def __init__(self, status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., action: _Optional[_Union[ActionCall, _Mapping]] = ...) -> None: ...
 
 class ResultStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

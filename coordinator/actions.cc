@@ -1,0 +1,113 @@
+// Actions (issue 19): the coordinator's part. An action step is dispatched
+// like an agent step (its "agent" is the action, served by workers through
+// the ActionProvider), with three differences made here and in
+// task_engine.cc:
+//  - every attempt of a step instance carries the same effect id, derived
+//    from task, step and fan index (codec EffectId), so a retry after a
+//    timeout, a worker crash or a coordinator takeover repeats the key, not
+//    the effect;
+//  - an outcome nobody saw (a timeout of the attempt, a worker that shut
+//    down mid-request) under on_unknown: stop fails the step with
+//    outcome_unknown instead of retrying: the task stops for a human;
+//  - each dispatch and each outcome taken is an audit record, published in
+//    the transaction that records the decision (Outbox::audit).
+// Actions cost no tokens; they are never dispatched for a task that has
+// ended (cancelled, failed) or that has spent its budget (PlanAttempt).
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "codec/codec.h"
+#include "common/error_codes.h"
+#include "coordinator/task_engine.h"
+#include "coordinator/task_engine_internal.h"
+
+namespace agentfleet {
+
+using namespace task_engine_internal;
+
+namespace {
+
+v1::AuditRecord BaseRecord(const v1::TaskSubmission& task, const std::string& step, int fan, int attempt,
+                           const std::string& action, absl::Time at) {
+  v1::AuditRecord r;
+  *r.mutable_at() = ToTimestamp(at);
+  r.set_task_id(task.task_id());
+  r.set_tenant(task.tenant());
+  r.set_workflow(task.workflow());
+  r.set_step(step);
+  r.set_fan_index(fan);
+  r.set_attempt(attempt);
+  r.set_action(action);
+  r.set_effect_id(EffectId(task.task_id(), step, fan));
+  return r;
+}
+
+}  // namespace
+
+void TaskEngine::AuditDispatch(const Task& task, const StepRun& s, int fan, const v1::WorkItem& item, Outbox* out) {
+  v1::AuditRecord r = BaseRecord(task.submission, s.config->id, fan, item.attempt(), item.agent(), clock_->Now());
+  r.set_kind(v1::AuditRecord::KIND_ACTION_DISPATCHED);
+  const ActionConfig& action = *config_->FindAgent(item.agent())->action;
+  r.set_method(action.method);
+  r.set_host(action.host);
+  r.set_decision("dispatched");
+  out->audit.push_back({task.partition, std::move(r)});
+}
+
+void TaskEngine::AuditOutcome(const Task& task, const StepRun& s, int fan, int attempt, const v1::WorkResult* result,
+                              const v1::Error* error, absl::string_view decision, Outbox* out) {
+  const Instance& inst = s.instances[s.Index(fan)];
+  const AgentConfig& agent = AgentOf(s, inst);
+  v1::AuditRecord r = BaseRecord(task.submission, s.config->id, fan, attempt, agent.name, clock_->Now());
+  r.set_kind(v1::AuditRecord::KIND_ACTION_OUTCOME);
+  r.set_decision(std::string(decision));
+  r.set_method(agent.action->method);
+  r.set_host(agent.action->host);
+  if (result != nullptr) {
+    r.set_worker(result->worker());
+    const v1::ActionCall& call = result->action();
+    if (result->has_action()) {
+      r.set_method(call.method());
+      r.set_host(call.host());
+      r.set_path(call.path());
+      r.set_payload_sha256(call.payload_sha256());
+      r.set_outcome(call.outcome());
+      r.set_http_status(call.http_status());
+      r.set_payload(call.payload());
+      for (const std::string& v : call.violations()) r.add_violations(v);
+    }
+    if (result->status() != v1::RESULT_STATUS_OK) r.set_error_code(result->error().code());
+  }
+  if (error != nullptr) {
+    // The coordinator's own view: it gave up waiting for the attempt.
+    r.set_worker(inst.worker);
+    r.set_outcome("unknown");
+    r.set_error_code(error->code());
+  }
+  out->audit.push_back({task.partition, std::move(r)});
+}
+
+const char* TaskEngine::ActionDecision(const Task& task, const Instance& inst) {
+  switch (inst.status) {
+    case v1::STEP_STATUS_SUCCEEDED:
+      return "succeeded";
+    case v1::STEP_STATUS_FAILED:
+      if (inst.error.code() == kOutcomeUnknown) return "stopped";
+      return task.finished ? "failed_task" : "failed";
+    default:
+      return task.finished ? "task_ended" : "retry";
+  }
+}
+
+v1::Error TaskEngine::ActionError(const AgentConfig& agent, const v1::Error& error) {
+  if (agent.action == nullptr || agent.action->on_unknown != ActionConfig::OnUnknown::kStop) return error;
+  if (error.code() != kTimeout && error.code() != kWorkerShutdown && error.code() != kOutcomeUnknown) return error;
+  v1::Error unknown = error;
+  unknown.set_code(kOutcomeUnknown);
+  unknown.set_retryable(false);
+  unknown.set_message(absl::StrCat("the action may or may not have been applied (", error.code(), ": ",
+                                   error.message(), "); stopped for a human (on_unknown: stop)"));
+  return unknown;
+}
+
+}  // namespace agentfleet
