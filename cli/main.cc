@@ -6,6 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "bench/bench_command.h"
 #include "cli/audit_log.h"
 #include "cli/commands.h"
@@ -161,7 +162,10 @@ int main(int argc, char** argv) {
       std::cerr << checked.status().message() << "\n";
       return 2;
     }
-    std::cout << config_path << ": valid (" << checked->agents.size() << " agents, " << checked->workflows.size()
+    size_t actions = 0;
+    for (const auto& [name, agent] : checked->agents) actions += agent.action ? 1 : 0;
+    std::cout << config_path << ": valid (" << checked->agents.size() - actions << " agents, "
+              << (actions > 0 ? absl::StrCat(actions, " actions, ") : "") << checked->workflows.size()
               << " workflows, " << checked->providers.size() << " providers)\n";
     return 0;
   }

@@ -9,6 +9,7 @@
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
+#include "agentfleet/v1/audit.pb.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
 #include "provider/http_client.h"
@@ -120,6 +121,9 @@ std::vector<SchemaSubject> FleetSchemaSubjects(const FleetConfig& config) {
   };
   for (const auto& [agent, unused] : config.agents) {
     out.push_back({t.Work(agent) + "-value", work, v1::WorkItem::descriptor()->full_name()});
+  }
+  if (config.HasActions()) {
+    out.push_back({t.audit + "-value", v1::AuditEntry::descriptor()->file(), v1::AuditEntry::descriptor()->full_name()});
   }
   return out;
 }
