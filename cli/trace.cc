@@ -136,6 +136,9 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
       a.model = r.model();
       if (!r.worker().empty()) a.worker = r.worker();
       a.latency_ms = r.latency_ms();
+      a.tool_calls.assign(r.tool_calls().begin(), r.tool_calls().end());
+      a.model_turns = r.model_turns();
+      if (r.has_action()) a.action = r.action();
       // A call that finished within worker.receipt_delay sent no receipt:
       // it started its run time before its result.
       if (!a.started) a.started = at - absl::Milliseconds(r.latency_ms());
@@ -146,8 +149,13 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
       if (auto sig = r.output().fields().find(kAgentSignalField); sig != r.output().fields().end()) {
         // An agent signal instead of an output.
         Json s = FromValue(sig->second);
-        a.outcome = absl::StrCat("signal ", s.is_object() ? s.value("type", "?") : "?");
-        if (s.is_object()) a.message = s.value("question", s.value("reason", ""));
+        // An agent wrote it: any member may be of any type.
+        auto text = [&s](const char* key) {
+          return s.is_object() && s.contains(key) && s[key].is_string() ? s[key].get<std::string>() : std::string();
+        };
+        std::string type = text("type");
+        a.outcome = absl::StrCat("signal ", type.empty() ? "?" : type);
+        a.message = text("question").empty() ? text("reason") : text("question");
       }
       a.retryable = r.error().retryable();
     }
@@ -236,6 +244,15 @@ std::string TraceText(const TaskTrace& t) {
     std::string outcome = a.outcome;
     if (!a.message.empty()) absl::StrAppend(&outcome, a.retryable ? " (retryable): " : ": ", a.message);
     if (a.heartbeats > 0) absl::StrAppend(&outcome, " · ", a.heartbeats, " heartbeats");
+    if (a.model_turns > 1) absl::StrAppend(&outcome, " · ", a.model_turns, " model turns");
+    for (const v1::ToolCall& c : a.tool_calls) {
+      absl::StrAppend(&outcome, " · tool ", c.name(), " ", c.status(), " ", c.latency_ms(), " ms ", c.bytes(), " B");
+    }
+    if (a.action) {
+      absl::StrAppend(&outcome, " · ", a.action->method(), " ", a.action->host(), a.action->path(), " ",
+                      a.action->outcome(), a.action->http_status() ? absl::StrCat(" HTTP ", a.action->http_status()) : "",
+                      " effect ", a.action->effect_id());
+    }
     absl::StrAppend(&out, absl::StrFormat("  %-9s %-16s %3d  %-24s %-12s %-14s %8s %8s %13s %10s  %s\n",
                                           Offset(a.dispatched, origin), Label(a), a.attempt, agent, model,
                                           a.worker.empty() ? "-" : a.worker, Millis(a.dispatched, a.started), run,
@@ -308,6 +325,21 @@ std::string TraceJson(const TaskTrace& t) {
                         {"outcome", a.outcome},
                         {"message", a.message},
                         {"retryable", a.retryable}});
+    Json& last = attempts.back();
+    if (a.model_turns > 0) last["model_turns"] = a.model_turns;
+    if (!a.tool_calls.empty()) {
+      Json tools = Json::array();
+      for (const v1::ToolCall& c : a.tool_calls) {
+        tools.push_back({{"name", c.name()}, {"status", c.status()}, {"latency_ms", c.latency_ms()},
+                         {"bytes", c.bytes()}, {"turn", c.turn()}, {"arguments_sha256", c.arguments_sha256()}});
+      }
+      last["tool_calls"] = std::move(tools);
+    }
+    if (a.action) {
+      last["action"] = {{"method", a.action->method()}, {"host", a.action->host()}, {"path", a.action->path()},
+                        {"outcome", a.action->outcome()}, {"http_status", a.action->http_status()},
+                        {"effect_id", a.action->effect_id()}, {"payload_sha256", a.action->payload_sha256()}};
+    }
   }
   j["attempts"] = std::move(attempts);
   if (t.result) {

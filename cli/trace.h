@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
+#include "agentfleet/v1/work.pb.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
 
@@ -52,6 +53,11 @@ struct AttemptTrace {
   std::string outcome;
   std::string message;
   bool retryable = false;
+  // The tools its model called (tool loops), and the model turns it took;
+  // for an action, the request it made.
+  std::vector<v1::ToolCall> tool_calls;
+  int model_turns = 0;
+  std::optional<v1::ActionCall> action;
 };
 
 struct TaskTrace {

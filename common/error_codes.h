@@ -42,6 +42,10 @@ inline constexpr char kReplansExhausted[] = "replans_exhausted";
 // never produced; the attempt or the task fails with this code instead.
 inline constexpr char kMessageTooLarge[] = "message_too_large";
 
+// An agent's tool loop (issue 19). Not retryable: the same model would loop again.
+inline constexpr char kToolTurnsExceeded[] = "tool_turns_exceeded";    // still calling tools after max_tool_turns
+inline constexpr char kToolBudgetExceeded[] = "tool_budget_exceeded";  // the next turn could pass the attempt's tokens
+
 // Actions (issue 19). Retryable, always under the same effect id:
 inline constexpr char kActionFailed[] = "action_failed";            // HTTP 408/409/425/429/5xx
 inline constexpr char kActionUnreachable[] = "action_unreachable";  // no connection: nothing was sent

@@ -524,13 +524,97 @@ void LoadRetry(Loader& L, const YAML::Node& n, const std::string& f, RetryPolicy
   }
 }
 
+std::string CheckUrlTemplate(Loader& L, const YAML::Node& n, const std::string& f, const std::string& url,
+                             const std::set<std::string>& names);
+
+// Secret headers: values with ${ENV} references only.
+void LoadSecretHeaders(Loader& L, const YAML::Node& n, const std::string& f, std::map<std::string, std::string>* out) {
+  L.StringMap(n, "secret_headers", f, out);
+  static const std::regex kEnvRef("\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}");
+  for (const auto& [name, value] : *out) {
+    if (!std::regex_search(value, kEnvRef)) {
+      L.Error(n["secret_headers"][name], f + ".secret_headers." + name,
+              "expected a value with an ${ENV_VAR} reference (the secret is read from the worker's environment)");
+    }
+  }
+}
+
+// Literal headers: never credentials (those are secret_headers).
+void LoadPlainHeaders(Loader& L, const YAML::Node& n, const std::string& f, std::map<std::string, std::string>* out) {
+  L.StringMap(n, "headers", f, out);
+  for (const auto& [name, value] : *out) {
+    std::string lower = absl::AsciiStrToLower(name);
+    if (lower == "authorization" || lower == "x-api-key" || lower == "cookie" || lower == "idempotency-key") {
+      L.Error(n["headers"][name], f + ".headers." + name,
+              lower == "idempotency-key" ? "is set by the fleet (the action's effect id)"
+                                         : "credentials do not belong in the config file; use secret_headers");
+    }
+  }
+}
+
+void LoadTools(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg, AgentConfig* a) {
+  if (YAML::Node loop = n["tool_loop"]; loop && L.Map(loop, f + ".tool_loop", {"max_turns", "max_tokens"})) {
+    L.Number<int>(loop, "max_turns", f + ".tool_loop", &a->max_tool_turns, 1, 50);
+    L.Number<int64_t>(loop, "max_tokens", f + ".tool_loop", &a->tool_max_tokens, int64_t{1}, int64_t{100'000'000});
+  }
+  YAML::Node tools = n["tools"];
+  if (!tools) return;
+  if (!tools.IsSequence()) {
+    L.Error(tools, f + ".tools", "expected a list of tools");
+    return;
+  }
+  auto provider = cfg.providers.find(n["provider"] ? n["provider"].Scalar() : "");
+  if (provider != cfg.providers.end() && !provider->second.is_http()) {
+    L.Error(tools, f + ".tools", "tools need an HTTP provider (openai or anthropic)");
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const YAML::Node& t = tools[i];
+    std::string tf = absl::StrCat(f, ".tools[", i, "]");
+    if (!L.Map(t, tf, {"name", "description", "parameters", "method", "url", "headers", "secret_headers", "timeout",
+                       "max_response_bytes"})) {
+      continue;
+    }
+    ToolConfig tool;
+    if (L.String(t, "name", tf, &tool.name, true)) {
+      if (!std::regex_match(tool.name, std::regex("^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$"))) {
+        L.Error(t["name"], tf + ".name", "must match [a-zA-Z_][a-zA-Z0-9_-]* (at most 64 characters)");
+      } else if (tool.name == "respond") {
+        L.Error(t["name"], tf + ".name", "'respond' is the tool an Anthropic model answers with");
+      } else if (!names.insert(tool.name).second) {
+        L.Error(t["name"], tf + ".name", "duplicate tool name '" + tool.name + "'");
+      }
+    }
+    L.String(t, "description", tf, &tool.description, true);
+    std::set<std::string> fields;
+    if (YAML::Node p = t["parameters"]) {
+      tool.parameters_schema = LoadSchema(L, p, tf + ".parameters");
+      tool.parameters = L.ToJson(p);
+      if (YAML::Node props = p["properties"]; props && props.IsMap()) {
+        for (auto it = props.begin(); it != props.end(); ++it) fields.insert(it->first.Scalar());
+      }
+    } else {
+      tool.parameters = {{"type", "object"}, {"properties", nlohmann::json::object()}};
+    }
+    L.Enum<std::string>(t, "method", tf, {{"GET", "GET"}, {"POST", "POST"}}, &tool.method);
+    if (L.String(t, "url", tf, &tool.url, true)) tool.host = CheckUrlTemplate(L, t["url"], tf + ".url", tool.url, fields);
+    LoadPlainHeaders(L, t, tf, &tool.headers);
+    LoadSecretHeaders(L, t, tf, &tool.secret_headers);
+    L.Duration(t, "timeout", tf, &tool.timeout);
+    L.Number<size_t>(t, "max_response_bytes", tf, &tool.max_response_bytes, size_t{1}, size_t{16} << 20);
+    a->tools.push_back(std::move(tool));
+  }
+}
+
 void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                AgentConfig* a) {
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
-                    "system_prompt", "prompt", "temperature", "fallback", "breaker", "cache"})) {
+                    "system_prompt", "prompt", "temperature", "fallback", "breaker", "cache", "tools",
+                    "tool_loop"})) {
     return;
   }
+  LoadTools(L, n, f, cfg, a);
   L.String(n, "description", f, &a->description);
   if (L.String(n, "provider", f, &a->provider, true) && cfg.providers.count(a->provider) == 0) {
     L.Error(n["provider"], f + ".provider", "unknown provider '" + a->provider + "'");
@@ -1220,23 +1304,8 @@ void LoadAction(Loader& L, const YAML::Node& n, const std::string& f, AgentConfi
   if (L.String(n, "url", f, &action->url, /*required=*/true)) {
     action->host = CheckUrlTemplate(L, n["url"], f + ".url", action->url, fields);
   }
-  L.StringMap(n, "headers", f, &action->headers);
-  for (const auto& [name, value] : action->headers) {
-    std::string lower = absl::AsciiStrToLower(name);
-    if (lower == "authorization" || lower == "x-api-key" || lower == "cookie" || lower == "idempotency-key") {
-      L.Error(n["headers"][name], f + ".headers." + name,
-              lower == "idempotency-key" ? "is set by the fleet (the action's effect id)"
-                                         : "credentials do not belong in the config file; use secret_headers");
-    }
-  }
-  L.StringMap(n, "secret_headers", f, &action->secret_headers);
-  static const std::regex kEnvRef("\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}");
-  for (const auto& [name, value] : action->secret_headers) {
-    if (!std::regex_search(value, kEnvRef)) {
-      L.Error(n["secret_headers"][name], f + ".secret_headers." + name,
-              "expected a value with an ${ENV_VAR} reference (the secret is read from the worker's environment)");
-    }
-  }
+  LoadPlainHeaders(L, n, f, &action->headers);
+  LoadSecretHeaders(L, n, f, &action->secret_headers);
   if (YAML::Node p = n["policy"];
       p && L.Map(p, f + ".policy", {"allowed_hosts", "max_bytes", "scan_secrets", "redact_pii", "strip_markup"})) {
     SanitizePolicy& policy = action->policy;

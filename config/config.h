@@ -173,6 +173,24 @@ struct ActionConfig {
   bool record_payload = false;
 };
 
+// A read-only tool an agent's model may call during its call (issue 19): an
+// HTTP request the worker makes with the arguments the model gives, whose
+// answer goes back to the model. Tools must not change anything: what does
+// is an action.
+struct ToolConfig {
+  std::string name;
+  std::string description;
+  nlohmann::json parameters;  // JSON Schema of the arguments, as written (sent to the model)
+  std::optional<JsonSchema> parameters_schema;
+  std::string method = "GET";  // GET (arguments fill the URL) or POST (arguments are the body)
+  std::string url;             // with {argument} placeholders in the path and query
+  std::string host;
+  std::map<std::string, std::string> headers;
+  std::map<std::string, std::string> secret_headers;  // ${ENV} references, as for actions
+  absl::Duration timeout = absl::Seconds(10);
+  size_t max_response_bytes = 64 * 1024;
+};
+
 // The provider name action agents carry (not a valid provider name).
 inline constexpr char kActionProvider[] = "@actions";
 
@@ -209,6 +227,12 @@ struct AgentConfig {
   // (canonical JSON). Zero: no cache.
   absl::Duration cache_ttl = absl::ZeroDuration();
   int cache_max_entries = 10000;
+  // Tools its model may call (HTTP providers), and the bounds of the loop:
+  // model turns that call tools, and the tokens (input and output, every
+  // turn) one attempt may spend; the coordinator reserves that much.
+  std::vector<ToolConfig> tools;
+  int max_tool_turns = 4;
+  int64_t tool_max_tokens = 32000;
   // Set for an action (`actions:` in the config): the "agent" is an HTTP
   // request, not a model; provider is kActionProvider, no tokens, no price.
   std::shared_ptr<const ActionConfig> action;

@@ -115,6 +115,20 @@ AttemptPlan PlanAttempt(const FleetConfig& config, const AgentConfig& agent, con
   plan.max_tokens = static_cast<int>(cap);
   plan.reserve.tokens = input + cap;
   plan.reserve.cost_usd = (input * price.input_per_mtok + cap * price.output_per_mtok) / 1e6;
+  if (!agent.tools.empty()) {
+    // The tool loop: several turns, each input growing with what came back.
+    const double rate = std::max(price.input_per_mtok, price.output_per_mtok);
+    int64_t total = std::max<int64_t>(agent.tool_max_tokens, input + cap);
+    if (limits.max_tokens > 0) total = std::min(total, limits.max_tokens - committed.tokens);
+    if (limits.max_cost_usd > 0 && rate > 0) {
+      total = std::min<int64_t>(total, static_cast<int64_t>(std::floor((limits.max_cost_usd - committed.cost_usd) * 1e6 / rate)));
+    }
+    if (total > plan.reserve.tokens) {
+      plan.reserve.tokens = total;
+      plan.reserve.cost_usd = total * rate / 1e6;
+    }  // else one turn, as checked above, is all the budget pays for
+    plan.max_total_tokens = plan.reserve.tokens;
+  }
   return plan;
 }
 

@@ -46,13 +46,19 @@ struct AttemptPlan {
   std::string tier;
   std::string model;
   int max_tokens = 0;      // the cap sent to the worker
+  // An agent with tools: the tokens every turn of its tool loop together may
+  // spend (the reservation); 0 otherwise.
+  int64_t max_total_tokens = 0;
   Spend reserve;           // held until the result is settled
   std::string why_not;     // when !affordable: the limit that cannot pay
 };
 
 // What one attempt of `agent` may cost and run as, given what the task has
 // spent (settled) and committed (settled plus reserved). Attempts below
-// kMinOutputTokens of affordable output are not worth dispatching.
+// kMinOutputTokens of affordable output are not worth dispatching. An agent
+// with tools reserves its whole tool loop (tool_max_tokens, or what the
+// budget has left), priced at the dearer of its model's input and output
+// rates.
 inline constexpr int kMinOutputTokens = 16;
 AttemptPlan PlanAttempt(const FleetConfig& config, const AgentConfig& agent, const std::string& tier,
                         size_t input_json_bytes, const Limits& limits, const Spend& spent, const Spend& committed);

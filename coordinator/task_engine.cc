@@ -434,6 +434,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   }
   if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToTimestamp(item_deadline);
   w.set_max_tokens(plan.max_tokens);
+  if (plan.max_total_tokens > 0) w.set_max_total_tokens(plan.max_total_tokens);
   // After the item's deadline no worker starts it, and a started call is
   // cut at the agent's timeout: it can spend no more.
   absl::Time spend_until = item_deadline == absl::InfiniteFuture()
@@ -611,7 +612,7 @@ void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst
     u->set_input_tokens(u->input_tokens() + r.usage().input_tokens());
     u->set_output_tokens(u->output_tokens() + r.usage().output_tokens());
     u->set_cost_usd(u->cost_usd() + cost);
-    u->set_calls(u->calls() + (agent.action ? 0 : 1));  // an action is no model call
+    u->set_calls(u->calls() + (agent.action ? 0 : std::max<int64_t>(1, r.usage().calls())));  // actions are no model calls; a tool loop is several
   }
 }
 

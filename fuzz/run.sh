@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-30}"
 build="${BUILD_DIR:-build-test}"
 targets=(decode_fuzzer coordinator_input_fuzzer config_fuzzer tasks_input_fuzzer provider_response_fuzzer json_fuzzer
-  condition_fuzzer sanitize_fuzzer)
+  condition_fuzzer sanitize_fuzzer tool_call_fuzzer)
 mkdir -p "$build/fuzz-artifacts"
 printf '%-28s %12s %10s %8s\n' target executions exec/s corpus
 for t in "${targets[@]}"; do

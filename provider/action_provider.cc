@@ -1,14 +1,13 @@
 #include "provider/action_provider.h"
 
-#include <cstdlib>
-#include <regex>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/digest.h"
 #include "common/error_codes.h"
+#include "common/log.h"
+#include "provider/http_template.h"
 #include "safety/sanitize.h"
 
 namespace agentfleet {
@@ -33,26 +32,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-// ${NAME} references in a secret header's value, resolved.
-absl::StatusOr<std::string> ResolveEnv(const std::string& value, const std::function<const char*(const char*)>& env,
-                                       const std::string& where) {
-  static const std::regex kRef("\\$\\{([A-Za-z_][A-Za-z0-9_]*)\\}");
-  std::string out;
-  auto begin = std::sregex_iterator(value.begin(), value.end(), kRef);
-  size_t last = 0;
-  for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    std::string name = (*it)[1].str();
-    const char* v = env(name.c_str());
-    if (v == nullptr || *v == '\0') {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": environment variable ", name, " is not set"));
-    }
-    out += value.substr(last, it->position() - last);
-    out += v;
-    last = it->position() + it->length();
-  }
-  return out + value.substr(last);
-}
-
 void Fail(ModelResponse& r, const std::string& code, std::string message, bool retryable, int http_status = 0) {
   r.ok = false;
   r.error.code = code;
@@ -67,44 +46,8 @@ bool RetrySafeStatus(long status) {
 
 }  // namespace
 
-std::pair<std::string, std::string> SplitUrl(const std::string& url) {
-  static const std::regex kUrl("^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#]*)(:[0-9]+)?([^#]*)");
-  std::smatch m;
-  if (!std::regex_search(url, m, kUrl)) return {"", ""};
-  std::string path = m[3].str();
-  return {m[1].str(), path.empty() ? "/" : path};
-}
-
-absl::StatusOr<std::string> FillUrl(const std::string& url_template, const Json& payload) {
-  static const std::regex kPlaceholder("\\{([A-Za-z_][A-Za-z0-9_]*)\\}");
-  std::string out;
-  size_t last = 0;
-  for (auto it = std::sregex_iterator(url_template.begin(), url_template.end(), kPlaceholder);
-       it != std::sregex_iterator(); ++it) {
-    std::string name = (*it)[1].str();
-    if (!payload.is_object() || !payload.contains(name)) {
-      return absl::InvalidArgumentError(absl::StrCat("the url's {", name, "} is not in the payload"));
-    }
-    const Json& v = payload[name];
-    std::string text;
-    if (v.is_string()) {
-      text = v.get<std::string>();
-    } else if (v.is_number() || v.is_boolean()) {
-      text = v.dump();
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("the url's {", name, "} is not a string, number or boolean"));
-    }
-    if (text.empty()) return absl::InvalidArgumentError(absl::StrCat("the url's {", name, "} is empty"));
-    out += url_template.substr(last, it->position() - last);
-    out += UrlEscape(text);
-    last = it->position() + it->length();
-  }
-  return out + url_template.substr(last);
-}
-
 absl::StatusOr<std::unique_ptr<ActionProvider>> ActionProvider::Create(
     const FleetConfig* config, HttpClient* http, std::function<const char*(const char*)> env) {
-  if (!env) env = [](const char* name) -> const char* { return std::getenv(name); };
   std::unique_ptr<ActionProvider> p(new ActionProvider(http));
   for (const auto& [name, agent] : config->agents) {
     if (!agent.action) continue;
@@ -113,10 +56,11 @@ absl::StatusOr<std::unique_ptr<ActionProvider>> ActionProvider::Create(
     prepared->policy = agent.action->policy;
     for (const auto& [header, value] : agent.action->headers) prepared->headers.push_back(header + ": " + value);
     for (const auto& [header, value] : agent.action->secret_headers) {
-      auto resolved = ResolveEnv(value, env, absl::StrCat("actions.", name, ".secret_headers.", header));
+      auto resolved = ResolveEnvRefs(value, absl::StrCat("actions.", name, ".secret_headers.", header), env);
       if (!resolved.ok()) return resolved.status();
       prepared->headers.push_back(header + ": " + *resolved);
       prepared->policy.secrets[absl::StrCat(name, ".", header)] = *resolved;
+      RedactInLogs(*resolved);
       // The bare token too, without a scheme such as "Bearer ".
       if (size_t space = resolved->rfind(' '); space != std::string::npos) {
         prepared->policy.secrets[absl::StrCat(name, ".", header, ".token")] = resolved->substr(space + 1);

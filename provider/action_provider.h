@@ -56,12 +56,4 @@ class ActionProvider : public ModelProvider {
   std::map<std::string, std::shared_ptr<const Prepared>> actions_;  // by action name
 };
 
-// The action's URL with its {field} placeholders filled from the payload's
-// top-level strings, numbers and booleans, percent-encoded.
-// InvalidArgument naming a field that is missing or not a scalar.
-absl::StatusOr<std::string> FillUrl(const std::string& url_template, const nlohmann::json& payload);
-
-// "https://h:1/a/b?q" -> {"h", "/a/b?q"}; empty host if not a URL.
-std::pair<std::string, std::string> SplitUrl(const std::string& url);
-
 }  // namespace agentfleet

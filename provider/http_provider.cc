@@ -8,8 +8,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/digest.h"
 #include "common/error_codes.h"
+#include "provider/http_template.h"
 
 namespace agentfleet {
 namespace {
@@ -81,7 +84,8 @@ void SetOutput(const ModelRequest& request, const std::string& text, ModelRespon
   r->output = std::move(out);
 }
 
-void ParseOpenAi(const ModelRequest& request, const Json& body, ModelResponse* r) {
+void ParseOpenAi(const ModelRequest& request, const Json& body, ModelTurn* turn) {
+  ModelResponse* r = &turn->response;
   r->input_tokens = TokenCount(body.value("usage", Json()), "prompt_tokens");
   r->output_tokens = TokenCount(body.value("usage", Json()), "completion_tokens");
   const Json* choices = body.contains("choices") ? &body["choices"] : nullptr;
@@ -100,6 +104,25 @@ void ParseOpenAi(const ModelRequest& request, const Json& body, ModelResponse* r
     r->error = {kProviderRejected, "the model refused: " + Excerpt(message["refusal"]), false};
     return;
   }
+  if (request.tools != nullptr && message.contains("tool_calls") && message["tool_calls"].is_array() &&
+      !message["tool_calls"].empty()) {
+    turn->assistant = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", Json::array()}};
+    for (const Json& c : message["tool_calls"]) {
+      if (!c.is_object() || !c.contains("function") || !c["function"].is_object()) continue;
+      const Json& fn = c["function"];
+      PendingToolCall call;
+      call.id = c.contains("id") && c["id"].is_string() ? c["id"].get<std::string>() : "";
+      call.name = fn.contains("name") && fn["name"].is_string() ? fn["name"].get<std::string>() : "";
+      call.arguments_text = fn.contains("arguments") && fn["arguments"].is_string() ? fn["arguments"].get<std::string>() : "";
+      call.arguments = Json::parse(call.arguments_text, nullptr, /*allow_exceptions=*/false);
+      turn->assistant["tool_calls"].push_back(
+          {{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", call.arguments_text}}}});
+      turn->calls.push_back(std::move(call));
+    }
+    if (!turn->calls.empty()) return;
+    r->error = {kInvalidResponse, "choices[0].message.tool_calls holds no function call", true};
+    return;
+  }
   if (!message.contains("content") || !message["content"].is_string()) {
     r->error = {kInvalidResponse, "choices[0].message.content is not a string", true};
     return;
@@ -107,7 +130,8 @@ void ParseOpenAi(const ModelRequest& request, const Json& body, ModelResponse* r
   SetOutput(request, message["content"], r);
 }
 
-void ParseAnthropic(const ModelRequest& request, const Json& body, ModelResponse* r) {
+void ParseAnthropic(const ModelRequest& request, const Json& body, ModelTurn* turn) {
+  ModelResponse* r = &turn->response;
   r->input_tokens = TokenCount(body.value("usage", Json()), "input_tokens");
   r->output_tokens = TokenCount(body.value("usage", Json()), "output_tokens");
   if (body.value("stop_reason", Json()) == "max_tokens") {
@@ -121,8 +145,10 @@ void ParseAnthropic(const ModelRequest& request, const Json& body, ModelResponse
   std::string text;
   for (const Json& block : body["content"]) {
     if (!block.is_object()) continue;
-    std::string type = block.value("type", "");
-    if (request.output_schema_json != nullptr && type == "tool_use" && block.value("name", "") == kAnthropicTool) {
+    // value(key, "") would throw on a member that is not a string: a hostile answer must not.
+    std::string type = block.contains("type") && block["type"].is_string() ? block["type"].get<std::string>() : "";
+    bool answer = block.contains("name") && block["name"].is_string() && block["name"] == kAnthropicTool;
+    if (request.output_schema_json != nullptr && type == "tool_use" && answer) {
       if (!block.contains("input") || !block["input"].is_object()) {
         r->error = {kSchemaViolation, "the model's tool call has no input object", true};
         return;
@@ -131,7 +157,20 @@ void ParseAnthropic(const ModelRequest& request, const Json& body, ModelResponse
       r->output = block["input"];
       return;
     }
+    if (request.tools != nullptr && type == "tool_use") {
+      PendingToolCall call;
+      call.id = block.contains("id") && block["id"].is_string() ? block["id"].get<std::string>() : "";
+      call.name = block.contains("name") && block["name"].is_string() ? block["name"].get<std::string>() : "";
+      call.arguments = block.contains("input") ? block["input"] : Json();
+      call.arguments_text = call.arguments.dump();
+      turn->calls.push_back(std::move(call));
+      continue;
+    }
     if (type == "text" && block.contains("text") && block["text"].is_string()) text += block["text"].get<std::string>();
+  }
+  if (!turn->calls.empty()) {
+    turn->assistant = {{"role", "assistant"}, {"content", body["content"]}};
+    return;
   }
   SetOutput(request, text, r);
 }
@@ -165,41 +204,218 @@ absl::StatusOr<std::unique_ptr<HttpProvider>> HttpProvider::Create(const Provide
   return std::unique_ptr<HttpProvider>(new HttpProvider(config, std::move(key), client));
 }
 
+struct HttpProvider::ToolLoop {
+  ModelRequest request;
+  std::function<void(ModelResponse)> done;
+  Json messages;
+  int turn = 0;
+  int64_t input_tokens = 0, output_tokens = 0;
+  absl::Time started, deadline;
+  std::vector<ToolCallRecord> records;
+  // The turn whose tool calls run, and their answers as they come.
+  ModelTurn pending;
+  std::vector<std::string> results;
+  size_t outstanding = 0;
+};
+
 void HttpProvider::Call(ModelRequest request, std::function<void(ModelResponse)> done) {
-  HttpRequest http = BuildHttpRequest(config_, api_key_, request);
-  client_->Send(std::move(http), [this, request = std::move(request), done = std::move(done)](HttpResponse response) {
-    done(ParseHttpResponse(config_, api_key_, request, response));
+  if (request.tools == nullptr || request.tools->empty()) {
+    HttpRequest http = BuildHttpRequest(config_, api_key_, request);
+    client_->Send(std::move(http), [this, request = std::move(request), done = std::move(done)](HttpResponse response) {
+      done(ParseHttpResponse(config_, api_key_, request, response));
+    });
+    return;
+  }
+  auto loop = std::make_shared<ToolLoop>();
+  loop->started = absl::Now();
+  loop->deadline = loop->started + request.timeout;
+  loop->messages = InitialMessages(config_, request);
+  loop->request = std::move(request);
+  loop->done = std::move(done);
+  Turn(loop);
+}
+
+void HttpProvider::Turn(std::shared_ptr<ToolLoop> loop) {
+  ModelRequest& request = loop->request;
+  HttpRequest http = BuildHttpRequest(config_, api_key_, request, &loop->messages);
+  absl::Duration left = loop->deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    return Finish(loop, Failure(kTimeout, absl::StrCat("the tool loop ran out of its ", absl::FormatDuration(request.timeout),
+                                                       " after ", loop->turn, " turn(s)"), true));
+  }
+  // The next turn's worst case: every byte of the request a token, plus the
+  // whole max_tokens. A turn that could pass the attempt's tokens is not made.
+  int64_t worst = static_cast<int64_t>(http.body.size()) + request.max_tokens;
+  int64_t spent = loop->input_tokens + loop->output_tokens;
+  if (loop->turn > 0 && request.max_total_tokens > 0 && spent + worst > request.max_total_tokens) {
+    return Finish(loop, Failure(kToolBudgetExceeded,
+                                absl::StrCat("turn ", loop->turn + 1, " could take the attempt to ", spent + worst,
+                                             " tokens, past its ", request.max_total_tokens, " (", spent, " spent in ",
+                                             loop->turn, " turn(s))"),
+                                false));
+  }
+  http.timeout = std::min(http.timeout, left);
+  ++loop->turn;
+  client_->Send(std::move(http), [this, loop](HttpResponse response) {
+    ModelTurn turn = ParseModelTurn(config_, api_key_, loop->request, response);
+    loop->input_tokens += turn.response.input_tokens;
+    loop->output_tokens += turn.response.output_tokens;
+    if (turn.calls.empty()) return Finish(loop, std::move(turn.response));
+    if (loop->turn > loop->request.max_tool_turns) {
+      return Finish(loop, Failure(kToolTurnsExceeded,
+                                  absl::StrCat("the model still called tools after ", loop->request.max_tool_turns,
+                                               " turn(s) (max_tool_turns)"),
+                                  false));
+    }
+    RunTools(loop, std::move(turn));
   });
 }
 
-HttpRequest BuildHttpRequest(const ProviderConfig& config, const std::string& api_key, const ModelRequest& request) {
+void HttpProvider::RunTools(std::shared_ptr<ToolLoop> loop, ModelTurn turn) {
+  loop->pending = std::move(turn);
+  loop->results.assign(loop->pending.calls.size(), "");
+  loop->outstanding = loop->pending.calls.size();
+  const int turn_number = loop->turn;
+  for (size_t i = 0; i < loop->pending.calls.size(); ++i) {
+    const PendingToolCall& call = loop->pending.calls[i];
+    auto record = std::make_shared<ToolCallRecord>();
+    record->name = call.name;
+    record->arguments_sha256 = Sha256Hex(call.arguments_text);
+    record->turn = turn_number;
+    absl::Time started = absl::Now();
+    auto answer = [this, loop, i, record, started](std::string status, std::string text) {
+      record->status = std::move(status);
+      record->latency = absl::Now() - started;
+      record->bytes = static_cast<int64_t>(text.size());
+      loop->results[i] = std::move(text);
+      loop->records.push_back(*record);
+      if (--loop->outstanding > 0) return;
+      AppendToolTurn(config_, loop->pending, loop->results, &loop->messages);
+      Turn(loop);
+    };
+    const ToolConfig* tool = nullptr;
+    for (const ToolConfig& t : *loop->request.tools) {
+      if (t.name == call.name) tool = &t;
+    }
+    if (tool == nullptr) {
+      answer("unknown_tool", Json{{"error", absl::StrCat("there is no tool '", call.name, "'")}}.dump());
+      continue;
+    }
+    absl::Status valid = call.arguments.is_object()
+                             ? (tool->parameters_schema ? ValidateJson(*tool->parameters_schema, call.arguments)
+                                                        : absl::OkStatus())
+                             : absl::InvalidArgumentError("the arguments are not a JSON object");
+    auto url = valid.ok() ? FillUrl(tool->url, call.arguments) : absl::StatusOr<std::string>(valid);
+    if (!url.ok()) {
+      answer("invalid_arguments", Json{{"error", absl::StrCat("invalid arguments: ", url.status().message())}}.dump());
+      continue;
+    }
+    HttpRequest req;
+    req.url = *url;
+    req.method = tool->method;
+    if (tool->method == "POST") {
+      req.body = call.arguments.dump();
+      req.headers.push_back("Content-Type: application/json");
+    }
+    for (const auto& [name, value] : tool->headers) req.headers.push_back(absl::StrCat(name, ": ", value));
+    bool headers_ok = true;
+    for (const auto& [name, value] : tool->secret_headers) {
+      auto resolved = ResolveEnvRefs(value, absl::StrCat("tool ", tool->name, " header ", name));
+      if (!resolved.ok()) {
+        headers_ok = false;
+        answer("misconfigured", Json{{"error", "the tool is not configured on this worker"}}.dump());
+        break;
+      }
+      req.headers.push_back(absl::StrCat(name, ": ", *resolved));
+    }
+    if (!headers_ok) continue;
+    req.timeout = std::max(absl::Milliseconds(1), std::min(tool->timeout, loop->deadline - absl::Now()));
+    req.connect_timeout = std::min(req.connect_timeout, req.timeout);
+    req.max_response_bytes = tool->max_response_bytes;
+    client_->Send(std::move(req), [answer](HttpResponse resp) {
+      using T = HttpResponse::Transport;
+      switch (resp.transport) {
+        case T::kOk:
+          if (resp.status >= 200 && resp.status < 300) return answer("ok", std::move(resp.body));
+          return answer(absl::StrCat("http_", resp.status),
+                        Json{{"error", absl::StrCat("HTTP ", resp.status)}, {"body", Excerpt(resp.body)}}.dump());
+        case T::kTimeout:
+          return answer("timeout", Json{{"error", "the tool did not answer in time"}}.dump());
+        case T::kTooLarge:
+          return answer("too_large", Json{{"error", "the tool's answer was too large"}}.dump());
+        default:
+          return answer("connection_failed", Json{{"error", "the tool could not be reached"}}.dump());
+      }
+    });
+  }
+}
+
+void HttpProvider::Finish(std::shared_ptr<ToolLoop> loop, ModelResponse response) {
+  response.input_tokens = loop->input_tokens;
+  response.output_tokens = loop->output_tokens;
+  response.latency = absl::Now() - loop->started;
+  response.model = loop->request.model;
+  response.turns = loop->turn;
+  response.tool_calls = std::move(loop->records);
+  if (!response.ok) {
+    response.output = nullptr;
+    response.error.message = Redact(response.error.message, api_key_);
+  }
+  auto done = std::move(loop->done);
+  done(std::move(response));
+}
+
+Json InitialMessages(const ProviderConfig& config, const ModelRequest& request) {
+  std::string user = request.user_prompt.empty() ? request.input.dump() : request.user_prompt;
+  Json messages = Json::array();
+  if (config.type != Type::kAnthropic && !request.system_prompt.empty()) {
+    messages.push_back({{"role", "system"}, {"content", request.system_prompt}});
+  }
+  messages.push_back({{"role", "user"}, {"content", user}});
+  return messages;
+}
+
+HttpRequest BuildHttpRequest(const ProviderConfig& config, const std::string& api_key, const ModelRequest& request,
+                             const Json* messages) {
   HttpRequest http;
   http.timeout = request.timeout;
   http.connect_timeout = std::min(config.connect_timeout, request.timeout);
   http.headers.push_back("Content-Type: application/json");
   for (const auto& [name, value] : config.headers) http.headers.push_back(absl::StrCat(name, ": ", value));
-  std::string user = request.user_prompt.empty() ? request.input.dump() : request.user_prompt;
   Json body = {{"model", request.model}, {"max_tokens", request.max_tokens}};
   if (request.temperature) body["temperature"] = *request.temperature;
+  body["messages"] = messages != nullptr ? *messages : InitialMessages(config, request);
+  const bool tools = request.tools != nullptr && !request.tools->empty();
   if (config.type == Type::kAnthropic) {
     http.url = config.base_url + "/v1/messages";
     if (!api_key.empty()) http.headers.push_back("x-api-key: " + api_key);
     http.headers.push_back("anthropic-version: " + config.anthropic_version);
     if (!request.system_prompt.empty()) body["system"] = request.system_prompt;
-    body["messages"] = Json::array({{{"role", "user"}, {"content", user}}});
-    if (request.output_schema_json != nullptr) {
-      body["tools"] = Json::array({{{"name", kAnthropicTool},
-                                    {"description", "Give your answer by calling this tool."},
-                                    {"input_schema", *request.output_schema_json}}});
-      body["tool_choice"] = {{"type", "tool"}, {"name", kAnthropicTool}};
+    Json wire_tools = Json::array();
+    if (tools) {
+      for (const ToolConfig& t : *request.tools) {
+        wire_tools.push_back({{"name", t.name}, {"description", t.description}, {"input_schema", t.parameters}});
+      }
     }
+    if (request.output_schema_json != nullptr) {
+      wire_tools.push_back({{"name", kAnthropicTool},
+                            {"description", "Give your answer by calling this tool."},
+                            {"input_schema", *request.output_schema_json}});
+      // With tools of its own the model picks (one of them, or the answer).
+      body["tool_choice"] = tools ? Json{{"type", "any"}} : Json{{"type", "tool"}, {"name", kAnthropicTool}};
+    }
+    if (!wire_tools.empty()) body["tools"] = std::move(wire_tools);
   } else {
     http.url = config.base_url + "/chat/completions";
     if (!api_key.empty()) http.headers.push_back("Authorization: Bearer " + api_key);
-    Json messages = Json::array();
-    if (!request.system_prompt.empty()) messages.push_back({{"role", "system"}, {"content", request.system_prompt}});
-    messages.push_back({{"role", "user"}, {"content", user}});
-    body["messages"] = std::move(messages);
+    if (tools) {
+      Json wire_tools = Json::array();
+      for (const ToolConfig& t : *request.tools) {
+        wire_tools.push_back({{"type", "function"},
+                              {"function", {{"name", t.name}, {"description", t.description}, {"parameters", t.parameters}}}});
+      }
+      body["tools"] = std::move(wire_tools);
+    }
     if (request.output_schema_json != nullptr && config.json_mode == "json_schema") {
       body["response_format"] = {{"type", "json_schema"},
                                  {"json_schema", {{"name", request.agent}, {"schema", *request.output_schema_json}}}};
@@ -213,7 +429,18 @@ HttpRequest BuildHttpRequest(const ProviderConfig& config, const std::string& ap
 
 ModelResponse ParseHttpResponse(const ProviderConfig& config, const std::string& api_key,
                                 const ModelRequest& request, const HttpResponse& http) {
-  ModelResponse r;
+  ModelTurn turn = ParseModelTurn(config, api_key, request, http);
+  if (!turn.calls.empty()) {
+    turn.response = Failure(kInvalidResponse, "the model called tools the request did not offer", true);
+    turn.response.model = request.model;
+  }
+  return turn.response;
+}
+
+ModelTurn ParseModelTurn(const ProviderConfig& config, const std::string& api_key, const ModelRequest& request,
+                         const HttpResponse& http) {
+  ModelTurn turn;
+  ModelResponse& r = turn.response;
   using T = HttpResponse::Transport;
   switch (http.transport) {
     case T::kOk:
@@ -249,20 +476,40 @@ ModelResponse ParseHttpResponse(const ProviderConfig& config, const std::string&
       if (!body.is_object()) {
         r = Failure(kInvalidResponse, "the response body is not a JSON object: " + Excerpt(http.body), true, status);
       } else if (config.type == Type::kAnthropic) {
-        ParseAnthropic(request, body, &r);
+        ParseAnthropic(request, body, &turn);
       } else {
-        ParseOpenAi(request, body, &r);
+        ParseOpenAi(request, body, &turn);
       }
       r.error.http_status = r.ok ? 0 : status;
     }
   }
   r.model = request.model;
   r.latency = http.elapsed;
+  if (!turn.calls.empty()) {
+    r.ok = false;
+    r.error = ProviderError();
+  }
   if (!r.ok) {
     r.output = nullptr;
     r.error.message = Redact(r.error.message, api_key);
   }
-  return r;
+  return turn;
+}
+
+void AppendToolTurn(const ProviderConfig& config, const ModelTurn& turn, const std::vector<std::string>& results,
+                    Json* messages) {
+  messages->push_back(turn.assistant);
+  if (config.type == Type::kAnthropic) {
+    Json blocks = Json::array();
+    for (size_t i = 0; i < turn.calls.size(); ++i) {
+      blocks.push_back({{"type", "tool_result"}, {"tool_use_id", turn.calls[i].id}, {"content", results[i]}});
+    }
+    messages->push_back({{"role", "user"}, {"content", std::move(blocks)}});
+    return;
+  }
+  for (size_t i = 0; i < turn.calls.size(); ++i) {
+    messages->push_back({{"role", "tool"}, {"tool_call_id", turn.calls[i].id}, {"content", results[i]}});
+  }
 }
 
 }  // namespace agentfleet

@@ -19,10 +19,21 @@
 // The API key is read once at start from an environment variable or a
 // mounted file; it is sent only in its header and removed from every error
 // message.
+//
+// Tools (an agent's `tools:`, issue 19): the model may answer with tool calls
+// (OpenAI `tool_calls`, Anthropic `tool_use` blocks) instead of its output.
+// The provider runs each call as the tool's HTTP request on the same client
+// (arguments checked against the tool's parameters first), gives the answers
+// back (`tool` messages, `tool_result` blocks) and asks the model again, up
+// to the agent's max_tool_turns, within the attempt's timeout, and never
+// starting a turn whose worst case (its whole request, in bytes, as tokens,
+// plus max_tokens) would take the attempt past max_total_tokens. Every call
+// is recorded (name, arguments hash, status, latency, bytes).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "config/config.h"
@@ -30,6 +41,23 @@
 #include "provider/model_provider.h"
 
 namespace agentfleet {
+
+// A tool call the model asked for.
+struct PendingToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments_text;  // as the model wrote them (hashed for the record)
+  nlohmann::json arguments;    // parsed; not an object when they do not parse as one
+};
+
+// One model turn: the answer (an output or an error) when `calls` is empty;
+// otherwise the tools it asked for, and its message to send back with their
+// answers.
+struct ModelTurn {
+  ModelResponse response;
+  std::vector<PendingToolCall> calls;
+  nlohmann::json assistant;
+};
 
 // Thread-safe, as every ModelProvider.
 class HttpProvider : public ModelProvider {
@@ -41,7 +69,12 @@ class HttpProvider : public ModelProvider {
 
   void Call(ModelRequest request, std::function<void(ModelResponse)> done) override;
 
+  struct ToolLoop;  // one call's tool loop (internal)
+
  private:
+  void Turn(std::shared_ptr<ToolLoop> loop);
+  void RunTools(std::shared_ptr<ToolLoop> loop, ModelTurn turn);
+  void Finish(std::shared_ptr<ToolLoop> loop, ModelResponse response);
   HttpProvider(ProviderConfig config, std::string api_key, HttpClient* client)
       : config_(std::move(config)), api_key_(std::move(api_key)), client_(client) {}
   ProviderConfig config_;
@@ -49,13 +82,27 @@ class HttpProvider : public ModelProvider {
   HttpClient* client_;
 };
 
-// The wire request for `request` (pure; exposed for tests).
+// The wire request for `request` (pure; exposed for tests): its first turn,
+// or, given `messages`, a later turn of its tool loop.
 HttpRequest BuildHttpRequest(const ProviderConfig& config, const std::string& api_key,
-                             const ModelRequest& request);
+                             const ModelRequest& request, const nlohmann::json* messages = nullptr);
 
-// The model response for an HTTP outcome (pure; exposed for tests). `api_key`
+// The conversation of the first turn, in the provider's wire format.
+nlohmann::json InitialMessages(const ProviderConfig& config, const ModelRequest& request);
+
+// The model turn for an HTTP outcome (pure; exposed for tests and the
+// fuzzer). Tool calls are read only when `request` offers tools. `api_key`
 // is removed from any message.
+ModelTurn ParseModelTurn(const ProviderConfig& config, const std::string& api_key, const ModelRequest& request,
+                         const HttpResponse& http);
+
+// ParseModelTurn's answer, for a request without tools.
 ModelResponse ParseHttpResponse(const ProviderConfig& config, const std::string& api_key,
                                 const ModelRequest& request, const HttpResponse& http);
+
+// Appends the model's tool-calling message and the tools' answers
+// (`results[i]` for `turn.calls[i]`) to `messages`.
+void AppendToolTurn(const ProviderConfig& config, const ModelTurn& turn, const std::vector<std::string>& results,
+                    nlohmann::json* messages);
 
 }  // namespace agentfleet

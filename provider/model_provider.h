@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "config/config.h"
 #include "config/json_schema.h"
 #include "nlohmann/json.hpp"
 
@@ -35,6 +36,12 @@ struct ModelRequest {
   // number (from 1; a later attempt of a status-checked action asks first).
   std::string effect_id;
   int attempt = 1;
+  // For an agent with tools (HTTP providers): the tools, the model turns
+  // that may call them, and the tokens every turn together may spend (0:
+  // only max_tokens of one turn).
+  const std::vector<ToolConfig>* tools = nullptr;
+  int max_tool_turns = 0;
+  int64_t max_total_tokens = 0;
 };
 
 struct ProviderError {
@@ -61,6 +68,16 @@ struct ActionOutcome {
   std::vector<std::string> violations;
 };
 
+// One tool call of a model's tool loop, as recorded in the result.
+struct ToolCallRecord {
+  std::string name;
+  std::string arguments_sha256;
+  std::string status;  // "ok", "http_404", "invalid_arguments", "unknown_tool", "timeout", ...
+  absl::Duration latency;
+  int64_t bytes = 0;
+  int turn = 0;
+};
+
 struct ModelResponse {
   bool ok = false;
   nlohmann::json output;  // when ok
@@ -70,6 +87,21 @@ struct ModelResponse {
   std::string model;
   absl::Duration latency;
   std::optional<ActionOutcome> action;  // set by actions
+  std::vector<ToolCallRecord> tool_calls;
+  int turns = 1;  // model turns (a tool loop takes several)
+
+  // A successful answer (tests, the simulated provider).
+  static ModelResponse Ok(nlohmann::json output, int64_t input_tokens, int64_t output_tokens, std::string model,
+                          absl::Duration latency = absl::ZeroDuration()) {
+    ModelResponse r;
+    r.ok = true;
+    r.output = std::move(output);
+    r.input_tokens = input_tokens;
+    r.output_tokens = output_tokens;
+    r.model = std::move(model);
+    r.latency = latency;
+    return r;
+  }
 };
 
 // Thread-safe. Call() never blocks on the model: `done` runs later on a

@@ -2,7 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "provider/action_provider.h"
+#include "common/log.h"
 #include "provider/http_provider.h"
+#include "provider/http_template.h"
 #include "provider/simulated_provider.h"
 
 namespace agentfleet {
@@ -27,6 +29,14 @@ absl::StatusOr<std::unique_ptr<ProviderSet>> ProviderSet::Create(const FleetConf
   for (const std::string& name : agents) {
     const AgentConfig* agent = config.FindAgent(name);
     if (agent == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown agent '", name, "'"));
+    // A tool's secret headers must resolve here, at start, not at its first call.
+    for (const ToolConfig& tool : agent->tools) {
+      for (const auto& [header, value] : tool.secret_headers) {
+        auto resolved = ResolveEnvRefs(value, absl::StrCat("agents.", name, ".tools.", tool.name, ".secret_headers.", header));
+        if (!resolved.ok()) return resolved.status();
+        RedactInLogs(*resolved);
+      }
+    }
     if (set->providers_.count(agent->provider)) continue;
     if (agent->action) {
       if (!set->http_) set->http_ = std::make_unique<HttpClient>(HttpOptions(config));

@@ -55,6 +55,12 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
   r.temperature = agent->temperature;
   r.effect_id = item.effect_id();
   r.attempt = std::max(1, item.attempt());
+  if (!agent->tools.empty()) {
+    r.tools = &agent->tools;
+    r.max_tool_turns = agent->max_tool_turns;
+    r.max_total_tokens = item.max_total_tokens() > 0 ? std::min(item.max_total_tokens(), agent->tool_max_tokens)
+                                                     : agent->tool_max_tokens;
+  }
   if (agent->system_prompt) {
     auto text = agent->system_prompt->Render(r.input);
     if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("system_prompt: ", text.status().message()));
@@ -90,7 +96,17 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
   v1::Usage* u = r->mutable_usage();
   u->set_input_tokens(response.input_tokens);
   u->set_output_tokens(response.output_tokens);
-  u->set_calls(response.action ? 0 : 1);  // an action is no model call
+  u->set_calls(response.action ? 0 : std::max(1, response.turns));  // an action is no model call; a tool loop is several
+  r->set_model_turns(response.turns);
+  for (const ToolCallRecord& t : response.tool_calls) {
+    v1::ToolCall* call = r->add_tool_calls();
+    call->set_name(t.name);
+    call->set_arguments_sha256(t.arguments_sha256);
+    call->set_status(t.status);
+    call->set_latency_ms(absl::ToInt64Milliseconds(t.latency));
+    call->set_bytes(t.bytes);
+    call->set_turn(t.turn);
+  }
   if (const auto& a = response.action) {
     v1::ActionCall* call = r->mutable_action();
     call->set_method(a->method);

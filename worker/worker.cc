@@ -302,6 +302,16 @@ Span Worker::CallSpan(const v1::WorkItem& item, const v1::WorkResult& r, const s
                      {"gen_ai.request.max_tokens", static_cast<int64_t>(item.max_tokens())},
                      {"gen_ai.usage.input_tokens", static_cast<int64_t>(r.usage().input_tokens())},
                      {"gen_ai.usage.output_tokens", static_cast<int64_t>(r.usage().output_tokens())}};
+  if (r.model_turns() > 1) span.attributes.push_back({"agentfleet.model_turns", static_cast<int64_t>(r.model_turns())});
+  if (r.tool_calls_size() > 0) {
+    std::string tools;
+    for (const v1::ToolCall& c : r.tool_calls()) absl::StrAppend(&tools, tools.empty() ? "" : ",", c.name(), ":", c.status());
+    span.attributes.push_back({"agentfleet.tool_calls", tools});
+  }
+  if (r.has_action()) {
+    span.attributes.push_back({"agentfleet.effect_id", r.action().effect_id()});
+    span.attributes.push_back({"agentfleet.action_outcome", r.action().outcome()});
+  }
   span.error = r.status() != v1::RESULT_STATUS_OK;
   if (span.error) span.status_message = r.error().code() + ": " + r.error().message();
   return span;

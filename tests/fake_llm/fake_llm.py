@@ -17,6 +17,14 @@ misbehaves on request: a directive anywhere in the prompt text,
   fake:not_json        a 200 whose message content is not JSON
   fake:bad_output      a 200 whose output violates the schema ({})
   fake:length          a 200 cut at max_tokens (finish/stop reason)
+  fake:tools=N         with tools in the request: call the first one (arguments from
+                       its parameters' schema) until N tool answers are in the
+                       conversation, then answer
+  fake:bad_tool_args   ... with arguments that are not a JSON object
+  fake:unknown_tool    ... naming a tool that does not exist
+
+GET or POST /tool/... is a read-only tool: it answers {"tool": PATH, "query",
+"body", "calls"}.
 
 POST /v1/traces is an OpenTelemetry collector's OTLP/HTTP JSON endpoint;
 GET /_spans returns the spans it received (with their service.name as
@@ -171,6 +179,15 @@ class Server:
             await asyncio.sleep(float(d["ext_hang"]))
         return web.json_response(self.effects[key]["response"], status=201)
 
+    async def tool(self, request):
+        raw = await request.read()
+        self.tool_calls = getattr(self, "tool_calls", 0) + 1
+        if len(self.requests) < 1000:
+            self.requests.append({"method": request.method, "path": request.path,
+                                  "headers": dict(request.headers), "body": raw.decode("utf-8", "replace")})
+        return web.json_response({"tool": request.path, "query": dict(request.query),
+                                  "body": raw.decode("utf-8", "replace"), "calls": self.tool_calls})
+
     async def call(self, request):
         self.count += 1
         self.in_flight += 1
@@ -217,8 +234,37 @@ class Server:
         if "invalid_json" in d:
             return web.Response(text="<html>502 upstream</html>", content_type="application/json")
 
+        user_tools = ([t for t in body.get("tools", []) if t.get("name") != "respond"] if anthropic
+                      else [t.get("function", {}) for t in body.get("tools", [])])
+        answered = 0
+        for m in body.get("messages", []):
+            if m.get("role") == "tool":
+                answered += 1
+            elif isinstance(m.get("content"), list):
+                answered += sum(1 for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result")
+        if user_tools and "tools" in d and answered < int(float(d["tools"])):
+            t = user_tools[0]
+            name = "nope" if "unknown_tool" in d else t.get("name")
+            args = example(t.get("input_schema") if anthropic else t.get("parameters"))
+            in_tokens = max(1, len(text) // 4)
+            call_id = "call_%d" % answered
+            if anthropic:
+                return web.json_response({
+                    "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model", ""),
+                    "content": [{"type": "tool_use", "id": call_id, "name": name,
+                                 "input": "x" if "bad_tool_args" in d else args}],
+                    "stop_reason": "tool_use", "usage": {"input_tokens": in_tokens, "output_tokens": 12}})
+            return web.json_response({
+                "id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model", ""),
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": None, "tool_calls": [{
+                        "id": call_id, "type": "function", "function": {
+                            "name": name, "arguments": "not json" if "bad_tool_args" in d else json.dumps(args)}}]}}],
+                "usage": {"prompt_tokens": in_tokens, "completion_tokens": 12, "total_tokens": in_tokens + 12}})
+
         schema = (body.get("response_format", {}).get("json_schema", {}).get("schema")
-                  if not anthropic else (body.get("tools") or [{}])[0].get("input_schema"))
+                  if not anthropic else next((t.get("input_schema") for t in body.get("tools", [])
+                                              if t.get("name") == "respond"), None))
         output = {} if "bad_output" in d else (example(schema) if schema else None)
         content = "not json at all" if "not_json" in d else (
             json.dumps(output) if output is not None else "plain text answer")
@@ -227,7 +273,8 @@ class Server:
         output_tokens = body.get("max_tokens", 0) if cut else max(1, len(content) // 4)
         model = body.get("model", "")
         if anthropic:
-            blocks = ([{"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"], "input": output}]
+            answer_tool = body.get("tool_choice", {}).get("name") or "respond"
+            blocks = ([{"type": "tool_use", "id": "toolu_1", "name": answer_tool, "input": output}]
                       if schema and not cut and "not_json" not in d else [{"type": "text", "text": content}])
             return web.json_response({
                 "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": blocks,
@@ -259,6 +306,7 @@ async def main():
     app.router.add_get("/_effects", server.effects_report)
     app.router.add_get("/ext/_status/{key}", server.status)
     app.router.add_route("*", "/ext/{tail:.*}", server.external)
+    app.router.add_route("*", "/tool/{tail:.*}", server.tool)
     app.router.add_post("/{tail:.*}", server.call)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()

@@ -7,7 +7,6 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
 #include "common/error_codes.h"
@@ -107,16 +106,7 @@ class ActionTest : public ::testing::Test {
     return *r;
   }
 
-  ModelResponse Call(ModelRequest r) {
-    absl::Notification done;
-    ModelResponse out;
-    provider_->Call(std::move(r), [&](ModelResponse response) {
-      out = std::move(response);
-      done.Notify();
-    });
-    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-    return out;
-  }
+  ModelResponse Call(ModelRequest r) { return CallAndWait(*provider_, std::move(r), absl::Seconds(30)); }
 
   Json Effects() { return Json::parse(HttpGet(fake_->base_url() + "/_effects").second); }
 

@@ -6,7 +6,9 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 #include "common/subprocess.h"
 
 namespace agentfleet::testing {
@@ -44,6 +46,17 @@ nlohmann::json FakeLlm::Spans() const {
 
 nlohmann::json FakeLlm::Requests() const {
   return nlohmann::json::parse(HttpGet(base_url() + "/_requests").second, nullptr, false);
+}
+
+ModelResponse CallAndWait(ModelProvider& provider, ModelRequest request, absl::Duration timeout) {
+  absl::Notification done;
+  ModelResponse out;
+  provider.Call(std::move(request), [&](ModelResponse response) {
+    out = std::move(response);
+    done.Notify();
+  });
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(timeout)) << "no answer within " << timeout;
+  return out;
 }
 
 namespace {

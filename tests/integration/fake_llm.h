@@ -8,7 +8,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "provider/model_provider.h"
 
 namespace agentfleet::testing {
 
@@ -32,6 +34,9 @@ class FakeLlm {
   pid_t pid_ = -1;
   int port_ = 0;
 };
+
+// Calls `provider` and waits (at most `timeout`, a test failure past it) for its answer.
+ModelResponse CallAndWait(ModelProvider& provider, ModelRequest request, absl::Duration timeout = absl::Seconds(60));
 
 // A blocking GET on 127.0.0.1 for tests: {HTTP status, body}; status 0 when
 // nothing answered.

@@ -58,16 +58,7 @@ class ProviderTest : public ::testing::TestWithParam<Type> {
     return r;
   }
 
-  ModelResponse Call(ModelRequest r) {
-    absl::Notification done;
-    ModelResponse out;
-    provider_->Call(std::move(r), [&](ModelResponse response) {
-      out = std::move(response);
-      done.Notify();
-    });
-    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-    return out;
-  }
+  ModelResponse Call(ModelRequest r) { return CallAndWait(*provider_, std::move(r), absl::Seconds(30)); }
 
   std::filesystem::path dir_;
   std::unique_ptr<FakeLlm> fake_;

@@ -51,6 +51,16 @@ std::string Variant(const std::string& from, const std::string& to) {
   return text.replace(at, from.size(), to);
 }
 
+// The load error of `base` with its first `from` replaced by `to` (which must be an error).
+std::string ErrorOfEdit(std::string base, const std::string& from, const std::string& to, const std::string& source) {
+  size_t at = base.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) base.replace(at, from.size(), to);
+  auto c = LoadConfigString(base, source);
+  EXPECT_FALSE(c.ok()) << to;
+  return c.ok() ? std::string() : std::string(c.status().message());
+}
+
 std::string ErrorOf(const std::string& text) {
   auto config = LoadConfigString(text, "fleet.yaml");
   EXPECT_FALSE(config.ok());
@@ -623,15 +633,7 @@ TEST(ConfigTest, ActionsAreStepsWithAnHttpRequestAndTheirOwnWorkTopic) {
 }
 
 TEST(ConfigTest, BadActionsNameFileLineAndField) {
-  auto error = [](const std::string& from, const std::string& to) {
-    std::string text = kActions;
-    size_t at = text.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    text.replace(at, from.size(), to);
-    auto c = LoadConfigString(text, "actions.yaml");
-    EXPECT_FALSE(c.ok()) << to;
-    return c.ok() ? std::string() : std::string(c.status().message());
-  };
+  auto error = [](const std::string& from, const std::string& to) { return ErrorOfEdit(kActions, from, to, "actions.yaml"); };
   EXPECT_THAT(error("https://pay.example.com/v1/orders", "https://{host}/v1/orders"),
               HasSubstr("actions.yaml:9:10: actions.refund.url: expected http(s)://HOST[:PORT]/PATH with a literal host"));
   EXPECT_THAT(error("{order_id}/refunds", "{amount}/refunds"),
@@ -654,6 +656,52 @@ TEST(ConfigTest, BadActionsNameFileLineAndField) {
               HasSubstr("workflows.w.steps[1].model_tier: an action step takes no model_tier"));
   EXPECT_THAT(error("actions:\n  refund:", "actions:\n  a:"),
               HasSubstr("actions.a: an agent has this name too"));
+}
+
+
+constexpr char kTools[] = R"(
+providers:
+  llm: {type: openai, base_url: "http://127.0.0.1:8000/v1"}
+  sim: {type: simulated}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a:
+    provider: llm
+    models: {default: m}
+    tool_loop: {max_turns: 3, max_tokens: 9000}
+    tools:
+      - name: lookup_order
+        description: Looks an order up.
+        parameters: {type: object, required: [order_id], properties: {order_id: {type: string}}}
+        url: "http://orders.example.com/v1/orders/{order_id}"
+        secret_headers: {Authorization: "Bearer ${ORDERS_TOKEN}"}
+        timeout: 3s
+workflows:
+  w:
+    steps:
+      - {id: s, agent: a, input: {q: $task.q}}
+)";
+
+TEST(ConfigTest, AgentsDeclareToolsWithAnHttpEndpointAndTheLoopsBounds) {
+  auto c = LoadConfigString(kTools, "tools.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const AgentConfig& a = c->agents.at("a");
+  ASSERT_EQ(a.tools.size(), 1u);
+  EXPECT_EQ(a.tools[0].host, "orders.example.com");
+  EXPECT_EQ(a.tools[0].method, "GET");
+  EXPECT_EQ(a.tools[0].timeout, absl::Seconds(3));
+  EXPECT_EQ(a.tools[0].parameters["required"][0], "order_id");
+  EXPECT_EQ(a.max_tool_turns, 3);
+  EXPECT_EQ(a.tool_max_tokens, 9000);
+  auto error = [](const std::string& from, const std::string& to) { return ErrorOfEdit(kTools, from, to, "tools.yaml"); };
+  EXPECT_THAT(error("provider: llm", "provider: sim"), HasSubstr("agents.a.tools: tools need an HTTP provider"));
+  EXPECT_THAT(error("name: lookup_order", "name: respond"), HasSubstr("'respond' is the tool an Anthropic model answers with"));
+  EXPECT_THAT(error("{order_id}\"", "{id}\""), HasSubstr("agents.a.tools[0].url: placeholder {id} is not one of order_id"));
+  EXPECT_THAT(error("secret_headers: {Authorization: \"Bearer ${ORDERS_TOKEN}\"}", "headers: {Authorization: x}"),
+              HasSubstr("agents.a.tools[0].headers.Authorization: credentials do not belong in the config file"));
+  EXPECT_THAT(error("max_turns: 3", "max_turns: 0"), HasSubstr("agents.a.tool_loop.max_turns"));
+  EXPECT_THAT(error("        timeout: 3s\n", "        timeout: 3s\n        method: DELETE\n"),
+              HasSubstr("agents.a.tools[0].method"));
 }
 
 }  // namespace

@@ -72,6 +72,29 @@ TEST(BudgetTest, AnAttemptIsCappedToWhatTheBudgetCanPayAndReservesItsWorstCase) 
   EXPECT_EQ(PlanAttempt(c, a, "default", 20, Limits(), {}, {}).max_tokens, 1000);
 }
 
+TEST(BudgetTest, AToolLoopReservesItsWholeTokensOrWhatTheBudgetHasLeft) {
+  FleetConfig c = Config();
+  AgentConfig a = c.agents.at("a");
+  ToolConfig t;
+  t.name = "lookup";
+  a.tools = {t};
+  a.tool_max_tokens = 20000;
+  AttemptPlan open = PlanAttempt(c, a, "default", 20, Limits(), {}, {});
+  ASSERT_TRUE(open.affordable);
+  EXPECT_EQ(open.max_total_tokens, 20000);
+  EXPECT_EQ(open.reserve.tokens, 20000);
+  EXPECT_DOUBLE_EQ(open.reserve.cost_usd, 20000 * 30 / 1e6) << "priced at the dearer rate";
+  Limits tokens;
+  tokens.max_tokens = 9000;
+  AttemptPlan capped = PlanAttempt(c, a, "default", 20, tokens, {}, {1000, 0});
+  EXPECT_EQ(capped.max_total_tokens, 8000) << "what the task has left";
+  Limits cost;
+  cost.max_cost_usd = 0.15;
+  AttemptPlan priced = PlanAttempt(c, a, "default", 20, cost, {}, {});
+  EXPECT_EQ(priced.max_total_tokens, 5000);
+  EXPECT_LE(priced.reserve.cost_usd, 0.15);
+}
+
 TEST(BudgetTest, PastTheDowngradeShareStepsRunOnTheCheapestTierAndThenStop) {
   FleetConfig c = Config();
   const AgentConfig& a = c.agents.at("a");

@@ -166,7 +166,7 @@ TEST_F(BreakerEngineTest, AnOpenBreakerSendsWorkToTheFallbackAndTheOtherReplicas
   EXPECT_EQ(third.work[0].item.attempt(), 1);
   EXPECT_EQ(engine_->stats().breaker_rejections, 1);
   Outbox done;
-  ModelResponse ok{true, {{"a", 1}}, {}, 1, 1, "m", {}, std::nullopt};
+  ModelResponse ok = ModelResponse::Ok({{"a", 1}}, 1, 1, "m");
   engine_->OnEvent(MakeResult(config_, third.work[0].item, ok, "w1", clock_.Now()), &done);
   ASSERT_EQ(done.results.size(), 1u);
   EXPECT_EQ(done.results[0].result.status(), v1::TASK_STATUS_PARTIAL);

@@ -40,9 +40,9 @@ TEST_F(TaskEngineStateTest, AnotherEngineResumesATaskFromItsSnapshot) {
   other_engine.Restore("t1", wire, 3);
   EXPECT_EQ(other_engine.active_tasks(), 1u);
   Outbox none;
-  other_engine.OnEvent(MakeResult(config_, other, ModelResponse{true, {{"o", 1}}, {}, 1, 1, "m", {}, std::nullopt}, "w1", clock_.Now()), &none);
-  other_engine.OnEvent(MakeResult(config_, fan.work[1].item, ModelResponse{true, {{"r", 1}}, {}, 1, 1, "m", {}, std::nullopt}, "w1", clock_.Now()), &none);
-  other_engine.OnEvent(MakeResult(config_, fan.work[2].item, ModelResponse{true, {{"r", 2}}, {}, 1, 1, "m", {}, std::nullopt}, "w1", clock_.Now()), &none);
+  other_engine.OnEvent(MakeResult(config_, other, ModelResponse::Ok({{"o", 1}}, 1, 1, "m"), "w1", clock_.Now()), &none);
+  other_engine.OnEvent(MakeResult(config_, fan.work[1].item, ModelResponse::Ok({{"r", 1}}, 1, 1, "m"), "w1", clock_.Now()), &none);
+  other_engine.OnEvent(MakeResult(config_, fan.work[2].item, ModelResponse::Ok({{"r", 2}}, 1, 1, "m"), "w1", clock_.Now()), &none);
   EXPECT_TRUE(none.empty());
   // research[0] had a receipt and then went quiet: its heartbeat timer survived the move.
   clock_.Advance(absl::Seconds(11));
@@ -56,7 +56,7 @@ TEST_F(TaskEngineStateTest, AnotherEngineResumesATaskFromItsSnapshot) {
   EXPECT_EQ(retry.work[0].item.attempt(), 2);
   EXPECT_EQ(retry.work[0].traceparent, "tp");
   Outbox respond;
-  other_engine.OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse{true, {{"r", 0}}, {}, 1, 1, "m", {}, std::nullopt}, "w2", clock_.Now()), &respond);
+  other_engine.OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse::Ok({{"r", 0}}, 1, 1, "m"), "w2", clock_.Now()), &respond);
   ASSERT_EQ(respond.work.size(), 1u);
   EXPECT_EQ(FromStruct(respond.work[0].item.input())["found"], (Json{{{"r", 0}}, {{"r", 1}}, {{"r", 2}}}));
   EXPECT_EQ(FromStruct(respond.work[0].item.input())["cat"], "billing");

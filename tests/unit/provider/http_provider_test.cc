@@ -119,5 +119,48 @@ TEST(HttpProviderTest, MissingApiKeyVariableFailsAtStartNamingIt) {
   EXPECT_THAT(HttpProvider::Create(p, &client).status().message(), HasSubstr("cannot read api_key_file /nonexistent/key"));
 }
 
+
+TEST(HttpProviderTest, ToolCallsOfBothWireFormatsAreReadOnlyWhenToolsWereOffered) {
+  ToolConfig t;
+  t.name = "lookup";
+  t.description = "Looks it up.";
+  t.parameters = {{"type", "object"}};
+  std::vector<ToolConfig> tools = {t};
+  ModelRequest r = Request();
+  r.tools = &tools;
+  HttpResponse http;
+  http.transport = HttpResponse::Transport::kOk;
+  http.status = 200;
+  http.body = R"({"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+    "tool_calls": [7, {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{\"id\": 3}"}},
+                   {"id": "c2", "type": "function", "function": {"name": "lookup", "arguments": "not json"}}]}}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 4}})";
+  ModelTurn openai = ParseModelTurn(Provider(ProviderConfig::Type::kOpenAi), "", r, http);
+  ASSERT_EQ(openai.calls.size(), 2u) << "the entry that is not a call is skipped; " << openai.response.error.message;
+  EXPECT_EQ(openai.calls[0].arguments, Json({{"id", 3}}));
+  EXPECT_TRUE(openai.calls[1].arguments.is_discarded());
+  EXPECT_EQ(openai.calls[1].arguments_text, "not json");
+  EXPECT_FALSE(openai.response.ok) << "tool calls are not an answer";
+  EXPECT_EQ(openai.response.input_tokens, 9);
+  Json messages = InitialMessages(Provider(ProviderConfig::Type::kOpenAi), r);
+  AppendToolTurn(Provider(ProviderConfig::Type::kOpenAi), openai, {"a", "b"}, &messages);
+  ASSERT_EQ(messages.size(), 5u);  // system, user, assistant, two tool answers
+  EXPECT_EQ(messages[4], Json({{"role", "tool"}, {"tool_call_id", "c2"}, {"content", "b"}}));
+  // Without tools offered, the same answer is no tool loop: an error.
+  EXPECT_EQ(ParseHttpResponse(Provider(ProviderConfig::Type::kOpenAi), "", Request(), http).error.code,
+            kInvalidResponse);
+
+  http.body = R"({"content": [{"type": "text", "text": "checking"}, {"type": "tool_use", "id": "t1", "name": "lookup",
+    "input": {"id": 3}}], "stop_reason": "tool_use", "usage": {"input_tokens": 9, "output_tokens": 4}})";
+  ModelTurn anthropic = ParseModelTurn(Provider(ProviderConfig::Type::kAnthropic), "", r, http);
+  ASSERT_EQ(anthropic.calls.size(), 1u);
+  EXPECT_EQ(anthropic.calls[0].id, "t1");
+  HttpRequest next = BuildHttpRequest(Provider(ProviderConfig::Type::kAnthropic), "k", r, nullptr);
+  Json body = Json::parse(next.body);
+  EXPECT_EQ(body["tools"][0]["name"], "lookup");
+  EXPECT_EQ(body["tools"][1]["name"], "respond");
+  EXPECT_EQ(body["tool_choice"]["type"], "any") << "the model may call a tool or answer";
+}
+
 }  // namespace
 }  // namespace agentfleet

@@ -88,7 +88,7 @@ TEST(ExecutionTest, AProviderErrorKeepsItsClassStatusAndRetryAfter) {
 
 TEST(ExecutionTest, ValidOutputBecomesAnOkResultWithCost) {
   FleetConfig c = Config();
-  ModelResponse resp{true, Json{{"label", "a"}}, {}, 1000, 200, "big", absl::Milliseconds(30), std::nullopt};
+  ModelResponse resp = ModelResponse::Ok(Json{{"label", "a"}}, 1000, 200, "big", absl::Milliseconds(30));
   v1::WorkEvent e = MakeResult(c, Item(), resp, "w9", absl::Now());
   ASSERT_TRUE(e.has_result());
   EXPECT_EQ(e.attempt(), 2);
@@ -101,7 +101,7 @@ TEST(ExecutionTest, ValidOutputBecomesAnOkResultWithCost) {
 
 TEST(ExecutionTest, OutputViolatingTheSchemaNeverLeavesTheWorker) {
   FleetConfig c = Config();
-  ModelResponse resp{true, Json{{"label", 7}}, {}, 10, 10, "big", absl::Milliseconds(1), std::nullopt};
+  ModelResponse resp = ModelResponse::Ok(Json{{"label", 7}}, 10, 10, "big", absl::Milliseconds(1));
   v1::WorkEvent e = MakeResult(c, Item(), resp, "w", absl::Now());
   EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_ERROR);
   EXPECT_EQ(e.result().error().code(), "schema_violation");
@@ -113,7 +113,7 @@ TEST(ExecutionTest, OutputViolatingTheSchemaNeverLeavesTheWorker) {
 TEST(ExecutionTest, AnAgentSignalStandsInsteadOfTheOutputAndIsPassedOnForTheCoordinatorToCheck) {
   FleetConfig c = Config();
   Json signal = {{"_signal", {{"type", "needs_info"}, {"question", "Which order?"}}}};
-  ModelResponse resp{true, signal, {}, 10, 10, "big", absl::Milliseconds(1), std::nullopt};
+  ModelResponse resp = ModelResponse::Ok(signal, 10, 10, "big", absl::Milliseconds(1));
   v1::WorkEvent e = MakeResult(c, Item(), resp, "w", absl::Now());
   EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_OK) << "not held to the output schema";
   EXPECT_EQ(FromStruct(e.result().output()), signal);
@@ -134,6 +134,37 @@ TEST(ExecutionTest, AUserPromptTellsTheModelTheAnswersToItsQuestionsAndWhyToPlan
             "Ticket: refund\n\nAnswers to the questions you asked:\n- Q: Which order?\n  A: A-17\n- Q: Over $500?\n"
             "  A: (no answer came in time)\n\nPlan again: the previous plan was sent back because:\n- wrong customer");
   EXPECT_EQ(SignalContext(Json{{"q", "x"}}), "") << "nothing added without answers or reasons";
+}
+
+
+TEST(ExecutionTest, AToolLoopGetsItsToolsAndTokensAndItsCallsAreRecorded) {
+  FleetConfig c = Config();
+  AgentConfig& a = c.agents.at("a");
+  ToolConfig t;
+  t.name = "lookup";
+  a.tools = {t};
+  a.max_tool_turns = 3;
+  a.tool_max_tokens = 5000;
+  v1::WorkItem item = Item();
+  item.set_max_total_tokens(1200);
+  auto r = MakeRequest(c, item);
+  ASSERT_TRUE(r.ok());
+  ASSERT_NE(r->tools, nullptr);
+  EXPECT_EQ(r->tools->size(), 1u);
+  EXPECT_EQ(r->max_tool_turns, 3);
+  EXPECT_EQ(r->max_total_tokens, 1200) << "what the coordinator reserved";
+  ModelResponse resp = ModelResponse::Ok(Json{{"label", "a"}}, 300, 40, "big", absl::Milliseconds(9));
+  resp.turns = 3;
+  resp.tool_calls = {{"lookup", std::string(64, 'f'), "ok", absl::Milliseconds(4), 120, 1},
+                     {"lookup", std::string(64, 'e'), "http_404", absl::Milliseconds(2), 30, 2}};
+  v1::WorkEvent e = MakeResult(c, item, resp, "w1", absl::UnixEpoch());
+  const v1::WorkResult& res = e.result();
+  EXPECT_EQ(res.model_turns(), 3);
+  EXPECT_EQ(res.usage().calls(), 3) << "each model turn is a call";
+  ASSERT_EQ(res.tool_calls_size(), 2);
+  EXPECT_EQ(res.tool_calls(1).status(), "http_404");
+  EXPECT_EQ(res.tool_calls(1).turn(), 2);
+  EXPECT_EQ(res.tool_calls(0).bytes(), 120);
 }
 
 }  // namespace

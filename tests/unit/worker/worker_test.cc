@@ -48,7 +48,7 @@ class HeldProvider : public ModelProvider {
       absl::MutexLock lock(&mu_);
       calls.swap(held_);
     }
-    for (auto& done : calls) done(ModelResponse{true, nlohmann::json{{"ok", true}}, {}, 1, 1, "m", absl::Milliseconds(1), std::nullopt});
+    for (auto& done : calls) done(ModelResponse::Ok(nlohmann::json{{"ok", true}}, 1, 1, "m", absl::Milliseconds(1)));
   }
   size_t held() {
     absl::MutexLock lock(&mu_);

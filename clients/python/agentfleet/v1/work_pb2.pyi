@@ -48,6 +48,22 @@ class Receipt(_message.Message):
     worker: str
     def __init__(self, worker: _Optional[str] = ...) -> None: ...
 
+class ToolCall(_message.Message):
+    __slots__ = ["arguments_sha256", "bytes", "latency_ms", "name", "status", "turn"]
+    ARGUMENTS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    arguments_sha256: str
+    bytes: int
+    latency_ms: int
+    name: str
+    status: str
+    turn: int
+    def __init__(self, name: _Optional[str] = ..., arguments_sha256: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[int] = ..., bytes: _Optional[int] = ..., turn: _Optional[int] = ...) -> None: ...
+
 class WorkEvent(_message.Message):
     __slots__ = ["at", "attempt", "fan_index", "heartbeat", "idempotency_key", "receipt", "result", "step", "task_id"]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -71,7 +87,7 @@ class WorkEvent(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., result: _Optional[_Union[WorkResult, _Mapping]] = ...) -> None: ...
 
 class WorkItem(_message.Message):
-    __slots__ = ["agent", "attempt", "deadline", "dispatched_at", "effect_id", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "model_tier", "step", "task_id", "tenant"]
+    __slots__ = ["agent", "attempt", "deadline", "dispatched_at", "effect_id", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "max_total_tokens", "model_tier", "step", "task_id", "tenant"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +98,7 @@ class WorkItem(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MODEL_TIER_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -96,31 +113,36 @@ class WorkItem(_message.Message):
     idempotency_key: str
     input: _struct_pb2.Struct
     max_tokens: int
+    max_total_tokens: int
     model_tier: str
     step: str
     task_id: str
     tenant: str
-    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ..., max_total_tokens: _Optional[int] = ...) -> None: ...
 
 class WorkResult(_message.Message):
-    __slots__ = ["action", "error", "latency_ms", "model", "output", "status", "usage", "worker"]
+    __slots__ = ["action", "error", "latency_ms", "model", "model_turns", "output", "status", "tool_calls", "usage", "worker"]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TURNS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     action: ActionCall
     error: _common_pb2.Error
     latency_ms: int
     model: str
+    model_turns: int
     output: _struct_pb2.Struct
     status: ResultStatus
+    tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., action: _Optional[_Union[ActionCall, _Mapping]] = ...) -> None: ...
+    def __init__(self, status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., action: _Optional[_Union[ActionCall, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., model_turns: _Optional[int] = ...) -> None: ...
 
 class ResultStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
