@@ -46,6 +46,10 @@ inline constexpr char kMessageTooLarge[] = "message_too_large";
 inline constexpr char kToolTurnsExceeded[] = "tool_turns_exceeded";    // still calling tools after max_tool_turns
 inline constexpr char kToolBudgetExceeded[] = "tool_budget_exceeded";  // the next turn could pass the attempt's tokens
 
+// An output that contains its call's canary: the model followed instructions
+// from untrusted text (issue 19). Not retryable: the same input would do it again.
+inline constexpr char kPromptInjection[] = "prompt_injection";
+
 // Actions (issue 19). Retryable, always under the same effect id:
 inline constexpr char kActionFailed[] = "action_failed";            // HTTP 408/409/425/429/5xx
 inline constexpr char kActionUnreachable[] = "action_unreachable";  // no connection: nothing was sent

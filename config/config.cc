@@ -557,6 +557,7 @@ void LoadTools(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
     L.Number<int>(loop, "max_turns", f + ".tool_loop", &a->max_tool_turns, 1, 50);
     L.Number<int64_t>(loop, "max_tokens", f + ".tool_loop", &a->tool_max_tokens, int64_t{1}, int64_t{100'000'000});
   }
+  L.Bool(n, "screen_tool_results", f, &a->screen_tool_results);
   YAML::Node tools = n["tools"];
   if (!tools) return;
   if (!tools.IsSequence()) {
@@ -611,7 +612,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
                     "system_prompt", "prompt", "temperature", "fallback", "breaker", "cache", "tools",
-                    "tool_loop"})) {
+                    "tool_loop", "screen_tool_results"})) {
     return;
   }
   LoadTools(L, n, f, cfg, a);
@@ -976,28 +977,114 @@ void CheckStepSignals(Loader& L, const WorkflowConfig& w, const std::map<std::st
   }
 }
 
+// A list of field paths of the task's input ("customer.ssn").
+void LoadFieldPaths(Loader& L, const YAML::Node& n, const char* key, const std::string& f,
+                    std::vector<std::vector<std::string>>* out) {
+  YAML::Node list = n[key];
+  if (!list) return;
+  if (!list.IsSequence()) {
+    L.Error(list, L.Join(f, key), "expected a list of fields of the task's input, such as customer.ssn");
+    return;
+  }
+  for (const auto& s : list) {
+    std::vector<std::string> path = absl::StrSplit(s.Scalar(), '.');
+    if (!s.IsScalar() || absl::c_any_of(path, [](const std::string& p) { return p.empty(); })) {
+      L.Error(s, L.Join(f, key), "expected a field path such as customer.ssn");
+      continue;
+    }
+    out->push_back(std::move(path));
+  }
+}
+
+// Whether a reference reads untrusted text: a task field on (or holding, or
+// inside) an untrusted path, a tainted step's output, or a tainted item.
+bool ReadsUntrusted(const Reference& ref, const WorkflowConfig& w, const std::set<std::string>& tainted,
+                    bool item_tainted) {
+  switch (ref.root) {
+    case Reference::Root::kTask:
+      for (const auto& u : w.untrusted_inputs) {
+        size_t common = std::min(u.size(), ref.path.size());
+        if (std::equal(u.begin(), u.begin() + common, ref.path.begin())) return true;
+      }
+      return false;
+    case Reference::Root::kStep:
+      return tainted.count(ref.step) > 0;
+    case Reference::Root::kItem:
+      return item_tainted;
+  }
+  return false;
+}
+
+bool TemplateReadsUntrusted(const nlohmann::json& t, const WorkflowConfig& w, const std::set<std::string>& tainted,
+                            bool item_tainted) {
+  if (t.is_object() || t.is_array()) {
+    for (const auto& v : t) {
+      if (TemplateReadsUntrusted(v, w, tainted, item_tainted)) return true;
+    }
+    return false;
+  }
+  if (!t.is_string() || !IsReference(t.get<std::string>())) return false;
+  auto ref = ParseReference(t.get<std::string>());
+  return ref.ok() && ReadsUntrusted(*ref, w, tainted, item_tainted);
+}
+
+// Prompt-injection containment: which step inputs carry untrusted text, and
+// which outputs derive from it (a fixpoint over the DAG); a system prompt
+// never reads any of it.
+void DeriveUntrusted(Loader& L, const FleetConfig& cfg, WorkflowConfig* w, const YAML::Node& steps,
+                     const std::string& f) {
+  std::set<std::string> tainted;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (StepConfig& s : w->steps) {
+      bool item = s.for_each && ReadsUntrusted(*s.for_each, *w, tainted, false);
+      s.untrusted_fields.clear();
+      if (s.input.is_object()) {
+        for (const auto& [key, value] : s.input.items()) {
+          if (TemplateReadsUntrusted(value, *w, tainted, item)) s.untrusted_fields.push_back(key);
+        }
+      } else if (TemplateReadsUntrusted(s.input, *w, tainted, item)) {
+        s.untrusted_fields.push_back("*");
+      }
+      const AgentConfig* agent = cfg.FindAgent(s.agent);
+      bool out = !s.screen && s.wait == std::nullopt &&
+                 (!s.untrusted_fields.empty() || s.action || (agent != nullptr && !agent->tools.empty()));
+      if (out && !s.tainted_output) {
+        s.tainted_output = true;
+        tainted.insert(s.id);
+        changed = true;
+      }
+    }
+  }
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const StepConfig* s = steps[i].IsMap() && steps[i]["id"] ? w->FindStep(steps[i]["id"].Scalar()) : nullptr;
+    const AgentConfig* agent = s ? cfg.FindAgent(s->agent) : nullptr;
+    if (agent == nullptr || !agent->system_prompt || s->untrusted_fields.empty()) continue;
+    for (const auto& field : agent->system_prompt->Fields()) {
+      std::string top = field.empty() ? "*" : field[0];
+      bool all = s->untrusted_fields[0] == "*";
+      if (!all && absl::c_find(s->untrusted_fields, top) == s->untrusted_fields.end()) continue;
+      YAML::Node at = steps[i]["input"] && steps[i]["input"].IsMap() && steps[i]["input"][top] ? steps[i]["input"][top]
+                                                                                              : steps[i];
+      L.Error(at, absl::StrCat(f, ".steps[", i, "].input", all ? "" : "." + top),
+              absl::StrCat("agent '", agent->name, "''s system_prompt reads {{", absl::StrJoin(field, "."),
+                           "}}, which is untrusted here: untrusted text never goes into a system prompt (put it in "
+                           "the prompt, where the worker delimits it)"));
+      break;
+    }
+  }
+}
+
 void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                   WorkflowConfig* w) {
   if (!L.Map(n, f, {"description", "steps", "output", "deadline", "budget", "routes", "emit",
-                   "max_replans", "secret_inputs"})) {
+                   "max_replans", "secret_inputs", "untrusted_inputs"})) {
     return;
   }
   L.Duration(n, "deadline", f, &w->deadline);
   L.Number<int>(n, "max_replans", f, &w->max_replans, 0, 100);
-  if (YAML::Node secrets = n["secret_inputs"]) {
-    if (!secrets.IsSequence()) {
-      L.Error(secrets, f + ".secret_inputs", "expected a list of fields of the task's input, such as customer.ssn");
-    } else {
-      for (const auto& s : secrets) {
-        std::vector<std::string> path = absl::StrSplit(s.Scalar(), '.');
-        if (!s.IsScalar() || absl::c_any_of(path, [](const std::string& p) { return p.empty(); })) {
-          L.Error(s, f + ".secret_inputs", "expected a field path such as customer.ssn");
-          continue;
-        }
-        w->secret_inputs.push_back(std::move(path));
-      }
-    }
-  }
+  LoadFieldPaths(L, n, "secret_inputs", f, &w->secret_inputs);
+  LoadFieldPaths(L, n, "untrusted_inputs", f, &w->untrusted_inputs);
   if (L.String(n, "emit", f, &w->emit) && !std::regex_match(w->emit, TopicRegex())) {
     L.Error(n["emit"], f + ".emit", "not a Kafka topic name ([a-zA-Z0-9._-], at most 249 characters)");
   }
@@ -1018,7 +1105,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
     const YAML::Node& s = steps[i];
     std::string sf = absl::StrCat(f, ".steps[", i, "]");
     if (!L.Map(s, sf, {"id", "agent", "action", "input", "for_each", "after", "model_tier", "optional", "spawn", "when",
-                       "wait", "emit", "workflow", "budget", "signals"})) {
+                       "wait", "emit", "workflow", "budget", "signals", "screen"})) {
       continue;
     }
     StepConfig step;
@@ -1047,6 +1134,16 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
         if (s[key]) L.Error(s[key], sf + "." + key, "a wait step calls no agent, so it takes no " + std::string(key));
       }
       step.wait = LoadWait(L, wait, sf + ".wait", *w);
+    } else if (YAML::Node screen = s["screen"]) {
+      // The built-in prompt-injection detector, run by the coordinator.
+      for (const char* key : {"agent", "action", "for_each", "model_tier", "spawn", "signals", "optional"}) {
+        if (s[key]) L.Error(s[key], sf + "." + key, "a screen step calls no agent, so it takes no " + std::string(key));
+      }
+      if (!screen.IsScalar() || screen.Scalar() != "builtin") {
+        L.Error(screen, sf + ".screen", "expected builtin (the built-in prompt-injection detector)");
+      }
+      if (!s["input"]) L.Error(s, sf + ".input", "a screen step needs an input: the text to scan");
+      step.screen = true;
     } else if (YAML::Node act = s["action"]) {
       // An action: an HTTP request built from the step's input, once per effect.
       for (const char* key : {"agent", "model_tier", "spawn", "signals"}) {
@@ -1169,6 +1266,7 @@ void LoadWorkflow(Loader& L, const YAML::Node& n, const std::string& f, const Fl
   }
   CheckStepSignals(L, *w, step_nodes, f);
   if (!w->secret_inputs.empty()) CheckSecretInputs(L, *w, steps, f);
+  DeriveUntrusted(L, cfg, w, steps, f);
   // The output step: explicit, or the one step nothing depends on.
   if (L.String(n, "output", f, &w->output_step)) {
     if (!w->FindStep(w->output_step)) L.Error(n["output"], f + ".output", "unknown step '" + w->output_step + "'");

@@ -233,6 +233,9 @@ struct AgentConfig {
   std::vector<ToolConfig> tools;
   int max_tool_turns = 4;
   int64_t tool_max_tokens = 32000;
+  // Tool answers the built-in injection detector flags are withheld from the
+  // model (the call is told why, and recorded as "withheld").
+  bool screen_tool_results = true;
   // Set for an action (`actions:` in the config): the "agent" is an HTTP
   // request, not a model; provider is kActionProvider, no tokens, no price.
   std::shared_ptr<const ActionConfig> action;
@@ -294,6 +297,18 @@ struct StepConfig {
   std::string id;
   std::string agent;  // empty for a wait step; an action's name for `action:`
   bool action = false;  // `action: NAME`
+  // `screen: builtin`: the coordinator scans every string of the step's
+  // input with the built-in prompt-injection detector (safety/injection.h);
+  // its output is {flagged, findings}. No agent, no call.
+  bool screen = false;
+  // Prompt-injection containment (issue 19), derived when the config loads:
+  // the top-level fields of this step's input that carry untrusted text (the
+  // workflow's untrusted_inputs, or an output derived from them: a tainted
+  // step's); "*" when the whole input does. The worker delimits them.
+  std::vector<std::string> untrusted_fields;
+  // Whether this step's output is derived from untrusted text (an agent that
+  // read some, or has tools; an action's answer; a child fed some).
+  bool tainted_output = false;
   std::optional<WaitConfig> wait;
   // `emit: TOPIC`: the step's output (a list for a fan-out) is also
   // published to TOPIC as JSON ({task_id, tenant, workflow, step, output})
@@ -358,6 +373,10 @@ struct WorkflowConfig {
   // or a child workflow. A step input or for_each that references one, or
   // an object holding one ($task, $task.customer), is a load-time error.
   std::vector<std::vector<std::string>> secret_inputs;
+  // Fields of the task's input that hold untrusted text (a customer's message,
+  // a fetched document): never in a system prompt; delimited wherever an agent
+  // reads them, as is every output derived from them.
+  std::vector<std::vector<std::string>> untrusted_inputs;
   const StepConfig* FindStep(const std::string& id) const;
   // The first dependency cycle among the steps, as the path that closes it
   // ("a", "b", "a"), in file order of the steps it starts from; empty if the

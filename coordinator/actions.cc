@@ -20,6 +20,8 @@
 #include "common/error_codes.h"
 #include "coordinator/task_engine.h"
 #include "coordinator/task_engine_internal.h"
+#include "safety/injection.h"
+#include "workflow/input.h"
 
 namespace agentfleet {
 
@@ -108,6 +110,47 @@ v1::Error TaskEngine::ActionError(const AgentConfig& agent, const v1::Error& err
   unknown.set_message(absl::StrCat("the action may or may not have been applied (", error.code(), ": ",
                                    error.message(), "); stopped for a human (on_unknown: stop)"));
   return unknown;
+}
+
+namespace {
+
+// Every string of `v` (values, not keys), with its JSON path.
+void Strings(const Json& v, const std::string& path, std::vector<std::pair<std::string, std::string>>* out) {
+  if (v.is_string()) {
+    out->emplace_back(path, v.get<std::string>());
+  } else if (v.is_object()) {
+    for (const auto& [k, x] : v.items()) Strings(x, path + "." + k, out);
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) Strings(v[i], absl::StrCat(path, "[", i, "]"), out);
+  }
+}
+
+}  // namespace
+
+void TaskEngine::RunScreen(Task& task, size_t step, Outbox* out) {
+  StepRun& s = task.steps[step];
+  Instance& inst = s.instances[0];
+  inst.dispatched_at = clock_->Now();
+  auto input = agentfleet::BuildInput(s.config->input, ContextFor(task));
+  if (!input.ok()) {
+    FailTask(task, "invalid_input", absl::StrCat("step '", s.config->id, "': ", input.status().message()), out);
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> texts;
+  Strings(*input, "$", &texts);
+  Json findings = Json::array();
+  for (const auto& [path, text] : texts) {
+    for (const InjectionFinding& f : DetectInjection(text).findings) {
+      findings.push_back({{"field", path}, {"rule", f.rule}, {"language", f.language}, {"via", f.via}});
+    }
+  }
+  bool flagged = !findings.empty();
+  if (flagged) ++stats_.screens_flagged;
+  std::string note = flagged ? absl::StrCat("screen: ", findings.size(), " injection finding(s), first ",
+                                            findings[0]["rule"].get<std::string>(), " in ",
+                                            findings[0]["field"].get<std::string>())
+                             : "";
+  EndWait(task, step, Json{{"flagged", flagged}, {"findings", std::move(findings)}}, note, out);
 }
 
 }  // namespace agentfleet

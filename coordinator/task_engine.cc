@@ -180,6 +180,11 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
     StartChild(task, step, out);
     return;
   }
+  if (s.config->screen) {
+    s.instances.resize(1);
+    RunScreen(task, step, out);
+    return;
+  }
   if (!s.config->for_each) {
     s.instances.resize(1);
     Dispatch(task, step, -1, out);
@@ -435,6 +440,12 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToTimestamp(item_deadline);
   w.set_max_tokens(plan.max_tokens);
   if (plan.max_total_tokens > 0) w.set_max_total_tokens(plan.max_total_tokens);
+  if (inst.spawn_agent != nullptr || inst.ask_agent != nullptr) {
+    // A sub-step's input is its planner's output; a question is its asker's.
+    if (a.s.config->tainted_output) w.add_untrusted_fields("*");
+  } else {
+    for (const std::string& f : a.s.config->untrusted_fields) w.add_untrusted_fields(f);
+  }
   // After the item's deadline no worker starts it, and a started call is
   // cut at the agent's timeout: it can spend no more.
   absl::Time spend_until = item_deadline == absl::InfiniteFuture()

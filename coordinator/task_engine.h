@@ -122,6 +122,7 @@ struct EngineStats {
   int64_t invalid_signals = 0;     // agent signals their step does not allow (retried)
   int64_t actions_dispatched = 0;  // attempts of action steps sent to workers
   int64_t actions_unknown = 0;     // action attempts whose outcome nobody saw
+  int64_t screens_flagged = 0;     // screen steps whose detector flagged their input
 };
 
 // What became of a TaskSignal (TaskEngine::OnSignal).
@@ -293,6 +294,9 @@ class TaskEngine {
   // Child workflows: start the child task (a submission to the tasks topic,
   // its budget carved out of this task's); its result, which ends the step.
   void StartChild(Task& task, size_t step, Outbox* out);
+  // A `screen: builtin` step: the built-in prompt-injection detector over
+  // every string of its input, its output {flagged, findings}, at once.
+  void RunScreen(Task& task, size_t step, Outbox* out);
   SignalOutcome EndChild(Task& task, const v1::TaskResult& child, Outbox* out);
   // A child task's result (any status) also goes to its parent, if it has one.
   void NotifyParent(const Outbox::Result& result, Outbox* out);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "safety/injection.h"
 #include "safety/sanitize.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -18,6 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   policy.allowed_hosts = {"api.example.com", "*.example.org"};
   policy.secrets = {{"planted", "tok_PLANTED_9f8e7d"}};
   std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
+  // The injection detector reads the same hostile text (its decoders too).
+  agentfleet::InjectionScan scan = agentfleet::DetectInjection(text);
+  if (scan.flagged != !scan.findings.empty()) __builtin_trap();
   nlohmann::json payload = nlohmann::json::parse(text, nullptr, false);
   if (payload.is_discarded()) payload = text;
   agentfleet::SanitizeResult r = agentfleet::Sanitize(policy, payload);

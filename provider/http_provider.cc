@@ -13,6 +13,7 @@
 #include "common/digest.h"
 #include "common/error_codes.h"
 #include "provider/http_template.h"
+#include "safety/injection.h"
 
 namespace agentfleet {
 namespace {
@@ -284,6 +285,16 @@ void HttpProvider::RunTools(std::shared_ptr<ToolLoop> loop, ModelTurn turn) {
     record->turn = turn_number;
     absl::Time started = absl::Now();
     auto answer = [this, loop, i, record, started](std::string status, std::string text) {
+      // A tool's answer is untrusted: screened (a flagged one is withheld)
+      // and delimited like any untrusted text of the call.
+      if (status == "ok" && loop->request.screen_tool_results && DetectInjection(text).flagged) {
+        status = "withheld";
+        text = Json{{"error", "withheld: the tool's answer reads like instructions to the model"}}.dump();
+      }
+      if (!loop->request.untrusted_nonce.empty()) {
+        text = absl::StrCat("<untrusted-", loop->request.untrusted_nonce, " source=\"tool ", record->name, "\">\n", text,
+                            "\n</untrusted-", loop->request.untrusted_nonce, ">");
+      }
       record->status = std::move(status);
       record->latency = absl::Now() - started;
       record->bytes = static_cast<int64_t>(text.size());

@@ -42,6 +42,14 @@ struct ModelRequest {
   const std::vector<ToolConfig>* tools = nullptr;
   int max_tool_turns = 0;
   int64_t max_total_tokens = 0;
+  // Prompt-injection containment (set by the worker for a call that reads
+  // untrusted text or has tools): the per-call random boundary untrusted
+  // text is delimited with (tool answers too), and whether tool answers
+  // pass the built-in detector first (a flagged one is withheld).
+  std::string untrusted_nonce;
+  bool screen_tool_results = false;
+  // A random token in the system prompt that no output may contain.
+  std::string canary;
 };
 
 struct ProviderError {

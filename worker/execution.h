@@ -17,6 +17,13 @@ namespace agentfleet {
 // the worker cannot run it (unknown agent or model tier: the item is
 // misrouted); InvalidArgument if the input cannot fill the agent's prompts.
 // Both are non-retryable errors for the item.
+//
+// Prompt-injection containment (issue 19), for an agent (not an action)
+// whose item carries untrusted fields or that has tools: a random boundary
+// per call (`untrusted_nonce`) delimits each untrusted field where the user
+// prompt (or the input sent as JSON) shows it, the system prompt gets a
+// notice saying so and a random `canary`, and a system prompt that would
+// read an untrusted field is InvalidArgument.
 [[nodiscard]] absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config,
                                                        const v1::WorkItem& item);
 
@@ -34,8 +41,15 @@ v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker, a
 // "schema_violation" error; an output with a "_signal" member is an agent
 // signal, passed on unchecked (the coordinator checks it against the step).
 // Cost comes from the pricing table.
+//
+// `canary` is the call's (ModelRequest::canary): an output holding it is the
+// non-retryable prompt_injection — the model followed instructions it read.
 v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
-                         const ModelResponse& response, const std::string& worker, absl::Time at);
+                         const ModelResponse& response, const std::string& worker, absl::Time at,
+                         const std::string& canary = "");
+
+// `text` delimited as untrusted with `nonce`: "<untrusted-NONCE source=...>...</untrusted-NONCE>".
+std::string DelimitUntrusted(const std::string& nonce, const std::string& source, const std::string& text);
 
 // A heartbeat event for `item`.
 v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker, absl::Time at);

@@ -252,8 +252,9 @@ void Worker::Handle(const Message& m) {
   ModelProvider* provider = providers_.at(agent->provider);
   std::string parent = tp.value_or("");
   absl::Time started = options_.clock->Now();
+  std::string canary = request->canary;
   provider->Call(std::move(*request), [this, item = *item, key, traceparent, parent, started, partition,
-                                       offset = m.offset, generation](ModelResponse response) {
+                                       offset = m.offset, generation, canary](ModelResponse response) {
     bool receipt_owed = false;
     {
       absl::MutexLock lock(&running_mu_);
@@ -270,7 +271,7 @@ void Worker::Handle(const Message& m) {
                           EventPartition(item)})
           .IgnoreError();  // a lost receipt only delays the coordinator's view
     }
-    v1::WorkEvent result = MakeResult(*config_, item, response, options_.worker_id, options_.clock->Now());
+    v1::WorkEvent result = MakeResult(*config_, item, response, options_.worker_id, options_.clock->Now(), canary);
     if (result.result().status() == v1::RESULT_STATUS_OK) {
       ++stats_.succeeded;
     } else {

@@ -23,8 +23,15 @@ misbehaves on request: a directive anywhere in the prompt text,
   fake:bad_tool_args   ... with arguments that are not a JSON object
   fake:unknown_tool    ... naming a tool that does not exist
 
-GET or POST /tool/... is a read-only tool: it answers {"tool": PATH, "query",
-"body", "calls"}.
+It also "understands" text the way an obedient model would, for the
+prompt-injection corpus (tests/injection/): ANSWER:{json} anywhere is the
+model's own decision, merged into its output; INJECT:{json} — an injected
+instruction, also inside base64 — is obeyed on purpose, merged over it;
+INJECT:REVEAL copies the system prompt into the output's first string field.
+
+GET or POST /tool/... is a read-only tool: it answers what PUT /_tool_answers/TAIL
+stored for its path after /tool/, else {"tool": PATH, "query", "body", "calls"}.
+TOOLARGS:{json} in the prompt gives a tool call's arguments.
 
 POST /v1/traces is an OpenTelemetry collector's OTLP/HTTP JSON endpoint;
 GET /_spans returns the spans it received (with their service.name as
@@ -52,6 +59,8 @@ Usage: fake_llm.py --port-file FILE [--port N] [--delay S]
 """
 import argparse
 import asyncio
+import base64
+import binascii
 import json
 import re
 import resource
@@ -61,6 +70,55 @@ import struct
 from aiohttp import web
 
 DIRECTIVE = re.compile(r"fake:([a-z_]+)(?:=([0-9.]+))?")
+BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+
+
+def understood(text):
+    """The text and what an obedient model decodes from it (base64 runs)."""
+    out = [text]
+    for token in BASE64.findall(text):
+        try:
+            out.append(base64.b64decode(token + "=" * (-len(token) % 4)).decode("utf-8", "replace"))
+        except (binascii.Error, ValueError):
+            pass
+    return "\n".join(out)
+
+
+def marker(text, name, last=False):
+    """The JSON (or bare word) after NAME: in text; the first, or the last."""
+    found = None
+    decoder = json.JSONDecoder()
+    for m in re.finditer(name + r":", text):
+        rest = text[m.end():].lstrip()
+        try:
+            value, _ = decoder.raw_decode(rest)
+        except ValueError:
+            word = re.match(r"[A-Z_]+", rest)
+            value = word.group(0) if word else None
+        if value is not None:
+            found = value
+            if not last:
+                break
+    return found
+
+
+def obey(output, schema, system, text):
+    """The model's own decision (ANSWER:), then any injected instruction (INJECT:), obeyed."""
+    if not isinstance(output, dict):
+        return output
+    seen = understood(text)
+    answer = marker(seen, "ANSWER")
+    if isinstance(answer, dict):
+        output.update(answer)
+    injected = marker(seen, "INJECT", last=True)
+    if isinstance(injected, dict):
+        output.update(injected)
+    elif injected == "REVEAL":
+        props = (schema or {}).get("properties", {})
+        field = next((k for k, v in props.items() if v.get("type") == "string" and "enum" not in v), None)
+        if field:
+            output[field] = system
+    return output
 
 
 def example(schema):
@@ -179,12 +237,20 @@ class Server:
             await asyncio.sleep(float(d["ext_hang"]))
         return web.json_response(self.effects[key]["response"], status=201)
 
+    async def set_tool_answer(self, request):
+        self.tool_answers = getattr(self, "tool_answers", {})
+        self.tool_answers[request.match_info["key"]] = await request.json()
+        return web.json_response({})
+
     async def tool(self, request):
         raw = await request.read()
+        stored = getattr(self, "tool_answers", {}).get(request.match_info["tail"])
         self.tool_calls = getattr(self, "tool_calls", 0) + 1
         if len(self.requests) < 1000:
             self.requests.append({"method": request.method, "path": request.path,
                                   "headers": dict(request.headers), "body": raw.decode("utf-8", "replace")})
+        if stored is not None:
+            return web.json_response(stored)
         return web.json_response({"tool": request.path, "query": dict(request.query),
                                   "body": raw.decode("utf-8", "replace"), "calls": self.tool_calls})
 
@@ -246,6 +312,9 @@ class Server:
             t = user_tools[0]
             name = "nope" if "unknown_tool" in d else t.get("name")
             args = example(t.get("input_schema") if anthropic else t.get("parameters"))
+            given = marker(text, "TOOLARGS")
+            if isinstance(given, dict):
+                args.update(given)
             in_tokens = max(1, len(text) // 4)
             call_id = "call_%d" % answered
             if anthropic:
@@ -266,6 +335,10 @@ class Server:
                   if not anthropic else next((t.get("input_schema") for t in body.get("tools", [])
                                               if t.get("name") == "respond"), None))
         output = {} if "bad_output" in d else (example(schema) if schema else None)
+        if output:
+            system = body.get("system", "") if anthropic else " ".join(
+                m.get("content", "") for m in body.get("messages", []) if m.get("role") == "system")
+            output = obey(output, schema, system, text)
         content = "not json at all" if "not_json" in d else (
             json.dumps(output) if output is not None else "plain text answer")
         cut = "length" in d
@@ -307,6 +380,7 @@ async def main():
     app.router.add_get("/ext/_status/{key}", server.status)
     app.router.add_route("*", "/ext/{tail:.*}", server.external)
     app.router.add_route("*", "/tool/{tail:.*}", server.tool)
+    app.router.add_put("/_tool_answers/{key:.*}", server.set_tool_answer)
     app.router.add_post("/{tail:.*}", server.call)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()

@@ -44,6 +44,24 @@ nlohmann::json FakeLlm::Spans() const {
   return nlohmann::json::parse(HttpGet(base_url() + "/_spans").second, nullptr, false);
 }
 
+bool FakeLlm::SetToolAnswer(const std::string& path, const nlohmann::json& answer) const {
+  CURL* c = curl_easy_init();
+  std::string url = base_url() + "/_tool_answers/" + path, body = answer.dump();
+  long status = 0;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char*, size_t size, size_t n, void*) { return size * n; });
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(c);
+  return status == 200;
+}
+
 nlohmann::json FakeLlm::Requests() const {
   return nlohmann::json::parse(HttpGet(base_url() + "/_requests").second, nullptr, false);
 }

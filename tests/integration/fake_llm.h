@@ -29,6 +29,8 @@ class FakeLlm {
   nlohmann::json Requests() const;
   // GET /_spans: the spans posted to its OTLP endpoint, base_url()/v1/traces.
   nlohmann::json Spans() const;
+  // What its read-only tool answers at /tool/PATH from now on.
+  bool SetToolAnswer(const std::string& path, const nlohmann::json& answer) const;
 
  private:
   pid_t pid_ = -1;

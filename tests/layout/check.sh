@@ -27,7 +27,7 @@ declare -A allowed=(
   [tracing]="common codec config tracing"
   [metrics]="common codec http kafka metrics"
   [service]="common config http kafka metrics service"
-  [coordinator]="common codec config kafka metrics service tracing workflow coordinator"
+  [coordinator]="common codec config kafka metrics safety service tracing workflow coordinator"
   [worker]="common codec config kafka metrics provider service tracing worker"
   # A local fleet of processes and its results: for the CLI's demo and the bench.
   [fleet]="common codec config kafka fleet"

@@ -704,5 +704,47 @@ TEST(ConfigTest, AgentsDeclareToolsWithAnHttpEndpointAndTheLoopsBounds) {
               HasSubstr("agents.a.tools[0].method"));
 }
 
+
+constexpr char kUntrusted[] = R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  triage:
+    provider: sim
+    models: {default: m}
+    system_prompt: "You triage tickets for {{team}}."
+    prompt: "{{message}}"
+  writer: {provider: sim, models: {default: m}}
+actions:
+  reply: {url: "https://help.example.com/v1/replies"}
+workflows:
+  w:
+    untrusted_inputs: [ticket.body]
+    steps:
+      - {id: screen, screen: builtin, input: {text: $task.ticket.body}}
+      - {id: triage, agent: triage, input: {team: $task.team, message: $task.ticket.body}, when: $steps.screen.flagged == false}
+      - {id: draft, agent: writer, input: {triage: $steps.triage, customer: $task.customer}}
+      - {id: send, action: reply, input: {text: $steps.draft.text, to: $task.customer}}
+)";
+
+TEST(ConfigTest, UntrustedInputsTaintWhatTheyReachAndNeverASystemPrompt) {
+  auto c = LoadConfigString(kUntrusted, "untrusted.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const WorkflowConfig& w = c->workflows.at("w");
+  EXPECT_TRUE(w.FindStep("screen")->screen);
+  EXPECT_FALSE(w.FindStep("screen")->tainted_output) << "a detector's verdict is not the text it read";
+  EXPECT_EQ(w.FindStep("triage")->untrusted_fields, std::vector<std::string>{"message"});
+  EXPECT_TRUE(w.FindStep("triage")->tainted_output);
+  EXPECT_EQ(w.FindStep("draft")->untrusted_fields, std::vector<std::string>{"triage"}) << "derived from untrusted text";
+  EXPECT_EQ(w.FindStep("send")->untrusted_fields, std::vector<std::string>{"text"});
+  auto error = [](const std::string& from, const std::string& to) { return ErrorOfEdit(kUntrusted, from, to, "untrusted.yaml"); };
+  EXPECT_THAT(error("{team: $task.team,", "{team: $task.ticket.body,"),
+              HasSubstr("untrusted.yaml:18:51: workflows.w.steps[1].input.team: agent 'triage''s system_prompt reads "
+                        "{{team}}, which is untrusted here"));
+  EXPECT_THAT(error("screen: builtin,", "screen: llamaguard,"), HasSubstr("workflows.w.steps[0].screen: expected builtin"));
+  EXPECT_THAT(error("screen: builtin, input: {text: $task.ticket.body}", "screen: builtin, agent: writer"),
+              HasSubstr("workflows.w.steps[0].agent: a screen step calls no agent"));
+}
+
 }  // namespace
 }  // namespace agentfleet

@@ -87,7 +87,7 @@ class WorkEvent(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., result: _Optional[_Union[WorkResult, _Mapping]] = ...) -> None: ...
 
 class WorkItem(_message.Message):
-    __slots__ = ["agent", "attempt", "deadline", "dispatched_at", "effect_id", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "max_total_tokens", "model_tier", "step", "task_id", "tenant"]
+    __slots__ = ["agent", "attempt", "deadline", "dispatched_at", "effect_id", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "max_total_tokens", "model_tier", "step", "task_id", "tenant", "untrusted_fields"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class WorkItem(_message.Message):
     STEP_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    UNTRUSTED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     agent: str
     attempt: int
     deadline: _timestamp_pb2.Timestamp
@@ -118,7 +119,8 @@ class WorkItem(_message.Message):
     step: str
     task_id: str
     tenant: str
-    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ..., max_total_tokens: _Optional[int] = ...) -> None: ...
+    untrusted_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ..., max_total_tokens: _Optional[int] = ..., untrusted_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkResult(_message.Message):
     __slots__ = ["action", "error", "latency_ms", "model", "model_turns", "output", "status", "tool_calls", "usage", "worker"]
