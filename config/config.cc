@@ -543,6 +543,10 @@ void LoadSecretHeaders(Loader& L, const YAML::Node& n, const std::string& f, std
 void LoadPlainHeaders(Loader& L, const YAML::Node& n, const std::string& f, std::map<std::string, std::string>* out) {
   L.StringMap(n, "headers", f, out);
   for (const auto& [name, value] : *out) {
+    if (value.find("${") != std::string::npos) {
+      L.Error(n["headers"][name], f + ".headers." + name, "an ${ENV} value is a secret: put it in secret_headers");
+      continue;
+    }
     std::string lower = absl::AsciiStrToLower(name);
     if (lower == "authorization" || lower == "x-api-key" || lower == "cookie" || lower == "idempotency-key") {
       L.Error(n["headers"][name], f + ".headers." + name,
@@ -640,6 +644,11 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   for (const char* key : {"system_prompt", "prompt"}) {
     std::string text;
     if (!L.String(n, key, f, &text)) continue;
+    if (text.find("${") != std::string::npos) {
+      // A secret in a prompt goes to the model, its logs and its provider.
+      L.Error(n[key], L.Join(f, key), "a prompt cannot read the environment (${...}): secrets never go into prompts");
+      continue;
+    }
     auto parsed = PromptTemplate::Parse(text);
     if (!parsed.ok()) {
       L.Error(n[key], L.Join(f, key), std::string(parsed.status().message()));
@@ -930,7 +939,8 @@ void CheckSecretInputs(Loader& L, const WorkflowConfig& w, const YAML::Node& ste
     const StepConfig* step = steps[i].IsMap() && steps[i]["id"] ? w.FindStep(steps[i]["id"].Scalar()) : nullptr;
     if (step == nullptr) continue;
     const StepConfig& s = *step;
-    std::string to = !s.agent.empty()                ? "agent '" + s.agent + "'"
+    std::string to = s.action                        ? "action '" + s.agent + "' (an external system)"
+                     : !s.agent.empty()              ? "agent '" + s.agent + "'"
                      : !s.child_workflow.empty()     ? "child workflow '" + s.child_workflow + "'"
                                                      : "";
     if (to.empty()) continue;  // a wait step sends nothing
@@ -1364,6 +1374,10 @@ void LoadAgents(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
 std::string CheckUrlTemplate(Loader& L, const YAML::Node& n, const std::string& f, const std::string& url,
                              const std::set<std::string>& names) {
   static const std::regex kUrl("^https?://([A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[^\\s]*)?$");
+  if (url.find("${") != std::string::npos) {
+    L.Error(n, f, "a URL cannot read the environment (${...}): it is logged and audited; secrets go in secret_headers");
+    return "";
+  }
   std::smatch m;
   if (!std::regex_match(url, m, kUrl)) {
     L.Error(n, f, "expected http(s)://HOST[:PORT]/PATH with a literal host ({field} only in the path), got '" + url + "'");

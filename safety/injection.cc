@@ -117,7 +117,7 @@ bool Invisible(uint32_t cp) {
 }
 
 // Decoded forms worth a second look: base64 runs, hex runs, percent and HTML
-// entity encoding.
+// entity encoding, JSON \\u escapes.
 std::vector<std::pair<std::string, std::string>> Decodings(absl::string_view text) {
   std::vector<std::pair<std::string, std::string>> out;
   static const RE2 kBase64(R"(([A-Za-z0-9+/_-]{24,}={0,2}))");
@@ -149,6 +149,33 @@ std::vector<std::pair<std::string, std::string>> Decodings(absl::string_view tex
       }
     }
     out.emplace_back("percent", std::move(decoded));
+  }
+  if (text.find("\\u") != absl::string_view::npos) {
+    // JSON's \uXXXX escapes (a tool's answer as JSON hides every non-ASCII
+    // letter behind them), surrogate pairs joined.
+    std::string decoded;
+    for (size_t i = 0; i < text.size(); ++i) {
+      auto hex4 = [&](size_t at, uint32_t* cp) {
+        if (at + 6 > text.size() || text[at] != '\\' || text[at + 1] != 'u') return false;
+        for (size_t k = 2; k < 6; ++k) {
+          if (!absl::ascii_isxdigit(text[at + k])) return false;
+        }
+        *cp = static_cast<uint32_t>(std::strtoul(std::string(text.substr(at + 2, 4)).c_str(), nullptr, 16));
+        return true;
+      };
+      uint32_t cp = 0, low = 0;
+      if (!hex4(i, &cp)) {
+        decoded += text[i];
+        continue;
+      }
+      i += 5;
+      if (cp >= 0xD800 && cp < 0xDC00 && hex4(i + 1, &low) && low >= 0xDC00 && low < 0xE000) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        i += 6;
+      }
+      AppendUtf8(cp, &decoded);
+    }
+    out.emplace_back("json_escapes", std::move(decoded));
   }
   if (text.find("&#") != absl::string_view::npos) {
     static const RE2 kEntity(R"(&#(x?)([0-9a-fA-F]{1,6});)");

@@ -5,7 +5,7 @@
 // in English, Spanish, French, German, Portuguese, Italian, Russian, Chinese
 // and Japanese, after normalization (case, zero-width and bidi characters,
 // full-width forms, spacing) and in encoded forms (base64, hex, percent and
-// HTML-entity encoding, decoded and scanned again).
+// HTML-entity encoding, JSON \\u escapes, decoded and scanned again).
 //
 // It is one layer, not a guarantee: a phrasing it does not know passes. The
 // runtime's containment does not depend on it (untrusted text is delimited,
@@ -24,7 +24,7 @@ namespace agentfleet {
 struct InjectionFinding {
   std::string rule;      // "override", "role", "reveal", "exfiltrate", "delimiter", "tool"
   std::string language;  // "en", "es", ..., or "any"
-  std::string via;       // "text", "base64", "hex", "percent", "html_entities"
+  std::string via;       // "text", "base64", "hex", "percent", "html_entities", "json_escapes"
 };
 
 struct InjectionScan {

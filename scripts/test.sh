@@ -38,7 +38,7 @@ fi
 # new real-broker test is covered on every version without being listed
 # (docs/brokers.md).
 read -ra versions <<< "${AGENTFLEET_KAFKA_VERSIONS:-3.7.2 4.4.0}"
-no_real_broker='^(DevBrokerTest|StartupTest|DemoTest|HttpClientTest|GeneratedClassesTest)\.|ProviderTest\.|^(monitoring_check|chart_check|bench_smoke)$'
+no_real_broker='^(DevBrokerTest|StartupTest|DemoTest|HttpClientTest|GeneratedClassesTest)\.|ProviderTest\.|ActionTest\.|ToolTest\.|^(monitoring_check|chart_check|bench_smoke)$'
 (cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -LE chaos)
 for version in "${versions[@]:1}"; do
   echo "test.sh: the tests that use a real broker, on Apache Kafka $version"

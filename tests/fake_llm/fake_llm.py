@@ -74,7 +74,9 @@ BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 
 
 def understood(text):
-    """The text and what an obedient model decodes from it (base64 runs)."""
+    """The text and what an obedient model decodes from it: JSON-escaped quotes
+    (a tool's answer inside a message), base64 runs."""
+    text = text.replace('\\"', '"')
     out = [text]
     for token in BASE64.findall(text):
         try:

@@ -656,6 +656,18 @@ TEST(ConfigTest, BadActionsNameFileLineAndField) {
               HasSubstr("workflows.w.steps[1].model_tier: an action step takes no model_tier"));
   EXPECT_THAT(error("actions:\n  refund:", "actions:\n  a:"),
               HasSubstr("actions.a: an agent has this name too"));
+  // Templates that could expose a secret are load errors.
+  EXPECT_THAT(error("/v1/orders/{order_id}/refunds", "/v1/orders/{order_id}/refunds?key=${PAY_TOKEN}"),
+              HasSubstr("actions.refund.url: a URL cannot read the environment"));
+  EXPECT_THAT(error("    secret_headers: {Authorization: \"Bearer ${PAY_TOKEN}\"}\n",
+                    "    headers: {X-Key: \"${PAY_TOKEN}\"}\n"),
+              HasSubstr("actions.refund.headers.X-Key: an ${ENV} value is a secret: put it in secret_headers"));
+  EXPECT_THAT(error("  a: {provider: sim, models: {default: m}}", "  a: {provider: sim, models: {default: m}, prompt: \"key ${PAY_TOKEN}\"}"),
+              HasSubstr("agents.a.prompt: a prompt cannot read the environment"));
+  std::string with_secret = kActions;
+  with_secret.replace(with_secret.find("workflows:\n  w:\n"), 16, "workflows:\n  w:\n    secret_inputs: [card]\n");
+  EXPECT_THAT(ErrorOfEdit(with_secret, "{order_id: $steps.decide.order}", "{order_id: $task.card}", "actions.yaml"),
+              HasSubstr("$task.card would send the secret input 'card' to action 'refund' (an external system)"));
 }
 
 
