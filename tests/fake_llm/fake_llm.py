@@ -207,6 +207,9 @@ class Server:
     async def external(self, request):
         raw = await request.read()
         self.ext["requests"] += 1
+        if len(self.requests) < 1000:
+            self.requests.append({"method": request.method, "path": request.path,
+                                  "headers": dict(request.headers), "body": raw.decode("utf-8", "replace")})
         key = request.headers.get("Idempotency-Key")
         if not key:
             return web.json_response({"error": "Idempotency-Key required"}, status=400)

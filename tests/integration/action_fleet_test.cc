@@ -41,6 +41,8 @@ TEST_F(ActionFleetTest, KilledWorkerAndCoordinatorStillMakeExactlyOneEffectPerTa
   fleet.WriteConfig(bootstrap_,
                     {{"http://127.0.0.1:8000", (*fake)->base_url()},
                      {"heartbeat_timeout: 15s", "heartbeat_timeout: 3s"},
+                     {"\nworkflows:", absl::StrCat("\ntracing: {otlp_endpoint: '", (*fake)->base_url(),
+                                                    "/v1/traces', export_interval: 200ms}\nworkflows:")},
                      {"  replication_factor: 1\n",
                       "  replication_factor: 1\n  consumer: {session.timeout.ms: \"6000\", heartbeat.interval.ms: "
                       "\"1000\"}\n"}},
@@ -84,8 +86,8 @@ TEST_F(ActionFleetTest, KilledWorkerAndCoordinatorStillMakeExactlyOneEffectPerTa
   ASSERT_LT(at_kill.value("applied", 0), kGood) << "the kill must come while refunds are in flight";
   fleet.Kill(doomed);
   fleet.Kill(coordinator);
-  fleet.StartCoordinator({"--instance", "c1"});
-  fleet.StartWorker("worker-3", {"--max_in_flight", "150"});
+  pid_t takeover = fleet.StartCoordinator({"--instance", "c1"});
+  pid_t fresh = fleet.StartWorker("worker-3", {"--max_in_flight", "150"});
   submitter.join();
   ASSERT_TRUE(outcome.has_value() && outcome->ok()) << (outcome ? outcome->status().ToString() : "") << fleet.LogTails();
 
@@ -148,7 +150,21 @@ TEST_F(ActionFleetTest, KilledWorkerAndCoordinatorStillMakeExactlyOneEffectPerTa
   EXPECT_THAT(one->second, HasSubstr("outcome succeeded"));
   EXPECT_THAT(one->second, HasSubstr("chains verified"));
 
-  // The token: in no process log, and in no record of any of the fleet's topics.
+  // The token: sent where it belongs (the payment system's Authorization
+  // header), and in no process log, metric, span or record of any topic.
+  ASSERT_THAT((*fake)->Requests().dump(), HasSubstr(absl::StrCat("Bearer ", kToken)));
+  for (pid_t pid : {takeover, fresh}) {
+    auto [status, body] = HttpGet(absl::StrCat("http://127.0.0.1:", fleet.HttpPort(pid), "/metrics"));
+    EXPECT_EQ(status, 200);
+    EXPECT_THAT(body, HasSubstr("agentfleet_"));
+    EXPECT_EQ(body.find(kToken), std::string::npos) << "metrics of pid " << pid;
+  }
+  for (absl::Time until = absl::Now() + absl::Seconds(10); (*fake)->Spans().empty() && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  std::string spans = (*fake)->Spans().dump();
+  EXPECT_THAT(spans, HasSubstr("agentfleet.effect_id")) << "the actions' spans arrived";
+  EXPECT_EQ(spans.find(kToken), std::string::npos);
   for (const auto& entry : std::filesystem::directory_iterator(fleet.dir())) {
     std::ifstream in(entry.path());
     std::string text((std::istreambuf_iterator<char>(in)), {});
