@@ -86,6 +86,7 @@ void TaskEngine::AuditOutcome(const Task& task, const StepRun& s, int fan, int a
     r.set_outcome("unknown");
     r.set_error_code(error->code());
   }
+  if (metrics_) metrics_->Action(agent.name, r.outcome(), r.decision());
   out->audit.push_back({task.partition, std::move(r)});
 }
 
@@ -146,6 +147,7 @@ void TaskEngine::RunScreen(Task& task, size_t step, Outbox* out) {
   }
   bool flagged = !findings.empty();
   if (flagged) ++stats_.screens_flagged;
+  if (metrics_) metrics_->Screen(task.submission.workflow(), flagged);
   std::string note = flagged ? absl::StrCat("screen: ", findings.size(), " injection finding(s), first ",
                                             findings[0]["rule"].get<std::string>(), " in ",
                                             findings[0]["field"].get<std::string>())

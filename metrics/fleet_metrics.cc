@@ -68,7 +68,9 @@ std::string CallOutcome(const v1::WorkResult& result) {
   static const absl::flat_hash_set<std::string> kKnown = {
       kTimeout,       kRateLimited,       kProviderUnavailable, kConnectionFailed, kTruncatedResponse,
       kInvalidResponse, kSchemaViolation, kWorkerShutdown,      kProviderRejected, kMaxTokensExceeded,
-      kInvalidInput,  kInvalidWorkItem,   "invalid_spawn",      "simulated_failure"};
+      kInvalidInput,  kInvalidWorkItem,   "invalid_spawn",      "simulated_failure", kInvalidSignal,
+      kActionFailed, kActionUnreachable, kOutcomeUnknown, kActionInvalidPayload, kActionPolicyViolation,
+      kActionRejected, kPromptInjection, kToolTurnsExceeded, kToolBudgetExceeded};
   return kKnown.contains(result.error().code()) ? result.error().code() : "other";
 }
 
@@ -138,7 +140,23 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                      {"agent", "signal", "outcome"}),
       replans_(CounterFamily(r, "agentfleet_replans_total",
                              "Re-runs of part of a workflow for an agent's rescope signal, by workflow."),
-               {"workflow"}) {}
+               {"workflow"}),
+      actions_(CounterFamily(r, "agentfleet_actions_total",
+                             "Action attempts whose outcome the coordinator took, by action, outcome (applied, "
+                             "failed, rejected, unknown, not_sent, refused, confirmed) and decision (succeeded, "
+                             "retry, failed, stopped, ...)."),
+               {"action", "outcome", "decision"}),
+      screens_(CounterFamily(r, "agentfleet_screens_total",
+                             "Screen steps run (the built-in prompt-injection detector), by workflow and verdict."),
+               {"workflow", "flagged"}) {}
+
+void CoordinatorMetrics::Action(absl::string_view action, absl::string_view outcome, absl::string_view decision) {
+  actions_.With({action, outcome.empty() ? "none" : outcome, decision}).Increment();
+}
+
+void CoordinatorMetrics::Screen(absl::string_view workflow, bool flagged) {
+  screens_.With({workflow, flagged ? "true" : "false"}).Increment();
+}
 
 void CoordinatorMetrics::AgentSignal(absl::string_view agent, absl::string_view signal, absl::string_view outcome) {
   agent_signals_.With({agent, signal, outcome}).Increment();
@@ -216,7 +234,15 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       dlq_(CounterFamily(r, "agentfleet_dlq_messages_total",
                          "Messages sent to the dead-letter queue, by component and the topic they came from."),
            {"component", "topic"}),
-      liveness_(LivenessFamily(r), {"component", "kind"}) {}
+      liveness_(LivenessFamily(r), {"component", "kind"}),
+      tool_calls_(CounterFamily(r, "agentfleet_tool_calls_total",
+                                "Tool calls agents' models made, by agent, tool and status (ok, withheld, "
+                                "invalid_arguments, unknown_tool, http_<status>, timeout, ...)."),
+                  {"agent", "tool", "status"}) {}
+
+void WorkerMetrics::ToolCall(absl::string_view agent, absl::string_view tool, absl::string_view status) {
+  tool_calls_.With({agent, tool, status}).Increment();
+}
 
 void WorkerMetrics::Started(absl::string_view agent) { started_.With({agent}).Increment(); }
 

@@ -54,6 +54,12 @@ class CoordinatorMetrics {
   void AgentSignal(absl::string_view agent, absl::string_view signal, absl::string_view outcome);
   // A task re-ran part of its workflow for a rescope signal.
   void Replan(absl::string_view workflow);
+  // An action attempt's outcome as the coordinator took it (issue 19):
+  // `outcome` applied, failed, rejected, unknown, not_sent, refused,
+  // confirmed; `decision` succeeded, retry, failed, stopped, ...
+  void Action(absl::string_view action, absl::string_view outcome, absl::string_view decision);
+  // A screen step's verdict.
+  void Screen(absl::string_view workflow, bool flagged);
 
  private:
   Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
@@ -68,6 +74,7 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> liveness_;
   Series<prometheus::Counter> signals_;
   Series<prometheus::Counter> agent_signals_, replans_;
+  Series<prometheus::Counter> actions_, screens_;
 };
 
 // What a worker process did: items in flight, items by outcome, model call
@@ -84,6 +91,8 @@ class WorkerMetrics {
   void DeadLetter(absl::string_view topic);
   // A liveness backstop fired (kLiveness* kinds below).
   void Liveness(absl::string_view kind);
+  // A tool its agent's model called: "ok", "withheld", "http_404", ...
+  void ToolCall(absl::string_view agent, absl::string_view tool, absl::string_view status);
 
  private:
   Series<prometheus::Counter> started_, finished_;
@@ -91,6 +100,7 @@ class WorkerMetrics {
   prometheus::Gauge& in_flight_;
   Series<prometheus::Counter> dlq_;
   Series<prometheus::Counter> liveness_;
+  Series<prometheus::Counter> tool_calls_;
 };
 
 // Kinds of agentfleet_liveness_events_total{component, kind}: what a process

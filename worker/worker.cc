@@ -431,6 +431,7 @@ void Worker::Report(const v1::WorkEvent& event, const std::string& agent, const 
   if (metrics_ && event.has_result()) {
     const v1::WorkResult& r = event.result();
     metrics_->Finished(agent, r.model(), CallOutcome(r), absl::Milliseconds(r.latency_ms()));
+    for (const v1::ToolCall& c : r.tool_calls()) metrics_->ToolCall(agent, c.name(), c.status());
   }
   Encoded e = Encode(event, traceparent);
   absl::Status s = producer_->Produce(

@@ -112,6 +112,23 @@ TEST(MetricsTest, BreakerStateIsOneSeriesPerStateWithTheCurrentOneAtOne) {
   EXPECT_EQ(Value(registry, "agentfleet_breaker_state", {{"breaker", "agent:a"}, {"state", "half_open"}}), 1);
 }
 
+TEST(MetricsTest, ActionsScreensAndToolCallsAreCounted) {
+  prometheus::Registry registry;
+  CoordinatorMetrics coordinator(registry);
+  coordinator.Action("refund", "unknown", "stopped");
+  coordinator.Action("refund", "", "retry");
+  coordinator.Screen("guarded", true);
+  EXPECT_EQ(Value(registry, "agentfleet_actions_total", {{"action", "refund"}, {"outcome", "unknown"}, {"decision", "stopped"}}), 1);
+  EXPECT_EQ(Value(registry, "agentfleet_actions_total", {{"action", "refund"}, {"outcome", "none"}, {"decision", "retry"}}), 1);
+  EXPECT_EQ(Value(registry, "agentfleet_screens_total", {{"workflow", "guarded"}, {"flagged", "true"}}), 1);
+  prometheus::Registry worker_registry;
+  WorkerMetrics worker(worker_registry);
+  worker.ToolCall("triage", "lookup_order", "withheld");
+  EXPECT_EQ(Value(worker_registry, "agentfleet_tool_calls_total",
+                  {{"agent", "triage"}, {"tool", "lookup_order"}, {"status", "withheld"}}),
+            1);
+}
+
 TEST(MetricsTest, UnknownErrorCodesShareOneOutcomeLabel) {
   v1::WorkResult r;
   r.set_status(v1::RESULT_STATUS_ERROR);
@@ -119,6 +136,10 @@ TEST(MetricsTest, UnknownErrorCodesShareOneOutcomeLabel) {
   EXPECT_EQ(CallOutcome(r), "other");
   r.mutable_error()->set_code("rate_limited");
   EXPECT_EQ(CallOutcome(r), "rate_limited");
+  for (const char* code : {"prompt_injection", "outcome_unknown", "action_policy_violation", "tool_budget_exceeded"}) {
+    r.mutable_error()->set_code(code);
+    EXPECT_EQ(CallOutcome(r), code) << "issue 19's codes are labels of their own";
+  }
   r.set_status(v1::RESULT_STATUS_OK);
   EXPECT_EQ(CallOutcome(r), "ok");
 }
