@@ -423,8 +423,14 @@ absl::Status Coordinator::LoadAuditHeads(const std::vector<int32_t>& gained) {
     for (const Message& m : records) {
       auto entry = Decode<v1::AuditEntry>(m.payload, m.headers, SIZE_MAX);
       if (!entry.ok()) {
-        return absl::DataLossError(absl::StrCat("audit topic partition ", m.partition, " offset ", m.offset,
-                                                " is not an audit entry: ", entry.status().message()));
+        // Not ours (someone wrote to the audit topic): the chain goes on from
+        // the last real entry, and `audit-log --verify` reports this one.
+        // Never a reason to stop: that would restart the replica forever.
+        if (metrics_) metrics_->Liveness(kLivenessUnreadableSharedState);
+        Log(LogLevel::kError, kComponent, "unreadable record on the audit topic; the chain goes on without it",
+            {{"partition", absl::StrCat(m.partition)}, {"offset", absl::StrCat(m.offset)},
+             {"error", entry.status().message()}});
+        continue;
       }
       audit_chain_.Reset(m.partition, {entry->seq(), entry->hash()});
       missing.erase(m.partition);

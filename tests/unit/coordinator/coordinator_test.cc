@@ -50,6 +50,16 @@ Encoded OkAnswer(const v1::WorkItem& item, const nlohmann::json& output) {
   return Encode(e, "");
 }
 
+// A submission of workflow w, on the tasks topic's partition 0.
+void SubmitTo(testing::FakeLog& log, const Topics& topics, const std::string& id, const nlohmann::json& input) {
+  v1::TaskSubmission sub;
+  sub.set_task_id(id);
+  sub.set_workflow("w");
+  *sub.mutable_input() = ToStruct(input);
+  Encoded e = Encode(sub, "");
+  log.Append({topics.tasks, 0, 0, id, e.payload, e.headers, 0});
+}
+
 class CoordinatorLoopTest : public ::testing::Test {
  protected:
   CoordinatorLoopTest() : producer_(kMaxMessage, &log_) {
@@ -423,12 +433,7 @@ TEST(CoordinatorHandoffTest, ATaskWhosePartitionMovesIsRestoredByTheNewOwnerAndF
 
   Member first = join();
   first.consumer->ScheduleRebalance(all);
-  v1::TaskSubmission sub;
-  sub.set_task_id("t1");
-  sub.set_workflow("w");
-  *sub.mutable_input() = ToStruct(nlohmann::json{{"text", "hello"}});
-  Encoded e = Encode(sub, "");
-  log.Append({topics.tasks, 0, 0, "t1", e.payload, e.headers, 0});
+  SubmitTo(log, topics, "t1", {{"text", "hello"}});
   ASSERT_TRUE(first.coordinator->RunOnce().ok());
   ASSERT_TRUE(read(topics.Work("a"), {0, 1}).empty()) << "step s's item is in the open transaction";
   // The partitions move mid-transaction: the first replica commits what it
@@ -453,6 +458,96 @@ TEST(CoordinatorHandoffTest, ATaskWhosePartitionMovesIsRestoredByTheNewOwnerAndF
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->status(), v1::TASK_STATUS_COMPLETED);
   EXPECT_EQ(second.coordinator->engine().active_tasks(), 0u);
+}
+
+
+// The audit log's chain across a takeover (issue 19): the second replica
+// continues each partition's chain from the last entry the first committed,
+// past a record someone else wrote to the audit topic (reported by the
+// verification, never a reason to stop).
+TEST(CoordinatorHandoffTest, TheAuditChainGoesOnAcrossATakeoverAndPastGarbage) {
+  auto loaded = LoadConfigString(R"(
+kafka: {partitions: 2, work_partitions: 2, max_message_bytes: 65536}
+coordinator: {max_payload_bytes: 65536}
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}}
+actions:
+  pay: {url: "https://pay.example.com/v1/pay"}
+workflows: {w: {steps: [{id: pay, action: pay, input: {n: $task.n}}]}}
+)", "w.yaml");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  FleetConfig config = *loaded;
+  Topics topics(config.kafka.topic_prefix);
+  FakeClock clock;
+  testing::FakeLog log;
+  testing::FakeGroup group;
+  auto read = [&](const std::string& topic) {
+    FakeConsumer reader{nullptr, &log};
+    EXPECT_TRUE(reader.Assign({{topic, 0, 0}, {topic, 1, 0}}).ok());
+    return reader.Poll(absl::ZeroDuration(), 100000);
+  };
+  StateReader state_reader = [&](const std::vector<int32_t>&) { return absl::StatusOr<std::vector<Message>>(read(topics.state)); };
+  AuditReader audit_reader = [&](const std::vector<int32_t>&, int64_t) {
+    return absl::StatusOr<std::vector<Message>>(read(topics.audit));
+  };
+  struct Member {
+    std::unique_ptr<FakeConsumer> consumer;
+    std::unique_ptr<FakeProducer> producer;
+    std::unique_ptr<Coordinator> coordinator;
+  };
+  auto join = [&](const std::string& name) {
+    Member m;
+    m.consumer = std::make_unique<FakeConsumer>(nullptr, &log, &group);
+    m.producer = std::make_unique<FakeProducer>(kMaxMessage, &log);
+    m.coordinator = std::make_unique<Coordinator>(&config, m.consumer.get(), m.producer.get(), &clock, state_reader);
+    m.coordinator->SetAuditReader(audit_reader);
+    m.consumer->set_listener(m.coordinator.get());
+    EXPECT_TRUE(m.coordinator->Start().ok());
+    return m;
+  };
+  auto run = [&](Member& m) {
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_TRUE(m.coordinator->RunOnce().ok());
+      clock.Advance(config.coordinator.commit_interval);
+    }
+  };
+  std::vector<TopicPartition> all;
+  for (int32_t p = 0; p < 2; ++p) {
+    all.push_back({topics.tasks, p});
+    all.push_back({topics.events, p});
+  }
+  Member first = join("first");
+  first.consumer->ScheduleRebalance(all);
+  SubmitTo(log, topics, "t1", {{"n", 1}});
+  run(first);
+  std::vector<Message> audit = read(topics.audit);
+  ASSERT_EQ(audit.size(), 1u) << "the dispatch, committed with it";
+  int32_t partition = audit[0].partition;
+  first.consumer->ScheduleRebalance({});
+  ASSERT_TRUE(first.coordinator->RunOnce().ok());
+  log.Append({topics.audit, partition, 0, "t1", "not an audit entry", {}, 0});
+  Member second = join("second");
+  second.consumer->ScheduleRebalance(all);
+  run(second);
+  std::vector<Message> work = read(topics.Work("pay"));
+  ASSERT_EQ(work.size(), 1u);
+  auto item = Decode<v1::WorkItem>(work[0].payload, work[0].headers);
+  ASSERT_TRUE(item.ok());
+  EXPECT_EQ(item->effect_id(), EffectId("t1", "pay", -1));
+  Encoded answer = OkAnswer(*item, {{"status", 201}});
+  log.Append({topics.events, std::max(item->event_partition(), 0), 0, "t1", answer.payload, answer.headers, 0});
+  run(second);
+  ASSERT_EQ(read(topics.results).size(), 1u);
+  std::vector<StoredAuditEntry> stored;
+  for (const Message& m : read(topics.audit)) stored.push_back({m.partition, m.offset, m.payload, m.headers});
+  ASSERT_EQ(stored.size(), 3u);
+  AuditVerification v = VerifyAuditChain(stored);
+  EXPECT_EQ(v.entries, 2);
+  ASSERT_EQ(v.problems.size(), 1u) << "only the garbage: " << ::testing::PrintToString(v.problems);
+  EXPECT_THAT(v.problems[0], ::testing::HasSubstr("AuditEntry"));
+  EXPECT_EQ(v.ranges[partition], std::make_pair(int64_t{1}, int64_t{2})) << "the second replica went on at seq 2";
 }
 
 }  // namespace
