@@ -165,6 +165,14 @@ class Consumer {
     int64_t committed = -1;
   };
   virtual std::vector<PartitionProgress> Progress(absl::Duration timeout) { return {}; }
+  // The partition's end as this consumer may read it (the last stable offset
+  // under read_committed), asked of the broker now, at most `timeout`. What
+  // Progress() cannot tell: a fetcher that stopped after a fetch leaves its
+  // last high watermark where it was, looking caught up.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> QueryEnd(const std::string& topic, int32_t partition,
+                                                         absl::Duration timeout) {
+    return absl::UnimplementedError("QueryEnd");
+  }
   // Starts fetching `partition` again: resumes it and seeks to its position
   // or, without one, to its committed offset (the earliest if none). The
   // backstop for a partition that is assigned but not fetching.

@@ -440,6 +440,13 @@ class RdConsumer : public Consumer {
     return out;
   }
 
+  absl::StatusOr<int64_t> QueryEnd(const std::string& topic, int32_t partition, absl::Duration timeout) override {
+    int64_t low = -1, high = -1;
+    RdKafka::ErrorCode code = consumer_->query_watermark_offsets(topic, partition, &low, &high, std::max(1, Ms(timeout)));
+    if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, absl::StrCat("query watermarks of ", topic, "/", partition));
+    return high;
+  }
+
   absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration timeout) override {
     std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition)};
     absl::Status status = FromErr(consumer_->resume(tps), "resume");

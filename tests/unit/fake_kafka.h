@@ -191,6 +191,19 @@ class FakeConsumer : public Consumer {
     absl::MutexLock lock(&mu_);
     stalled_.insert({topic, partition});
   }
+  // Test side: the partition's fetcher stops after its last fetch (seen on
+  // Kafka 3.7.2 in the client tests): nothing more is delivered, and the high
+  // watermark Progress() reports stays at the position, as a cached one does,
+  // until RestartFetch(); QueryEnd() asks the log and tells the truth.
+  void FreezeFetch(const std::string& topic, int32_t partition) {
+    absl::MutexLock lock(&mu_);
+    stalled_.insert({topic, partition});
+    frozen_.insert({topic, partition});
+  }
+  int end_queries() {
+    absl::MutexLock lock(&mu_);
+    return end_queries_;
+  }
   int restarts() {
     absl::MutexLock lock(&mu_);
     return restarts_;
@@ -310,7 +323,7 @@ class FakeConsumer : public Consumer {
     std::vector<PartitionProgress> out;
     for (const auto& [tp, position] : assigned_) {
       PartitionProgress p{tp.first, tp.second, position, log_->End(tp), -1};
-      if (stalled_.count(tp)) p.high = -1;
+      if (stalled_.count(tp)) p.high = frozen_.count(tp) ? std::max<int64_t>(position, 0) : -1;
       if (int64_t c = group_->Committed(tp); c >= 0) p.committed = c;
       out.push_back(p);
     }
@@ -329,10 +342,16 @@ class FakeConsumer : public Consumer {
     absl::MutexLock lock(&mu_);
     return rewinds_;
   }
+  absl::StatusOr<int64_t> QueryEnd(const std::string& topic, int32_t partition, absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    ++end_queries_;
+    return log_->End({topic, partition});
+  }
   absl::Status RestartFetch(const std::string& topic, int32_t partition, absl::Duration) override {
     absl::MutexLock lock(&mu_);
     paused_.erase({topic, partition});
     stalled_.erase({topic, partition});
+    frozen_.erase({topic, partition});
     ++restarts_;
     return absl::OkStatus();
   }
@@ -374,6 +393,8 @@ class FakeConsumer : public Consumer {
   std::function<void()> before_incremental_ ABSL_GUARDED_BY(mu_);
   int rebalances_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<Key> stalled_ ABSL_GUARDED_BY(mu_);
+  std::set<Key> frozen_ ABSL_GUARDED_BY(mu_);
+  int end_queries_ ABSL_GUARDED_BY(mu_) = 0;
   int restarts_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t polls_ ABSL_GUARDED_BY(mu_) = 0;
   int rewinds_ ABSL_GUARDED_BY(mu_) = 0;
