@@ -526,6 +526,8 @@ void Coordinator::HandleEvent(const Message& m, Outbox* out) {
     record.set_payload_sha256(r.action().payload_sha256());
     record.set_outcome(r.action().outcome());
     record.set_http_status(r.action().http_status());
+    record.set_payload(r.action().payload());
+    for (const std::string& v : r.action().violations()) record.add_violations(v);
     if (r.status() != v1::RESULT_STATUS_OK) record.set_error_code(r.error().code());
     record.set_decision("task_ended");
     out->audit.push_back({m.partition, std::move(record)});

@@ -136,8 +136,9 @@ TEST_F(ActionFleetTest, KilledWorkerAndCoordinatorStillMakeExactlyOneEffectPerTa
   for (const Json& e : log["entries"]) {
     if (e["decision"] == "succeeded") succeeded.insert(e["task_id"].get<std::string>());
     if (e["outcome"] == "refused") {
+      // Also a redelivered copy of a refusal that arrives after its task ended.
       refused_in_log.insert(e["task_id"].get<std::string>());
-      EXPECT_FALSE(e["violations"].empty()) << e.dump();
+      EXPECT_TRUE(e.contains("violations") && !e["violations"].empty()) << e.dump();
     }
   }
   EXPECT_EQ(succeeded.size(), static_cast<size_t>(kGood));
