@@ -15,6 +15,22 @@ std::string AuditHash(int64_t seq, const std::string& prev_hash, const std::stri
   return Sha256(data);
 }
 
+void FillFromResult(const v1::WorkResult& result, v1::AuditRecord* record) {
+  record->set_worker(result.worker());
+  if (result.has_action()) {
+    const v1::ActionCall& call = result.action();
+    record->set_method(call.method());
+    record->set_host(call.host());
+    record->set_path(call.path());
+    record->set_payload_sha256(call.payload_sha256());
+    record->set_outcome(call.outcome());
+    record->set_http_status(call.http_status());
+    record->set_payload(call.payload());
+    for (const std::string& v : call.violations()) record->add_violations(v);
+  }
+  if (result.status() != v1::RESULT_STATUS_OK) record->set_error_code(result.error().code());
+}
+
 v1::AuditEntry AuditChain::Append(int32_t partition, const v1::AuditRecord& record) {
   Head& head = heads_[partition];
   v1::AuditEntry entry;

@@ -12,9 +12,15 @@
 #include <vector>
 
 #include "agentfleet/v1/audit.pb.h"
+#include "agentfleet/v1/work.pb.h"
 #include "common/headers.h"
 
 namespace agentfleet {
+
+// What a worker's result says about an action's attempt, into `record`:
+// worker, request (method, host, path, payload hash), outcome, HTTP status,
+// violations, the recorded payload, and the error code of a failure.
+void FillFromResult(const v1::WorkResult& result, v1::AuditRecord* record);
 
 // The chain's link: SHA-256(prev_hash || seq (8 bytes, big-endian) || record).
 std::string AuditHash(int64_t seq, const std::string& prev_hash, const std::string& record);

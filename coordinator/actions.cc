@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "codec/audit_chain.h"
 #include "codec/codec.h"
 #include "common/error_codes.h"
 #include "coordinator/task_engine.h"
@@ -65,21 +66,7 @@ void TaskEngine::AuditOutcome(const Task& task, const StepRun& s, int fan, int a
   r.set_decision(std::string(decision));
   r.set_method(agent.action->method);
   r.set_host(agent.action->host);
-  if (result != nullptr) {
-    r.set_worker(result->worker());
-    const v1::ActionCall& call = result->action();
-    if (result->has_action()) {
-      r.set_method(call.method());
-      r.set_host(call.host());
-      r.set_path(call.path());
-      r.set_payload_sha256(call.payload_sha256());
-      r.set_outcome(call.outcome());
-      r.set_http_status(call.http_status());
-      r.set_payload(call.payload());
-      for (const std::string& v : call.violations()) r.add_violations(v);
-    }
-    if (result->status() != v1::RESULT_STATUS_OK) r.set_error_code(result->error().code());
-  }
+  if (result != nullptr) FillFromResult(*result, &r);
   if (error != nullptr) {
     // The coordinator's own view: it gave up waiting for the attempt.
     r.set_worker(inst.worker);

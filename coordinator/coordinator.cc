@@ -518,17 +518,8 @@ void Coordinator::HandleEvent(const Message& m, Outbox* out) {
     record.set_step(event->step());
     record.set_fan_index(event->fan_index());
     record.set_attempt(event->attempt());
-    record.set_worker(r.worker());
     record.set_effect_id(r.action().effect_id());
-    record.set_method(r.action().method());
-    record.set_host(r.action().host());
-    record.set_path(r.action().path());
-    record.set_payload_sha256(r.action().payload_sha256());
-    record.set_outcome(r.action().outcome());
-    record.set_http_status(r.action().http_status());
-    record.set_payload(r.action().payload());
-    for (const std::string& v : r.action().violations()) record.add_violations(v);
-    if (r.status() != v1::RESULT_STATUS_OK) record.set_error_code(r.error().code());
+    FillFromResult(r, &record);
     record.set_decision("task_ended");
     out->audit.push_back({m.partition, std::move(record)});
   }

@@ -292,8 +292,7 @@ void HttpProvider::RunTools(std::shared_ptr<ToolLoop> loop, ModelTurn turn) {
         text = Json{{"error", "withheld: the tool's answer reads like instructions to the model"}}.dump();
       }
       if (!loop->request.untrusted_nonce.empty()) {
-        text = absl::StrCat("<untrusted-", loop->request.untrusted_nonce, " source=\"tool ", record->name, "\">\n", text,
-                            "\n</untrusted-", loop->request.untrusted_nonce, ">");
+        text = DelimitUntrusted(loop->request.untrusted_nonce, "tool " + record->name, text);
       }
       record->status = std::move(status);
       record->latency = absl::Now() - started;

@@ -63,4 +63,8 @@ absl::StatusOr<std::string> ResolveEnvRefs(const std::string& value, const std::
   return out + value.substr(last);
 }
 
+std::string DelimitUntrusted(const std::string& nonce, const std::string& source, const std::string& text) {
+  return absl::StrCat("<untrusted-", nonce, " source=\"", source, "\">\n", text, "\n</untrusted-", nonce, ">");
+}
+
 }  // namespace agentfleet

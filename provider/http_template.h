@@ -25,4 +25,9 @@ std::pair<std::string, std::string> SplitUrl(const std::string& url);
 absl::StatusOr<std::string> ResolveEnvRefs(const std::string& value, const std::string& where,
                                            const std::function<const char*(const char*)>& env = nullptr);
 
+// `text` delimited as untrusted with the call's `nonce`:
+// "<untrusted-NONCE source=\"SOURCE\">\nTEXT\n</untrusted-NONCE>" (prompt-injection
+// containment: the worker's untrusted fields and the tool loop's answers).
+std::string DelimitUntrusted(const std::string& nonce, const std::string& source, const std::string& text);
+
 }  // namespace agentfleet

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "codec/json_value.h"
 #include "common/error_codes.h"
+#include "provider/http_template.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace agentfleet {
@@ -122,9 +123,6 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
   return r;
 }
 
-std::string DelimitUntrusted(const std::string& nonce, const std::string& source, const std::string& text) {
-  return absl::StrCat("<untrusted-", nonce, " source=\"", source, "\">\n", text, "\n</untrusted-", nonce, ">");
-}
 
 v1::WorkEvent MakeReceipt(const v1::WorkItem& item, const std::string& worker, absl::Time at) {
   v1::WorkEvent e = WorkEventFor(item, at);

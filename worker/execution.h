@@ -48,8 +48,6 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
                          const ModelResponse& response, const std::string& worker, absl::Time at,
                          const std::string& canary = "");
 
-// `text` delimited as untrusted with `nonce`: "<untrusted-NONCE source=...>...</untrusted-NONCE>".
-std::string DelimitUntrusted(const std::string& nonce, const std::string& source, const std::string& text);
 
 // A heartbeat event for `item`.
 v1::WorkEvent MakeHeartbeat(const v1::WorkItem& item, const std::string& worker, absl::Time at);
