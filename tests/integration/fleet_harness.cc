@@ -234,6 +234,23 @@ std::string Fleet::LogTails() const {
   return out;
 }
 
+std::string Fleet::WhereIs(const std::string& task_id) {
+  std::string out = "\n==> agentfleet trace " + task_id + "\n";
+  auto trace = Run({"agentfleet", "trace", task_id, "--config", config_path_}, absl::Seconds(60));
+  out += trace.ok() ? Tail(trace->second, 40) : std::string(trace.status().message());
+  for (const auto& log : logs_) {
+    std::ifstream in(log);
+    int lines = 0;
+    for (std::string line; std::getline(in, line) && lines < 20;) {
+      if (line.find(task_id) == std::string::npos) continue;
+      if (lines++ == 0) out += "\n==> lines of " + log + " naming it\n";
+      out += line + "\n";
+    }
+    if (log.find("/coordinator-") != std::string::npos) out += "==> " + log + " ends\n" + Tail(ReadFile(log), 4);
+  }
+  return out + "\n";
+}
+
 std::string Fleet::LogOf(pid_t pid) const {
   auto it = log_of_.find(pid);
   return it == log_of_.end() ? "" : ReadFile(it->second);

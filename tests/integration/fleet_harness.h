@@ -83,6 +83,10 @@ class Fleet {
   int StopProcess(pid_t pid, absl::Duration grace = absl::Seconds(20));
   // The last lines of every process log, for failure messages.
   std::string LogTails() const;
+  // Why a task has no result, for a failure message: its `agentfleet trace`
+  // and every log line that names it, before the tails (CI shows the start
+  // of a failure's output).
+  std::string WhereIs(const std::string& task_id);
   // One process's whole log.
   std::string LogOf(pid_t pid) const;
   // Lines containing `text` in every process log.

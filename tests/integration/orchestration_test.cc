@@ -492,7 +492,8 @@ TEST_F(OrchestrationTest, AgentsAskAPersonAndSendPlansBackAndEveryTaskEndsOnce) 
   EXPECT_TRUE(killed) << "no billing agent asked a question" << fleet.LogTails();
   int asked_tasks = 0;
   for (const auto& t : support) {
-    ASSERT_TRUE(by_id.count(t.task_id())) << t.task_id() << " has no result" << fleet.LogTails();
+    ASSERT_TRUE(by_id.count(t.task_id())) << t.task_id() << " has no result" << fleet.WhereIs(t.task_id())
+                                          << fleet.LogTails();
     const v1::TaskResult& r = by_id[t.task_id()];
     EXPECT_EQ(r.status(), v1::TASK_STATUS_COMPLETED) << t.task_id() << " " << r.error().ShortDebugString();
     const v1::StepSummary* billing = StepOf(r, "billing");
@@ -512,7 +513,8 @@ TEST_F(OrchestrationTest, AgentsAskAPersonAndSendPlansBackAndEveryTaskEndsOnce) 
   EXPECT_EQ(asked_tasks, static_cast<int>(answered.size())) << "every question published was one a task asked";
   int replanned = 0, exhausted = 0;
   for (const auto& t : research) {
-    ASSERT_TRUE(by_id.count(t.task_id())) << t.task_id() << " has no result" << fleet.LogTails();
+    ASSERT_TRUE(by_id.count(t.task_id())) << t.task_id() << " has no result" << fleet.WhereIs(t.task_id())
+                                          << fleet.LogTails();
     const v1::TaskResult& r = by_id[t.task_id()];
     EXPECT_LE(r.rescopes_size(), 2) << t.task_id();
     replanned += r.rescopes_size() > 0;
