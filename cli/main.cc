@@ -10,6 +10,7 @@
 #include "bench/bench_command.h"
 #include "cli/audit_log.h"
 #include "cli/commands.h"
+#include "cli/cost.h"
 #include "cli/signal.h"
 #include "cli/schemas.h"
 #include "common/signals.h"
@@ -28,6 +29,10 @@ ABSL_FLAG(bool, from_beginning, false, "results: read from the start of the topi
 ABSL_FLAG(bool, verify, false,
           "audit: recompute outputs of simulated workflows and compare; audit-log: check the hash chains");
 ABSL_FLAG(std::string, task, "", "audit-log: only this task's records");
+ABSL_FLAG(std::string, from, "", "cost: the first day (2026-11-01, UTC; default 30 days before --to)");
+ABSL_FLAG(std::string, to, "", "cost: the last day, included (default today, UTC)");
+ABSL_FLAG(std::string, by, "", "cost: group by any of tenant,workflow,agent,model");
+ABSL_FLAG(bool, csv, false, "cost: CSV output");
 ABSL_FLAG(std::string, bootstrap_file, "", "broker: also write the bootstrap address to this file");
 ABSL_FLAG(std::string, control_address, "",
           "broker: serve fault injection on HOST:PORT (port 0: a free one); broker fault: send it there");
@@ -88,6 +93,10 @@ commands:
   bench [--kafka HOST:PORT] [--quick]        the end-to-end benchmarks on the development broker (and
                                             a real Kafka broker) against the raw librdkafka round trip;
                                             writes --output (docs/benchmarks.md) and a plot
+  cost [--from D] [--to D] [--by tenant,workflow,agent,model] [--json|--csv]
+                                            spend, tokens, tasks, cost per task, cache and batch savings
+                                            day by day from the cost ledger, with the change from the
+                                            day before, the 7-day average and days off it by over 2σ
   audit-log [--task T] [--verify] [--json]  the actions' audit log (who, what, effect id, outcome);
                                             --verify checks every partition's hash chain (exit 1 if broken)
   trace TASK_ID [--json]                    the task's timeline: every step and attempt with agent,
@@ -203,6 +212,22 @@ int main(int argc, char** argv) {
     }
     k.offset_reset = reset == "earliest" ? KedaTrigger::OffsetReset::kEarliest : KedaTrigger::OffsetReset::kLatest;
     return RunLag(*config, options);
+  }
+  if (command == "cost") {
+    auto query = CostQueryOf(absl::GetFlag(FLAGS_from), absl::GetFlag(FLAGS_to), absl::GetFlag(FLAGS_by), absl::Now());
+    if (!query.ok()) {
+      std::cerr << "agentfleet cost: " << query.status().message() << "\n";
+      return 2;
+    }
+    auto report = ReadCostReport(*config, *query, options.timeout);
+    if (!report.ok()) {
+      std::cerr << "agentfleet cost: " << report.status().message() << "\n";
+      return 1;
+    }
+    std::cout << (options.json             ? FormatCostJson(*report)
+                  : absl::GetFlag(FLAGS_csv) ? FormatCostCsv(*report)
+                                             : FormatCostText(*report));
+    return 0;
   }
   if (command == "audit-log") {
     auto log = ReadAuditLog(*config, options.timeout);

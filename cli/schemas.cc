@@ -118,6 +118,7 @@ std::vector<SchemaSubject> FleetSchemaSubjects(const FleetConfig& config) {
       {t.results + "-value", task, v1::TaskResult::descriptor()->full_name()},
       {t.events + "-value", work, v1::WorkEvent::descriptor()->full_name()},
       {t.state + "-value", state, v1::TaskState::descriptor()->full_name()},
+      {t.costs + "-value", task, v1::CostEntry::descriptor()->full_name()},
   };
   for (const auto& [agent, unused] : config.agents) {
     out.push_back({t.Work(agent) + "-value", work, v1::WorkItem::descriptor()->full_name()});

@@ -205,6 +205,16 @@ absl::Status Validate(const v1::TaskResult& m) {
   return CheckUsage("usage", m.usage());
 }
 
+absl::Status Validate(const v1::CostEntry& m) {
+  if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
+  if (!m.has_finished_at()) return absl::InvalidArgumentError("finished_at: missing");
+  if (auto s = CheckUsage("usage", m.usage()); !s.ok()) return s;
+  for (const v1::CostLine& line : m.lines()) {
+    if (auto s = CheckUsage("lines.usage", line.usage()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Validate(const v1::TaskState& m) {
   // A finished task's compact snapshot keeps only the id.
   if (m.finished()) return CheckId("submission.task_id", m.submission().task_id());

@@ -51,6 +51,7 @@ Encoded Encode(const google::protobuf::Message& message, absl::string_view trace
 [[nodiscard]] absl::Status Validate(const v1::TenantLedger& m);
 [[nodiscard]] absl::Status Validate(const v1::TaskSignal& m);
 [[nodiscard]] absl::Status Validate(const v1::AuditEntry& m);
+[[nodiscard]] absl::Status Validate(const v1::CostEntry& m);
 
 // Parses `payload` into `message`; InvalidArgument "payload is not a valid
 // <type> (<why>)", with protobuf's own complaint (a string field with invalid

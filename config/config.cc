@@ -290,7 +290,7 @@ class Loader {
 
 void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   const std::string f = "kafka";
-  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor", "max_message_bytes", "audit_retention",
+  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor", "max_message_bytes", "audit_retention", "cost_retention",
                     "create_topics", "properties", "producer", "consumer", "properties_env"})) {
     return;
   }
@@ -302,6 +302,9 @@ void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   L.Number<size_t>(n, "max_message_bytes", f, &k->max_message_bytes, 65536, 1000000000);
   if (L.Duration(n, "audit_retention", f, &k->audit_retention) && k->audit_retention < absl::Hours(1)) {
     L.Error(n["audit_retention"], f + ".audit_retention", "must be at least 1h");
+  }
+  if (L.Duration(n, "cost_retention", f, &k->cost_retention) && k->cost_retention < absl::Hours(24 * 8)) {
+    L.Error(n["cost_retention"], f + ".cost_retention", "must be at least 8d (a report's trend reads the 7 days before it)");
   }
   const YAML::Node& props = n;
   for (const char* section : {"properties", "producer"}) {

@@ -43,6 +43,9 @@ struct KafkaConfig {
   size_t max_message_bytes = 1000000;
   // How long the audit topic keeps its records (retention.ms).
   absl::Duration audit_retention = absl::Hours(24 * 30);
+  // How long the cost ledger (the costs topic) keeps its entries: how far
+  // back `agentfleet cost` can report.
+  absl::Duration cost_retention = absl::Hours(24 * 400);
   // librdkafka properties for every client, then per role.
   std::map<std::string, std::string> properties;
   std::map<std::string, std::string> producer;

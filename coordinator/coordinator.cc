@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "codec/codec.h"
+#include "cost/ledger.h"
 #include "codec/trace.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -106,7 +107,7 @@ absl::Status Coordinator::Start() {
   // its open transaction, so read_committed readers are not held back.
   if (exactly_once()) RETURN_IF_ERROR(producer_->InitTransactions(options_.kafka_timeout));
   // Learn the output topics' leaders now, not on the first task.
-  std::vector<std::string> outputs = {topics_.results, topics_.dlq, topics_.state};
+  std::vector<std::string> outputs = {topics_.results, topics_.costs, topics_.dlq, topics_.state};
   for (const auto& [name, agent] : config_->agents) outputs.push_back(topics_.Work(name));
   for (const std::string& topic : EmitTopics(*config_)) outputs.push_back(topic);
   if (!config_->triggers.empty()) outputs.push_back(topics_.tasks);
@@ -658,6 +659,11 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
       published = &small;
     }
     RETURN_IF_ERROR(Produce({topics_.results, published->task_id(), std::move(e.payload), std::move(e.headers)}));
+    // The cost ledger's entry, in the same transaction: the two agree.
+    v1::CostEntry cost = CostEntryOf(*published, r.children_usage);
+    Encoded ce = Encode(cost, "");
+    RETURN_IF_ERROR(Produce({topics_.costs, cost.task_id(), std::move(ce.payload), std::move(ce.headers)}));
+    if (metrics_) metrics_->TaskCost(cost);
     if (metrics_) metrics_->TaskFinished(*published, r.budget_used);
     if (tracer_) tracer_->Export(TaskSpan(r));
     Log(LogLevel::kDebug, kComponent, "task finished",

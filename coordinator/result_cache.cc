@@ -26,10 +26,11 @@ std::string ResultCache::Key(const std::string& agent, const std::string& model,
 }
 
 const nlohmann::json* ResultCache::Find(const AgentConfig& agent, const std::string& model, const std::string& input,
-                                        absl::Time now) const {
+                                        absl::Time now, double* cost_usd) const {
   if (agent.cache_ttl <= absl::ZeroDuration()) return nullptr;
   auto it = entries_.find(Key(agent.name, model, input));
   if (it == entries_.end() || it->second.expires <= now || it->second.input != input) return nullptr;
+  if (cost_usd) *cost_usd = it->second.cost_usd;
   return &it->second.output;
 }
 
@@ -51,24 +52,25 @@ void ResultCache::Put(const std::string& agent, const std::string& key, Entry en
 }
 
 void ResultCache::Insert(const AgentConfig& agent, const std::string& model, const std::string& input,
-                         const nlohmann::json& output, absl::Time now) {
+                         const nlohmann::json& output, absl::Time now, double cost_usd) {
   if (agent.cache_ttl <= absl::ZeroDuration()) return;
   std::string key = Key(agent.name, model, input);
   absl::Time expires = now + agent.cache_ttl;
-  Put(agent.name, key, {input, output, expires});
+  Put(agent.name, key, {input, output, expires, cost_usd});
   v1::CacheEntry e;
   e.set_agent(agent.name);
   e.set_model(model);
   e.set_input(input);
   *e.mutable_output() = ToStruct(output);
   *e.mutable_expires() = ToTimestamp(expires);
+  e.set_cost_usd(cost_usd);
   inserts_.emplace_back(std::move(key), std::move(e));
 }
 
 void ResultCache::Apply(const v1::CacheEntry& entry) {
   absl::Time expires = FromTimestamp(entry.expires());
   Put(entry.agent(), Key(entry.agent(), entry.model(), entry.input()),
-      {entry.input(), FromStruct(entry.output()), expires});
+      {entry.input(), FromStruct(entry.output()), expires, entry.cost_usd()});
 }
 
 std::vector<std::pair<std::string, v1::CacheEntry>> ResultCache::TakeInserts() {

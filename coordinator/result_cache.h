@@ -27,12 +27,14 @@ class ResultCache {
 
   static std::string Key(const std::string& agent, const std::string& model, const std::string& input);
 
-  // The fresh output cached for this call, or null.
+  // The fresh output cached for this call, or null; `cost_usd` (if given)
+  // gets what the call that made the entry cost.
   const nlohmann::json* Find(const AgentConfig& agent, const std::string& model, const std::string& input,
-                             absl::Time now) const;
-  // Caches a successful output (if the agent caches) and queues it for the topic.
+                             absl::Time now, double* cost_usd = nullptr) const;
+  // Caches a successful output (if the agent caches), which cost `cost_usd`
+  // to make, and queues it for the topic.
   void Insert(const AgentConfig& agent, const std::string& model, const std::string& input,
-              const nlohmann::json& output, absl::Time now);
+              const nlohmann::json& output, absl::Time now, double cost_usd = 0);
   // An entry from the cache topic.
   void Apply(const v1::CacheEntry& entry);
   std::vector<std::pair<std::string, v1::CacheEntry>> TakeInserts();
@@ -44,6 +46,7 @@ class ResultCache {
     std::string input;
     nlohmann::json output;
     absl::Time expires;
+    double cost_usd = 0;
   };
   void Put(const std::string& agent, const std::string& key, Entry entry);
 

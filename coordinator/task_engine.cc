@@ -107,7 +107,7 @@ void TaskEngine::Reject(const v1::TaskSubmission& submission, const std::string&
   // Never accepted: no accepted_at, no usage.
   v1::Error error = MakeError(code, reason);
   out->results.push_back(
-      {NewResult(submission, v1::TASK_STATUS_REJECTED, &error, clock_->Now()), traceparent, /*parent_traceparent=*/""});
+      {NewResult(submission, v1::TASK_STATUS_REJECTED, &error, clock_->Now()), traceparent, /*parent_traceparent=*/"", -1, {}});
   NotifyParent(out->results.back(), out);
 }
 
@@ -307,7 +307,8 @@ bool TaskEngine::ServeFromCache(DispatchAttempt& a, Outbox* out) {
   if (a.agent.cache_ttl <= absl::ZeroDuration() || a.inst.ask_agent != nullptr) return true;
   std::string canonical = CanonicalJson(a.input);
   std::string model = a.agent.models.at(a.base_tier);
-  const Json* hit = cache_.Find(a.agent, model, canonical, clock_->Now());
+  double saved_usd = 0;
+  const Json* hit = cache_.Find(a.agent, model, canonical, clock_->Now(), &saved_usd);
   if (hit == nullptr) {
     a.inst.cache_input = std::move(canonical);
     return true;
@@ -318,6 +319,7 @@ bool TaskEngine::ServeFromCache(DispatchAttempt& a, Outbox* out) {
   inst.status = v1::STEP_STATUS_SUCCEEDED;
   inst.output = *hit;
   inst.cached = true;
+  inst.saved_usd = saved_usd;
   inst.model = model;
   inst.error.Clear();
   inst.wait = Instance::Wait::kNone;  // served: it waits for nothing (a quota's queue entry goes stale)
@@ -583,7 +585,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     if (inst.in_fallback()) task.degraded = true;
     if (!inst.cache_input.empty()) {
       const AgentConfig& agent = AgentOf(s, inst);
-      cache_.Insert(agent, ModelOf(agent, inst), inst.cache_input, inst.output, now);
+      cache_.Insert(agent, ModelOf(agent, inst), inst.cache_input, inst.output, now, inst.usage.cost_usd());
       inst.cache_input.clear();
     }
     if (!spawned.empty()) {
@@ -960,6 +962,7 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
     if (it->child_task_id != child.task_id()) continue;
     // A child a re-plan cancelled: what it spent is this task's; its budget is free again.
     AddUsage(child.usage(), &task.usage);
+    AddUsage(child.usage(), &task.children_usage);
     task.abandoned.erase(it);
     ResumeBudgetWaits(task, out);
     return SignalOutcome::kDelivered;
@@ -973,6 +976,7 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
     inst.child_budget = {};
     inst.usage = child.usage();
     AddUsage(child.usage(), &task.usage);
+    AddUsage(child.usage(), &task.children_usage);
     inst.latency_ms = absl::ToInt64Milliseconds(clock_->Now() - inst.dispatched_at);
     bool ok = child.status() == v1::TASK_STATUS_COMPLETED || child.status() == v1::TASK_STATUS_PARTIAL;
     std::string status = v1::TaskStatus_Name(child.status()).substr(sizeof("TASK_STATUS_") - 1);
@@ -1220,7 +1224,7 @@ void TaskEngine::Tick(Outbox* out) {
     v1::TaskResult r = NewResult(sub, v1::TASK_STATUS_FAILED, &error, now);
     *r.mutable_usage() = state.usage();
     *r.mutable_accepted_at() = state.accepted_at();
-    out->results.push_back({std::move(r), state.traceparent(), state.parent_traceparent()});
+    out->results.push_back({std::move(r), state.traceparent(), state.parent_traceparent(), -1, state.children_usage()});
     NotifyParent(out->results.back(), out);
     ++stats_.finished;
     Remember(sub.task_id(), now, partition);
@@ -1321,6 +1325,7 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       // the task ended first); SKIPPED only when its when: did not hold.
       sum->set_status(inst.status);
       sum->set_cached(inst.cached);
+      sum->set_saved_cost_usd(inst.saved_usd);
       sum->set_attempts(inst.attempt);
       *sum->mutable_usage() = inst.usage;
       sum->set_latency_ms(inst.latency_ms);
@@ -1338,7 +1343,7 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
     used = std::max(used, static_cast<double>(task.usage.input_tokens() + task.usage.output_tokens()) /
                               static_cast<double>(task.limits.max_tokens));
   }
-  return {std::move(r), task.traceparent, task.parent_traceparent, used};
+  return {std::move(r), task.traceparent, task.parent_traceparent, used, task.children_usage};
 }
 
 void TaskEngine::CancelChild(const Task& task, const Instance& inst, const std::string& reason, Outbox* out) {

@@ -68,6 +68,9 @@ struct Outbox {
     // The share of its tightest budget (tokens or cost) the task spent;
     // negative when it had no such budget.
     double budget_used = -1;
+    // The part of the result's usage its child tasks spent (they have cost
+    // ledger entries of their own).
+    v1::Usage children_usage;
   };
   // Any other message, as is: a step's or a task's `emit:`, a trigger's
   // submission to the tasks topic.

@@ -114,6 +114,7 @@ struct TaskEngine::Instance {
   std::string note;                             // why the instance is degraded
   bool in_fallback() const { return fallback_agent != nullptr || !fallback_tier.empty(); }
   bool cached = false;      // served from the result cache
+  double saved_usd = 0;     // and what the call that made the entry cost
   // A sub-step its step's agent asked for (spawn): its agent and input.
   const AgentConfig* spawn_agent = nullptr;
   Json spawn_input;
@@ -217,6 +218,7 @@ struct TaskEngine::Task {
   absl::Time accepted_at;
   absl::Time deadline = absl::InfiniteFuture();
   v1::Usage usage;
+  v1::Usage children_usage;  // the part of `usage` child tasks spent
   Limits limits;
   absl::Time armed = absl::InfiniteFuture();  // the entry in timers_
   bool kick = false;  // restored with ready steps not started: start them at the next Tick

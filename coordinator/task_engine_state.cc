@@ -36,6 +36,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   *st.mutable_accepted_at() = ToTimestamp(task.accepted_at);
   if (task.deadline != absl::InfiniteFuture()) *st.mutable_deadline() = ToTimestamp(task.deadline);
   *st.mutable_usage() = task.usage;
+  if (task.children_usage.calls() || task.children_usage.cost_usd() > 0) *st.mutable_children_usage() = task.children_usage;
   st.set_traceparent(task.traceparent);
   if (!task.parent_traceparent.empty()) st.set_parent_traceparent(task.parent_traceparent);
   for (const v1::TaskSignal& p : task.pending_signals) *st.add_pending_signals() = p;
@@ -68,6 +69,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_fallback_tier(inst.fallback_tier);
       ss->set_note(inst.note);
       ss->set_cached(inst.cached);
+      ss->set_saved_cost_usd(inst.saved_usd);
       ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
       ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
       ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
@@ -191,6 +193,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
   task->accepted_at = FromTimestamp(state->accepted_at());
   task->deadline = state->has_deadline() ? FromTimestamp(state->deadline()) : absl::InfiniteFuture();
   task->usage = state->usage();
+  task->children_usage = state->children_usage();
   task->pending_signals.assign(state->pending_signals().begin(), state->pending_signals().end());
   task->rescopes.assign(state->rescopes().begin(), state->rescopes().end());
   for (const auto& [step, offset] : state->attempt_offset()) {
@@ -244,6 +247,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.fallback_tier = ss.fallback_tier();
     inst.note = ss.note();
     inst.cached = ss.cached();
+    inst.saved_usd = ss.saved_cost_usd();
     // One wait at a time (a snapshot of an older version may set several:
     // the budget's came last).
     inst.questions.assign(ss.questions().begin(), ss.questions().end());

@@ -242,6 +242,12 @@ struct Watermarks {
     const Properties& properties, const std::string& topic, const std::vector<int32_t>& partitions,
     absl::Duration timeout);
 
+// Like ReadPartitionsToEnd, from each partition's first message with a
+// timestamp at or after `since` (ListOffsets by time). The cost ledger's reports.
+[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadPartitionsSince(
+    const Properties& properties, const std::string& topic, const std::vector<int32_t>& partitions, absl::Time since,
+    absl::Duration timeout);
+
 // The committed messages among the last `count` offsets of each of these
 // partitions of `topic` (transaction markers and aborted records take
 // offsets too, so there may be fewer), read to the end as it is when the

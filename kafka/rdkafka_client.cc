@@ -689,7 +689,7 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
                                               std::vector<int32_t> partitions, absl::Duration timeout,
                                               bool to_high_watermark,
                                               const std::function<bool(const RdKafka::Message&)>& keep,
-                                              int64_t tail = 0) {
+                                              int64_t tail = 0, absl::Time since = absl::InfinitePast()) {
   std::vector<Message> out;
   Properties props = properties;
   props["enable.partition.eof"] = "true";
@@ -710,11 +710,26 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
   for (int32_t p : partitions) {
     tps.push_back({topic, p, tail > 0 ? RdKafka::Consumer::OffsetTail(tail) : RdKafka::Topic::OFFSET_BEGINNING});
   }
+  absl::Time deadline = absl::Now() + timeout;
+  if (since != absl::InfinitePast()) {
+    // The first offset of each partition whose timestamp is at or after
+    // `since` (the end when none is).
+    for (TopicPartition& tp : tps) tp.offset = absl::ToUnixMillis(since);
+    auto query = ToRd(tps);
+    RdKafka::ErrorCode found = consumer->offsetsForTimes(query, Ms(deadline - absl::Now()));
+    for (size_t i = 0; i < tps.size() && found == RdKafka::ERR_NO_ERROR; ++i) {
+      tps[i].offset = query[i]->offset() >= 0 ? query[i]->offset() : RdKafka::Topic::OFFSET_END;
+    }
+    RdKafka::TopicPartition::destroy(query);
+    if (found != RdKafka::ERR_NO_ERROR) {
+      consumer->close();
+      return FromErr(found, "offsets for times of " + topic);
+    }
+  }
   auto rd = ToRd(tps);
   RdKafka::ErrorCode code = consumer->assign(rd);
   RdKafka::TopicPartition::destroy(rd);
   if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "assign " + topic);
-  absl::Time deadline = absl::Now() + timeout;
   // With `to_high_watermark`, a partition is read once the position reaches
   // its high watermark as it was when the read started, not just its end as
   // a read_committed consumer sees it (the last stable offset): right after a
@@ -789,6 +804,15 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<Message>> ReadPartitionsSince(const Properties& properties, const std::string& topic,
+                                                         const std::vector<int32_t>& partitions, absl::Time since,
+                                                         absl::Duration timeout) {
+  if (partitions.empty()) return std::vector<Message>();
+  return ScanToEnd(
+      properties, topic, partitions, timeout, /*to_high_watermark=*/true, [](const RdKafka::Message&) { return true; },
+      /*tail=*/0, since);
+}
 
 absl::StatusOr<std::vector<Message>> ReadPartitionsToEnd(const Properties& properties,
                                                          const std::string& topic,

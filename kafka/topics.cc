@@ -59,6 +59,9 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
   for (const auto& [name, agent] : config.agents) {
     specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, {}});
   }
+  // The cost ledger: one entry per finished task, for cost reports.
+  specs.push_back({t.costs, k.partitions, k.replication_factor,
+                   {{"retention.ms", absl::StrCat(absl::ToInt64Milliseconds(k.cost_retention))}}});
   // The audit log of actions, co-partitioned with events (one chain per
   // partition), kept for kafka.audit_retention.
   if (config.HasActions()) {

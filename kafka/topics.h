@@ -22,8 +22,9 @@ struct Topics {
         cache(prefix + "cache"),
         signals(prefix + "signals"),
         audit(prefix + "audit"),
+        costs(prefix + "costs"),
         work_prefix(prefix + "work.") {}
-  std::string tasks, events, results, state, dlq, breakers, cache, signals, audit, work_prefix;
+  std::string tasks, events, results, state, dlq, breakers, cache, signals, audit, costs, work_prefix;
   std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
 };
 

@@ -148,10 +148,26 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                {"action", "outcome", "decision"}),
       screens_(CounterFamily(r, "agentfleet_screens_total",
                              "Screen steps run (the built-in prompt-injection detector), by workflow and verdict."),
-               {"workflow", "flagged"}) {}
+               {"workflow", "flagged"}),
+      tenant_cost_(CounterFamily(r, "agentfleet_tenant_cost_usd_total",
+                                 "What finished tasks spent themselves (their cost ledger entries), in US dollars, by "
+                                 "tenant (\"(none)\" for tasks without one)."),
+                   {"tenant"}),
+      tenant_saved_(CounterFamily(r, "agentfleet_tenant_saved_usd_total",
+                                  "What finished tasks did not spend thanks to the result cache (\"cache\") or batch "
+                                  "pricing (\"batch\"), in US dollars, by tenant."),
+                    {"tenant", "by"}) {}
 
 void CoordinatorMetrics::Action(absl::string_view action, absl::string_view outcome, absl::string_view decision) {
   actions_.With({action, outcome.empty() ? "none" : outcome, decision}).Increment();
+}
+
+void CoordinatorMetrics::TaskCost(const v1::CostEntry& entry) {
+  absl::string_view tenant = entry.tenant().empty() ? "(none)" : absl::string_view(entry.tenant());
+  // Created at 0 on a tenant's first task, so increase() sees its first spend.
+  tenant_cost_.With({tenant}).Increment(entry.usage().cost_usd());
+  tenant_saved_.With({tenant, "cache"}).Increment(entry.cache_saved_usd());
+  tenant_saved_.With({tenant, "batch"}).Increment(entry.batch_saved_usd());
 }
 
 void CoordinatorMetrics::Screen(absl::string_view workflow, bool flagged) {

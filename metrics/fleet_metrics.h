@@ -60,6 +60,9 @@ class CoordinatorMetrics {
   void Action(absl::string_view action, absl::string_view outcome, absl::string_view decision);
   // A screen step's verdict.
   void Screen(absl::string_view workflow, bool flagged);
+  // A finished task's own spend (its cost ledger entry), by tenant: the
+  // series the cost-anomaly alert watches.
+  void TaskCost(const v1::CostEntry& entry);
 
  private:
   Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
@@ -75,6 +78,7 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> signals_;
   Series<prometheus::Counter> agent_signals_, replans_;
   Series<prometheus::Counter> actions_, screens_;
+  Series<prometheus::Counter> tenant_cost_, tenant_saved_;
 };
 
 // What a worker process did: items in flight, items by outcome, model call

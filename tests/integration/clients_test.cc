@@ -124,7 +124,7 @@ TEST_F(ClientsTest, TasksFramedByConfluentsProtobufSerializerAreProcessed) {
   ASSERT_EQ(registered->first, 0) << registered->second;
   const std::string& prefix = config->kafka.topic_prefix;
   for (const std::string& subject :
-       {prefix + "tasks-value", prefix + "results-value", prefix + "work.classifier-value",
+       {prefix + "tasks-value", prefix + "results-value", prefix + "costs-value", prefix + "work.classifier-value",
         std::string("agentfleet/v1/common.proto"), std::string("google/protobuf/struct.proto")}) {
     EXPECT_THAT(registered->second, HasSubstr("\"subject\":\"" + subject + "\"")) << registered->second;
   }

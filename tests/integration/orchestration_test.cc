@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cli/signal.h"
 #include "cli/tasks_input.h"
@@ -389,7 +390,12 @@ TEST_F(OrchestrationTest, ATriggerTopicFedTwiceWithTheSameEventsRunsEachOnceAndE
 // (which checks children against parents) is clean.
 TEST_F(OrchestrationTest, ChildWorkflowsRunAsTasksWithinTheirParentsBudget) {
   Fleet fleet("child");
-  auto config = StartTriageFleet(fleet, 2);
+  // The triager caches its answers: the cost ledger's test below sends a
+  // second wave of the same tickets.
+  auto config = StartTriageFleet(
+      fleet, 2,
+      {{"    description: Names the ticket's intent and how hard it is to answer.\n",
+        "    description: Names the ticket's intent and how hard it is to answer.\n    cache: {ttl: 1h}\n"}});
   ASSERT_TRUE(config.has_value());
   auto collector = ResultCollector::Start(*config, nullptr);
   ASSERT_TRUE(collector.ok()) << collector.status();
@@ -416,7 +422,7 @@ TEST_F(OrchestrationTest, ChildWorkflowsRunAsTasksWithinTheirParentsBudget) {
       ++completed;
       EXPECT_EQ(child.status(), v1::TASK_STATUS_COMPLETED) << t.task_id();
       // The parent's usage includes its child's.
-      EXPECT_GE(parent.usage().calls(), child.usage().calls() + 2) << t.task_id();
+      EXPECT_GE(parent.usage().calls(), child.usage().calls() + 2 - StepOf(parent, "classify")->cached()) << t.task_id();
       EXPECT_GE(parent.usage().cost_usd() + 1e-12, child.usage().cost_usd()) << t.task_id();
     }
   }
@@ -428,6 +434,63 @@ TEST_F(OrchestrationTest, ChildWorkflowsRunAsTasksWithinTheirParentsBudget) {
   EXPECT_THAT(audit->second, HasSubstr(absl::StrCat(R"("children":)", kTasks)));
   EXPECT_THAT(audit->second, HasSubstr(R"("child_over_parent":0)"));
   EXPECT_THAT(audit->second, HasSubstr(R"("overspent":0)"));
+
+  // Issue 20, item 3: the cost ledger. A second wave of ten tickets the
+  // first wave had (new ids): their classify steps are cache hits.
+  std::vector<v1::TaskSubmission> again(tasks.begin(), tasks.begin() + 10);
+  for (auto& t : again) {
+    t.set_task_id(t.task_id() + "-again");
+    (*collector)->Expect(t.task_id() + "/investigate", absl::Now());
+  }
+  Submit(*config, **collector, again, "supervised");
+  summary = Collect(**collector);
+  ASSERT_EQ(summary.received, 2 * (kTasks + 10)) << fleet.LogTails();
+  // What the results say each tenant spent (a parent's usage includes its
+  // child's: the parents add up to everything), and what the cache saved.
+  std::map<std::string, double> spent;
+  double total = 0, saved = 0;
+  int hits = 0;
+  for (const v1::TaskResult& r : (*collector)->results()) {
+    for (const v1::StepSummary& s : r.steps()) {
+      hits += s.cached();
+      saved += s.saved_cost_usd();
+    }
+    if (!r.parent_task_id().empty()) continue;
+    spent[r.tenant()] += r.usage().cost_usd();
+    total += r.usage().cost_usd();
+  }
+  EXPECT_GE(hits, 10) << "every ticket of the second wave was classified before";
+  auto report = fleet.Run({"agentfleet", "cost", "--by", "tenant", "--json", "--config", fleet.config_path()},
+                          absl::Seconds(60));
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->first, 0) << report->second;
+  Json j = Json::parse(report->second.substr(report->second.find("{\n")), nullptr, false);  // past any log line
+  ASSERT_TRUE(j.is_object()) << report->second;
+  EXPECT_EQ(j["total"]["tasks"], 2 * (kTasks + 10)) << "one entry per task, children included";
+  EXPECT_EQ(j["duplicates"], 0);
+  EXPECT_EQ(std::lround(j["total"]["cost_usd"].get<double>() * 100), std::lround(total * 100)) << "to the cent";
+  EXPECT_NEAR(j["total"]["cost_usd"].get<double>(), total, 1e-9);
+  EXPECT_NEAR(j["total"]["cache_saved_usd"].get<double>(), saved, 1e-9);
+  EXPECT_GT(saved, 0);
+  std::map<std::string, double> reported;
+  for (const Json& row : j["rows"]) reported[row["key"]["tenant"].get<std::string>()] += row["cost_usd"].get<double>();
+  ASSERT_EQ(reported.size(), spent.size()) << report->second;
+  for (const auto& [tenant, usd] : spent) EXPECT_NEAR(reported[tenant], usd, 1e-9) << tenant;
+  // By agent and model, as CSV: the same total.
+  auto csv = fleet.Run({"agentfleet", "cost", "--by", "agent,model", "--csv", "--config", fleet.config_path()},
+                       absl::Seconds(60));
+  ASSERT_TRUE(csv.ok()) << csv.status();
+  ASSERT_EQ(csv->first, 0) << csv->second;
+  double by_line = 0;
+  std::set<std::string> agents;
+  for (absl::string_view line : absl::StrSplit(csv->second, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> cells = absl::StrSplit(line, ',');
+    if (cells.size() < 4 || cells[0] == "day" || cells[0].size() != 10) continue;
+    agents.insert(cells[1]);
+    by_line += std::stod(cells[3]);
+  }
+  EXPECT_NEAR(by_line, total, 1e-4) << csv->second;  // the CSV prints 6 decimals per row
+  EXPECT_EQ(agents, (std::set<std::string>{"reviewer", "specialist", "triager"})) << csv->second;
 }
 
 // Issue 18, items 3 and 8: the example's support pipeline (routing, a tier

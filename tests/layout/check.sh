@@ -24,10 +24,12 @@ declare -A allowed=(
   # What a payload must pass before it leaves (issue 19): pure, nothing of ours.
   [safety]="safety"
   [provider]="common codec config provider safety"
+  # The cost ledger's entries and the reports built from them (issue 20): pure.
+  [cost]="common codec cost"
   [tracing]="common codec config tracing"
   [metrics]="common codec http kafka metrics"
   [service]="common config http kafka metrics service"
-  [coordinator]="common codec config kafka metrics safety service tracing workflow coordinator"
+  [coordinator]="common codec config cost kafka metrics safety service tracing workflow coordinator"
   [worker]="common codec config kafka metrics provider service tracing worker"
   # A local fleet of processes and its results: for the CLI's demo and the bench.
   [fleet]="common codec config kafka fleet"
@@ -38,7 +40,7 @@ declare -A allowed=(
   # worker's code in process.
   [bench]="common codec config kafka provider coordinator worker fleet bench"
   # The CLI runs `agentfleet bench`; nothing includes the CLI.
-  [cli]="common codec config kafka http metrics provider tracing workflow service fleet audit bench cli"
+  [cli]="common codec config cost kafka http metrics provider tracing workflow service fleet audit bench cli"
 )
 # Files besides kafka/ that may include librdkafka, and why (none today).
 declare -A librdkafka_exceptions=()

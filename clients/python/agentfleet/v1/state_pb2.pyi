@@ -45,18 +45,20 @@ class BreakerState(_message.Message):
     def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[BreakerStatus, str]] = ..., since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., replica: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CacheEntry(_message.Message):
-    __slots__ = ["agent", "expires", "input", "model", "output"]
+    __slots__ = ["agent", "cost_usd", "expires", "input", "model", "output"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     agent: str
+    cost_usd: float
     expires: _timestamp_pb2.Timestamp
     input: str
     model: str
     output: _struct_pb2.Struct
-    def __init__(self, agent: _Optional[str] = ..., model: _Optional[str] = ..., input: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., expires: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, agent: _Optional[str] = ..., model: _Optional[str] = ..., input: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., expires: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., cost_usd: _Optional[float] = ...) -> None: ...
 
 class Reservation(_message.Message):
     __slots__ = ["attempt", "cost_usd", "expires", "tokens"]
@@ -71,7 +73,7 @@ class Reservation(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., expires: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepState(_message.Message):
-    __slots__ = ["ask_agent", "ask_wait", "attempt", "attempt_base", "budget_wait", "cached", "child_cost_usd", "child_task_id", "child_tokens", "close_deadline", "dispatched_at", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "questions", "rate_wait", "reservations", "retry_at", "schedule_deadline", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
+    __slots__ = ["ask_agent", "ask_wait", "attempt", "attempt_base", "budget_wait", "cached", "child_cost_usd", "child_task_id", "child_tokens", "close_deadline", "dispatched_at", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "questions", "rate_wait", "reservations", "retry_at", "saved_cost_usd", "schedule_deadline", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
     ASK_AGENT_FIELD_NUMBER: _ClassVar[int]
     ASK_WAIT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_BASE_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +101,7 @@ class StepState(_message.Message):
     RATE_WAIT_FIELD_NUMBER: _ClassVar[int]
     RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
     RETRY_AT_FIELD_NUMBER: _ClassVar[int]
+    SAVED_COST_USD_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_WAIT_FIELD_NUMBER: _ClassVar[int]
     SPAWN_AGENT_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +138,7 @@ class StepState(_message.Message):
     rate_wait: bool
     reservations: _containers.RepeatedCompositeFieldContainer[Reservation]
     retry_at: _timestamp_pb2.Timestamp
+    saved_cost_usd: float
     schedule_deadline: _timestamp_pb2.Timestamp
     signal_wait: bool
     spawn_agent: str
@@ -144,10 +148,10 @@ class StepState(_message.Message):
     tenant_wait: bool
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ..., child_task_id: _Optional[str] = ..., child_tokens: _Optional[int] = ..., child_cost_usd: _Optional[float] = ..., questions: _Optional[_Iterable[_Union[_task_pb2.AgentQuestion, _Mapping]]] = ..., ask_agent: _Optional[str] = ..., ask_wait: bool = ..., attempt_base: _Optional[int] = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ..., child_task_id: _Optional[str] = ..., child_tokens: _Optional[int] = ..., child_cost_usd: _Optional[float] = ..., questions: _Optional[_Iterable[_Union[_task_pb2.AgentQuestion, _Mapping]]] = ..., ask_agent: _Optional[str] = ..., ask_wait: bool = ..., attempt_base: _Optional[int] = ..., saved_cost_usd: _Optional[float] = ...) -> None: ...
 
 class TaskState(_message.Message):
-    __slots__ = ["abandoned", "accepted_at", "attempt_offset", "cancel_reason", "cancel_requested", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "pending_signals", "rescopes", "status", "steps", "submission", "traceparent", "usage"]
+    __slots__ = ["abandoned", "accepted_at", "attempt_offset", "cancel_reason", "cancel_requested", "children_usage", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "pending_signals", "rescopes", "status", "steps", "submission", "traceparent", "usage"]
     class AttemptOffsetEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +171,7 @@ class TaskState(_message.Message):
     ATTEMPT_OFFSET_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_USAGE_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     FAN_OUT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +189,7 @@ class TaskState(_message.Message):
     attempt_offset: _containers.ScalarMap[str, int]
     cancel_reason: str
     cancel_requested: bool
+    children_usage: _common_pb2.Usage
     deadline: _timestamp_pb2.Timestamp
     fan_out: _containers.ScalarMap[str, int]
     finished: bool
@@ -196,7 +202,7 @@ class TaskState(_message.Message):
     submission: _task_pb2.TaskSubmission
     traceparent: str
     usage: _common_pb2.Usage
-    def __init__(self, submission: _Optional[_Union[_task_pb2.TaskSubmission, _Mapping]] = ..., status: _Optional[_Union[_task_pb2.TaskStatus, str]] = ..., steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., fan_out: _Optional[_Mapping[str, int]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., traceparent: _Optional[str] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished: bool = ..., parent_traceparent: _Optional[str] = ..., pending_signals: _Optional[_Iterable[_Union[_task_pb2.TaskSignal, _Mapping]]] = ..., cancel_requested: bool = ..., cancel_reason: _Optional[str] = ..., rescopes: _Optional[_Iterable[_Union[_task_pb2.Rescope, _Mapping]]] = ..., attempt_offset: _Optional[_Mapping[str, int]] = ..., abandoned: _Optional[_Iterable[_Union[AbandonedAttempt, _Mapping]]] = ...) -> None: ...
+    def __init__(self, submission: _Optional[_Union[_task_pb2.TaskSubmission, _Mapping]] = ..., status: _Optional[_Union[_task_pb2.TaskStatus, str]] = ..., steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., fan_out: _Optional[_Mapping[str, int]] = ..., accepted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., traceparent: _Optional[str] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished: bool = ..., parent_traceparent: _Optional[str] = ..., pending_signals: _Optional[_Iterable[_Union[_task_pb2.TaskSignal, _Mapping]]] = ..., cancel_requested: bool = ..., cancel_reason: _Optional[str] = ..., rescopes: _Optional[_Iterable[_Union[_task_pb2.Rescope, _Mapping]]] = ..., attempt_offset: _Optional[_Mapping[str, int]] = ..., abandoned: _Optional[_Iterable[_Union[AbandonedAttempt, _Mapping]]] = ..., children_usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
 
 class TenantLedger(_message.Message):
     __slots__ = ["cost_usd", "period_start", "tenant", "tokens"]

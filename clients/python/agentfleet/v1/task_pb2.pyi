@@ -40,6 +40,44 @@ class AgentQuestion(_message.Message):
     timed_out: bool
     def __init__(self, question: _Optional[str] = ..., answer: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., answered: bool = ..., answered_by: _Optional[str] = ..., timed_out: bool = ..., asked_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class CostEntry(_message.Message):
+    __slots__ = ["batch_saved_usd", "cache_saved_usd", "finished_at", "lines", "parent_task_id", "status", "task_id", "tenant", "usage", "workflow"]
+    BATCH_SAVED_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SAVED_USD_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    batch_saved_usd: float
+    cache_saved_usd: float
+    finished_at: _timestamp_pb2.Timestamp
+    lines: _containers.RepeatedCompositeFieldContainer[CostLine]
+    parent_task_id: str
+    status: TaskStatus
+    task_id: str
+    tenant: str
+    usage: _common_pb2.Usage
+    workflow: str
+    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., parent_task_id: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[CostLine, _Mapping]]] = ..., cache_saved_usd: _Optional[float] = ..., batch_saved_usd: _Optional[float] = ...) -> None: ...
+
+class CostLine(_message.Message):
+    __slots__ = ["agent", "batch_saved_usd", "cache_saved_usd", "model", "usage"]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SAVED_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SAVED_USD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    batch_saved_usd: float
+    cache_saved_usd: float
+    model: str
+    usage: _common_pb2.Usage
+    def __init__(self, agent: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., cache_saved_usd: _Optional[float] = ..., batch_saved_usd: _Optional[float] = ...) -> None: ...
+
 class Rescope(_message.Message):
     __slots__ = ["at", "fan_index", "planner", "reason", "step"]
     AT_FIELD_NUMBER: _ClassVar[int]
@@ -55,7 +93,7 @@ class Rescope(_message.Message):
     def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., reason: _Optional[str] = ..., planner: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepSummary(_message.Message):
-    __slots__ = ["agent", "attempts", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "status", "step", "usage", "worker"]
+    __slots__ = ["agent", "attempts", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "saved_cost_usd", "status", "step", "usage", "worker"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +103,7 @@ class StepSummary(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    SAVED_COST_USD_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
@@ -78,11 +117,12 @@ class StepSummary(_message.Message):
     latency_ms: int
     model: str
     questions: _containers.RepeatedCompositeFieldContainer[AgentQuestion]
+    saved_cost_usd: float
     status: StepStatus
     step: str
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ..., saved_cost_usd: _Optional[float] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ["accepted_at", "error", "finished_at", "labels", "output", "parent_task_id", "rescopes", "status", "steps", "submitted_at", "task_id", "tenant", "usage", "workflow"]
