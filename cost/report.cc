@@ -54,7 +54,7 @@ bool ByLine(const std::vector<std::string>& by) {
   return std::find(by.begin(), by.end(), "agent") != by.end() || std::find(by.begin(), by.end(), "model") != by.end();
 }
 
-std::string Usd(double usd) { return absl::StrFormat("%.2f", usd); }
+std::string Usd(double usd) { return absl::StrFormat("%.4f", usd); }
 
 std::string Percent(const std::optional<double>& change) {
   return change ? absl::StrFormat("%+.1f%%", 100 * *change) : "-";

@@ -156,7 +156,10 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       tenant_saved_(CounterFamily(r, "agentfleet_tenant_saved_usd_total",
                                   "What finished tasks did not spend thanks to the result cache (\"cache\") or batch "
                                   "pricing (\"batch\"), in US dollars, by tenant."),
-                    {"tenant", "by"}) {}
+                    {"tenant", "by"}),
+      tenant_tasks_(CounterFamily(r, "agentfleet_tenant_tasks_total",
+                                  "Finished tasks (children included: each has its own cost ledger entry), by tenant."),
+                    {"tenant"}) {}
 
 void CoordinatorMetrics::Action(absl::string_view action, absl::string_view outcome, absl::string_view decision) {
   actions_.With({action, outcome.empty() ? "none" : outcome, decision}).Increment();
@@ -166,6 +169,7 @@ void CoordinatorMetrics::TaskCost(const v1::CostEntry& entry) {
   absl::string_view tenant = entry.tenant().empty() ? "(none)" : absl::string_view(entry.tenant());
   // Created at 0 on a tenant's first task, so increase() sees its first spend.
   tenant_cost_.With({tenant}).Increment(entry.usage().cost_usd());
+  tenant_tasks_.With({tenant}).Increment();
   tenant_saved_.With({tenant, "cache"}).Increment(entry.cache_saved_usd());
   tenant_saved_.With({tenant, "batch"}).Increment(entry.batch_saved_usd());
 }

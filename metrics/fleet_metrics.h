@@ -78,7 +78,7 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> signals_;
   Series<prometheus::Counter> agent_signals_, replans_;
   Series<prometheus::Counter> actions_, screens_;
-  Series<prometheus::Counter> tenant_cost_, tenant_saved_;
+  Series<prometheus::Counter> tenant_cost_, tenant_saved_, tenant_tasks_;
 };
 
 // What a worker process did: items in flight, items by outcome, model call

@@ -124,7 +124,7 @@ TEST(CostReportTest, DimensionsAreCheckedAndTheFormatsSayTheSame) {
   CostReport r = b.Build(Days(3, 5, {"tenant"}));
   std::string text = FormatCostText(r);
   EXPECT_THAT(text, HasSubstr("2026-11-04  a,b"));
-  EXPECT_THAT(text, HasSubstr("total 2026-11-04 .. 2026-11-05: $2.50 over 2 tasks"));
+  EXPECT_THAT(text, HasSubstr("total 2026-11-04 .. 2026-11-05: $2.5000 over 2 tasks"));
   auto json = nlohmann::json::parse(FormatCostJson(r));
   ASSERT_EQ(json["rows"].size(), 2u);
   EXPECT_EQ(json["rows"][0]["key"]["tenant"], "a,b");
