@@ -92,9 +92,18 @@ double FleetConfig::Cost(const std::string& model, int64_t input_tokens,
 }
 
 const TenantConfig* FleetConfig::FindTenant(const std::string& tenant) const {
+  // An entry with only a weight gives no budget: the "*" entry's applies.
   auto it = tenants.find(tenant);
-  if (it == tenants.end()) it = tenants.find("*");
-  return it == tenants.end() ? nullptr : &it->second;
+  if (it == tenants.end() || !it->second.has_limits()) it = tenants.find("*");
+  return it == tenants.end() || !it->second.has_limits() ? nullptr : &it->second;
+}
+
+double FleetConfig::TenantWeight(const std::string& tenant) const {
+  for (const std::string& name : {tenant, std::string("*")}) {
+    auto it = tenants.find(name);
+    if (it != tenants.end() && it->second.weight > 0) return it->second.weight;
+  }
+  return 1;
 }
 
 ModelPrice FleetConfig::Price(const std::string& model) const {
@@ -1309,12 +1318,16 @@ void LoadTenants(Loader& L, const YAML::Node& tenants, FleetConfig* cfg) {
   for (auto it = tenants.begin(); it != tenants.end(); ++it) {
     std::string f = "tenants." + it->first.Scalar();
     TenantConfig t;
-    if (!L.Map(it->second, f, {"period", "max_cost_usd", "max_tokens", "on_exhausted"})) continue;
+    if (!L.Map(it->second, f, {"period", "max_cost_usd", "max_tokens", "on_exhausted", "weight"})) continue;
     using P = TenantConfig::Period;
     L.Enum<P>(it->second, "period", f, {{"hour", P::kHour}, {"day", P::kDay}, {"month", P::kMonth}}, &t.period);
     L.Number<double>(it->second, "max_cost_usd", f, &t.max_cost_usd, 0.0);
     L.Number<int64_t>(it->second, "max_tokens", f, &t.max_tokens, 0);
-    if (t.max_cost_usd == 0 && t.max_tokens == 0) L.Error(it->second, f, "give max_cost_usd, max_tokens or both");
+    if (it->second["weight"] && L.Number<double>(it->second, "weight", f, &t.weight, 0.001, 1000.0)) {
+      // A weight alone is fine: the tenant has no budget of its own.
+    } else if (t.max_cost_usd == 0 && t.max_tokens == 0) {
+      L.Error(it->second, f, "give max_cost_usd, max_tokens or both (or a weight)");
+    }
     using O = TenantConfig::OnExhausted;
     L.Enum<O>(it->second, "on_exhausted", f, {{"hold", O::kHold}, {"reject", O::kReject}}, &t.on_exhausted);
     cfg->tenants[it->first.Scalar()] = t;

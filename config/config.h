@@ -448,6 +448,10 @@ struct TenantConfig {
   // hold: calls wait for the next period; reject: new tasks are REJECTED and
   // running ones end BUDGET_EXHAUSTED.
   OnExhausted on_exhausted = OnExhausted::kHold;
+  // The tenant's share of a contended provider quota against other tenants'
+  // (fair queuing on estimated tokens); 0: not given (1, or the "*" entry's).
+  double weight = 0;
+  bool has_limits() const { return max_cost_usd > 0 || max_tokens > 0; }
 };
 
 // Export of spans over OTLP/HTTP with JSON encoding (any OpenTelemetry
@@ -491,6 +495,8 @@ struct FleetConfig {
 
   // The limits that apply to `tenant`, or null.
   const TenantConfig* FindTenant(const std::string& tenant) const;
+  // The tenant's weight in the quota queues' fair order (default 1).
+  double TenantWeight(const std::string& tenant) const;
 
   const AgentConfig* FindAgent(const std::string& name) const;
   // Whether any action is configured (the audit topic exists then).

@@ -377,7 +377,11 @@ class TaskEngine {
   // The instance a quota queue entry waits for, if the entry is its current
   // wait (same sequence number): entries left by a task that was dropped and
   // restored, or dispatched another way, are stale.
-  Instance* LiveWaiter(const std::tuple<int, uint64_t, std::string, size_t, int>& waiter);
+  Instance* LiveWaiter(const std::tuple<int, double, uint64_t, std::string, size_t, int>& waiter);
+  // The instance's start tag in its quota's fair queue (start-time fair
+  // queuing by tenant on estimated tokens): the later of the queue's
+  // virtual time and where the tenant's previous request ended.
+  double FairTag(const std::string& key, int priority, const std::string& tenant, int64_t tokens);
   // A complete step's output: its instance's, or the list of its instances'
   // in fan-out order (null for a failed optional instance).
   static nlohmann::json StepOutput(const StepRun& s);
@@ -438,9 +442,17 @@ class TaskEngine {
   Breakers breakers_;
   ResultCache cache_;
   RateLimiter rate_;
-  // Per quota: (priority, arrival, task id, step, fan index) of the waiting instances.
-  using Waiter = std::tuple<int, uint64_t, std::string, size_t, int>;
+  // Per quota: (priority, fair start tag, arrival, task id, step, fan
+  // index) of the waiting instances: interactive before batch, then by tag.
+  using Waiter = std::tuple<int, double, uint64_t, std::string, size_t, int>;
   std::map<std::string, std::set<Waiter>> rate_waiting_;
+  // Per quota and priority while its queue is not empty: the virtual time
+  // (the start tag last served) and each tenant's finish tag.
+  struct FairClock {
+    double virtual_time = 0;
+    absl::flat_hash_map<std::string, double> finish;
+  };
+  std::map<std::pair<std::string, int>, FairClock> fair_;
   uint64_t rate_seq_ = 0;
   absl::Time rate_next_ = absl::InfiniteFuture();  // when a waiting instance's quota is back
   EngineStats stats_;

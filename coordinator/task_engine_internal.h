@@ -119,6 +119,7 @@ struct TaskEngine::Instance {
   const AgentConfig* spawn_agent = nullptr;
   Json spawn_input;
   uint64_t rate_seq = 0;    // its place in its quota's queue
+  double rate_tag = 0;      // its start tag in the queue's fair order
   int64_t rate_tokens = 0;  // the tokens it needs from the quota
   std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
   // A child-workflow step's child task, and the budget held for it until
