@@ -16,6 +16,7 @@
 #include "cli/tasks_input.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
+#include "codec/trace.h"
 #include "fleet/run_summary.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -609,6 +610,63 @@ TEST_F(RealKafkaTest, TwoReplicasShareOneProviderQuota) {
   EXPECT_GE(done - submitted, least * 0.9) << "more than the fleet's quota went through";
   std::cout << kTasks << " calls at a fleet quota of 10/s took " << absl::FormatDuration(done - submitted)
             << " (a shared quota needs at least " << absl::FormatDuration(least) << ")\n";
+}
+
+// Issue 20, item 5: a tenant with 300 tasks queued ahead of five tenants
+// with 10 each, under a quota of 50 calls a second. The tasks are on the
+// topic before the coordinator starts, so its (empty) bucket queues them
+// all at once: served first come first served, the small tenants' tasks
+// would come after most of the heavy tenant's (they are behind them on
+// every partition); served fairly by tokens they come first, interleaved
+// with a sixth of the heavy tenant's.
+TEST_F(RealKafkaTest, SmallTenantsAreNotQueuedBehindAHeavyOneUnderAQuota) {
+  Fleet fleet("fair");
+  fleet.set_example("tests/integration/ratelimit.yaml");
+  fleet.WriteConfig(bootstrap_, {{"requests_per_minute: 600", "requests_per_minute: 3000"}});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto collector = ResultCollector::Start(*config, nullptr);
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(300, fleet.prefix() + "heavy", 5);
+  for (auto& t : tasks) t.set_tenant("heavy");
+  for (int k = 0; k < 5; ++k) {
+    for (v1::TaskSubmission t : SampleTasks(10, fleet.prefix() + "small" + std::to_string(k), 6 + k)) {
+      t.set_tenant("small-" + std::to_string(k));
+      tasks.push_back(std::move(t));
+    }
+  }
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok());
+  Topics topics(config->kafka.topic_prefix);
+  for (auto& t : tasks) {
+    t.set_workflow("support");
+    (*collector)->Expect(t.task_id(), absl::Now());
+    Encoded e = Encode(t, NewTraceparent());
+    ASSERT_TRUE((*producer)->Produce({topics.tasks, t.task_id(), e.payload, e.headers}).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  for (absl::Time until = absl::Now() + absl::Seconds(120); !(*collector)->Done() && absl::Now() < until;) {
+    (*collector)->Poll(absl::Milliseconds(200));
+  }
+  const std::vector<v1::TaskResult>& results = (*collector)->results();
+  ASSERT_EQ(results.size(), tasks.size()) << fleet.LogTails();
+  // Where, in the order results arrived, each tenant's last one is.
+  std::map<std::string, size_t> last, seen;
+  size_t heavy_before_small_done = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    last[results[i].tenant()] = i;
+    ++seen[results[i].tenant()];
+    bool small_left = false;
+    for (int k = 0; k < 5; ++k) small_left = small_left || seen["small-" + std::to_string(k)] < 10;
+    if (!small_left && heavy_before_small_done == 0) heavy_before_small_done = seen["heavy"];
+  }
+  std::cout << "fair queues: every small tenant done after " << heavy_before_small_done
+            << " of the heavy tenant's 300 results (first come first served: after all 300)\n";
+  EXPECT_LT(heavy_before_small_done, 100u) << "the small tenants waited behind the heavy one";
+  for (int k = 0; k < 5; ++k) EXPECT_LT(last["small-" + std::to_string(k)], 150u) << k;
 }
 
 TEST_F(RealKafkaTest, ATenantNeverSpendsPastItsBudgetForThePeriod) {
