@@ -314,7 +314,13 @@ int RunLag(const FleetConfig& config, const CliOptions& options) {
     std::cerr << "agentfleet lag: " << lags.status().message() << "\n";
     return 1;
   }
-  std::cout << (options.json ? LagJson(*lags, options.keda) + "\n" : LagText(*lags, options.keda));
+  auto capacity = ReadFleetCapacity(config, *lags, options.keda, std::min(options.timeout, absl::Seconds(30)));
+  if (!capacity.ok()) {
+    std::cerr << "agentfleet lag: the capacity signal: " << capacity.status().message() << "\n";
+    return 1;
+  }
+  std::cout << (options.json ? LagJson(*lags, options.keda, *capacity) + "\n"
+                             : LagText(*lags, options.keda, *capacity));
   return 0;
 }
 

@@ -6,6 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agentfleet/v1/state.pb.h"
+#include "agentfleet/v1/task.pb.h"
+#include "codec/codec.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
 
@@ -70,7 +73,73 @@ absl::StatusOr<std::vector<GroupTopicLag>> ReadFleetLag(const FleetConfig& confi
   return out;
 }
 
-std::string LagText(const std::vector<GroupTopicLag>& lags, const KedaTrigger& t) {
+absl::StatusOr<std::vector<PoolCapacity>> ReadFleetCapacity(const FleetConfig& config,
+                                                             const std::vector<GroupTopicLag>& lags,
+                                                             const KedaTrigger& trigger, absl::Duration timeout) {
+  Topics topics(config.kafka.topic_prefix);
+  Properties props = ConsumerProperties(config.kafka, "agentfleet-lag");
+  absl::Time deadline = absl::Now() + timeout;
+  // Mean call time per agent, from the step summaries of recent results.
+  std::map<std::string, std::pair<double, int>> calls;
+  auto count = PartitionCount(props, topics.results, timeout);
+  if (!count.ok()) return count.status();
+  std::vector<int32_t> partitions;
+  for (int32_t p = 0; p < *count; ++p) partitions.push_back(p);
+  auto recent = ReadPartitionTails(props, topics.results, partitions, 200, deadline - absl::Now());
+  if (!recent.ok()) return recent.status();
+  for (const Message& m : *recent) {
+    auto r = Decode<v1::TaskResult>(m.payload, m.headers);
+    if (!r.ok()) continue;
+    for (const v1::StepSummary& s : r->steps()) {
+      if (s.agent().empty() || s.attempts() == 0 || s.cached()) continue;
+      auto& [sum, n] = calls[s.agent()];
+      sum += static_cast<double>(s.latency_ms()) / 1000.0;
+      ++n;
+    }
+  }
+  // Breakers as the replicas share them: the latest state of each.
+  std::map<std::string, bool> open;
+  auto breakers = ReadPartitionsToEnd(props, topics.breakers, {0}, std::max(absl::Seconds(1), deadline - absl::Now()));
+  if (breakers.ok()) {
+    for (const Message& m : *breakers) {
+      auto b = Decode<v1::BreakerState>(m.payload, m.headers);
+      if (b.ok()) open[b->name()] = b->status() == v1::BREAKER_STATUS_OPEN;
+    }
+  }
+  std::map<std::pair<std::string, std::string>, const GroupTopicLag*> by_topic;
+  for (const GroupTopicLag& g : lags) by_topic[{g.group, g.lag.topic}] = &g;
+  FleetLoad load;
+  load.lag = [&](const std::string& group, const std::string& topic, int64_t* lag) {
+    auto it = by_topic.find({group, topic});
+    if (it == by_topic.end() || (config.worker.pools.size() > 1 && !it->second->lag.consumed())) return false;
+    *lag = it->second->lag.total();
+    return true;
+  };
+  load.mean_call = [&](const std::string& agent, double* seconds) {
+    auto it = calls.find(agent);
+    if (it == calls.end() || it->second.second == 0) return false;
+    *seconds = it->second.first / it->second.second;
+    return true;
+  };
+  load.breaker_open = [&](const std::string& name) { return open.count(name) && open[name]; };
+  std::vector<PoolCapacity> out;
+  for (auto& [pool, estimate] : FleetCapacity(config, load)) {
+    PoolCapacity p;
+    p.pool = pool;
+    p.replicas = static_cast<int>(std::clamp<double>(std::ceil(estimate.replicas - 1e-9), trigger.min_replicas,
+                                                     std::max(trigger.min_replicas, trigger.max_replicas)));
+    const std::string group = WorkerGroup(config, pool);
+    for (const GroupTopicLag& g : lags) {
+      if (g.group == group) p.keda_replicas = std::max(p.keda_replicas, g.keda.replicas);
+    }
+    p.estimate = std::move(estimate);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::string LagText(const std::vector<GroupTopicLag>& lags, const KedaTrigger& t,
+                    const std::vector<PoolCapacity>& capacity) {
   std::string out = absl::StrFormat(
       "KEDA trigger: lagThreshold %d, activationLagThreshold %d, offsetResetPolicy %s%s%s\n\n", t.lag_threshold,
       t.activation_lag_threshold, t.offset_reset == KedaTrigger::OffsetReset::kLatest ? "latest" : "earliest",
@@ -81,10 +150,25 @@ std::string LagText(const std::vector<GroupTopicLag>& lags, const KedaTrigger& t
     absl::StrAppend(&out, absl::StrFormat("%-32s %-36s %10d %9d %10d %8d\n", g.group, g.lag.topic, g.keda.partitions,
                                           g.keda.partitions_with_lag, g.keda.lag, g.keda.replicas));
   }
+  if (!capacity.empty()) {
+    absl::StrAppend(&out, "\ncapacity signal (agentfleet_pool_capacity_replicas; autoscaling.mode: capacity):\n");
+    for (const PoolCapacity& p : capacity) {
+      absl::StrAppend(&out, absl::StrFormat("  pool %s: %.1f call-seconds pending, %.2f useful replicas -> %d "
+                                            "(KEDA's lag trigger: %d)\n",
+                                            p.pool, p.estimate.pending_call_seconds, p.estimate.replicas, p.replicas,
+                                            p.keda_replicas));
+      for (const CapacityEstimate::Agent& a : p.estimate.agents) {
+        if (a.pending_call_seconds <= 0) continue;
+        absl::StrAppend(&out, absl::StrFormat("    %-24s %10.1f call-s pending, %6.1f useful in flight (%s)\n",
+                                              a.agent, a.pending_call_seconds, a.useful_concurrency, a.limited_by));
+      }
+    }
+  }
   return out;
 }
 
-std::string LagJson(const std::vector<GroupTopicLag>& lags, const KedaTrigger& t) {
+std::string LagJson(const std::vector<GroupTopicLag>& lags, const KedaTrigger& t,
+                    const std::vector<PoolCapacity>& capacity) {
   nlohmann::json rows = nlohmann::json::array();
   for (const GroupTopicLag& g : lags) {
     nlohmann::json parts = nlohmann::json::array();
@@ -110,6 +194,23 @@ std::string LagJson(const std::vector<GroupTopicLag>& lags, const KedaTrigger& t
                         {"minReplicaCount", t.min_replicas},
                         {"maxReplicaCount", t.max_replicas}}},
                       {"lag", std::move(rows)}};
+  nlohmann::json pools = nlohmann::json::array();
+  for (const PoolCapacity& p : capacity) {
+    nlohmann::json agents = nlohmann::json::array();
+    for (const CapacityEstimate::Agent& a : p.estimate.agents) {
+      agents.push_back({{"agent", a.agent},
+                        {"pending_call_seconds", a.pending_call_seconds},
+                        {"useful_concurrency", a.useful_concurrency},
+                        {"limited_by", a.limited_by}});
+    }
+    pools.push_back({{"pool", p.pool},
+                     {"pending_call_seconds", p.estimate.pending_call_seconds},
+                     {"useful_replicas", p.estimate.replicas},
+                     {"replicas", p.replicas},
+                     {"keda_replicas", p.keda_replicas},
+                     {"agents", std::move(agents)}});
+  }
+  j["capacity"] = std::move(pools);
   return j.dump();
 }
 

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
+#include "metrics/capacity.h"
 
 namespace agentfleet {
 
@@ -56,7 +57,26 @@ struct GroupTopicLag {
                                                                       const KedaTrigger& trigger,
                                                                       absl::Duration timeout);
 
-std::string LagText(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger);
-std::string LagJson(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger);
+// The capacity signal per pool (metrics/capacity.h) beside what KEDA's lag
+// trigger asks for (the largest of the pool's topics, as the HPA takes it).
+struct PoolCapacity {
+  std::string pool;
+  CapacityEstimate estimate;
+  int replicas = 0;       // ceil(estimate.replicas), within min/max replicas
+  int keda_replicas = 0;  // KEDA's Kafka trigger
+};
+
+// The capacity signal from `lags`, the agents' mean call times in the
+// latest results (the last 200 of each results partition) and the breakers
+// topic, as the coordinators compute agentfleet_pool_capacity_replicas.
+[[nodiscard]] absl::StatusOr<std::vector<PoolCapacity>> ReadFleetCapacity(const FleetConfig& config,
+                                                                         const std::vector<GroupTopicLag>& lags,
+                                                                         const KedaTrigger& trigger,
+                                                                         absl::Duration timeout);
+
+std::string LagText(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger,
+                    const std::vector<PoolCapacity>& capacity = {});
+std::string LagJson(const std::vector<GroupTopicLag>& lags, const KedaTrigger& trigger,
+                    const std::vector<PoolCapacity>& capacity = {});
 
 }  // namespace agentfleet

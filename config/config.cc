@@ -1530,7 +1530,7 @@ void LoadWorkflows(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
 
 void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
   if (!L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_interval",
-                                "finished_retention", "transaction_timeout", "lag_interval",
+                                "finished_retention", "transaction_timeout", "lag_interval", "capacity_drain_time",
                                 "static_membership", "max_child_depth"})) {
     return;
   }
@@ -1543,6 +1543,10 @@ void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
   L.Duration(c, "finished_retention", "coordinator", &cc->finished_retention);
   L.Duration(c, "transaction_timeout", "coordinator", &cc->transaction_timeout);
   L.Duration(c, "lag_interval", "coordinator", &cc->lag_interval);
+  if (L.Duration(c, "capacity_drain_time", "coordinator", &cc->capacity_drain_time) &&
+      cc->capacity_drain_time < absl::Seconds(1)) {
+    L.Error(c["capacity_drain_time"], "coordinator.capacity_drain_time", "must be at least 1s");
+  }
   L.Bool(c, "static_membership", "coordinator", &cc->static_membership);
   L.Number<int>(c, "max_child_depth", "coordinator", &cc->max_child_depth, 1, 16);
 }

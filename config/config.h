@@ -407,6 +407,9 @@ struct CoordinatorConfig {
   absl::Duration transaction_timeout = absl::Seconds(10);
   // How often the consumer-group lag metric is read from the brokers.
   absl::Duration lag_interval = absl::Seconds(10);
+  // The capacity signal (agentfleet_pool_capacity_replicas): the replicas
+  // that would drain a pool's pending work in this long, within its quotas.
+  absl::Duration capacity_drain_time = absl::Seconds(30);
   // How deep child workflows may nest (a child of a child ... of a task).
   int max_child_depth = 3;
   // Joins the group as a static member named `<group_id>-<instance>`: a

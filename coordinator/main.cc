@@ -10,6 +10,7 @@
 #include "common/signals.h"
 #include "config/config.h"
 #include "coordinator/replica.h"
+#include "metrics/capacity.h"
 #include "metrics/fleet_metrics.h"
 #include "metrics/lag_monitor.h"
 #include "tracing/otlp_exporter.h"
@@ -52,6 +53,13 @@ int main(int argc, char** argv) {
     lag_targets.push_back(std::move(target));
   }
   LagMonitor lag(*registry, ProducerProperties(config.kafka), std::move(lag_targets));
+  // The capacity signal, from each lag read (metrics/capacity.h).
+  lag.OnRefreshed([&config, &lag, &metrics] {
+    FleetLoad load{[&lag](const std::string& g, const std::string& t, int64_t* n) { return lag.Latest(g, t, n); },
+                   [&metrics](const std::string& a, double* s) { return metrics.MeanCallSeconds(a, s); },
+                   [&metrics](const std::string& b) { return metrics.BreakerOpen(b); }};
+    for (const auto& [pool, estimate] : FleetCapacity(config, load)) metrics.Capacity(pool, estimate);
+  });
   lag.Start(cc.lag_interval);
   // The last commit takes at most the Kafka timeout (30 s) when the broker
   // answers; past a minute it does not, and the transaction is left to abort.

@@ -159,7 +159,17 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                     {"tenant", "by"}),
       tenant_tasks_(CounterFamily(r, "agentfleet_tenant_tasks_total",
                                   "Finished tasks (children included: each has its own cost ledger entry), by tenant."),
-                    {"tenant"}) {}
+                    {"tenant"}),
+      pool_replicas_(GaugeFamily(r, "agentfleet_pool_capacity_replicas",
+                                 "Worker replicas that would actually help the pool: the concurrency that drains its "
+                                 "pending work within coordinator.capacity_drain_time, capped by the provider quotas "
+                                 "and 0 for agents whose breaker is open, over a replica's max_in_flight. Scale on "
+                                 "ceil() of it (autoscaling.mode: capacity)."),
+                     {"pool"}),
+      pool_pending_(GaugeFamily(r, "agentfleet_pool_pending_call_seconds",
+                                "The pool's pending work in call-seconds: per agent, its work topic's lag times its "
+                                "recent mean call time."),
+                    {"pool"}) {}
 
 void CoordinatorMetrics::Action(absl::string_view action, absl::string_view outcome, absl::string_view decision) {
   actions_.With({action, outcome.empty() ? "none" : outcome, decision}).Increment();
@@ -172,6 +182,25 @@ void CoordinatorMetrics::TaskCost(const v1::CostEntry& entry) {
   tenant_tasks_.With({tenant}).Increment();
   tenant_saved_.With({tenant, "cache"}).Increment(entry.cache_saved_usd());
   tenant_saved_.With({tenant, "batch"}).Increment(entry.batch_saved_usd());
+}
+
+void CoordinatorMetrics::Capacity(const std::string& pool, const CapacityEstimate& estimate) {
+  pool_replicas_.With({pool}).Set(estimate.replicas);
+  pool_pending_.With({pool}).Set(estimate.pending_call_seconds);
+}
+
+bool CoordinatorMetrics::MeanCallSeconds(const std::string& agent, double* seconds) const {
+  absl::MutexLock lock(&mu_);
+  auto it = mean_call_s_.find(agent);
+  if (it == mean_call_s_.end()) return false;
+  *seconds = it->second;
+  return true;
+}
+
+bool CoordinatorMetrics::BreakerOpen(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = breaker_open_.find(name);
+  return it != breaker_open_.end() && it->second;
 }
 
 void CoordinatorMetrics::Screen(absl::string_view workflow, bool flagged) {
@@ -197,6 +226,11 @@ void CoordinatorMetrics::Call(absl::string_view agent, const v1::WorkResult& res
   tokens_.With({agent, model, "output"}).Increment(result.usage().output_tokens());
   if (cost_usd > 0) cost_.With({agent, model}).Increment(cost_usd);
   call_seconds_.With({agent, model}).Observe(result.latency_ms() / 1000.0);
+  // The capacity signal's mean call time: an exponential moving average
+  // (the last ~20 calls weigh most).
+  absl::MutexLock lock(&mu_);
+  auto [it, first] = mean_call_s_.try_emplace(std::string(agent), result.latency_ms() / 1000.0);
+  if (!first) it->second += 0.05 * (result.latency_ms() / 1000.0 - it->second);
 }
 
 void CoordinatorMetrics::Timeout(absl::string_view agent, absl::string_view kind) {
@@ -228,6 +262,8 @@ void CoordinatorMetrics::Breaker(absl::string_view name, v1::BreakerStatus statu
   for (auto s : {v1::BREAKER_STATUS_CLOSED, v1::BREAKER_STATUS_OPEN, v1::BREAKER_STATUS_HALF_OPEN}) {
     breaker_.With({name, BreakerName(s)}).Set(s == status ? 1 : 0);
   }
+  absl::MutexLock lock(&mu_);
+  breaker_open_[std::string(name)] = status == v1::BREAKER_STATUS_OPEN;
 }
 
 void CoordinatorMetrics::SetActive(size_t tasks, size_t rate_waiting) {

@@ -10,6 +10,9 @@
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "metrics/capacity.h"
 #include "metrics/metrics.h"
 
 namespace agentfleet {
@@ -63,6 +66,13 @@ class CoordinatorMetrics {
   // A finished task's own spend (its cost ledger entry), by tenant: the
   // series the cost-anomaly alert watches.
   void TaskCost(const v1::CostEntry& entry);
+  // The capacity signal of worker pool `pool` (metrics/capacity.h).
+  void Capacity(const std::string& pool, const CapacityEstimate& estimate);
+  // What the capacity signal reads: an agent's recent mean call time (a
+  // moving average over its calls' latencies; false before the first), and
+  // whether a breaker is open as this replica knows it.
+  bool MeanCallSeconds(const std::string& agent, double* seconds) const;
+  bool BreakerOpen(const std::string& name) const;
 
  private:
   Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
@@ -79,6 +89,10 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> agent_signals_, replans_;
   Series<prometheus::Counter> actions_, screens_;
   Series<prometheus::Counter> tenant_cost_, tenant_saved_, tenant_tasks_;
+  Series<prometheus::Gauge> pool_replicas_, pool_pending_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, double> mean_call_s_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, bool> breaker_open_ ABSL_GUARDED_BY(mu_);
 };
 
 // What a worker process did: items in flight, items by outcome, model call

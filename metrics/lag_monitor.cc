@@ -43,6 +43,15 @@ void LagMonitor::Refresh() {
   RefreshShared(
       *shared_, [this](const std::string& g, const std::string& t, int64_t lag, int64_t stalled) { Record(g, t, lag, stalled); },
       [this] { errors_.Increment(); });
+  if (on_refreshed_ && !shared_->stop.HasBeenNotified()) on_refreshed_();
+}
+
+bool LagMonitor::Latest(const std::string& group, const std::string& topic, int64_t* lag) const {
+  absl::MutexLock lock(&mu_);
+  auto it = latest_.find({group, topic});
+  if (it == latest_.end()) return false;
+  *lag = it->second;
+  return true;
 }
 
 void LagMonitor::RefreshShared(Shared& shared,
@@ -72,6 +81,10 @@ void LagMonitor::RefreshShared(Shared& shared,
 
 void LagMonitor::Record(const std::string& group, const std::string& topic, int64_t lag, int64_t stalled) {
   lag_.With({group, topic}).Set(static_cast<double>(lag));
+  {
+    absl::MutexLock lock(&mu_);
+    latest_[{group, topic}] = lag;
+  }
   stalled_.With({group, topic}).Set(static_cast<double>(stalled));
 }
 

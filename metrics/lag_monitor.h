@@ -68,6 +68,10 @@ class LagMonitor {
   void Record(const std::string& group, const std::string& topic, int64_t lag, int64_t stalled_partitions = 0);
   // Refreshes every `interval` on a thread of its own until destroyed.
   void Start(absl::Duration interval);
+  // The lag last read of `group` on `topic`; false if none was (yet).
+  bool Latest(const std::string& group, const std::string& topic, int64_t* lag) const;
+  // Called after every refresh, on the refreshing thread (before Start).
+  void OnRefreshed(std::function<void()> done) { on_refreshed_ = std::move(done); }
 
  private:
   // What the refresh thread owns with the monitor, so that a thread left
@@ -88,6 +92,9 @@ class LagMonitor {
   Series<prometheus::Gauge> stalled_;
   prometheus::Family<prometheus::Counter>& errors_family_;
   prometheus::Counter& errors_;
+  mutable absl::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, int64_t> latest_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_refreshed_;
   std::thread thread_;
 };
 

@@ -41,6 +41,7 @@ render keda -f "$chart/ci/keda-values.yaml" "${with_keda[@]}"
 render hpa -f "$chart/ci/hpa-values.yaml"
 render monitoring -f "$chart/ci/monitoring-values.yaml" "${with_keda[@]}"
 render pools -f "$chart/ci/pools-values.yaml" "${with_keda[@]}"
+render capacity -f "$chart/ci/capacity-values.yaml"
 
 # What each scenario must have rendered.
 expect() {  # expect FILE KIND COUNT
@@ -61,6 +62,10 @@ expect monitoring NetworkPolicy 1
 expect monitoring Job 1
 expect pools Deployment 3
 expect pools ScaledObject 1
+expect capacity ScaledObject 1
+expect capacity HorizontalPodAutoscaler 0
+grep -q 'type: prometheus' rendered/capacity.yaml
+grep -qF 'query: "max(agentfleet_pool_capacity_replicas{pool=\"default\",namespace=\"agents\"})"' rendered/capacity.yaml
 grep -q -- '--agents=classifier' rendered/pools.yaml
 grep -q -- '--agents=writer' rendered/pools.yaml
 grep -q 'terminationGracePeriodSeconds: 75' rendered/pools.yaml

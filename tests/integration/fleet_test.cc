@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
@@ -23,6 +24,7 @@
 #include "kafka/dead_letter.h"
 #include "kafka/kafka.h"
 #include "kafka/topics.h"
+#include "tests/integration/fake_llm.h"
 #include "tests/integration/fleet_harness.h"
 
 namespace agentfleet::testing {
@@ -667,6 +669,73 @@ TEST_F(RealKafkaTest, SmallTenantsAreNotQueuedBehindAHeavyOneUnderAQuota) {
             << " of the heavy tenant's 300 results (first come first served: after all 300)\n";
   EXPECT_LT(heavy_before_small_done, 100u) << "the small tenants waited behind the heavy one";
   for (int k = 0; k < 5; ++k) EXPECT_LT(last["small-" + std::to_string(k)], 150u) << k;
+}
+
+// Issue 20, item 6: a provider quota (30 calls a second, 2 s calls) is the
+// bottleneck of one worker (25 calls at once: 12.5 a second), so work piles
+// up on the work topic. KEDA's lag trigger asks for every partition's
+// replica; the capacity signal asks for what the quota can use: 30/s × 2 s =
+// 60 calls in flight, 2.4 replicas of 25 — in `agentfleet lag` and in the
+// coordinator's agentfleet_pool_capacity_replicas.
+TEST_F(RealKafkaTest, TheCapacitySignalAsksForWhatAQuotaCanUseWhereLagAsksForMore) {
+  Fleet fleet("capacity");
+  fleet.set_example("tests/integration/ratelimit.yaml");
+  fleet.WriteConfig(bootstrap_, {{"requests_per_minute: 600", "requests_per_minute: 1800"},
+                                 {"mean_ms: 1}", "mean_ms: 2000}"},
+                                 {"work_partitions: 4", "work_partitions: 8"},
+                                 {"\nworkflows:", "\nworker: {max_in_flight: 25}\n"
+                                                  "coordinator: {capacity_drain_time: 5s, lag_interval: 1s}\nworkflows:"}});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t coordinator = fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  auto submitted = SubmitAndCollect(*config, SampleTasks(600, fleet.prefix() + "task", 4), /*wait=*/false,
+                                    absl::Seconds(30));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  Json lag;
+  const std::string topic = Topics(config->kafka.topic_prefix).Work("answerer");
+  int64_t work_lag = 0;
+  for (absl::Time until = absl::Now() + absl::Seconds(90); work_lag < 250 && absl::Now() < until;) {
+    absl::SleepFor(absl::Seconds(1));
+    auto run = fleet.Run({"agentfleet", "lag", "--json", "--lag_threshold", "10", "--config", fleet.config_path()},
+                         absl::Seconds(30));
+    ASSERT_TRUE(run.ok()) << run.status();
+    ASSERT_EQ(run->first, 0) << run->second;
+    lag = Json::parse(run->second.substr(run->second.rfind("\n{") + 1), nullptr, false);
+    ASSERT_TRUE(lag.is_object()) << run->second;
+    for (const Json& row : lag["lag"]) {
+      if (row["topic"] == topic) work_lag = row["lag"].get<int64_t>();
+    }
+  }
+  ASSERT_GE(work_lag, 250) << "the work did not pile up: " << lag.dump() << fleet.LogTails();
+  int keda = 0;
+  for (const Json& row : lag["lag"]) {
+    if (row["topic"] == topic) keda = row["replicas"].get<int>();
+  }
+  ASSERT_EQ(lag["capacity"].size(), 1u) << lag.dump();
+  const Json& pool = lag["capacity"][0];
+  std::cout << "work lag " << work_lag << ": KEDA's lag trigger asks for " << keda << " replicas, the capacity "
+            << "signal for " << pool["replicas"] << " (" << pool["useful_replicas"] << " useful, limited by "
+            << pool["agents"][0]["limited_by"] << ")\n";
+  EXPECT_EQ(keda, 8) << "lag 250 over lagThreshold 10, capped at the 8 partitions";
+  EXPECT_EQ(pool["keda_replicas"], keda);
+  EXPECT_EQ(pool["replicas"], 3) << lag.dump();
+  // 30/s × the mean call time (2 s, a little more under load) ÷ 25.
+  EXPECT_NEAR(pool["useful_replicas"].get<double>(), 2.5, 0.2) << lag.dump();
+  EXPECT_EQ(pool["agents"][0]["limited_by"], "quota") << lag.dump();
+  // The coordinator exports the same figure for KEDA's Prometheus scaler.
+  double exported = -1;
+  for (absl::Time until = absl::Now() + absl::Seconds(10); exported < 0 && absl::Now() < until;
+       absl::SleepFor(absl::Milliseconds(500))) {
+    auto [status, body] = HttpGet(absl::StrCat("http://127.0.0.1:", fleet.HttpPort(coordinator), "/metrics"));
+    for (absl::string_view line : absl::StrSplit(body, '\n')) {
+      if (absl::StartsWith(line, "agentfleet_pool_capacity_replicas{")) {
+        exported = std::stod(std::string(line.substr(line.rfind(' ') + 1)));
+      }
+    }
+  }
+  EXPECT_NEAR(exported, 2.5, 0.2) << "agentfleet_pool_capacity_replicas";
 }
 
 TEST_F(RealKafkaTest, ATenantNeverSpendsPastItsBudgetForThePeriod) {

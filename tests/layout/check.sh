@@ -27,7 +27,7 @@ declare -A allowed=(
   # The cost ledger's entries and the reports built from them (issue 20): pure.
   [cost]="common codec cost"
   [tracing]="common codec config tracing"
-  [metrics]="common codec http kafka metrics"
+  [metrics]="common codec config http kafka metrics"
   [service]="common config http kafka metrics service"
   [coordinator]="common codec config cost kafka metrics safety service tracing workflow coordinator"
   [worker]="common codec config kafka metrics provider service tracing worker"

@@ -205,6 +205,10 @@ TEST(MetricsTest, EveryMetricTheAlertsAndDashboardQueryIsExported) {
   *result.mutable_finished_at() = google::protobuf::util::TimeUtil::SecondsToTimestamp(2);
   coordinator.TaskFinished(result, 0.5);
   coordinator.Breaker("agent:a", v1::BREAKER_STATUS_OPEN);
+  v1::CostEntry cost;
+  cost.set_tenant("acme");
+  coordinator.TaskCost(cost);
+  coordinator.Capacity("default", CapacityEstimate());
   coordinator.SetActive(1, 1);
   coordinator.DeadLetter("coordinator", "t");
   worker.Started("a");
@@ -247,6 +251,34 @@ TEST(ProgressWatchTest, APartitionWithLagWhoseCommitDoesNotMoveIsStalled) {
   EXPECT_FALSE(watch.Observe("g", "t", at(11, 0), t0 + absl::Minutes(30)));
   // Another group's partition of the same number is watched apart.
   EXPECT_FALSE(watch.Observe("h", "t", at(3, 1), t0 + absl::Minutes(30)));
+}
+
+}  // namespace
+}  // namespace agentfleet
+
+namespace agentfleet {
+namespace {
+
+TEST(MetricsTest, TheCapacitySignalReadsAgentsMeanCallTimesAndOpenBreakers) {
+  auto registry = NewRegistry("coordinator");
+  CoordinatorMetrics m(*registry);
+  double s = 0;
+  EXPECT_FALSE(m.MeanCallSeconds("a", &s)) << "no call seen yet";
+  v1::WorkResult r;
+  r.set_status(v1::RESULT_STATUS_OK);
+  r.set_latency_ms(2000);
+  m.Call("a", r, 0);
+  ASSERT_TRUE(m.MeanCallSeconds("a", &s));
+  EXPECT_DOUBLE_EQ(s, 2.0);
+  r.set_latency_ms(4000);
+  for (int i = 0; i < 200; ++i) m.Call("a", r, 0);
+  ASSERT_TRUE(m.MeanCallSeconds("a", &s));
+  EXPECT_NEAR(s, 4.0, 0.01) << "a moving average follows the calls";
+  EXPECT_FALSE(m.BreakerOpen("agent:a"));
+  m.Breaker("agent:a", v1::BREAKER_STATUS_OPEN);
+  EXPECT_TRUE(m.BreakerOpen("agent:a"));
+  m.Breaker("agent:a", v1::BREAKER_STATUS_HALF_OPEN);
+  EXPECT_FALSE(m.BreakerOpen("agent:a"));
 }
 
 }  // namespace
