@@ -158,15 +158,18 @@ absl::StatusOr<std::vector<TenantSpending>> Tenants(const FleetConfig& config, a
     absl::Time start = TenantLedgers::PeriodStart(tc->period, now);
     absl::Time at = FromTimestamp(ledger.period_start());
     if (at < start) continue;  // an earlier period
-    TenantSpending& t = by_tenant[key.first];
-    t.tenant = key.first;
+    const bool fleet = key.first == kFleetLedger;
+    TenantSpending& t = by_tenant[fleet ? "(fleet)" : key.first];
+    t.tenant = fleet ? "(fleet spend_limit)" : key.first;
     t.period = TenantLedgers::PeriodName(tc->period);
     t.period_start = start;
     t.cost_usd += ledger.cost_usd();
     t.tokens += ledger.tokens();
     t.max_cost_usd = tc->max_cost_usd;
     t.max_tokens = tc->max_tokens;
-    t.on_exhausted = tc->on_exhausted == TenantConfig::OnExhausted::kHold ? "hold" : "reject";
+    t.on_exhausted = fleet ? "holds non-critical agents and batch work"
+                     : tc->on_exhausted == TenantConfig::OnExhausted::kHold ? "hold"
+                                                                            : "reject";
     t.partitions = config.kafka.partitions;
     bool spent = (tc->max_cost_usd > 0 && ledger.cost_usd() >= tc->max_cost_usd / config.kafka.partitions) ||
                  (tc->max_tokens > 0 && ledger.tokens() >= tc->max_tokens / config.kafka.partitions);

@@ -85,7 +85,8 @@ commands:
   results [--json] [--from_beginning] [--count N]   print results as they arrive
   audit [--verify] [--json]                 every submitted task against every result: lost,
                                             duplicated, unexpected, mismatched, overspent (exit 1 if any)
-  tenants [--json]                          each tenant's spending this period against its budget
+  tenants [--json]                          each tenant's spending this period against its budget, and the
+                                            fleet's against its spend_limit
   lag [--json] [--lag_threshold N] ...      each group's lag per topic, and the replicas KEDA's Kafka
                                             scaler would ask for (--activation_lag_threshold,
                                             --limit_to_partitions_with_lag, --allow_idle_consumers,

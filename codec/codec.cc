@@ -136,6 +136,9 @@ absl::Status Validate(const v1::TaskSubmission& m) {
   if (auto s = CheckId("task_id", m.task_id()); !s.ok()) return s;
   if (auto s = CheckId("workflow", m.workflow()); !s.ok()) return s;
   if (m.tenant().size() > kMaxIdBytes) return absl::InvalidArgumentError("tenant is too long");
+  for (unsigned char c : m.tenant()) {
+    if (c < 0x20 || c == 0x7f) return absl::InvalidArgumentError("tenant has a control character");
+  }
   const auto& b = m.budget();
   if (b.max_tokens() < 0) return absl::InvalidArgumentError("budget.max_tokens is negative");
   if (!(b.max_cost_usd() >= 0) || !std::isfinite(b.max_cost_usd())) {

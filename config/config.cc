@@ -92,6 +92,7 @@ double FleetConfig::Cost(const std::string& model, int64_t input_tokens,
 }
 
 const TenantConfig* FleetConfig::FindTenant(const std::string& tenant) const {
+  if (tenant == kFleetLedger) return spend_limit ? &*spend_limit : nullptr;
   // An entry with only a weight gives no budget: the "*" entry's applies.
   auto it = tenants.find(tenant);
   if (it == tenants.end() || !it->second.has_limits()) it = tenants.find("*");
@@ -574,6 +575,7 @@ void LoadTools(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
     L.Number<int64_t>(loop, "max_tokens", f + ".tool_loop", &a->tool_max_tokens, int64_t{1}, int64_t{100'000'000});
   }
   L.Bool(n, "screen_tool_results", f, &a->screen_tool_results);
+  L.Bool(n, "critical", f, &a->critical);
   YAML::Node tools = n["tools"];
   if (!tools) return;
   if (!tools.IsSequence()) {
@@ -628,7 +630,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
                     "system_prompt", "prompt", "temperature", "fallback", "breaker", "cache", "tools",
-                    "tool_loop", "screen_tool_results"})) {
+                    "tool_loop", "screen_tool_results", "critical"})) {
     return;
   }
   LoadTools(L, n, f, cfg, a);
@@ -1334,6 +1336,19 @@ void LoadTenants(Loader& L, const YAML::Node& tenants, FleetConfig* cfg) {
   }
 }
 
+void LoadSpendLimit(Loader& L, const YAML::Node& n, FleetConfig* cfg) {
+  const std::string f = "spend_limit";
+  if (!L.Map(n, f, {"period", "max_cost_usd", "max_tokens"})) return;
+  TenantConfig t;
+  using P = TenantConfig::Period;
+  L.Enum<P>(n, "period", f, {{"hour", P::kHour}, {"day", P::kDay}, {"month", P::kMonth}}, &t.period);
+  L.Number<double>(n, "max_cost_usd", f, &t.max_cost_usd, 0.0);
+  L.Number<int64_t>(n, "max_tokens", f, &t.max_tokens, 0);
+  if (!t.has_limits()) L.Error(n, f, "give max_cost_usd, max_tokens or both");
+  t.on_exhausted = TenantConfig::OnExhausted::kHold;  // non-critical work waits; nothing fails
+  cfg->spend_limit = t;
+}
+
 void LoadProviders(Loader& L, const YAML::Node& providers, FleetConfig* cfg) {
   if (!L.Map(providers, "providers", {})) return;
   for (auto it = providers.begin(); it != providers.end(); ++it) {
@@ -1675,10 +1690,11 @@ void LoadTriggers(Loader& L, const YAML::Node& triggers, FleetConfig* cfg) {
 // The sections in the order they depend on each other.
 void LoadRoot(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
   if (!L.Map(root, "", {"kafka", "providers", "pricing", "agents", "workflows", "coordinator", "worker", "tenants", "tracing",
-                        "triggers", "actions"})) {
+                        "triggers", "actions", "spend_limit"})) {
     return;
   }
   if (YAML::Node n = root["tenants"]) LoadTenants(L, n, cfg);
+  if (YAML::Node n = root["spend_limit"]) LoadSpendLimit(L, n, cfg);
   if (YAML::Node n = root["kafka"]) LoadKafka(L, n, &cfg->kafka);
   if (YAML::Node n = root["providers"]) LoadProviders(L, n, cfg);
   if (YAML::Node n = root["pricing"]) LoadPricing(L, n, cfg);

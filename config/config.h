@@ -239,6 +239,9 @@ struct AgentConfig {
   // Tool answers the built-in injection detector flags are withheld from the
   // model (the call is told why, and recorded as "withheld").
   bool screen_tool_results = true;
+  // false: the fleet's spend_limit, once reached, holds this agent's calls
+  // until the next period (a critical agent goes on; its spend counts).
+  bool critical = true;
   // Set for an action (`actions:` in the config): the "agent" is an HTTP
   // request, not a model; provider is kActionProvider, no tokens, no price.
   std::shared_ptr<const ActionConfig> action;
@@ -442,6 +445,10 @@ struct WorkerConfig {
 // A tenant's hard spending limit per period (UTC hours, days or months).
 // Each task partition holds an equal slice of it, so the limit holds exactly
 // however the partitions move between coordinator replicas.
+// The ledger name of the fleet-wide spend_limit among the tenants' (no
+// tenant can be named so: tenants are refused with control characters).
+inline constexpr char kFleetLedger[] = "\x1e" "fleet";
+
 struct TenantConfig {
   enum class Period { kHour, kDay, kMonth };
   enum class OnExhausted { kHold, kReject };
@@ -494,9 +501,13 @@ struct FleetConfig {
   WorkerConfig worker;
   // Tenant name -> limits; "*" applies to every tenant not named.
   std::map<std::string, TenantConfig> tenants;
+  // The fleet-wide hard spending limit per period (spend_limit:): every
+  // call counts; once it is reached, the calls of non-critical agents and
+  // of PRIORITY_BATCH tasks are held until the next period.
+  std::optional<TenantConfig> spend_limit;
   std::map<std::string, TriggerConfig> triggers;
 
-  // The limits that apply to `tenant`, or null.
+  // The limits that apply to `tenant`, or null (kFleetLedger: spend_limit).
   const TenantConfig* FindTenant(const std::string& tenant) const;
   // The tenant's weight in the quota queues' fair order (default 1).
   double TenantWeight(const std::string& tenant) const;

@@ -379,6 +379,28 @@ bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
     }
     if (within.max_tokens < a.plan.max_tokens) a.plan = within;
   }
+  // The fleet's spend_limit: once this partition's slice of it is spent,
+  // non-critical agents and batch work wait for the next period.
+  const bool pausable = !a.agent.critical || a.task.submission.priority() == v1::PRIORITY_BATCH;
+  if (config_->spend_limit && pausable) {
+    const TenantConfig& limit = *config_->spend_limit;
+    const TenantLedgers::Ledger& ledger = tenants_.Current(kFleetLedger, a.task.partition, limit, clock_->Now());
+    Spend used{ledger.settled.tokens + ledger.reserved.tokens, ledger.settled.cost_usd + ledger.reserved.cost_usd};
+    AttemptPlan within =
+        PlanAttempt(*config_, a.agent, a.plan.tier, a.input_bytes, tenants_.Slice(limit), ledger.settled, used);
+    if (!within.affordable) {
+      if (!a.inst.waiting(Instance::Wait::kTenant)) {
+        ++stats_.spend_limit_held;
+        if (metrics_) metrics_->SpendLimitHold(a.agent.name);
+      }
+      a.inst.wait = Instance::Wait::kTenant;
+      a.inst.retry_at = TenantLedgers::PeriodEnd(limit.period, clock_->Now());
+      a.inst.DisarmAttempt();
+      tenants_.Hold(kFleetLedger, a.task.partition, {a.task.id(), a.step, a.fan_index});
+      return false;
+    }
+    if (within.max_tokens < a.plan.max_tokens) a.plan = within;
+  }
   a.inst.StopWaiting(Instance::Wait::kTenant);
   return true;
 }
@@ -619,6 +641,10 @@ void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst
   if (metrics_) metrics_->Call(agent.name, r, cost);
   if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
     tenants_.Settle(task.submission.tenant(), task.partition, *tenant,
+                    {r.usage().input_tokens() + r.usage().output_tokens(), cost}, clock_->Now());
+  }
+  if (config_->spend_limit) {
+    tenants_.Settle(kFleetLedger, task.partition, *config_->spend_limit,
                     {r.usage().input_tokens() + r.usage().output_tokens(), cost}, clock_->Now());
   }
   for (v1::Usage* u : {&inst.usage, &task.usage}) {
@@ -1412,6 +1438,7 @@ void TaskEngine::Remember(const std::string& id, absl::Time finished_at, int32_t
 
 void TaskEngine::AddReserved(const Task& task, const Spend& spend, int sign) {
   tenants_.Reserve(task.submission.tenant(), task.partition, spend, sign);
+  if (config_->spend_limit) tenants_.Reserve(kFleetLedger, task.partition, spend, sign);
 }
 
 bool TaskEngine::Unreserve(const Task& task, const std::optional<Spend>& released) {

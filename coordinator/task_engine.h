@@ -118,6 +118,7 @@ struct EngineStats {
   int64_t spawned = 0;             // steps whose agent spawned sub-steps
   int64_t tenant_held = 0;         // dispatches held by an exhausted tenant budget
   int64_t tenant_rejected = 0;     // tasks rejected or stopped by an exhausted tenant budget
+  int64_t spend_limit_held = 0;    // calls held by the fleet's spend_limit (non-critical or batch)
   int64_t cancelled = 0;           // tasks ended by a cancellation
   int64_t signals_ignored = 0;     // signals for unknown or finished tasks, duplicates, unwanted ones
   int64_t questions = 0;           // needs_info questions agents asked

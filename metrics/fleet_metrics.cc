@@ -169,7 +169,11 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       pool_pending_(GaugeFamily(r, "agentfleet_pool_pending_call_seconds",
                                 "The pool's pending work in call-seconds: per agent, its work topic's lag times its "
                                 "recent mean call time."),
-                    {"pool"}) {}
+                    {"pool"}),
+      spend_limit_holds_(CounterFamily(r, "agentfleet_spend_limit_holds_total",
+                                       "Calls held by the fleet's spend_limit until the next period (non-critical "
+                                       "agents and batch work, once the period's limit is spent), by agent."),
+                         {"agent"}) {}
 
 void CoordinatorMetrics::Action(absl::string_view action, absl::string_view outcome, absl::string_view decision) {
   actions_.With({action, outcome.empty() ? "none" : outcome, decision}).Increment();
@@ -183,6 +187,8 @@ void CoordinatorMetrics::TaskCost(const v1::CostEntry& entry) {
   tenant_saved_.With({tenant, "cache"}).Increment(entry.cache_saved_usd());
   tenant_saved_.With({tenant, "batch"}).Increment(entry.batch_saved_usd());
 }
+
+void CoordinatorMetrics::SpendLimitHold(absl::string_view agent) { spend_limit_holds_.With({agent}).Increment(); }
 
 void CoordinatorMetrics::Capacity(const std::string& pool, const CapacityEstimate& estimate) {
   pool_replicas_.With({pool}).Set(estimate.replicas);

@@ -63,6 +63,8 @@ class CoordinatorMetrics {
   void Action(absl::string_view action, absl::string_view outcome, absl::string_view decision);
   // A screen step's verdict.
   void Screen(absl::string_view workflow, bool flagged);
+  // A call of `agent` held by the fleet's spend_limit (non-critical or batch work).
+  void SpendLimitHold(absl::string_view agent);
   // A finished task's own spend (its cost ledger entry), by tenant: the
   // series the cost-anomaly alert watches.
   void TaskCost(const v1::CostEntry& entry);
@@ -90,6 +92,7 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> actions_, screens_;
   Series<prometheus::Counter> tenant_cost_, tenant_saved_, tenant_tasks_;
   Series<prometheus::Gauge> pool_replicas_, pool_pending_;
+  Series<prometheus::Counter> spend_limit_holds_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, double> mean_call_s_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, bool> breaker_open_ ABSL_GUARDED_BY(mu_);

@@ -740,7 +740,9 @@ TEST_F(RealKafkaTest, TheCapacitySignalAsksForWhatAQuotaCanUseWhereLagAsksForMor
 
 TEST_F(RealKafkaTest, ATenantNeverSpendsPastItsBudgetForThePeriod) {
   Fleet fleet("tenant");
-  fleet.WriteConfig(bootstrap_, {{"\nworkflows:", "\ntenants:\n  acme: {period: day, max_cost_usd: 0.2, on_exhausted: reject}\nworkflows:"}});
+  // A fleet-wide spend_limit far above it: it counts every call too.
+  fleet.WriteConfig(bootstrap_, {{"\nworkflows:", "\ntenants:\n  acme: {period: day, max_cost_usd: 0.2, on_exhausted: reject}\n"
+                                                  "spend_limit: {period: day, max_cost_usd: 100}\nworkflows:"}});
   ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
   auto config = fleet.LoadConfig();
   ASSERT_TRUE(config.ok()) << config.status();
@@ -763,10 +765,13 @@ TEST_F(RealKafkaTest, ATenantNeverSpendsPastItsBudgetForThePeriod) {
   ASSERT_TRUE(shown.ok()) << shown.status();
   ASSERT_EQ(shown->first, 0) << shown->second;
   nlohmann::json tenants = nlohmann::json::parse(shown->second.substr(shown->second.find('[')), nullptr, false);
-  ASSERT_TRUE(tenants.is_array() && tenants.size() == 1u) << shown->second;
-  EXPECT_EQ(tenants[0]["tenant"], "acme");
-  EXPECT_NEAR(tenants[0]["cost_usd"].get<double>(), spent, 1e-9);
-  EXPECT_LE(tenants[0]["cost_usd"].get<double>(), 0.2 + 1e-9);
+  ASSERT_TRUE(tenants.is_array() && tenants.size() == 2u) << shown->second;
+  EXPECT_EQ(tenants[1]["tenant"], "acme");
+  EXPECT_NEAR(tenants[1]["cost_usd"].get<double>(), spent, 1e-9);
+  EXPECT_LE(tenants[1]["cost_usd"].get<double>(), 0.2 + 1e-9);
+  EXPECT_EQ(tenants[0]["tenant"], "(fleet spend_limit)");
+  EXPECT_NEAR(tenants[0]["cost_usd"].get<double>(), spent, 1e-9) << "every call counts against the fleet's limit";
+  EXPECT_EQ(tenants[0]["max_cost_usd"], 100);
   std::cout << "tenant acme: $" << spent << " of $0.20 over " << kTasks << " tasks: "
             << outcome->summary.count(v1::TASK_STATUS_COMPLETED) << " completed, "
             << outcome->summary.count(v1::TASK_STATUS_BUDGET_EXHAUSTED) << " budget_exhausted, "
