@@ -760,3 +760,37 @@ TEST(ConfigTest, UntrustedInputsTaintWhatTheyReachAndNeverASystemPrompt) {
 
 }  // namespace
 }  // namespace agentfleet
+
+namespace agentfleet {
+namespace {
+
+TEST(ConfigTest, IssueTwentysKeysAreCheckedNamingTheirField) {
+  // spend_limit needs a limit; critical is a boolean; a tenant may give only a weight.
+  EXPECT_THAT(ErrorOf(Variant("workflows:", "spend_limit: {period: day}\nworkflows:")),
+              ::testing::HasSubstr("spend_limit: give max_cost_usd, max_tokens or both"));
+  EXPECT_THAT(ErrorOf(Variant("workflows:", "spend_limit: {period: week, max_cost_usd: 1}\nworkflows:")),
+              ::testing::HasSubstr("spend_limit.period"));
+  EXPECT_THAT(ErrorOf(Variant("    models: {default: m1}\n", "    models: {default: m1}\n    critical: maybe\n")),
+              ::testing::HasSubstr("agents.a.critical"));
+  EXPECT_THAT(ErrorOf(Variant("workflows:", "tenants: {acme: {weight: 0}}\nworkflows:")),
+              ::testing::HasSubstr("tenants.acme.weight"));
+  EXPECT_THAT(ErrorOf(Variant("workflows:", "kafka_x: 1\nworkflows:")), ::testing::HasSubstr("kafka_x"));
+  EXPECT_THAT(ErrorOf(Variant("workflows:", "coordinator: {capacity_drain_time: 0s}\nworkflows:")),
+              ::testing::HasSubstr("coordinator.capacity_drain_time"));
+  auto ok = LoadConfigString(
+      Variant("workflows:", "spend_limit: {period: month, max_cost_usd: 900}\ntenants: {acme: {weight: 3}}\n"
+                            "coordinator: {capacity_drain_time: 1m}\nworkflows:"),
+      "fleet.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  ASSERT_TRUE(ok->spend_limit.has_value());
+  EXPECT_EQ(ok->spend_limit->max_cost_usd, 900);
+  EXPECT_EQ(ok->FindTenant(kFleetLedger), &*ok->spend_limit);
+  EXPECT_EQ(ok->FindTenant("acme"), nullptr) << "a weight alone sets no budget";
+  EXPECT_EQ(ok->TenantWeight("acme"), 3);
+  EXPECT_EQ(ok->TenantWeight("other"), 1);
+  EXPECT_EQ(ok->coordinator.capacity_drain_time, absl::Minutes(1));
+  EXPECT_TRUE(ok->agents.at("a").critical);
+}
+
+}  // namespace
+}  // namespace agentfleet
