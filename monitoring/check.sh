@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 promtool check rules alerts.yml
 promtool test rules alerts_test.yml
+promtool test rules alerts_cost_test.yml
 cd typecheck
 # Pinned by package-lock.json; installed once into typecheck/node_modules.
 if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
