@@ -104,6 +104,15 @@ template <typename T>
 // usable id.
 std::string ReadableTaskId(absl::string_view payload, size_t max_payload_bytes);
 
+// Adds `from` (tokens, cost, calls) to `*to`: a child task's usage to its
+// parent's, a step's to its cost ledger line.
+inline void AddUsage(const v1::Usage& from, v1::Usage* to) {
+  to->set_input_tokens(to->input_tokens() + from.input_tokens());
+  to->set_output_tokens(to->output_tokens() + from.output_tokens());
+  to->set_cost_usd(to->cost_usd() + from.cost_usd());
+  to->set_calls(to->calls() + from.calls());
+}
+
 // An event about `item`'s attempt (ids, attempt, idempotency key) made at
 // `at` (the caller's Clock), of no kind yet: the worker adds a receipt,
 // heartbeat or result.

@@ -349,54 +349,61 @@ bool TaskEngine::CheckTaskBudget(DispatchAttempt& a, Outbox* out) {
   return true;
 }
 
-// The tenant's budget: this partition's slice of it must pay too.
+// The attempt planned within this partition's slice of ledger `name` (a
+// tenant's, or the fleet's spend_limit) for the current period; `in_flight`:
+// whether calls that reserved on it are still out.
+AttemptPlan TaskEngine::PlanWithinLedger(const DispatchAttempt& a, const std::string& name, const TenantConfig& limits,
+                                         bool* in_flight) {
+  const TenantLedgers::Ledger& ledger = tenants_.Current(name, a.task.partition, limits, clock_->Now());
+  Spend used{ledger.settled.tokens + ledger.reserved.tokens, ledger.settled.cost_usd + ledger.reserved.cost_usd};
+  *in_flight = ledger.reserved.tokens > 0 || ledger.reserved.cost_usd > 0;
+  return PlanAttempt(*config_, a.agent, a.plan.tier, a.input_bytes, tenants_.Slice(limits), ledger.settled, used);
+}
+
+// Holds the attempt on ledger `name` until budget is released there, or
+// the next period at the latest.
+void TaskEngine::HoldOnLedger(DispatchAttempt& a, const std::string& name, TenantConfig::Period period) {
+  a.inst.wait = Instance::Wait::kTenant;
+  a.inst.retry_at = TenantLedgers::PeriodEnd(period, clock_->Now());
+  a.inst.DisarmAttempt();
+  tenants_.Hold(name, a.task.partition, {a.task.id(), a.step, a.fan_index});
+}
+
+// The tenant's budget, then the fleet's spend_limit: this partition's slice
+// of each must pay too.
 bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
-  if (const TenantConfig* tenant = config_->FindTenant(a.task.submission.tenant())) {
-    const TenantLedgers::Ledger& ledger =
-        tenants_.Current(a.task.submission.tenant(), a.task.partition, *tenant, clock_->Now());
-    Limits slice = tenants_.Slice(*tenant);
-    Spend used{ledger.settled.tokens + ledger.reserved.tokens, ledger.settled.cost_usd + ledger.reserved.cost_usd};
-    AttemptPlan within = PlanAttempt(*config_, a.agent, a.plan.tier, a.input_bytes, slice, ledger.settled, used);
+  const std::string& name = a.task.submission.tenant();
+  bool in_flight = false;
+  if (const TenantConfig* tenant = config_->FindTenant(name)) {
+    AttemptPlan within = PlanWithinLedger(a, name, *tenant, &in_flight);
     if (!within.affordable) {
-      std::string why = absl::StrCat("tenant '", a.task.submission.tenant(), "' has spent its budget for this ",
-                                     TenantLedgers::PeriodName(tenant->period), " (", within.why_not, ")");
-      bool in_flight = ledger.reserved.tokens > 0 || ledger.reserved.cost_usd > 0;
+      // Calls in flight may settle for less than their worst case: wait for
+      // them (and, holding, for the next period at the latest).
       if (in_flight || tenant->on_exhausted == TenantConfig::OnExhausted::kHold) {
-        // Calls in flight may settle for less than their worst case: wait for
-        // them (and, holding, for the next period at the latest).
         if (!a.inst.waiting(Instance::Wait::kTenant)) ++stats_.tenant_held;
-        a.inst.wait = Instance::Wait::kTenant;
-        a.inst.retry_at = TenantLedgers::PeriodEnd(tenant->period, clock_->Now());
-        a.inst.DisarmAttempt();
-        tenants_.Hold(a.task.submission.tenant(), a.task.partition, {a.task.id(), a.step, a.fan_index});
+        HoldOnLedger(a, name, tenant->period);
         return false;
       }
-      if (tenant->on_exhausted == TenantConfig::OnExhausted::kReject) {
-        ++stats_.tenant_rejected;
-        ExhaustBudget(a.task, why, out);
-        return false;
-      }
+      ++stats_.tenant_rejected;
+      ExhaustBudget(a.task,
+                    absl::StrCat("tenant '", name, "' has spent its budget for this ",
+                                 TenantLedgers::PeriodName(tenant->period), " (", within.why_not, ")"),
+                    out);
+      return false;
     }
     if (within.max_tokens < a.plan.max_tokens) a.plan = within;
   }
-  // The fleet's spend_limit: once this partition's slice of it is spent,
-  // non-critical agents and batch work wait for the next period.
+  // Once the fleet's spend_limit is spent, non-critical agents and batch
+  // work wait for the next period; critical work goes on (and counts).
   const bool pausable = !a.agent.critical || a.task.submission.priority() == v1::PRIORITY_BATCH;
   if (config_->spend_limit && pausable) {
-    const TenantConfig& limit = *config_->spend_limit;
-    const TenantLedgers::Ledger& ledger = tenants_.Current(kFleetLedger, a.task.partition, limit, clock_->Now());
-    Spend used{ledger.settled.tokens + ledger.reserved.tokens, ledger.settled.cost_usd + ledger.reserved.cost_usd};
-    AttemptPlan within =
-        PlanAttempt(*config_, a.agent, a.plan.tier, a.input_bytes, tenants_.Slice(limit), ledger.settled, used);
+    AttemptPlan within = PlanWithinLedger(a, kFleetLedger, *config_->spend_limit, &in_flight);
     if (!within.affordable) {
       if (!a.inst.waiting(Instance::Wait::kTenant)) {
         ++stats_.spend_limit_held;
         if (metrics_) metrics_->SpendLimitHold(a.agent.name);
       }
-      a.inst.wait = Instance::Wait::kTenant;
-      a.inst.retry_at = TenantLedgers::PeriodEnd(limit.period, clock_->Now());
-      a.inst.DisarmAttempt();
-      tenants_.Hold(kFleetLedger, a.task.partition, {a.task.id(), a.step, a.fan_index});
+      HoldOnLedger(a, kFleetLedger, config_->spend_limit->period);
       return false;
     }
     if (within.max_tokens < a.plan.max_tokens) a.plan = within;

@@ -285,6 +285,9 @@ class TaskEngine {
   bool ServeFromCache(DispatchAttempt& a, Outbox* out);
   bool CheckTaskBudget(DispatchAttempt& a, Outbox* out);
   bool CheckTenantBudget(DispatchAttempt& a, Outbox* out);
+  AttemptPlan PlanWithinLedger(const DispatchAttempt& a, const std::string& name, const TenantConfig& limits,
+                               bool* in_flight);
+  void HoldOnLedger(DispatchAttempt& a, const std::string& name, TenantConfig::Period period);
   bool CheckQuota(DispatchAttempt& a, Outbox* out);
   bool CheckBreaker(DispatchAttempt& a, Outbox* out);
   void SendWorkItem(DispatchAttempt& a, Outbox* out);

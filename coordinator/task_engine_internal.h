@@ -42,14 +42,6 @@ inline v1::TaskResult NewResult(const v1::TaskSubmission& submission, v1::TaskSt
   return r;
 }
 
-// Adds `from` (tokens, cost, calls) to `*to`: a child task's usage to its parent's.
-inline void AddUsage(const v1::Usage& from, v1::Usage* to) {
-  to->set_input_tokens(to->input_tokens() + from.input_tokens());
-  to->set_output_tokens(to->output_tokens() + from.output_tokens());
-  to->set_cost_usd(to->cost_usd() + from.cost_usd());
-  to->set_calls(to->calls() + from.calls());
-}
-
 inline v1::Error MakeError(const std::string& code, const std::string& message) {
   v1::Error e;
   e.set_code(code);

@@ -5,15 +5,10 @@
 #include <string>
 #include <utility>
 
+#include "codec/codec.h"
+
 namespace agentfleet {
 namespace {
-
-void Add(const v1::Usage& u, v1::Usage* to) {
-  to->set_input_tokens(to->input_tokens() + u.input_tokens());
-  to->set_output_tokens(to->output_tokens() + u.output_tokens());
-  to->set_cost_usd(to->cost_usd() + u.cost_usd());
-  to->set_calls(to->calls() + u.calls());
-}
 
 // A difference of sums of doubles: what rounding left is zero.
 double Clean(double usd) { return std::fabs(usd) < 1e-12 ? 0 : usd; }
@@ -49,8 +44,8 @@ v1::CostEntry CostEntryOf(const v1::TaskResult& result, const v1::Usage& childre
       it->second.set_agent(s.agent());
       it->second.set_model(s.model());
     }
-    Add(s.usage(), it->second.mutable_usage());
-    Add(s.usage(), &in_lines);
+    AddUsage(s.usage(), it->second.mutable_usage());
+    AddUsage(s.usage(), &in_lines);
     if (s.cached()) it->second.set_cache_saved_usd(it->second.cache_saved_usd() + s.saved_cost_usd());
   }
   for (const auto& key : order) {

@@ -43,8 +43,7 @@ std::vector<AgentLoad> PoolLoads(const FleetConfig& config, const std::string& p
     if (!load.lag || !load.lag(group, topics.Work(name), &l.lag)) continue;
     double mean = 0;
     l.mean_call_s = load.mean_call && load.mean_call(name, &mean) ? mean : 1.0;
-    const std::string tier = agent.models.count("default") ? "default" : (agent.models.empty() ? "" : agent.models.begin()->first);
-    const std::string model = tier.empty() ? "" : agent.models.at(tier);
+    const std::string& model = agent.models.at("default");  // validated: every agent has one
     if (load.breaker_open) {
       l.breaker_open = load.breaker_open("agent:" + name) || load.breaker_open("model:" + agent.provider + "/" + model);
     }

@@ -774,7 +774,6 @@ TEST(ConfigTest, IssueTwentysKeysAreCheckedNamingTheirField) {
               ::testing::HasSubstr("agents.a.critical"));
   EXPECT_THAT(ErrorOf(Variant("workflows:", "tenants: {acme: {weight: 0}}\nworkflows:")),
               ::testing::HasSubstr("tenants.acme.weight"));
-  EXPECT_THAT(ErrorOf(Variant("workflows:", "kafka_x: 1\nworkflows:")), ::testing::HasSubstr("kafka_x"));
   EXPECT_THAT(ErrorOf(Variant("workflows:", "coordinator: {capacity_drain_time: 0s}\nworkflows:")),
               ::testing::HasSubstr("coordinator.capacity_drain_time"));
   auto ok = LoadConfigString(
