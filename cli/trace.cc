@@ -113,6 +113,7 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
     a.agent = item->agent();
     a.model_tier = item->model_tier();
     a.max_tokens = item->max_tokens();
+    a.embedding = !item->embed_text().empty();
     a.dispatched = item->has_dispatched_at() ? FromTimestamp(item->dispatched_at()) : absl::FromUnixMillis(m.timestamp_ms);
     if (trace.trace_id.empty()) trace.trace_id = TraceIdOf(m);
   });
@@ -145,6 +146,7 @@ TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, cons
       a.usage = r.usage();
       a.cost_usd = config.Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
       a.outcome = r.status() == v1::RESULT_STATUS_OK ? "ok" : r.error().code();
+      if (r.embedding_size() > 0) a.outcome = absl::StrCat("embedded (", r.embedding_size(), " dims)");
       a.message = r.error().message();
       if (auto sig = r.output().fields().find(kAgentSignalField); sig != r.output().fields().end()) {
         // An agent signal instead of an output.
@@ -236,7 +238,8 @@ std::string TraceText(const TaskTrace& t) {
                                               "step", "try", "agent", "model", "worker", "wait", "run",
                                               "tokens in/out", "cost", "outcome"));
   for (const AttemptTrace& a : t.attempts) {
-    std::string agent = !a.answering.empty()     ? absl::StrCat(a.agent, " (answering ", a.answering, ")")
+    std::string agent = a.embedding                ? absl::StrCat(a.agent, " (cache lookup)")
+                        : !a.answering.empty()     ? absl::StrCat(a.agent, " (answering ", a.answering, ")")
                         : a.fallback_for.empty() ? a.agent
                                                  : absl::StrCat(a.agent, " (for ", a.fallback_for, ")");
     std::string model = !a.model.empty() ? a.model : a.model_tier.empty() ? "-" : "tier " + a.model_tier;
@@ -266,7 +269,10 @@ std::string TraceText(const TaskTrace& t) {
       if (!header) absl::StrAppend(&out, "\nsteps\n");
       header = true;
       std::string label = s.fan_index() < 0 ? s.step() : absl::StrCat(s.step(), "[", s.fan_index(), "]");
-      absl::StrAppend(&out, "  ", label, ": ", s.cached() ? "served from the result cache" : s.explanation(), "\n");
+      std::string served = s.semantic_similarity() > 0
+                               ? absl::StrFormat("served from the semantic cache (similarity %.3f)", s.semantic_similarity())
+                               : std::string("served from the result cache");
+      absl::StrAppend(&out, "  ", label, ": ", s.cached() ? served : s.explanation(), "\n");
     }
     header = false;
     for (const v1::StepSummary& s : t.result->steps()) {

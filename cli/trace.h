@@ -37,6 +37,7 @@ struct AttemptTrace {
   int attempt = 0;
   std::string agent;
   std::string fallback_for;  // the step's own agent, when this attempt ran on its fallback
+  bool embedding = false;    // a semantic-cache lookup's embedding request, not a call of the agent
   std::string answering;     // the step's own agent, when this attempt answered its question (needs_info)
   std::string model_tier;
   std::string model;  // what the provider ran (from the result)

@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/digest.h"
 #include "yaml-cpp/yaml.h"
 
 namespace agentfleet {
@@ -625,12 +626,47 @@ void LoadTools(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   }
 }
 
+void LoadSemanticCache(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
+                       AgentConfig* a) {
+  if (!L.Map(n, f, {"embedding", "field", "threshold", "scope", "ttl", "max_entries", "timeout"})) return;
+  SemanticCacheConfig c;
+  if (YAML::Node e = n["embedding"]; !e) {
+    L.Error(n, f + ".embedding", "is required ({provider, model}: where the embeddings come from)");
+  } else if (L.Map(e, f + ".embedding", {"provider", "model"})) {
+    if (L.String(e, "provider", f + ".embedding", &c.provider, true)) {
+      auto p = cfg.providers.find(c.provider);
+      if (p == cfg.providers.end()) {
+        L.Error(e["provider"], f + ".embedding.provider", "unknown provider '" + c.provider + "'");
+      } else if (p->second.type == ProviderConfig::Type::kAnthropic) {
+        L.Error(e["provider"], f + ".embedding.provider",
+                "provider '" + c.provider + "' is an Anthropic one, which has no embeddings API (use an OpenAI-compatible one)");
+      }
+    }
+    if (L.String(e, "model", f + ".embedding", &c.model, true) && cfg.pricing.count(c.model) == 0) {
+      L.Error(e["model"], f + ".embedding.model", "model '" + c.model + "' has no entry in pricing (every model needs a price)");
+    }
+  }
+  if (L.String(n, "field", f, &c.field) && c.field.empty()) {
+    L.Error(n["field"], f + ".field", "must name a top-level field of the input (leave it out to compare the whole input)");
+  }
+  L.Number<double>(n, "threshold", f, &c.threshold, 0.5, 1.0);
+  L.Enum<bool>(n, "scope", f, {{"tenant", false}, {"shared", true}}, &c.shared);
+  if (L.Duration(n, "ttl", f, &c.ttl) && (c.ttl <= absl::ZeroDuration() || c.ttl > absl::Hours(24 * 7))) {
+    L.Error(n["ttl"], f + ".ttl", "must be more than 0 and at most 168h (the cache topic keeps entries for 7 days)");
+  }
+  L.Number<int>(n, "max_entries", f, &c.max_entries, 1, 1'000'000);
+  if (L.Duration(n, "timeout", f, &c.timeout) && c.timeout <= absl::ZeroDuration()) {
+    L.Error(n["timeout"], f + ".timeout", "must be more than 0");
+  }
+  a->semantic_cache = std::move(c);
+}
+
 void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const FleetConfig& cfg,
                AgentConfig* a) {
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
                     "system_prompt", "prompt", "temperature", "fallback", "breaker", "cache", "tools",
-                    "tool_loop", "screen_tool_results", "critical"})) {
+                    "tool_loop", "screen_tool_results", "critical", "semantic_cache"})) {
     return;
   }
   LoadTools(L, n, f, cfg, a);
@@ -655,9 +691,11 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
     a->output_schema_json = L.ToJson(s);
     a->output_schema_bytes = a->output_schema_json.dump().size();
   }
+  std::string version_text = a->output_schema_json.dump();
   for (const char* key : {"system_prompt", "prompt"}) {
     std::string text;
     if (!L.String(n, key, f, &text)) continue;
+    absl::StrAppend(&version_text, "\x1f", key, "\x1f", text);
     if (text.find("${") != std::string::npos) {
       // A secret in a prompt goes to the model, its logs and its provider.
       L.Error(n[key], L.Join(f, key), "a prompt cannot read the environment (${...}): secrets never go into prompts");
@@ -680,6 +718,8 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
     }
     L.Number<int>(c, "max_entries", f + ".cache", &a->cache_max_entries, 1, 10'000'000);
   }
+  a->template_version = Sha256Hex(version_text).substr(0, 16);
+  if (YAML::Node c = n["semantic_cache"]) LoadSemanticCache(L, c, f + ".semantic_cache", cfg, a);
   if (YAML::Node fb = n["fallback"]; fb && L.Map(fb, f + ".fallback", {"agent", "model_tier"})) {
     FallbackConfig fallback;
     L.String(fb, "agent", f + ".fallback", &fallback.agent);

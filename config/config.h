@@ -197,6 +197,26 @@ struct ToolConfig {
 // The provider name action agents carry (not a valid provider name).
 inline constexpr char kActionProvider[] = "@actions";
 
+// `semantic_cache:` on an agent: a call whose input means the same as an
+// earlier one's is served that call's output. The coordinator asks a worker
+// for the embedding of the compared text (the input's `field`, or the whole
+// input as canonical JSON), through `provider` (OpenAI-compatible
+// /embeddings, or the simulated provider) and `model`; a cached entry with
+// cosine similarity >= `threshold` in the same scope serves the call. The
+// scope: the agent, its model, its prompt-template version (prompts and
+// output schema), the tenant (unless `shared`), and every input field but
+// the compared one, which must be equal.
+struct SemanticCacheConfig {
+  std::string provider;
+  std::string model;
+  std::string field;  // a top-level input field holding text; empty: the whole input
+  double threshold = 0.95;  // measured: docs/benchmarks.md, "Semantic cache"
+  bool shared = false;
+  absl::Duration ttl = absl::Hours(24);
+  int max_entries = 10000;
+  absl::Duration timeout = absl::Seconds(10);  // of the embedding request
+};
+
 struct AgentConfig {
   std::string name;
   std::string description;
@@ -230,6 +250,11 @@ struct AgentConfig {
   // (canonical JSON). Zero: no cache.
   absl::Duration cache_ttl = absl::ZeroDuration();
   int cache_max_entries = 10000;
+  std::optional<SemanticCacheConfig> semantic_cache;
+  // A hash of what shapes the agent's answers besides its input and model
+  // (its prompts and output schema): semantic-cache entries of another
+  // version are never served.
+  std::string template_version;
   // Tools its model may call (HTTP providers), and the bounds of the loop:
   // model turns that call tools, and the tokens (input and output, every
   // turn) one attempt may spend; the coordinator reserves that much.

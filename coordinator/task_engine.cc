@@ -19,7 +19,7 @@ using namespace task_engine_internal;
 
 
 TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
-    : config_(config), clock_(clock), topics_(config->kafka.topic_prefix), rng_(seed), tenants_(config), breakers_(config, ""), cache_(config), rate_(config) {
+    : config_(config), clock_(clock), topics_(config->kafka.topic_prefix), rng_(seed), tenants_(config), breakers_(config, ""), cache_(config), semantic_(config), rate_(config) {
   rate_.SetShare(1.0, clock->Now());
 }
 TaskEngine::~TaskEngine() = default;
@@ -230,8 +230,8 @@ struct TaskEngine::DispatchAttempt {
 // breaker) or ended the task (a bad input, an exhausted budget).
 const TaskEngine::DispatchCheck TaskEngine::kDispatchChecks[] = {
     &TaskEngine::BuildInput,      &TaskEngine::CheckMaxSteps,      &TaskEngine::ServeFromCache,
-    &TaskEngine::CheckTaskBudget, &TaskEngine::CheckTenantBudget, &TaskEngine::CheckQuota,
-    &TaskEngine::CheckBreaker,
+    &TaskEngine::ServeFromSemanticCache, &TaskEngine::CheckTaskBudget, &TaskEngine::CheckTenantBudget,
+    &TaskEngine::CheckQuota,      &TaskEngine::CheckBreaker,
 };
 
 void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
@@ -315,19 +315,81 @@ bool TaskEngine::ServeFromCache(DispatchAttempt& a, Outbox* out) {
   }
   ++stats_.cache_hits;
   if (metrics_) metrics_->CacheHit(a.agent.name);
-  Instance& inst = a.inst;
+  ServeCached(a.task, a.step, a.inst, *hit, model, saved_usd, /*similarity=*/0, out);
+  return false;
+}
+
+void TaskEngine::ServeCached(Task& task, size_t step, Instance& inst, const Json& output, const std::string& model,
+                             double saved_usd, double similarity, Outbox* out) {
+  StepRun& s = task.steps[step];
   inst.status = v1::STEP_STATUS_SUCCEEDED;
-  inst.output = *hit;
+  inst.output = output;
   inst.cached = true;
   inst.saved_usd = saved_usd;
+  inst.similarity = similarity;
   inst.model = model;
   inst.error.Clear();
   inst.wait = Instance::Wait::kNone;  // served: it waits for nothing (a quota's queue entry goes stale)
   inst.retry_at = absl::InfiniteFuture();
   inst.DisarmAttempt();
-  if (inst.in_fallback()) a.task.degraded = true;
-  if (++a.s.succeeded + a.s.failed == a.s.instances.size()) CompleteStep(a.task, a.step, out);
+  if (inst.in_fallback()) task.degraded = true;
+  if (++s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
+}
+
+// The semantic cache, looked up once before an instance's first call: a
+// worker embeds the compared text (an embedding request, which is not a
+// call of the agent and reserves nothing), and OnEmbedding takes it from
+// there. A failed or late embedding is a miss, never a failure.
+bool TaskEngine::ServeFromSemanticCache(DispatchAttempt& a, Outbox* out) {
+  const auto& cache = a.agent.semantic_cache;
+  Instance& inst = a.inst;
+  if (!cache || inst.semantic_tried || inst.ask_agent != nullptr || inst.in_fallback()) return true;
+  inst.semantic_tried = true;
+  auto text = SemanticCache::Text(*cache, a.input);
+  if (!text) {
+    if (metrics_) metrics_->SemanticLookup(a.agent.name, "no_text");
+    return true;
+  }
+  inst.semantic_model = a.agent.models.at(a.base_tier);
+  inst.semantic_scope = SemanticCache::Scope(a.agent, inst.semantic_model, a.task.submission.tenant(), a.input);
+  inst.semantic_text = *std::move(text);
+  v1::WorkItem w = NewAttempt(a, a.base_tier);
+  inst.embed_attempt = inst.attempt;
+  inst.embedding_out = true;
+  // The lookup's bound, queueing in the pool included: past it the call goes
+  // ahead (a late embedding is stale).
+  inst.schedule_deadline = absl::InfiniteFuture();
+  inst.close_deadline = clock_->Now() + cache->timeout;
+  ++stats_.embeddings;
+  w.set_embed_text(inst.semantic_text);
+  out->work.push_back({a.agent.name, std::move(w), a.task.traceparent});
   return false;
+}
+
+void TaskEngine::OnEmbedding(Task& task, size_t step, int fan, const v1::WorkResult* r, Outbox* out) {
+  StepRun& s = task.steps[step];
+  Instance& inst = s.instances[s.Index(fan)];
+  const AgentConfig& agent = AgentOf(s, inst);
+  inst.embedding_out = false;
+  inst.DisarmAttempt();
+  inst.retry_at = absl::InfiniteFuture();
+  inst.attempt_base = inst.attempt;  // the call's attempts count from here
+  if (r != nullptr) CountUsage(task, agent, inst, *r);
+  std::string outcome = "error";
+  if (r != nullptr && r->status() == v1::RESULT_STATUS_OK && r->embedding_size() > 0 && !inst.semantic_scope.empty()) {
+    std::vector<float> embedding(r->embedding().begin(), r->embedding().end());
+    if (auto hit = semantic_.Find(agent, inst.semantic_scope, embedding, clock_->Now())) {
+      ++stats_.cache_hits;
+      ++stats_.semantic_hits;
+      if (metrics_) metrics_->SemanticLookup(agent.name, "hit");
+      ServeCached(task, step, inst, *hit->output, inst.semantic_model, hit->cost_usd, hit->similarity, out);
+      return;
+    }
+    outcome = "miss";
+    inst.embedding = std::move(embedding);
+  }
+  if (metrics_) metrics_->SemanticLookup(agent.name, outcome);
+  Dispatch(task, step, fan, out);
 }
 
 // The task's budget: every attempt must be affordable, its worst case
@@ -441,34 +503,15 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   if (plan.tier != a.tier) ++stats_.downgrades;
   inst.tier = plan.tier;
   inst.max_tokens = plan.max_tokens;
-  absl::Time now = clock_->Now();
-  ++inst.attempt;
-  if (inst.attempt > 1) {
+  // The first call after a semantic-cache lookup is no retry.
+  if (inst.attempt > 0 && inst.attempt != inst.embed_attempt) {
     ++stats_.retries;
     if (metrics_) metrics_->Retry(agent.name);
   }
-  inst.status = v1::STEP_STATUS_PENDING;
-  inst.dispatched_at = now;
-  inst.retry_at = absl::InfiniteFuture();
-  inst.DisarmAttempt();
-  if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
-    inst.schedule_deadline = now + agent.schedule_to_start_timeout;
-  }
   ++stats_.dispatched;
-  v1::WorkItem w;
-  w.set_task_id(a.task.id());
-  w.set_step(a.s.config->id);
-  w.set_fan_index(a.fan_index);
-  w.set_attempt(a.s.attempt_offset + inst.attempt);
-  w.set_agent(agent.name);
-  w.set_model_tier(plan.tier);
+  v1::WorkItem w = NewAttempt(a, plan.tier);
+  absl::Time now = clock_->Now();
   *w.mutable_input() = ToStruct(a.input);
-  // Past this the worker does not start the attempt: it would only be retried.
-  absl::Time item_deadline = a.task.deadline;
-  if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
-    item_deadline = std::min(item_deadline, now + agent.schedule_to_start_timeout + agent.timeout);
-  }
-  if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToTimestamp(item_deadline);
   w.set_max_tokens(plan.max_tokens);
   if (plan.max_total_tokens > 0) w.set_max_total_tokens(plan.max_total_tokens);
   if (inst.spawn_agent != nullptr || inst.ask_agent != nullptr) {
@@ -479,21 +522,52 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   }
   // After the item's deadline no worker starts it, and a started call is
   // cut at the agent's timeout: it can spend no more.
+  absl::Time item_deadline = w.has_deadline() ? FromTimestamp(w.deadline()) : absl::InfiniteFuture();
   absl::Time spend_until = item_deadline == absl::InfiniteFuture()
                                ? absl::InfiniteFuture()
                                : std::max(item_deadline, now + agent.timeout) + kCloseGrace;
   inst.reservations.push_back({inst.attempt, plan.reserve, spend_until});
   AddReserved(a.task, plan.reserve, +1);
-  w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), a.fan_index, w.attempt()));
-  w.set_tenant(a.task.submission.tenant());
-  *w.mutable_dispatched_at() = ToTimestamp(now);
-  w.set_event_partition(a.task.partition);
   if (agent.action) {
     w.set_effect_id(EffectId(w.task_id(), w.step(), a.fan_index));
     ++stats_.actions_dispatched;
     AuditDispatch(a.task, a.s, a.fan_index, w, out);
   }
   out->work.push_back({agent.name, std::move(w), a.task.traceparent});
+}
+
+// A new attempt of the instance (its timers armed), and its work item's
+// common fields.
+v1::WorkItem TaskEngine::NewAttempt(DispatchAttempt& a, const std::string& tier) {
+  Instance& inst = a.inst;
+  const AgentConfig& agent = a.agent;
+  absl::Time now = clock_->Now();
+  ++inst.attempt;
+  inst.status = v1::STEP_STATUS_PENDING;
+  inst.dispatched_at = now;
+  inst.retry_at = absl::InfiniteFuture();
+  inst.DisarmAttempt();
+  if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
+    inst.schedule_deadline = now + agent.schedule_to_start_timeout;
+  }
+  v1::WorkItem w;
+  w.set_task_id(a.task.id());
+  w.set_step(a.s.config->id);
+  w.set_fan_index(a.fan_index);
+  w.set_attempt(a.s.attempt_offset + inst.attempt);
+  w.set_agent(agent.name);
+  w.set_model_tier(tier);
+  // Past this the worker does not start the attempt: it would only be retried.
+  absl::Time item_deadline = a.task.deadline;
+  if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
+    item_deadline = std::min(item_deadline, now + agent.schedule_to_start_timeout + agent.timeout);
+  }
+  if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToTimestamp(item_deadline);
+  w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), a.fan_index, w.attempt()));
+  w.set_tenant(a.task.submission.tenant());
+  *w.mutable_dispatched_at() = ToTimestamp(now);
+  w.set_event_partition(a.task.partition);
+  return w;
 }
 
 void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
@@ -544,7 +618,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
         inst.status = v1::STEP_STATUS_RUNNING;
         inst.worker = event.receipt().worker();
         inst.schedule_deadline = absl::InfiniteFuture();
-        inst.close_deadline = now + AgentOf(s, inst).timeout + kCloseGrace;
+        if (!inst.embedding_out) inst.close_deadline = now + AgentOf(s, inst).timeout + kCloseGrace;
       }
       inst.heartbeat_deadline = now + AgentOf(s, inst).heartbeat_timeout;
       Touch(task);
@@ -556,6 +630,12 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
       return;
   }
   const v1::WorkResult& r = event.result();
+  if (inst.embedding_out && attempt == inst.embed_attempt) {
+    OnEmbedding(task, step, fan, &r, out);
+    if (!task.finished) ResumeBudgetWaits(task, out);
+    if (!task.finished) Touch(task);
+    return;
+  }
   // A timed-out attempt's late success is still a good result; its late
   // failure changes nothing (the retry is already scheduled).
   Unreserve(task, inst.Release(attempt));
@@ -581,6 +661,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     // A question's answer, or an agent's signal instead of its output: not
     // an output of the step, and never cached.
     inst.cache_input.clear();
+    inst.embedding.clear();
     if (inst.ask_agent != nullptr) {
       std::string by = absl::StrCat("agent:", inst.ask_agent->name);
       AnswerQuestion(task, step, fan, FromStruct(r.output()), by, /*timed_out=*/false, out);
@@ -617,6 +698,16 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
       cache_.Insert(agent, ModelOf(agent, inst), inst.cache_input, inst.output, now, inst.usage.cost_usd());
       inst.cache_input.clear();
     }
+    if (!inst.embedding.empty()) {
+      // Cached under the scope of the model it was looked up for, if that
+      // model answered (a budget may have moved the call to a cheaper one).
+      const AgentConfig& agent = AgentOf(s, inst);
+      if (ModelOf(agent, inst) == inst.semantic_model) {
+        semantic_.Insert(agent, inst.semantic_model, inst.semantic_scope, inst.semantic_text, std::move(inst.embedding),
+                         inst.output, now, inst.usage.cost_usd());
+      }
+      inst.embedding.clear();
+    }
     if (!spawned.empty()) {
       // The sub-steps run in parallel; the step completes when they all have.
       ++stats_.spawned;
@@ -645,7 +736,8 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
 
 void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst, const v1::WorkResult& r) {
   double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
-  if (metrics_) metrics_->Call(agent.name, r, cost);
+  // An embedding request is no call of the agent's model (its cost counts).
+  if (metrics_ && r.embedding_size() == 0 && inst.embed_attempt != inst.attempt) metrics_->Call(agent.name, r, cost);
   if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
     tenants_.Settle(task.submission.tenant(), task.partition, *tenant,
                     {r.usage().input_tokens() + r.usage().output_tokens(), cost}, clock_->Now());
@@ -731,6 +823,11 @@ void TaskEngine::ExhaustBudget(Task& task, const std::string& why, Outbox* out) 
 void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error& error, Outbox* out) {
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[s.Index(fan)];
+  if (inst.embedding_out && inst.attempt == inst.embed_attempt) {
+    // The embedding request timed out: a miss, and the call goes ahead.
+    OnEmbedding(task, step, fan, nullptr, out);
+    return;
+  }
   inst.error = error;
   inst.DisarmAttempt();
   const AgentConfig& agent = AgentOf(s, inst);
@@ -1359,7 +1456,8 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       sum->set_status(inst.status);
       sum->set_cached(inst.cached);
       sum->set_saved_cost_usd(inst.saved_usd);
-      sum->set_attempts(inst.attempt);
+      sum->set_semantic_similarity(inst.similarity);
+      sum->set_attempts(inst.attempt - (inst.embed_attempt > 0 ? 1 : 0));  // an embedding request is no attempt
       *sum->mutable_usage() = inst.usage;
       sum->set_latency_ms(inst.latency_ms);
       if (inst.status != v1::STEP_STATUS_SUCCEEDED && inst.error.code().size()) *sum->mutable_error() = inst.error;

@@ -47,6 +47,7 @@
 #include "coordinator/circuit_breaker.h"
 #include "coordinator/rate_limiter.h"
 #include "coordinator/result_cache.h"
+#include "coordinator/semantic_cache.h"
 #include "coordinator/tenant_ledgers.h"
 #include "metrics/fleet_metrics.h"
 #include "workflow/input.h"
@@ -114,6 +115,8 @@ struct EngineStats {
   int64_t fallbacks = 0;   // instances moved to their agent's fallback
   int64_t breaker_rejections = 0;  // dispatches refused by an open circuit breaker
   int64_t cache_hits = 0;          // step instances served from the result cache
+  int64_t semantic_hits = 0;       // of those, by a similar input (semantic cache)
+  int64_t embeddings = 0;          // embedding requests sent for the semantic cache
   int64_t rate_waits = 0;          // dispatches that waited for a provider's quota
   int64_t spawned = 0;             // steps whose agent spawned sub-steps
   int64_t tenant_held = 0;         // dispatches held by an exhausted tenant budget
@@ -237,8 +240,19 @@ class TaskEngine {
   v1::BreakerStatus BreakerStatus(const std::string& name) { return breakers_.Status(name, clock_->Now()); }
   // The result cache: entries added since the last call (for the cache
   // topic), and an entry another replica published.
-  std::vector<std::pair<std::string, v1::CacheEntry>> TakeCacheInserts() { return cache_.TakeInserts(); }
-  void ApplyCacheEntry(const v1::CacheEntry& entry) { cache_.Apply(entry); }
+  // The semantic cache's entries share the topic (they carry an embedding).
+  std::vector<std::pair<std::string, v1::CacheEntry>> TakeCacheInserts() {
+    auto inserts = cache_.TakeInserts();
+    for (auto& e : semantic_.TakeInserts()) inserts.push_back(std::move(e));
+    return inserts;
+  }
+  void ApplyCacheEntry(const v1::CacheEntry& entry) {
+    if (entry.embedding_size() > 0) {
+      semantic_.Apply(entry);
+    } else {
+      cache_.Apply(entry);
+    }
+  }
   // This replica's share of every provider quota: the share of task
   // partitions it owns (1 for a lone replica, the default).
   void SetQuotaShare(double share) {
@@ -283,6 +297,13 @@ class TaskEngine {
   bool BuildInput(DispatchAttempt& a, Outbox* out);
   bool CheckMaxSteps(DispatchAttempt& a, Outbox* out);
   bool ServeFromCache(DispatchAttempt& a, Outbox* out);
+  bool ServeFromSemanticCache(DispatchAttempt& a, Outbox* out);
+  // The instance is served a cached output (no call, no cost).
+  void ServeCached(Task& task, size_t step, Instance& inst, const nlohmann::json& output, const std::string& model,
+                   double saved_usd, double similarity, Outbox* out);
+  // The embedding request of a semantic-cache lookup came back (or failed):
+  // a hit serves the instance, anything else dispatches its call.
+  void OnEmbedding(Task& task, size_t step, int fan, const v1::WorkResult* result, Outbox* out);
   bool CheckTaskBudget(DispatchAttempt& a, Outbox* out);
   bool CheckTenantBudget(DispatchAttempt& a, Outbox* out);
   AttemptPlan PlanWithinLedger(const DispatchAttempt& a, const std::string& name, const TenantConfig& limits,
@@ -291,6 +312,7 @@ class TaskEngine {
   bool CheckQuota(DispatchAttempt& a, Outbox* out);
   bool CheckBreaker(DispatchAttempt& a, Outbox* out);
   void SendWorkItem(DispatchAttempt& a, Outbox* out);
+  v1::WorkItem NewAttempt(DispatchAttempt& a, const std::string& tier);
   void CompleteStep(Task& task, size_t step, Outbox* out);
   // Wait steps: start waiting (or take a signal that came early); a signal
   // for the task (delivered, buffered or ignored); the wait's end, with the
@@ -445,6 +467,7 @@ class TaskEngine {
   TenantLedgers tenants_;
   Breakers breakers_;
   ResultCache cache_;
+  SemanticCache semantic_;
   RateLimiter rate_;
   // Per quota: (priority, fair start tag, arrival, task id, step, fan
   // index) of the waiting instances: interactive before batch, then by tag.

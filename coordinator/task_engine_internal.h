@@ -114,6 +114,16 @@ struct TaskEngine::Instance {
   double rate_tag = 0;      // its start tag in the queue's fair order
   int64_t rate_tokens = 0;  // the tokens it needs from the quota
   std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
+  // The semantic cache: looked up once, before the first call. The attempt
+  // that was the embedding request (0: none) and whether it is still out;
+  // after a miss, what the call's output is cached under (scope, text,
+  // embedding, and the model the scope is for); after a hit, its similarity.
+  int embed_attempt = 0;
+  bool embedding_out = false;
+  bool semantic_tried = false;
+  std::string semantic_scope, semantic_text, semantic_model;
+  std::vector<float> embedding;
+  double similarity = 0;
   // A child-workflow step's child task, and the budget held for it until
   // its result settles it.
   std::string child_task_id;

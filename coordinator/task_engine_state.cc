@@ -70,6 +70,8 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_note(inst.note);
       ss->set_cached(inst.cached);
       ss->set_saved_cost_usd(inst.saved_usd);
+      ss->set_embed_attempt(inst.embed_attempt);
+      ss->set_semantic_similarity(inst.similarity);
       ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
       ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
       ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
@@ -248,6 +250,13 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.note = ss.note();
     inst.cached = ss.cached();
     inst.saved_usd = ss.saved_cost_usd();
+    // The semantic cache is looked up before the first call only. An
+    // embedding request still out comes back as a miss here (what to cache
+    // the call's output under stayed with the replica that asked).
+    inst.embed_attempt = ss.embed_attempt();
+    inst.similarity = ss.semantic_similarity();
+    inst.semantic_tried = inst.attempt > 0 || inst.embed_attempt > 0;
+    inst.embedding_out = inst.embed_attempt > 0 && inst.embed_attempt == inst.attempt && !inst.done();
     // One wait at a time (a snapshot of an older version may set several:
     // the budget's came last).
     inst.questions.assign(ss.questions().begin(), ss.questions().end());

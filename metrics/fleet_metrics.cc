@@ -173,7 +173,16 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       spend_limit_holds_(CounterFamily(r, "agentfleet_spend_limit_holds_total",
                                        "Calls held by the fleet's spend_limit until the next period (non-critical "
                                        "agents and batch work, once the period's limit is spent), by agent."),
-                         {"agent"}) {}
+                         {"agent"}),
+      semantic_lookups_(CounterFamily(r, "agentfleet_semantic_cache_lookups_total",
+                                      "Semantic-cache lookups, by agent and outcome (hit: served a similar input's "
+                                      "output without a model call; miss; error: the embedding failed and the call "
+                                      "went ahead; no_text: nothing to compare)."),
+                        {"agent", "outcome"}) {}
+
+void CoordinatorMetrics::SemanticLookup(absl::string_view agent, absl::string_view outcome) {
+  semantic_lookups_.With({agent, outcome}).Increment();
+}
 
 void CoordinatorMetrics::Action(absl::string_view action, absl::string_view outcome, absl::string_view decision) {
   actions_.With({action, outcome.empty() ? "none" : outcome, decision}).Increment();

@@ -65,6 +65,10 @@ class CoordinatorMetrics {
   void Screen(absl::string_view workflow, bool flagged);
   // A call of `agent` held by the fleet's spend_limit (non-critical or batch work).
   void SpendLimitHold(absl::string_view agent);
+  // A semantic-cache lookup of `agent`: hit, miss, error (the embedding
+  // request failed or timed out: the call went ahead), no_text (the compared
+  // field was missing or not a string).
+  void SemanticLookup(absl::string_view agent, absl::string_view outcome);
   // A finished task's own spend (its cost ledger entry), by tenant: the
   // series the cost-anomaly alert watches.
   void TaskCost(const v1::CostEntry& entry);
@@ -93,6 +97,7 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> tenant_cost_, tenant_saved_, tenant_tasks_;
   Series<prometheus::Gauge> pool_replicas_, pool_pending_;
   Series<prometheus::Counter> spend_limit_holds_;
+  Series<prometheus::Counter> semantic_lookups_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, double> mean_call_s_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, bool> breaker_open_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,6 @@
 #include "provider/http_provider.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -220,6 +221,13 @@ struct HttpProvider::ToolLoop {
 };
 
 void HttpProvider::Call(ModelRequest request, std::function<void(ModelResponse)> done) {
+  if (!request.embed_text.empty()) {
+    HttpRequest http = BuildEmbeddingRequest(config_, api_key_, request);
+    client_->Send(std::move(http), [this, request = std::move(request), done = std::move(done)](HttpResponse response) {
+      done(ParseEmbeddingResponse(api_key_, request, response));
+    });
+    return;
+  }
   if (request.tools == nullptr || request.tools->empty()) {
     HttpRequest http = BuildHttpRequest(config_, api_key_, request);
     client_->Send(std::move(http), [this, request = std::move(request), done = std::move(done)](HttpResponse response) {
@@ -447,10 +455,10 @@ ModelResponse ParseHttpResponse(const ProviderConfig& config, const std::string&
   return turn.response;
 }
 
-ModelTurn ParseModelTurn(const ProviderConfig& config, const std::string& api_key, const ModelRequest& request,
-                         const HttpResponse& http) {
-  ModelTurn turn;
-  ModelResponse& r = turn.response;
+// The failure an HTTP answer is before its body is read: the transport's,
+// or an error status. False for a 2xx answer.
+static bool HttpFailure(const ModelRequest& request, const HttpResponse& http, ModelResponse* out) {
+  ModelResponse& r = *out;
   using T = HttpResponse::Transport;
   switch (http.transport) {
     case T::kOk:
@@ -471,27 +479,85 @@ ModelTurn ParseModelTurn(const ProviderConfig& config, const std::string& api_ke
       r = Failure(kConnectionFailed, http.transport_error, true);
       break;
   }
-  if (http.transport == T::kOk) {
-    int status = static_cast<int>(http.status);
-    if (status == 429) {
-      r = Failure(kRateLimited, absl::StrCat("HTTP 429: ", ErrorMessage(http.body)), true, status);
-      r.error.retry_after = http.retry_after;
-    } else if (status >= 500) {
-      r = Failure(kProviderUnavailable, absl::StrCat("HTTP ", status, ": ", ErrorMessage(http.body)), true, status);
-      r.error.retry_after = http.retry_after;
-    } else if (status < 200 || status >= 300) {
-      r = Failure(kProviderRejected, absl::StrCat("HTTP ", status, ": ", ErrorMessage(http.body)), false, status);
-    } else {
-      Json body = Json::parse(http.body, nullptr, /*allow_exceptions=*/false);
-      if (!body.is_object()) {
-        r = Failure(kInvalidResponse, "the response body is not a JSON object: " + Excerpt(http.body), true, status);
-      } else if (config.type == Type::kAnthropic) {
-        ParseAnthropic(request, body, &turn);
-      } else {
-        ParseOpenAi(request, body, &turn);
-      }
-      r.error.http_status = r.ok ? 0 : status;
+  if (http.transport != T::kOk) return true;
+  int status = static_cast<int>(http.status);
+  if (status == 429) {
+    r = Failure(kRateLimited, absl::StrCat("HTTP 429: ", ErrorMessage(http.body)), true, status);
+    r.error.retry_after = http.retry_after;
+  } else if (status >= 500) {
+    r = Failure(kProviderUnavailable, absl::StrCat("HTTP ", status, ": ", ErrorMessage(http.body)), true, status);
+    r.error.retry_after = http.retry_after;
+  } else if (status < 200 || status >= 300) {
+    r = Failure(kProviderRejected, absl::StrCat("HTTP ", status, ": ", ErrorMessage(http.body)), false, status);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+HttpRequest BuildEmbeddingRequest(const ProviderConfig& config, const std::string& api_key,
+                                  const ModelRequest& request) {
+  HttpRequest http;
+  http.timeout = request.timeout;
+  http.connect_timeout = std::min(config.connect_timeout, request.timeout);
+  http.headers.push_back("Content-Type: application/json");
+  for (const auto& [name, value] : config.headers) http.headers.push_back(absl::StrCat(name, ": ", value));
+  if (!api_key.empty()) http.headers.push_back("Authorization: Bearer " + api_key);
+  http.url = config.base_url + "/embeddings";
+  http.body = Json{{"model", request.model}, {"input", request.embed_text}, {"encoding_format", "float"}}.dump();
+  return http;
+}
+
+ModelResponse ParseEmbeddingResponse(const std::string& api_key, const ModelRequest& request, const HttpResponse& http) {
+  ModelResponse r;
+  if (!HttpFailure(request, http, &r)) {
+    Json body = Json::parse(http.body, nullptr, /*allow_exceptions=*/false);
+    const Json* vector = nullptr;
+    if (body.is_object() && body.contains("data") && body["data"].is_array() && !body["data"].empty() &&
+        body["data"][0].is_object() && body["data"][0].contains("embedding")) {
+      vector = &body["data"][0]["embedding"];
     }
+    if (vector == nullptr || !vector->is_array() || vector->empty() || vector->size() > 65536) {
+      r = Failure(kInvalidResponse, "the response has no data[0].embedding: " + Excerpt(http.body), true,
+                  static_cast<int>(http.status));
+    } else {
+      r.ok = true;
+      r.embedding.reserve(vector->size());
+      for (const Json& x : *vector) {
+        if (!x.is_number() || !std::isfinite(x.get<double>())) {
+          r = Failure(kInvalidResponse, "data[0].embedding holds something other than finite numbers", true,
+                      static_cast<int>(http.status));
+          break;
+        }
+        r.embedding.push_back(x.get<float>());
+      }
+      r.input_tokens = TokenCount(body.value("usage", Json()), "prompt_tokens");
+    }
+  }
+  r.model = request.model;
+  r.latency = http.elapsed;
+  if (!r.ok) {
+    r.embedding.clear();
+    r.error.message = Redact(r.error.message, api_key);
+  }
+  return r;
+}
+
+ModelTurn ParseModelTurn(const ProviderConfig& config, const std::string& api_key, const ModelRequest& request,
+                         const HttpResponse& http) {
+  ModelTurn turn;
+  ModelResponse& r = turn.response;
+  if (!HttpFailure(request, http, &r)) {
+    int status = static_cast<int>(http.status);
+    Json body = Json::parse(http.body, nullptr, /*allow_exceptions=*/false);
+    if (!body.is_object()) {
+      r = Failure(kInvalidResponse, "the response body is not a JSON object: " + Excerpt(http.body), true, status);
+    } else if (config.type == Type::kAnthropic) {
+      ParseAnthropic(request, body, &turn);
+    } else {
+      ParseOpenAi(request, body, &turn);
+    }
+    r.error.http_status = r.ok ? 0 : status;
   }
   r.model = request.model;
   r.latency = http.elapsed;

@@ -96,6 +96,13 @@ nlohmann::json InitialMessages(const ProviderConfig& config, const ModelRequest&
 ModelTurn ParseModelTurn(const ProviderConfig& config, const std::string& api_key, const ModelRequest& request,
                          const HttpResponse& http);
 
+// An embedding request (ModelRequest::embed_text), OpenAI-compatible:
+// POST <base_url>/embeddings {model, input}; and its answer, data[0].embedding
+// (finite numbers) with usage.prompt_tokens. Pure; exposed for tests.
+HttpRequest BuildEmbeddingRequest(const ProviderConfig& config, const std::string& api_key,
+                                  const ModelRequest& request);
+ModelResponse ParseEmbeddingResponse(const std::string& api_key, const ModelRequest& request, const HttpResponse& http);
+
 // ParseModelTurn's answer, for a request without tools.
 ModelResponse ParseHttpResponse(const ProviderConfig& config, const std::string& api_key,
                                 const ModelRequest& request, const HttpResponse& http);

@@ -50,6 +50,9 @@ struct ModelRequest {
   bool screen_tool_results = false;
   // A random token in the system prompt that no output may contain.
   std::string canary;
+  // Set: an embedding request (the semantic cache) for this text with
+  // `model`, instead of a model call; the answer is ModelResponse::embedding.
+  std::string embed_text;
 };
 
 struct ProviderError {
@@ -97,6 +100,7 @@ struct ModelResponse {
   std::optional<ActionOutcome> action;  // set by actions
   std::vector<ToolCallRecord> tool_calls;
   int turns = 1;  // model turns (a tool loop takes several)
+  std::vector<float> embedding;  // an embedding request's answer
 
   // A successful answer (tests, the simulated provider).
   static ModelResponse Ok(nlohmann::json output, int64_t input_tokens, int64_t output_tokens, std::string model,

@@ -37,6 +37,11 @@ absl::StatusOr<std::unique_ptr<ProviderSet>> ProviderSet::Create(const FleetConf
         RedactInLogs(*resolved);
       }
     }
+    // The semantic cache's embedding provider, beside the agent's own.
+    if (agent->semantic_cache && set->providers_.count(agent->semantic_cache->provider) == 0) {
+      absl::Status s = set->Add(config, config.providers.at(agent->semantic_cache->provider));
+      if (!s.ok()) return s;
+    }
     if (set->providers_.count(agent->provider)) continue;
     if (agent->action) {
       if (!set->http_) set->http_ = std::make_unique<HttpClient>(HttpOptions(config));
@@ -45,18 +50,23 @@ absl::StatusOr<std::unique_ptr<ProviderSet>> ProviderSet::Create(const FleetConf
       set->providers_[kActionProvider] = std::move(*actions);
       continue;
     }
-    const ProviderConfig& p = config.providers.at(agent->provider);
-    if (!p.is_http()) {
-      if (!set->scheduler_) set->scheduler_ = std::make_unique<ThreadScheduler>();
-      set->providers_[p.name] = std::make_unique<SimulatedProvider>(p, set->scheduler_.get());
-      continue;
-    }
-    if (!set->http_) set->http_ = std::make_unique<HttpClient>(HttpOptions(config));
-    auto provider = HttpProvider::Create(p, set->http_.get());
-    if (!provider.ok()) return provider.status();
-    set->providers_[p.name] = std::move(*provider);
+    absl::Status s = set->Add(config, config.providers.at(agent->provider));
+    if (!s.ok()) return s;
   }
   return set;
+}
+
+absl::Status ProviderSet::Add(const FleetConfig& config, const ProviderConfig& p) {
+  if (!p.is_http()) {
+    if (!scheduler_) scheduler_ = std::make_unique<ThreadScheduler>();
+    providers_[p.name] = std::make_unique<SimulatedProvider>(p, scheduler_.get());
+    return absl::OkStatus();
+  }
+  if (!http_) http_ = std::make_unique<HttpClient>(HttpOptions(config));
+  auto provider = HttpProvider::Create(p, http_.get());
+  if (!provider.ok()) return provider.status();
+  providers_[p.name] = std::move(*provider);
+  return absl::OkStatus();
 }
 
 ProviderSet::~ProviderSet() {

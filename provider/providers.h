@@ -34,6 +34,8 @@ class ProviderSet {
 
  private:
   ProviderSet() = default;
+  // Makes provider `p` (simulated or HTTP).
+  absl::Status Add(const FleetConfig& config, const ProviderConfig& p);
   std::unique_ptr<ThreadScheduler> scheduler_;
   std::unique_ptr<HttpClient> http_;
   std::map<std::string, std::unique_ptr<ModelProvider>> providers_;

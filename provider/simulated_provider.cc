@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "codec/json_value.h"
 #include "common/error_codes.h"
@@ -119,9 +120,48 @@ Json GenerateFromSchema(const JsonSchema* schema, uint64_t seed) {
 SimulatedProvider::SimulatedProvider(const ProviderConfig& config, Scheduler* scheduler)
     : config_(config), scheduler_(scheduler) {}
 
+// For development: the embedding of a text as hashed word counts (feature
+// hashing into 256 signed dimensions, lower-cased words of letters and
+// digits), L2-normalised. Texts sharing most of their words come out
+// similar; it knows nothing of meaning (tests of the semantic cache use a
+// real model, tests/fake_llm/embedding.py).
+std::vector<float> SimulatedEmbedding(const std::string& text) {
+  std::vector<float> v(256, 0.0f);
+  std::string word;
+  auto add = [&]() {
+    if (word.empty()) return;
+    uint64_t h = StableHash(word, 0x5eed);
+    v[h % v.size()] += (h >> 63) != 0 ? 1.0f : -1.0f;
+    word.clear();
+  };
+  for (char c : text) {
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) {
+      word += absl::ascii_tolower(static_cast<unsigned char>(c));
+    } else {
+      add();
+    }
+  }
+  add();
+  double norm = 0;
+  for (float x : v) norm += x * x;
+  if (norm > 0) {
+    for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
+  }
+  return v;
+}
+
 ModelResponse SimulatedProvider::Respond(const ModelRequest& request) const {
   ModelResponse r;
   r.model = request.model;
+  if (!request.embed_text.empty()) {
+    // An embedding request: quick (a twentieth of a call's drawn latency).
+    r.input_tokens = Tokens(request.embed_text.size());
+    uint64_t attempt_hash = StableHash(request.idempotency_key, config_.seed);
+    r.latency = absl::Milliseconds(std::max(0.0, DrawLatencyMs(config_.latency, attempt_hash ^ 0x1a7e)) / 20);
+    r.ok = true;
+    r.embedding = SimulatedEmbedding(request.embed_text);
+    return r;
+  }
   std::string input = CanonicalJson(request.input);
   r.input_tokens = Tokens(input.size());
   uint64_t attempt_hash = StableHash(request.idempotency_key, config_.seed);

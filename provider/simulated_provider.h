@@ -37,6 +37,9 @@ class SimulatedProvider : public ModelProvider {
 
 // A value satisfying `schema` derived deterministically from `seed`.
 nlohmann::json GenerateFromSchema(const JsonSchema* schema, uint64_t seed);
+// The simulated provider's embedding of `text` (hashed word counts; see
+// simulated_provider.cc): for development and benchmarks, not meaning.
+std::vector<float> SimulatedEmbedding(const std::string& text);
 
 // FNV-1a, 64 bit: stable across processes and builds (absl::Hash is not).
 uint64_t StableHash(absl::string_view data, uint64_t seed = 0);

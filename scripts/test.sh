@@ -36,13 +36,16 @@ fi
 # the others, but for those that never talk to the real broker (the
 # development broker's, the config's, the providers' and the chart's), so a
 # new real-broker test is covered on every version without being listed
-# (docs/brokers.md); two scheduling tests are left to the first on purpose.
+# (docs/brokers.md); two scheduling tests and the semantic-cache corpus run
+# are left to the first on purpose.
 read -ra versions <<< "${AGENTFLEET_KAFKA_VERSIONS:-3.7.2 4.4.0}"
 no_real_broker='^(DevBrokerTest|StartupTest|DemoTest|HttpClientTest|GeneratedClassesTest)\.|ProviderTest\.|ActionTest\.|ToolTest\.|^(monitoring_check|chart_check|bench_smoke)$'
 # The coordinator's scheduling measured against a quota (fair queues, the
 # capacity signal) asks nothing of the broker its other tests do not: once
 # is enough (CI time).
 no_real_broker+='|^RealKafkaTest\.(SmallTenantsAreNotQueuedBehindAHeavyOneUnderAQuota|TheCapacitySignalAsksForWhatAQuotaCanUseWhereLagAsksForMore)$'
+# The semantic cache's corpus run measures the embedding model, not the broker.
+no_real_broker+='|^SemanticCacheFleetTest\.'
 (cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -LE chaos)
 for version in "${versions[@]:1}"; do
   echo "test.sh: the tests that use a real broker, on Apache Kafka $version"

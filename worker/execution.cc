@@ -58,6 +58,18 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
   }
   ModelRequest r;
   r.agent = agent->name;
+  if (!item.embed_text().empty()) {
+    // The semantic cache's embedding request: the text, to the agent's
+    // embedding provider and model; no prompt, no schema.
+    if (!agent->semantic_cache) {
+      return absl::FailedPreconditionError(absl::StrCat("agent '", item.agent(), "' has no semantic_cache to embed for"));
+    }
+    r.model = agent->semantic_cache->model;
+    r.embed_text = item.embed_text();
+    r.timeout = agent->semantic_cache->timeout;
+    r.idempotency_key = item.idempotency_key();
+    return r;
+  }
   r.model = model->second;
   r.input = FromStruct(item.input());
   r.max_tokens = item.max_tokens() > 0 ? std::min(item.max_tokens(), agent->max_tokens) : agent->max_tokens;
@@ -174,7 +186,18 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
   u->set_cost_usd(config.Cost(response.model, response.input_tokens, response.output_tokens));
   ProviderError error = response.error;
   bool ok = response.ok;
-  if (ok) {
+  if (!item.embed_text().empty()) {
+    // An embedding request: its vector, no output.
+    if (ok && response.embedding.empty()) {
+      ok = false;
+      error = {kInvalidResponse, "the embedding is empty", true};
+    }
+    if (ok) {
+      r->set_status(v1::RESULT_STATUS_OK);
+      r->mutable_embedding()->Add(response.embedding.begin(), response.embedding.end());
+      return e;
+    }
+  } else if (ok) {
     const AgentConfig* agent = config.FindAgent(item.agent());
     // An agent signal ({"_signal": {...}}) stands instead of the output: the
     // coordinator checks it against what the step allows.

@@ -29,8 +29,10 @@ absl::Status Worker::Start() {
   for (const auto& name : options_.agents) {
     const AgentConfig* agent = config_->FindAgent(name);
     if (agent == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown agent '", name, "'"));
-    if (providers_.count(agent->provider) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("no provider '", agent->provider, "' for agent '", name, "'"));
+    for (const std::string* p : {&agent->provider, agent->semantic_cache ? &agent->semantic_cache->provider : nullptr}) {
+      if (p != nullptr && providers_.count(*p) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("no provider '", *p, "' for agent '", name, "'"));
+      }
     }
     topics.push_back(topics_.Work(name));
   }
@@ -249,7 +251,8 @@ void Worker::Handle(const Message& m) {
     running_[key] = std::move(running);
     pending_receipts_.push({running_[key].receipt_due, key});
   }
-  ModelProvider* provider = providers_.at(agent->provider);
+  ModelProvider* provider =
+      providers_.at(item->embed_text().empty() ? agent->provider : agent->semantic_cache->provider);
   std::string parent = tp.value_or("");
   absl::Time started = options_.clock->Now();
   std::string canary = request->canary;

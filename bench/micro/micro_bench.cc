@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/scheduler.h"
 #include "config/config.h"
+#include "coordinator/semantic_cache.h"
 #include "coordinator/task_engine.h"
 #include "provider/simulated_provider.h"
 #include "worker/execution.h"
@@ -136,6 +137,40 @@ void BM_DecodeWorkItem(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(Decode<v1::WorkItem>(item.payload, item.headers, 1 << 20));
 }
 BENCHMARK(BM_DecodeWorkItem);
+
+// A semantic-cache lookup that misses (the worst case: every entry of the
+// scope is compared) among N entries of 384 dimensions (all-MiniLM-L6-v2's).
+void BM_SemanticLookup(benchmark::State& state) {
+  auto c = LoadConfigString(R"(
+providers: {sim: {type: simulated}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}, semantic_cache: {embedding: {provider: sim, model: m}, max_entries: 1000000}}
+workflows: {w: {steps: [{id: s, agent: a, input: {q: $task.q}}]}}
+)",
+                            "semantic.yaml");
+  if (!c.ok()) std::abort();
+  const AgentConfig& agent = c->agents.at("a");
+  SemanticCache cache(&*c);
+  absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  const int64_t n = state.range(0);
+  uint64_t x = 42;
+  auto random_vector = [&x]() {
+    std::vector<float> v(384);
+    for (float& f : v) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      f = static_cast<float>(static_cast<int64_t>(x >> 33) % 2001 - 1000) / 1000.0f;
+    }
+    return v;
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    cache.Insert(agent, "m", "scope", absl::StrCat("q", i), random_vector(), {{"a", 1}}, now, 0);
+  }
+  std::vector<float> query = random_vector();
+  for (auto _ : state) benchmark::DoNotOptimize(cache.Find(agent, "scope", query, now));
+  state.SetLabel(absl::StrCat(n, " entries"));
+}
+BENCHMARK(BM_SemanticLookup)->Arg(1000)->Arg(10000)->Arg(100000);
 
 }  // namespace
 }  // namespace agentfleet

@@ -55,7 +55,13 @@ GET /ext/_status/KEY answers the stored answer (200) if KEY's effect was
 applied, 404 if not, 409 while in progress. GET /_effects returns
 {"applied", "requests", "replays", "conflicts", "keys": {KEY: requests},
 "bodies": {KEY: body}}.
-Usage: fake_llm.py --port-file FILE [--port N] [--delay S]
+POST /v1/embeddings is OpenAI's embeddings endpoint, with a real sentence-
+embedding model (all-MiniLM-L6-v2, tests/fake_llm/embedding.py) when started
+with --embedding-model (under the Python of tests/fake_llm/embedding-env.sh);
+the directives fake:delay and fake:status work in its input too. Without the
+flag it answers 501.
+
+Usage: fake_llm.py --port-file FILE [--port N] [--delay S] [--embedding-model]
 """
 import argparse
 import asyncio
@@ -149,8 +155,10 @@ def example(schema):
 
 
 class Server:
-    def __init__(self, delay):
+    def __init__(self, delay, embedder=None):
         self.delay = delay
+        self.embedder = embedder
+        self.embeddings = 0
         self.requests = []
         self.count = 0
         self.in_flight = 0
@@ -179,7 +187,7 @@ class Server:
 
     async def stats(self, request):
         return web.json_response({"requests": self.count, "in_flight": self.in_flight,
-                                  "max_in_flight": self.max_in_flight})
+                                  "max_in_flight": self.max_in_flight, "embeddings": self.embeddings})
 
     async def recorded(self, request):
         return web.json_response(self.requests)
@@ -258,6 +266,32 @@ class Server:
             return web.json_response(stored)
         return web.json_response({"tool": request.path, "query": dict(request.query),
                                   "body": raw.decode("utf-8", "replace"), "calls": self.tool_calls})
+
+    async def embed(self, request):
+        """OpenAI's POST /v1/embeddings, one input string (what agentfleet sends)."""
+        raw = await request.read()
+        if len(self.requests) < 1000:
+            self.requests.append({"method": request.method, "path": request.path,
+                                  "headers": dict(request.headers), "body": raw.decode("utf-8", "replace")})
+        body = json.loads(raw)
+        text = body.get("input")
+        if not isinstance(text, str) or not text:
+            return web.json_response({"error": {"type": "invalid_request_error", "message": "input must be a string"}},
+                                     status=400)
+        d = {m.group(1): m.group(2) for m in DIRECTIVE.finditer(text)}
+        await asyncio.sleep(float(d.get("delay") or 0))
+        if "status" in d:
+            return web.json_response({"error": {"type": "fake", "message": "fake status " + d["status"]}},
+                                     status=int(d["status"]))
+        if self.embedder is None:
+            return web.json_response({"error": {"type": "fake", "message": "started without --embedding-model"}},
+                                     status=501)
+        vector, tokens = await asyncio.get_running_loop().run_in_executor(None, self.embedder.encode_one, text)
+        self.embeddings += 1
+        return web.json_response({"object": "list", "model": body.get("model", ""),
+                                  "data": [{"object": "embedding", "index": 0,
+                                            "embedding": [float(x) for x in vector]}],
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def call(self, request):
         self.count += 1
@@ -371,11 +405,16 @@ async def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--embedding-model", action="store_true")
     args = parser.parse_args()
+    embedder = None
+    if args.embedding_model:
+        from embedding import MiniLM
+        embedder = MiniLM()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    server = Server(args.delay)
+    server = Server(args.delay, embedder)
     app = web.Application(client_max_size=16 << 20)
     app.router.add_get("/_stats", server.stats)
     app.router.add_get("/_requests", server.recorded)
@@ -386,6 +425,7 @@ async def main():
     app.router.add_route("*", "/ext/{tail:.*}", server.external)
     app.router.add_route("*", "/tool/{tail:.*}", server.tool)
     app.router.add_put("/_tool_answers/{key:.*}", server.set_tool_answer)
+    app.router.add_post("/v1/embeddings", server.embed)
     app.router.add_post("/{tail:.*}", server.call)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()

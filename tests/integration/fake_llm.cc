@@ -3,8 +3,12 @@
 #include <curl/curl.h>
 #include <signal.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -13,16 +17,33 @@
 
 namespace agentfleet::testing {
 
-absl::StatusOr<std::unique_ptr<FakeLlm>> FakeLlm::Start(const std::string& dir, double delay_s) {
+absl::StatusOr<std::unique_ptr<FakeLlm>> FakeLlm::Start(const std::string& dir, double delay_s, bool embedding_model) {
   std::string port_file = dir + "/fake_llm.port";
   std::remove(port_file.c_str());
-  auto pid = Spawn({"/usr/bin/python3", std::string(AGENTFLEET_SOURCE_DIR) + "/tests/fake_llm/fake_llm.py",
-                    "--port-file", port_file, "--delay", absl::StrCat(delay_s)},
-                   SpawnOptions::LogTo(dir + "/fake_llm.log"));
+  std::vector<std::string> argv = {"/usr/bin/python3", std::string(AGENTFLEET_SOURCE_DIR) + "/tests/fake_llm/fake_llm.py",
+                                   "--port-file", port_file, "--delay", absl::StrCat(delay_s)};
+  if (embedding_model) {
+    const char* home = std::getenv("HOME");
+    std::string env_dir = absl::StrCat(home != nullptr ? home : "/tmp", "/.cache/agentfleet/embedding-env");
+    std::string command = absl::StrCat(AGENTFLEET_SOURCE_DIR, "/tests/fake_llm/embedding-env.sh ", env_dir, " 2>>",
+                                       dir, "/embedding-env.log");
+    FILE* pipe = popen(command.c_str(), "r");
+    if (pipe == nullptr) return absl::UnavailableError("cannot run " + command);
+    char line[4096] = {0};
+    bool got = fgets(line, sizeof line, pipe) != nullptr;
+    int status = pclose(pipe);
+    if (!got || status != 0) {
+      return absl::UnavailableError(absl::StrCat("the embedding model's environment could not be built; see ", dir,
+                                                 "/embedding-env.log"));
+    }
+    argv[0] = std::string(absl::StripTrailingAsciiWhitespace(line));
+    argv.push_back("--embedding-model");
+  }
+  auto pid = Spawn(argv, SpawnOptions::LogTo(dir + "/fake_llm.log"));
   if (!pid.ok()) return pid.status();
   std::unique_ptr<FakeLlm> fake(new FakeLlm());
   fake->pid_ = *pid;
-  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until; absl::SleepFor(absl::Milliseconds(20))) {
+  for (absl::Time until = absl::Now() + absl::Seconds(60); absl::Now() < until; absl::SleepFor(absl::Milliseconds(20))) {
     std::ifstream in(port_file);
     if (in >> fake->port_) return fake;
     if (!IsRunning(*pid)) break;

