@@ -85,11 +85,11 @@ const WorkflowConfig* FleetConfig::FindWorkflow(const std::string& name) const {
   return it == workflows.end() ? nullptr : &it->second;
 }
 
-double FleetConfig::Cost(const std::string& model, int64_t input_tokens,
-                        int64_t output_tokens) const {
+double FleetConfig::Cost(const std::string& model, int64_t input_tokens, int64_t output_tokens, bool batch) const {
   auto it = pricing.find(model);
   if (it == pricing.end()) return 0;
-  return (input_tokens * it->second.input_per_mtok + output_tokens * it->second.output_per_mtok) / 1e6;
+  double online = (input_tokens * it->second.input_per_mtok + output_tokens * it->second.output_per_mtok) / 1e6;
+  return batch ? online * (1 - it->second.batch_discount) : online;
 }
 
 const TenantConfig* FleetConfig::FindTenant(const std::string& tenant) const {
@@ -666,7 +666,7 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
                     "system_prompt", "prompt", "temperature", "fallback", "breaker", "cache", "tools",
-                    "tool_loop", "screen_tool_results", "critical", "semantic_cache"})) {
+                    "tool_loop", "screen_tool_results", "critical", "semantic_cache", "batch"})) {
     return;
   }
   LoadTools(L, n, f, cfg, a);
@@ -720,6 +720,24 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   }
   a->template_version = Sha256Hex(version_text).substr(0, 16);
   if (YAML::Node c = n["semantic_cache"]) LoadSemanticCache(L, c, f + ".semantic_cache", cfg, a);
+  if (YAML::Node b = n["batch"]; b && L.Map(b, f + ".batch", {"max_items", "max_wait", "poll_interval"})) {
+    BatchConfig batch;
+    L.Number<int>(b, "max_items", f + ".batch", &batch.max_items, 1, 50'000);
+    if (L.Duration(b, "max_wait", f + ".batch", &batch.max_wait) &&
+        (batch.max_wait <= absl::ZeroDuration() || batch.max_wait > absl::Hours(24))) {
+      L.Error(b["max_wait"], f + ".batch.max_wait", "must be more than 0 and at most 24h");
+    }
+    if (L.Duration(b, "poll_interval", f + ".batch", &batch.poll_interval) &&
+        (batch.poll_interval < absl::Milliseconds(100) || batch.poll_interval > absl::Hours(1))) {
+      L.Error(b["poll_interval"], f + ".batch.poll_interval", "must be between 100ms and 1h");
+    }
+    auto p = cfg.providers.find(a->provider);
+    if (p != cfg.providers.end() && !p->second.is_http()) {
+      L.Error(b, f + ".batch", "provider '" + a->provider + "' has no batch API (an openai or anthropic provider has)");
+    }
+    if (!a->tools.empty()) L.Error(b, f + ".batch", "an agent with tools cannot batch (a tool loop needs several turns)");
+    a->batch = batch;
+  }
   if (YAML::Node fb = n["fallback"]; fb && L.Map(fb, f + ".fallback", {"agent", "model_tier"})) {
     FallbackConfig fallback;
     L.String(fb, "agent", f + ".fallback", &fallback.agent);
@@ -1404,12 +1422,13 @@ void LoadPricing(Loader& L, const YAML::Node& pricing, FleetConfig* cfg) {
   for (auto it = pricing.begin(); it != pricing.end(); ++it) {
     std::string f = "pricing." + it->first.Scalar();
     ModelPrice price;
-    if (L.Map(it->second, f, {"input_per_mtok", "output_per_mtok"})) {
+    if (L.Map(it->second, f, {"input_per_mtok", "output_per_mtok", "batch_discount"})) {
       if (!it->second["input_per_mtok"] || !it->second["output_per_mtok"]) {
         L.Error(it->second, f, "needs input_per_mtok and output_per_mtok (USD per million tokens)");
       }
       L.Number<double>(it->second, "input_per_mtok", f, &price.input_per_mtok, 0.0);
       L.Number<double>(it->second, "output_per_mtok", f, &price.output_per_mtok, 0.0);
+      L.Number<double>(it->second, "batch_discount", f, &price.batch_discount, 0.0, 1.0);
     }
     cfg->pricing[it->first.Scalar()] = price;
   }

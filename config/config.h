@@ -128,7 +128,23 @@ struct ProviderConfig {
 struct ModelPrice {
   double input_per_mtok = 0;   // USD per million input tokens
   double output_per_mtok = 0;  // USD per million output tokens
+  // The share a provider batch takes off (OpenAI's Batch API and Anthropic's
+  // Message Batches: half).
+  double batch_discount = 0.5;
 };
+
+// `batch:` on an agent: the first attempt of its PRIORITY_BATCH work goes
+// through the provider's batch API (OpenAI /v1/batches, Anthropic
+// /v1/messages/batches) at the batch price, when the task's deadline leaves
+// room for max_wait and the provider's 24-hour window; anything else, and
+// every item a batch fails or lets expire, is called online.
+struct BatchConfig {
+  int max_items = 1000;                          // a batch is sent at this many items...
+  absl::Duration max_wait = absl::Minutes(5);    // ...or when its first item has waited this long
+  absl::Duration poll_interval = absl::Seconds(30);
+};
+// How long a provider may take for a batch (both providers' window).
+inline constexpr absl::Duration kBatchWindow = absl::Hours(24);
 
 // Exponential backoff with jitter between attempts.
 struct RetryPolicy {
@@ -251,6 +267,7 @@ struct AgentConfig {
   absl::Duration cache_ttl = absl::ZeroDuration();
   int cache_max_entries = 10000;
   std::optional<SemanticCacheConfig> semantic_cache;
+  std::optional<BatchConfig> batch;
   // A hash of what shapes the agent's answers besides its input and model
   // (its prompts and output schema): semantic-cache entries of another
   // version are never served.
@@ -542,7 +559,8 @@ struct FleetConfig {
   bool HasActions() const;
   const WorkflowConfig* FindWorkflow(const std::string& name) const;
   // USD for these tokens on `model` by the pricing table (0 for an unpriced model).
-  double Cost(const std::string& model, int64_t input_tokens, int64_t output_tokens) const;
+  // `batch`: the call ran in a provider batch (the model's batch_discount off).
+  double Cost(const std::string& model, int64_t input_tokens, int64_t output_tokens, bool batch = false) const;
   // The model's price, or a zero price for an unpriced model.
   ModelPrice Price(const std::string& model) const;
 };

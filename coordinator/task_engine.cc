@@ -520,12 +520,23 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   } else {
     for (const std::string& f : a.s.config->untrusted_fields) w.add_untrusted_fields(f);
   }
+  // Batch work's first attempt goes through the provider's batch API when
+  // the task's deadline leaves room for the batch to fill and the
+  // provider's window; later attempts (and tight deadlines) are online.
+  if (agent.batch && a.task.submission.priority() == v1::PRIORITY_BATCH && inst.AttemptsHere() == 1 &&
+      !inst.in_fallback() && a.task.deadline - now >= BatchRunTime(agent)) {
+    w.set_batch(true);
+    inst.batch_attempt = inst.attempt;
+    ++stats_.batched;
+  }
   // After the item's deadline no worker starts it, and a started call is
-  // cut at the agent's timeout: it can spend no more.
+  // cut at the agent's timeout (a batched one at its batch's end): it can
+  // spend no more.
   absl::Time item_deadline = w.has_deadline() ? FromTimestamp(w.deadline()) : absl::InfiniteFuture();
+  absl::Duration run_for = w.batch() ? BatchRunTime(agent) : agent.timeout;
   absl::Time spend_until = item_deadline == absl::InfiniteFuture()
                                ? absl::InfiniteFuture()
-                               : std::max(item_deadline, now + agent.timeout) + kCloseGrace;
+                               : std::max(item_deadline, now + run_for) + kCloseGrace;
   inst.reservations.push_back({inst.attempt, plan.reserve, spend_until});
   AddReserved(a.task, plan.reserve, +1);
   if (agent.action) {
@@ -618,7 +629,13 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
         inst.status = v1::STEP_STATUS_RUNNING;
         inst.worker = event.receipt().worker();
         inst.schedule_deadline = absl::InfiniteFuture();
-        if (!inst.embedding_out) inst.close_deadline = now + AgentOf(s, inst).timeout + kCloseGrace;
+        if (!inst.embedding_out) {
+          const AgentConfig& agent = AgentOf(s, inst);
+          // A batched attempt may take its batch's whole time.
+          inst.close_deadline = inst.batch_attempt == inst.attempt && agent.batch
+                                    ? inst.dispatched_at + BatchRunTime(agent) + kCloseGrace
+                                    : now + agent.timeout + kCloseGrace;
+        }
       }
       inst.heartbeat_deadline = now + AgentOf(s, inst).heartbeat_timeout;
       Touch(task);
@@ -735,7 +752,8 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
 }
 
 void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst, const v1::WorkResult& r) {
-  double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens());
+  double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens(), r.batch());
+  if (r.batch()) inst.batch_saved_usd += config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens()) - cost;
   // An embedding request is no call of the agent's model (its cost counts).
   if (metrics_ && r.embedding_size() == 0 && inst.embed_attempt != inst.attempt) metrics_->Call(agent.name, r, cost);
   if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
@@ -1457,6 +1475,7 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       sum->set_cached(inst.cached);
       sum->set_saved_cost_usd(inst.saved_usd);
       sum->set_semantic_similarity(inst.similarity);
+      sum->set_batch_saved_usd(inst.batch_saved_usd);
       sum->set_attempts(inst.attempt - (inst.embed_attempt > 0 ? 1 : 0));  // an embedding request is no attempt
       *sum->mutable_usage() = inst.usage;
       sum->set_latency_ms(inst.latency_ms);

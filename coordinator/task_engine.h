@@ -117,6 +117,7 @@ struct EngineStats {
   int64_t cache_hits = 0;          // step instances served from the result cache
   int64_t semantic_hits = 0;       // of those, by a similar input (semantic cache)
   int64_t embeddings = 0;          // embedding requests sent for the semantic cache
+  int64_t batched = 0;             // attempts sent through a provider batch
   int64_t rate_waits = 0;          // dispatches that waited for a provider's quota
   int64_t spawned = 0;             // steps whose agent spawned sub-steps
   int64_t tenant_held = 0;         // dispatches held by an exhausted tenant budget

@@ -23,6 +23,13 @@ using Json = nlohmann::json;
 // (the worker enforces the timeout; this covers delivery).
 inline constexpr absl::Duration kCloseGrace = absl::Seconds(5);
 
+// How long an attempt sent through a provider batch may take: the batch
+// fills (max_wait), the provider's window, the poll that sees it end, and
+// the online call of an item the batch did not answer.
+inline absl::Duration BatchRunTime(const AgentConfig& agent) {
+  return agent.batch->max_wait + kBatchWindow + agent.batch->poll_interval + agent.timeout;
+}
+
 // The one place a result starts: what every result carries, from its
 // submission (id, tenant, workflow, labels, submitted_at), with its status,
 // error (if any) and the time it finished. Callers add what they know
@@ -124,6 +131,10 @@ struct TaskEngine::Instance {
   std::string semantic_scope, semantic_text, semantic_model;
   std::vector<float> embedding;
   double similarity = 0;
+  // The attempt sent through a provider batch (0: none), and what batch
+  // prices saved on its calls.
+  int batch_attempt = 0;
+  double batch_saved_usd = 0;
   // A child-workflow step's child task, and the budget held for it until
   // its result settles it.
   std::string child_task_id;

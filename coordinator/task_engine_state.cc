@@ -72,6 +72,8 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_saved_cost_usd(inst.saved_usd);
       ss->set_embed_attempt(inst.embed_attempt);
       ss->set_semantic_similarity(inst.similarity);
+      ss->set_batch_attempt(inst.batch_attempt);
+      ss->set_batch_saved_usd(inst.batch_saved_usd);
       ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
       ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
       ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
@@ -255,6 +257,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     // the call's output under stayed with the replica that asked).
     inst.embed_attempt = ss.embed_attempt();
     inst.similarity = ss.semantic_similarity();
+    inst.batch_attempt = ss.batch_attempt();
+    inst.batch_saved_usd = ss.batch_saved_usd();
     inst.semantic_tried = inst.attempt > 0 || inst.embed_attempt > 0;
     inst.embedding_out = inst.embed_attempt > 0 && inst.embed_attempt == inst.attempt && !inst.done();
     // One wait at a time (a snapshot of an older version may set several:

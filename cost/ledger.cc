@@ -47,6 +47,7 @@ v1::CostEntry CostEntryOf(const v1::TaskResult& result, const v1::Usage& childre
     AddUsage(s.usage(), it->second.mutable_usage());
     AddUsage(s.usage(), &in_lines);
     if (s.cached()) it->second.set_cache_saved_usd(it->second.cache_saved_usd() + s.saved_cost_usd());
+    it->second.set_batch_saved_usd(it->second.batch_saved_usd() + s.batch_saved_usd());
   }
   for (const auto& key : order) {
     const v1::CostLine& line = lines[key];

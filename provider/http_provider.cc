@@ -179,7 +179,8 @@ void ParseAnthropic(const ModelRequest& request, const Json& body, ModelTurn* tu
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpProvider>> HttpProvider::Create(const ProviderConfig& config, HttpClient* client) {
+absl::StatusOr<std::unique_ptr<HttpProvider>> HttpProvider::Create(const ProviderConfig& config, HttpClient* client,
+                                                                   Scheduler* scheduler) {
   std::string key;
   if (!config.api_key_env.empty()) {
     const char* v = std::getenv(config.api_key_env.c_str());
@@ -203,7 +204,7 @@ absl::StatusOr<std::unique_ptr<HttpProvider>> HttpProvider::Create(const Provide
     }
   }
   RedactInLogs(key);
-  return std::unique_ptr<HttpProvider>(new HttpProvider(config, std::move(key), client));
+  return std::unique_ptr<HttpProvider>(new HttpProvider(config, std::move(key), client, scheduler));
 }
 
 struct HttpProvider::ToolLoop {
@@ -226,6 +227,10 @@ void HttpProvider::Call(ModelRequest request, std::function<void(ModelResponse)>
     client_->Send(std::move(http), [this, request = std::move(request), done = std::move(done)](HttpResponse response) {
       done(ParseEmbeddingResponse(api_key_, request, response));
     });
+    return;
+  }
+  if (request.batch != nullptr && scheduler_ != nullptr && (request.tools == nullptr || request.tools->empty())) {
+    Enqueue(std::move(request), std::move(done));
     return;
   }
   if (request.tools == nullptr || request.tools->empty()) {
@@ -398,16 +403,14 @@ HttpRequest BuildHttpRequest(const ProviderConfig& config, const std::string& ap
   HttpRequest http;
   http.timeout = request.timeout;
   http.connect_timeout = std::min(config.connect_timeout, request.timeout);
+  http.headers = ProviderHeaders(config, api_key);
   http.headers.push_back("Content-Type: application/json");
-  for (const auto& [name, value] : config.headers) http.headers.push_back(absl::StrCat(name, ": ", value));
   Json body = {{"model", request.model}, {"max_tokens", request.max_tokens}};
   if (request.temperature) body["temperature"] = *request.temperature;
   body["messages"] = messages != nullptr ? *messages : InitialMessages(config, request);
   const bool tools = request.tools != nullptr && !request.tools->empty();
   if (config.type == Type::kAnthropic) {
     http.url = config.base_url + "/v1/messages";
-    if (!api_key.empty()) http.headers.push_back("x-api-key: " + api_key);
-    http.headers.push_back("anthropic-version: " + config.anthropic_version);
     if (!request.system_prompt.empty()) body["system"] = request.system_prompt;
     Json wire_tools = Json::array();
     if (tools) {
@@ -425,7 +428,6 @@ HttpRequest BuildHttpRequest(const ProviderConfig& config, const std::string& ap
     if (!wire_tools.empty()) body["tools"] = std::move(wire_tools);
   } else {
     http.url = config.base_url + "/chat/completions";
-    if (!api_key.empty()) http.headers.push_back("Authorization: Bearer " + api_key);
     if (tools) {
       Json wire_tools = Json::array();
       for (const ToolConfig& t : *request.tools) {
@@ -495,14 +497,25 @@ static bool HttpFailure(const ModelRequest& request, const HttpResponse& http, M
   return true;
 }
 
+std::vector<std::string> ProviderHeaders(const ProviderConfig& config, const std::string& api_key) {
+  std::vector<std::string> headers;
+  for (const auto& [name, value] : config.headers) headers.push_back(absl::StrCat(name, ": ", value));
+  if (config.type == Type::kAnthropic) {
+    if (!api_key.empty()) headers.push_back("x-api-key: " + api_key);
+    headers.push_back("anthropic-version: " + config.anthropic_version);
+  } else if (!api_key.empty()) {
+    headers.push_back("Authorization: Bearer " + api_key);
+  }
+  return headers;
+}
+
 HttpRequest BuildEmbeddingRequest(const ProviderConfig& config, const std::string& api_key,
                                   const ModelRequest& request) {
   HttpRequest http;
   http.timeout = request.timeout;
   http.connect_timeout = std::min(config.connect_timeout, request.timeout);
+  http.headers = ProviderHeaders(config, api_key);
   http.headers.push_back("Content-Type: application/json");
-  for (const auto& [name, value] : config.headers) http.headers.push_back(absl::StrCat(name, ": ", value));
-  if (!api_key.empty()) http.headers.push_back("Authorization: Bearer " + api_key);
   http.url = config.base_url + "/embeddings";
   http.body = Json{{"model", request.model}, {"input", request.embed_text}, {"encoding_format", "float"}}.dump();
   return http;

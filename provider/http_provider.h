@@ -29,13 +29,30 @@
 // starting a turn whose worst case (its whole request, in bytes, as tokens,
 // plus max_tokens) would take the attempt past max_total_tokens. Every call
 // is recorded (name, arguments hash, status, latency, bytes).
+//
+// Batches (an agent's `batch:`, issue 20): a request with `batch` set waits
+// with the other requests for its model until max_items are waiting or the
+// first has waited max_wait, then they go together through the provider's
+// batch API — OpenAI: the requests as a JSONL file (POST {base_url}/files,
+// purpose batch), POST {base_url}/batches, polled at GET
+// {base_url}/batches/ID, answers from the output file; Anthropic: POST
+// {base_url}/v1/messages/batches, polled, answers from its results_url.
+// Each answer is read as the online one would be, marked `batch` (priced at
+// the batch discount). A request the batch does not answer (an error line,
+// an expired or failed batch, a submission refused, polls failing past the
+// provider's window) is called online, so every request is answered once.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "common/scheduler.h"
 #include "config/config.h"
 #include "provider/http_client.h"
 #include "provider/model_provider.h"
@@ -63,23 +80,39 @@ struct ModelTurn {
 class HttpProvider : public ModelProvider {
  public:
   // Reads the API key; FailedPrecondition names the provider and the missing
-  // variable or file. `client` must outlive the provider.
+  // variable or file. `client` (and `scheduler`, which times batches; null:
+  // batched requests are called online) must outlive the provider.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpProvider>> Create(
-      const ProviderConfig& config, HttpClient* client);
+      const ProviderConfig& config, HttpClient* client, Scheduler* scheduler = nullptr);
 
   void Call(ModelRequest request, std::function<void(ModelResponse)> done) override;
 
   struct ToolLoop;  // one call's tool loop (internal)
+  struct Batch;     // a batch being filled, sent or polled (internal)
 
  private:
+  void Enqueue(ModelRequest request, std::function<void(ModelResponse)> done);
+  void Flush(const std::shared_ptr<Batch>& batch);
+  void Submit(std::shared_ptr<Batch> batch);
+  void Created(std::shared_ptr<Batch> batch, const HttpResponse& response);
+  void Poll(std::shared_ptr<Batch> batch);
+  void Fetch(std::shared_ptr<Batch> batch, std::vector<std::string> urls, std::map<std::string, nlohmann::json> answers);
+  // Answers every request of `batch`: from `answers` (by custom id), the rest online.
+  void Settle(const std::shared_ptr<Batch>& batch, const std::map<std::string, nlohmann::json>& answers,
+              const std::string& why);
+  void SchedulePoll(std::shared_ptr<Batch> batch);
+  HttpRequest Get(const std::string& url) const;
   void Turn(std::shared_ptr<ToolLoop> loop);
   void RunTools(std::shared_ptr<ToolLoop> loop, ModelTurn turn);
   void Finish(std::shared_ptr<ToolLoop> loop, ModelResponse response);
-  HttpProvider(ProviderConfig config, std::string api_key, HttpClient* client)
-      : config_(std::move(config)), api_key_(std::move(api_key)), client_(client) {}
+  HttpProvider(ProviderConfig config, std::string api_key, HttpClient* client, Scheduler* scheduler)
+      : config_(std::move(config)), api_key_(std::move(api_key)), client_(client), scheduler_(scheduler) {}
   ProviderConfig config_;
   std::string api_key_;
   HttpClient* client_;
+  Scheduler* scheduler_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Batch>> filling_ ABSL_GUARDED_BY(mu_);  // by model
 };
 
 // The wire request for `request` (pure; exposed for tests): its first turn,
@@ -96,12 +129,21 @@ nlohmann::json InitialMessages(const ProviderConfig& config, const ModelRequest&
 ModelTurn ParseModelTurn(const ProviderConfig& config, const std::string& api_key, const ModelRequest& request,
                          const HttpResponse& http);
 
+// The provider's own headers: its configured ones and its API key (OpenAI:
+// Authorization: Bearer; Anthropic: x-api-key and anthropic-version).
+std::vector<std::string> ProviderHeaders(const ProviderConfig& config, const std::string& api_key);
+
 // An embedding request (ModelRequest::embed_text), OpenAI-compatible:
 // POST <base_url>/embeddings {model, input}; and its answer, data[0].embedding
 // (finite numbers) with usage.prompt_tokens. Pure; exposed for tests.
 HttpRequest BuildEmbeddingRequest(const ProviderConfig& config, const std::string& api_key,
                                   const ModelRequest& request);
 ModelResponse ParseEmbeddingResponse(const std::string& api_key, const ModelRequest& request, const HttpResponse& http);
+
+// The answers in a batch's results file (JSONL), by custom id: OpenAI's
+// output lines with status 200, Anthropic's "succeeded" results; errors,
+// expired and malformed lines give none (their requests go online). Pure.
+std::map<std::string, nlohmann::json> ParseBatchResults(ProviderConfig::Type type, absl::string_view body);
 
 // ParseModelTurn's answer, for a request without tools.
 ModelResponse ParseHttpResponse(const ProviderConfig& config, const std::string& api_key,

@@ -53,6 +53,9 @@ struct ModelRequest {
   // Set: an embedding request (the semantic cache) for this text with
   // `model`, instead of a model call; the answer is ModelResponse::embedding.
   std::string embed_text;
+  // Set: send it through the provider's batch API with these bounds (an
+  // agent's `batch:`); providers without one call online.
+  const BatchConfig* batch = nullptr;
 };
 
 struct ProviderError {
@@ -101,6 +104,7 @@ struct ModelResponse {
   std::vector<ToolCallRecord> tool_calls;
   int turns = 1;  // model turns (a tool loop takes several)
   std::vector<float> embedding;  // an embedding request's answer
+  bool batch = false;            // answered by a provider batch (the batch price)
 
   // A successful answer (tests, the simulated provider).
   static ModelResponse Ok(nlohmann::json output, int64_t input_tokens, int64_t output_tokens, std::string model,

@@ -63,7 +63,9 @@ absl::Status ProviderSet::Add(const FleetConfig& config, const ProviderConfig& p
     return absl::OkStatus();
   }
   if (!http_) http_ = std::make_unique<HttpClient>(HttpOptions(config));
-  auto provider = HttpProvider::Create(p, http_.get());
+  // Batches are timed on the scheduler (filling, polling).
+  if (!scheduler_) scheduler_ = std::make_unique<ThreadScheduler>();
+  auto provider = HttpProvider::Create(p, http_.get(), scheduler_.get());
   if (!provider.ok()) return provider.status();
   providers_[p.name] = std::move(*provider);
   return absl::OkStatus();

@@ -39,7 +39,7 @@ fi
 # (docs/brokers.md); two scheduling tests and the semantic-cache corpus run
 # are left to the first on purpose.
 read -ra versions <<< "${AGENTFLEET_KAFKA_VERSIONS:-3.7.2 4.4.0}"
-no_real_broker='^(DevBrokerTest|StartupTest|DemoTest|HttpClientTest|GeneratedClassesTest)\.|ProviderTest\.|ActionTest\.|ToolTest\.|^(monitoring_check|chart_check|bench_smoke)$'
+no_real_broker='^(DevBrokerTest|StartupTest|DemoTest|HttpClientTest|GeneratedClassesTest)\.|ProviderTest\.|ActionTest\.|ToolTest\.|BatchTest\.|^(monitoring_check|chart_check|bench_smoke)$'
 # The coordinator's scheduling measured against a quota (fair queues, the
 # capacity signal) asks nothing of the broker its other tests do not: once
 # is enough (CI time).

@@ -80,6 +80,7 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
   r.temperature = agent->temperature;
   r.effect_id = item.effect_id();
   r.attempt = std::max(1, item.attempt());
+  if (item.batch() && agent->batch) r.batch = &*agent->batch;
   if (!agent->tools.empty()) {
     r.tools = &agent->tools;
     r.max_tool_turns = agent->max_tool_turns;
@@ -183,7 +184,8 @@ v1::WorkEvent MakeResult(const FleetConfig& config, const v1::WorkItem& item,
     call->set_payload(a->payload);
     for (const std::string& v : a->violations) call->add_violations(v);
   }
-  u->set_cost_usd(config.Cost(response.model, response.input_tokens, response.output_tokens));
+  u->set_cost_usd(config.Cost(response.model, response.input_tokens, response.output_tokens, response.batch));
+  r->set_batch(response.batch);
   ProviderError error = response.error;
   bool ok = response.ok;
   if (!item.embed_text().empty()) {

@@ -61,7 +61,16 @@ with --embedding-model (under the Python of tests/fake_llm/embedding-env.sh);
 the directives fake:delay and fake:status work in its input too. Without the
 flag it answers 501.
 
-Usage: fake_llm.py --port-file FILE [--port N] [--delay S] [--embedding-model]
+The provider batch APIs: OpenAI's (POST /v1/files with purpose=batch, POST
+/v1/batches, GET /v1/batches/ID, GET /v1/files/ID/content) and Anthropic's
+Message Batches (POST /v1/messages/batches, GET .../ID, GET .../ID/results),
+answered by the same logic as online calls after --batch-delay seconds
+(default 0.5). Directives: fake:batch_error in a request's prompt fails that
+request; fake:batch_expire in any request expires the whole batch;
+fake:batch_delay=S sets its processing time. GET /_batches returns
+{"batches", "items", "errored", "expired"}.
+
+Usage: fake_llm.py --port-file FILE [--port N] [--delay S] [--embedding-model] [--batch-delay S]
 """
 import argparse
 import asyncio
@@ -154,11 +163,88 @@ def example(schema):
     return "x"
 
 
+def prompt_text(body):
+    """The request's prompt text (system and messages), where directives are read."""
+    texts = [body.get("system", "")] + [m.get("content", "") for m in body.get("messages", [])]
+    return " ".join(t if isinstance(t, str) else json.dumps(t) for t in texts)
+
+
+def completion(body, anthropic):
+    """The answer to a chat request body (OpenAI or Anthropic), as a dict."""
+    text = prompt_text(body)
+    d = {m.group(1): m.group(2) for m in DIRECTIVE.finditer(text)}
+    user_tools = ([t for t in body.get("tools", []) if t.get("name") != "respond"] if anthropic
+                  else [t.get("function", {}) for t in body.get("tools", [])])
+    answered = 0
+    for m in body.get("messages", []):
+        if m.get("role") == "tool":
+            answered += 1
+        elif isinstance(m.get("content"), list):
+            answered += sum(1 for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result")
+    if user_tools and "tools" in d and answered < int(float(d["tools"])):
+        t = user_tools[0]
+        name = "nope" if "unknown_tool" in d else t.get("name")
+        args = example(t.get("input_schema") if anthropic else t.get("parameters"))
+        given = marker(text, "TOOLARGS")
+        if isinstance(given, dict):
+            args.update(given)
+        in_tokens = max(1, len(text) // 4)
+        call_id = "call_%d" % answered
+        if anthropic:
+            return ({
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model", ""),
+                "content": [{"type": "tool_use", "id": call_id, "name": name,
+                             "input": "x" if "bad_tool_args" in d else args}],
+                "stop_reason": "tool_use", "usage": {"input_tokens": in_tokens, "output_tokens": 12}})
+        return ({
+            "id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model", ""),
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None, "tool_calls": [{
+                    "id": call_id, "type": "function", "function": {
+                        "name": name, "arguments": "not json" if "bad_tool_args" in d else json.dumps(args)}}]}}],
+            "usage": {"prompt_tokens": in_tokens, "completion_tokens": 12, "total_tokens": in_tokens + 12}})
+
+    schema = (body.get("response_format", {}).get("json_schema", {}).get("schema")
+              if not anthropic else next((t.get("input_schema") for t in body.get("tools", [])
+                                          if t.get("name") == "respond"), None))
+    output = {} if "bad_output" in d else (example(schema) if schema else None)
+    if output:
+        system = body.get("system", "") if anthropic else " ".join(
+            m.get("content", "") for m in body.get("messages", []) if m.get("role") == "system")
+        output = obey(output, schema, system, text)
+    content = "not json at all" if "not_json" in d else (
+        json.dumps(output) if output is not None else "plain text answer")
+    cut = "length" in d
+    input_tokens = max(1, len(text) // 4)
+    output_tokens = body.get("max_tokens", 0) if cut else max(1, len(content) // 4)
+    model = body.get("model", "")
+    if anthropic:
+        answer_tool = body.get("tool_choice", {}).get("name") or "respond"
+        blocks = ([{"type": "tool_use", "id": "toolu_1", "name": answer_tool, "input": output}]
+                  if schema and not cut and "not_json" not in d else [{"type": "text", "text": content}])
+        return ({
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": blocks,
+            "stop_reason": "max_tokens" if cut else ("tool_use" if schema else "end_turn"),
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
+    return ({
+        "id": "chatcmpl-fake", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": "length" if cut else "stop"}],
+        "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                  "total_tokens": input_tokens + output_tokens}})
+
+
+
 class Server:
-    def __init__(self, delay, embedder=None):
+    def __init__(self, delay, embedder=None, batch_delay=0.5):
         self.delay = delay
         self.embedder = embedder
         self.embeddings = 0
+        self.batch_delay = batch_delay
+        self.files = {}    # id -> bytes (OpenAI files: batch input and output)
+        self.batches = {}  # id -> the batch object as served
+        self.batch_results = {}  # Anthropic batch id -> JSONL bytes
+        self.batch_stats = {"batches": 0, "items": 0, "errored": 0, "expired": 0}
         self.requests = []
         self.count = 0
         self.in_flight = 0
@@ -293,6 +379,136 @@ class Server:
                                             "embedding": [float(x) for x in vector]}],
                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
+    # Provider batch APIs. The answers are completion()'s; directives in a
+    # request's prompt: fake:batch_error (that request fails), and, in any
+    # request of the batch, fake:batch_expire (the batch expires unprocessed)
+    # and fake:batch_delay=S (processing takes S seconds; default --batch-delay).
+
+    def _batch_plan(self, bodies):
+        texts = [prompt_text(b) for b in bodies]
+        delay = next((float(m.group(2)) for t in texts for m in DIRECTIVE.finditer(t)
+                      if m.group(1) == "batch_delay"), self.batch_delay)
+        expire = any("fake:batch_expire" in t for t in texts)
+        self.batch_stats["batches"] += 1
+        self.batch_stats["items"] += len(bodies)
+        return texts, delay, expire
+
+    async def upload_file(self, request):
+        """OpenAI's POST /v1/files (multipart: purpose, file)."""
+        form = await request.post()
+        if form.get("purpose") != "batch" or not hasattr(form.get("file"), "file"):
+            return web.json_response({"error": {"message": "expected purpose=batch and a file"}}, status=400)
+        file_id = "file-%d" % (len(self.files) + 1)
+        self.files[file_id] = form["file"].file.read()
+        return web.json_response({"id": file_id, "object": "file", "purpose": "batch",
+                                  "bytes": len(self.files[file_id])})
+
+    async def file_content(self, request):
+        data = self.files.get(request.match_info["id"])
+        if data is None:
+            return web.json_response({"error": {"message": "no such file"}}, status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def create_openai_batch(self, request):
+        """OpenAI's POST /v1/batches: the JSONL input file's chat requests."""
+        body = await request.json()
+        data = self.files.get(body.get("input_file_id"))
+        if data is None or body.get("endpoint") != "/v1/chat/completions":
+            return web.json_response({"error": {"message": "unknown input_file_id or endpoint"}}, status=400)
+        lines = [json.loads(l) for l in data.decode().splitlines() if l.strip()]
+        batch_id = "batch_%d" % (len(self.batches) + 1)
+        batch = {"id": batch_id, "object": "batch", "endpoint": body["endpoint"], "status": "in_progress",
+                 "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window"),
+                 "output_file_id": None, "error_file_id": None,
+                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+        self.batches[batch_id] = batch
+        texts, delay, expire = self._batch_plan([l.get("body", {}) for l in lines])
+
+        async def process():
+            await asyncio.sleep(delay)
+            if expire:
+                batch["status"] = "expired"
+                self.batch_stats["expired"] += len(lines)
+                return
+            out, errors = [], []
+            for line, text in zip(lines, texts):
+                if "fake:batch_error" in text:
+                    errors.append({"id": "req_x", "custom_id": line["custom_id"], "response": None,
+                                   "error": {"code": "server_error", "message": "fake batch error"}})
+                    continue
+                out.append({"id": "req_ok", "custom_id": line["custom_id"], "error": None,
+                            "response": {"status_code": 200, "body": completion(line["body"], False)}})
+            self.batch_stats["errored"] += len(errors)
+            for name, rows in (("output_file_id", out), ("error_file_id", errors)):
+                if rows:
+                    file_id = "file-%d" % (len(self.files) + 1)
+                    self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                    batch[name] = file_id
+            batch["request_counts"].update(completed=len(out), failed=len(errors))
+            batch["status"] = "completed"
+
+        asyncio.get_running_loop().create_task(process())
+        return web.json_response(batch)
+
+    async def get_openai_batch(self, request):
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return web.json_response({"error": {"message": "no such batch"}}, status=404)
+        return web.json_response(batch)
+
+    async def create_anthropic_batch(self, request):
+        """Anthropic's POST /v1/messages/batches: {"requests": [{custom_id, params}]}."""
+        body = await request.json()
+        reqs = body.get("requests")
+        if not isinstance(reqs, list) or not reqs:
+            return web.json_response({"type": "error", "error": {"message": "requests must be a list"}}, status=400)
+        batch_id = "msgbatch_%d" % (len(self.batches) + 1)
+        batch = {"id": batch_id, "type": "message_batch", "processing_status": "in_progress", "results_url": None,
+                 "request_counts": {"processing": len(reqs), "succeeded": 0, "errored": 0, "expired": 0}}
+        self.batches[batch_id] = batch
+        texts, delay, expire = self._batch_plan([r.get("params", {}) for r in reqs])
+        base = "http://%s" % request.host
+
+        async def process():
+            await asyncio.sleep(delay)
+            rows = []
+            for r, text in zip(reqs, texts):
+                if expire:
+                    result = {"type": "expired"}
+                elif "fake:batch_error" in text:
+                    result = {"type": "errored", "error": {"type": "error", "error": {
+                        "type": "api_error", "message": "fake batch error"}}}
+                else:
+                    result = {"type": "succeeded", "message": completion(r["params"], True)}
+                rows.append({"custom_id": r["custom_id"], "result": result})
+            counts = batch["request_counts"]
+            counts["processing"] = 0
+            for row in rows:
+                counts[row["result"]["type"]] = counts.get(row["result"]["type"], 0) + 1
+            self.batch_stats["errored"] += counts.get("errored", 0)
+            self.batch_stats["expired"] += counts.get("expired", 0)
+            self.batch_results[batch_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+            batch["results_url"] = "%s/v1/messages/batches/%s/results" % (base, batch_id)
+            batch["processing_status"] = "ended"
+
+        asyncio.get_running_loop().create_task(process())
+        return web.json_response(batch)
+
+    async def get_anthropic_batch(self, request):
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return web.json_response({"type": "error", "error": {"message": "no such batch"}}, status=404)
+        return web.json_response(batch)
+
+    async def anthropic_batch_results(self, request):
+        data = self.batch_results.get(request.match_info["id"])
+        if data is None:
+            return web.json_response({"type": "error", "error": {"message": "not ended"}}, status=404)
+        return web.Response(body=data, content_type="application/x-jsonl")
+
+    async def batch_report(self, request):
+        return web.json_response(self.batch_stats)
+
     async def call(self, request):
         self.count += 1
         self.in_flight += 1
@@ -309,8 +525,7 @@ class Server:
             self.requests.append({"method": request.method, "path": request.path,
                                   "headers": dict(request.headers), "body": raw.decode("utf-8", "replace")})
         body = json.loads(raw)
-        texts = [body.get("system", "")] + [m.get("content", "") for m in body.get("messages", [])]
-        text = " ".join(t if isinstance(t, str) else json.dumps(t) for t in texts)
+        text = prompt_text(body)
         d = {m.group(1): m.group(2) for m in DIRECTIVE.finditer(text)}
         await asyncio.sleep(float(d.get("delay") or self.delay))
 
@@ -339,66 +554,7 @@ class Server:
         if "invalid_json" in d:
             return web.Response(text="<html>502 upstream</html>", content_type="application/json")
 
-        user_tools = ([t for t in body.get("tools", []) if t.get("name") != "respond"] if anthropic
-                      else [t.get("function", {}) for t in body.get("tools", [])])
-        answered = 0
-        for m in body.get("messages", []):
-            if m.get("role") == "tool":
-                answered += 1
-            elif isinstance(m.get("content"), list):
-                answered += sum(1 for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result")
-        if user_tools and "tools" in d and answered < int(float(d["tools"])):
-            t = user_tools[0]
-            name = "nope" if "unknown_tool" in d else t.get("name")
-            args = example(t.get("input_schema") if anthropic else t.get("parameters"))
-            given = marker(text, "TOOLARGS")
-            if isinstance(given, dict):
-                args.update(given)
-            in_tokens = max(1, len(text) // 4)
-            call_id = "call_%d" % answered
-            if anthropic:
-                return web.json_response({
-                    "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model", ""),
-                    "content": [{"type": "tool_use", "id": call_id, "name": name,
-                                 "input": "x" if "bad_tool_args" in d else args}],
-                    "stop_reason": "tool_use", "usage": {"input_tokens": in_tokens, "output_tokens": 12}})
-            return web.json_response({
-                "id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model", ""),
-                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-                    "role": "assistant", "content": None, "tool_calls": [{
-                        "id": call_id, "type": "function", "function": {
-                            "name": name, "arguments": "not json" if "bad_tool_args" in d else json.dumps(args)}}]}}],
-                "usage": {"prompt_tokens": in_tokens, "completion_tokens": 12, "total_tokens": in_tokens + 12}})
-
-        schema = (body.get("response_format", {}).get("json_schema", {}).get("schema")
-                  if not anthropic else next((t.get("input_schema") for t in body.get("tools", [])
-                                              if t.get("name") == "respond"), None))
-        output = {} if "bad_output" in d else (example(schema) if schema else None)
-        if output:
-            system = body.get("system", "") if anthropic else " ".join(
-                m.get("content", "") for m in body.get("messages", []) if m.get("role") == "system")
-            output = obey(output, schema, system, text)
-        content = "not json at all" if "not_json" in d else (
-            json.dumps(output) if output is not None else "plain text answer")
-        cut = "length" in d
-        input_tokens = max(1, len(text) // 4)
-        output_tokens = body.get("max_tokens", 0) if cut else max(1, len(content) // 4)
-        model = body.get("model", "")
-        if anthropic:
-            answer_tool = body.get("tool_choice", {}).get("name") or "respond"
-            blocks = ([{"type": "tool_use", "id": "toolu_1", "name": answer_tool, "input": output}]
-                      if schema and not cut and "not_json" not in d else [{"type": "text", "text": content}])
-            return web.json_response({
-                "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": blocks,
-                "stop_reason": "max_tokens" if cut else ("tool_use" if schema else "end_turn"),
-                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
-        return web.json_response({
-            "id": "chatcmpl-fake", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "length" if cut else "stop"}],
-            "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
-                      "total_tokens": input_tokens + output_tokens}})
-
+        return web.json_response(completion(body, anthropic))
 
 async def main():
     parser = argparse.ArgumentParser()
@@ -406,6 +562,7 @@ async def main():
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--embedding-model", action="store_true")
+    parser.add_argument("--batch-delay", type=float, default=0.5)
     args = parser.parse_args()
     embedder = None
     if args.embedding_model:
@@ -414,7 +571,7 @@ async def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    server = Server(args.delay, embedder)
+    server = Server(args.delay, embedder, args.batch_delay)
     app = web.Application(client_max_size=16 << 20)
     app.router.add_get("/_stats", server.stats)
     app.router.add_get("/_requests", server.recorded)
@@ -426,6 +583,14 @@ async def main():
     app.router.add_route("*", "/tool/{tail:.*}", server.tool)
     app.router.add_put("/_tool_answers/{key:.*}", server.set_tool_answer)
     app.router.add_post("/v1/embeddings", server.embed)
+    app.router.add_post("/v1/files", server.upload_file)
+    app.router.add_get("/v1/files/{id}/content", server.file_content)
+    app.router.add_post("/v1/batches", server.create_openai_batch)
+    app.router.add_get("/v1/batches/{id}", server.get_openai_batch)
+    app.router.add_post("/v1/messages/batches", server.create_anthropic_batch)
+    app.router.add_get("/v1/messages/batches/{id}", server.get_anthropic_batch)
+    app.router.add_get("/v1/messages/batches/{id}/results", server.anthropic_batch_results)
+    app.router.add_get("/_batches", server.batch_report)
     app.router.add_post("/{tail:.*}", server.call)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()

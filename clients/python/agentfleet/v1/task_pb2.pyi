@@ -93,9 +93,10 @@ class Rescope(_message.Message):
     def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., reason: _Optional[str] = ..., planner: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepSummary(_message.Message):
-    __slots__ = ["agent", "attempts", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "saved_cost_usd", "semantic_similarity", "status", "step", "usage", "worker"]
+    __slots__ = ["agent", "attempts", "batch_saved_usd", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "saved_cost_usd", "semantic_similarity", "status", "step", "usage", "worker"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SAVED_USD_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +112,7 @@ class StepSummary(_message.Message):
     WORKER_FIELD_NUMBER: _ClassVar[int]
     agent: str
     attempts: int
+    batch_saved_usd: float
     cached: bool
     error: _common_pb2.Error
     explanation: str
@@ -124,7 +126,7 @@ class StepSummary(_message.Message):
     step: str
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ..., saved_cost_usd: _Optional[float] = ..., semantic_similarity: _Optional[float] = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ..., saved_cost_usd: _Optional[float] = ..., semantic_similarity: _Optional[float] = ..., batch_saved_usd: _Optional[float] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ["accepted_at", "error", "finished_at", "labels", "output", "parent_task_id", "rescopes", "status", "steps", "submitted_at", "task_id", "tenant", "usage", "workflow"]

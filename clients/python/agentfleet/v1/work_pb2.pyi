@@ -87,9 +87,10 @@ class WorkEvent(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., result: _Optional[_Union[WorkResult, _Mapping]] = ...) -> None: ...
 
 class WorkItem(_message.Message):
-    __slots__ = ["agent", "attempt", "deadline", "dispatched_at", "effect_id", "embed_text", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "max_total_tokens", "model_tier", "step", "task_id", "tenant", "untrusted_fields"]
+    __slots__ = ["agent", "attempt", "batch", "deadline", "dispatched_at", "effect_id", "embed_text", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "max_total_tokens", "model_tier", "step", "task_id", "tenant", "untrusted_fields"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     DISPATCHED_AT_FIELD_NUMBER: _ClassVar[int]
     EFFECT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +108,7 @@ class WorkItem(_message.Message):
     UNTRUSTED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     agent: str
     attempt: int
+    batch: bool
     deadline: _timestamp_pb2.Timestamp
     dispatched_at: _timestamp_pb2.Timestamp
     effect_id: str
@@ -122,11 +124,12 @@ class WorkItem(_message.Message):
     task_id: str
     tenant: str
     untrusted_fields: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ..., max_total_tokens: _Optional[int] = ..., untrusted_fields: _Optional[_Iterable[str]] = ..., embed_text: _Optional[str] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ..., max_total_tokens: _Optional[int] = ..., untrusted_fields: _Optional[_Iterable[str]] = ..., embed_text: _Optional[str] = ..., batch: bool = ...) -> None: ...
 
 class WorkResult(_message.Message):
-    __slots__ = ["action", "embedding", "error", "latency_ms", "model", "model_turns", "output", "status", "tool_calls", "usage", "worker"]
+    __slots__ = ["action", "batch", "embedding", "error", "latency_ms", "model", "model_turns", "output", "status", "tool_calls", "usage", "worker"]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +141,7 @@ class WorkResult(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     action: ActionCall
+    batch: bool
     embedding: _containers.RepeatedScalarFieldContainer[float]
     error: _common_pb2.Error
     latency_ms: int
@@ -148,7 +152,7 @@ class WorkResult(_message.Message):
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., action: _Optional[_Union[ActionCall, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., model_turns: _Optional[int] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+    def __init__(self, status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., action: _Optional[_Union[ActionCall, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., model_turns: _Optional[int] = ..., embedding: _Optional[_Iterable[float]] = ..., batch: bool = ...) -> None: ...
 
 class ResultStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
