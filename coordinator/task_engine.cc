@@ -660,7 +660,8 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   {
     const AgentConfig& agent = AgentOf(s, inst);
     bool failed = r.status() != v1::RESULT_STATUS_OK && CountsAsBreakerFailure(r.error().code());
-    breakers_.Record(agent, ModelOf(agent, inst), now, failed, absl::Milliseconds(r.latency_ms()));
+    // A batch's answer is slow by design: never a slow call to a breaker.
+    breakers_.Record(agent, ModelOf(agent, inst), now, failed, absl::Milliseconds(r.batch() ? 0 : r.latency_ms()));
   }
   const bool action = AgentOf(s, inst).action != nullptr;
   if (backing_off && r.status() != v1::RESULT_STATUS_OK) {

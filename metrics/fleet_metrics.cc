@@ -240,6 +240,9 @@ void CoordinatorMetrics::Call(absl::string_view agent, const v1::WorkResult& res
   tokens_.With({agent, model, "input"}).Increment(result.usage().input_tokens());
   tokens_.With({agent, model, "output"}).Increment(result.usage().output_tokens());
   if (cost_usd > 0) cost_.With({agent, model}).Increment(cost_usd);
+  // A provider batch's answer took as long as its batch (hours): no call
+  // time, for the latency histogram nor for the capacity signal.
+  if (result.batch()) return;
   call_seconds_.With({agent, model}).Observe(result.latency_ms() / 1000.0);
   // The capacity signal's mean call time: an exponential moving average
   // (the last ~20 calls weigh most).

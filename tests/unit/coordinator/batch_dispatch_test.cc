@@ -26,6 +26,7 @@ agents:
     models: {default: m}
     timeout: 60s
     batch: {max_items: 100, max_wait: 10m, poll_interval: 1m}
+    breaker: {window_calls: 2, minimum_calls: 1, slow_call_rate: 0.5, slow_call_duration: 30s}
 workflows:
   w:
     deadline: 48h
@@ -52,7 +53,8 @@ class BatchDispatchTest : public ::testing::Test {
     return out.work.empty() ? v1::WorkItem() : out.work[0].item;
   }
   Outbox Answer(TaskEngine& engine, const v1::WorkItem& item, bool batch) {
-    ModelResponse r = ModelResponse::Ok({{"a", 1}}, 100, 100, "m");
+    // A batch's answer comes hours after its call.
+    ModelResponse r = ModelResponse::Ok({{"a", 1}}, 100, 100, "m", batch ? absl::Hours(3) : absl::Seconds(1));
     r.batch = batch;
     Outbox out;
     engine.OnEvent(MakeResult(config_, item, r, "w1", clock_.Now()), &out);
@@ -76,6 +78,8 @@ TEST_F(BatchDispatchTest, BatchWorkGoesToABatchAtTheBatchPriceAndInteractiveWork
   // 200 tokens at $1 a token online; half in a batch.
   EXPECT_DOUBLE_EQ(r.usage().cost_usd(), 100.0);
   EXPECT_DOUBLE_EQ(r.steps(0).batch_saved_usd(), 100.0);
+  // Its three hours are no slow call: the agent's breaker stays closed.
+  EXPECT_EQ(engine_->BreakerStatus("agent:bulk"), v1::BREAKER_STATUS_CLOSED);
 }
 
 TEST_F(BatchDispatchTest, ABatchedAttemptMayTakeItsBatchsTimeAndARetryIsOnline) {

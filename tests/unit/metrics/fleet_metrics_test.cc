@@ -274,6 +274,12 @@ TEST(MetricsTest, TheCapacitySignalReadsAgentsMeanCallTimesAndOpenBreakers) {
   for (int i = 0; i < 200; ++i) m.Call("a", r, 0);
   ASSERT_TRUE(m.MeanCallSeconds("a", &s));
   EXPECT_NEAR(s, 4.0, 0.01) << "a moving average follows the calls";
+  // A provider batch's answer (hours after its call) is no call time.
+  r.set_batch(true);
+  r.set_latency_ms(3'600'000);
+  m.Call("a", r, 0);
+  ASSERT_TRUE(m.MeanCallSeconds("a", &s));
+  EXPECT_NEAR(s, 4.0, 0.01);
   EXPECT_FALSE(m.BreakerOpen("agent:a"));
   m.Breaker("agent:a", v1::BREAKER_STATUS_OPEN);
   EXPECT_TRUE(m.BreakerOpen("agent:a"));
