@@ -619,6 +619,12 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     }
     return;
   }
+  if (attempt == inst.embed_attempt && !inst.embedding_out) {
+    // A settled lookup's attempt number, while its call waits (a quota, a
+    // budget, a backoff): a redelivered embedding request's events are stale.
+    ++stats_.stale_events;
+    return;
+  }
   bool backing_off = inst.retry_at != absl::InfiniteFuture();
   absl::Time now = clock_->Now();
   switch (event.kind_case()) {

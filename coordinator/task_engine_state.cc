@@ -260,7 +260,6 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.batch_attempt = ss.batch_attempt();
     inst.batch_saved_usd = ss.batch_saved_usd();
     inst.semantic_tried = inst.attempt > 0 || inst.embed_attempt > 0;
-    inst.embedding_out = inst.embed_attempt > 0 && inst.embed_attempt == inst.attempt && !inst.done();
     // One wait at a time (a snapshot of an older version may set several:
     // the budget's came last).
     inst.questions.assign(ss.questions().begin(), ss.questions().end());
@@ -275,6 +274,10 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
                 : ss.signal_wait() && s.config->wait ? Instance::Wait::kSignal
                 : !ss.child_task_id().empty() && ss.status() == v1::STEP_STATUS_RUNNING ? Instance::Wait::kChild
                                    : Instance::Wait::kNone;
+    // Still out only while the lookup's attempt is the one in flight (after
+    // a miss the call may wait for a quota or back off under that number).
+    inst.embedding_out = inst.embed_attempt > 0 && inst.embed_attempt == inst.attempt &&
+                         inst.state() == Instance::State::kInFlight;
     inst.child_task_id = ss.child_task_id();
     inst.child_budget = {ss.child_tokens(), ss.child_cost_usd()};
     if (!ss.spawn_agent().empty()) {

@@ -132,11 +132,7 @@ TEST_F(BatchFleetTest, BatchWorkIsAnsweredByBatchesAtHalfPriceAndNothingIsLostOr
   EXPECT_EQ(Json::parse(HttpGet((*fake)->base_url() + "/_batches").second)["items"], 46 + 8);
   EXPECT_EQ((*fake)->Stats()["requests"], 11) << "no more online calls";
   // The audit a user would run: nothing lost, duplicated or over budget.
-  auto audit = fleet.Run({"agentfleet", "audit", "--json", "--config", fleet.config_path()}, absl::Seconds(120));
-  ASSERT_TRUE(audit.ok()) << audit.status();
-  EXPECT_EQ(audit->first, 0) << audit->second;
-  EXPECT_THAT(audit->second, ::testing::HasSubstr(R"("clean":true)"));
-  EXPECT_THAT(audit->second, ::testing::HasSubstr(R"("overspent":0)"));
+  ExpectCleanAudit(fleet);
 }
 
 }  // namespace

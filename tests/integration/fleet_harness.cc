@@ -18,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "absl/time/clock.h"
 #include "common/subprocess.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace agentfleet::testing {
@@ -292,6 +293,14 @@ int FreePort() {
   }
   close(fd);
   return port;
+}
+
+void ExpectCleanAudit(Fleet& fleet) {
+  auto audit = fleet.Run({"agentfleet", "audit", "--json", "--config", fleet.config_path()}, absl::Seconds(120));
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->first, 0) << audit->second;
+  EXPECT_THAT(audit->second, ::testing::HasSubstr(R"("clean":true)"));
+  EXPECT_THAT(audit->second, ::testing::HasSubstr(R"("overspent":0)"));
 }
 
 }  // namespace agentfleet::testing

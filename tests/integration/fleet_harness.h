@@ -119,4 +119,9 @@ class Fleet {
   std::map<pid_t, std::string> log_of_;
 };
 
+// Runs `agentfleet audit --json` on the fleet's topics and expects what a
+// user checks: exit 0, clean (nothing lost, duplicated or unexpected) and
+// nothing over budget.
+void ExpectCleanAudit(Fleet& fleet);
+
 }  // namespace agentfleet::testing

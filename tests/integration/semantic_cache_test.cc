@@ -201,11 +201,7 @@ TEST_F(SemanticCacheFleetTest, RewordingsAreServedAndNearMissesAndOtherTenantsAr
   EXPECT_EQ(stats["requests"].get<int>(), tasks - hits) << "chat calls";
   EXPECT_EQ(stats["embeddings"].get<int>(), tasks);
   // The audit a user would run: nothing lost, duplicated or over budget.
-  auto audit = fleet.Run({"agentfleet", "audit", "--json", "--config", fleet.config_path()}, absl::Seconds(120));
-  ASSERT_TRUE(audit.ok()) << audit.status();
-  EXPECT_EQ(audit->first, 0) << audit->second;
-  EXPECT_THAT(audit->second, ::testing::HasSubstr(R"("clean":true)"));
-  EXPECT_THAT(audit->second, ::testing::HasSubstr(R"("overspent":0)"));
+  ExpectCleanAudit(fleet);
 }
 
 }  // namespace

@@ -251,6 +251,60 @@ TEST_F(SemanticEngineTest, ATakeoverDuringTheLookupDispatchesTheCallOnTheNewRepl
   EXPECT_EQ(engine_test::ItemFor(say, "say").step(), "say");
 }
 
+TEST(SemanticEngineQuotaTest, ARedeliveredEmbeddingIsNoOutputWhileTheCallWaitsForItsQuota) {
+  auto c = LoadConfigString(R"(
+providers: {sim: {type: simulated, rate_limits: {m: {requests_per_minute: 1}}}}
+pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
+agents:
+  a: {provider: sim, models: {default: m}, semantic_cache: {embedding: {provider: sim, model: m}, field: q}}
+workflows: {w: {steps: [{id: s, agent: a, input: {q: $task.q}}]}}
+)",
+                            "quota.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  FakeClock clock;
+  TaskEngine engine(&*c, &clock);
+  Outbox first;
+  ASSERT_TRUE(engine.Submit(engine_test::Submission("t1", "w", {{"q", "refund?"}}), "", 0, &first).ok());
+  ASSERT_EQ(first.work.size(), 1u);
+  const v1::WorkItem embed = first.work[0].item;
+  ModelResponse r;
+  r.ok = true;
+  r.model = "m";
+  r.embedding = {1, 0, 0};
+  // A miss: the call waits for the quota (its bucket starts empty) under
+  // the lookup's attempt number.
+  Outbox miss;
+  engine.OnEvent(MakeResult(*c, embed, r, "w1", clock.Now()), &miss);
+  EXPECT_TRUE(miss.work.empty());
+  EXPECT_EQ(engine.rate_waiting(), 1u);
+  // The embedding request redelivered to another worker answers again: no
+  // output of the step, nothing dispatched, the call still waits.
+  for (const auto& event : {MakeReceipt(embed, "w2", clock.Now()), MakeResult(*c, embed, r, "w2", clock.Now())}) {
+    Outbox again;
+    engine.OnEvent(event, &again);
+    EXPECT_TRUE(again.results.empty());
+    EXPECT_TRUE(again.work.empty());
+  }
+  EXPECT_EQ(engine.rate_waiting(), 1u);
+  // Across a takeover too: the restored call waits, and the lookup is not out.
+  v1::TaskState state = engine_test::SnapshotOverTheWire(engine);
+  TaskEngine next(&*c, &clock);
+  next.Restore("t1", state, 0);
+  Outbox late;
+  next.OnEvent(MakeResult(*c, embed, r, "w2", clock.Now()), &late);
+  EXPECT_TRUE(late.results.empty());
+  EXPECT_TRUE(late.work.empty());
+  // The quota refills: the call goes out once, as the next attempt.
+  Outbox call;
+  for (int i = 0; i < 120 && call.work.empty(); ++i) {
+    clock.Advance(absl::Seconds(1));
+    next.Tick(&call);
+  }
+  ASSERT_EQ(call.work.size(), 1u);
+  EXPECT_EQ(call.work[0].item.attempt(), 2);
+  EXPECT_TRUE(call.work[0].item.embed_text().empty());
+}
+
 TEST(SemanticCacheConfigTest, MistakesNameTheirField) {
   auto load = [](const std::string& cache) {
     return LoadConfigString(absl::StrCat(R"(
