@@ -577,6 +577,7 @@ void LoadTools(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   }
   L.Bool(n, "screen_tool_results", f, &a->screen_tool_results);
   L.Bool(n, "critical", f, &a->critical);
+  L.Number<int>(n, "max_in_flight", f, &a->max_in_flight, 0, 10'000'000);
   YAML::Node tools = n["tools"];
   if (!tools) return;
   if (!tools.IsSequence()) {
@@ -666,7 +667,8 @@ void LoadAgent(Loader& L, const YAML::Node& n, const std::string& f, const Fleet
   if (!L.Map(n, f, {"description", "provider", "models", "output_schema", "timeout", "max_tokens",
                     "max_attempts", "schedule_to_start_timeout", "heartbeat_timeout", "retry",
                     "system_prompt", "prompt", "temperature", "fallback", "breaker", "cache", "tools",
-                    "tool_loop", "screen_tool_results", "critical", "semantic_cache", "batch"})) {
+                    "tool_loop", "screen_tool_results", "critical", "semantic_cache", "batch",
+                    "max_in_flight"})) {
     return;
   }
   LoadTools(L, n, f, cfg, a);

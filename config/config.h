@@ -257,6 +257,11 @@ struct AgentConfig {
   absl::Duration heartbeat_timeout = absl::Seconds(30);
   int max_tokens = 1024;
   int max_attempts = 3;
+  // The most attempts of this agent the fleet keeps out at once (sent to its
+  // work topic and not ended), split between the coordinator replicas like a
+  // quota; past it attempts wait in the coordinator's fair queue (0: no
+  // window, the work topic is the queue).
+  int max_in_flight = 0;
   RetryPolicy retry;
   std::optional<FallbackConfig> fallback;
   // A breaker for the agent, when set.

@@ -163,7 +163,12 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
   FollowSharedState(absl::ZeroDuration());
   consumed_ += batch.size();
   LogProgress();
-  if (metrics_) metrics_->SetActive(engine_.active_tasks(), engine_.rate_waiting());
+  if (metrics_) {
+    metrics_->SetActive(engine_.active_tasks(), engine_.rate_waiting());
+    for (const auto& [name, agent] : config_->agents) {
+      if (agent.max_in_flight > 0) metrics_->SetWindowWaiting(name, engine_.window_waiting(name));
+    }
+  }
   bool timers_due = engine_.NextTimer() <= clock_->Now();
   if (!batch.empty() || timers_due || !deferred_dead_letters_.empty()) {
     if (exactly_once()) {

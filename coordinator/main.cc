@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
   lag.OnRefreshed([&config, &lag, &metrics] {
     FleetLoad load{[&lag](const std::string& g, const std::string& t, int64_t* n) { return lag.Latest(g, t, n); },
                    [&metrics](const std::string& a, double* s) { return metrics.MeanCallSeconds(a, s); },
-                   [&metrics](const std::string& b) { return metrics.BreakerOpen(b); }};
+                   [&metrics](const std::string& b) { return metrics.BreakerOpen(b); },
+                   [&metrics](const std::string& a) { return metrics.WindowWaiting(a); }};
     for (const auto& [pool, estimate] : FleetCapacity(config, load)) metrics.Capacity(pool, estimate);
   });
   lag.Start(cc.lag_interval);

@@ -1,21 +1,32 @@
-// TaskEngine's rate-limit queues: dispatches waiting for a provider quota,
-// interactive before batch, and within a priority fair between tenants by
+// TaskEngine's fair queues: dispatches waiting for a provider quota or for
+// room in an agent's max_in_flight (its workers busy), interactive before batch, and within a priority fair between tenants by
 // estimated tokens (start-time fair queuing: a tenant's request starts where
 // its previous one ended, or at the queue's virtual time if later, and the
 // smallest start goes first; ties by arrival), served as the quota refills.
 // A tenant with 20,000 waiting calls does not hold back one with 20: their
 // turns interleave in proportion to the tenants' weights.
 #include <algorithm>
+#include <cmath>
 #include <string>
+
+#include "absl/strings/match.h"
 
 #include "coordinator/task_engine.h"
 #include "coordinator/task_engine_internal.h"
 
 namespace agentfleet {
 
-bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens) {
+bool TaskEngine::TakeTurn(Task& task, size_t step, int fan, const std::string& key, int64_t tokens,
+                          const std::function<bool()>& admit) {
   Instance& inst = task.steps[step].instances[task.steps[step].Index(fan)];
   int priority = task.submission.priority() == v1::PRIORITY_INTERACTIVE ? 0 : 1;
+  if (inst.rate_seq != 0 && inst.rate_key != key) {
+    // Served by another queue (a quota) and now at this one (a window): a
+    // new turn here; its old entry is stale.
+    inst.rate_seq = 0;
+    inst.rate_tag = 0;
+  }
+  inst.rate_key = key;
   std::set<Waiter>& queue = rate_waiting_[key];
   if (inst.rate_seq != 0) queue.erase(Waiter{priority, inst.rate_tag, inst.rate_seq, task.id(), step, fan});
   // Drop waiters whose task finished, moved, or that were dispatched another way.
@@ -31,10 +42,15 @@ bool TaskEngine::TakeQuota(Task& task, size_t step, int fan, const std::string& 
   }
   Waiter me{priority, inst.rate_tag, inst.rate_seq, task.id(), step, fan};
   bool someone_first = !queue.empty() && *queue.begin() < me;
-  if (someone_first || !rate_.TryTake(key, tokens, clock_->Now())) {
+  if (someone_first || !admit()) {
     if (!inst.waiting(Instance::Wait::kQuota)) {
-      ++stats_.rate_waits;
-      if (metrics_) metrics_->RateWait(key);
+      if (absl::StartsWith(key, "window:")) {
+        ++stats_.window_waits;
+        if (metrics_) metrics_->WindowWait(key.substr(7));
+      } else {
+        ++stats_.rate_waits;
+        if (metrics_) metrics_->RateWait(key);
+      }
     }
     if (inst.rate_seq == 0) {
       inst.rate_seq = ++rate_seq_;
@@ -115,8 +131,30 @@ void TaskEngine::UpdateRateTimer() {
       rate_next_ = now;  // a stale head to clear
       continue;
     }
+    if (absl::StartsWith(key, "window:")) {
+      // Ready once an attempt of the agent ends (window_freed_).
+      if (auto agent = config_->agents.find(key.substr(7)); agent == config_->agents.end() ||
+                                                           window_in_use(agent->first) < WindowLimit(agent->second)) {
+        rate_next_ = now;
+      }
+      continue;
+    }
     rate_next_ = std::min(rate_next_, rate_.ReadyAt(key, head->rate_tokens, now));
   }
+}
+
+int64_t TaskEngine::WindowLimit(const AgentConfig& agent) const {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(agent.max_in_flight * rate_.share())));
+}
+
+int64_t TaskEngine::window_in_use(const std::string& agent) const {
+  auto it = windows_.find(agent);
+  return it == windows_.end() ? 0 : it->second.in_use;
+}
+
+size_t TaskEngine::window_waiting(const std::string& agent) const {
+  auto it = rate_waiting_.find(WindowKey(agent));
+  return it == rate_waiting_.end() ? 0 : it->second.size();
 }
 
 size_t TaskEngine::rate_waiting() const {

@@ -21,6 +21,9 @@ using namespace task_engine_internal;
 TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
     : config_(config), clock_(clock), topics_(config->kafka.topic_prefix), rng_(seed), tenants_(config), breakers_(config, ""), cache_(config), semantic_(config), rate_(config) {
   rate_.SetShare(1.0, clock->Now());
+  for (const auto& [name, agent] : config->agents) {
+    if (agent.max_in_flight > 0) windows_[name].freed = &window_freed_;
+  }
 }
 TaskEngine::~TaskEngine() = default;
 
@@ -231,7 +234,7 @@ struct TaskEngine::DispatchAttempt {
 const TaskEngine::DispatchCheck TaskEngine::kDispatchChecks[] = {
     &TaskEngine::BuildInput,      &TaskEngine::CheckMaxSteps,      &TaskEngine::ServeFromCache,
     &TaskEngine::ServeFromSemanticCache, &TaskEngine::CheckTaskBudget, &TaskEngine::CheckTenantBudget,
-    &TaskEngine::CheckQuota,      &TaskEngine::CheckBreaker,
+    &TaskEngine::CheckWindow,     &TaskEngine::CheckQuota,         &TaskEngine::CheckBreaker,
 };
 
 void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
@@ -474,11 +477,30 @@ bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
   return true;
 }
 
+// The attempt's estimated tokens: its input (bytes / 4, as providers
+// estimate) and the most it may answer.
+static int64_t EstimatedTokens(size_t input_bytes, int max_tokens) {
+  return static_cast<int64_t>(input_bytes / 4) + max_tokens;
+}
+
+// The agent's max_in_flight, split between the replicas: past it the
+// attempt waits here, where the queue is fair, not on the work topic.
+// Before the quota, so that a waiting attempt holds no quota.
+bool TaskEngine::CheckWindow(DispatchAttempt& a, Outbox* out) {
+  auto window = windows_.find(a.agent.name);
+  if (window == windows_.end()) return true;
+  const int64_t limit = WindowLimit(a.agent);
+  return TakeTurn(a.task, a.step, a.fan_index, WindowKey(a.agent.name), EstimatedTokens(a.input_bytes, a.plan.max_tokens),
+                  [&] { return window->second.in_use < limit; });
+}
+
 // The provider's quota, split between the replicas; interactive work first.
 bool TaskEngine::CheckQuota(DispatchAttempt& a, Outbox* out) {
   std::string quota = rate_.Key(a.agent.provider, a.plan.model);
-  return quota.empty() ||
-         TakeQuota(a.task, a.step, a.fan_index, quota, static_cast<int64_t>(a.input_bytes / 4) + a.plan.max_tokens);
+  if (quota.empty()) return true;
+  const int64_t tokens = EstimatedTokens(a.input_bytes, a.plan.max_tokens);
+  const absl::Time now = clock_->Now();
+  return TakeTurn(a.task, a.step, a.fan_index, quota, tokens, [&] { return rate_.TryTake(quota, tokens, now); });
 }
 
 // An open circuit breaker: the fallback, or fail fast.
@@ -544,6 +566,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
     ++stats_.actions_dispatched;
     AuditDispatch(a.task, a.s, a.fan_index, w, out);
   }
+  if (auto window = windows_.find(agent.name); window != windows_.end()) inst.slot.Take(&window->second);
   out->work.push_back({agent.name, std::move(w), a.task.traceparent});
 }
 
@@ -1397,6 +1420,7 @@ void TaskEngine::Tick(Outbox* out) {
   }
   if (tenants_.has_woken()) WakeTenantWaiters(out);
   if (!rate_waiting_.empty()) ServeRateQueues(out);
+  window_freed_ = false;
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     std::string id = expiries_.begin()->second;
     expiries_.erase(expiries_.begin());
@@ -1416,7 +1440,9 @@ void TaskEngine::Tick(Outbox* out) {
 }
 
 absl::Time TaskEngine::NextTimer() const {
-  if (!orphans_.empty() || tenants_.has_woken()) return absl::InfinitePast();
+  if (!orphans_.empty() || tenants_.has_woken() || (window_freed_ && !rate_waiting_.empty())) {
+    return absl::InfinitePast();
+  }
   absl::Time next = absl::InfiniteFuture();
   if (!timers_.empty()) next = timers_.begin()->first;
   if (!expiries_.empty()) next = std::min(next, expiries_.begin()->first);
@@ -1534,9 +1560,10 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
     out->records.push_back({task.workflow->emit, task.id(), std::move(json), {{"content-type", "application/json"}}});
   }
   ++stats_.finished;
-  for (const StepRun& s : task.steps) {
-    for (const Instance& inst : s.instances) {
+  for (StepRun& s : task.steps) {
+    for (Instance& inst : s.instances) {
       for (const auto& res : inst.reservations) AddReserved(task, res.spend, -1);
+      inst.slot.Release();  // its attempt is over for the window now, not when the task is freed
     }
   }
   for (const Task::Abandoned& a : task.abandoned) {

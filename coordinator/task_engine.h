@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -119,6 +120,7 @@ struct EngineStats {
   int64_t embeddings = 0;          // embedding requests sent for the semantic cache
   int64_t batched = 0;             // attempts sent through a provider batch
   int64_t rate_waits = 0;          // dispatches that waited for a provider's quota
+  int64_t window_waits = 0;        // dispatches that waited for room in an agent's max_in_flight
   int64_t spawned = 0;             // steps whose agent spawned sub-steps
   int64_t tenant_held = 0;         // dispatches held by an exhausted tenant budget
   int64_t tenant_rejected = 0;     // tasks rejected or stopped by an exhausted tenant budget
@@ -260,8 +262,18 @@ class TaskEngine {
     rate_.SetShare(share, clock_->Now());
     UpdateRateTimer();
   }
-  // Dispatches waiting for a provider's quota.
+  // Dispatches waiting for a provider's quota or an agent's max_in_flight.
   size_t rate_waiting() const;
+  // Attempts of `agent` this replica has out (counted against its
+  // max_in_flight), and those waiting for room there.
+  int64_t window_in_use(const std::string& agent) const;
+  size_t window_waiting(const std::string& agent) const;
+  // An agent's window on this replica: the instances' WindowSlots count its
+  // attempts out, and set `freed` as they end so the waiting are served.
+  struct Window {
+    int64_t in_use = 0;
+    bool* freed = nullptr;
+  };
 
   // Where the engine counts calls, retries, timeouts, fallbacks, cache hits
   // and rate-limit waits (null: nowhere). Must outlive the engine.
@@ -310,6 +322,7 @@ class TaskEngine {
   AttemptPlan PlanWithinLedger(const DispatchAttempt& a, const std::string& name, const TenantConfig& limits,
                                bool* in_flight);
   void HoldOnLedger(DispatchAttempt& a, const std::string& name, TenantConfig::Period period);
+  bool CheckWindow(DispatchAttempt& a, Outbox* out);
   bool CheckQuota(DispatchAttempt& a, Outbox* out);
   bool CheckBreaker(DispatchAttempt& a, Outbox* out);
   void SendWorkItem(DispatchAttempt& a, Outbox* out);
@@ -395,10 +408,14 @@ class TaskEngine {
   void AddReserved(const Task& task, const Spend& spend, int sign);
   bool Unreserve(const Task& task, const std::optional<Spend>& released);
   void WakeTenantWaiters(Outbox* out);
-  // Rate limits: whether the instance may be dispatched now (else it waits in
-  // its quota's queue, interactive before batch, first come first served).
-  bool TakeQuota(Task& task, size_t step, int fan, const std::string& key, int64_t tokens);
-  // Dispatches the waiting instances whose quota has refilled.
+  // The fair queues (a provider's quota, an agent's max_in_flight): whether
+  // the instance may be dispatched now — nobody waits before it and
+  // `admit` says yes — else it waits in queue `key`, interactive before
+  // batch, fair between tenants by tokens.
+  bool TakeTurn(Task& task, size_t step, int fan, const std::string& key, int64_t tokens,
+                const std::function<bool()>& admit);
+  // Dispatches the waiting instances whose quota has refilled or whose
+  // agent has room again.
   void ServeRateQueues(Outbox* out);
   void UpdateRateTimer();
   // The instance a quota queue entry waits for, if the entry is its current
@@ -432,6 +449,14 @@ class TaskEngine {
   const Clock* clock_;
   Topics topics_;  // child submissions, child results and cancellations go to tasks and signals
   std::mt19937_64 rng_;
+  // Per agent with a max_in_flight: its attempts out from this replica.
+  // Declared before the tasks, whose instances give their slots back as
+  // they go.
+  bool window_freed_ = false;
+  std::map<std::string, Window> windows_;
+  // This replica's share of `agent`'s max_in_flight (at least 1).
+  int64_t WindowLimit(const AgentConfig& agent) const;
+  static std::string WindowKey(const std::string& agent) { return "window:" + agent; }
   absl::flat_hash_map<std::string, std::unique_ptr<Task>> active_;
   // Tasks Finish() took out of active_ during this top-level call: the
   // callers up the stack may still hold them (and check Task::finished), so

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -68,6 +69,38 @@ struct Reservation {
 
 using task_engine_internal::Json;
 
+// An attempt's place in its agent's max_in_flight window: held while the
+// attempt is out, given back when it ends (DisarmAttempt) or its instance
+// goes. Move-only.
+class WindowSlot {
+ public:
+  WindowSlot() = default;
+  WindowSlot(WindowSlot&& o) noexcept : window_(std::exchange(o.window_, nullptr)) {}
+  WindowSlot& operator=(WindowSlot&& o) noexcept {
+    if (this != &o) {
+      Release();
+      window_ = std::exchange(o.window_, nullptr);
+    }
+    return *this;
+  }
+  ~WindowSlot() { Release(); }
+  void Take(TaskEngine::Window* window) {
+    Release();
+    ++window->in_use;
+    window_ = window;
+  }
+  void Release() {
+    if (window_ == nullptr) return;
+    --window_->in_use;
+    *window_->freed = true;
+    window_ = nullptr;
+  }
+  bool held() const { return window_ != nullptr; }
+
+ private:
+  TaskEngine::Window* window_ = nullptr;
+};
+
 struct TaskEngine::Instance {
   int attempt = 0;
   v1::StepStatus status = v1::STEP_STATUS_PENDING;
@@ -117,7 +150,8 @@ struct TaskEngine::Instance {
   // A sub-step its step's agent asked for (spawn): its agent and input.
   const AgentConfig* spawn_agent = nullptr;
   Json spawn_input;
-  uint64_t rate_seq = 0;    // its place in its quota's queue
+  uint64_t rate_seq = 0;    // its place in the fair queue it waits in
+  std::string rate_key;     // that queue: a quota's key, or an agent's window
   double rate_tag = 0;      // its start tag in the queue's fair order
   int64_t rate_tokens = 0;  // the tokens it needs from the quota
   std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
@@ -163,8 +197,11 @@ struct TaskEngine::Instance {
     if (retry_at != absl::InfiniteFuture()) return State::kBackingOff;
     return State::kInFlight;
   }
+  // Its attempt out, counted in its agent's max_in_flight.
+  WindowSlot slot;
   void DisarmAttempt() {
     schedule_deadline = heartbeat_deadline = close_deadline = absl::InfiniteFuture();
+    slot.Release();
   }
   absl::Time NextTimer() const {
     absl::Time next = absl::InfiniteFuture();

@@ -284,6 +284,11 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
       inst.spawn_agent = config_->FindAgent(ss.spawn_agent());
       inst.spawn_input = FromStruct(ss.spawn_input());
     }
+    // An attempt out counts in its agent's max_in_flight here too.
+    if (inst.state() == Instance::State::kInFlight && !inst.embedding_out &&
+        (s.agent != nullptr || inst.spawn_agent != nullptr || inst.ask_agent != nullptr)) {
+      if (auto window = windows_.find(AgentOf(s, inst).name); window != windows_.end()) inst.slot.Take(&window->second);
+    }
     task->kick_rate = task->kick_rate || inst.waiting(Instance::Wait::kQuota);
     task->kick_budget = task->kick_budget || inst.waiting(Instance::Wait::kBudget);
     for (const v1::Reservation& rp : ss.reservations()) {

@@ -41,6 +41,9 @@ std::vector<AgentLoad> PoolLoads(const FleetConfig& config, const std::string& p
     AgentLoad l;
     l.agent = name;
     if (!load.lag || !load.lag(group, topics.Work(name), &l.lag)) continue;
+    // Attempts the coordinator holds for room in the agent's max_in_flight
+    // wait for this pool's workers as the lag does.
+    if (load.window_waiting) l.lag += load.window_waiting(name);
     double mean = 0;
     l.mean_call_s = load.mean_call && load.mean_call(name, &mean) ? mean : 1.0;
     const std::string& model = agent.models.at("default");  // validated: every agent has one

@@ -7,7 +7,8 @@
 // call time), and nothing while its circuit breaker is open (its calls fail
 // fast or go to a fallback). Work the coordinator holds — waiting for a
 // quota, a budget or a breaker — is not on the work topics, so it is not in
-// the lag. Pure.
+// the lag; work it holds because the agent's max_in_flight is out (the
+// workers are busy) is added to it. Pure.
 #pragma once
 
 #include <functional>
@@ -51,6 +52,9 @@ struct FleetLoad {
   std::function<bool(const std::string& agent, double* seconds)> mean_call;
   // Whether the breaker `name` ("agent:<a>", "model:<provider>/<model>") is open.
   std::function<bool(const std::string& name)> breaker_open;
+  // Attempts of an agent held in the coordinator for room in its
+  // max_in_flight (optional): pending work that is not in the lag.
+  std::function<int64_t(const std::string& agent)> window_waiting;
 };
 
 // The loads of the agents worker pool `pool` serves (its default model's

@@ -178,7 +178,15 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                                       "Semantic-cache lookups, by agent and outcome (hit: served a similar input's "
                                       "output without a model call; miss; error: the embedding failed and the call "
                                       "went ahead; no_text: nothing to compare)."),
-                        {"agent", "outcome"}) {}
+                        {"agent", "outcome"}),
+      window_waits_(CounterFamily(r, "agentfleet_dispatch_window_waits_total",
+                                  "Dispatches that waited in the coordinator because their agent had max_in_flight "
+                                  "attempts out (its workers busy), by agent."),
+                    {"agent"}),
+      window_waiting_(GaugeFamily(r, "agentfleet_dispatch_window_waiting",
+                                  "Attempts this replica holds for room in their agent's max_in_flight, by agent: "
+                                  "pending work that is not on the work topic (the capacity signal counts it)."),
+                      {"agent"}) {}
 
 void CoordinatorMetrics::SemanticLookup(absl::string_view agent, absl::string_view outcome) {
   semantic_lookups_.With({agent, outcome}).Increment();
@@ -261,6 +269,19 @@ void CoordinatorMetrics::Fallback(absl::string_view agent, absl::string_view to)
 void CoordinatorMetrics::CacheHit(absl::string_view agent) { cache_hits_.With({agent}).Increment(); }
 void CoordinatorMetrics::BreakerRejection(absl::string_view agent) { breaker_rejections_.With({agent}).Increment(); }
 void CoordinatorMetrics::RateWait(absl::string_view quota) { rate_waits_.With({quota}).Increment(); }
+void CoordinatorMetrics::WindowWait(absl::string_view agent) { window_waits_.With({agent}).Increment(); }
+
+void CoordinatorMetrics::SetWindowWaiting(const std::string& agent, size_t waiting) {
+  window_waiting_.With({agent}).Set(static_cast<double>(waiting));
+  absl::MutexLock lock(&mu_);
+  window_waiting_n_[agent] = static_cast<int64_t>(waiting);
+}
+
+int64_t CoordinatorMetrics::WindowWaiting(const std::string& agent) const {
+  absl::MutexLock lock(&mu_);
+  auto it = window_waiting_n_.find(agent);
+  return it == window_waiting_n_.end() ? 0 : it->second;
+}
 void CoordinatorMetrics::TaskAccepted(absl::string_view workflow) { accepted_.With({workflow}).Increment(); }
 
 void CoordinatorMetrics::TaskFinished(const v1::TaskResult& r, double budget_used) {

@@ -37,6 +37,12 @@ class CoordinatorMetrics {
   void BreakerRejection(absl::string_view agent);
   // A dispatch waits for the quota `quota` ("<provider>/<model>").
   void RateWait(absl::string_view quota);
+  // A dispatch waits for room in `agent`'s max_in_flight.
+  void WindowWait(absl::string_view agent);
+  // Sampled each loop: the attempts of `agent` waiting for that room here;
+  // read back by the capacity signal (pending work not on the work topic).
+  void SetWindowWaiting(const std::string& agent, size_t waiting);
+  int64_t WindowWaiting(const std::string& agent) const;
   void TaskAccepted(absl::string_view workflow);
   // A result this replica published. `budget_used` is the share of the
   // task's tightest budget it spent, or negative if it had none.
@@ -98,7 +104,10 @@ class CoordinatorMetrics {
   Series<prometheus::Gauge> pool_replicas_, pool_pending_;
   Series<prometheus::Counter> spend_limit_holds_;
   Series<prometheus::Counter> semantic_lookups_;
+  Series<prometheus::Counter> window_waits_;
+  Series<prometheus::Gauge> window_waiting_;
   mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, int64_t> window_waiting_n_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, double> mean_call_s_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, bool> breaker_open_ ABSL_GUARDED_BY(mu_);
 };

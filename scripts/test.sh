@@ -43,7 +43,7 @@ no_real_broker='^(DevBrokerTest|StartupTest|DemoTest|HttpClientTest|GeneratedCla
 # The coordinator's scheduling measured against a quota (fair queues, the
 # capacity signal) asks nothing of the broker its other tests do not: once
 # is enough (CI time).
-no_real_broker+='|^RealKafkaTest\.(SmallTenantsAreNotQueuedBehindAHeavyOneUnderAQuota|TheCapacitySignalAsksForWhatAQuotaCanUseWhereLagAsksForMore)$'
+no_real_broker+='|^QuotaAndPool/FairDispatchTest\.|^RealKafkaTest\.TheCapacitySignalAsksForWhatAQuotaCanUseWhereLagAsksForMore$'
 # The semantic cache's corpus run measures the embedding model, not the broker.
 no_real_broker+='|^SemanticCacheFleetTest\.'
 (cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -LE chaos)

@@ -621,10 +621,27 @@ TEST_F(RealKafkaTest, TwoReplicasShareOneProviderQuota) {
 // would come after most of the heavy tenant's (they are behind them on
 // every partition); served fairly by tokens they come first, interleaved
 // with a sixth of the heavy tenant's.
-TEST_F(RealKafkaTest, SmallTenantsAreNotQueuedBehindAHeavyOneUnderAQuota) {
-  Fleet fleet("fair");
+//
+// The same with no quota but a busy worker pool: one worker running 5
+// calls of 50 ms at once, and the agent's max_in_flight of 5 keeps the rest
+// in the coordinator's fair queue instead of on the work topic.
+class FairDispatchTest : public RealKafkaTest, public ::testing::WithParamInterface<bool> {};
+
+INSTANTIATE_TEST_SUITE_P(QuotaAndPool, FairDispatchTest, ::testing::Bool(),
+                         [](const auto& info) { return std::string(info.param ? "BusyPool" : "Quota"); });
+
+TEST_P(FairDispatchTest, SmallTenantsAreNotQueuedBehindAHeavyOne) {
+  const bool pool = GetParam();
+  Fleet fleet(pool ? "fairpool" : "fair");
   fleet.set_example("tests/integration/ratelimit.yaml");
-  fleet.WriteConfig(bootstrap_, {{"requests_per_minute: 600", "requests_per_minute: 3000"}});
+  if (pool) {
+    fleet.WriteConfig(bootstrap_, {{"requests_per_minute: 600", "requests_per_minute: 6000000"},
+                                   {"mean_ms: 1}", "mean_ms: 50}"},
+                                   {"    models: {default: m}\n", "    models: {default: m}\n    max_in_flight: 5\n"},
+                                   {"\nworkflows:", "\nworker: {max_in_flight: 5}\nworkflows:"}});
+  } else {
+    fleet.WriteConfig(bootstrap_, {{"requests_per_minute: 600", "requests_per_minute: 3000"}});
+  }
   ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
   auto config = fleet.LoadConfig();
   ASSERT_TRUE(config.ok()) << config.status();
@@ -665,7 +682,7 @@ TEST_F(RealKafkaTest, SmallTenantsAreNotQueuedBehindAHeavyOneUnderAQuota) {
     for (int k = 0; k < 5; ++k) small_left = small_left || seen["small-" + std::to_string(k)] < 10;
     if (!small_left && heavy_before_small_done == 0) heavy_before_small_done = seen["heavy"];
   }
-  std::cout << "fair queues: every small tenant done after " << heavy_before_small_done
+  std::cout << (pool ? "busy pool" : "quota") << ": every small tenant done after " << heavy_before_small_done
             << " of the heavy tenant's 300 results (first come first served: after all 300)\n";
   EXPECT_LT(heavy_before_small_done, 100u) << "the small tenants waited behind the heavy one";
   for (int k = 0; k < 5; ++k) EXPECT_LT(last["small-" + std::to_string(k)], 150u) << k;
