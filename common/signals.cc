@@ -15,8 +15,19 @@
 namespace agentfleet {
 namespace {
 std::atomic<bool> g_shutdown{false};
+std::atomic<bool> g_reload{false};
 extern "C" void OnSignal(int) { g_shutdown.store(true); }
+extern "C" void OnHangup(int) { g_reload.store(true); }
 }  // namespace
+
+void InstallReloadHandler() {
+  struct sigaction sa = {};
+  sa.sa_handler = OnHangup;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGHUP, &sa, nullptr);
+}
+
+bool TakeReloadRequest() { return g_reload.exchange(false); }
 
 void InstallShutdownHandlers() {
   struct sigaction sa = {};

@@ -1,6 +1,7 @@
 // Process setup. Shutdown request: SIGTERM and SIGINT set a flag that service
-// loops poll. The flag is the one piece of global state the project has; a
-// signal handler cannot reach anything else.
+// loops poll; SIGHUP sets another, a reload request. The flags are the one
+// piece of global state the project has; a signal handler cannot reach
+// anything else.
 #pragma once
 
 #include "absl/time/time.h"
@@ -14,6 +15,12 @@ void InstallShutdownHandlers();
 bool ShutdownRequested();
 
 void RequestShutdown();
+
+// SIGHUP asks for a config reload (the coordinator applies its spending
+// limits). Install once from main(); TakeReloadRequest() is true once per
+// request (several SIGHUPs before it is asked count as one).
+void InstallReloadHandler();
+bool TakeReloadRequest();
 
 // Shutdown always ends: once a shutdown is requested, a background thread
 // gives the process `bound` to exit on its own, then logs that it did not

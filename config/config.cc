@@ -1802,12 +1802,40 @@ absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text, const std:
   }
   // yaml-cpp throws on some malformed accesses; keep them as config errors.
   try {
+    if (root.IsMap()) {
+      for (const auto& section : root) cfg.sections[section.first.Scalar()] = YAML::Dump(section.second);
+    }
     LoadRoot(loader, root, &cfg);
   } catch (const YAML::Exception& e) {
     loader.Error(e.mark, "(structure)", e.msg);
   }
   if (!loader.ok()) return absl::InvalidArgumentError(loader.Report());
   return cfg;
+}
+
+std::vector<std::string> ApplyLiveSections(const FleetConfig& fresh, FleetConfig* live) {
+  live->tenants = fresh.tenants;
+  live->spend_limit = fresh.spend_limit;
+  std::set<std::string> names;
+  for (const auto& [name, text] : live->sections) names.insert(name);
+  for (const auto& [name, text] : fresh.sections) names.insert(name);
+  std::vector<std::string> changed;
+  for (const std::string& name : names) {
+    auto before = live->sections.find(name);
+    auto after = fresh.sections.find(name);
+    const bool same = before != live->sections.end() && after != fresh.sections.end() && before->second == after->second;
+    const bool is_live = std::find(std::begin(kLiveSections), std::end(kLiveSections), name) != std::end(kLiveSections);
+    if (is_live) {
+      if (after != fresh.sections.end()) {
+        live->sections[name] = after->second;
+      } else {
+        live->sections.erase(name);
+      }
+    } else if (!same) {
+      changed.push_back(name);
+    }
+  }
+  return changed;
 }
 
 absl::StatusOr<FleetConfig> LoadConfigFile(const std::string& path) {

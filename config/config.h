@@ -538,6 +538,9 @@ struct TriggerConfig {
 
 struct FleetConfig {
   std::string source;  // file the config came from
+  // Each top-level section as written (YAML, normalized): what a reload
+  // compares to tell which sections changed.
+  std::map<std::string, std::string> sections;
   TracingConfig tracing;
   KafkaConfig kafka;
   std::map<std::string, ProviderConfig> providers;
@@ -577,5 +580,16 @@ struct FleetConfig {
 // Same, from text; `source` names it in error messages.
 [[nodiscard]] absl::StatusOr<FleetConfig> LoadConfigString(const std::string& text,
                                                            const std::string& source);
+
+// The sections a running coordinator takes from a reloaded config (SIGHUP):
+// the spending limits and weights. Everything else is fixed for the life of
+// the process (workflows, agents and topics are what its tasks' state
+// points into).
+inline constexpr const char* kLiveSections[] = {"tenants", "spend_limit"};
+
+// A config reload: copies the live sections of `fresh` (already validated)
+// into `live`; returns the other top-level sections whose text changed,
+// which take effect only when the process restarts.
+std::vector<std::string> ApplyLiveSections(const FleetConfig& fresh, FleetConfig* live);
 
 }  // namespace agentfleet

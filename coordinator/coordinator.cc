@@ -169,6 +169,11 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
       if (agent.max_in_flight > 0) metrics_->SetWindowWaiting(name, engine_.window_waiting(name));
     }
   }
+  if (reload_) {
+    std::string outcome = reload_();
+    if (!outcome.empty() && metrics_) metrics_->ConfigReload(outcome);
+    if (outcome == "applied") engine_.LimitsChanged();
+  }
   bool timers_due = engine_.NextTimer() <= clock_->Now();
   if (!batch.empty() || timers_due || !deferred_dead_letters_.empty()) {
     if (exactly_once()) {

@@ -87,6 +87,10 @@ class Coordinator : public RebalanceListener {
   void SetMetrics(CoordinatorMetrics* metrics);
   // Where it sends each finished task's span (null: nowhere). Must outlive it.
   void SetTracer(OtlpExporter* tracer) { tracer_ = tracer; }
+  // Asked on the loop thread every round: a config reload's outcome
+  // ("applied", "refused", "" for none; ReloadConfigIfAsked). Once applied,
+  // the calls held by a spending limit are tried again under the new one.
+  void SetReloader(std::function<std::string()> reload) { reload_ = std::move(reload); }
 
   // Initialises transactions (exactly_once), warms the producer, subscribes.
   [[nodiscard]] absl::Status Start();
@@ -144,6 +148,7 @@ class Coordinator : public RebalanceListener {
   void LogProgress();
 
   const FleetConfig* config_;
+  std::function<std::string()> reload_;
   Consumer* consumer_;
   Producer* producer_;
   const Clock* clock_;

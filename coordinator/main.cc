@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
   Replica replica(&config, instance, KafkaReplicaClients(&config, instance));
   replica.SetMetrics(&metrics);
   replica.SetTracer(tracer.get());
+  // SIGHUP: the spending limits and weights are read again (service.h).
+  InstallReloadHandler();
+  replica.SetReloader([&config] { return ReloadConfigIfAsked(&config); });
   auto http = ServeHttp(
       "coordinator",
       [&]() -> absl::Status {

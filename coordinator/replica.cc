@@ -87,6 +87,7 @@ absl::Status Replica::RunOnce(const std::function<bool()>& stop, bool* bad_clien
   coordinator.SetAuditReader(clients->audit_reader);
   coordinator.SetMetrics(metrics_);
   coordinator.SetTracer(tracer_);
+  coordinator.SetReloader(reload_);
   relay.set_target(&coordinator);
   {
     absl::MutexLock lock(&live_mu_);

@@ -75,6 +75,8 @@ class Replica {
           ReplicaOptions options = {});
 
   void SetMetrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
+  // Passed to every incarnation's Coordinator (Coordinator::SetReloader).
+  void SetReloader(std::function<std::string()> reload) { reload_ = std::move(reload); }
   void SetTracer(OtlpExporter* tracer) { tracer_ = tracer; }
 
   // Runs incarnations until stop(); returns the process's exit code: 0 after
@@ -96,6 +98,7 @@ class Replica {
   ReplicaClientFactory clients_;
   ReplicaOptions options_;
   CoordinatorMetrics* metrics_ = nullptr;
+  std::function<std::string()> reload_;
   OtlpExporter* tracer_ = nullptr;
   int incarnations_ = 0;
   absl::Mutex live_mu_;

@@ -256,6 +256,9 @@ class TaskEngine {
       cache_.Apply(entry);
     }
   }
+  // The config's tenants or spend_limit changed (a reload): every call held
+  // by a spending limit is tried again under the new limits.
+  void LimitsChanged() { tenants_.WakeAll(); }
   // This replica's share of every provider quota: the share of task
   // partitions it owns (1 for a lone replica, the default).
   void SetQuotaShare(double share) {

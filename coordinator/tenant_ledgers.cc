@@ -99,6 +99,10 @@ void TenantLedgers::Hold(const std::string& tenant, int32_t partition, Waiter wa
 
 void TenantLedgers::Wake(const std::string& tenant, int32_t partition) { wakes_.insert({tenant, partition}); }
 
+void TenantLedgers::WakeAll() {
+  for (const auto& [key, held] : held_) wakes_.insert(key);
+}
+
 std::vector<TenantLedgers::Waiter> TenantLedgers::TakeWoken() {
   std::vector<Waiter> out;
   std::set<Key> wakes;

@@ -64,6 +64,8 @@ class TenantLedgers {
   void Hold(const std::string& tenant, int32_t partition, Waiter waiter);
   // Marks a ledger's held calls to try again.
   void Wake(const std::string& tenant, int32_t partition);
+  // Marks every ledger's held calls to try again (the limits changed).
+  void WakeAll();
   bool has_woken() const { return !wakes_.empty(); }
   // The held calls of every woken ledger, no longer held.
   std::vector<Waiter> TakeWoken();

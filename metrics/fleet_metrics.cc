@@ -186,7 +186,11 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       window_waiting_(GaugeFamily(r, "agentfleet_dispatch_window_waiting",
                                   "Attempts this replica holds for room in their agent's max_in_flight, by agent: "
                                   "pending work that is not on the work topic (the capacity signal counts it)."),
-                      {"agent"}) {}
+                      {"agent"}),
+      config_reloads_(CounterFamily(r, "agentfleet_config_reloads_total",
+                                    "Config reloads (SIGHUP), by outcome: applied (tenants and spend_limit taken "
+                                    "from the file), refused (the file did not load; the running config stays)."),
+                      {"outcome"}) {}
 
 void CoordinatorMetrics::SemanticLookup(absl::string_view agent, absl::string_view outcome) {
   semantic_lookups_.With({agent, outcome}).Increment();
@@ -269,6 +273,7 @@ void CoordinatorMetrics::Fallback(absl::string_view agent, absl::string_view to)
 void CoordinatorMetrics::CacheHit(absl::string_view agent) { cache_hits_.With({agent}).Increment(); }
 void CoordinatorMetrics::BreakerRejection(absl::string_view agent) { breaker_rejections_.With({agent}).Increment(); }
 void CoordinatorMetrics::RateWait(absl::string_view quota) { rate_waits_.With({quota}).Increment(); }
+void CoordinatorMetrics::ConfigReload(absl::string_view outcome) { config_reloads_.With({outcome}).Increment(); }
 void CoordinatorMetrics::WindowWait(absl::string_view agent) { window_waits_.With({agent}).Increment(); }
 
 void CoordinatorMetrics::SetWindowWaiting(const std::string& agent, size_t waiting) {

@@ -37,6 +37,8 @@ class CoordinatorMetrics {
   void BreakerRejection(absl::string_view agent);
   // A dispatch waits for the quota `quota` ("<provider>/<model>").
   void RateWait(absl::string_view quota);
+  // A config reload (SIGHUP): "applied" or "refused".
+  void ConfigReload(absl::string_view outcome);
   // A dispatch waits for room in `agent`'s max_in_flight.
   void WindowWait(absl::string_view agent);
   // Sampled each loop: the attempts of `agent` waiting for that room here;
@@ -106,6 +108,7 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> semantic_lookups_;
   Series<prometheus::Counter> window_waits_;
   Series<prometheus::Gauge> window_waiting_;
+  Series<prometheus::Counter> config_reloads_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, int64_t> window_waiting_n_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, double> mean_call_s_ ABSL_GUARDED_BY(mu_);

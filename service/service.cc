@@ -2,11 +2,14 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
 #include "common/signals.h"
 #include "kafka/topics.h"
 #include "metrics/metrics.h"
@@ -36,6 +39,23 @@ FleetConfig StartService(int argc, char** argv, const char* usage, const std::st
     std::exit(2);
   }
   return *std::move(config);
+}
+
+std::string ReloadConfigIfAsked(FleetConfig* live) {
+  if (!TakeReloadRequest()) return "";
+  auto fresh = LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_bootstrap),
+                                 absl::GetFlag(FLAGS_dev_broker));
+  if (!fresh.ok()) {
+    Log(LogLevel::kError, "config", "reload refused; the running config stays",
+        {{"file", absl::GetFlag(FLAGS_config)}, {"error", std::string(fresh.status().message())}});
+    return "refused";
+  }
+  std::vector<std::string> later = ApplyLiveSections(*fresh, live);
+  Log(LogLevel::kInfo, "config", "reloaded",
+      {{"file", absl::GetFlag(FLAGS_config)},
+       {"applied", "tenants, spend_limit"},
+       {"restart_needed", later.empty() ? std::string("none") : absl::StrJoin(later, ", ")}});
+  return "applied";
 }
 
 std::unique_ptr<HttpServer> ServeHttp(const std::string& component, std::function<absl::Status()> ready,

@@ -22,6 +22,15 @@ namespace agentfleet {
 // `default_http_address` is --http_address's value when the flag is not given.
 FleetConfig StartService(int argc, char** argv, const char* usage, const std::string& default_http_address);
 
+// A config reload, if one was asked for (SIGHUP; InstallReloadHandler):
+// re-reads --config with --bootstrap and --dev_broker applied as at start
+// and copies its live sections (tenants, spend_limit) into *live, logging
+// the other sections that changed (they take a restart). A config that does
+// not load is refused, its problems logged (FILE:LINE:COL: field: message),
+// and *live stays as it was. Returns "applied", "refused", or "" when no
+// reload was asked for. Call on the thread that reads those sections.
+std::string ReloadConfigIfAsked(FleetConfig* live);
+
 // Serves /healthz, /readyz and /metrics (the text exposition of `registry`)
 // on --http_address (off when it is empty); `ready` runs on the server's
 // threads. Exits with status 2 if it cannot listen.

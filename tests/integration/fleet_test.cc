@@ -1,6 +1,8 @@
 // End-to-end tests: a coordinator and workers as real processes, on the real
 // Kafka broker (tests/kafka/kafka.sh) and on the development broker.
 #include <atomic>
+#include <csignal>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -793,6 +795,76 @@ TEST_F(RealKafkaTest, ATenantNeverSpendsPastItsBudgetForThePeriod) {
             << outcome->summary.count(v1::TASK_STATUS_COMPLETED) << " completed, "
             << outcome->summary.count(v1::TASK_STATUS_BUDGET_EXHAUSTED) << " budget_exhausted, "
             << outcome->summary.count(v1::TASK_STATUS_REJECTED) << " rejected\n";
+}
+
+// Issue 20, item 4: the fleet's spend_limit is spent, so a non-critical
+// agent's calls are held; the operator raises it and sends SIGHUP, and the
+// held calls run at once, in the same period, with no restart. A reload of
+// a config that does not load is refused and changes nothing.
+TEST_F(RealKafkaTest, RaisingTheSpendLimitByAReloadReleasesTheHeldCalls) {
+  Fleet fleet("reload");
+  fleet.set_example("tests/integration/ratelimit.yaml");
+  auto write = [&](const std::string& limit) {
+    fleet.WriteConfig(bootstrap_, {{"requests_per_minute: 600", "requests_per_minute: 6000000"},
+                                   {"    models: {default: m}\n", "    models: {default: m}\n    critical: false\n"},
+                                   {"\nworkflows:", "\nspend_limit: {period: day, max_cost_usd: " + limit + "}\nworkflows:"}});
+  };
+  write("0.0000001");
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t coordinator = fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  auto metric = [&](const std::string& prefix) {
+    auto [status, body] = HttpGet(absl::StrCat("http://127.0.0.1:", fleet.HttpPort(coordinator), "/metrics"));
+    double sum = 0;
+    for (absl::string_view line : absl::StrSplit(body, '\n')) {
+      if (absl::StartsWith(line, prefix)) sum += std::stod(std::string(line.substr(line.rfind(' ') + 1)));
+    }
+    return sum;
+  };
+  auto wait_for = [&](const std::string& prefix, double at_least) {
+    double seen = 0;
+    for (absl::Time until = absl::Now() + absl::Seconds(60); (seen = metric(prefix)) < at_least && absl::Now() < until;) {
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return seen;
+  };
+  constexpr int kTasks = 20;
+  auto collector = ResultCollector::Start(*config, nullptr);
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok());
+  Topics topics(config->kafka.topic_prefix);
+  for (v1::TaskSubmission t : SampleTasks(kTasks, fleet.prefix() + "task", 7)) {
+    t.set_workflow("support");
+    (*collector)->Expect(t.task_id(), absl::Now());
+    Encoded e = Encode(t, NewTraceparent());
+    ASSERT_TRUE((*producer)->Produce({topics.tasks, t.task_id(), e.payload, e.headers}).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+  ASSERT_GE(wait_for("agentfleet_spend_limit_holds_total{", kTasks), kTasks) << fleet.LogTails();
+  (*collector)->Poll(absl::Milliseconds(500));
+  EXPECT_EQ((*collector)->results().size(), 0u) << "held, not failed";
+
+  // A config that does not load: refused, the running one stays.
+  std::ofstream(fleet.config_path(), std::ios::app) << "\nno_such_section: 1\n";
+  fleet.Signal(coordinator, SIGHUP);
+  ASSERT_GE(wait_for("agentfleet_config_reloads_total{outcome=\"refused\"}", 1), 1) << fleet.LogTails();
+  EXPECT_THAT(fleet.LogOf(coordinator), HasSubstr("fleet.yaml:")) << "the refusal names file and line";
+  (*collector)->Poll(absl::Milliseconds(500));
+  EXPECT_EQ((*collector)->results().size(), 0u) << "still held under the running limit";
+
+  // The limit raised: every held call runs now, in the same period.
+  write("100");
+  fleet.Signal(coordinator, SIGHUP);
+  for (absl::Time until = absl::Now() + absl::Seconds(60); !(*collector)->Done() && absl::Now() < until;) {
+    (*collector)->Poll(absl::Milliseconds(200));
+  }
+  ASSERT_EQ((*collector)->results().size(), static_cast<size_t>(kTasks)) << fleet.LogTails();
+  for (const auto& r : (*collector)->results()) EXPECT_EQ(r.status(), v1::TASK_STATUS_COMPLETED) << r.task_id();
+  EXPECT_EQ(metric("agentfleet_config_reloads_total{outcome=\"applied\"}"), 1);
+  EXPECT_EQ(fleet.StopProcess(coordinator), 0) << "one process all along";
 }
 
 TEST_F(RealKafkaTest, TheResultCacheServesRepeatedInputsOnEveryReplica) {

@@ -84,5 +84,62 @@ TEST_F(SpendLimitTest, NonCriticalAndBatchWorkWaitsForTheNextPeriodOnceTheLimitI
   EXPECT_EQ(other.active_tasks(), 0u);
 }
 
+TEST_F(SpendLimitTest, ARaisedLimitReleasesTheHeldCallsAtOnceOnAReload) {
+  Outbox first = Submit(*engine_, "t1", "nice_to_have");
+  ASSERT_EQ(Spend3(*engine_, first.work.at(0).item).results.size(), 1u);
+  Outbox second = Submit(*engine_, "t2", "nice_to_have");
+  ASSERT_EQ(Spend3(*engine_, second.work.at(0).item).results.size(), 1u);
+  EXPECT_TRUE(Submit(*engine_, "t3", "nice_to_have").work.empty()) << "$6 of $5: held";
+  EXPECT_TRUE(Submit(*engine_, "t4", "nice_to_have", v1::PRIORITY_BATCH).work.empty());
+  Outbox idle;
+  engine_->Tick(&idle);
+  EXPECT_TRUE(idle.work.empty()) << "held until the next period";
+
+  // The operator raises the limit and reloads (SIGHUP): the same day, both go.
+  auto raised = LoadConfigString(std::string(kConfig).replace(std::string(kConfig).find("max_cost_usd: 5"), 15,
+                                                              "max_cost_usd: 50"),
+                                 "raised.yaml");
+  ASSERT_TRUE(raised.ok()) << raised.status();
+  EXPECT_TRUE(ApplyLiveSections(*raised, &config_).empty()) << "only spend_limit changed";
+  EXPECT_EQ(config_.spend_limit->max_cost_usd, 50);
+  engine_->LimitsChanged();
+  ASSERT_LE(engine_->NextTimer(), clock_.Now()) << "the released calls are due now";
+  Outbox released;
+  engine_->Tick(&released);
+  ASSERT_EQ(released.work.size(), 2u);
+  for (const auto& w : released.work) ASSERT_EQ(Spend3(*engine_, w.item).results.size(), 1u);
+  EXPECT_EQ(engine_->active_tasks(), 0u);
+
+  // Lowered again below what was spent ($12): new non-critical work waits.
+  auto lowered = LoadConfigString(std::string(kConfig).replace(std::string(kConfig).find("max_cost_usd: 5"), 15,
+                                                               "max_cost_usd: 10"),
+                                  "lowered.yaml");
+  ASSERT_TRUE(lowered.ok());
+  ApplyLiveSections(*lowered, &config_);
+  engine_->LimitsChanged();
+  EXPECT_TRUE(Submit(*engine_, "t5", "nice_to_have").work.empty());
+  EXPECT_EQ(Submit(*engine_, "t6", "must_have").work.size(), 1u) << "critical work goes on";
+}
+
+TEST(ConfigReloadTest, OnlyTenantsAndTheSpendLimitAreTakenAndTheOtherChangesAreNamed) {
+  auto before = LoadConfigString(kConfig, "fleet.yaml");
+  ASSERT_TRUE(before.ok());
+  FleetConfig live = *before;
+  std::string text = kConfig;
+  text.replace(text.find("max_tokens: 100, critical"), 14, "max_tokens: 200");
+  text.replace(text.find("spend_limit: {period: day, max_cost_usd: 5}"), 43,
+               "spend_limit: {period: day, max_cost_usd: 7}\ntenants: {acme: {weight: 4}}");
+  auto after = LoadConfigString(text, "fleet.yaml");
+  ASSERT_TRUE(after.ok()) << after.status();
+  std::vector<std::string> later = ApplyLiveSections(*after, &live);
+  EXPECT_EQ(later, std::vector<std::string>{"agents"}) << "an agent's change waits for a restart";
+  EXPECT_EQ(live.agents.at("extra").max_tokens, 100);
+  EXPECT_EQ(live.spend_limit->max_cost_usd, 7);
+  EXPECT_EQ(live.TenantWeight("acme"), 4);
+  // Applied again: nothing else changed since.
+  EXPECT_EQ(ApplyLiveSections(*after, &live), std::vector<std::string>{"agents"})
+      << "the running agents are still the old ones";
+}
+
 }  // namespace
 }  // namespace agentfleet
