@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
 
@@ -38,7 +39,7 @@ bool TaskEngine::TakeTurn(Task& task, size_t step, int fan, const std::string& k
   }
   if (inst.rate_seq == 0 && !queue.empty()) {
     inst.rate_seq = ++rate_seq_;
-    inst.rate_tag = FairTag(key, priority, task.submission.tenant(), tokens);
+    inst.rate_tag = TurnFor(inst, key, priority, task.submission.tenant(), tokens);
   }
   Waiter me{priority, inst.rate_tag, inst.rate_seq, task.id(), step, fan};
   bool someone_first = !queue.empty() && *queue.begin() < me;
@@ -54,7 +55,7 @@ bool TaskEngine::TakeTurn(Task& task, size_t step, int fan, const std::string& k
     }
     if (inst.rate_seq == 0) {
       inst.rate_seq = ++rate_seq_;
-      inst.rate_tag = FairTag(key, priority, task.submission.tenant(), tokens);
+      inst.rate_tag = TurnFor(inst, key, priority, task.submission.tenant(), tokens);
       me = Waiter{priority, inst.rate_tag, inst.rate_seq, task.id(), step, fan};
     }
     inst.wait = Instance::Wait::kQuota;
@@ -82,6 +83,18 @@ double TaskEngine::FairTag(const std::string& key, int priority, const std::stri
   double& finish = clock.finish[tenant];
   const double start = std::max(clock.virtual_time, finish);
   finish = start + static_cast<double>(std::max<int64_t>(tokens, 1)) / config_->TenantWeight(tenant);
+  return start;
+}
+
+double TaskEngine::TurnFor(Instance& inst, const std::string& key, int priority, const std::string& tenant,
+                           int64_t tokens) {
+  const uint64_t epoch = std::exchange(inst.restored_epoch, 0);
+  auto earliest = restored_turns_.find({key, priority, epoch});
+  if (epoch == 0 || earliest == restored_turns_.end()) return FairTag(key, priority, tenant, tokens);
+  FairClock& clock = fair_[{key, priority}];
+  const double start = clock.virtual_time + std::max(0.0, inst.restored_tag - earliest->second);
+  double& finish = clock.finish[tenant];
+  finish = std::max(finish, start + static_cast<double>(std::max<int64_t>(tokens, 1)) / config_->TenantWeight(tenant));
   return start;
 }
 

@@ -21,6 +21,7 @@ using namespace task_engine_internal;
 TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
     : config_(config), clock_(clock), topics_(config->kafka.topic_prefix), rng_(seed), tenants_(config), breakers_(config, ""), cache_(config), semantic_(config), rate_(config) {
   rate_.SetShare(1.0, clock->Now());
+  epoch_ = std::random_device()() | (uint64_t{std::random_device()()} << 32) | 1;  // never 0
   for (const auto& [name, agent] : config->agents) {
     if (agent.max_in_flight > 0) windows_[name].freed = &window_freed_;
   }
@@ -1418,6 +1419,8 @@ void TaskEngine::Tick(Outbox* out) {
     FireTimers(task, now, out);
     if (!task.finished) Touch(task);
   }
+  // Every restored waiter due has queued with its turn by now.
+  restored_turns_.clear();
   if (tenants_.has_woken()) WakeTenantWaiters(out);
   if (!rate_waiting_.empty()) ServeRateQueues(out);
   window_freed_ = false;

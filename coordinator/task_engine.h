@@ -429,6 +429,11 @@ class TaskEngine {
   // queuing by tenant on estimated tokens): the later of the queue's
   // virtual time and where the tenant's previous request ended.
   double FairTag(const std::string& key, int priority, const std::string& tenant, int64_t tokens);
+  // The instance's turn as it enters queue `key`: a restored turn, moved to
+  // this replica's clock (the earliest restored from its clock starts at the
+  // queue's virtual time, the others keep their distance from it), or a new
+  // one (FairTag).
+  double TurnFor(Instance& inst, const std::string& key, int priority, const std::string& tenant, int64_t tokens);
   // A complete step's output: its instance's, or the list of its instances'
   // in fan-out order (null for a failed optional instance).
   static nlohmann::json StepOutput(const StepRun& s);
@@ -509,6 +514,10 @@ class TaskEngine {
     absl::flat_hash_map<std::string, double> finish;
   };
   std::map<std::pair<std::string, int>, FairClock> fair_;
+  // This engine's clock id in snapshots' turns, and per (queue, priority,
+  // clock id) the earliest turn restored from that clock.
+  uint64_t epoch_ = 0;
+  std::map<std::tuple<std::string, int, uint64_t>, double> restored_turns_;
   uint64_t rate_seq_ = 0;
   absl::Time rate_next_ = absl::InfiniteFuture();  // when a waiting instance's quota is back
   EngineStats stats_;

@@ -154,6 +154,10 @@ struct TaskEngine::Instance {
   std::string rate_key;     // that queue: a quota's key, or an agent's window
   double rate_tag = 0;      // its start tag in the queue's fair order
   int64_t rate_tokens = 0;  // the tokens it needs from the quota
+  // Restored while waiting: its turn on the clock of the replica that gave
+  // it (rate_epoch), until it queues here.
+  double restored_tag = 0;
+  uint64_t restored_epoch = 0;
   std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
   // The semantic cache: looked up once, before the first call. The attempt
   // that was the embedding request (0: none) and whether it is still out;

@@ -75,6 +75,11 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_batch_attempt(inst.batch_attempt);
       ss->set_batch_saved_usd(inst.batch_saved_usd);
       ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
+      if (inst.waiting(Instance::Wait::kQuota) && inst.rate_seq != 0) {
+        ss->set_rate_key(inst.rate_key);
+        ss->set_rate_tag(inst.rate_tag);
+        ss->set_rate_epoch(epoch_);
+      }
       ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
       ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
       if (!inst.child_task_id.empty()) {
@@ -288,6 +293,15 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     if (inst.state() == Instance::State::kInFlight && !inst.embedding_out &&
         (s.agent != nullptr || inst.spawn_agent != nullptr || inst.ask_agent != nullptr)) {
       if (auto window = windows_.find(AgentOf(s, inst).name); window != windows_.end()) inst.slot.Take(&window->second);
+    }
+    if (inst.waiting(Instance::Wait::kQuota) && ss.rate_epoch() != 0 && !ss.rate_key().empty()) {
+      // Its turn, kept relative to the earliest restored from that clock.
+      inst.rate_key = ss.rate_key();
+      inst.restored_tag = ss.rate_tag();
+      inst.restored_epoch = ss.rate_epoch();
+      const int priority = task->submission.priority() == v1::PRIORITY_INTERACTIVE ? 0 : 1;
+      auto [it, fresh] = restored_turns_.try_emplace({inst.rate_key, priority, inst.restored_epoch}, ss.rate_tag());
+      if (!fresh) it->second = std::min(it->second, ss.rate_tag());
     }
     task->kick_rate = task->kick_rate || inst.waiting(Instance::Wait::kQuota);
     task->kick_budget = task->kick_budget || inst.waiting(Instance::Wait::kBudget);
