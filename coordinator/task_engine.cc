@@ -1422,8 +1422,10 @@ void TaskEngine::Tick(Outbox* out) {
   // Every restored waiter due has queued with its turn by now.
   restored_turns_.clear();
   if (tenants_.has_woken()) WakeTenantWaiters(out);
-  if (!rate_waiting_.empty()) ServeRateQueues(out);
+  // Cleared before serving: a slot freed while the queues are served (a
+  // failed task's) asks for another round.
   window_freed_ = false;
+  if (!rate_waiting_.empty()) ServeRateQueues(out);
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     std::string id = expiries_.begin()->second;
     expiries_.erase(expiries_.begin());
