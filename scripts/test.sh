@@ -46,6 +46,11 @@ no_real_broker='^(DevBrokerTest|StartupTest|DemoTest|HttpClientTest|GeneratedCla
 no_real_broker+='|^QuotaAndPool/FairDispatchTest\.|^RealKafkaTest\.TheCapacitySignalAsksForWhatAQuotaCanUseWhereLagAsksForMore$'
 # The semantic cache's corpus run measures the embedding model, not the broker.
 no_real_broker+='|^SemanticCacheFleetTest\.'
+# The coordinator's decisions (routing, approvals, cancellation, child
+# workflows, actions, provider batches, shared quotas, budgets, reloads) ride
+# the same transactions, groups and topics as the tests that stay: once.
+no_real_broker+='|^(OrchestrationTest|ActionFleetTest|BatchFleetTest)\.'
+no_real_broker+='|^RealKafkaTest\.(TwoReplicasShareOneProviderQuota|ATenantNeverSpendsPastItsBudgetForThePeriod|RaisingTheSpendLimitByAReloadReleasesTheHeldCalls)$'
 (cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -LE chaos)
 for version in "${versions[@]:1}"; do
   echo "test.sh: the tests that use a real broker, on Apache Kafka $version"
