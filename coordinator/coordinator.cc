@@ -160,6 +160,12 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
   batch.clear();
   consumer_->PollInto(wait, options_.max_batch, &batch);
   if (!failure_.ok()) return failure_;  // a rebalance callback could not commit
+  // The coordinator never pauses its inputs: a partition with records that
+  // does not move is stalled in the client (seen on Kafka 4.4.0: two
+  // submissions unfetched for three minutes).
+  for (int n = stalls_.Check(*consumer_, clock_->Now(), /*had_room=*/true, kComponent); n > 0; --n) {
+    if (metrics_) metrics_->Liveness(kLivenessPartitionRestarted);
+  }
   FollowSharedState(absl::ZeroDuration());
   consumed_ += batch.size();
   LogProgress();

@@ -45,6 +45,7 @@
 #include "coordinator/batch_committer.h"
 #include "coordinator/task_engine.h"
 #include "kafka/kafka.h"
+#include "kafka/stall_watch.h"
 #include "kafka/topics.h"
 #include "tracing/otlp_exporter.h"
 
@@ -55,6 +56,9 @@ struct CoordinatorOptions {
   size_t max_batch = 5000;
   // Timeout of transactional calls and of the final drain on shutdown.
   absl::Duration kafka_timeout = absl::Seconds(30);
+  // The stall backstop on its inputs (kafka/stall_watch.h): a partition
+  // with records to fetch that has not moved for this long is restarted.
+  absl::Duration stall_after = absl::Seconds(30);
 };
 
 // Reads the state topic's given partitions from the beginning to their end.
@@ -159,6 +163,7 @@ class Coordinator : public RebalanceListener {
   // The heads of the gained partitions' audit chains, from the topic.
   [[nodiscard]] absl::Status LoadAuditHeads(const std::vector<int32_t>& gained);
   CoordinatorOptions options_;
+  StallWatch stalls_{options_.stall_after};  // after options_, which it reads
   Topics topics_;
   // Trigger topic -> its trigger (set at Start()).
   std::map<std::string, const TriggerConfig*> trigger_of_;

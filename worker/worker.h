@@ -31,6 +31,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "kafka/stall_watch.h"
 #include "absl/time/time.h"
 #include "agentfleet/v1/work.pb.h"
 #include "common/clock.h"
@@ -141,12 +142,6 @@ class Worker : public RebalanceListener {
   // moved since the last check a stall_after ago, while the worker had room
   // all along. Run() thread.
   void CheckStalls(bool had_room);
-  struct Watch {
-    int64_t position = -2;
-    absl::Time since;  // when it last moved, or last had a reason not to
-  };
-  std::map<std::pair<std::string, int32_t>, Watch> watch_;
-  absl::Time next_stall_check_ = absl::InfinitePast();
 
   void Handle(const Message& m);
   // Sends `event` to `event_partition` (-1: by key) and, once Kafka
@@ -172,6 +167,7 @@ class Worker : public RebalanceListener {
   Producer* producer_;
   std::map<std::string, ModelProvider*> providers_;
   WorkerOptions options_;
+  StallWatch stalls_{options_.stall_after};  // after options_, which it reads
   Topics topics_;
   OffsetTracker tracker_;
   struct PendingReceipt {

@@ -190,6 +190,29 @@ TEST_F(CoordinatorLoopTest, AnOutputTooLargeToPublishFailsItsTaskAndTheLoopGoesO
   EXPECT_EQ(results[1].status(), v1::TASK_STATUS_COMPLETED);
 }
 
+// The stall backstop on the coordinator's inputs (seen on Kafka 4.4.0: two
+// submissions sat unfetched on the tasks topic for three minutes while the
+// rest of the run completed): a tasks partition whose fetcher stopped after
+// its last fetch is restarted once it has not moved for stall_after (30 s),
+// and the submissions it held run.
+TEST_F(CoordinatorLoopTest, ATasksPartitionWhoseFetcherStoppedIsRestartedAndItsSubmissionsRun) {
+  Start();
+  Submit("first", "hello", "first");
+  RunAndCommit();
+  consumer_.FreezeFetch(topics_.tasks, 0);
+  Submit("stuck", "hello", "stuck");
+  int seconds = 0;
+  for (; seconds < 60 && consumer_.restarts() == 0; ++seconds) {
+    clock_.Advance(absl::Seconds(1));
+    RunOnce();
+  }
+  EXPECT_GE(seconds, 30) << "restarted before stall_after";
+  EXPECT_LT(seconds, 60) << "never restarted";
+  EXPECT_GE(consumer_.end_queries(), 1) << "it looked caught up: the broker was asked for its end";
+  RunOnce();
+  EXPECT_GE(producer_.To(topics_.Work("a")).size(), 2u) << "the stuck submission was dispatched";
+}
+
 // Issue 15, item 9: a submission that parses but is invalid, with a null
 // key, is REJECTED under the id its message names (docs/protocol.md).
 TEST_F(CoordinatorLoopTest, AnInvalidSubmissionWithoutAKeyIsRejectedByTheIdInTheMessage) {
