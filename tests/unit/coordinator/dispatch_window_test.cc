@@ -31,14 +31,9 @@ workflows:
   two: {steps: [{id: a, agent: free, input: {q: $task.q}}, {id: b, agent: busy, after: [a], input: {q: $task.q}}]}
 )";
 
-class DispatchWindowTest : public ::testing::Test {
+class DispatchWindowTest : public engine_test::EngineTest {
  protected:
-  void SetUp() override {
-    auto c = LoadConfigString(kConfig, "window.yaml");
-    ASSERT_TRUE(c.ok()) << c.status();
-    config_ = *c;
-    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
-  }
+  DispatchWindowTest() : EngineTest(kConfig) {}
   Outbox Submit(const std::string& id, const std::string& workflow = "w") {
     Outbox out;
     EXPECT_TRUE(engine_->Submit(Submission(id, workflow, {{"q", id}}), "", 0, &out).ok());
@@ -51,10 +46,6 @@ class DispatchWindowTest : public ::testing::Test {
   }
   // Ticks when the engine asks to (a freed slot asks at once).
   Outbox TickIfDue() { return engine_->NextTimer() <= clock_.Now() ? Tick() : Outbox(); }
-
-  FleetConfig config_;
-  FakeClock clock_{absl::FromUnixSeconds(1'800'000'000)};
-  std::unique_ptr<TaskEngine> engine_;
 };
 
 TEST_F(DispatchWindowTest, AttemptsPastMaxInFlightWaitAndGoAsOthersEnd) {
