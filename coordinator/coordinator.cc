@@ -37,7 +37,7 @@ Coordinator::Coordinator(const FleetConfig* config, Consumer* consumer, Producer
       state_reader_(std::move(state_reader)),
       options_(options),
       topics_(config->kafka.topic_prefix),
-      engine_(config, clock, static_cast<uint64_t>(absl::ToUnixNanos(clock->Now()))),
+      engine_(config, clock),
       committer_(consumer) {
   // No partitions yet, so no share of the provider quotas: a replica waiting
   // to join must not gather calls the owners of the partitions also gather.

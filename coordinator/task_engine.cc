@@ -18,8 +18,8 @@ namespace agentfleet {
 using namespace task_engine_internal;
 
 
-TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed)
-    : config_(config), clock_(clock), topics_(config->kafka.topic_prefix), rng_(seed), tenants_(config), breakers_(config, ""), cache_(config), semantic_(config), rate_(config) {
+TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock)
+    : config_(config), clock_(clock), topics_(config->kafka.topic_prefix), tenants_(config), breakers_(config, ""), cache_(config), semantic_(config), rate_(config) {
   rate_.SetShare(1.0, clock->Now());
   epoch_ = std::random_device()() | (uint64_t{std::random_device()()} << 32) | 1;  // never 0
   for (const auto& [name, agent] : config->agents) {
@@ -894,7 +894,7 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
     inst.status = v1::STEP_STATUS_PENDING;
     // The provider's Retry-After is a floor; a worker that shut down before
     // finishing the item is no reason to wait.
-    absl::Duration wait = std::max(Backoff(agent, attempts_here), absl::Milliseconds(error.retry_after_ms()));
+    absl::Duration wait = std::max(Backoff(agent, task.submission.task_id(), s.config->id, fan, inst.attempt, attempts_here), absl::Milliseconds(error.retry_after_ms()));
     if (error.code() == kWorkerShutdown) wait = absl::ZeroDuration();
     inst.retry_at = clock_->Now() + wait;
     return;
@@ -1012,12 +1012,23 @@ void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::stri
   Dispatch(task, step, fan, out);
 }
 
-absl::Duration TaskEngine::Backoff(const AgentConfig& agent, int attempt) {
+absl::Duration TaskEngine::Backoff(const AgentConfig& agent, const std::string& task_id, const std::string& step,
+                                   int fan, int attempt, int attempts_here) {
   const RetryPolicy& p = agent.retry;
-  double base = absl::ToDoubleSeconds(p.initial_backoff) * std::pow(p.multiplier, attempt - 1);
+  double base = absl::ToDoubleSeconds(p.initial_backoff) * std::pow(p.multiplier, attempts_here - 1);
   base = std::min(base, absl::ToDoubleSeconds(p.max_backoff));
+  // The jitter is drawn from the attempt's own identity, not from a stream
+  // shared by every task: the same on any replica that takes the task over,
+  // and in `agentfleet replay`.
+  std::vector<uint32_t> identity(task_id.begin(), task_id.end());
+  identity.push_back(0);
+  identity.insert(identity.end(), step.begin(), step.end());
+  identity.push_back(static_cast<uint32_t>(fan));
+  identity.push_back(static_cast<uint32_t>(attempt));
+  std::seed_seq seq(identity.begin(), identity.end());
+  std::mt19937_64 rng(seq);
   std::uniform_real_distribution<double> jitter(1 - p.jitter, 1 + p.jitter);
-  return absl::Seconds(base * jitter(rng_));
+  return absl::Seconds(base * jitter(rng));
 }
 
 void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {

@@ -17,7 +17,8 @@
 //
 // Inputs arrive in order per task (all of a task's messages share a
 // partition); outputs are appended to an Outbox that the caller publishes.
-// Time comes from the Clock, jitter from a seeded generator: tests never sleep.
+// Time comes from the Clock, and each retry's jitter from its attempt's
+// identity: tests never sleep, and a task's decisions can be replayed.
 // Not thread-safe: one coordinator thread drives it.
 #pragma once
 
@@ -161,8 +162,8 @@ struct StateChange {
 
 class TaskEngine {
  public:
-  // `config` and `clock` must outlive the engine. `seed` seeds the backoff jitter.
-  TaskEngine(const FleetConfig* config, const Clock* clock, uint64_t seed = 1);
+  // `config` and `clock` must outlive the engine.
+  TaskEngine(const FleetConfig* config, const Clock* clock);
   ~TaskEngine();
 
   // Accepts a decoded submission read from tasks partition `partition`. A
@@ -382,7 +383,11 @@ class TaskEngine {
   // of its budget spent.
   static Outbox::Result BuildResult(const Task& task, v1::TaskStatus status, const v1::Error* error, absl::Time now);
   void FailTask(Task& task, const std::string& code, const std::string& message, Outbox* out);
-  absl::Duration Backoff(const AgentConfig& agent, int attempt);
+  // The wait before the retry of attempt `attempt` (the `attempts_here`th
+  // on its agent or tier): exponential, with a jitter fixed by the attempt's
+  // identity (task, step, fan index, attempt).
+  absl::Duration Backoff(const AgentConfig& agent, const std::string& task_id, const std::string& step, int fan,
+                         int attempt, int attempts_here);
   // Budgets (coordinator/budget.h).
   void CountUsage(Task& task, const AgentConfig& agent, Instance& inst, const v1::WorkResult& result);
   // An action's audit record (coordinator/actions.cc): its dispatch, or the
@@ -456,7 +461,6 @@ class TaskEngine {
   const FleetConfig* config_;
   const Clock* clock_;
   Topics topics_;  // child submissions, child results and cancellations go to tasks and signals
-  std::mt19937_64 rng_;
   // Per agent with a max_in_flight: its attempts out from this replica.
   // Declared before the tasks, whose instances give their slots back as
   // they go.

@@ -52,7 +52,7 @@ class Simulation {
     auto c = LoadConfigString(kConfig, "takeover.yaml");
     EXPECT_TRUE(c.ok()) << c.status();
     config_ = *c;
-    engine_ = std::make_unique<TaskEngine>(&config_, &clock_, seed);
+    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
   }
 
   void Submit(int tasks) {
@@ -127,7 +127,7 @@ class Simulation {
     ++takeovers_;
     pending_work_.clear();
     pending_results_.clear();
-    engine_ = std::make_unique<TaskEngine>(&config_, &clock_, 1000 + takeovers_);
+    engine_ = std::make_unique<TaskEngine>(&config_, &clock_);
     for (const auto& [id, bytes] : state_) {
       if (!bytes) continue;
       v1::TaskState st;
