@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "audit/audit.h"
+#include "audit/replay.h"
 #include "cli/tasks_input.h"
 #include "cli/trace.h"
 #include "codec/codec.h"
@@ -298,7 +299,7 @@ int RunTenants(const FleetConfig& config, const CliOptions& options) {
 }
 
 int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOptions& options) {
-  auto messages = ReadTraceMessages(config, task_id, options.timeout);
+  auto messages = ReadTaskRecords(config, task_id, options.timeout);
   if (!messages.ok()) {
     std::cerr << "agentfleet trace: " << messages.status().message() << "\n";
     return 1;
@@ -306,6 +307,42 @@ int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOpt
   TaskTrace trace = BuildTrace(config, task_id, *messages);
   std::cout << (options.json ? TraceJson(trace) + "\n" : TraceText(trace));
   return trace.found ? 0 : 1;
+}
+
+int RunReplay(const FleetConfig& config, const std::string& task_id, const std::string& save_path,
+              const std::string& records_path, const CliOptions& options) {
+  absl::StatusOr<TaskRecords> records;
+  if (!records_path.empty()) {
+    std::ifstream in(records_path);
+    if (!in) {
+      std::cerr << "agentfleet replay: cannot read " << records_path << "\n";
+      return 2;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    records = LoadTaskRecords(text.str(), records_path);
+  } else {
+    records = ReadTaskRecords(config, task_id, options.timeout);
+  }
+  if (!records.ok()) {
+    std::cerr << "agentfleet replay: " << records.status().message() << "\n";
+    return 1;
+  }
+  if (!save_path.empty()) {
+    std::ofstream save(save_path);
+    save << SaveTaskRecords(*records, std::max(config.coordinator.max_payload_bytes, config.worker.max_payload_bytes));
+    if (!save.good()) {
+      std::cerr << "agentfleet replay: cannot write " << save_path << "\n";
+      return 1;
+    }
+  }
+  auto report = Replay(config, task_id, *records);
+  if (!report.ok()) {
+    std::cerr << "agentfleet replay: " << report.status().message() << "\n";
+    return 1;
+  }
+  std::cout << (options.json ? ReplayJson(*report) + "\n" : ReplayText(*report));
+  return report->identical() ? 0 : 1;
 }
 
 int RunLag(const FleetConfig& config, const CliOptions& options) {

@@ -46,6 +46,13 @@ int RunTenants(const FleetConfig& config, const CliOptions& options);
 // nothing about it was found.
 int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOptions& options);
 
+// Replays the task's records (read from Kafka, or from `records_path`)
+// through the engine (audit/replay.h); writes them to `save_path` if set.
+// Exit 0 if every decision is the recorded one, 1 if one diverged or the
+// records could not be read.
+int RunReplay(const FleetConfig& config, const std::string& task_id, const std::string& save_path,
+              const std::string& records_path, const CliOptions& options);
+
 // Each group's lag per topic and the replicas KEDA would ask for (cli/lag.h).
 int RunLag(const FleetConfig& config, const CliOptions& options);
 

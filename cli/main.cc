@@ -57,6 +57,8 @@ ABSL_FLAG(bool, kip848, false,
           "bench: rebalance also with KIP-848's group.protocol=consumer (librdkafka 2.12+ and Kafka 4)");
 ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
 ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
+ABSL_FLAG(std::string, save, "", "replay: also write the task's records to this file (JSON Lines)");
+ABSL_FLAG(std::string, records, "", "replay: read the task's records from this file (saved with --save), not from Kafka");
 ABSL_FLAG(std::string, reason, "", "cancel: why (the cancelled result's error message)");
 ABSL_FLAG(std::string, sender, "", "signal, cancel: who sends it (a user, a service); echoed into the task");
 ABSL_FLAG(std::string, registry, "", "schemas register: the Schema Registry's URL (http://host:8081)");
@@ -102,6 +104,10 @@ commands:
                                             --verify checks every partition's hash chain (exit 1 if broken)
   trace TASK_ID [--json]                    the task's timeline: every step and attempt with agent,
                                             model, worker, wait and run time, tokens, cost, outcome
+  replay TASK_ID [--save F | --records F]   feed the task's recorded submission, events and signals
+         [--json]                           through the coordinator's engine (no Kafka writes, no model
+                                            calls) and compare every decision with the recorded one;
+                                            exit 1 at the first divergence, printed with both sides
   signal TASK_ID NAME [JSON] [--sender S]   send a named signal (an approval, an answer) to a task;
                                             a wait step of its workflow waiting for NAME takes it
   cancel TASK_ID [--reason R] [--sender S]  cancel a running task and print its CANCELLED result
@@ -246,6 +252,13 @@ int main(int argc, char** argv) {
       return 2;
     }
     return RunTrace(*config, positional[2], options);
+  }
+  if (command == "replay") {
+    if (positional.size() != 3) {
+      std::cerr << "agentfleet replay: which task? agentfleet replay TASK_ID [--save FILE | --records FILE]\n";
+      return 2;
+    }
+    return RunReplay(*config, positional[2], absl::GetFlag(FLAGS_save), absl::GetFlag(FLAGS_records), options);
   }
   if (command == "signal") {
     if (positional.size() < 4 || positional.size() > 5) {

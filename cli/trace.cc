@@ -57,23 +57,6 @@ std::string Label(const AttemptTrace& a) {
 
 }  // namespace
 
-absl::StatusOr<TraceMessages> ReadTraceMessages(const FleetConfig& config, const std::string& task_id,
-                                                absl::Duration timeout) {
-  Topics topics(config.kafka.topic_prefix);
-  Properties props = ConsumerProperties(config.kafka, "agentfleet-trace");
-  TraceMessages out;
-  std::vector<std::pair<std::string, std::vector<Message>*>> reads = {
-      {topics.tasks, &out.tasks}, {topics.events, &out.events}, {topics.state, &out.state},
-      {topics.results, &out.results}};
-  for (const auto& [name, agent] : config.agents) reads.push_back({topics.Work(name), &out.work});
-  for (const auto& [topic, into] : reads) {
-    auto got = ReadKeyToEnd(props, topic, task_id, timeout);
-    if (!got.ok()) return absl::Status(got.status().code(), absl::StrCat(topic, ": ", got.status().message()));
-    into->insert(into->end(), got->begin(), got->end());
-  }
-  return out;
-}
-
 TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, const TraceMessages& messages) {
   TaskTrace trace;
   trace.task_id = task_id;

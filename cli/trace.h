@@ -15,21 +15,14 @@
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
+#include "audit/task_records.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
 
 namespace agentfleet {
 
-// The messages keyed by one task id, per topic, in the order read.
-struct TraceMessages {
-  std::vector<Message> tasks, work, events, state, results;
-};
-
-// Reads every topic of the fleet for messages keyed `task_id` (whole topics:
-// seconds on a busy cluster).
-[[nodiscard]] absl::StatusOr<TraceMessages> ReadTraceMessages(const FleetConfig& config,
-                                                              const std::string& task_id,
-                                                              absl::Duration timeout);
+// The messages keyed by one task id, per topic (audit/task_records.h).
+using TraceMessages = TaskRecords;
 
 struct AttemptTrace {
   std::string step;

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "kafka/kafka.h"
+#include "kafka/key_scan.h"
 #include "kafka/rdkafka_internal.h"
 
 namespace agentfleet {
@@ -835,6 +836,14 @@ absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, 
                                                   const std::string& key, absl::Duration timeout) {
   return ScanToEnd(properties, topic, {}, timeout, /*to_high_watermark=*/false, [&key](const RdKafka::Message& m) {
     return m.key_len() == key.size() && (key.empty() || std::memcmp(m.key_pointer(), key.data(), key.size()) == 0);
+  });
+}
+
+absl::StatusOr<std::vector<Message>> ReadKeysToEnd(const Properties& properties, const std::string& topic,
+                                                   const absl::flat_hash_set<std::string>& keys,
+                                                   absl::Duration timeout) {
+  return ScanToEnd(properties, topic, {}, timeout, /*to_high_watermark=*/false, [&keys](const RdKafka::Message& m) {
+    return keys.contains(absl::string_view(static_cast<const char*>(m.key_pointer()), m.key_len()));
   });
 }
 

@@ -221,7 +221,7 @@ class ChaosTest : public KafkaTest {
     for (const std::string& e : report.examples) {
       if (e.rfind("lost: ", 0) != 0) continue;
       std::string id = e.substr(6);
-      auto messages = ReadTraceMessages(config, id, absl::Seconds(60));
+      auto messages = ReadTaskRecords(config, id, absl::Seconds(60));
       if (!messages.ok()) {
         absl::StrAppend(&out, id, ": ", messages.status().message(), "\n");
         continue;

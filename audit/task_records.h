@@ -1,0 +1,46 @@
+// What the fleet's topics hold about one task, read by its key: its
+// submission (tasks), every attempt's work item (work.<agent>), the workers'
+// receipts, heartbeats and results (events), the signals sent to it
+// (signals: cancellations, answers, child results), the coordinator's
+// snapshots (state) and its result (results). `agentfleet trace` and
+// `agentfleet replay` are built from them.
+//
+// A task's records can be saved as JSON Lines (one decoded message per line,
+// with its topic, partition, offset, timestamp and traceparent) and loaded
+// back, byte for byte the same messages: how a run is kept as a golden log
+// for the replay tests, or attached to a bug report.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "config/config.h"
+#include "kafka/kafka.h"
+
+namespace agentfleet {
+
+// The messages keyed by one task id, per topic, in the order read.
+struct TaskRecords {
+  std::vector<Message> tasks, work, events, signals, state, results;
+};
+
+// Reads every topic of the fleet for messages keyed `task_id` (whole topics:
+// seconds on a busy cluster).
+[[nodiscard]] absl::StatusOr<TaskRecords> ReadTaskRecords(const FleetConfig& config, const std::string& task_id,
+                                                          absl::Duration timeout);
+// The same for many tasks, in one pass over each topic. Every id of
+// `task_ids` has an entry (empty if nothing was found).
+[[nodiscard]] absl::StatusOr<std::map<std::string, TaskRecords>> ReadTaskRecords(
+    const FleetConfig& config, const std::vector<std::string>& task_ids, absl::Duration timeout);
+
+// JSON Lines, state snapshots left out (they are derived from the others).
+// A message that does not decode is kept as its bytes (base64) with the reason.
+std::string SaveTaskRecords(const TaskRecords& records, size_t max_payload_bytes);
+// The records of SaveTaskRecords' output; InvalidArgument naming `source`
+// and the line of anything that is not such a record.
+[[nodiscard]] absl::StatusOr<TaskRecords> LoadTaskRecords(const std::string& text, const std::string& source);
+
+}  // namespace agentfleet
