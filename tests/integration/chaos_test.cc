@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "audit/audit.h"
+#include "audit/replay.h"
 #include "cli/tasks_input.h"
 #include "cli/trace.h"
 #include "codec/codec.h"
@@ -243,6 +244,32 @@ class ChaosTest : public KafkaTest {
     return out;
   }
 
+  // Every task of `results`, replayed from the topics through the engine,
+  // makes the decisions the fleet recorded, whichever replica made them
+  // and however many times its coordinator was killed in between.
+  void ExpectIdenticalReplays(const FleetConfig& config, const std::vector<v1::TaskResult>& results) {
+    std::vector<std::string> ids;
+    for (const v1::TaskResult& r : results) ids.push_back(r.task_id());
+    absl::Time start = absl::Now();
+    auto records = ReadTaskRecords(config, ids, absl::Seconds(120));
+    ASSERT_TRUE(records.ok()) << records.status();
+    int identical = 0, decisions = 0;
+    std::string first;
+    for (const std::string& id : ids) {
+      auto report = Replay(config, id, records->at(id));
+      ASSERT_TRUE(report.ok()) << id << ": " << report.status();
+      decisions += static_cast<int>(report->decisions.size());
+      if (report->identical()) {
+        ++identical;
+      } else if (first.empty()) {
+        first = ReplayText(*report);
+      }
+    }
+    EXPECT_EQ(identical, static_cast<int>(ids.size())) << first;
+    std::cerr << "replayed " << ids.size() << " tasks (" << decisions << " decisions) in "
+              << absl::FormatDuration(absl::Now() - start) << ": " << identical << " identical\n";
+  }
+
   // The topics, audited from the beginning, agree.
   void ExpectCleanAudit(const FleetConfig& config, int count) {
     auto report = Audit(config, /*verify=*/true, absl::Seconds(120));
@@ -264,7 +291,7 @@ TEST_F(ChaosTest, CoordinatorKilledThreeTimesLosesAndDuplicatesNothing) {
   const int kTasks = 2000;
   int kills = 0;
   absl::Time last_start = absl::InfinitePast();
-  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+  auto results = RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
     // Kill once 200 results are in, then whenever the restarted coordinator
     // has run for 2 s, and restart at once under the same instance name.
     // Time, not result counts, spaces the kills: after a restart the
@@ -279,6 +306,7 @@ TEST_F(ChaosTest, CoordinatorKilledThreeTimesLosesAndDuplicatesNothing) {
   });
   EXPECT_EQ(kills, 3);
   ExpectCleanAudit(*config, kTasks);
+  ExpectIdenticalReplays(*config, results);
 }
 
 TEST_F(ChaosTest, TheSurvivingReplicaTakesOverAKilledReplicasTasks) {
@@ -291,7 +319,7 @@ TEST_F(ChaosTest, TheSurvivingReplicaTakesOverAKilledReplicasTasks) {
   fleet.StartWorker("worker-2", {"--max_in_flight", "100"});
   const int kTasks = 1000;
   bool killed = false;
-  RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
+  auto results = RunWithFaults(fleet, *config, kTasks, [&](size_t received) {
     if (!killed && received >= kTasks * 3 / 10) {
       fleet.Kill(victim);
       killed = true;
@@ -300,6 +328,7 @@ TEST_F(ChaosTest, TheSurvivingReplicaTakesOverAKilledReplicasTasks) {
   EXPECT_TRUE(killed);
   EXPECT_TRUE(fleet.IsAlive(survivor));
   ExpectCleanAudit(*config, kTasks);
+  ExpectIdenticalReplays(*config, results);
 }
 
 TEST_F(ChaosTest, AZombieReplicaThatWakesUpAfterItsPartitionsMovedIsFenced) {

@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "cli/tasks_input.h"
 #include "common/subprocess.h"
@@ -326,6 +327,29 @@ TEST_F(ObservabilityTest, TraceShowsEveryAttemptOfARetriedTaskThatFellBack) {
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_EQ(none->first, 1);
   EXPECT_THAT(none->second, ::testing::HasSubstr("nothing found"));
+
+  // The same task replayed from the topics through the engine: the two
+  // retries and the fallback are decided again, identically, and the
+  // records saved on the way out replay the same offline.
+  std::string saved = fleet.dir() + "/traced.jsonl";
+  auto replay =
+      fleet.Run({"agentfleet", "replay", id, "--config", fleet.config_path(), "--save", saved}, absl::Seconds(60));
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  EXPECT_EQ(replay->first, 0) << replay->second;
+  EXPECT_THAT(replay->second, ::testing::HasSubstr("identical: 4 of 4 decisions"));
+  EXPECT_THAT(replay->second, ::testing::HasSubstr("same      dispatch answer attempt 3"));
+  // Under a config that gives the primary agent one attempt, the replay
+  // diverges at the recorded second attempt, and says so (exit 1).
+  std::ifstream in(fleet.config_path());
+  std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_THAT(yaml, ::testing::HasSubstr("max_attempts: 2"));
+  std::string changed = fleet.dir() + "/one-attempt.yaml";
+  std::ofstream(changed) << absl::StrReplaceAll(yaml, {{"max_attempts: 2", "max_attempts: 1"}});
+  auto diverged = fleet.Run({"agentfleet", "replay", id, "--config", changed, "--records", saved}, absl::Seconds(60));
+  ASSERT_TRUE(diverged.ok()) << diverged.status();
+  EXPECT_EQ(diverged->first, 1) << diverged->second;
+  EXPECT_THAT(diverged->second, ::testing::HasSubstr("diverged at decision 2 of"));
+  EXPECT_THAT(diverged->second, ::testing::HasSubstr("dispatch answer attempt 2"));
 }
 
 }  // namespace
