@@ -301,7 +301,7 @@ class Loader {
 
 void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   const std::string f = "kafka";
-  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor", "max_message_bytes", "audit_retention", "cost_retention",
+  if (!L.Map(n, f, {"topic_prefix", "partitions", "work_partitions", "replication_factor", "max_message_bytes", "retention", "audit_retention", "cost_retention",
                     "create_topics", "properties", "producer", "consumer", "properties_env"})) {
     return;
   }
@@ -311,6 +311,10 @@ void LoadKafka(Loader& L, const YAML::Node& n, KafkaConfig* k) {
   L.Number<int>(n, "replication_factor", f, &k->replication_factor, 1, 32);
   // librdkafka's message.max.bytes range.
   L.Number<size_t>(n, "max_message_bytes", f, &k->max_message_bytes, 65536, 1000000000);
+  if (L.Duration(n, "retention", f, &k->retention) && k->retention < absl::Hours(1)) {
+    L.Error(n["retention"], f + ".retention", "must be at least 1h");
+  }
+  k->audit_retention = k->retention;
   if (L.Duration(n, "audit_retention", f, &k->audit_retention) && k->audit_retention < absl::Hours(1)) {
     L.Error(n["audit_retention"], f + ".audit_retention", "must be at least 1h");
   }

@@ -41,7 +41,12 @@ struct KafkaConfig {
   // its attempt, a result or state snapshot fails its task, and a dead letter
   // is truncated (docs/robustness.md, "Sizes").
   size_t max_message_bytes = 1000000;
-  // How long the audit topic keeps its records (retention.ms).
+  // How long the topics that make a task's history keep their records
+  // (retention.ms of tasks, events, signals, work.<agent>, results and dlq):
+  // how long `agentfleet trace` and `agentfleet replay` can read a task.
+  absl::Duration retention = absl::Hours(24 * 30);
+  // How long the audit topic keeps its records (retention.ms); `retention`
+  // unless set.
   absl::Duration audit_retention = absl::Hours(24 * 30);
   // How long the cost ledger (the costs topic) keeps its entries: how far
   // back `agentfleet cost` can report.

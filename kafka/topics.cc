@@ -43,21 +43,24 @@ std::vector<std::string> EmitTopics(const FleetConfig& config) {
 std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
   const KafkaConfig& k = config.kafka;
   Topics t(k.topic_prefix);
+  // A task's history (what trace and replay read) is kept for kafka.retention.
+  const std::map<std::string, std::string> history = {
+      {"retention.ms", absl::StrCat(absl::ToInt64Milliseconds(k.retention))}};
   std::vector<TopicSpec> specs = {
-      {t.tasks, k.partitions, k.replication_factor, {}},
-      {t.events, k.partitions, k.replication_factor, {}},
-      {t.results, k.partitions, k.replication_factor, {}},
+      {t.tasks, k.partitions, k.replication_factor, history},
+      {t.events, k.partitions, k.replication_factor, history},
+      {t.results, k.partitions, k.replication_factor, history},
       {t.state, k.partitions, k.replication_factor, {{"cleanup.policy", "compact"}}},
-      {t.dlq, k.partitions, k.replication_factor, {}},
+      {t.dlq, k.partitions, k.replication_factor, history},
       // Cancellations and signals for running tasks, co-partitioned with tasks.
-      {t.signals, k.partitions, k.replication_factor, {}},
+      {t.signals, k.partitions, k.replication_factor, history},
       // Circuit breaker states, shared by the coordinator replicas.
       {t.breakers, 1, k.replication_factor, {{"cleanup.policy", "compact"}}},
       // The result cache, shared by the coordinator replicas; no entry lives past 7 days.
       {t.cache, 1, k.replication_factor, {{"cleanup.policy", "compact,delete"}, {"retention.ms", "604800000"}}},
   };
   for (const auto& [name, agent] : config.agents) {
-    specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, {}});
+    specs.push_back({t.Work(name), k.work_partitions, k.replication_factor, history});
   }
   // The cost ledger: one entry per finished task, for cost reports.
   specs.push_back({t.costs, k.partitions, k.replication_factor,

@@ -66,6 +66,8 @@ expect capacity ScaledObject 1
 expect capacity HorizontalPodAutoscaler 0
 grep -q 'type: prometheus' rendered/capacity.yaml
 grep -qF 'query: "max(agentfleet_pool_capacity_replicas{pool=\"default\",namespace=\"agents\"})"' rendered/capacity.yaml
+# The history's retention reaches the fleet config (and so the topics).
+grep -q 'retention: 720h' rendered/default.yaml
 grep -q -- '--agents=classifier' rendered/pools.yaml
 grep -q -- '--agents=writer' rendered/pools.yaml
 grep -q 'terminationGracePeriodSeconds: 75' rendered/pools.yaml

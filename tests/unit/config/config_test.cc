@@ -632,6 +632,35 @@ TEST(ConfigTest, ActionsAreStepsWithAnHttpRequestAndTheirOwnWorkTopic) {
   EXPECT_TRUE(work);
 }
 
+TEST(ConfigTest, OneRetentionKeepsEveryTopicOfATasksHistory) {
+  auto retention_of = [](const FleetConfig& c) {
+    std::map<std::string, std::string> out;
+    for (const TopicSpec& t : FleetTopics(c)) out[t.name] = t.configs.count("retention.ms") ? t.configs.at("retention.ms") : "";
+    return out;
+  };
+  auto defaults = LoadConfigString(kActions, "actions.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  auto d = retention_of(*defaults);
+  for (const char* topic : {"tasks", "events", "signals", "results", "dlq", "work.refund", "audit"}) {
+    EXPECT_EQ(d[absl::StrCat("agentfleet.", topic)], "2592000000") << topic << ": 30 days by default";
+  }
+  EXPECT_EQ(d["agentfleet.state"], "") << "compacted: kept while the task is";
+  // One setting moves them all, the audit topic too unless it has its own.
+  auto week = LoadConfigString(absl::StrCat("kafka: {retention: 168h}\n", kActions), "actions.yaml");
+  ASSERT_TRUE(week.ok()) << week.status();
+  auto w = retention_of(*week);
+  for (const char* topic : {"tasks", "events", "signals", "results", "dlq", "work.refund", "audit"}) {
+    EXPECT_EQ(w[absl::StrCat("agentfleet.", topic)], "604800000") << topic;
+  }
+  auto own = LoadConfigString(absl::StrCat("kafka: {retention: 168h, audit_retention: 8760h}\n", kActions), "a.yaml");
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_EQ(retention_of(*own)["agentfleet.audit"], "31536000000");
+  EXPECT_EQ(retention_of(*own)["agentfleet.tasks"], "604800000");
+  auto bad = LoadConfigString(absl::StrCat("kafka: {retention: 10m}\n", kActions), "a.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("a.yaml:1:20: kafka.retention: must be at least 1h"));
+}
+
 TEST(ConfigTest, BadActionsNameFileLineAndField) {
   auto error = [](const std::string& from, const std::string& to) { return ErrorOfEdit(kActions, from, to, "actions.yaml"); };
   EXPECT_THAT(error("https://pay.example.com/v1/orders", "https://{host}/v1/orders"),
