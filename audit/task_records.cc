@@ -10,6 +10,7 @@
 #include "agentfleet/v1/task.pb.h"
 #include "agentfleet/v1/work.pb.h"
 #include "codec/codec.h"
+#include "codec/json_value.h"
 #include "google/protobuf/util/json_util.h"
 #include "kafka/key_scan.h"
 #include "kafka/topics.h"
@@ -66,6 +67,41 @@ absl::StatusOr<TaskRecords> ReadTaskRecords(const FleetConfig& config, const std
   auto read = ReadTaskRecords(config, std::vector<std::string>{task_id}, timeout);
   if (!read.ok()) return read.status();
   return std::move((*read)[task_id]);
+}
+
+std::map<std::pair<std::string, int>, Json> StepOutputs(const TaskRecords& records, const v1::TaskResult& result,
+                                                        size_t max_payload_bytes) {
+  std::map<std::pair<std::string, int>, std::map<int, Json>> by_attempt;
+  for (const Message& m : records.events) {
+    auto e = Decode<v1::WorkEvent>(m.payload, m.headers, max_payload_bytes);
+    if (!e.ok() || e->task_id() != result.task_id() || !e->has_result() ||
+        e->result().status() != v1::RESULT_STATUS_OK || e->result().embedding_size() > 0) {
+      continue;  // not an answer of the agent (a failure, an embedding)
+    }
+    // The first result of an attempt counts, as in the coordinator.
+    by_attempt[{e->step(), e->fan_index()}].emplace(e->attempt(), FromStruct(e->result().output()));
+  }
+  // A fork's reused outputs are in its submission, not on the events topic.
+  std::map<std::pair<std::string, int>, Json> reused;
+  for (const Message& m : records.tasks) {
+    auto sub = Decode<v1::TaskSubmission>(m.payload, m.headers, max_payload_bytes);
+    if (!sub.ok() || sub->task_id() != result.task_id()) continue;
+    for (const v1::ReusedOutput& r : sub->fork().reused()) reused[{r.step(), r.fan_index()}] = FromValue(r.output());
+    break;
+  }
+  std::map<std::pair<std::string, int>, Json> out;
+  for (const v1::StepSummary& s : result.steps()) {
+    if (s.status() != v1::STEP_STATUS_SUCCEEDED) continue;
+    if (s.reused()) {
+      if (auto it = reused.find({s.step(), s.fan_index()}); it != reused.end()) out[it->first] = it->second;
+      continue;
+    }
+    auto it = by_attempt.find({s.step(), s.fan_index()});
+    if (it == by_attempt.end() || it->second.empty()) continue;
+    auto at = it->second.find(s.attempts());
+    out[{s.step(), s.fan_index()}] = at != it->second.end() ? at->second : it->second.rbegin()->second;
+  }
+  return out;
 }
 
 std::string SaveTaskRecords(const TaskRecords& records, size_t max_payload_bytes) {

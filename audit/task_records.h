@@ -17,8 +17,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agentfleet/v1/task.pb.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
+#include "nlohmann/json.hpp"
 
 namespace agentfleet {
 
@@ -35,6 +37,15 @@ struct TaskRecords {
 // `task_ids` has an entry (empty if nothing was found).
 [[nodiscard]] absl::StatusOr<std::map<std::string, TaskRecords>> ReadTaskRecords(
     const FleetConfig& config, const std::vector<std::string>& task_ids, absl::Duration timeout);
+
+// The output each step instance of `result` was served, from the workers'
+// results on the events topic (its last attempt's, else the latest that
+// succeeded) or, for a fork's reused instance, from its submission. By
+// (step, fan index); an instance whose output is not there (served from a
+// cache, a wait, a child task) has no entry.
+std::map<std::pair<std::string, int>, nlohmann::json> StepOutputs(const TaskRecords& records,
+                                                                  const v1::TaskResult& result,
+                                                                  size_t max_payload_bytes);
 
 // JSON Lines, state snapshots left out (they are derived from the others).
 // A message that does not decode is kept as its bytes (base64) with the reason.

@@ -9,10 +9,13 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "audit/audit.h"
 #include "audit/replay.h"
+#include "cli/diff.h"
+#include "cli/fork.h"
 #include "cli/tasks_input.h"
 #include "cli/trace.h"
 #include "codec/codec.h"
@@ -343,6 +346,70 @@ int RunReplay(const FleetConfig& config, const std::string& task_id, const std::
   }
   std::cout << (options.json ? ReplayJson(*report) + "\n" : ReplayText(*report));
   return report->identical() ? 0 : 1;
+}
+
+int RunFork(const FleetConfig& config, const std::string& task_id, const std::string& from_step,
+            const std::vector<std::string>& sets, const std::string& tenant, const CliOptions& options) {
+  std::vector<v1::ModelOverride> overrides;
+  for (const std::string& set : sets) {
+    auto m = ParseModelOverride(set);
+    if (!m.ok()) {
+      std::cerr << "agentfleet fork: " << m.status().message() << "\n";
+      return 2;
+    }
+    overrides.push_back(*m);
+  }
+  auto records = ReadTaskRecords(config, task_id, options.timeout);
+  if (!records.ok()) {
+    std::cerr << "agentfleet fork: " << records.status().message() << "\n";
+    return 1;
+  }
+  std::string id = absl::StrCat(task_id, "-fork-", absl::Hex(absl::ToUnixMillis(absl::Now())));
+  auto plan = PlanFork(config, task_id, *records, from_step, overrides, tenant, id);
+  if (!plan.ok()) {
+    std::cerr << "agentfleet fork: " << plan.status().message() << "\n";
+    return absl::IsInvalidArgument(plan.status()) ? 2 : 1;
+  }
+  std::cout << "fork " << id << " of " << task_id << " from '" << from_step << "'\n"
+            << "  reuses (no call, no cost): " << (plan->reused.empty() ? "-" : absl::StrJoin(plan->reused, ", "))
+            << "\n  runs again: " << (plan->rerun.empty() ? "-" : absl::StrJoin(plan->rerun, ", ")) << "\n";
+  for (const v1::ModelOverride& m : overrides) {
+    std::cout << "  agent " << m.agent() << ", tier " << m.tier() << ": model " << m.model() << "\n";
+  }
+  auto outcome = SubmitAndCollect(config, {plan->submission}, options.wait, options.timeout);
+  if (!outcome.ok()) {
+    std::cerr << "agentfleet fork: " << outcome.status().message() << "\n";
+    return 1;
+  }
+  if (!options.wait) {
+    std::cout << "submitted; compare with: agentfleet diff " << task_id << " " << id << "\n";
+    return 0;
+  }
+  if (outcome->results.empty()) {
+    std::cerr << "agentfleet fork: no result for " << id << " within " << absl::FormatDuration(options.timeout) << "\n";
+    return 1;
+  }
+  const v1::TaskResult& r = outcome->results.front();
+  std::cout << id << ": " << v1::TaskStatus_Name(r.status()).substr(12) << ", $" << r.usage().cost_usd() << ", "
+            << r.usage().calls() << " calls" << (r.has_error() ? " — " + r.error().message() : "") << "\n"
+            << "compare with: agentfleet diff " << task_id << " " << id << "\n";
+  return r.status() == v1::TASK_STATUS_COMPLETED || r.status() == v1::TASK_STATUS_PARTIAL ? 0 : 1;
+}
+
+int RunDiffCommand(const FleetConfig& config, const std::string& task_a, const std::string& task_b,
+                   const CliOptions& options) {
+  auto records = ReadTaskRecords(config, std::vector<std::string>{task_a, task_b}, options.timeout);
+  if (!records.ok()) {
+    std::cerr << "agentfleet diff: " << records.status().message() << "\n";
+    return 1;
+  }
+  auto diff = DiffRuns(config, task_a, (*records)[task_a], task_b, (*records)[task_b]);
+  if (!diff.ok()) {
+    std::cerr << "agentfleet diff: " << diff.status().message() << "\n";
+    return 1;
+  }
+  std::cout << (options.json ? RunDiffJson(*diff) + "\n" : RunDiffText(*diff));
+  return 0;
 }
 
 int RunLag(const FleetConfig& config, const CliOptions& options) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "cli/lag.h"
@@ -52,6 +53,18 @@ int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOpt
 // records could not be read.
 int RunReplay(const FleetConfig& config, const std::string& task_id, const std::string& save_path,
               const std::string& records_path, const CliOptions& options);
+
+// Forks `task_id` from `from_step` (cli/fork.h) with the `sets`
+// (agents.X.models.T=M) and `tenant`, submits the fork and, with --wait,
+// waits for its result. Exit 1 if the fork is refused or its result is not
+// COMPLETED or PARTIAL, 2 for a bad --set.
+int RunFork(const FleetConfig& config, const std::string& task_id, const std::string& from_step,
+            const std::vector<std::string>& sets, const std::string& tenant, const CliOptions& options);
+
+// Two tasks' runs side by side, step by step (cli/diff.h). Exit 1 if either
+// has no result.
+int RunDiffCommand(const FleetConfig& config, const std::string& task_a, const std::string& task_b,
+                   const CliOptions& options);
 
 // Each group's lag per topic and the replicas KEDA would ask for (cli/lag.h).
 int RunLag(const FleetConfig& config, const CliOptions& options);

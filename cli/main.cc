@@ -3,6 +3,8 @@
 #include <iostream>
 #include <string>
 
+#include <vector>
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -29,7 +31,11 @@ ABSL_FLAG(bool, from_beginning, false, "results: read from the start of the topi
 ABSL_FLAG(bool, verify, false,
           "audit: recompute outputs of simulated workflows and compare; audit-log: check the hash chains");
 ABSL_FLAG(std::string, task, "", "audit-log: only this task's records");
-ABSL_FLAG(std::string, from, "", "cost: the first day (2026-11-01, UTC; default 30 days before --to)");
+ABSL_FLAG(std::string, from, "",
+          "cost: the first day (2026-11-01, UTC; default 30 days before --to); fork: the step to run from");
+ABSL_FLAG(std::vector<std::string>, set, {},
+          "fork: models to run instead of the config's, agents.AGENT.models.TIER=MODEL (comma-separated)");
+ABSL_FLAG(std::string, tenant, "", "fork: the fork's tenant (default: the original's)");
 ABSL_FLAG(std::string, to, "", "cost: the last day, included (default today, UTC)");
 ABSL_FLAG(std::string, by, "", "cost: group by any of tenant,workflow,agent,model");
 ABSL_FLAG(bool, csv, false, "cost: CSV output");
@@ -108,6 +114,13 @@ commands:
          [--json]                           through the coordinator's engine (no Kafka writes, no model
                                             calls) and compare every decision with the recorded one;
                                             exit 1 at the first divergence, printed with both sides
+  fork TASK_ID --from STEP [--wait]         re-run a finished task from STEP as a new task: the steps
+       [--set agents.X.models.T=M]          before it reuse the recorded outputs (no call, no cost),
+       [--tenant T]                         STEP and after run for real under the fleet's config and
+                                            --set's models; refused, saying why, if a reused output
+                                            would no longer apply
+  diff TASK_A TASK_B [--json]               two runs step by step: status, model, tokens, cost, latency
+                                            and the output's change (a JSON Patch), then the totals
   signal TASK_ID NAME [JSON] [--sender S]   send a named signal (an approval, an answer) to a task;
                                             a wait step of its workflow waiting for NAME takes it
   cancel TASK_ID [--reason R] [--sender S]  cancel a running task and print its CANCELLED result
@@ -259,6 +272,21 @@ int main(int argc, char** argv) {
       return 2;
     }
     return RunReplay(*config, positional[2], absl::GetFlag(FLAGS_save), absl::GetFlag(FLAGS_records), options);
+  }
+  if (command == "fork") {
+    if (positional.size() != 3 || absl::GetFlag(FLAGS_from).empty()) {
+      std::cerr << "agentfleet fork: agentfleet fork TASK_ID --from STEP [--set agents.X.models.T=M] [--tenant T]\n";
+      return 2;
+    }
+    return RunFork(*config, positional[2], absl::GetFlag(FLAGS_from), absl::GetFlag(FLAGS_set),
+                   absl::GetFlag(FLAGS_tenant), options);
+  }
+  if (command == "diff") {
+    if (positional.size() != 4) {
+      std::cerr << "agentfleet diff: agentfleet diff TASK_A TASK_B [--json]\n";
+      return 2;
+    }
+    return RunDiffCommand(*config, positional[2], positional[3], options);
   }
   if (command == "signal") {
     if (positional.size() < 4 || positional.size() > 5) {

@@ -42,11 +42,21 @@ std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& 
   task->input = FromStruct(submission.input());
   task->limits = Limits::For(wf->budget, submission.budget());
   task->steps.resize(wf->steps.size());
+  for (const v1::ReusedOutput& r : submission.fork().reused()) {
+    task->reused[{r.step(), r.fan_index()}] = {FromValue(r.output()), r.model()};
+  }
+  for (const v1::ModelOverride& m : submission.fork().models()) {
+    const AgentConfig* agent = config_->FindAgent(m.agent());
+    if (agent == nullptr) continue;  // refused at Submit; a restored one keeps the config's
+    auto& copy = task->agents[m.agent()];
+    if (!copy) copy = std::make_unique<AgentConfig>(*agent);
+    copy->models[m.tier()] = m.model();
+  }
   for (size_t i = 0; i < wf->steps.size(); ++i) task->step_index[wf->steps[i].id] = i;
   for (size_t i = 0; i < wf->steps.size(); ++i) {
     StepRun& s = task->steps[i];
     s.config = &wf->steps[i];
-    s.agent = config_->FindAgent(s.config->agent);
+    s.agent = AgentFor(*task, s.config->agent);
     s.waiting_on = s.config->depends_on.size();
     for (const auto& dep : s.config->depends_on) task->steps[task->step_index[dep]].dependents.push_back(i);
   }
@@ -77,6 +87,11 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
                                       TenantLedgers::PeriodName(tenant->period));
     Reject(submission, traceparent, "tenant_budget_exhausted", reason, partition, out);
     return absl::ResourceExhaustedError(reason);
+  }
+  if (absl::Status fork = CheckFork(submission, *wf); !fork.ok()) {
+    ++stats_.rejected;
+    Reject(submission, traceparent, "invalid_submission", std::string(fork.message()), partition, out);
+    return fork;
   }
   ++stats_.accepted;
   if (metrics_) metrics_->TaskAccepted(submission.workflow());
@@ -233,7 +248,7 @@ struct TaskEngine::DispatchAttempt {
 // tenant, a quota), was served (the cache), failed its attempt (an open
 // breaker) or ended the task (a bad input, an exhausted budget).
 const TaskEngine::DispatchCheck TaskEngine::kDispatchChecks[] = {
-    &TaskEngine::BuildInput,      &TaskEngine::CheckMaxSteps,      &TaskEngine::ServeFromCache,
+    &TaskEngine::BuildInput,      &TaskEngine::CheckMaxSteps,      &TaskEngine::ServeReused, &TaskEngine::ServeFromCache,
     &TaskEngine::ServeFromSemanticCache, &TaskEngine::CheckTaskBudget, &TaskEngine::CheckTenantBudget,
     &TaskEngine::CheckWindow,     &TaskEngine::CheckQuota,         &TaskEngine::CheckBreaker,
 };
@@ -303,6 +318,45 @@ bool TaskEngine::CheckMaxSteps(DispatchAttempt& a, Outbox* out) {
     return false;
   }
   return true;
+}
+
+absl::Status TaskEngine::CheckFork(const v1::TaskSubmission& submission, const WorkflowConfig& wf) const {
+  if (!submission.has_fork()) return absl::OkStatus();
+  const v1::Fork& fork = submission.fork();
+  if (wf.FindStep(fork.from_step()) == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fork.from_step: workflow '", wf.name, "' has no step '", fork.from_step(), "'"));
+  }
+  for (int i = 0; i < fork.models_size(); ++i) {
+    const v1::ModelOverride& m = fork.models(i);
+    const AgentConfig* agent = config_->FindAgent(m.agent());
+    std::string where = absl::StrCat("fork.models[", i, "]: ");
+    if (agent == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, "no agent '", m.agent(), "'"));
+    if (agent->models.count(m.tier()) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "agent '", m.agent(), "' has no model tier '", m.tier(), "'"));
+    }
+    if (config_->pricing.count(m.model()) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "model '", m.model(), "' has no price in the fleet config's pricing table"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+const AgentConfig* TaskEngine::AgentFor(const Task& task, const std::string& name) const {
+  if (auto it = task.agents.find(name); it != task.agents.end()) return it->second.get();
+  return config_->FindAgent(name);
+}
+
+// A fork's instance before its from_step: the original run's output, as it
+// was (no call, no cost).
+bool TaskEngine::ServeReused(DispatchAttempt& a, Outbox* out) {
+  if (a.inst.ask_agent != nullptr || a.inst.attempt > 0) return true;
+  auto it = a.task.reused.find({a.s.config->id, a.fan_index});
+  if (it == a.task.reused.end()) return true;
+  a.inst.reused = true;
+  ServeCached(a.task, a.step, a.inst, it->second.first, it->second.second, /*saved_usd=*/0, /*similarity=*/0, out);
+  return false;
 }
 
 // A cached output for this exact input serves the instance: no call, no cost.
@@ -592,6 +646,7 @@ v1::WorkItem TaskEngine::NewAttempt(DispatchAttempt& a, const std::string& tier)
   w.set_attempt(a.s.attempt_offset + inst.attempt);
   w.set_agent(agent.name);
   w.set_model_tier(tier);
+  if (a.task.agents.count(agent.name) > 0) w.set_model(agent.models.at(tier));  // a fork's model
   // Past this the worker does not start the attempt: it would only be retried.
   absl::Time item_deadline = a.task.deadline;
   if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
@@ -999,7 +1054,7 @@ void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::stri
   }
   inst.fallback_from = inst.attempt;
   inst.attempt_base = inst.attempt;
-  inst.fallback_agent = fb.agent.empty() ? nullptr : config_->FindAgent(fb.agent);
+  inst.fallback_agent = fb.agent.empty() ? nullptr : AgentFor(task, fb.agent);
   inst.fallback_tier = fb.model_tier;
   inst.tier.clear();
   inst.status = v1::STEP_STATUS_PENDING;
@@ -1521,7 +1576,8 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       // PENDING: never sent (waiting for budget, a quota, its tenant, or
       // the task ended first); SKIPPED only when its when: did not hold.
       sum->set_status(inst.status);
-      sum->set_cached(inst.cached);
+      sum->set_cached(inst.cached && !inst.reused);
+      sum->set_reused(inst.reused);
       sum->set_saved_cost_usd(inst.saved_usd);
       sum->set_semantic_similarity(inst.similarity);
       sum->set_batch_saved_usd(inst.batch_saved_usd);

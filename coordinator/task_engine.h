@@ -313,6 +313,13 @@ class TaskEngine {
   static const DispatchCheck kDispatchChecks[];
   bool BuildInput(DispatchAttempt& a, Outbox* out);
   bool CheckMaxSteps(DispatchAttempt& a, Outbox* out);
+  // Forks (TaskSubmission.fork): what Submit refuses (an unknown from_step,
+  // an override of an unknown agent or tier, or to an unpriced model); the
+  // agent a task's steps run (its override copy, else the config's); a
+  // reused output serving an instance before the fork's step.
+  absl::Status CheckFork(const v1::TaskSubmission& submission, const WorkflowConfig& wf) const;
+  const AgentConfig* AgentFor(const Task& task, const std::string& name) const;
+  bool ServeReused(DispatchAttempt& a, Outbox* out);
   bool ServeFromCache(DispatchAttempt& a, Outbox* out);
   bool ServeFromSemanticCache(DispatchAttempt& a, Outbox* out);
   // The instance is served a cached output (no call, no cost).

@@ -145,7 +145,8 @@ struct TaskEngine::Instance {
   std::string fallback_tier;                    // or another tier of the step's agent
   std::string note;                             // why the instance is degraded
   bool in_fallback() const { return fallback_agent != nullptr || !fallback_tier.empty(); }
-  bool cached = false;      // served from the result cache
+  bool cached = false;      // served from the result cache (or, with `reused`, a fork's original run)
+  bool reused = false;      // served the output a fork reuses
   double saved_usd = 0;     // and what the call that made the entry cost
   // A sub-step its step's agent asked for (spawn): its agent and input.
   const AgentConfig* spawn_agent = nullptr;
@@ -262,6 +263,11 @@ struct TaskEngine::StepRun {
 
 struct TaskEngine::Task {
   v1::TaskSubmission submission;
+  // A fork's (submission.fork): the original run's outputs, served as they
+  // are, by (step, fan index); and the agents whose models it overrides,
+  // as copies of the config's with the overriding models (AgentFor).
+  std::map<std::pair<std::string, int>, std::pair<Json, std::string>> reused;  // -> output, model
+  std::map<std::string, std::unique_ptr<AgentConfig>> agents;
   std::string traceparent;
   std::string parent_traceparent;
   int32_t partition = 0;

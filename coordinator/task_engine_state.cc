@@ -69,6 +69,7 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_fallback_tier(inst.fallback_tier);
       ss->set_note(inst.note);
       ss->set_cached(inst.cached);
+      ss->set_reused(inst.reused);
       ss->set_saved_cost_usd(inst.saved_usd);
       ss->set_embed_attempt(inst.embed_attempt);
       ss->set_semantic_similarity(inst.similarity);
@@ -252,10 +253,11 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.tier = ss.model_tier();
     inst.max_tokens = ss.max_tokens();
     inst.fallback_from = ss.fallback_from();
-    inst.fallback_agent = ss.fallback_agent().empty() ? nullptr : config_->FindAgent(ss.fallback_agent());
+    inst.fallback_agent = ss.fallback_agent().empty() ? nullptr : AgentFor(*task, ss.fallback_agent());
     inst.fallback_tier = ss.fallback_tier();
     inst.note = ss.note();
     inst.cached = ss.cached();
+    inst.reused = ss.reused();
     inst.saved_usd = ss.saved_cost_usd();
     // The semantic cache is looked up before the first call only. An
     // embedding request still out comes back as a miss here (what to cache

@@ -51,6 +51,8 @@ no_real_broker+='|^SemanticCacheFleetTest\.'
 # the same transactions, groups and topics as the tests that stay: once.
 no_real_broker+='|^(OrchestrationTest|ActionFleetTest|BatchFleetTest)\.'
 no_real_broker+='|^RealKafkaTest\.(TwoReplicasShareOneProviderQuota|ATenantNeverSpendsPastItsBudgetForThePeriod|RaisingTheSpendLimitByAReloadReleasesTheHeldCalls)$'
+# A fork is a submission like any other; the replay of a recorded task stays (TraceShows...).
+no_real_broker+='|^ObservabilityTest\.AForkRerunsOnlyTheFailedStepOnAFixedModel$'
 (cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -LE chaos)
 for version in "${versions[@]:1}"; do
   echo "test.sh: the tests that use a real broker, on Apache Kafka $version"

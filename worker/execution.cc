@@ -70,7 +70,8 @@ absl::StatusOr<ModelRequest> MakeRequest(const FleetConfig& config, const v1::Wo
     r.idempotency_key = item.idempotency_key();
     return r;
   }
-  r.model = model->second;
+  // A fork may run the tier on another model (WorkItem.model).
+  r.model = item.model().empty() ? model->second : item.model();
   r.input = FromStruct(item.input());
   r.max_tokens = item.max_tokens() > 0 ? std::min(item.max_tokens(), agent->max_tokens) : agent->max_tokens;
   r.timeout = agent->timeout;

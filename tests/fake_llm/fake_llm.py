@@ -9,6 +9,9 @@ misbehaves on request: a directive anywhere in the prompt text,
 
   fake:delay=SECONDS   answer after this long (default: --delay)
   fake:status=CODE     answer with this HTTP status and an error body
+
+A model named missing-* is answered 404 model_not_found, as a provider
+answers for a model it does not serve.
   fake:retry_after=S   add a Retry-After header (with fake:status)
   fake:echo_key        a 401 whose error quotes the API key it was sent (as real providers do)
   fake:reset           reset the connection (RST) without answering
@@ -534,6 +537,11 @@ class Server:
             key = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
             return web.json_response({"error": {"type": "invalid_request_error",
                                                 "message": "Incorrect API key provided: " + key}}, status=401)
+        if body.get("model", "").startswith("missing-"):
+            # What real providers answer for a model they do not serve.
+            return web.json_response({"error": {"type": "invalid_request_error", "code": "model_not_found",
+                                                "message": "The model `%s` does not exist" % body["model"]}},
+                                     status=404)
         if "status" in d:
             headers = {"Retry-After": d["retry_after"]} if "retry_after" in d else {}
             return web.json_response({"error": {"type": "fake", "message": "fake status " + d["status"]}},

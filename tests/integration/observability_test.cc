@@ -10,7 +10,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "audit/task_records.h"
 #include "cli/tasks_input.h"
+#include "codec/codec.h"
+#include "codec/json_value.h"
 #include "common/subprocess.h"
 #include "fleet/run_summary.h"
 #include "gmock/gmock.h"
@@ -445,6 +448,110 @@ TEST_F(ObservabilityTest, LagCommandGivesKedasReplicasForABacklog) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_THAT(text->second, ::testing::HasSubstr("lagThreshold 5"));
   EXPECT_THAT(text->second, ::testing::HasSubstr(group));
+}
+
+// A task that failed at its last step because its model tier named a model
+// the provider does not serve, forked from that step with the tier on a
+// model it does: the fork reuses the first two steps' outputs (no calls),
+// completes, costs only the step it ran, and `diff` shows that step alone
+// changed. A fork that would change an earlier step's model is refused.
+TEST_F(ObservabilityTest, AForkRerunsOnlyTheFailedStepOnAFixedModel) {
+  Fleet fleet("fork");
+  auto fake = FakeLlm::Start(fleet.dir());
+  ASSERT_TRUE(fake.ok()) << fake.status();
+  fleet.set_example("tests/integration/fork.yaml");
+  fleet.WriteConfig(bootstrap_, {{"http://127.0.0.1:8000", (*fake)->base_url()}});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+
+  v1::TaskSubmission task;
+  task.set_task_id(fleet.prefix() + "brief-1");
+  task.set_workflow("brief");
+  *task.mutable_input() = ToStruct(Json{{"q", "quarterly numbers"}});
+  auto original = SubmitAndCollect(*config, {task}, true, absl::Seconds(90));
+  ASSERT_TRUE(original.ok()) << original.status();
+  ASSERT_EQ(original->results.size(), 1u) << fleet.LogTails();
+  const v1::TaskResult& failed = original->results[0];
+  ASSERT_EQ(failed.status(), v1::TASK_STATUS_FAILED) << failed.DebugString();
+  EXPECT_THAT(failed.error().message(), ::testing::HasSubstr("missing-large"));
+  double earlier_cost = 0;
+  for (const v1::StepSummary& s : failed.steps()) {
+    if (s.step() != "write") earlier_cost += s.usage().cost_usd();
+  }
+  ASSERT_GT(earlier_cost, 0);
+
+  // Refused: the researcher's model would change under the fork's --set, so
+  // the outputs of gather and outline would no longer apply.
+  auto refused = fleet.Run({"agentfleet", "fork", task.task_id(), "--from", "write", "--set",
+                            "agents.researcher.models.default=large-model", "--config", fleet.config_path(), "--wait"},
+                           absl::Seconds(60));
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->first, 1) << refused->second;
+  EXPECT_THAT(refused->second, ::testing::HasSubstr("step gather ran on model 'small-model', which agent 'researcher' no "
+                                         "longer runs"));
+
+  auto forked = fleet.Run({"agentfleet", "fork", task.task_id(), "--from", "write", "--set",
+                           "agents.writer.models.premium=large-model", "--config", fleet.config_path(), "--wait",
+                           "--timeout", "90s"},
+                          absl::Seconds(120));
+  ASSERT_TRUE(forked.ok()) << forked.status();
+  ASSERT_EQ(forked->first, 0) << forked->second << fleet.LogTails();
+  EXPECT_THAT(forked->second, ::testing::HasSubstr("reuses (no call, no cost): gather, outline"));
+  EXPECT_THAT(forked->second, ::testing::HasSubstr("runs again: write"));
+  std::string marker = "compare with: agentfleet diff " + task.task_id() + " ";
+  size_t at = forked->second.rfind(marker);
+  ASSERT_NE(at, std::string::npos) << forked->second;
+  std::string fork_id = forked->second.substr(at + marker.size());
+  fork_id = fork_id.substr(0, fork_id.find('\n'));
+
+  // The fork's result, from the results topic: completed, linked to the
+  // original, its first two steps reused at no cost, and what it paid is
+  // the write step's call alone.
+  auto records = ReadTaskRecords(*config, fork_id, absl::Seconds(60));
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->results.size(), 1u);
+  auto result = Decode<v1::TaskResult>(records->results[0].payload, records->results[0].headers);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->status(), v1::TASK_STATUS_COMPLETED) << result->DebugString();
+  EXPECT_EQ(result->labels().at("forked_from"), task.task_id());
+  double write_cost = 0;
+  for (const v1::StepSummary& s : result->steps()) {
+    if (s.step() == "write") {
+      EXPECT_FALSE(s.reused());
+      EXPECT_EQ(s.model(), "large-model");
+      write_cost = s.usage().cost_usd();
+    } else {
+      EXPECT_TRUE(s.reused()) << s.step();
+      EXPECT_EQ(s.usage().cost_usd(), 0) << s.step();
+    }
+  }
+  EXPECT_GT(write_cost, 0);
+  EXPECT_DOUBLE_EQ(result->usage().cost_usd(), write_cost);
+  EXPECT_EQ(result->usage().calls(), 1);
+
+  // diff: exactly the write step changed.
+  auto diff = fleet.Run({"agentfleet", "diff", task.task_id(), fork_id, "--config", fleet.config_path(), "--json"},
+                        absl::Seconds(60));
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  ASSERT_EQ(diff->first, 0) << diff->second;
+  Json d = Json::parse(diff->second.substr(diff->second.find('{')), nullptr, false);
+  ASSERT_TRUE(d.is_object()) << diff->second;
+  EXPECT_EQ(d["changed_steps"], 1) << d.dump(2);
+  for (const Json& s : d["steps"]) {
+    if (s["step"] == "write") {
+      EXPECT_THAT(s["changed"].dump(), ::testing::HasSubstr("status")) << s;
+      EXPECT_THAT(s["changed"].dump(), ::testing::HasSubstr("output")) << s;
+    } else {
+      EXPECT_TRUE(s["changed"].empty()) << s;
+    }
+  }
+  // The fork replays identically too.
+  auto replay = fleet.Run({"agentfleet", "replay", fork_id, "--config", fleet.config_path()}, absl::Seconds(60));
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  EXPECT_EQ(replay->first, 0) << replay->second;
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "coordinator/task_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/golden_records.h"
 #include "worker/execution.h"
 
 namespace agentfleet {
@@ -33,14 +34,8 @@ namespace {
 using Json = nlohmann::json;
 using ::testing::HasSubstr;
 
-const std::string kDir = std::string(AGENTFLEET_SOURCE_DIR) + "/tests/golden/replay/";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+const std::string& kDir = golden::kReplayDir;
+using golden::ReadFile;
 
 FleetConfig LoadConfig(const std::string& yaml) {
   auto c = LoadConfigString(yaml, "fleet.yaml");
@@ -154,6 +149,7 @@ v1::TaskSubmission Submission(const std::string& id, const std::string& workflow
 }
 
 struct Golden {
+  friend void PrintTo(const Golden& g, std::ostream* os) { *os << g.name; }
   std::string name;
   std::function<TaskRecords(const FleetConfig&)> record;
   // What the log must show, or it no longer covers its case.

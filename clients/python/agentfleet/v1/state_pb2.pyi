@@ -79,7 +79,7 @@ class Reservation(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., expires: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepState(_message.Message):
-    __slots__ = ["ask_agent", "ask_wait", "attempt", "attempt_base", "batch_attempt", "batch_saved_usd", "budget_wait", "cached", "child_cost_usd", "child_task_id", "child_tokens", "close_deadline", "dispatched_at", "embed_attempt", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "questions", "rate_epoch", "rate_key", "rate_tag", "rate_wait", "reservations", "retry_at", "saved_cost_usd", "schedule_deadline", "semantic_similarity", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
+    __slots__ = ["ask_agent", "ask_wait", "attempt", "attempt_base", "batch_attempt", "batch_saved_usd", "budget_wait", "cached", "child_cost_usd", "child_task_id", "child_tokens", "close_deadline", "dispatched_at", "embed_attempt", "error", "fallback_agent", "fallback_from", "fallback_tier", "fan_index", "heartbeat_deadline", "latency_ms", "max_tokens", "model", "model_tier", "note", "output", "questions", "rate_epoch", "rate_key", "rate_tag", "rate_wait", "reservations", "retry_at", "reused", "saved_cost_usd", "schedule_deadline", "semantic_similarity", "signal_wait", "spawn_agent", "spawn_input", "status", "step", "tenant_wait", "usage", "worker"]
     ASK_AGENT_FIELD_NUMBER: _ClassVar[int]
     ASK_WAIT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_BASE_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class StepState(_message.Message):
     RATE_WAIT_FIELD_NUMBER: _ClassVar[int]
     RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
     RETRY_AT_FIELD_NUMBER: _ClassVar[int]
+    REUSED_FIELD_NUMBER: _ClassVar[int]
     SAVED_COST_USD_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +158,7 @@ class StepState(_message.Message):
     rate_wait: bool
     reservations: _containers.RepeatedCompositeFieldContainer[Reservation]
     retry_at: _timestamp_pb2.Timestamp
+    reused: bool
     saved_cost_usd: float
     schedule_deadline: _timestamp_pb2.Timestamp
     semantic_similarity: float
@@ -168,7 +170,7 @@ class StepState(_message.Message):
     tenant_wait: bool
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ..., child_task_id: _Optional[str] = ..., child_tokens: _Optional[int] = ..., child_cost_usd: _Optional[float] = ..., questions: _Optional[_Iterable[_Union[_task_pb2.AgentQuestion, _Mapping]]] = ..., ask_agent: _Optional[str] = ..., ask_wait: bool = ..., attempt_base: _Optional[int] = ..., saved_cost_usd: _Optional[float] = ..., embed_attempt: _Optional[int] = ..., semantic_similarity: _Optional[float] = ..., batch_attempt: _Optional[int] = ..., batch_saved_usd: _Optional[float] = ..., rate_key: _Optional[str] = ..., rate_tag: _Optional[float] = ..., rate_epoch: _Optional[int] = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., status: _Optional[_Union[_task_pb2.StepStatus, str]] = ..., attempt: _Optional[int] = ..., model_tier: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., worker: _Optional[str] = ..., model: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retry_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., budget_wait: bool = ..., max_tokens: _Optional[int] = ..., fallback_from: _Optional[int] = ..., fallback_agent: _Optional[str] = ..., fallback_tier: _Optional[str] = ..., note: _Optional[str] = ..., cached: bool = ..., rate_wait: bool = ..., spawn_agent: _Optional[str] = ..., spawn_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tenant_wait: bool = ..., signal_wait: bool = ..., child_task_id: _Optional[str] = ..., child_tokens: _Optional[int] = ..., child_cost_usd: _Optional[float] = ..., questions: _Optional[_Iterable[_Union[_task_pb2.AgentQuestion, _Mapping]]] = ..., ask_agent: _Optional[str] = ..., ask_wait: bool = ..., attempt_base: _Optional[int] = ..., saved_cost_usd: _Optional[float] = ..., embed_attempt: _Optional[int] = ..., semantic_similarity: _Optional[float] = ..., batch_attempt: _Optional[int] = ..., batch_saved_usd: _Optional[float] = ..., rate_key: _Optional[str] = ..., rate_tag: _Optional[float] = ..., rate_epoch: _Optional[int] = ..., reused: bool = ...) -> None: ...
 
 class TaskState(_message.Message):
     __slots__ = ["abandoned", "accepted_at", "attempt_offset", "cancel_reason", "cancel_requested", "children_usage", "deadline", "fan_out", "finished", "finished_at", "parent_traceparent", "pending_signals", "rescopes", "status", "steps", "submission", "traceparent", "usage"]

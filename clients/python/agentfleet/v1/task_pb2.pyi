@@ -78,6 +78,28 @@ class CostLine(_message.Message):
     usage: _common_pb2.Usage
     def __init__(self, agent: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., cache_saved_usd: _Optional[float] = ..., batch_saved_usd: _Optional[float] = ...) -> None: ...
 
+class Fork(_message.Message):
+    __slots__ = ["from_step", "models", "reused", "task_id"]
+    FROM_STEP_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    REUSED_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    from_step: str
+    models: _containers.RepeatedCompositeFieldContainer[ModelOverride]
+    reused: _containers.RepeatedCompositeFieldContainer[ReusedOutput]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ..., from_step: _Optional[str] = ..., reused: _Optional[_Iterable[_Union[ReusedOutput, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[ModelOverride, _Mapping]]] = ...) -> None: ...
+
+class ModelOverride(_message.Message):
+    __slots__ = ["agent", "model", "tier"]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    model: str
+    tier: str
+    def __init__(self, agent: _Optional[str] = ..., tier: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
 class Rescope(_message.Message):
     __slots__ = ["at", "fan_index", "planner", "reason", "step"]
     AT_FIELD_NUMBER: _ClassVar[int]
@@ -92,8 +114,20 @@ class Rescope(_message.Message):
     step: str
     def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., reason: _Optional[str] = ..., planner: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class ReusedOutput(_message.Message):
+    __slots__ = ["fan_index", "model", "output", "step"]
+    FAN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    fan_index: int
+    model: str
+    output: _struct_pb2.Value
+    step: str
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+
 class StepSummary(_message.Message):
-    __slots__ = ["agent", "attempts", "batch_saved_usd", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "saved_cost_usd", "semantic_similarity", "status", "step", "usage", "worker"]
+    __slots__ = ["agent", "attempts", "batch_saved_usd", "cached", "error", "explanation", "fan_index", "latency_ms", "model", "questions", "reused", "saved_cost_usd", "semantic_similarity", "status", "step", "usage", "worker"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SAVED_USD_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +138,7 @@ class StepSummary(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    REUSED_FIELD_NUMBER: _ClassVar[int]
     SAVED_COST_USD_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -120,13 +155,14 @@ class StepSummary(_message.Message):
     latency_ms: int
     model: str
     questions: _containers.RepeatedCompositeFieldContainer[AgentQuestion]
+    reused: bool
     saved_cost_usd: float
     semantic_similarity: float
     status: StepStatus
     step: str
     usage: _common_pb2.Usage
     worker: str
-    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ..., saved_cost_usd: _Optional[float] = ..., semantic_similarity: _Optional[float] = ..., batch_saved_usd: _Optional[float] = ...) -> None: ...
+    def __init__(self, step: _Optional[str] = ..., fan_index: _Optional[int] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., worker: _Optional[str] = ..., explanation: _Optional[str] = ..., cached: bool = ..., questions: _Optional[_Iterable[_Union[AgentQuestion, _Mapping]]] = ..., saved_cost_usd: _Optional[float] = ..., semantic_similarity: _Optional[float] = ..., batch_saved_usd: _Optional[float] = ..., reused: bool = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ["accepted_at", "error", "finished_at", "labels", "output", "parent_task_id", "rescopes", "status", "steps", "submitted_at", "task_id", "tenant", "usage", "workflow"]
@@ -188,7 +224,7 @@ class TaskSignal(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., cancel: bool = ..., reason: _Optional[str] = ..., sender: _Optional[str] = ..., sent_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., child_result: _Optional[_Union[TaskResult, _Mapping]] = ...) -> None: ...
 
 class TaskSubmission(_message.Message):
-    __slots__ = ["budget", "deadline", "depth", "input", "labels", "parent_task_id", "priority", "submitted_at", "task_id", "tenant", "workflow"]
+    __slots__ = ["budget", "deadline", "depth", "fork", "input", "labels", "parent_task_id", "priority", "submitted_at", "task_id", "tenant", "workflow"]
     class LabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +235,7 @@ class TaskSubmission(_message.Message):
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
+    FORK_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +247,7 @@ class TaskSubmission(_message.Message):
     budget: _common_pb2.Budget
     deadline: _timestamp_pb2.Timestamp
     depth: int
+    fork: Fork
     input: _struct_pb2.Struct
     labels: _containers.ScalarMap[str, str]
     parent_task_id: str
@@ -218,7 +256,7 @@ class TaskSubmission(_message.Message):
     task_id: str
     tenant: str
     workflow: str
-    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., parent_task_id: _Optional[str] = ..., depth: _Optional[int] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., tenant: _Optional[str] = ..., workflow: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., parent_task_id: _Optional[str] = ..., depth: _Optional[int] = ..., fork: _Optional[_Union[Fork, _Mapping]] = ...) -> None: ...
 
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

@@ -87,7 +87,7 @@ class WorkEvent(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., result: _Optional[_Union[WorkResult, _Mapping]] = ...) -> None: ...
 
 class WorkItem(_message.Message):
-    __slots__ = ["agent", "attempt", "batch", "deadline", "dispatched_at", "effect_id", "embed_text", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "max_total_tokens", "model_tier", "step", "task_id", "tenant", "untrusted_fields"]
+    __slots__ = ["agent", "attempt", "batch", "deadline", "dispatched_at", "effect_id", "embed_text", "event_partition", "fan_index", "idempotency_key", "input", "max_tokens", "max_total_tokens", "model", "model_tier", "step", "task_id", "tenant", "untrusted_fields"]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class WorkItem(_message.Message):
     INPUT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_TIER_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -119,12 +120,13 @@ class WorkItem(_message.Message):
     input: _struct_pb2.Struct
     max_tokens: int
     max_total_tokens: int
+    model: str
     model_tier: str
     step: str
     task_id: str
     tenant: str
     untrusted_fields: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ..., max_total_tokens: _Optional[int] = ..., untrusted_fields: _Optional[_Iterable[str]] = ..., embed_text: _Optional[str] = ..., batch: bool = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., step: _Optional[str] = ..., fan_index: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., model_tier: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_tokens: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., dispatched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_partition: _Optional[int] = ..., effect_id: _Optional[str] = ..., max_total_tokens: _Optional[int] = ..., untrusted_fields: _Optional[_Iterable[str]] = ..., embed_text: _Optional[str] = ..., batch: bool = ..., model: _Optional[str] = ...) -> None: ...
 
 class WorkResult(_message.Message):
     __slots__ = ["action", "batch", "embedding", "error", "latency_ms", "model", "model_turns", "output", "status", "tool_calls", "usage", "worker"]
