@@ -1,6 +1,7 @@
 #include "audit/replay.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -307,7 +308,9 @@ std::string ReplayText(const ReplayReport& report) {
     if (d.recorded_at && (!origin || *d.recorded_at < *origin)) origin = d.recorded_at;
   }
   auto offset = [&](const std::optional<absl::Time>& t) {
-    return t && origin ? absl::StrFormat("%+.3fs", absl::ToDoubleSeconds(*t - *origin)) : std::string("-");
+    if (!t || !origin) return std::string("-");
+    double s = absl::ToDoubleSeconds(*t - *origin);
+    return absl::StrFormat("%+.3fs", std::abs(s) < 0.0005 ? 0.0 : s);  // no "-0.000s"
   };
   for (size_t i = 0; i < report.decisions.size(); ++i) {
     const ReplayDecision& d = report.decisions[i];

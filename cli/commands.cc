@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -390,8 +391,8 @@ int RunFork(const FleetConfig& config, const std::string& task_id, const std::st
     return 1;
   }
   const v1::TaskResult& r = outcome->results.front();
-  std::cout << id << ": " << v1::TaskStatus_Name(r.status()).substr(12) << ", $" << r.usage().cost_usd() << ", "
-            << r.usage().calls() << " calls" << (r.has_error() ? " — " + r.error().message() : "") << "\n"
+  std::cout << id << ": " << v1::TaskStatus_Name(r.status()).substr(12) << ", "
+            << absl::StrFormat("$%.6f", r.usage().cost_usd()) << ", " << r.usage().calls() << " calls" << (r.has_error() ? " — " + r.error().message() : "") << "\n"
             << "compare with: agentfleet diff " << task_id << " " << id << "\n";
   return r.status() == v1::TASK_STATUS_COMPLETED || r.status() == v1::TASK_STATUS_PARTIAL ? 0 : 1;
 }

@@ -125,11 +125,11 @@ std::string RunDiffText(const RunDiff& diff) {
   std::string out = absl::StrCat("diff ", diff.task_a, " → ", diff.task_b, " (workflow ", diff.a.workflow(),
                                  diff.b.workflow() != diff.a.workflow() ? absl::StrCat(" → ", diff.b.workflow()) : "",
                                  ")\n");
-  absl::StrAppend(&out, absl::StrFormat("  %-16s %-22s %-20s %-20s %-24s %-20s %s\n", "step", "status", "model",
+  absl::StrAppend(&out, absl::StrFormat("  %-16s %-32s %-28s %-16s %-24s %-14s %s\n", "step", "status", "model",
                                         "tokens in/out", "cost", "latency", "output"));
   for (const StepDiff& d : diff.steps) {
     std::string output = d.changed.empty() ? "same" : absl::StrJoin(d.changed, ", ");
-    absl::StrAppend(&out, absl::StrFormat("  %-16s %-22s %-20s %-20s %-24s %-20s %s\n", Label(d.step, d.fan_index),
+    absl::StrAppend(&out, absl::StrFormat("  %-16s %-32s %-28s %-16s %-24s %-14s %s\n", Label(d.step, d.fan_index),
                                           pair(d, status), pair(d, model), pair(d, tokens), pair(d, cost),
                                           pair(d, latency), d.changed.empty() ? "same" : "CHANGED: " + output));
     if (!d.patch.empty()) absl::StrAppend(&out, "      output patch: ", d.patch.dump(), "\n");

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "agentfleet/v1/work.pb.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
@@ -216,6 +217,16 @@ std::string TraceText(const TaskTrace& t) {
     if (t.result->has_error()) {
       absl::StrAppend(&out, "error ", t.result->error().code(), ": ", t.result->error().message(), "\n");
     }
+    if (auto from = t.result->labels().find("forked_from"); from != t.result->labels().end()) {
+      std::vector<std::string> reused;
+      for (const v1::StepSummary& s : t.result->steps()) {
+        if (s.reused()) reused.push_back(s.fan_index() < 0 ? s.step() : absl::StrCat(s.step(), "[", s.fan_index(), "]"));
+      }
+      auto step = t.result->labels().find("fork_from_step");
+      absl::StrAppend(&out, "fork of ", from->second, " from '",
+                      step == t.result->labels().end() ? "?" : step->second, "' · reused (no call, no cost): ",
+                      reused.empty() ? "-" : absl::StrJoin(reused, ", "), "\n");
+    }
   }
   absl::StrAppend(&out, "\n", absl::StrFormat("  %-9s %-16s %3s  %-24s %-12s %-14s %8s %8s %13s %10s  %s\n", "start",
                                               "step", "try", "agent", "model", "worker", "wait", "run",
@@ -289,6 +300,7 @@ std::string TraceJson(const TaskTrace& t) {
             {"tenant", t.tenant},     {"trace_id", t.trace_id},    {"submitted", time(t.submitted)},
             {"accepted", time(t.accepted)}, {"finished", time(t.finished)},
             {"status", t.result ? StatusName(t.result->status()) : "RUNNING"}};
+  if (t.result && t.result->labels().count("forked_from") > 0) j["forked_from"] = t.result->labels().at("forked_from");
   Json attempts = Json::array();
   for (const AttemptTrace& a : t.attempts) {
     attempts.push_back({{"step", a.step},
