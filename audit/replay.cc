@@ -85,6 +85,7 @@ struct Input {
   absl::Time at;
   const Message* message;
   enum Kind { kSubmission, kEvent, kSignal } kind;
+  size_t index = 0;  // in the decoded events or signals
 };
 
 absl::Time RecordTime(const Message& m, const google::protobuf::Timestamp* fallback) {
@@ -156,7 +157,7 @@ absl::StatusOr<ReplayReport> Replay(const FleetConfig& config, const std::string
       continue;
     }
     events[i] = *std::move(e);
-    inputs.push_back({RecordTime(m, events[i].has_at() ? &events[i].at() : nullptr), &m, Input::kEvent});
+    inputs.push_back({RecordTime(m, events[i].has_at() ? &events[i].at() : nullptr), &m, Input::kEvent, i});
   }
   std::vector<v1::TaskSignal> signals(records.signals.size());
   for (size_t i = 0; i < records.signals.size(); ++i) {
@@ -167,7 +168,8 @@ absl::StatusOr<ReplayReport> Replay(const FleetConfig& config, const std::string
       continue;
     }
     signals[i] = *std::move(s);
-    inputs.push_back({RecordTime(m, signals[i].has_sent_at() ? &signals[i].sent_at() : nullptr), &m, Input::kSignal});
+    inputs.push_back(
+        {RecordTime(m, signals[i].has_sent_at() ? &signals[i].sent_at() : nullptr), &m, Input::kSignal, i});
   }
   // By time; a task's events are in one partition, in the order written.
   std::stable_sort(inputs.begin(), inputs.end(), [](const Input& a, const Input& b) {
@@ -221,7 +223,6 @@ absl::StatusOr<ReplayReport> Replay(const FleetConfig& config, const std::string
   for (const Input& in : inputs) {
     advance_to(in.at, /*inclusive=*/false);
     const Message& m = *in.message;
-    size_t index = &m - (in.kind == Input::kEvent ? records.events.data() : records.signals.data());
     switch (in.kind) {
       case Input::kSubmission: {
         auto parent = FindHeader(m.headers, kTraceparentHeader);
@@ -232,11 +233,11 @@ absl::StatusOr<ReplayReport> Replay(const FleetConfig& config, const std::string
         break;
       }
       case Input::kEvent:
-        engine.OnEvent(events[index], &out);
+        engine.OnEvent(events[in.index], &out);
         ++report.events;
         break;
       case Input::kSignal:
-        (void)engine.OnSignal(signals[index], m.partition, &out);
+        (void)engine.OnSignal(signals[in.index], m.partition, &out);
         ++report.signals;
         break;
     }
