@@ -69,6 +69,29 @@ absl::StatusOr<TaskRecords> ReadTaskRecords(const FleetConfig& config, const std
   return std::move((*read)[task_id]);
 }
 
+namespace {
+
+template <typename T>
+std::optional<T> FindFirst(const std::vector<Message>& messages, const std::string& task_id, size_t limit) {
+  for (const Message& m : messages) {
+    auto decoded = Decode<T>(m.payload, m.headers, limit);
+    if (decoded.ok() && decoded->task_id() == task_id) return *std::move(decoded);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<v1::TaskSubmission> FindSubmission(const TaskRecords& records, const std::string& task_id,
+                                                 size_t max_payload_bytes) {
+  return FindFirst<v1::TaskSubmission>(records.tasks, task_id, max_payload_bytes);
+}
+
+std::optional<v1::TaskResult> FindResult(const TaskRecords& records, const std::string& task_id,
+                                         size_t max_payload_bytes) {
+  return FindFirst<v1::TaskResult>(records.results, task_id, max_payload_bytes);
+}
+
 std::map<std::pair<std::string, int>, Json> StepOutputs(const TaskRecords& records, const v1::TaskResult& result,
                                                         size_t max_payload_bytes) {
   std::map<std::pair<std::string, int>, std::map<int, Json>> by_attempt;
@@ -83,11 +106,8 @@ std::map<std::pair<std::string, int>, Json> StepOutputs(const TaskRecords& recor
   }
   // A fork's reused outputs are in its submission, not on the events topic.
   std::map<std::pair<std::string, int>, Json> reused;
-  for (const Message& m : records.tasks) {
-    auto sub = Decode<v1::TaskSubmission>(m.payload, m.headers, max_payload_bytes);
-    if (!sub.ok() || sub->task_id() != result.task_id()) continue;
+  if (auto sub = FindSubmission(records, result.task_id(), max_payload_bytes)) {
     for (const v1::ReusedOutput& r : sub->fork().reused()) reused[{r.step(), r.fan_index()}] = FromValue(r.output());
-    break;
   }
   std::map<std::pair<std::string, int>, Json> out;
   for (const v1::StepSummary& s : result.steps()) {

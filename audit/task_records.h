@@ -12,6 +12,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,13 @@ struct TaskRecords {
 // `task_ids` has an entry (empty if nothing was found).
 [[nodiscard]] absl::StatusOr<std::map<std::string, TaskRecords>> ReadTaskRecords(
     const FleetConfig& config, const std::vector<std::string>& task_ids, absl::Duration timeout);
+
+// The first submission and the first result of `task_id` in `records` that
+// decode (a resubmission is ignored by the fleet; a task has one result).
+std::optional<v1::TaskSubmission> FindSubmission(const TaskRecords& records, const std::string& task_id,
+                                                 size_t max_payload_bytes);
+std::optional<v1::TaskResult> FindResult(const TaskRecords& records, const std::string& task_id,
+                                         size_t max_payload_bytes);
 
 // The output each step instance of `result` was served, from the workers'
 // results on the events topic (its last attempt's, else the latest that

@@ -33,13 +33,10 @@ struct Run {
 
 absl::StatusOr<Run> ReadRun(const FleetConfig& config, const std::string& id, const TaskRecords& records) {
   const size_t limit = std::max(config.coordinator.max_payload_bytes, config.worker.max_payload_bytes);
-  for (const Message& m : records.results) {
-    auto r = Decode<v1::TaskResult>(m.payload, m.headers, limit);
-    if (r.ok() && r->task_id() == id) {
-      Run run{*std::move(r), {}};
-      run.outputs = StepOutputs(records, run.result, limit);
-      return run;
-    }
+  if (auto result = FindResult(records, id, limit)) {
+    Run run{*std::move(result), {}};
+    run.outputs = StepOutputs(records, run.result, limit);
+    return run;
   }
   return absl::InvalidArgumentError(absl::StrCat("task '", id, "' has no result on the results topic"));
 }

@@ -61,22 +61,8 @@ absl::StatusOr<ForkPlan> PlanFork(const FleetConfig& config, const std::string& 
                                   const std::string& from_step, const std::vector<v1::ModelOverride>& overrides,
                                   const std::string& tenant, const std::string& new_id) {
   const size_t limit = std::max(config.coordinator.max_payload_bytes, config.worker.max_payload_bytes);
-  std::optional<v1::TaskSubmission> original;
-  for (const Message& m : records.tasks) {
-    auto sub = Decode<v1::TaskSubmission>(m.payload, m.headers, limit);
-    if (sub.ok() && sub->task_id() == task_id) {
-      original = *std::move(sub);
-      break;
-    }
-  }
-  std::optional<v1::TaskResult> result;
-  for (const Message& m : records.results) {
-    auto r = Decode<v1::TaskResult>(m.payload, m.headers, limit);
-    if (r.ok() && r->task_id() == task_id) {
-      result = *std::move(r);
-      break;
-    }
-  }
+  std::optional<v1::TaskSubmission> original = FindSubmission(records, task_id, limit);
+  std::optional<v1::TaskResult> result = FindResult(records, task_id, limit);
   if (!original) return absl::NotFoundError(absl::StrCat("no readable submission of task '", task_id, "'"));
   if (!result) {
     return absl::FailedPreconditionError(absl::StrCat("task '", task_id, "' has no result yet: fork a finished task"));
