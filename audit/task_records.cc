@@ -1,7 +1,10 @@
 #include "audit/task_records.h"
 
+#include <algorithm>
 #include <functional>
 #include <memory>
+#include <set>
+#include <tuple>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -39,32 +42,221 @@ const std::vector<Kind>& Kinds() {
   return *kinds;
 }
 
-}  // namespace
 
-absl::StatusOr<std::map<std::string, TaskRecords>> ReadTaskRecords(const FleetConfig& config,
-                                                                   const std::vector<std::string>& task_ids,
-                                                                   absl::Duration timeout) {
+using Reads = std::vector<std::pair<std::string, std::vector<Message> TaskRecords::*>>;
+
+// The topics a task's records are on, but its results.
+Reads RecordTopics(const FleetConfig& config, const Topics& topics) {
+  Reads reads = {{topics.tasks, &TaskRecords::tasks},
+                 {topics.events, &TaskRecords::events},
+                 {topics.signals, &TaskRecords::signals},
+                 {topics.state, &TaskRecords::state}};
+  for (const auto& [name, agent] : config.agents) reads.push_back({topics.Work(name), &TaskRecords::work});
+  return reads;
+}
+
+absl::Status InTopic(const std::string& topic, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(topic, ": ", status.message()));
+}
+
+absl::Duration Left(absl::Time deadline) { return std::max(deadline - absl::Now(), absl::Milliseconds(1)); }
+
+// The newest results of `ids`: each id's results partition read backwards
+// from its end, in chunks growing fourfold, until every id is found or the
+// partition's beginning is reached.
+absl::StatusOr<std::vector<Message>> FindResults(const Properties& props, const std::string& topic,
+                                                 const std::vector<std::string>& ids, absl::Time deadline,
+                                                 LookupStats* stats) {
+  auto marks = QueryWatermarks(props, topic, Left(deadline));
+  if (!marks.ok()) return marks.status();
+  std::map<int32_t, absl::flat_hash_set<std::string>> missing;
+  for (const std::string& id : ids) missing[KeyPartition(id, static_cast<int32_t>(marks->size()))].insert(id);
+  std::map<int32_t, int64_t> cursor;
+  for (const auto& [p, keys] : missing) cursor[p] = (*marks)[p].high;
+  std::vector<Message> found;
+  for (int64_t chunk = 1000;; chunk *= 4) {
+    std::vector<OffsetRange> ranges;
+    absl::flat_hash_set<std::string> keys;
+    for (const auto& [p, wanted] : missing) {
+      if (wanted.empty() || cursor[p] <= (*marks)[p].low) continue;
+      int64_t begin = std::max((*marks)[p].low, cursor[p] - chunk);
+      ranges.push_back({topic, p, begin, cursor[p]});
+      cursor[p] = begin;
+      keys.insert(wanted.begin(), wanted.end());
+    }
+    if (ranges.empty()) break;
+    ++stats->result_rounds;
+    auto got = ReadKeysInRanges(props, ranges, keys, Left(deadline), &stats->scanned);
+    if (!got.ok()) return got.status();
+    absl::flat_hash_set<std::string> seen;
+    for (Message& m : *got) {
+      if (!missing[m.partition].contains(m.key)) continue;
+      seen.insert(m.key);
+      found.push_back(std::move(m));
+    }
+    for (auto& [p, wanted] : missing) {
+      for (const std::string& key : seen) wanted.erase(key);
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const Message& a, const Message& b) {
+    return std::tie(a.partition, a.offset) < std::tie(b.partition, b.offset);
+  });
+  return found;
+}
+
+// When a task's records were written, from its result, widened by `margin`.
+struct Window {
+  absl::Time from = absl::InfinitePast();
+  absl::Time to = absl::InfiniteFuture();
+  void Cover(const Window& w) {
+    from = std::min(from, w.from);
+    to = std::max(to, w.to);
+  }
+};
+
+Window WindowOf(const v1::TaskResult& result, absl::Duration margin) {
+  Window w;
+  absl::Time start = absl::InfiniteFuture();
+  if (result.has_accepted_at()) start = std::min(start, FromTimestamp(result.accepted_at()));
+  if (result.has_submitted_at()) start = std::min(start, FromTimestamp(result.submitted_at()));
+  if (start != absl::InfiniteFuture()) w.from = start - margin;
+  if (result.has_finished_at()) w.to = FromTimestamp(result.finished_at()) + margin;
+  return w;
+}
+
+// The ranges of `topics` that hold the records of `windows`' ids: on each
+// id's partition, the offsets between its window's ends by the time index
+// (the union, where ids share a partition). `counts`: partitions per topic.
+// `probe`, a record just read, checks the broker's time index: asked for its
+// own timestamp, the index must answer its offset or an earlier one. Where
+// it does not (the development broker has no time index), the ranges are
+// the ids' whole partitions.
+absl::StatusOr<std::vector<OffsetRange>> WindowRanges(const Properties& props, const std::vector<std::string>& topics,
+                                                      const std::map<std::string, int>& counts,
+                                                      const std::map<std::string, Window>& windows,
+                                                      const Message* probe, absl::Time deadline,
+                                                      LookupStats* stats) {
+  std::map<std::pair<std::string, int32_t>, Window> by_partition;
+  for (const std::string& topic : topics) {
+    for (const auto& [id, window] : windows) {
+      auto [it, fresh] = by_partition.emplace(std::pair{topic, KeyPartition(id, counts.at(topic))}, window);
+      if (!fresh) it->second.Cover(window);
+    }
+  }
+  std::vector<TimeQuery> queries;
+  for (const auto& [tp, w] : by_partition) {
+    if (w.from != absl::InfinitePast()) queries.push_back({tp.first, tp.second, w.from});
+    if (w.to != absl::InfiniteFuture()) queries.push_back({tp.first, tp.second, w.to});
+  }
+  if (probe != nullptr && probe->timestamp_ms > 0) {
+    queries.push_back({probe->topic, probe->partition, absl::FromUnixMillis(probe->timestamp_ms)});
+  }
+  auto offsets = OffsetsAtTimes(props, queries, Left(deadline));
+  if (!offsets.ok()) return offsets.status();
+  const bool indexed = probe == nullptr || probe->timestamp_ms <= 0 || offsets->back() <= probe->offset;
+  if (!indexed) stats->whole_partitions = true;
+  std::vector<OffsetRange> ranges;
+  size_t i = 0;
+  for (const auto& [tp, w] : by_partition) {
+    OffsetRange r{tp.first, tp.second};
+    if (w.from != absl::InfinitePast()) r.begin = (*offsets)[i++];
+    if (w.to != absl::InfiniteFuture()) r.end = (*offsets)[i++];
+    if (!indexed) r = {tp.first, tp.second};
+    ranges.push_back(r);
+  }
+  return ranges;
+}
+
+absl::StatusOr<std::map<std::string, TaskRecords>> ScanAll(const FleetConfig& config,
+                                                           const std::vector<std::string>& task_ids,
+                                                           absl::Duration timeout) {
   Topics topics(config.kafka.topic_prefix);
   Properties props = ConsumerProperties(config.kafka, "agentfleet-trace");
   std::map<std::string, TaskRecords> out;
   absl::flat_hash_set<std::string> keys(task_ids.begin(), task_ids.end());
   for (const std::string& id : task_ids) out[id];
-  std::vector<std::pair<std::string, std::vector<Message> TaskRecords::*>> reads = {
-      {topics.tasks, &TaskRecords::tasks},     {topics.events, &TaskRecords::events},
-      {topics.signals, &TaskRecords::signals}, {topics.state, &TaskRecords::state},
-      {topics.results, &TaskRecords::results}};
-  for (const auto& [name, agent] : config.agents) reads.push_back({topics.Work(name), &TaskRecords::work});
+  Reads reads = RecordTopics(config, topics);
+  reads.push_back({topics.results, &TaskRecords::results});
   for (const auto& [topic, list] : reads) {
     auto got = ReadKeysToEnd(props, topic, keys, timeout);
-    if (!got.ok()) return absl::Status(got.status().code(), absl::StrCat(topic, ": ", got.status().message()));
+    if (!got.ok()) return InTopic(topic, got.status());
     for (Message& m : *got) (out[m.key].*list).push_back(std::move(m));
   }
   return out;
 }
 
+}  // namespace
+
+absl::StatusOr<std::map<std::string, TaskRecords>> ReadTaskRecords(const FleetConfig& config,
+                                                                   const std::vector<std::string>& task_ids,
+                                                                   absl::Duration timeout,
+                                                                   const RecordsLookup& lookup, LookupStats* stats) {
+  if (lookup.scan_all) return ScanAll(config, task_ids, timeout);
+  LookupStats ignored;
+  if (stats == nullptr) stats = &ignored;
+  absl::Time deadline = absl::Now() + timeout;
+  Topics topics(config.kafka.topic_prefix);
+  Properties props = ConsumerProperties(config.kafka, "agentfleet-trace");
+  std::map<std::string, TaskRecords> out;
+  for (const std::string& id : task_ids) out[id];
+  auto results = FindResults(props, topics.results, task_ids, deadline, stats);
+  if (!results.ok()) return InTopic(topics.results, results.status());
+  std::map<std::string, Window> windows;
+  for (const std::string& id : task_ids) windows[id];
+  std::map<std::string, Window> found;
+  for (Message& m : *results) {
+    auto result = Decode<v1::TaskResult>(m.payload, m.headers,
+                                         std::max(config.coordinator.max_payload_bytes, config.worker.max_payload_bytes));
+    if (result.ok() && result->task_id() == m.key) {
+      Window w = WindowOf(*result, lookup.margin);
+      auto [it, fresh] = found.emplace(m.key, w);
+      if (!fresh) it->second.Cover(w);
+    }
+    out[m.key].results.push_back(std::move(m));
+  }
+  for (const auto& [id, w] : found) windows[id] = w;
+  Reads reads = RecordTopics(config, topics);
+  std::vector<std::string> names;
+  std::map<std::string, std::vector<Message> TaskRecords::*> list_of;
+  for (const auto& [topic, list] : reads) {
+    names.push_back(topic);
+    list_of[topic] = list;
+  }
+  auto counts = PartitionCounts(props, names, Left(deadline));
+  if (!counts.ok()) return counts.status();
+  const Message* probe = nullptr;
+  for (const auto& [id, records] : out) {
+    if (!records.results.empty()) probe = &records.results.front();
+  }
+  auto ranges = WindowRanges(props, names, *counts, windows, probe, deadline, stats);
+  if (!ranges.ok()) return ranges.status();
+  auto got = ReadKeysInRanges(props, *ranges, absl::flat_hash_set<std::string>(task_ids.begin(), task_ids.end()),
+                              Left(deadline), &stats->scanned);
+  if (!got.ok()) return got.status();
+  for (Message& m : *got) (out[m.key].*list_of.at(m.topic)).push_back(std::move(m));
+  // A submission stamped outside its window (a client's clock far off): its
+  // whole tasks partition, in a second read.
+  absl::flat_hash_set<std::string> unsubmitted;
+  std::set<int32_t> partitions;
+  for (const auto& [id, w] : found) {
+    if (!out[id].tasks.empty()) continue;
+    unsubmitted.insert(id);
+    partitions.insert(KeyPartition(id, counts->at(topics.tasks)));
+  }
+  if (!unsubmitted.empty()) {
+    std::vector<OffsetRange> whole;
+    for (int32_t p : partitions) whole.push_back({topics.tasks, p});
+    auto again = ReadKeysInRanges(props, whole, unsubmitted, Left(deadline), &stats->scanned);
+    if (!again.ok()) return InTopic(topics.tasks, again.status());
+    for (Message& m : *again) out[m.key].tasks.push_back(std::move(m));
+  }
+  return out;
+}
+
 absl::StatusOr<TaskRecords> ReadTaskRecords(const FleetConfig& config, const std::string& task_id,
-                                            absl::Duration timeout) {
-  auto read = ReadTaskRecords(config, std::vector<std::string>{task_id}, timeout);
+                                            absl::Duration timeout, const RecordsLookup& lookup,
+                                            LookupStats* stats) {
+  auto read = ReadTaskRecords(config, std::vector<std::string>{task_id}, timeout, lookup, stats);
   if (!read.ok()) return read.status();
   return std::move((*read)[task_id]);
 }

@@ -182,6 +182,27 @@ void WriteRoutingTable(std::ostringstream& md, const std::vector<BrokerResults>&
   }
 }
 
+// One task's records among a million others (the part runs only when named).
+void WriteLookupTable(std::ostringstream& md, const std::vector<BrokerResults>& results) {
+  for (const auto& r : results) {
+    if (r.lookup.empty()) continue;
+    md << "\n### Reading one task's records (`--only lookup`, " << r.broker << ")\n\n";
+    md << "What `agentfleet trace`, `replay`, `fork` and `diff` read first (audit/task_records.h): five `chain4` tasks"
+          " ran (exactly_once), then a million events of other tasks were produced (a worker's receipt and"
+          " result for each step of four), with a result per 8, then five more tasks ran. The events topic"
+          " then held " << Num(static_cast<double>(r.lookup_events)) << " records and all the fleet's topics " << Num(static_cast<double>(r.lookup_records))
+       << " records. *Records read*: what the lookup fetched, kept or not; *chunks*: reads of the results"
+          " partition, newest first, to find the task's result; *replay*: the records read replay identically"
+          " through the engine.\n\n";
+    md << "| task | read | time p50 (samples) | records read | chunks | replay |\n|---|---|---|---|---|---|\n";
+    for (const auto& x : r.lookup) {
+      md << "| " << x.task << " | " << x.how << " | " << Ms(x.ms.p50) << " (" << x.ms.n << ") | "
+         << Num(static_cast<double>(x.scanned)) << " | " << (x.result_rounds > 0 ? Num(x.result_rounds) : "—")
+         << " | " << (x.identical ? "identical" : "**not identical**") << " |\n";
+    }
+  }
+}
+
 bool HasMainParts(const BrokerResults& r) {
   return !r.steps.empty() || !r.throughput.empty() || r.in_flight.tasks > 0 || r.worker.calls > 0 ||
          !r.scale.empty() || !r.widths.empty() || !r.tenants.empty();
@@ -251,6 +272,7 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
   if (main_parts) WriteMainTables(md, results, c);
   WriteGroupTables(md, results);
   WriteRoutingTable(md, results);
+  WriteLookupTable(md, results);
   return md.str();
 }
 

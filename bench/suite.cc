@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "audit/replay.h"
+#include "audit/task_records.h"
 #include "codec/codec.h"
 #include "codec/trace.h"
 #include "common/signals.h"
@@ -505,6 +507,118 @@ struct Counts {
 
 }  // namespace
 
+// Reading a task's records (trace, replay, fork, diff) with `fillers` other
+// tasks' events (a receipt and a result per step of 4, and a result per 8
+// events) on the topics: five chain4
+// tasks run, then the fillers are produced, then five more tasks run; the
+// oldest and the newest task are looked up by their partitions and windows
+// and by reading whole topics. The fillers come `margin` + 1 s after the
+// older tasks end and before the newer ones start, so each task's window
+// holds its own records; one more read, with the CLI's default margin of a
+// minute, has the fillers inside the older task's window.
+absl::Status MeasureLookup(BenchFleet& f, int64_t fillers, BrokerResults* out) {
+  const absl::Duration margin = absl::Seconds(5);
+  auto wait_until = [](absl::Time t) {
+    while (absl::Now() < t && !ShutdownRequested()) absl::SleepFor(absl::Milliseconds(20));
+  };
+  auto run = [&f]() -> absl::StatusOr<std::vector<v1::TaskResult>> {
+    std::vector<v1::TaskSubmission> tasks;
+    for (int i = 0; i < 5; ++i) tasks.push_back(Task(f, "chain4"));
+    return f.Run(std::move(tasks), absl::Minutes(2));
+  };
+  auto latest_end = [](const std::vector<v1::TaskResult>& results) {
+    absl::Time t = absl::InfinitePast();
+    for (const auto& r : results) t = std::max(t, FromTimestamp(r.finished_at()));
+    return t;
+  };
+  const FleetConfig& config = f.config();
+  Topics topics(config.kafka.topic_prefix);
+  ASSIGN_OR_RETURN(auto older, run());
+  wait_until(latest_end(older) + margin + absl::Seconds(1));
+  Say(absl::StrCat("  producing ", fillers, " events of other tasks (and a result per 8)"));
+  ASSIGN_OR_RETURN(auto producer, NewProducer(ProducerProperties(config.kafka)));
+  for (int64_t i = 0; i < fillers; ++i) {
+    std::string id = absl::StrCat("filler-", i / 8);
+    // What a worker sends for each of a chain4 task's steps: a receipt, then
+    // a result (the coordinator counts them as stale: no such task).
+    v1::WorkEvent e;
+    e.set_task_id(id);
+    e.set_step(absl::StrCat("s", 1 + i % 8 / 2));
+    e.set_fan_index(-1);
+    e.set_attempt(1);
+    if (i % 2 == 0) {
+      e.mutable_receipt()->set_worker("w1");
+    } else {
+      v1::WorkResult* r = e.mutable_result();
+      r->set_status(v1::RESULT_STATUS_OK);
+      (*r->mutable_output()->mutable_fields())["text"].set_string_value(id);
+      r->set_model("sim");
+      r->set_worker("w1");
+    }
+    Encoded ee = Encode(e, "");
+    RETURN_IF_ERROR(producer->Produce({topics.events, id, std::move(ee.payload), std::move(ee.headers)}));
+    if (i % 8 == 7) {
+      v1::TaskResult r;
+      r.set_task_id(id);
+      r.set_workflow("chain4");
+      r.set_status(v1::TASK_STATUS_COMPLETED);
+      Encoded er = Encode(r, "");
+      RETURN_IF_ERROR(producer->Produce({topics.results, id, std::move(er.payload), std::move(er.headers)}));
+    }
+  }
+  RETURN_IF_ERROR(producer->Flush(absl::Minutes(5)));
+  wait_until(absl::Now() + margin + absl::Seconds(1));
+  ASSIGN_OR_RETURN(auto newer, run());
+  for (const TopicSpec& t : FleetTopics(config)) {
+    ASSIGN_OR_RETURN(auto marks, QueryWatermarks(ProducerProperties(config.kafka), t.name, absl::Minutes(1)));
+    int64_t records = 0;
+    for (const Watermarks& w : marks) records += w.high - w.low;
+    out->lookup_records += records;
+    if (t.name == topics.events) out->lookup_events = records;
+    if (records > 1000) Say(absl::StrCat("  ", t.name, ": ", records, " offsets"));
+  }
+  struct Case {
+    std::string task, id, how;
+    RecordsLookup lookup;
+    int samples;
+  };
+  RecordsLookup window, minute, everything;
+  window.margin = margin;
+  everything.scan_all = true;
+  const std::string margin_text = absl::StrCat("its partitions and window ±", absl::FormatDuration(margin));
+  std::vector<Case> cases = {
+      {"the newest", newer.back().task_id(), margin_text, window, 5},
+      {"the oldest (before the fillers)", older.front().task_id(), margin_text, window, 5},
+      {"the oldest (before the fillers)", older.front().task_id(), "its partitions and window ±1m (the CLI's default)",
+       minute, 3},
+      {"the newest", newer.back().task_id(), "every partition of every topic (--scan_all)", everything, 1},
+      {"the oldest (before the fillers)", older.front().task_id(), "every partition of every topic (--scan_all)",
+       everything, 1},
+  };
+  for (const Case& c : cases) {
+    BrokerResults::Lookup l;
+    l.task = c.task;
+    l.how = c.how;
+    std::vector<double> ms;
+    for (int i = 0; i < c.samples; ++i) {
+      LookupStats stats;
+      absl::Time start = absl::Now();
+      ASSIGN_OR_RETURN(TaskRecords records, ReadTaskRecords(config, c.id, absl::Minutes(5), c.lookup, &stats));
+      ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+      l.scanned = c.lookup.scan_all ? -1 : stats.scanned;
+      l.result_rounds = stats.result_rounds;
+      ASSIGN_OR_RETURN(ReplayReport report, Replay(config, c.id, records));
+      l.identical = report.identical() && !report.decisions.empty();
+    }
+    l.ms = PercentilesOf(ms);
+    if (c.lookup.scan_all) l.scanned = out->lookup_records;
+    Say(absl::StrCat("  ", c.task, ", ", c.how, ": ", l.ms.p50, " ms, ", l.scanned, " records read, replay ",
+                     l.identical ? "identical" : "NOT identical"));
+    out->lookup.push_back(l);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
   const Counts n = o.quick ? Counts{20, 2000, 5, 200, 2000, 400, 50, 3, 100, 200}
                            : Counts{1000, 100000, 300, 25000, 100000, 20000, 5000, 100, 1000, 10000};
@@ -710,6 +824,17 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     Say(absl::StrCat("  SIGKILL → first stalled task done ", static_cast<int64_t>(r.kill_to_first_ms),
                      " ms; longest wait ", static_cast<int64_t>(r.longest_wait_ms), " ms; ", r.stalled,
                      " tasks stalled"));
+  }
+
+  // 10. One task's records among a million others, on real Kafka (the
+  // development broker has no time index).
+  if (o.Runs("lookup") && !real_kafka) Say("lookup: measured on real Kafka only (--kafka)");
+  if (o.Runs("lookup") && real_kafka) {
+    RunSpec s = spec("lookup");
+    s.processing = "exactly_once";
+    Say("lookup: one task's records among a million other records");
+    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+    RETURN_IF_ERROR(MeasureLookup(*f, o.quick ? 20000 : 1000000, &out));
   }
 
   // 9. Routing: routed4 against chain4 (the same 4 calls), per mode.

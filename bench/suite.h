@@ -24,10 +24,13 @@ struct BenchOptions {
   // Parts to run besides the raw baseline (empty: all): modes (step latency
   // and throughput), inflight, worker, scale, growth. The group-membership
   // parts, failover and rebalance, run only when named (they take minutes
-  // of mostly waiting), and so does routing (routed4 against chain4).
+  // of mostly waiting), and so do routing (routed4 against chain4) and lookup
+  // (one task's records among a million others).
   std::set<std::string> only;
   bool Runs(const std::string& part) const {
-    if (part == "failover" || part == "rebalance" || part == "routing") return only.count(part) > 0;
+    if (part == "failover" || part == "rebalance" || part == "routing" || part == "lookup") {
+      return only.count(part) > 0;
+    }
     return only.empty() || only.count(part) > 0;
   }
 };
@@ -130,6 +133,20 @@ struct BrokerResults {
     double coordinator_cpu_us_per_step = 0;
   };
   std::vector<Routing> routing;
+
+  // Reading one task's records, as trace, replay, fork and diff do, with a
+  // million other tasks' records on the topics (`--only lookup`, real Kafka).
+  struct Lookup {
+    std::string task;            // which task
+    std::string how;             // whole topics, or its partitions and window (with what margin)
+    Percentiles ms;              // wall time of the read
+    int64_t scanned = 0;         // records read, kept or not (-1: not counted)
+    int result_rounds = 0;       // chunks of the results partition read to find its result
+    bool identical = false;      // the replay of what was read decides as recorded
+  };
+  std::vector<Lookup> lookup;
+  int64_t lookup_events = 0;     // records on the events topic when measured
+  int64_t lookup_records = 0;    // on all the fleet's topics
 };
 
 // The fleet config every run uses: simulated agents (echo: 0 ms, slow:

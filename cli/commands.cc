@@ -302,8 +302,19 @@ int RunTenants(const FleetConfig& config, const CliOptions& options) {
   return 0;
 }
 
+namespace {
+
+RecordsLookup Lookup(const CliOptions& options) {
+  RecordsLookup lookup;
+  lookup.scan_all = options.scan_all;
+  lookup.margin = options.lookup_margin;
+  return lookup;
+}
+
+}  // namespace
+
 int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOptions& options) {
-  auto messages = ReadTaskRecords(config, task_id, options.timeout);
+  auto messages = ReadTaskRecords(config, task_id, options.timeout, Lookup(options));
   if (!messages.ok()) {
     std::cerr << "agentfleet trace: " << messages.status().message() << "\n";
     return 1;
@@ -326,7 +337,7 @@ int RunReplay(const FleetConfig& config, const std::string& task_id, const std::
     text << in.rdbuf();
     records = LoadTaskRecords(text.str(), records_path);
   } else {
-    records = ReadTaskRecords(config, task_id, options.timeout);
+    records = ReadTaskRecords(config, task_id, options.timeout, Lookup(options));
   }
   if (!records.ok()) {
     std::cerr << "agentfleet replay: " << records.status().message() << "\n";
@@ -360,7 +371,7 @@ int RunFork(const FleetConfig& config, const std::string& task_id, const std::st
     }
     overrides.push_back(*m);
   }
-  auto records = ReadTaskRecords(config, task_id, options.timeout);
+  auto records = ReadTaskRecords(config, task_id, options.timeout, Lookup(options));
   if (!records.ok()) {
     std::cerr << "agentfleet fork: " << records.status().message() << "\n";
     return 1;
@@ -399,7 +410,7 @@ int RunFork(const FleetConfig& config, const std::string& task_id, const std::st
 
 int RunDiffCommand(const FleetConfig& config, const std::string& task_a, const std::string& task_b,
                    const CliOptions& options) {
-  auto records = ReadTaskRecords(config, std::vector<std::string>{task_a, task_b}, options.timeout);
+  auto records = ReadTaskRecords(config, std::vector<std::string>{task_a, task_b}, options.timeout, Lookup(options));
   if (!records.ok()) {
     std::cerr << "agentfleet diff: " << records.status().message() << "\n";
     return 1;

@@ -24,6 +24,8 @@ struct CliOptions {
   int count = 0;
   bool from_beginning = false;
   bool verify = false;
+  bool scan_all = false;  // trace, replay, fork, diff: read whole topics (RecordsLookup)
+  absl::Duration lookup_margin = absl::Minutes(1);  // ... or the task's window, this much wider
   std::string bootstrap_file;
   std::string control_address;  // broker: where fault injection listens / is sent
   absl::Duration timeout = absl::Minutes(5);

@@ -63,6 +63,12 @@ ABSL_FLAG(bool, kip848, false,
           "bench: rebalance also with KIP-848's group.protocol=consumer (librdkafka 2.12+ and Kafka 4)");
 ABSL_FLAG(std::string, output, "docs/benchmarks.md", "bench: the Markdown file whose bench section is replaced");
 ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchmarks-scaleout.svg beside --output)");
+ABSL_FLAG(bool, scan_all, false,
+          "trace, replay, fork, diff: read every partition of every topic for the task's records, not only its "
+          "partition and time window (records written with a partitioner other than murmur2)");
+ABSL_FLAG(absl::Duration, lookup_margin, absl::Minutes(1),
+          "trace, replay, fork, diff: how much wider than the task's lifetime the time window read is (covers the "
+          "skew between producers' clocks)");
 ABSL_FLAG(std::string, save, "", "replay: also write the task's records to this file (JSON Lines)");
 ABSL_FLAG(std::string, records, "", "replay: read the task's records from this file (saved with --save), not from Kafka");
 ABSL_FLAG(std::string, reason, "", "cancel: why (the cancelled result's error message)");
@@ -147,6 +153,8 @@ int main(int argc, char** argv) {
   options.dev_broker = absl::GetFlag(FLAGS_dev_broker);
   options.json = absl::GetFlag(FLAGS_json);
   options.wait = absl::GetFlag(FLAGS_wait);
+  options.scan_all = absl::GetFlag(FLAGS_scan_all);
+  options.lookup_margin = absl::GetFlag(FLAGS_lookup_margin);
   options.tasks = absl::GetFlag(FLAGS_tasks);
   options.workers = absl::GetFlag(FLAGS_workers);
   options.brokers = absl::GetFlag(FLAGS_brokers);

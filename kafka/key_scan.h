@@ -1,9 +1,13 @@
-// Reading the messages of many keys at once: one pass over a topic for a
-// whole set of task ids (`agentfleet replay` of a sample, the tests that
-// replay every task of a run), where ReadKeyToEnd (kafka.h) reads the topic
-// once per key.
+// Reading the messages of some keys: a whole topic in one pass for a set of
+// keys (ReadKeysToEnd; ReadKeyToEnd in kafka.h reads it once per key), and
+// the pieces of a targeted read (the partition a key is produced to, the
+// offsets of a time, a read bounded by offsets), with which
+// audit/task_records reads tasks' records from their partitions and time
+// windows only.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,5 +24,48 @@ namespace agentfleet {
                                                                  const std::string& topic,
                                                                  const absl::flat_hash_set<std::string>& keys,
                                                                  absl::Duration timeout);
+
+// The partition every agentfleet producer (murmur2_random, the Java client's
+// default) writes `key` to, on a topic of `partitions` partitions.
+int32_t KeyPartition(absl::string_view key, int32_t partitions);
+
+// The partition count of each of `topics`, asked with one client.
+[[nodiscard]] absl::StatusOr<std::map<std::string, int>> PartitionCounts(const Properties& properties,
+                                                                         const std::vector<std::string>& topics,
+                                                                         absl::Duration timeout);
+
+// Offsets [begin, end) of one partition.
+struct OffsetRange {
+  static constexpr int64_t kBeginning = -2;  // the partition's first offset
+  static constexpr int64_t kEnd = INT64_MAX;  // its end when the read reaches it
+  std::string topic;
+  int32_t partition = 0;
+  int64_t begin = kBeginning;
+  int64_t end = kEnd;
+};
+
+// The committed messages in `ranges` (read_committed; any topics, one client;
+// an empty range is skipped) whose key is in `keys`. A range stops early at
+// its partition's end as a read_committed reader sees it. `scanned`, when
+// given, counts the messages read, kept or not.
+[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadKeysInRanges(const Properties& properties,
+                                                                    const std::vector<OffsetRange>& ranges,
+                                                                    const absl::flat_hash_set<std::string>& keys,
+                                                                    absl::Duration timeout,
+                                                                    int64_t* scanned = nullptr);
+
+// A partition and a time.
+struct TimeQuery {
+  std::string topic;
+  int32_t partition = 0;
+  absl::Time at;
+};
+
+// For each query, the first offset of its partition whose timestamp is at or
+// after its time (ListOffsets by time), or the partition's end when none is;
+// one client for all.
+[[nodiscard]] absl::StatusOr<std::vector<int64_t>> OffsetsAtTimes(const Properties& properties,
+                                                                  const std::vector<TimeQuery>& queries,
+                                                                  absl::Duration timeout);
 
 }  // namespace agentfleet

@@ -847,6 +847,126 @@ absl::StatusOr<std::vector<Message>> ReadKeysToEnd(const Properties& properties,
   });
 }
 
+int32_t KeyPartition(absl::string_view key, int32_t partitions) {
+  // librdkafka's murmur2 partitioner (the Java client's) reads neither the
+  // topic nor the opaques.
+  return rd_kafka_msg_partitioner_murmur2(nullptr, key.data(), key.size(), partitions, nullptr, nullptr);
+}
+
+absl::StatusOr<std::map<std::string, int>> PartitionCounts(const Properties& properties,
+                                                           const std::vector<std::string>& topics,
+                                                           absl::Duration timeout) {
+  auto handle = AdminHandle(properties);
+  if (!handle.ok()) return handle.status();
+  absl::Time deadline = absl::Now() + timeout;
+  std::map<std::string, int> out;
+  for (const std::string& topic : topics) {
+    auto count = ReadyPartitionCount(handle->get(), topic, std::max(deadline - absl::Now(), absl::Milliseconds(1)));
+    if (!count.ok()) return count.status();
+    out[topic] = *count;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> OffsetsAtTimes(const Properties& properties,
+                                                    const std::vector<TimeQuery>& queries, absl::Duration timeout) {
+  std::vector<int64_t> out(queries.size(), -1);
+  if (queries.empty()) return out;
+  auto made = NewUnjoinedConsumer(properties, "agentfleet-reader", "offsets reader");
+  if (!made.ok()) return made.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(*made);
+  absl::Time deadline = absl::Now() + timeout;
+  // One request answers a partition once (librdkafka matches answers by
+  // partition), so a partition asked about twice is asked in a second round.
+  std::vector<size_t> pending(queries.size());
+  for (size_t i = 0; i < queries.size(); ++i) pending[i] = i;
+  absl::Status status;
+  while (!pending.empty() && status.ok()) {
+    std::set<std::pair<std::string, int32_t>> asked;
+    std::vector<size_t> round, later;
+    for (size_t i : pending) {
+      (asked.insert({queries[i].topic, queries[i].partition}).second ? round : later).push_back(i);
+    }
+    std::vector<TopicPartition> tps;
+    for (size_t i : round) {
+      tps.push_back({queries[i].topic, queries[i].partition, std::max<int64_t>(0, absl::ToUnixMillis(queries[i].at))});
+    }
+    auto query = ToRd(tps);
+    RdKafka::ErrorCode code = consumer->offsetsForTimes(query, std::max(1, Ms(deadline - absl::Now())));
+    status = FromErr(code, "offsets for times");
+    for (size_t k = 0; k < round.size() && status.ok(); ++k) {
+      int64_t offset = query[k]->offset();
+      if (offset < 0) {  // nothing at or after the time: the partition's end
+        int64_t low = 0;
+        status = QueryPartitionWatermarks(consumer.get(), tps[k].topic, tps[k].partition, deadline, &low, &offset);
+      }
+      out[round[k]] = offset;
+    }
+    RdKafka::TopicPartition::destroy(query);
+    pending = std::move(later);
+  }
+  consumer->close();  // never joined: leaves nothing behind
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<std::vector<Message>> ReadKeysInRanges(const Properties& properties,
+                                                      const std::vector<OffsetRange>& ranges,
+                                                      const absl::flat_hash_set<std::string>& keys,
+                                                      absl::Duration timeout, int64_t* scanned) {
+  std::vector<Message> out;
+  std::vector<TopicPartition> tps;
+  std::map<std::pair<std::string, int32_t>, int64_t> open;  // partition -> the end of its range
+  for (const OffsetRange& r : ranges) {
+    if (r.begin >= 0 && r.begin >= r.end) continue;
+    tps.push_back({r.topic, r.partition, r.begin == OffsetRange::kBeginning ? RdKafka::Topic::OFFSET_BEGINNING : r.begin});
+    open[{r.topic, r.partition}] = r.end;
+  }
+  if (tps.empty()) return out;
+  Properties props = properties;
+  props["enable.partition.eof"] = "true";
+  props["isolation.level"] = "read_committed";
+  auto made = NewUnjoinedConsumer(props, props.count("group.id") ? props["group.id"] : "agentfleet-reader", "reader");
+  if (!made.ok()) return made.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(*made);
+  auto rd = ToRd(tps);
+  RdKafka::ErrorCode code = consumer->assign(rd);
+  RdKafka::TopicPartition::destroy(rd);
+  if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "assign");
+  absl::Time deadline = absl::Now() + timeout;
+  while (!open.empty()) {
+    if (absl::Now() > deadline) {
+      consumer->close();
+      return absl::DeadlineExceededError(absl::StrCat("reading ", open.begin()->first.first, " and ", open.size() - 1,
+                                                      " more partition(s): their ends were not reached"));
+    }
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(100));
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) {  // the end as a read_committed reader sees it
+      open.erase({m->topic_name(), m->partition()});
+      continue;
+    }
+    if (m->err() != RdKafka::ERR_NO_ERROR) {
+      if (m->err() != RdKafka::ERR__TIMED_OUT) {
+        Log(LogLevel::kWarning, kComponent, "read error", {{"topic", m->topic_name()}, {"error", m->errstr()}});
+      }
+      continue;
+    }
+    auto it = open.find({m->topic_name(), m->partition()});
+    if (it == open.end()) continue;  // fetched past its range's end
+    if (m->offset() >= it->second) {
+      open.erase(it);
+      continue;
+    }
+    if (m->offset() >= it->second - 1) open.erase(it);
+    if (scanned != nullptr) ++*scanned;
+    if (keys.contains(absl::string_view(static_cast<const char*>(m->key_pointer()), m->key_len()))) {
+      out.push_back(FromRdMessage(*m));
+    }
+  }
+  consumer->close();
+  return out;
+}
+
 absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,
                                                       const std::string& group,
                                                       const std::string& topic,

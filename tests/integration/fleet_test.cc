@@ -16,6 +16,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "audit/reference_run.h"
+#include "audit/replay.h"
+#include "audit/task_records.h"
 #include "cli/tasks_input.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
@@ -930,6 +932,17 @@ TEST(DevBrokerTest, FiveHundredTasksOnTheDevelopmentBroker) {
   fleet.StartWorker("worker-1");
   fleet.StartWorker("worker-2");
   RunAndVerify(fleet, *config, 500);
+  // A task's records are found without the broker's time index (the
+  // development broker has none), and replay as recorded.
+  std::string id = SampleTasks(1, fleet.prefix() + "task", 1234)[0].task_id();
+  auto records = ReadTaskRecords(*config, id, absl::Seconds(60));
+  ASSERT_TRUE(records.ok()) << records.status();
+  EXPECT_EQ(records->tasks.size(), 1u);
+  EXPECT_FALSE(records->events.empty());
+  auto report = Replay(*config, id, *records);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->identical()) << ReplayText(*report);
+  EXPECT_GT(report->decisions.size(), 1u);
 }
 
 // librdkafka's mock cluster checks the sequence numbers of transactional

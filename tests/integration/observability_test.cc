@@ -4,12 +4,16 @@
 // cost, results, latency histograms, in-flight items and consumer-group lag.
 #include <cmath>
 #include <fstream>
+#include <set>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "agentfleet/v1/work.pb.h"
+#include "audit/replay.h"
 #include "audit/task_records.h"
 #include "cli/tasks_input.h"
 #include "codec/codec.h"
@@ -552,6 +556,90 @@ TEST_F(ObservabilityTest, AForkRerunsOnlyTheFailedStepOnAFixedModel) {
   auto replay = fleet.Run({"agentfleet", "replay", fork_id, "--config", fleet.config_path()}, absl::Seconds(60));
   ASSERT_TRUE(replay.ok()) << replay.status();
   EXPECT_EQ(replay->first, 0) << replay->second;
+}
+
+// Where each record of `records` is.
+std::set<std::tuple<std::string, int32_t, int64_t>> Places(const TaskRecords& records) {
+  std::set<std::tuple<std::string, int32_t, int64_t>> out;
+  for (const auto* list : {&records.tasks, &records.work, &records.events, &records.signals, &records.state,
+                           &records.results}) {
+    for (const Message& m : *list) out.insert({m.topic, m.partition, m.offset});
+  }
+  return out;
+}
+
+TEST_F(ObservabilityTest, ATasksRecordsAreReadFromItsPartitionAndTimeWindowOnly) {
+  Fleet fleet("lookup");
+  fleet.WriteConfig(bootstrap_, {});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  auto old_run = SubmitAndCollect(*config, SampleTasks(1, fleet.prefix() + "old", 3), true, absl::Seconds(90));
+  ASSERT_TRUE(old_run.ok()) << old_run.status();
+  ASSERT_EQ(old_run->results.size(), 1u) << fleet.LogTails();
+  const v1::TaskResult old_result = old_run->results[0];
+
+  // Other tasks' records after it, outside its window: 40,000 results and
+  // 40,000 events (the coordinator counts the events as stale).
+  absl::Time old_end = FromTimestamp(old_result.finished_at());
+  while (absl::Now() < old_end + absl::Seconds(2)) absl::SleepFor(absl::Milliseconds(50));
+  Topics topics(config->kafka.topic_prefix);
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  constexpr int kFillers = 40000;
+  for (int i = 0; i < kFillers; ++i) {
+    std::string id = absl::StrCat("filler-", i);
+    v1::TaskResult r;
+    r.set_task_id(id);
+    r.set_status(v1::TASK_STATUS_COMPLETED);
+    v1::WorkEvent e;
+    e.set_task_id(id);
+    e.set_step("classify");
+    e.set_attempt(1);
+    e.mutable_receipt()->set_worker("worker-1");
+    Encoded er = Encode(r, "");
+    Encoded ee = Encode(e, "");
+    ASSERT_TRUE((*producer)->Produce({topics.results, id, std::move(er.payload), std::move(er.headers)}).ok());
+    ASSERT_TRUE((*producer)->Produce({topics.events, id, std::move(ee.payload), std::move(ee.headers)}).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(60)).ok());
+  absl::Time flooded = absl::Now();
+  while (absl::Now() < flooded + absl::Seconds(2)) absl::SleepFor(absl::Milliseconds(50));
+  auto new_run = SubmitAndCollect(*config, SampleTasks(1, fleet.prefix() + "new", 3), true, absl::Seconds(90));
+  ASSERT_TRUE(new_run.ok()) << new_run.status();
+  ASSERT_EQ(new_run->results.size(), 1u) << fleet.LogTails();
+
+  RecordsLookup tight;  // the window as wide as this machine's one clock needs
+  tight.margin = absl::Seconds(1);
+  RecordsLookup all;
+  all.scan_all = true;
+  LookupStats old_stats, new_stats;
+  for (auto [id, stats] : {std::pair{old_result.task_id(), &old_stats},
+                           std::pair{new_run->results[0].task_id(), &new_stats}}) {
+    auto found = ReadTaskRecords(*config, id, absl::Seconds(60), tight, stats);
+    ASSERT_TRUE(found.ok()) << found.status();
+    auto scanned = ReadTaskRecords(*config, id, absl::Seconds(60), all);
+    ASSERT_TRUE(scanned.ok()) << scanned.status();
+    // Every record a scan of every topic finds, and no other.
+    EXPECT_FALSE(found->tasks.empty()) << id;
+    EXPECT_FALSE(found->work.empty()) << id;
+    EXPECT_EQ(found->results.size(), 1u) << id;
+    EXPECT_EQ(Places(*found), Places(*scanned)) << id;
+    // Read: one partition of eight, and of the 80,000 other records only
+    // the results between its own and the end of its results partition.
+    EXPECT_LT(stats->scanned, kFillers / 4) << id;
+    EXPECT_FALSE(stats->whole_partitions) << "Kafka's time index is used";
+    auto report = Replay(*config, id, *found);
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_TRUE(report->identical()) << id << "\n" << ReplayText(*report);
+  }
+  // The newest task's result is in the last 1,000 offsets of its partition;
+  // the older one's, under 5,000 fillers, takes more chunks.
+  EXPECT_EQ(new_stats.result_rounds, 1);
+  EXPECT_GT(old_stats.result_rounds, 1);
+  EXPECT_LT(new_stats.scanned, old_stats.scanned);
 }
 
 }  // namespace

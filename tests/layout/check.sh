@@ -38,7 +38,7 @@ declare -A allowed=(
   [audit]="common codec config kafka provider coordinator worker audit"
   # The micro-benchmarks (bench/micro) time the coordinator's and the
   # worker's code in process.
-  [bench]="common codec config kafka provider coordinator worker fleet bench"
+  [bench]="common codec config kafka provider coordinator worker fleet audit bench"
   # The CLI runs `agentfleet bench`; nothing includes the CLI.
   [cli]="common codec config cost kafka http metrics provider tracing workflow service fleet audit bench cli"
 )
