@@ -42,7 +42,6 @@ const std::vector<Kind>& Kinds() {
   return *kinds;
 }
 
-
 using Reads = std::vector<std::pair<std::string, std::vector<Message> TaskRecords::*>>;
 
 // The topics a task's records are on, but its results.
