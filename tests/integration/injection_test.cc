@@ -82,7 +82,9 @@ TEST_F(InjectionFleetTest, NoInjectedInstructionCausesAnAction) {
       for (size_t at = message.find(id); at != std::string::npos; at = message.find(id, at + order.size())) {
         message.replace(at, id.size(), order);
       }
-      if (e.contains("tool_answer")) ASSERT_TRUE((*fake)->SetToolAnswer("orders/" + order, e["tool_answer"]));
+      if (e.contains("tool_answer")) {
+        ASSERT_TRUE((*fake)->SetToolAnswer("orders/" + order, e["tool_answer"]));
+      }
       v1::TaskSubmission t;
       t.set_task_id(fleet.prefix() + order);
       t.set_workflow(workflow);
