@@ -42,16 +42,23 @@ const std::vector<Kind>& Kinds() {
   return *kinds;
 }
 
-using Reads = std::vector<std::pair<std::string, std::vector<Message> TaskRecords::*>>;
+using Lists = std::map<std::string, std::vector<Message> TaskRecords::*>;
 
-// The topics a task's records are on, but its results.
-Reads RecordTopics(const FleetConfig& config, const Topics& topics) {
-  Reads reads = {{topics.tasks, &TaskRecords::tasks},
+// The topic of each kind of a task's records but its result, and where the
+// kind goes in TaskRecords.
+Lists RecordTopics(const FleetConfig& config, const Topics& topics) {
+  Lists lists = {{topics.tasks, &TaskRecords::tasks},
                  {topics.events, &TaskRecords::events},
                  {topics.signals, &TaskRecords::signals},
                  {topics.state, &TaskRecords::state}};
-  for (const auto& [name, agent] : config.agents) reads.push_back({topics.Work(name), &TaskRecords::work});
-  return reads;
+  for (const auto& [name, agent] : config.agents) lists[topics.Work(name)] = &TaskRecords::work;
+  return lists;
+}
+
+std::vector<std::string> Names(const Lists& lists) {
+  std::vector<std::string> names;
+  for (const auto& [topic, list] : lists) names.push_back(topic);
+  return names;
 }
 
 absl::Status InTopic(const std::string& topic, const absl::Status& status) {
@@ -166,23 +173,6 @@ absl::StatusOr<std::vector<OffsetRange>> WindowRanges(const Properties& props, c
   return ranges;
 }
 
-absl::StatusOr<std::map<std::string, TaskRecords>> ScanAll(const FleetConfig& config,
-                                                           const std::vector<std::string>& task_ids,
-                                                           absl::Duration timeout) {
-  Topics topics(config.kafka.topic_prefix);
-  Properties props = ConsumerProperties(config.kafka, "agentfleet-trace");
-  std::map<std::string, TaskRecords> out;
-  absl::flat_hash_set<std::string> keys(task_ids.begin(), task_ids.end());
-  for (const std::string& id : task_ids) out[id];
-  Reads reads = RecordTopics(config, topics);
-  reads.push_back({topics.results, &TaskRecords::results});
-  for (const auto& [topic, list] : reads) {
-    auto got = ReadKeysToEnd(props, topic, keys, timeout);
-    if (!got.ok()) return InTopic(topic, got.status());
-    for (Message& m : *got) (out[m.key].*list).push_back(std::move(m));
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -190,14 +180,28 @@ absl::StatusOr<std::map<std::string, TaskRecords>> ReadTaskRecords(const FleetCo
                                                                    const std::vector<std::string>& task_ids,
                                                                    absl::Duration timeout,
                                                                    const RecordsLookup& lookup, LookupStats* stats) {
-  if (lookup.scan_all) return ScanAll(config, task_ids, timeout);
   LookupStats ignored;
   if (stats == nullptr) stats = &ignored;
   absl::Time deadline = absl::Now() + timeout;
   Topics topics(config.kafka.topic_prefix);
   Properties props = ConsumerProperties(config.kafka, "agentfleet-trace");
+  const absl::flat_hash_set<std::string> keys(task_ids.begin(), task_ids.end());
   std::map<std::string, TaskRecords> out;
   for (const std::string& id : task_ids) out[id];
+  Lists lists = RecordTopics(config, topics);
+  if (lookup.scan_all) {  // every partition of every topic, results too, in one read
+    lists[topics.results] = &TaskRecords::results;
+    auto counts = PartitionCounts(props, Names(lists), Left(deadline));
+    if (!counts.ok()) return counts.status();
+    std::vector<OffsetRange> whole;
+    for (const auto& [topic, count] : *counts) {
+      for (int32_t p = 0; p < count; ++p) whole.push_back({topic, p});
+    }
+    auto got = ReadKeysInRanges(props, whole, keys, Left(deadline), &stats->scanned);
+    if (!got.ok()) return got.status();
+    for (Message& m : *got) (out[m.key].*lists.at(m.topic)).push_back(std::move(m));
+    return out;
+  }
   auto results = FindResults(props, topics.results, task_ids, deadline, stats);
   if (!results.ok()) return InTopic(topics.results, results.status());
   std::map<std::string, Window> windows;
@@ -214,13 +218,7 @@ absl::StatusOr<std::map<std::string, TaskRecords>> ReadTaskRecords(const FleetCo
     out[m.key].results.push_back(std::move(m));
   }
   for (const auto& [id, w] : found) windows[id] = w;
-  Reads reads = RecordTopics(config, topics);
-  std::vector<std::string> names;
-  std::map<std::string, std::vector<Message> TaskRecords::*> list_of;
-  for (const auto& [topic, list] : reads) {
-    names.push_back(topic);
-    list_of[topic] = list;
-  }
+  const std::vector<std::string> names = Names(lists);
   auto counts = PartitionCounts(props, names, Left(deadline));
   if (!counts.ok()) return counts.status();
   const Message* probe = nullptr;
@@ -229,10 +227,9 @@ absl::StatusOr<std::map<std::string, TaskRecords>> ReadTaskRecords(const FleetCo
   }
   auto ranges = WindowRanges(props, names, *counts, windows, probe, deadline, stats);
   if (!ranges.ok()) return ranges.status();
-  auto got = ReadKeysInRanges(props, *ranges, absl::flat_hash_set<std::string>(task_ids.begin(), task_ids.end()),
-                              Left(deadline), &stats->scanned);
+  auto got = ReadKeysInRanges(props, *ranges, keys, Left(deadline), &stats->scanned);
   if (!got.ok()) return got.status();
-  for (Message& m : *got) (out[m.key].*list_of.at(m.topic)).push_back(std::move(m));
+  for (Message& m : *got) (out[m.key].*lists.at(m.topic)).push_back(std::move(m));
   // A submission stamped outside its window (a client's clock far off): its
   // whole tasks partition, in a second read.
   absl::flat_hash_set<std::string> unsubmitted;

@@ -140,7 +140,7 @@ struct BrokerResults {
     std::string task;            // which task
     std::string how;             // whole topics, or its partitions and window (with what margin)
     Percentiles ms;              // wall time of the read
-    int64_t scanned = 0;         // records read, kept or not (-1: not counted)
+    int64_t scanned = 0;         // records read, kept or not
     int result_rounds = 0;       // chunks of the results partition read to find its result
     bool identical = false;      // the replay of what was read decides as recorded
   };

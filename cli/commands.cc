@@ -302,19 +302,8 @@ int RunTenants(const FleetConfig& config, const CliOptions& options) {
   return 0;
 }
 
-namespace {
-
-RecordsLookup Lookup(const CliOptions& options) {
-  RecordsLookup lookup;
-  lookup.scan_all = options.scan_all;
-  lookup.margin = options.lookup_margin;
-  return lookup;
-}
-
-}  // namespace
-
 int RunTrace(const FleetConfig& config, const std::string& task_id, const CliOptions& options) {
-  auto messages = ReadTaskRecords(config, task_id, options.timeout, Lookup(options));
+  auto messages = ReadTaskRecords(config, task_id, options.timeout, options.lookup);
   if (!messages.ok()) {
     std::cerr << "agentfleet trace: " << messages.status().message() << "\n";
     return 1;
@@ -337,7 +326,7 @@ int RunReplay(const FleetConfig& config, const std::string& task_id, const std::
     text << in.rdbuf();
     records = LoadTaskRecords(text.str(), records_path);
   } else {
-    records = ReadTaskRecords(config, task_id, options.timeout, Lookup(options));
+    records = ReadTaskRecords(config, task_id, options.timeout, options.lookup);
   }
   if (!records.ok()) {
     std::cerr << "agentfleet replay: " << records.status().message() << "\n";
@@ -371,7 +360,7 @@ int RunFork(const FleetConfig& config, const std::string& task_id, const std::st
     }
     overrides.push_back(*m);
   }
-  auto records = ReadTaskRecords(config, task_id, options.timeout, Lookup(options));
+  auto records = ReadTaskRecords(config, task_id, options.timeout, options.lookup);
   if (!records.ok()) {
     std::cerr << "agentfleet fork: " << records.status().message() << "\n";
     return 1;
@@ -410,7 +399,7 @@ int RunFork(const FleetConfig& config, const std::string& task_id, const std::st
 
 int RunDiffCommand(const FleetConfig& config, const std::string& task_a, const std::string& task_b,
                    const CliOptions& options) {
-  auto records = ReadTaskRecords(config, std::vector<std::string>{task_a, task_b}, options.timeout, Lookup(options));
+  auto records = ReadTaskRecords(config, std::vector<std::string>{task_a, task_b}, options.timeout, options.lookup);
   if (!records.ok()) {
     std::cerr << "agentfleet diff: " << records.status().message() << "\n";
     return 1;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "audit/task_records.h"
 #include "cli/lag.h"
 #include "config/config.h"
 
@@ -24,8 +25,7 @@ struct CliOptions {
   int count = 0;
   bool from_beginning = false;
   bool verify = false;
-  bool scan_all = false;  // trace, replay, fork, diff: read whole topics (RecordsLookup)
-  absl::Duration lookup_margin = absl::Minutes(1);  // ... or the task's window, this much wider
+  RecordsLookup lookup;  // trace, replay, fork, diff: how a task's records are found
   std::string bootstrap_file;
   std::string control_address;  // broker: where fault injection listens / is sent
   absl::Duration timeout = absl::Minutes(5);

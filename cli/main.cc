@@ -66,7 +66,7 @@ ABSL_FLAG(std::string, plot, "", "bench: the scale-out plot (SVG; default benchm
 ABSL_FLAG(bool, scan_all, false,
           "trace, replay, fork, diff: read every partition of every topic for the task's records, not only its "
           "partition and time window (records written with a partitioner other than murmur2)");
-ABSL_FLAG(absl::Duration, lookup_margin, absl::Minutes(1),
+ABSL_FLAG(absl::Duration, lookup_margin, agentfleet::RecordsLookup().margin,
           "trace, replay, fork, diff: how much wider than the task's lifetime the time window read is (covers the "
           "skew between producers' clocks)");
 ABSL_FLAG(std::string, save, "", "replay: also write the task's records to this file (JSON Lines)");
@@ -153,8 +153,13 @@ int main(int argc, char** argv) {
   options.dev_broker = absl::GetFlag(FLAGS_dev_broker);
   options.json = absl::GetFlag(FLAGS_json);
   options.wait = absl::GetFlag(FLAGS_wait);
-  options.scan_all = absl::GetFlag(FLAGS_scan_all);
-  options.lookup_margin = absl::GetFlag(FLAGS_lookup_margin);
+  options.lookup.scan_all = absl::GetFlag(FLAGS_scan_all);
+  options.lookup.margin = absl::GetFlag(FLAGS_lookup_margin);
+  if (options.lookup.margin < absl::ZeroDuration()) {
+    std::cerr << "agentfleet: --lookup_margin must not be negative (got "
+              << absl::FormatDuration(options.lookup.margin) << ")\n";
+    return 2;
+  }
   options.tasks = absl::GetFlag(FLAGS_tasks);
   options.workers = absl::GetFlag(FLAGS_workers);
   options.brokers = absl::GetFlag(FLAGS_brokers);

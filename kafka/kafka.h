@@ -258,7 +258,7 @@ struct Watermarks {
 
 // Every committed message of `topic` (all partitions) whose key is `key`,
 // from the beginning to the end as it is when the read starts. Reads the
-// whole topic (many keys in one pass: key_scan.h).
+// whole topic (some keys' messages, without reading whole topics: key_scan.h).
 [[nodiscard]] absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties,
                                                                 const std::string& topic,
                                                                 const std::string& key,

@@ -1,9 +1,8 @@
-// Reading the messages of some keys: a whole topic in one pass for a set of
-// keys (ReadKeysToEnd; ReadKeyToEnd in kafka.h reads it once per key), and
-// the pieces of a targeted read (the partition a key is produced to, the
-// offsets of a time, a read bounded by offsets), with which
-// audit/task_records reads tasks' records from their partitions and time
-// windows only.
+// Reading the messages of some keys without reading whole topics: the
+// partition a key is produced to, the offsets of a time, and one read of
+// offset ranges on any topics. audit/task_records reads tasks' records with
+// them, from their partitions and time windows only (or, asked to, from
+// every partition whole, through the same read).
 #pragma once
 
 #include <cstdint>
@@ -17,13 +16,6 @@
 #include "kafka/kafka.h"
 
 namespace agentfleet {
-
-// Every committed message of `topic` (all partitions) whose key is in
-// `keys`, from the beginning to the end as it is when the read starts.
-[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadKeysToEnd(const Properties& properties,
-                                                                 const std::string& topic,
-                                                                 const absl::flat_hash_set<std::string>& keys,
-                                                                 absl::Duration timeout);
 
 // The partition every agentfleet producer (murmur2_random, the Java client's
 // default) writes `key` to, on a topic of `partitions` partitions.

@@ -839,14 +839,6 @@ absl::StatusOr<std::vector<Message>> ReadKeyToEnd(const Properties& properties, 
   });
 }
 
-absl::StatusOr<std::vector<Message>> ReadKeysToEnd(const Properties& properties, const std::string& topic,
-                                                   const absl::flat_hash_set<std::string>& keys,
-                                                   absl::Duration timeout) {
-  return ScanToEnd(properties, topic, {}, timeout, /*to_high_watermark=*/false, [&keys](const RdKafka::Message& m) {
-    return keys.contains(absl::string_view(static_cast<const char*>(m.key_pointer()), m.key_len()));
-  });
-}
-
 int32_t KeyPartition(absl::string_view key, int32_t partitions) {
   // librdkafka's murmur2 partitioner (the Java client's) reads neither the
   // topic nor the opaques.

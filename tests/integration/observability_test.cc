@@ -620,8 +620,10 @@ TEST_F(ObservabilityTest, ATasksRecordsAreReadFromItsPartitionAndTimeWindowOnly)
                            std::pair{new_run->results[0].task_id(), &new_stats}}) {
     auto found = ReadTaskRecords(*config, id, absl::Seconds(60), tight, stats);
     ASSERT_TRUE(found.ok()) << found.status();
-    auto scanned = ReadTaskRecords(*config, id, absl::Seconds(60), all);
+    LookupStats all_stats;
+    auto scanned = ReadTaskRecords(*config, id, absl::Seconds(60), all, &all_stats);
     ASSERT_TRUE(scanned.ok()) << scanned.status();
+    EXPECT_GE(all_stats.scanned, 2 * kFillers) << "a whole-topic read reads every record";
     // Every record a scan of every topic finds, and no other.
     EXPECT_FALSE(found->tasks.empty()) << id;
     EXPECT_FALSE(found->work.empty()) << id;
@@ -640,6 +642,20 @@ TEST_F(ObservabilityTest, ATasksRecordsAreReadFromItsPartitionAndTimeWindowOnly)
   EXPECT_EQ(new_stats.result_rounds, 1);
   EXPECT_GT(old_stats.result_rounds, 1);
   EXPECT_LT(new_stats.scanned, old_stats.scanned);
+
+  // Through the CLI, with the default margin; a negative one is refused.
+  auto trace = fleet.Run({"agentfleet", "trace", old_result.task_id(), "--config", fleet.config_path()},
+                         absl::Seconds(60));
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  EXPECT_EQ(trace->first, 0) << trace->second;
+  EXPECT_THAT(trace->second, ::testing::HasSubstr(v1::TaskStatus_Name(old_result.status()).substr(12)));
+  EXPECT_THAT(trace->second, ::testing::HasSubstr("classify"));
+  auto refused = fleet.Run({"agentfleet", "trace", old_result.task_id(), "--config", fleet.config_path(),
+                            "--lookup_margin=-1s"},
+                           absl::Seconds(60));
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->first, 2) << refused->second;
+  EXPECT_THAT(refused->second, ::testing::HasSubstr("--lookup_margin must not be negative"));
 }
 
 }  // namespace
