@@ -1,5 +1,6 @@
 // agentfleet: the command line. Parses the subcommand and flags, loads the
 // config, and hands over to cli/commands.cc.
+#include <algorithm>
 #include <iostream>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "bench/bench_command.h"
 #include "cli/audit_log.h"
 #include "cli/commands.h"
+#include "cli/console.h"
 #include "cli/cost.h"
 #include "cli/signal.h"
 #include "cli/schemas.h"
@@ -73,6 +75,17 @@ ABSL_FLAG(std::string, save, "", "replay: also write the task's records to this 
 ABSL_FLAG(std::string, records, "", "replay: read the task's records from this file (saved with --save), not from Kafka");
 ABSL_FLAG(std::string, reason, "", "cancel: why (the cancelled result's error message)");
 ABSL_FLAG(std::string, sender, "", "signal, cancel: who sends it (a user, a service); echoed into the task");
+ABSL_FLAG(std::string, http_address, "127.0.0.1:8080",
+          "console: where to serve (HOST:PORT; a non-loopback address needs a token or --allow_unauthenticated)");
+ABSL_FLAG(std::string, token_file, "",
+          "console: a file holding the bearer token every request must carry (default: $AGENTFLEET_CONSOLE_TOKEN)");
+ABSL_FLAG(bool, allow_unauthenticated, false,
+          "console: serve without a token off loopback (an authenticating ingress is in front)");
+ABSL_FLAG(bool, enable_writes, false, "console: allow replaying and discarding dead letters");
+ABSL_FLAG(std::string, operator_name, "console",
+          "console: who DLQ actions are recorded as (an ingress's X-Forwarded-User takes precedence)");
+ABSL_FLAG(std::string, trace_url, "", "console: link for a task's trace id, e.g. https://jaeger/trace/{trace_id}");
+ABSL_FLAG(int, max_tasks, 100000, "console: the newest tasks kept in its index");
 ABSL_FLAG(std::string, registry, "", "schemas register: the Schema Registry's URL (http://host:8081)");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
           "submit --wait, demo, results: give up after this long; lag: the whole read (at most 30 s)");
@@ -127,6 +140,9 @@ commands:
                                             would no longer apply
   diff TASK_A TASK_B [--json]               two runs step by step: status, model, tokens, cost, latency
                                             and the output's change (a JSON Patch), then the totals
+  console [--http_address H:P]              the web console: tasks and their timelines, the dead-letter
+          [--token_file F] [--enable_writes]  queue (replay, discard with --enable_writes, recorded on
+                                            dlq.actions); loopback by default, a bearer token off it
   signal TASK_ID NAME [JSON] [--sender S]   send a named signal (an approval, an answer) to a task;
                                             a wait step of its workflow waiting for NAME takes it
   cancel TASK_ID [--reason R] [--sender S]  cancel a running task and print its CANCELLED result
@@ -227,6 +243,24 @@ int main(int argc, char** argv) {
   if (command == "results") return RunResults(*config, options);
   if (command == "audit") return RunAudit(*config, options);
   if (command == "tenants") return RunTenants(*config, options);
+  if (command == "console") {
+    ConsoleOptions c;
+    c.http_address = absl::GetFlag(FLAGS_http_address);
+    c.allow_unauthenticated = absl::GetFlag(FLAGS_allow_unauthenticated);
+    c.enable_writes = absl::GetFlag(FLAGS_enable_writes);
+    c.operator_name = absl::GetFlag(FLAGS_operator_name);
+    c.trace_url = absl::GetFlag(FLAGS_trace_url);
+    c.max_tasks = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_max_tasks)));
+    c.lookup = options.lookup;
+    c.timeout = std::min(options.timeout, absl::Seconds(30));
+    auto token = ReadConsoleToken(absl::GetFlag(FLAGS_token_file));
+    if (!token.ok()) {
+      std::cerr << "agentfleet console: " << token.status().message() << "\n";
+      return 2;
+    }
+    c.token = *token;
+    return RunConsole(*config, c);
+  }
   if (command == "lag") {
     KedaTrigger& k = options.keda;
     k.lag_threshold = absl::GetFlag(FLAGS_lag_threshold);

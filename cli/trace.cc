@@ -30,18 +30,6 @@ std::string TraceIdOf(const Message& m) {
   return tp ? TraceId(*tp) : "";
 }
 
-const char* StatusName(v1::TaskStatus s) {
-  switch (s) {
-    case v1::TASK_STATUS_COMPLETED: return "COMPLETED";
-    case v1::TASK_STATUS_PARTIAL: return "PARTIAL";
-    case v1::TASK_STATUS_BUDGET_EXHAUSTED: return "BUDGET_EXHAUSTED";
-    case v1::TASK_STATUS_FAILED: return "FAILED";
-    case v1::TASK_STATUS_REJECTED: return "REJECTED";
-    case v1::TASK_STATUS_CANCELLED: return "CANCELLED";
-    default: return "RUNNING";
-  }
-}
-
 std::string Offset(const std::optional<absl::Time>& t, const std::optional<absl::Time>& origin) {
   if (!t || !origin) return "-";
   return absl::StrFormat("%+.3fs", absl::ToDoubleSeconds(*t - *origin));
@@ -209,7 +197,7 @@ std::string TraceText(const TaskTrace& t) {
   absl::StrAppend(&out, "submitted ",
                   t.submitted ? absl::FormatTime("%Y-%m-%d %H:%M:%E3S UTC", *t.submitted, absl::UTCTimeZone()) : "-",
                   " · accepted ", Offset(t.accepted, origin), " · finished ", Offset(t.finished, origin), " · ",
-                  t.result ? StatusName(t.result->status()) : "RUNNING", "\n");
+                  t.result ? TaskStatusName(t.result->status()) : "RUNNING", "\n");
   if (t.result) {
     const v1::Usage& u = t.result->usage();
     absl::StrAppend(&out, "usage ", u.input_tokens(), " in / ", u.output_tokens(), " out tokens · ",
@@ -291,6 +279,18 @@ std::string TraceText(const TaskTrace& t) {
   return out;
 }
 
+const char* TaskStatusName(v1::TaskStatus s) {
+  switch (s) {
+    case v1::TASK_STATUS_COMPLETED: return "COMPLETED";
+    case v1::TASK_STATUS_PARTIAL: return "PARTIAL";
+    case v1::TASK_STATUS_BUDGET_EXHAUSTED: return "BUDGET_EXHAUSTED";
+    case v1::TASK_STATUS_FAILED: return "FAILED";
+    case v1::TASK_STATUS_REJECTED: return "REJECTED";
+    case v1::TASK_STATUS_CANCELLED: return "CANCELLED";
+    default: return "RUNNING";
+  }
+}
+
 std::string TraceJson(const TaskTrace& t) {
   auto time = [](const std::optional<absl::Time>& v) -> Json {
     if (!v) return nullptr;
@@ -299,7 +299,7 @@ std::string TraceJson(const TaskTrace& t) {
   Json j = {{"task_id", t.task_id},   {"found", t.found},          {"workflow", t.workflow},
             {"tenant", t.tenant},     {"trace_id", t.trace_id},    {"submitted", time(t.submitted)},
             {"accepted", time(t.accepted)}, {"finished", time(t.finished)},
-            {"status", t.result ? StatusName(t.result->status()) : "RUNNING"}};
+            {"status", t.result ? TaskStatusName(t.result->status()) : "RUNNING"}};
   if (t.result && t.result->labels().count("forked_from") > 0) j["forked_from"] = t.result->labels().at("forked_from");
   Json attempts = Json::array();
   for (const AttemptTrace& a : t.attempts) {

@@ -65,6 +65,9 @@ struct TaskTrace {
   std::vector<std::string> problems;   // messages that could not be read
 };
 
+// "COMPLETED", "FAILED", ...; "RUNNING" for no status.
+const char* TaskStatusName(v1::TaskStatus status);
+
 // Pure: the timeline of `task_id` from its messages.
 TaskTrace BuildTrace(const FleetConfig& config, const std::string& task_id, const TraceMessages& messages);
 

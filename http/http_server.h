@@ -7,6 +7,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -17,15 +19,34 @@ struct mg_context;
 namespace agentfleet {
 
 struct HttpReply {
+  HttpReply() = default;
+  HttpReply(int status, std::string content_type, std::string body,
+            std::vector<std::pair<std::string, std::string>> headers = {})
+      : status(status), content_type(std::move(content_type)), body(std::move(body)), headers(std::move(headers)) {}
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // More response headers ("Location", "Set-Cookie"), sent as given.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct HttpServerRequest {
   std::string method;  // "GET", "POST", ...
+  std::string path;    // the path, URL-decoded, without the query
+  std::string query;   // after '?', as sent (ParseForm decodes it)
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string remote_address;
   std::string body;    // at most 64 KiB is read
+  // The header `name` (lower case), or "".
+  std::string Header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
 };
+
+// name=value&... (a query string, or an application/x-www-form-urlencoded
+// body), URL-decoded; of a repeated name, the last value.
+std::map<std::string, std::string> ParseForm(const std::string& encoded);
 
 using HttpHandler = std::function<HttpReply(const HttpServerRequest&)>;
 
@@ -33,8 +54,10 @@ using HttpHandler = std::function<HttpReply(const HttpServerRequest&)>;
 // must be thread-safe themselves.
 class HttpServer {
  public:
-  // Serves `routes` (exact paths) on `address`, "HOST:PORT" ("0.0.0.0:9090";
-  // port 0 picks a free one). Fails with a clear message if it cannot listen.
+  // Serves `routes` on `address`, "HOST:PORT" ("0.0.0.0:9090"; port 0 picks
+  // a free one). A route is an exact path, or, ending in '/', a prefix: "/tasks/"
+  // serves "/tasks" and every path under it. Fails with a clear message if it
+  // cannot listen.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       const std::string& address, std::map<std::string, HttpHandler> routes);
   ~HttpServer();

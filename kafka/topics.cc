@@ -52,6 +52,8 @@ std::vector<TopicSpec> FleetTopics(const FleetConfig& config) {
       {t.results, k.partitions, k.replication_factor, history},
       {t.state, k.partitions, k.replication_factor, {{"cleanup.policy", "compact"}}},
       {t.dlq, k.partitions, k.replication_factor, history},
+      // Operators' replays and discards of dead letters (agentfleet console).
+      {t.dlq_actions, 1, k.replication_factor, history},
       // Cancellations and signals for running tasks, co-partitioned with tasks.
       {t.signals, k.partitions, k.replication_factor, history},
       // Circuit breaker states, shared by the coordinator replicas.

@@ -18,13 +18,14 @@ struct Topics {
         results(prefix + "results"),
         state(prefix + "state"),
         dlq(prefix + "dlq"),
+        dlq_actions(prefix + "dlq.actions"),
         breakers(prefix + "breakers"),
         cache(prefix + "cache"),
         signals(prefix + "signals"),
         audit(prefix + "audit"),
         costs(prefix + "costs"),
         work_prefix(prefix + "work.") {}
-  std::string tasks, events, results, state, dlq, breakers, cache, signals, audit, costs, work_prefix;
+  std::string tasks, events, results, state, dlq, dlq_actions, breakers, cache, signals, audit, costs, work_prefix;
   std::string Work(absl::string_view agent) const { return work_prefix + std::string(agent); }
 };
 

@@ -40,7 +40,7 @@ declare -A allowed=(
   # worker's code in process.
   [bench]="common codec config kafka provider coordinator worker fleet audit bench"
   # The CLI runs `agentfleet bench`; nothing includes the CLI.
-  [cli]="common codec config cost kafka http metrics provider tracing workflow service fleet audit bench cli"
+  [cli]="common codec config cost kafka http metrics provider safety tracing workflow service fleet audit bench cli"
 )
 # Files besides kafka/ that may include librdkafka, and why (none today).
 declare -A librdkafka_exceptions=()

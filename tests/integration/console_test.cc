@@ -1,0 +1,227 @@
+// `agentfleet console` on the real Kafka broker: what an operator does in it,
+// through the JSON API its pages are built from and the pages themselves —
+// find a task that was retried and fell back and see every attempt; see the
+// dead-letter queue with reasons and origins; replay a dead-lettered
+// submission and see the fleet process it; discard one; and find both
+// actions still recorded after the console restarts. Access: a bearer token,
+// read-only unless writes are enabled, cross-site posts refused.
+#include <curl/curl.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli/tasks_input.h"
+#include "codec/codec.h"
+#include "fleet/run_summary.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kafka/dead_letter.h"
+#include "kafka/topics.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/fleet_harness.h"
+
+namespace agentfleet::testing {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+
+struct Reply {
+  long status = 0;
+  std::string body;
+};
+
+// One HTTP request to the console on 127.0.0.1.
+Reply Call(const std::string& method, const std::string& url, const std::vector<std::string>& headers = {},
+           const std::string& body = "") {
+  CURL* c = curl_easy_init();
+  Reply reply;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (method == "POST") curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
+    static_cast<std::string*>(out)->append(data, size * n);
+    return size * n;
+  });
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  struct curl_slist* list = nullptr;
+  for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply.status);
+  curl_slist_free_all(list);
+  curl_easy_cleanup(c);
+  return reply;
+}
+
+class ConsoleTest : public KafkaTest {
+ protected:
+  // Starts the console and waits (at most 60 s) until it has read the
+  // topics' history (/readyz).
+  pid_t StartConsole(Fleet& fleet, int port, const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"console", "--config", fleet.config_path(), "--http_address",
+                                     absl::StrCat("127.0.0.1:", port)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_t pid = fleet.StartProgram(BinDir() + "/agentfleet", args, absl::StrCat("console-", port));
+    std::string ready = absl::StrCat("http://127.0.0.1:", port, "/readyz");
+    for (absl::Time until = absl::Now() + absl::Seconds(60); absl::Now() < until; absl::SleepFor(absl::Milliseconds(100))) {
+      if (Call("GET", ready).status == 200) return pid;
+      if (!fleet.IsAlive(pid)) break;
+    }
+    ADD_FAILURE() << "the console did not become ready: " << fleet.LogTailOf(pid, 20);
+    return pid;
+  }
+};
+
+TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConsole) {
+  Fleet fleet("console");
+  // breakers.yaml: the primary agent always fails; it gets two attempts
+  // before its fallback (backup) serves the step.
+  fleet.set_example("tests/integration/breakers.yaml");
+  fleet.WriteConfig(bootstrap_, {{"max_attempts: 1", "max_attempts: 2\n    retry: {initial_backoff: 100ms}"}});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  Topics topics(config->kafka.topic_prefix);
+  fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(1, fleet.prefix() + "retried", 3);
+  std::string id = tasks[0].task_id();
+  auto outcome = SubmitAndCollect(*config, tasks, true, absl::Seconds(90));
+  ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+  ASSERT_EQ(outcome->results.size(), 1u) << fleet.LogTails();
+
+  // Two dead letters: bytes that are no submission (the coordinator
+  // dead-letters them itself), and a good submission dead-lettered during an
+  // incident, copied there the way every agentfleet process does it.
+  auto producer = NewProducer(ProducerProperties(config->kafka));
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  OutboundMessage garbage_bytes;
+  garbage_bytes.topic = topics.tasks;
+  garbage_bytes.key = "garbage-1";
+  garbage_bytes.payload = "\x08\xff\xff not protobuf";
+  ASSERT_TRUE((*producer)->Produce(garbage_bytes).ok());
+  v1::TaskSubmission lost = SampleTasks(1, fleet.prefix() + "replayed", 7)[0];
+  Encoded encoded = Encode(lost, "");
+  Message original{topics.tasks, 3, 41, lost.task_id(), encoded.payload, encoded.headers, absl::ToUnixMillis(absl::Now())};
+  ASSERT_TRUE(SendToDeadLetter(**producer, topics.dlq, original, "schema registry unavailable", "coordinator", 1 << 20)
+                  .ok());
+  ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+
+  std::string token_file = fleet.dir() + "/token";
+  std::ofstream(token_file) << "s3cret-console-token\n";
+  const std::string bearer = "Authorization: Bearer s3cret-console-token";
+  int port = FreePort();
+  std::string base = absl::StrCat("http://127.0.0.1:", port);
+  pid_t console = StartConsole(fleet, port, {"--token_file", token_file, "--enable_writes", "--operator_name", "alice"});
+
+  // Without the token: nothing but the probes.
+  EXPECT_EQ(Call("GET", base + "/api/tasks").status, 401);
+  EXPECT_EQ(Call("GET", base + "/tasks").status, 303) << "a browser is sent to /login";
+  EXPECT_EQ(Call("GET", base + "/api/tasks", {"Authorization: Bearer wrong"}).status, 401);
+
+  // The task list, searched by id prefix and by status.
+  Reply listed = Call("GET", base + "/api/tasks?id=" + id, {bearer});
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  Json found = Json::parse(listed.body, nullptr, false)["tasks"];
+  ASSERT_EQ(found.size(), 1u) << listed.body;
+  EXPECT_EQ(found[0]["status"], "PARTIAL");
+  EXPECT_EQ(found[0]["workflow"], "support");
+  EXPECT_GT(found[0]["cost_usd"].get<double>(), 0);
+  EXPECT_EQ(Json::parse(Call("GET", base + "/api/tasks?status=COMPLETED&id=" + id, {bearer}).body)["tasks"].size(), 0u);
+  Reply bad = Call("GET", base + "/api/tasks?status=DONE", {bearer});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(bad.body, HasSubstr("status: 'DONE' is not one of"));
+
+  // The task: every attempt, the two failures of primary and the fallback.
+  Reply trace = Call("GET", base + "/api/tasks/" + id, {bearer});
+  ASSERT_EQ(trace.status, 200) << trace.body;
+  Json attempts = Json::parse(trace.body)["attempts"];
+  ASSERT_EQ(attempts.size(), 3u) << trace.body;
+  EXPECT_EQ(attempts[0]["outcome"], "provider_unavailable");
+  EXPECT_EQ(attempts[1]["outcome"], "provider_unavailable");
+  EXPECT_EQ(attempts[2]["agent"], "backup");
+  EXPECT_EQ(attempts[2]["fallback_for"], "primary");
+  Reply page = Call("GET", base + "/tasks/" + id, {bearer});
+  ASSERT_EQ(page.status, 200);
+  EXPECT_THAT(page.body, HasSubstr("<tr class=\"attempt\" data-step=\"answer\" data-attempt=\"1\" data-agent=\"primary\" "
+                                   "data-outcome=\"provider_unavailable\">"));
+  EXPECT_THAT(page.body, HasSubstr("data-attempt=\"2\" data-agent=\"primary\""));
+  EXPECT_THAT(page.body, HasSubstr("(fallback for primary)"));
+  EXPECT_EQ(Call("GET", base + "/api/tasks/no-such-task", {bearer}).status, 404);
+
+  // The dead-letter queue: both, with reason, component and origin.
+  Json letters;
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until; absl::SleepFor(absl::Milliseconds(200))) {
+    letters = Json::parse(Call("GET", base + "/api/dlq", {bearer}).body, nullptr, false)["dead_letters"];
+    if (letters.is_array() && letters.size() >= 2) break;
+  }
+  ASSERT_EQ(letters.size(), 2u) << letters.dump(2);
+  const Json* garbage = nullptr;
+  const Json* replayable = nullptr;
+  for (const Json& d : letters) (d["key"] == "garbage-1" ? garbage : replayable) = &d;
+  ASSERT_TRUE(garbage && replayable) << letters.dump(2);
+  EXPECT_EQ((*garbage)["component"], "coordinator");
+  EXPECT_THAT((*garbage)["reason"].get<std::string>(), HasSubstr("not a valid agentfleet.v1.TaskSubmission"));
+  EXPECT_EQ((*garbage)["origin"]["topic"], topics.tasks);
+  EXPECT_EQ((*replayable)["origin"]["partition"], 3);
+  EXPECT_EQ((*replayable)["origin"]["offset"], 41);
+  // Decoded (and redacted: the test's task ids look like phone numbers to the PII scan).
+  EXPECT_THAT((*replayable)["decoded"].get<std::string>(), HasSubstr(".replayed-0\",\"tenant\":\"" + lost.tenant()));
+  std::string replay_path = absl::StrCat("/api/dlq/", (*replayable)["partition"].get<int>(), "/",
+                                         (*replayable)["offset"].get<int64_t>(), "/replay");
+  std::string discard_path = absl::StrCat("/api/dlq/", (*garbage)["partition"].get<int>(), "/",
+                                          (*garbage)["offset"].get<int64_t>(), "/discard");
+
+  // A form posted from another site is refused; then the replay.
+  EXPECT_EQ(Call("POST", base + replay_path, {bearer, "Origin: http://evil.example"}).status, 403);
+  Reply replayed = Call("POST", base + replay_path, {bearer});
+  ASSERT_EQ(replayed.status, 200) << replayed.body;
+  EXPECT_EQ(Json::parse(replayed.body)["by"], "alice");
+  EXPECT_EQ(Call("POST", base + replay_path, {bearer}).status, 409) << "a dead letter is replayed once";
+  // The fleet processes the replayed submission to its result.
+  Json task;
+  for (absl::Time until = absl::Now() + absl::Seconds(90); absl::Now() < until; absl::SleepFor(absl::Milliseconds(250))) {
+    task = Json::parse(Call("GET", base + "/api/tasks?id=" + lost.task_id(), {bearer}).body, nullptr, false)["tasks"];
+    if (task.is_array() && task.size() == 1 && task[0]["status"] != "RUNNING") break;
+  }
+  ASSERT_EQ(task.size(), 1u) << fleet.LogTails();
+  EXPECT_EQ(task[0]["status"], "PARTIAL") << "processed like the other task of this fleet: " << task.dump();
+  EXPECT_EQ(Call("POST", base + discard_path, {bearer}).status, 200);
+
+  // Handled dead letters leave the default view; ?all=1 shows who did what.
+  letters = Json::parse(Call("GET", base + "/api/dlq", {bearer}).body)["dead_letters"];
+  EXPECT_EQ(letters.size(), 0u) << letters.dump(2);
+
+  // The actions are on dlq.actions: a restarted, read-only console shows
+  // them, and refuses writes.
+  EXPECT_EQ(fleet.StopProcess(console), 0) << fleet.LogTailOf(console, 20);
+  int port2 = FreePort();
+  std::string base2 = absl::StrCat("http://127.0.0.1:", port2);
+  StartConsole(fleet, port2, {"--token_file", token_file});
+  letters = Json::parse(Call("GET", base2 + "/api/dlq?all=1", {bearer}).body)["dead_letters"];
+  ASSERT_EQ(letters.size(), 2u) << letters.dump(2);
+  for (const Json& d : letters) {
+    EXPECT_EQ(d["disposition"], d["key"] == "garbage-1" ? "discarded" : "replayed") << d;
+    EXPECT_EQ(d["disposition_by"], "alice");
+  }
+  Reply refused = Call("POST", base2 + discard_path, {bearer});
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_THAT(refused.body, HasSubstr("read-only"));
+  Reply dlq_page = Call("GET", base2 + "/dlq?all=1", {bearer});
+  EXPECT_THAT(dlq_page.body, HasSubstr("replayed by alice"));
+  EXPECT_THAT(dlq_page.body, HasSubstr("Read-only"));
+
+  // Off loopback without a token, it does not start.
+  auto open = fleet.Run({"agentfleet", "console", "--config", fleet.config_path(), "--http_address",
+                         absl::StrCat("0.0.0.0:", FreePort())},
+                        absl::Seconds(30));
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_EQ(open->first, 2);
+  EXPECT_THAT(open->second, HasSubstr("is not loopback"));
+}
+
+}  // namespace
+}  // namespace agentfleet::testing
