@@ -23,11 +23,12 @@ build_packages=(
 # (javac) for the Java flow of docs/protocol.md (clients/java); NumPy for the
 # local server's real embedding model (tests/fake_llm/embedding.py); requests,
 # which confluent-kafka's Schema Registry client needs and Debian only
-# recommends.
+# recommends; Chromium, headless, for the web console's browser test
+# (tests/browser, driven by puppeteer-core from npm).
 test_packages=(openjdk-17-jdk-headless maven python3 python3-aiohttp prometheus nodejs npm yamllint unzip gnuplot-nox
   clang libclang-rt-14-dev iproute2
   python3-confluent-kafka python3-protobuf python3-pytest python3-venv python3-pip python3-setuptools
-  python3-numpy python3-requests)
+  python3-numpy python3-requests chromium)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-build}" = "test" ]; then wanted+=("${test_packages[@]}"); fi

@@ -53,7 +53,10 @@ no_real_broker+='|^(OrchestrationTest|ActionFleetTest|BatchFleetTest)\.'
 no_real_broker+='|^RealKafkaTest\.(TwoReplicasShareOneProviderQuota|ATenantNeverSpendsPastItsBudgetForThePeriod|RaisingTheSpendLimitByAReloadReleasesTheHeldCalls)$'
 # A fork is a submission like any other; the replay of a recorded task stays (TraceShows...).
 no_real_broker+='|^ObservabilityTest\.AForkRerunsOnlyTheFailedStepOnAFixedModel$'
+# The console's pages in a browser render what its API (tested on both) returns.
+no_real_broker+='|^ConsoleTest\.TheTaskPageAndTheDeadLetterQueueWorkInARealBrowser$'
 (cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -LE chaos)
+echo "test.sh: the console's screenshots from headless Chromium are in $build/artifacts/console/"
 for version in "${versions[@]:1}"; do
   echo "test.sh: the tests that use a real broker, on Apache Kafka $version"
   (cd "$build" && AGENTFLEET_KAFKA_VERSION="$version" ctest --output-on-failure --timeout 600 -L integration \

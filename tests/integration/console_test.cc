@@ -73,46 +73,78 @@ class ConsoleTest : public KafkaTest {
     ADD_FAILURE() << "the console did not become ready: " << fleet.LogTailOf(pid, 20);
     return pid;
   }
+
+  // A fleet on breakers.yaml (the primary agent always fails; it gets two
+  // attempts before its fallback, backup, serves the step) that has run one
+  // task (`id_`, PARTIAL), and two dead letters: bytes that are no
+  // submission (the coordinator dead-letters them itself), and a good
+  // submission (`lost_`) dead-lettered during an incident, copied there the
+  // way every agentfleet process does it. The console's token is in `token_file_`.
+  void RunFleet(Fleet& fleet) {
+    fleet.set_example("tests/integration/breakers.yaml");
+    fleet.WriteConfig(bootstrap_, {{"max_attempts: 1", "max_attempts: 2\n    retry: {initial_backoff: 100ms}"}});
+    ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+    auto config = fleet.LoadConfig();
+    ASSERT_TRUE(config.ok()) << config.status();
+    Topics topics(config->kafka.topic_prefix);
+    tasks_topic_ = topics.tasks;
+    fleet.StartCoordinator();
+    fleet.StartWorker("worker-1");
+    std::vector<v1::TaskSubmission> tasks = SampleTasks(1, fleet.prefix() + "retried", 3);
+    id_ = tasks[0].task_id();
+    auto outcome = SubmitAndCollect(*config, tasks, true, absl::Seconds(90));
+    ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
+    ASSERT_EQ(outcome->results.size(), 1u) << fleet.LogTails();
+
+    auto producer = NewProducer(ProducerProperties(config->kafka));
+    ASSERT_TRUE(producer.ok()) << producer.status();
+    OutboundMessage garbage_bytes;
+    garbage_bytes.topic = topics.tasks;
+    garbage_bytes.key = "garbage-1";
+    garbage_bytes.payload = "\x08\xff\xff not protobuf";
+    ASSERT_TRUE((*producer)->Produce(garbage_bytes).ok());
+    lost_ = SampleTasks(1, fleet.prefix() + "replayed", 7)[0];
+    Encoded encoded = Encode(lost_, "");
+    Message original{topics.tasks, 3, 41, lost_.task_id(), encoded.payload, encoded.headers,
+                     absl::ToUnixMillis(absl::Now())};
+    ASSERT_TRUE(
+        SendToDeadLetter(**producer, topics.dlq, original, "schema registry unavailable", "coordinator", 1 << 20).ok());
+    ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
+    token_file_ = fleet.dir() + "/token";
+    std::ofstream(token_file_) << "s3cret-console-token\n";
+  }
+
+  // The console's dead letters (?all=1: handled ones too), once `count` are in (at most 30 s).
+  Json DeadLetters(const std::string& base, size_t count, const std::string& query = "") {
+    Json letters;
+    for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until; absl::SleepFor(absl::Milliseconds(200))) {
+      letters = Json::parse(Call("GET", base + "/api/dlq" + query, {kBearer}).body, nullptr, false)["dead_letters"];
+      if (letters.is_array() && letters.size() >= count) break;
+    }
+    return letters;
+  }
+
+  // The task's summary once it has a result (at most 90 s).
+  Json AwaitResult(Fleet& fleet, const std::string& base, const std::string& id) {
+    Json task;
+    for (absl::Time until = absl::Now() + absl::Seconds(90); absl::Now() < until; absl::SleepFor(absl::Milliseconds(250))) {
+      task = Json::parse(Call("GET", base + "/api/tasks?id=" + id, {kBearer}).body, nullptr, false)["tasks"];
+      if (task.is_array() && task.size() == 1 && task[0]["status"] != "RUNNING") return task[0];
+    }
+    ADD_FAILURE() << "no result for " << id << ": " << task.dump() << fleet.LogTails();
+    return Json();
+  }
+
+  static constexpr char kBearer[] = "Authorization: Bearer s3cret-console-token";
+  std::string id_, tasks_topic_, token_file_;
+  v1::TaskSubmission lost_;
 };
 
 TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConsole) {
   Fleet fleet("console");
-  // breakers.yaml: the primary agent always fails; it gets two attempts
-  // before its fallback (backup) serves the step.
-  fleet.set_example("tests/integration/breakers.yaml");
-  fleet.WriteConfig(bootstrap_, {{"max_attempts: 1", "max_attempts: 2\n    retry: {initial_backoff: 100ms}"}});
-  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
-  auto config = fleet.LoadConfig();
-  ASSERT_TRUE(config.ok()) << config.status();
-  Topics topics(config->kafka.topic_prefix);
-  fleet.StartCoordinator();
-  fleet.StartWorker("worker-1");
-  std::vector<v1::TaskSubmission> tasks = SampleTasks(1, fleet.prefix() + "retried", 3);
-  std::string id = tasks[0].task_id();
-  auto outcome = SubmitAndCollect(*config, tasks, true, absl::Seconds(90));
-  ASSERT_TRUE(outcome.ok()) << outcome.status() << fleet.LogTails();
-  ASSERT_EQ(outcome->results.size(), 1u) << fleet.LogTails();
-
-  // Two dead letters: bytes that are no submission (the coordinator
-  // dead-letters them itself), and a good submission dead-lettered during an
-  // incident, copied there the way every agentfleet process does it.
-  auto producer = NewProducer(ProducerProperties(config->kafka));
-  ASSERT_TRUE(producer.ok()) << producer.status();
-  OutboundMessage garbage_bytes;
-  garbage_bytes.topic = topics.tasks;
-  garbage_bytes.key = "garbage-1";
-  garbage_bytes.payload = "\x08\xff\xff not protobuf";
-  ASSERT_TRUE((*producer)->Produce(garbage_bytes).ok());
-  v1::TaskSubmission lost = SampleTasks(1, fleet.prefix() + "replayed", 7)[0];
-  Encoded encoded = Encode(lost, "");
-  Message original{topics.tasks, 3, 41, lost.task_id(), encoded.payload, encoded.headers, absl::ToUnixMillis(absl::Now())};
-  ASSERT_TRUE(SendToDeadLetter(**producer, topics.dlq, original, "schema registry unavailable", "coordinator", 1 << 20)
-                  .ok());
-  ASSERT_TRUE((*producer)->Flush(absl::Seconds(30)).ok());
-
-  std::string token_file = fleet.dir() + "/token";
-  std::ofstream(token_file) << "s3cret-console-token\n";
-  const std::string bearer = "Authorization: Bearer s3cret-console-token";
+  ASSERT_NO_FATAL_FAILURE(RunFleet(fleet));
+  const std::string id = id_, token_file = token_file_, bearer = kBearer;
+  const v1::TaskSubmission lost = lost_;
   int port = FreePort();
   std::string base = absl::StrCat("http://127.0.0.1:", port);
   pid_t console = StartConsole(fleet, port, {"--token_file", token_file, "--enable_writes", "--operator_name", "alice"});
@@ -153,11 +185,7 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   EXPECT_EQ(Call("GET", base + "/api/tasks/no-such-task", {bearer}).status, 404);
 
   // The dead-letter queue: both, with reason, component and origin.
-  Json letters;
-  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until; absl::SleepFor(absl::Milliseconds(200))) {
-    letters = Json::parse(Call("GET", base + "/api/dlq", {bearer}).body, nullptr, false)["dead_letters"];
-    if (letters.is_array() && letters.size() >= 2) break;
-  }
+  Json letters = DeadLetters(base, 2);
   ASSERT_EQ(letters.size(), 2u) << letters.dump(2);
   const Json* garbage = nullptr;
   const Json* replayable = nullptr;
@@ -165,7 +193,7 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   ASSERT_TRUE(garbage && replayable) << letters.dump(2);
   EXPECT_EQ((*garbage)["component"], "coordinator");
   EXPECT_THAT((*garbage)["reason"].get<std::string>(), HasSubstr("not a valid agentfleet.v1.TaskSubmission"));
-  EXPECT_EQ((*garbage)["origin"]["topic"], topics.tasks);
+  EXPECT_EQ((*garbage)["origin"]["topic"], tasks_topic_);
   EXPECT_EQ((*replayable)["origin"]["partition"], 3);
   EXPECT_EQ((*replayable)["origin"]["offset"], 41);
   // Decoded (and redacted: the test's task ids look like phone numbers to the PII scan).
@@ -182,13 +210,8 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   EXPECT_EQ(Json::parse(replayed.body)["by"], "alice");
   EXPECT_EQ(Call("POST", base + replay_path, {bearer}).status, 409) << "a dead letter is replayed once";
   // The fleet processes the replayed submission to its result.
-  Json task;
-  for (absl::Time until = absl::Now() + absl::Seconds(90); absl::Now() < until; absl::SleepFor(absl::Milliseconds(250))) {
-    task = Json::parse(Call("GET", base + "/api/tasks?id=" + lost.task_id(), {bearer}).body, nullptr, false)["tasks"];
-    if (task.is_array() && task.size() == 1 && task[0]["status"] != "RUNNING") break;
-  }
-  ASSERT_EQ(task.size(), 1u) << fleet.LogTails();
-  EXPECT_EQ(task[0]["status"], "PARTIAL") << "processed like the other task of this fleet: " << task.dump();
+  Json task = AwaitResult(fleet, base, lost.task_id());
+  EXPECT_EQ(task["status"], "PARTIAL") << "processed like the other task of this fleet: " << task.dump();
   EXPECT_EQ(Call("POST", base + discard_path, {bearer}).status, 200);
 
   // Handled dead letters leave the default view; ?all=1 shows who did what.
@@ -201,7 +224,7 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   int port2 = FreePort();
   std::string base2 = absl::StrCat("http://127.0.0.1:", port2);
   StartConsole(fleet, port2, {"--token_file", token_file});
-  letters = Json::parse(Call("GET", base2 + "/api/dlq?all=1", {bearer}).body)["dead_letters"];
+  letters = DeadLetters(base2, 2, "?all=1");
   ASSERT_EQ(letters.size(), 2u) << letters.dump(2);
   for (const Json& d : letters) {
     EXPECT_EQ(d["disposition"], d["key"] == "garbage-1" ? "discarded" : "replayed") << d;
@@ -221,6 +244,60 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   ASSERT_TRUE(open.ok()) << open.status();
   EXPECT_EQ(open->first, 2);
   EXPECT_THAT(open->second, HasSubstr("is not loopback"));
+}
+
+// The same pages in Debian's headless Chromium (tests/browser/console.mjs,
+// puppeteer-core): sign in with the token, read the retried task's
+// waterfall, replay a dead letter by pressing its button, and see the fleet
+// process it. The screenshots are kept in the build's artifacts/console/.
+TEST_F(ConsoleTest, TheTaskPageAndTheDeadLetterQueueWorkInARealBrowser) {
+  Fleet fleet("console-browser");
+  ASSERT_NO_FATAL_FAILURE(RunFleet(fleet));
+  int port = FreePort();
+  std::string base = absl::StrCat("http://127.0.0.1:", port);
+  StartConsole(fleet, port, {"--token_file", token_file_, "--enable_writes"});
+  Json letters = DeadLetters(base, 2);
+  ASSERT_EQ(letters.size(), 2u) << letters.dump(2);
+  const Json& replayable = letters[0]["key"] == "garbage-1" ? letters[1] : letters[0];
+  std::string artifacts = BinDir() + "/../artifacts/console";
+  auto run = fleet.Run({std::string(AGENTFLEET_SOURCE_DIR) + "/tests/browser/run.sh", "--base", base, "--token",
+                        "s3cret-console-token", "--task", id_, "--dlq",
+                        absl::StrCat(replayable["partition"].get<int>(), "/", replayable["offset"].get<int64_t>()),
+                        "--out", artifacts},
+                       absl::Minutes(5));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->first, 0) << run->second;
+  Json seen = Json::parse(run->second.substr(run->second.rfind("\n{") + 1), nullptr, false);
+  ASSERT_TRUE(seen.is_object()) << run->second;
+  EXPECT_EQ(seen["login_url"], "/login") << "without the token the browser is sent to sign in";
+  EXPECT_EQ(seen["after_login"], "/tasks/" + id_) << "and back to the page it asked for";
+  // Every attempt of the retried task that fell back, each with a bar.
+  const Json& attempts = seen["attempts"];
+  ASSERT_EQ(attempts.size(), 3u) << seen.dump(2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(attempts[i]["agent"], "primary");
+    EXPECT_EQ(attempts[i]["attempt"], i + 1);
+    EXPECT_EQ(attempts[i]["outcome"], "provider_unavailable");
+  }
+  EXPECT_EQ(attempts[2]["agent"], "backup");
+  EXPECT_EQ(attempts[2]["outcome"], "ok");
+  EXPECT_THAT(attempts[2]["text"].get<std::string>(), HasSubstr("fallback for primary"));
+  for (const Json& a : attempts) EXPECT_GT(a["bar_px"].get<double>(), 0) << a;
+  // Later attempts start further right.
+  EXPECT_LT(attempts[0]["bar_left_px"].get<double>(), attempts[2]["bar_left_px"].get<double>());
+  EXPECT_EQ(seen["listed"], Json::array({id_}));
+  EXPECT_EQ(seen["dead_letters"], 2);
+  EXPECT_THAT(seen["notice"].get<std::string>(), HasSubstr("replayed to " + tasks_topic_));
+  EXPECT_EQ(seen["dead_letters_after"], 1) << "the replayed one leaves the list";
+  EXPECT_EQ(seen["screenshots"].size(), 4u);
+  for (const Json& file : seen["screenshots"]) {
+    std::ifstream png(file.get<std::string>(), std::ios::binary);
+    char magic[4] = {};
+    png.read(magic, 4);
+    EXPECT_EQ(std::string(magic + 1, 3), "PNG") << file;
+  }
+  Json task = AwaitResult(fleet, base, lost_.task_id());
+  EXPECT_EQ(task["status"], "PARTIAL") << task.dump();
 }
 
 }  // namespace
