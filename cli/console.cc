@@ -340,7 +340,8 @@ std::string Layout(const std::string& title, const std::string& current, const s
                       "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">", head_extra,
                       "<title>", HtmlEscape(title), " · agentfleet</title><style>", kStyle,
                       "</style></head><body><header><strong>agentfleet</strong><nav aria-label=\"sections\">",
-                      nav("/tasks", "Tasks"), " ", nav("/dlq", "Dead letters"), "</nav></header><main>", body,
+                      nav("/tasks", "Tasks"), " ", nav("/dlq", "Dead letters"), " ", nav("/costs", "Costs"), " ",
+                      nav("/fleet", "Fleet"), "</nav></header><main>", body,
                       "</main></body></html>\n");
 }
 
@@ -548,6 +549,136 @@ std::string DeadLettersPage(const std::vector<DeadLetter>& letters, const std::m
   }
   absl::StrAppend(&body, "</tbody></table>");
   return Layout("Dead letters", "/dlq", body);
+}
+
+namespace {
+
+std::string Percent(std::optional<double> v) {
+  return v ? absl::StrFormat("%+.0f%%", 100 * *v) : "";
+}
+
+// A horizontal bar `fraction` of its cell wide, with its value as text for
+// screen readers and for reading.
+std::string Bar(double fraction, const std::string& text) {
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  return absl::StrFormat(
+      "<div class=\"wf\" role=\"img\" aria-label=\"%s\"><span class=\"run\" style=\"left:0;width:%.2f%%\"></span></div>",
+      HtmlEscape(text), 100 * fraction);
+}
+
+}  // namespace
+
+std::string CostsPage(const CostReport& report, const std::map<std::string, std::string>& form,
+                      const std::string& error) {
+  std::string body = "<h1>Costs</h1><form class=\"filter\" method=\"get\" action=\"/costs\">";
+  absl::StrAppend(&body, Input("from", "From (day)", form, "2026-11-01"), Input("to", "To (day, included)", form),
+                  Input("by", "By", form, "tenant,workflow,agent,model"), "<button type=\"submit\">Show</button></form>");
+  if (!error.empty()) {
+    absl::StrAppend(&body, "<p class=\"error\" role=\"alert\">", HtmlEscape(error), "</p>");
+    return Layout("Costs", "/costs", body);
+  }
+  const CostRow& t = report.total;
+  absl::StrAppend(&body, "<dl class=\"facts\"><dt>Range</dt><dd>",
+                  absl::FormatTime("%Y-%m-%d", report.query.from, absl::UTCTimeZone()), " to ",
+                  absl::FormatTime("%Y-%m-%d", report.query.to - absl::Seconds(1), absl::UTCTimeZone()),
+                  "</dd><dt>Spend</dt><dd>", Money(t.cost_usd), "</dd><dt>Tasks</dt><dd>", t.tasks,
+                  "</dd><dt>Cost per task</dt><dd>", Money(t.cost_per_task()), "</dd><dt>Tokens</dt><dd>",
+                  t.input_tokens, " in / ", t.output_tokens, " out</dd><dt>Saved</dt><dd>",
+                  Money(t.cache_saved_usd), " by the cache, ", Money(t.batch_saved_usd), " by batches</dd></dl>");
+  double most = 0;
+  for (const CostRow& r : report.rows) most = std::max(most, r.cost_usd);
+  std::string by = report.query.by.empty() ? "" : absl::StrJoin(report.query.by, ", ");
+  absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Day</th>",
+                  by.empty() ? "" : absl::StrCat("<th scope=\"col\">", HtmlEscape(by), "</th>"),
+                  "<th scope=\"col\">Spend</th><th scope=\"col\">Tasks</th><th scope=\"col\">Per task</th>"
+                  "<th scope=\"col\">Calls</th><th scope=\"col\">Change</th><th scope=\"col\">7-day average</th>"
+                  "<th scope=\"col\" style=\"width:25%\"></th></tr></thead><tbody>");
+  for (const CostRow& r : report.rows) {
+    std::string day = absl::FormatCivilTime(r.day);
+    absl::StrAppend(&body, "<tr", r.anomaly ? " class=\"error\"" : "", "><td>", day, "</td>",
+                    by.empty() ? "" : absl::StrCat("<td>", HtmlEscape(absl::StrJoin(r.key, ", ")), "</td>"),
+                    "<td class=\"num\">", Money(r.cost_usd), "</td><td class=\"num\">", r.tasks,
+                    "</td><td class=\"num\">", Money(r.cost_per_task()), "</td><td class=\"num\">", r.calls,
+                    "</td><td class=\"num\">", Percent(r.change), r.anomaly ? " (over 2σ off)" : "",
+                    "</td><td class=\"num\">", r.trailing_avg ? Money(*r.trailing_avg) : "", "</td><td>",
+                    Bar(most > 0 ? r.cost_usd / most : 0, absl::StrCat(day, " ", Money(r.cost_usd))), "</td></tr>");
+  }
+  absl::StrAppend(&body, "</tbody></table>");
+  return Layout("Costs", "/costs", body);
+}
+
+std::string FleetPage(const FleetView& f) {
+  std::string body = "<h1>Fleet</h1><h2>Consumer-group lag</h2>";
+  if (!f.lag_error.empty()) {
+    absl::StrAppend(&body, "<p class=\"error\" role=\"alert\">", HtmlEscape(f.lag_error), "</p>");
+  } else {
+    absl::StrAppend(&body, "<p>Replicas as KEDA's Kafka scaler would ask for them with lagThreshold ",
+                    f.trigger.lag_threshold, " (", f.trigger.min_replicas, "–", f.trigger.max_replicas,
+                    " replicas).</p><table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Topic</th>"
+                    "<th scope=\"col\">Lag</th><th scope=\"col\">Partitions (with lag)</th>"
+                    "<th scope=\"col\">KEDA replicas</th></tr></thead><tbody>");
+    for (const GroupTopicLag& g : f.lags) {
+      absl::StrAppend(&body, "<tr><td>", HtmlEscape(g.group), "</td><td>", HtmlEscape(g.lag.topic),
+                      "</td><td class=\"num\">", g.keda.lag, "</td><td class=\"num\">", g.keda.partitions, " (",
+                      g.keda.partitions_with_lag, ")</td><td class=\"num\">", g.keda.replicas, "</td></tr>");
+    }
+    absl::StrAppend(&body, "</tbody></table>");
+  }
+  absl::StrAppend(&body, "<h2>Worker pools</h2>");
+  if (!f.capacity_error.empty()) {
+    absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.capacity_error), "</p>");
+  } else {
+    absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Pending call time</th>"
+                           "<th scope=\"col\">Useful replicas</th><th scope=\"col\">KEDA replicas</th>"
+                           "<th scope=\"col\">Agents (limited by)</th></tr></thead><tbody>");
+    for (const PoolCapacity& p : f.pools) {
+      std::vector<std::string> agents;
+      for (const CapacityEstimate::Agent& a : p.estimate.agents) {
+        agents.push_back(absl::StrCat(HtmlEscape(a.agent), " (",
+                                      std::string(a.limited_by) == "breaker" ? "<strong class=\"error\">breaker open</strong>"
+                                                                             : a.limited_by,
+                                      ")"));
+      }
+      absl::StrAppend(&body, "<tr><td>", HtmlEscape(p.pool), "</td><td class=\"num\">",
+                      absl::StrFormat("%.1f s", p.estimate.pending_call_seconds), "</td><td class=\"num\">",
+                      p.replicas, "</td><td class=\"num\">", p.keda_replicas, "</td><td>",
+                      absl::StrJoin(agents, ", "), "</td></tr>");
+    }
+    absl::StrAppend(&body, "</tbody></table>");
+  }
+  absl::StrAppend(&body, "<h2>Tenants' budgets this period</h2>");
+  if (!f.tenants_error.empty()) {
+    absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.tenants_error), "</p>");
+  } else {
+    absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Tenant</th><th scope=\"col\">Period</th>"
+                           "<th scope=\"col\">Spent</th><th scope=\"col\">Limit</th><th scope=\"col\">Tokens</th>"
+                           "<th scope=\"col\">When spent</th><th scope=\"col\" style=\"width:25%\">Used</th>"
+                           "</tr></thead><tbody>");
+    for (const TenantSpending& t : f.tenants) {
+      double used = t.max_cost_usd > 0 ? t.cost_usd / t.max_cost_usd : 0;
+      absl::StrAppend(&body, "<tr><td>", HtmlEscape(t.tenant), "</td><td>", HtmlEscape(t.period),
+                      "</td><td class=\"num\">", Money(t.cost_usd), "</td><td class=\"num\">",
+                      t.max_cost_usd > 0 ? Money(t.max_cost_usd) : "none", "</td><td class=\"num\">", t.tokens,
+                      t.max_tokens > 0 ? absl::StrCat(" of ", t.max_tokens) : "", "</td><td>",
+                      HtmlEscape(t.on_exhausted), "</td><td>",
+                      Bar(used, absl::StrFormat("%s: %.0f%% of its limit", t.tenant, 100 * used)), "</td></tr>");
+    }
+    if (f.tenants.empty()) {
+      absl::StrAppend(&body, "<tr><td colspan=\"7\">No tenant has a limit (tenants: in the fleet config).</td></tr>");
+    }
+    absl::StrAppend(&body, "</tbody></table>");
+  }
+  return Layout("Fleet", "/fleet", body);
+}
+
+std::string FleetJson(const FleetView& f) {
+  Json j = {{"lag_error", f.lag_error}, {"capacity_error", f.capacity_error}, {"tenants_error", f.tenants_error}};
+  Json lag = Json::parse(LagJson(f.lags, f.trigger, f.pools), nullptr, false);
+  j["trigger"] = lag["trigger"];
+  j["lag"] = lag["lag"];
+  j["pools"] = lag.contains("pools") ? lag["pools"] : Json::array();
+  j["tenants"] = Json::parse(TenantsJson(f.tenants), nullptr, false);
+  return j.dump();
 }
 
 std::string TasksJson(const std::vector<TaskSummary>& tasks) {

@@ -25,7 +25,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agentfleet/v1/task.pb.h"
+#include "audit/audit.h"
+#include "cli/lag.h"
 #include "cli/trace.h"
+#include "cost/report.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
 
@@ -152,6 +155,22 @@ std::string TaskPage(const TaskTrace& trace, const std::string& input_json, absl
                      const std::string& trace_url);
 std::string DeadLettersPage(const std::vector<DeadLetter>& letters, const std::map<std::string, std::string>& form,
                             bool writes_enabled, const std::string& notice);
+// Spend by day and by the report's dimensions (cost/report.h), from the cost ledger.
+std::string CostsPage(const CostReport& report, const std::map<std::string, std::string>& form,
+                      const std::string& error);
+// Each group's lag with the replicas KEDA would ask for, each pool's
+// capacity signal (agents limited by lag, quota or an open breaker), and
+// each tenant's spending this period against its limit. An empty `error`
+// per section, or why it could not be read.
+struct FleetView {
+  std::vector<GroupTopicLag> lags;
+  std::vector<PoolCapacity> pools;
+  std::vector<TenantSpending> tenants;
+  KedaTrigger trigger;
+  std::string lag_error, capacity_error, tenants_error;
+};
+std::string FleetPage(const FleetView& fleet);
+std::string FleetJson(const FleetView& fleet);
 std::string TasksJson(const std::vector<TaskSummary>& tasks);
 std::string DeadLettersJson(const std::vector<DeadLetter>& letters);
 
@@ -170,6 +189,7 @@ struct ConsoleOptions {
   size_t max_dead_letters = 10000;
   absl::Duration timeout = absl::Seconds(30);  // a task page's read
   RecordsLookup lookup;
+  KedaTrigger keda;  // the fleet page's replica estimate (the chart's trigger settings)
 };
 
 // The bearer token: the content of `token_file` (surrounding whitespace

@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cli/console.h"
+#include "cli/cost.h"
 #include "codec/codec.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -81,6 +82,8 @@ class Console {
   HttpReply DeadLetters(const HttpServerRequest& r, bool api, const std::string& notice = "");
   HttpReply DeadLetterOp(const HttpServerRequest& r, bool api);
   HttpReply Login(const HttpServerRequest& r);
+  HttpReply Costs(const HttpServerRequest& r, bool api);
+  HttpReply FleetState(bool api);
 
   const FleetConfig& config_;
   const ConsoleOptions options_;
@@ -381,6 +384,41 @@ HttpReply Console::DeadLetterOp(const HttpServerRequest& r, bool api) {
   return Redirect("/dlq?done=" + UrlEscape(message));
 }
 
+HttpReply Console::Costs(const HttpServerRequest& r, bool api) {
+  std::map<std::string, std::string> form = ParseForm(r.query);
+  // Default: the last 7 days by tenant.
+  std::string from = form["from"];
+  if (from.empty()) from = absl::FormatTime("%Y-%m-%d", absl::Now() - absl::Hours(24 * 6), absl::UTCTimeZone());
+  std::string by = form.count("by") ? form["by"] : "tenant";
+  auto query = CostQueryOf(from, form["to"], by, absl::Now());
+  absl::StatusOr<CostReport> report = query.ok() ? ReadCostReport(config_, *query, options_.timeout)
+                                                 : absl::StatusOr<CostReport>(query.status());
+  int status = report.ok() ? 200 : query.ok() ? 502 : 400;
+  if (api) return JsonReply(status, report.ok() ? FormatCostJson(*report) : ErrorJson(std::string(report.status().message())));
+  form["from"] = from;
+  form["by"] = by;
+  return Html(status, CostsPage(report.ok() ? *report : CostReport(), form,
+                                report.ok() ? "" : std::string(report.status().message())));
+}
+
+HttpReply Console::FleetState(bool api) {
+  FleetView view;
+  view.trigger = options_.keda;
+  absl::Duration timeout = std::min(options_.timeout, absl::Seconds(15));
+  auto lags = ReadFleetLag(config_, view.trigger, timeout);
+  if (lags.ok()) {
+    view.lags = *lags;
+    auto pools = ReadFleetCapacity(config_, view.lags, view.trigger, timeout);
+    if (pools.ok()) view.pools = *pools; else view.capacity_error = std::string(pools.status().message());
+  } else {
+    view.lag_error = std::string(lags.status().message());
+    view.capacity_error = "needs the lag";
+  }
+  auto tenants = Tenants(config_, timeout);
+  if (tenants.ok()) view.tenants = *tenants; else view.tenants_error = std::string(tenants.status().message());
+  return api ? JsonReply(200, FleetJson(view)) : Html(200, FleetPage(view));
+}
+
 std::map<std::string, HttpHandler> Console::Routes() {
   std::map<std::string, HttpHandler> routes = HealthRoutes([this] {
     return caught_up_ ? absl::OkStatus() : absl::UnavailableError("reading the topics' history");
@@ -391,6 +429,10 @@ std::map<std::string, HttpHandler> Console::Routes() {
   };
   routes["/tasks/"] = [this](const HttpServerRequest& r) { return Guard(r, false, [&] { return Task(r, false); }); };
   routes["/api/tasks/"] = [this](const HttpServerRequest& r) { return Guard(r, true, [&] { return Task(r, true); }); };
+  routes["/costs"] = [this](const HttpServerRequest& r) { return Guard(r, false, [&] { return Costs(r, false); }); };
+  routes["/api/costs"] = [this](const HttpServerRequest& r) { return Guard(r, true, [&] { return Costs(r, true); }); };
+  routes["/fleet"] = [this](const HttpServerRequest& r) { return Guard(r, false, [&] { return FleetState(false); }); };
+  routes["/api/fleet"] = [this](const HttpServerRequest& r) { return Guard(r, true, [&] { return FleetState(true); }); };
   routes["/dlq/"] = [this](const HttpServerRequest& r) {
     return Guard(r, false, [&] {
       if (r.path == "/dlq" || r.path == "/dlq/") return DeadLetters(r, false, ParseForm(r.query)["done"]);

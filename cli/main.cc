@@ -243,25 +243,8 @@ int main(int argc, char** argv) {
   if (command == "results") return RunResults(*config, options);
   if (command == "audit") return RunAudit(*config, options);
   if (command == "tenants") return RunTenants(*config, options);
-  if (command == "console") {
-    ConsoleOptions c;
-    c.http_address = absl::GetFlag(FLAGS_http_address);
-    c.allow_unauthenticated = absl::GetFlag(FLAGS_allow_unauthenticated);
-    c.enable_writes = absl::GetFlag(FLAGS_enable_writes);
-    c.operator_name = absl::GetFlag(FLAGS_operator_name);
-    c.trace_url = absl::GetFlag(FLAGS_trace_url);
-    c.max_tasks = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_max_tasks)));
-    c.lookup = options.lookup;
-    c.timeout = std::min(options.timeout, absl::Seconds(30));
-    auto token = ReadConsoleToken(absl::GetFlag(FLAGS_token_file));
-    if (!token.ok()) {
-      std::cerr << "agentfleet console: " << token.status().message() << "\n";
-      return 2;
-    }
-    c.token = *token;
-    return RunConsole(*config, c);
-  }
-  if (command == "lag") {
+  if (command == "lag" || command == "console") {
+    // The KEDA trigger the replica estimate is for (lag, the console's fleet page).
     KedaTrigger& k = options.keda;
     k.lag_threshold = absl::GetFlag(FLAGS_lag_threshold);
     k.activation_lag_threshold = absl::GetFlag(FLAGS_activation_lag_threshold);
@@ -273,12 +256,31 @@ int main(int argc, char** argv) {
     std::string reset = absl::GetFlag(FLAGS_offset_reset_policy);
     if ((reset != "latest" && reset != "earliest") || k.lag_threshold < 1 || k.min_replicas < 0 ||
         k.max_replicas < k.min_replicas) {
-      std::cerr << "agentfleet lag: --offset_reset_policy must be latest or earliest, --lag_threshold >= 1, "
+      std::cerr << "agentfleet " << command << ": --offset_reset_policy must be latest or earliest, --lag_threshold >= 1, "
                    "0 <= --min_replicas <= --max_replicas\n";
       return 2;
     }
     k.offset_reset = reset == "earliest" ? KedaTrigger::OffsetReset::kEarliest : KedaTrigger::OffsetReset::kLatest;
-    return RunLag(*config, options);
+  }
+  if (command == "lag") return RunLag(*config, options);
+  if (command == "console") {
+    ConsoleOptions c;
+    c.http_address = absl::GetFlag(FLAGS_http_address);
+    c.allow_unauthenticated = absl::GetFlag(FLAGS_allow_unauthenticated);
+    c.enable_writes = absl::GetFlag(FLAGS_enable_writes);
+    c.operator_name = absl::GetFlag(FLAGS_operator_name);
+    c.trace_url = absl::GetFlag(FLAGS_trace_url);
+    c.max_tasks = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_max_tasks)));
+    c.lookup = options.lookup;
+    c.keda = options.keda;
+    c.timeout = std::min(options.timeout, absl::Seconds(30));
+    auto token = ReadConsoleToken(absl::GetFlag(FLAGS_token_file));
+    if (!token.ok()) {
+      std::cerr << "agentfleet console: " << token.status().message() << "\n";
+      return 2;
+    }
+    c.token = *token;
+    return RunConsole(*config, c);
   }
   if (command == "cost") {
     auto query = CostQueryOf(absl::GetFlag(FLAGS_from), absl::GetFlag(FLAGS_to), absl::GetFlag(FLAGS_by), absl::Now());

@@ -77,6 +77,16 @@ try {
   seen.notice = await page.$eval('.notice', (p) => p.textContent);
   seen.dead_letters_after = await page.$$eval('tr.dead-letter', (rows) => rows.length);
   await shot('dlq-replayed');
+
+  // 4. Costs (today, by tenant) and the fleet.
+  await page.goto(`${args.base}/costs`);
+  // Days with tasks (the report lists every day of the range).
+  seen.costs_rows = await page.$$eval('tbody tr', (rows) =>
+    rows.filter((row) => Number(row.cells[3].textContent) > 0).length);
+  await shot('costs');
+  await page.goto(`${args.base}/fleet`);
+  seen.fleet_rows = await page.$$eval('table:first-of-type tbody tr', (rows) => rows.length);
+  await shot('fleet');
 } catch (e) {
   console.error(`console.mjs: ${e.stack || e}`);
   console.log(JSON.stringify(seen));

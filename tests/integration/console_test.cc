@@ -184,6 +184,24 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   EXPECT_THAT(page.body, HasSubstr("(fallback for primary)"));
   EXPECT_EQ(Call("GET", base + "/api/tasks/no-such-task", {bearer}).status, 404);
 
+  // Costs, from the cost ledger: the task's spend under its tenant, today.
+  Reply costs = Call("GET", base + "/api/costs?by=tenant", {bearer});
+  ASSERT_EQ(costs.status, 200) << costs.body;
+  Json report = Json::parse(costs.body, nullptr, false);
+  EXPECT_NEAR(report["total"]["cost_usd"].get<double>(), found[0]["cost_usd"].get<double>(), 1e-12) << costs.body;
+  EXPECT_THAT(costs.body, HasSubstr(found[0]["tenant"].get<std::string>()));
+  EXPECT_EQ(Call("GET", base + "/api/costs?by=color", {bearer}).status, 400);
+  // The fleet: the coordinator's group on tasks and every worker pool's lag.
+  Reply fleet_state = Call("GET", base + "/api/fleet", {bearer});
+  ASSERT_EQ(fleet_state.status, 200) << fleet_state.body;
+  Json state = Json::parse(fleet_state.body, nullptr, false);
+  EXPECT_EQ(state["lag_error"], "") << fleet_state.body;
+  bool coordinator_lag = false;
+  for (const Json& row : state["lag"]) coordinator_lag |= row["topic"] == tasks_topic_ && row["lag"] == 0;
+  EXPECT_TRUE(coordinator_lag) << "the coordinator has read every submission: " << fleet_state.body;
+  EXPECT_EQ(state["trigger"]["lagThreshold"], 10);
+  EXPECT_THAT(Call("GET", base + "/fleet", {bearer}).body, HasSubstr("<h2>Consumer-group lag</h2>"));
+
   // The dead-letter queue: both, with reason, component and origin.
   Json letters = DeadLetters(base, 2);
   ASSERT_EQ(letters.size(), 2u) << letters.dump(2);
@@ -289,7 +307,9 @@ TEST_F(ConsoleTest, TheTaskPageAndTheDeadLetterQueueWorkInARealBrowser) {
   EXPECT_EQ(seen["dead_letters"], 2);
   EXPECT_THAT(seen["notice"].get<std::string>(), HasSubstr("replayed to " + tasks_topic_));
   EXPECT_EQ(seen["dead_letters_after"], 1) << "the replayed one leaves the list";
-  EXPECT_EQ(seen["screenshots"].size(), 4u);
+  EXPECT_EQ(seen["screenshots"].size(), 6u);
+  EXPECT_EQ(seen["costs_rows"], 1) << "one tenant, one day with tasks: today";
+  EXPECT_GE(seen["fleet_rows"].get<int>(), 2) << "the coordinator's group and the worker pool's";
   for (const Json& file : seen["screenshots"]) {
     std::ifstream png(file.get<std::string>(), std::ios::binary);
     char magic[4] = {};
