@@ -42,6 +42,7 @@ render hpa -f "$chart/ci/hpa-values.yaml"
 render monitoring -f "$chart/ci/monitoring-values.yaml" "${with_keda[@]}"
 render pools -f "$chart/ci/pools-values.yaml" "${with_keda[@]}"
 render capacity -f "$chart/ci/capacity-values.yaml"
+render console -f "$chart/ci/console-values.yaml"
 
 # What each scenario must have rendered.
 expect() {  # expect FILE KIND COUNT
@@ -64,6 +65,12 @@ expect pools Deployment 3
 expect pools ScaledObject 1
 expect capacity ScaledObject 1
 expect capacity HorizontalPodAutoscaler 0
+expect default Ingress 0
+expect console Ingress 1
+expect console Deployment 3
+grep -q -- '--token_file=/etc/agentfleet/console/token' rendered/console.yaml
+grep -q -- '--enable_writes' rendered/console.yaml
+if grep -q -- ' console$' rendered/default.yaml; then echo "rendered/default.yaml: the console is off by default" >&2; exit 1; fi
 grep -q 'type: prometheus' rendered/capacity.yaml
 grep -qF 'query: "max(agentfleet_pool_capacity_replicas{pool=\"default\",namespace=\"agents\"})"' rendered/capacity.yaml
 # The history's retention reaches the fleet config (and so the topics).
