@@ -274,7 +274,10 @@ std::string RedactForDisplay(const std::string& text, size_t max_chars) {
 
 std::vector<WaterfallBar> Waterfall(const TaskTrace& trace, absl::Time now) {
   std::vector<WaterfallBar> bars;
-  std::optional<absl::Time> origin = trace.submitted;
+  // From the coordinator's acceptance: the wait before it (a backlog, a
+  // coordinator starting) is a fact of its own on the page, and would
+  // otherwise squeeze every attempt into the right edge.
+  std::optional<absl::Time> origin = trace.accepted ? trace.accepted : trace.submitted;
   for (const AttemptTrace& a : trace.attempts) {
     if (a.dispatched && (!origin || *a.dispatched < *origin)) origin = a.dispatched;
   }
@@ -407,7 +410,11 @@ std::string TaskPage(const TaskTrace& t, const std::string& input_json, absl::Ti
   absl::StrAppend(&body, "<dl class=\"facts\"><dt>Tenant</dt><dd>", HtmlEscape(t.tenant),
                   "</dd><dt>Workflow</dt><dd>", HtmlEscape(t.workflow), "</dd><dt>Trace id</dt><dd>", trace_id,
                   "</dd><dt>Submitted</dt><dd>", TimeText(t.submitted), "</dd><dt>Accepted</dt><dd>",
-                  TimeText(t.accepted), "</dd><dt>Finished</dt><dd>", TimeText(t.finished), "</dd>");
+                  TimeText(t.accepted),
+                  t.submitted && t.accepted
+                      ? absl::StrFormat(" (queued %.0f ms)", absl::ToDoubleMilliseconds(*t.accepted - *t.submitted))
+                      : "",
+                  "</dd><dt>Finished</dt><dd>", TimeText(t.finished), "</dd>");
   if (t.result) {
     const v1::Usage& u = t.result->usage();
     absl::StrAppend(&body, "<dt>Usage</dt><dd>", u.input_tokens(), " in / ", u.output_tokens(), " out tokens, ",
@@ -431,7 +438,7 @@ std::string TaskPage(const TaskTrace& t, const std::string& input_json, absl::Ti
                          "<th scope=\"col\">Model</th><th scope=\"col\">Worker</th><th scope=\"col\">Wait</th>"
                          "<th scope=\"col\">Run</th><th scope=\"col\">Tokens</th><th scope=\"col\">Cost</th>"
                          "<th scope=\"col\">Outcome</th><th scope=\"col\" style=\"width:35%\">",
-                  absl::StrFormat("0 – %.0f ms", span), "</th></tr></thead><tbody>");
+                  absl::StrFormat("from acceptance: 0 – %.0f ms", span), "</th></tr></thead><tbody>");
   for (const WaterfallBar& b : bars) {
     const AttemptTrace& a = *b.attempt;
     std::string step = a.fan_index >= 0 ? absl::StrCat(a.step, "[", a.fan_index, "]") : a.step;
@@ -624,6 +631,31 @@ std::string FleetPage(const FleetView& f) {
     }
     absl::StrAppend(&body, "</tbody></table>");
   }
+  absl::StrAppend(&body, "<h2>Members</h2>");
+  if (!f.groups_error.empty()) {
+    absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.groups_error), "</p>");
+  } else {
+    absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">State</th>"
+                           "<th scope=\"col\">Member</th><th scope=\"col\">Host</th>"
+                           "<th scope=\"col\">Partitions</th></tr></thead><tbody>");
+    for (const GroupDescription& g : f.groups) {
+      if (g.members.empty()) {
+        absl::StrAppend(&body, "<tr><td>", HtmlEscape(g.group), "</td><td>", HtmlEscape(g.state), "</td><td colspan=\"3\">",
+                        g.error.empty() ? "no members" : HtmlEscape(g.error), "</td></tr>");
+      }
+      for (const GroupMember& m : g.members) {
+        // "tasks 0,1,2 · events 0,1,2": partitions by topic.
+        std::map<std::string, std::vector<int32_t>> by_topic;
+        for (const TopicPartition& tp : m.assignment) by_topic[tp.topic].push_back(tp.partition);
+        std::vector<std::string> parts;
+        for (const auto& [topic, ps] : by_topic) parts.push_back(absl::StrCat(HtmlEscape(topic), " ", absl::StrJoin(ps, ",")));
+        absl::StrAppend(&body, "<tr class=\"member\"><td>", HtmlEscape(g.group), "</td><td>", HtmlEscape(g.state),
+                        "</td><td>", HtmlEscape(m.client_id), "</td><td>", HtmlEscape(m.host), "</td><td>",
+                        absl::StrJoin(parts, " · "), "</td></tr>");
+      }
+    }
+    absl::StrAppend(&body, "</tbody></table>");
+  }
   absl::StrAppend(&body, "<h2>Worker pools</h2>");
   if (!f.capacity_error.empty()) {
     absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.capacity_error), "</p>");
@@ -672,7 +704,21 @@ std::string FleetPage(const FleetView& f) {
 }
 
 std::string FleetJson(const FleetView& f) {
-  Json j = {{"lag_error", f.lag_error}, {"capacity_error", f.capacity_error}, {"tenants_error", f.tenants_error}};
+  Json j = {{"lag_error", f.lag_error},
+            {"capacity_error", f.capacity_error},
+            {"tenants_error", f.tenants_error},
+            {"groups_error", f.groups_error}};
+  Json groups = Json::array();
+  for (const GroupDescription& g : f.groups) {
+    Json members = Json::array();
+    for (const GroupMember& m : g.members) {
+      Json parts = Json::array();
+      for (const TopicPartition& tp : m.assignment) parts.push_back({{"topic", tp.topic}, {"partition", tp.partition}});
+      members.push_back({{"client_id", m.client_id}, {"member_id", m.consumer_id}, {"host", m.host}, {"assignment", parts}});
+    }
+    groups.push_back({{"group", g.group}, {"state", g.state}, {"error", g.error}, {"members", members}});
+  }
+  j["groups"] = std::move(groups);
   Json lag = Json::parse(LagJson(f.lags, f.trigger, f.pools), nullptr, false);
   j["trigger"] = lag["trigger"];
   j["lag"] = lag["lag"];

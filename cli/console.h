@@ -166,8 +166,9 @@ struct FleetView {
   std::vector<GroupTopicLag> lags;
   std::vector<PoolCapacity> pools;
   std::vector<TenantSpending> tenants;
+  std::vector<GroupDescription> groups;  // the coordinators' and the pools' members and their partitions
   KedaTrigger trigger;
-  std::string lag_error, capacity_error, tenants_error;
+  std::string lag_error, capacity_error, tenants_error, groups_error;
 };
 std::string FleetPage(const FleetView& fleet);
 std::string FleetJson(const FleetView& fleet);

@@ -1,6 +1,7 @@
 // The console's process: a reader thread that follows the tasks, results,
 // dlq and dlq.actions topics (assigned, never a group member, nothing
 // committed), and the HTTP routes over what it has read.
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <memory>
@@ -391,7 +392,7 @@ HttpReply Console::Costs(const HttpServerRequest& r, bool api) {
   if (from.empty()) from = absl::FormatTime("%Y-%m-%d", absl::Now() - absl::Hours(24 * 6), absl::UTCTimeZone());
   std::string by = form.count("by") ? form["by"] : "tenant";
   auto query = CostQueryOf(from, form["to"], by, absl::Now());
-  absl::StatusOr<CostReport> report = query.ok() ? ReadCostReport(config_, *query, options_.timeout)
+  absl::StatusOr<CostReport> report = query.ok() ? ReadCostReport(config_, *query, std::min(options_.timeout, absl::Seconds(15)))
                                                  : absl::StatusOr<CostReport>(query.status());
   int status = report.ok() ? 200 : query.ok() ? 502 : 400;
   if (api) return JsonReply(status, report.ok() ? FormatCostJson(*report) : ErrorJson(std::string(report.status().message())));
@@ -413,6 +414,14 @@ HttpReply Console::FleetState(bool api) {
   } else {
     view.lag_error = std::string(lags.status().message());
     view.capacity_error = "needs the lag";
+  }
+  std::vector<std::string> groups;
+  for (const GroupTopicLag& g : view.lags) {
+    if (std::find(groups.begin(), groups.end(), g.group) == groups.end()) groups.push_back(g.group);
+  }
+  if (!groups.empty()) {
+    auto described = DescribeGroups(ProducerProperties(config_.kafka), groups, timeout);
+    if (described.ok()) view.groups = *described; else view.groups_error = std::string(described.status().message());
   }
   auto tenants = Tenants(config_, timeout);
   if (tenants.ok()) view.tenants = *tenants; else view.tenants_error = std::string(tenants.status().message());

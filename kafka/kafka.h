@@ -274,6 +274,27 @@ struct Watermarks {
 // none), the partition's watermarks, and the lag: high watermark minus the
 // committed offset, or minus the low watermark where nothing is committed
 // (the group would start from the earliest message).
+// A consumer group as the broker describes it (DescribeConsumerGroups):
+// its state and each member with the partitions assigned to it.
+struct GroupMember {
+  std::string client_id;
+  std::string consumer_id;  // the member id
+  std::string host;
+  std::vector<TopicPartition> assignment;
+};
+struct GroupDescription {
+  std::string group;
+  std::string state;  // "Stable", "PreparingRebalance", "CompletingRebalance", "Empty", "Dead", "Unknown"
+  std::string error;  // why it could not be described, or ""
+  std::vector<GroupMember> members;
+};
+
+// Describes `groups` (through the broker's group coordinator; needs the
+// Admin API, which the development broker does not answer).
+[[nodiscard]] absl::StatusOr<std::vector<GroupDescription>> DescribeGroups(const Properties& properties,
+                                                                           const std::vector<std::string>& groups,
+                                                                           absl::Duration timeout);
+
 struct PartitionLag {
   int32_t partition = 0;
   int64_t committed = -1;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <algorithm>
 #include <set>
 #include <thread>
 
@@ -657,6 +658,59 @@ absl::Status CreateTopics(const Properties& properties, const std::vector<TopicS
     if (!ready.ok()) return ready.status();
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<GroupDescription>> DescribeGroups(const Properties& properties,
+                                                             const std::vector<std::string>& groups,
+                                                             absl::Duration timeout) {
+  auto handle = AdminHandle(properties);
+  if (!handle.ok()) return handle.status();
+  rd_kafka_t* rk = (*handle)->c_ptr();
+  char errstr[512];
+  std::vector<const char*> names;
+  for (const std::string& g : groups) names.push_back(g.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+  rd_kafka_AdminOptions_set_request_timeout(options, Ms(timeout), errstr, sizeof errstr);
+  rd_kafka_DescribeConsumerGroups(rk, names.data(), names.size(), options, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, Ms(timeout) + 2000);
+  absl::StatusOr<std::vector<GroupDescription>> out;
+  if (event == nullptr) {
+    out = absl::DeadlineExceededError("DescribeConsumerGroups timed out");
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    out = absl::UnavailableError(absl::StrCat("DescribeConsumerGroups: ", rd_kafka_event_error_string(event)));
+  } else {
+    out.emplace();
+    size_t count = 0;
+    const rd_kafka_ConsumerGroupDescription_t** described =
+        rd_kafka_DescribeConsumerGroups_result_groups(rd_kafka_event_DescribeConsumerGroups_result(event), &count);
+    for (size_t i = 0; i < count; ++i) {
+      const rd_kafka_ConsumerGroupDescription_t* d = described[i];
+      GroupDescription g;
+      g.group = rd_kafka_ConsumerGroupDescription_group_id(d);
+      g.state = rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(d));
+      if (const rd_kafka_error_t* e = rd_kafka_ConsumerGroupDescription_error(d)) g.error = rd_kafka_error_string(e);
+      for (size_t m = 0; m < rd_kafka_ConsumerGroupDescription_member_count(d); ++m) {
+        const rd_kafka_MemberDescription_t* member = rd_kafka_ConsumerGroupDescription_member(d, m);
+        GroupMember gm;
+        gm.client_id = rd_kafka_MemberDescription_client_id(member);
+        gm.consumer_id = rd_kafka_MemberDescription_consumer_id(member);
+        gm.host = rd_kafka_MemberDescription_host(member);
+        const rd_kafka_topic_partition_list_t* parts =
+            rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(member));
+        for (int p = 0; parts != nullptr && p < parts->cnt; ++p) {
+          gm.assignment.push_back({parts->elems[p].topic, parts->elems[p].partition});
+        }
+        std::sort(gm.assignment.begin(), gm.assignment.end());
+        g.members.push_back(std::move(gm));
+      }
+      out->push_back(std::move(g));
+    }
+  }
+  if (event) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_queue_destroy(queue);
+  return out;
 }
 
 absl::StatusOr<int> PartitionCount(const Properties& properties, const std::string& topic,

@@ -9,6 +9,7 @@
 
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli/tasks_input.h"
@@ -200,6 +201,25 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   for (const Json& row : state["lag"]) coordinator_lag |= row["topic"] == tasks_topic_ && row["lag"] == 0;
   EXPECT_TRUE(coordinator_lag) << "the coordinator has read every submission: " << fleet_state.body;
   EXPECT_EQ(state["trigger"]["lagThreshold"], 10);
+  // Its members: the one coordinator owns every partition of tasks; the one worker its pool's.
+  EXPECT_EQ(state["groups_error"], "") << fleet_state.body;
+  int coordinators = 0, workers = 0;
+  for (const Json& g : state["groups"]) {
+    bool coordinator = absl::EndsWith(g["group"].get<std::string>(), ".coordinator");
+    EXPECT_EQ(g["state"], "Stable") << g;
+    ASSERT_EQ(g["members"].size(), 1u) << g;
+    int tasks_partitions = 0;
+    for (const Json& tp : g["members"][0]["assignment"]) tasks_partitions += tp["topic"] == tasks_topic_;
+    if (coordinator) {
+      ++coordinators;
+      EXPECT_EQ(tasks_partitions, 4) << g;
+    } else {
+      ++workers;
+      EXPECT_FALSE(g["members"][0]["assignment"].empty()) << g;
+    }
+  }
+  EXPECT_EQ(coordinators, 1) << fleet_state.body;
+  EXPECT_EQ(workers, 1) << fleet_state.body;
   EXPECT_THAT(Call("GET", base + "/fleet", {bearer}).body, HasSubstr("<h2>Consumer-group lag</h2>"));
 
   // The dead-letter queue: both, with reason, component and origin.

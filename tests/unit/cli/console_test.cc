@@ -186,7 +186,8 @@ TEST(ConsoleRenderTest, TheWaterfallPlacesEachAttemptsWaitAndRun) {
   TaskTrace trace;
   trace.task_id = "t";
   trace.found = true;
-  trace.submitted = t0;
+  trace.submitted = t0 - absl::Seconds(4);  // queued 4 s before the coordinator accepted it
+  trace.accepted = t0;
   AttemptTrace first;
   first.step = "answer";
   first.attempt = 1;
