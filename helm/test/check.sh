@@ -68,6 +68,7 @@ expect capacity HorizontalPodAutoscaler 0
 expect default Ingress 0
 expect console Ingress 1
 expect console Deployment 3
+expect console NetworkPolicy 2
 grep -q -- '--token_file=/etc/agentfleet/console/token' rendered/console.yaml
 grep -q -- '--enable_writes' rendered/console.yaml
 if grep -q -- ' console$' rendered/default.yaml; then echo "rendered/default.yaml: the console is off by default" >&2; exit 1; fi
