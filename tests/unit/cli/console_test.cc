@@ -1,5 +1,8 @@
 #include "cli/console.h"
 
+#include <cstdlib>
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 #include "codec/codec.h"
 #include "config/config.h"
@@ -242,6 +245,21 @@ TEST(ConsoleAccessTest, LoopbackAddresses) {
   EXPECT_FALSE(IsLoopbackAddress("0.0.0.0:8080"));
   EXPECT_FALSE(IsLoopbackAddress(":8080"));
   EXPECT_FALSE(IsLoopbackAddress("10.1.2.3:8080"));
+}
+
+TEST(ConsoleAccessTest, TheTokenComesFromItsFileOrTheEnvironment) {
+  std::string dir = ::testing::TempDir();
+  std::ofstream(dir + "/token") << "  s3cret\n";
+  std::ofstream(dir + "/empty") << "\n";
+  auto token = ReadConsoleToken(dir + "/token");
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "s3cret");
+  EXPECT_THAT(ReadConsoleToken(dir + "/empty").status().message(), HasSubstr("is empty"));
+  EXPECT_THAT(ReadConsoleToken(dir + "/missing").status().message(), HasSubstr("cannot read --token_file"));
+  setenv("AGENTFLEET_CONSOLE_TOKEN", "from-env", 1);
+  EXPECT_EQ(ReadConsoleToken("").value_or(""), "from-env");
+  unsetenv("AGENTFLEET_CONSOLE_TOKEN");
+  EXPECT_EQ(ReadConsoleToken("").value_or("x"), "") << "no token";
 }
 
 TEST(ParseFormTest, DecodesAQueryOrAForm) {

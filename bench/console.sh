@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The web console on a large history (docs/benchmarks.md, "The web
+# console"): N tasks' submissions and results on a real broker, then
+# `agentfleet console` from BUILD_DIR: time until /readyz, its memory, and
+# the time and size of each page and API answer.
+#   bench/console.sh BOOTSTRAP [N] [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bootstrap=$1
+n=${2:-100000}
+build=${3:-build-release}
+work=$(mktemp -d)
+prefix="bench-console-$$."
+console_pid=""
+trap '[ -n "$console_pid" ] && kill "$console_pid" 2>/dev/null; rm -rf "$work"' EXIT
+sed "s/^  topic_prefix: .*//; s/^kafka:/kafka:\n  topic_prefix: \"$prefix\"/" examples/support.yaml > "$work/fleet.yaml"
+"$build/bin/agentfleet" topics create --config "$work/fleet.yaml" --bootstrap "$bootstrap" > /dev/null
+start=$(date +%s%N)
+/usr/bin/python3 bench/console_load.py "$bootstrap" "$prefix" "$n" >&2
+echo "load: $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start=$(date +%s%N)
+"$build/bin/agentfleet" console --config "$work/fleet.yaml" --bootstrap "$bootstrap" \
+    --http_address "127.0.0.1:$port" > "$work/console.log" 2>&1 &
+console_pid=$!
+base="http://127.0.0.1:$port"
+until curl -fs -o /dev/null "$base/readyz"; do
+  kill -0 "$console_pid" || { cat "$work/console.log"; exit 1; }
+  sleep 0.05
+done
+ready_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$console_pid/status")
+echo "| what | result |"
+echo "|---|---|"
+echo "| tasks indexed | $n (submissions and results: $((2 * n)) records) |"
+echo "| start to /readyz (history read) | $ready_ms ms |"
+echo "| resident memory when ready | $((rss / 1024)) MiB ($((rss * 1024 / n)) bytes per task) |"
+measure() {  # measure NAME PATH: the median of 5 timed requests, and the answer's size
+  local times=() size
+  for _ in 1 2 3 4 5; do
+    times+=("$(curl -s -o "$work/body" -w '%{time_total}' "$base$2")")
+  done
+  size=$(stat -c %s "$work/body")
+  median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+  echo "| $1 | $(awk -v t="$median" 'BEGIN {printf "%.1f", t * 1000}') ms, $((size / 1024)) KiB |"
+}
+measure "/tasks (the newest 500 of all)" "/tasks"
+measure "/api/tasks?status=FAILED&tenant=tenant-7 (500 of 5,000)" "/api/tasks?status=FAILED&tenant=tenant-7"
+measure "/api/tasks?id=load-0050 (prefix, 100 tasks)" "/api/tasks?id=load-0050"
+measure "/tasks/load-0000001 (the oldest task's page: its records read from Kafka)" "/tasks/load-0000001"
+measure "/tasks/load-$(printf '%07d' $((n - 1))) (the newest task's page)" "/tasks/load-$(printf '%07d' $((n - 1)))"
+measure "/fleet" "/fleet"
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$console_pid/status")
+echo "| resident memory after the requests | $((rss / 1024)) MiB |"
