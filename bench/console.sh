@@ -45,10 +45,11 @@ measure() {  # measure NAME PATH: the median of 5 timed requests, and the answer
   echo "| $1 | $(awk -v t="$median" 'BEGIN {printf "%.1f", t * 1000}') ms, $((size / 1024)) KiB |"
 }
 measure "/tasks (the newest 500 of all)" "/tasks"
-measure "/api/tasks?status=FAILED&tenant=tenant-7 (500 of 5,000)" "/api/tasks?status=FAILED&tenant=tenant-7"
-measure "/api/tasks?id=load-0050 (prefix, 100 tasks)" "/api/tasks?id=load-0050"
+measure "/api/tasks?status=FAILED&tenant=tenant-9 (a tenth of a twentieth's tenants: the newest 500)" "/api/tasks?status=FAILED&tenant=tenant-9"
+measure "/api/tasks?id=load-00500 (an id prefix: the newest 100)" "/api/tasks?id=load-00500"
 measure "/tasks/load-0000001 (the oldest task's page: its records read from Kafka)" "/tasks/load-0000001"
 measure "/tasks/load-$(printf '%07d' $((n - 1))) (the newest task's page)" "/tasks/load-$(printf '%07d' $((n - 1)))"
 measure "/fleet" "/fleet"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$console_pid/status")
 echo "| resident memory after the requests | $((rss / 1024)) MiB |"
+echo "| the console's answers were | $(grep -c '"level":"error"' "$work/console.log" || true) errors in its log |"

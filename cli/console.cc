@@ -188,7 +188,12 @@ DeadLetter ParseDeadLetter(const FleetConfig& config, const Message& m) {
     else if (d.origin_topic == t.signals) DecodeAs<v1::TaskSignal>(m, &d);
     else if (absl::StartsWith(d.origin_topic, t.work_prefix)) DecodeAs<v1::WorkItem>(m, &d);
   }
+  if (d.decoded.size() > kKeptDecodedBytes) d.decoded = RedactForDisplay(d.decoded, kKeptDecodedBytes);
   d.message = m;
+  if (m.payload.size() > kKeptPayloadBytes) {
+    d.message.payload.clear();
+    d.payload_kept = false;
+  }
   return d;
 }
 
@@ -210,6 +215,7 @@ absl::StatusOr<OutboundMessage> ReplayMessage(const DeadLetter& d) {
   if (d.origin_topic.empty()) {
     return absl::FailedPreconditionError("the dead letter names no origin topic (no agentfleet.dlq.topic header)");
   }
+  if (!d.payload_kept) return absl::InternalError("the dead letter's payload was not kept; read it again");
   OutboundMessage out;
   out.topic = d.origin_topic;
   out.key = d.message.key;

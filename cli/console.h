@@ -90,14 +90,19 @@ struct DeadLetter {
   bool truncated = false;  // the copy holds only the original's first bytes
   std::string decoded;     // the payload as JSON, when it decodes as what its topic carries
   std::string decode_error;
+  bool payload_kept = true;  // message.payload holds the whole payload
   std::string disposition;  // "", "replayed" or "discarded" (the latest action on it)
   std::string disposition_by;
   std::optional<absl::Time> disposition_at;
   Message message;  // as read
 };
 
+inline constexpr size_t kKeptPayloadBytes = 16 << 10;
+inline constexpr size_t kKeptDecodedBytes = 8 << 10;
+
 // What a dead letter holds, from its headers; `decoded` tried by its origin
-// topic's message type.
+// topic's message type and cut to kKeptDecodedBytes; the payload kept only
+// up to kKeptPayloadBytes (`payload_kept`).
 DeadLetter ParseDeadLetter(const FleetConfig& config, const Message& message);
 
 struct DeadLetterFilter {
@@ -110,7 +115,8 @@ bool Matches(const DeadLetterFilter& filter, const DeadLetter& letter);
 // The message a replay sends: the original key, payload and headers (the
 // dead-letter headers removed, agentfleet.dlq.replayed_from added), to the
 // origin topic. FailedPrecondition for a truncated copy (the original's
-// bytes are gone) or one without an origin topic.
+// bytes are gone) or one without an origin topic; Internal for a letter
+// whose payload was not kept (read it again first).
 [[nodiscard]] absl::StatusOr<OutboundMessage> ReplayMessage(const DeadLetter& letter);
 
 inline constexpr char kDlqReplayedFromHeader[] = "agentfleet.dlq.replayed_from";
@@ -187,7 +193,10 @@ struct ConsoleOptions {
   std::string operator_name = "console";
   std::string trace_url;  // e.g. "https://jaeger.example/trace/{trace_id}"
   size_t max_tasks = 100000;
-  size_t max_dead_letters = 10000;
+  // The newest dead letters kept (each with at most kKeptPayloadBytes of
+  // its payload and kKeptDecodedBytes of its decoded form; a larger one is
+  // read again from Kafka when replayed).
+  size_t max_dead_letters = 2000;
   absl::Duration timeout = absl::Seconds(30);  // a task page's read
   RecordsLookup lookup;
   KedaTrigger keda;  // the fleet page's replica estimate (the chart's trigger settings)

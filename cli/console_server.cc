@@ -161,12 +161,19 @@ void Console::Stop() {
 
 void Console::ReadLoop(std::unique_ptr<Consumer> consumer) {
   std::vector<Message> batch;
+  absl::Time started = absl::Now();
+  bool slow_logged = false;
   while (!stop_) {
     batch.clear();
     consumer->PollInto(absl::Milliseconds(200), 2000, &batch);
     if (!batch.empty()) {
       absl::MutexLock lock(&mu_);
       for (const Message& m : batch) Take(m);
+    }
+    if (!caught_up_ && !slow_logged && absl::Now() - started > absl::Minutes(1)) {
+      slow_logged = true;
+      Log(LogLevel::kWarning, kComponent, "still reading the topics' history; not ready",
+          {{"partitions_left", absl::StrCat(targets_.size())}});
     }
     if (!caught_up_) {
       for (const TopicPartition& p : consumer->Positions()) {
@@ -224,6 +231,16 @@ HttpReply Console::Guard(const HttpServerRequest& r, bool api, const std::functi
       return Redirect("/login?next=" + UrlEscape(r.path + (r.query.empty() ? "" : "?" + r.query)));
     }
   }
+  if (options_.token.empty() && !options_.allow_unauthenticated) {
+    // Loopback without a token: only requests addressed to a loopback name,
+    // so a web page whose name was re-pointed at 127.0.0.1 (DNS rebinding)
+    // cannot use the console from a browser on this machine.
+    std::string host = r.Header("host");
+    if (host.find(':') == std::string::npos || (host.front() == '[' && host.back() == ']')) host += ":80";
+    if (!IsLoopbackAddress(host)) {
+      return api ? JsonReply(403, ErrorJson("Host not allowed")) : Html(403, "Host not allowed\n");
+    }
+  }
   if (r.method == "POST") {
     // A form posted from another site (cross-site request forgery) carries
     // its own Origin; the console's own pages send the console's.
@@ -238,7 +255,9 @@ HttpReply Console::Guard(const HttpServerRequest& r, bool api, const std::functi
 
 HttpReply Console::Login(const HttpServerRequest& r) {
   std::map<std::string, std::string> form = ParseForm(r.method == "POST" ? r.body : r.query);
-  std::string next = form.count("next") && absl::StartsWith(form["next"], "/") && !absl::StartsWith(form["next"], "//")
+  // Only a path of this console (not "//host" or "/\\host", which browsers take for another site).
+  std::string next = form.count("next") && absl::StartsWith(form["next"], "/") && !absl::StartsWith(form["next"], "//") &&
+                             form["next"].find('\\') == std::string::npos
                          ? form["next"]
                          : "/tasks";
   std::string error;
@@ -359,6 +378,19 @@ HttpReply Console::DeadLetterOp(const HttpServerRequest& r, bool api) {
     }
     return *status;
   };
+  if (parts[2] == "replay" && !letter->payload_kept && !letter->truncated) {
+    // A large payload is not kept in memory: read the record again.
+    Properties props = ConsumerProperties(config_.kafka, "agentfleet-console");
+    auto read = ReadKeysInRanges(props, {{topics_.dlq, partition, offset, offset + 1}}, {letter->key}, options_.timeout);
+    if (!read.ok()) return fail(502, absl::StrCat("cannot read the dead letter again: ", read.status().message()));
+    std::optional<Message> record;
+    for (Message& m : *read) {
+      if (m.offset == offset) record = std::move(m);
+    }
+    if (!record) return fail(410, absl::StrCat("dead letter ", partition, "/", offset, " is no longer on ", topics_.dlq));
+    letter->message = std::move(*record);
+    letter->payload_kept = true;
+  }
   if (parts[2] == "replay") {
     auto replay = ReplayMessage(*letter);
     if (!replay.ok()) return fail(409, std::string(replay.status().message()));

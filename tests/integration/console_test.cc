@@ -105,6 +105,8 @@ class ConsoleTest : public KafkaTest {
     garbage_bytes.payload = "\x08\xff\xff not protobuf";
     ASSERT_TRUE((*producer)->Produce(garbage_bytes).ok());
     lost_ = SampleTasks(1, fleet.prefix() + "replayed", 7)[0];
+    // Larger than the console keeps in memory: its replay reads it again from Kafka.
+    (*lost_.mutable_input()->mutable_fields())["attachment"].set_string_value(std::string(20000, 'a'));
     Encoded encoded = Encode(lost_, "");
     Message original{topics.tasks, 3, 41, lost_.task_id(), encoded.payload, encoded.headers,
                      absl::ToUnixMillis(absl::Now())};
@@ -274,6 +276,14 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   Reply dlq_page = Call("GET", base2 + "/dlq?all=1", {bearer});
   EXPECT_THAT(dlq_page.body, HasSubstr("replayed by alice"));
   EXPECT_THAT(dlq_page.body, HasSubstr("Read-only"));
+
+  // On loopback without a token it answers only requests addressed to a
+  // loopback name (a page whose name was re-pointed at 127.0.0.1 is refused).
+  int port3 = FreePort();
+  std::string base3 = absl::StrCat("http://127.0.0.1:", port3);
+  StartConsole(fleet, port3, {});
+  EXPECT_EQ(Call("GET", base3 + "/api/tasks?id=" + id).status, 200);
+  EXPECT_EQ(Call("GET", base3 + "/api/tasks?id=" + id, {absl::StrCat("Host: rebound.example:", port3)}).status, 403);
 
   // Off loopback without a token, it does not start.
   auto open = fleet.Run({"agentfleet", "console", "--config", fleet.config_path(), "--http_address",

@@ -138,6 +138,22 @@ TEST(DeadLetterTest, ReadsTheHeadersDecodesAndReplaysTheOriginalBytes) {
   EXPECT_THAT(j.decode_error, HasSubstr("not a valid agentfleet.v1.TaskSubmission"));
 }
 
+TEST(DeadLetterTest, ALargePayloadIsNotKeptInMemory) {
+  FleetConfig config;
+  v1::TaskSubmission s = Submission("t-big", "acme", absl::FromUnixSeconds(1800000000));
+  (*s.mutable_input()->mutable_fields())["blob"].set_string_value(std::string(40000, 'z'));
+  Encoded e = Encode(s, "");
+  DeadLetter d = ParseDeadLetter(config, DeadLettered(config, {"agentfleet.tasks", 0, 1, "t-big", e.payload, e.headers, 0}));
+  EXPECT_FALSE(d.payload_kept);
+  EXPECT_TRUE(d.message.payload.empty());
+  EXPECT_EQ(d.payload_bytes, e.payload.size());
+  EXPECT_LE(d.decoded.size(), kKeptDecodedBytes + 64);
+  EXPECT_THAT(d.decoded, HasSubstr("t-big"));
+  auto replay = ReplayMessage(d);
+  ASSERT_FALSE(replay.ok());
+  EXPECT_EQ(replay.status().code(), absl::StatusCode::kInternal) << "read again before replaying";
+}
+
 TEST(DeadLetterTest, ATruncatedCopyIsNotReplayed) {
   FleetConfig config;
   Message big{"agentfleet.tasks", 0, 1, "k", std::string(5000, 'x'), {}, 0};
