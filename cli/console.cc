@@ -49,6 +49,11 @@ const std::vector<std::string>& StatusNames() {
   return *names;
 }
 
+std::string BreakerStatusName(v1::BreakerStatus status) {
+  std::string name = v1::BreakerStatus_Name(status);
+  return absl::StartsWith(name, "BREAKER_STATUS_") ? name.substr(15) : name;
+}
+
 std::string Param(const std::map<std::string, std::string>& form, const std::string& name) {
   auto it = form.find(name);
   return it == form.end() ? "" : it->second;
@@ -397,8 +402,8 @@ std::string TasksPage(const std::vector<TaskSummary>& tasks, const std::map<std:
   return Layout("Tasks", "/tasks", body);
 }
 
-std::string TaskPage(const TaskTrace& t, const std::string& input_json, absl::Time now,
-                     const std::string& trace_url) {
+std::string TaskPage(const TaskTrace& t, const std::string& input_json, const std::vector<v1::TaskSignal>& signals,
+                     absl::Time now, const std::string& trace_url) {
   std::string status = t.result ? TaskStatusName(t.result->status()) : "RUNNING";
   std::string body = absl::StrCat("<h1>Task ", HtmlEscape(t.task_id), " <span class=\"status-", status, "\">", status,
                                   "</span></h1>");
@@ -505,6 +510,20 @@ std::string TaskPage(const TaskTrace& t, const std::string& input_json, absl::Ti
       absl::StrAppend(&body, "<p>Re-planned at ", HtmlEscape(r.step()), " by ", HtmlEscape(r.planner()), ": ",
                       HtmlEscape(RedactForDisplay(r.reason(), 300)), "</p>");
     }
+  }
+  if (!signals.empty()) {
+    absl::StrAppend(&body, "<h2>Signals</h2><table><thead><tr><th scope=\"col\">Sent</th><th scope=\"col\">Name</th>"
+                           "<th scope=\"col\">Sender</th><th scope=\"col\">Payload or reason</th></tr></thead><tbody>");
+    for (const v1::TaskSignal& s : signals) {
+      std::string payload;
+      google::protobuf::util::JsonPrintOptions print;
+      (void)google::protobuf::util::MessageToJsonString(s.payload(), &payload, print);
+      std::string what = s.cancel() ? "cancel: " + s.reason() : payload;
+      absl::StrAppend(&body, "<tr class=\"signal\"><td>", TimeText(FromProtoTime(s.sent_at())), "</td><td>",
+                      HtmlEscape(s.cancel() ? "cancel" : s.name()), "</td><td>", HtmlEscape(s.sender()), "</td><td>",
+                      HtmlEscape(RedactForDisplay(what, 500)), "</td></tr>");
+    }
+    absl::StrAppend(&body, "</tbody></table>");
   }
   absl::StrAppend(&body, "<h2>Input</h2><pre>", HtmlEscape(RedactForDisplay(input_json, 4000)), "</pre>");
   if (t.result) {
@@ -662,6 +681,24 @@ std::string FleetPage(const FleetView& f) {
     }
     absl::StrAppend(&body, "</tbody></table>");
   }
+  absl::StrAppend(&body, "<h2>Circuit breakers</h2>");
+  if (!f.breakers_error.empty()) {
+    absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.breakers_error), "</p>");
+  } else if (f.breakers.empty()) {
+    absl::StrAppend(&body, "<p>No breaker has changed state: all closed.</p>");
+  } else {
+    absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Breaker</th><th scope=\"col\">State</th>"
+                           "<th scope=\"col\">Since</th><th scope=\"col\">Decided by</th><th scope=\"col\">Why</th>"
+                           "</tr></thead><tbody>");
+    for (const v1::BreakerState& b : f.breakers) {
+      std::string state = BreakerStatusName(b.status());
+      absl::StrAppend(&body, "<tr class=\"breaker\"><td>", HtmlEscape(b.name()), "</td><td",
+                      state == "OPEN" ? " class=\"error\"" : "", ">", state, "</td><td>",
+                      TimeText(FromProtoTime(b.since())), "</td><td>", HtmlEscape(b.replica()), "</td><td>",
+                      HtmlEscape(RedactForDisplay(b.reason(), 300)), "</td></tr>");
+    }
+    absl::StrAppend(&body, "</tbody></table>");
+  }
   absl::StrAppend(&body, "<h2>Worker pools</h2>");
   if (!f.capacity_error.empty()) {
     absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.capacity_error), "</p>");
@@ -725,6 +762,16 @@ std::string FleetJson(const FleetView& f) {
     groups.push_back({{"group", g.group}, {"state", g.state}, {"error", g.error}, {"members", members}});
   }
   j["groups"] = std::move(groups);
+  j["breakers_error"] = f.breakers_error;
+  Json breakers = Json::array();
+  for (const v1::BreakerState& b : f.breakers) {
+    breakers.push_back({{"name", b.name()},
+                        {"state", BreakerStatusName(b.status())},
+                        {"since", TimeJson(FromProtoTime(b.since()))},
+                        {"replica", b.replica()},
+                        {"reason", b.reason()}});
+  }
+  j["breakers"] = std::move(breakers);
   Json lag = Json::parse(LagJson(f.lags, f.trigger, f.pools), nullptr, false);
   j["trigger"] = lag["trigger"];
   j["lag"] = lag["lag"];

@@ -155,10 +155,11 @@ std::vector<WaterfallBar> Waterfall(const TaskTrace& trace, absl::Time now);
 std::string HtmlEscape(const std::string& text);
 std::string TasksPage(const std::vector<TaskSummary>& tasks, const std::map<std::string, std::string>& form,
                       size_t indexed, const std::string& error);
-// `input_json`: the submission's input; `trace_url`: a link for the trace
+// `input_json`: the submission's input; `signals`: those sent to the task
+// (cancellations, answers, approvals); `trace_url`: a link for the trace
 // id, "{trace_id}" replaced (empty: no link).
-std::string TaskPage(const TaskTrace& trace, const std::string& input_json, absl::Time now,
-                     const std::string& trace_url);
+std::string TaskPage(const TaskTrace& trace, const std::string& input_json, const std::vector<v1::TaskSignal>& signals,
+                     absl::Time now, const std::string& trace_url);
 std::string DeadLettersPage(const std::vector<DeadLetter>& letters, const std::map<std::string, std::string>& form,
                             bool writes_enabled, const std::string& notice);
 // Spend by day and by the report's dimensions (cost/report.h), from the cost ledger.
@@ -173,8 +174,9 @@ struct FleetView {
   std::vector<PoolCapacity> pools;
   std::vector<TenantSpending> tenants;
   std::vector<GroupDescription> groups;  // the coordinators' and the pools' members and their partitions
+  std::vector<v1::BreakerState> breakers;  // each breaker's latest state (the breakers topic)
   KedaTrigger trigger;
-  std::string lag_error, capacity_error, tenants_error, groups_error;
+  std::string lag_error, capacity_error, tenants_error, groups_error, breakers_error;
 };
 std::string FleetPage(const FleetView& fleet);
 std::string FleetJson(const FleetView& fleet);

@@ -309,7 +309,12 @@ HttpReply Console::Task(const HttpServerRequest& r, bool api) {
     print.add_whitespace = true;
     (void)google::protobuf::util::MessageToJsonString(submission->input(), &input, print);
   }
-  return Html(trace.found ? 200 : 404, TaskPage(trace, input, absl::Now(), options_.trace_url));
+  std::vector<v1::TaskSignal> signals;
+  for (const Message& m : records->signals) {
+    auto s = Decode<v1::TaskSignal>(m.payload, m.headers, config_.coordinator.max_payload_bytes);
+    if (s.ok() && s->task_id() == id) signals.push_back(*std::move(s));
+  }
+  return Html(trace.found ? 200 : 404, TaskPage(trace, input, signals, absl::Now(), options_.trace_url));
 }
 
 HttpReply Console::DeadLetters(const HttpServerRequest& r, bool api, const std::string& notice) {
@@ -454,6 +459,18 @@ HttpReply Console::FleetState(bool api) {
   if (!groups.empty()) {
     auto described = DescribeGroups(ProducerProperties(config_.kafka), groups, timeout);
     if (described.ok()) view.groups = *described; else view.groups_error = std::string(described.status().message());
+  }
+  // Breakers as the coordinator replicas share them: the latest state of each.
+  auto breakers = ReadPartitionsToEnd(ConsumerProperties(config_.kafka, "agentfleet-console"), topics_.breakers, {0}, timeout);
+  if (breakers.ok()) {
+    std::map<std::string, v1::BreakerState> latest;
+    for (const Message& m : *breakers) {
+      auto b = Decode<v1::BreakerState>(m.payload, m.headers);
+      if (b.ok()) latest[b->name()] = *b;
+    }
+    for (auto& [name, b] : latest) view.breakers.push_back(std::move(b));
+  } else {
+    view.breakers_error = std::string(breakers.status().message());
   }
   auto tenants = Tenants(config_, timeout);
   if (tenants.ok()) view.tenants = *tenants; else view.tenants_error = std::string(tenants.status().message());

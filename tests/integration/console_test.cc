@@ -76,14 +76,16 @@ class ConsoleTest : public KafkaTest {
   }
 
   // A fleet on breakers.yaml (the primary agent always fails; it gets two
-  // attempts before its fallback, backup, serves the step) that has run one
+  // attempts before its fallback, backup, serves the step; its breaker opens
+  // at the third failed call) that has run one
   // task (`id_`, PARTIAL), and two dead letters: bytes that are no
   // submission (the coordinator dead-letters them itself), and a good
   // submission (`lost_`) dead-lettered during an incident, copied there the
   // way every agentfleet process does it. The console's token is in `token_file_`.
   void RunFleet(Fleet& fleet) {
     fleet.set_example("tests/integration/breakers.yaml");
-    fleet.WriteConfig(bootstrap_, {{"max_attempts: 1", "max_attempts: 2\n    retry: {initial_backoff: 100ms}"}});
+    fleet.WriteConfig(bootstrap_, {{"max_attempts: 1", "max_attempts: 2\n    retry: {initial_backoff: 100ms}"},
+                                   {"minimum_calls: 5", "minimum_calls: 3"}});
     ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
     auto config = fleet.LoadConfig();
     ASSERT_TRUE(config.ok()) << config.status();
@@ -253,6 +255,16 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   Json task = AwaitResult(fleet, base, lost.task_id());
   EXPECT_EQ(task["status"], "PARTIAL") << "processed like the other task of this fleet: " << task.dump();
   EXPECT_EQ(Call("POST", base + discard_path, {bearer}).status, 200);
+  // The replayed task's first failed call of primary was its third: its
+  // breaker (minimum_calls 3 here) opened, and the fleet page says so.
+  Json breakers;
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until; absl::SleepFor(absl::Milliseconds(250))) {
+    breakers = Json::parse(Call("GET", base + "/api/fleet", {bearer}).body, nullptr, false)["breakers"];
+    if (breakers.is_array() && !breakers.empty()) break;
+  }
+  ASSERT_EQ(breakers.size(), 1u) << breakers.dump(2);
+  EXPECT_EQ(breakers[0]["name"], "agent:primary");
+  EXPECT_EQ(breakers[0]["state"], "OPEN");
 
   // Handled dead letters leave the default view; ?all=1 shows who did what.
   letters = Json::parse(Call("GET", base + "/api/dlq", {bearer}).body)["dead_letters"];

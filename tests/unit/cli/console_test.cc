@@ -232,7 +232,15 @@ TEST(ConsoleRenderTest, TheWaterfallPlacesEachAttemptsWaitAndRun) {
   EXPECT_DOUBLE_EQ(bars[1].start_ms, 200);
   EXPECT_DOUBLE_EQ(bars[1].wait_ms + bars[1].run_ms, 300) << "a running attempt reaches now";
 
-  std::string page = TaskPage(trace, "{}", t0 + absl::Milliseconds(500), "https://jaeger/trace/{trace_id}");
+  v1::TaskSignal approval;
+  approval.set_task_id("t");
+  approval.set_name("approve");
+  approval.set_sender("alice");
+  approval.mutable_payload()->set_string_value("<ok>");
+  std::string page =
+      TaskPage(trace, "{}", {approval}, t0 + absl::Milliseconds(500), "https://jaeger/trace/{trace_id}");
+  // The payload as protobuf's JSON writes it (it escapes < and > itself).
+  EXPECT_THAT(page, HasSubstr("<td>approve</td><td>alice</td><td>&quot;\\u003cok\\u003e&quot;</td>"));
   EXPECT_THAT(page, HasSubstr("data-attempt=\"1\" data-agent=\"primary\" data-outcome=\"provider_unavailable\""));
   EXPECT_THAT(page, HasSubstr("(fallback for primary)"));
   EXPECT_THAT(page, HasSubstr("http-equiv=\"refresh\"")) << "a running task's page follows it";
@@ -243,7 +251,7 @@ TEST(ConsoleRenderTest, EscapesWhatTheTopicsHold) {
   trace.task_id = "<script>alert(1)</script>";
   trace.found = true;
   trace.tenant = "\"><img src=x>";
-  std::string page = TaskPage(trace, "", absl::Now(), "");
+  std::string page = TaskPage(trace, "", {}, absl::Now(), "");
   EXPECT_THAT(page, Not(HasSubstr("<script>alert")));
   EXPECT_THAT(page, Not(HasSubstr("<img src=x>")));
   EXPECT_THAT(page, HasSubstr("&lt;script&gt;"));
