@@ -43,9 +43,16 @@ std::optional<absl::Time> FromProtoTime(const google::protobuf::Timestamp& t) {
   return FromTimestamp(t);
 }
 
+// RUNNING (no result yet), then every TaskStatus a result can have.
 const std::vector<std::string>& StatusNames() {
-  static const auto* names = new std::vector<std::string>{"RUNNING", "COMPLETED", "PARTIAL", "BUDGET_EXHAUSTED",
-                                                          "FAILED",  "REJECTED",  "CANCELLED"};
+  static const auto* names = [] {
+    auto* out = new std::vector<std::string>;
+    const google::protobuf::EnumDescriptor* e = v1::TaskStatus_descriptor();
+    for (int i = 0; i < e->value_count(); ++i) {
+      out->push_back(TaskStatusName(static_cast<v1::TaskStatus>(e->value(i)->number())));
+    }
+    return out;
+  }();
   return *names;
 }
 
@@ -367,6 +374,25 @@ std::string Input(const std::string& name, const std::string& label, const std::
 
 std::string Money(double usd) { return absl::StrFormat("$%.6f", usd); }
 
+// A table's start: `attributes` on <table>, a header row of `columns`
+// ("Name", or "Name|25%" for a column that width of the table).
+std::string TableHead(const std::vector<std::string>& columns, const std::string& attributes = "") {
+  std::string out = absl::StrCat("<table", attributes, "><thead><tr>");
+  for (const std::string& column : columns) {
+    size_t bar = column.find('|');
+    absl::StrAppend(&out, "<th scope=\"col\"",
+                    bar == std::string::npos ? "" : absl::StrCat(" style=\"width:", column.substr(bar + 1), "\""), ">",
+                    HtmlEscape(column.substr(0, bar)), "</th>");
+  }
+  absl::StrAppend(&out, "</tr></thead><tbody>");
+  return out;
+}
+
+// A section's error in place of its table.
+std::string ErrorParagraph(const std::string& message, bool alert = false) {
+  return absl::StrCat("<p class=\"error\"", alert ? " role=\"alert\"" : "", ">", HtmlEscape(message), "</p>");
+}
+
 std::string TaskLink(const std::string& id) {
   return absl::StrCat("<a href=\"/tasks/", UrlEscape(id), "\">", HtmlEscape(id), "</a>");
 }
@@ -374,7 +400,7 @@ std::string TaskLink(const std::string& id) {
 }  // namespace
 
 std::string TasksPage(const std::vector<TaskSummary>& tasks, const std::map<std::string, std::string>& form,
-                      size_t indexed, const std::string& error) {
+                      size_t indexed, int64_t unreadable, const std::string& error) {
   std::string body = "<h1>Tasks</h1><form class=\"filter\" method=\"get\" action=\"/tasks\" role=\"search\">";
   absl::StrAppend(&body, Input("id", "Task id (prefix)", form), Input("tenant", "Tenant", form),
                   Input("workflow", "Workflow", form));
@@ -385,12 +411,12 @@ std::string TasksPage(const std::vector<TaskSummary>& tasks, const std::map<std:
   }
   absl::StrAppend(&body, "</select></label>", Input("since", "Since", form, "2h or 2026-12-01T10:00:00Z"),
                   Input("until", "Until", form), "<button type=\"submit\">Search</button></form>");
-  if (!error.empty()) absl::StrAppend(&body, "<p class=\"error\" role=\"alert\">", HtmlEscape(error), "</p>");
-  absl::StrAppend(&body, "<p>", tasks.size(), " shown of ", indexed, " tasks indexed.</p>",
-                  "<table><thead><tr><th scope=\"col\">Task</th><th scope=\"col\">Status</th><th scope=\"col\">"
-                  "Tenant</th><th scope=\"col\">Workflow</th><th scope=\"col\">Submitted</th><th scope=\"col\">"
-                  "Finished</th><th scope=\"col\">Steps</th><th scope=\"col\">Tokens</th><th scope=\"col\">Cost</th>"
-                  "</tr></thead><tbody>");
+  if (!error.empty()) absl::StrAppend(&body, ErrorParagraph(error, true));
+  absl::StrAppend(&body, "<p>", tasks.size(), " shown of ", indexed, " tasks indexed",
+                  unreadable > 0 ? absl::StrCat("; ", unreadable, " records on the topics did not decode (see Dead letters)")
+                                 : "",
+                  ".</p>",
+                  TableHead({"Task", "Status", "Tenant", "Workflow", "Submitted", "Finished", "Steps", "Tokens", "Cost"}));
   for (const TaskSummary& t : tasks) {
     absl::StrAppend(&body, "<tr><td>", TaskLink(t.task_id), "</td><td class=\"status-", t.status, "\">", t.status,
                     t.error.empty() ? "" : absl::StrCat("<br><small>", HtmlEscape(t.error), "</small>"), "</td><td>",
@@ -444,12 +470,10 @@ std::string TaskPage(const TaskTrace& t, const std::string& input_json, const st
   std::vector<WaterfallBar> bars = Waterfall(t, now);
   double span = 1;
   for (const WaterfallBar& b : bars) span = std::max(span, b.start_ms + b.wait_ms + b.run_ms);
-  absl::StrAppend(&body, "<h2>Timeline</h2><table class=\"waterfall\" aria-label=\"attempts\"><thead><tr>"
-                         "<th scope=\"col\">Step</th><th scope=\"col\">Attempt</th><th scope=\"col\">Agent</th>"
-                         "<th scope=\"col\">Model</th><th scope=\"col\">Worker</th><th scope=\"col\">Wait</th>"
-                         "<th scope=\"col\">Run</th><th scope=\"col\">Tokens</th><th scope=\"col\">Cost</th>"
-                         "<th scope=\"col\">Outcome</th><th scope=\"col\" style=\"width:35%\">",
-                  absl::StrFormat("from acceptance: 0 – %.0f ms", span), "</th></tr></thead><tbody>");
+  absl::StrAppend(&body, "<h2>Timeline</h2>",
+                  TableHead({"Step", "Attempt", "Agent", "Model", "Worker", "Wait", "Run", "Tokens", "Cost", "Outcome",
+                             absl::StrFormat("from acceptance: 0 – %.0f ms|35%%", span)},
+                            " class=\"waterfall\" aria-label=\"attempts\""));
   for (const WaterfallBar& b : bars) {
     const AttemptTrace& a = *b.attempt;
     std::string step = a.fan_index >= 0 ? absl::StrCat(a.step, "[", a.fan_index, "]") : a.step;
@@ -483,10 +507,8 @@ std::string TaskPage(const TaskTrace& t, const std::string& input_json, const st
   absl::StrAppend(&body, "</tbody></table>");
 
   if (t.result && t.result->steps_size() > 0) {
-    absl::StrAppend(&body, "<h2>Steps</h2><table><thead><tr><th scope=\"col\">Step</th><th scope=\"col\">Agent</th>"
-                           "<th scope=\"col\">Model</th><th scope=\"col\">Status</th><th scope=\"col\">Attempts</th>"
-                           "<th scope=\"col\">Tokens</th><th scope=\"col\">Cost</th><th scope=\"col\">Latency</th>"
-                           "<th scope=\"col\">Notes</th></tr></thead><tbody>");
+    absl::StrAppend(&body, "<h2>Steps</h2>",
+                    TableHead({"Step", "Agent", "Model", "Status", "Attempts", "Tokens", "Cost", "Latency", "Notes"}));
     for (const v1::StepSummary& s : t.result->steps()) {
       std::vector<std::string> notes;
       if (s.cached()) notes.push_back(absl::StrFormat("cache hit (saved %s)", Money(s.saved_cost_usd())));
@@ -512,8 +534,7 @@ std::string TaskPage(const TaskTrace& t, const std::string& input_json, const st
     }
   }
   if (!signals.empty()) {
-    absl::StrAppend(&body, "<h2>Signals</h2><table><thead><tr><th scope=\"col\">Sent</th><th scope=\"col\">Name</th>"
-                           "<th scope=\"col\">Sender</th><th scope=\"col\">Payload or reason</th></tr></thead><tbody>");
+    absl::StrAppend(&body, "<h2>Signals</h2>", TableHead({"Sent", "Name", "Sender", "Payload or reason"}));
     for (const v1::TaskSignal& s : signals) {
       std::string payload;
       google::protobuf::util::JsonPrintOptions print;
@@ -549,10 +570,8 @@ std::string DeadLettersPage(const std::vector<DeadLetter>& letters, const std::m
   if (!writes_enabled) {
     absl::StrAppend(&body, "<p>Read-only: start the console with <code>--enable_writes</code> to replay or discard.</p>");
   }
-  absl::StrAppend(&body, "<p>", letters.size(), " shown.</p><table><thead><tr><th scope=\"col\">Record</th>"
-                         "<th scope=\"col\">Time</th><th scope=\"col\">Reason</th><th scope=\"col\">Component</th>"
-                         "<th scope=\"col\">Origin</th><th scope=\"col\">Key</th><th scope=\"col\">Payload</th>"
-                         "<th scope=\"col\">Action</th></tr></thead><tbody>");
+  absl::StrAppend(&body, "<p>", letters.size(), " shown.</p>",
+                  TableHead({"Record", "Time", "Reason", "Component", "Origin", "Key", "Payload", "Action"}));
   for (const DeadLetter& d : letters) {
     std::string id = absl::StrCat(d.partition, "/", d.offset);
     std::string payload = absl::StrCat(d.payload_bytes, " bytes", d.truncated ? " (truncated copy)" : "");
@@ -606,7 +625,7 @@ std::string CostsPage(const CostReport& report, const std::map<std::string, std:
   absl::StrAppend(&body, Input("from", "From (day)", form, "2026-11-01"), Input("to", "To (day, included)", form),
                   Input("by", "By", form, "tenant,workflow,agent,model"), "<button type=\"submit\">Show</button></form>");
   if (!error.empty()) {
-    absl::StrAppend(&body, "<p class=\"error\" role=\"alert\">", HtmlEscape(error), "</p>");
+    absl::StrAppend(&body, ErrorParagraph(error, true));
     return Layout("Costs", "/costs", body);
   }
   const CostRow& t = report.total;
@@ -620,11 +639,10 @@ std::string CostsPage(const CostReport& report, const std::map<std::string, std:
   double most = 0;
   for (const CostRow& r : report.rows) most = std::max(most, r.cost_usd);
   std::string by = report.query.by.empty() ? "" : absl::StrJoin(report.query.by, ", ");
-  absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Day</th>",
-                  by.empty() ? "" : absl::StrCat("<th scope=\"col\">", HtmlEscape(by), "</th>"),
-                  "<th scope=\"col\">Spend</th><th scope=\"col\">Tasks</th><th scope=\"col\">Per task</th>"
-                  "<th scope=\"col\">Calls</th><th scope=\"col\">Change</th><th scope=\"col\">7-day average</th>"
-                  "<th scope=\"col\" style=\"width:25%\"></th></tr></thead><tbody>");
+  std::vector<std::string> columns = {"Day"};
+  if (!by.empty()) columns.push_back(by);
+  columns.insert(columns.end(), {"Spend", "Tasks", "Per task", "Calls", "Change", "7-day average", "|25%"});
+  absl::StrAppend(&body, TableHead(columns));
   for (const CostRow& r : report.rows) {
     std::string day = absl::FormatCivilTime(r.day);
     absl::StrAppend(&body, "<tr", r.anomaly ? " class=\"error\"" : "", "><td>", day, "</td>",
@@ -642,13 +660,11 @@ std::string CostsPage(const CostReport& report, const std::map<std::string, std:
 std::string FleetPage(const FleetView& f) {
   std::string body = "<h1>Fleet</h1><h2>Consumer-group lag</h2>";
   if (!f.lag_error.empty()) {
-    absl::StrAppend(&body, "<p class=\"error\" role=\"alert\">", HtmlEscape(f.lag_error), "</p>");
+    absl::StrAppend(&body, ErrorParagraph(f.lag_error, true));
   } else {
     absl::StrAppend(&body, "<p>Replicas as KEDA's Kafka scaler would ask for them with lagThreshold ",
                     f.trigger.lag_threshold, " (", f.trigger.min_replicas, "–", f.trigger.max_replicas,
-                    " replicas).</p><table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Topic</th>"
-                    "<th scope=\"col\">Lag</th><th scope=\"col\">Partitions (with lag)</th>"
-                    "<th scope=\"col\">KEDA replicas</th></tr></thead><tbody>");
+                    " replicas).</p>", TableHead({"Group", "Topic", "Lag", "Partitions (with lag)", "KEDA replicas"}));
     for (const GroupTopicLag& g : f.lags) {
       absl::StrAppend(&body, "<tr><td>", HtmlEscape(g.group), "</td><td>", HtmlEscape(g.lag.topic),
                       "</td><td class=\"num\">", g.keda.lag, "</td><td class=\"num\">", g.keda.partitions, " (",
@@ -658,11 +674,9 @@ std::string FleetPage(const FleetView& f) {
   }
   absl::StrAppend(&body, "<h2>Members</h2>");
   if (!f.groups_error.empty()) {
-    absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.groups_error), "</p>");
+    absl::StrAppend(&body, ErrorParagraph(f.groups_error));
   } else {
-    absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">State</th>"
-                           "<th scope=\"col\">Member</th><th scope=\"col\">Host</th>"
-                           "<th scope=\"col\">Partitions</th></tr></thead><tbody>");
+    absl::StrAppend(&body, TableHead({"Group", "State", "Member", "Host", "Partitions"}));
     for (const GroupDescription& g : f.groups) {
       if (g.members.empty()) {
         absl::StrAppend(&body, "<tr><td>", HtmlEscape(g.group), "</td><td>", HtmlEscape(g.state), "</td><td colspan=\"3\">",
@@ -683,13 +697,11 @@ std::string FleetPage(const FleetView& f) {
   }
   absl::StrAppend(&body, "<h2>Circuit breakers</h2>");
   if (!f.breakers_error.empty()) {
-    absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.breakers_error), "</p>");
+    absl::StrAppend(&body, ErrorParagraph(f.breakers_error));
   } else if (f.breakers.empty()) {
     absl::StrAppend(&body, "<p>No breaker has changed state: all closed.</p>");
   } else {
-    absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Breaker</th><th scope=\"col\">State</th>"
-                           "<th scope=\"col\">Since</th><th scope=\"col\">Decided by</th><th scope=\"col\">Why</th>"
-                           "</tr></thead><tbody>");
+    absl::StrAppend(&body, TableHead({"Breaker", "State", "Since", "Decided by", "Why"}));
     for (const v1::BreakerState& b : f.breakers) {
       std::string state = BreakerStatusName(b.status());
       absl::StrAppend(&body, "<tr class=\"breaker\"><td>", HtmlEscape(b.name()), "</td><td",
@@ -701,11 +713,9 @@ std::string FleetPage(const FleetView& f) {
   }
   absl::StrAppend(&body, "<h2>Worker pools</h2>");
   if (!f.capacity_error.empty()) {
-    absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.capacity_error), "</p>");
+    absl::StrAppend(&body, ErrorParagraph(f.capacity_error));
   } else {
-    absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Pending call time</th>"
-                           "<th scope=\"col\">Useful replicas</th><th scope=\"col\">KEDA replicas</th>"
-                           "<th scope=\"col\">Agents (limited by)</th></tr></thead><tbody>");
+    absl::StrAppend(&body, TableHead({"Pool", "Pending call time", "Useful replicas", "KEDA replicas", "Agents (limited by)"}));
     for (const PoolCapacity& p : f.pools) {
       std::vector<std::string> agents;
       for (const CapacityEstimate::Agent& a : p.estimate.agents) {
@@ -723,12 +733,9 @@ std::string FleetPage(const FleetView& f) {
   }
   absl::StrAppend(&body, "<h2>Tenants' budgets this period</h2>");
   if (!f.tenants_error.empty()) {
-    absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(f.tenants_error), "</p>");
+    absl::StrAppend(&body, ErrorParagraph(f.tenants_error));
   } else {
-    absl::StrAppend(&body, "<table><thead><tr><th scope=\"col\">Tenant</th><th scope=\"col\">Period</th>"
-                           "<th scope=\"col\">Spent</th><th scope=\"col\">Limit</th><th scope=\"col\">Tokens</th>"
-                           "<th scope=\"col\">When spent</th><th scope=\"col\" style=\"width:25%\">Used</th>"
-                           "</tr></thead><tbody>");
+    absl::StrAppend(&body, TableHead({"Tenant", "Period", "Spent", "Limit", "Tokens", "When spent", "Used|25%"}));
     for (const TenantSpending& t : f.tenants) {
       double used = t.max_cost_usd > 0 ? t.cost_usd / t.max_cost_usd : 0;
       absl::StrAppend(&body, "<tr><td>", HtmlEscape(t.tenant), "</td><td>", HtmlEscape(t.period),

@@ -91,7 +91,9 @@ struct DeadLetter {
   std::string decoded;     // the payload as JSON, when it decodes as what its topic carries
   std::string decode_error;
   bool payload_kept = true;  // message.payload holds the whole payload
-  std::string disposition;  // "", "replayed" or "discarded" (the latest action on it)
+  // The latest action on it, "", "replayed" or "discarded": filled in from
+  // the dlq.actions records when shown.
+  std::string disposition;
   std::string disposition_by;
   std::optional<absl::Time> disposition_at;
   Message message;  // as read
@@ -153,8 +155,9 @@ struct WaterfallBar {
 std::vector<WaterfallBar> Waterfall(const TaskTrace& trace, absl::Time now);
 
 std::string HtmlEscape(const std::string& text);
+// `indexed`: tasks in the index; `unreadable`: records read that did not decode.
 std::string TasksPage(const std::vector<TaskSummary>& tasks, const std::map<std::string, std::string>& form,
-                      size_t indexed, const std::string& error);
+                      size_t indexed, int64_t unreadable, const std::string& error);
 // `input_json`: the submission's input; `signals`: those sent to the task
 // (cancellations, answers, approvals); `trace_url`: a link for the trace
 // id, "{trace_id}" replaced (empty: no link).
@@ -199,7 +202,7 @@ struct ConsoleOptions {
   // its payload and kKeptDecodedBytes of its decoded form; a larger one is
   // read again from Kafka when replayed).
   size_t max_dead_letters = 2000;
-  absl::Duration timeout = absl::Seconds(30);  // a task page's read
+  absl::Duration timeout = absl::Seconds(30);  // a page's reads from Kafka (the fleet's and costs' at most 15 s)
   RecordsLookup lookup;
   KedaTrigger keda;  // the fleet page's replica estimate (the chart's trigger settings)
 };

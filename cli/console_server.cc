@@ -72,7 +72,8 @@ class Console {
  private:
   void ReadLoop(std::unique_ptr<Consumer> consumer);
   void Take(const Message& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Apply(const DeadLetterAction& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `d` with the latest action recorded on it (the dlq.actions topic, or this console's own).
+  DeadLetter WithDisposition(DeadLetter d) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::map<std::string, HttpHandler> Routes();
 
   // Authentication, then the handler. `api`: answers 401 JSON instead of
@@ -95,7 +96,9 @@ class Console {
   absl::Mutex mu_;
   TaskIndex index_ ABSL_GUARDED_BY(mu_);
   std::deque<DeadLetter> letters_ ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<int32_t, int64_t>, DeadLetterAction> actions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<int32_t, int64_t>, DeadLetterAction> actions_ ABSL_GUARDED_BY(mu_);  // by dead letter
+  // Records of tasks, results and dlq.actions that do not decode (the fleet
+  // dead-letters such submissions; they are counted on the tasks page).
   int64_t unreadable_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::pair<std::string, int32_t>, int64_t> targets_;  // the reader's, until caught up
   std::atomic<bool> caught_up_{false};
@@ -199,27 +202,20 @@ void Console::Take(const Message& m) {
     if (r.ok()) index_.Add(*r); else ++unreadable_;
   } else if (m.topic == topics_.dlq) {
     letters_.push_back(ParseDeadLetter(config_, m));
-    if (auto it = actions_.find({m.partition, m.offset}); it != actions_.end()) {
-      letters_.back().disposition = it->second.action;
-      letters_.back().disposition_by = it->second.by;
-      letters_.back().disposition_at = it->second.at;
-    }
     while (letters_.size() > options_.max_dead_letters) letters_.pop_front();
   } else if (m.topic == topics_.dlq_actions) {
     auto a = ParseDeadLetterAction(m.payload);
-    if (a.ok()) Apply(*a); else ++unreadable_;
+    if (a.ok()) actions_[{a->partition, a->offset}] = *a; else ++unreadable_;
   }
 }
 
-void Console::Apply(const DeadLetterAction& a) {
-  actions_[{a.partition, a.offset}] = a;
-  for (DeadLetter& d : letters_) {
-    if (d.partition == a.partition && d.offset == a.offset) {
-      d.disposition = a.action;
-      d.disposition_by = a.by;
-      d.disposition_at = a.at;
-    }
+DeadLetter Console::WithDisposition(DeadLetter d) const {
+  if (auto it = actions_.find({d.partition, d.offset}); it != actions_.end()) {
+    d.disposition = it->second.action;
+    d.disposition_by = it->second.by;
+    d.disposition_at = it->second.at;
   }
+  return d;
 }
 
 HttpReply Console::Guard(const HttpServerRequest& r, bool api, const std::function<HttpReply()>& handler) {
@@ -282,14 +278,16 @@ HttpReply Console::Tasks(const HttpServerRequest& r, bool api) {
   auto filter = ParseTaskFilter(form);
   std::vector<TaskSummary> tasks;
   size_t indexed;
+  int64_t unreadable;
   {
     absl::MutexLock lock(&mu_);
     indexed = index_.size();
+    unreadable = unreadable_;
     if (filter.ok()) tasks = index_.Search(*filter, kPageRows);
   }
   if (api) return filter.ok() ? JsonReply(200, TasksJson(tasks)) : JsonReply(400, ErrorJson(std::string(filter.status().message())));
   return Html(filter.ok() ? 200 : 400,
-              TasksPage(tasks, form, indexed, filter.ok() ? "" : std::string(filter.status().message())));
+              TasksPage(tasks, form, indexed, unreadable, filter.ok() ? "" : std::string(filter.status().message())));
 }
 
 HttpReply Console::Task(const HttpServerRequest& r, bool api) {
@@ -324,7 +322,8 @@ HttpReply Console::DeadLetters(const HttpServerRequest& r, bool api, const std::
   {
     absl::MutexLock lock(&mu_);
     for (auto it = letters_.rbegin(); it != letters_.rend() && shown.size() < kPageRows; ++it) {
-      if (Matches(filter, *it)) shown.push_back(*it);
+      DeadLetter d = WithDisposition(*it);
+      if (Matches(filter, d)) shown.push_back(std::move(d));
     }
   }
   if (api) return JsonReply(200, DeadLettersJson(shown));
@@ -352,7 +351,7 @@ HttpReply Console::DeadLetterOp(const HttpServerRequest& r, bool api) {
   {
     absl::MutexLock lock(&mu_);
     for (const DeadLetter& d : letters_) {
-      if (d.partition == partition && d.offset == offset) letter = d;
+      if (d.partition == partition && d.offset == offset) letter = WithDisposition(d);
     }
   }
   if (!letter) return fail(404, absl::StrCat("no dead letter at ", partition, "/", offset, " (read so far)"));
@@ -414,7 +413,7 @@ HttpReply Console::DeadLetterOp(const HttpServerRequest& r, bool api) {
        {"from", action.from}, {"origin_topic", action.origin_topic}});
   {
     absl::MutexLock lock(&mu_);
-    Apply(action);
+    actions_[{partition, offset}] = action;
   }
   std::string message = absl::StrCat("dead letter ", partition, "/", offset, " ", action.action,
                                      parts[2] == "replay" ? " to " + letter->origin_topic : "");

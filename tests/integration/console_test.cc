@@ -157,6 +157,8 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   // Without the token: nothing but the probes.
   EXPECT_EQ(Call("GET", base + "/api/tasks").status, 401);
   EXPECT_EQ(Call("GET", base + "/tasks").status, 303) << "a browser is sent to /login";
+  // The bytes that are no submission are counted, not lost in silence.
+  EXPECT_THAT(Call("GET", base + "/tasks", {bearer}).body, HasSubstr("1 records on the topics did not decode"));
   EXPECT_EQ(Call("GET", base + "/api/tasks", {"Authorization: Bearer wrong"}).status, 401);
 
   // The task list, searched by id prefix and by status.

@@ -257,7 +257,8 @@ TEST(ConsoleRenderTest, EscapesWhatTheTopicsHold) {
   EXPECT_THAT(page, HasSubstr("&lt;script&gt;"));
   TaskSummary t;
   t.task_id = "<b>x</b>";
-  std::string list = TasksPage({t}, {{"tenant", "\"><script>"}}, 1, "");
+  std::string list = TasksPage({t}, {{"tenant", "\"><script>"}}, 1, 2, "");
+  EXPECT_THAT(list, HasSubstr("1 shown of 1 tasks indexed; 2 records on the topics did not decode"));
   EXPECT_THAT(list, Not(HasSubstr("<b>x</b>")));
   EXPECT_THAT(list, Not(HasSubstr("\"><script>")));
 }
