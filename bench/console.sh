@@ -2,7 +2,8 @@
 # The web console on a large history (docs/benchmarks.md, "The web
 # console"): N tasks' submissions and results on a real broker, then
 # `agentfleet console` from BUILD_DIR: time until /readyz, its memory, and
-# the time and size of each page and API answer.
+# the time and size of each page and API answer; then `agentfleet dlq`'s
+# list, replay and discard.
 #   bench/console.sh BOOTSTRAP [N] [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,7 +33,7 @@ ready_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$console_pid/status")
 echo "| what | result |"
 echo "|---|---|"
-echo "| tasks indexed | $n (submissions and results: $((2 * n)) records) |"
+echo "| tasks indexed | $n (submissions, results and state snapshots: about $((3 * n)) records) |"
 echo "| start to /readyz (history read) | $ready_ms ms |"
 echo "| resident memory when ready | $((rss / 1024)) MiB ($((rss * 1024 / n)) bytes per task) |"
 measure() {  # measure NAME PATH: the median of 5 timed requests, and the answer's size
@@ -53,3 +54,22 @@ measure "/fleet" "/fleet"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$console_pid/status")
 echo "| resident memory after the requests | $((rss / 1024)) MiB |"
 echo "| the console's answers were | $(grep -c '"level":"error"' "$work/console.log" || true) errors in its log |"
+sleep 10
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$console_pid/status")
+echo "| resident memory 10 s later | $((rss / 1024)) MiB |"
+held=$(curl -s "$base/api/fleet" | /usr/bin/python3 -c 'import json,sys; print(sum(q["attempts"] for q in json.load(sys.stdin)["queues"]))')
+echo "| attempts the fleet page counts as held in a quota's queue | $held |"
+timed() {  # timed WHAT COMMAND...: one run's wall time
+  local what=$1 t0
+  shift
+  t0=$(date +%s%N)
+  "$@" > "$work/out" 2> "$work/err" || { cat "$work/out" "$work/err" >&2; exit 1; }
+  echo "| $what | $(( ($(date +%s%N) - t0) / 1000000 )) ms |"
+}
+dlq=("$build/bin/agentfleet" dlq --config "$work/fleet.yaml" --bootstrap "$bootstrap")
+timed '`agentfleet dlq` (the 1,000 dead letters, newest first)' "${dlq[@]}"
+grep -q '^1000 dead letter(s)' "$work/out" || { cat "$work/out" >&2; exit 1; }
+newest=$(awk 'NR == 2 {print $1}' "$work/out")
+next=$(awk 'NR == 3 {print $1}' "$work/out")
+timed '`agentfleet dlq discard` (fence, read dlq.actions, commit the record)' "${dlq[@]}" discard "$newest" --sender bench
+timed '`agentfleet dlq replay` (also read the dead letter again and commit its copy)' "${dlq[@]}" replay "$next" --sender bench

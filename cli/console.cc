@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -157,6 +158,64 @@ absl::StatusOr<TaskFilter> ParseTaskFilter(const std::map<std::string, std::stri
     (std::string(name) == "since" ? f.since : f.until) = t;
   }
   return f;
+}
+
+// ---- CoordinatorWaits ------------------------------------------------------------------
+
+void CoordinatorWaits::Update(const std::string& task_id, const v1::TaskState& state) {
+  std::vector<Wait> waits;
+  if (!state.finished() && state.status() == v1::TASK_STATUS_UNSPECIFIED) {
+    const v1::TaskSubmission& s = state.submission();
+    for (const v1::StepState& step : state.steps()) {
+      Wait w;
+      if (step.rate_wait()) {
+        bool window = absl::StartsWith(step.rate_key(), "window:");
+        w.kind = window ? "window" : "quota";
+        w.queue = window ? step.rate_key().substr(7) : step.rate_key().empty() ? "(not yet queued)" : step.rate_key();
+      } else if (step.tenant_wait()) {
+        w.kind = "tenant budget";
+        w.queue = s.tenant();
+      } else {
+        continue;
+      }
+      w.tenant = s.tenant();
+      w.interactive = s.priority() == v1::PRIORITY_INTERACTIVE;
+      w.accepted = FromProtoTime(state.accepted_at()).value_or(absl::UnixEpoch());
+      waits.push_back(std::move(w));
+    }
+  }
+  if (waits.empty()) {
+    waits_.erase(task_id);
+  } else {
+    waits_[task_id] = std::move(waits);
+  }
+}
+
+void CoordinatorWaits::Remove(const std::string& task_id) { waits_.erase(task_id); }
+
+std::vector<WaitingQueue> CoordinatorWaits::Queues() const {
+  std::map<std::pair<std::string, std::string>, WaitingQueue> queues;
+  std::map<std::pair<std::string, std::string>, absl::flat_hash_set<std::string>> tenants;
+  for (const auto& [task_id, waits] : waits_) {
+    for (const Wait& w : waits) {
+      WaitingQueue& q = queues[{w.kind, w.queue}];
+      q.kind = w.kind;
+      q.queue = w.queue;
+      ++q.attempts;
+      q.interactive += w.interactive ? 1 : 0;
+      if (!q.oldest_accepted || w.accepted < *q.oldest_accepted) q.oldest_accepted = w.accepted;
+      tenants[{w.kind, w.queue}].insert(w.tenant);
+    }
+  }
+  std::vector<WaitingQueue> out;
+  for (auto& [key, q] : queues) {
+    q.tenants = static_cast<int64_t>(tenants[key].size());
+    out.push_back(std::move(q));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const WaitingQueue& a, const WaitingQueue& b) {
+    return a.kind != b.kind ? a.kind < b.kind : a.attempts > b.attempts;
+  });
+  return out;
 }
 
 // ---- dead letters -------------------------------------------------------------------
@@ -711,6 +770,24 @@ std::string FleetPage(const FleetView& f) {
     }
     absl::StrAppend(&body, "</tbody></table>");
   }
+  absl::StrAppend(&body, "<h2>Waiting in the coordinators</h2>");
+  if (f.queues.empty()) {
+    absl::StrAppend(&body, "<p>No attempt waits for a quota, an agent's max_in_flight or a tenant's budget.</p>");
+  } else {
+    absl::StrAppend(&body, "<p>Attempts the coordinators hold back (not on the work topics, so not in the lag), "
+                           "from the running tasks' state.</p>",
+                    TableHead({"Waiting for", "Queue", "Attempts", "Interactive", "Batch", "Tenants",
+                               "Oldest task accepted"}));
+    for (const WaitingQueue& q : f.queues) {
+      absl::StrAppend(&body, "<tr class=\"queue\"><td>",
+                      q.kind == "quota" ? "model quota" : q.kind == "window" ? "agent max_in_flight" : q.kind,
+                      "</td><td>", HtmlEscape(q.queue), "</td><td class=\"num\">", q.attempts,
+                      "</td><td class=\"num\">", q.interactive, "</td><td class=\"num\">",
+                      q.attempts - q.interactive, "</td><td class=\"num\">", q.tenants, "</td><td>",
+                      TimeText(q.oldest_accepted), "</td></tr>");
+    }
+    absl::StrAppend(&body, "</tbody></table>");
+  }
   absl::StrAppend(&body, "<h2>Worker pools</h2>");
   if (!f.capacity_error.empty()) {
     absl::StrAppend(&body, ErrorParagraph(f.capacity_error));
@@ -779,6 +856,17 @@ std::string FleetJson(const FleetView& f) {
                         {"reason", b.reason()}});
   }
   j["breakers"] = std::move(breakers);
+  Json queues = Json::array();
+  for (const WaitingQueue& q : f.queues) {
+    queues.push_back({{"kind", q.kind},
+                      {"queue", q.queue},
+                      {"attempts", q.attempts},
+                      {"interactive", q.interactive},
+                      {"batch", q.attempts - q.interactive},
+                      {"tenants", q.tenants},
+                      {"oldest_accepted", TimeJson(q.oldest_accepted)}});
+  }
+  j["queues"] = std::move(queues);
   Json lag = Json::parse(LagJson(f.lags, f.trigger, f.pools), nullptr, false);
   j["trigger"] = lag["trigger"];
   j["lag"] = lag["lag"];

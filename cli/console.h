@@ -24,6 +24,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
 #include "audit/audit.h"
 #include "cli/lag.h"
@@ -75,7 +76,41 @@ class TaskIndex {
 // InvalidArgument naming the field for a bad status or time.
 [[nodiscard]] absl::StatusOr<TaskFilter> ParseTaskFilter(const std::map<std::string, std::string>& form);
 
+// ---- work held in the coordinators ----------------------------------------------
+
+// One queue the coordinators hold attempts in, from the running tasks'
+// durable state (the state topic's StepState wait flags): a model's quota
+// (kind "quota", queue its rate_key), an agent's max_in_flight ("window",
+// queue the agent), a tenant's budget ("tenant budget", queue the tenant).
+struct WaitingQueue {
+  std::string kind, queue;
+  int64_t attempts = 0, interactive = 0;  // the rest are batch
+  int64_t tenants = 0;
+  std::optional<absl::Time> oldest_accepted;  // the earliest accepted task among the waiting
+};
+
+// Follows the state topic: each running task's waiting attempts, by task.
+// Not thread-safe.
+class CoordinatorWaits {
+ public:
+  // A task's latest state; a finished one (or one without waits) is dropped.
+  void Update(const std::string& task_id, const v1::TaskState& state);
+  void Remove(const std::string& task_id);  // its tombstone
+  // Kind, then most attempts first.
+  std::vector<WaitingQueue> Queues() const;
+  size_t tasks() const { return waits_.size(); }
+
+ private:
+  struct Wait {
+    std::string kind, queue, tenant;
+    bool interactive = false;
+    absl::Time accepted;
+  };
+  absl::flat_hash_map<std::string, std::vector<Wait>> waits_;
+};
+
 // ---- the dead-letter queue ----------------------------------------------------
+// (its operations on Kafka, shared with `agentfleet dlq`: cli/dlq.h)
 
 struct DeadLetter {
   int32_t partition = 0;
@@ -178,6 +213,7 @@ struct FleetView {
   std::vector<TenantSpending> tenants;
   std::vector<GroupDescription> groups;  // the coordinators' and the pools' members and their partitions
   std::vector<v1::BreakerState> breakers;  // each breaker's latest state (the breakers topic)
+  std::vector<WaitingQueue> queues;         // rate-limit and budget queues (the state topic)
   KedaTrigger trigger;
   std::string lag_error, capacity_error, tenants_error, groups_error, breakers_error;
 };

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "cli/console.h"
 #include "cli/cost.h"
+#include "cli/dlq.h"
 #include "codec/codec.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -72,8 +73,6 @@ class Console {
  private:
   void ReadLoop(std::unique_ptr<Consumer> consumer);
   void Take(const Message& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `d` with the latest action recorded on it (the dlq.actions topic, or this console's own).
-  DeadLetter WithDisposition(DeadLetter d) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::map<std::string, HttpHandler> Routes();
 
   // Authentication, then the handler. `api`: answers 401 JSON instead of
@@ -90,13 +89,14 @@ class Console {
   const FleetConfig& config_;
   const ConsoleOptions options_;
   const Topics topics_;
-  std::unique_ptr<Producer> producer_;  // writes only
-  absl::Mutex op_mu_;                   // one DLQ operation at a time
+  // One DLQ operation at a time (each fences the one before: cli/dlq.h).
+  absl::Mutex op_mu_;
 
   absl::Mutex mu_;
   TaskIndex index_ ABSL_GUARDED_BY(mu_);
   std::deque<DeadLetter> letters_ ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<int32_t, int64_t>, DeadLetterAction> actions_ ABSL_GUARDED_BY(mu_);  // by dead letter
+  DeadLetterActions actions_ ABSL_GUARDED_BY(mu_);
+  CoordinatorWaits waits_ ABSL_GUARDED_BY(mu_);  // from the state topic  // read from dlq.actions, and this console's own
   // Records of tasks, results and dlq.actions that do not decode (the fleet
   // dead-letters such submissions; they are counted on the tasks page).
   int64_t unreadable_ ABSL_GUARDED_BY(mu_) = 0;
@@ -111,7 +111,7 @@ absl::Status Console::Start() {
   Properties props = ConsumerProperties(config_.kafka, "agentfleet-console");
   props["enable.auto.commit"] = "false";
   props["isolation.level"] = "read_committed";
-  std::vector<std::string> names = {topics_.tasks, topics_.results, topics_.dlq, topics_.dlq_actions};
+  std::vector<std::string> names = {topics_.tasks, topics_.results, topics_.dlq, topics_.dlq_actions, topics_.state};
   auto counts = PartitionCounts(props, names, options_.timeout);
   if (!counts.ok()) return counts.status();
   std::vector<TopicPartition> assignment;
@@ -140,11 +140,6 @@ absl::Status Console::Start() {
   auto consumer = NewConsumer(props);
   if (!consumer.ok()) return consumer.status();
   if (absl::Status s = (*consumer)->Assign(assignment); !s.ok()) return s;
-  if (options_.enable_writes) {
-    auto producer = NewProducer(ProducerProperties(config_.kafka));
-    if (!producer.ok()) return producer.status();
-    producer_ = std::move(*producer);
-  }
   reader_ = std::thread([this, c = std::move(*consumer)]() mutable { ReadLoop(std::move(c)); });
   auto server = HttpServer::Start(options_.http_address, Routes());
   if (!server.ok()) {
@@ -159,7 +154,6 @@ void Console::Stop() {
   server_.reset();
   stop_ = true;
   if (reader_.joinable()) reader_.join();
-  if (producer_) (void)producer_->Flush(absl::Seconds(5));
 }
 
 void Console::ReadLoop(std::unique_ptr<Consumer> consumer) {
@@ -206,16 +200,16 @@ void Console::Take(const Message& m) {
   } else if (m.topic == topics_.dlq_actions) {
     auto a = ParseDeadLetterAction(m.payload);
     if (a.ok()) actions_[{a->partition, a->offset}] = *a; else ++unreadable_;
+  } else if (m.topic == topics_.state) {
+    // Running tasks' snapshots; a tenant's ledger (key "\x1ftenant/...") is not one.
+    if (!m.key.empty() && m.key[0] == '\x1f') return;
+    if (m.payload.empty()) {
+      waits_.Remove(m.key);
+      return;
+    }
+    auto s = Decode<v1::TaskState>(m.payload, m.headers, std::max<size_t>(m.payload.size(), 1));
+    if (s.ok()) waits_.Update(m.key, *s); else ++unreadable_;
   }
-}
-
-DeadLetter Console::WithDisposition(DeadLetter d) const {
-  if (auto it = actions_.find({d.partition, d.offset}); it != actions_.end()) {
-    d.disposition = it->second.action;
-    d.disposition_by = it->second.by;
-    d.disposition_at = it->second.at;
-  }
-  return d;
 }
 
 HttpReply Console::Guard(const HttpServerRequest& r, bool api, const std::function<HttpReply()>& handler) {
@@ -322,7 +316,7 @@ HttpReply Console::DeadLetters(const HttpServerRequest& r, bool api, const std::
   {
     absl::MutexLock lock(&mu_);
     for (auto it = letters_.rbegin(); it != letters_.rend() && shown.size() < kPageRows; ++it) {
-      DeadLetter d = WithDisposition(*it);
+      DeadLetter d = WithDisposition(*it, actions_);
       if (Matches(filter, d)) shown.push_back(std::move(d));
     }
   }
@@ -331,8 +325,8 @@ HttpReply Console::DeadLetters(const HttpServerRequest& r, bool api, const std::
 }
 
 // POST /dlq/P/O/replay|discard (and /api/dlq/...): the record is replayed
-// to its origin topic (or not), then the action is written to dlq.actions;
-// both are acknowledged by Kafka before the answer.
+// to its origin topic (or not) and the action written to dlq.actions, in
+// one transaction committed before the answer (ActOnDeadLetter).
 HttpReply Console::DeadLetterOp(const HttpServerRequest& r, bool api) {
   auto fail = [&](int status, const std::string& message) {
     return api ? JsonReply(status, ErrorJson(message)) : Html(status, HtmlEscape(message) + "\n");
@@ -346,19 +340,6 @@ HttpReply Console::DeadLetterOp(const HttpServerRequest& r, bool api) {
       (parts[2] != "replay" && parts[2] != "discard")) {
     return fail(404, "expected /dlq/PARTITION/OFFSET/replay or /discard");
   }
-  absl::MutexLock op(&op_mu_);
-  std::optional<DeadLetter> letter;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const DeadLetter& d : letters_) {
-      if (d.partition == partition && d.offset == offset) letter = WithDisposition(d);
-    }
-  }
-  if (!letter) return fail(404, absl::StrCat("no dead letter at ", partition, "/", offset, " (read so far)"));
-  if (!letter->disposition.empty()) {
-    return fail(409, absl::StrCat("dead letter ", partition, "/", offset, " was already ", letter->disposition, " by ",
-                                  letter->disposition_by));
-  }
   DeadLetterAction action;
   action.action = parts[2] == "replay" ? "replayed" : "discarded";
   action.partition = partition;
@@ -366,57 +347,24 @@ HttpReply Console::DeadLetterOp(const HttpServerRequest& r, bool api) {
   std::string user = r.Header("x-forwarded-user");  // set by an authenticating ingress
   action.by = user.empty() ? options_.operator_name : user;
   action.from = r.remote_address;
-  action.at = absl::Now();
-  action.origin_topic = letter->origin_topic;
-  auto send = [&](OutboundMessage m) -> absl::Status {
-    auto delivered = std::make_shared<absl::Notification>();
-    auto status = std::make_shared<absl::Status>();
-    absl::Status queued = producer_->Produce(std::move(m), [delivered, status](const absl::Status& s) {
-      *status = s;
-      delivered->Notify();
-    });
-    if (!queued.ok()) return queued;
-    (void)producer_->Flush(options_.timeout);
-    if (!delivered->WaitForNotificationWithTimeout(options_.timeout)) {
-      return absl::DeadlineExceededError("Kafka did not acknowledge the write in time");
+  absl::MutexLock op(&op_mu_);
+  auto done = ActOnDeadLetter(config_, action, options_.timeout);  // cli/dlq.h: once only, in one transaction
+  if (!done.ok()) {
+    switch (done.status().code()) {
+      case absl::StatusCode::kNotFound: return fail(404, std::string(done.status().message()));
+      case absl::StatusCode::kAlreadyExists:
+      case absl::StatusCode::kAborted:
+      case absl::StatusCode::kFailedPrecondition: return fail(409, std::string(done.status().message()));
+      default: return fail(502, absl::StrCat("Kafka: ", done.status().message()));
     }
-    return *status;
-  };
-  if (parts[2] == "replay" && !letter->payload_kept && !letter->truncated) {
-    // A large payload is not kept in memory: read the record again.
-    Properties props = ConsumerProperties(config_.kafka, "agentfleet-console");
-    auto read = ReadKeysInRanges(props, {{topics_.dlq, partition, offset, offset + 1}}, {letter->key}, options_.timeout);
-    if (!read.ok()) return fail(502, absl::StrCat("cannot read the dead letter again: ", read.status().message()));
-    std::optional<Message> record;
-    for (Message& m : *read) {
-      if (m.offset == offset) record = std::move(m);
-    }
-    if (!record) return fail(410, absl::StrCat("dead letter ", partition, "/", offset, " is no longer on ", topics_.dlq));
-    letter->message = std::move(*record);
-    letter->payload_kept = true;
   }
-  if (parts[2] == "replay") {
-    auto replay = ReplayMessage(*letter);
-    if (!replay.ok()) return fail(409, std::string(replay.status().message()));
-    if (absl::Status s = send(*replay); !s.ok()) return fail(502, absl::StrCat("replay not written: ", s.message()));
-  }
-  OutboundMessage record;
-  record.topic = topics_.dlq_actions;
-  record.key = absl::StrCat(partition, ":", offset);
-  record.payload = DeadLetterActionJson(action);
-  if (absl::Status s = send(record); !s.ok()) {
-    return fail(502, absl::StrCat(parts[2] == "replay" ? "replayed, but the action was not recorded: " : "not recorded: ",
-                                  s.message()));
-  }
-  Log(LogLevel::kInfo, kComponent, "dead letter " + action.action,
-      {{"partition", absl::StrCat(partition)}, {"offset", absl::StrCat(offset)}, {"by", action.by},
-       {"from", action.from}, {"origin_topic", action.origin_topic}});
+  action = *std::move(done);
   {
     absl::MutexLock lock(&mu_);
     actions_[{partition, offset}] = action;
   }
   std::string message = absl::StrCat("dead letter ", partition, "/", offset, " ", action.action,
-                                     parts[2] == "replay" ? " to " + letter->origin_topic : "");
+                                     parts[2] == "replay" ? " to " + action.origin_topic : "");
   if (api) return JsonReply(200, DeadLetterActionJson(action));
   return Redirect("/dlq?done=" + UrlEscape(message));
 }
@@ -440,6 +388,10 @@ HttpReply Console::Costs(const HttpServerRequest& r, bool api) {
 
 HttpReply Console::FleetState(bool api) {
   FleetView view;
+  {
+    absl::MutexLock lock(&mu_);
+    view.queues = waits_.Queues();
+  }
   view.trigger = options_.keda;
   absl::Duration timeout = std::min(options_.timeout, absl::Seconds(15));
   auto lags = ReadFleetLag(config_, view.trigger, timeout);

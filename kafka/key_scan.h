@@ -46,6 +46,12 @@ struct OffsetRange {
                                                                     absl::Duration timeout,
                                                                     int64_t* scanned = nullptr);
 
+// Every committed message in `ranges`, whatever its key (one dead letter by
+// its offset, the newest of a partition).
+[[nodiscard]] absl::StatusOr<std::vector<Message>> ReadRanges(const Properties& properties,
+                                                              const std::vector<OffsetRange>& ranges,
+                                                              absl::Duration timeout);
+
 // A partition and a time.
 struct TimeQuery {
   std::string topic;

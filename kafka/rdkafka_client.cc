@@ -65,6 +65,10 @@ absl::Status FromErr(RdKafka::ErrorCode code, absl::string_view what) {
       return absl::UnavailableError(msg);
     case RdKafka::ERR__STATE:
     case RdKafka::ERR__UNKNOWN_PARTITION:
+    case RdKafka::ERR__FENCED:  // a newer producer with this transactional.id took over
+    case RdKafka::ERR__FATAL:   // the producer cannot be used any more (fenced, for a transactional one)
+    case RdKafka::ERR_PRODUCER_FENCED:
+    case RdKafka::ERR_INVALID_PRODUCER_EPOCH:
       return absl::FailedPreconditionError(msg);
     default:
       return absl::InternalError(msg);
@@ -956,9 +960,12 @@ absl::StatusOr<std::vector<int64_t>> OffsetsAtTimes(const Properties& properties
   return out;
 }
 
-absl::StatusOr<std::vector<Message>> ReadKeysInRanges(const Properties& properties,
+namespace {
+
+// ReadKeysInRanges, and ReadRanges with `keys` null.
+absl::StatusOr<std::vector<Message>> ReadRangesOfKeys(const Properties& properties,
                                                       const std::vector<OffsetRange>& ranges,
-                                                      const absl::flat_hash_set<std::string>& keys,
+                                                      const absl::flat_hash_set<std::string>* keys,
                                                       absl::Duration timeout, int64_t* scanned) {
   std::vector<Message> out;
   std::vector<TopicPartition> tps;
@@ -1005,12 +1012,27 @@ absl::StatusOr<std::vector<Message>> ReadKeysInRanges(const Properties& properti
     }
     if (m->offset() >= it->second - 1) open.erase(it);
     if (scanned != nullptr) ++*scanned;
-    if (keys.contains(absl::string_view(static_cast<const char*>(m->key_pointer()), m->key_len()))) {
+    if (keys == nullptr ||
+        keys->contains(absl::string_view(static_cast<const char*>(m->key_pointer()), m->key_len()))) {
       out.push_back(FromRdMessage(*m));
     }
   }
   consumer->close();
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Message>> ReadKeysInRanges(const Properties& properties,
+                                                      const std::vector<OffsetRange>& ranges,
+                                                      const absl::flat_hash_set<std::string>& keys,
+                                                      absl::Duration timeout, int64_t* scanned) {
+  return ReadRangesOfKeys(properties, ranges, &keys, timeout, scanned);
+}
+
+absl::StatusOr<std::vector<Message>> ReadRanges(const Properties& properties, const std::vector<OffsetRange>& ranges,
+                                                absl::Duration timeout) {
+  return ReadRangesOfKeys(properties, ranges, nullptr, timeout, nullptr);
 }
 
 absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const Properties& properties,

@@ -55,6 +55,8 @@ no_real_broker+='|^RealKafkaTest\.(TwoReplicasShareOneProviderQuota|ATenantNever
 no_real_broker+='|^ObservabilityTest\.AForkRerunsOnlyTheFailedStepOnAFixedModel$'
 # The console's pages in a browser render what its API (tested on both) returns.
 no_real_broker+='|^ConsoleTest\.TheTaskPageAndTheDeadLetterQueueWorkInARealBrowser$'
+# The fleet page's held queues are read from the state topic, which every broker test reads.
+no_real_broker+='|^ConsoleTest\.TheFleetPageShowsTheAttemptsWaitingForAModelsQuota$'
 (cd "$build" && AGENTFLEET_KAFKA_VERSION="${versions[0]}" ctest --output-on-failure --timeout 600 -LE chaos)
 echo "test.sh: the console's screenshots from headless Chromium are in $build/artifacts/console/"
 for version in "${versions[@]:1}"; do

@@ -8,10 +8,12 @@
 #include <curl/curl.h>
 
 #include <fstream>
+#include <iostream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/console.h"
 #include "cli/tasks_input.h"
 #include "codec/codec.h"
 #include "fleet/run_summary.h"
@@ -20,6 +22,7 @@
 #include "kafka/dead_letter.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/fake_llm.h"
 #include "tests/integration/fleet_harness.h"
 
 namespace agentfleet::testing {
@@ -306,6 +309,173 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   ASSERT_TRUE(open.ok()) << open.status();
   EXPECT_EQ(open->first, 2);
   EXPECT_THAT(open->second, HasSubstr("is not loopback"));
+}
+
+// `agentfleet dlq`: the same operations from the command line, on the same
+// records. Two operators who replay the same dead letter at the same moment
+// replay it once: the other is refused, and the origin topic gets one copy.
+TEST_F(ConsoleTest, TheDlqCommandReplaysADeadLetterOnceWhenTwoOperatorsTryAtOnce) {
+  Fleet fleet("dlq-cli");
+  ASSERT_NO_FATAL_FAILURE(RunFleet(fleet));
+  auto dlq = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"agentfleet", "dlq"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--config", fleet.config_path(), "--timeout", "60s"});
+    auto run = fleet.Run(argv, absl::Seconds(90));
+    EXPECT_TRUE(run.ok()) << run.status();
+    return run.ok() ? *run : std::make_pair(-1, std::string());
+  };
+  auto listed = [&](const std::vector<std::string>& args) {
+    auto [code, out] = dlq(args);
+    EXPECT_EQ(code, 0) << out;
+    Json j = Json::parse(out.substr(out.rfind("\n{") + 1), nullptr, false);
+    return j.is_object() ? j["dead_letters"] : Json::array();
+  };
+  // The coordinator dead-letters the bytes that are no submission as it reads them.
+  Json letters;
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until; absl::SleepFor(absl::Milliseconds(500))) {
+    letters = listed({"--json"});
+    if (letters.size() >= 2) break;
+  }
+  ASSERT_EQ(letters.size(), 2u) << letters.dump(2);
+  const Json& replayable = letters[0]["key"] == "garbage-1" ? letters[1] : letters[0];
+  const Json& garbage = letters[0]["key"] == "garbage-1" ? letters[0] : letters[1];
+  const std::string replay_at = absl::StrCat(replayable["partition"].get<int>(), "/", replayable["offset"].get<int64_t>());
+  const std::string garbage_at = absl::StrCat(garbage["partition"].get<int>(), "/", garbage["offset"].get<int64_t>());
+  // As a table, and filtered.
+  auto [code, table] = dlq({});
+  EXPECT_EQ(code, 0) << table;
+  EXPECT_THAT(table, HasSubstr(absl::StrCat(replay_at, " ")));
+  EXPECT_THAT(table, HasSubstr(tasks_topic_ + "/3/41"));
+  EXPECT_THAT(table, HasSubstr("schema registry unavailable"));
+  EXPECT_THAT(table, HasSubstr("2 dead letter(s)"));
+  EXPECT_EQ(listed({"--json", "--reason", "SCHEMA registry"}).size(), 1u);
+  EXPECT_EQ(listed({"--json", "--component", "worker"}).size(), 0u);
+
+  // Two operators at once.
+  std::vector<std::string> common = {"--config", fleet.config_path(), "--timeout", "60s"};
+  std::vector<std::string> bob = {"dlq", "replay", replay_at, "--sender", "bob"};
+  std::vector<std::string> carol = {"dlq", "replay", replay_at, "--sender", "carol"};
+  bob.insert(bob.end(), common.begin(), common.end());
+  carol.insert(carol.end(), common.begin(), common.end());
+  pid_t first = fleet.StartProgram(BinDir() + "/agentfleet", bob, "dlq-bob");
+  pid_t second = fleet.StartProgram(BinDir() + "/agentfleet", carol, "dlq-carol");
+  auto bob_code = fleet.WaitProcess(first, absl::Seconds(90));
+  auto carol_code = fleet.WaitProcess(second, absl::Seconds(90));
+  ASSERT_TRUE(bob_code.ok() && carol_code.ok()) << fleet.LogTails();
+  std::string logs = fleet.LogOf(first) + fleet.LogOf(second);
+  EXPECT_EQ(std::min(*bob_code, *carol_code), 0) << logs;
+  EXPECT_EQ(std::max(*bob_code, *carol_code), 1) << "the other is refused: " << logs;
+  EXPECT_THAT(logs, ::testing::ContainsRegex("was already replayed by (bob|carol)|at the same time")) << logs;
+  const std::string winner = *bob_code == 0 ? "bob" : "carol";
+  std::cout << winner << " replayed it; the other was told: " << fleet.LogTailOf(*bob_code == 0 ? second : first, 1);
+  // One copy on the origin topic, and the fleet processes it.
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto on_tasks = ReadKeyToEnd(ConsumerProperties(config->kafka, "dlq-test"), tasks_topic_, lost_.task_id(),
+                               absl::Seconds(60));
+  ASSERT_TRUE(on_tasks.ok()) << on_tasks.status();
+  const std::string replayed_from =
+      absl::StrCat(replayable["partition"].get<int>(), ":", replayable["offset"].get<int64_t>());
+  int copies = 0;
+  for (const Message& m : *on_tasks) copies += FindHeader(m.headers, kDlqReplayedFromHeader) == replayed_from;
+  EXPECT_EQ(copies, 1) << "replayed once";
+  bool processed = false;
+  Topics topics(config->kafka.topic_prefix);
+  for (absl::Time until = absl::Now() + absl::Seconds(90); !processed && absl::Now() < until;
+       absl::SleepFor(absl::Milliseconds(500))) {
+    auto results = ReadKeyToEnd(ConsumerProperties(config->kafka, "dlq-test"), topics.results, lost_.task_id(),
+                                absl::Seconds(30));
+    processed = results.ok() && results->size() == 1;
+  }
+  EXPECT_TRUE(processed) << fleet.WhereIs(lost_.task_id());
+  std::tie(code, table) = dlq({"replay", replay_at});
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(table, HasSubstr("was already replayed by " + winner));
+
+  // Discard, with a note; once.
+  std::tie(code, table) = dlq({"discard", garbage_at, "--sender", "dave", "--reason", "not ours", "--json"});
+  ASSERT_EQ(code, 0) << table;
+  Json action = Json::parse(table.substr(table.rfind("\n{") + 1), nullptr, false);
+  EXPECT_EQ(action["action"], "discarded") << table;
+  EXPECT_EQ(action["by"], "dave");
+  EXPECT_EQ(action["note"], "not ours");
+  std::tie(code, table) = dlq({"discard", garbage_at});
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(table, HasSubstr("was already discarded by dave"));
+  std::tie(code, table) = dlq({"replay", absl::StrCat(replayable["partition"].get<int>(), "/999999")});
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(table, HasSubstr("no dead letter at"));
+  EXPECT_EQ(dlq({"replay", "nonsense"}).first, 2);
+
+  // Handled ones leave the list; --all shows who did what, as the console does.
+  std::tie(code, table) = dlq({});
+  EXPECT_THAT(table, HasSubstr("no dead letters to handle"));
+  letters = listed({"--json", "--all"});
+  ASSERT_EQ(letters.size(), 2u) << letters.dump(2);
+  for (const Json& d : letters) {
+    EXPECT_EQ(d["disposition"], d["key"] == "garbage-1" ? "discarded" : "replayed") << d;
+    EXPECT_EQ(d["disposition_by"], d["key"] == "garbage-1" ? "dave" : winner) << d;
+  }
+  int port = FreePort();
+  StartConsole(fleet, port, {"--token_file", token_file_});
+  Reply page = Call("GET", absl::StrCat("http://127.0.0.1:", port, "/dlq?all=1"), {kBearer});
+  EXPECT_THAT(page.body, HasSubstr("discarded by dave"));
+}
+
+// Attempts a model's quota holds back are not on any topic's lag: the fleet
+// page counts them from the running tasks' state, by queue, priority class
+// and tenant, as the coordinator's agentfleet_rate_limit_waiting does.
+TEST_F(ConsoleTest, TheFleetPageShowsTheAttemptsWaitingForAModelsQuota) {
+  Fleet fleet("console-quota");
+  fleet.set_example("tests/integration/ratelimit.yaml");
+  // One request a minute, and the bucket starts empty: nothing goes for a minute.
+  fleet.WriteConfig(bootstrap_, {{"requests_per_minute: 600", "requests_per_minute: 1"}});
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  pid_t coordinator = fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  std::vector<v1::TaskSubmission> tasks = SampleTasks(5, fleet.prefix() + "held", 11);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    tasks[i].set_tenant(i < 3 ? "acme" : "globex");
+    tasks[i].set_priority(i < 2 ? v1::PRIORITY_INTERACTIVE : v1::PRIORITY_BATCH);
+  }
+  auto submitted = SubmitAndCollect(*config, tasks, /*wait=*/false, absl::Seconds(30));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  int port = FreePort();
+  std::string base = absl::StrCat("http://127.0.0.1:", port);
+  StartConsole(fleet, port, {});
+  Json queues;
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until; absl::SleepFor(absl::Milliseconds(250))) {
+    queues = Json::parse(Call("GET", base + "/api/fleet").body, nullptr, false)["queues"];
+    if (queues.is_array() && queues.size() == 1 && queues[0]["attempts"] == 5) break;
+  }
+  ASSERT_EQ(queues.size(), 1u) << queues.dump(2) << fleet.LogTails();
+  EXPECT_EQ(queues[0]["kind"], "quota");
+  EXPECT_THAT(queues[0]["queue"].get<std::string>(), HasSubstr("m"));
+  EXPECT_EQ(queues[0]["attempts"], 5);
+  EXPECT_EQ(queues[0]["interactive"], 2);
+  EXPECT_EQ(queues[0]["batch"], 3);
+  EXPECT_EQ(queues[0]["tenants"], 2);
+  // The coordinator's own count agrees.
+  std::string metrics = HttpGet(absl::StrCat("http://127.0.0.1:", fleet.HttpPort(coordinator), "/metrics")).second;
+  EXPECT_THAT(metrics, HasSubstr("agentfleet_rate_limit_waiting 5")) << metrics.substr(0, 4000);
+  Reply page = Call("GET", base + "/fleet");
+  EXPECT_THAT(page.body, HasSubstr("<h2>Waiting in the coordinators</h2>"));
+  EXPECT_THAT(page.body, HasSubstr("<td>model quota</td>"));
+  // Cancelled, a task leaves the queue.
+  auto cancel = fleet.Run({"agentfleet", "cancel", tasks[0].task_id(), "--config", fleet.config_path()},
+                          absl::Seconds(60));
+  ASSERT_TRUE(cancel.ok()) << cancel.status();
+  ASSERT_EQ(cancel->first, 0) << cancel->second;
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until; absl::SleepFor(absl::Milliseconds(250))) {
+    queues = Json::parse(Call("GET", base + "/api/fleet").body, nullptr, false)["queues"];
+    if (queues.is_array() && queues.size() == 1 && queues[0]["attempts"] == 4) break;
+  }
+  ASSERT_EQ(queues.size(), 1u) << queues.dump(2);
+  EXPECT_EQ(queues[0]["attempts"], 4);
+  EXPECT_EQ(queues[0]["interactive"], 1);
 }
 
 // The same pages in Debian's headless Chromium (tests/browser/console.mjs,

@@ -224,6 +224,13 @@ int Fleet::StopProcess(pid_t pid, absl::Duration grace) {
   return code;
 }
 
+absl::StatusOr<int> Fleet::WaitProcess(pid_t pid, absl::Duration timeout) {
+  auto code = WaitExit(pid, timeout);
+  if (!code.ok()) return code.status();  // still running: still the fleet's, stopped with it
+  pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end());
+  return *code;
+}
+
 std::string Fleet::LogTailOf(pid_t pid, size_t lines) const {
   auto it = log_of_.find(pid);
   return it == log_of_.end() ? "" : Tail(ReadFile(it->second), lines);

@@ -81,6 +81,9 @@ class Fleet {
   void Signal(pid_t pid, int signal);
   // Stops one process (SIGTERM, then SIGKILL after `grace`); returns its exit code.
   int StopProcess(pid_t pid, absl::Duration grace = absl::Seconds(20));
+  // Waits for one process to exit by itself; its exit code, or
+  // DeadlineExceeded (it keeps running, and is stopped with the fleet).
+  absl::StatusOr<int> WaitProcess(pid_t pid, absl::Duration timeout);
   // The last lines of every process log, for failure messages.
   std::string LogTails() const;
   // Why a task has no result, for a failure message: its `agentfleet trace`

@@ -287,6 +287,60 @@ TEST(ConsoleAccessTest, TheTokenComesFromItsFileOrTheEnvironment) {
   EXPECT_EQ(ReadConsoleToken("").value_or("x"), "") << "no token";
 }
 
+// The running tasks' waits, as the state topic carries them.
+v1::TaskState Waiting(const std::string& tenant, v1::Priority priority, int64_t accepted,
+                      const std::vector<std::pair<std::string, std::string>>& steps) {
+  v1::TaskState s;
+  s.mutable_submission()->set_tenant(tenant);
+  s.mutable_submission()->set_priority(priority);
+  s.mutable_accepted_at()->set_seconds(accepted);
+  for (const auto& [wait, key] : steps) {
+    v1::StepState* step = s.add_steps();
+    if (wait == "rate") {
+      step->set_rate_wait(true);
+      step->set_rate_key(key);
+    } else if (wait == "tenant") {
+      step->set_tenant_wait(true);
+    }  // else running, not waiting
+  }
+  return s;
+}
+
+TEST(CoordinatorWaitsTest, CountsEachQueuesWaitingAttemptsByClassAndTenant) {
+  CoordinatorWaits waits;
+  waits.Update("t1", Waiting("acme", v1::PRIORITY_INTERACTIVE, 100, {{"rate", "sim/m"}, {"run", ""}}));
+  waits.Update("t2", Waiting("acme", v1::PRIORITY_BATCH, 50, {{"rate", "sim/m"}, {"rate", "sim/m"}}));
+  waits.Update("t3", Waiting("globex", v1::PRIORITY_BATCH, 200, {{"rate", "window:researcher"}, {"tenant", ""}}));
+  waits.Update("t4", Waiting("globex", v1::PRIORITY_BATCH, 10, {{"run", ""}}));
+  std::vector<WaitingQueue> q = waits.Queues();
+  ASSERT_EQ(q.size(), 3u);
+  EXPECT_EQ(q[0].kind, "quota");
+  EXPECT_EQ(q[0].queue, "sim/m");
+  EXPECT_EQ(q[0].attempts, 3);
+  EXPECT_EQ(q[0].interactive, 1);
+  EXPECT_EQ(q[0].tenants, 1);
+  EXPECT_EQ(q[0].oldest_accepted, absl::FromUnixSeconds(50));
+  EXPECT_EQ(q[1].kind, "tenant budget");
+  EXPECT_EQ(q[1].queue, "globex");
+  EXPECT_EQ(q[2].kind, "window");
+  EXPECT_EQ(q[2].queue, "researcher");
+  EXPECT_EQ(waits.tasks(), 3u) << "a task with nothing waiting is not kept";
+
+  // A newer state replaces the task's waits; a finished task, or its tombstone, drops them.
+  waits.Update("t2", Waiting("acme", v1::PRIORITY_BATCH, 50, {{"run", ""}, {"rate", "sim/m"}}));
+  EXPECT_EQ(waits.Queues()[0].attempts, 2);
+  v1::TaskState done = Waiting("acme", v1::PRIORITY_INTERACTIVE, 100, {{"rate", "sim/m"}});
+  done.set_status(v1::TASK_STATUS_CANCELLED);
+  waits.Update("t1", done);
+  waits.Remove("t3");
+  q = waits.Queues();
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].attempts, 1);
+  EXPECT_EQ(q[0].interactive, 0);
+  EXPECT_THAT(FleetPage(FleetView{.queues = q}), HasSubstr("<td>model quota</td><td>sim/m</td><td class=\"num\">1</td>"));
+  EXPECT_EQ(nlohmann::json::parse(FleetJson(FleetView{.queues = q}))["queues"][0]["batch"], 1);
+}
+
 TEST(ParseFormTest, DecodesAQueryOrAForm) {
   EXPECT_EQ(ParseForm("a=1&b=x+y%21&a=2&c")["b"], "x y!");
   EXPECT_EQ(ParseForm("a=1&b=x+y%21&a=2&c")["a"], "2");
