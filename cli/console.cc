@@ -101,6 +101,9 @@ void TaskIndex::Add(const v1::TaskResult& r) {
   t.finished = FromProtoTime(r.finished_at());
   t.cost_usd = r.usage().cost_usd();
   t.tokens = r.usage().input_tokens() + r.usage().output_tokens();
+  t.input_tokens = r.usage().input_tokens();
+  t.output_tokens = r.usage().output_tokens();
+  t.calls = r.usage().calls();
   t.steps = r.steps_size();
   t.error = r.has_error() ? absl::StrCat(r.error().code(), ": ", r.error().message()) : "";
 }
@@ -678,8 +681,32 @@ std::string Bar(double fraction, const std::string& text) {
 
 }  // namespace
 
+absl::StatusOr<CostReport> CostReportFromTasks(const std::vector<TaskSummary>& tasks, const CostQuery& query) {
+  for (const std::string& d : query.by) {
+    if (d != "tenant" && d != "workflow") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "by ", d, " needs the cost ledger: a task's result does not split its spend by agent and model"));
+    }
+  }
+  CostReportBuilder builder;
+  for (const TaskSummary& t : tasks) {
+    if (!t.finished) continue;
+    v1::CostEntry e;
+    e.set_task_id(t.task_id);
+    e.set_tenant(t.tenant);
+    e.set_workflow(t.workflow);
+    *e.mutable_finished_at() = ToTimestamp(*t.finished);
+    e.mutable_usage()->set_cost_usd(t.cost_usd);
+    e.mutable_usage()->set_input_tokens(t.input_tokens);
+    e.mutable_usage()->set_output_tokens(t.output_tokens);
+    e.mutable_usage()->set_calls(t.calls);
+    builder.Add(e);
+  }
+  return builder.Build(query);
+}
+
 std::string CostsPage(const CostReport& report, const std::map<std::string, std::string>& form,
-                      const std::string& error) {
+                      const std::string& error, const std::string& notice) {
   std::string body = "<h1>Costs</h1><form class=\"filter\" method=\"get\" action=\"/costs\">";
   absl::StrAppend(&body, Input("from", "From (day)", form, "2026-11-01"), Input("to", "To (day, included)", form),
                   Input("by", "By", form, "tenant,workflow,agent,model"), "<button type=\"submit\">Show</button></form>");
@@ -687,6 +714,7 @@ std::string CostsPage(const CostReport& report, const std::map<std::string, std:
     absl::StrAppend(&body, ErrorParagraph(error, true));
     return Layout("Costs", "/costs", body);
   }
+  if (!notice.empty()) absl::StrAppend(&body, "<p class=\"notice\">", HtmlEscape(notice), "</p>");
   const CostRow& t = report.total;
   absl::StrAppend(&body, "<dl class=\"facts\"><dt>Range</dt><dd>",
                   absl::FormatTime("%Y-%m-%d", report.query.from, absl::UTCTimeZone()), " to ",

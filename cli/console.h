@@ -43,6 +43,7 @@ struct TaskSummary {
   std::optional<absl::Time> submitted, finished;
   double cost_usd = 0;
   int64_t tokens = 0;
+  int64_t input_tokens = 0, output_tokens = 0, calls = 0;
   int steps = 0;
   std::string error;  // the result's error code and message
 };
@@ -200,9 +201,16 @@ std::string TaskPage(const TaskTrace& trace, const std::string& input_json, cons
                      absl::Time now, const std::string& trace_url);
 std::string DeadLettersPage(const std::vector<DeadLetter>& letters, const std::map<std::string, std::string>& form,
                             bool writes_enabled, const std::string& notice);
-// Spend by day and by the report's dimensions (cost/report.h), from the cost ledger.
+// Spend by day and by the report's dimensions (cost/report.h), from the
+// cost ledger; `notice` says where else it came from.
 std::string CostsPage(const CostReport& report, const std::map<std::string, std::string>& form,
-                      const std::string& error);
+                      const std::string& error, const std::string& notice = "");
+// The report from the finished tasks' results (their tenant, workflow,
+// finish time and usage), for when the cost ledger cannot be read. By
+// tenant and workflow only: a result does not split its spend by agent and
+// model (InvalidArgument).
+[[nodiscard]] absl::StatusOr<CostReport> CostReportFromTasks(const std::vector<TaskSummary>& tasks,
+                                                           const CostQuery& query);
 // Each group's lag with the replicas KEDA would ask for, each pool's
 // capacity signal (agents limited by lag, quota or an open breaker), and
 // each tenant's spending this period against its limit. An empty `error`

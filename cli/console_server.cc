@@ -96,7 +96,9 @@ class Console {
   TaskIndex index_ ABSL_GUARDED_BY(mu_);
   std::deque<DeadLetter> letters_ ABSL_GUARDED_BY(mu_);
   DeadLetterActions actions_ ABSL_GUARDED_BY(mu_);
-  CoordinatorWaits waits_ ABSL_GUARDED_BY(mu_);  // from the state topic  // read from dlq.actions, and this console's own
+  CoordinatorWaits waits_ ABSL_GUARDED_BY(mu_);  // from the state topic
+  absl::Status ledger_error_ ABSL_GUARDED_BY(mu_);  // the cost ledger's last failed read
+  absl::Time ledger_retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // read from dlq.actions, and this console's own
   // Records of tasks, results and dlq.actions that do not decode (the fleet
   // dead-letters such submissions; they are counted on the tasks page).
   int64_t unreadable_ ABSL_GUARDED_BY(mu_) = 0;
@@ -376,14 +378,54 @@ HttpReply Console::Costs(const HttpServerRequest& r, bool api) {
   if (from.empty()) from = absl::FormatTime("%Y-%m-%d", absl::Now() - absl::Hours(24 * 6), absl::UTCTimeZone());
   std::string by = form.count("by") ? form["by"] : "tenant";
   auto query = CostQueryOf(from, form["to"], by, absl::Now());
-  absl::StatusOr<CostReport> report = query.ok() ? ReadCostReport(config_, *query, std::min(options_.timeout, absl::Seconds(15)))
-                                                 : absl::StatusOr<CostReport>(query.status());
-  int status = report.ok() ? 200 : query.ok() ? 502 : 400;
-  if (api) return JsonReply(status, report.ok() ? FormatCostJson(*report) : ErrorJson(std::string(report.status().message())));
+  // After the ledger could not be read, the results serve for 5 minutes
+  // without waiting on it again.
+  absl::Status ledger_failed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Now() < ledger_retry_at_) ledger_failed = ledger_error_;
+  }
+  absl::StatusOr<CostReport> report =
+      !query.ok()            ? absl::StatusOr<CostReport>(query.status())
+      : !ledger_failed.ok()  ? absl::StatusOr<CostReport>(ledger_failed)
+                             : ReadCostReport(config_, *query, std::min(options_.timeout, absl::Seconds(15)));
+  if (query.ok() && !report.ok() && ledger_failed.ok()) {
+    absl::MutexLock lock(&mu_);
+    ledger_error_ = report.status();
+    ledger_retry_at_ = absl::Now() + absl::Minutes(5);
+  }
+  std::string notice;
+  if (query.ok() && !report.ok()) {
+    // No ledger (or none readable): the results the console has read.
+    const std::string ledger_error(report.status().message());
+    TaskFilter finished;
+    finished.since = query->from - absl::Hours(24 * kTrendDays);
+    std::vector<TaskSummary> tasks;
+    {
+      absl::MutexLock lock(&mu_);
+      tasks = index_.Search(finished, index_.size());
+    }
+    report = CostReportFromTasks(tasks, *query);
+    if (report.ok()) {
+      notice = absl::StrCat("From the results of the ", tasks.size(), " tasks the console holds: the cost ledger could not be read (",
+                            ledger_error, ").");
+    } else {
+      report = absl::Status(report.status().code(), absl::StrCat(report.status().message(), "; and the cost ledger could not be read (",
+                                                               ledger_error, ")"));
+    }
+  }
+  int status = report.ok() ? 200 : query.ok() && !absl::IsInvalidArgument(report.status()) ? 502 : 400;
+  if (api) {
+    if (!report.ok()) return JsonReply(status, ErrorJson(std::string(report.status().message())));
+    nlohmann::json j = nlohmann::json::parse(FormatCostJson(*report));
+    j["source"] = notice.empty() ? "ledger" : "results";
+    if (!notice.empty()) j["notice"] = notice;
+    return JsonReply(200, j.dump());
+  }
   form["from"] = from;
   form["by"] = by;
   return Html(status, CostsPage(report.ok() ? *report : CostReport(), form,
-                                report.ok() ? "" : std::string(report.status().message())));
+                                report.ok() ? "" : std::string(report.status().message()), notice));
 }
 
 HttpReply Console::FleetState(bool api) {

@@ -198,6 +198,7 @@ TEST_F(ConsoleTest, AnOperatorFindsARetriedTaskAndReplaysADeadLetterFromTheConso
   Reply costs = Call("GET", base + "/api/costs?by=tenant", {bearer});
   ASSERT_EQ(costs.status, 200) << costs.body;
   Json report = Json::parse(costs.body, nullptr, false);
+  EXPECT_EQ(report["source"], "ledger") << costs.body;
   EXPECT_NEAR(report["total"]["cost_usd"].get<double>(), found[0]["cost_usd"].get<double>(), 1e-12) << costs.body;
   EXPECT_THAT(costs.body, HasSubstr(found[0]["tenant"].get<std::string>()));
   EXPECT_EQ(Call("GET", base + "/api/costs?by=color", {bearer}).status, 400);

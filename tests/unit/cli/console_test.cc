@@ -1,4 +1,5 @@
 #include "cli/console.h"
+#include "cli/cost.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -339,6 +340,51 @@ TEST(CoordinatorWaitsTest, CountsEachQueuesWaitingAttemptsByClassAndTenant) {
   EXPECT_EQ(q[0].interactive, 0);
   EXPECT_THAT(FleetPage(FleetView{.queues = q}), HasSubstr("<td>model quota</td><td>sim/m</td><td class=\"num\">1</td>"));
   EXPECT_EQ(nlohmann::json::parse(FleetJson(FleetView{.queues = q}))["queues"][0]["batch"], 1);
+}
+
+TEST(CostReportFromTasksTest, WithoutALedgerTheResultsGiveSpendByTenantAndWorkflow) {
+  auto result = [](const std::string& id, const std::string& tenant, const std::string& finished, double usd) {
+    v1::TaskResult r;
+    r.set_task_id(id);
+    r.set_tenant(tenant);
+    r.set_workflow("support");
+    r.set_status(v1::TASK_STATUS_COMPLETED);
+    absl::Time at;
+    std::string err;
+    EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, finished, &at, &err)) << err;
+    *r.mutable_finished_at() = ToTimestamp(at);
+    r.mutable_usage()->set_cost_usd(usd);
+    r.mutable_usage()->set_input_tokens(100);
+    r.mutable_usage()->set_output_tokens(50);
+    r.mutable_usage()->set_calls(4);
+    return r;
+  };
+  TaskIndex index(10);
+  index.Add(result("a", "acme", "2026-11-02T10:00:00Z", 0.25));
+  index.Add(result("b", "acme", "2026-11-02T11:00:00Z", 0.75));
+  index.Add(result("c", "globex", "2026-11-03T09:00:00Z", 0.5));
+  v1::TaskSubmission running;
+  running.set_task_id("d");
+  running.set_tenant("acme");
+  index.Add(running);  // no result: no spend yet
+  auto query = CostQueryOf("2026-11-02", "2026-11-03", "tenant", absl::FromUnixSeconds(1764800000));
+  ASSERT_TRUE(query.ok()) << query.status();
+  auto report = CostReportFromTasks(index.Search({}, 10), *query);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_DOUBLE_EQ(report->total.cost_usd, 1.5);
+  EXPECT_EQ(report->total.tasks, 3);
+  EXPECT_EQ(report->total.calls, 12);
+  EXPECT_EQ(report->total.input_tokens, 300);
+  std::map<std::string, double> by_day;  // "day tenant" -> spend
+  for (const CostRow& row : report->rows) by_day[absl::StrCat(absl::FormatCivilTime(row.day), " ", row.key[0])] += row.cost_usd;
+  EXPECT_DOUBLE_EQ(by_day["2026-11-02 acme"], 1.0);
+  EXPECT_DOUBLE_EQ(by_day["2026-11-03 globex"], 0.5);
+  EXPECT_DOUBLE_EQ(by_day["2026-11-03 acme"], 0.0);
+  auto by_model = CostQueryOf("2026-11-02", "2026-11-03", "tenant,model", absl::FromUnixSeconds(1764800000));
+  ASSERT_TRUE(by_model.ok());
+  EXPECT_THAT(CostReportFromTasks(index.Search({}, 10), *by_model).status().message(),
+              HasSubstr("by model needs the cost ledger"));
+  EXPECT_THAT(CostsPage(*report, {}, "", "From the results"), HasSubstr("<p class=\"notice\">From the results</p>"));
 }
 
 TEST(ParseFormTest, DecodesAQueryOrAForm) {
