@@ -123,6 +123,11 @@ absl::StatusOr<DeadLetterAction> ActOnDeadLetter(const FleetConfig& config, Dead
   letter.message = *record;  // the whole payload, however large
   letter.payload_kept = true;
   action.origin_topic = letter.origin_topic;
+  // The topics' leaders known before the transaction: a first produce to a
+  // topic the producer has no metadata for registers its partition with
+  // the transaction a second later.
+  (void)(*producer)->Warm(topics.dlq_actions, timeout);
+  if (action.action == "replayed" && !letter.origin_topic.empty()) (void)(*producer)->Warm(letter.origin_topic, timeout);
   // Another operator's InitTransactions fences this producer: its calls fail
   // FailedPrecondition, and nothing of this transaction is written.
   auto fenced = [&](const absl::Status& s) {

@@ -555,6 +555,22 @@ absl::StatusOr<int> ReadyPartitionCount(RdKafka::Handle* handle, const std::stri
   return last.ok() ? absl::DeadlineExceededError("metadata " + topic) : last;
 }
 
+// Asks for the topics' metadata once each (errors ignored: the read that
+// follows reports its own), so an assign() finds each partition's leader at
+// once: without it a logical offset (the beginning, a tail) waits for
+// librdkafka's offset-query retry, 500 ms.
+void WarmMetadata(RdKafka::Handle* handle, const std::set<std::string>& topics, absl::Time deadline) {
+  for (const std::string& topic : topics) {
+    std::string err;
+    std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(handle, topic, nullptr, err));
+    if (!t) continue;
+    RdKafka::Metadata* md = nullptr;
+    int wait_ms = std::max(1, Ms(std::min(deadline - absl::Now(), absl::Seconds(5))));
+    (void)handle->metadata(false, t.get(), &md, wait_ms);
+    delete md;
+  }
+}
+
 // Low and high watermark of one partition, asked of its leader. Leadership
 // moves and fresh topics answer NOT_LEADER for a moment even after metadata
 // shows a leader: those are retried until `deadline`.
@@ -752,6 +768,10 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
   std::vector<Message> out;
   Properties props = properties;
   props["enable.partition.eof"] = "true";
+  // A fetch at a partition's end is answered after fetch.wait.max.ms (500 ms
+  // by default) when nothing comes: a reader that stops at the end hears so
+  // sooner.
+  props.emplace("fetch.wait.max.ms", "50");
   props["isolation.level"] = "read_committed";
   std::string group = props.count("group.id") ? props["group.id"] : "agentfleet-reader";
   auto made = NewUnjoinedConsumer(props, group, "reader");
@@ -770,6 +790,7 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
     tps.push_back({topic, p, tail > 0 ? RdKafka::Consumer::OffsetTail(tail) : RdKafka::Topic::OFFSET_BEGINNING});
   }
   absl::Time deadline = absl::Now() + timeout;
+  WarmMetadata(consumer.get(), {topic}, deadline);
   if (since != absl::InfinitePast()) {
     // The first offset of each partition whose timestamp is at or after
     // `since` (the end when none is).
@@ -805,6 +826,7 @@ absl::StatusOr<std::vector<Message>> ScanToEnd(const Properties& properties, con
     auto made_hw = NewUnjoinedConsumer(hw_props, group + "-hw", "reader");
     if (!made_hw.ok()) return made_hw.status();
     std::unique_ptr<RdKafka::KafkaConsumer> hw = std::move(*made_hw);
+    WarmMetadata(hw.get(), {topic}, deadline);
     absl::Status s;
     for (int32_t p : partitions) {
       int64_t low = 0, high = 0;
@@ -978,15 +1000,22 @@ absl::StatusOr<std::vector<Message>> ReadRangesOfKeys(const Properties& properti
   if (tps.empty()) return out;
   Properties props = properties;
   props["enable.partition.eof"] = "true";
+  // A fetch at a partition's end is answered after fetch.wait.max.ms (500 ms
+  // by default) when nothing comes: a reader that stops at the end hears so
+  // sooner.
+  props.emplace("fetch.wait.max.ms", "50");
   props["isolation.level"] = "read_committed";
   auto made = NewUnjoinedConsumer(props, props.count("group.id") ? props["group.id"] : "agentfleet-reader", "reader");
   if (!made.ok()) return made.status();
   std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(*made);
+  absl::Time deadline = absl::Now() + timeout;
+  std::set<std::string> topics;
+  for (const TopicPartition& tp : tps) topics.insert(tp.topic);
+  WarmMetadata(consumer.get(), topics, deadline);
   auto rd = ToRd(tps);
   RdKafka::ErrorCode code = consumer->assign(rd);
   RdKafka::TopicPartition::destroy(rd);
   if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, "assign");
-  absl::Time deadline = absl::Now() + timeout;
   while (!open.empty()) {
     if (absl::Now() > deadline) {
       consumer->close();
