@@ -102,6 +102,40 @@ void Coordinator::FollowSharedState(absl::Duration timeout) {
   }
 }
 
+void Coordinator::CatchUpSharedState(absl::Duration bound) {
+  absl::Time start = absl::Now();
+  absl::Time deadline = start + bound;
+  std::map<std::pair<std::string, int32_t>, int64_t> ends;
+  for (const std::string& topic : {topics_.breakers, topics_.cache}) {
+    auto end = shared_feed_->QueryEnd(topic, 0, bound);
+    if (absl::IsUnimplemented(end.status())) {  // an in-memory fake: what it holds is there at once
+      FollowSharedState(absl::Seconds(1));
+      return;
+    }
+    if (!end.ok()) {
+      Log(LogLevel::kWarning, kComponent, "cannot ask where the fleet's shared state ends; reading it as it comes",
+          {{"topic", topic}, {"error", end.status().message()}});
+      continue;
+    }
+    if (*end > 0) ends[{topic, 0}] = *end;
+  }
+  while (!ends.empty() && absl::Now() < deadline) {
+    FollowSharedState(absl::Milliseconds(100));
+    for (const TopicPartition& p : shared_feed_->Positions()) {
+      auto it = ends.find({p.topic, p.partition});
+      if (it != ends.end() && p.offset >= it->second) ends.erase(it);
+    }
+  }
+  if (!ends.empty()) {
+    Log(LogLevel::kWarning, kComponent, "started before reading the fleet's shared state to its end; reading the rest as it comes",
+        {{"topic", ends.begin()->first.first}, {"end", absl::StrCat(ends.begin()->second)},
+         {"waited_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
+  } else {
+    Log(LogLevel::kInfo, kComponent, "read the fleet's shared state (breakers, cache)",
+        {{"ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
+  }
+}
+
 absl::Status Coordinator::Start() {
   // Fences a previous incarnation with the same transactional.id and aborts
   // its open transaction, so read_committed readers are not held back.
@@ -119,7 +153,7 @@ absl::Status Coordinator::Start() {
   if (shared_feed_) {
     // Start with the fleet's current view of the breakers and the cache.
     RETURN_IF_ERROR(shared_feed_->Assign({{topics_.breakers, 0}, {topics_.cache, 0}}));
-    FollowSharedState(absl::Seconds(1));
+    CatchUpSharedState(options_.kafka_timeout);
   }
   std::vector<std::string> inputs = {topics_.tasks, topics_.events, topics_.signals};
   for (const auto& [name, trigger] : config_->triggers) {

@@ -178,6 +178,11 @@ class Coordinator : public RebalanceListener {
   Consumer* shared_feed_ = nullptr;
   // Applies what the shared-state feed has (up to `timeout` for the first message).
   void FollowSharedState(absl::Duration timeout);
+  // At start: the breakers and cache topics read up to their ends as they
+  // are now (at most `bound`), so the first dispatch knows every open
+  // breaker; past the bound the replica starts anyway, logged, and learns
+  // the rest as it comes.
+  void CatchUpSharedState(absl::Duration bound);
   std::atomic<bool> joined_{false};
   absl::Status failure_;     // set by a rebalance callback that could not commit
   int64_t dead_letters_ = 0;
