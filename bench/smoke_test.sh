@@ -28,6 +28,8 @@ for row in 'step latency p50, at_least_once' 'step latency p99, exactly_once' 's
   # raw, fleet and ratio are numbers, the ratio a positive one
   grep -Eq '\| [0-9][0-9,.]* ?(ms|/s) \| [0-9][0-9,.]* ?(ms|/s) \| [0-9]+\.[0-9]+× \|' <<<"$line" || fail "bad row: $line"
 done
+[ "$(grep -Ec '^\| development broker \| low_latency \(linger.ms 0\) \| (at_least_once|exactly_once) \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+× \|' <<<"$section")" = 2 ] \
+  || fail "expected the low-latency profile's two modes"
 grep -Eq '^- development broker: step p50 [0-9.]+× of raw \(\*\*(met|not met)\*\*\)' <<<"$section" || fail "no verdict on the targets"
 [ "$(grep -c '^| development broker | [12] | [124] | ' <<<"$section")" = 6 ] || fail "expected 6 scale-out points"
 [ "$(grep -Ec '^\| development broker \| (1|10|100) \| [0-9.]+ ms / ' <<<"$section")" = 3 ] || fail "expected 3 fan-out widths"

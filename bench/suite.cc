@@ -144,6 +144,10 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
 
 namespace {
 
+// The low-latency profile's client settings (docs/configuration.md): the
+// producers send at once instead of lingering 2 ms for a batch.
+constexpr char kLowLatencyKafka[] = "  producer: {linger.ms: 0}\n";
+
 std::string KafkaExtra(const BenchOptions& o) {
   return o.linger_ms >= 0 ? absl::StrCat("  producer: {linger.ms: ", o.linger_ms, "}\n") : "";
 }
@@ -155,7 +159,9 @@ struct RunSpec {
   int workers = 1;
   int max_in_flight = 256;
   std::string extra_config;
+  std::string coordinator_extra;  // more keys of the coordinator section (", commit_policy: interval")
   std::string kafka_extra;        // more lines of the kafka section
+  bool profile_kafka = false;     // kafka_extra is a profile's: --linger_ms does not apply
   bool static_membership = false;  // coordinator.static_membership
   std::vector<std::string> worker_flags;  // more flags for every worker: {"--agents", "echo"}
   std::string warm_workflow = "one";       // what the warm-up runs: an agent the workers serve
@@ -204,8 +210,9 @@ absl::StatusOr<std::unique_ptr<BenchFleet>> BenchFleet::Start(const BenchOptions
   std::filesystem::create_directories(dir);
   std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", spec.name, ".");
   std::string path = dir + "/fleet.yaml";
-  std::ofstream(path) << BenchConfig(prefix, spec.processing, spec.extra_config,
-                                     KafkaExtra(options) + spec.kafka_extra, spec.static_membership);
+  std::ofstream(path) << BenchConfig(prefix, spec.processing + spec.coordinator_extra, spec.extra_config,
+                                     (spec.profile_kafka ? "" : KafkaExtra(options)) + spec.kafka_extra,
+                                     spec.static_membership);
   ASSIGN_OR_RETURN(FleetConfig config, LoadConfigFile(path));
   std::unique_ptr<BenchFleet> f(new BenchFleet(dir, path, spec));
   if (options.bootstrap.empty()) {
@@ -630,16 +637,14 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     return s;
   };
 
-  // 1. The raw limit, on the topics of a fleet config (two work topics), with its client settings.
-  {
-    Say("raw librdkafka round trip and pipelined rate");
-    RunSpec s = spec("raw");
-    s.workers = 0;
-    s.coordinators = 0;
+  // 1. The raw limit, on the topics of a fleet config (two work topics), with
+  // its client settings (`kafka_extra`: a profile's).
+  auto measure_raw = [&](const std::string& name, const std::string& kafka_extra) -> absl::StatusOr<RawKafkaResult> {
+    RunSpec s = spec(name);
     std::string dir = o.work_dir + "/" + s.name;
     std::filesystem::create_directories(dir);
     std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", s.name, ".");
-    ASSIGN_OR_RETURN(FleetConfig config, LoadConfigString(BenchConfig(prefix, "at_least_once", "", KafkaExtra(o)),
+    ASSIGN_OR_RETURN(FleetConfig config, LoadConfigString(BenchConfig(prefix, "at_least_once", "", kafka_extra),
                                                           dir + "/fleet.yaml"));
     std::unique_ptr<MockCluster> dev;
     if (o.bootstrap.empty()) {
@@ -658,29 +663,75 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     r.pong_topic = topics.Work("slow");
     r.round_trips = n.round_trips;
     r.messages = n.raw_messages;
-    ASSIGN_OR_RETURN(out.raw, MeasureRawKafka(r));
-    out.raw_round_trip = PercentilesOf(out.raw.round_trip_ms);
-    Say(absl::StrCat("raw: round trip p50 ", out.raw_round_trip.p50, " ms, p99 ", out.raw_round_trip.p99, " ms; ",
-                     static_cast<int64_t>(out.raw.messages_per_s), " msg/s pipelined"));
-  }
+    ASSIGN_OR_RETURN(RawKafkaResult raw, MeasureRawKafka(r));
+    Percentiles rt = PercentilesOf(raw.round_trip_ms);
+    Say(absl::StrCat("raw (", name, "): round trip p50 ", rt.p50, " ms, p99 ", rt.p99, " ms; ",
+                     static_cast<int64_t>(raw.messages_per_s), " msg/s pipelined"));
+    return raw;
+  };
+  Say("raw librdkafka round trip and pipelined rate");
+  ASSIGN_OR_RETURN(out.raw, measure_raw("raw", KafkaExtra(o)));
+  out.raw_round_trip = PercentilesOf(out.raw.round_trip_ms);
 
-  // 2 and 3. Step overhead (one task at a time) and throughput, per processing mode.
-  for (std::string mode : {"at_least_once", "exactly_once"}) {
+  // 2 and 3. Step overhead (one task at a time) and throughput, per
+  // processing mode: exactly_once with adaptive commits (the default) and,
+  // for comparison, a commit every commit_interval; then both modes in the
+  // low-latency profile, against a raw round trip with its settings.
+  struct ModeRun {
+    std::string label, processing, coordinator_extra;
+  };
+  struct ProfileRun {
+    BrokerResults::Profile profile;
+    std::string kafka_extra;
+    std::vector<ModeRun> modes;
+  };
+  std::vector<ProfileRun> profile_runs = {
+      {{"default", o.linger_ms >= 0 ? absl::StrCat("linger.ms ", o.linger_ms) : "linger.ms 2", {}, 0},
+       "",
+       {{"at_least_once", "at_least_once", ""},
+        {"exactly_once", "exactly_once", ""},
+        {"exactly_once (interval)", "exactly_once", ", commit_policy: interval"}}},
+      {{"low_latency", "linger.ms 0", {}, 0},
+       std::string(kLowLatencyKafka),
+       {{"at_least_once", "at_least_once", ""}, {"exactly_once", "exactly_once", ""}}},
+  };
+  for (ProfileRun& p : profile_runs) {
     if (!o.Runs("modes")) break;
-    RunSpec s = spec(mode == "at_least_once" ? "alo" : "eos");
-    s.processing = mode;
-    s.workers = 2;
-    Say("step latency and throughput, " + mode + ": 1 coordinator, 2 workers, 0 ms agents");
-    ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
-    BrokerResults::Step step;
-    step.mode = mode;
-    RETURN_IF_ERROR(MeasureLatency(*f, "one", 0, n.latency_samples, &step.step, &step.task));
-    out.steps.push_back(step);
-    ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, "chain4", n.throughput_tasks));
-    t.mode = mode;
-    out.throughput.push_back(t);
-    Say(absl::StrCat(mode, ": step p50 ", step.step.p50, " ms, p99 ", step.step.p99, " ms; ",
-                     static_cast<int64_t>(t.steps_per_s), " steps/s"));
+    if (p.profile.name == "default") {
+      p.profile.raw_round_trip = out.raw_round_trip;
+      p.profile.raw_messages_per_s = out.raw.messages_per_s;
+    } else {
+      ASSIGN_OR_RETURN(RawKafkaResult raw, measure_raw("raw-" + p.profile.name, p.kafka_extra));
+      p.profile.raw_round_trip = PercentilesOf(raw.round_trip_ms);
+      p.profile.raw_messages_per_s = raw.messages_per_s;
+    }
+    out.profiles.push_back(p.profile);
+    for (const ModeRun& m : p.modes) {
+      if (o.quick && !m.coordinator_extra.empty()) continue;  // the comparison, in full runs only
+      RunSpec s = spec(absl::StrCat(p.profile.name == "default" ? "" : "ll-",
+                                    m.label == "at_least_once" ? "alo" : m.coordinator_extra.empty() ? "eos" : "eos-interval"));
+      s.processing = m.processing;
+      s.coordinator_extra = m.coordinator_extra;
+      if (p.profile.name != "default") {
+        s.kafka_extra = p.kafka_extra;
+        s.profile_kafka = true;
+      }
+      s.workers = 2;
+      Say(absl::StrCat("step latency and throughput, ", m.label, ", profile ", p.profile.name,
+                       ": 1 coordinator, 2 workers, 0 ms agents"));
+      ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
+      BrokerResults::Step step;
+      step.profile = p.profile.name;
+      step.mode = m.label;
+      RETURN_IF_ERROR(MeasureLatency(*f, "one", 0, n.latency_samples, &step.step, &step.task));
+      out.steps.push_back(step);
+      ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, "chain4", n.throughput_tasks));
+      t.profile = p.profile.name;
+      t.mode = m.label;
+      out.throughput.push_back(t);
+      Say(absl::StrCat(m.label, " (", p.profile.name, "): step p50 ", step.step.p50, " ms, p99 ", step.step.p99,
+                       " ms; ", static_cast<int64_t>(t.steps_per_s), " steps/s"));
+    }
   }
 
   // 4a. Tasks in flight in one coordinator: RSS before and with them all parked.

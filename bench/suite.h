@@ -46,10 +46,22 @@ struct BrokerResults {
   RawKafkaResult raw;
   Percentiles raw_round_trip;
 
+  // A set of client settings the modes are measured with, each against the
+  // raw round trip with the same settings: "default" (the fleet's
+  // defaults; the raw figures above) and "low_latency" (docs/configuration.md).
+  struct Profile {
+    std::string name;
+    std::string settings;  // what it changes, as the report shows it
+    Percentiles raw_round_trip;
+    double raw_messages_per_s = 0;
+  };
+  std::vector<Profile> profiles;
+
   struct Step {
-    std::string mode;    // at_least_once, exactly_once
+    std::string mode;    // at_least_once, exactly_once, exactly_once (interval)
     Percentiles step;    // one step: dispatch → worker → result → state (coordinator's clock)
     Percentiles task;    // the client's submit → result of the same one-step task
+    std::string profile = "default";
   };
   std::vector<Step> steps;
 
@@ -58,6 +70,7 @@ struct BrokerResults {
     int64_t tasks = 0, steps = 0;
     double seconds = 0, steps_per_s = 0;
     double coordinator_cpu_s = 0, workers_cpu_s = 0, machine_busy = 0;  // busy: share of all cores
+    std::string profile = "default";
   };
   std::vector<Throughput> throughput;
 

@@ -1609,7 +1609,7 @@ void LoadWorkflows(Loader& L, const YAML::Node& root, FleetConfig* cfg) {
 }
 
 void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
-  if (!L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_interval",
+  if (!L.Map(c, "coordinator", {"group_id", "max_payload_bytes", "processing", "commit_policy", "commit_interval",
                                 "finished_retention", "transaction_timeout", "lag_interval", "capacity_drain_time",
                                 "static_membership", "max_child_depth"})) {
     return;
@@ -1619,6 +1619,9 @@ void LoadCoordinator(Loader& L, const YAML::Node& c, CoordinatorConfig* cc) {
   using P = CoordinatorConfig::Processing;
   L.Enum<P>(c, "processing", "coordinator", {{"exactly_once", P::kExactlyOnce}, {"at_least_once", P::kAtLeastOnce}},
             &cc->processing);
+  using C = CoordinatorConfig::CommitPolicy;
+  L.Enum<C>(c, "commit_policy", "coordinator", {{"adaptive", C::kAdaptive}, {"interval", C::kInterval}},
+            &cc->commit_policy);
   L.Duration(c, "commit_interval", "coordinator", &cc->commit_interval);
   L.Duration(c, "finished_retention", "coordinator", &cc->finished_retention);
   L.Duration(c, "transaction_timeout", "coordinator", &cc->transaction_timeout);

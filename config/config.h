@@ -453,6 +453,13 @@ struct CoordinatorConfig {
   // exactly_once: consume -> process -> produce -> commit offsets in one Kafka
   // transaction per commit interval. at_least_once: no transactions.
   Processing processing = Processing::kExactlyOnce;
+  // exactly_once: when a transaction commits. kAdaptive commits as soon as
+  // a poll has drained the input (a lone step waits for no interval; under
+  // load the input that arrives during one commit makes the next, larger
+  // transaction), and at the latest after commit_interval. kInterval
+  // commits every commit_interval (Kafka Streams' way).
+  enum class CommitPolicy { kAdaptive, kInterval };
+  CommitPolicy commit_policy = CommitPolicy::kAdaptive;
   absl::Duration commit_interval = absl::Milliseconds(100);
   // How long a finished task's id is kept (to recognise resubmissions)
   // before its state is tombstoned.

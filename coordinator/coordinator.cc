@@ -168,7 +168,7 @@ absl::Status Coordinator::Run(const std::function<bool()>& stop) {
     auto n = RunOnce();
     if (!n.ok()) return n.status();
   }
-  return CommitNow();
+  return CommitNow(/*rewind=*/true, "stop");
 }
 
 absl::Status Coordinator::EnsureTransaction() {
@@ -252,12 +252,23 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
     }
     if (exactly_once()) {
       for (const auto& [tp, next] : offsets) pending_offsets_[tp] = next;
+      transaction_inputs_ += batch.size();
     } else {
       committer_.Seal(batch_, std::move(offsets));
     }
   }
-  if (in_transaction_ && clock_->Now() - transaction_started_ >= config_->coordinator.commit_interval) {
-    RETURN_IF_ERROR(CommitNow());
+  if (in_transaction_) {
+    // Adaptive: the poll took everything the client had (fewer than a full
+    // batch), so nothing is gained by waiting; what arrives during this
+    // commit makes the next, larger transaction. Either way no transaction
+    // stays open longer than commit_interval.
+    const bool drained = config_->coordinator.commit_policy == CoordinatorConfig::CommitPolicy::kAdaptive &&
+                         batch.size() < options_.max_batch;
+    if (clock_->Now() - transaction_started_ >= config_->coordinator.commit_interval) {
+      RETURN_IF_ERROR(CommitNow(/*rewind=*/true, "interval"));
+    } else if (drained) {
+      RETURN_IF_ERROR(CommitNow(/*rewind=*/true, "drained"));
+    }
   }
   return batch.size();
 }
@@ -281,7 +292,7 @@ void Coordinator::LogProgress() {
        {"dead_letters", absl::StrCat(dead_letters_)}});
 }
 
-absl::Status Coordinator::CommitNow(bool rewind) {
+absl::Status Coordinator::CommitNow(bool rewind, absl::string_view trigger) {
   if (!exactly_once()) {
     if (!committer_.WaitIdle(options_.kafka_timeout)) {
       return committer_.error().ok() ? absl::DeadlineExceededError("outputs not acknowledged in time")
@@ -299,6 +310,7 @@ absl::Status Coordinator::CommitNow(bool rewind) {
     return absl::OkStatus();
   }
   if (!in_transaction_) return absl::OkStatus();
+  const absl::Time commit_start = absl::Now();  // real time: this waits for the broker
   absl::Status status;
   if (!pending_offsets_.empty()) {
     std::vector<TopicPartition> offsets;
@@ -307,7 +319,9 @@ absl::Status Coordinator::CommitNow(bool rewind) {
     status = producer_->SendOffsetsToTransaction(offsets, *group, options_.kafka_timeout);
   }
   if (status.ok()) status = producer_->CommitTransaction(options_.kafka_timeout);
+  if (metrics_) metrics_->Commit(trigger, absl::Now() - commit_start, transaction_inputs_, status.ok());
   in_transaction_ = false;
+  transaction_inputs_ = 0;
   pending_offsets_.clear();
   if (!status.ok()) {
     Log(LogLevel::kError, kComponent, "transaction failed", {{"error", status.message()}});
@@ -356,6 +370,7 @@ void Coordinator::AbandonTransaction(const absl::Status& cause) {
   // Part of the batch may be produced: none of it, and none of its input
   // offsets, may ever be committed (a revocation commits what is open).
   in_transaction_ = false;
+  transaction_inputs_ = 0;
   pending_offsets_.clear();
   absl::Status aborted = producer_->AbortTransaction(options_.kafka_timeout);
   Log(LogLevel::kError, kComponent, "publishing failed; transaction abandoned",

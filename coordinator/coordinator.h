@@ -137,7 +137,8 @@ class Coordinator : public RebalanceListener {
   // Commits the open transaction (exactly_once) or the stored offsets. A
   // failed transaction that is not fatal is aborted and, with `rewind`, the
   // coordinator goes back to the last commit in-process (AbortAndRewind).
-  [[nodiscard]] absl::Status CommitNow(bool rewind = true);
+  // `trigger` names why, for agentfleet_coordinator_commit_seconds.
+  [[nodiscard]] absl::Status CommitNow(bool rewind = true, absl::string_view trigger = "rebalance");
   // After a failed transaction: aborts it (retrying while the broker is
   // unreachable), forgets every task state since the last commit, rewinds
   // the consumer to the committed offsets and restores state from the state
@@ -172,6 +173,7 @@ class Coordinator : public RebalanceListener {
   uint64_t batch_ = 0;        // at_least_once: the batch being built
   bool in_transaction_ = false;
   absl::Time transaction_started_;
+  size_t transaction_inputs_ = 0;  // input messages in the open transaction
   // exactly_once: next offsets consumed in the open transaction.
   std::map<std::pair<std::string, int32_t>, int64_t> pending_offsets_;
   std::set<int32_t> owned_;  // tasks/events/state partition numbers

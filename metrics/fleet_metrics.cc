@@ -190,7 +190,28 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       config_reloads_(CounterFamily(r, "agentfleet_config_reloads_total",
                                     "Config reloads (SIGHUP), by outcome: applied (tenants and spend_limit taken "
                                     "from the file), refused (the file did not load; the running config stays)."),
-                      {"outcome"}) {}
+                      {"outcome"}),
+      commit_seconds_(HistogramFamily(r, "agentfleet_coordinator_commit_seconds",
+                                      "exactly_once: how long committing one transaction took, by trigger: "
+                                      "drained (the input was drained), interval (commit_interval was up), "
+                                      "stop, rebalance."),
+                      {"trigger"}, Exponential(0.0005, 2, 14)),
+      commit_inputs_(HistogramFamily(r, "agentfleet_coordinator_commit_inputs",
+                                     "exactly_once: input messages (submissions, events, signals) one transaction "
+                                     "committed."),
+                     {}, Exponential(1, 4, 9)),
+      commit_failures_(CounterFamily(r, "agentfleet_coordinator_commit_failures_total",
+                                     "exactly_once: transactions that failed to commit (aborted and redone)."),
+                       {}) {}
+
+void CoordinatorMetrics::Commit(absl::string_view trigger, absl::Duration took, size_t inputs, bool ok) {
+  if (!ok) {
+    commit_failures_.With({}).Increment();
+    return;
+  }
+  commit_seconds_.With({trigger}).Observe(absl::ToDoubleSeconds(took));
+  commit_inputs_.With({}).Observe(static_cast<double>(inputs));
+}
 
 void CoordinatorMetrics::SemanticLookup(absl::string_view agent, absl::string_view outcome) {
   semantic_lookups_.With({agent, outcome}).Increment();

@@ -87,6 +87,9 @@ class CoordinatorMetrics {
   // whether a breaker is open as this replica knows it.
   bool MeanCallSeconds(const std::string& agent, double* seconds) const;
   bool BreakerOpen(const std::string& name) const;
+  // exactly_once: one transaction's commit, `trigger` drained, interval,
+  // stop or rebalance; `inputs` the input messages it committed.
+  void Commit(absl::string_view trigger, absl::Duration took, size_t inputs, bool ok);
 
  private:
   Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
@@ -109,6 +112,8 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> window_waits_;
   Series<prometheus::Gauge> window_waiting_;
   Series<prometheus::Counter> config_reloads_;
+  Series<prometheus::Histogram> commit_seconds_, commit_inputs_;
+  Series<prometheus::Counter> commit_failures_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, int64_t> window_waiting_n_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, double> mean_call_s_ ABSL_GUARDED_BY(mu_);

@@ -112,6 +112,38 @@ TEST_F(RealKafkaTest, FiveHundredTasksThroughOneCoordinatorAndTwoWorkers) {
   EXPECT_EQ(fleet.StopProcess(coordinator), 0) << fleet.LogTails();
 }
 
+// Issue 23: exactly_once commits a transaction as soon as the coordinator has
+// drained its input (commit_policy: adaptive, the default), not when an
+// interval is up. With a 10-minute commit_interval, tasks that pass through
+// the coordinator several times each finish at once only if no hop waits for
+// it; the replica's metrics say every commit was triggered by a drained input.
+TEST_F(RealKafkaTest, ExactlyOnceCommitsWhenTheInputIsDrainedWithoutWaitingForTheInterval) {
+  Fleet fleet("adaptive");
+  fleet.WriteConfig(bootstrap_, {}, "processing: exactly_once, commit_interval: 10m");
+  ASSERT_TRUE(fleet.CreateTopics().ok()) << fleet.LogTails();
+  auto config = fleet.LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->coordinator.commit_policy, CoordinatorConfig::CommitPolicy::kAdaptive) << "the default";
+  pid_t coordinator = fleet.StartCoordinator();
+  fleet.StartWorker("worker-1");
+  RunAndVerify(fleet, *config, 50);  // within 180 s: no hop waited 10 minutes
+  auto [status, body] = HttpGet(absl::StrCat("http://127.0.0.1:", fleet.HttpPort(coordinator), "/metrics"));
+  ASSERT_EQ(status, 200);
+  auto count = [&body = body](const std::string& series) {
+    for (absl::string_view line : absl::StrSplit(body, '\n')) {
+      if (absl::StartsWith(line, series + " ")) return std::stod(std::string(line.substr(series.size() + 1)));
+    }
+    return 0.0;
+  };
+  EXPECT_GT(count(R"(agentfleet_coordinator_commit_seconds_count{trigger="drained"})"), 0) << body;
+  EXPECT_EQ(count(R"(agentfleet_coordinator_commit_seconds_count{trigger="interval"})"), 0);
+  EXPECT_EQ(count("agentfleet_coordinator_commit_failures_total"), 0);
+  auto audit = fleet.Run({"agentfleet", "audit", "--verify", "--json", "--config", fleet.config_path()},
+                         absl::Seconds(120));
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_THAT(audit->second, HasSubstr(R"("clean":true)"));
+}
+
 // What a worker's log says of its partitions: for each revocation, how many
 // it owned just before and how many it gave up.
 struct Revocation {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
 #include "common/clock.h"
@@ -15,6 +16,8 @@
 #include "gtest/gtest.h"
 #include "kafka/dead_letter.h"
 #include "kafka/topics.h"
+#include "metrics/fleet_metrics.h"
+#include "prometheus/registry.h"
 #include "tests/unit/fake_kafka.h"
 
 namespace agentfleet {
@@ -29,7 +32,7 @@ constexpr size_t kMaxMessage = 65536;
 FleetConfig Config() {
   auto c = LoadConfigString(R"(
 kafka: {partitions: 2, max_message_bytes: 65536}
-coordinator: {max_payload_bytes: 65536}
+coordinator: {max_payload_bytes: 65536, commit_policy: interval}
 providers: {sim: {type: simulated}}
 pricing: {m: {input_per_mtok: 1, output_per_mtok: 1}}
 agents:
@@ -62,7 +65,9 @@ void SubmitTo(testing::FakeLog& log, const Topics& topics, const std::string& id
 
 class CoordinatorLoopTest : public ::testing::Test {
  protected:
-  CoordinatorLoopTest() : producer_(kMaxMessage, &log_) {
+  // Most tests step transactions by the clock (commit_policy: interval);
+  // AdaptiveCommitTest below runs the default.
+  explicit CoordinatorLoopTest(CoordinatorOptions options = {}) : producer_(kMaxMessage, &log_) {
     coordinator_ = std::make_unique<Coordinator>(
         &config_, &consumer_, &producer_, &clock_,
         [this](const std::vector<int32_t>& partitions) -> absl::StatusOr<std::vector<Message>> {
@@ -72,7 +77,8 @@ class CoordinatorLoopTest : public ::testing::Test {
             if (std::find(partitions.begin(), partitions.end(), m.partition) != partitions.end()) out.push_back(m);
           }
           return out;
-        });
+        },
+        options);
     consumer_.set_listener(coordinator_.get());
   }
 
@@ -393,6 +399,112 @@ TEST_F(CoordinatorLoopTest, AWorkerSeesWorkItemsOnlyFromCommittedTransactionsAnd
   for (const TopicPartition& p : worker.Positions()) {
     EXPECT_EQ(p.offset, log_.End({p.topic, p.partition})) << "the reader moved past the markers";
   }
+}
+
+// commit_policy: adaptive (the default). A lone step waits for no commit
+// interval: the transaction commits as soon as the poll has drained the
+// input. While the input is not drained (a full batch), the transaction
+// stays open and takes the next batch too, and never longer than
+// commit_interval.
+class AdaptiveCommitTest : public CoordinatorLoopTest {
+ protected:
+  static CoordinatorOptions SmallBatches() {
+    CoordinatorOptions o;
+    o.max_batch = 2;
+    return o;
+  }
+  AdaptiveCommitTest() : CoordinatorLoopTest(SmallBatches()) {
+    config_.coordinator.commit_policy = CoordinatorConfig::CommitPolicy::kAdaptive;
+    coordinator_->SetMetrics(&metrics_);
+  }
+  // How many commits the replica counted with `trigger`, and the input
+  // messages they committed in all.
+  double Commits(const std::string& trigger) {
+    for (const auto& family : registry_.Collect()) {
+      if (family.name != "agentfleet_coordinator_commit_seconds") continue;
+      for (const auto& m : family.metric) {
+        if (!m.label.empty() && m.label[0].value == trigger) return static_cast<double>(m.histogram.sample_count);
+      }
+    }
+    return 0;
+  }
+  double CommittedInputs() {
+    for (const auto& family : registry_.Collect()) {
+      if (family.name == "agentfleet_coordinator_commit_inputs" && !family.metric.empty()) {
+        return family.metric[0].histogram.sample_sum;
+      }
+    }
+    return 0;
+  }
+  std::vector<std::string> WorkerSees(FakeConsumer& worker) {
+    std::vector<std::string> ids;
+    for (const Message& m : worker.Poll(absl::ZeroDuration(), 100)) {
+      auto item = Decode<v1::WorkItem>(m.payload, m.headers);
+      EXPECT_TRUE(item.ok()) << item.status();
+      if (item.ok()) ids.push_back(item->task_id());
+    }
+    return ids;
+  }
+  prometheus::Registry registry_;
+  CoordinatorMetrics metrics_{registry_};
+};
+
+TEST_F(AdaptiveCommitTest, ALoneSubmissionIsCommittedInTheSameRoundWithoutWaitingForTheInterval) {
+  FakeConsumer worker{nullptr, &log_};
+  const std::string work = topics_.Work("a");
+  ASSERT_TRUE(worker.Assign({{work, 0, 0}, {work, 1, 0}}).ok());
+  Start();
+  const int commits_before = producer_.commits();
+  Submit("t1", "hello", "t1");
+  RunOnce();  // the clock does not move
+  EXPECT_THAT(WorkerSees(worker), ::testing::ElementsAre("t1")) << "step s's item is committed";
+  EXPECT_EQ(producer_.commits(), commits_before + 1);
+  EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 1) << "the submission's offset went with it";
+  EXPECT_EQ(Commits("drained"), 1);
+  EXPECT_EQ(Commits("interval"), 0);
+  RunOnce();  // nothing to read: no empty transaction
+  EXPECT_EQ(producer_.commits(), commits_before + 1);
+}
+
+TEST_F(AdaptiveCommitTest, AFullBatchKeepsTheTransactionOpenForTheNextOne) {
+  FakeConsumer worker{nullptr, &log_};
+  const std::string work = topics_.Work("a");
+  ASSERT_TRUE(worker.Assign({{work, 0, 0}, {work, 1, 0}}).ok());
+  Start();
+  const int commits_before = producer_.commits();
+  for (const char* id : {"t1", "t2", "t3"}) Submit(id, "hello", id);
+  RunOnce();  // t1, t2: a full batch (max_batch 2), more to read
+  EXPECT_THAT(WorkerSees(worker), ::testing::IsEmpty()) << "committed before the input was drained";
+  EXPECT_EQ(producer_.commits(), commits_before);
+  RunOnce();  // t3: drained
+  EXPECT_THAT(WorkerSees(worker), ::testing::ElementsAre("t1", "t2", "t3"));
+  EXPECT_EQ(producer_.commits(), commits_before + 1) << "one transaction for the three";
+  EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 3);
+  EXPECT_EQ(CommittedInputs(), 3);
+}
+
+TEST_F(AdaptiveCommitTest, AnInputThatIsNeverDrainedIsStillCommittedEveryInterval) {
+  Start();
+  const int commits_before = producer_.commits();
+  int next = 0;
+  auto submit_two = [&] {
+    for (int i = 0; i < 2; ++i) {
+      std::string id = absl::StrCat("t", next++);
+      Submit(id, "hello", id);
+    }
+  };
+  submit_two();
+  RunOnce();  // a full batch: open
+  clock_.Advance(config_.coordinator.commit_interval / 2);
+  submit_two();
+  RunOnce();  // full again, half the interval
+  EXPECT_EQ(producer_.commits(), commits_before);
+  clock_.Advance(config_.coordinator.commit_interval / 2);
+  submit_two();
+  RunOnce();  // full again, but the interval is up
+  EXPECT_EQ(producer_.commits(), commits_before + 1);
+  EXPECT_EQ(Commits("interval"), 1);
+  EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 6);
 }
 
 // Two replicas in one consumer group over one log: the task's partitions
