@@ -28,15 +28,20 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 p99() { sort -n | awk '{a[NR]=$1} END {i=int(NR*0.99+0.5); if(i<1)i=1; print a[i]}'; }
 field() { grep -o "\"$1\":[0-9.e+-]*" | cut -d: -f2; }
 
-echo "| mode | commit interval | 1 task p50 | 1 task p99 | ${tasks} tasks: tasks/s | steps/s | p50 | p99 |"
+echo "| mode | commits | 1 task p50 | 1 task p99 | ${tasks} tasks: tasks/s | steps/s | p50 | p99 |"
 echo "|---|---|---|---|---|---|---|---|"
-for spec in "exactly_once 100ms" "exactly_once 20ms" "at_least_once -"; do
+# exactly_once: adaptive (the default: when the input is drained), then a
+# fixed interval (commit_policy: interval) of 100 ms and of 20 ms.
+for spec in "exactly_once adaptive" "exactly_once 100ms" "exactly_once 20ms" "at_least_once -"; do
   set -- $spec
   mode=$1 interval=$2
   dir="$work/$mode-$interval"
   mkdir -p "$dir"
   extra="processing: $mode"
-  [ "$interval" = "-" ] || extra="$extra, commit_interval: $interval"
+  case "$interval" in
+    -|adaptive) ;;
+    *) extra="$extra, commit_policy: interval, commit_interval: $interval" ;;
+  esac
   sed -e "s/topic_prefix: agentfleet\./topic_prefix: bench.$mode.${interval%ms}./" \
       -e "s/bootstrap.servers: 127.0.0.1:9092/bootstrap.servers: $bootstrap/" \
       -e "s/latency: {distribution: lognormal, p50_ms: 20, p99_ms: 80}/latency: {distribution: fixed, mean_ms: 0}/" \

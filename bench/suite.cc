@@ -321,15 +321,20 @@ double Cpu(const std::vector<pid_t>& pids) {
 // (the steps alone) and the client's submit → result.
 absl::Status MeasureLatency(BenchFleet& f, const std::string& workflow, int fan_out, int samples,
                             Percentiles* steps, Percentiles* task) {
-  std::vector<double> inner, outer;
+  std::vector<double> inner, outer, in_hop, out_hop;
   for (int i = 0; i < samples; ++i) {
     auto r = f.Run({Task(f, workflow, fan_out)}, absl::Seconds(60));
     if (!r.ok()) return r.status();
     const v1::TaskResult& res = r->front();
     if (res.status() != v1::TASK_STATUS_COMPLETED) return absl::InternalError("task " + res.task_id() + " did not complete");
+    absl::Time now = absl::Now();
     inner.push_back(Ms(res.accepted_at(), res.finished_at()));
-    outer.push_back(absl::ToDoubleMilliseconds(absl::Now() - FromTimestamp(res.submitted_at())));
+    outer.push_back(absl::ToDoubleMilliseconds(now - FromTimestamp(res.submitted_at())));
+    in_hop.push_back(Ms(res.submitted_at(), res.accepted_at()));
+    out_hop.push_back(absl::ToDoubleMilliseconds(now - FromTimestamp(res.finished_at())));
   }
+  Say(absl::StrCat("  submit -> accepted p50 ", PercentilesOf(in_hop).p50, " ms; finished -> client p50 ",
+                   PercentilesOf(out_hop).p50, " ms"));
   *steps = PercentilesOf(inner);
   if (task) *task = PercentilesOf(outer);
   return absl::OkStatus();
