@@ -698,6 +698,15 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     }
     return;
   }
+  if (inst.waiting(Instance::Wait::kAnswer)) {
+    // This attempt already answered with a question and waits for its
+    // answer: another result of it is a redelivery (a worker consumes at
+    // least once), not a second question. Found by
+    // OrchestrationTest.AgentsAskAPersonAndSendPlansBackAndEveryTaskEndsOnce,
+    // where one task recorded its question twice.
+    ++stats_.stale_events;
+    return;
+  }
   if (attempt == inst.embed_attempt && !inst.embedding_out) {
     // A settled lookup's attempt number, while its call waits (a quota, a
     // budget, a backoff): a redelivered embedding request's events are stale.

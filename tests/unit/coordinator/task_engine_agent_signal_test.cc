@@ -193,6 +193,25 @@ TEST_F(AgentSignalTest, AQuestionForAPersonIsPublishedSurvivesARestoreAndItsAnsw
   EXPECT_EQ(StepOf(done.results[0].result, "resolve")->questions(0).answered_by(), "alice");
 }
 
+// A worker consumes at least once: the asking attempt's result can come
+// twice. The second is a redelivery, not a second question.
+TEST_F(AgentSignalTest, ARedeliveredQuestionIsAskedOnce) {
+  v1::WorkItem item = ItemFor(Submit("asks_person"), "resolve");
+  Outbox asked = Answer(item, Ask("Approve a refund over $500?"));
+  ASSERT_EQ(asked.records.size(), 1u);
+  Outbox again = Answer(item, Ask("Approve a refund over $500?"));
+  EXPECT_TRUE(again.empty()) << "the question was published again";
+  Outbox out;
+  EXPECT_EQ(engine_->OnSignal(Signal("info", {{"approved", true}}), 2, &out), SignalOutcome::kDelivered);
+  ASSERT_EQ(out.work.size(), 1u);
+  Outbox done = Answer(out.work[0].item, {{"reply", "refunded"}});
+  ASSERT_EQ(done.results.size(), 1u);
+  EXPECT_EQ(done.results[0].result.status(), v1::TASK_STATUS_COMPLETED);
+  const v1::StepSummary* step = StepOf(done.results[0].result, "resolve");
+  ASSERT_EQ(step->questions_size(), 1) << "one question, answered once";
+  EXPECT_TRUE(step->questions(0).answered());
+}
+
 TEST_F(AgentSignalTest, AnUnansweredQuestionTimesOutIntoARunWithoutTheAnswerOrFailsTheStep) {
   Outbox asked = Answer(ItemFor(Submit("asks_person"), "resolve"), Ask("Which order?"));
   clock_.Advance(absl::Hours(1));
