@@ -684,6 +684,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
   // low-latency profile, against a raw round trip with its settings.
   struct ModeRun {
     std::string label, processing, coordinator_extra;
+    std::string tag;  // in the run's name (its topics and log directory)
   };
   struct ProfileRun {
     BrokerResults::Profile profile;
@@ -693,12 +694,12 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
   std::vector<ProfileRun> profile_runs = {
       {{"default", o.linger_ms >= 0 ? absl::StrCat("linger.ms ", o.linger_ms) : "linger.ms 2", {}, 0},
        "",
-       {{"at_least_once", "at_least_once", ""},
-        {"exactly_once", "exactly_once", ""},
-        {"exactly_once (interval)", "exactly_once", ", commit_policy: interval"}}},
+       {{"at_least_once", "at_least_once", "", "alo"},
+        {"exactly_once", "exactly_once", "", "eos"},
+        {"exactly_once (interval)", "exactly_once", ", commit_policy: interval", "eos-interval"}}},
       {{"low_latency", "linger.ms 0", {}, 0},
        std::string(kLowLatencyKafka),
-       {{"at_least_once", "at_least_once", ""}, {"exactly_once", "exactly_once", ""}}},
+       {{"at_least_once", "at_least_once", "", "ll-alo"}, {"exactly_once", "exactly_once", "", "ll-eos"}}},
   };
   for (ProfileRun& p : profile_runs) {
     if (!o.Runs("modes")) break;
@@ -713,8 +714,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     out.profiles.push_back(p.profile);
     for (const ModeRun& m : p.modes) {
       if (o.quick && !m.coordinator_extra.empty()) continue;  // the comparison, in full runs only
-      RunSpec s = spec(absl::StrCat(p.profile.name == "default" ? "" : "ll-",
-                                    m.label == "at_least_once" ? "alo" : m.coordinator_extra.empty() ? "eos" : "eos-interval"));
+      RunSpec s = spec(m.tag);
       s.processing = m.processing;
       s.coordinator_extra = m.coordinator_extra;
       if (p.profile.name != "default") {

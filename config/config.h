@@ -450,8 +450,8 @@ struct CoordinatorConfig {
   std::string group_id = "agentfleet-coordinator";
   // The largest submission or event read; at most kafka.max_message_bytes.
   size_t max_payload_bytes = 1000000;
-  // exactly_once: consume -> process -> produce -> commit offsets in one Kafka
-  // transaction per commit interval. at_least_once: no transactions.
+  // exactly_once: consume -> process -> produce -> commit offsets in Kafka
+  // transactions (when: commit_policy). at_least_once: no transactions.
   Processing processing = Processing::kExactlyOnce;
   // exactly_once: when a transaction commits. kAdaptive commits as soon as
   // a poll has drained the input (a lone step waits for no interval; under

@@ -283,6 +283,19 @@ TEST(ConfigTest, StaticMembershipIsOffUnlessTurnedOn) {
               HasSubstr("coordinator.static_membership"));
 }
 
+TEST(ConfigTest, CommitsAreAdaptiveUnlessTheIntervalPolicyIsChosen) {
+  auto defaults = LoadConfigString(kValid, "fleet.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->coordinator.commit_policy, CoordinatorConfig::CommitPolicy::kAdaptive);
+  auto interval = LoadConfigString(std::string(kValid) + "\ncoordinator: {commit_policy: interval}\n", "fleet.yaml");
+  ASSERT_TRUE(interval.ok()) << interval.status();
+  EXPECT_EQ(interval->coordinator.commit_policy, CoordinatorConfig::CommitPolicy::kInterval);
+  std::string error = ErrorOf(std::string(kValid) + "\ncoordinator: {commit_policy: sometimes}\n");
+  EXPECT_THAT(error, HasSubstr("fleet.yaml:"));
+  EXPECT_THAT(error, HasSubstr("coordinator.commit_policy"));
+  EXPECT_THAT(error, HasSubstr("adaptive"));
+}
+
 }  // namespace
 }  // namespace agentfleet
 
