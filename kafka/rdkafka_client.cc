@@ -571,9 +571,14 @@ void WarmMetadata(RdKafka::Handle* handle, const std::set<std::string>& topics, 
   }
 }
 
-// Low and high watermark of one partition, asked of its leader. Leadership
-// moves and fresh topics answer NOT_LEADER for a moment even after metadata
-// shows a leader: those are retried until `deadline`.
+// Low and high watermark of one partition the caller knows exists (from a
+// partition count or an assignment), asked of its leader. Leadership moves and
+// fresh topics answer NOT_LEADER for a moment even after metadata shows a
+// leader; and a handle whose metadata came from a broker that has not yet
+// learnt of a fresh topic's partitions or leaders (a cluster of several
+// nodes) answers "Unknown partition" from its cache until that topic's
+// metadata is asked again. Both are retried, the latter after asking, until
+// `deadline`.
 absl::Status QueryPartitionWatermarks(RdKafka::Handle* handle, const std::string& topic, int32_t partition,
                                       absl::Time deadline, int64_t* low, int64_t* high) {
   while (true) {
@@ -581,8 +586,11 @@ absl::Status QueryPartitionWatermarks(RdKafka::Handle* handle, const std::string
                                                 std::max(1, Ms(deadline - absl::Now())));
     if (code == RdKafka::ERR_NO_ERROR) return absl::OkStatus();
     absl::Status s = FromErr(code, absl::StrCat("watermarks ", topic, "/", partition));
-    if (!absl::IsUnavailable(s) || absl::Now() >= deadline) return s;
+    bool stale_metadata = code == RdKafka::ERR__UNKNOWN_PARTITION || code == RdKafka::ERR_LEADER_NOT_AVAILABLE ||
+                          code == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART;
+    if ((!absl::IsUnavailable(s) && !stale_metadata) || absl::Now() >= deadline) return s;
     absl::SleepFor(absl::Milliseconds(100));
+    if (stale_metadata) WarmMetadata(handle, {topic}, deadline);
   }
 }
 
