@@ -1,8 +1,10 @@
 #include "codec/trace.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/random/random.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -48,6 +50,28 @@ std::string ChildTraceparent(absl::string_view parent) {
 
 std::string TraceId(absl::string_view tp) {
   return IsValidTraceparent(tp) ? std::string(tp.substr(3, 32)) : std::string();
+}
+
+PackedTraceparent::PackedTraceparent(absl::string_view tp) {
+  if (!IsValidTraceparent(tp)) return;
+  std::string bytes = absl::HexStringToBytes(absl::StrCat(tp.substr(3, 32), tp.substr(36, 16), tp.substr(53, 2)));
+  std::copy(bytes.begin(), bytes.end(), bytes_.begin());
+  set_ = true;
+}
+
+std::string PackedTraceparent::str() const {
+  if (!set_) return std::string();
+  // Written in place (one allocation): it is formatted for every work item.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "00-";
+  out.resize(55, '-');
+  size_t at = 3;
+  for (size_t i = 0; i < bytes_.size(); ++i) {
+    if (i == 16 || i == 24) ++at;  // the dashes before the span id and the flags
+    out[at++] = kHex[bytes_[i] >> 4];
+    out[at++] = kHex[bytes_[i] & 0xf];
+  }
+  return out;
 }
 
 }  // namespace agentfleet

@@ -48,7 +48,7 @@ v1::AuditRecord BaseRecord(const v1::TaskSubmission& task, const std::string& st
 }  // namespace
 
 void TaskEngine::AuditDispatch(const Task& task, const StepRun& s, int fan, const v1::WorkItem& item, Outbox* out) {
-  v1::AuditRecord r = BaseRecord(task.submission, s.config->id, fan, item.attempt(), item.agent(), clock_->Now());
+  v1::AuditRecord r = BaseRecord(task.Submission(), s.config->id, fan, item.attempt(), item.agent(), clock_->Now());
   r.set_kind(v1::AuditRecord::KIND_ACTION_DISPATCHED);
   const ActionConfig& action = *config_->FindAgent(item.agent())->action;
   r.set_method(action.method);
@@ -61,7 +61,7 @@ void TaskEngine::AuditOutcome(const Task& task, const StepRun& s, int fan, int a
                               const v1::Error* error, absl::string_view decision, Outbox* out) {
   const Instance& inst = s.instances[s.Index(fan)];
   const AgentConfig& agent = AgentOf(s, inst);
-  v1::AuditRecord r = BaseRecord(task.submission, s.config->id, fan, attempt, agent.name, clock_->Now());
+  v1::AuditRecord r = BaseRecord(task.Submission(), s.config->id, fan, attempt, agent.name, clock_->Now());
   r.set_kind(v1::AuditRecord::KIND_ACTION_OUTCOME);
   r.set_decision(std::string(decision));
   r.set_method(agent.action->method);
@@ -82,7 +82,7 @@ const char* TaskEngine::ActionDecision(const Task& task, const Instance& inst) {
     case v1::STEP_STATUS_SUCCEEDED:
       return "succeeded";
     case v1::STEP_STATUS_FAILED:
-      if (inst.error.code() == kOutcomeUnknown) return "stopped";
+      if (inst.extra().error.code() == kOutcomeUnknown) return "stopped";
       return task.finished ? "failed_task" : "failed";
     default:
       return task.finished ? "task_ended" : "retry";
@@ -134,7 +134,7 @@ void TaskEngine::RunScreen(Task& task, size_t step, Outbox* out) {
   }
   bool flagged = !findings.empty();
   if (flagged) ++stats_.screens_flagged;
-  if (metrics_) metrics_->Screen(task.submission.workflow(), flagged);
+  if (metrics_) metrics_->Screen(task.workflow->name, flagged);
   std::string note = flagged ? absl::StrCat("screen: ", findings.size(), " injection finding(s), first ",
                                             findings[0]["rule"].get<std::string>(), " in ",
                                             findings[0]["field"].get<std::string>())

@@ -105,7 +105,7 @@ void TaskEngine::AskQuestion(Task& task, size_t step, int fan, std::string quest
   Instance& inst = s.instances[s.Index(fan)];
   const NeedsInfoConfig& ni = *s.config->signals.needs_info;
   const std::string asker = AgentOf(s, inst).name;
-  if (inst.questions.size() >= static_cast<size_t>(ni.max_questions)) {
+  if (inst.extra().questions.size() >= static_cast<size_t>(ni.max_questions)) {
     if (metrics_) metrics_->AgentSignal(asker, "needs_info", "exhausted");
     v1::Error error = MakeError(kNeedsInfoExhausted, absl::StrCat(Where(s.config->id, fan), " asked more than its ",
                                                                    ni.max_questions, " question(s): ", question));
@@ -118,8 +118,8 @@ void TaskEngine::AskQuestion(Task& task, size_t step, int fan, std::string quest
   v1::AgentQuestion q;
   q.set_question(question);
   *q.mutable_asked_at() = ToTimestamp(now);
-  inst.questions.push_back(std::move(q));
-  inst.error.Clear();
+  inst.mutable_extra().questions.push_back(std::move(q));
+  inst.ClearError();
   inst.attempt_base = inst.attempt;
   if (!ni.agent.empty()) {
     inst.ask_agent = config_->FindAgent(ni.agent);  // validated: it exists
@@ -133,12 +133,12 @@ void TaskEngine::AskQuestion(Task& task, size_t step, int fan, std::string quest
   if (!ni.emit.empty()) {
     // For the people (or systems) who answer: what was asked, and how to answer.
     Json record = {{"task_id", task.id()},
-                   {"tenant", task.submission.tenant()},
+                   {"tenant", task.tenant},
                    {"workflow", task.workflow->name},
                    {"step", s.config->id},
                    {"fan_index", fan},
                    {"agent", asker},
-                   {"question", inst.questions.back().question()},
+                   {"question", inst.extra().questions.back().question()},
                    {"signal", AnswerSignal(s, fan)},
                    {"asked_at", absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone())},
                    {"answer_by", absl::FormatTime(absl::RFC3339_full, inst.retry_at, absl::UTCTimeZone())}};
@@ -150,7 +150,7 @@ void TaskEngine::AnswerQuestion(Task& task, size_t step, int fan, Json answer, c
                                 Outbox* out) {
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[s.Index(fan)];
-  v1::AgentQuestion& q = inst.questions.back();
+  v1::AgentQuestion& q = inst.mutable_extra().questions.back();
   *q.mutable_answer() = ToValue(answer);
   q.set_answered(true);
   q.set_answered_by(by);
@@ -176,7 +176,7 @@ void TaskEngine::AnswerTimedOut(Task& task, size_t step, int fan, Outbox* out) {
   }
   inst.wait = Instance::Wait::kNone;
   inst.retry_at = absl::InfiniteFuture();
-  inst.questions.back().set_timed_out(true);
+  inst.mutable_extra().questions.back().set_timed_out(true);
   v1::Error error = MakeError(kWaitTimeout, absl::StrCat("no signal '", AnswerSignal(s, fan), "' answered its question within ",
                                                          absl::FormatDuration(wait.timeout)));
   AttemptFailed(task, step, fan, error, out);
@@ -211,10 +211,10 @@ void TaskEngine::Replan(Task& task, size_t step, int fan, std::string reason, Ou
   const std::string agent = AgentOf(s, s.instances[s.Index(fan)]).name;
   const std::string planner = s.config->signals.rescope_planner;
   const int max = task.workflow->max_replans;
-  if (static_cast<int>(task.rescopes.size()) >= max) {
+  if (static_cast<int>(task.extra().rescopes.size()) >= max) {
     if (metrics_) metrics_->AgentSignal(agent, "rescope", "exhausted");
     v1::Error error = MakeError(kReplansExhausted, absl::StrCat(Where(s.config->id, fan), " asked for a rescope after ",
-                                                                 task.rescopes.size(), " re-plan(s) (max_replans ", max,
+                                                                 task.extra().rescopes.size(), " re-plan(s) (max_replans ", max,
                                                                  "): ", reason));
     AttemptFailed(task, step, fan, error, out);
     return;
@@ -230,10 +230,10 @@ void TaskEngine::Replan(Task& task, size_t step, int fan, std::string reason, Ou
   rescope.set_reason(std::move(reason));
   rescope.set_planner(planner);
   *rescope.mutable_at() = ToTimestamp(clock_->Now());
-  task.rescopes.push_back(std::move(rescope));
+  task.mutable_extra().rescopes.push_back(std::move(rescope));
   // The planner and every step after it (the asking step is one of them).
   std::vector<bool> reset(task.steps.size(), false);
-  std::vector<size_t> todo = {task.step_index.at(planner)};  // validated: it exists
+  std::vector<size_t> todo = {task.step_index->at(planner)};  // validated: it exists
   reset[todo[0]] = true;
   while (!todo.empty()) {
     size_t i = todo.back();
@@ -253,7 +253,7 @@ void TaskEngine::Replan(Task& task, size_t step, int fan, std::string reason, Ou
     if (!reset[i]) continue;
     StepRun& r = task.steps[i];
     r.waiting_on = 0;
-    for (const std::string& dep : r.config->depends_on) r.waiting_on += !task.steps[task.step_index.at(dep)].complete;
+    for (const std::string& dep : r.config->depends_on) r.waiting_on += !task.steps[task.step_index->at(dep)].complete;
   }
   StartReadySteps(task, out);
 }
@@ -266,15 +266,15 @@ void TaskEngine::ResetStep(Task& task, size_t step, Outbox* out) {
     const Instance& inst = s.instances[i];
     next_offset = std::max(next_offset, s.attempt_offset + inst.attempt);
     for (const Instance::Reservation& r : inst.reservations) {
-      task.abandoned.push_back({s.config->id, s.Fan(i), s.attempt_offset + r.attempt, &AgentOf(s, inst), r, ""});
+      task.mutable_extra().abandoned.push_back({s.config->id, s.Fan(i), s.attempt_offset + r.attempt, &AgentOf(s, inst), r, ""});
     }
     if (inst.waiting(Instance::Wait::kChild)) {
       // Held until the cancelled child's result says what it spent.
-      task.abandoned.push_back({s.config->id, s.Fan(i), 0, nullptr, {0, inst.child_budget, absl::InfiniteFuture()},
-                                inst.child_task_id});
+      task.mutable_extra().abandoned.push_back({s.config->id, s.Fan(i), 0, nullptr, {0, inst.extra().child_budget, absl::InfiniteFuture()},
+                                inst.extra().child_task_id});
     }
     CancelChild(task, inst, absl::StrCat("its parent task ", task.id(), " re-planned from step '",
-                                         task.rescopes.back().planner(), "'"),
+                                         task.extra().rescopes.back().planner(), "'"),
                 out);
   }
   if (s.complete) --task.steps_done;
@@ -287,15 +287,15 @@ void TaskEngine::ResetStep(Task& task, size_t step, Outbox* out) {
 
 bool TaskEngine::SettleAbandoned(Task& task, const v1::WorkEvent& event, Outbox* out) {
   if (!event.has_result()) return false;  // a receipt or heartbeat of any old attempt is stale anyway
-  auto it = std::find_if(task.abandoned.begin(), task.abandoned.end(), [&](const Task::Abandoned& a) {
+  auto it = std::find_if(task.extra().abandoned.begin(), task.extra().abandoned.end(), [&](const Task::Abandoned& a) {
     return a.on_tenant_ledger() && a.step == event.step() && a.fan == event.fan_index() &&
            a.attempt == event.attempt();
   });
-  if (it == task.abandoned.end()) return false;
+  if (it == task.extra().abandoned.end()) return false;
   ++stats_.stale_events;
   AddReserved(task, it->reservation.spend, -1);
   const AgentConfig& agent = *it->agent;
-  task.abandoned.erase(it);
+  task.mutable_extra().abandoned.erase(it);
   // What the abandoned attempt spent is the task's, though no step has it.
   Instance nobody;
   CountUsage(task, agent, nobody, event.result());
@@ -305,15 +305,15 @@ bool TaskEngine::SettleAbandoned(Task& task, const v1::WorkEvent& event, Outbox*
 }
 
 void TaskEngine::AddSignalInputs(const Task& task, const StepRun& s, const Instance& inst, Json* input) const {
-  if (inst.questions.empty() && task.rescopes.empty()) return;  // the common case: nothing to add
+  if (inst.extra().questions.empty() && task.extra().rescopes.empty()) return;  // the common case: nothing to add
   Json info = Json::array();
-  for (const v1::AgentQuestion& q : inst.questions) {
+  for (const v1::AgentQuestion& q : inst.extra().questions) {
     if (!q.answered()) continue;
     info.push_back({{"question", q.question()}, {"answer", FromValue(q.answer())}, {"timed_out", q.timed_out()}});
   }
   Json reasons = Json::array();
-  if (inst.spawn_agent == nullptr) {
-    for (const v1::Rescope& r : task.rescopes) {
+  if (inst.extra().spawn_agent == nullptr) {
+    for (const v1::Rescope& r : task.extra().rescopes) {
       if (r.planner() == s.config->id) reasons.push_back({{"step", r.step()}, {"reason", r.reason()}});
     }
   }
@@ -323,7 +323,7 @@ void TaskEngine::AddSignalInputs(const Task& task, const StepRun& s, const Insta
     if (!reasons.empty()) (*input)["_rescope"] = std::move(reasons);
   }
   if (inst.ask_agent != nullptr) {
-    *input = Json{{"question", inst.questions.back().question()}, {"step", s.config->id}, {"input", std::move(*input)}};
+    *input = Json{{"question", inst.extra().questions.back().question()}, {"step", s.config->id}, {"input", std::move(*input)}};
   }
 }
 

@@ -20,16 +20,15 @@ namespace agentfleet {
 bool TaskEngine::TakeTurn(Task& task, size_t step, int fan, const std::string& key, int64_t tokens,
                           const std::function<bool()>& admit) {
   Instance& inst = task.steps[step].instances[task.steps[step].Index(fan)];
-  int priority = task.submission.priority() == v1::PRIORITY_INTERACTIVE ? 0 : 1;
-  if (inst.rate_seq != 0 && inst.rate_key != key) {
+  int priority = task.priority == v1::PRIORITY_INTERACTIVE ? 0 : 1;
+  if (inst.rate_seq != 0 && inst.extra().rate_key != key) {
     // Served by another queue (a quota) and now at this one (a window): a
     // new turn here; its old entry is stale.
     inst.rate_seq = 0;
-    inst.rate_tag = 0;
+    inst.mutable_extra().rate_tag = 0;
   }
-  inst.rate_key = key;
   std::set<Waiter>& queue = rate_waiting_[key];
-  if (inst.rate_seq != 0) queue.erase(Waiter{priority, inst.rate_tag, inst.rate_seq, task.id(), step, fan});
+  if (inst.rate_seq != 0) queue.erase(Waiter{priority, inst.extra().rate_tag, inst.rate_seq, task.id(), step, fan});
   // Drop waiters whose task finished, moved, or that were dispatched another way.
   while (!queue.empty() && LiveWaiter(*queue.begin()) == nullptr) queue.erase(queue.begin());
   if (queue.empty()) {
@@ -39,9 +38,10 @@ bool TaskEngine::TakeTurn(Task& task, size_t step, int fan, const std::string& k
   }
   if (inst.rate_seq == 0 && !queue.empty()) {
     inst.rate_seq = ++rate_seq_;
-    inst.rate_tag = TurnFor(inst, key, priority, task.submission.tenant(), tokens);
+    inst.mutable_extra().rate_key = key;  // an instance holding a turn (rate_seq) knows its queue
+    inst.mutable_extra().rate_tag = TurnFor(inst, key, priority, task.tenant, tokens);
   }
-  Waiter me{priority, inst.rate_tag, inst.rate_seq, task.id(), step, fan};
+  Waiter me{priority, inst.extra().rate_tag, inst.rate_seq, task.id(), step, fan};
   bool someone_first = !queue.empty() && *queue.begin() < me;
   if (someone_first || !admit()) {
     if (!inst.waiting(Instance::Wait::kQuota)) {
@@ -55,11 +55,12 @@ bool TaskEngine::TakeTurn(Task& task, size_t step, int fan, const std::string& k
     }
     if (inst.rate_seq == 0) {
       inst.rate_seq = ++rate_seq_;
-      inst.rate_tag = TurnFor(inst, key, priority, task.submission.tenant(), tokens);
-      me = Waiter{priority, inst.rate_tag, inst.rate_seq, task.id(), step, fan};
+      inst.mutable_extra().rate_key = key;
+      inst.mutable_extra().rate_tag = TurnFor(inst, key, priority, task.tenant, tokens);
+      me = Waiter{priority, inst.extra().rate_tag, inst.rate_seq, task.id(), step, fan};
     }
     inst.wait = Instance::Wait::kQuota;
-    inst.rate_tokens = tokens;
+    inst.mutable_extra().rate_tokens = tokens;
     inst.retry_at = absl::InfiniteFuture();
     inst.DisarmAttempt();
     queue.insert(me);
@@ -70,10 +71,10 @@ bool TaskEngine::TakeTurn(Task& task, size_t step, int fan, const std::string& k
   if (inst.rate_seq != 0) {
     // Served: the queue's virtual time moves to its start tag.
     auto clock = fair_.find({key, priority});
-    if (clock != fair_.end()) clock->second.virtual_time = std::max(clock->second.virtual_time, inst.rate_tag);
+    if (clock != fair_.end()) clock->second.virtual_time = std::max(clock->second.virtual_time, inst.extra().rate_tag);
   }
+  if (inst.rate_seq != 0) inst.mutable_extra().rate_tag = 0;
   inst.rate_seq = 0;
-  inst.rate_tag = 0;
   if (queue.empty()) rate_waiting_.erase(key);
   return true;
 }
@@ -88,11 +89,11 @@ double TaskEngine::FairTag(const std::string& key, int priority, const std::stri
 
 double TaskEngine::TurnFor(Instance& inst, const std::string& key, int priority, const std::string& tenant,
                            int64_t tokens) {
-  const uint64_t epoch = std::exchange(inst.restored_epoch, 0);
+  const uint64_t epoch = inst.extra().restored_epoch == 0 ? 0 : std::exchange(inst.mutable_extra().restored_epoch, 0);
   auto earliest = restored_turns_.find({key, priority, epoch});
   if (epoch == 0 || earliest == restored_turns_.end()) return FairTag(key, priority, tenant, tokens);
   FairClock& clock = fair_[{key, priority}];
-  const double start = clock.virtual_time + std::max(0.0, inst.restored_tag - earliest->second);
+  const double start = clock.virtual_time + std::max(0.0, inst.extra().restored_tag - earliest->second);
   double& finish = clock.finish[tenant];
   finish = std::max(finish, start + static_cast<double>(std::max<int64_t>(tokens, 1)) / config_->TenantWeight(tenant));
   return start;
@@ -152,7 +153,7 @@ void TaskEngine::UpdateRateTimer() {
       }
       continue;
     }
-    rate_next_ = std::min(rate_next_, rate_.ReadyAt(key, head->rate_tokens, now));
+    rate_next_ = std::min(rate_next_, rate_.ReadyAt(key, head->extra().rate_tokens, now));
   }
 }
 

@@ -6,6 +6,8 @@
 #include "absl/algorithm/container.h"
 #include "google/protobuf/util/json_util.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "codec/codec.h"
 #include "common/error_codes.h"
 #include "codec/json_value.h"
@@ -25,40 +27,85 @@ TaskEngine::TaskEngine(const FleetConfig* config, const Clock* clock)
   for (const auto& [name, agent] : config->agents) {
     if (agent.max_in_flight > 0) windows_[name].freed = &window_freed_;
   }
+  for (const auto& [name, wf] : config->workflows) {
+    StepIndex& index = step_indexes_[&wf];
+    for (size_t i = 0; i < wf.steps.size(); ++i) index[wf.steps[i].id] = i;
+  }
 }
 TaskEngine::~TaskEngine() = default;
 
 void TaskEngine::FreeFinished() { retired_.clear(); }
+
+void TaskEngine::Activate(std::unique_ptr<Task> task) {
+  // The key views the task's id, which lives as long as the task: an entry
+  // is erased before its task is freed (Finish, takeover, revocation).
+  absl::string_view id = task->id();
+  active_.erase(id);  // a replaced task's key views the replaced task's id
+  active_.emplace(id, std::move(task));
+}
+
+namespace {
+
+// The submission's wire form without its input (field 4): serialized whole,
+// then the input's bytes left out, which costs less than copying the message
+// (its input's map) to clear it.
+std::string SerializedWithoutInput(const v1::TaskSubmission& submission) {
+  std::string whole = submission.SerializeAsString();
+  if (!submission.has_input()) return whole;
+  std::string out;
+  out.reserve(whole.size());
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(whole.data()),
+                                            static_cast<int>(whole.size()));
+  while (true) {
+    const int start = in.CurrentPosition();
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    if (!google::protobuf::internal::WireFormatLite::SkipField(&in, tag)) return whole;  // cannot be: we wrote it
+    if (google::protobuf::internal::WireFormatLite::GetTagFieldNumber(tag) == v1::TaskSubmission::kInputFieldNumber) {
+      continue;
+    }
+    out.append(whole, start, in.CurrentPosition() - start);
+  }
+  return out;
+}
+
+}  // namespace
 
 std::unique_ptr<TaskEngine::Task> TaskEngine::NewTask(const v1::TaskSubmission& submission,
                                                       const WorkflowConfig* wf,
                                                       const std::string& traceparent,
                                                       int32_t partition) {
   auto task = std::make_unique<Task>();
-  task->submission = submission;
-  task->traceparent = traceparent;
+  task->submission_bytes = SerializedWithoutInput(submission);
+  task->task_id = submission.task_id();
+  task->tenant = submission.tenant();
+  task->priority = submission.priority();
+  task->depth = submission.depth();
+  task->traceparent = PackedTraceparent(traceparent);
   task->partition = partition;
   task->workflow = wf;
+  // The input is held once, as JSON (what steps' inputs read); snapshots
+  // put it back into the submission they carry.
   task->input = FromStruct(submission.input());
   task->limits = Limits::For(wf->budget, submission.budget());
   task->steps.resize(wf->steps.size());
   for (const v1::ReusedOutput& r : submission.fork().reused()) {
-    task->reused[{r.step(), r.fan_index()}] = {FromValue(r.output()), r.model()};
+    task->mutable_extra().reused[{r.step(), r.fan_index()}] = {FromValue(r.output()), r.model()};
   }
   for (const v1::ModelOverride& m : submission.fork().models()) {
     const AgentConfig* agent = config_->FindAgent(m.agent());
     if (agent == nullptr) continue;  // refused at Submit; a restored one keeps the config's
-    auto& copy = task->agents[m.agent()];
+    auto& copy = task->mutable_extra().agents[m.agent()];
     if (!copy) copy = std::make_unique<AgentConfig>(*agent);
     copy->models[m.tier()] = m.model();
   }
-  for (size_t i = 0; i < wf->steps.size(); ++i) task->step_index[wf->steps[i].id] = i;
+  task->step_index = &step_indexes_.at(wf);
   for (size_t i = 0; i < wf->steps.size(); ++i) {
     StepRun& s = task->steps[i];
     s.config = &wf->steps[i];
     s.agent = AgentFor(*task, s.config->agent);
     s.waiting_on = s.config->depends_on.size();
-    for (const auto& dep : s.config->depends_on) task->steps[task->step_index[dep]].dependents.push_back(i);
+    for (const auto& dep : s.config->depends_on) task->steps[task->step_index->at(dep)].dependents.push_back(i);
   }
   return task;
 }
@@ -96,13 +143,13 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   ++stats_.accepted;
   if (metrics_) metrics_->TaskAccepted(submission.workflow());
   std::unique_ptr<Task> task = NewTask(submission, wf, traceparent, partition);
-  task->parent_traceparent = parent_traceparent;
+  task->parent_traceparent = PackedTraceparent(parent_traceparent);
   absl::Time now = clock_->Now();
   task->accepted_at = now;
   task->deadline = now + wf->deadline;
   if (submission.has_deadline()) task->deadline = std::min(task->deadline, FromTimestamp(submission.deadline()));
   Task& t = *task;
-  active_[id] = std::move(task);
+  Activate(std::move(task));
   if (auto ahead = cancels_ahead_.find(id); ahead != cancels_ahead_.end()) {
     // Cancelled before it was read: it ends CANCELLED without running a step.
     v1::Error error = MakeError(kCancelled, ahead->second.reason);
@@ -157,13 +204,13 @@ InputContext TaskEngine::ContextFor(const Task& task) {
   InputContext ctx;
   ctx.task_input = &task.input;
   ctx.step_output = [&task](const std::string& id) -> const Json* {
-    auto it = task.step_index.find(id);
-    return it == task.step_index.end() ? nullptr : &task.steps[it->second].output;
+    auto it = task.step_index->find(id);
+    return it == task.step_index->end() ? nullptr : &task.steps[it->second].output;
   };
   // A reference into an optional step that failed, or into a skipped one, reads null.
   ctx.step_failed = [&task](const std::string& id) {
-    auto it = task.step_index.find(id);
-    if (it == task.step_index.end()) return false;
+    auto it = task.step_index->find(id);
+    if (it == task.step_index->end()) return false;
     const StepRun& s = task.steps[it->second];
     return s.skipped || (!s.fanned_out && s.failed > 0);
   };
@@ -184,7 +231,7 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
       s.skipped = true;
       s.instances.resize(1);
       s.instances[0].status = v1::STEP_STATUS_SKIPPED;
-      s.instances[0].note = absl::StrCat("skipped: when ", s.config->when_text);
+      s.instances[0].mutable_extra().note = absl::StrCat("skipped: when ", s.config->when_text);
       CompleteStep(task, step, out);
       return;
     }
@@ -258,18 +305,18 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
   Instance& inst = s.instances[s.Index(fan_index)];
   const AgentConfig& agent = AgentOf(s, inst);
   std::string base_tier = inst.ask_agent != nullptr                             ? std::string("default")
-                          : inst.spawn_agent != nullptr && !inst.in_fallback() ? std::string("default")
+                          : inst.extra().spawn_agent != nullptr && !inst.in_fallback() ? std::string("default")
                           : !inst.in_fallback()                               ? s.config->model_tier
-                          : inst.fallback_tier.empty() ? std::string("default")
-                                                       : inst.fallback_tier;
-  if (s.config->model_tier_from && !inst.in_fallback() && inst.spawn_agent == nullptr && inst.ask_agent == nullptr) {
+                          : inst.extra().fallback_tier.empty() ? std::string("default")
+                                                       : inst.extra().fallback_tier;
+  if (s.config->model_tier_from && !inst.in_fallback() && inst.extra().spawn_agent == nullptr && inst.ask_agent == nullptr) {
     // The tier the data asks for, within the agent's.
     auto wanted = Resolve(*s.config->model_tier_from, ContextFor(task));
     std::string name = wanted.ok() && wanted->is_string() ? wanted->get<std::string>() : "";
     if (agent.models.count(name) > 0) {
       base_tier = name;
-    } else if (inst.note.empty()) {
-      inst.note = absl::StrCat("model tier from data: ", wanted.ok() ? wanted->dump() : "missing",
+    } else if (inst.extra().note.empty()) {
+      inst.mutable_extra().note = absl::StrCat("model tier from data: ", wanted.ok() ? wanted->dump() : "missing",
                                " is not one of agent '", agent.name, "''s tiers; default used");
     }
   }
@@ -284,8 +331,8 @@ void TaskEngine::Dispatch(Task& task, size_t step, int fan_index, Outbox* out) {
 bool TaskEngine::BuildInput(DispatchAttempt& a, Outbox* out) {
   InputContext ctx = ContextFor(a.task);
   Json item;
-  if (a.inst.spawn_agent != nullptr) {
-    item = a.inst.spawn_input;  // a sub-step: its input came from the plan
+  if (a.inst.extra().spawn_agent != nullptr) {
+    item = a.inst.extra().spawn_input;  // a sub-step: its input came from the plan
   } else if (a.fan_index >= 0) {
     auto list = Resolve(*a.s.config->for_each, ctx);
     if (!list.ok() || !list->is_array() || static_cast<size_t>(a.fan_index) >= list->size()) {
@@ -295,7 +342,7 @@ bool TaskEngine::BuildInput(DispatchAttempt& a, Outbox* out) {
     item = (*list)[a.fan_index];
     ctx.item = &item;
   }
-  auto input = a.inst.spawn_agent != nullptr ? absl::StatusOr<Json>(item) : agentfleet::BuildInput(a.s.config->input, ctx);
+  auto input = a.inst.extra().spawn_agent != nullptr ? absl::StatusOr<Json>(item) : agentfleet::BuildInput(a.s.config->input, ctx);
   if (!input.ok()) {
     FailTask(a.task, "invalid_input", absl::StrCat("step '", a.s.config->id, "': ", input.status().message()), out);
     return false;
@@ -344,7 +391,7 @@ absl::Status TaskEngine::CheckFork(const v1::TaskSubmission& submission, const W
 }
 
 const AgentConfig* TaskEngine::AgentFor(const Task& task, const std::string& name) const {
-  if (auto it = task.agents.find(name); it != task.agents.end()) return it->second.get();
+  if (auto it = task.extra().agents.find(name); it != task.extra().agents.end()) return it->second.get();
   return config_->FindAgent(name);
 }
 
@@ -352,8 +399,8 @@ const AgentConfig* TaskEngine::AgentFor(const Task& task, const std::string& nam
 // was (no call, no cost).
 bool TaskEngine::ServeReused(DispatchAttempt& a, Outbox* out) {
   if (a.inst.ask_agent != nullptr || a.inst.attempt > 0) return true;
-  auto it = a.task.reused.find({a.s.config->id, a.fan_index});
-  if (it == a.task.reused.end()) return true;
+  auto it = a.task.extra().reused.find({a.s.config->id, a.fan_index});
+  if (it == a.task.extra().reused.end()) return true;
   a.inst.reused = true;
   ServeCached(a.task, a.step, a.inst, it->second.first, it->second.second, /*saved_usd=*/0, /*similarity=*/0, out);
   return false;
@@ -368,7 +415,7 @@ bool TaskEngine::ServeFromCache(DispatchAttempt& a, Outbox* out) {
   double saved_usd = 0;
   const Json* hit = cache_.Find(a.agent, model, canonical, clock_->Now(), &saved_usd);
   if (hit == nullptr) {
-    a.inst.cache_input = std::move(canonical);
+    a.inst.mutable_extra().cache_input = std::move(canonical);
     return true;
   }
   ++stats_.cache_hits;
@@ -383,10 +430,10 @@ void TaskEngine::ServeCached(Task& task, size_t step, Instance& inst, const Json
   inst.status = v1::STEP_STATUS_SUCCEEDED;
   inst.output = output;
   inst.cached = true;
-  inst.saved_usd = saved_usd;
-  inst.similarity = similarity;
+  inst.mutable_extra().saved_usd = saved_usd;
+  inst.mutable_extra().similarity = similarity;
   inst.model = model;
-  inst.error.Clear();
+  inst.ClearError();
   inst.wait = Instance::Wait::kNone;  // served: it waits for nothing (a quota's queue entry goes stale)
   inst.retry_at = absl::InfiniteFuture();
   inst.DisarmAttempt();
@@ -401,26 +448,30 @@ void TaskEngine::ServeCached(Task& task, size_t step, Instance& inst, const Json
 bool TaskEngine::ServeFromSemanticCache(DispatchAttempt& a, Outbox* out) {
   const auto& cache = a.agent.semantic_cache;
   Instance& inst = a.inst;
-  if (!cache || inst.semantic_tried || inst.ask_agent != nullptr || inst.in_fallback()) return true;
-  inst.semantic_tried = true;
+  // Looked up before the first call only: an instance with an attempt made
+  // was looked up then (a restored one says so by its attempt alone).
+  if (!cache || inst.extra().semantic_tried || inst.attempt > 0 || inst.ask_agent != nullptr || inst.in_fallback()) {
+    return true;
+  }
+  inst.mutable_extra().semantic_tried = true;
   auto text = SemanticCache::Text(*cache, a.input);
   if (!text) {
     if (metrics_) metrics_->SemanticLookup(a.agent.name, "no_text");
     return true;
   }
-  inst.semantic_model = a.agent.models.at(a.base_tier);
-  inst.semantic_scope = SemanticCache::Scope(a.agent, inst.semantic_model, a.task.submission.tenant(), a.input);
-  inst.semantic_text = *std::move(text);
+  inst.mutable_extra().semantic_model = a.agent.models.at(a.base_tier);
+  inst.mutable_extra().semantic_scope = SemanticCache::Scope(a.agent, inst.extra().semantic_model, a.task.tenant, a.input);
+  inst.mutable_extra().semantic_text = *std::move(text);
   v1::WorkItem w = NewAttempt(a, a.base_tier);
-  inst.embed_attempt = inst.attempt;
-  inst.embedding_out = true;
+  inst.mutable_extra().embed_attempt = inst.attempt;
+  inst.mutable_extra().embedding_out = true;
   // The lookup's bound, queueing in the pool included: past it the call goes
   // ahead (a late embedding is stale).
   inst.schedule_deadline = absl::InfiniteFuture();
   inst.close_deadline = clock_->Now() + cache->timeout;
   ++stats_.embeddings;
-  w.set_embed_text(inst.semantic_text);
-  out->work.push_back({a.agent.name, std::move(w), a.task.traceparent});
+  w.set_embed_text(inst.extra().semantic_text);
+  out->work.push_back({a.agent.name, std::move(w), a.task.traceparent.str()});
   return false;
 }
 
@@ -428,23 +479,23 @@ void TaskEngine::OnEmbedding(Task& task, size_t step, int fan, const v1::WorkRes
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[s.Index(fan)];
   const AgentConfig& agent = AgentOf(s, inst);
-  inst.embedding_out = false;
+  inst.mutable_extra().embedding_out = false;
   inst.DisarmAttempt();
   inst.retry_at = absl::InfiniteFuture();
   inst.attempt_base = inst.attempt;  // the call's attempts count from here
   if (r != nullptr) CountUsage(task, agent, inst, *r);
   std::string outcome = "error";
-  if (r != nullptr && r->status() == v1::RESULT_STATUS_OK && r->embedding_size() > 0 && !inst.semantic_scope.empty()) {
+  if (r != nullptr && r->status() == v1::RESULT_STATUS_OK && r->embedding_size() > 0 && !inst.extra().semantic_scope.empty()) {
     std::vector<float> embedding(r->embedding().begin(), r->embedding().end());
-    if (auto hit = semantic_.Find(agent, inst.semantic_scope, embedding, clock_->Now())) {
+    if (auto hit = semantic_.Find(agent, inst.extra().semantic_scope, embedding, clock_->Now())) {
       ++stats_.cache_hits;
       ++stats_.semantic_hits;
       if (metrics_) metrics_->SemanticLookup(agent.name, "hit");
-      ServeCached(task, step, inst, *hit->output, inst.semantic_model, hit->cost_usd, hit->similarity, out);
+      ServeCached(task, step, inst, *hit->output, inst.extra().semantic_model, hit->cost_usd, hit->similarity, out);
       return;
     }
     outcome = "miss";
-    inst.embedding = std::move(embedding);
+    inst.mutable_extra().embedding = std::move(embedding);
   }
   if (metrics_) metrics_->SemanticLookup(agent.name, outcome);
   Dispatch(task, step, fan, out);
@@ -492,7 +543,7 @@ void TaskEngine::HoldOnLedger(DispatchAttempt& a, const std::string& name, Tenan
 // The tenant's budget, then the fleet's spend_limit: this partition's slice
 // of each must pay too.
 bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
-  const std::string& name = a.task.submission.tenant();
+  const std::string& name = a.task.tenant;
   bool in_flight = false;
   if (const TenantConfig* tenant = config_->FindTenant(name)) {
     AttemptPlan within = PlanWithinLedger(a, name, *tenant, &in_flight);
@@ -515,7 +566,7 @@ bool TaskEngine::CheckTenantBudget(DispatchAttempt& a, Outbox* out) {
   }
   // Once the fleet's spend_limit is spent, non-critical agents and batch
   // work wait for the next period; critical work goes on (and counts).
-  const bool pausable = !a.agent.critical || a.task.submission.priority() == v1::PRIORITY_BATCH;
+  const bool pausable = !a.agent.critical || a.task.priority == v1::PRIORITY_BATCH;
   if (config_->spend_limit && pausable) {
     AttemptPlan within = PlanWithinLedger(a, kFleetLedger, *config_->spend_limit, &in_flight);
     if (!within.affordable) {
@@ -581,7 +632,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   inst.tier = plan.tier;
   inst.max_tokens = plan.max_tokens;
   // The first call after a semantic-cache lookup is no retry.
-  if (inst.attempt > 0 && inst.attempt != inst.embed_attempt) {
+  if (inst.attempt > 0 && inst.attempt != inst.extra().embed_attempt) {
     ++stats_.retries;
     if (metrics_) metrics_->Retry(agent.name);
   }
@@ -591,7 +642,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   *w.mutable_input() = ToStruct(a.input);
   w.set_max_tokens(plan.max_tokens);
   if (plan.max_total_tokens > 0) w.set_max_total_tokens(plan.max_total_tokens);
-  if (inst.spawn_agent != nullptr || inst.ask_agent != nullptr) {
+  if (inst.extra().spawn_agent != nullptr || inst.ask_agent != nullptr) {
     // A sub-step's input is its planner's output; a question is its asker's.
     if (a.s.config->tainted_output) w.add_untrusted_fields("*");
   } else {
@@ -600,10 +651,10 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
   // Batch work's first attempt goes through the provider's batch API when
   // the task's deadline leaves room for the batch to fill and the
   // provider's window; later attempts (and tight deadlines) are online.
-  if (agent.batch && a.task.submission.priority() == v1::PRIORITY_BATCH && inst.AttemptsHere() == 1 &&
+  if (agent.batch && a.task.priority == v1::PRIORITY_BATCH && inst.AttemptsHere() == 1 &&
       !inst.in_fallback() && a.task.deadline - now >= BatchRunTime(agent)) {
     w.set_batch(true);
-    inst.batch_attempt = inst.attempt;
+    inst.mutable_extra().batch_attempt = inst.attempt;
     ++stats_.batched;
   }
   // After the item's deadline no worker starts it, and a started call is
@@ -622,7 +673,7 @@ void TaskEngine::SendWorkItem(DispatchAttempt& a, Outbox* out) {
     AuditDispatch(a.task, a.s, a.fan_index, w, out);
   }
   if (auto window = windows_.find(agent.name); window != windows_.end()) inst.slot.Take(&window->second);
-  out->work.push_back({agent.name, std::move(w), a.task.traceparent});
+  out->work.push_back({agent.name, std::move(w), a.task.traceparent.str()});
 }
 
 // A new attempt of the instance (its timers armed), and its work item's
@@ -646,7 +697,7 @@ v1::WorkItem TaskEngine::NewAttempt(DispatchAttempt& a, const std::string& tier)
   w.set_attempt(a.s.attempt_offset + inst.attempt);
   w.set_agent(agent.name);
   w.set_model_tier(tier);
-  if (a.task.agents.count(agent.name) > 0) w.set_model(agent.models.at(tier));  // a fork's model
+  if (a.task.extra().agents.count(agent.name) > 0) w.set_model(agent.models.at(tier));  // a fork's model
   // Past this the worker does not start the attempt: it would only be retried.
   absl::Time item_deadline = a.task.deadline;
   if (agent.schedule_to_start_timeout > absl::ZeroDuration()) {
@@ -654,7 +705,7 @@ v1::WorkItem TaskEngine::NewAttempt(DispatchAttempt& a, const std::string& tier)
   }
   if (item_deadline != absl::InfiniteFuture()) *w.mutable_deadline() = ToTimestamp(item_deadline);
   w.set_idempotency_key(IdempotencyKey(w.task_id(), w.step(), a.fan_index, w.attempt()));
-  w.set_tenant(a.task.submission.tenant());
+  w.set_tenant(a.task.tenant);
   *w.mutable_dispatched_at() = ToTimestamp(now);
   w.set_event_partition(a.task.partition);
   return w;
@@ -668,15 +719,15 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     return;
   }
   Task& task = *it->second;
-  auto step_it = task.step_index.find(event.step());
-  if (step_it == task.step_index.end()) {
+  auto step_it = task.step_index->find(event.step());
+  if (step_it == task.step_index->end()) {
     ++stats_.stale_events;
     return;
   }
   size_t step = step_it->second;
   StepRun& s = task.steps[step];
   int fan = event.fan_index();
-  if (!task.abandoned.empty() && SettleAbandoned(task, event, out)) return;
+  if (!task.extra().abandoned.empty() && SettleAbandoned(task, event, out)) return;
   if (!s.started || !s.ValidFan(fan) || s.agent == nullptr) {  // a wait or child step has no attempts
     ++stats_.stale_events;
     return;
@@ -707,7 +758,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     ++stats_.stale_events;
     return;
   }
-  if (attempt == inst.embed_attempt && !inst.embedding_out) {
+  if (attempt == inst.extra().embed_attempt && !inst.extra().embedding_out) {
     // A settled lookup's attempt number, while its call waits (a quota, a
     // budget, a backoff): a redelivered embedding request's events are stale.
     ++stats_.stale_events;
@@ -723,10 +774,10 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
         inst.status = v1::STEP_STATUS_RUNNING;
         inst.worker = event.receipt().worker();
         inst.schedule_deadline = absl::InfiniteFuture();
-        if (!inst.embedding_out) {
+        if (!inst.extra().embedding_out) {
           const AgentConfig& agent = AgentOf(s, inst);
           // A batched attempt may take its batch's whole time.
-          inst.close_deadline = inst.batch_attempt == inst.attempt && agent.batch
+          inst.close_deadline = inst.extra().batch_attempt == inst.attempt && agent.batch
                                     ? inst.dispatched_at + BatchRunTime(agent) + kCloseGrace
                                     : now + agent.timeout + kCloseGrace;
         }
@@ -741,7 +792,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
       return;
   }
   const v1::WorkResult& r = event.result();
-  if (inst.embedding_out && attempt == inst.embed_attempt) {
+  if (inst.extra().embedding_out && attempt == inst.extra().embed_attempt) {
     OnEmbedding(task, step, fan, &r, out);
     if (!task.finished) ResumeBudgetWaits(task, out);
     if (!task.finished) Touch(task);
@@ -772,8 +823,10 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   if (r.status() == v1::RESULT_STATUS_OK && (inst.ask_agent != nullptr || r.output().fields().count(kAgentSignalField) > 0)) {
     // A question's answer, or an agent's signal instead of its output: not
     // an output of the step, and never cached.
-    inst.cache_input.clear();
-    inst.embedding.clear();
+    if (Instance::Extra* e = inst.extra_.if_made()) {
+      e->cache_input.clear();
+      e->embedding.clear();
+    }
     if (inst.ask_agent != nullptr) {
       std::string by = absl::StrCat("agent:", inst.ask_agent->name);
       AnswerQuestion(task, step, fan, FromStruct(r.output()), by, /*timed_out=*/false, out);
@@ -802,23 +855,23 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
   if (r.status() == v1::RESULT_STATUS_OK) {
     inst.status = v1::STEP_STATUS_SUCCEEDED;
     inst.output = FromStruct(r.output());
-    inst.error.Clear();
+    inst.ClearError();
     ++s.succeeded;
     if (inst.in_fallback()) task.degraded = true;
-    if (!inst.cache_input.empty()) {
+    if (!inst.extra().cache_input.empty()) {
       const AgentConfig& agent = AgentOf(s, inst);
-      cache_.Insert(agent, ModelOf(agent, inst), inst.cache_input, inst.output, now, inst.usage.cost_usd());
-      inst.cache_input.clear();
+      cache_.Insert(agent, ModelOf(agent, inst), inst.extra().cache_input, inst.output, now, inst.usage.cost_usd());
+      inst.mutable_extra().cache_input.clear();
     }
-    if (!inst.embedding.empty()) {
+    if (!inst.extra().embedding.empty()) {
       // Cached under the scope of the model it was looked up for, if that
       // model answered (a budget may have moved the call to a cheaper one).
       const AgentConfig& agent = AgentOf(s, inst);
-      if (ModelOf(agent, inst) == inst.semantic_model) {
-        semantic_.Insert(agent, inst.semantic_model, inst.semantic_scope, inst.semantic_text, std::move(inst.embedding),
+      if (ModelOf(agent, inst) == inst.extra().semantic_model) {
+        semantic_.Insert(agent, inst.extra().semantic_model, inst.extra().semantic_scope, inst.extra().semantic_text, std::move(inst.mutable_extra().embedding),
                          inst.output, now, inst.usage.cost_usd());
       }
-      inst.embedding.clear();
+      inst.mutable_extra().embedding.clear();
     }
     if (!spawned.empty()) {
       // The sub-steps run in parallel; the step completes when they all have.
@@ -826,8 +879,8 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
       size_t first = s.instances.size();
       s.instances.resize(first + spawned.size());
       for (size_t i = 0; i < spawned.size(); ++i) {
-        s.instances[first + i].spawn_agent = spawned[i].first;
-        s.instances[first + i].spawn_input = std::move(spawned[i].second);
+        s.instances[first + i].mutable_extra().spawn_agent = spawned[i].first;
+        s.instances[first + i].mutable_extra().spawn_input = std::move(spawned[i].second);
       }
       for (size_t i = first; !task.finished && i < s.instances.size(); ++i) Dispatch(task, step, s.Fan(i), out);
       if (!task.finished) Touch(task);
@@ -848,11 +901,11 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
 
 void TaskEngine::CountUsage(Task& task, const AgentConfig& agent, Instance& inst, const v1::WorkResult& r) {
   double cost = config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens(), r.batch());
-  if (r.batch()) inst.batch_saved_usd += config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens()) - cost;
+  if (r.batch()) inst.mutable_extra().batch_saved_usd += config_->Cost(r.model(), r.usage().input_tokens(), r.usage().output_tokens()) - cost;
   // An embedding request is no call of the agent's model (its cost counts).
-  if (metrics_ && r.embedding_size() == 0 && inst.embed_attempt != inst.attempt) metrics_->Call(agent.name, r, cost);
-  if (const TenantConfig* tenant = config_->FindTenant(task.submission.tenant())) {
-    tenants_.Settle(task.submission.tenant(), task.partition, *tenant,
+  if (metrics_ && r.embedding_size() == 0 && inst.extra().embed_attempt != inst.attempt) metrics_->Call(agent.name, r, cost);
+  if (const TenantConfig* tenant = config_->FindTenant(task.tenant)) {
+    tenants_.Settle(task.tenant, task.partition, *tenant,
                     {r.usage().input_tokens() + r.usage().output_tokens(), cost}, clock_->Now());
   }
   if (config_->spend_limit) {
@@ -880,12 +933,12 @@ Spend TaskEngine::Committed(const Task& task) {
         c.cost_usd += r.spend.cost_usd;
       }
       if (inst.waiting(Instance::Wait::kChild)) {
-        c.tokens += inst.child_budget.tokens;
-        c.cost_usd += inst.child_budget.cost_usd;
+        c.tokens += inst.extra().child_budget.tokens;
+        c.cost_usd += inst.extra().child_budget.cost_usd;
       }
     }
   }
-  for (const Task::Abandoned& a : task.abandoned) {
+  for (const Task::Abandoned& a : task.extra().abandoned) {
     c.tokens += a.reservation.spend.tokens;
     c.cost_usd += a.reservation.spend.cost_usd;
   }
@@ -893,7 +946,7 @@ Spend TaskEngine::Committed(const Task& task) {
 }
 
 bool TaskEngine::HasReservations(const Task& task) {
-  if (!task.abandoned.empty()) return true;
+  if (!task.extra().abandoned.empty()) return true;
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) {
       if (!inst.reservations.empty() || inst.waiting(Instance::Wait::kChild)) return true;
@@ -936,12 +989,12 @@ void TaskEngine::ExhaustBudget(Task& task, const std::string& why, Outbox* out) 
 void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error& error, Outbox* out) {
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[s.Index(fan)];
-  if (inst.embedding_out && inst.attempt == inst.embed_attempt) {
+  if (inst.extra().embedding_out && inst.attempt == inst.extra().embed_attempt) {
     // The embedding request timed out: a miss, and the call goes ahead.
     OnEmbedding(task, step, fan, nullptr, out);
     return;
   }
-  inst.error = error;
+  inst.mutable_extra().error = error;
   inst.DisarmAttempt();
   const AgentConfig& agent = AgentOf(s, inst);
   if (error.code() == kMaxTokensExceeded && inst.max_tokens > 0 && inst.max_tokens < agent.max_tokens) {
@@ -958,7 +1011,7 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
     inst.status = v1::STEP_STATUS_PENDING;
     // The provider's Retry-After is a floor; a worker that shut down before
     // finishing the item is no reason to wait.
-    absl::Duration wait = std::max(Backoff(agent, task.submission.task_id(), s.config->id, fan, inst.attempt, attempts_here), absl::Milliseconds(error.retry_after_ms()));
+    absl::Duration wait = std::max(Backoff(agent, task.task_id, s.config->id, fan, inst.attempt, attempts_here), absl::Milliseconds(error.retry_after_ms()));
     if (error.code() == kWorkerShutdown) wait = absl::ZeroDuration();
     inst.retry_at = clock_->Now() + wait;
     return;
@@ -970,13 +1023,13 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
     // (its own fallback would ask the same).
     why = absl::StrCat(where, ": agent '", inst.ask_agent->name, "' could not answer its question (",
                        error.code(), ": ", error.message(), ")");
-    inst.error = MakeError(kNeedsInfoFailed, why);
+    inst.mutable_extra().error = MakeError(kNeedsInfoFailed, why);
     inst.ask_agent = nullptr;
   }
   // The agent cannot serve it: its fallback may (input errors are the
   // input's fault; a question nobody answered is no agent's).
   if (!inst.in_fallback() && agent.fallback && error.code() != kInvalidInput && error.code() != kWaitTimeout &&
-      inst.error.code() != kNeedsInfoFailed) {
+      inst.extra().error.code() != kNeedsInfoFailed) {
     StartFallback(task, step, fan, absl::StrCat("agent '", agent.name, "' failed (", error.code(), ": ",
                                                 error.message(), ")"),
                   out);
@@ -987,11 +1040,11 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
     // Degrade: the task goes on without this output.
     ++s.failed;
     task.degraded = true;
-    inst.note = absl::StrCat("optional ", why);
+    inst.mutable_extra().note = absl::StrCat("optional ", why);
     if (s.succeeded + s.failed == s.instances.size()) CompleteStep(task, step, out);
     return;
   }
-  FailTask(task, inst.error.code().empty() ? "step_failed" : inst.error.code(), why, out);
+  FailTask(task, inst.extra().error.code().empty() ? "step_failed" : inst.extra().error.code(), why, out);
 }
 
 Json TaskEngine::StepOutput(const StepRun& s) {
@@ -1048,28 +1101,28 @@ absl::StatusOr<std::vector<std::pair<const AgentConfig*, Json>>> TaskEngine::Pla
 const AgentConfig& TaskEngine::AgentOf(const StepRun& s, const Instance& inst) {
   return inst.ask_agent        ? *inst.ask_agent  // answering the instance's question
          : inst.fallback_agent ? *inst.fallback_agent
-         : inst.spawn_agent    ? *inst.spawn_agent
+         : inst.extra().spawn_agent    ? *inst.extra().spawn_agent
                                : *s.agent;
 }
 
 void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::string& reason, Outbox* out) {
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[s.Index(fan)];
-  const FallbackConfig& fb = *(inst.spawn_agent ? inst.spawn_agent : s.agent)->fallback;
+  const FallbackConfig& fb = *(inst.extra().spawn_agent ? inst.extra().spawn_agent : s.agent)->fallback;
   ++stats_.fallbacks;
   if (metrics_) {
-    metrics_->Fallback((inst.spawn_agent ? inst.spawn_agent : s.agent)->name,
+    metrics_->Fallback((inst.extra().spawn_agent ? inst.extra().spawn_agent : s.agent)->name,
                        fb.agent.empty() ? "tier:" + fb.model_tier : fb.agent);
   }
   inst.fallback_from = inst.attempt;
   inst.attempt_base = inst.attempt;
   inst.fallback_agent = fb.agent.empty() ? nullptr : AgentFor(task, fb.agent);
-  inst.fallback_tier = fb.model_tier;
+  inst.mutable_extra().fallback_tier = fb.model_tier;
   inst.tier.clear();
   inst.status = v1::STEP_STATUS_PENDING;
   inst.retry_at = absl::InfiniteFuture();
   inst.DisarmAttempt();
-  inst.note = absl::StrCat("served by the fallback ",
+  inst.mutable_extra().note = absl::StrCat("served by the fallback ",
                            fb.agent.empty() ? absl::StrCat("model tier '", fb.model_tier, "'")
                                             : absl::StrCat("agent '", fb.agent, "'"),
                            ": ", reason);
@@ -1101,7 +1154,7 @@ void TaskEngine::CompleteStep(Task& task, size_t step, Outbox* out) {
   s.output = StepOutput(s);
   if (!s.config->emit.empty() && !s.skipped) {
     Json record = {{"task_id", task.id()},
-                   {"tenant", task.submission.tenant()},
+                   {"tenant", task.tenant},
                    {"workflow", task.workflow->name},
                    {"step", s.config->id},
                    {"output", s.output}};
@@ -1138,10 +1191,10 @@ void TaskEngine::StartWait(Task& task, size_t step, Outbox* out) {
   inst.status = v1::STEP_STATUS_RUNNING;
   inst.wait = Instance::Wait::kSignal;
   inst.retry_at = inst.dispatched_at + wait.timeout;
-  for (auto it = task.pending_signals.begin(); it != task.pending_signals.end(); ++it) {
+  for (auto it = task.extra().pending_signals.begin(); it != task.extra().pending_signals.end(); ++it) {
     if (it->name() != wait.signal) continue;
     v1::TaskSignal early = std::move(*it);
-    task.pending_signals.erase(it);
+    task.mutable_extra().pending_signals.erase(it);
     DeliverSignal(task, early, out);  // the step now waits for it: delivered
     return;
   }
@@ -1151,7 +1204,7 @@ void TaskEngine::StartChild(Task& task, size_t step, Outbox* out) {
   StepRun& s = task.steps[step];
   const StepConfig& c = *s.config;
   Instance& inst = s.instances[0];
-  int depth = task.submission.depth() + 1;
+  int depth = task.depth + 1;
   if (depth > config_->coordinator.max_child_depth) {
     FailTask(task, "child_depth_exceeded",
              absl::StrCat("step '", c.id, "' would start a child at depth ", depth,
@@ -1187,37 +1240,37 @@ void TaskEngine::StartChild(Task& task, size_t step, Outbox* out) {
   }
   v1::TaskSubmission child;
   // After a re-plan the step's child is a new task: "<id>/<step>~<re-plans so far>".
-  child.set_task_id(task.rescopes.empty() ? absl::StrCat(task.id(), "/", c.id)
-                                          : absl::StrCat(task.id(), "/", c.id, "~", task.rescopes.size()));
-  child.set_tenant(task.submission.tenant());
+  child.set_task_id(task.extra().rescopes.empty() ? absl::StrCat(task.id(), "/", c.id)
+                                          : absl::StrCat(task.id(), "/", c.id, "~", task.extra().rescopes.size()));
+  child.set_tenant(task.tenant);
   child.set_workflow(c.child_workflow);
   *child.mutable_input() = ToStruct(*input);
   if (budget.tokens > 0) child.mutable_budget()->set_max_tokens(budget.tokens);
   if (budget.cost_usd > 0) child.mutable_budget()->set_max_cost_usd(budget.cost_usd);
-  child.set_priority(task.submission.priority());
+  child.set_priority(task.priority);
   if (task.deadline != absl::InfiniteFuture()) *child.mutable_deadline() = ToTimestamp(task.deadline);
   *child.mutable_submitted_at() = ToTimestamp(clock_->Now());
-  *child.mutable_labels() = task.submission.labels();
+  *child.mutable_labels() = task.Submission().labels();
   (*child.mutable_labels())["parent_task_id"] = task.id();
   child.set_parent_task_id(task.id());
   child.set_depth(depth);
-  Encoded e = Encode(child, ChildTraceparent(task.traceparent));
+  Encoded e = Encode(child, ChildTraceparent(task.traceparent.str()));
   out->records.push_back({topics_.tasks, child.task_id(), std::move(e.payload), std::move(e.headers)});
-  inst.child_task_id = child.task_id();
-  inst.child_budget = budget;
+  inst.mutable_extra().child_task_id = child.task_id();
+  inst.mutable_extra().child_budget = budget;
   inst.status = v1::STEP_STATUS_RUNNING;
   inst.wait = Instance::Wait::kChild;
   inst.dispatched_at = clock_->Now();
-  inst.note = absl::StrCat("child task ", child.task_id());
+  inst.mutable_extra().note = absl::StrCat("child task ", child.task_id());
 }
 
 SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outbox* out) {
-  for (auto it = task.abandoned.begin(); it != task.abandoned.end(); ++it) {
+  for (auto it = task.extra().abandoned.begin(); it != task.extra().abandoned.end(); ++it) {
     if (it->child_task_id != child.task_id()) continue;
     // A child a re-plan cancelled: what it spent is this task's; its budget is free again.
     AddUsage(child.usage(), &task.usage);
-    AddUsage(child.usage(), &task.children_usage);
-    task.abandoned.erase(it);
+    AddUsage(child.usage(), &task.mutable_extra().children_usage);
+    task.mutable_extra().abandoned.erase(it);
     ResumeBudgetWaits(task, out);
     return SignalOutcome::kDelivered;
   }
@@ -1225,12 +1278,12 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
     StepRun& s = task.steps[i];
     if (s.config->child_workflow.empty() || !s.started || s.complete) continue;
     Instance& inst = s.instances[0];
-    if (inst.child_task_id != child.task_id() || !inst.waiting(Instance::Wait::kChild)) continue;
+    if (inst.extra().child_task_id != child.task_id() || !inst.waiting(Instance::Wait::kChild)) continue;
     inst.wait = Instance::Wait::kNone;
-    inst.child_budget = {};
+    inst.mutable_extra().child_budget = {};
     inst.usage = child.usage();
     AddUsage(child.usage(), &task.usage);
-    AddUsage(child.usage(), &task.children_usage);
+    AddUsage(child.usage(), &task.mutable_extra().children_usage);
     inst.latency_ms = absl::ToInt64Milliseconds(clock_->Now() - inst.dispatched_at);
     bool ok = child.status() == v1::TASK_STATUS_COMPLETED || child.status() == v1::TASK_STATUS_PARTIAL;
     std::string status = v1::TaskStatus_Name(child.status()).substr(sizeof("TASK_STATUS_") - 1);
@@ -1239,19 +1292,19 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
       inst.output = child.has_output() ? FromValue(child.output()) : Json();
       if (child.status() == v1::TASK_STATUS_PARTIAL) {
         task.degraded = true;
-        inst.note = absl::StrCat("child task ", child.task_id(), " ended PARTIAL");
+        inst.mutable_extra().note = absl::StrCat("child task ", child.task_id(), " ended PARTIAL");
       }
       s.succeeded = 1;
     } else {
       inst.status = v1::STEP_STATUS_FAILED;
-      inst.error = MakeError("child_failed", absl::StrCat("child task ", child.task_id(), " ended ", status,
+      inst.mutable_extra().error = MakeError("child_failed", absl::StrCat("child task ", child.task_id(), " ended ", status,
                                                            child.has_error() ? ": " + child.error().message() : ""));
       if (!s.config->optional) {
-        FailTask(task, "child_failed", absl::StrCat("step '", s.config->id, "': ", inst.error.message()), out);
+        FailTask(task, "child_failed", absl::StrCat("step '", s.config->id, "': ", inst.extra().error.message()), out);
         return SignalOutcome::kDelivered;
       }
       task.degraded = true;
-      inst.note = inst.error.message();
+      inst.mutable_extra().note = inst.extra().error.message();
       s.failed = 1;
     }
     CompleteStep(task, i, out);
@@ -1287,11 +1340,11 @@ SignalOutcome TaskEngine::DeliverSignal(Task& task, const v1::TaskSignal& signal
     });
     return named ? SignalOutcome::kDuplicate : SignalOutcome::kUnwanted;
   }
-  for (const v1::TaskSignal& p : task.pending_signals) {
+  for (const v1::TaskSignal& p : task.extra().pending_signals) {
     if (p.name() == signal.name()) return SignalOutcome::kDuplicate;
   }
-  if (task.pending_signals.size() >= kMaxPendingSignals) return SignalOutcome::kUnwanted;
-  task.pending_signals.push_back(signal);
+  if (task.extra().pending_signals.size() >= kMaxPendingSignals) return SignalOutcome::kUnwanted;
+  task.mutable_extra().pending_signals.push_back(signal);
   return SignalOutcome::kBuffered;
 }
 
@@ -1302,7 +1355,7 @@ void TaskEngine::EndWait(Task& task, size_t step, Json output, const std::string
   inst.retry_at = absl::InfiniteFuture();
   inst.status = v1::STEP_STATUS_SUCCEEDED;
   inst.output = std::move(output);
-  inst.note = note;
+  inst.mutable_extra().note = note;
   inst.latency_ms = absl::ToInt64Milliseconds(clock_->Now() - inst.dispatched_at);
   s.succeeded = 1;
   CompleteStep(task, step, out);
@@ -1380,13 +1433,13 @@ void TaskEngine::FireTimers(Task& task, absl::Time now, Outbox* out) {
       }
     }
   }
-  for (auto a = task.abandoned.begin(); a != task.abandoned.end();) {
+  for (auto a = task.extra().abandoned.begin(); a != task.extra().abandoned.end();) {
     if (a->reservation.expires > now) {
       ++a;
       continue;
     }
     if (a->on_tenant_ledger()) AddReserved(task, a->reservation.spend, -1);
-    a = task.abandoned.erase(a);
+    a = task.mutable_extra().abandoned.erase(a);
     released = true;
   }
   if (released || task.kick_budget) {
@@ -1485,7 +1538,7 @@ void TaskEngine::Tick(Outbox* out) {
   }
   orphans_.clear();
   while (!timers_.empty() && timers_.begin()->first <= now) {
-    std::string id = timers_.begin()->second;
+    std::string id(timers_.begin()->second);
     timers_.erase(timers_.begin());
     auto it = active_.find(id);
     if (it == active_.end()) continue;
@@ -1534,7 +1587,7 @@ void TaskEngine::Touch(Task& task) {
   for (const StepRun& s : task.steps) {
     for (const Instance& inst : s.instances) next = std::min(next, inst.NextTimer());
   }
-  for (const Task::Abandoned& a : task.abandoned) next = std::min(next, a.reservation.expires);
+  for (const Task::Abandoned& a : task.extra().abandoned) next = std::min(next, a.reservation.expires);
   if (next != task.armed) {
     if (task.armed != absl::InfiniteFuture()) timers_.erase({task.armed, task.id()});
     if (next != absl::InfiniteFuture()) timers_.insert({next, task.id()});
@@ -1561,13 +1614,13 @@ void TaskEngine::FailTask(Task& task, const std::string& code, const std::string
 
 Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, const v1::Error* error,
                                        absl::Time now) {
-  v1::TaskResult r = NewResult(task.submission, status, error, now);
+  v1::TaskResult r = NewResult(task.Submission(), status, error, now);
   if (status == v1::TASK_STATUS_COMPLETED || status == v1::TASK_STATUS_PARTIAL ||
       status == v1::TASK_STATUS_BUDGET_EXHAUSTED || status == v1::TASK_STATUS_CANCELLED) {
     // The output step's output; when the budget stopped the task first, the
     // best result so far: the last completed step's, in workflow order.
-    auto output_step = task.step_index.find(task.workflow->output_step);  // validated: it exists
-    const StepRun* best = output_step == task.step_index.end() ? nullptr : &task.steps[output_step->second];
+    auto output_step = task.step_index->find(task.workflow->output_step);  // validated: it exists
+    const StepRun* best = output_step == task.step_index->end() ? nullptr : &task.steps[output_step->second];
     for (size_t i = task.steps.size(); (best == nullptr || !best->complete) && i-- > 0;) {
       if (task.steps[i].complete) best = &task.steps[i];
     }
@@ -1580,25 +1633,25 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
       sum->set_step(s.config->id);
       sum->set_fan_index(s.Fan(i));
       sum->set_agent(s.agent == nullptr ? "" : AgentOf(s, inst).name);
-      sum->set_explanation(inst.note);
+      sum->set_explanation(inst.extra().note);
       sum->set_model(inst.model);
       // PENDING: never sent (waiting for budget, a quota, its tenant, or
       // the task ended first); SKIPPED only when its when: did not hold.
       sum->set_status(inst.status);
       sum->set_cached(inst.cached && !inst.reused);
       sum->set_reused(inst.reused);
-      sum->set_saved_cost_usd(inst.saved_usd);
-      sum->set_semantic_similarity(inst.similarity);
-      sum->set_batch_saved_usd(inst.batch_saved_usd);
-      sum->set_attempts(inst.attempt - (inst.embed_attempt > 0 ? 1 : 0));  // an embedding request is no attempt
+      sum->set_saved_cost_usd(inst.extra().saved_usd);
+      sum->set_semantic_similarity(inst.extra().similarity);
+      sum->set_batch_saved_usd(inst.extra().batch_saved_usd);
+      sum->set_attempts(inst.attempt - (inst.extra().embed_attempt > 0 ? 1 : 0));  // an embedding request is no attempt
       *sum->mutable_usage() = inst.usage;
       sum->set_latency_ms(inst.latency_ms);
-      if (inst.status != v1::STEP_STATUS_SUCCEEDED && inst.error.code().size()) *sum->mutable_error() = inst.error;
+      if (inst.status != v1::STEP_STATUS_SUCCEEDED && inst.extra().error.code().size()) *sum->mutable_error() = inst.extra().error;
       sum->set_worker(inst.worker);
-      for (const v1::AgentQuestion& q : inst.questions) *sum->add_questions() = q;
+      for (const v1::AgentQuestion& q : inst.extra().questions) *sum->add_questions() = q;
     }
   }
-  for (const v1::Rescope& rs : task.rescopes) *r.add_rescopes() = rs;
+  for (const v1::Rescope& rs : task.extra().rescopes) *r.add_rescopes() = rs;
   *r.mutable_usage() = task.usage;
   *r.mutable_accepted_at() = ToTimestamp(task.accepted_at);
   double used = -1;
@@ -1607,16 +1660,16 @@ Outbox::Result TaskEngine::BuildResult(const Task& task, v1::TaskStatus status, 
     used = std::max(used, static_cast<double>(task.usage.input_tokens() + task.usage.output_tokens()) /
                               static_cast<double>(task.limits.max_tokens));
   }
-  return {std::move(r), task.traceparent, task.parent_traceparent, used, task.children_usage};
+  return {std::move(r), task.traceparent.str(), task.parent_traceparent.str(), used, task.extra().children_usage};
 }
 
 void TaskEngine::CancelChild(const Task& task, const Instance& inst, const std::string& reason, Outbox* out) {
   if (!inst.waiting(Instance::Wait::kChild)) return;
   v1::TaskSignal cancel;
-  cancel.set_task_id(inst.child_task_id);
+  cancel.set_task_id(inst.extra().child_task_id);
   cancel.set_cancel(true);
   cancel.set_reason(reason);
-  Encoded e = Encode(cancel, task.traceparent);
+  Encoded e = Encode(cancel, task.traceparent.str());
   out->records.push_back({topics_.signals, cancel.task_id(), std::move(e.payload), std::move(e.headers)});
 }
 
@@ -1647,7 +1700,7 @@ void TaskEngine::Finish(Task& task, v1::TaskStatus status, const v1::Error* erro
       inst.slot.Release();  // its attempt is over for the window now, not when the task is freed
     }
   }
-  for (const Task::Abandoned& a : task.abandoned) {
+  for (const Task::Abandoned& a : task.extra().abandoned) {
     if (a.on_tenant_ledger()) AddReserved(task, a.reservation.spend, -1);
   }
   std::string id = task.id();
@@ -1676,7 +1729,7 @@ void TaskEngine::Remember(const std::string& id, absl::Time finished_at, int32_t
 }
 
 void TaskEngine::AddReserved(const Task& task, const Spend& spend, int sign) {
-  tenants_.Reserve(task.submission.tenant(), task.partition, spend, sign);
+  tenants_.Reserve(task.tenant, task.partition, spend, sign);
   if (config_->spend_limit) tenants_.Reserve(kFleetLedger, task.partition, spend, sign);
 }
 

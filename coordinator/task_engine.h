@@ -33,10 +33,12 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agentfleet/v1/audit.pb.h"
 #include "agentfleet/v1/state.pb.h"
 #include "agentfleet/v1/task.pb.h"
@@ -292,6 +294,10 @@ class TaskEngine {
   struct StepRun;
   struct Task;
 
+  // A workflow's step ids -> their places in its steps (and in its tasks').
+  using StepIndex = absl::flat_hash_map<std::string, size_t>;
+  absl::flat_hash_map<const WorkflowConfig*, StepIndex> step_indexes_;
+
   struct Finished {
     absl::Time at;
     int32_t partition = 0;
@@ -476,7 +482,9 @@ class TaskEngine {
   // This replica's share of `agent`'s max_in_flight (at least 1).
   int64_t WindowLimit(const AgentConfig& agent) const;
   static std::string WindowKey(const std::string& agent) { return "window:" + agent; }
-  absl::flat_hash_map<std::string, std::unique_ptr<Task>> active_;
+  // Keyed by a view of each task's own id (see Activate).
+  absl::flat_hash_map<absl::string_view, std::unique_ptr<Task>> active_;
+  void Activate(std::unique_ptr<Task> task);
   // Tasks Finish() took out of active_ during this top-level call: the
   // callers up the stack may still hold them (and check Task::finished), so
   // they are freed when the next top-level call begins.
@@ -494,7 +502,10 @@ class TaskEngine {
   static constexpr size_t kMaxCancelsAhead = 100000;
   absl::flat_hash_map<std::string, CancelAhead> cancels_ahead_;
   // (due, task id): each active task's earliest timer; each finished id's expiry.
-  std::set<std::pair<absl::Time, std::string>> timers_;
+  // A timer names its task by a view of the task's own id (erased before the
+  // task goes), and the B-tree keeps entries side by side: ~32 bytes per
+  // task in flight, not a tree node and a copy of the id.
+  absl::btree_set<std::pair<absl::Time, absl::string_view>> timers_;
   std::set<std::pair<absl::Time, std::string>> expiries_;
   // Restored tasks that cannot run (workflow removed from the config, state
   // unreadable): failed at the next Tick(), since a task never disappears

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -13,6 +14,8 @@
 #include "absl/time/time.h"
 #include "coordinator/task_engine.h"
 #include "codec/codec.h"
+#include "common/compact_time.h"
+#include "codec/trace.h"
 #include "nlohmann/json.hpp"
 
 namespace agentfleet {
@@ -65,9 +68,30 @@ struct Reservation {
   absl::Time expires = absl::InfiniteFuture();
 };
 
+// The part of a struct that most of its objects never need, made on first
+// write: get() reads it (a default T where there is none), mutable_get()
+// makes it. Instance and Task keep their rarely used fields in one.
+template <typename T>
+class RarePart {
+ public:
+  const T& get() const {
+    static const T kNone;
+    return part_ ? *part_ : kNone;
+  }
+  T& mutable_get() {
+    if (!part_) part_ = std::make_unique<T>();
+    return *part_;
+  }
+  T* if_made() { return part_.get(); }  // null if never written
+
+ private:
+  std::unique_ptr<T> part_;
+};
+
 }  // namespace task_engine_internal
 
 using task_engine_internal::Json;
+using task_engine_internal::RarePart;
 
 // An attempt's place in its agent's max_in_flight window: held while the
 // attempt is out, given back when it ends (DisarmAttempt) or its instance
@@ -109,12 +133,13 @@ struct TaskEngine::Instance {
   std::string model;
   std::string worker;
   int64_t latency_ms = 0;
-  v1::Error error;
-  absl::Time dispatched_at = absl::InfinitePast();
-  absl::Time schedule_deadline = absl::InfiniteFuture();
-  absl::Time heartbeat_deadline = absl::InfiniteFuture();
-  absl::Time close_deadline = absl::InfiniteFuture();
-  absl::Time retry_at = absl::InfiniteFuture();
+  // 8 bytes each (CompactTime), not absl::Time's 16: one instance per step
+  // of every task in flight.
+  CompactTime dispatched_at = absl::InfinitePast();
+  CompactTime schedule_deadline = absl::InfiniteFuture();
+  CompactTime heartbeat_deadline = absl::InfiniteFuture();
+  CompactTime close_deadline = absl::InfiniteFuture();
+  CompactTime retry_at = absl::InfiniteFuture();
   std::string tier;     // of the latest attempt (a budget may move it to a cheaper one)
   int max_tokens = 0;   // the latest attempt's cap (a budget may lower it)
   using Reservation = task_engine_internal::Reservation;
@@ -139,50 +164,68 @@ struct TaskEngine::Instance {
   bool counts_as_started() const {
     return attempt > 0 || waiting(Wait::kBudget) || waiting(Wait::kQuota) || rate_seq != 0;
   }
-  // The fallback, once the instance moved to it (at attempt fallback_from).
+  // The fallback, once the instance moved to it (at attempt fallback_from):
+  // another agent, or another tier of the step's agent (extra().fallback_tier).
   int fallback_from = 0;
-  const AgentConfig* fallback_agent = nullptr;  // another agent
-  std::string fallback_tier;                    // or another tier of the step's agent
-  std::string note;                             // why the instance is degraded
-  bool in_fallback() const { return fallback_agent != nullptr || !fallback_tier.empty(); }
+  const AgentConfig* fallback_agent = nullptr;
+  bool in_fallback() const { return fallback_agent != nullptr || !extra().fallback_tier.empty(); }
   bool cached = false;      // served from the result cache (or, with `reused`, a fork's original run)
   bool reused = false;      // served the output a fork reuses
-  double saved_usd = 0;     // and what the call that made the entry cost
-  // A sub-step its step's agent asked for (spawn): its agent and input.
-  const AgentConfig* spawn_agent = nullptr;
-  Json spawn_input;
   uint64_t rate_seq = 0;    // its place in the fair queue it waits in
-  std::string rate_key;     // that queue: a quota's key, or an agent's window
-  double rate_tag = 0;      // its start tag in the queue's fair order
-  int64_t rate_tokens = 0;  // the tokens it needs from the quota
-  // Restored while waiting: its turn on the clock of the replica that gave
-  // it (rate_epoch), until it queues here.
-  double restored_tag = 0;
-  uint64_t restored_epoch = 0;
-  std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
-  // The semantic cache: looked up once, before the first call. The attempt
-  // that was the embedding request (0: none) and whether it is still out;
-  // after a miss, what the call's output is cached under (scope, text,
-  // embedding, and the model the scope is for); after a hit, its similarity.
-  int embed_attempt = 0;
-  bool embedding_out = false;
-  bool semantic_tried = false;
-  std::string semantic_scope, semantic_text, semantic_model;
-  std::vector<float> embedding;
-  double similarity = 0;
-  // The attempt sent through a provider batch (0: none), and what batch
-  // prices saved on its calls.
-  int batch_attempt = 0;
-  double batch_saved_usd = 0;
-  // A child-workflow step's child task, and the budget held for it until
-  // its result settles it.
-  std::string child_task_id;
-  Spend child_budget;
-  // Agent signals (needs_info): the questions its agent asked, the last one
-  // open while it asks; the agent answering it (or, waiting kAnswer, a
-  // signal from outside).
-  std::vector<v1::AgentQuestion> questions;
+  // The agent answering the question its agent asked (or, waiting kAnswer,
+  // a signal from outside): extra().questions.
   const AgentConfig* ask_agent = nullptr;
+
+  // What only some instances need — a failed attempt's error, a tier
+  // fallback, a note, a sub-step, a quota's queue, the caches, a provider
+  // batch, a child task, questions —
+  // held apart so the common instance stays small (a coordinator holds one
+  // per step of every task in flight). Read it with extra(); mutable_extra()
+  // makes it on first write.
+  struct Extra {
+    v1::Error error;            // the latest attempt's, if it failed
+    std::string fallback_tier;  // the fallback tier of the step's agent
+    std::string note;           // why the instance is degraded
+    double saved_usd = 0;       // what the call that made a cached/reused output cost
+    // A sub-step its step's agent asked for (spawn): its agent and input.
+    const AgentConfig* spawn_agent = nullptr;
+    Json spawn_input;
+    std::string rate_key;     // the fair queue it waits in: a quota's key, or an agent's window
+    double rate_tag = 0;      // its start tag in the queue's fair order
+    int64_t rate_tokens = 0;  // the tokens it needs from the quota
+    // Restored while waiting: its turn on the clock of the replica that gave
+    // it (rate_epoch), until it queues here.
+    double restored_tag = 0;
+    uint64_t restored_epoch = 0;
+    std::string cache_input;  // the canonical input of the attempt in flight, for caching its output
+    // The semantic cache: looked up once, before the first call. The attempt
+    // that was the embedding request (0: none) and whether it is still out;
+    // after a miss, what the call's output is cached under (scope, text,
+    // embedding, and the model the scope is for); after a hit, its similarity.
+    int embed_attempt = 0;
+    bool embedding_out = false;
+    bool semantic_tried = false;
+    std::string semantic_scope, semantic_text, semantic_model;
+    std::vector<float> embedding;
+    double similarity = 0;
+    // The attempt sent through a provider batch (0: none), and what batch
+    // prices saved on its calls.
+    int batch_attempt = 0;
+    double batch_saved_usd = 0;
+    // A child-workflow step's child task, and the budget held for it until
+    // its result settles it.
+    std::string child_task_id;
+    Spend child_budget;
+    // Agent signals (needs_info): the questions its agent asked, the last
+    // one open while it asks.
+    std::vector<v1::AgentQuestion> questions;
+  };
+  const Extra& extra() const { return extra_.get(); }
+  Extra& mutable_extra() { return extra_.mutable_get(); }
+  RarePart<Extra> extra_;
+  void ClearError() {
+    if (Extra* e = extra_.if_made()) e->error.Clear();
+  }
   bool asking() const { return ask_agent != nullptr || waiting(Wait::kAnswer); }
   // The attempts made before the agent now serving it took over (a
   // fallback, a question's answerer, the asker again): its max_attempts
@@ -211,9 +254,9 @@ struct TaskEngine::Instance {
   absl::Time NextTimer() const {
     absl::Time next = absl::InfiniteFuture();
     for (const Reservation& r : reservations) next = std::min(next, r.expires);
-    if (waiting(Wait::kTenant) || waiting(Wait::kSignal) || waiting(Wait::kAnswer)) return std::min(next, retry_at);
+    if (waiting(Wait::kTenant) || waiting(Wait::kSignal) || waiting(Wait::kAnswer)) return std::min(next, retry_at.time());
     if (done() || attempt == 0) return next;
-    return std::min({next, schedule_deadline, heartbeat_deadline, close_deadline, retry_at});
+    return std::min({next, schedule_deadline.time(), heartbeat_deadline.time(), close_deadline.time(), retry_at.time()});
   }
   // Removes the reservation of `attempt_number` and returns it; nullopt if
   // there was none.
@@ -262,24 +305,33 @@ struct TaskEngine::StepRun {
 };
 
 struct TaskEngine::Task {
-  v1::TaskSubmission submission;
-  // A fork's (submission.fork): the original run's outputs, served as they
-  // are, by (step, fan index); and the agents whose models it overrides,
-  // as copies of the config's with the overriding models (AgentFor).
-  std::map<std::pair<std::string, int>, std::pair<Json, std::string>> reused;  // -> output, model
-  std::map<std::string, std::unique_ptr<AgentConfig>> agents;
-  std::string traceparent;
-  std::string parent_traceparent;
+  // The submission, serialized without its input (that is `input`): the
+  // whole message is read only for snapshots, results, audit records and
+  // child tasks, and a TaskSubmission held as it is takes 224 bytes before
+  // its strings. What the engine reads on its hot paths is kept beside it.
+  std::string submission_bytes;
+  std::string task_id;
+  std::string tenant;
+  v1::Priority priority = v1::PRIORITY_UNSPECIFIED;
+  int32_t depth = 0;
+  v1::TaskSubmission Submission() const {  // without its input
+    v1::TaskSubmission s;
+    s.ParseFromString(submission_bytes);
+    return s;
+  }
+  // Its span's traceparent, and its submitter's (the parent span; empty if
+  // none came with the submission).
+  PackedTraceparent traceparent;
+  PackedTraceparent parent_traceparent;
   int32_t partition = 0;
   const WorkflowConfig* workflow = nullptr;
   Json input;
   std::vector<StepRun> steps;
-  absl::flat_hash_map<std::string, size_t> step_index;
+  const StepIndex* step_index = nullptr;  // its workflow's, shared by all its tasks
   size_t steps_done = 0;
   absl::Time accepted_at;
   absl::Time deadline = absl::InfiniteFuture();
   v1::Usage usage;
-  v1::Usage children_usage;  // the part of `usage` child tasks spent
   Limits limits;
   absl::Time armed = absl::InfiniteFuture();  // the entry in timers_
   bool kick = false;  // restored with ready steps not started: start them at the next Tick
@@ -289,13 +341,10 @@ struct TaskEngine::Task {
   // Finish() ran: the task has its result and is out of active_; nothing may
   // dispatch, arm timers or write state for it any more.
   bool finished = false;
-  // Signals for wait steps that have not started yet.
-  std::vector<v1::TaskSignal> pending_signals;
-  // The re-plans made for rescope signals, and the attempts they abandoned
-  // whose reservations are still held (until settled by a late result or expired).
-  std::vector<v1::Rescope> rescopes;
-  // A child task a re-plan cancelled is one too: its carved budget is held
-  // until its result comes, and what it spent then counts in this task's.
+  // An attempt a re-plan abandoned whose reservation is still held (until
+  // settled by a late result or expired). A child task a re-plan cancelled
+  // is one too: its carved budget is held until its result comes, and what
+  // it spent then counts in this task's.
   struct Abandoned {
     std::string step;
     int fan = -1;
@@ -307,9 +356,29 @@ struct TaskEngine::Task {
     // budget is not (the child's own attempts reserve there).
     bool on_tenant_ledger() const { return child_task_id.empty(); }
   };
-  std::vector<Abandoned> abandoned;
 
-  const std::string& id() const { return submission.task_id(); }
+  // What only some tasks have — a fork's reused outputs and model
+  // overrides, child tasks' usage, early signals, re-plans — held
+  // apart so the common task stays small (as Instance::Extra). Read it with
+  // extra(); mutable_extra() makes it on first write.
+  struct Extra {
+    // A fork's (submission.fork): the original run's outputs, served as they
+    // are, by (step, fan index); and the agents whose models it overrides,
+    // as copies of the config's with the overriding models (AgentFor).
+    std::map<std::pair<std::string, int>, std::pair<Json, std::string>> reused;  // -> output, model
+    std::map<std::string, std::unique_ptr<AgentConfig>> agents;
+    v1::Usage children_usage;        // the part of `usage` child tasks spent
+    // Signals for wait steps that have not started yet.
+    std::vector<v1::TaskSignal> pending_signals;
+    // The re-plans made for rescope signals, and the attempts they abandoned.
+    std::vector<v1::Rescope> rescopes;
+    std::vector<Abandoned> abandoned;
+  };
+  const Extra& extra() const { return extra_.get(); }
+  Extra& mutable_extra() { return extra_.mutable_get(); }
+  RarePart<Extra> extra_;
+
+  const std::string& id() const { return task_id; }
 };
 
 }  // namespace agentfleet

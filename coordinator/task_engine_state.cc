@@ -32,16 +32,17 @@ Reservation ReadReservation(const v1::Reservation& rp) {
 
 v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   v1::TaskState st;
-  *st.mutable_submission() = task.submission;
+  st.mutable_submission()->ParseFromString(task.submission_bytes);
+  if (!task.input.empty()) *st.mutable_submission()->mutable_input() = ToStruct(task.input);
   *st.mutable_accepted_at() = ToTimestamp(task.accepted_at);
   if (task.deadline != absl::InfiniteFuture()) *st.mutable_deadline() = ToTimestamp(task.deadline);
   *st.mutable_usage() = task.usage;
-  if (task.children_usage.calls() || task.children_usage.cost_usd() > 0) *st.mutable_children_usage() = task.children_usage;
-  st.set_traceparent(task.traceparent);
-  if (!task.parent_traceparent.empty()) st.set_parent_traceparent(task.parent_traceparent);
-  for (const v1::TaskSignal& p : task.pending_signals) *st.add_pending_signals() = p;
-  for (const v1::Rescope& r : task.rescopes) *st.add_rescopes() = r;
-  for (const Task::Abandoned& a : task.abandoned) {
+  if (task.extra().children_usage.calls() || task.extra().children_usage.cost_usd() > 0) *st.mutable_children_usage() = task.extra().children_usage;
+  st.set_traceparent(task.traceparent.str());
+  if (!task.parent_traceparent.empty()) st.set_parent_traceparent(task.parent_traceparent.str());
+  for (const v1::TaskSignal& p : task.extra().pending_signals) *st.add_pending_signals() = p;
+  for (const v1::Rescope& r : task.extra().rescopes) *st.add_rescopes() = r;
+  for (const Task::Abandoned& a : task.extra().abandoned) {
     v1::AbandonedAttempt* ap = st.add_abandoned();
     ap->set_step(a.step);
     ap->set_fan_index(a.fan);
@@ -66,39 +67,39 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
       ss->set_max_tokens(inst.max_tokens);
       ss->set_fallback_from(inst.fallback_from);
       if (inst.fallback_agent) ss->set_fallback_agent(inst.fallback_agent->name);
-      ss->set_fallback_tier(inst.fallback_tier);
-      ss->set_note(inst.note);
+      ss->set_fallback_tier(inst.extra().fallback_tier);
+      ss->set_note(inst.extra().note);
       ss->set_cached(inst.cached);
       ss->set_reused(inst.reused);
-      ss->set_saved_cost_usd(inst.saved_usd);
-      ss->set_embed_attempt(inst.embed_attempt);
-      ss->set_semantic_similarity(inst.similarity);
-      ss->set_batch_attempt(inst.batch_attempt);
-      ss->set_batch_saved_usd(inst.batch_saved_usd);
+      ss->set_saved_cost_usd(inst.extra().saved_usd);
+      ss->set_embed_attempt(inst.extra().embed_attempt);
+      ss->set_semantic_similarity(inst.extra().similarity);
+      ss->set_batch_attempt(inst.extra().batch_attempt);
+      ss->set_batch_saved_usd(inst.extra().batch_saved_usd);
       ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
       if (inst.waiting(Instance::Wait::kQuota) && inst.rate_seq != 0) {
-        ss->set_rate_key(inst.rate_key);
-        ss->set_rate_tag(inst.rate_tag);
+        ss->set_rate_key(inst.extra().rate_key);
+        ss->set_rate_tag(inst.extra().rate_tag);
         ss->set_rate_epoch(epoch_);
       }
       ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
       ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
-      if (!inst.child_task_id.empty()) {
-        ss->set_child_task_id(inst.child_task_id);
-        ss->set_child_tokens(inst.child_budget.tokens);
-        ss->set_child_cost_usd(inst.child_budget.cost_usd);
+      if (!inst.extra().child_task_id.empty()) {
+        ss->set_child_task_id(inst.extra().child_task_id);
+        ss->set_child_tokens(inst.extra().child_budget.tokens);
+        ss->set_child_cost_usd(inst.extra().child_budget.cost_usd);
       }
-      if (inst.spawn_agent) {
-        ss->set_spawn_agent(inst.spawn_agent->name);
-        *ss->mutable_spawn_input() = ToStruct(inst.spawn_input);
+      if (inst.extra().spawn_agent) {
+        ss->set_spawn_agent(inst.extra().spawn_agent->name);
+        *ss->mutable_spawn_input() = ToStruct(inst.extra().spawn_input);
       }
       for (const auto& res : inst.reservations) WriteReservation(res, ss->add_reservations());
-      for (const v1::AgentQuestion& q : inst.questions) *ss->add_questions() = q;
+      for (const v1::AgentQuestion& q : inst.extra().questions) *ss->add_questions() = q;
       if (inst.ask_agent) ss->set_ask_agent(inst.ask_agent->name);
       ss->set_ask_wait(inst.waiting(Instance::Wait::kAnswer));
       ss->set_attempt_base(inst.attempt_base);
       if (inst.status == v1::STEP_STATUS_SUCCEEDED) *ss->mutable_output() = ToStruct(inst.output);
-      if (!inst.error.code().empty()) *ss->mutable_error() = inst.error;
+      if (!inst.extra().error.code().empty()) *ss->mutable_error() = inst.extra().error;
       *ss->mutable_usage() = inst.usage;
       ss->set_latency_ms(inst.latency_ms);
       ss->set_worker(inst.worker);
@@ -163,7 +164,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
         for (const auto& res : inst.reservations) AddReserved(*it->second, res.spend, -1);
       }
     }
-    for (const Task::Abandoned& a : it->second->abandoned) {
+    for (const Task::Abandoned& a : it->second->extra().abandoned) {
       if (a.on_tenant_ledger()) AddReserved(*it->second, a.reservation.spend, -1);
     }
     active_.erase(it);
@@ -199,27 +200,30 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     return;
   }
   std::unique_ptr<Task> task = NewTask(state->submission(), wf, state->traceparent(), partition);
-  task->parent_traceparent = state->parent_traceparent();
   task->accepted_at = FromTimestamp(state->accepted_at());
   task->deadline = state->has_deadline() ? FromTimestamp(state->deadline()) : absl::InfiniteFuture();
   task->usage = state->usage();
-  task->children_usage = state->children_usage();
-  task->pending_signals.assign(state->pending_signals().begin(), state->pending_signals().end());
-  task->rescopes.assign(state->rescopes().begin(), state->rescopes().end());
+  // What only some tasks have is restored only where it is set.
+  task->parent_traceparent = PackedTraceparent(state->parent_traceparent());
+  if (state->has_children_usage()) task->mutable_extra().children_usage = state->children_usage();
+  if (state->pending_signals_size() > 0) {
+    task->mutable_extra().pending_signals.assign(state->pending_signals().begin(), state->pending_signals().end());
+  }
+  if (state->rescopes_size() > 0) task->mutable_extra().rescopes.assign(state->rescopes().begin(), state->rescopes().end());
   for (const auto& [step, offset] : state->attempt_offset()) {
-    if (auto it = task->step_index.find(step); it != task->step_index.end()) task->steps[it->second].attempt_offset = offset;
+    if (auto it = task->step_index->find(step); it != task->step_index->end()) task->steps[it->second].attempt_offset = offset;
   }
   for (const v1::AbandonedAttempt& a : state->abandoned()) {
     const AgentConfig* agent = config_->FindAgent(a.agent());
     // An agent removed from the config: its attempt's reservation is not held.
     if (agent == nullptr && a.child_task_id().empty()) continue;
-    task->abandoned.push_back(
+    task->mutable_extra().abandoned.push_back(
         {a.step(), a.fan_index(), a.attempt(), agent, ReadReservation(a.reservation()), a.child_task_id()});
-    if (task->abandoned.back().on_tenant_ledger()) AddReserved(*task, task->abandoned.back().reservation.spend, +1);
+    if (task->extra().abandoned.back().on_tenant_ledger()) AddReserved(*task, task->extra().abandoned.back().reservation.spend, +1);
   }
   for (const auto& [step, count] : state->fan_out()) {
-    auto it = task->step_index.find(step);
-    if (it == task->step_index.end()) continue;
+    auto it = task->step_index->find(step);
+    if (it == task->step_index->end()) continue;
     StepRun& s = task->steps[it->second];
     s.started = true;
     s.fanned_out = !s.spawns();
@@ -229,8 +233,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     return has ? FromTimestamp(t) : absl::InfiniteFuture();
   };
   for (const v1::StepState& ss : state->steps()) {
-    auto it = task->step_index.find(ss.step());
-    if (it == task->step_index.end()) continue;
+    auto it = task->step_index->find(ss.step());
+    if (it == task->step_index->end()) continue;
     StepRun& s = task->steps[it->second];
     s.started = true;
     if (!s.ValidFan(ss.fan_index()) && s.fanned_out) continue;
@@ -240,7 +244,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.attempt = ss.attempt();
     inst.status = ss.status();
     if (ss.has_output()) inst.output = FromStruct(ss.output());
-    inst.error = ss.error();
+    if (ss.has_error()) inst.mutable_extra().error = ss.error();
     inst.usage = ss.usage();
     inst.latency_ms = ss.latency_ms();
     inst.worker = ss.worker();
@@ -254,26 +258,29 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     inst.max_tokens = ss.max_tokens();
     inst.fallback_from = ss.fallback_from();
     inst.fallback_agent = ss.fallback_agent().empty() ? nullptr : AgentFor(*task, ss.fallback_agent());
-    inst.fallback_tier = ss.fallback_tier();
-    inst.note = ss.note();
     inst.cached = ss.cached();
     inst.reused = ss.reused();
-    inst.saved_usd = ss.saved_cost_usd();
-    // The semantic cache is looked up before the first call only. An
-    // embedding request still out comes back as a miss here (what to cache
-    // the call's output under stayed with the replica that asked).
-    inst.embed_attempt = ss.embed_attempt();
-    inst.similarity = ss.semantic_similarity();
-    inst.batch_attempt = ss.batch_attempt();
-    inst.batch_saved_usd = ss.batch_saved_usd();
-    inst.semantic_tried = inst.attempt > 0 || inst.embed_attempt > 0;
-    // One wait at a time (a snapshot of an older version may set several:
-    // the budget's came last).
-    inst.questions.assign(ss.questions().begin(), ss.questions().end());
+    // What only some instances have is restored only where it is set, so a
+    // restored instance is as small as a new one.
+    if (!ss.fallback_tier().empty()) inst.mutable_extra().fallback_tier = ss.fallback_tier();
+    if (!ss.note().empty()) inst.mutable_extra().note = ss.note();
+    if (ss.saved_cost_usd() != 0) inst.mutable_extra().saved_usd = ss.saved_cost_usd();
+    // The semantic cache is looked up before the first call only (an
+    // instance with an attempt made counts as tried). An embedding request
+    // still out comes back as a miss here (what to cache the call's output
+    // under stayed with the replica that asked).
+    if (ss.embed_attempt() > 0) {
+      inst.mutable_extra().embed_attempt = ss.embed_attempt();
+      inst.mutable_extra().semantic_tried = true;
+    }
+    if (ss.semantic_similarity() != 0) inst.mutable_extra().similarity = ss.semantic_similarity();
+    if (ss.batch_attempt() != 0) inst.mutable_extra().batch_attempt = ss.batch_attempt();
+    if (ss.batch_saved_usd() != 0) inst.mutable_extra().batch_saved_usd = ss.batch_saved_usd();
+    if (ss.questions_size() > 0) inst.mutable_extra().questions.assign(ss.questions().begin(), ss.questions().end());
     inst.ask_agent = ss.ask_agent().empty() ? nullptr : config_->FindAgent(ss.ask_agent());
     inst.attempt_base = ss.attempt_base();
     inst.wait = ss.ask_wait() && s.config->signals.needs_info && s.config->signals.needs_info->wait &&
-                        !inst.questions.empty()
+                        !inst.extra().questions.empty()
                     ? Instance::Wait::kAnswer
                 : ss.budget_wait() ? Instance::Wait::kBudget
                 : ss.tenant_wait() ? Instance::Wait::kTenant
@@ -283,26 +290,30 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
                                    : Instance::Wait::kNone;
     // Still out only while the lookup's attempt is the one in flight (after
     // a miss the call may wait for a quota or back off under that number).
-    inst.embedding_out = inst.embed_attempt > 0 && inst.embed_attempt == inst.attempt &&
-                         inst.state() == Instance::State::kInFlight;
-    inst.child_task_id = ss.child_task_id();
-    inst.child_budget = {ss.child_tokens(), ss.child_cost_usd()};
+    if (inst.extra().embed_attempt > 0 && inst.extra().embed_attempt == inst.attempt &&
+        inst.state() == Instance::State::kInFlight) {
+      inst.mutable_extra().embedding_out = true;
+    }
+    if (!ss.child_task_id().empty()) {
+      inst.mutable_extra().child_task_id = ss.child_task_id();
+      inst.mutable_extra().child_budget = {ss.child_tokens(), ss.child_cost_usd()};
+    }
     if (!ss.spawn_agent().empty()) {
-      inst.spawn_agent = config_->FindAgent(ss.spawn_agent());
-      inst.spawn_input = FromStruct(ss.spawn_input());
+      inst.mutable_extra().spawn_agent = config_->FindAgent(ss.spawn_agent());
+      inst.mutable_extra().spawn_input = FromStruct(ss.spawn_input());
     }
     // An attempt out counts in its agent's max_in_flight here too.
-    if (inst.state() == Instance::State::kInFlight && !inst.embedding_out &&
-        (s.agent != nullptr || inst.spawn_agent != nullptr || inst.ask_agent != nullptr)) {
+    if (inst.state() == Instance::State::kInFlight && !inst.extra().embedding_out &&
+        (s.agent != nullptr || inst.extra().spawn_agent != nullptr || inst.ask_agent != nullptr)) {
       if (auto window = windows_.find(AgentOf(s, inst).name); window != windows_.end()) inst.slot.Take(&window->second);
     }
     if (inst.waiting(Instance::Wait::kQuota) && ss.rate_epoch() != 0 && !ss.rate_key().empty()) {
       // Its turn, kept relative to the earliest restored from that clock.
-      inst.rate_key = ss.rate_key();
-      inst.restored_tag = ss.rate_tag();
-      inst.restored_epoch = ss.rate_epoch();
-      const int priority = task->submission.priority() == v1::PRIORITY_INTERACTIVE ? 0 : 1;
-      auto [it, fresh] = restored_turns_.try_emplace({inst.rate_key, priority, inst.restored_epoch}, ss.rate_tag());
+      inst.mutable_extra().rate_key = ss.rate_key();
+      inst.mutable_extra().restored_tag = ss.rate_tag();
+      inst.mutable_extra().restored_epoch = ss.rate_epoch();
+      const int priority = task->priority == v1::PRIORITY_INTERACTIVE ? 0 : 1;
+      auto [it, fresh] = restored_turns_.try_emplace({inst.extra().rate_key, priority, inst.extra().restored_epoch}, ss.rate_tag());
       if (!fresh) it->second = std::min(it->second, ss.rate_tag());
     }
     task->kick_rate = task->kick_rate || inst.waiting(Instance::Wait::kQuota);
@@ -312,8 +323,8 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
       AddReserved(*task, inst.reservations.back().spend, +1);
     }
     if (inst.waiting(Instance::Wait::kTenant)) {
-      tenants_.Hold(task->submission.tenant(), partition, {task_id, it->second, ss.fan_index()});
-      tenants_.Wake(task->submission.tenant(), partition);  // retry once restored
+      tenants_.Hold(task->tenant, partition, {task_id, it->second, ss.fan_index()});
+      tenants_.Wake(task->tenant, partition);  // retry once restored
     }
   }
   // Derive completion, outputs and readiness from the instances.
@@ -337,7 +348,7 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     }
   }
   for (const StepRun& s : t.steps) t.kick = t.kick || (!s.started && s.waiting_on == 0);
-  active_[task_id] = std::move(task);
+  Activate(std::move(task));
   Touch(t);
   dirty_.erase(task_id);  // restored state is already durable
 }

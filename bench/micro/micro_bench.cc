@@ -121,6 +121,54 @@ void BM_EngineStep(benchmark::State& state) {
 }
 BENCHMARK(BM_EngineStep);
 
+// jemalloc's control interface, when the binary links it (a sanitizer build
+// does not: ASan brings its own malloc).
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
+    __attribute__((weak));
+
+int64_t HeapAllocated() {
+  uint64_t epoch = 1;
+  size_t size = sizeof(epoch);
+  mallctl("epoch", &epoch, &size, &epoch, size);  // refreshes the statistics
+  size_t allocated = 0;
+  size = sizeof(allocated);
+  return mallctl("stats.allocated", &allocated, &size, nullptr, 0) == 0 ? static_cast<int64_t>(allocated) : -1;
+}
+
+// The engine's heap per task in flight: 100,000 one-step tasks submitted
+// through the wire format (the bench's input: {text: task id}), each with its
+// call dispatched to an agent that does not answer, state snapshots taken.
+// What `agentfleet bench --only inflight` measures as the coordinator's RSS,
+// without the clients' buffers, the allocator's slack or the broker.
+void BM_EngineMemoryPerParkedTask(benchmark::State& state) {
+  if (mallctl == nullptr) {
+    state.SkipWithError("needs jemalloc (not linked in sanitizer builds)");
+    return;
+  }
+  const int n = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    Fixture f;
+    std::vector<StateChange> changes;
+    int64_t before = HeapAllocated();
+    for (int i = 0; i < n; ++i) {
+      Encoded submission = Encode(f.Submission("parked_one"), f.traceparent);
+      auto decoded = Decode<v1::TaskSubmission>(submission.payload, submission.headers, 1 << 20);
+      Outbox out;
+      if (!f.engine->Submit(*decoded, f.traceparent, i % 12, &out).ok() || out.work.size() != 1) std::abort();
+      benchmark::DoNotOptimize(Encode(out.work[0].item, out.work[0].traceparent));
+      f.engine->TakeStateChanges(&changes);
+      for (const auto& c : changes) {
+        if (c.state) benchmark::DoNotOptimize(Encode(*c.state, ""));
+      }
+      changes.clear();
+    }
+    int64_t after = HeapAllocated();
+    if (f.engine->active_tasks() != static_cast<size_t>(n)) std::abort();
+    state.counters["bytes/task"] = static_cast<double>(after - before) / n;
+  }
+}
+BENCHMARK(BM_EngineMemoryPerParkedTask)->Arg(100000)->Iterations(1)->Unit(benchmark::kMillisecond);
+
 void BM_EncodeWorkItem(benchmark::State& state) {
   Fixture f;
   Outbox out;

@@ -221,6 +221,23 @@ TEST(TraceTest, ParsesAndDerivesTraceparents) {
   EXPECT_FALSE(IsValidTraceparent("garbage"));
 }
 
+TEST(TraceTest, APackedTraceparentGivesBackWhatItWasGivenAndDropsWhatIsInvalid) {
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  EXPECT_EQ(PackedTraceparent(tp).str(), tp);
+  EXPECT_EQ(PackedTraceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00").str(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00");  // not sampled
+  for (int i = 0; i < 100; ++i) {
+    std::string fresh = NewTraceparent();
+    EXPECT_EQ(PackedTraceparent(fresh).str(), fresh);
+  }
+  EXPECT_TRUE(PackedTraceparent().empty());
+  EXPECT_EQ(PackedTraceparent().str(), "");
+  EXPECT_TRUE(PackedTraceparent("garbage").empty());
+  EXPECT_TRUE(PackedTraceparent("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01").empty());  // uppercase
+  EXPECT_TRUE(PackedTraceparent("").empty());
+  EXPECT_LE(sizeof(PackedTraceparent), 26u);
+}
+
 TEST(JsonValueTest, CanonicalJsonSortsKeysAndKeepsIntegers) {
   nlohmann::json j = FromStruct(ToStruct(nlohmann::json{{"b", 1}, {"a", {{"z", true}, {"y", 2.5}}}}));
   EXPECT_EQ(CanonicalJson(j), R"({"a":{"y":2.5,"z":true},"b":1})");

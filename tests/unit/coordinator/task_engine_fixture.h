@@ -19,6 +19,9 @@ namespace agentfleet::engine_test {
 
 using Json = nlohmann::json;
 
+// A submission's traceparent (a valid one: the engine keeps only those).
+inline constexpr char kTp[] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
 inline constexpr char kConfig[] = R"(
 providers: {sim: {type: simulated}}
 pricing: {m: {input_per_mtok: 1000000, output_per_mtok: 2000000}}

@@ -21,7 +21,7 @@ class TaskEngineStateTest : public engine_test::TaskEngineTest {};
 
 TEST_F(TaskEngineStateTest, AnotherEngineResumesATaskFromItsSnapshot) {
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 3, &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t1"), engine_test::kTp, 3, &out).ok());
   v1::WorkItem classify = ItemFor(out, "classify");
   v1::WorkItem other = ItemFor(out, "other");
   Outbox fan = Answer(classify, {{"cat", "billing"}});
@@ -54,7 +54,7 @@ TEST_F(TaskEngineStateTest, AnotherEngineResumesATaskFromItsSnapshot) {
   ASSERT_EQ(retry.work.size(), 1u);
   EXPECT_EQ(retry.work[0].item.step(), "research");
   EXPECT_EQ(retry.work[0].item.attempt(), 2);
-  EXPECT_EQ(retry.work[0].traceparent, "tp");
+  EXPECT_EQ(retry.work[0].traceparent, engine_test::kTp);
   Outbox respond;
   other_engine.OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse::Ok({{"r", 0}}, 1, 1, "m"), "w2", clock_.Now()), &respond);
   ASSERT_EQ(respond.work.size(), 1u);
@@ -95,7 +95,7 @@ TEST_F(TaskEngineStateTest, FinishedIdsAreKeptForTheRetentionThenTombstoned) {
 
 TEST_F(TaskEngineStateTest, ARestoredTaskWhoseWorkflowWasRemovedFailsWithTheReason) {
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 5, &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t1"), engine_test::kTp, 5, &out).ok());
   std::vector<StateChange> changes;
   engine_->TakeStateChanges(&changes);
   ASSERT_EQ(changes.size(), 1u);
@@ -116,7 +116,7 @@ workflows: {other: {steps: [{id: s, agent: a}]}}
   ASSERT_EQ(failed.results.size(), 1u);
   EXPECT_EQ(failed.results[0].result.status(), v1::TASK_STATUS_FAILED);
   EXPECT_EQ(failed.results[0].result.error().code(), "workflow_removed");
-  EXPECT_EQ(failed.results[0].traceparent, "tp");
+  EXPECT_EQ(failed.results[0].traceparent, engine_test::kTp);
   // It is now a finished id: a resubmission is not run, and the snapshot says so.
   changes.clear();
   replica.TakeStateChanges(&changes);

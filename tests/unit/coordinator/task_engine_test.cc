@@ -14,6 +14,7 @@
 namespace agentfleet {
 namespace {
 
+using engine_test::kTp;
 using engine_test::TaskEngineTest;
 
 using Json = nlohmann::json;
@@ -24,14 +25,14 @@ using ::testing::UnorderedElementsAre;
 
 TEST_F(TaskEngineTest, RunsIndependentStepsInParallelAndFansOut) {
   Outbox out;
-  ASSERT_TRUE(engine_->Submit(Task("t1"), "tp", 0, &out).ok());
+  ASSERT_TRUE(engine_->Submit(Task("t1"), kTp, 0, &out).ok());
   // classify and other have no dependency on each other: both start at once.
   EXPECT_THAT(Steps(out), UnorderedElementsAre("classify", "other"));
   const v1::WorkItem classify = ItemFor(out, "classify");
   const v1::WorkItem other = ItemFor(out, "other");
   EXPECT_EQ(FromStruct(classify.input()), (Json{{"q", "why"}}));
   EXPECT_EQ(classify.idempotency_key(), "t1/classify/-1/1");
-  EXPECT_EQ(out.work[0].traceparent, "tp");
+  EXPECT_EQ(out.work[0].traceparent, kTp);
 
   // classify done: research fans out over the three sources, each with its item.
   Outbox fan = Answer(classify, {{"cat", "billing"}});
