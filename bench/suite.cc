@@ -78,6 +78,21 @@ double BusyShare(const CpuTimes& a, const CpuTimes& b) {
 }  // namespace
 
 // chain4's 4 calls, each after a condition, with 2 branches that never run.
+// chain4 on an agent with a result cache, every call's input new (the task's
+// text in each): a lookup, a miss and an insert per call.
+constexpr char kCached4[] = R"(    steps:
+      - {id: s1, agent: echo_cached, input: {text: $task.text}}
+      - {id: s2, agent: echo_cached, input: {text: $task.text, prev: $steps.s1}}
+      - {id: s3, agent: echo_cached, input: {text: $task.text, prev: $steps.s2}}
+      - {id: s4, agent: echo_cached, input: {text: $task.text, prev: $steps.s3}}
+)";
+
+constexpr char kChild4[] = R"(    steps:
+      - {id: s1, agent: echo, input: {text: $task.text}}
+      - {id: s2, workflow: chain2, input: {text: $task.text, prev: $steps.s1}}
+      - {id: s3, agent: echo, input: {prev: $steps.s2}}
+)";
+
 constexpr char kRouted4[] = R"(    steps:
       - {id: s1, agent: echo, input: {text: $task.text}}
       - id: s2
@@ -132,11 +147,14 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       "agents:\n",
       agent("echo", "instant", "30s"), agent("slow", "ms200", "30s"), agent("slow2s", "s2", "30s"),
       agent("parked", "parked", "4h"),
+      "  echo_cached: {provider: instant, models: {default: sim}, timeout: 30s, max_tokens: 256, cache: {ttl: 1h}, ",
+      agent_schema, "}\n",
       "workflows:\n"
       "  one:\n",
       chain("echo", 1), "  chain4:\n", chain("echo", 4), "  slow_chain4:\n", chain("slow", 4),
       "  slow_one:\n", chain("slow", 1), "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
-      "  routed4:\n", kRouted4, "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
+      "  routed4:\n", kRouted4, "  cached4:\n", kCached4, "  chain2:\n", chain("echo", 2),
+      "  child4:\n", kChild4, "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
       "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing,
       static_membership ? ", static_membership: true" : "", "}\n",
       "worker: {group_prefix: ", prefix, "workers}\n", extra);
@@ -307,6 +325,24 @@ double Ms(const google::protobuf::Timestamp& from, const google::protobuf::Times
 int64_t Rss(pid_t pid) {
   auto s = ReadProcessStats(pid);
   return s.ok() ? s->rss_bytes : 0;
+}
+
+// The RSS of a process that just took a burst of work, once the memory the
+// burst freed has gone back to the system (jemalloc returns pages left unused
+// for dirty_decay_ms, 10 s by default, gradually): sampled every second, past
+// one decay period, until it stops falling; at most 30 s. What a long-running
+// process holds, not the garbage of the burst that filled it (2 s after
+// parking 100,000 tasks, the coordinator's RSS held ~0.5-0.9 KB per task of
+// freed message buffers).
+int64_t SettledRss(pid_t pid) {
+  int64_t last = Rss(pid);
+  for (int i = 0; i < 30; ++i) {
+    absl::SleepFor(absl::Seconds(1));
+    int64_t now = Rss(pid);
+    if (i >= 11 && now >= last - last / 200) return now;  // less than 0.5% down in a second
+    last = now;
+  }
+  return last;
 }
 double Cpu(const std::vector<pid_t>& pids) {
   double sum = 0;
@@ -748,7 +784,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     out.in_flight.tasks = n.in_flight_tasks;
     out.in_flight.rss_before = Rss(f->coordinator());
     RETURN_IF_ERROR(Park(*f, "parked_one", n.in_flight_tasks, 0));
-    out.in_flight.rss_loaded = Rss(f->coordinator());
+    out.in_flight.rss_loaded = SettledRss(f->coordinator());
     out.in_flight.bytes_per_task =
         static_cast<double>(out.in_flight.rss_loaded - out.in_flight.rss_before) / n.in_flight_tasks;
     Say(absl::StrCat("coordinator RSS ", out.in_flight.rss_before >> 20, " MiB idle, ", out.in_flight.rss_loaded >> 20,
@@ -805,10 +841,10 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     BrokerResults::Width w;
     w.fan_out = width;
     RETURN_IF_ERROR(MeasureLatency(*f, "fan", width, n.width_samples, &w.task, nullptr));
-    int64_t before = Rss(f->coordinator());
+    int64_t before = SettledRss(f->coordinator());
     w.in_flight_tasks = std::max(1, n.width_in_flight / width);
     RETURN_IF_ERROR(Park(*f, "parked_fan", w.in_flight_tasks, width));
-    w.bytes_per_task = static_cast<double>(Rss(f->coordinator()) - before) / w.in_flight_tasks;
+    w.bytes_per_task = static_cast<double>(SettledRss(f->coordinator()) - before) / w.in_flight_tasks;
     out.widths.push_back(w);
   }
 
@@ -892,28 +928,29 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     RETURN_IF_ERROR(MeasureLookup(*f, o.quick ? 20000 : 1000000, &out));
   }
 
-  // 9. Routing: routed4 against chain4 (the same 4 calls), per mode.
+  // 9. Features against chain4 (the same 4 calls), per mode.
   for (std::string mode : {"at_least_once", "exactly_once"}) {
-    if (!o.Runs("routing")) break;
-    RunSpec s = spec(mode == "at_least_once" ? "route-alo" : "route-eos");
+    if (!o.Runs("features")) break;
+    RunSpec s = spec(mode == "at_least_once" ? "feature-alo" : "feature-eos");
     s.processing = mode;
     s.workers = 2;
-    Say("routing, " + mode + ": routed4 against chain4, 1 coordinator, 2 workers, 0 ms agents");
+    Say("features, " + mode + ": routed4, cached4, child4 against chain4, 1 coordinator, 2 workers, 0 ms agents");
     ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
-    for (int round = 0; round < 2; ++round) {  // alternating, so drift hits both alike
-      for (std::string workflow : {"chain4", "routed4"}) {
-        BrokerResults::Routing r;
+    for (int round = 0; round < 2; ++round) {  // alternating, so drift hits all alike
+      for (std::string workflow : {"chain4", "routed4", "cached4", "child4"}) {
+        BrokerResults::Feature r;
         r.mode = mode;
         r.workflow = workflow;
-        RETURN_IF_ERROR(MeasureLatency(*f, workflow, 0, n.latency_samples / 2, &r.per_step, nullptr));
-        r.per_step.p50 /= 4;
-        r.per_step.p99 /= 4;
+        RETURN_IF_ERROR(MeasureLatency(*f, workflow, 0, n.latency_samples / 2, &r.per_call, nullptr));
+        r.per_call.p50 /= 4;
+        r.per_call.p99 /= 4;
         ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, workflow, n.throughput_tasks / 2));
-        r.steps_per_s = t.steps_per_s;
-        r.coordinator_cpu_us_per_step = t.steps > 0 ? 1e6 * t.coordinator_cpu_s / t.steps : 0;
-        Say(absl::StrCat(mode, " ", workflow, ": per step p50 ", r.per_step.p50, " ms; ",
-                         static_cast<int64_t>(r.steps_per_s), " steps/s"));
-        out.routing.push_back(r);
+        r.calls_per_s = 4.0 * t.tasks / t.seconds;
+        r.coordinator_cpu_us_per_call = t.tasks > 0 ? 1e6 * t.coordinator_cpu_s / (4.0 * t.tasks) : 0;
+        Say(absl::StrCat(mode, " ", workflow, ": per call p50 ", r.per_call.p50, " ms; ",
+                         static_cast<int64_t>(r.calls_per_s), " calls/s, coordinator ",
+                         r.coordinator_cpu_us_per_call, " µs CPU per call"));
+        out.features.push_back(r);
       }
     }
   }

@@ -24,13 +24,13 @@ struct BenchOptions {
   // Parts to run besides the raw baseline (empty: all): modes (step latency
   // and throughput), inflight, worker, scale, growth. The group-membership
   // parts, failover and rebalance, run only when named (they take minutes
-  // of mostly waiting), and so do routing (routed4 against chain4) and lookup
-  // (one task's records among a million others).
+  // of mostly waiting), and so do features (chain4 against the same 4 calls
+  // with routing, a result cache and a child workflow; `routing`, its old
+  // name, runs it too) and lookup (one task's records among a million others).
   std::set<std::string> only;
   bool Runs(const std::string& part) const {
-    if (part == "failover" || part == "rebalance" || part == "routing" || part == "lookup") {
-      return only.count(part) > 0;
-    }
+    if (part == "features") return only.count("features") > 0 || only.count("routing") > 0;
+    if (part == "failover" || part == "rebalance" || part == "lookup") return only.count(part) > 0;
     return only.empty() || only.count(part) > 0;
   }
 };
@@ -136,16 +136,19 @@ struct BrokerResults {
   };
   std::vector<Rebalance> rebalance;
 
-  // A workflow that routes (conditions, skipped branches) against the plain
-  // chain it runs the same number of calls as (`--only routing`).
-  struct Routing {
+  // What a feature costs the 4 calls of chain4 when a workflow uses it
+  // (`--only features`): routed4; cached4 (an agent with a result cache,
+  // every input new: a lookup, a miss and an insert per call); child4 (the
+  // middle 2 calls as a child workflow: a child task through the tasks
+  // topic, its result back to the parent).
+  struct Feature {
     std::string mode;
-    std::string workflow;      // chain4, routed4
-    Percentiles per_step;      // accepted → finished of one task at a time, / the 4 steps that ran
-    double steps_per_s = 0;    // steps that ran (not the skipped ones), tasks submitted at once
-    double coordinator_cpu_us_per_step = 0;
+    std::string workflow;      // chain4, routed4, cached4, child4
+    Percentiles per_call;      // accepted → finished of one task at a time, / its 4 calls
+    double calls_per_s = 0;    // tasks submitted at once
+    double coordinator_cpu_us_per_call = 0;
   };
-  std::vector<Routing> routing;
+  std::vector<Feature> features;
 
   // Reading one task's records, as trace, replay, fork and diff do, with a
   // million other tasks' records on the topics (`--only lookup`, real Kafka).
@@ -166,7 +169,8 @@ struct BrokerResults {
 // 200 ms, slow2s: 2 s, parked: 2 h) and workflows one, chain4, slow_chain4,
 // slow2s_one, parked_one, fan and parked_fan (one step over $task.items), and
 // routed4: the 4 calls of chain4 behind when: conditions, beside 2 branches
-// that are skipped.
+// that are skipped; cached4: chain4 on an agent with a result cache; child4:
+// a call, a child workflow of 2 calls (chain2), a call.
 // `kafka_extra`: more lines of the kafka section (`  producer: {...}`).
 std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra,
                         const std::string& kafka_extra = "", bool static_membership = false);
