@@ -333,9 +333,11 @@ int64_t Rss(pid_t pid) {
 // one decay period, until it stops falling; at most 30 s. What a long-running
 // process holds, not the garbage of the burst that filled it (2 s after
 // parking 100,000 tasks, the coordinator's RSS held ~0.5-0.9 KB per task of
-// freed message buffers).
-int64_t SettledRss(pid_t pid) {
+// freed message buffers). `quick` (CI's smoke run, which quotes nothing)
+// reads it at once.
+int64_t SettledRss(pid_t pid, bool quick) {
   int64_t last = Rss(pid);
+  if (quick) return last;
   for (int i = 0; i < 30; ++i) {
     absl::SleepFor(absl::Seconds(1));
     int64_t now = Rss(pid);
@@ -784,7 +786,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     out.in_flight.tasks = n.in_flight_tasks;
     out.in_flight.rss_before = Rss(f->coordinator());
     RETURN_IF_ERROR(Park(*f, "parked_one", n.in_flight_tasks, 0));
-    out.in_flight.rss_loaded = SettledRss(f->coordinator());
+    out.in_flight.rss_loaded = SettledRss(f->coordinator(), o.quick);
     out.in_flight.bytes_per_task =
         static_cast<double>(out.in_flight.rss_loaded - out.in_flight.rss_before) / n.in_flight_tasks;
     Say(absl::StrCat("coordinator RSS ", out.in_flight.rss_before >> 20, " MiB idle, ", out.in_flight.rss_loaded >> 20,
@@ -841,10 +843,10 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     BrokerResults::Width w;
     w.fan_out = width;
     RETURN_IF_ERROR(MeasureLatency(*f, "fan", width, n.width_samples, &w.task, nullptr));
-    int64_t before = SettledRss(f->coordinator());
+    int64_t before = SettledRss(f->coordinator(), o.quick);
     w.in_flight_tasks = std::max(1, n.width_in_flight / width);
     RETURN_IF_ERROR(Park(*f, "parked_fan", w.in_flight_tasks, width));
-    w.bytes_per_task = static_cast<double>(SettledRss(f->coordinator()) - before) / w.in_flight_tasks;
+    w.bytes_per_task = static_cast<double>(SettledRss(f->coordinator(), o.quick) - before) / w.in_flight_tasks;
     out.widths.push_back(w);
   }
 
