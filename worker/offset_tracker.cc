@@ -26,7 +26,14 @@ std::optional<int64_t> OffsetTracker::Finish(const Partition& partition, int64_t
                                              uint64_t generation) {
   absl::MutexLock lock(&mu_);
   auto it = partitions_.find(partition);
-  if (it == partitions_.end() || it->second.generation != generation) return std::nullopt;
+  if (it == partitions_.end() || it->second.generation != generation) {
+    auto old = revoked_.find(generation);
+    if (old != revoked_.end() && old->second.erase(offset) > 0) {
+      --in_flight_;
+      if (old->second.empty()) revoked_.erase(old);
+    }
+    return std::nullopt;
+  }
   State& s = it->second;
   if (s.pending.erase(offset) == 0) return std::nullopt;
   --in_flight_;
@@ -41,7 +48,7 @@ void OffsetTracker::Revoke(const std::vector<Partition>& partitions) {
   for (const auto& p : partitions) {
     auto it = partitions_.find(p);
     if (it == partitions_.end()) continue;
-    in_flight_ -= it->second.pending.size();
+    if (!it->second.pending.empty()) revoked_[it->second.generation] = std::move(it->second.pending);
     partitions_.erase(it);
   }
 }

@@ -32,9 +32,13 @@ class OffsetTracker {
   // or the partition was revoked since Begin() (stale `generation`).
   std::optional<int64_t> Finish(const Partition& partition, int64_t offset, uint64_t generation);
 
-  // Forgets partitions (revoked); late Finish() calls for them are ignored.
+  // Forgets partitions (revoked): late Finish() calls for them commit
+  // nothing, but their items still count in in_flight() until they finish
+  // (they still run in this process: a drain must wait for them, and the
+  // worker's limit must hold them).
   void Revoke(const std::vector<Partition>& partitions);
 
+  // Items begun and not finished, on partitions held or revoked.
   size_t in_flight() const;
   // The committable offset of a partition, if anything was begun there.
   std::optional<int64_t> Committable(const Partition& partition) const;
@@ -50,6 +54,8 @@ class OffsetTracker {
 
   mutable absl::Mutex mu_;
   std::map<Partition, State> partitions_ ABSL_GUARDED_BY(mu_);
+  // The unfinished offsets of revoked assignments, by generation.
+  std::map<uint64_t, std::set<int64_t>> revoked_ ABSL_GUARDED_BY(mu_);
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -24,15 +24,22 @@ TEST(OffsetTrackerTest, CommitsOnlyBelowTheLowestUnfinishedItem) {
   EXPECT_EQ(t.in_flight(), 0u);
 }
 
-TEST(OffsetTrackerTest, RevokedPartitionIgnoresLateCompletions) {
+// A revoked partition's items commit nothing when they finish, but they are
+// still running here: they count in flight until then (once each).
+TEST(OffsetTrackerTest, RevokedPartitionIgnoresLateCompletionsButCountsThemUntilTheyFinish) {
   OffsetTracker t;
   uint64_t old_gen = t.Begin(kP, 5);
   t.Revoke({kP});
-  EXPECT_EQ(t.in_flight(), 0u);
+  EXPECT_EQ(t.in_flight(), 1u);
   uint64_t new_gen = t.Begin(kP, 5);  // reassigned, redelivered
   EXPECT_NE(old_gen, new_gen);
+  EXPECT_EQ(t.in_flight(), 2u);
   EXPECT_EQ(t.Finish(kP, 5, old_gen), std::nullopt);  // the old run must not commit
+  EXPECT_EQ(t.in_flight(), 1u);
+  EXPECT_EQ(t.Finish(kP, 5, old_gen), std::nullopt);  // twice is a no-op
+  EXPECT_EQ(t.in_flight(), 1u);
   EXPECT_EQ(t.Finish(kP, 5, new_gen), 6);
+  EXPECT_EQ(t.in_flight(), 0u);
 }
 
 TEST(OffsetTrackerTest, PartitionsAreIndependent) {

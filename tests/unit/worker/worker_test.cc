@@ -337,5 +337,48 @@ TEST_F(WorkerLoopTest, ADrainReportsCallsStillRunningAsRetryableShutdownFailures
   EXPECT_EQ(worker_->in_flight(), 0u);
 }
 
+// Seen in CI (HttpWorkerTest.SigtermUnderLoad..., Kafka 4.4.0): a rebalance
+// took the worker's partitions while its calls ran, and then a SIGTERM. The
+// calls were still running here, but the drain counted only items on
+// partitions it held: it ended at once, reported nothing, and the coordinator
+// waited for its attempt timeouts. The drain waits for and hands back every
+// call it runs, whoever owns the partition now; and the worker's limit holds
+// them too.
+TEST_F(WorkerLoopTest, ADrainHandsBackCallsWhosePartitionWasRevokedWhileTheyRan) {
+  AppendItem("t1");
+  AppendItem("t2");
+  AppendItem("t3");
+  StartWorker(/*max_in_flight=*/2);
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 2; }));
+  consumer_.ScheduleRebalance({});  // the partition moved to another worker
+  ASSERT_TRUE(Eventually([&] { return consumer_.rebalances() == 2; }));
+  ASSERT_TRUE(LoopRuns(3));
+  EXPECT_EQ(worker_->in_flight(), 2u) << "the revoked partition's calls still run here";
+  stop_.store(true);
+  thread_.join();
+  std::vector<v1::WorkEvent> events = Events();
+  EXPECT_EQ(Count(events, v1::WorkEvent::kResult), 2) << "the calls running at the SIGTERM were not handed back";
+  for (const v1::WorkEvent& e : events) {
+    if (e.has_result()) EXPECT_EQ(e.result().error().code(), kWorkerShutdown) << e.task_id();
+  }
+  EXPECT_EQ(worker_->stats().abandoned.load(), 2);
+  EXPECT_EQ(worker_->in_flight(), 0u);
+}
+
+// The same rebalance, the partition assigned back at once: the two calls
+// still running count against the worker's limit, so the items redelivered
+// from the committed offset wait for a slot instead of running beside them.
+TEST_F(WorkerLoopTest, CallsOfARevokedPartitionStillCountAgainstTheLimit) {
+  AppendItem("t1");
+  AppendItem("t2");
+  StartWorker(/*max_in_flight=*/2);
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 2; }));
+  consumer_.ScheduleRebalance({{topic_, 0}});  // revoked, then assigned again
+  ASSERT_TRUE(Eventually([&] { return consumer_.rebalances() == 2; }));
+  ASSERT_TRUE(LoopRuns(5));
+  EXPECT_EQ(provider_.held(), 2u) << "a rebalance let the worker past its limit of 2 calls";
+  EXPECT_EQ(worker_->in_flight(), 2u);
+}
+
 }  // namespace
 }  // namespace agentfleet
