@@ -1,8 +1,10 @@
 #include "bench/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -225,6 +227,44 @@ void WriteFeatureTable(std::ostringstream& md, const std::vector<BrokerResults>&
   }
 }
 
+// exactly_once against at_least_once, sustained (the part runs only when named).
+void WriteSteadyTable(std::ostringstream& md, const std::vector<BrokerResults>& results) {
+  bool any = false;
+  for (const auto& r : results) any |= !r.steady.empty();
+  if (!any) return;
+  md << "\n### exactly_once against at_least_once, sustained (`--only steady`)\n\n";
+  md << "One fleet per mode (1 coordinator, 2 workers, 0 ms agents; exactly_once with `commit_policy: adaptive`,"
+        " and once more with a `commit_interval` of 300 ms instead of 100), all started first; then"
+        " rounds of `chain4` tasks submitted at once, the modes in turn (who goes first rotates by round), so the"
+        " shared machine's drift hits them alike. *Steps/s*: from the first submission to the last result;"
+        " *of at_least_once*: against the at_least_once run of the same round; *commits*, *time committing*: from"
+        " the coordinator's `agentfleet_coordinator_commit_seconds` and `_commit_inputs`, the share of the run's"
+        " wall time its loop spent in commits.\n\n";
+  md << "| broker | round | mode | steps | steps/s | of at_least_once | coordinator CPU per step |"
+        " commits (inputs each) | time committing |\n|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : results) {
+    std::map<std::string, std::vector<double>> ratios;  // by mode
+    for (const auto& x : r.steady) {
+      double alo = 0;
+      for (const auto& y : r.steady) {
+        if (y.round == x.round && y.mode == "at_least_once") alo = y.steps_per_s;
+      }
+      double ratio = alo > 0 ? x.steps_per_s / alo : 0;
+      if (x.mode != "at_least_once") ratios[x.mode].push_back(ratio);
+      md << "| " << r.broker << " | " << x.round << " | " << x.mode << " | " << Num(static_cast<double>(x.steps))
+         << " | " << Num(x.steps_per_s) << " | " << (x.mode == "at_least_once" ? "" : Num(100 * ratio) + "%") << " | "
+         << Num(x.coordinator_cpu_us_per_step, 1) << " µs | "
+         << (x.commits > 0 ? absl::StrCat(Num(x.commits), " (", Num(x.inputs_per_commit), ")") : "") << " | "
+         << (x.commits > 0 ? Num(100 * x.commit_share) + "%" : "") << " |\n";
+    }
+    for (auto& [mode, v] : ratios) {
+      std::sort(v.begin(), v.end());
+      md << "| " << r.broker << " | **median** | " << mode << " | | | **" << Num(100 * v[v.size() / 2])
+         << "%** | | | |\n";
+    }
+  }
+}
+
 // One task's records among a million others (the part runs only when named).
 void WriteLookupTable(std::ostringstream& md, const std::vector<BrokerResults>& results) {
   for (const auto& r : results) {
@@ -315,6 +355,7 @@ std::string BenchMarkdown(const std::vector<BrokerResults>& results, const Repor
   if (main_parts) WriteMainTables(md, results, c);
   WriteGroupTables(md, results);
   WriteFeatureTable(md, results);
+  WriteSteadyTable(md, results);
   WriteLookupTable(md, results);
   return md.str();
 }

@@ -6,13 +6,17 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "audit/replay.h"
 #include "audit/task_records.h"
@@ -29,6 +33,7 @@
 #include "kafka/mock_cluster.h"
 #include "kafka/topics.h"
 #include "nlohmann/json.hpp"
+#include "provider/http_client.h"
 
 namespace agentfleet {
 
@@ -480,6 +485,43 @@ absl::StatusOr<std::vector<v1::TaskResult>> SteadyLoad(BenchFleet& f, const std:
 }
 
 // A number the process logged on its "stopped" line (0 if it did not).
+// The coordinator's transaction commits so far (exactly_once), from its
+// /metrics: how many, the seconds they took, and the inputs they committed.
+struct CommitTotals {
+  double commits = 0, seconds = 0, inputs = 0;
+};
+absl::StatusOr<CommitTotals> ReadCommitTotals(BenchFleet& f) {
+  int port = 0;
+  std::ifstream log(f.fleet().dir() + "/coordinator-c1.log");
+  for (std::string line; port == 0 && std::getline(log, line);) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("msg", "") == "http listening") port = std::stoi(j.value("port", "0"));
+  }
+  if (port == 0) return absl::NotFoundError("the coordinator logged no http port");
+  static HttpClient* client = new HttpClient();  // one loop thread for the run
+  std::promise<HttpResponse> reply;
+  HttpRequest request;
+  request.url = absl::StrCat("http://127.0.0.1:", port, "/metrics");
+  request.method = "GET";
+  request.timeout = absl::Seconds(10);
+  client->Send(std::move(request), [&reply](HttpResponse r) { reply.set_value(std::move(r)); });
+  HttpResponse r = reply.get_future().get();
+  if (r.transport != HttpResponse::Transport::kOk || r.status != 200) {
+    return absl::UnavailableError(absl::StrCat("/metrics of the coordinator: ", r.transport_error, " ", r.status));
+  }
+  CommitTotals t;
+  for (absl::string_view line : absl::StrSplit(r.body, '\n')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (parts.size() != 2) continue;
+    double v = 0;
+    if (!absl::SimpleAtod(parts[1], &v)) continue;
+    if (absl::StartsWith(parts[0], "agentfleet_coordinator_commit_seconds_count")) t.commits += v;
+    if (absl::StartsWith(parts[0], "agentfleet_coordinator_commit_seconds_sum")) t.seconds += v;
+    if (absl::StartsWith(parts[0], "agentfleet_coordinator_commit_inputs_sum")) t.inputs += v;
+  }
+  return t;
+}
+
 int64_t LoggedTotal(const std::string& log_file, const std::string& field) {
   std::ifstream in(log_file);
   int64_t value = 0;
@@ -552,7 +594,7 @@ BrokerResults::Rebalance AnalyzeRebalance(const std::vector<v1::TaskResult>& res
 
 struct Counts {
   int round_trips, raw_messages, latency_samples, throughput_tasks, in_flight_tasks, worker_calls, scale_tasks_per_worker,
-      width_samples, width_in_flight, tenant_tasks;
+      width_samples, width_in_flight, tenant_tasks, steady_tasks, steady_rounds;
 };
 
 }  // namespace
@@ -669,8 +711,8 @@ absl::Status MeasureLookup(BenchFleet& f, int64_t fillers, BrokerResults* out) {
 }
 
 absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
-  const Counts n = o.quick ? Counts{20, 2000, 5, 200, 2000, 400, 50, 3, 100, 200}
-                           : Counts{1000, 100000, 300, 25000, 100000, 20000, 5000, 100, 1000, 10000};
+  const Counts n = o.quick ? Counts{20, 2000, 5, 200, 2000, 400, 50, 3, 100, 200, 200, 2}
+                           : Counts{1000, 100000, 300, 25000, 100000, 20000, 5000, 100, 1000, 10000, 50000, 3};
   BrokerResults out;
   out.broker = o.broker_name;
   std::string tag = o.bootstrap.empty() ? "dev" : "kafka";
@@ -953,6 +995,59 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
                          static_cast<int64_t>(r.calls_per_s), " calls/s, coordinator ",
                          r.coordinator_cpu_us_per_call, " µs CPU per call"));
         out.features.push_back(r);
+      }
+    }
+  }
+
+  // 10. exactly_once against at_least_once, sustained: both fleets up, then
+  // alternating rounds (which mode goes first alternates too).
+  // (Real Kafka only: the development broker runs at_least_once alone.)
+  if (o.Runs("steady") && real_kafka) {
+    Say(absl::StrCat("steady: exactly_once against at_least_once, ", n.steady_rounds, " rounds of ",
+                     n.steady_tasks, " chain4 tasks per mode, 1 coordinator and 2 workers each, 0 ms agents"));
+    struct SteadyMode {
+      std::string label, processing, coordinator_extra, tag;
+      std::unique_ptr<BenchFleet> fleet;
+    };
+    std::vector<SteadyMode> modes;
+    modes.push_back({"at_least_once", "at_least_once", "", "steady-alo", nullptr});
+    modes.push_back({"exactly_once", "exactly_once", "", "steady-eos", nullptr});
+    modes.push_back({"exactly_once (commit_interval 300ms)", "exactly_once", ", commit_interval: 300ms", "steady-eos300", nullptr});
+    for (SteadyMode& m : modes) {
+      RunSpec s = spec(m.tag);
+      s.processing = m.processing;
+      s.coordinator_extra = m.coordinator_extra;
+      s.workers = 2;
+      ASSIGN_OR_RETURN(m.fleet, BenchFleet::Start(o, s));
+    }
+    for (int round = 1; round <= n.steady_rounds; ++round) {
+      for (size_t i = 0; i < modes.size(); ++i) {
+        SteadyMode& m = modes[(i + round - 1) % modes.size()];  // who goes first rotates
+        const bool transactions = m.processing == "exactly_once";
+        CommitTotals before;
+        if (transactions) {
+          ASSIGN_OR_RETURN(before, ReadCommitTotals(*m.fleet));
+        }
+        ASSIGN_OR_RETURN(auto t, MeasureThroughput(*m.fleet, "chain4", n.steady_tasks));
+        BrokerResults::SteadyRun r;
+        if (transactions) {
+          ASSIGN_OR_RETURN(CommitTotals after, ReadCommitTotals(*m.fleet));
+          r.commits = after.commits - before.commits;
+          r.commit_share = t.seconds > 0 ? (after.seconds - before.seconds) / t.seconds : 0;
+          r.inputs_per_commit = r.commits > 0 ? (after.inputs - before.inputs) / r.commits : 0;
+        }
+        r.round = round;
+        r.mode = m.label;
+        r.steps = t.steps;
+        r.steps_per_s = t.steps_per_s;
+        r.coordinator_cpu_us_per_step = t.steps > 0 ? 1e6 * t.coordinator_cpu_s / t.steps : 0;
+        Say(absl::StrCat("  round ", round, " ", m.label, ": ", static_cast<int64_t>(t.steps_per_s), " steps/s over ",
+                         absl::FormatDuration(absl::Seconds(t.seconds)), ", coordinator ",
+                         r.coordinator_cpu_us_per_step, " µs CPU per step",
+                         transactions ? absl::StrCat("; ", r.commits, " commits of ", r.inputs_per_commit,
+                                                     " inputs, committing ", 100 * r.commit_share, "% of the time")
+                                      : ""));
+        out.steady.push_back(r);
       }
     }
   }

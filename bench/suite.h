@@ -26,11 +26,15 @@ struct BenchOptions {
   // parts, failover and rebalance, run only when named (they take minutes
   // of mostly waiting), and so do features (chain4 against the same 4 calls
   // with routing, a result cache and a child workflow; `routing`, its old
-  // name, runs it too) and lookup (one task's records among a million others).
+  // name, runs it too), steady (exactly_once against at_least_once over
+  // longer alternating rounds) and lookup (one task's records among a
+  // million others).
   std::set<std::string> only;
   bool Runs(const std::string& part) const {
     if (part == "features") return only.count("features") > 0 || only.count("routing") > 0;
-    if (part == "failover" || part == "rebalance" || part == "lookup") return only.count(part) > 0;
+    if (part == "failover" || part == "rebalance" || part == "lookup" || part == "steady") {
+      return only.count(part) > 0;
+    }
     return only.empty() || only.count(part) > 0;
   }
 };
@@ -149,6 +153,24 @@ struct BrokerResults {
     double coordinator_cpu_us_per_call = 0;
   };
   std::vector<Feature> features;
+
+  // exactly_once against at_least_once under sustained load (`--only
+  // steady`): one fleet per mode (and exactly_once with a commit_interval
+  // of 300 ms), all started first, then rounds of
+  // many chain4 tasks submitted at once, the modes in turn (rotated by
+  // round), so the machine's drift hits them alike and each run is long
+  // enough to be steady.
+  struct SteadyRun {
+    int round = 0;
+    std::string mode;  // at_least_once, exactly_once, exactly_once (commit_interval 300ms)
+    int64_t steps = 0;
+    double steps_per_s = 0;
+    double coordinator_cpu_us_per_step = 0;
+    // exactly_once: the transactions committed in the run, the inputs each
+    // took on average, and the share of the run's wall time spent committing.
+    double commits = 0, inputs_per_commit = 0, commit_share = 0;
+  };
+  std::vector<SteadyRun> steady;
 
   // Reading one task's records, as trace, replay, fork and diff do, with a
   // million other tasks' records on the topics (`--only lookup`, real Kafka).

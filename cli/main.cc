@@ -60,7 +60,8 @@ ABSL_FLAG(bool, quick, false, "bench: small counts (checks the suite runs; nothi
 ABSL_FLAG(std::string, only, "",
           "bench: run only these parts besides the raw baseline: modes,inflight,worker,scale,growth; failover and "
           "rebalance (real Kafka only), lookup (real Kafka only), and features (routed4, cached4, child4 against "
-          "chain4; routing is its old name), run only when named");
+          "chain4; routing is its old name) and steady (real Kafka only: exactly_once against at_least_once, rounds of "
+          "50,000 chain4 tasks), run only when named");
 ABSL_FLAG(int, linger_ms, -1, "bench: the producers' linger.ms, for the fleet and the raw baseline (-1: the default, 2)");
 ABSL_FLAG(bool, kafka_only, false, "bench: with --kafka, measure there only (skip the development broker)");
 ABSL_FLAG(bool, kip848, false,

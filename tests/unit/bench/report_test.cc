@@ -64,6 +64,25 @@ TEST(BenchReportTest, EachProfilesModesAreSetAgainstTheRawFiguresOfThatProfile) 
   EXPECT_THAT(md, HasSubstr("; exactly_once step p50 1.50× (**met**)")) << "the targets go by the default profile";
 }
 
+// Each exactly_once run is set against the at_least_once run of its own
+// round (the machine drifts between rounds), and the median is of those
+// ratios, per mode.
+TEST(BenchReportTest, SteadyRunsAreSetAgainstTheirOwnRoundsAtLeastOnce) {
+  BrokerResults r;
+  r.broker = "Kafka";
+  r.steady = {{1, "at_least_once", 200000, 20000, 30, 0, 0, 0},
+              {1, "exactly_once", 200000, 19000, 32, 50, 4000, 0.12},
+              {2, "exactly_once", 200000, 15000, 33, 50, 4000, 0.15},
+              {2, "at_least_once", 200000, 16000, 31, 0, 0, 0},
+              {3, "at_least_once", 200000, 25000, 29, 0, 0, 0},
+              {3, "exactly_once", 200000, 20000, 31, 51, 3922, 0.1}};
+  std::string md = BenchMarkdown({r}, {});
+  EXPECT_THAT(md, HasSubstr("| Kafka | 1 | exactly_once | 200,000 | 19,000 | 95% | 32.0 µs | 50 (4,000) | 12% |"));
+  EXPECT_THAT(md, HasSubstr("| Kafka | 2 | exactly_once | 200,000 | 15,000 | 94% |"));
+  EXPECT_THAT(md, HasSubstr("| Kafka | 3 | at_least_once | 200,000 | 25,000 |  | 29.0 µs |  |  |"));
+  EXPECT_THAT(md, HasSubstr("| Kafka | **median** | exactly_once | | | **94%** |")) << "of 95%, 94% and 80%";
+}
+
 TEST(BenchReportTest, TheSectionReplacesOnlyItselfInTheFile) {
   std::string path = (std::filesystem::temp_directory_path() / "agentfleet-bench-report-test.md").string();
   std::ofstream(path) << "# Benchmarks\n\nhand-written\n";
