@@ -259,8 +259,9 @@ void WriteSteadyTable(std::ostringstream& md, const std::vector<BrokerResults>& 
     }
     for (auto& [mode, v] : ratios) {
       std::sort(v.begin(), v.end());
-      md << "| " << r.broker << " | **median** | " << mode << " | | | **" << Num(100 * v[v.size() / 2])
-         << "%** | | | |\n";
+      const size_t n = v.size();
+      const double median = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+      md << "| " << r.broker << " | **median** | " << mode << " | | | **" << Num(100 * median) << "%** | | | |\n";
     }
   }
 }

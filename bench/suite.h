@@ -155,11 +155,11 @@ struct BrokerResults {
   std::vector<Feature> features;
 
   // exactly_once against at_least_once under sustained load (`--only
-  // steady`): one fleet per mode (and exactly_once with a commit_interval
-  // of 300 ms), all started first, then rounds of
-  // many chain4 tasks submitted at once, the modes in turn (rotated by
-  // round), so the machine's drift hits them alike and each run is long
-  // enough to be steady.
+  // steady`, real Kafka): one fleet per mode (and exactly_once with a
+  // commit_interval of 300 ms), all started first, then rounds of many
+  // chain4 tasks submitted at once, the modes in turn (rotated by round),
+  // so the machine's drift hits them alike and each run is long enough to
+  // be steady.
   struct SteadyRun {
     int round = 0;
     std::string mode;  // at_least_once, exactly_once, exactly_once (commit_interval 300ms)
