@@ -2,13 +2,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/report.h"
@@ -32,6 +35,14 @@ std::string Machine() {
 }  // namespace
 
 int RunBench(const BenchCommandOptions& options) {
+  // A misspelt part would otherwise run nothing but the raw baseline, quietly.
+  for (absl::string_view part : absl::StrSplit(options.only, ',', absl::SkipEmpty())) {
+    if (std::find(std::begin(kBenchParts), std::end(kBenchParts), part) == std::end(kBenchParts)) {
+      std::cerr << "agentfleet bench: --only: unknown part '" << part << "' (parts: "
+                << absl::StrJoin(kBenchParts, ",") << ")\n";
+      return 2;
+    }
+  }
   char dir_template[] = "/tmp/agentfleet-bench.XXXXXX";
   std::string dir = mkdtemp(dir_template);
   std::cerr << "agentfleet bench: logs and configs in " << dir << "\n";

@@ -14,6 +14,10 @@
 
 namespace agentfleet {
 
+// The parts `--only` may name (`routing`: the old name of `features`).
+inline constexpr const char* kBenchParts[] = {"modes",     "inflight", "worker",   "scale",   "growth", "failover",
+                                              "rebalance", "lookup",   "features", "routing", "steady"};
+
 struct BenchOptions {
   std::string broker_name;  // as the report names it
   std::string bootstrap;    // a running broker; empty: the development broker, hosted in this process
@@ -30,6 +34,7 @@ struct BenchOptions {
   // longer alternating rounds) and lookup (one task's records among a
   // million others).
   std::set<std::string> only;
+  // `part`: one of kBenchParts (`agentfleet bench` refuses any other).
   bool Runs(const std::string& part) const {
     if (part == "features") return only.count("features") > 0 || only.count("routing") > 0;
     if (part == "failover" || part == "rebalance" || part == "lookup" || part == "steady") {
