@@ -238,10 +238,11 @@ void WriteSteadyTable(std::ostringstream& md, const std::vector<BrokerResults>& 
         " rounds of `chain4` tasks submitted at once, the modes in turn (who goes first rotates by round), so the"
         " shared machine's drift hits them alike. *Steps/s*: from the first submission to the last result;"
         " *of at_least_once*: against the at_least_once run of the same round; *commits*, *time committing*: from"
-        " the coordinator's `agentfleet_coordinator_commit_seconds` and `_commit_inputs`, the share of the run's"
-        " wall time its loop spent in commits.\n\n";
+        " the coordinator's `agentfleet_coordinator_commit_seconds` and `_commit_inputs`, the commits' time as a"
+        " share of the run's wall time; *loop waiting*: from `agentfleet_coordinator_commit_wait_seconds_total`,"
+        " the share its loop stood still for them (a commit under load runs beside the next batch).\n\n";
   md << "| broker | round | mode | steps | steps/s | of at_least_once | coordinator CPU per step |"
-        " commits (inputs each) | time committing |\n|---|---|---|---|---|---|---|---|---|\n";
+        " commits (inputs each) | time committing | loop waiting |\n|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : results) {
     std::map<std::string, std::vector<double>> ratios;  // by mode
     for (const auto& x : r.steady) {
@@ -255,13 +256,14 @@ void WriteSteadyTable(std::ostringstream& md, const std::vector<BrokerResults>& 
          << " | " << Num(x.steps_per_s) << " | " << (x.mode == "at_least_once" ? "" : Num(100 * ratio) + "%") << " | "
          << Num(x.coordinator_cpu_us_per_step, 1) << " µs | "
          << (x.commits > 0 ? absl::StrCat(Num(x.commits), " (", Num(x.inputs_per_commit), ")") : "") << " | "
-         << (x.commits > 0 ? Num(100 * x.commit_share) + "%" : "") << " |\n";
+         << (x.commits > 0 ? Num(100 * x.commit_share) + "%" : "") << " | "
+         << (x.commits > 0 ? Num(100 * x.wait_share) + "%" : "") << " |\n";
     }
     for (auto& [mode, v] : ratios) {
       std::sort(v.begin(), v.end());
       const size_t n = v.size();
       const double median = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-      md << "| " << r.broker << " | **median** | " << mode << " | | | **" << Num(100 * median) << "%** | | | |\n";
+      md << "| " << r.broker << " | **median** | " << mode << " | | | **" << Num(100 * median) << "%** | | | | |\n";
     }
   }
 }

@@ -485,9 +485,11 @@ absl::StatusOr<std::vector<v1::TaskResult>> SteadyLoad(BenchFleet& f, const std:
 }
 
 // The coordinator's transaction commits so far (exactly_once), from its
-// /metrics: how many, the seconds they took, and the inputs they committed.
+// /metrics: how many, the seconds they took, the inputs they committed, and
+// the seconds its loop stood still for them (less: a commit under load runs
+// beside the next batch).
 struct CommitTotals {
-  double commits = 0, seconds = 0, inputs = 0;
+  double commits = 0, seconds = 0, inputs = 0, waited = 0;
 };
 absl::StatusOr<CommitTotals> ReadCommitTotals(BenchFleet& f) {
   int port = 0;
@@ -517,6 +519,7 @@ absl::StatusOr<CommitTotals> ReadCommitTotals(BenchFleet& f) {
     if (absl::StartsWith(parts[0], "agentfleet_coordinator_commit_seconds_count")) t.commits += v;
     if (absl::StartsWith(parts[0], "agentfleet_coordinator_commit_seconds_sum")) t.seconds += v;
     if (absl::StartsWith(parts[0], "agentfleet_coordinator_commit_inputs_sum")) t.inputs += v;
+    if (absl::StartsWith(parts[0], "agentfleet_coordinator_commit_wait_seconds_total")) t.waited += v;
   }
   return t;
 }
@@ -1038,6 +1041,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
           ASSIGN_OR_RETURN(CommitTotals after, ReadCommitTotals(*m.fleet));
           r.commits = after.commits - before.commits;
           r.commit_share = t.seconds > 0 ? (after.seconds - before.seconds) / t.seconds : 0;
+          r.wait_share = t.seconds > 0 ? (after.waited - before.waited) / t.seconds : 0;
           r.inputs_per_commit = r.commits > 0 ? (after.inputs - before.inputs) / r.commits : 0;
         }
         r.round = round;
@@ -1049,7 +1053,8 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
                          absl::FormatDuration(absl::Seconds(t.seconds)), ", coordinator ",
                          r.coordinator_cpu_us_per_step, " µs CPU per step",
                          transactions ? absl::StrCat("; ", r.commits, " commits of ", r.inputs_per_commit,
-                                                     " inputs, committing ", 100 * r.commit_share, "% of the time")
+                                                     " inputs, committing ", 100 * r.commit_share,
+                                                     "% of the time, the loop waiting ", 100 * r.wait_share, "%")
                                       : ""));
         out.steady.push_back(r);
       }

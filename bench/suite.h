@@ -172,8 +172,9 @@ struct BrokerResults {
     double steps_per_s = 0;
     double coordinator_cpu_us_per_step = 0;
     // exactly_once: the transactions committed in the run, the inputs each
-    // took on average, and the share of the run's wall time spent committing.
-    double commits = 0, inputs_per_commit = 0, commit_share = 0;
+    // took on average, the share of the run's wall time spent committing, and
+    // the share the coordinator's loop stood still for commits.
+    double commits = 0, inputs_per_commit = 0, commit_share = 0, wait_share = 0;
   };
   std::vector<SteadyRun> steady;
 

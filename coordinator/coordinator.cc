@@ -215,9 +215,16 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
     if (outcome == "applied") engine_.LimitsChanged();
   }
   bool timers_due = engine_.NextTimer() <= clock_->Now();
+  if (!commit_due_.empty() && in_transaction_) {
+    // Deferred by the last round (a full batch): it runs while this batch is
+    // processed. (A rebalance in the poll may have committed it already.)
+    StartCommit(commit_due_, /*overlap=*/true);
+  }
+  commit_due_.clear();
   if (!batch.empty() || timers_due || !deferred_dead_letters_.empty()) {
     if (exactly_once()) {
-      RETURN_IF_ERROR(EnsureTransaction());
+      // With a commit in flight the next transaction begins after it.
+      if (!commit_.valid()) RETURN_IF_ERROR(EnsureTransaction());
     } else {
       batch_ = committer_.Begin();
     }
@@ -246,6 +253,17 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
       offsets[{m.topic, m.partition}] = m.offset + 1;
     }
     engine_.Tick(&out);
+    if (commit_.valid()) {
+      absl::StatusOr<bool> committed = FinishCommit(/*rewind=*/true);
+      if (!committed.ok()) return committed.status();
+      // Aborted and rewound: this batch is read again from the last commit.
+      if (!*committed) return batch.size();
+      RETURN_IF_ERROR(EnsureTransaction());
+      // As their callers do, a message the client refuses at once is dropped
+      // (dead letters and tombstones).
+      for (OutboundMessage& m : held_) (void)producer_->Produce(std::move(m));
+      held_.clear();
+    }
     if (absl::Status published = Publish(out); !published.ok()) {
       AbandonTransaction(published);
       return published;
@@ -257,15 +275,27 @@ absl::StatusOr<size_t> Coordinator::RunOnce() {
       committer_.Seal(batch_, std::move(offsets));
     }
   }
+  if (commit_.valid()) {  // nothing came to overlap it with
+    absl::StatusOr<bool> committed = FinishCommit(/*rewind=*/true);
+    if (!committed.ok()) return committed.status();
+  }
   if (in_transaction_) {
     // Adaptive: the poll took everything the client had (fewer than a full
     // batch), so nothing is gained by waiting; what arrives during this
     // commit makes the next, larger transaction. Either way no transaction
     // stays open longer than commit_interval.
-    const bool drained = config_->coordinator.commit_policy == CoordinatorConfig::CommitPolicy::kAdaptive &&
-                         batch.size() < options_.max_batch;
+    // Under load (a full batch: more input is waiting) the commit is made
+    // while the next batch is processed, not here: the loop does not stand
+    // still for it.
+    const bool full = batch.size() >= options_.max_batch;
+    const bool drained =
+        config_->coordinator.commit_policy == CoordinatorConfig::CommitPolicy::kAdaptive && !full;
     if (clock_->Now() - transaction_started_ >= config_->coordinator.commit_interval) {
-      RETURN_IF_ERROR(CommitNow(/*rewind=*/true, "interval"));
+      if (full) {
+        commit_due_ = "interval";
+      } else {
+        RETURN_IF_ERROR(CommitNow(/*rewind=*/true, "interval"));
+      }
     } else if (drained) {
       RETURN_IF_ERROR(CommitNow(/*rewind=*/true, "drained"));
     }
@@ -310,27 +340,50 @@ absl::Status Coordinator::CommitNow(bool rewind, absl::string_view trigger) {
     return absl::OkStatus();
   }
   if (!in_transaction_) return absl::OkStatus();
-  const absl::Time commit_start = absl::Now();  // real time: this waits for the broker
-  absl::Status status;
-  if (!pending_offsets_.empty()) {
-    std::vector<TopicPartition> offsets;
-    for (const auto& [tp, next] : pending_offsets_) offsets.push_back({tp.first, tp.second, next});
-    std::unique_ptr<GroupMetadata> group = consumer_->CurrentGroupMetadata();
-    status = producer_->SendOffsetsToTransaction(offsets, *group, options_.kafka_timeout);
-  }
-  if (status.ok()) status = producer_->CommitTransaction(options_.kafka_timeout);
-  if (metrics_) metrics_->Commit(trigger, absl::Now() - commit_start, transaction_inputs_, status.ok());
+  // Never with a commit in flight: that is only inside RunOnce, after its poll.
+  StartCommit(trigger, /*overlap=*/false);
+  return FinishCommit(rewind).status();
+}
+
+void Coordinator::StartCommit(absl::string_view trigger, bool overlap) {
+  std::vector<TopicPartition> offsets;
+  for (const auto& [tp, next] : pending_offsets_) offsets.push_back({tp.first, tp.second, next});
+  // The group's generation as of the input consumed (taken on this thread).
+  std::unique_ptr<GroupMetadata> group = offsets.empty() ? nullptr : consumer_->CurrentGroupMetadata();
+  commit_trigger_ = std::string(trigger);
+  commit_inputs_ = transaction_inputs_;
   in_transaction_ = false;
   transaction_inputs_ = 0;
   pending_offsets_.clear();
-  if (!status.ok()) {
-    Log(LogLevel::kError, kComponent, "transaction failed", {{"error", status.message()}});
-    // Fenced: another instance owns this transactional id; stop.
-    if (absl::IsFailedPrecondition(status)) return status;
-    // Nothing of this transaction is visible: go back to the last commit.
-    return AbortAndRewind(status, rewind);
+  auto commit = [producer = producer_, timeout = options_.kafka_timeout, offsets = std::move(offsets),
+                 group = std::move(group)]() {
+    const absl::Time start = absl::Now();  // real time: this waits for the broker
+    absl::Status status;
+    if (!offsets.empty()) status = producer->SendOffsetsToTransaction(offsets, *group, timeout);
+    if (status.ok()) status = producer->CommitTransaction(timeout);
+    return CommitOutcome{status, absl::Now() - start};
+  };
+  commit_ = std::async(overlap ? std::launch::async : std::launch::deferred, std::move(commit));
+}
+
+absl::StatusOr<bool> Coordinator::FinishCommit(bool rewind) {
+  const absl::Time wait_start = absl::Now();
+  CommitOutcome outcome = commit_.get();
+  if (metrics_) {
+    metrics_->Commit(commit_trigger_, outcome.took, commit_inputs_, outcome.status.ok());
+    metrics_->CommitWaited(absl::Now() - wait_start);
   }
-  return status;
+  if (outcome.status.ok()) return true;
+  // What came since the commit began goes with the rewind.
+  held_.clear();
+  pending_offsets_.clear();
+  transaction_inputs_ = 0;
+  Log(LogLevel::kError, kComponent, "transaction failed", {{"error", outcome.status.message()}});
+  // Fenced: another instance owns this transactional id; stop.
+  if (absl::IsFailedPrecondition(outcome.status)) return outcome.status;
+  // Nothing of this transaction is visible: go back to the last commit.
+  RETURN_IF_ERROR(AbortAndRewind(outcome.status, rewind));
+  return false;
 }
 
 absl::Status Coordinator::AbortAndRewind(const absl::Status& cause, bool rewind) {
@@ -513,7 +566,13 @@ absl::Status Coordinator::LoadAuditHeads(const std::vector<int32_t>& gained) {
 }
 
 absl::Status Coordinator::Produce(OutboundMessage message) {
-  if (exactly_once()) return producer_->Produce(std::move(message));
+  if (exactly_once()) {
+    if (commit_.valid()) {  // for the next transaction
+      held_.push_back(std::move(message));
+      return absl::OkStatus();
+    }
+    return producer_->Produce(std::move(message));
+  }
   DeliveryCallback delivered = committer_.Track(batch_);
   absl::Status s = producer_->Produce(std::move(message), delivered);
   if (!s.ok()) delivered(s);  // could not even queue it: a failed delivery

@@ -25,12 +25,23 @@
 // an error, and its Replica (coordinator/replica.h) starts a new incarnation
 // with fresh clients, which resumes from committed state.
 //
+// Overlapped commits (exactly_once under load): when commit_interval is up
+// after a full batch, more input is waiting, so the commit is not made at
+// once: the next poll takes the next batch, the commit runs on a second
+// thread while that batch is processed, and what the batch produces is held
+// until the commit has ended and the next transaction begins (StartCommit,
+// FinishCommit). A failed commit rewinds the batch with it. A commit is in
+// flight only inside RunOnce, after its poll: rebalance callbacks, Run's final
+// commit and the rewind never meet one.
+//
 // Threading: everything on the loop thread (rebalance callbacks run inside
-// Consumer::Poll); the producer's delivery thread only touches BatchCommitter.
+// Consumer::Poll) but an overlapped commit's Kafka calls; the producer's
+// delivery thread only touches BatchCommitter.
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <map>
 #include <set>
 #include <string>
@@ -139,6 +150,25 @@ class Coordinator : public RebalanceListener {
   // coordinator goes back to the last commit in-process (AbortAndRewind).
   // `trigger` names why, for agentfleet_coordinator_commit_seconds.
   [[nodiscard]] absl::Status CommitNow(bool rewind = true, absl::string_view trigger = "rebalance");
+  // exactly_once: closes the open transaction and starts committing it (its
+  // offsets, then the commit), on another thread when `overlap`, else when
+  // FinishCommit asks. Produce() holds what comes until FinishCommit.
+  void StartCommit(absl::string_view trigger, bool overlap);
+  // Waits for the commit StartCommit began; a failure is handled as
+  // CommitNow's (the held output and the input since are dropped with the
+  // rewind); returns whether it committed (false: aborted and rewound).
+  [[nodiscard]] absl::StatusOr<bool> FinishCommit(bool rewind);
+  struct CommitOutcome {
+    absl::Status status;
+    absl::Duration took;
+  };
+  std::future<CommitOutcome> commit_;  // valid from StartCommit to FinishCommit
+  std::string commit_trigger_;
+  size_t commit_inputs_ = 0;
+  // A commit deferred to overlap the next batch (its trigger), or empty.
+  std::string commit_due_;
+  // Produced while a commit was in flight: sent first in the next transaction.
+  std::vector<OutboundMessage> held_;
   // After a failed transaction: aborts it (retrying while the broker is
   // unreachable), forgets every task state since the last commit, rewinds
   // the consumer to the committed offsets and restores state from the state

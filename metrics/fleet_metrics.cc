@@ -202,7 +202,12 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                      {}, Exponential(1, 4, 9)),
       commit_failures_(CounterFamily(r, "agentfleet_coordinator_commit_failures_total",
                                      "exactly_once: transactions that failed to commit (aborted and redone)."),
-                       {}) {}
+                       {}),
+      commit_wait_(CounterFamily(r, "agentfleet_coordinator_commit_wait_seconds_total",
+                                 "exactly_once: time the coordinator's loop stood still for commits. A commit "
+                                 "under load runs while the next batch is processed, so this is less than the "
+                                 "sum of agentfleet_coordinator_commit_seconds."),
+                   {}) {}
 
 void CoordinatorMetrics::Commit(absl::string_view trigger, absl::Duration took, size_t inputs, bool ok) {
   if (!ok) {
@@ -211,6 +216,10 @@ void CoordinatorMetrics::Commit(absl::string_view trigger, absl::Duration took, 
   }
   commit_seconds_.With({trigger}).Observe(absl::ToDoubleSeconds(took));
   commit_inputs_.With({}).Observe(static_cast<double>(inputs));
+}
+
+void CoordinatorMetrics::CommitWaited(absl::Duration waited) {
+  commit_wait_.With({}).Increment(absl::ToDoubleSeconds(waited));
 }
 
 void CoordinatorMetrics::SemanticLookup(absl::string_view agent, absl::string_view outcome) {

@@ -90,6 +90,8 @@ class CoordinatorMetrics {
   // exactly_once: one transaction's commit, `trigger` drained, interval,
   // stop or rebalance; `inputs` the input messages it committed.
   void Commit(absl::string_view trigger, absl::Duration took, size_t inputs, bool ok);
+  // The loop waited `waited` for a commit (all of it, or what overlapping left).
+  void CommitWaited(absl::Duration waited);
 
  private:
   Series<prometheus::Counter> calls_, tokens_, cost_, schema_violations_;
@@ -114,6 +116,7 @@ class CoordinatorMetrics {
   Series<prometheus::Counter> config_reloads_;
   Series<prometheus::Histogram> commit_seconds_, commit_inputs_;
   Series<prometheus::Counter> commit_failures_;
+  Series<prometheus::Counter> commit_wait_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, int64_t> window_waiting_n_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, double> mean_call_s_ ABSL_GUARDED_BY(mu_);

@@ -24,6 +24,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -489,6 +490,7 @@ class FakeProducer : public Producer {
         return failed;
       }
       ++commits_;
+      commit_threads_.push_back(std::this_thread::get_id());
       offsets.swap(txn_offsets_);
       consumer = txn_consumer_;
       if (log_ != nullptr && txn_ != 0) log_->EndTransaction(txn_, /*commit=*/true);
@@ -518,6 +520,11 @@ class FakeProducer : public Producer {
   int aborts() {
     absl::MutexLock lock(&mu_);
     return aborts_;
+  }
+  // The threads the successful CommitTransactions ran on, in order.
+  std::vector<std::thread::id> commit_threads() {
+    absl::MutexLock lock(&mu_);
+    return commit_threads_;
   }
   int offsets_sent() {
     absl::MutexLock lock(&mu_);
@@ -555,6 +562,7 @@ class FakeProducer : public Producer {
   std::set<std::string> refuse_topics_ ABSL_GUARDED_BY(mu_);
   int commits_ ABSL_GUARDED_BY(mu_) = 0;
   int aborts_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread::id> commit_threads_ ABSL_GUARDED_BY(mu_);
   int offsets_sent_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<TopicPartition> txn_offsets_ ABSL_GUARDED_BY(mu_);
   FakeConsumer* txn_consumer_ ABSL_GUARDED_BY(mu_) = nullptr;

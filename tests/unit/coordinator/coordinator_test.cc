@@ -501,10 +501,67 @@ TEST_F(AdaptiveCommitTest, AnInputThatIsNeverDrainedIsStillCommittedEveryInterva
   EXPECT_EQ(producer_.commits(), commits_before);
   clock_.Advance(config_.coordinator.commit_interval / 2);
   submit_two();
-  RunOnce();  // full again, but the interval is up
+  RunOnce();  // full again, and the interval is up: committed with the next batch
+  EXPECT_EQ(producer_.commits(), commits_before);
+  submit_two();
+  RunOnce();
   EXPECT_EQ(producer_.commits(), commits_before + 1);
   EXPECT_EQ(Commits("interval"), 1);
+  EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 6) << "the batch processed during the commit is not in it";
+}
+
+// Under load (a full batch when the interval is up) the commit runs on a
+// second thread while the next batch is processed; that batch's output waits
+// for the next transaction, so a reader sees it only when that commits.
+TEST_F(AdaptiveCommitTest, UnderLoadTheCommitRunsBesideTheNextBatchWhoseOutputWaitsForTheNextTransaction) {
+  FakeConsumer worker{nullptr, &log_};
+  const std::string work = topics_.Work("a");
+  ASSERT_TRUE(worker.Assign({{work, 0, 0}, {work, 1, 0}}).ok());
+  Start();
+  const int commits_before = producer_.commits();
+  for (const char* id : {"t1", "t2", "t3", "t4", "t5"}) Submit(id, "hello", id);
+  RunOnce();  // t1, t2
+  clock_.Advance(config_.coordinator.commit_interval);
+  RunOnce();  // t3, t4: full, the interval is up
+  EXPECT_EQ(producer_.commits(), commits_before);
+  EXPECT_THAT(WorkerSees(worker), ::testing::IsEmpty());
+  RunOnce();  // t5 processed while t1..t4 commit; drained, so committed too
+  EXPECT_EQ(producer_.commits(), commits_before + 2);
+  EXPECT_EQ(Commits("interval"), 1);
+  EXPECT_EQ(Commits("drained"), 1);
+  ASSERT_EQ(producer_.commit_threads().size(), static_cast<size_t>(commits_before + 2));
+  EXPECT_NE(producer_.commit_threads()[commits_before], std::this_thread::get_id())
+      << "the commit under load ran on the loop's thread";
+  EXPECT_THAT(WorkerSees(worker), ::testing::ElementsAre("t1", "t2", "t3", "t4", "t5")) << "each once, in order";
+  EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 5);
+  EXPECT_EQ(CommittedInputs(), 5);
+}
+
+// A commit that fails while the next batch is processed takes that batch
+// with it: both are read again from the last commit, and every step is
+// dispatched once.
+TEST_F(AdaptiveCommitTest, AnOverlappedCommitThatFailsRewindsTheBatchProcessedBesideItToo) {
+  FakeConsumer worker{nullptr, &log_};
+  const std::string work = topics_.Work("a");
+  ASSERT_TRUE(worker.Assign({{work, 0, 0}, {work, 1, 0}}).ok());
+  Start();
+  for (const char* id : {"t1", "t2", "t3", "t4"}) Submit(id, "hello", id);
+  consumer_.Append(topics_.tasks, 0, "junk", "not a submission", {});  // dead-lettered beside the commit
+  Submit("t5", "hello", "t5");
+  RunOnce();  // t1, t2
+  clock_.Advance(config_.coordinator.commit_interval);
+  RunOnce();  // t3, t4: full, the interval is up
+  producer_.FailNextCommit(absl::AbortedError("commit_transaction: Broker: Transaction coordinator is loading"));
+  RunOnce();  // the junk and t5, while t1..t4 fail to commit
+  EXPECT_EQ(producer_.aborts(), 1);
+  EXPECT_EQ(consumer_.rewinds(), 1);
+  EXPECT_THAT(WorkerSees(worker), ::testing::IsEmpty());
+  EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 0);
+  EXPECT_THAT(producer_.To(topics_.dlq), ::testing::IsEmpty()) << "the held dead letter went with the rewind";
+  for (int i = 0; i < 4; ++i) RunOnce();  // three full batches again, then drained
+  EXPECT_THAT(WorkerSees(worker), ::testing::ElementsAre("t1", "t2", "t3", "t4", "t5")) << "each once";
   EXPECT_EQ(consumer_.Committed(topics_.tasks, 0), 6);
+  EXPECT_EQ(producer_.To(topics_.dlq).size(), 1u);
 }
 
 // Two replicas in one consumer group over one log: the task's partitions
