@@ -98,6 +98,16 @@ constexpr char kChild4[] = R"(    steps:
       - {id: s3, agent: echo, input: {prev: $steps.s2}}
 )";
 
+// chain4 with a wait step before its third call; the bench's client sends
+// the signal right after each submission (BenchFleet::Submit).
+constexpr char kWaited4[] = R"(    steps:
+      - {id: s1, agent: echo, input: {text: $task.text}}
+      - {id: s2, agent: echo, input: {prev: $steps.s1}}
+      - {id: go, wait: {signal: go, timeout: 10m}}
+      - {id: s3, agent: echo, input: {prev: $steps.s2, go: $steps.go}}
+      - {id: s4, agent: echo, input: {prev: $steps.s3}}
+)";
+
 constexpr char kRouted4[] = R"(    steps:
       - {id: s1, agent: echo, input: {text: $task.text}}
       - id: s2
@@ -159,7 +169,7 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       chain("echo", 1), "  chain4:\n", chain("echo", 4), "  slow_chain4:\n", chain("slow", 4),
       "  slow_one:\n", chain("slow", 1), "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
       "  routed4:\n", kRouted4, "  cached4:\n", kCached4, "  chain2:\n", chain("echo", 2),
-      "  child4:\n", kChild4, "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
+      "  child4:\n", kChild4, "  waited4:\n", kWaited4, "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
       "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing,
       static_membership ? ", static_membership: true" : "", "}\n",
       "worker: {group_prefix: ", prefix, "workers}\n", extra);
@@ -285,6 +295,18 @@ absl::Status BenchFleet::Submit(std::vector<v1::TaskSubmission> tasks) {
     collector_->Expect(t.task_id(), now);
     Encoded e = Encode(t, NewTraceparent());
     RETURN_IF_ERROR(producer_->Produce({topics.tasks, t.task_id(), std::move(e.payload), std::move(e.headers)}));
+    if (t.workflow() == "waited4") {
+      // Its wait step's signal, at once: as an approval service that answers
+      // straight away would (a signal before the step starts is kept for it).
+      v1::TaskSignal signal;
+      signal.set_task_id(t.task_id());
+      signal.set_name("go");
+      signal.set_sender("bench");
+      signal.mutable_payload()->set_bool_value(true);
+      *signal.mutable_sent_at() = ToTimestamp(now);
+      Encoded se = Encode(signal, NewTraceparent());
+      RETURN_IF_ERROR(producer_->Produce({topics.signals, t.task_id(), std::move(se.payload), std::move(se.headers)}));
+    }
     collector_->Poll(absl::ZeroDuration());
   }
   return producer_->Flush(absl::Seconds(60));
@@ -981,10 +1003,10 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     RunSpec s = spec(mode == "at_least_once" ? "feature-alo" : "feature-eos");
     s.processing = mode;
     s.workers = 2;
-    Say("features, " + mode + ": routed4, cached4, child4 against chain4, 1 coordinator, 2 workers, 0 ms agents");
+    Say("features, " + mode + ": routed4, cached4, child4, waited4 against chain4, 1 coordinator, 2 workers, 0 ms agents");
     ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
     for (int round = 0; round < 2; ++round) {  // alternating, so drift hits all alike
-      for (std::string workflow : {"chain4", "routed4", "cached4", "child4"}) {
+      for (std::string workflow : {"chain4", "routed4", "cached4", "child4", "waited4"}) {
         BrokerResults::Feature r;
         r.mode = mode;
         r.workflow = workflow;

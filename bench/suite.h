@@ -149,10 +149,11 @@ struct BrokerResults {
   // (`--only features`): routed4; cached4 (an agent with a result cache,
   // every input new: a lookup, a miss and an insert per call); child4 (the
   // middle 2 calls as a child workflow: a child task through the tasks
-  // topic, its result back to the parent).
+  // topic, its result back to the parent); waited4 (a wait step before the
+  // third call, its signal sent by the client right after the submission).
   struct Feature {
     std::string mode;
-    std::string workflow;      // chain4, routed4, cached4, child4
+    std::string workflow;      // chain4, routed4, cached4, child4, waited4
     Percentiles per_call;      // accepted → finished of one task at a time, / its 4 calls
     double calls_per_s = 0;    // tasks submitted at once
     double coordinator_cpu_us_per_call = 0;
@@ -198,7 +199,8 @@ struct BrokerResults {
 // slow2s_one, parked_one, fan and parked_fan (one step over $task.items), and
 // routed4: the 4 calls of chain4 behind when: conditions, beside 2 branches
 // that are skipped; cached4: chain4 on an agent with a result cache; child4:
-// a call, a child workflow of 2 calls (chain2), a call.
+// a call, a child workflow of 2 calls (chain2), a call; waited4: chain4 with
+// a wait step before its third call (Submit sends its signal).
 // `kafka_extra`: more lines of the kafka section (`  producer: {...}`).
 std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra,
                         const std::string& kafka_extra = "", bool static_membership = false);

@@ -150,14 +150,20 @@ absl::Status TaskEngine::Submit(const v1::TaskSubmission& submission, const std:
   if (submission.has_deadline()) task->deadline = std::min(task->deadline, FromTimestamp(submission.deadline()));
   Task& t = *task;
   Activate(std::move(task));
-  if (auto ahead = cancels_ahead_.find(id); ahead != cancels_ahead_.end()) {
-    // Cancelled before it was read: it ends CANCELLED without running a step.
-    v1::Error error = MakeError(kCancelled, ahead->second.reason);
-    expiries_.erase({ahead->second.at + config_->coordinator.finished_retention, id});
-    cancels_ahead_.erase(ahead);
-    ++stats_.cancelled;
-    Finish(t, v1::TASK_STATUS_CANCELLED, &error, out);
-    return absl::OkStatus();
+  if (auto ahead = ahead_.find(id); ahead != ahead_.end()) {
+    Ahead kept = ahead->second;
+    expiries_.erase({kept.at + config_->coordinator.finished_retention, id});
+    ForgetAhead(ahead);
+    if (kept.cancel) {
+      // Cancelled before it was read: it ends CANCELLED without running a step.
+      v1::Error error = MakeError(kCancelled, kept.reason);
+      ++stats_.cancelled;
+      Finish(t, v1::TASK_STATUS_CANCELLED, &error, out);
+      return absl::OkStatus();
+    }
+    // Signals that overtook it, as if they had come now: kept for the wait
+    // steps (none has started).
+    for (const v1::TaskSignal& signal : kept.signals) (void)DeliverSignal(t, signal, out);
   }
   StartReadySteps(t, out);
   if (!t.finished) Touch(t);
@@ -1315,8 +1321,7 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
 }
 
 SignalOutcome TaskEngine::DeliverSignal(Task& task, const v1::TaskSignal& signal, Outbox* out) {
-  // Signals beyond this many, for steps that have not started, are dropped.
-  constexpr size_t kMaxPendingSignals = 16;
+  // Signals beyond kMaxPendingSignals, for steps that have not started, are dropped.
   if (SignalOutcome answered; DeliverAnswer(task, signal, &answered, out)) return answered;
   bool later = false;  // a step that has not started waits for this name
   for (size_t i = 0; i < task.steps.size(); ++i) {
@@ -1348,6 +1353,49 @@ SignalOutcome TaskEngine::DeliverSignal(Task& task, const v1::TaskSignal& signal
   return SignalOutcome::kBuffered;
 }
 
+SignalOutcome TaskEngine::KeepAhead(const v1::TaskSignal& signal, int32_t partition) {
+  const std::string& id = signal.task_id();
+  auto it = ahead_.find(id);
+  if (it == ahead_.end()) {
+    if (ahead_.size() >= kMaxAhead) return SignalOutcome::kUnknownTask;
+    const absl::Time now = clock_->Now();
+    it = ahead_.emplace(id, Ahead{}).first;
+    it->second.at = now;
+    it->second.partition = partition;
+    expiries_.insert({now + config_->coordinator.finished_retention, id});
+  }
+  Ahead& a = it->second;
+  SignalOutcome outcome = SignalOutcome::kBuffered;
+  if (signal.cancel()) {
+    a.cancel = true;
+    a.reason = signal.reason().empty() ? "cancelled" : signal.reason();
+    outcome = SignalOutcome::kCancelAhead;
+  } else {
+    for (const v1::TaskSignal& s : a.signals) {
+      if (s.name() == signal.name()) return SignalOutcome::kDuplicate;
+    }
+    const size_t bytes = signal.ByteSizeLong();
+    if (a.signals.size() >= kMaxPendingSignals) return SignalOutcome::kUnwanted;
+    if (ahead_bytes_ + bytes > kMaxAheadBytes) {
+      if (!a.cancel && a.signals.empty()) {  // nothing kept for it after all
+        expiries_.erase({a.at + config_->coordinator.finished_retention, id});
+        ahead_.erase(it);
+      }
+      return SignalOutcome::kUnknownTask;
+    }
+    ahead_bytes_ += bytes;
+    a.signals.push_back(signal);
+  }
+  dirty_.insert(id);
+  dirty_partition_[id] = partition;
+  return outcome;
+}
+
+void TaskEngine::ForgetAhead(absl::flat_hash_map<std::string, Ahead>::iterator it) {
+  for (const v1::TaskSignal& signal : it->second.signals) ahead_bytes_ -= signal.ByteSizeLong();
+  ahead_.erase(it);
+}
+
 void TaskEngine::EndWait(Task& task, size_t step, Json output, const std::string& note, Outbox* out) {
   StepRun& s = task.steps[step];
   Instance& inst = s.instances[0];
@@ -1370,21 +1418,11 @@ SignalOutcome TaskEngine::OnSignal(const v1::TaskSignal& signal, int32_t partiti
       ++stats_.signals_ignored;
       return SignalOutcome::kFinishedTask;
     }
-    // A cancellation that overtook its submission: kept, durably, so the
-    // submission ends CANCELLED when it is read.
-    if (signal.cancel() && (cancels_ahead_.contains(id) || cancels_ahead_.size() < kMaxCancelsAhead)) {
-      absl::Time now = clock_->Now();
-      if (auto old = cancels_ahead_.find(id); old != cancels_ahead_.end()) {
-        expiries_.erase({old->second.at + config_->coordinator.finished_retention, id});
-      }
-      cancels_ahead_[id] = {signal.reason().empty() ? "cancelled" : signal.reason(), now, partition};
-      expiries_.insert({now + config_->coordinator.finished_retention, id});
-      dirty_.insert(id);
-      dirty_partition_[id] = partition;
-      return SignalOutcome::kCancelAhead;
-    }
-    ++stats_.signals_ignored;
-    return SignalOutcome::kUnknownTask;
+    // A signal that overtook its submission (a child's result is for a
+    // parent that exists): kept, durably, for when the submission is read.
+    SignalOutcome kept = signal.has_child_result() ? SignalOutcome::kUnknownTask : KeepAhead(signal, partition);
+    if (kept != SignalOutcome::kCancelAhead && kept != SignalOutcome::kBuffered) ++stats_.signals_ignored;
+    return kept;
   }
   Task& task = *it->second;
   if (signal.has_child_result()) {
@@ -1557,11 +1595,11 @@ void TaskEngine::Tick(Outbox* out) {
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     std::string id = expiries_.begin()->second;
     expiries_.erase(expiries_.begin());
-    if (auto ahead = cancels_ahead_.find(id);
-        ahead != cancels_ahead_.end() && ahead->second.at + config_->coordinator.finished_retention <= now) {
+    if (auto ahead = ahead_.find(id);
+        ahead != ahead_.end() && ahead->second.at + config_->coordinator.finished_retention <= now) {
       dirty_.insert(id);
       dirty_partition_[id] = ahead->second.partition;
-      cancels_ahead_.erase(ahead);  // tombstone: its submission never came
+      ForgetAhead(ahead);  // tombstone: its submission never came
       continue;
     }
     auto it = finished_.find(id);

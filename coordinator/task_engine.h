@@ -143,7 +143,7 @@ enum class SignalOutcome {
   kCancelled,     // the task ended CANCELLED
   kCancelAhead,   // no such task yet: kept, its submission will end CANCELLED
   kDelivered,     // a step waiting for it took it
-  kBuffered,      // kept in the task's state until its step waits for it
+  kBuffered,      // kept in the task's state until its step waits for it (or until its submission comes)
   kUnknownTask,   // no such task here: never submitted, or forgotten after finished_retention
   kFinishedTask,  // the task had already finished
   kDuplicate,     // its step already took one of that name, or one is buffered
@@ -492,15 +492,30 @@ class TaskEngine {
   void FreeFinished();
   // Finished task ids (resubmissions are ignored) until their retention ends.
   absl::flat_hash_map<std::string, Finished> finished_;
-  // Cancellations read before their task's submission (kept until the
-  // retention ends, at most kMaxCancelsAhead): the submission ends CANCELLED.
-  struct CancelAhead {
+  // Signals read before their task's submission (they are on another topic,
+  // so they can overtake it), kept until the retention ends, at most
+  // kMaxAhead tasks: a cancellation ends the submission CANCELLED; named
+  // signals (at most kMaxPendingSignals, one per name) go to the task when
+  // its submission comes, as if they had come just after it.
+  struct Ahead {
+    bool cancel = false;
     std::string reason;
-    absl::Time at;
+    std::vector<v1::TaskSignal> signals;
+    absl::Time at;  // when the first was read
     int32_t partition = 0;
   };
-  static constexpr size_t kMaxCancelsAhead = 100000;
-  absl::flat_hash_map<std::string, CancelAhead> cancels_ahead_;
+  static constexpr size_t kMaxAhead = 100000;
+  static constexpr size_t kMaxPendingSignals = 16;
+  // What the kept named signals may hold in all (their payloads are the
+  // senders'): past it, more are ignored as for an unknown task.
+  static constexpr size_t kMaxAheadBytes = 64 << 20;
+  absl::flat_hash_map<std::string, Ahead> ahead_;
+  size_t ahead_bytes_ = 0;
+  // Erases a kept entry (its expiry is the caller's).
+  void ForgetAhead(absl::flat_hash_map<std::string, Ahead>::iterator it);
+  // Keeps `signal`, for a task not seen yet (kCancelAhead, kBuffered; a
+  // duplicate name or one over the bounds: kDuplicate, kUnknownTask).
+  SignalOutcome KeepAhead(const v1::TaskSignal& signal, int32_t partition);
   // (due, task id): each active task's earliest timer; each finished id's expiry.
   // A timer names its task by a view of the task's own id (erased before the
   // task goes), and the B-tree keeps entries side by side: ~32 bytes per

@@ -130,11 +130,12 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
       st.set_finished(true);
       *st.mutable_finished_at() = ToTimestamp(f->second.at);
       change.state = std::move(st);
-    } else if (auto a = cancels_ahead_.find(id); a != cancels_ahead_.end()) {
+    } else if (auto a = ahead_.find(id); a != ahead_.end()) {
       v1::TaskState st;
       st.mutable_submission()->set_task_id(id);
-      st.set_cancel_requested(true);
+      st.set_cancel_requested(a->second.cancel);
       st.set_cancel_reason(a->second.reason);
+      for (const v1::TaskSignal& signal : a->second.signals) *st.add_pending_signals() = signal;
       *st.mutable_finished_at() = ToTimestamp(a->second.at);
       change.state = std::move(st);
     }  // else: tombstone
@@ -173,17 +174,23 @@ void TaskEngine::Restore(const std::string& task_id, const std::optional<v1::Tas
     expiries_.erase({f->second.at + config_->coordinator.finished_retention, task_id});
     finished_.erase(f);
   }
-  if (auto a = cancels_ahead_.find(task_id); a != cancels_ahead_.end()) {
+  if (auto a = ahead_.find(task_id); a != ahead_.end()) {
     expiries_.erase({a->second.at + config_->coordinator.finished_retention, task_id});
-    cancels_ahead_.erase(a);
+    ForgetAhead(a);
   }
   dirty_.erase(task_id);
   if (!state) return;
   ++stats_.restored;
-  if (state->cancel_requested() && !state->finished() && state->steps_size() == 0 &&
-      state->submission().workflow().empty()) {
+  if ((state->cancel_requested() || state->pending_signals_size() > 0) && !state->finished() &&
+      state->steps_size() == 0 && state->submission().workflow().empty()) {
     absl::Time at = FromTimestamp(state->finished_at());
-    cancels_ahead_[task_id] = {state->cancel_reason(), at, partition};
+    Ahead& kept = ahead_[task_id];
+    kept.cancel = state->cancel_requested();
+    kept.reason = state->cancel_reason();
+    kept.signals.assign(state->pending_signals().begin(), state->pending_signals().end());
+    for (const v1::TaskSignal& signal : kept.signals) ahead_bytes_ += signal.ByteSizeLong();
+    kept.at = at;
+    kept.partition = partition;
     expiries_.insert({at + config_->coordinator.finished_retention, task_id});
     return;
   }
@@ -378,11 +385,11 @@ void TaskEngine::DropPartitions(const std::set<int32_t>& partitions) {
       ++it;
     }
   }
-  for (auto it = cancels_ahead_.begin(); it != cancels_ahead_.end();) {
+  for (auto it = ahead_.begin(); it != ahead_.end();) {
     if (partitions.count(it->second.partition)) {
       expiries_.erase({it->second.at + config_->coordinator.finished_retention, it->first});
       dirty_.erase(it->first);
-      cancels_ahead_.erase(it++);
+      ForgetAhead(it++);
     } else {
       ++it;
     }
