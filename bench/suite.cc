@@ -84,12 +84,14 @@ double BusyShare(const CpuTimes& a, const CpuTimes& b) {
 
 // chain4's 4 calls, each after a condition, with 2 branches that never run.
 // chain4 on an agent with a result cache, every call's input new (the task's
-// text in each): a lookup, a miss and an insert per call.
+// text and the step in each): a lookup, a miss and an insert per call. The
+// step is needed: an output is `{ok: true}` or `{ok: false}`, so without it
+// s3's input was s2's half the time, and a hit (1.5 of 4 calls per task).
 constexpr char kCached4[] = R"(    steps:
-      - {id: s1, agent: echo_cached, input: {text: $task.text}}
-      - {id: s2, agent: echo_cached, input: {text: $task.text, prev: $steps.s1}}
-      - {id: s3, agent: echo_cached, input: {text: $task.text, prev: $steps.s2}}
-      - {id: s4, agent: echo_cached, input: {text: $task.text, prev: $steps.s3}}
+      - {id: s1, agent: echo_cached, input: {text: $task.text, step: 1}}
+      - {id: s2, agent: echo_cached, input: {text: $task.text, step: 2, prev: $steps.s1}}
+      - {id: s3, agent: echo_cached, input: {text: $task.text, step: 3, prev: $steps.s2}}
+      - {id: s4, agent: echo_cached, input: {text: $task.text, step: 4, prev: $steps.s3}}
 )";
 
 constexpr char kChild4[] = R"(    steps:
@@ -105,6 +107,30 @@ constexpr char kWaited4[] = R"(    steps:
       - {id: s2, agent: echo, input: {prev: $steps.s1}}
       - {id: go, wait: {signal: go, timeout: 10m}}
       - {id: s3, agent: echo, input: {prev: $steps.s2, go: $steps.go}}
+      - {id: s4, agent: echo, input: {prev: $steps.s3}}
+)";
+
+// chain4 whose second agent asks a question first (needs_info), answered by
+// another agent's call: 6 calls (the asker twice, the answerer once).
+constexpr char kAsked4[] = R"(    steps:
+      - {id: s1, agent: echo, input: {text: $task.text}}
+      - id: s2
+        agent: echo_asks
+        input: {prev: $steps.s1}
+        signals: {needs_info: {agent: echo}}
+      - {id: s3, agent: echo, input: {prev: $steps.s2}}
+      - {id: s4, agent: echo, input: {prev: $steps.s3}}
+)";
+
+// chain4 whose second agent sends its plan back once (rescope, itself the
+// planner): 5 calls (it runs again with the reason in its input).
+constexpr char kRescoped4[] = R"(    steps:
+      - {id: s1, agent: echo, input: {text: $task.text}}
+      - id: s2
+        agent: echo_rescopes
+        input: {prev: $steps.s1}
+        signals: {rescope: {planner: s2}}
+      - {id: s3, agent: echo, input: {prev: $steps.s2}}
       - {id: s4, agent: echo, input: {prev: $steps.s3}}
 )";
 
@@ -158,10 +184,12 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       "  ms200: {type: simulated, latency: {distribution: fixed, mean_ms: 200}}\n"
       "  s2: {type: simulated, latency: {distribution: fixed, mean_ms: 2000}}\n"
       "  parked: {type: simulated, latency: {distribution: fixed, mean_ms: 7200000}}\n"
+      "  asks: {type: simulated, latency: {distribution: fixed, mean_ms: 0}, signals: {needs_info: 1.0}}\n"
+      "  rescopes: {type: simulated, latency: {distribution: fixed, mean_ms: 0}, signals: {rescope: 1.0}}\n"
       "pricing:\n  sim: {input_per_mtok: 1.0, output_per_mtok: 2.0}\n"
       "agents:\n",
       agent("echo", "instant", "30s"), agent("slow", "ms200", "30s"), agent("slow2s", "s2", "30s"),
-      agent("parked", "parked", "4h"),
+      agent("parked", "parked", "4h"), agent("echo_asks", "asks", "30s"), agent("echo_rescopes", "rescopes", "30s"),
       "  echo_cached: {provider: instant, models: {default: sim}, timeout: 30s, max_tokens: 256, cache: {ttl: 1h}, ",
       agent_schema, "}\n",
       "workflows:\n"
@@ -169,7 +197,7 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       chain("echo", 1), "  chain4:\n", chain("echo", 4), "  slow_chain4:\n", chain("slow", 4),
       "  slow_one:\n", chain("slow", 1), "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
       "  routed4:\n", kRouted4, "  cached4:\n", kCached4, "  chain2:\n", chain("echo", 2),
-      "  child4:\n", kChild4, "  waited4:\n", kWaited4, "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
+      "  child4:\n", kChild4, "  waited4:\n", kWaited4, "  asked4:\n", kAsked4, "  rescoped4:\n", kRescoped4, "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
       "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing,
       static_membership ? ", static_membership: true" : "", "}\n",
       "worker: {group_prefix: ", prefix, "workers}\n", extra);
@@ -431,6 +459,7 @@ absl::StatusOr<BrokerResults::Throughput> MeasureThroughput(BenchFleet& f, const
   t.workers_cpu_s = Cpu(f.workers()) - w0;
   for (const auto& r : results) {
     if (r.status() != v1::TASK_STATUS_COMPLETED) return absl::InternalError("task " + r.task_id() + " did not complete");
+    t.calls += r.usage().calls();
   }
   t.tasks = count;
   t.steps = CountSteps(results);
@@ -1003,19 +1032,29 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     RunSpec s = spec(mode == "at_least_once" ? "feature-alo" : "feature-eos");
     s.processing = mode;
     s.workers = 2;
-    Say("features, " + mode + ": routed4, cached4, child4, waited4 against chain4, 1 coordinator, 2 workers, 0 ms agents");
+    Say("features, " + mode +
+        ": routed4, cached4, child4, waited4, asked4, rescoped4 against chain4, 1 coordinator, 2 workers, 0 ms agents");
     ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
     for (int round = 0; round < 2; ++round) {  // alternating, so drift hits all alike
-      for (std::string workflow : {"chain4", "routed4", "cached4", "child4", "waited4"}) {
+      for (std::string workflow : {"chain4", "routed4", "cached4", "child4", "waited4", "asked4", "rescoped4"}) {
         BrokerResults::Feature r;
         r.mode = mode;
         r.workflow = workflow;
+        // Calls per task: the asker and the re-planner run twice, the
+        // question's answer is one more.
+        const double calls = workflow == "asked4" ? 6 : workflow == "rescoped4" ? 5 : 4;
         RETURN_IF_ERROR(MeasureLatency(*f, workflow, 0, n.latency_samples / 2, &r.per_call, nullptr));
-        r.per_call.p50 /= 4;
-        r.per_call.p99 /= 4;
+        r.per_call.p50 /= calls;
+        r.per_call.p99 /= calls;
         ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, workflow, n.throughput_tasks / 2));
-        r.calls_per_s = 4.0 * t.tasks / t.seconds;
-        r.coordinator_cpu_us_per_call = t.tasks > 0 ? 1e6 * t.coordinator_cpu_s / (4.0 * t.tasks) : 0;
+        // Every call made, and made once: the cache missed, each signal was
+        // acted on (a child workflow's calls are in its own result).
+        if (workflow != "child4" && t.calls != static_cast<int64_t>(calls) * t.tasks) {
+          return absl::InternalError(absl::StrCat(workflow, ": ", t.calls, " model calls for ", t.tasks,
+                                                  " tasks, expected ", calls, " each (logs in ", f->fleet().dir(), ")"));
+        }
+        r.calls_per_s = calls * t.tasks / t.seconds;
+        r.coordinator_cpu_us_per_call = t.tasks > 0 ? 1e6 * t.coordinator_cpu_s / (calls * t.tasks) : 0;
         Say(absl::StrCat(mode, " ", workflow, ": per call p50 ", r.per_call.p50, " ms; ",
                          static_cast<int64_t>(r.calls_per_s), " calls/s, coordinator ",
                          r.coordinator_cpu_us_per_call, " µs CPU per call"));

@@ -29,7 +29,8 @@ struct BenchOptions {
   // and throughput), inflight, worker, scale, growth. The group-membership
   // parts, failover and rebalance, run only when named (they take minutes
   // of mostly waiting), and so do features (chain4 against the same 4 calls
-  // with routing, a result cache and a child workflow; `routing`, its old
+  // with routing, a result cache, a child workflow, a wait step and its
+  // signal, an agent's question, an agent's re-plan; `routing`, its old
   // name, runs it too), steady (exactly_once against at_least_once over
   // longer alternating rounds) and lookup (one task's records among a
   // million others).
@@ -80,6 +81,7 @@ struct BrokerResults {
     double seconds = 0, steps_per_s = 0;
     double coordinator_cpu_s = 0, workers_cpu_s = 0, machine_busy = 0;  // busy: share of all cores
     std::string profile = "default";
+    int64_t calls = 0;  // model calls, as the results' usage counts them
   };
   std::vector<Throughput> throughput;
 
@@ -150,11 +152,14 @@ struct BrokerResults {
   // every input new: a lookup, a miss and an insert per call); child4 (the
   // middle 2 calls as a child workflow: a child task through the tasks
   // topic, its result back to the parent); waited4 (a wait step before the
-  // third call, its signal sent by the client right after the submission).
+  // third call, its signal sent by the client right after the submission);
+  // asked4 (the second agent asks a question, another agent's call answers
+  // it, the asker runs again: 6 calls); rescoped4 (the second agent sends its
+  // plan back once and runs again: 5 calls).
   struct Feature {
     std::string mode;
-    std::string workflow;      // chain4, routed4, cached4, child4, waited4
-    Percentiles per_call;      // accepted → finished of one task at a time, / its 4 calls
+    std::string workflow;      // chain4, routed4, cached4, child4, waited4, asked4, rescoped4
+    Percentiles per_call;      // accepted → finished of one task at a time, / its calls
     double calls_per_s = 0;    // tasks submitted at once
     double coordinator_cpu_us_per_call = 0;
   };
