@@ -359,7 +359,9 @@ TEST_F(WorkerLoopTest, ADrainHandsBackCallsWhosePartitionWasRevokedWhileTheyRan)
   std::vector<v1::WorkEvent> events = Events();
   EXPECT_EQ(Count(events, v1::WorkEvent::kResult), 2) << "the calls running at the SIGTERM were not handed back";
   for (const v1::WorkEvent& e : events) {
-    if (e.has_result()) EXPECT_EQ(e.result().error().code(), kWorkerShutdown) << e.task_id();
+    if (e.has_result()) {
+      EXPECT_EQ(e.result().error().code(), kWorkerShutdown) << e.task_id();
+    }
   }
   EXPECT_EQ(worker_->stats().abandoned.load(), 2);
   EXPECT_EQ(worker_->in_flight(), 0u);
