@@ -211,14 +211,15 @@ void WriteFeatureTable(std::ostringstream& md, const std::vector<BrokerResults>&
   for (const auto& r : results) any |= !r.features.empty();
   if (!any) return;
   md << "\n### Features against the plain chain (`--only features`)\n\n";
-  md << "Each workflow makes `chain4`'s 4 calls, with a feature (0 ms agents): `routed4` behind `when:` conditions beside 2 skipped"
-        " branches; `cached4` on an agent with a result cache, every input new (a lookup, a miss and an insert per"
+  md << "Each workflow makes `chain4`'s 4 calls, with a feature (0 ms agents): `routed4` behind `when:` conditions"
+        " beside 2 skipped branches; `cached4` on an agent with a result cache, every input new (a lookup, a miss and an insert per"
         " call); `child4` with its middle 2 calls in a child workflow (a child task through the tasks topic, its"
         " result back to the parent); `waited4` with a wait step before its third call, whose signal the client sends"
         " right after the submission (the coordinator keeps it for the step); `asked4`, whose second agent asks a question"
         " (`needs_info`) that another agent's call answers before it runs again (6 calls); `rescoped4`, whose second"
         " agent sends its plan back once (`rescope`, itself the planner) and runs again (5 calls). *Per call*:"
-        " accepted → finished of one task at a time, divided by its calls; *calls/s*: tasks submitted at once. Two alternating rounds of each on one fleet per mode.\n\n";
+        " accepted → finished of one task at a time, divided by its calls; *calls/s*: tasks submitted at once. Two"
+        " alternating rounds of each on one fleet per mode.\n\n";
   md << "| broker | mode | workflow | per call p50 / p99 | per call p50 / raw round trip p50 | calls/s |"
         " coordinator CPU per call |\n|---|---|---|---|---|---|---|\n";
   for (const auto& r : results) {

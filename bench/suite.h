@@ -205,10 +205,31 @@ struct BrokerResults {
 // routed4: the 4 calls of chain4 behind when: conditions, beside 2 branches
 // that are skipped; cached4: chain4 on an agent with a result cache; child4:
 // a call, a child workflow of 2 calls (chain2), a call; waited4: chain4 with
-// a wait step before its third call (Submit sends its signal).
+// a wait step before its third call (Submit sends its signal); asked4 and
+// rescoped4: chain4 whose second agent signals once (needs_info, answered by
+// another agent's call; rescope, itself the planner).
 // `kafka_extra`: more lines of the kafka section (`  producer: {...}`).
 std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra,
                         const std::string& kafka_extra = "", bool static_membership = false);
+
+// The workflows `--only features` runs against chain4, and the model calls
+// each makes per task: the asker and the re-planner run twice, a question's
+// answer is one more call. `own_calls`: all of them count in the task's own
+// result (a child workflow's count in the child's).
+struct FeatureWorkflow {
+  const char* name;
+  int calls;
+  bool own_calls;
+};
+inline constexpr FeatureWorkflow kFeatureWorkflows[] = {
+    {"chain4", 4, true}, {"routed4", 4, true}, {"cached4", 4, true},  {"child4", 4, false},
+    {"waited4", 4, true}, {"asked4", 6, true}, {"rescoped4", 5, true},
+};
+
+// An error unless `tasks` of `w` counted `calls` model calls, each made once:
+// a result cache that hit, or a signal not acted on, makes the per-call
+// figures wrong.
+absl::Status CheckFeatureCalls(const FeatureWorkflow& w, int64_t tasks, int64_t calls);
 
 // Runs the whole suite on one broker; progress lines go to stderr.
 [[nodiscard]] absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& options);
