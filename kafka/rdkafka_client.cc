@@ -90,24 +90,28 @@ absl::Status FromTxnError(RdKafka::Error* error, absl::string_view what) {
 
 std::vector<RdKafka::TopicPartition*> ToRd(const std::vector<TopicPartition>& tps);
 
-class DeliveryBridge : public RdKafka::DeliveryReportCb {
+// Delivery reports, as the producer's poller thread takes them from
+// librdkafka's event queue: failures logged and counted, each message's
+// callback (its opaque) run once.
+class DeliveryBridge {
  public:
-  ~DeliveryBridge() override {
+  ~DeliveryBridge() {
     absl::MutexLock lock(&mu_);
     Summarize(absl::InfiniteFuture());
   }
 
-  void dr_cb(RdKafka::Message& message) override {
-    auto* cb = static_cast<DeliveryCallback*>(message.msg_opaque());
-    if (message.err() != RdKafka::ERR_NO_ERROR) {
+  void Deliver(const rd_kafka_message_t& message) {
+    auto* cb = static_cast<DeliveryCallback*>(message._private);
+    const auto code = static_cast<RdKafka::ErrorCode>(message.err);
+    if (code != RdKafka::ERR_NO_ERROR) {
       // An aborted transaction purges every queued message at once (1,655
       // lines in a second were seen): the first failure is logged, then one
       // summary a second with the count, so the line that matters stays
       // visible.
       absl::MutexLock lock(&mu_);
       ++failed_since_log_;
-      last_topic_ = message.topic_name();
-      last_error_ = message.errstr();
+      last_topic_ = message.rkt ? rd_kafka_topic_name(message.rkt) : "";
+      last_error_ = rd_kafka_err2str(message.err);  // (message_errstr() is the payload here)
       if (failed_since_log_ == 1 && next_log_ <= absl::Now()) {
         Log(LogLevel::kWarning, kComponent, "delivery failed", {{"topic", last_topic_}, {"error", last_error_}});
         failed_since_log_ = 0;
@@ -117,16 +121,16 @@ class DeliveryBridge : public RdKafka::DeliveryReportCb {
       }
     }
     if (cb == nullptr) return;
-    (*cb)(FromErr(message.err(), "delivery"));
+    (*cb)(FromErr(code, "delivery"));
     delete cb;
   }
 
  private:
   // Logs the failures counted since the last line, if `now` is past the
-  // next log time. Delivery reports come from the producer's poller thread
-  // and from any thread in flush() or a transactional call (librdkafka serves
-  // its callback queue there too), hence the mutex (AddressSanitizer found
-  // the race in a chaos run).
+  // next log time. The poller thread delivers, and the destructor drains
+  // what is left; the mutex also keeps the summary from racing the
+  // destructor's (AddressSanitizer found such a race in a chaos run, when
+  // flush() still served reports on any thread).
   void Summarize(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (failed_since_log_ == 0 || now < next_log_) return;
     Log(LogLevel::kWarning, kComponent, "deliveries failed",
@@ -152,22 +156,36 @@ class RdProducer : public Producer {
     auto conf = MakeConf(properties);
     if (!conf.ok()) return conf.status();
     std::string err;
-    if ((*conf)->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&self->delivery_), err) !=
-        RdKafka::Conf::CONF_OK) {
-      return absl::InternalError(err);
-    }
+    // Delivery reports as events, served by the poller thread alone. With
+    // callbacks, flush() — and so commit_transaction(), which flushes first —
+    // served them too, on its own thread, racing the poller: when the poller
+    // took the last report, flush() slept out its 10 ms poll before seeing
+    // the count at zero, and a commit took up to 10 ms longer than its
+    // messages' acknowledgements (seen in librdkafka's eos debug log: the
+    // last report, then "flush complete" 9 ms later). In event mode flush()
+    // waits on the count of undelivered messages, woken as the poller frees
+    // each report.
+    rd_kafka_conf_set_events((*conf)->c_ptr_global(), RD_KAFKA_EVENT_DR);
     self->producer_.reset(RdKafka::Producer::create(conf->get(), err));
     if (!self->producer_) return absl::InvalidArgumentError(absl::StrCat("producer: ", err));
+    self->events_ = rd_kafka_queue_get_main(self->producer_->c_ptr());
     self->poller_ = std::thread([p = self.get()] {
-      while (!p->stop_.load()) p->producer_->poll(50);
+      while (!p->stop_.load()) p->ServeEvents(50);
     });
     return std::unique_ptr<Producer>(std::move(self));
   }
 
   ~RdProducer() override {
+    // The poller delivers the reports flush() waits for; what is still
+    // queued once it stops is delivered here.
+    if (producer_) producer_->flush(10'000);
     stop_.store(true);
     if (poller_.joinable()) poller_.join();
-    if (producer_) producer_->flush(10'000);
+    if (events_) {
+      while (ServeEvents(0)) {
+      }
+      rd_kafka_queue_destroy(events_);
+    }
   }
 
   absl::Status Produce(OutboundMessage m, DeliveryCallback on_delivery) override {
@@ -223,8 +241,33 @@ class RdProducer : public Producer {
 
  private:
   RdProducer() = default;
+
+  // Serves one event of the main queue (delivery reports; errors, should
+  // librdkafka queue them as events too), waiting up to `timeout_ms`.
+  // Returns whether there was one.
+  bool ServeEvents(int timeout_ms) {
+    rd_kafka_event_t* event = rd_kafka_queue_poll(events_, timeout_ms);
+    if (event == nullptr) return false;
+    switch (rd_kafka_event_type(event)) {
+      case RD_KAFKA_EVENT_DR:
+        while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event)) delivery_.Deliver(*m);
+        break;
+      case RD_KAFKA_EVENT_ERROR: {
+        const bool fatal = rd_kafka_event_error_is_fatal(event);
+        Log(fatal ? LogLevel::kError : LogLevel::kWarning, kComponent, rd_kafka_event_error_string(event),
+            {{"error", rd_kafka_err2str(rd_kafka_event_error(event))}});
+        break;
+      }
+      default:
+        break;
+    }
+    rd_kafka_event_destroy(event);
+    return true;
+  }
+
   DeliveryBridge delivery_;
   std::unique_ptr<RdKafka::Producer> producer_;
+  rd_kafka_queue_t* events_ = nullptr;
   std::atomic<bool> stop_{false};
   std::thread poller_;
 };
