@@ -217,7 +217,10 @@ void WriteFeatureTable(std::ostringstream& md, const std::vector<BrokerResults>&
         " result back to the parent); `waited4` with a wait step before its third call, whose signal the client sends"
         " right after the submission (the coordinator keeps it for the step); `asked4`, whose second agent asks a question"
         " (`needs_info`) that another agent's call answers before it runs again (6 calls); `rescoped4`, whose second"
-        " agent sends its plan back once (`rescope`, itself the planner) and runs again (5 calls). *Per call*:"
+        " agent sends its plan back once (`rescope`, itself the planner) and runs again (5 calls); `acted4` with an"
+        " action between its second and third calls (an HTTP POST, payload schema-checked and scanned, to a local"
+        " endpoint in the bench process that applies each Idempotency-Key once; every task's one effect is checked)."
+        " *Per call*:"
         " accepted → finished of one task at a time, divided by its calls; *calls/s*: tasks submitted at once. Two"
         " alternating rounds of each on one fleet per mode.\n\n";
   md << "| broker | mode | workflow | per call p50 / p99 | per call p50 / raw round trip p50 | calls/s |"

@@ -12,11 +12,13 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "audit/replay.h"
 #include "audit/task_records.h"
@@ -28,6 +30,7 @@
 #include "config/config.h"
 #include "fleet/local_fleet.h"
 #include "fleet/run_summary.h"
+#include "http/http_server.h"
 #include "google/protobuf/util/time_util.h"
 #include "kafka/kafka.h"
 #include "kafka/mock_cluster.h"
@@ -120,6 +123,17 @@ static std::string SignallingChain4(const std::string& agent, const std::string&
                       "      - {id: s4, agent: echo, input: {prev: $steps.s3}}\n");
 }
 
+// chain4 with an action between its second and third calls: one HTTP request
+// to the bench's tool server (ToolServer), its payload checked against a
+// schema and scanned as every action's is, its answer the third call's input.
+constexpr char kActed4[] = R"(    steps:
+      - {id: s1, agent: echo, input: {text: $task.text}}
+      - {id: s2, agent: echo, input: {prev: $steps.s1}}
+      - {id: act, action: effect, input: {text: $task.text, prev: $steps.s2}}
+      - {id: s3, agent: echo, input: {prev: $steps.s2, effect: $steps.act}}
+      - {id: s4, agent: echo, input: {prev: $steps.s3}}
+)";
+
 constexpr char kRouted4[] = R"(    steps:
       - {id: s1, agent: echo, input: {text: $task.text}}
       - id: s2
@@ -142,7 +156,7 @@ constexpr char kRouted4[] = R"(    steps:
 )";
 
 std::string BenchConfig(const std::string& prefix, const std::string& processing, const std::string& extra,
-                        const std::string& kafka_extra, bool static_membership) {
+                        const std::string& kafka_extra, bool static_membership, const std::string& action_url) {
   std::string agent_schema = "output_schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}";
   auto agent = [&](const std::string& name, const std::string& provider, const std::string& timeout) {
     return absl::StrCat("  ", name, ": {provider: ", provider, ", models: {default: sim}, timeout: ", timeout,
@@ -178,13 +192,15 @@ std::string BenchConfig(const std::string& prefix, const std::string& processing
       agent("parked", "parked", "4h"), agent("echo_asks", "asks", "30s"), agent("echo_rescopes", "rescopes", "30s"),
       "  echo_cached: {provider: instant, models: {default: sim}, timeout: 30s, max_tokens: 256, cache: {ttl: 1h}, ",
       agent_schema, "}\n",
+      "actions:\n  effect: {url: \"", action_url, "\", timeout: 10s, "
+      "schema: {type: object, required: [text, prev], properties: {text: {type: string, maxLength: 1000}, prev: {type: object}}}}\n",
       "workflows:\n"
       "  one:\n",
       chain("echo", 1), "  chain4:\n", chain("echo", 4), "  slow_chain4:\n", chain("slow", 4),
       "  slow_one:\n", chain("slow", 1), "  slow2s_one:\n", chain("slow2s", 1), "  parked_one:\n    deadline: 4h\n", chain("parked", 1),
       "  routed4:\n", kRouted4, "  cached4:\n", kCached4, "  chain2:\n", chain("echo", 2),
       "  child4:\n", kChild4, "  waited4:\n", kWaited4, "  asked4:\n", SignallingChain4("echo_asks", "{needs_info: {agent: echo}}"),
-      "  rescoped4:\n", SignallingChain4("echo_rescopes", "{rescope: {planner: s2}}"), "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
+      "  rescoped4:\n", SignallingChain4("echo_rescopes", "{rescope: {planner: s2}}"), "  acted4:\n", kActed4, "  fan:\n", fan_of("echo"), "  parked_fan:\n    deadline: 4h\n", fan_of("parked"),
       "coordinator: {group_id: ", prefix, "coordinator, processing: ", processing,
       static_membership ? ", static_membership: true" : "", "}\n",
       "worker: {group_prefix: ", prefix, "workers}\n", extra);
@@ -213,6 +229,46 @@ struct RunSpec {
   bool static_membership = false;  // coordinator.static_membership
   std::vector<std::string> worker_flags;  // more flags for every worker: {"--agents", "echo"}
   std::string warm_workflow = "one";       // what the warm-up runs: an agent the workers serve
+  std::string action_url = kNoActionUrl;  // acted4's action (a ToolServer's url())
+};
+
+// The external system acted4's action changes: an HTTP endpoint on this
+// process that applies each Idempotency-Key once, as a payment API does, and
+// counts requests and distinct keys (effects), so a run can tell a lost or a
+// doubled effect from a retried request.
+class ToolServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<ToolServer>> Start() {
+    std::unique_ptr<ToolServer> t(new ToolServer());
+    ToolServer* self = t.get();
+    ASSIGN_OR_RETURN(t->http_, HttpServer::Start("127.0.0.1:0", {{"/effect", [self](const HttpServerRequest& r) {
+                                                                     return self->Apply(r);
+                                                                   }}}));
+    return t;
+  }
+  std::string url() const { return absl::StrCat("http://127.0.0.1:", http_->port(), "/effect"); }
+  struct Counts {
+    int64_t requests = 0, effects = 0;
+  };
+  Counts counts() {
+    absl::MutexLock lock(&mu_);
+    return {requests_, static_cast<int64_t>(keys_.size())};
+  }
+
+ private:
+  ToolServer() = default;
+  HttpReply Apply(const HttpServerRequest& r) {
+    std::string key = r.Header("idempotency-key");
+    if (r.method != "POST" || key.empty()) return HttpReply(400, "text/plain", "POST with an Idempotency-Key\n");
+    absl::MutexLock lock(&mu_);
+    ++requests_;
+    bool applied = keys_.insert(key).second;
+    return HttpReply(200, "application/json", applied ? R"({"applied":true})" : R"({"applied":false,"repeat":true})");
+  }
+  absl::Mutex mu_;
+  int64_t requests_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_set<std::string> keys_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<HttpServer> http_;  // last: stopped (its threads joined) before the counts go
 };
 
 // One fleet on the broker under test, with a client (a producer and a result
@@ -260,7 +316,7 @@ absl::StatusOr<std::unique_ptr<BenchFleet>> BenchFleet::Start(const BenchOptions
   std::string path = dir + "/fleet.yaml";
   std::ofstream(path) << BenchConfig(prefix, spec.processing + spec.coordinator_extra, spec.extra_config,
                                      (spec.profile_kafka ? "" : KafkaExtra(options)) + spec.kafka_extra,
-                                     spec.static_membership);
+                                     spec.static_membership, spec.action_url);
   ASSIGN_OR_RETURN(FleetConfig config, LoadConfigFile(path));
   std::unique_ptr<BenchFleet> f(new BenchFleet(dir, path, spec));
   if (options.bootstrap.empty()) {
@@ -757,6 +813,12 @@ absl::Status CheckFeatureCalls(const FeatureWorkflow& w, int64_t tasks, int64_t 
                                           " each (a cache that hit, or a signal not acted on)"));
 }
 
+absl::Status CheckFeatureEffects(const FeatureWorkflow& w, int64_t tasks, int64_t effects) {
+  if (effects == static_cast<int64_t>(w.effects) * tasks) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(w.name, ": ", effects, " side effects for ", tasks, " tasks, expected ",
+                                          w.effects, " each (an action lost, or applied under two keys)"));
+}
+
 absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
   const Counts n = o.quick ? Counts{20, 2000, 5, 200, 2000, 400, 50, 3, 100, 200, 200, 2}
                            : Counts{1000, 100000, 300, 25000, 100000, 20000, 5000, 100, 1000, 10000, 50000, 3};
@@ -1025,8 +1087,10 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     RunSpec s = spec(mode == "at_least_once" ? "feature-alo" : "feature-eos");
     s.processing = mode;
     s.workers = 2;
-    Say("features, " + mode + ": routed4, cached4, child4, waited4, asked4, rescoped4 against chain4, 1 coordinator, "
-        "2 workers, 0 ms agents");
+    ASSIGN_OR_RETURN(std::unique_ptr<ToolServer> tool, ToolServer::Start());
+    s.action_url = tool->url();
+    Say("features, " + mode + ": routed4, cached4, child4, waited4, asked4, rescoped4, acted4 against chain4, "
+        "1 coordinator, 2 workers, 0 ms agents, acted4's action on " + s.action_url);
     ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
     for (int round = 0; round < 2; ++round) {  // alternating, so drift hits all alike
       for (const FeatureWorkflow& w : kFeatureWorkflows) {
@@ -1035,12 +1099,19 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
         BrokerResults::Feature r;
         r.mode = mode;
         r.workflow = workflow;
+        ToolServer::Counts before = tool->counts();
         RETURN_IF_ERROR(MeasureLatency(*f, workflow, 0, n.latency_samples / 2, &r.per_call, nullptr));
         r.per_call.p50 /= calls;
         r.per_call.p99 /= calls;
         ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, workflow, n.throughput_tasks / 2));
-        if (absl::Status s = CheckFeatureCalls(w, t.tasks, t.calls); !s.ok()) {
-          return absl::Status(s.code(), absl::StrCat(s.message(), " (logs in ", f->fleet().dir(), ")"));
+        ToolServer::Counts after = tool->counts();
+        absl::Status check = CheckFeatureCalls(w, t.tasks, t.calls);
+        if (check.ok()) check = CheckFeatureEffects(w, n.latency_samples / 2 + t.tasks, after.effects - before.effects);
+        if (!check.ok()) {
+          return absl::Status(check.code(), absl::StrCat(check.message(), " (logs in ", f->fleet().dir(), ")"));
+        }
+        if (int64_t retried = (after.requests - before.requests) - (after.effects - before.effects); retried > 0) {
+          Say(absl::StrCat("  ", workflow, ": ", retried, " action requests repeated a key (retries)"));
         }
         r.calls_per_s = calls * t.tasks / t.seconds;
         r.coordinator_cpu_us_per_call = t.tasks > 0 ? 1e6 * t.coordinator_cpu_s / (calls * t.tasks) : 0;

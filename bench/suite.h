@@ -158,7 +158,7 @@ struct BrokerResults {
   // plan back once and runs again: 5 calls).
   struct Feature {
     std::string mode;
-    std::string workflow;      // chain4, routed4, cached4, child4, waited4, asked4, rescoped4
+    std::string workflow;      // chain4, routed4, cached4, child4, waited4, asked4, rescoped4, acted4
     Percentiles per_call;      // accepted → finished of one task at a time, / its calls
     double calls_per_s = 0;    // tasks submitted at once
     double coordinator_cpu_us_per_call = 0;
@@ -207,29 +207,40 @@ struct BrokerResults {
 // a call, a child workflow of 2 calls (chain2), a call; waited4: chain4 with
 // a wait step before its third call (Submit sends its signal); asked4 and
 // rescoped4: chain4 whose second agent signals once (needs_info, answered by
-// another agent's call; rescope, itself the planner).
-// `kafka_extra`: more lines of the kafka section (`  producer: {...}`).
+// another agent's call; rescope, itself the planner); acted4: chain4 with an
+// action (one HTTP request, a side effect) between its second and third calls.
+// `kafka_extra`: more lines of the kafka section (`  producer: {...}`);
+// `action_url`: where acted4's action sends its request (the bench's own
+// tool server; by default a closed port, for runs that do not run acted4).
+inline constexpr char kNoActionUrl[] = "http://127.0.0.1:9/effect";
 std::string BenchConfig(const std::string& topic_prefix, const std::string& processing, const std::string& extra,
-                        const std::string& kafka_extra = "", bool static_membership = false);
+                        const std::string& kafka_extra = "", bool static_membership = false,
+                        const std::string& action_url = kNoActionUrl);
 
 // The workflows `--only features` runs against chain4, and the model calls
 // each makes per task: the asker and the re-planner run twice, a question's
 // answer is one more call. `own_calls`: all of them count in the task's own
 // result (a child workflow's count in the child's).
+// `effects`: the actions' side effects per task (requests under distinct
+// Idempotency-Keys that the bench's tool server receives).
 struct FeatureWorkflow {
   const char* name;
   int calls;
   bool own_calls;
+  int effects = 0;
 };
 inline constexpr FeatureWorkflow kFeatureWorkflows[] = {
-    {"chain4", 4, true}, {"routed4", 4, true}, {"cached4", 4, true},  {"child4", 4, false},
-    {"waited4", 4, true}, {"asked4", 6, true}, {"rescoped4", 5, true},
+    {"chain4", 4, true},  {"routed4", 4, true}, {"cached4", 4, true},   {"child4", 4, false},
+    {"waited4", 4, true}, {"asked4", 6, true},  {"rescoped4", 5, true}, {"acted4", 4, true, 1},
 };
 
 // An error unless `tasks` of `w` counted `calls` model calls, each made once:
 // a result cache that hit, or a signal not acted on, makes the per-call
 // figures wrong.
 absl::Status CheckFeatureCalls(const FeatureWorkflow& w, int64_t tasks, int64_t calls);
+// An error unless `tasks` of `w` made `effects` side effects (distinct
+// Idempotency-Keys): an action lost, or one applied twice under two keys.
+absl::Status CheckFeatureEffects(const FeatureWorkflow& w, int64_t tasks, int64_t effects);
 
 // Runs the whole suite on one broker; progress lines go to stderr.
 [[nodiscard]] absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& options);

@@ -26,6 +26,20 @@ TEST(BenchSuiteTest, TheBenchConfigLoadsWithEveryFeatureWorkflowAndItsSignals) {
   ASSERT_NE(rescoped, nullptr);
   EXPECT_EQ(rescoped->steps[1].signals.rescope_planner, "s2");
   EXPECT_GT(config->providers.at(config->agents.at(rescoped->steps[1].agent).provider).rescope_rate, 0);
+  const WorkflowConfig* acted = config->FindWorkflow("acted4");
+  ASSERT_NE(acted, nullptr);
+  ASSERT_EQ(acted->steps.size(), 5u);
+  EXPECT_TRUE(acted->steps[2].action);
+  EXPECT_EQ(acted->steps[2].agent, "effect");
+}
+
+TEST(BenchSuiteTest, Acted4sActionGoesWhereTheBenchsToolServerListens) {
+  auto config = LoadConfigString(
+      BenchConfig("bench.test.", "at_least_once", "", "", false, "http://127.0.0.1:43117/effect"), "bench.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->agents.count("effect"), 1u);
+  ASSERT_NE(config->agents.at("effect").action, nullptr);
+  EXPECT_EQ(config->agents.at("effect").action->url, "http://127.0.0.1:43117/effect");
 }
 
 const FeatureWorkflow& Feature(const std::string& name) {
@@ -45,6 +59,16 @@ TEST(BenchSuiteTest, AFeatureRunWhoseResultsCountOtherCallsIsRefusedNamingIt) {
   EXPECT_TRUE(CheckFeatureCalls(Feature("asked4"), 100, 600).ok());
   EXPECT_TRUE(CheckFeatureCalls(Feature("rescoped4"), 100, 500).ok());
   EXPECT_TRUE(CheckFeatureCalls(Feature("child4"), 100, 200).ok()) << "a child workflow's calls are in its own result";
+}
+
+TEST(BenchSuiteTest, AnActionRunThatLostOrDoubledAnEffectIsRefused) {
+  EXPECT_TRUE(CheckFeatureEffects(Feature("acted4"), 100, 100).ok());
+  absl::Status lost = CheckFeatureEffects(Feature("acted4"), 100, 99);
+  EXPECT_FALSE(lost.ok());
+  EXPECT_THAT(lost.message(), ::testing::HasSubstr("acted4: 99 side effects for 100 tasks, expected 1 each"));
+  EXPECT_FALSE(CheckFeatureEffects(Feature("acted4"), 100, 101).ok()) << "one applied under two keys";
+  EXPECT_TRUE(CheckFeatureEffects(Feature("chain4"), 100, 0).ok());
+  EXPECT_FALSE(CheckFeatureEffects(Feature("chain4"), 100, 1).ok()) << "chain4 has no action";
 }
 
 }  // namespace
