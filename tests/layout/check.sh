@@ -37,8 +37,8 @@ declare -A allowed=(
   # uses the coordinator's engine and the worker's execution.
   [audit]="common codec config kafka provider coordinator worker audit"
   # The micro-benchmarks (bench/micro) time the coordinator's and the
-  # worker's code in process.
-  [bench]="common codec config kafka provider coordinator worker fleet audit bench"
+  # worker's code in process; the suite serves acted4's tool endpoint (http).
+  [bench]="common codec config kafka http provider coordinator worker fleet audit bench"
   # The CLI runs `agentfleet bench`; nothing includes the CLI.
   [cli]="common codec config cost kafka http metrics provider safety tracing workflow service fleet audit bench cli"
 )
