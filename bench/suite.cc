@@ -1089,8 +1089,10 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
     s.workers = 2;
     ASSIGN_OR_RETURN(std::unique_ptr<ToolServer> tool, ToolServer::Start());
     s.action_url = tool->url();
-    Say("features, " + mode + ": routed4, cached4, child4, waited4, asked4, rescoped4, acted4 against chain4, "
-        "1 coordinator, 2 workers, 0 ms agents, acted4's action on " + s.action_url);
+    std::vector<std::string> names;
+    for (const FeatureWorkflow& w : kFeatureWorkflows) names.push_back(w.name);
+    Say("features, " + mode + ": " + absl::StrJoin(names, ", ") +
+        " (the first the plain chain), 1 coordinator, 2 workers, 0 ms agents, the actions' tool on " + s.action_url);
     ASSIGN_OR_RETURN(auto f, BenchFleet::Start(o, s));
     for (int round = 0; round < 2; ++round) {  // alternating, so drift hits all alike
       for (const FeatureWorkflow& w : kFeatureWorkflows) {
