@@ -318,23 +318,32 @@ class RebalanceBridge : public RdKafka::RebalanceCb {
   RebalanceListener* listener_;
 };
 
-// A consumed message, copied out of librdkafka's buffers.
-Message FromRdMessage(RdKafka::Message& m) {
+// A consumed message, copied out of librdkafka's buffers once. Read through
+// the C API: the C++ wrapper's headers() copies every header into a new
+// list, get_all() copies them again into a vector, and consume() allocates a
+// wrapper per message; a message here carries three headers, so that was ten
+// allocations per consumed message before its own copies.
+Message FromRdMessage(const rd_kafka_message_t& m) {
   Message msg;
-  msg.topic = m.topic_name();
-  msg.partition = m.partition();
-  msg.offset = m.offset();
-  if (m.key_pointer()) msg.key.assign(static_cast<const char*>(m.key_pointer()), m.key_len());
-  if (m.payload()) msg.payload.assign(static_cast<const char*>(m.payload()), m.len());
-  if (RdKafka::Headers* h = m.headers()) {
-    for (const auto& header : h->get_all()) {
-      msg.headers.emplace_back(header.key(),
-                               std::string(static_cast<const char*>(header.value()), header.value_size()));
+  msg.topic = rd_kafka_topic_name(m.rkt);
+  msg.partition = m.partition;
+  msg.offset = m.offset;
+  if (m.key != nullptr) msg.key.assign(static_cast<const char*>(m.key), m.key_len);
+  if (m.payload != nullptr) msg.payload.assign(static_cast<const char*>(m.payload), m.len);
+  rd_kafka_headers_t* headers = nullptr;  // owned by the message
+  if (rd_kafka_message_headers(&m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    msg.headers.reserve(rd_kafka_header_cnt(headers));
+    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      msg.headers.emplace_back(name, value == nullptr ? std::string() : std::string(static_cast<const char*>(value), size));
     }
   }
-  msg.timestamp_ms = m.timestamp().timestamp;
+  msg.timestamp_ms = rd_kafka_message_timestamp(&m, nullptr);
   return msg;
 }
+Message FromRdMessage(RdKafka::Message& m) { return FromRdMessage(*m.c_ptr()); }
 
 class RdConsumer : public Consumer {
  public:
@@ -370,22 +379,21 @@ class RdConsumer : public Consumer {
   }
 
   void PollInto(absl::Duration timeout, size_t max_messages, std::vector<Message>* out) override {
+    // rd_kafka_consumer_poll() is what the C++ consume() calls (rebalance
+    // and log callbacks included), without its per-message wrapper.
     int wait_ms = Ms(timeout);
     for (size_t taken = 0; taken < max_messages;) {
-      std::unique_ptr<RdKafka::Message> m(consumer_->consume(taken == 0 ? wait_ms : 0));
-      switch (m->err()) {
-        case RdKafka::ERR_NO_ERROR:
-          out->push_back(FromRdMessage(*m));
-          ++taken;
-          break;
-        case RdKafka::ERR__TIMED_OUT:
-          return;
-        case RdKafka::ERR__PARTITION_EOF:
-          break;
-        default:
-          Log(LogLevel::kWarning, kComponent, "consume error", {{"error", m->errstr()}});
-          return;
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_->c_ptr(), taken == 0 ? wait_ms : 0);
+      if (m == nullptr) return;  // timed out
+      const rd_kafka_resp_err_t err = m->err;
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        out->push_back(FromRdMessage(*m));
+        ++taken;
+      } else if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        Log(LogLevel::kWarning, kComponent, "consume error", {{"error", rd_kafka_message_errstr(m)}});
       }
+      rd_kafka_message_destroy(m);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
     }
   }
 
