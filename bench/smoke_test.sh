@@ -13,7 +13,11 @@ cp "$repo/docs/benchmarks.md" "$work/benchmarks.md"
 fail() { echo "bench smoke: $*" >&2; exit 1; }
 
 (cd "$work" && timeout 600 "$bin/agentfleet" bench --quick --output "$work/benchmarks.md" > "$work/stdout" 2> "$work/stderr") \
-  || { tail -30 "$work/stderr" >&2; fail "agentfleet bench --quick failed"; }
+  || { tail -30 "$work/stderr" >&2
+       # The fleet's warnings and errors, from the directory a failed run keeps.
+       kept="$(sed -n 's/.*logs and configs in \([^ ]*\).*/\1/p' "$work/stderr" | head -1)"
+       [ -n "$kept" ] && grep -h '"level":"\(warning\|error\)"' "$kept"/*/*.log 2>/dev/null | tail -20 >&2
+       fail "agentfleet bench --quick failed"; }
 
 md="$work/benchmarks.md"
 # The hand-written parts are kept, the generated section appears once.

@@ -174,8 +174,10 @@ class Consumer {
     return absl::UnimplementedError("QueryEnd");
   }
   // Starts fetching `partition` again: resumes it and seeks to its position
-  // or, without one, to its committed offset (the earliest if none). The
-  // backstop for a partition that is assigned but not fetching.
+  // or, without one, to its committed offset (the earliest if none); a
+  // partition whose fetcher never started (no seek possible) is assigned
+  // again at that offset. The backstop for a partition that is assigned but
+  // not fetching.
   [[nodiscard]] virtual absl::Status RestartFetch(const std::string& topic, int32_t partition,
                                                   absl::Duration timeout) {
     return absl::UnimplementedError("RestartFetch");

@@ -514,7 +514,14 @@ class RdConsumer : public Consumer {
         tps[0]->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
       }
     }
-    if (status.ok()) status = FromErr(consumer_->seek(*tps[0], Ms(timeout)), absl::StrCat("seek ", topic, "/", partition));
+    if (status.ok()) {
+      RdKafka::ErrorCode code = consumer_->seek(*tps[0], Ms(timeout));
+      // Not started: librdkafka leaves a partition whose committed-offset
+      // lookup failed assigned but never fetched, "until the application
+      // unassigns it and possibly re-assigns it" (rdkafka_assignment.c), and
+      // a seek needs a started fetcher. Assign it again, from the same offset.
+      status = code == RdKafka::ERR__STATE ? Reassign(*tps[0]) : FromErr(code, absl::StrCat("seek ", topic, "/", partition));
+    }
     RdKafka::TopicPartition::destroy(tps);
     return status;
   }
@@ -537,6 +544,42 @@ class RdConsumer : public Consumer {
 
  private:
   explicit RdConsumer(RebalanceListener* listener) : rebalance_(listener) {}
+
+  // Takes `tp` out of the assignment and puts it back at tp.offset, every
+  // other partition left where it is: incrementally under the cooperative
+  // protocol; under the eager one, where only a whole assignment can be
+  // given, the others at their positions (not yet consumed: at their
+  // committed offsets, as before). No rebalance callback runs: the
+  // partition stays this member's.
+  absl::Status Reassign(const RdKafka::TopicPartition& tp) {
+    std::vector<RdKafka::TopicPartition*> one = {RdKafka::TopicPartition::create(tp.topic(), tp.partition(), tp.offset())};
+    absl::Status status;
+    if (consumer_->rebalance_protocol() == "COOPERATIVE") {
+      for (bool assign : {false, true}) {
+        RdKafka::Error* e = assign ? consumer_->incremental_assign(one) : consumer_->incremental_unassign(one);
+        if (e != nullptr && status.ok()) status = absl::UnavailableError(absl::StrCat(assign ? "incremental_assign: " : "incremental_unassign: ", e->str()));
+        delete e;
+      }
+    } else {
+      std::vector<RdKafka::TopicPartition*> all;
+      status = FromErr(consumer_->assignment(all), "assignment");
+      if (status.ok()) status = FromErr(consumer_->position(all), "position");
+      for (RdKafka::TopicPartition* p : all) {
+        if (p->topic() == tp.topic() && p->partition() == tp.partition()) {
+          p->set_offset(tp.offset());
+        } else if (p->offset() < 0) {
+          p->set_offset(RdKafka::Topic::OFFSET_INVALID);
+        }
+      }
+      if (status.ok()) status = FromErr(consumer_->assign(all), "assign");
+      RdKafka::TopicPartition::destroy(all);
+    }
+    RdKafka::TopicPartition::destroy(one);
+    if (!status.ok()) return status;
+    Log(LogLevel::kWarning, kComponent, "partition was assigned but never started; assigned it again",
+        {{"topic", tp.topic()}, {"partition", absl::StrCat(tp.partition())}, {"offset", absl::StrCat(tp.offset())}});
+    return absl::OkStatus();
+  }
   RebalanceBridge rebalance_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   bool closed_ = false;
