@@ -59,7 +59,10 @@ struct Fixture {
 // Everything a task of `workflow` costs outside Kafka, through the bytes:
 // the submission decoded, each step dispatched and encoded, the worker's
 // part, the result decoded and applied, state snapshots and the result encoded.
-void RunTask(Fixture& f, const std::string& workflow, int64_t* steps) {
+// Without `snapshots` the state records are neither taken nor encoded: what
+// they cost is the difference (the engine keeps them pending; a measurement
+// only).
+void RunTask(Fixture& f, const std::string& workflow, int64_t* steps, bool snapshots = true) {
   Encoded submission = Encode(f.Submission(workflow), f.traceparent);
   auto decoded = Decode<v1::TaskSubmission>(submission.payload, submission.headers, 1 << 20);
   Outbox out;
@@ -75,7 +78,7 @@ void RunTask(Fixture& f, const std::string& workflow, int64_t* steps) {
       ++*steps;
     }
     for (const auto& r : next.results) benchmark::DoNotOptimize(Encode(r.result, r.traceparent));
-    f.engine->TakeStateChanges(&changes);
+    if (snapshots) f.engine->TakeStateChanges(&changes);
     for (const auto& c : changes) {
       if (c.state) benchmark::DoNotOptimize(Encode(*c.state, ""));
     }
@@ -92,6 +95,14 @@ void BM_TaskThroughCodecEngineAndWorker(benchmark::State& state, const char* wor
 }
 BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, one, "one");
 BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, chain4, "chain4");
+
+void BM_TaskWithoutStateRecords(benchmark::State& state, const char* workflow) {
+  Fixture f;
+  int64_t steps = 0;
+  for (auto _ : state) RunTask(f, workflow, &steps, /*snapshots=*/false);
+  state.counters["steps/s"] = benchmark::Counter(static_cast<double>(steps), benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_TaskWithoutStateRecords, chain4, "chain4");
 
 // The worker's part alone.
 void BM_WorkerCall(benchmark::State& state) {
