@@ -11,11 +11,13 @@ work="$(mktemp -d /tmp/agentfleet-bench-smoke.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 cp "$repo/docs/benchmarks.md" "$work/benchmarks.md"
 fail() { echo "bench smoke: $*" >&2; exit 1; }
+# The directory the bench names for its logs (kept when a run fails).
+bench_dir() { sed -n 's/.*logs and configs in \([^ ]*\).*/\1/p' "$work/stderr" | head -1; }
 
 (cd "$work" && timeout 600 "$bin/agentfleet" bench --quick --output "$work/benchmarks.md" > "$work/stdout" 2> "$work/stderr") \
   || { tail -30 "$work/stderr" >&2
        # The fleet's warnings and errors, from the directory a failed run keeps.
-       kept="$(sed -n 's/.*logs and configs in \([^ ]*\).*/\1/p' "$work/stderr" | head -1)"
+       kept="$(bench_dir)"
        [ -n "$kept" ] && grep -h '"level":"\(warning\|error\)"' "$kept"/*/*.log 2>/dev/null | tail -20 >&2
        fail "agentfleet bench --quick failed"; }
 
@@ -47,7 +49,7 @@ grep -q '<svg' "$svg" || fail "the plot is not SVG"
 grep -q 'development broker, 2 coordinators' "$svg" || fail "the plot lacks a series"
 grep -q '!\[steps/s by worker processes\](benchmarks-scaleout.svg)' "$md" || fail "the report does not show the plot"
 # Nothing left running, nothing left behind.
-dir="$(sed -n 's/.*logs and configs in \([^ ]*\).*/\1/p' "$work/stderr" | head -1)"
+dir="$(bench_dir)"
 [ -n "$dir" ] || fail "the bench did not name its directory"
 ! pgrep -f "$dir/" >/dev/null || fail "processes left behind"
 [ ! -e "$dir" ] || fail "$dir left behind after a successful run"

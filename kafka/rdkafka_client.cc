@@ -548,8 +548,8 @@ class RdConsumer : public Consumer {
   // Takes `tp` out of the assignment and puts it back at tp.offset, every
   // other partition left where it is: incrementally under the cooperative
   // protocol; under the eager one, where only a whole assignment can be
-  // given, the others at their positions (not yet consumed: at their
-  // committed offsets, as before). No rebalance callback runs: the
+  // given, the others at their positions (one not yet consumed has none,
+  // OFFSET_INVALID: its committed offset, as before). No rebalance callback runs: the
   // partition stays this member's.
   absl::Status Reassign(const RdKafka::TopicPartition& tp) {
     std::vector<RdKafka::TopicPartition*> one = {RdKafka::TopicPartition::create(tp.topic(), tp.partition(), tp.offset())};
@@ -565,11 +565,7 @@ class RdConsumer : public Consumer {
       status = FromErr(consumer_->assignment(all), "assignment");
       if (status.ok()) status = FromErr(consumer_->position(all), "position");
       for (RdKafka::TopicPartition* p : all) {
-        if (p->topic() == tp.topic() && p->partition() == tp.partition()) {
-          p->set_offset(tp.offset());
-        } else if (p->offset() < 0) {
-          p->set_offset(RdKafka::Topic::OFFSET_INVALID);
-        }
+        if (p->topic() == tp.topic() && p->partition() == tp.partition()) p->set_offset(tp.offset());
       }
       if (status.ok()) status = FromErr(consumer_->assign(all), "assign");
       RdKafka::TopicPartition::destroy(all);

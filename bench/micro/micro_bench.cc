@@ -62,7 +62,7 @@ struct Fixture {
 // Without `snapshots` the state records are neither taken nor encoded: what
 // they cost is the difference (the engine keeps them pending; a measurement
 // only).
-void RunTask(Fixture& f, const std::string& workflow, int64_t* steps, bool snapshots = true) {
+void RunTask(Fixture& f, const std::string& workflow, int64_t* steps, bool snapshots) {
   Encoded submission = Encode(f.Submission(workflow), f.traceparent);
   auto decoded = Decode<v1::TaskSubmission>(submission.payload, submission.headers, 1 << 20);
   Outbox out;
@@ -87,22 +87,15 @@ void RunTask(Fixture& f, const std::string& workflow, int64_t* steps, bool snaps
   }
 }
 
-void BM_TaskThroughCodecEngineAndWorker(benchmark::State& state, const char* workflow) {
+void BM_TaskThroughCodecEngineAndWorker(benchmark::State& state, const char* workflow, bool snapshots) {
   Fixture f;
   int64_t steps = 0;
-  for (auto _ : state) RunTask(f, workflow, &steps);
+  for (auto _ : state) RunTask(f, workflow, &steps, snapshots);
   state.counters["steps/s"] = benchmark::Counter(static_cast<double>(steps), benchmark::Counter::kIsRate);
 }
-BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, one, "one");
-BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, chain4, "chain4");
-
-void BM_TaskWithoutStateRecords(benchmark::State& state, const char* workflow) {
-  Fixture f;
-  int64_t steps = 0;
-  for (auto _ : state) RunTask(f, workflow, &steps, /*snapshots=*/false);
-  state.counters["steps/s"] = benchmark::Counter(static_cast<double>(steps), benchmark::Counter::kIsRate);
-}
-BENCHMARK_CAPTURE(BM_TaskWithoutStateRecords, chain4, "chain4");
+BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, one, "one", true);
+BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, chain4, "chain4", true);
+BENCHMARK_CAPTURE(BM_TaskThroughCodecEngineAndWorker, chain4_without_state_records, "chain4", false);
 
 // The worker's part alone.
 void BM_WorkerCall(benchmark::State& state) {
