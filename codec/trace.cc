@@ -6,7 +6,6 @@
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace agentfleet {
 namespace {
@@ -20,14 +19,18 @@ bool IsLowerHex(absl::string_view s) {
 
 bool AllZero(absl::string_view s) { return s.find_first_not_of('0') == absl::string_view::npos; }
 
-std::string RandomHex(int bytes) {
+// `bytes` random bytes in lower-case hex, written at `out` (2 * bytes chars).
+// Every work item and result gets a new span id: formatted in place.
+void RandomHex(int bytes, char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
   thread_local absl::BitGen gen;
-  std::string out;
   for (int i = 0; i < bytes; i += 8) {
     uint64_t v = absl::Uniform<uint64_t>(gen);
-    out += absl::StrFormat("%016x", v);
+    for (int j = 0; j < 8 && i + j < bytes; ++j, v >>= 8) {
+      *out++ = kHex[(v >> 4) & 0xf];
+      *out++ = kHex[v & 0xf];
+    }
   }
-  return out.substr(0, bytes * 2);
 }
 
 }  // namespace
@@ -41,11 +44,18 @@ bool IsValidTraceparent(absl::string_view tp) {
          !AllZero(trace) && !AllZero(span);
 }
 
-std::string NewTraceparent() { return absl::StrCat("00-", RandomHex(16), "-", RandomHex(8), "-01"); }
+std::string NewTraceparent() {
+  std::string out = "00-" + std::string(32, '0') + "-" + std::string(16, '0') + "-01";
+  RandomHex(16, &out[3]);
+  RandomHex(8, &out[36]);
+  return out;
+}
 
 std::string ChildTraceparent(absl::string_view parent) {
   if (!IsValidTraceparent(parent)) return NewTraceparent();
-  return absl::StrCat("00-", parent.substr(3, 32), "-", RandomHex(8), "-", parent.substr(53, 2));
+  std::string out(parent);  // the trace id and flags kept, a new span id
+  RandomHex(8, &out[36]);
+  return out;
 }
 
 std::string TraceId(absl::string_view tp) {

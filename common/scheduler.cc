@@ -19,14 +19,22 @@ void ThreadScheduler::RunAfter(absl::Duration delay, std::function<void()> fn) {
   queue_.push(Entry{absl::Now() + delay, next_seq_++, std::move(fn)});
 }
 
+void ThreadScheduler::RunAfterAll(std::vector<Timed> callbacks) {
+  if (callbacks.empty()) return;
+  absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  for (Timed& t : callbacks) queue_.push(Entry{now + t.delay, next_seq_++, std::move(t.fn)});
+}
+
 void ThreadScheduler::Loop() {
   struct Watch {
     ThreadScheduler* self;
     size_t size;
     absl::Time head;
   };
+  std::vector<std::function<void()>> due;
   while (true) {
-    std::function<void()> fn;
+    due.clear();
     {
       absl::MutexLock lock(&mu_);
       while (!stop_ && (queue_.empty() || queue_.top().due > absl::Now())) {
@@ -42,10 +50,14 @@ void ThreadScheduler::Loop() {
                              std::max(wait, absl::ZeroDuration()));
       }
       if (stop_) return;
-      fn = std::move(const_cast<Entry&>(queue_.top()).fn);
-      queue_.pop();
+      // Every callback due now, under one lock.
+      absl::Time now = absl::Now();
+      while (!queue_.empty() && queue_.top().due <= now) {
+        due.push_back(std::move(const_cast<Entry&>(queue_.top()).fn));
+        queue_.pop();
+      }
     }
-    fn();
+    for (auto& fn : due) fn();
   }
 }
 

@@ -19,6 +19,15 @@ class Scheduler {
   virtual ~Scheduler() = default;
   // Runs `fn` once, on the scheduler's thread, no earlier than `delay` from now.
   virtual void RunAfter(absl::Duration delay, std::function<void()> fn) = 0;
+  struct Timed {
+    absl::Duration delay;
+    std::function<void()> fn;
+  };
+  // RunAfter for each, in order; a scheduler with a thread hands them over at
+  // once (one wake-up instead of one per callback).
+  virtual void RunAfterAll(std::vector<Timed> callbacks) {
+    for (Timed& t : callbacks) RunAfter(t.delay, std::move(t.fn));
+  }
 };
 
 // One background thread that fires callbacks in due order. Callbacks must be
@@ -28,6 +37,7 @@ class ThreadScheduler : public Scheduler {
   ThreadScheduler();
   ~ThreadScheduler() override;
   void RunAfter(absl::Duration delay, std::function<void()> fn) override;
+  void RunAfterAll(std::vector<Timed> callbacks) override;
 
  private:
   struct Entry {

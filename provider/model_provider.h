@@ -126,6 +126,16 @@ class ModelProvider {
  public:
   virtual ~ModelProvider() = default;
   virtual void Call(ModelRequest request, std::function<void(ModelResponse)> done) = 0;
+  struct Pending {
+    ModelRequest request;
+    std::function<void(ModelResponse)> done;
+  };
+  // Call() for each, in order. A provider whose answers come from another
+  // thread overrides it to hand the calls over at once: a worker starts a
+  // poll's worth of calls with one wake-up of that thread, not one per call.
+  virtual void CallAll(std::vector<Pending> calls) {
+    for (Pending& c : calls) Call(std::move(c.request), std::move(c.done));
+  }
 };
 
 }  // namespace agentfleet

@@ -208,12 +208,25 @@ ModelResponse SimulatedProvider::Respond(const ModelRequest& request) const {
   return r;
 }
 
-void SimulatedProvider::Call(ModelRequest request, std::function<void(ModelResponse)> done) {
-  ModelResponse response = Respond(request);
+namespace {
+
+Scheduler::Timed Answer(ModelResponse response, std::function<void(ModelResponse)> done) {
   absl::Duration delay = response.latency;
-  scheduler_->RunAfter(delay, [done = std::move(done), response = std::move(response)]() mutable {
-    done(std::move(response));
-  });
+  return {delay, [done = std::move(done), response = std::move(response)]() mutable { done(std::move(response)); }};
+}
+
+}  // namespace
+
+void SimulatedProvider::Call(ModelRequest request, std::function<void(ModelResponse)> done) {
+  Scheduler::Timed t = Answer(Respond(request), std::move(done));
+  scheduler_->RunAfter(t.delay, std::move(t.fn));
+}
+
+void SimulatedProvider::CallAll(std::vector<Pending> calls) {
+  std::vector<Scheduler::Timed> answers;
+  answers.reserve(calls.size());
+  for (Pending& c : calls) answers.push_back(Answer(Respond(c.request), std::move(c.done)));
+  scheduler_->RunAfterAll(std::move(answers));
 }
 
 }  // namespace agentfleet

@@ -26,6 +26,7 @@ class SimulatedProvider : public ModelProvider {
   // `scheduler` delivers the responses after their latency; it must outlive this.
   SimulatedProvider(const ProviderConfig& config, Scheduler* scheduler);
   void Call(ModelRequest request, std::function<void(ModelResponse)> done) override;
+  void CallAll(std::vector<Pending> calls) override;
 
   // The response Call() will deliver, computed synchronously (no latency wait).
   ModelResponse Respond(const ModelRequest& request) const;

@@ -120,9 +120,11 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
       if (held_) {
         Handle(*held_);
         held_.reset();
+        StartCalls();
         continue;
       }
       for (const Message& m : consumer_->Poll(options_.poll_timeout, limit - running)) Handle(m);
+      StartCalls();
       continue;
     }
     absl::Time now = options_.clock->Now();
@@ -138,6 +140,7 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
           held_ = std::move(m);
         }
       }
+      StartCalls();
     }
     AwaitSlot(limit, options_.poll_timeout);
   }
@@ -200,7 +203,7 @@ void Worker::Handle(const Message& m) {
     return;
   }
   auto tp = FindHeader(m.headers, kTraceparentHeader);
-  std::string traceparent = tp && IsValidTraceparent(*tp) ? ChildTraceparent(*tp) : NewTraceparent();
+  std::string traceparent = tp ? ChildTraceparent(*tp) : NewTraceparent();  // a new trace if invalid
   auto request = MakeRequest(*config_, *item);
   if (!request.ok() && absl::IsInvalidArgument(request.status())) {
     ++stats_.failed;  // a sound message whose input does not fit the prompt
@@ -219,6 +222,9 @@ void Worker::Handle(const Message& m) {
            EventPartition(*item), partition, m.offset, generation);
     return;
   }
+  // The request holds the input from here on: the item's copies (running_,
+  // the call's callback) need only its identity.
+  item->clear_input();
   ++stats_.started;
   if (metrics_) metrics_->Started(item->agent());
   if (LogEnabled(LogLevel::kDebug) && item->has_dispatched_at()) {
@@ -245,7 +251,6 @@ void Worker::Handle(const Message& m) {
   }
   {
     Running running{*item, traceparent, options_.clock->Now(), partition, m.offset, generation};
-    running.item.clear_input();
     running.receipt_due = options_.clock->Now() + receipt_delay;
     absl::MutexLock lock(&running_mu_);
     running_[key] = std::move(running);
@@ -256,8 +261,8 @@ void Worker::Handle(const Message& m) {
   std::string parent = tp.value_or("");
   absl::Time started = options_.clock->Now();
   std::string canary = request->canary;
-  provider->Call(std::move(*request), [this, item = *item, key, traceparent, parent, started, partition,
-                                       offset = m.offset, generation, canary](ModelResponse response) {
+  starting_[provider].push_back({std::move(*request), [this, item = *item, key, traceparent, parent, started, partition,
+                                                        offset = m.offset, generation, canary](ModelResponse response) {
     bool receipt_owed = false;
     {
       absl::MutexLock lock(&running_mu_);
@@ -289,7 +294,14 @@ void Worker::Handle(const Message& m) {
            {"error", e.message()}});
     }
     Report(result, item.agent(), traceparent, EventPartition(item), partition, offset, generation);
-  });
+  }});
+}
+
+void Worker::StartCalls() {
+  for (auto& [provider, calls] : starting_) {
+    if (!calls.empty()) provider->CallAll(std::move(calls));
+    calls.clear();
+  }
 }
 
 Span Worker::CallSpan(const v1::WorkItem& item, const v1::WorkResult& r, const std::string& traceparent,

@@ -143,7 +143,12 @@ class Worker : public RebalanceListener {
   // all along. Run() thread.
   void CheckStalls(bool had_room);
 
+  // Decodes `m` and prepares its call; StartCalls() starts it.
   void Handle(const Message& m);
+  // Hands the calls Handle() prepared to their providers, each provider's at
+  // once (one wake-up of its thread per poll, not one per call).
+  void StartCalls();
+  std::map<ModelProvider*, std::vector<ModelProvider::Pending>> starting_;  // Run() thread only
   // Sends `event` to `event_partition` (-1: by key) and, once Kafka
   // acknowledged it, marks the offset finished.
   void Report(const v1::WorkEvent& event, const std::string& agent, const std::string& traceparent,

@@ -107,6 +107,35 @@ TEST(SimulatedProviderTest, CallDeliversAfterTheLatencyThroughTheScheduler) {
   EXPECT_EQ(calls, 1);
 }
 
+// A worker's poll of calls: one handover to the scheduler, each call answered
+// once, with its own response after its own latency.
+TEST(SimulatedProviderTest, CallAllHandsTheAnswersToTheSchedulerAtOnce) {
+  FleetConfig c = Config("{type: simulated, latency: {distribution: uniform, min_ms: 10, max_ms: 500}}");
+  class CountingScheduler : public ManualScheduler {
+   public:
+    void RunAfterAll(std::vector<Timed> callbacks) override {
+      handovers.push_back(callbacks.size());
+      Scheduler::RunAfterAll(std::move(callbacks));
+    }
+    std::vector<size_t> handovers;
+  } scheduler;
+  SimulatedProvider p(c.providers.at("sim"), &scheduler);
+  std::vector<ModelProvider::Pending> calls;
+  std::vector<ModelResponse> expected;
+  std::vector<Json> got(3);
+  for (int i = 0; i < 3; ++i) {
+    ModelRequest r = Request(c, {{"q", i}}, "t" + std::to_string(i) + "/s/-1/1");
+    expected.push_back(p.Respond(r));
+    calls.push_back({std::move(r), [&got, i](ModelResponse response) { got[i] = response.output; }});
+  }
+  p.CallAll(std::move(calls));
+  EXPECT_THAT(scheduler.handovers, testing::ElementsAre(3u));
+  ASSERT_EQ(scheduler.delays().size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(scheduler.delays()[i], expected[i].latency) << i;
+  EXPECT_EQ(scheduler.RunAll(), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i], expected[i].output) << i;
+}
+
 TEST(SimulatedProviderTest, SignalRatesAnswerSomeInputsWithAQuestionOrARescopeButNotOnesThatCarryTheAnswer) {
   FleetConfig c = Config("{type: simulated, seed: 5, signals: {needs_info: 0.3, rescope: 0.2}}");
   SimulatedProvider p(c.providers.at("sim"), nullptr);

@@ -10,6 +10,7 @@
 #include "common/error_codes.h"
 #include "google/protobuf/util/time_util.h"
 #include "config/config.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kafka/topics.h"
 #include "tests/unit/fake_kafka.h"
@@ -41,6 +42,18 @@ class HeldProvider : public ModelProvider {
     seen_.push_back(request.idempotency_key);
     held_.push_back(std::move(done));
   }
+  void CallAll(std::vector<Pending> calls) override {
+    {
+      absl::MutexLock lock(&mu_);
+      handovers_.push_back(calls.size());
+    }
+    ModelProvider::CallAll(std::move(calls));
+  }
+  // How many calls each CallAll() handed over, in order.
+  std::vector<size_t> handovers() {
+    absl::MutexLock lock(&mu_);
+    return handovers_;
+  }
   // Answers every held call OK.
   void ReleaseAll() {
     std::vector<std::function<void(ModelResponse)>> calls;
@@ -63,6 +76,7 @@ class HeldProvider : public ModelProvider {
   absl::Mutex mu_;
   std::vector<std::string> seen_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void(ModelResponse)>> held_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> handovers_ ABSL_GUARDED_BY(mu_);
 };
 
 // Polls `done` every millisecond for up to 10 s (a bound, not a pace).
@@ -201,6 +215,21 @@ TEST_F(WorkerLoopTest, AnIncrementalAssignmentResumesThePartitionsKeptPaused) {
     return provider_.Saw("t2") && provider_.Saw("t3");
   });
   EXPECT_TRUE(all) << "partition 0 stayed paused after partition 1 was added: items t2 and t3 never ran";
+}
+
+// Issue 23: the calls of one poll reach their provider in one handover (one
+// wake-up of the provider's thread, not one per call), and each runs once.
+TEST_F(WorkerLoopTest, TheCallsOfOnePollAreHandedToTheProviderAtOnce) {
+  for (int i = 0; i < 3; ++i) AppendItem("t" + std::to_string(i));
+  StartWorker(/*max_in_flight=*/8);
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 3; }));
+  EXPECT_THAT(provider_.handovers(), ::testing::ElementsAre(3u));
+  AppendItem("t3");
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 4; }));
+  EXPECT_THAT(provider_.handovers(), ::testing::ElementsAre(3u, 1u));
+  provider_.ReleaseAll();
+  ASSERT_TRUE(Eventually([&] { return worker_->in_flight() == 0; }));
+  EXPECT_EQ(worker_->stats().succeeded.load(), 4);
 }
 
 // Issue 15, item 7: an unreadable item whose dead letter cannot be delivered
