@@ -10,6 +10,7 @@ ThreadScheduler::~ThreadScheduler() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
+    stopping_.store(true);
   }
   thread_.join();
 }
@@ -57,7 +58,10 @@ void ThreadScheduler::Loop() {
         queue_.pop();
       }
     }
-    for (auto& fn : due) fn();
+    for (auto& fn : due) {
+      if (stopping_.load()) return;  // the rest are dropped, as if not yet due
+      fn();
+    }
   }
 }
 

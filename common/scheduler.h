@@ -2,6 +2,7 @@
 // timers use it; tests inject ManualScheduler and fire callbacks explicitly.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <queue>
@@ -52,6 +53,7 @@ class ThreadScheduler : public Scheduler {
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stopping_{false};  // stop_, read between the callbacks of one wake-up
   std::thread thread_;
 };
 
