@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 
 #include "codec/json_value.h"
@@ -215,8 +216,25 @@ TEST(TraceTest, ParsesAndDerivesTraceparents) {
   std::string tp = NewTraceparent();
   EXPECT_TRUE(IsValidTraceparent(tp));
   std::string child = ChildTraceparent(tp);
+  EXPECT_TRUE(IsValidTraceparent(child)) << child;
   EXPECT_EQ(TraceId(child), TraceId(tp));
   EXPECT_NE(child, tp);
+  // The parent's flags are kept (not sampled stays not sampled); each child
+  // gets its own span id.
+  const std::string unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+  std::set<std::string> spans;
+  for (int i = 0; i < 100; ++i) {
+    std::string c = ChildTraceparent(unsampled);
+    ASSERT_TRUE(IsValidTraceparent(c)) << c;
+    EXPECT_EQ(c.substr(0, 36), unsampled.substr(0, 36));
+    EXPECT_EQ(c.substr(52), "-00");
+    spans.insert(c.substr(36, 16));
+  }
+  EXPECT_EQ(spans.size(), 100u);
+  // An invalid parent starts a new trace.
+  std::string fresh = ChildTraceparent("garbage");
+  EXPECT_TRUE(IsValidTraceparent(fresh)) << fresh;
+  EXPECT_NE(TraceId(fresh), TraceId(tp));
   EXPECT_FALSE(IsValidTraceparent("00-00000000000000000000000000000000-b7ad6b7169203331-01"));
   EXPECT_FALSE(IsValidTraceparent("garbage"));
 }
