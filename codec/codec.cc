@@ -110,9 +110,14 @@ absl::Status CheckNesting(absl::string_view field, const google::protobuf::Struc
 }
 
 Encoded Encode(const google::protobuf::Message& message, absl::string_view traceparent) {
+  return EncodeSerialized(message.SerializeAsString(), *message.GetDescriptor(), traceparent);
+}
+
+Encoded EncodeSerialized(std::string payload, const google::protobuf::Descriptor& schema,
+                         absl::string_view traceparent) {
   Encoded out;
-  message.SerializeToString(&out.payload);
-  out.headers.emplace_back(kSchemaHeader, message.GetDescriptor()->full_name());
+  out.payload = std::move(payload);
+  out.headers.emplace_back(kSchemaHeader, schema.full_name());
   out.headers.emplace_back(kSchemaVersionHeader, kSchemaVersion);
   if (!traceparent.empty()) out.headers.emplace_back(kTraceparentHeader, std::string(traceparent));
   return out;

@@ -38,6 +38,10 @@ struct Encoded {
 // Serializes `message` with the schema name, version and (if non-empty)
 // traceparent headers.
 Encoded Encode(const google::protobuf::Message& message, absl::string_view traceparent);
+// The same for a message already serialized: `payload` is a `schema`'s wire
+// bytes (for one written in parts, the coordinator's task snapshots).
+Encoded EncodeSerialized(std::string payload, const google::protobuf::Descriptor& schema,
+                         absl::string_view traceparent);
 
 // Semantic checks after a successful parse. Each returns InvalidArgument
 // naming the offending field.

@@ -127,7 +127,7 @@ void TaskEngine::AskQuestion(Task& task, size_t step, int fan, std::string quest
     Dispatch(task, step, fan, out);
     return;
   }
-  inst.status = v1::STEP_STATUS_RUNNING;
+  inst.SetStatus(v1::STEP_STATUS_RUNNING);
   inst.wait = Instance::Wait::kAnswer;
   inst.retry_at = now + ni.wait->timeout;
   if (!ni.emit.empty()) {
@@ -162,7 +162,7 @@ void TaskEngine::AnswerQuestion(Task& task, size_t step, int fan, Json answer, c
   inst.retry_at = absl::InfiniteFuture();
   inst.tier.clear();
   inst.attempt_base = inst.attempt;
-  inst.status = v1::STEP_STATUS_PENDING;
+  inst.SetStatus(v1::STEP_STATUS_PENDING);
   Dispatch(task, step, fan, out);
 }
 

@@ -723,7 +723,7 @@ absl::Status Coordinator::PublishOnce(const Outbox& out, Outbox* next, bool* ove
   for (auto& change : changes) {
     OutboundMessage m{topics_.state, change.task_id, "", {}, change.partition};
     if (change.state) {
-      Encoded e = Encode(*change.state, change.state->traceparent());
+      Encoded e = EncodeSerialized(std::move(*change.state), *v1::TaskState::descriptor(), change.traceparent);
       if (size_t bytes = MessageBytes(change.task_id, e.payload, e.headers); bytes > limit) {
         Oversized("task state", change.task_id, bytes);
         *overflowed = true;

@@ -236,7 +236,7 @@ void TaskEngine::StartStep(Task& task, size_t step, Outbox* out) {
       // Neither failed nor partial: the step does not apply to this task.
       s.skipped = true;
       s.instances.resize(1);
-      s.instances[0].status = v1::STEP_STATUS_SKIPPED;
+      s.instances[0].SetStatus(v1::STEP_STATUS_SKIPPED);
       s.instances[0].mutable_extra().note = absl::StrCat("skipped: when ", s.config->when_text);
       CompleteStep(task, step, out);
       return;
@@ -433,7 +433,7 @@ bool TaskEngine::ServeFromCache(DispatchAttempt& a, Outbox* out) {
 void TaskEngine::ServeCached(Task& task, size_t step, Instance& inst, const Json& output, const std::string& model,
                              double saved_usd, double similarity, Outbox* out) {
   StepRun& s = task.steps[step];
-  inst.status = v1::STEP_STATUS_SUCCEEDED;
+  inst.SetStatus(v1::STEP_STATUS_SUCCEEDED);
   inst.output = output;
   inst.cached = true;
   inst.mutable_extra().saved_usd = saved_usd;
@@ -689,7 +689,7 @@ v1::WorkItem TaskEngine::NewAttempt(DispatchAttempt& a, const std::string& tier)
   const AgentConfig& agent = a.agent;
   absl::Time now = clock_->Now();
   ++inst.attempt;
-  inst.status = v1::STEP_STATUS_PENDING;
+  inst.SetStatus(v1::STEP_STATUS_PENDING);
   inst.dispatched_at = now;
   inst.retry_at = absl::InfiniteFuture();
   inst.DisarmAttempt();
@@ -777,7 +777,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     case v1::WorkEvent::kHeartbeat:
       if (backing_off) return;  // this attempt already timed out
       if (event.has_receipt()) {
-        inst.status = v1::STEP_STATUS_RUNNING;
+        inst.SetStatus(v1::STEP_STATUS_RUNNING);
         inst.worker = event.receipt().worker();
         inst.schedule_deadline = absl::InfiniteFuture();
         if (!inst.extra().embedding_out) {
@@ -859,7 +859,7 @@ void TaskEngine::OnEvent(const v1::WorkEvent& event, Outbox* out) {
     spawned = *std::move(planned);
   }
   if (r.status() == v1::RESULT_STATUS_OK) {
-    inst.status = v1::STEP_STATUS_SUCCEEDED;
+    inst.SetStatus(v1::STEP_STATUS_SUCCEEDED);
     inst.output = FromStruct(r.output());
     inst.ClearError();
     ++s.succeeded;
@@ -1005,7 +1005,7 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
   const AgentConfig& agent = AgentOf(s, inst);
   if (error.code() == kMaxTokensExceeded && inst.max_tokens > 0 && inst.max_tokens < agent.max_tokens) {
     // The answer needed more than the budget could pay for.
-    inst.status = v1::STEP_STATUS_FAILED;
+    inst.SetStatus(v1::STEP_STATUS_FAILED);
     ExhaustBudget(task,
                   absl::StrCat("step '", s.config->id, "'", fan >= 0 ? absl::StrCat("[", fan, "]") : "",
                                " needed more than the ", inst.max_tokens, " output tokens it could pay for"),
@@ -1014,7 +1014,7 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
   }
   int attempts_here = inst.AttemptsHere();  // on the current agent or tier
   if (error.retryable() && attempts_here < agent.max_attempts) {
-    inst.status = v1::STEP_STATUS_PENDING;
+    inst.SetStatus(v1::STEP_STATUS_PENDING);
     // The provider's Retry-After is a floor; a worker that shut down before
     // finishing the item is no reason to wait.
     absl::Duration wait = std::max(Backoff(agent, task.task_id, s.config->id, fan, inst.attempt, attempts_here), absl::Milliseconds(error.retry_after_ms()));
@@ -1041,7 +1041,7 @@ void TaskEngine::AttemptFailed(Task& task, size_t step, int fan, const v1::Error
                   out);
     return;
   }
-  inst.status = v1::STEP_STATUS_FAILED;
+  inst.SetStatus(v1::STEP_STATUS_FAILED);
   if (s.config->optional) {
     // Degrade: the task goes on without this output.
     ++s.failed;
@@ -1125,7 +1125,7 @@ void TaskEngine::StartFallback(Task& task, size_t step, int fan, const std::stri
   inst.fallback_agent = fb.agent.empty() ? nullptr : AgentFor(task, fb.agent);
   inst.mutable_extra().fallback_tier = fb.model_tier;
   inst.tier.clear();
-  inst.status = v1::STEP_STATUS_PENDING;
+  inst.SetStatus(v1::STEP_STATUS_PENDING);
   inst.retry_at = absl::InfiniteFuture();
   inst.DisarmAttempt();
   inst.mutable_extra().note = absl::StrCat("served by the fallback ",
@@ -1194,7 +1194,7 @@ void TaskEngine::StartWait(Task& task, size_t step, Outbox* out) {
   const WaitConfig& wait = *s.config->wait;
   Instance& inst = s.instances[0];
   inst.dispatched_at = clock_->Now();
-  inst.status = v1::STEP_STATUS_RUNNING;
+  inst.SetStatus(v1::STEP_STATUS_RUNNING);
   inst.wait = Instance::Wait::kSignal;
   inst.retry_at = inst.dispatched_at + wait.timeout;
   for (auto it = task.extra().pending_signals.begin(); it != task.extra().pending_signals.end(); ++it) {
@@ -1264,7 +1264,7 @@ void TaskEngine::StartChild(Task& task, size_t step, Outbox* out) {
   out->records.push_back({topics_.tasks, child.task_id(), std::move(e.payload), std::move(e.headers)});
   inst.mutable_extra().child_task_id = child.task_id();
   inst.mutable_extra().child_budget = budget;
-  inst.status = v1::STEP_STATUS_RUNNING;
+  inst.SetStatus(v1::STEP_STATUS_RUNNING);
   inst.wait = Instance::Wait::kChild;
   inst.dispatched_at = clock_->Now();
   inst.mutable_extra().note = absl::StrCat("child task ", child.task_id());
@@ -1294,7 +1294,7 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
     bool ok = child.status() == v1::TASK_STATUS_COMPLETED || child.status() == v1::TASK_STATUS_PARTIAL;
     std::string status = v1::TaskStatus_Name(child.status()).substr(sizeof("TASK_STATUS_") - 1);
     if (ok) {
-      inst.status = v1::STEP_STATUS_SUCCEEDED;
+      inst.SetStatus(v1::STEP_STATUS_SUCCEEDED);
       inst.output = child.has_output() ? FromValue(child.output()) : Json();
       if (child.status() == v1::TASK_STATUS_PARTIAL) {
         task.degraded = true;
@@ -1302,7 +1302,7 @@ SignalOutcome TaskEngine::EndChild(Task& task, const v1::TaskResult& child, Outb
       }
       s.succeeded = 1;
     } else {
-      inst.status = v1::STEP_STATUS_FAILED;
+      inst.SetStatus(v1::STEP_STATUS_FAILED);
       inst.mutable_extra().error = MakeError("child_failed", absl::StrCat("child task ", child.task_id(), " ended ", status,
                                                            child.has_error() ? ": " + child.error().message() : ""));
       if (!s.config->optional) {
@@ -1401,7 +1401,7 @@ void TaskEngine::EndWait(Task& task, size_t step, Json output, const std::string
   Instance& inst = s.instances[0];
   inst.wait = Instance::Wait::kNone;
   inst.retry_at = absl::InfiniteFuture();
-  inst.status = v1::STEP_STATUS_SUCCEEDED;
+  inst.SetStatus(v1::STEP_STATUS_SUCCEEDED);
   inst.output = std::move(output);
   inst.mutable_extra().note = note;
   inst.latency_ms = absl::ToInt64Milliseconds(clock_->Now() - inst.dispatched_at);

@@ -152,13 +152,15 @@ enum class SignalOutcome {
 // The outcome's label in agentfleet_signals_total ("cancelled", "delivered", ...).
 const char* SignalOutcomeName(SignalOutcome outcome);
 
-// A change to the state topic: a snapshot, or a tombstone (no state).
 // A change to the state topic: a task's snapshot or tombstone (no state), or
 // a tenant's ledger for the partition (key TenantLedgers::LedgerKey(tenant)).
 struct StateChange {
   std::string task_id;  // the record's key
   int32_t partition = 0;
-  std::optional<v1::TaskState> state;
+  // The snapshot, serialized (a v1::TaskState's wire bytes: the engine
+  // writes a finished step's part once and reuses it).
+  std::optional<std::string> state;
+  std::string traceparent;  // the task's, for the record's header
   std::optional<v1::TenantLedger> ledger;
 };
 
@@ -468,7 +470,10 @@ class TaskEngine {
   void StartFallback(Task& task, size_t step, int fan, const std::string& reason, Outbox* out);
   // Re-registers the task's earliest timer and marks its state changed.
   void Touch(Task& task);
-  v1::TaskState Snapshot(const Task& task) const;
+  // The task's snapshot, serialized: the submission and each frozen
+  // instance's StepState from the bytes kept, the rest written now.
+  std::string EncodeSnapshot(Task& task);
+  void WriteStepState(const StepRun& s, size_t i, v1::StepState* ss) const;
   void Remember(const std::string& id, absl::Time finished_at, int32_t partition);
 
   const FleetConfig* config_;

@@ -234,6 +234,24 @@ struct TaskEngine::Instance {
   int AttemptsHere() const { return attempt - std::max(attempt_base, fallback_from); }
 
   bool done() const { return status == v1::STEP_STATUS_SUCCEEDED || status == v1::STEP_STATUS_FAILED; }
+  // Every change of status goes through here: it also drops `state_bytes`.
+  void SetStatus(v1::StepStatus s) {
+    status = s;
+    state_bytes.clear();
+  }
+  // Nothing more can happen to it while its status stays: it ended
+  // (succeeded, failed or was skipped), waits for nothing, has no timer
+  // armed and no reservation to settle. Its snapshot's StepState is then
+  // written once and kept (state_bytes) until its status changes (a
+  // re-plan resets it).
+  bool frozen() const {
+    constexpr absl::Time kUnset = absl::InfiniteFuture();
+    return (done() || status == v1::STEP_STATUS_SKIPPED) && wait == Wait::kNone && reservations.empty() &&
+           schedule_deadline == kUnset && heartbeat_deadline == kUnset && close_deadline == kUnset &&
+           retry_at == kUnset;
+  }
+  // Its StepState's wire bytes, once frozen (TaskEngine::EncodeSnapshot).
+  std::string state_bytes;
   // Where the instance is, derived from its fields: not dispatched yet;
   // waiting (see `wait`); backing off until retry_at; an attempt in flight
   // (its deadlines armed); or done.

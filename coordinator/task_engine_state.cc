@@ -2,9 +2,14 @@
 // records for the state topic, restoring them on another replica, and
 // forgetting partitions this replica no longer owns.
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "codec/codec.h"
 #include "codec/json_value.h"
 #include "coordinator/task_engine.h"
@@ -23,6 +28,35 @@ void WriteReservation(const Reservation& res, v1::Reservation* rp) {
   if (res.expires != absl::InfiniteFuture()) *rp->mutable_expires() = ToTimestamp(res.expires);
 }
 
+// Appends the tag and length of a length-delimited field (a message, bytes)
+// of `size` bytes to a message's wire bytes; AppendField also its bytes.
+void AppendFieldHead(int field, size_t size, std::string* out) {
+  using google::protobuf::internal::WireFormatLite;
+  using google::protobuf::io::CodedOutputStream;
+  uint8_t head[10];
+  uint8_t* end = CodedOutputStream::WriteVarint32ToArray(
+      WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), head);
+  end = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size), end);
+  out->append(reinterpret_cast<const char*>(head), static_cast<size_t>(end - head));
+}
+
+void AppendField(int field, absl::string_view bytes, std::string* out) {
+  AppendFieldHead(field, bytes.size(), out);
+  out->append(bytes.data(), bytes.size());
+}
+
+#ifdef AGENTFLEET_CHECK_STATE_CACHE
+// The test build's check (scripts/test.sh) that a frozen instance really did
+// not change: its kept StepState must equal one written now.
+void CheckKeptStepState(const std::string& task_id, const v1::StepState& now, const std::string& kept) {
+  v1::StepState before;
+  if (before.ParseFromString(kept) && google::protobuf::util::MessageDifferencer::Equals(before, now)) return;
+  std::fprintf(stderr, "task %s: the kept StepState of a frozen instance is stale\nkept: %s\nnow:  %s\n",
+               task_id.c_str(), before.ShortDebugString().c_str(), now.ShortDebugString().c_str());
+  std::abort();
+}
+#endif
+
 Reservation ReadReservation(const v1::Reservation& rp) {
   return {rp.attempt(), {rp.tokens(), rp.cost_usd()},
           rp.has_expires() ? FromTimestamp(rp.expires()) : absl::InfiniteFuture()};
@@ -30,10 +64,11 @@ Reservation ReadReservation(const v1::Reservation& rp) {
 
 }  // namespace
 
-v1::TaskState TaskEngine::Snapshot(const Task& task) const {
+std::string TaskEngine::EncodeSnapshot(Task& task) {
+  // Written in three parts, which a reader merges as one TaskState (fields
+  // may come in any order; repeated ones keep theirs): the fields below, the
+  // submission (its kept bytes and its input), then each instance's StepState.
   v1::TaskState st;
-  st.mutable_submission()->ParseFromString(task.submission_bytes);
-  if (!task.input.empty()) *st.mutable_submission()->mutable_input() = ToStruct(task.input);
   *st.mutable_accepted_at() = ToTimestamp(task.accepted_at);
   if (task.deadline != absl::InfiniteFuture()) *st.mutable_deadline() = ToTimestamp(task.deadline);
   *st.mutable_usage() = task.usage;
@@ -53,67 +88,101 @@ v1::TaskState TaskEngine::Snapshot(const Task& task) const {
   }
   for (const StepRun& s : task.steps) {
     if (s.attempt_offset > 0) (*st.mutable_attempt_offset())[s.config->id] = s.attempt_offset;
-    if (!s.started) continue;
-    if (s.fanned_out || s.spawns()) (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
-    for (size_t i = 0; i < s.instances.size(); ++i) {
-      const Instance& inst = s.instances[i];
-      v1::StepState* ss = st.add_steps();
-      ss->set_step(s.config->id);
-      ss->set_fan_index(s.Fan(i));
-      ss->set_status(inst.status);
-      ss->set_attempt(inst.attempt);
-      ss->set_model_tier(inst.tier.empty() ? s.config->model_tier : inst.tier);
-      ss->set_budget_wait(inst.waiting(Instance::Wait::kBudget));
-      ss->set_max_tokens(inst.max_tokens);
-      ss->set_fallback_from(inst.fallback_from);
-      if (inst.fallback_agent) ss->set_fallback_agent(inst.fallback_agent->name);
-      ss->set_fallback_tier(inst.extra().fallback_tier);
-      ss->set_note(inst.extra().note);
-      ss->set_cached(inst.cached);
-      ss->set_reused(inst.reused);
-      ss->set_saved_cost_usd(inst.extra().saved_usd);
-      ss->set_embed_attempt(inst.extra().embed_attempt);
-      ss->set_semantic_similarity(inst.extra().similarity);
-      ss->set_batch_attempt(inst.extra().batch_attempt);
-      ss->set_batch_saved_usd(inst.extra().batch_saved_usd);
-      ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
-      if (inst.waiting(Instance::Wait::kQuota) && inst.rate_seq != 0) {
-        ss->set_rate_key(inst.extra().rate_key);
-        ss->set_rate_tag(inst.extra().rate_tag);
-        ss->set_rate_epoch(epoch_);
-      }
-      ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
-      ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
-      if (!inst.extra().child_task_id.empty()) {
-        ss->set_child_task_id(inst.extra().child_task_id);
-        ss->set_child_tokens(inst.extra().child_budget.tokens);
-        ss->set_child_cost_usd(inst.extra().child_budget.cost_usd);
-      }
-      if (inst.extra().spawn_agent) {
-        ss->set_spawn_agent(inst.extra().spawn_agent->name);
-        *ss->mutable_spawn_input() = ToStruct(inst.extra().spawn_input);
-      }
-      for (const auto& res : inst.reservations) WriteReservation(res, ss->add_reservations());
-      for (const v1::AgentQuestion& q : inst.extra().questions) *ss->add_questions() = q;
-      if (inst.ask_agent) ss->set_ask_agent(inst.ask_agent->name);
-      ss->set_ask_wait(inst.waiting(Instance::Wait::kAnswer));
-      ss->set_attempt_base(inst.attempt_base);
-      if (inst.status == v1::STEP_STATUS_SUCCEEDED) *ss->mutable_output() = ToStruct(inst.output);
-      if (!inst.extra().error.code().empty()) *ss->mutable_error() = inst.extra().error;
-      *ss->mutable_usage() = inst.usage;
-      ss->set_latency_ms(inst.latency_ms);
-      ss->set_worker(inst.worker);
-      ss->set_model(inst.model);
-      if (inst.dispatched_at != absl::InfinitePast()) *ss->mutable_dispatched_at() = ToTimestamp(inst.dispatched_at);
-      // Unset timers are InfiniteFuture in memory and absent on the wire.
-      constexpr absl::Time kUnset = absl::InfiniteFuture();
-      if (inst.schedule_deadline != kUnset) *ss->mutable_schedule_deadline() = ToTimestamp(inst.schedule_deadline);
-      if (inst.heartbeat_deadline != kUnset) *ss->mutable_heartbeat_deadline() = ToTimestamp(inst.heartbeat_deadline);
-      if (inst.close_deadline != kUnset) *ss->mutable_close_deadline() = ToTimestamp(inst.close_deadline);
-      if (inst.retry_at != kUnset) *ss->mutable_retry_at() = ToTimestamp(inst.retry_at);
+    if (s.started && (s.fanned_out || s.spawns())) {
+      (*st.mutable_fan_out())[s.config->id] = static_cast<int32_t>(s.instances.size());
     }
   }
-  return st;
+  std::string out = st.SerializeAsString();
+
+  std::string input;
+  if (!task.input.empty()) {
+    AppendField(v1::TaskSubmission::kInputFieldNumber, ToStruct(task.input).SerializeAsString(), &input);
+  }
+  AppendFieldHead(v1::TaskState::kSubmissionFieldNumber, task.submission_bytes.size() + input.size(), &out);
+  out += task.submission_bytes;
+  out += input;
+
+  v1::StepState ss;
+  std::string bytes;
+  for (StepRun& s : task.steps) {
+    if (!s.started) continue;
+    for (size_t i = 0; i < s.instances.size(); ++i) {
+      Instance& inst = s.instances[i];
+      if (!inst.state_bytes.empty()) {
+#ifdef AGENTFLEET_CHECK_STATE_CACHE
+        ss.Clear();
+        WriteStepState(s, i, &ss);
+        CheckKeptStepState(task.task_id, ss, inst.state_bytes);
+#endif
+        AppendField(v1::TaskState::kStepsFieldNumber, inst.state_bytes, &out);
+        continue;
+      }
+      ss.Clear();
+      WriteStepState(s, i, &ss);
+      bytes.clear();
+      ss.SerializeToString(&bytes);
+      AppendField(v1::TaskState::kStepsFieldNumber, bytes, &out);
+      if (inst.frozen()) inst.state_bytes = bytes;
+    }
+  }
+  return out;
+}
+
+void TaskEngine::WriteStepState(const StepRun& s, size_t i, v1::StepState* ss) const {
+  const Instance& inst = s.instances[i];
+  ss->set_step(s.config->id);
+  ss->set_fan_index(s.Fan(i));
+  ss->set_status(inst.status);
+  ss->set_attempt(inst.attempt);
+  ss->set_model_tier(inst.tier.empty() ? s.config->model_tier : inst.tier);
+  ss->set_budget_wait(inst.waiting(Instance::Wait::kBudget));
+  ss->set_max_tokens(inst.max_tokens);
+  ss->set_fallback_from(inst.fallback_from);
+  if (inst.fallback_agent) ss->set_fallback_agent(inst.fallback_agent->name);
+  ss->set_fallback_tier(inst.extra().fallback_tier);
+  ss->set_note(inst.extra().note);
+  ss->set_cached(inst.cached);
+  ss->set_reused(inst.reused);
+  ss->set_saved_cost_usd(inst.extra().saved_usd);
+  ss->set_embed_attempt(inst.extra().embed_attempt);
+  ss->set_semantic_similarity(inst.extra().similarity);
+  ss->set_batch_attempt(inst.extra().batch_attempt);
+  ss->set_batch_saved_usd(inst.extra().batch_saved_usd);
+  ss->set_rate_wait(inst.waiting(Instance::Wait::kQuota));
+  if (inst.waiting(Instance::Wait::kQuota) && inst.rate_seq != 0) {
+    ss->set_rate_key(inst.extra().rate_key);
+    ss->set_rate_tag(inst.extra().rate_tag);
+    ss->set_rate_epoch(epoch_);
+  }
+  ss->set_tenant_wait(inst.waiting(Instance::Wait::kTenant));
+  ss->set_signal_wait(inst.waiting(Instance::Wait::kSignal));
+  if (!inst.extra().child_task_id.empty()) {
+    ss->set_child_task_id(inst.extra().child_task_id);
+    ss->set_child_tokens(inst.extra().child_budget.tokens);
+    ss->set_child_cost_usd(inst.extra().child_budget.cost_usd);
+  }
+  if (inst.extra().spawn_agent) {
+    ss->set_spawn_agent(inst.extra().spawn_agent->name);
+    *ss->mutable_spawn_input() = ToStruct(inst.extra().spawn_input);
+  }
+  for (const auto& res : inst.reservations) WriteReservation(res, ss->add_reservations());
+  for (const v1::AgentQuestion& q : inst.extra().questions) *ss->add_questions() = q;
+  if (inst.ask_agent) ss->set_ask_agent(inst.ask_agent->name);
+  ss->set_ask_wait(inst.waiting(Instance::Wait::kAnswer));
+  ss->set_attempt_base(inst.attempt_base);
+  if (inst.status == v1::STEP_STATUS_SUCCEEDED) *ss->mutable_output() = ToStruct(inst.output);
+  if (!inst.extra().error.code().empty()) *ss->mutable_error() = inst.extra().error;
+  *ss->mutable_usage() = inst.usage;
+  ss->set_latency_ms(inst.latency_ms);
+  ss->set_worker(inst.worker);
+  ss->set_model(inst.model);
+  if (inst.dispatched_at != absl::InfinitePast()) *ss->mutable_dispatched_at() = ToTimestamp(inst.dispatched_at);
+  // Unset timers are InfiniteFuture in memory and absent on the wire.
+  constexpr absl::Time kUnset = absl::InfiniteFuture();
+  if (inst.schedule_deadline != kUnset) *ss->mutable_schedule_deadline() = ToTimestamp(inst.schedule_deadline);
+  if (inst.heartbeat_deadline != kUnset) *ss->mutable_heartbeat_deadline() = ToTimestamp(inst.heartbeat_deadline);
+  if (inst.close_deadline != kUnset) *ss->mutable_close_deadline() = ToTimestamp(inst.close_deadline);
+  if (inst.retry_at != kUnset) *ss->mutable_retry_at() = ToTimestamp(inst.retry_at);
 }
 
 void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
@@ -122,14 +191,15 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
     change.task_id = id;
     change.partition = dirty_partition_[id];
     if (auto it = active_.find(id); it != active_.end()) {
-      change.state = Snapshot(*it->second);
+      change.state = EncodeSnapshot(*it->second);
+      change.traceparent = it->second->traceparent.str();
     } else if (auto f = finished_.find(id); f != finished_.end()) {
       // Compact: enough to recognise a resubmission until the retention ends.
       v1::TaskState st;
       st.mutable_submission()->set_task_id(id);
       st.set_finished(true);
       *st.mutable_finished_at() = ToTimestamp(f->second.at);
-      change.state = std::move(st);
+      change.state = st.SerializeAsString();
     } else if (auto a = ahead_.find(id); a != ahead_.end()) {
       v1::TaskState st;
       st.mutable_submission()->set_task_id(id);
@@ -137,7 +207,7 @@ void TaskEngine::TakeStateChanges(std::vector<StateChange>* changes) {
       st.set_cancel_reason(a->second.reason);
       for (const v1::TaskSignal& signal : a->second.signals) *st.add_pending_signals() = signal;
       *st.mutable_finished_at() = ToTimestamp(a->second.at);
-      change.state = std::move(st);
+      change.state = st.SerializeAsString();
     }  // else: tombstone
     changes->push_back(std::move(change));
   }

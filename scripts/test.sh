@@ -18,7 +18,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh test
 build="${TEST_BUILD_DIR:-build-test}"
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DAGENTFLEET_SANITIZE=ON -DAGENTFLEET_FUZZ=ON -DAGENTFLEET_WERROR=ON > /dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DAGENTFLEET_SANITIZE=ON -DAGENTFLEET_FUZZ=ON -DAGENTFLEET_WERROR=ON \
+  -DAGENTFLEET_CHECK_STATE_CACHE=ON > /dev/null
 cmake --build "$build" --parallel "$(nproc)"
 # Leaks are the fuzzers' to find (fuzz/run.sh turns detection on); the
 # services exit without freeing their singletons.

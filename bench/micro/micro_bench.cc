@@ -79,8 +79,8 @@ void RunTask(Fixture& f, const std::string& workflow, int64_t* steps, bool snaps
     }
     for (const auto& r : next.results) benchmark::DoNotOptimize(Encode(r.result, r.traceparent));
     if (snapshots) f.engine->TakeStateChanges(&changes);
-    for (const auto& c : changes) {
-      if (c.state) benchmark::DoNotOptimize(Encode(*c.state, ""));
+    for (auto& c : changes) {
+      if (c.state) benchmark::DoNotOptimize(EncodeSerialized(std::move(*c.state), *v1::TaskState::descriptor(), ""));
     }
     changes.clear();
     out = std::move(next);
@@ -163,8 +163,8 @@ void BM_EngineMemoryPerParkedTask(benchmark::State& state) {
       if (!f.engine->Submit(*decoded, f.traceparent, i % 12, &out).ok() || out.work.size() != 1) std::abort();
       benchmark::DoNotOptimize(Encode(out.work[0].item, out.work[0].traceparent));
       f.engine->TakeStateChanges(&changes);
-      for (const auto& c : changes) {
-        if (c.state) benchmark::DoNotOptimize(Encode(*c.state, ""));
+      for (auto& c : changes) {
+        if (c.state) benchmark::DoNotOptimize(EncodeSerialized(std::move(*c.state), *v1::TaskState::descriptor(), ""));
       }
       changes.clear();
     }

@@ -3,6 +3,7 @@
 // the wire format as the state topic carries it.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,15 +67,22 @@ inline const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string&
   return nullptr;
 }
 
+// A state change's snapshot read back as a restoring replica reads it;
+// nullopt for a tombstone or a ledger.
+inline std::optional<v1::TaskState> Decoded(const StateChange& change) {
+  if (!change.state) return std::nullopt;
+  v1::TaskState state;
+  EXPECT_TRUE(state.ParseFromString(*change.state)) << change.task_id;
+  return state;
+}
+
 // The engine's latest snapshot of its one changed task, through the bytes.
 inline v1::TaskState SnapshotOverTheWire(TaskEngine& engine) {
   std::vector<StateChange> changes;
   engine.TakeStateChanges(&changes);
-  v1::TaskState wire;
   EXPECT_EQ(changes.size(), 1u);
-  if (changes.empty() || !changes[0].state) return wire;
-  EXPECT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
-  return wire;
+  if (changes.empty() || !changes[0].state) return v1::TaskState();
+  return *Decoded(changes[0]);
 }
 
 // A fixture with a TaskEngine over the config `yaml`, on a fake clock

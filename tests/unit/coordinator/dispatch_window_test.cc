@@ -109,7 +109,7 @@ TEST_F(DispatchWindowTest, OtherAgentsAreNotHeldAndAWaitIsPartOfTheTasksState) {
   engine_->TakeStateChanges(&changes);
   TaskEngine other(&config_, &clock_);
   for (const StateChange& c : changes) {
-    if (c.state) other.Restore(c.task_id, v1::TaskState(*c.state), c.partition);
+    if (c.state) other.Restore(c.task_id, engine_test::Decoded(c), c.partition);
   }
   EXPECT_EQ(other.window_in_use("busy"), 2);
   Outbox restored;

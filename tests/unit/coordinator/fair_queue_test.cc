@@ -210,7 +210,7 @@ TEST(FairQueueTakeoverTest, TheReplicaThatTakesOverKeepsTheTurns) {
   first.TakeStateChanges(&changes);
   TaskEngine second(&config, &clock);
   for (const StateChange& ch : changes) {
-    if (ch.state) second.Restore(ch.task_id, v1::TaskState(*ch.state), ch.partition);
+    if (ch.state) second.Restore(ch.task_id, engine_test::Decoded(ch), ch.partition);
   }
   run(second, absl::Seconds(30));
   ASSERT_EQ(order.size(), 220u);

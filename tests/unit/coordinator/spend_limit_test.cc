@@ -69,7 +69,7 @@ TEST_F(SpendLimitTest, NonCriticalAndBatchWorkWaitsForTheNextPeriodOnceTheLimitI
     if (c.ledger) other.RestoreLedger(*c.ledger, c.partition);
   }
   for (const StateChange& c : changes) {
-    if (c.state) other.Restore(c.task_id, v1::TaskState(*c.state), c.partition);
+    if (c.state) other.Restore(c.task_id, engine_test::Decoded(c), c.partition);
   }
   Outbox restored;
   other.Tick(&restored);

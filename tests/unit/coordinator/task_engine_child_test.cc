@@ -180,7 +180,7 @@ TEST_F(ChildTest, AParentWaitingForItsChildIsRestoredOnAnotherReplica) {
   engine_->TakeStateChanges(&changes);
   std::optional<v1::TaskState> state;
   for (auto& c : changes) {
-    if (c.task_id == "p1") state = c.state;
+    if (c.task_id == "p1") state = engine_test::Decoded(c);
   }
   ASSERT_TRUE(state.has_value());
   TaskEngine other(&config_, &clock_);

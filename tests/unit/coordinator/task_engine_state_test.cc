@@ -5,6 +5,7 @@
 #include "coordinator/task_engine.h"
 
 #include "codec/codec.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "common/error_codes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -13,6 +14,7 @@
 namespace agentfleet {
 namespace {
 
+using engine_test::Decoded;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
@@ -34,7 +36,7 @@ TEST_F(TaskEngineStateTest, AnotherEngineResumesATaskFromItsSnapshot) {
   ASSERT_TRUE(changes[0].state.has_value());
   // The snapshot goes through the wire format, as it does through the state topic.
   v1::TaskState wire;
-  ASSERT_TRUE(wire.ParseFromString(changes[0].state->SerializeAsString()));
+  ASSERT_TRUE(wire.ParseFromString(*changes[0].state));
 
   TaskEngine other_engine(&config_, &clock_);
   other_engine.Restore("t1", wire, 3);
@@ -71,14 +73,15 @@ TEST_F(TaskEngineStateTest, FinishedIdsAreKeptForTheRetentionThenTombstoned) {
   std::vector<StateChange> changes;
   engine_->TakeStateChanges(&changes);
   ASSERT_EQ(changes.size(), 1u);
-  ASSERT_TRUE(changes[0].state && changes[0].state->finished());
-  EXPECT_FALSE(changes[0].state->submission().has_input());  // compact
+  std::optional<v1::TaskState> compact = Decoded(changes[0]);
+  ASSERT_TRUE(compact && compact->finished());
+  EXPECT_FALSE(compact->submission().has_input());  // compact
   // The compact snapshot passes the codec, as the restoring replica reads it.
-  Encoded wire = Encode(*changes[0].state, "");
+  Encoded wire = EncodeSerialized(*changes[0].state, *v1::TaskState::descriptor(), "");
   ASSERT_TRUE(Decode<v1::TaskState>(wire.payload, wire.headers).ok());
   // A new replica that restores the compact snapshot still refuses the id.
   TaskEngine replica(&config_, &clock_);
-  replica.Restore("t1", changes[0].state, 2);
+  replica.Restore("t1", compact, 2);
   Outbox dup;
   ASSERT_TRUE(replica.Submit(Task("t1"), "", 2, &dup).ok());
   EXPECT_TRUE(dup.empty());
@@ -108,7 +111,7 @@ workflows: {other: {steps: [{id: s, agent: a}]}}
 )", "new.yaml");
   ASSERT_TRUE(smaller.ok()) << smaller.status();
   TaskEngine replica(&*smaller, &clock_);
-  replica.Restore("t1", changes[0].state, 5);
+  replica.Restore("t1", Decoded(changes[0]), 5);
   EXPECT_EQ(replica.active_tasks(), 0u);
   EXPECT_LE(replica.NextTimer(), clock_.Now());
   Outbox failed;
@@ -121,7 +124,7 @@ workflows: {other: {steps: [{id: s, agent: a}]}}
   changes.clear();
   replica.TakeStateChanges(&changes);
   ASSERT_EQ(changes.size(), 1u);
-  EXPECT_TRUE(changes[0].state->finished());
+  EXPECT_TRUE(Decoded(changes[0])->finished());
   EXPECT_EQ(changes[0].partition, 5);
 }
 
@@ -135,10 +138,10 @@ TEST_F(TaskEngineStateTest, AnUnreadableSnapshotFailsTheTaskInsteadOfRunningAnOl
   TaskEngine replica(&config_, &clock_);
   // The state partition holds an older readable snapshot of each task, then
   // t1's latest record is garbage, while t2 gets a readable newer one after an unreadable one.
-  for (const auto& c : older) replica.Restore(c.task_id, c.state, 2);
+  for (const auto& c : older) replica.Restore(c.task_id, Decoded(c), 2);
   replica.RestoreUnreadable("t1", "payload is not a valid agentfleet.v1.TaskState", 2);
   replica.RestoreUnreadable("t2", "truncated", 2);
-  replica.Restore("t2", older[0].task_id == "t2" ? older[0].state : older[1].state, 2);
+  replica.Restore("t2", Decoded(older[0].task_id == "t2" ? older[0] : older[1]), 2);
   EXPECT_EQ(replica.active_tasks(), 1u);  // t2 only: t1 is not run from its stale snapshot
   Outbox failed;
   replica.Tick(&failed);
@@ -148,6 +151,44 @@ TEST_F(TaskEngineStateTest, AnUnreadableSnapshotFailsTheTaskInsteadOfRunningAnOl
   EXPECT_EQ(failed.results[0].result.error().code(), "state_unreadable");
   EXPECT_THAT(failed.results[0].result.error().message(), HasSubstr("not a valid agentfleet.v1.TaskState"));
   EXPECT_TRUE(failed.work.empty());
+}
+
+// A step that ended is written once and its bytes reused (the snapshot is
+// put together from parts): every later snapshot still carries it whole,
+// with the submission, its input and the task's trace context.
+TEST_F(TaskEngineStateTest, EverySnapshotCarriesTheStepsThatEndedAndTheSubmission) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), engine_test::kTp, 3, &out).ok());
+  v1::WorkItem other = ItemFor(out, "other");
+  Outbox fan = Answer(ItemFor(out, "classify"), {{"cat", "billing"}});
+  std::vector<StateChange> first;
+  engine_->TakeStateChanges(&first);
+  Outbox ignored;
+  engine_->OnEvent(MakeResult(config_, other, ModelResponse::Ok({{"o", 1}}, 1, 1, "m"), "w1", clock_.Now()), &ignored);
+  std::vector<StateChange> second;
+  engine_->TakeStateChanges(&second);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].traceparent, engine_test::kTp);
+  std::optional<v1::TaskState> before = Decoded(first[0]);
+  std::optional<v1::TaskState> after = Decoded(second[0]);
+  ASSERT_TRUE(before && after);
+  auto step = [](const v1::TaskState& st, const std::string& id) {
+    for (const v1::StepState& s : st.steps()) {
+      if (s.step() == id) return s;
+    }
+    return v1::StepState();
+  };
+  EXPECT_EQ(step(*before, "classify").status(), v1::STEP_STATUS_SUCCEEDED);
+  EXPECT_EQ(step(*before, "classify").output().fields().at("cat").string_value(), "billing");
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(step(*before, "classify"), step(*after, "classify")));
+  EXPECT_EQ(step(*after, "other").status(), v1::STEP_STATUS_SUCCEEDED);
+  EXPECT_EQ(step(*after, "other").output().fields().at("o").number_value(), 1);
+  EXPECT_EQ(after->steps_size(), before->steps_size());  // each instance once
+  EXPECT_EQ(after->submission().task_id(), "t1");
+  EXPECT_EQ(after->submission().input().fields().at("sources").list_value().values_size(), 3);
+  EXPECT_EQ(after->traceparent(), engine_test::kTp);
+  EXPECT_EQ(after->usage().calls(), 2);
 }
 
 TEST_F(TaskEngineStateTest, DroppingAPartitionForgetsItsTasks) {

@@ -113,7 +113,7 @@ class Simulation {
     engine_->TakeStateChanges(&changes);
     for (const StateChange& c : changes) {
       if (c.ledger) continue;
-      state_[c.task_id] = c.state ? std::optional<std::string>(c.state->SerializeAsString()) : std::nullopt;
+      state_[c.task_id] = c.state;
     }
     for (auto& w : pending_work_) visible_.push_back(std::move(w));
     pending_work_.clear();
