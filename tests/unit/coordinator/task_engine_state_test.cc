@@ -191,6 +191,50 @@ TEST_F(TaskEngineStateTest, EverySnapshotCarriesTheStepsThatEndedAndTheSubmissio
   EXPECT_EQ(after->usage().calls(), 2);
 }
 
+// A step that succeeded while an earlier, timed-out attempt of it may still
+// spend is not final yet: that attempt's late result adds its usage, and the
+// next snapshot carries it (the step's written part is not reused stale).
+TEST_F(TaskEngineStateTest, ALateResultAfterTheStepSucceededIsInTheNextSnapshot) {
+  Outbox out;
+  ASSERT_TRUE(engine_->Submit(Task("t1"), engine_test::kTp, 3, &out).ok());
+  Outbox fan = Answer(ItemFor(out, "classify"), {{"cat", "billing"}});
+  const v1::WorkItem first = fan.work[0].item;  // research[0], attempt 1
+  Outbox ignored;
+  engine_->OnEvent(MakeReceipt(first, "w1", clock_.Now()), &ignored);
+  clock_.Advance(absl::Seconds(11));  // its heartbeat times out
+  engine_->Tick(&ignored);
+  clock_.Advance(absl::Seconds(2));
+  Outbox retry;
+  engine_->Tick(&retry);
+  ASSERT_EQ(retry.work.size(), 1u);
+  ASSERT_EQ(retry.work[0].item.attempt(), 2);
+  engine_->OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse::Ok({{"r", 2}}, 1, 1, "m"), "w2", clock_.Now()),
+                   &ignored);
+  auto research = [](const std::vector<StateChange>& changes) {
+    v1::StepState found;
+    EXPECT_EQ(changes.size(), 1u);
+    if (changes.empty()) return found;
+    std::optional<v1::TaskState> st = Decoded(changes[0]);
+    for (const v1::StepState& s : st->steps()) {
+      if (s.step() == "research" && s.fan_index() == 0) found = s;
+    }
+    return found;
+  };
+  std::vector<StateChange> before;
+  engine_->TakeStateChanges(&before);
+  v1::StepState succeeded = research(before);
+  ASSERT_EQ(succeeded.status(), v1::STEP_STATUS_SUCCEEDED);
+  // Attempt 1 answers late: stale for the step, but what it spent counts.
+  engine_->OnEvent(MakeResult(config_, first, ModelResponse::Ok({{"r", 1}}, 7, 3, "m"), "w1", clock_.Now()), &ignored);
+  std::vector<StateChange> after;
+  engine_->TakeStateChanges(&after);
+  v1::StepState now = research(after);
+  EXPECT_EQ(now.status(), v1::STEP_STATUS_SUCCEEDED);
+  EXPECT_EQ(now.usage().input_tokens(), succeeded.usage().input_tokens() + 7);
+  EXPECT_EQ(now.usage().output_tokens(), succeeded.usage().output_tokens() + 3);
+  EXPECT_EQ(now.output().fields().at("r").number_value(), 2);  // the result that counted
+}
+
 TEST_F(TaskEngineStateTest, DroppingAPartitionForgetsItsTasks) {
   Outbox out;
   ASSERT_TRUE(engine_->Submit(Task("t1"), "", 1, &out).ok());
