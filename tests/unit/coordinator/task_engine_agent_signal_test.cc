@@ -286,6 +286,35 @@ TEST_F(AgentSignalTest, ARescopeReRunsThePlannerWithTheReasonAndAbandonsTheAttem
   EXPECT_EQ(r.steps_size(), 3) << "the reset fan-out has one instance now";
 }
 
+// The planner's step had ended (its snapshot part written once and kept);
+// a re-plan resets it (new instances) and dispatches it again: the next
+// snapshot says so, not the old end, and then carries its new end.
+TEST_F(AgentSignalTest, AfterARescopeTheSnapshotShowsThePlannerDispatchedAgain) {
+  Outbox planned = Answer(ItemFor(Submit("plans"), "plan"), {{"items", {1, 2}}}, nullptr);
+  ASSERT_EQ(planned.work.size(), 2u);
+  auto plan = [](const v1::TaskState& st) {
+    for (const v1::StepState& s : st.steps()) {
+      if (s.step() == "plan") return s;
+    }
+    return v1::StepState();
+  };
+  v1::StepState ended = plan(engine_test::SnapshotOverTheWire(*engine_));
+  ASSERT_EQ(ended.status(), v1::STEP_STATUS_SUCCEEDED);
+  ASSERT_TRUE(ended.has_output());
+  Outbox replanned = Answer(planned.work[0].item, Rescope("item 1 is not ours"));
+  ASSERT_EQ(replanned.work.size(), 1u);
+  v1::TaskState state = engine_test::SnapshotOverTheWire(*engine_);
+  v1::StepState again = plan(state);
+  EXPECT_EQ(again.status(), v1::STEP_STATUS_PENDING) << "dispatched again, no receipt yet";
+  EXPECT_EQ(again.attempt() + state.attempt_offset().at("plan"), replanned.work[0].item.attempt());
+  EXPECT_FALSE(again.has_output());
+  // And once it ends again, its new output.
+  Answer(replanned.work[0].item, {{"items", {3}}});
+  v1::StepState ended_again = plan(engine_test::SnapshotOverTheWire(*engine_));
+  EXPECT_EQ(ended_again.status(), v1::STEP_STATUS_SUCCEEDED);
+  EXPECT_EQ(ended_again.output().fields().at("items").list_value().values_size(), 1);
+}
+
 TEST_F(AgentSignalTest, RescopesBeyondMaxReplansFailTheStep) {
   Outbox planned = Answer(ItemFor(Submit("plans"), "plan"), {{"items", {1}}});
   Outbox replanned = Answer(ItemFor(planned, "work"), Rescope("wrong"));
