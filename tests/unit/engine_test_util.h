@@ -67,6 +67,15 @@ inline const v1::StepSummary* StepOf(const v1::TaskResult& r, const std::string&
   return nullptr;
 }
 
+// The state of `step`'s instance `fan` in a snapshot (fan -1: a step that
+// is not fanned out; 0 also finds it); an empty StepState if absent.
+inline v1::StepState StepStateOf(const v1::TaskState& state, const std::string& step, int fan = 0) {
+  for (const v1::StepState& s : state.steps()) {
+    if (s.step() == step && (s.fan_index() == fan || (fan == 0 && s.fan_index() == -1))) return s;
+  }
+  return v1::StepState();
+}
+
 // A state change's snapshot read back as a restoring replica reads it;
 // nullopt for a tombstone or a ledger.
 inline std::optional<v1::TaskState> Decoded(const StateChange& change) {

@@ -292,12 +292,7 @@ TEST_F(AgentSignalTest, ARescopeReRunsThePlannerWithTheReasonAndAbandonsTheAttem
 TEST_F(AgentSignalTest, AfterARescopeTheSnapshotShowsThePlannerDispatchedAgain) {
   Outbox planned = Answer(ItemFor(Submit("plans"), "plan"), {{"items", {1, 2}}}, nullptr);
   ASSERT_EQ(planned.work.size(), 2u);
-  auto plan = [](const v1::TaskState& st) {
-    for (const v1::StepState& s : st.steps()) {
-      if (s.step() == "plan") return s;
-    }
-    return v1::StepState();
-  };
+  auto plan = [](const v1::TaskState& st) { return engine_test::StepStateOf(st, "plan"); };
   v1::StepState ended = plan(engine_test::SnapshotOverTheWire(*engine_));
   ASSERT_EQ(ended.status(), v1::STEP_STATUS_SUCCEEDED);
   ASSERT_TRUE(ended.has_output());

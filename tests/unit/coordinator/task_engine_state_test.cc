@@ -173,12 +173,7 @@ TEST_F(TaskEngineStateTest, EverySnapshotCarriesTheStepsThatEndedAndTheSubmissio
   std::optional<v1::TaskState> before = Decoded(first[0]);
   std::optional<v1::TaskState> after = Decoded(second[0]);
   ASSERT_TRUE(before && after);
-  auto step = [](const v1::TaskState& st, const std::string& id) {
-    for (const v1::StepState& s : st.steps()) {
-      if (s.step() == id) return s;
-    }
-    return v1::StepState();
-  };
+  auto step = [](const v1::TaskState& st, const std::string& id) { return engine_test::StepStateOf(st, id); };
   EXPECT_EQ(step(*before, "classify").status(), v1::STEP_STATUS_SUCCEEDED);
   EXPECT_EQ(step(*before, "classify").output().fields().at("cat").string_value(), "billing");
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(step(*before, "classify"), step(*after, "classify")));
@@ -211,14 +206,9 @@ TEST_F(TaskEngineStateTest, ALateResultAfterTheStepSucceededIsInTheNextSnapshot)
   engine_->OnEvent(MakeResult(config_, retry.work[0].item, ModelResponse::Ok({{"r", 2}}, 1, 1, "m"), "w2", clock_.Now()),
                    &ignored);
   auto research = [](const std::vector<StateChange>& changes) {
-    v1::StepState found;
     EXPECT_EQ(changes.size(), 1u);
-    if (changes.empty()) return found;
-    std::optional<v1::TaskState> st = Decoded(changes[0]);
-    for (const v1::StepState& s : st->steps()) {
-      if (s.step() == "research" && s.fan_index() == 0) found = s;
-    }
-    return found;
+    if (changes.empty()) return v1::StepState();
+    return engine_test::StepStateOf(*Decoded(changes[0]), "research", 0);
   };
   std::vector<StateChange> before;
   engine_->TakeStateChanges(&before);
