@@ -26,6 +26,26 @@ constexpr char kComponent[] = "kafka";
 
 int Ms(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
 
+// One end of a partition's log, asked of its leader within `timeout_ms`:
+// `logical` is Topic::OFFSET_BEGINNING (the low watermark) or OFFSET_END (the
+// high one; the last stable offset for a read_committed handle).
+// Not query_watermark_offsets(): librdkafka 2.0.2 waits for its two answers
+// without looking at its timeout, and a request to a leader that died and
+// was never sent is retried on that node, without counting, until it comes
+// back. The coordinator's main thread waited there for minutes when a node
+// of a three-node cluster was SIGKILLed (the chaos test's fail-over, one run
+// in four). offsets_for_times() sends the same ListOffsets request and stops
+// waiting at its timeout.
+RdKafka::ErrorCode ListOffset(RdKafka::Handle* handle, const std::string& topic, int32_t partition,
+                              int64_t logical, int timeout_ms, int64_t* offset) {
+  std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition, logical)};
+  RdKafka::ErrorCode code = handle->offsetsForTimes(tps, timeout_ms);
+  if (code == RdKafka::ERR_NO_ERROR) code = tps[0]->err();
+  if (code == RdKafka::ERR_NO_ERROR) *offset = tps[0]->offset();
+  RdKafka::TopicPartition::destroy(tps);
+  return code;
+}
+
 // librdkafka's log lines and errors become our structured logs.
 class LogBridge : public RdKafka::EventCb {
  public:
@@ -498,9 +518,10 @@ class RdConsumer : public Consumer {
   }
 
   absl::StatusOr<int64_t> QueryEnd(const std::string& topic, int32_t partition, absl::Duration timeout) override {
-    int64_t low = -1, high = -1;
-    RdKafka::ErrorCode code = consumer_->query_watermark_offsets(topic, partition, &low, &high, std::max(1, Ms(timeout)));
-    if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, absl::StrCat("query watermarks of ", topic, "/", partition));
+    int64_t high = -1;
+    RdKafka::ErrorCode code =
+        ListOffset(consumer_.get(), topic, partition, RdKafka::Topic::OFFSET_END, std::max(1, Ms(timeout)), &high);
+    if (code != RdKafka::ERR_NO_ERROR) return FromErr(code, absl::StrCat("query the end of ", topic, "/", partition));
     return high;
   }
 
@@ -672,8 +693,12 @@ void WarmMetadata(RdKafka::Handle* handle, const std::set<std::string>& topics, 
 absl::Status QueryPartitionWatermarks(RdKafka::Handle* handle, const std::string& topic, int32_t partition,
                                       absl::Time deadline, int64_t* low, int64_t* high) {
   while (true) {
-    auto code = handle->query_watermark_offsets(topic, partition, low, high,
-                                                std::max(1, Ms(deadline - absl::Now())));
+    auto code = ListOffset(handle, topic, partition, RdKafka::Topic::OFFSET_BEGINNING,
+                           std::max(1, Ms(deadline - absl::Now())), low);
+    if (code == RdKafka::ERR_NO_ERROR) {
+      code = ListOffset(handle, topic, partition, RdKafka::Topic::OFFSET_END, std::max(1, Ms(deadline - absl::Now())),
+                        high);
+    }
     if (code == RdKafka::ERR_NO_ERROR) return absl::OkStatus();
     absl::Status s = FromErr(code, absl::StrCat("watermarks ", topic, "/", partition));
     bool stale_metadata = code == RdKafka::ERR__UNKNOWN_PARTITION || code == RdKafka::ERR_LEADER_NOT_AVAILABLE ||
