@@ -33,9 +33,9 @@ int Ms(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d))
 // without looking at its timeout, and a request to a leader that died and
 // was never sent is retried on that node, without counting, until it comes
 // back. The coordinator's main thread waited there for minutes when a node
-// of a three-node cluster was SIGKILLed (the chaos test's fail-over, one run
-// in four). offsets_for_times() sends the same ListOffsets request and stops
-// waiting at its timeout.
+// of a three-node cluster was SIGKILLed (the chaos test's fail-over; unit
+// tests LeaderDownTest.*). offsets_for_times() sends the same ListOffsets
+// request and stops waiting at its timeout.
 RdKafka::ErrorCode ListOffset(RdKafka::Handle* handle, const std::string& topic, int32_t partition,
                               int64_t logical, int timeout_ms, int64_t* offset) {
   std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition, logical)};
