@@ -75,14 +75,20 @@ int main(int argc, char** argv) {
   // SIGHUP: the spending limits and weights are read again (service.h).
   InstallReloadHandler();
   replica.SetReloader([&config] { return ReloadConfigIfAsked(&config); });
+  std::unique_ptr<LoopWatch> loop = WatchMainLoop("coordinator", *registry);
   auto http = ServeHttp(
       "coordinator",
       [&]() -> absl::Status {
         if (ShutdownRequested()) return absl::UnavailableError("shutting down");
         return replica.Ready();
       },
-      registry);
-  int code = replica.Run([] { return ShutdownRequested(); });
+      registry, loop.get());
+  // The replica asks whether to stop once per turn of its loop, and every
+  // 100 ms of a backoff between incarnations.
+  int code = replica.Run([&loop] {
+    loop->Turned();
+    return ShutdownRequested();
+  });
   if (code == 0) Log(LogLevel::kInfo, "coordinator", "stopped");
   return code;
 }

@@ -107,9 +107,15 @@ std::map<std::string, std::string> ParseForm(const std::string& encoded) {
   return form;
 }
 
-std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> ready) {
+std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> ready,
+                                                std::function<absl::Status()> alive) {
   return {
-      {"/healthz", [](const HttpServerRequest&) { return HttpReply{200, "text/plain; charset=utf-8", "ok\n"}; }},
+      {"/healthz",
+       [alive = std::move(alive)](const HttpServerRequest&) {
+         absl::Status s = alive ? alive() : absl::OkStatus();
+         if (s.ok()) return HttpReply{200, "text/plain; charset=utf-8", "ok\n"};
+         return HttpReply{503, "text/plain; charset=utf-8", absl::StrCat("not alive: ", s.message(), "\n")};
+       }},
       {"/readyz",
        [ready = std::move(ready)](const HttpServerRequest&) {
          absl::Status s = ready();
@@ -121,9 +127,10 @@ std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> re
 
 absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(const std::string& address, const std::string& component,
                                                               std::function<absl::Status()> ready,
-                                                              std::map<std::string, HttpHandler> more) {
+                                                              std::map<std::string, HttpHandler> more,
+                                                              std::function<absl::Status()> alive) {
   if (address.empty()) return nullptr;
-  std::map<std::string, HttpHandler> routes = HealthRoutes(std::move(ready));
+  std::map<std::string, HttpHandler> routes = HealthRoutes(std::move(ready), std::move(alive));
   routes.merge(more);
   auto server = HttpServer::Start(address, std::move(routes));
   if (server.ok()) {

@@ -74,15 +74,17 @@ class HttpServer {
   int port_ = 0;
 };
 
-// /healthz: 200 while the process serves at all. /readyz: 200 when `ready`
+// /healthz: 200 while `alive` returns OK (without one, while the process
+// serves at all), else 503 with its message. /readyz: 200 when `ready`
 // returns OK, else 503 with its message.
-std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> ready);
+std::map<std::string, HttpHandler> HealthRoutes(std::function<absl::Status()> ready,
+                                                std::function<absl::Status()> alive = {});
 
 // Starts the HTTP endpoint of a process on `address` — the health routes
 // plus `more` (/metrics) — and logs where it listens; returns null when
 // `address` is empty (turned off).
 [[nodiscard]] absl::StatusOr<std::unique_ptr<HttpServer>> StartHealthServer(
     const std::string& address, const std::string& component, std::function<absl::Status()> ready,
-    std::map<std::string, HttpHandler> more = {});
+    std::map<std::string, HttpHandler> more = {}, std::function<absl::Status()> alive = {});
 
 }  // namespace agentfleet

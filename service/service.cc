@@ -20,6 +20,9 @@ ABSL_FLAG(bool, dev_broker, false, "The bootstrap is the development broker (age
 ABSL_FLAG(std::string, http_address, "",
           "HOST:PORT of /healthz, /readyz and /metrics (workers 0.0.0.0:9090, coordinators 0.0.0.0:9091; "
           "port 0: any free port; empty: off)");
+ABSL_FLAG(absl::Duration, liveness_timeout, absl::Minutes(10),
+          "/healthz fails once the main loop has not turned for this long (0: never); longer than the "
+          "longest bounded wait a turn can hold, a restore reading the state and audit logs");
 
 namespace agentfleet {
 
@@ -58,10 +61,14 @@ std::string ReloadConfigIfAsked(FleetConfig* live) {
   return "applied";
 }
 
+std::unique_ptr<LoopWatch> WatchMainLoop(const std::string& component, prometheus::Registry& registry) {
+  return std::make_unique<LoopWatch>(registry, component, absl::GetFlag(FLAGS_liveness_timeout));
+}
+
 std::unique_ptr<HttpServer> ServeHttp(const std::string& component, std::function<absl::Status()> ready,
-                                      std::shared_ptr<prometheus::Registry> registry) {
-  auto server =
-      StartHealthServer(absl::GetFlag(FLAGS_http_address), component, std::move(ready), MetricsRoutes(std::move(registry)));
+                                      std::shared_ptr<prometheus::Registry> registry, const LoopWatch* loop) {
+  auto server = StartHealthServer(absl::GetFlag(FLAGS_http_address), component, std::move(ready),
+                                  MetricsRoutes(std::move(registry)), [loop] { return loop->Alive(); });
   if (!server.ok()) {
     std::cerr << server.status().message() << "\n";
     std::exit(2);

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "http/http_server.h"
 #include "prometheus/registry.h"
+#include "service/loop_watch.h"
 
 namespace agentfleet {
 
@@ -31,10 +32,15 @@ FleetConfig StartService(int argc, char** argv, const char* usage, const std::st
 // reload was asked for. Call on the thread that reads those sections.
 std::string ReloadConfigIfAsked(FleetConfig* live);
 
-// Serves /healthz, /readyz and /metrics (the text exposition of `registry`)
-// on --http_address (off when it is empty); `ready` runs on the server's
-// threads. Exits with status 2 if it cannot listen.
+// The watch on the process's main loop, bounded by --liveness_timeout, its
+// metric in `registry`.
+std::unique_ptr<LoopWatch> WatchMainLoop(const std::string& component, prometheus::Registry& registry);
+
+// Serves /healthz (503 once `loop` finds the main loop stuck), /readyz and
+// /metrics (the text exposition of `registry`) on --http_address (off when
+// it is empty); `ready` runs on the server's threads. `loop` must outlive
+// the server. Exits with status 2 if it cannot listen.
 std::unique_ptr<HttpServer> ServeHttp(const std::string& component, std::function<absl::Status()> ready,
-                                      std::shared_ptr<prometheus::Registry> registry);
+                                      std::shared_ptr<prometheus::Registry> registry, const LoopWatch* loop);
 
 }  // namespace agentfleet

@@ -75,18 +75,23 @@ int main(int argc, char** argv) {
   worker->SetMetrics(&metrics);
   auto tracer = OtlpExporter::Start(config.tracing, "agentfleet-worker");
   worker->SetTracer(tracer.get());
+  std::unique_ptr<LoopWatch> loop = WatchMainLoop("worker", *registry);
   auto http = ServeHttp(
       "worker",
       [&]() -> absl::Status {
         if (!worker->ready()) return absl::UnavailableError("not in the consumer group yet, or draining");
         return consumer->Ping(absl::Seconds(2));
       },
-      registry);
+      registry, loop.get());
   // The drain takes the grace period, then up to 30 s for the last
   // acknowledgements and 10 s to flush; past that the broker is not answering.
   StartShutdownWatchdog(options.shutdown_grace + absl::Seconds(45));
   Log(LogLevel::kInfo, "worker", "started", {{"worker", options.worker_id}});
-  status = worker->Run([] { return ShutdownRequested(); });
+  // The worker asks whether to stop once per turn of its loop.
+  status = worker->Run([&loop] {
+    loop->Turned();
+    return ShutdownRequested();
+  });
   providers->reset();  // calls still running are abandoned (already reported)
   worker->SetMetrics(nullptr);
   worker->SetTracer(nullptr);

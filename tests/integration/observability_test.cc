@@ -183,6 +183,13 @@ TEST_F(ObservabilityTest, PrometheusSeesWhatTheRunDid) {
   EXPECT_EQ(prom.Await("sum(agentfleet_worker_items_total)", calls), calls);
   EXPECT_EQ(prom.Await("count(sum by (job) (agentfleet_worker_items_total) > 0)", 2), 2);
   EXPECT_EQ(prom.WaitFor("sum(agentfleet_worker_items_in_flight)", [](double v) { return v == 0; }), 0);
+  // Every process's main loop turned in the last 30 s (time() is Prometheus's
+  // clock, the timestamps the processes'; both are this machine's), and each
+  // passes its liveness probe.
+  EXPECT_EQ(prom.Await("count(time() - agentfleet_main_loop_last_turn_timestamp_seconds < 30)", 3), 3);
+  for (const auto& [job, port] : targets) {
+    EXPECT_EQ(HttpGet(absl::StrCat("http://127.0.0.1:", port, "/healthz")).first, 200) << job;
+  }
   // Nothing was dead-lettered: the series does not exist at all.
   EXPECT_TRUE(std::isnan(prom.Query("sum(agentfleet_dlq_messages_total)")));
   // Nothing left to consume: the coordinator's lag is zero on both inputs.

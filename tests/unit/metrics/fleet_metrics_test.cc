@@ -14,6 +14,7 @@
 #include "metrics/fleet_metrics.h"
 #include "metrics/lag_monitor.h"
 #include "metrics/metrics.h"
+#include "service/loop_watch.h"
 #include "tests/unit/engine_test_util.h"
 
 namespace agentfleet {
@@ -183,6 +184,7 @@ TEST(MetricsTest, EveryMetricTheAlertsAndDashboardQueryIsExported) {
   CoordinatorMetrics coordinator(*registry);
   WorkerMetrics worker(*registry);
   LagMonitor lag(*registry, {}, {});
+  LoopWatch loop(*registry, "coordinator", absl::Minutes(10));  // service/, one per process
   // A family shows once it has a series: make one of each.
   v1::WorkResult ok;
   ok.set_status(v1::RESULT_STATUS_OK);
