@@ -30,9 +30,13 @@ absl::Status LoopWatch::Alive() const {
   int64_t turn = last_turn_ns_.load(std::memory_order_relaxed);
   absl::Duration since = clock_->Now() - absl::FromUnixNanos(turn);
   if (since <= bound_) return absl::OkStatus();
-  std::string message = absl::StrCat("the main loop has not turned for ", absl::FormatDuration(absl::Trunc(since, absl::Seconds(1))),
-                                     " (--liveness_timeout ", absl::FormatDuration(bound_), ")");
-  if (reported_ns_.exchange(turn) != turn) Log(LogLevel::kError, component_, "main loop stuck", {{"error", message}});
+  std::string message =
+      absl::StrCat("the main loop has not turned for ",
+                   absl::FormatDuration(absl::Trunc(since, absl::Seconds(1))),
+                   " (--liveness_timeout ", absl::FormatDuration(bound_), ")");
+  if (reported_ns_.exchange(turn) != turn) {
+    Log(LogLevel::kError, component_, "main loop stuck", {{"error", message}});
+  }
   return absl::UnavailableError(message);
 }
 
