@@ -19,22 +19,18 @@ LoopWatch::LoopWatch(prometheus::Registry& registry, const std::string& componen
   Turned();
 }
 
-void LoopWatch::Turned() {
-  absl::Time now = clock_->Now();
-  last_turn_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
-  last_turn_->Set(absl::ToDoubleSeconds(now - absl::UnixEpoch()));
-}
+void LoopWatch::Turned() { last_turn_->Set(absl::ToDoubleSeconds(clock_->Now() - absl::UnixEpoch())); }
 
 absl::Status LoopWatch::Alive() const {
   if (bound_ <= absl::ZeroDuration()) return absl::OkStatus();
-  int64_t turn = last_turn_ns_.load(std::memory_order_relaxed);
-  absl::Duration since = clock_->Now() - absl::FromUnixNanos(turn);
+  double turn = last_turn_->Value();  // the gauge is the record (an atomic double)
+  absl::Duration since = clock_->Now() - (absl::UnixEpoch() + absl::Seconds(turn));
   if (since <= bound_) return absl::OkStatus();
   std::string message =
       absl::StrCat("the main loop has not turned for ",
                    absl::FormatDuration(absl::Trunc(since, absl::Seconds(1))),
                    " (--liveness_timeout ", absl::FormatDuration(bound_), ")");
-  if (reported_ns_.exchange(turn) != turn) {
+  if (reported_.exchange(turn) != turn) {
     Log(LogLevel::kError, component_, "main loop stuck", {{"error", message}});
   }
   return absl::UnavailableError(message);

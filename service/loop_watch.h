@@ -8,7 +8,6 @@
 #pragma once
 
 #include <atomic>
-#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -41,9 +40,8 @@ class LoopWatch {
   const Clock* clock_;
   absl::Duration bound_;
   std::string component_;
-  prometheus::Gauge* last_turn_;
-  std::atomic<int64_t> last_turn_ns_;
-  mutable std::atomic<int64_t> reported_ns_{-1};  // the turn whose stall was logged
+  prometheus::Gauge* last_turn_;  // when the loop last turned, Unix seconds
+  mutable std::atomic<double> reported_{-1};  // the turn whose stall was logged
 };
 
 }  // namespace agentfleet

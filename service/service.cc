@@ -22,7 +22,8 @@ ABSL_FLAG(std::string, http_address, "",
           "port 0: any free port; empty: off)");
 ABSL_FLAG(absl::Duration, liveness_timeout, absl::Minutes(10),
           "/healthz fails once the main loop has not turned for this long (0: never); longer than the "
-          "longest bounded wait a turn can hold, a restore reading the state and audit logs");
+          "longest bounded wait a turn can hold: a restore's three reads of the state and audit logs, "
+          "up to 2 min each");
 
 namespace agentfleet {
 
