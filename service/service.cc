@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "kafka/topics.h"
@@ -21,7 +22,7 @@ ABSL_FLAG(std::string, http_address, "",
           "HOST:PORT of /healthz, /readyz and /metrics (workers 0.0.0.0:9090, coordinators 0.0.0.0:9091; "
           "port 0: any free port; empty: off)");
 ABSL_FLAG(absl::Duration, liveness_timeout, absl::Minutes(10),
-          "/healthz fails once the main loop has not turned for this long (0: never); longer than the "
+          "/healthz fails once the main loop has not turned for this long (0: never; negative: refused); longer than the "
           "longest bounded wait a turn can hold: a restore's three reads of the state and audit logs, "
           "up to 2 min each");
 
@@ -35,6 +36,10 @@ FleetConfig StartService(int argc, char** argv, const char* usage, const std::st
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetFlag(&FLAGS_http_address, default_http_address);  // the command line overrides it
   absl::ParseCommandLine(argc, argv);
+  if (absl::Duration bound = absl::GetFlag(FLAGS_liveness_timeout); bound < absl::ZeroDuration()) {
+    std::cerr << "--liveness_timeout " << absl::FormatDuration(bound) << ": must be 0 (off) or positive\n";
+    std::exit(2);
+  }
   InstallShutdownHandlers();
   auto config = LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_bootstrap),
                                   absl::GetFlag(FLAGS_dev_broker));

@@ -79,6 +79,9 @@ grep -q 'retention: 720h' rendered/default.yaml
 grep -q -- '--agents=classifier' rendered/pools.yaml
 grep -q -- '--agents=writer' rendered/pools.yaml
 grep -q 'terminationGracePeriodSeconds: 75' rendered/pools.yaml
+# Every coordinator and worker pool gets the liveness bound (default: it and one pool; pools: it and two).
+test "$(grep -c -- '--liveness_timeout=10m$' rendered/default.yaml)" = 2
+test "$(grep -c -- '--liveness_timeout=10m$' rendered/pools.yaml)" = 3
 
 node validate.mjs rendered/*.yaml
 node_modules/.bin/tsc -p .

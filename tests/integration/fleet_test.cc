@@ -1068,6 +1068,17 @@ TEST(StartupTest, BadConfigFailsAtStartNamingFileLineAndField) {
   }
 }
 
+TEST(StartupTest, NegativeLivenessTimeoutFailsAtStart) {
+  Fleet fleet("badliveness");
+  std::string path = fleet.WriteConfig("127.0.0.1:1");
+  for (const char* binary : {"agentfleet-coordinator", "agentfleet-worker"}) {
+    auto r = fleet.Run({binary, "--config", path, "--liveness_timeout=-5s"}, absl::Seconds(30));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->first, 2) << binary;
+    EXPECT_THAT(r->second, HasSubstr("--liveness_timeout -5s: must be 0 (off) or positive"));
+  }
+}
+
 TEST(DemoTest, DemoRunsTheSampleWorkloadAndPrintsAJsonSummary) {
   Fleet fleet("demo");
   auto r = fleet.Run({"agentfleet", "demo", "--tasks", "100", "--json",
