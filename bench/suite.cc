@@ -8,6 +8,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -832,39 +833,55 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
   };
 
   // 1. The raw limit, on the topics of a fleet config (two work topics), with
-  // its client settings (`kafka_extra`: a profile's).
-  auto measure_raw = [&](const std::string& name, const std::string& kafka_extra) -> absl::StatusOr<RawKafkaResult> {
+  // its client settings (`kafka_extra`: a profile's). Kept per profile, so
+  // its pipelined rate can be measured again beside each throughput run.
+  struct RawSetup {
+    std::unique_ptr<MockCluster> dev;  // on the development broker: the raw limit's own
+    RawKafkaOptions options;
+  };
+  std::map<std::string, RawSetup> raw_setups;  // by profile
+  const int passes = o.quick ? 1 : 3;
+  auto measure_raw = [&](const std::string& name, const std::string& profile,
+                         const std::string& kafka_extra) -> absl::StatusOr<RawKafkaResult> {
     RunSpec s = spec(name);
     std::string dir = o.work_dir + "/" + s.name;
     std::filesystem::create_directories(dir);
     std::string prefix = absl::StrCat("bench.", absl::ToUnixSeconds(absl::Now()), ".", s.name, ".");
     ASSIGN_OR_RETURN(FleetConfig config, LoadConfigString(BenchConfig(prefix, "at_least_once", "", kafka_extra),
                                                           dir + "/fleet.yaml"));
-    std::unique_ptr<MockCluster> dev;
+    RawSetup& setup = raw_setups[profile];
     if (o.bootstrap.empty()) {
-      ASSIGN_OR_RETURN(dev, MockCluster::Start(1, FleetTopics(config)));
-      config.kafka.properties["bootstrap.servers"] = dev->bootstrap();
+      ASSIGN_OR_RETURN(setup.dev, MockCluster::Start(1, FleetTopics(config)));
+      config.kafka.properties["bootstrap.servers"] = setup.dev->bootstrap();
       ApplyDevBrokerSettings(&config.kafka);
     } else {
       config.kafka.properties["bootstrap.servers"] = o.bootstrap;
       RETURN_IF_ERROR(CreateTopics(ProducerProperties(config.kafka), FleetTopics(config), absl::Seconds(60)));
     }
     Topics topics(prefix);
-    RawKafkaOptions r;
+    RawKafkaOptions& r = setup.options;
     r.producer = ProducerProperties(config.kafka);
     r.consumer = ConsumerProperties(config.kafka, "unused");
     r.ping_topic = topics.Work("echo");
     r.pong_topic = topics.Work("slow");
     r.round_trips = n.round_trips;
     r.messages = n.raw_messages;
+    r.pipelined_passes = passes;
     ASSIGN_OR_RETURN(RawKafkaResult raw, MeasureRawKafka(r));
     Percentiles rt = PercentilesOf(raw.round_trip_ms);
     Say(absl::StrCat("raw (", name, "): round trip p50 ", rt.p50, " ms, p99 ", rt.p99, " ms; ",
-                     static_cast<int64_t>(raw.messages_per_s), " msg/s pipelined"));
+                     static_cast<int64_t>(raw.messages_per_s), " msg/s pipelined (median of ", passes, ")"));
     return raw;
   };
+  // The profile's raw pipelined rate, now: its passes' rates.
+  auto pipelined_now = [&](const std::string& profile) -> absl::StatusOr<std::vector<double>> {
+    RawKafkaOptions r = raw_setups.at(profile).options;
+    r.round_trips = 0;
+    ASSIGN_OR_RETURN(RawKafkaResult raw, MeasureRawKafka(r));
+    return raw.pipelined_per_s;
+  };
   Say("raw librdkafka round trip and pipelined rate");
-  ASSIGN_OR_RETURN(out.raw, measure_raw("raw", KafkaExtra(o)));
+  ASSIGN_OR_RETURN(out.raw, measure_raw("raw", "default", KafkaExtra(o)));
   out.raw_round_trip = PercentilesOf(out.raw.round_trip_ms);
 
   // 2 and 3. Step overhead (one task at a time) and throughput, per
@@ -896,7 +913,7 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
       p.profile.raw_round_trip = out.raw_round_trip;
       p.profile.raw_messages_per_s = out.raw.messages_per_s;
     } else {
-      ASSIGN_OR_RETURN(RawKafkaResult raw, measure_raw("raw-" + p.profile.name, p.kafka_extra));
+      ASSIGN_OR_RETURN(RawKafkaResult raw, measure_raw("raw-" + p.profile.name, p.profile.name, p.kafka_extra));
       p.profile.raw_round_trip = PercentilesOf(raw.round_trip_ms);
       p.profile.raw_messages_per_s = raw.messages_per_s;
     }
@@ -919,12 +936,22 @@ absl::StatusOr<BrokerResults> RunBenchSuite(const BenchOptions& o) {
       step.mode = m.label;
       RETURN_IF_ERROR(MeasureLatency(*f, "one", 0, n.latency_samples, &step.step, &step.task));
       out.steps.push_back(step);
+      // The raw pipelined rate right before and after the throughput run:
+      // this machine's speed moves by ×2 within minutes.
+      ASSIGN_OR_RETURN(std::vector<double> raw_rates, pipelined_now(p.profile.name));
       ASSIGN_OR_RETURN(auto t, MeasureThroughput(*f, "chain4", n.throughput_tasks));
+      ASSIGN_OR_RETURN(std::vector<double> raw_after, pipelined_now(p.profile.name));
+      raw_rates.insert(raw_rates.end(), raw_after.begin(), raw_after.end());
+      t.raw_messages_per_s = PercentilesOf(raw_rates).p50;
+      t.raw_min_per_s = *std::min_element(raw_rates.begin(), raw_rates.end());
+      t.raw_max_per_s = *std::max_element(raw_rates.begin(), raw_rates.end());
       t.profile = p.profile.name;
       t.mode = m.label;
       out.throughput.push_back(t);
       Say(absl::StrCat(m.label, " (", p.profile.name, "): step p50 ", step.step.p50, " ms, p99 ", step.step.p99,
-                       " ms; ", static_cast<int64_t>(t.steps_per_s), " steps/s"));
+                       " ms; ", static_cast<int64_t>(t.steps_per_s), " steps/s against raw ",
+                       static_cast<int64_t>(t.raw_messages_per_s), " msg/s pipelined beside it (",
+                       static_cast<int64_t>(t.raw_min_per_s), "–", static_cast<int64_t>(t.raw_max_per_s), ")"));
     }
   }
 

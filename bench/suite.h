@@ -82,6 +82,10 @@ struct BrokerResults {
     double coordinator_cpu_s = 0, workers_cpu_s = 0, machine_busy = 0;  // busy: share of all cores
     std::string profile = "default";
     int64_t calls = 0;  // model calls, as the results' usage counts them
+    // The raw pipelined rate with the profile's settings, measured right
+    // before and after this run (0: not measured; the broker's is used):
+    // the median of those passes, and their range.
+    double raw_messages_per_s = 0, raw_min_per_s = 0, raw_max_per_s = 0;
   };
   std::vector<Throughput> throughput;
 

@@ -18,8 +18,11 @@ struct RawKafkaResult {
   // Ping-pong, one message at a time: client → ping topic → echo (consume,
   // produce) → pong topic → client.
   std::vector<double> round_trip_ms;
-  // Pipelined: `messages` produced as fast as the client can, through the echo.
+  // Pipelined: `messages` produced as fast as the client can, through the
+  // echo, once per pass; the rate of each pass, and their median (nearest
+  // rank).
   int64_t messages = 0;
+  std::vector<double> pipelined_per_s;
   double messages_per_s = 0;
 };
 
@@ -29,6 +32,7 @@ struct RawKafkaOptions {
   std::string ping_topic, pong_topic;           // existing, same partition count
   int round_trips = 200;
   int64_t messages = 50000;
+  int pipelined_passes = 1;
   size_t message_bytes = 256;
   absl::Duration timeout = absl::Minutes(2);
 };
