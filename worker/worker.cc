@@ -151,6 +151,9 @@ absl::Status Worker::Run(const std::function<bool()>& stop) {
   absl::Time deadline = absl::Now() + options_.shutdown_grace;
   auto wait_for_results = [&](absl::Time until) {
     while (tracker_.in_flight() > 0 && absl::Now() < until && !delivery_failed_.load()) {
+      // Still a turn of the loop: asked once per pass here too (its answer
+      // no longer matters), so a watch on the loop sees a long drain go on.
+      (void)stop();
       Heartbeat();
       SendDueReceipts();
       consumer_->Poll(absl::Milliseconds(20), 0);

@@ -94,7 +94,8 @@ class Worker : public RebalanceListener {
          std::map<std::string, ModelProvider*> providers, WorkerOptions options);
 
   [[nodiscard]] absl::Status Start();  // checks the agents, subscribes
-  // Loops until `stop()`; then drains: stops fetching, lets in-flight items
+  // Loops until `stop()`, asked once per turn of the loop (the drain's turns
+  // too: a liveness watch can count them); then drains: stops fetching, lets in-flight items
   // finish within the grace period, reports those still running as retryable
   // "worker_shutdown" failures (the coordinator retries them at once), waits
   // for Kafka to acknowledge every result and commits. Returns an error if a

@@ -119,7 +119,12 @@ class WorkerLoopTest : public ::testing::Test {
     consumer_.set_listener(worker_.get());
     ASSERT_TRUE(worker_->Start().ok());
     consumer_.ScheduleRebalance({{topic_, 0}});
-    thread_ = std::thread([this] { (void)worker_->Run([this] { return stop_.load(); }); });
+    thread_ = std::thread([this] {
+      (void)worker_->Run([this] {
+        ++asks_;
+        return stop_.load();
+      });
+    });
   }
   // Lets the worker's loop go round `n` more times (each polls once).
   bool LoopRuns(int n) {
@@ -177,6 +182,7 @@ class WorkerLoopTest : public ::testing::Test {
   HeldProvider provider_;
   std::unique_ptr<Worker> worker_;
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> asks_{0};  // how often the loop asked whether to stop
   std::thread thread_;
 };
 
@@ -364,6 +370,29 @@ TEST_F(WorkerLoopTest, ADrainReportsCallsStillRunningAsRetryableShutdownFailures
   }
   EXPECT_EQ(worker_->stats().abandoned.load(), 2);
   EXPECT_EQ(worker_->in_flight(), 0u);
+}
+
+// A drain within the grace period keeps asking the stop predicate once per
+// pass, as the loop does: the process's liveness watch (/healthz) counts
+// those asks as turns, so a drain longer than --liveness_timeout is not
+// taken for a stuck loop. The call it waits for then ends normally.
+TEST_F(WorkerLoopTest, ADrainKeepsAskingTheStopPredicateWhileItWaits) {
+  options_.shutdown_grace = absl::Hours(1);
+  AppendItem("t1");
+  StartWorker(/*max_in_flight=*/4);
+  ASSERT_TRUE(Eventually([&] { return provider_.held() == 1; }));
+  stop_.store(true);
+  int64_t at_stop = asks_.load();
+  ASSERT_TRUE(Eventually([&] { return asks_.load() >= at_stop + 5; })) << "the drain stopped asking";
+  EXPECT_EQ(worker_->in_flight(), 1u) << "still draining: the call is held";
+  provider_.ReleaseAll();
+  thread_.join();
+  std::vector<v1::WorkEvent> events = Events();
+  ASSERT_EQ(Count(events, v1::WorkEvent::kResult), 1);
+  for (const v1::WorkEvent& e : events) {
+    if (e.has_result()) EXPECT_EQ(e.result().status(), v1::RESULT_STATUS_OK) << "the call ended within the grace";
+  }
+  EXPECT_EQ(worker_->stats().abandoned.load(), 0);
 }
 
 // Seen in CI (HttpWorkerTest.SigtermUnderLoad..., Kafka 4.4.0): a rebalance
