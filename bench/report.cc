@@ -70,7 +70,8 @@ void WriteProfilesTable(std::ostringstream& md, const std::vector<BrokerResults>
   for (const auto& r : results) any = any || r.profiles.size() > 1;
   if (!any) return;
   md << "\n#### Latency against throughput: commit policies and the low-latency profile\n\n";
-  md << "Each profile's raw round trip and pipelined rate are measured with its own client settings. "
+  md << "Each profile's raw round trip and pipelined rate are measured with its own client settings; *of raw "
+        "pipelined* sets each throughput run against the rate measured beside it (above). "
         "*exactly_once (interval)* commits every 100 ms (`commit_policy: interval`, the behaviour before "
         "adaptive commits); *coordinator CPU per step*: the coordinator's CPU time over the throughput run, "
         "per step.\n\n";
